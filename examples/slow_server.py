@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Test server (a): an HTTP server with a slow start and in-memory state.
+
+Start-up spends --startup-seconds building a table in memory (standing in for an engine loading weights and
+compiling). The state that must survive a snapshot round trip:
+  GET  /health          200 once ready
+  GET  /answer?q=TEXT   a deterministic answer computed from the in-memory table (the canary)
+  PUT  /kv/KEY          store a value in memory (body = value; POST works too)
+  GET  /kv/KEY          read it back
+  GET  /stats           {"requests": n, "pid": ..., "started_ms": ...}
+Only the standard library is used.
+"""
+import argparse
+import hashlib
+import json
+import os
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+
+def build_table(seconds: float) -> list[bytes]:
+    """Chains sha256 for `seconds`: slow on purpose, and the result depends on every step."""
+    table, digest, deadline = [], b"stasis", time.monotonic() + seconds
+    while time.monotonic() < deadline or len(table) < 1024:
+        digest = hashlib.sha256(digest).digest()
+        table.append(digest)
+    return table[:1024]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--startup-seconds", type=float, default=5.0)
+    args = ap.parse_args()
+    t0 = time.monotonic()
+    print(f"slow_server: building state for {args.startup_seconds:.1f} s", flush=True)
+    table = build_table(args.startup_seconds)
+    kv: dict[str, str] = {}
+    stats = {"requests": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def reply(self, status: int, body: object) -> None:
+            data = (json.dumps(body, sort_keys=True) + "\n").encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802
+            stats["requests"] += 1
+            url = urlparse(self.path)
+            if url.path == "/health":
+                return self.reply(200, {"ok": True})
+            if url.path == "/answer":
+                q = parse_qs(url.query).get("q", [""])[0]
+                h = hashlib.sha256(q.encode())
+                for row in table[: 1 + len(q) * 7 % 1024]:
+                    h.update(row)
+                return self.reply(200, {"q": q, "answer": h.hexdigest()})
+            if url.path.startswith("/kv/"):
+                key = url.path[4:]
+                return self.reply(200, {"key": key, "value": kv[key]}) if key in kv else self.reply(404, {"error": "no such key"})
+            if url.path == "/stats":
+                return self.reply(200, {"requests": stats["requests"], "pid": os.getpid(), "keys": len(kv)})
+            return self.reply(404, {"error": "not found"})
+
+        def do_PUT(self) -> None:  # noqa: N802
+            url = urlparse(self.path)
+            length = int(self.headers.get("Content-Length", "0"))
+            value = self.rfile.read(length).decode()
+            if not url.path.startswith("/kv/"):
+                return self.reply(404, {"error": "not found"})
+            kv[url.path[4:]] = value
+            return self.reply(200, {"stored": url.path[4:]})
+
+        do_POST = do_PUT  # noqa: N815
+
+        def log_message(self, fmt: str, *a: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server.daemon_threads = True
+    print(f"slow_server: ready on {args.host}:{args.port} after {time.monotonic() - t0:.2f} s", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

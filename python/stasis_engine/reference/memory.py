@@ -1,0 +1,67 @@
+"""What the engine process holds (host RSS, GPU memory, threads, children) and giving host memory back.
+
+After sleep the engine process is checkpointed: everything it still holds on the host, or on the GPU
+(copied to the host by the CUDA checkpoint), ends up in the snapshot image. ``trim`` drops what can go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import os
+from typing import Any
+
+import torch
+
+
+def host_rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def process_info() -> dict[str, Any]:
+    """Threads and child processes: CRIU dumps all of them, so none should linger after start-up."""
+    tasks = os.listdir("/proc/self/task")
+    children: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/children") as f:
+                children += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return {"pid": os.getpid(), "threads": len(tasks), "children": children}
+
+
+def gpu_info(device: torch.device) -> dict[str, Any]:
+    if device.type != "cuda":
+        return {}
+    free, total = torch.cuda.mem_get_info(device)
+    return {"device_used_bytes": total - free, "device_total_bytes": total,
+            "torch_allocated_bytes": torch.cuda.memory_allocated(device),
+            "torch_reserved_bytes": torch.cuda.memory_reserved(device)}
+
+
+def snapshot(device: torch.device) -> dict[str, Any]:
+    return {"host_rss_bytes": host_rss_bytes(), **gpu_info(device), **process_info()}
+
+
+def freeze_startup_objects() -> None:
+    """Move everything start-up created out of the collector's reach: later collections only walk new objects."""
+    gc.collect()
+    gc.freeze()
+
+
+def trim(device: torch.device, *, collect: bool = True) -> None:
+    """Return freed memory: Python garbage (``collect``), torch's CUDA and pinned-host caches, glibc's free lists."""
+    if collect:
+        gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch._C._host_emptyCache()  # pinned host blocks torch keeps cached after a free
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

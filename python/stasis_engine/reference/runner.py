@@ -1,0 +1,200 @@
+"""Greedy generation over the arena-backed model: eager prefill, then decode steps that are compiled
+(``torch.compile``) and replayed from CUDA graphs captured per batch size, as vLLM does.
+
+A batch is left-padded to its longest prompt. Row ``i`` with ``pad[i]`` padding slots sees cache slots
+``[pad[i], current]``; pad positions see only themselves, so every attention row has a finite result and no
+NaN can reach the cache. A batch of ``n`` runs in the smallest captured size ``b >= n``; the extra rows are
+dummies (token 0, no padding) whose results are dropped.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .kv_cache import KVCache
+
+
+@dataclass
+class _Bucket:
+    """Static inputs of one decode batch size, and its captured graph and outputs once captured."""
+
+    ids: torch.Tensor
+    pad: torch.Tensor
+    cache: Any
+    graph: Any = None
+    out: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+@dataclass
+class RunnerInfo:
+    compile: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
+    cuda_graphs: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
+
+
+class Runner:
+    def __init__(self, model: torch.nn.Module, kv: KVCache, device: torch.device, sizes: tuple[int, ...]) -> None:
+        self.model, self.kv, self.device = model, kv, device
+        self.start = kv.start
+        self.max_len = kv.shape.max_len
+        self.sizes = tuple(sorted(sizes))
+        self.max_batch = self.sizes[-1]
+        self.info = RunnerInfo()
+        kv_range = torch.arange(self.max_len, device=device)
+        start = self.start
+
+        def step(ids: torch.Tensor, pad: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            qslot = start + torch.arange(ids.shape[1], device=ids.device)
+            positions = (qslot[None, :] - pad[:, None]).clamp(min=0)
+            kvr, qs = kv_range[None, None, :], qslot[None, :, None]
+            visible = ((kvr >= pad[:, None, None]) & (kvr <= qs)) | (kvr == qs)
+            out = model(input_ids=ids, position_ids=positions, attention_mask=visible[:, None],
+                        past_key_values=cache, use_cache=True, logits_to_keep=1)
+            logits = out.logits[:, -1, :]
+            return logits, logits.argmax(dim=-1)
+
+        self._eager = step
+        self._decode = step
+        self._buckets = {
+            b: _Bucket(torch.zeros((b, 1), dtype=torch.long, device=device),
+                       torch.zeros((b,), dtype=torch.long, device=device), kv.for_batch(b))
+            for b in self.sizes
+        }
+
+    # -- start-up -------------------------------------------------------------------------------------------
+
+    def compile(self) -> dict[str, Any]:
+        """torch.compile the decode step and compile it for every batch size (largest first, batch dynamic)."""
+        import torch._inductor.async_compile
+        import torch._inductor.config
+
+        # In this process, not in a worker pool: a pool would stay in the process tree and end up in snapshots.
+        torch._inductor.config.compile_threads = 1
+        info: dict[str, Any] = {"enabled": True, "ok": True, "ms_per_size": {}}
+        compiled = torch.compile(self._eager, dynamic=None, fullgraph=False)
+        for b, bucket in self._buckets.items():
+            if b > 1 and len(self.sizes) > 1:  # one graph for all sizes >= 2; size 1 is specialized by dynamo
+                torch._dynamo.mark_dynamic(bucket.ids, 0)
+                torch._dynamo.mark_dynamic(bucket.pad, 0)
+                for layer in bucket.cache.layers:
+                    torch._dynamo.mark_dynamic(layer.keys, 0)
+                    torch._dynamo.mark_dynamic(layer.values, 0)
+        try:
+            with torch.no_grad():
+                for b in sorted(self.sizes, reverse=True):
+                    t = time.perf_counter()
+                    bucket = self._buckets[b]
+                    self.start.fill_(0)
+                    compiled(bucket.ids, bucket.pad, bucket.cache)
+                    self._sync()
+                    info["ms_per_size"][b] = round((time.perf_counter() - t) * 1000, 1)
+        except Exception as e:  # keep serving: an engine that cannot compile still answers, eagerly
+            info.update(ok=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=8))
+            self.info.compile = info
+            return info
+        finally:
+            torch._inductor.async_compile.shutdown_compile_workers()  # none should exist; make sure
+        self._decode = compiled
+        self.info.compile = info
+        return info
+
+    def capture(self) -> dict[str, Any]:
+        """Capture one CUDA graph per batch size, largest first, all in one memory pool (GPU only)."""
+        info: dict[str, Any] = {"enabled": True, "ok": True, "sizes": list(self.sizes)}
+        pool = torch.cuda.graph_pool_handle()
+        stream = torch.cuda.Stream(self.device)
+        try:
+            with torch.no_grad():
+                for b in sorted(self.sizes, reverse=True):
+                    bucket = self._buckets[b]
+                    self.start.fill_(0)
+                    stream.wait_stream(torch.cuda.current_stream(self.device))
+                    with torch.cuda.stream(stream):
+                        for _ in range(2):  # warm-up on the capture stream (cuBLAS handles, lazy inits)
+                            self._decode(bucket.ids, bucket.pad, bucket.cache)
+                    stream.synchronize()
+                    graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(graph, pool=pool, stream=stream):
+                        out = self._decode(bucket.ids, bucket.pad, bucket.cache)
+                    bucket.graph, bucket.out = graph, out
+            torch.cuda.synchronize(self.device)
+        except Exception as e:  # keep serving without graphs rather than not at all
+            for bucket in self._buckets.values():
+                bucket.graph = bucket.out = None
+            info.update(ok=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=8))
+        self.info.cuda_graphs = info
+        return info
+
+    # -- serving --------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(self, prompts: list[list[int]], max_tokens: int, logprobs: int | None,
+                 stop_ids: list[int]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(prompts), self.max_batch):
+            out += self._generate_batch(prompts[i:i + self.max_batch], max_tokens, logprobs, set(stop_ids))
+        return out
+
+    def _generate_batch(self, prompts: list[list[int]], max_tokens: int, k: int | None,
+                        stop_ids: set[int]) -> list[dict[str, Any]]:
+        n, width = len(prompts), max(len(p) for p in prompts)
+        ids = torch.zeros((n, width), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
+        pads = torch.tensor([width - len(p) for p in prompts], dtype=torch.long)
+        results: list[dict[str, Any]] = [{"token_ids": [], "finish_reason": "length", "stop_reason": None,
+                    "logprobs": [] if k is not None else None} for _ in prompts]
+        done = [False] * n
+
+        self.start.fill_(0)
+        logits, nxt = self._eager(ids.to(self.device), pads.to(self.device), self.kv.for_batch(n))
+        self._record(results, done, logits[:n], nxt[:n], k, stop_ids)
+        bucket = self._buckets[next(b for b in self.sizes if b >= n)]
+        bucket.pad.zero_()
+        bucket.pad[:n].copy_(pads)
+        bucket.ids.zero_()
+        for t in range(1, max_tokens):
+            if all(done):
+                break
+            bucket.ids[:n, 0].copy_(nxt[:n])
+            self.start.fill_(width + t - 1)
+            logits, nxt = self._run(bucket)
+            self._record(results, done, logits[:n], nxt[:n], k, stop_ids)
+        return results
+
+    def _run(self, bucket: _Bucket) -> tuple[torch.Tensor, torch.Tensor]:
+        if bucket.graph is not None and bucket.out is not None:
+            bucket.graph.replay()
+            return bucket.out
+        return self._decode(bucket.ids, bucket.pad, bucket.cache)
+
+    @staticmethod
+    def _record(results: list[dict[str, Any]], done: list[bool], logits: torch.Tensor, nxt: torch.Tensor,
+                k: int | None, stop_ids: set[int]) -> None:
+        tokens = nxt.tolist()
+        steps: list[dict[str, Any]] | None = None
+        if k is not None:
+            lp = torch.log_softmax(logits.float(), dim=-1)
+            chosen = lp.gather(1, nxt.view(-1, 1)).view(-1).tolist()
+            top_v, top_i = lp.topk(k, dim=-1) if k else (lp[:, :0], nxt.view(-1, 1)[:, :0])
+            steps = [{"token": tok, "logprob": chosen[i],
+                      "top": [[t, v] for t, v in zip(top_i[i].tolist(), top_v[i].tolist(), strict=True)]}
+                     for i, tok in enumerate(tokens)]
+        for i, tok in enumerate(tokens):
+            if done[i]:
+                continue
+            res = results[i]
+            res["token_ids"].append(tok)
+            if steps is not None:
+                res["logprobs"].append(steps[i])
+            if tok in stop_ids:
+                res["finish_reason"], res["stop_reason"] = "stop", tok
+                done[i] = True
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)

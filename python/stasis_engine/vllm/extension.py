@@ -1,0 +1,153 @@
+"""``StasisWorkerExtension``: fast weights for vLLM, callable through ``POST /collective_rpc``.
+
+Start vLLM with ``--enable-sleep-mode --worker-extension-cls stasis_engine.vllm.extension.StasisWorkerExtension``
+(and ``VLLM_SERVER_DEV_MODE=1`` for /collective_rpc). vLLM adds these methods to every GPU worker; ``self``
+is the worker. Arguments are strings (collective_rpc passes strings only).
+
+- ``stasis_dump_weights(path)``: dump the "weights" pool allocations by (address, size). ``{rank}`` in the
+  path becomes the worker's rank (required when there are several workers).
+- ``stasis_load_weights(path, method="auto", verify="false")``: refill those allocations in place, after
+  ``POST /wake_up?tags=weights`` and before waking the KV cache. Refuses, writing nothing, when the live
+  layout differs from the dump or the weights are not mapped.
+- ``stasis_weights_layout(path="")``: the live layout; with a path, also whether it matches that dump.
+
+Each returns ``{"ok": true, "rank": r, ...}`` or ``{"ok": false, "rank": r, "error": {code, message, hint}}``,
+so the product gets a structured answer per worker rather than vLLM's generic RPC failure.
+
+Example::
+
+    curl -s localhost:8000/collective_rpc -H content-type:application/json \\
+      -d '{"method": "stasis_load_weights", "args": ["/snap/weights-rank{rank}.stasisw"]}'
+    # {"results": [{"ok": true, "rank": 0, "path": "...", "stats": {"gbps": 51.2, ...}}]}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import StasisEngineError
+from ..weights.dump import dump
+from ..weights.extent import Extent
+from ..weights.format import read_header
+from ..weights.load import METHODS, load_into
+from . import _pool
+
+
+class StasisWorkerExtension:
+    """Mixed into vLLM's GPU worker; every name is prefixed so none clashes with the worker's own."""
+
+    def stasis_weights_layout(self, path: str = "") -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            live = self._stasis_live_extents()
+            out: dict[str, Any] = {"device": str(self._stasis_device()), **_pool.layout_json(live)}
+            if path:
+                target = self._stasis_path(path)
+                problems = _layout_problems(target, live)
+                out.update(path=target, matches=not problems, problems=problems[:20])
+            return out
+
+        return self._stasis_call(run)
+
+    def stasis_dump_weights(self, path: str) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            target = self._stasis_path(path)
+            live = self._stasis_live_extents()
+            _refuse_asleep(self._stasis_asleep())
+            meta = {
+                "engine": "vllm", "rank": self._stasis_rank(), "model": self._stasis_model(), "tag": _pool.WEIGHTS_TAG,
+            }
+            stats = dump(live, target, device=self._stasis_device(), meta=meta)
+            return {"path": target, "stats": stats.to_dict(), **_pool.layout_json(live)}
+
+        return self._stasis_call(run)
+
+    def stasis_load_weights(self, path: str, method: str = "auto", verify: str = "false") -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            if method not in METHODS:
+                raise StasisEngineError("bad_argument", f"method={method!r}, expected one of {', '.join(METHODS)}")
+            target = self._stasis_path(path)
+            live = self._stasis_live_extents()
+            problems = _layout_problems(target, live)
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                raise StasisEngineError(
+                    "weights_layout", f"live weights layout differs from the dump {target}: {problems[0]}{more}",
+                    hint="start the engine exactly as at capture (same model, dtype, parallelism, quantization, vLLM)",
+                    details={"problems": problems[:20], "count": len(problems)},
+                )
+            _refuse_asleep(self._stasis_asleep())
+            stats = load_into(live, target, method=method, verify=_flag(verify), device=self._stasis_device())
+            return {"path": target, "stats": stats.to_dict()}
+
+        return self._stasis_call(run)
+
+    # Helpers: underscore-prefixed and namespaced, since vLLM refuses extension names the worker already has.
+
+    def _stasis_call(self, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        rank = self._stasis_rank()
+        try:
+            return {"ok": True, "rank": rank, **run()}
+        except StasisEngineError as e:
+            return {"ok": False, "rank": rank, "error": e.to_dict()}
+
+    def _stasis_rank(self) -> int:
+        return int(getattr(self, "rank", 0) or 0)
+
+    def _stasis_world_size(self) -> int:
+        parallel = getattr(self, "parallel_config", None)
+        return int(getattr(parallel, "world_size", 1) or 1)
+
+    def _stasis_device(self) -> Any:
+        device = getattr(self, "device", None)
+        if device is None:
+            import torch
+
+            return torch.device("cuda", torch.cuda.current_device())
+        return device
+
+    def _stasis_model(self) -> str | None:
+        model = getattr(getattr(self, "model_config", None), "model", None)
+        return str(model) if model is not None else None
+
+    def _stasis_path(self, path: str) -> str:
+        return _pool.format_path(path, self._stasis_rank(), self._stasis_world_size())
+
+    def _stasis_pool(self) -> Any:
+        return _pool.allocator().pointer_to_data
+
+    def _stasis_live_extents(self) -> list[Extent]:
+        live = _pool.pool_extents(self._stasis_pool())
+        if not live:
+            raise StasisEngineError(
+                "vllm_no_weights_pool", "vLLM's allocator holds no 'weights' allocations",
+                hint="start vLLM with --enable-sleep-mode so the weights live in its memory pool",
+            )
+        return live
+
+    def _stasis_asleep(self) -> list[Extent]:
+        return _pool.asleep_extents(self._stasis_pool())
+
+
+def _layout_problems(path: str, live: list[Extent]) -> list[str]:
+    from ..weights._targets import Target, layout_problems
+
+    header = read_header(path)
+    if header.kind != "extents":
+        return [f"{path} holds named tensors, not a vLLM weights-pool dump"]
+    targets = [Target(e.address, e.address, e.size) for e in live]
+    return [text for _, text in layout_problems(header.extents, targets, True)]
+
+
+def _refuse_asleep(asleep: list[Extent]) -> None:
+    if asleep:
+        raise StasisEngineError(
+            "vllm_weights_asleep", f"{len(asleep)} weights allocations are not mapped (first {asleep[0].address:#x})",
+            hint="POST /wake_up?tags=weights first",
+        )
+
+
+def _flag(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,181 @@
+"""Where loaded bytes go: a CUDA device (async copies on our own stream) or host memory (memmove).
+
+The load pipelines only talk to a Copier, so the same pipeline code runs on the GPU and, in CI, on the CPU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Protocol
+
+from . import _libc
+
+
+class Copier(Protocol):
+    kind: str
+
+    def thread_init(self) -> None: ...
+    def alloc_staging(self, size: int) -> int: ...
+    def free_staging(self, address: int, size: int) -> None: ...
+    def register_readonly(self, address: int, size: int) -> None: ...
+    def unregister(self, address: int) -> None: ...
+    def copy(self, dst: int, src: int, size: int) -> None: ...
+    def copy_to_host(self, dst: int, src: int, size: int) -> None: ...
+    def record(self, slot: int) -> None: ...
+    def wait(self, slot: int) -> None: ...
+    def synchronize(self) -> None: ...
+    def target_problem(self, address: int, size: int) -> str | None: ...
+    def close(self) -> None: ...
+
+
+class HostCopier:
+    """Targets in host memory: copies are memmoves, registration and events are no-ops."""
+
+    kind = "cpu"
+
+    def thread_init(self) -> None:
+        pass
+
+    def alloc_staging(self, size: int) -> int:
+        return _libc.map_anonymous(size)
+
+    def free_staging(self, address: int, size: int) -> None:
+        _libc.unmap(address, size)
+
+    def register_readonly(self, address: int, size: int) -> None:
+        pass
+
+    def unregister(self, address: int) -> None:
+        pass
+
+    def copy(self, dst: int, src: int, size: int) -> None:
+        ctypes.memmove(dst, src, size)
+
+    def copy_to_host(self, dst: int, src: int, size: int) -> None:
+        ctypes.memmove(dst, src, size)
+
+    def record(self, slot: int) -> None:
+        pass
+
+    def wait(self, slot: int) -> None:
+        pass
+
+    def synchronize(self) -> None:
+        pass
+
+    def target_problem(self, address: int, size: int) -> str | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class CudaCopier:
+    """Targets on one GPU: host-to-device copies on a private non-blocking stream, one event per ring slot.
+
+    Construction makes ``index`` the current device (restored by ``close``) and waits for the device to be
+    idle, so no kernel still reads a target while we overwrite it.
+    """
+
+    kind = "cuda"
+
+    def __init__(self, index: int) -> None:
+        from ._cudart import runtime
+
+        self.rt = runtime()
+        self.index = index
+        self._previous = self.rt.get_device()
+        self.rt.set_device(index)
+        self._events: dict[int, int] = {}
+        self.stream = 0
+        try:
+            self.rt.device_synchronize()
+            self.stream = self.rt.stream_create()
+        except BaseException:
+            self.rt.set_device(self._previous)
+            raise
+
+    def thread_init(self) -> None:
+        # A pool thread must make our device current before any runtime call, or the runtime would
+        # create a context on device 0 for it.
+        self.rt.set_device(self.index)
+
+    def alloc_staging(self, size: int) -> int:
+        from ._cudart import HOST_REGISTER_PORTABLE
+
+        address = _libc.map_anonymous(size, populate=True)
+        try:
+            self.rt.host_register(address, size, HOST_REGISTER_PORTABLE)
+        except BaseException:
+            _libc.unmap(address, size)
+            raise
+        return address
+
+    def free_staging(self, address: int, size: int) -> None:
+        try:
+            self.rt.host_unregister(address)
+        finally:
+            _libc.unmap(address, size)
+
+    def register_readonly(self, address: int, size: int) -> None:
+        from ._cudart import HOST_REGISTER_PORTABLE, HOST_REGISTER_READ_ONLY
+
+        self.rt.host_register(address, size, HOST_REGISTER_PORTABLE | HOST_REGISTER_READ_ONLY)
+
+    def unregister(self, address: int) -> None:
+        self.rt.host_unregister(address)
+
+    def copy(self, dst: int, src: int, size: int) -> None:
+        from ._cudart import MEMCPY_H2D
+
+        self.rt.memcpy_async(dst, src, size, MEMCPY_H2D, self.stream)
+
+    def copy_to_host(self, dst: int, src: int, size: int) -> None:
+        from ._cudart import MEMCPY_D2H
+
+        self.rt.memcpy(dst, src, size, MEMCPY_D2H)  # synchronous; used by dump only
+
+    def record(self, slot: int) -> None:
+        event = self._events.get(slot)
+        if event is None:
+            event = self._events[slot] = self.rt.event_create()
+        self.rt.event_record(event, self.stream)
+
+    def wait(self, slot: int) -> None:
+        event = self._events.get(slot)
+        if event is not None:
+            self.rt.event_synchronize(event)
+
+    def synchronize(self) -> None:
+        self.rt.stream_synchronize(self.stream)
+
+    def target_problem(self, address: int, size: int) -> str | None:
+        from ._cudart import MEMORY_TYPE_DEVICE, MEMORY_TYPE_MANAGED
+
+        for probe in (address, address + max(size, 1) - 1):
+            found = self.rt.pointer_device(probe)
+            if found is None or found[0] not in (MEMORY_TYPE_DEVICE, MEMORY_TYPE_MANAGED):
+                return f"{probe:#x} is not mapped GPU memory"
+            if found[1] != self.index:
+                return f"{probe:#x} is memory of cuda:{found[1]}, not cuda:{self.index}"
+        return None
+
+    def close(self) -> None:
+        # Invariant: nothing of ours outlives the load (the process is checkpointed later): the stream is
+        # drained and destroyed, the events destroyed, the caller's current device restored.
+        try:
+            if self.stream:
+                self.rt.stream_synchronize(self.stream)
+        finally:
+            for event in self._events.values():
+                self.rt.event_destroy(event)
+            self._events.clear()
+            if self.stream:
+                self.rt.stream_destroy(self.stream)
+                self.stream = 0
+            self.rt.set_device(self._previous)
+
+
+def open_copier(kind: str, index: int | None) -> Copier:
+    """A HostCopier for "cpu", a CudaCopier for "cuda" (close it in a finally)."""
+    return HostCopier() if kind == "cpu" else CudaCopier(index or 0)

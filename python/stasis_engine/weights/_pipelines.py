@@ -1,0 +1,199 @@
+"""The load methods. Each takes planned copies/windows, an open fd, a Copier and a thread pool.
+
+- ``run_reads`` ("cpu"): parallel preads straight into host targets.
+- ``run_ring`` ("pinned-ring", "direct"): reader threads fill a ring of pinned slots, the main thread issues
+  one async copy per piece and an event per slot; a slot is reused once its event has fired.
+- ``run_hostreg`` ("hostreg"): mmap the file, register windows of it with the GPU (read-only, on the pool,
+  in parallel), copy from the page cache as each window's registration lands.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from . import _libc
+from ._copier import Copier
+from ._plan import Copy, Window
+
+Stages = dict[str, float]
+
+
+def run_reads(fd: int, copies: list[Copy], pool: ThreadPoolExecutor, piece: int, stages: Stages) -> None:
+    t = time.perf_counter()
+    futures = [
+        pool.submit(_libc.read_exact, fd, c.address + o, min(piece, c.size - o), c.offset + o)
+        for c in copies
+        for o in range(0, c.size, piece)
+    ]
+    try:
+        for f in futures:
+            f.result()
+    finally:
+        _cancel_and_wait(futures)
+    stages["pipeline"] = time.perf_counter() - t
+
+
+def run_ring(
+    fd: int,
+    wins: list[Window],
+    copier: Copier,
+    pool: ThreadPoolExecutor,
+    *,
+    slots: int,
+    slot_bytes: int,
+    read_bytes: int,
+    stages: Stages,
+) -> None:
+    n = len(wins)
+    if not n:
+        return
+    slots = max(2, min(slots, n + 1))
+    t = time.perf_counter()
+    # One mapping per slot, zeroed and pinned on the pool in parallel: pinning is on the hot path.
+    allocs = [pool.submit(copier.alloc_staging, slot_bytes) for _ in range(slots)]
+    pending: dict[int, list[Future[int]]] = {}
+    read_wait = slot_wait = 0.0
+
+    def submit(w: int) -> None:
+        win, base = wins[w], ring[w % slots]
+        pending[w] = [
+            pool.submit(_libc.read_exact, fd, base + o, min(read_bytes, win.length - o), win.start + o)
+            for o in range(0, win.length, read_bytes)
+        ]
+
+    def free_ring() -> None:
+        wait(allocs)
+        done = [f.result() for f in allocs if not f.cancelled() and f.exception() is None]
+        for _ in pool.map(lambda address: copier.free_staging(address, slot_bytes), done):
+            pass
+
+    ok = False
+    t0 = time.perf_counter()
+    try:
+        ring = [f.result() for f in allocs]
+        stages["alloc"] = time.perf_counter() - t
+        for w in range(min(slots - 1, n)):
+            submit(w)
+        for w in range(n):
+            t = time.perf_counter()
+            for f in pending[w]:
+                f.result()
+            del pending[w]  # only once all its reads are done: cleanup must still see unfinished ones
+            read_wait += time.perf_counter() - t
+            src = ring[w % slots]
+            for off, dst, size in wins[w].pieces:
+                copier.copy(dst, src + off, size)
+            copier.record(w % slots)
+            nxt = w + slots - 1  # goes into the slot of window w-1, whose copies were issued one step ago
+            if nxt < n:
+                if w >= 1:
+                    t = time.perf_counter()
+                    copier.wait((w - 1) % slots)
+                    slot_wait += time.perf_counter() - t
+                submit(nxt)
+        t = time.perf_counter()
+        copier.synchronize()
+        stages["drain"] = time.perf_counter() - t
+        ok = True
+    finally:
+        stages["pipeline"] = time.perf_counter() - t0
+        stages["read_wait"], stages["slot_wait"] = read_wait, slot_wait
+        t = time.perf_counter()
+        # Invariant: no reader thread and no DMA still touches a slot when it is unmapped (a late read would
+        # write into freed memory), and the pinned ring never outlives the load: the process is checkpointed
+        # later and leftover pinned buffers would bloat the checkpoint image.
+        _cleanup(
+            [lambda: _cancel_and_wait([f for fs in pending.values() for f in fs]), copier.synchronize, free_ring],
+            raise_errors=ok,
+        )
+        stages["free"] = time.perf_counter() - t
+
+
+def run_hostreg(
+    fd: int, file_size: int, wins: list[Window], copier: Copier, pool: ThreadPoolExecutor, stages: Stages
+) -> None:
+    if not wins:
+        return
+    t = time.perf_counter()
+    base = _libc.map_file(fd, file_size)
+    stages["map"] = time.perf_counter() - t
+    registrations = [pool.submit(copier.register_readonly, base + w.start, w.length) for w in wins]
+    # Window k is unregistered by a pool thread once its copies are done (event k), overlapping the rest.
+    unregistrations: dict[int, Future[None]] = {}
+
+    def release(k: int) -> None:
+        copier.wait(k)
+        copier.unregister(base + wins[k].start)
+
+    register_wait = 0.0
+    ok = False
+    t0 = time.perf_counter()
+    try:
+        for k, (w, f) in enumerate(zip(wins, registrations)):
+            t = time.perf_counter()
+            f.result()
+            register_wait += time.perf_counter() - t
+            src = base + w.start
+            for off, dst, size in w.pieces:
+                copier.copy(dst, src + off, size)
+            copier.record(k)
+            unregistrations[k] = pool.submit(release, k)
+        t = time.perf_counter()
+        copier.synchronize()
+        stages["drain"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for u in unregistrations.values():
+            u.result()
+        stages["unregister_tail"] = time.perf_counter() - t
+        ok = True
+    finally:
+        stages["pipeline"] = time.perf_counter() - t0
+        stages["register_wait"] = register_wait
+
+        def unregister_rest() -> None:
+            _cancel_and_wait(list(unregistrations.values()))
+            left = [
+                base + w.start
+                for k, (w, f) in enumerate(zip(wins, registrations))
+                if _succeeded(f) and not (k in unregistrations and _succeeded(unregistrations[k]))
+            ]
+            for _ in pool.map(copier.unregister, left):
+                pass
+
+        # Invariant: DMA is drained before a range is unregistered, every registration is undone and the
+        # mapping unmapped: pinned page-cache pages must not outlive the load (checkpoint image, and the
+        # page cache could not evict them).
+        _cleanup(
+            [
+                lambda: _cancel_and_wait(registrations),
+                copier.synchronize,
+                unregister_rest,
+                lambda: _libc.unmap(base, file_size),
+            ],
+            raise_errors=ok,
+        )
+
+
+def _succeeded(f: Future[Any]) -> bool:
+    return f.done() and not f.cancelled() and f.exception() is None
+
+
+def _cancel_and_wait(futures: list[Future[Any]]) -> None:
+    for f in futures:
+        f.cancel()
+    wait(futures)
+
+
+def _cleanup(steps: list[Callable[[], object]], *, raise_errors: bool) -> None:
+    """Run every step even if one fails; re-raise the first failure only when nothing else is propagating."""
+    first: BaseException | None = None
+    for step in steps:
+        try:
+            step()
+        except BaseException as e:  # noqa: BLE001 - cleanup must run on
+            first = first or e
+    if first is not None and raise_errors:
+        raise first

@@ -1,0 +1,174 @@
+"""``load_into``: refill existing memory (GPU or CPU tensors, raw GPU extents) in place from a weights file."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..errors import StasisEngineError
+from . import _libc
+from ._copier import open_copier
+from ._pipelines import run_hostreg, run_reads, run_ring
+from ._plan import Copy, coalesce, spans, windows
+from ._targets import check_overlaps, from_source, match
+from .checksum import default_threads, verify_records
+from .format import Header, read_header
+from .stats import LoadStats
+
+METHODS = ("auto", "pinned-ring", "hostreg", "direct", "cpu")
+# What "auto" picks for GPU targets, by how much of the file the page cache holds (sampled with mincore).
+AUTO_HOT = "hostreg"  # >= HOT_RESIDENCY resident: DMA straight from the page cache, no CPU copy
+AUTO_COLD = "direct"  # <= COLD_RESIDENCY resident: O_DIRECT reads, no page-cache round trip
+AUTO_MIXED = "pinned-ring"  # in between: buffered reads take what is cached and read the rest
+HOT_RESIDENCY, COLD_RESIDENCY = 0.98, 0.02
+_MIB = 1 << 20
+
+
+def load_into(
+    targets: Any,
+    path: str | os.PathLike[str],
+    *,
+    method: str = "auto",
+    verify: bool = False,
+    threads: int | None = None,
+    device: Any = None,
+    strict: bool = True,
+    ring_slots: int = 8,
+    slot_mb: int = 16,
+    read_mb: int = 4,
+    register_mb: int = 64,
+) -> LoadStats:
+    """Refill ``targets`` in place from ``path``; nothing is written unless every check passes.
+
+    ``targets``: a mapping name -> torch.Tensor (contiguous, one device), or a sequence of ``Extent`` in the
+    memory of ``device`` (default: the current CUDA device; "cpu" for host memory). Checked before any byte is
+    written: the file (exists, prefix, header checksum, length), every target against its extent (present,
+    size, dtype, shape; with ``strict`` every extent has a target), raw GPU extents are mapped memory of the
+    device, and with ``verify=True`` every extent's checksum (a separate pass before the load).
+
+    ``method``: "auto" (GPU: hostreg when the file is in the page cache, direct when it is not; CPU: cpu),
+    "pinned-ring", "hostreg", "direct" (O_DIRECT into the ring; buffered where O_DIRECT is unsupported),
+    or "cpu" (host targets only). Tuning: ``ring_slots`` x ``slot_mb`` MiB pinned ring read in ``read_mb``
+    MiB preads; ``register_mb`` MiB host-registration windows.
+
+    Example::
+
+        stats = load_into(dict(model.named_parameters()), "/snap/weights.stasisw")
+        print(f"{stats.gbps:.1f} GB/s via {stats.method}")
+    """
+    start = time.perf_counter()
+    _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads)
+    kind, tlist, dev = from_source(targets, device)
+    if method == "cpu" and dev.kind != "cpu":
+        raise StasisEngineError("bad_argument", f'method "cpu" is for host targets, these are on {dev}')
+    check_overlaps(tlist)
+    header = read_header(path)
+    pairs = match(header, kind, tlist, path, strict)
+    nthreads = threads or default_threads()
+    stats = LoadStats(sum(r.size for r, _ in pairs), 0.0, method, nthreads, extents=len(pairs))
+    copies = coalesce([Copy(r.offset, t.address, r.size, t.group) for r, t in pairs])
+    stats.copies = len(copies)
+
+    copier = open_copier(dev.kind, dev.index)
+    fd = -1
+    pool: ThreadPoolExecutor | None = None
+    try:
+        if dev.kind == "cuda" and kind == "extents":
+            _check_mapped(copier, tlist, path)
+        stats.stages["validate"] = time.perf_counter() - start
+        if verify:
+            t = time.perf_counter()
+            verify_records(path, [r for r, _ in pairs], threads=nthreads)
+            stats.stages["verify"] = time.perf_counter() - t
+        chosen = method
+        if method == "auto":
+            chosen, stats.residency = _choose(path, header, copies, dev.kind)
+        stats.method = chosen
+        fd = _open(path, chosen, stats.notes)
+        pool = ThreadPoolExecutor(nthreads, thread_name_prefix="stasis-load", initializer=copier.thread_init)
+        if chosen == "cpu":
+            run_reads(fd, copies, pool, read_mb * _MIB, stats.stages)
+        elif chosen == "hostreg":
+            wins = windows(copies, header.file_size, register_mb * _MIB)
+            stats.windows = len(wins)
+            run_hostreg(fd, header.file_size, wins, copier, pool, stats.stages)
+        else:
+            wins = windows(copies, header.file_size, slot_mb * _MIB)
+            stats.windows = len(wins)
+            run_ring(
+                fd, wins, copier, pool, slots=ring_slots, slot_bytes=slot_mb * _MIB,
+                read_bytes=min(read_mb, slot_mb) * _MIB, stages=stats.stages,
+            )
+    finally:
+        # Invariant: no thread, fd, stream or event of the load outlives it (the process is checkpointed later).
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if fd >= 0:
+            os.close(fd)
+        copier.close()
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+def _check_options(method: str, slots: int, slot_mb: int, read_mb: int, register_mb: int, threads: int | None) -> None:
+    if method not in METHODS:
+        raise StasisEngineError("bad_argument", f"method={method!r}, expected one of {', '.join(METHODS)}")
+    sizes = (("ring_slots", slots, 2), ("slot_mb", slot_mb, 1), ("read_mb", read_mb, 1),
+             ("register_mb", register_mb, 1))
+    for name, value, low in sizes:
+        if not isinstance(value, int) or value < low:
+            raise StasisEngineError("bad_argument", f"{name}={value!r}, expected an integer >= {low}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise StasisEngineError("bad_argument", f"threads={threads!r}, expected an integer >= 1")
+
+
+def _check_mapped(copier: Any, tlist: list[Any], path: Any) -> None:
+    for t in tlist:
+        problem = copier.target_problem(t.address, t.size) if t.size else None
+        if problem:
+            raise StasisEngineError(
+                "weights_target", f"{path}: extent {t.label}: {problem}",
+                hint="wake the weights first (POST /wake_up?tags=weights) so their memory is mapped",
+            )
+
+
+def _choose(path: Any, header: Header, copies: list[Copy], device_kind: str) -> tuple[str, float | None]:
+    if device_kind == "cpu":
+        return "cpu", None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        base = _libc.map_file(fd, header.file_size)
+        try:
+            resident = _libc.resident_fraction(base, [(s, e - s) for s, e in spans(copies, header.file_size)])
+        finally:
+            _libc.unmap(base, header.file_size)
+    finally:
+        os.close(fd)
+    if resident is None:
+        return AUTO_MIXED, None
+    if resident >= HOT_RESIDENCY:
+        return AUTO_HOT, resident
+    return (AUTO_COLD if resident <= COLD_RESIDENCY else AUTO_MIXED), resident
+
+
+def _open(path: Any, method: str, notes: list[str]) -> int:
+    if method != "direct":
+        return os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError as e:
+        notes.append(f"O_DIRECT unsupported here ({e.strerror}); buffered reads")
+        return os.open(path, os.O_RDONLY)
+    probe = mmap.mmap(-1, mmap.PAGESIZE)
+    try:
+        os.preadv(fd, [probe], 0)
+    except OSError as e:
+        os.close(fd)
+        notes.append(f"O_DIRECT reads fail here ({e.strerror}); buffered reads")
+        return os.open(path, os.O_RDONLY)
+    finally:
+        probe.close()
+    return fd

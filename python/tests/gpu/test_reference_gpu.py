@@ -1,0 +1,114 @@
+"""The reference engine on a real GPU: CUDA VMM arenas, torch.compile + CUDA graphs, sleep 1/2, wake, refill.
+
+Skipped without CUDA. Run on the GPU machine:  cd python && python3 -m pytest tests/gpu/test_reference_gpu.py -v
+Uses the tiny model (float32) so it is quick; bench/reference_startup.py does the same with the 3B model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from stasis_engine.errors import StasisEngineError
+from stasis_engine.reference.engine import Engine
+from stasis_engine.reference.make_model import make_model
+from stasis_engine.reference.options import ServeOptions
+from stasis_engine.reference.phases import Phases
+from stasis_engine.reference.tokenizer import BOS_ID
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+PROMPTS = [[BOS_ID, *b"Hello, world"], [BOS_ID, *b"The quick brown fox jumps"], [BOS_ID, 7]]
+
+
+def test_arena_survives_unmap_and_remap_under_a_cuda_graph() -> None:
+    from stasis_engine.reference.cuda_arena import CudaArena
+
+    torch.zeros(1, device="cuda")
+    arena = CudaArena("t", 3 << 20, torch.cuda.current_device())
+    x = arena.tensor()[: 1 << 20].view(torch.float32)
+    x.fill_(2.0)
+    out = torch.empty_like(x)
+    graph = torch.cuda.CUDAGraph()
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        torch.mul(x, 3.0, out=out)
+    torch.cuda.synchronize()
+    with torch.cuda.graph(graph, stream=s):
+        torch.mul(x, 3.0, out=out)
+    address = arena.address
+    used = torch.cuda.mem_get_info()[1] - torch.cuda.mem_get_info()[0]
+    arena.release()
+    assert used - (torch.cuda.mem_get_info()[1] - torch.cuda.mem_get_info()[0]) >= arena.size
+    arena.restore()
+    assert arena.address == address == arena.tensor().data_ptr()
+    x.fill_(5.0)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.all(out == 15.0)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    model_dir = tmp_path_factory.mktemp("tiny")
+    make_model("tiny", model_dir, device="cpu")
+    e = Engine(ServeOptions(model_dir=str(model_dir), port=0, device="cuda", cuda_graph_sizes=(1, 2, 4)), Phases())
+    e.start()
+    return e
+
+
+def greedy(e: Engine, n: int = 12) -> list[list[int]]:
+    return [r["token_ids"] for r in e.generate(PROMPTS, n, None, [])]
+
+
+def naive_greedy(e: Engine, prompt: list[int], n: int) -> list[int]:
+    seq = list(prompt)
+    with torch.no_grad():
+        for _ in range(n):
+            logits = e.model(input_ids=torch.tensor([seq], device="cuda"), use_cache=False).logits[0, -1]
+            seq.append(int(logits.argmax()))
+    return seq[len(prompt):]
+
+
+def test_startup_compiles_and_captures(engine: Engine) -> None:
+    names = [r["phase"] for r in engine.phases.records]
+    assert {"torch_compile", "cuda_graph_capture"} <= set(names)
+    assert engine.runner.info.compile["ok"], engine.runner.info.compile
+    assert engine.runner.info.cuda_graphs["ok"], engine.runner.info.cuda_graphs
+    assert all(b.graph is not None for b in engine.runner._buckets.values())
+
+
+def test_graph_decoding_matches_plain_transformers(engine: Engine) -> None:
+    assert greedy(engine) == [naive_greedy(engine, p, 12) for p in PROMPTS]
+
+
+def test_sleep_1_releases_gpu_memory_and_wakes_identical(engine: Engine) -> None:
+    before = greedy(engine)
+    used = engine.status()["memory"]["device_used_bytes"]
+    out = engine.sleep(1)
+    assert used - out["memory"]["device_used_bytes"] >= engine.weights.size + engine.kv_arena.size
+    engine.wake(None)
+    assert greedy(engine) == before
+
+
+def test_sleep_2_wake_refill_identical(engine: Engine, tmp_path: Path) -> None:
+    before = greedy(engine)
+    path = str(tmp_path / "w.stasisw")
+    engine.rpc.call("stasis_dump_weights", [path], {})
+    engine.sleep(2)
+    engine.wake(["weights"])
+    with pytest.raises(StasisEngineError):
+        greedy(engine)
+    engine.rpc.call("stasis_load_weights", [path], {})
+    engine.wake(["kv_cache"])
+    assert greedy(engine) == before
+    engine.sleep(2)
+    engine.wake(None)
+    engine.rpc.call("reload_weights", [], {})
+    assert greedy(engine) == before
+
+
+def test_no_child_process_lingers(engine: Engine) -> None:
+    assert engine.status()["memory"]["children"] == []

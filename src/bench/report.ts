@@ -1,0 +1,34 @@
+import type { BenchReport } from "./bench.js";
+import { formatMs, table } from "../cli/render/format.js";
+
+/** The benchmark as a table: one row per strategy, plain text or markdown (with the run's facts above it). */
+export function benchTable(r: BenchReport, style: "text" | "markdown"): string {
+  const cold = r.strategies.find((s) => s.strategy === "cold");
+  const rows = [
+    ["strategy", "setup", "ready (median)", "first token (median)", "vs cold", "runs (first token)"],
+    ...r.strategies.map((s) => [
+      s.strategy,
+      s.setup,
+      formatMs(s.medianReadyMs),
+      formatMs(s.medianFirstTokenMs),
+      cold ? `${(cold.medianFirstTokenMs / s.medianFirstTokenMs).toFixed(1)}x` : "",
+      s.runs.map((x) => formatMs(x.firstTokenMs)).join(", "),
+    ]),
+  ];
+  const facts = [
+    `snapshot ${r.snapshot}, ${r.repeat} run(s) per strategy, restore --verify ${r.verify}`,
+    `${r.date} on ${r.machine.host}: ${r.machine.cpus} x ${r.machine.cpuModel}, kernel ${r.machine.kernel}${r.machine.gpu ? `, ${r.machine.gpu} (driver ${r.machine.driver})` : ""}`,
+    `command: ${r.command}`,
+  ];
+  if (style === "text") return [...facts, "", table(rows)].join("\n");
+  const md = [`| ${rows[0]!.join(" | ")} |`, `|${rows[0]!.map(() => " --- ").join("|")}|`, ...rows.slice(1).map((row) => `| ${row.join(" | ")} |`)];
+  const phases = r.strategies.flatMap((s) => [
+    "",
+    `**${s.strategy}** phases (median run):`,
+    "",
+    "| phase | start | took | bytes | rate |",
+    "| --- | --- | --- | --- | --- |",
+    ...s.phases.map((p) => `| ${p.name} | ${formatMs(p.startMs)} | ${formatMs(p.ms)} | ${p.bytes ?? ""} | ${p.gbps ? `${p.gbps.toFixed(2)} GB/s` : ""} |`),
+  ]);
+  return [...facts.map((f) => `- ${f}`), "", ...md, ...phases].join("\n");
+}

@@ -1,0 +1,115 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { fileURLToPath } from "node:url";
+import type { TimelinePhase } from "../events.js";
+import { Events, recordTimeline } from "../events.js";
+import { launch } from "../launch/launch.js";
+import { engineFor } from "../engines/engines.js";
+import type { CanaryRequest, EngineContext } from "../engines/engine.js";
+import { killTree } from "../instances/instances.js";
+import type { Snapshot } from "../store/store.js";
+import { StasisError } from "../errors.js";
+import { prefetch } from "../pagecache/prefetch.js";
+import { cacheEnv, dropPageCache } from "./system.js";
+
+export const STRATEGIES = ["cold", "warm", "restore-hot", "restore-cold"] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+
+/** One measured start of a server. Times are ms from the start of the strategy's command. */
+export interface Run {
+  strategy: Strategy;
+  readyMs: number;
+  firstTokenMs: number;
+  phases: TimelinePhase[];
+  /** What the case did to the machine first (page cache dropped, files prefetched). */
+  setup: string;
+}
+
+function canaryOf(snap: Snapshot): CanaryRequest {
+  const c = snap.manifest.engine.canary;
+  return { method: c.method, path: c.path, ...(c.body === undefined ? {} : { body: c.body }) };
+}
+
+/**
+ * Starts the captured command the ordinary way: `cold` with the page cache dropped and every compile cache
+ * empty, `warm` with the compile caches in `warmCacheDir` (filled by an unmeasured start first) and the
+ * page cache as it is. Ready = the readiness URL answers; first token = the first answer to a real request.
+ */
+export async function startServer(snap: Snapshot, strategy: "cold" | "warm", warmCacheDir: string): Promise<Run> {
+  const m = snap.manifest;
+  const scratch = await mkdtemp(join(tmpdir(), "stasis-bench-"));
+  const caches = strategy === "cold" ? join(scratch, "caches") : warmCacheDir;
+  if (strategy === "cold") await dropPageCache();
+  const events = new Events();
+  const timeline = recordTimeline(events);
+  const engine = engineFor(m.engine.kind);
+  const server = await events.phase("launch", () =>
+    launch({
+      argv: m.command.argv,
+      cwd: m.command.cwd,
+      env: { ...m.command.env, ...cacheEnv(caches) },
+      stdout: join(scratch, "stdout.log"),
+      stderr: join(scratch, "stderr.log"),
+    }),
+  );
+  try {
+    const ctx: EngineContext = { baseUrl: m.server.url, events, alive: () => !server.hasExited(), logPath: join(scratch, "stderr.log") };
+    await events.phase("ready", () => engine.waitReady(ctx, m.server.readyPath, 900_000));
+    const readyMs = events.t();
+    await events.phase("first-token", () => engine.firstToken(ctx, canaryOf(snap)));
+    return { strategy, readyMs, firstTokenMs: events.t(), phases: timeline.phases, setup: strategy === "cold" ? "page cache dropped, compile caches empty" : "compile caches filled, page cache warm" };
+  } finally {
+    timeline.stop();
+    await killTree(server.pid, 10_000);
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** The server as a user gets it from the CLI: `stasis restore` in a child process, timed from its spawn. */
+export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "restore-cold", verify: "full" | "size" | "none"): Promise<Run> {
+  const m = snap.manifest;
+  if (strategy === "restore-cold") await dropPageCache();
+  else await prefetch(m.files.map((f) => ({ path: join(snap.dir, f.path) })), {});
+  const main = fileURLToPath(new URL("../cli/main.js", import.meta.url));
+  const started = performance.now();
+  const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [main, "restore", snap.name, "--json", "--verify", verify], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d));
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+  const readyMs = performance.now() - started;
+  const result = JSON.parse(out.stdout || "{}") as { instance?: { pid: number }; phases?: TimelinePhase[]; error?: { code: string; message: string } };
+  if (out.code !== 0 || !result.instance) {
+    throw new StasisError("E_CRIU_RESTORE", `restore for the benchmark failed: ${result.error?.message ?? out.stderr.trim().split("\n").pop()}`);
+  }
+  try {
+    const events = new Events();
+    const ctx: EngineContext = { baseUrl: m.server.url, events, alive: () => true, logPath: "" };
+    await engineFor(m.engine.kind).firstToken(ctx, canaryOf(snap));
+    const firstTokenMs = performance.now() - started;
+    // The CLI's own phases are relative to its start, which is a little after the spawn: shift them onto this clock.
+    const offset = readyMs - Math.max(0, ...(result.phases ?? []).map((p) => p.endMs));
+    const phases = [
+      { name: "cli-overhead", startMs: 0, endMs: Math.max(0, offset), ms: Math.max(0, offset), ok: true },
+      ...(result.phases ?? []).map((p) => ({ ...p, startMs: p.startMs + offset, endMs: p.endMs + offset })),
+      { name: "first-token", startMs: readyMs, endMs: firstTokenMs, ms: firstTokenMs - readyMs, ok: true },
+    ];
+    return {
+      strategy,
+      readyMs,
+      firstTokenMs,
+      phases,
+      setup: strategy === "restore-cold" ? "page cache dropped" : "snapshot files in the page cache",
+    };
+  } finally {
+    await killTree(result.instance.pid, 10_000);
+    const { listInstances, forgetInstance } = await import("../instances/instances.js");
+    for (const i of await listInstances()) if (i.pid === result.instance.pid) await forgetInstance(i);
+  }
+}

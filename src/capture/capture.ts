@@ -1,0 +1,215 @@
+import { copyFile, mkdir, readdir, rename, rm } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { StasisError, asStasisError } from "../errors.js";
+import type { Events } from "../events.js";
+import { recordTimeline } from "../events.js";
+import { VERSION } from "../version.js";
+import { locateCriu } from "../criu/locate.js";
+import { criuDump } from "../criu/dump.js";
+import { findLinkRemaps, keepFiles, keepLinkRemaps, sharedMemoryFiles, unlinkedFiles } from "../criu/kept-files.js";
+import { launch, DUMPABLE_ENV } from "../launch/launch.js";
+import { processTree } from "../proc/tree.js";
+import { Staging, cleanStaging } from "../store/store.js";
+import { digestFiles, type DigestInput } from "../store/digest.js";
+import { MANIFEST_SCHEMA, type Manifest } from "../store/manifest.js";
+import { canaryRecord } from "../engines/canary.js";
+import { engineFor } from "../engines/engines.js";
+import type { CanaryRequest, EngineContext } from "../engines/engine.js";
+import { machineFingerprint } from "../fingerprint/fingerprint.js";
+import { instanceDir, killTree, newInstanceId, recordInstance, type Instance } from "../instances/instances.js";
+import { refuseUndumpable } from "./preflight.js";
+import { gpuCheckpoint, type GpuCapture } from "./gpu.js";
+import { captureCaches } from "./caches.js";
+
+export interface CaptureOptions {
+  name: string;
+  argv: string[];
+  cwd: string;
+  /** Set on top of the caller's environment (after stasis's own dumpability settings). */
+  env: Record<string, string>;
+  engine: "http" | "vllm";
+  /** Full URL that answers 2xx once the server is ready; its origin is the server's base URL. */
+  readyUrl: string;
+  readyTimeoutMs: number;
+  warmup: number;
+  /** The canary request; engines have a default (vLLM: a greedy completion). */
+  canary?: CanaryRequest;
+  /** The warm-up request, when it is not the canary (e.g. one that loads state into the server). */
+  warmupRequest?: CanaryRequest;
+  leaveRunning: boolean;
+  signal?: AbortSignal;
+}
+
+export interface CaptureResult {
+  name: string;
+  dir: string;
+  manifest: Manifest;
+  /** Set with --leave-running: the original server, still serving. */
+  instance?: Instance;
+  phases: ReturnType<typeof recordTimeline>["phases"];
+}
+
+/**
+ * Starts a server, warms it up, records its canary and snapshots it:
+ * launch -> ready -> warm-up -> canary -> engine prepare (vLLM: dump weights, sleep) -> CUDA checkpoint ->
+ * CRIU dump -> link-remap files -> digests -> manifest. The snapshot appears only when all of it succeeded;
+ * on any failure the server is stopped and the half-written snapshot removed.
+ */
+export async function capture(opts: CaptureOptions, events: Events): Promise<CaptureResult> {
+  const timeline = recordTimeline(events);
+  const started = events.t();
+  const engine = engineFor(opts.engine);
+  const baseUrl = new URL(opts.readyUrl).origin;
+  const readyPath = new URL(opts.readyUrl).pathname + new URL(opts.readyUrl).search;
+  const criu = await events.phase("preflight", async () => {
+    await cleanStaging();
+    return locateCriu();
+  });
+  const staging = await Staging.begin(opts.name);
+  const id = newInstanceId();
+  const inst = await instanceDir(id);
+  let server: Awaited<ReturnType<typeof launch>> | undefined;
+  let gpu: GpuCapture | undefined;
+  let keepServer = false;
+  let succeeded = false;
+  try {
+    server = await events.phase("launch", () =>
+      launch({ argv: opts.argv, cwd: opts.cwd, env: opts.env, stdout: inst.stdout, stderr: inst.stderr }),
+    );
+    const launched = server;
+    const ctx: EngineContext = { baseUrl, events, signal: opts.signal, alive: () => !launched.hasExited(), logPath: inst.stderr };
+    await events.phase("ready", () => engine.waitReady(ctx, readyPath, opts.readyTimeoutMs));
+    const coldStartMs = events.t() - started;
+    const canaryReq = opts.canary ?? (await engine.defaultCanary(ctx));
+    if (opts.warmup > 0) await events.phase("warmup", () => engine.warmup(ctx, opts.warmupRequest ?? canaryReq, opts.warmup));
+    const canary = await events.phase("canary", async () => canaryRecord(canaryReq, await engine.canary(ctx, canaryReq)));
+    const identity = await engine.identify(ctx);
+    const engineState = await events.phase("engine-prepare", () => engine.prepareCapture(ctx, staging.dir));
+    throwIfAborted(opts.signal);
+
+    const tree = await processTree(server.pid);
+    const pids = tree.map((p) => p.pid);
+    await refuseUndumpable(pids);
+    gpu = await gpuCheckpoint(pids, events);
+    const unlinked = await unlinkedFiles(pids);
+    const shared = await sharedMemoryFiles(pids);
+    throwIfAborted(opts.signal);
+
+    const dump = await events.phase("criu-dump", () =>
+      criuDump(criu, launched.pid, join(staging.dir, "images"), { leaveRunning: opts.leaveRunning, logDir: staging.dir }),
+    );
+    const linkRemaps = await keepLinkRemaps(await findLinkRemaps(unlinked), staging.dir);
+    // The tree is gone unless it was left running: then its shared-memory files are its own leftovers.
+    const shmFiles = await keepFiles(shared, staging.dir, "shm", !opts.leaveRunning);
+    if (opts.leaveRunning) {
+      await gpu?.resume(events);
+      await events.phase("engine-resume", () => engine.resume(ctx, engineState, staging.dir));
+    } else {
+      await launched.exited;
+    }
+    gpu?.close();
+
+    // Compile caches matter for engines that compile (vLLM); a plain HTTP server has none worth keeping.
+    const caches =
+      opts.engine === "vllm" ? await events.phase("caches", () => captureCaches({ ...process.env, ...DUMPABLE_ENV, ...opts.env }, staging.dir, events)) : [];
+    await mkdir(join(staging.dir, "logs"), { recursive: true });
+    await copyFile(inst.stdout, join(staging.dir, "logs", "capture-stdout.log"));
+    await copyFile(inst.stderr, join(staging.dir, "logs", "capture-stderr.log"));
+    await rename(dump.logPath, join(staging.dir, "logs", "criu-dump.log"));
+
+    const inputs: DigestInput[] = [
+      ...(await filesUnder(staging.dir, "images")).map((path) => ({ path, role: "image" as const })),
+      ...linkRemaps.map((r) => ({ path: r.file, role: "link-remap" as const })),
+      ...shmFiles.map((r) => ({ path: r.file, role: "shm" as const })),
+      ...caches.map((c) => ({ path: c.file, role: "cache" as const })),
+      ...(engineState.files ?? []).map((f) => ({ path: f.path, role: f.role })),
+    ];
+    const files = await events.phase(
+      "digest",
+      () => digestFiles(staging.dir, inputs, { events, phase: "digest" }),
+      (f) => ({ bytes: f.reduce((a, e) => a + e.size, 0) }),
+    );
+    const fingerprint = await machineFingerprint({
+      criuVersion: criu.version,
+      gpu: gpu?.inventory,
+      usedGpuUuids: gpu?.usedGpuUuids,
+      engine: identity,
+    });
+    const timings: Record<string, number> = { coldStartMs };
+    for (const p of timeline.phases) timings[p.name] = Math.round(p.ms);
+    const manifest: Manifest = {
+      schema: MANIFEST_SCHEMA,
+      name: opts.name,
+      createdAt: new Date().toISOString(),
+      stasisVersion: VERSION,
+      command: { argv: opts.argv, cwd: opts.cwd, env: { ...DUMPABLE_ENV, ...opts.env } },
+      server: { url: baseUrl, readyPath, stdoutPath: inst.stdout, stderrPath: inst.stderr },
+      engine: { kind: opts.engine, canary, state: withoutFiles(engineState) },
+      fingerprint,
+      tree: { processes: tree.length, cudaProcesses: gpu?.processes.length ?? 0 },
+      gpu: gpu?.manifest(),
+      criu: { options: dump.options },
+      caches,
+      linkRemaps,
+      shmFiles,
+      files,
+      timings,
+    };
+    manifest.timings.totalMs = Math.round(events.t() - started);
+    const dir = await events.phase("commit", () => staging.commit(manifest));
+    let instance: Instance | undefined;
+    if (opts.leaveRunning) {
+      instance = await recordInstance({
+        id,
+        snapshot: opts.name,
+        origin: "capture",
+        pid: launched.pid,
+        url: baseUrl,
+        createdAt: new Date().toISOString(),
+        dir: inst.dir,
+        stdout: inst.stdout,
+        stderr: inst.stderr,
+      });
+      keepServer = true;
+      launched.detach();
+    }
+    succeeded = true;
+    return { name: opts.name, dir, manifest, instance, phases: timeline.phases };
+  } catch (err) {
+    throw asStasisError(err);
+  } finally {
+    timeline.stop();
+    gpu?.close();
+    if (!keepServer) {
+      // Invariant: a capture that did not finish leaves no server running and no snapshot behind.
+      // (After a commit, abort only removes the lock; the snapshot folder has moved into place.)
+      if (server && !server.hasExited()) await killTree(server.pid, 2_000);
+      await staging.abort();
+    }
+    // The server's logs stay in the instance folder after a failure (error hints point there); after a
+    // success they are in the snapshot, and the folder goes unless the server lives on as an instance.
+    if (succeeded && !keepServer) await rm(inst.dir, { recursive: true, force: true });
+  }
+}
+
+function withoutFiles(state: Record<string, unknown>): Record<string, unknown> {
+  const { files: _files, ...rest } = state;
+  return rest;
+}
+
+function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new StasisError("E_INTERRUPTED", "capture interrupted", { hint: "nothing was kept; run it again" });
+}
+
+async function filesUnder(root: string, sub: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string) => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) out.push(relative(root, p));
+    }
+  };
+  await walk(join(root, sub));
+  return out.sort();
+}

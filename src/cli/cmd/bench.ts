@@ -1,0 +1,42 @@
+import type { CliCommand } from "../registry.js";
+import { StasisError } from "../../errors.js";
+import { num, oneOf, requirePositional, str } from "../args.js";
+
+const USAGE = "bench <snapshot> [--strategies cold,warm,restore-hot,restore-cold] [--repeat N] [--verify full|size|none] [--out DIR] [--json]";
+
+export const command: CliCommand = {
+  usage: USAGE,
+  help: [
+    "Starts the snapshot's server each way, side by side in one run, and reports time to ready and to first token",
+    "with the phases of each (table; with --out also results.json, results.md, waterfall.svg, waterfall.png):",
+    "  cold          the captured command, page cache dropped, compile caches empty",
+    "  warm          the captured command, compile caches filled, page cache warm",
+    "  restore-hot   `stasis restore` with the snapshot's files in the page cache",
+    "  restore-cold  `stasis restore` with the page cache dropped",
+    "Cold cases drop the page cache (sync; echo 3 > /proc/sys/vm/drop_caches). Needs the server's port free.",
+  ].join("\n"),
+  options: { strategies: { type: "string" }, repeat: { type: "string" }, out: { type: "string" }, verify: { type: "string" } },
+  async run({ values, positionals, events }) {
+    const snapshot = requirePositional(positionals, 0, "the snapshot name", USAGE);
+    const { STRATEGIES } = await import("../../bench/strategies.js");
+    const wanted = (str(values, "strategies") ?? STRATEGIES.join(",")).split(",").map((s) => s.trim());
+    for (const s of wanted) {
+      if (!(STRATEGIES as readonly string[]).includes(s)) throw new StasisError("E_USAGE", `--strategies: unknown strategy "${s}"`, { hint: `choose from ${STRATEGIES.join(", ")}` });
+    }
+    const { runBench } = await import("../../commands/bench.js");
+    const { benchTable } = await import("../../bench/report.js");
+    const { report, files } = await runBench(
+      {
+        snapshot,
+        strategies: wanted as (typeof STRATEGIES)[number][],
+        repeat: num(values, "repeat", 3, { min: 1 }),
+        verify: oneOf(values, "verify", ["full", "size", "none"] as const, "full"),
+        out: str(values, "out"),
+        command: ["stasis", "bench", ...process.argv.slice(3)].join(" "),
+      },
+      events,
+    );
+    const text = [benchTable(report, "text"), report.speedup ? `\ncold start / restore-hot (first token): ${report.speedup.toFixed(1)}x` : "", files.length ? `\nwrote ${files.join(", ")}` : ""].join("");
+    return { data: report, text };
+  },
+};

@@ -1,0 +1,117 @@
+import type { CliCommand } from "../registry.js";
+import { StasisError } from "../../errors.js";
+import { envPairs, num, oneOf, requirePositional, str } from "../args.js";
+import { interruptSignal } from "../interrupt.js";
+import { renderTimeline } from "../render/timeline.js";
+import { formatBytes, formatMs } from "../render/format.js";
+import type { CanaryRequest } from "../../engines/engine.js";
+
+const USAGE = "capture <name> --ready-url URL [--canary-url URL [--canary-body JSON]] [--warmup N] [--engine http|vllm] [--env K=V]... [--cwd DIR] [--ready-timeout S] [--leave-running] [--json] -- <command...>";
+
+export const command: CliCommand = {
+  usage: USAGE,
+  help: [
+    "Starts <command> in its own session and PID namespace (stdout/stderr to log files), waits until --ready-url",
+    "answers 2xx, sends --warmup canary requests, records the canary's answer, and snapshots the whole process",
+    "tree (GPU state too) into $STASIS_HOME/snapshots/<name>. The snapshot appears only if everything succeeded.",
+    "",
+    "  --ready-url URL      answers 2xx once the server is ready; its origin is the server's address",
+    "  --ready-timeout S    seconds to wait for readiness (default 300)",
+    "  --canary-url URL     the request whose answer must be identical after every restore (GET, or POST with",
+    "  --canary-body JSON   a body); the vllm engine defaults to a greedy completion",
+    "  --warmup N           requests to send before the canary is recorded (default 0): the canary, or",
+    "  --warmup-url URL     this request instead (GET, or POST with --warmup-body JSON)",
+    "  --engine http|vllm   http: any server; vllm: vLLM's control API (sleep level 2, weight dump/refill)",
+    "  --env K=V            set an environment variable for the server (repeatable)",
+    "  --cwd DIR            the server's working directory (default: the current one)",
+    "  --leave-running      keep the original server running after the snapshot (listed by `stasis ps`)",
+  ].join("\n"),
+  options: {
+    "ready-url": { type: "string" },
+    "ready-timeout": { type: "string" },
+    "canary-url": { type: "string" },
+    "canary-body": { type: "string" },
+    warmup: { type: "string" },
+    "warmup-url": { type: "string" },
+    "warmup-body": { type: "string" },
+    engine: { type: "string" },
+    env: { type: "string", multiple: true },
+    cwd: { type: "string" },
+    "leave-running": { type: "boolean" },
+  },
+  async run({ values, positionals, passthrough, events }) {
+    const name = requirePositional(positionals, 0, "the snapshot name", USAGE);
+    if (positionals.length > 1) throw new StasisError("E_USAGE", `unexpected argument "${positionals[1]}"`, { hint: "put the server's command after `--`" });
+    if (passthrough.length === 0) throw new StasisError("E_USAGE", "missing the server's command", { hint: `put it after \`--\`: stasis ${USAGE}` });
+    const readyUrl = str(values, "ready-url");
+    if (!readyUrl) throw new StasisError("E_USAGE", "missing --ready-url", { hint: "e.g. --ready-url http://127.0.0.1:8000/health" });
+    const ready = parseUrl(readyUrl, "ready-url");
+    const canaryUrl = str(values, "canary-url");
+    const canary = request(values, "canary", ready.origin);
+    const warmupRequest = request(values, "warmup", ready.origin);
+    const { signal, dispose } = interruptSignal();
+    try {
+      const { capture } = await import("../../capture/capture.js");
+      const result = await capture(
+        {
+          name,
+          argv: passthrough,
+          cwd: str(values, "cwd") ?? process.cwd(),
+          env: envPairs(values, "env"),
+          engine: oneOf(values, "engine", ["http", "vllm"] as const, "http"),
+          readyUrl,
+          readyTimeoutMs: num(values, "ready-timeout", 300, { min: 1 }) * 1000,
+          warmup: num(values, "warmup", 0, { min: 0 }),
+          canary,
+          warmupRequest,
+          leaveRunning: Boolean(values["leave-running"]),
+          signal,
+        },
+        events,
+      );
+      const m = result.manifest;
+      const bytes = m.files.reduce((a, f) => a + f.size, 0);
+      const text = [
+        renderTimeline(result.phases),
+        "",
+        `captured "${name}" in ${formatMs(m.timings.totalMs ?? 0)} (cold start to ready: ${formatMs(m.timings.coldStartMs ?? 0)}), ${m.tree.processes} processes${m.tree.cudaProcesses ? ` (${m.tree.cudaProcesses} with CUDA)` : ""}, ${formatBytes(bytes)} in ${result.dir}`,
+        result.instance ? `the original keeps running as instance ${result.instance.id}` : "",
+      ]
+        .filter((l) => l !== "")
+        .join("\n");
+      return { data: { name, dir: result.dir, instance: result.instance, manifest: m, phases: result.phases }, text };
+    } finally {
+      dispose();
+    }
+  },
+};
+
+/** --<what>-url and --<what>-body as a request to the server at `origin` (GET without a body, POST with one). */
+function request(values: Record<string, unknown>, what: string, origin: string): CanaryRequest | undefined {
+  const url = str(values, `${what}-url`);
+  const body = str(values, `${what}-body`);
+  if (!url) {
+    if (body !== undefined) throw new StasisError("E_USAGE", `--${what}-body needs --${what}-url`);
+    return undefined;
+  }
+  const u = parseUrl(url, `${what}-url`);
+  if (u.origin !== origin) throw new StasisError("E_USAGE", `--${what}-url must be on the same server as --ready-url (${origin})`);
+  if (body !== undefined) {
+    try {
+      JSON.parse(body);
+    } catch {
+      throw new StasisError("E_USAGE", `--${what}-body: expected JSON`);
+    }
+  }
+  return { method: body === undefined ? "GET" : "POST", path: u.pathname + u.search, ...(body === undefined ? {} : { body }) };
+}
+
+function parseUrl(text: string, option: string): URL {
+  try {
+    const u = new URL(text);
+    if (u.protocol !== "http:") throw new Error("not http");
+    return u;
+  } catch {
+    throw new StasisError("E_USAGE", `--${option}: expected an http:// URL, got "${text}"`);
+  }
+}

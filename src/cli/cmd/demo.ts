@@ -1,0 +1,24 @@
+import type { CliCommand } from "../registry.js";
+import { num } from "../args.js";
+import { formatMs } from "../render/format.js";
+
+export const command: CliCommand = {
+  usage: "demo [--startup-seconds S] [--json]",
+  help: "Captures the bundled example server (5 s cold start), restores it, and compares start times and answers.",
+  options: { "startup-seconds": { type: "string" } },
+  async run({ values, events }) {
+    const { demo } = await import("../../commands/demo.js");
+    const r = await demo({ startupSeconds: num(values, "startup-seconds", 5, { min: 0 }) }, events);
+    const text = [
+      "",
+      `cold start of the example server: ${formatMs(r.coldStartMs).padStart(9)}`,
+      `restore from snapshot, to ready:  ${formatMs(r.restoreMs).padStart(9)}   (${r.speedup.toFixed(1)}x faster)`,
+      "",
+      `asked "${r.question}"`,
+      `  before capture: ${r.answerBeforeCapture.trim()}`,
+      `  after restore:  ${r.answerAfterRestore.trim()}`,
+      r.match ? "the answers match." : "THE ANSWERS DIFFER.",
+    ].join("\n");
+    return { data: r, text, exitCode: r.match ? 0 : 1 };
+  },
+};

@@ -1,0 +1,48 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { stasis, tempHome } from "../../testing/cli.js";
+import { scratch, writeFile } from "../../pagecache/_testfs.js";
+
+const MiB = 1 << 20;
+
+test("stasis evict, residency and prefetch on a directory, with --json and as text", async (t) => {
+  const s = scratch("cli");
+  t.after(s.cleanup);
+  const d = join(s.dir, "d");
+  mkdirSync(join(d, "sub"), { recursive: true });
+  writeFile(join(d, "a"), 3 * MiB);
+  writeFile(join(d, "sub", "b"), MiB + 5);
+  const evicted = await stasis(["evict", d, "--json"]);
+  assert.equal(evicted.code, 0, evicted.stderr);
+  assert.equal(evicted.json.total.files, 2);
+  const pre = await stasis(["prefetch", d, "--json", "--concurrency", "2", "--strategy", "read"]);
+  assert.equal(pre.code, 0, pre.stderr);
+  assert.deepEqual([pre.json.files, pre.json.bytesTotal, pre.json.strategy, pre.json.concurrency], [2, 4 * MiB + 5, "read", 1]);
+  assert.deepEqual(pre.json.paths, [join(d, "a"), join(d, "sub", "b")]);
+  const res = await stasis(["residency", d, "--json"]);
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(res.json.total.residentBytes, 4 * MiB + 5);
+  const text = await stasis(["prefetch", d, "--skip-resident"]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^prefetched 2 files \(4\.0 MiB\) in .*: read 0 B at 0\.00 GB\/s, 4\.0 MiB was already in memory \(populate, 1 thread\)\n$/);
+  assert.match((await stasis(["residency", d])).stdout, /4\.0 MiB of 4\.0 MiB in 2 files is in the page cache \(100\.0%\)/);
+});
+
+test("stasis prefetch: usage errors and a missing snapshot exit with their codes", async (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  const none = await stasis(["prefetch", "--json"]);
+  assert.deepEqual([none.code, none.json.error.code], [2, "E_USAGE"]);
+  const conc = await stasis(["prefetch", "/etc/hostname", "--concurrency", "0", "--json"]);
+  assert.deepEqual([conc.code, conc.json.error.code], [2, "E_USAGE"]);
+  assert.match(conc.json.error.message, /--concurrency: expected a number >= 1/);
+  const verify = await stasis(["prefetch", "/etc/hostname", "--verify"]);
+  assert.equal(verify.code, 2);
+  assert.match(verify.stderr, /E_USAGE: --verify needs --snapshot NAME/);
+  const missing = await stasis(["residency", "--snapshot", "nope", "--json"], home.env);
+  assert.deepEqual([missing.code, missing.json.error.code], [3, "E_SNAPSHOT_NOT_FOUND"]);
+  const dir = await stasis(["prefetch", "/nonexistent-stasis-path", "--json"]);
+  assert.deepEqual([dir.code, dir.json.error.code], [3, "E_FILE_NOT_FOUND"]);
+});

@@ -1,0 +1,70 @@
+import type { CliCommand } from "../registry.js";
+import { num, oneOf, requirePositional, str } from "../args.js";
+import { interruptSignal } from "../interrupt.js";
+import { renderTimeline } from "../render/timeline.js";
+import { formatBytes, formatMs } from "../render/format.js";
+
+const USAGE = "restore <name> [--verify full|size|none] [--no-prefetch] [--gpu INDEX|UUID] [--force | --fallback warm] [--ready-timeout S] [--json]";
+
+export const command: CliCommand = {
+  usage: USAGE,
+  help: [
+    "Restores a snapshot detached (it keeps serving after stasis exits), checks its canary, and prints the",
+    "timeline of the restore. Refuses a snapshot captured on a different machine (see `stasis inspect`).",
+    "",
+    "  --verify full|size|none  check every file's digest while restoring (default full), sizes only, or nothing",
+    "  --no-prefetch            do not read the snapshot into the page cache ahead of CRIU",
+    "  --gpu INDEX|UUID         restore the GPU state onto this GPU (same model) instead of the captured one",
+    "  --force                  restore despite a fingerprint mismatch",
+    "  --fallback warm          if the snapshot cannot be restored here (fingerprint mismatch), start the server",
+    "                           the ordinary way with the snapshot's compile caches instead, and say so",
+    "  --ready-timeout S        seconds to wait for the restored server (default 120)",
+  ].join("\n"),
+  options: {
+    verify: { type: "string" },
+    "no-prefetch": { type: "boolean" },
+    gpu: { type: "string" },
+    force: { type: "boolean" },
+    fallback: { type: "string" },
+    "ready-timeout": { type: "string" },
+  },
+  async run({ values, positionals, events }) {
+    const name = requirePositional(positionals, 0, "the snapshot name", USAGE);
+    const { signal, dispose } = interruptSignal();
+    try {
+      const { restore } = await import("../../restore/restore.js");
+      const r = await restore(
+        {
+          name,
+          verify: oneOf(values, "verify", ["full", "size", "none"] as const, "full"),
+          prefetch: !values["no-prefetch"],
+          force: Boolean(values.force),
+          gpu: str(values, "gpu"),
+          fallback: values.fallback === undefined ? undefined : oneOf(values, "fallback", ["warm"] as const, "warm"),
+          readyTimeoutMs: num(values, "ready-timeout", 120, { min: 1 }) * 1000,
+          signal,
+        },
+        events,
+      );
+      if (r.fallback) {
+        const text = [
+          renderTimeline(r.phases, r.readyMs),
+          "",
+          `NOT restored: ${r.fallback.reason}`,
+          `started "${name}"'s server the ordinary way with its compile caches instead (--fallback warm): instance ${r.instance.id}, ready in ${formatMs(r.readyMs)}; canary ${r.fallback.canaryMatched ? "matched" : "differs (expected on other hardware)"}`,
+        ].join("\n");
+        return { data: r, text };
+      }
+      const text = [
+        renderTimeline(r.phases, r.readyMs),
+        "",
+        `restored "${name}" as instance ${r.instance.id} (pid ${r.instance.pid}) serving at ${r.instance.url}: ready and canary matched in ${formatMs(r.readyMs)}`,
+        `read ${formatBytes(r.reads.bytesRead)} (${formatBytes(r.reads.bytesAlreadyResident)} was already in memory), verified ${formatBytes(r.reads.bytesVerified)}`,
+        `logs: ${r.instance.stdout}, ${r.instance.stderr}; stop it with \`stasis stop ${r.instance.id}\``,
+      ].join("\n");
+      return { data: r, text };
+    } finally {
+      dispose();
+    }
+  },
+};

@@ -1,0 +1,73 @@
+import type { Events, StasisEvent } from "../../events.js";
+import { formatBytes, formatMs } from "./format.js";
+
+interface RendererOptions {
+  quiet: boolean;
+  stream: NodeJS.WriteStream;
+}
+
+/**
+ * Renders the event stream for a person: on a terminal, one live progress line per running phase (bytes,
+ * GB/s, ETA); elsewhere, one line per finished phase. Warnings always show (unless quiet). Returns a detach.
+ */
+export function attachRenderer(events: Events, opts: RendererOptions): () => void {
+  if (opts.quiet) return () => {};
+  const tty = Boolean(opts.stream.isTTY);
+  let live = "";
+  let lastDraw = 0;
+  const clear = () => {
+    if (tty && live) opts.stream.write("\r\x1b[K");
+    live = "";
+  };
+  const draw = (line: string) => {
+    clear();
+    live = line;
+    opts.stream.write(line);
+  };
+  const off = events.on((e: StasisEvent) => {
+    switch (e.type) {
+      case "progress": {
+        if (!tty) return;
+        const now = e.t;
+        if (now - lastDraw < 100 && e.done < e.total) return;
+        lastDraw = now;
+        draw(progressLine(e));
+        return;
+      }
+      case "phase-end":
+        clear();
+        opts.stream.write(
+          `${e.ok ? "✓" : "✗"} ${e.phase.padEnd(20)} ${formatMs(e.ms).padStart(9)}${e.bytes ? `  ${formatBytes(e.bytes)}` : ""}\n`,
+        );
+        return;
+      case "log":
+        if (e.level === "warn") {
+          clear();
+          opts.stream.write(`warning: ${e.message}\n`);
+        }
+        return;
+      default:
+        return;
+    }
+  });
+  return () => {
+    off();
+    clear();
+  };
+}
+
+const starts = new Map<string, { t: number; done: number }>();
+
+export function progressLine(e: Extract<StasisEvent, { type: "progress" }>): string {
+  const first = starts.get(e.phase) ?? { t: e.t, done: e.done };
+  starts.set(e.phase, first);
+  const frac = e.total > 0 ? Math.min(1, e.done / e.total) : 0;
+  const width = 24;
+  const filled = Math.round(frac * width);
+  const bar = "█".repeat(filled) + "░".repeat(width - filled);
+  const secs = (e.t - first.t) / 1000;
+  if (e.unit === "items") return `${e.phase} ${bar} ${e.done}/${e.total}`;
+  const rate = secs > 0 ? (e.done - first.done) / secs : 0;
+  const eta = rate > 0 ? (e.total - e.done) / rate : 0;
+  return `${e.phase} ${bar} ${formatBytes(e.done)}/${formatBytes(e.total)}  ${(rate / 1e9).toFixed(2)} GB/s  ETA ${eta.toFixed(1)} s`;
+}

@@ -1,0 +1,26 @@
+import type { Events } from "../events.js";
+import { openSnapshot } from "../store/store.js";
+import { verifyFiles } from "../store/digest.js";
+import type { Manifest } from "../store/manifest.js";
+
+export interface InspectResult {
+  name: string;
+  dir: string;
+  manifest: Manifest;
+  /** Set with verify: every file's digest was checked and matched. */
+  verified?: { bytes: number };
+}
+
+/** A snapshot's manifest; with `verify`, every file is read and checked against its digests. */
+export async function inspect(opts: { name: string; verify: boolean }, events: Events): Promise<InspectResult> {
+  const snap = await openSnapshot(opts.name);
+  const out: InspectResult = { name: snap.name, dir: snap.dir, manifest: snap.manifest };
+  if (opts.verify) {
+    out.verified = await events.phase(
+      "verify",
+      () => verifyFiles(snap.dir, snap.manifest.files, { events, phase: "verify" }),
+      (v) => ({ bytes: v.bytes }),
+    );
+  }
+  return out;
+}

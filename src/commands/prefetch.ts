@@ -1,0 +1,50 @@
+import { StasisError } from "../errors.js";
+import type { Events } from "../events.js";
+import { prefetch as prefetchFiles, type PrefetchFile, type PrefetchStats, type PrefetchStrategy } from "../pagecache/prefetch.js";
+import { resolveTargets } from "../pagecache/targets.js";
+
+export interface PrefetchOptions {
+  /** Files or directories; with `snapshot`, paths inside it (all of its files when empty). */
+  paths: string[];
+  snapshot?: string;
+  concurrency?: number;
+  chunkBytes?: number;
+  strategy?: PrefetchStrategy;
+  skipResident?: boolean;
+  /** Check every chunk against the snapshot's digests while reading (needs `snapshot`). */
+  verify?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface PrefetchResult extends PrefetchStats {
+  snapshot?: string;
+  paths: string[];
+}
+
+/** Reads files, directories or a snapshot into the page cache, in parallel, as the `prefetch` phase. */
+export async function prefetch(opts: PrefetchOptions, events: Events): Promise<PrefetchResult> {
+  if (opts.verify && opts.snapshot === undefined) {
+    throw new StasisError("E_USAGE", "--verify needs --snapshot NAME: only a snapshot has digests to check against");
+  }
+  const targets = await resolveTargets({ paths: opts.paths, snapshot: opts.snapshot }, "prefetch");
+  const files: PrefetchFile[] = targets.files.map((f) => ({
+    path: f.path,
+    ...(f.size !== undefined ? { expectSize: f.size } : {}),
+    ...(opts.verify && f.chunkSize !== undefined && f.sha256Chunks ? { verify: { chunkSize: f.chunkSize, sha256: f.sha256Chunks } } : {}),
+  }));
+  const stats = await events.phase(
+    "prefetch",
+    () =>
+      prefetchFiles(files, {
+        concurrency: opts.concurrency,
+        chunkBytes: opts.chunkBytes,
+        strategy: opts.strategy,
+        skipResident: opts.skipResident,
+        signal: opts.signal,
+        events,
+        phase: "prefetch",
+      }),
+    (s) => ({ bytes: s.bytesRead, detail: { bytesAlreadyResident: s.bytesAlreadyResident, bytesTotal: s.bytesTotal } }),
+  );
+  return { ...stats, ...(targets.snapshot ? { snapshot: targets.snapshot.name } : {}), paths: files.map((f) => f.path) };
+}

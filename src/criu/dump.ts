@@ -1,0 +1,57 @@
+import { mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { StasisError } from "../errors.js";
+import { run, tail, describeExit } from "../proc/run.js";
+import type { Criu } from "./locate.js";
+import { dumpOptions } from "./options.js";
+
+export interface DumpResult {
+  imagesDir: string;
+  logPath: string;
+  ms: number;
+  options: string[];
+}
+
+/** Dumps the process tree rooted at `pid` into `imagesDir` (created), with the options a server needs. */
+export async function criuDump(
+  criu: Criu,
+  pid: number,
+  imagesDir: string,
+  opts: { leaveRunning: boolean; logDir: string; timeoutMs?: number },
+): Promise<DumpResult> {
+  await mkdir(imagesDir, { recursive: true });
+  const options = dumpOptions({ leaveRunning: opts.leaveRunning });
+  const logPath = join(opts.logDir, "criu-dump.log");
+  const args = ["dump", "-t", String(pid), "-D", imagesDir, "-o", logPath, "-v4", ...options];
+  const out = await run(criu.path, args, { timeoutMs: opts.timeoutMs ?? 600_000, logPath });
+  if (out.code !== 0 || out.timedOut) {
+    const log = await readFile(logPath, "utf8").catch(() => "");
+    throw new StasisError("E_CRIU_DUMP", `criu dump of process ${pid} ${describeExit(out)}: ${firstError(log) ?? tail(out.stderr, 3)}`, {
+      hint: `${hintFor(log)}see the full log: ${logPath}`,
+      details: { pid, logPath, command: [criu.path, ...args].join(" ") },
+    });
+  }
+  return { imagesDir, logPath, ms: out.ms, options };
+}
+
+/** The first "Error (...)" line of a CRIU log, minus the harmless RLIMIT_NOFILE one. */
+export function firstError(log: string): string | undefined {
+  return log
+    .split("\n")
+    .find((l) => /Error \(/.test(l) && !/RLIMIT_NOFILE/.test(l))
+    ?.replace(/^\([\d.]+\)\s*/, "")
+    .trim();
+}
+
+/** Turns well-known CRIU failures into advice. */
+export function hintFor(log: string): string {
+  if (/io_uring/.test(log)) return "the server uses io_uring, which CRIU cannot dump: start it with UV_USE_IO_URING=0; ";
+  if (/Connected TCP socket|tcp.*established/i.test(log) && /external/i.test(log))
+    return "a TCP connection to outside the process tree is open: close clients before capture; ";
+  if (/Can't dump half of stream unix connection|unix.*external/i.test(log))
+    return "a unix socket connects to something outside the tree; ";
+  if (/bad size|has bad size/.test(log)) return "a file the server has open changed size since capture; ";
+  if (/Address already in use|EADDRINUSE/.test(log))
+    return "the port is taken: another instance (or the original server) still listens on it; stop it first (`stasis ps`, `stasis stop`); ";
+  return "";
+}

@@ -1,0 +1,36 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { compareVersions, criuCandidates, locateCriu, parseCriuVersion } from "./locate.js";
+import { StasisError } from "../errors.js";
+
+test("versions parse and compare numerically", () => {
+  assert.equal(parseCriuVersion("Version: 4.2.1\nGitID: v4.2.1\n"), "4.2.1");
+  assert.equal(parseCriuVersion("Version: 3.17.1\n"), "3.17.1");
+  assert.equal(parseCriuVersion("garbage"), undefined);
+  assert.equal(compareVersions("4.2.1", "4.1"), 1);
+  assert.equal(compareVersions("3.17.1", "4.1"), -1);
+  assert.equal(compareVersions("4.10", "4.9"), 1);
+  assert.equal(compareVersions("4.1", "4.1.0"), 0);
+});
+
+test("STASIS_CRIU is the only candidate when set; its version decides", async () => {
+  assert.deepEqual(criuCandidates({ STASIS_CRIU: "/x/criu", PATH: "/usr/bin" }), [{ path: "/x/criu", source: "env" }]);
+  const dir = mkdtempSync(join(tmpdir(), "stasis-criu-"));
+  try {
+    const fake = (name: string, version: string) => {
+      const p = join(dir, name);
+      writeFileSync(p, `#!/bin/sh\necho 'Version: ${version}'\n`);
+      chmodSync(p, 0o755);
+      return p;
+    };
+    const good = await locateCriu({ STASIS_CRIU: fake("new", "4.2.1") });
+    assert.deepEqual([good.version, good.source], ["4.2.1", "env"]);
+    await assert.rejects(locateCriu({ STASIS_CRIU: fake("old", "3.17.1") }), (e: StasisError) => e.code === "E_CRIU_TOO_OLD" && /3\.17\.1/.test(e.message));
+    await assert.rejects(locateCriu({ STASIS_CRIU: join(dir, "none") }), (e: StasisError) => e.code === "E_CRIU_MISSING" && e.hint !== undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,39 @@
+/**
+ * The CRIU options a real inference server needs, in one place so capture and restore agree:
+ * - --tcp-established: loopback connections inside the tree (torch.distributed's TCPStore, a front end
+ *   talking to its engine) are dumped and restored as they are;
+ * - --ext-unix-sk: unix sockets connected to something outside the tree (syslog, a journal) are allowed;
+ * - --file-locks: flock/fcntl locks held by the server come back;
+ * - --link-remap (dump only): files that are open or mapped but unlinked (multiprocessing semaphores in
+ *   /dev/shm) are linked back under a `link_remap.N` name that must exist again at restore;
+ * - --manage-cgroups=ignore: the restored tree runs in the restorer's cgroup, not the one captured (which may
+ *   not exist on restore, e.g. a CI job's cgroup);
+ * - --network-lock nftables: while established connections are dumped or restored, CRIU blocks their traffic;
+ *   its nftables method needs only the kernel (the default, iptables, needs the iptables tool installed).
+ *   STASIS_CRIU_NETWORK_LOCK=iptables switches back.
+ */
+export const COMMON_OPTIONS = [
+  "--tcp-established",
+  "--ext-unix-sk",
+  "--file-locks",
+  "--manage-cgroups=ignore",
+  "--network-lock",
+  process.env.STASIS_CRIU_NETWORK_LOCK ?? "nftables",
+];
+
+export function dumpOptions(opts: { leaveRunning: boolean }): string[] {
+  return [...COMMON_OPTIONS, "--link-remap", ...(opts.leaveRunning ? ["--leave-running"] : [])];
+}
+
+export function restoreOptions(): string[] {
+  return [...COMMON_OPTIONS, "--restore-detached"];
+}
+
+/**
+ * The key CRIU uses for a regular file in `--inherit-fd fd[N]:KEY`: its path without the leading slash.
+ * Restore hands fresh log files in place of the captured ones this way (CRIU would otherwise insist that the
+ * captured log files still exist at their captured sizes).
+ */
+export function inheritKey(path: string): string {
+  return path.replace(/^\/+/, "");
+}

@@ -1,0 +1,18 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseGpuCsv } from "./gpus.js";
+import { uuidBytes } from "../native/libcuda.js";
+
+test("nvidia-smi's CSV parses into GPUs", () => {
+  const gpus = parseGpuCsv("0, GPU-8a0f1c2d-1111-2222-3333-444455556666, NVIDIA H100 80GB HBM3, 81559, 2394, 580.159.04\n");
+  assert.deepEqual(gpus, [
+    { index: 0, uuid: "GPU-8a0f1c2d-1111-2222-3333-444455556666", name: "NVIDIA H100 80GB HBM3", memoryMiB: 81559, memoryUsedMiB: 2394, driver: "580.159.04" },
+  ]);
+});
+
+test("a GPU UUID becomes the 16 bytes of a CUuuid", () => {
+  const b = uuidBytes("GPU-8a0f1c2d-1111-2222-3333-444455556666");
+  assert.equal(b.length, 16);
+  assert.deepEqual(b.slice(0, 4), [0x8a, 0x0f, 0x1c, 0x2d]);
+  assert.throws(() => uuidBytes("GPU-xyz"), /not a GPU UUID/);
+});

@@ -1,0 +1,52 @@
+import type { Events } from "../events.js";
+
+/** The request whose answer must be the same after every restore as it was at capture. */
+export interface CanaryRequest {
+  method: "GET" | "POST";
+  path: string;
+  body?: string;
+}
+
+export interface CanaryAnswer {
+  status: number;
+  /** The answer reduced to what must not change (a vLLM completion without its id and timestamp). */
+  text: string;
+}
+
+export interface EngineContext {
+  /** e.g. http://127.0.0.1:8000 */
+  baseUrl: string;
+  events: Events;
+  signal?: AbortSignal;
+  /** False once the server's process tree has ended; waits stop early instead of timing out. */
+  alive: () => boolean;
+  /** Where the server's output goes, for error hints. */
+  logPath: string;
+}
+
+/**
+ * An engine adapter: how stasis talks to one kind of server. `http` works for any server with a readiness URL;
+ * `vllm` speaks vLLM's control API (sleep, wake, collective_rpc), which the reference engine speaks too.
+ */
+export interface Engine {
+  readonly kind: "http" | "vllm";
+  waitReady(ctx: EngineContext, readyPath: string, timeoutMs: number): Promise<void>;
+  /** The canary request to use when the user named none. */
+  defaultCanary(ctx: EngineContext): Promise<CanaryRequest>;
+  warmup(ctx: EngineContext, canary: CanaryRequest, count: number): Promise<void>;
+  canary(ctx: EngineContext, canary: CanaryRequest): Promise<CanaryAnswer>;
+  /** The smallest real request (vLLM: a one-token completion of the canary's prompt), for time to first token. */
+  firstToken(ctx: EngineContext, canary: CanaryRequest): Promise<void>;
+  /** Just before the checkpoint: release what should not be in the image (vLLM: dump weights, sleep). */
+  prepareCapture(ctx: EngineContext, snapshotDir: string): Promise<EngineState>;
+  /** After CRIU (and CUDA) restore: bring the server back to serving (vLLM: wake, refill, reset caches). */
+  resume(ctx: EngineContext, state: EngineState, snapshotDir: string): Promise<void>;
+  /** Name and version of the engine, for the fingerprint. */
+  identify(ctx: EngineContext): Promise<{ name: string; version: string } | undefined>;
+}
+
+/** Engine facts kept in the manifest; `files` are snapshot-relative paths the engine wrote (weights). */
+export interface EngineState {
+  [key: string]: unknown;
+  files?: { path: string; role: "weights" | "cache" | "other" }[];
+}

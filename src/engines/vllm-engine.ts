@@ -1,0 +1,219 @@
+import { copyFile, link, mkdir, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { StasisError } from "../errors.js";
+import { stasisHome } from "../home.js";
+import { httpOk, httpRequest } from "./http-client.js";
+import { pollReady, sendCanary } from "./http-engine.js";
+import { sha256 } from "./canary.js";
+import type { CanaryAnswer, CanaryRequest, Engine, EngineContext, EngineState } from "./engine.js";
+
+/** The weights file of each rank inside a snapshot; `{rank}` is filled in by the worker extension. */
+const WEIGHTS_TEMPLATE = "weights/rank{rank}.stasisw";
+
+interface RpcResults {
+  results: unknown[];
+}
+
+interface RankResult {
+  ok?: boolean;
+  rank?: number;
+  error?: { code?: string; message?: string; hint?: string };
+  [key: string]: unknown;
+}
+
+/**
+ * Calls a stasis worker-extension method in every worker through POST /collective_rpc. Each worker answers
+ * `{ok, rank, ...}`; a worker that answers `ok: false` fails the call with its own message and hint.
+ */
+async function rpc(ctx: EngineContext, method: string, args: string[] = []): Promise<RankResult[]> {
+  const res = await httpOk(ctx.baseUrl + "/collective_rpc", {
+    body: JSON.stringify({ method, args, kwargs: {} }),
+    timeoutMs: 600_000,
+    signal: ctx.signal,
+  });
+  const results = ((JSON.parse(res.body) as RpcResults).results ?? []) as RankResult[];
+  const failed = results.find((r) => r && r.ok === false);
+  if (failed) {
+    const weights = /WEIGHTS|LAYOUT|EXTENT|FILE/i.test(failed.error?.code ?? "");
+    throw new StasisError(weights ? "E_WEIGHTS_INVALID" : "E_ENGINE", `${method} failed in rank ${failed.rank ?? "?"}: ${failed.error?.message ?? "no message"}`, {
+      hint: failed.error?.hint ?? "see the server's log",
+      details: { method, error: failed.error },
+    });
+  }
+  return results;
+}
+
+async function post(ctx: EngineContext, path: string): Promise<void> {
+  await httpOk(ctx.baseUrl + path, { method: "POST", body: "", timeoutMs: 600_000, signal: ctx.signal });
+}
+
+/**
+ * The weights layout, or why there is none to dump: vLLM on the CPU (no sleep mode there: the worker extension
+ * answers `vllm_unavailable`), a server started without --enable-sleep-mode or without stasis's worker
+ * extension, or without VLLM_SERVER_DEV_MODE=1 (no /collective_rpc). Then everything stays in the image.
+ */
+async function weightsLayout(ctx: EngineContext): Promise<{ layout: RankResult[] } | { reason: string }> {
+  const sleepProbe = await httpRequest(ctx.baseUrl + "/is_sleeping", { timeoutMs: 10_000, signal: ctx.signal }).catch(() => undefined);
+  if (!sleepProbe || sleepProbe.status !== 200) return { reason: "the server has no /is_sleeping (start it with VLLM_SERVER_DEV_MODE=1 and --enable-sleep-mode)" };
+  try {
+    return { layout: await rpc(ctx, "stasis_weights_layout") };
+  } catch (err) {
+    return { reason: `its worker extension cannot dump the weights pool (${(err as Error).message})` };
+  }
+}
+
+async function isSleeping(ctx: EngineContext): Promise<boolean> {
+  const res = await httpOk(ctx.baseUrl + "/is_sleeping", { timeoutMs: 10_000, signal: ctx.signal });
+  return Boolean((JSON.parse(res.body) as { is_sleeping?: boolean }).is_sleeping);
+}
+
+/**
+ * A completion reduced to what a greedy decode must reproduce exactly: the choices (text, token ids,
+ * logprobs, finish reason) and the usage, without the request id and timestamps that differ on every call.
+ */
+export function canonicalCompletion(body: string): string {
+  let parsed: { choices?: unknown[]; usage?: unknown };
+  try {
+    parsed = JSON.parse(body) as typeof parsed;
+  } catch {
+    return body;
+  }
+  if (!Array.isArray(parsed.choices)) return body;
+  return stableJson({ choices: parsed.choices, usage: parsed.usage ?? null });
+}
+
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(",")}]`;
+  if (v && typeof v === "object") {
+    const entries = Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${stableJson(x)}`).join(",")}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/**
+ * The vLLM control API (and the reference engine, which speaks it). With sleep mode, capture dumps the
+ * weights once per model (kept in $STASIS_HOME/weights and hard-linked into each snapshot), then sleeps at
+ * level 2 so neither weights nor KV cache are in the image. Restore wakes the weights' memory at the same
+ * addresses, refills it in place from the dump, wakes the KV cache and resets the prefix cache: the order
+ * matters (a stale prefix cache or unfilled weights give wrong answers silently, the canary catches it).
+ * Without sleep mode (vLLM on the CPU) everything stays in the image and resume has nothing to do.
+ */
+export const vllmEngine: Engine = {
+  kind: "vllm",
+  async waitReady(ctx, readyPath, timeoutMs) {
+    await pollReady(ctx, readyPath, timeoutMs);
+    // /health answers before the model is served on some versions; /v1/models lists it once it is.
+    await pollReady(ctx, "/v1/models", Math.max(1_000, timeoutMs));
+  },
+  async defaultCanary(ctx): Promise<CanaryRequest> {
+    const models = JSON.parse((await httpOk(ctx.baseUrl + "/v1/models", { signal: ctx.signal })).body) as { data?: { id: string }[] };
+    const model = models.data?.[0]?.id;
+    if (!model) throw new StasisError("E_ENGINE", "the server lists no model at /v1/models", { hint: "is it a vLLM-compatible server?" });
+    return {
+      method: "POST",
+      path: "/v1/completions",
+      body: JSON.stringify({ model, prompt: "The stasis canary says:", max_tokens: 16, temperature: 0, logprobs: 1 }),
+    };
+  },
+  async warmup(ctx, canary, count) {
+    for (let i = 0; i < count; i++) {
+      await sendCanary(ctx, canary);
+      ctx.events.progress("warmup", i + 1, count, "items");
+    }
+  },
+  async canary(ctx, canary): Promise<CanaryAnswer> {
+    const res = await sendCanary(ctx, canary);
+    return { status: res.status, text: res.status === 200 ? canonicalCompletion(res.body) : res.body };
+  },
+  async firstToken(ctx, canary) {
+    const body = { ...(JSON.parse(canary.body ?? "{}") as Record<string, unknown>), max_tokens: 1, logprobs: null };
+    await httpOk(ctx.baseUrl + canary.path, { body: JSON.stringify(body), timeoutMs: 120_000, signal: ctx.signal });
+  },
+  async prepareCapture(ctx, snapshotDir): Promise<EngineState> {
+    const probe = await weightsLayout(ctx);
+    if ("reason" in probe) {
+      // Never call /sleep here: on the CPU vLLM answers 200, frees nothing, and pauses the engine.
+      ctx.events.log(`no sleep level 2: ${probe.reason}; weights and KV cache stay in the image`, "warn");
+      return { sleepLevel: 0, reason: probe.reason };
+    }
+    const layout = probe.layout;
+    const ranks = layout.length;
+    await mkdir(join(snapshotDir, "weights"), { recursive: true });
+    const files: EngineState["files"] = [];
+    for (let rank = 0; rank < ranks; rank++) files.push({ path: WEIGHTS_TEMPLATE.replace("{rank}", String(rank)), role: "weights" });
+    // An engine that says which dumps it can share (`reuse_key`: same tensors from the same model files) gets
+    // one dump per key in $STASIS_HOME/weights, hard-linked into each snapshot; others dump every time.
+    const keys = layout.map((r) => r.reuse_key);
+    const key = keys.every((k) => typeof k === "string" && k !== "") ? sha256(keys.join("/")).slice(0, 24) : undefined;
+    if (!key) {
+      await ctx.events.phase("weights-dump", () => rpc(ctx, "stasis_dump_weights", [join(snapshotDir, WEIGHTS_TEMPLATE)]), (r) => ({ bytes: sumBytes(r) }));
+    } else {
+      const cache = join(stasisHome(), "weights", key);
+      if (!(await exists(join(cache, "complete")))) {
+        // Dump into a temporary folder, then rename: a dump cut short is never mistaken for a complete one.
+        const tmp = `${cache}.tmp-${process.pid}`;
+        await rm(tmp, { recursive: true, force: true });
+        await mkdir(join(tmp, "weights"), { recursive: true });
+        await ctx.events.phase("weights-dump", () => rpc(ctx, "stasis_dump_weights", [join(tmp, WEIGHTS_TEMPLATE)]), (r) => ({ bytes: sumBytes(r) }));
+        await mkdir(join(tmp, "complete"));
+        await rm(cache, { recursive: true, force: true });
+        await rename(tmp, cache);
+      } else {
+        ctx.events.log(`reusing the weights dumped earlier for this model (${cache})`);
+      }
+      // Hard links: the snapshot holds the weights without a copy, and removing either keeps the other.
+      for (const f of files) await linkOrCopy(join(cache, f.path), join(snapshotDir, f.path));
+    }
+    await ctx.events.phase("sleep", () => post(ctx, "/sleep?level=2"));
+    if (!(await isSleeping(ctx))) throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
+    return { sleepLevel: 2, ranks, weights: WEIGHTS_TEMPLATE, ...(key ? { reuseKey: key } : {}), files };
+  },
+  async resume(ctx, state, snapshotDir) {
+    if (state.sleepLevel !== 2) return;
+    await ctx.events.phase("wake-weights", () => post(ctx, "/wake_up?tags=weights"));
+    await ctx.events.phase(
+      "refill-weights",
+      () => rpc(ctx, "stasis_load_weights", [join(snapshotDir, String(state.weights ?? WEIGHTS_TEMPLATE))]),
+      (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }),
+    );
+    await ctx.events.phase("wake-kv-cache", () => post(ctx, "/wake_up?tags=kv_cache"));
+    await ctx.events.phase("reset-prefix-cache", () => post(ctx, "/reset_prefix_cache"));
+  },
+  async identify(ctx) {
+    const res = await httpRequest(ctx.baseUrl + "/version", { timeoutMs: 10_000, signal: ctx.signal }).catch(() => undefined);
+    if (!res || res.status !== 200) return { name: "vllm-api", version: "unknown" };
+    try {
+      const v = JSON.parse(res.body) as { version?: string; engine?: string };
+      return { name: v.engine ?? "vllm", version: v.version ?? "unknown" };
+    } catch {
+      return { name: "vllm-api", version: "unknown" };
+    }
+  },
+};
+
+/** Bytes moved, summed over ranks: each rank reports `stats.bytes` (or `bytes`). */
+function sumBytes(results: RankResult[]): number {
+  return results.reduce((a, r) => {
+    const stats = r.stats as { bytes?: unknown } | undefined;
+    const bytes = typeof stats?.bytes === "number" ? stats.bytes : typeof r.bytes === "number" ? r.bytes : 0;
+    return a + bytes;
+  }, 0);
+}
+
+async function linkOrCopy(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch (err) {
+    // Another filesystem (STASIS_HOME split over mounts): a copy does the same job.
+    if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
+    await copyFile(from, to);
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}

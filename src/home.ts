@@ -1,0 +1,20 @@
+import { join } from "node:path";
+
+/**
+ * Where stasis keeps its state: `STASIS_HOME` (default /var/lib/stasis).
+ *   snapshots/<name>/      one folder per snapshot (manifest.json, images/, logs/, ...)
+ *   snapshots/.staging-*   captures in progress; never listed, removed when a capture fails
+ *   instances/<id>/        one folder per running instance (instance.json, stdout.log, stderr.log, criu logs)
+ *   tools/                 CRIU built by set-up, when the system has none that is new enough
+ */
+export function stasisHome(env: NodeJS.ProcessEnv = process.env): string {
+  return env.STASIS_HOME && env.STASIS_HOME !== "" ? env.STASIS_HOME : "/var/lib/stasis";
+}
+
+export const paths = {
+  snapshots: (home = stasisHome()) => join(home, "snapshots"),
+  snapshot: (name: string, home = stasisHome()) => join(home, "snapshots", name),
+  instances: (home = stasisHome()) => join(home, "instances"),
+  instance: (id: string, home = stasisHome()) => join(home, "instances", id),
+  tools: (home = stasisHome()) => join(home, "tools"),
+};

@@ -1,0 +1,65 @@
+import { readFile, readdir, readlink } from "node:fs/promises";
+
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  comm: string;
+}
+
+/** The children of `pid` (all its threads' children), from /proc. */
+export async function childrenOf(pid: number): Promise<number[]> {
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  const kids: number[] = [];
+  for (const tid of tasks) {
+    const text = await readFile(`/proc/${pid}/task/${tid}/children`, "utf8").catch(() => "");
+    for (const k of text.trim().split(/\s+/)) if (k) kids.push(Number(k));
+  }
+  return kids;
+}
+
+/** Every process in the tree rooted at `root`, root first, parents before children. */
+export async function processTree(root: number): Promise<ProcInfo[]> {
+  const out: ProcInfo[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    const stat = await readStat(pid);
+    if (!stat) continue;
+    out.push({ pid, ppid: stat.ppid, comm: stat.comm });
+    queue.push(...(await childrenOf(pid)));
+  }
+  return out;
+}
+
+/** Fields of /proc/<pid>/stat; `comm` may hold spaces and parentheses, so parse from the last ')'. */
+export async function readStat(pid: number): Promise<{ comm: string; state: string; ppid: number; startTime: number } | undefined> {
+  const text = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
+  if (!text) return undefined;
+  return parseStat(text);
+}
+
+export function parseStat(text: string): { comm: string; state: string; ppid: number; startTime: number } {
+  const open = text.indexOf("(");
+  const close = text.lastIndexOf(")");
+  const comm = text.slice(open + 1, close);
+  const rest = text.slice(close + 2).split(" ");
+  // rest[0] is field 3 (state); starttime is field 22.
+  return { comm, state: rest[0]!, ppid: Number(rest[1]), startTime: Number(rest[19]) };
+}
+
+/** The targets of a process's open fds ("/dev/null", "socket:[123]", "anon_inode:[io_uring]", ...). */
+export async function fdTargets(pid: number): Promise<string[]> {
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+  const out: string[] = [];
+  for (const fd of fds) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => undefined);
+    if (target) out.push(target);
+  }
+  return out;
+}
+
+/** True while `pid` exists and is not a zombie. */
+export async function isRunning(pid: number): Promise<boolean> {
+  const stat = await readStat(pid);
+  return stat !== undefined && stat.state !== "Z" && stat.state !== "X";
+}

@@ -1,0 +1,24 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { planGpus } from "./gpu.js";
+import type { GpuState } from "../cuda/gpus.js";
+import { StasisError } from "../errors.js";
+
+const H100 = "NVIDIA H100 80GB HBM3";
+const gpu = (index: number, uuid: string, name = H100): GpuState => ({ index, uuid, name, memoryMiB: 81559, memoryUsedMiB: 0, driver: "580" });
+const here = [gpu(0, "GPU-aaa"), gpu(1, "GPU-bbb")];
+
+test("without --gpu a GPU goes back to its own UUID, or to the same index and model", () => {
+  assert.deepEqual(planGpus([{ index: 1, uuid: "GPU-bbb", name: H100 }], here, undefined).map((p) => [p.from, p.to.uuid]), [["GPU-bbb", "GPU-bbb"]]);
+  assert.deepEqual(planGpus([{ index: 0, uuid: "GPU-other-host", name: H100 }], here, undefined).map((p) => p.to.uuid), ["GPU-aaa"]);
+  assert.throws(() => planGpus([{ index: 0, uuid: "GPU-x", name: "NVIDIA A100" }], here, undefined), (e: StasisError) => e.code === "E_GPU_UNAVAILABLE");
+});
+
+test("--gpu picks the target by index or UUID and must be the same model", () => {
+  const captured = [{ index: 0, uuid: "GPU-aaa", name: H100 }];
+  assert.equal(planGpus(captured, here, "1")[0]!.to.uuid, "GPU-bbb");
+  assert.equal(planGpus(captured, here, "GPU-bbb")[0]!.to.uuid, "GPU-bbb");
+  assert.throws(() => planGpus(captured, here, "7"), /no GPU "7"/);
+  assert.throws(() => planGpus(captured, [gpu(0, "GPU-c", "NVIDIA A100")], "0"), (e: StasisError) => /is a NVIDIA A100/.test(e.message) && /same GPU model/.test(e.hint ?? ""));
+  assert.throws(() => planGpus([...captured, { index: 1, uuid: "GPU-bbb", name: H100 }], here, "0"), (e: StasisError) => e.code === "E_USAGE");
+});

@@ -1,0 +1,100 @@
+import { StasisError } from "../errors.js";
+import type { Events } from "../events.js";
+import type { CudaDriver } from "../cuda/driver.js";
+import type { GpuInventory, GpuState } from "../cuda/gpus.js";
+import { nsPidOf, restoreAll } from "../cuda/tree.js";
+import { processTree } from "../proc/tree.js";
+import type { Manifest } from "../store/manifest.js";
+
+/** Headroom a restored process needs beyond the memory it had at capture (contexts, module reloads). */
+const MARGIN_BYTES = 512 * 1024 * 1024;
+
+export interface GpuRestore {
+  /** Restores and unlocks the CUDA processes of the tree restored at host pid `root`. */
+  restore(root: number, events: Events): Promise<void>;
+  close(): void;
+}
+
+/** Picks the GPU for each captured GPU: the one named by --gpu, the same UUID, or the same index and model. */
+export function planGpus(
+  captured: { uuid: string; name: string; index: number }[],
+  here: GpuState[],
+  target: string | undefined,
+): { from: string; to: GpuState }[] {
+  if (target !== undefined) {
+    if (captured.length !== 1) {
+      throw new StasisError("E_USAGE", `--gpu names one GPU, but the snapshot used ${captured.length}`, {
+        hint: "restore a multi-GPU snapshot without --gpu",
+      });
+    }
+    const to = here.find((g) => g.uuid === target || String(g.index) === target);
+    if (!to) {
+      throw new StasisError("E_GPU_UNAVAILABLE", `no GPU "${target}" here (GPUs: ${here.map((g) => `${g.index} ${g.uuid}`).join(", ") || "none"})`, {
+        hint: "name a GPU by its index or UUID as nvidia-smi lists it",
+      });
+    }
+    if (to.name !== captured[0]!.name) {
+      throw new StasisError("E_GPU_UNAVAILABLE", `GPU ${target} is a ${to.name}; the snapshot was captured on a ${captured[0]!.name}`, {
+        hint: "the CUDA checkpoint restores onto the same GPU model only",
+      });
+    }
+    return [{ from: captured[0]!.uuid, to }];
+  }
+  return captured.map((c) => {
+    const to = here.find((g) => g.uuid === c.uuid) ?? here.find((g) => g.index === c.index && g.name === c.name);
+    if (!to) {
+      throw new StasisError("E_GPU_UNAVAILABLE", `no ${c.name} here to restore GPU ${c.index} (${c.uuid}) onto`, {
+        hint: "restore on a machine with the same GPUs, or pick one with --gpu",
+      });
+    }
+    return { from: c.uuid, to };
+  });
+}
+
+/**
+ * Gets the GPU side of a restore ready before CRIU runs: starts the CUDA worker (cuInit is paid here, in
+ * parallel with the rest), picks the target GPUs and checks they have the memory. A restore that runs out of GPU
+ * memory can leave the process stuck in the driver, so this refuses up front.
+ */
+export async function prepareGpuRestore(
+  m: Manifest,
+  target: string | undefined,
+  driver: CudaDriver | undefined,
+  inventory: GpuInventory | undefined,
+): Promise<GpuRestore | undefined> {
+  if (!m.gpu || m.gpu.processes.length === 0 || !driver) return undefined;
+  const gpuInfo = m.gpu;
+  try {
+    const captured = m.fingerprint.gpu?.used ?? [];
+    const plan = planGpus(captured, inventory?.gpus ?? [], target);
+    for (const p of plan) {
+      const need = gpuInfo.processes.filter((x) => x.gpuUuids.includes(p.from)).reduce((a, x) => a + x.gpuBytes, 0) + MARGIN_BYTES;
+      const free = (p.to.memoryMiB - p.to.memoryUsedMiB) * 1024 * 1024;
+      if (free < need) {
+        throw new StasisError(
+          "E_GPU_MEMORY",
+          `GPU ${p.to.index} (${p.to.uuid}) has ${(free / 2 ** 30).toFixed(1)} GiB free; restoring needs ${(need / 2 ** 30).toFixed(1)} GiB`,
+          { hint: "stop other instances on that GPU (`stasis ps`, `stasis stop`) or restore onto another one with --gpu" },
+        );
+      }
+    }
+    const pairs = plan.filter((p) => p.from !== p.to.uuid).map((p) => ({ from: p.from, to: p.to.uuid }));
+    return {
+      async restore(root, ev) {
+        const tree = await processTree(root);
+        const byNsPid = new Map<number, number>();
+        for (const t of tree) byNsPid.set(await nsPidOf(t.pid), t.pid);
+        const procs = gpuInfo.processes.map((p) => {
+          const pid = byNsPid.get(p.nsPid);
+          if (pid === undefined) throw new StasisError("E_CUDA", `the restored tree has no process ${p.nsPid} (a CUDA process at capture)`);
+          return { pid, gpuBytes: p.gpuBytes };
+        });
+        await restoreAll(driver, procs, ev, pairs.length ? pairs : undefined);
+      },
+      close: () => driver.close(),
+    };
+  } catch (err) {
+    driver.close();
+    throw err;
+  }
+}

@@ -1,0 +1,168 @@
+import { join } from "node:path";
+import { StasisError, asStasisError } from "../errors.js";
+import type { Events } from "../events.js";
+import { recordTimeline, type TimelinePhase } from "../events.js";
+import { locateCriu } from "../criu/locate.js";
+import { criuRestore } from "../criu/restore.js";
+import { placeFiles } from "../criu/kept-files.js";
+import { openSnapshot, type Snapshot } from "../store/store.js";
+import { engineFor } from "../engines/engines.js";
+import { checkCanary } from "../engines/canary.js";
+import type { EngineContext } from "../engines/engine.js";
+import { instanceDir, killTree, newInstanceId, recordInstance, type Instance } from "../instances/instances.js";
+import { isRunning } from "../proc/tree.js";
+import { checkFingerprint } from "./fingerprint-check.js";
+import { startBackgroundReads, type BackgroundReads } from "./background-reads.js";
+import { prepareGpuRestore, type GpuRestore } from "./gpu.js";
+import { CudaDriver } from "../cuda/driver.js";
+import { withRestoreLock } from "./lock.js";
+import { warmStart } from "./fallback.js";
+
+export interface RestoreOptions {
+  name: string;
+  /** full: every file's digest is checked (in parallel with the restore; the instance is not ready until it
+   *  passes); size: sizes only; none. */
+  verify: "full" | "size" | "none";
+  /** Read the snapshot's files into the page cache ahead of and alongside CRIU (default on). */
+  prefetch: boolean;
+  /** Restore even though the fingerprint does not match (at your own risk). */
+  force: boolean;
+  /** Restore the GPU state onto this GPU (index or UUID) instead of the one captured. */
+  gpu?: string;
+  /** When the snapshot cannot be restored here (fingerprint mismatch): start the server with its captured
+   *  compile caches instead ("warm"), and say so. */
+  fallback?: "warm";
+  readyTimeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export interface RestoreResult {
+  instance: Instance;
+  snapshot: string;
+  /** Wall time from the start of the restore until the canary matched, ms. */
+  readyMs: number;
+  phases: TimelinePhase[];
+  reads: { bytesRead: number; bytesAlreadyResident: number; bytesVerified: number };
+  /** Set when --fallback warm started the server instead of restoring it. */
+  fallback?: { reason: string; canaryMatched: boolean };
+}
+
+/**
+ * Brings a snapshot back, serving: check the fingerprint -> (prefetch + verify in the background) ->
+ * CRIU restore -> CUDA restore -> engine resume (vLLM: wake, refill weights, wake KV, reset prefix cache) ->
+ * ready -> canary must match. A failure at any step kills what was restored and records no instance.
+ */
+export async function restore(opts: RestoreOptions, events: Events): Promise<RestoreResult> {
+  let gpu: GpuRestore | undefined;
+  const timeline = recordTimeline(events);
+  const started = events.t();
+  const snap: Snapshot = await events.phase("open", () => openSnapshot(opts.name));
+  const m = snap.manifest;
+  const id = newInstanceId();
+  // The CUDA worker starts first: its cuInit and NVML set-up overlap with everything up to the CUDA restore.
+  const driverStart = m.gpu ? events.phase("cuda-worker", () => CudaDriver.start()) : undefined;
+  driverStart?.catch(() => undefined);
+  let driver: CudaDriver | undefined;
+  const criu = await locateCriu();
+  try {
+    driver = await driverStart;
+    const inventory = await driver?.inventory();
+    await checkFingerprint(m, { force: opts.force, criuVersion: criu.version, gpu: inventory }, events);
+    gpu = await prepareGpuRestore(m, opts.gpu, driver, inventory);
+  } catch (err) {
+    driver?.close();
+    if (!(opts.fallback === "warm" && err instanceof StasisError && err.code === "E_FINGERPRINT_MISMATCH")) throw err;
+    events.log(`cannot restore here (${err.message}); starting the server with the snapshot's compile caches instead (--fallback warm)`, "warn");
+    const inst = await instanceDir(id);
+    const warm = await warmStart(snap, { id, ...inst }, opts, events);
+    timeline.stop();
+    return {
+      instance: warm.instance,
+      snapshot: opts.name,
+      readyMs: events.t() - started,
+      phases: timeline.phases,
+      reads: { bytesRead: 0, bytesAlreadyResident: 0, bytesVerified: 0 },
+      fallback: { reason: err.message, canaryMatched: warm.canaryMatched },
+    };
+  }
+  const inst = await instanceDir(id);
+  let reads: BackgroundReads | undefined;
+  let pid: number | undefined;
+  let ok = false;
+  try {
+    reads = startBackgroundReads(snap, { verify: opts.verify, prefetch: opts.prefetch, events });
+    const restored = await withRestoreLock(snap, async () => {
+      await placeFiles(snap.dir, m.shmFiles);
+      const cleanup = await placeFiles(snap.dir, m.linkRemaps);
+      try {
+        return await events.phase("criu-restore", () =>
+          criuRestore(
+            criu,
+            join(snap.dir, "images"),
+            inst.dir,
+            { capturedStdout: m.server.stdoutPath, capturedStderr: m.server.stderrPath, stdout: inst.stdout, stderr: inst.stderr },
+            { signal: opts.signal },
+          ),
+        );
+      } finally {
+        await cleanup();
+      }
+    });
+    pid = restored.pid;
+    const root = restored.pid;
+    if (gpu && driver) {
+      const d = driver;
+      await events.phase("cuda-init", async () => ({ initMs: (await d.call("init", {})).result as number }), (r) => ({ detail: r }));
+      await gpu.restore(root, events);
+    }
+    const ctx: EngineContext = {
+      baseUrl: m.server.url,
+      events,
+      signal: opts.signal,
+      alive: () => true,
+      logPath: inst.stderr,
+    };
+    let alive = true;
+    ctx.alive = () => alive;
+    const watch = setInterval(() => void isRunning(root).then((r) => (alive = r)), 100);
+    try {
+      const engine = engineFor(m.engine.kind);
+      await engine.resume(ctx, m.engine.state, snap.dir);
+      await events.phase("ready", () => engine.waitReady(ctx, m.server.readyPath, opts.readyTimeoutMs));
+      const canary = m.engine.canary;
+      await events.phase("canary", async () =>
+        checkCanary(canary, await engine.canary(ctx, { method: canary.method, path: canary.path, body: canary.body })),
+      );
+    } finally {
+      clearInterval(watch);
+    }
+    const readStats = await reads.done();
+    const readyMs = events.t() - started;
+    const instance = await recordInstance({
+      id,
+      snapshot: opts.name,
+      origin: "restore",
+      pid: root,
+      url: m.server.url,
+      createdAt: new Date().toISOString(),
+      dir: inst.dir,
+      stdout: inst.stdout,
+      stderr: inst.stderr,
+    });
+    ok = true;
+    return { instance, snapshot: opts.name, readyMs, phases: timeline.phases, reads: readStats };
+  } catch (err) {
+    // A digest failure explains any other failure (CRIU choking on a damaged image): report it first.
+    const readErr = await reads?.failure();
+    throw asStasisError(readErr ?? err);
+  } finally {
+    timeline.stop();
+    gpu?.close();
+    if (!ok) {
+      // Invariant: a failed restore leaves no process behind and no instance recorded.
+      reads?.cancel();
+      if (pid !== undefined) await killTree(pid, 1_000);
+    }
+  }
+}
+

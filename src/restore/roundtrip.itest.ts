@@ -1,0 +1,106 @@
+/**
+ * Real capture -> restore round trips through the CLI, as root, with real CRIU, of the example servers:
+ * (a) a slow-starting HTTP server whose in-memory state must survive, (b) a two-process server shaped like
+ * vLLM's API server + EngineCore, (c) one snapshot restored twice, one after the other.
+ */
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
+import { httpOk } from "../engines/http-client.js";
+import { freePort } from "../commands/demo.js";
+import { processTree } from "../proc/tree.js";
+
+const { env, cleanup } = tempHome();
+after(async () => {
+  await stasis(["stop", "--all", "--grace", "1"], env);
+  cleanup();
+});
+
+test("(a) slow-start server: cold start >= 5 s, restore much faster, in-memory state and canary survive", async () => {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const cap = await stasis(
+    [
+      "capture", "slow", "--json",
+      "--ready-url", `${base}/health`,
+      "--canary-url", `${base}/answer?q=canary`,
+      "--warmup", "3", "--warmup-url", `${base}/kv/greeting`, "--warmup-body", '"hello from before the snapshot"',
+      "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(port), "--startup-seconds", "5",
+    ],
+    env,
+  );
+  assert.equal(cap.code, 0, cap.stderr);
+  const coldStartMs = cap.json.manifest.timings.coldStartMs as number;
+  assert.ok(coldStartMs >= 5000, `cold start ${coldStartMs} ms`);
+  assert.equal(cap.json.manifest.tree.processes, 1);
+  // Without --leave-running the original is gone once the snapshot is taken.
+  await assert.rejects(httpOk(`${base}/health`, { timeoutMs: 1000 }));
+
+  const res = await stasis(["restore", "slow", "--json"], env);
+  assert.equal(res.code, 0, res.stderr);
+  assert.ok(res.json.readyMs < coldStartMs / 2, `restore took ${res.json.readyMs} ms`);
+  assert.ok(res.json.phases.some((p: { name: string }) => p.name === "criu-restore"));
+  // State set by requests before the snapshot is there; the request counter went on from where it was.
+  const kv = JSON.parse((await httpOk(`${base}/kv/greeting`)).body);
+  assert.equal(kv.value, '"hello from before the snapshot"');
+  const stats = JSON.parse((await httpOk(`${base}/stats`)).body);
+  assert.ok(stats.requests >= 6, `request counter ${stats.requests}`);
+  assert.equal(stats.pid, 1, "the server is PID 1 of its own PID namespace");
+  const answer = (await httpOk(`${base}/answer?q=canary`)).body;
+  assert.equal(answer, cap.json.manifest.engine.canary.text);
+
+  const ps = await stasis(["ps", "--json"], env);
+  assert.deepEqual(ps.json.map((i: { id: string }) => i.id), [res.json.instance.id]);
+  const stop = await stasis(["stop", res.json.instance.id, "--json"], env);
+  assert.equal(stop.code, 0, stop.stderr);
+  await assert.rejects(httpOk(`${base}/health`, { timeoutMs: 1000 }));
+  assert.deepEqual((await stasis(["ps", "--json"], env)).json, []);
+});
+
+test("(b) two-process server (front end + engine over a unix socket, semaphore, loopback TCP) comes back whole", async () => {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const cap = await stasis(
+    [
+      "capture", "twoproc", "--json", "--ready-url", `${base}/health`, "--canary-url", `${base}/answer?q=engine`, "--warmup", "2",
+      "--", "python3", join(EXAMPLES, "two_process_server.py"), "--port", String(port), "--startup-seconds", "1",
+    ],
+    env,
+  );
+  assert.equal(cap.code, 0, cap.stderr);
+  assert.ok(cap.json.manifest.tree.processes >= 2, `captured ${cap.json.manifest.tree.processes} processes`);
+  assert.ok(cap.json.manifest.linkRemaps.length >= 1, "the multiprocessing semaphore needed a link_remap file");
+
+  const res = await stasis(["restore", "twoproc", "--json"], env);
+  assert.equal(res.code, 0, res.stderr);
+  const tree = await processTree(res.json.instance.pid);
+  assert.equal(tree.length, cap.json.manifest.tree.processes);
+  const pids = JSON.parse((await httpOk(`${base}/pids`)).body);
+  assert.equal(pids.frontend, 1);
+  // The engine answers through the restored unix socket, taking the restored semaphore.
+  for (let i = 0; i < 3; i++) assert.equal((await httpOk(`${base}/answer?q=engine`)).body, cap.json.manifest.engine.canary.text);
+  assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
+});
+
+test("(c) one snapshot restored twice, one after the other: both answer the canary", async () => {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const cap = await stasis(
+    [
+      "capture", "twice", "--json", "--ready-url", `${base}/health`, "--canary-url", `${base}/answer?q=again`,
+      "--", "python3", join(EXAMPLES, "two_process_server.py"), "--port", String(port), "--startup-seconds", "0.5",
+    ],
+    env,
+  );
+  assert.equal(cap.code, 0, cap.stderr);
+  const ids: string[] = [];
+  for (let round = 0; round < 2; round++) {
+    const res = await stasis(["restore", "twice", "--json"], env);
+    assert.equal(res.code, 0, `round ${round}: ${res.stderr}`);
+    assert.equal((await httpOk(`${base}/answer?q=again`)).body, cap.json.manifest.engine.canary.text);
+    ids.push(res.json.instance.id);
+    assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
+  }
+  assert.notEqual(ids[0], ids[1]);
+});

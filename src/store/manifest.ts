@@ -1,0 +1,136 @@
+import { z } from "zod";
+import { StasisError } from "../errors.js";
+
+/** The manifest format's name and version; bump the version on any incompatible change. */
+export const MANIFEST_SCHEMA = "stasis.snapshot/v1";
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 hex digest");
+
+export const FileEntry = z.object({
+  /** Relative to the snapshot folder. */
+  path: z.string().min(1).refine((p) => !p.startsWith("/") && !p.split("/").includes(".."), "a relative path inside the snapshot"),
+  role: z.enum(["image", "weights", "log", "link-remap", "shm", "cache", "other"]),
+  size: z.number().int().nonnegative(),
+  /** sha256 over the concatenated chunk digests (so it can be computed in parallel). */
+  sha256: hex64,
+  chunkSize: z.number().int().positive(),
+  chunks: z.array(hex64),
+});
+export type FileEntry = z.infer<typeof FileEntry>;
+
+export const GpuInfo = z.object({
+  index: z.number().int(),
+  uuid: z.string(),
+  name: z.string(),
+  memoryMiB: z.number(),
+});
+export type GpuInfo = z.infer<typeof GpuInfo>;
+
+export const Fingerprint = z.object({
+  arch: z.string(),
+  kernel: z.string(),
+  cpuModel: z.string(),
+  /** sha256 of the sorted CPU feature flags: a restored process may use any instruction it found at start-up. */
+  cpuFlags: z.string(),
+  criuVersion: z.string(),
+  gpu: z
+    .object({
+      driver: z.string(),
+      cuda: z.string(),
+      models: z.array(z.string()),
+      /** The GPUs the captured tree used (UUIDs as at capture). */
+      used: z.array(GpuInfo),
+    })
+    .optional(),
+  engine: z.object({ name: z.string(), version: z.string() }).optional(),
+});
+export type Fingerprint = z.infer<typeof Fingerprint>;
+
+export const Canary = z.object({
+  method: z.enum(["GET", "POST"]),
+  path: z.string().startsWith("/"),
+  body: z.string().optional(),
+  status: z.number().int(),
+  /** sha256 of the response body as recorded at capture. */
+  sha256: hex64,
+  /** The body itself when small, for showing a mismatch. */
+  text: z.string().optional(),
+});
+export type Canary = z.infer<typeof Canary>;
+
+export const Manifest = z.object({
+  schema: z.literal(MANIFEST_SCHEMA),
+  name: z.string(),
+  createdAt: z.string(),
+  stasisVersion: z.string(),
+  command: z.object({
+    argv: z.array(z.string()).min(1),
+    cwd: z.string(),
+    /** Only what stasis or the user set on top of the inherited environment (no secrets from the caller's env). */
+    env: z.record(z.string()),
+  }),
+  server: z.object({
+    /** Base URL the server listens on, e.g. http://127.0.0.1:8000 */
+    url: z.string().url(),
+    readyPath: z.string().startsWith("/"),
+    /** The paths of stdout/stderr as the images hold them; restore substitutes fresh files for them. */
+    stdoutPath: z.string(),
+    stderrPath: z.string(),
+  }),
+  engine: z.object({
+    kind: z.enum(["http", "vllm"]),
+    canary: Canary,
+    /** Engine-specific facts the restore needs (sleep level, weights file, model). */
+    state: z.record(z.unknown()),
+  }),
+  fingerprint: Fingerprint,
+  tree: z.object({
+    processes: z.number().int().positive(),
+    cudaProcesses: z.number().int().nonnegative(),
+  }),
+  /** The CUDA processes of the tree, by their pid inside the instance's PID namespace. */
+  gpu: z
+    .object({
+      processes: z.array(z.object({ nsPid: z.number().int().positive(), gpuBytes: z.number().nonnegative(), gpuUuids: z.array(z.string()) })),
+      totalBytes: z.number().nonnegative(),
+    })
+    .optional(),
+  criu: z.object({ options: z.array(z.string()) }),
+  /** The engine's compile caches (one tar each), for `restore --fallback warm`. */
+  caches: z.array(z.object({ variable: z.string(), dir: z.string(), file: z.string() })).default([]),
+  /** Files CRIU's --link-remap left beside unlinked files; they must exist again at restore. */
+  linkRemaps: z.array(z.object({ original: z.string(), file: z.string() })),
+  /** Shared-memory files (/dev/shm) the tree had open by name; put back before every restore. */
+  shmFiles: z.array(z.object({ original: z.string(), file: z.string() })).default([]),
+  files: z.array(FileEntry),
+  timings: z.record(z.number()),
+});
+export type Manifest = z.infer<typeof Manifest>;
+
+/** Parses a manifest; a bad one is an E_MANIFEST_INVALID naming the first bad field and what was expected. */
+export function parseManifest(text: string, where: string): Manifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new StasisError("E_MANIFEST_INVALID", `${where}: not valid JSON (${(err as Error).message})`, {
+      cause: err,
+      hint: "the snapshot is damaged; remove it with `stasis rm` and capture again",
+    });
+  }
+  const schema = (raw as { schema?: unknown } | null)?.schema;
+  if (typeof schema === "string" && schema !== MANIFEST_SCHEMA) {
+    throw new StasisError("E_MANIFEST_INVALID", `${where}: manifest schema "${schema}", this stasis reads "${MANIFEST_SCHEMA}"`, {
+      hint: "capture the snapshot again with this version of stasis",
+    });
+  }
+  const parsed = Manifest.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new StasisError("E_MANIFEST_INVALID", `${where}: ${issue.path.join(".") || "(root)"}: ${issue.message}`, {
+      hint: "the snapshot is damaged; remove it with `stasis rm` and capture again",
+      details: { issues: parsed.error.issues.slice(0, 5) },
+    });
+  }
+  return parsed.data;
+}

@@ -1,0 +1,49 @@
+/** Test support: run the real `stasis` CLI in a child process against a throwaway store. */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const MAIN = fileURLToPath(new URL("../cli/main.js", import.meta.url));
+export const REPO = fileURLToPath(new URL("../../", import.meta.url));
+export const EXAMPLES = join(REPO, "examples");
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed, when the command ran with --json. */
+  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+export function stasis(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 300_000): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      let json: unknown;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        // A test that reads .json of a run whose output is not JSON fails with the output in the message.
+        json = args.includes("--json")
+          ? new Proxy({}, { get: (_t, key) => { throw new Error(`stasis ${args.join(" ")} (exit ${code}) printed no JSON (reading .${String(key)})\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`); } })
+          : undefined;
+      }
+      resolve({ code: code ?? -1, stdout, stderr, json });
+    });
+  });
+}
+
+/** A fresh STASIS_HOME for one test file; remove it with the returned function. */
+export function tempHome(): { home: string; env: NodeJS.ProcessEnv; cleanup: () => void } {
+  const home = mkdtempSync(join(tmpdir(), "stasis-itest-"));
+  return { home, env: { STASIS_HOME: home }, cleanup: () => rmSync(home, { recursive: true, force: true }) };
+}
