@@ -8,7 +8,7 @@ import { Events, recordTimeline } from "../events.js";
 import { launch } from "../launch/launch.js";
 import { engineFor } from "../engines/engines.js";
 import type { CanaryRequest, EngineContext } from "../engines/engine.js";
-import { killTree } from "../instances/instances.js";
+import { findInstance, killTree, stopInstance } from "../instances/instances.js";
 import type { Snapshot } from "../store/store.js";
 import { StasisError } from "../errors.js";
 import { prefetch } from "../pagecache/prefetch.js";
@@ -84,7 +84,7 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
     child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
   const readyMs = performance.now() - started;
-  const result = JSON.parse(out.stdout || "{}") as { instance?: { pid: number }; phases?: TimelinePhase[]; error?: { code: string; message: string } };
+  const result = JSON.parse(out.stdout || "{}") as { instance?: { id: string; pid: number }; phases?: TimelinePhase[]; error?: { code: string; message: string } };
   if (out.code !== 0 || !result.instance) {
     throw new StasisError("E_CRIU_RESTORE", `restore for the benchmark failed: ${result.error?.message ?? out.stderr.trim().split("\n").pop()}`);
   }
@@ -108,8 +108,6 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
       setup: strategy === "restore-cold" ? "page cache dropped" : "snapshot files in the page cache",
     };
   } finally {
-    await killTree(result.instance.pid, 10_000);
-    const { listInstances, forgetInstance } = await import("../instances/instances.js");
-    for (const i of await listInstances()) if (i.pid === result.instance.pid) await forgetInstance(i);
+    await stopInstance(await findInstance(result.instance.id), 10_000);
   }
 }

@@ -96,7 +96,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     throwIfAborted(opts.signal);
 
     const dump = await events.phase("criu-dump", () =>
-      criuDump(criu, launched.pid, join(staging.dir, "images"), { leaveRunning: opts.leaveRunning, logDir: staging.dir }),
+      criuDump(criu, launched.pid, join(staging.dir, "images"), { leaveRunning: opts.leaveRunning, logDir: inst.dir }),
     );
     const linkRemaps = await keepLinkRemaps(await findLinkRemaps(unlinked), staging.dir);
     // The tree is gone unless it was left running: then its shared-memory files are its own leftovers.
@@ -115,7 +115,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     await mkdir(join(staging.dir, "logs"), { recursive: true });
     await copyFile(inst.stdout, join(staging.dir, "logs", "capture-stdout.log"));
     await copyFile(inst.stderr, join(staging.dir, "logs", "capture-stderr.log"));
-    await rename(dump.logPath, join(staging.dir, "logs", "criu-dump.log"));
+    await copyFile(dump.logPath, join(staging.dir, "logs", "criu-dump.log"));
 
     const inputs: DigestInput[] = [
       ...(await filesUnder(staging.dir, "images")).map((path) => ({ path, role: "image" as const })),
@@ -146,7 +146,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
       server: { url: baseUrl, readyPath, stdoutPath: inst.stdout, stderrPath: inst.stderr },
       engine: { kind: opts.engine, canary, state: withoutFiles(engineState) },
       fingerprint,
-      tree: { processes: tree.length, cudaProcesses: gpu?.processes.length ?? 0 },
+      tree: { rootPid: launched.pid, processes: tree.length, cudaProcesses: gpu?.processes.length ?? 0 },
       gpu: gpu?.manifest(),
       criu: { options: dump.options },
       caches,

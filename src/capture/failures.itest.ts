@@ -23,7 +23,7 @@ before(async () => {
     ],
     env,
   );
-  assert.equal(cap.code, 0, cap.stderr);
+  assert.equal(cap.code, 0, cap.output);
 });
 after(async () => {
   await stasis(["stop", "--all", "--grace", "1"], env);
@@ -90,7 +90,7 @@ test("an image file modified after capture is refused (digest mismatch) and noth
   assert.deepEqual((await stasis(["ps", "--json"], env)).json, []);
   // The intact snapshot still restores.
   const ok = await stasis(["restore", "good", "--json"], env);
-  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.code, 0, ok.output);
   assert.equal((await stasis(["stop", ok.json.instance.id], env)).code, 0);
 });
 
@@ -148,7 +148,7 @@ test("a snapshot from another machine is refused; --fallback warm starts its ser
     assert.match(r.stderr, /kernel: captured 5\.4\.0-other, here /);
     await noServerOn(port);
     const warm = await stasis(["restore", "good", "--fallback", "warm", "--json"], env);
-    assert.equal(warm.code, 0, warm.stderr);
+    assert.equal(warm.code, 0, warm.output);
     assert.match(warm.json.fallback.reason, /different machine/);
     assert.equal(warm.json.fallback.canaryMatched, true);
     assert.equal((await httpOk(`http://127.0.0.1:${port}/answer?q=x`)).body, m.engine.canary.text);

@@ -25,8 +25,9 @@ export function dumpOptions(opts: { leaveRunning: boolean }): string[] {
   return [...COMMON_OPTIONS, "--link-remap", ...(opts.leaveRunning ? ["--leave-running"] : [])];
 }
 
+/** No --restore-detached: CRIU stays as the init of the instance's PID namespace (see criu/restore.ts). */
 export function restoreOptions(): string[] {
-  return [...COMMON_OPTIONS, "--restore-detached"];
+  return [...COMMON_OPTIONS];
 }
 
 /**

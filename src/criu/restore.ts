@@ -1,8 +1,10 @@
+import { spawn } from "node:child_process";
 import { openSync, closeSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
-import { run, tail, describeExit } from "../proc/run.js";
+import { tail } from "../proc/run.js";
+import { childrenOf } from "../proc/tree.js";
 import type { Criu } from "./locate.js";
 import { firstError, hintFor } from "./dump.js";
 import { inheritKey, restoreOptions } from "./options.js";
@@ -17,15 +19,27 @@ export interface RestoreFiles {
 }
 
 export interface RestoreResult {
-  /** Host pid of the restored tree's root. */
+  /** Host pid of the restored tree's root (inside its namespace it has the pid it had at capture). */
   pid: number;
+  /** Host pid of the namespace's init (CRIU, waiting on the tree): killing it ends the whole instance. */
+  nsInit: number;
   logPath: string;
   ms: number;
 }
 
+/** Run by CRIU at each stage of the restore; tells stasis the tree has resumed. */
+const ACTION_SCRIPT = `#!/bin/sh
+[ "$CRTOOLS_SCRIPT_ACTION" = "post-resume" ] && : > "$0.resumed"
+exit 0
+`;
+
 /**
- * Restores the tree in `imagesDir`, detached. CRIU's work files (log, pidfile) go to `workDir`, never into the
- * snapshot, so a snapshot can be restored many times, also at once. The root comes back in a new PID namespace.
+ * Restores the tree in `imagesDir` into a PID namespace and mount namespace of its own (what CRIU's criu-ns
+ * does): `unshare --pid --fork --mount-proc` starts CRIU as that namespace's init, CRIU gives the processes
+ * the PIDs they had at capture (free there, whatever runs on the machine), and /proc is remounted to match,
+ * which the CUDA driver needs. CRIU stays as the init, waiting on the tree; stasis returns once CRIU's
+ * post-resume action has run. CRIU's work files (log, pidfile) go to `workDir`, never into the snapshot, so a
+ * snapshot can be restored many times, also at once.
  */
 export async function criuRestore(
   criu: Criu,
@@ -34,38 +48,84 @@ export async function criuRestore(
   files: RestoreFiles,
   opts: { timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<RestoreResult> {
+  const started = performance.now();
   const logPath = join(workDir, "criu-restore.log");
-  const pidfile = join(workDir, "criu-restore.pid");
-  // The fds are opened here and passed as fd 3 and 4 of criu; closed in finally whatever happens, because
-  // the child has its own copies once spawned.
+  const script = join(workDir, "criu-action.sh");
+  await writeFile(script, ACTION_SCRIPT, { mode: 0o755 });
+  const inherit =
+    files.capturedStderr === files.capturedStdout
+      ? ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`]
+      : ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`, "--inherit-fd", `fd[4]:${inheritKey(files.capturedStderr)}`];
+  const criuArgs = ["restore", "-D", imagesDir, "-W", workDir, "-o", logPath, "-v4", "--pidfile", join(workDir, "criu-restore.pid"), "--action-script", script, ...restoreOptions(), ...inherit];
+  // The fds are opened here and passed as fd 3 and 4 (unshare and CRIU inherit them); closed in finally,
+  // because the child has its own copies once spawned.
   const outFd = openSync(files.stdout, "a");
   const errFd = files.stderr === files.stdout ? outFd : openSync(files.stderr, "a");
+  // unshare's and CRIU's own output goes to a file, not a pipe: they outlive stasis.
+  const ownOutput = join(workDir, "criu-restore.out");
+  const ownFd = openSync(ownOutput, "a");
+  let holder;
   try {
-    const inherit =
-      files.capturedStderr === files.capturedStdout
-        ? ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`]
-        : ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`, "--inherit-fd", `fd[4]:${inheritKey(files.capturedStderr)}`];
-    const args = ["restore", "-D", imagesDir, "-W", workDir, "-o", logPath, "-v4", "--pidfile", pidfile, ...restoreOptions(), ...inherit];
-    const out = await run(criu.path, args, {
-      timeoutMs: opts.timeoutMs ?? 600_000,
-      signal: opts.signal,
-      extraFds: [outFd, errFd],
-      logPath,
+    holder = spawn("unshare", ["--pid", "--fork", "--mount-proc", "--propagation", "slave", criu.path, ...criuArgs], {
+      stdio: ["ignore", ownFd, ownFd, outFd, errFd],
+      detached: true,
+      cwd: workDir,
     });
-    if (out.code !== 0 || out.timedOut) {
-      const log = await readFile(logPath, "utf8").catch(() => "");
-      throw new StasisError("E_CRIU_RESTORE", `criu restore ${describeExit(out)}: ${firstError(log) ?? tail(out.stderr, 3)}`, {
-        hint: `${hintFor(log)}see the full log: ${logPath}`,
-        details: { logPath, command: [criu.path, ...args].join(" ") },
-      });
-    }
-    const pid = Number((await readFile(pidfile, "utf8")).trim());
-    if (!Number.isInteger(pid) || pid <= 0) {
-      throw new StasisError("E_CRIU_RESTORE", `criu restore wrote no usable pid to ${pidfile}`, { hint: `see the full log: ${logPath}` });
-    }
-    return { pid, logPath, ms: out.ms };
   } finally {
+    closeSync(ownFd);
     closeSync(outFd);
     if (errFd !== outFd) closeSync(errFd);
   }
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  holder.on("exit", (code, signal) => (exit = { code, signal }));
+  const spawnError = new Promise<Error>((resolve) => holder.on("error", resolve));
+  let failed: Error | undefined;
+  void spawnError.then((e) => (failed = e));
+
+  const kill = () => {
+    try {
+      process.kill(-holder.pid!, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  };
+  const deadline = Date.now() + (opts.timeoutMs ?? 600_000);
+  try {
+    for (;;) {
+      if (failed) throw new StasisError("E_TOOL_MISSING", `cannot start unshare: ${failed.message}`, { hint: "stasis needs util-linux's unshare" });
+      if (await exists(script + ".resumed")) break;
+      if (exit) {
+        const log = await readFile(logPath, "utf8").catch(() => "");
+        const output = await readFile(ownOutput, "utf8").catch(() => "");
+        throw new StasisError(
+          "E_CRIU_RESTORE",
+          `criu restore ${exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`}: ${firstError(log) ?? (tail(output, 3) || "no error in its log")}`,
+          { hint: `${hintFor(log)}see the full log: ${logPath}`, details: { logPath, command: [criu.path, ...criuArgs].join(" ") } },
+        );
+      }
+      if (opts.signal?.aborted) throw new StasisError("E_INTERRUPTED", "restore interrupted");
+      if (Date.now() > deadline) throw new StasisError("E_CRIU_RESTORE", `criu restore did not finish within ${opts.timeoutMs ?? 600_000} ms`, { hint: `see the log: ${logPath}` });
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    // unshare -> CRIU (the namespace's init) -> the restored root.
+    const nsInit = (await childrenOf(holder.pid!))[0];
+    const pid = nsInit === undefined ? undefined : (await childrenOf(nsInit))[0];
+    if (nsInit === undefined || pid === undefined) {
+      throw new StasisError("E_CRIU_RESTORE", "criu reported the tree resumed, but it is not there", { hint: `see the log: ${logPath}` });
+    }
+    // CRIU and unshare stay as the namespace's keepers; stasis must be free to exit.
+    holder.unref();
+    return { pid, nsInit, logPath, ms: performance.now() - started };
+  } catch (err) {
+    // Invariant: a failed restore leaves nothing running.
+    kill();
+    throw err;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
 }

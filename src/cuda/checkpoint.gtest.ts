@@ -39,7 +39,7 @@ async function captureTorch(name: string, args: string[], extra: string[] = []) 
     ["capture", name, "--json", "--ready-url", `${base}/health`, "--ready-timeout", "300", "--canary-url", `${base}/checksum`, ...extra, "--", "python3", join(EXAMPLES, "gpu_torch_server.py"), "--port", String(port), ...args],
     env,
   );
-  assert.equal(cap.code, 0, cap.stderr);
+  assert.equal(cap.code, 0, cap.output);
   return { cap, base };
 }
 
@@ -53,7 +53,7 @@ test("a torch process holding 4 GiB on the GPU: capture and restore, checksums b
   const afterReady = cap.json.phases.filter((p: Phase) => !["preflight", "launch", "ready", "warmup", "canary"].includes(p.name)).reduce((a: number, p: Phase) => a + p.ms, 0);
 
   const res = await stasis(["restore", "torch4g", "--json"], env);
-  assert.equal(res.code, 0, res.stderr);
+  assert.equal(res.code, 0, res.output);
   const rnames = res.json.phases.map((p: Phase) => p.name);
   for (const n of ["criu-restore", "cuda-restore", "cuda-unlock", "canary"]) assert.ok(rnames.includes(n), `restore phase ${n}`);
   const again = (await httpOk(`${base}/checksum`)).body;
@@ -78,7 +78,7 @@ test("a two-process tree where both processes hold CUDA contexts", { skip }, asy
   const { cap, base } = await captureTorch("torch-two", ["--gib", "1", "--worker-gib", "1"]);
   assert.equal(cap.json.manifest.tree.cudaProcesses, 2);
   const res = await stasis(["restore", "torch-two", "--json"], env);
-  assert.equal(res.code, 0, res.stderr);
+  assert.equal(res.code, 0, res.output);
   const body = (await httpOk(`${base}/checksum`)).body;
   assert.ok(JSON.parse(body).worker, "the worker answers");
   assert.equal(body, cap.json.manifest.engine.canary.text);
@@ -98,7 +98,7 @@ test("a restore without enough free GPU memory is refused up front, and nothing 
       hog.on("exit", (c) => reject(new Error(`hog exited ${c}`)));
     });
     const res = await stasis(["restore", "torch4g"], env);
-    assert.equal(res.code, 5, res.stderr);
+    assert.equal(res.code, 5, res.output);
     assert.match(res.stderr, /E_GPU_MEMORY: GPU 0 .* free; restoring needs/);
     assert.match(res.stderr, /hint: /);
     assert.deepEqual((await stasis(["ps", "--json"], env)).json, []);
@@ -107,7 +107,7 @@ test("a restore without enough free GPU memory is refused up front, and nothing 
     await new Promise((r) => hog.once("exit", r));
   }
   const ok = await stasis(["restore", "torch4g", "--json"], env);
-  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.code, 0, ok.output);
   assert.equal((await stasis(["stop", ok.json.instance.id], env)).code, 0);
 });
 
@@ -116,7 +116,7 @@ test("restore onto the other GPU of a two-GPU machine", { skip: skip || ((invent
   const from = cap.json.manifest.fingerprint.gpu.used[0];
   const target = inventory!.gpus.find((g) => g.uuid !== from.uuid)!;
   const res = await stasis(["restore", "torch-move", "--json", "--gpu", String(target.index)], env);
-  assert.equal(res.code, 0, res.stderr);
+  assert.equal(res.code, 0, res.output);
   assert.equal((await httpOk(`${base}/checksum`)).body, cap.json.manifest.engine.canary.text);
   const mem = await gpuMemoryByPid();
   const tree = await processTree(res.json.instance.pid);

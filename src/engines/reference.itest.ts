@@ -39,7 +39,7 @@ async function captureReference(name: string) {
     ],
     env,
   );
-  assert.equal(cap.code, 0, cap.stderr);
+  assert.equal(cap.code, 0, cap.output);
   return { cap, base: `http://127.0.0.1:${port}` };
 }
 
@@ -53,7 +53,7 @@ test("reference engine: weights dumped, slept at level 2, restored with wake + r
   assert.ok(m.files.some((f: { role: string; path: string }) => f.role === "weights" && f.path === "weights/rank0.stasisw"));
 
   const res = await stasis(["restore", "ref", "--json"], env);
-  assert.equal(res.code, 0, res.stderr);
+  assert.equal(res.code, 0, res.output);
   const phases = res.json.phases.map((p: { name: string }) => p.name);
   const order = ["criu-restore", "wake-weights", "refill-weights", "wake-kv-cache", "reset-prefix-cache", "canary"];
   for (const n of order) assert.ok(phases.includes(n), `restore phase ${n}`);
@@ -73,6 +73,6 @@ test("a second snapshot of the same model reuses the weights dump (a hard link, 
   const b = statSync(join(home, "snapshots", "ref-again", "weights", "rank0.stasisw"));
   assert.equal(a.ino, b.ino);
   const res = await stasis(["restore", "ref-again", "--json"], env);
-  assert.equal(res.code, 0, res.stderr);
+  assert.equal(res.code, 0, res.output);
   assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
 });

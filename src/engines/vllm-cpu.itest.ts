@@ -42,7 +42,7 @@ test("capture and restore a real vLLM server (CPU build) with the vllm engine: t
     env,
     1_500_000,
   );
-  assert.equal(cap.code, 0, cap.stderr);
+  assert.equal(cap.code, 0, cap.output);
   const m = cap.json.manifest;
   assert.equal(m.engine.kind, "vllm");
   assert.equal(m.engine.state.sleepLevel, 0, "vLLM on the CPU has no sleep mode: everything stays in the image");
@@ -52,7 +52,7 @@ test("capture and restore a real vLLM server (CPU build) with the vllm engine: t
   assert.ok(Array.isArray(canary.choices[0].logprobs.token_logprobs));
 
   const res = await stasis(["restore", "vllm-tiny", "--json"], env, 600_000);
-  assert.equal(res.code, 0, res.stderr);
+  assert.equal(res.code, 0, res.output);
   assert.equal((await processTree(res.json.instance.pid)).length, m.tree.processes);
   // A request the snapshot never saw is answered too.
   const other = JSON.parse(

@@ -3,15 +3,17 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
 import { paths, stasisHome } from "../home.js";
-import { isRunning, readStat } from "../proc/tree.js";
+import { isRunning, processTree, readStat } from "../proc/tree.js";
 
 /** A server stasis started (captured with --leave-running) or restored, and still tracks. */
 export interface Instance {
   id: string;
   snapshot: string;
   origin: "capture" | "restore";
-  /** Host pid of the tree's root (PID 1 of the instance's PID namespace). */
+  /** Host pid of the server: the tree's root. */
   pid: number;
+  /** For a restored instance: host pid of its PID namespace's init (CRIU, waiting on the tree). */
+  nsInit?: number;
   /** The root's start time in clock ticks since boot: a recycled pid will not match it. */
   startTime: number;
   url: string;
@@ -79,32 +81,41 @@ export async function findInstance(idOrPrefix: string, home = stasisHome()): Pro
 }
 
 /**
- * Stops an instance's whole tree: SIGTERM to its root, then SIGKILL after `graceMs`. The root is PID 1 of the
- * instance's PID namespace, so when it dies the kernel kills every process left in the namespace.
+ * Stops a whole tree: SIGTERM to its root (a server shuts its own children down), then after `graceMs`
+ * SIGKILL to whatever of the tree is left, and to the init of its PID namespace when it has one (CRIU, for a
+ * restored instance: when it dies the kernel ends everything left in the namespace).
  */
-export async function killTree(pid: number, graceMs: number): Promise<"terminated" | "killed" | "gone"> {
-  if (!(await isRunning(pid))) return "gone";
-  try {
-    process.kill(pid, "SIGTERM");
-  } catch {
+export async function killTree(pid: number, graceMs: number, nsInit?: number): Promise<"terminated" | "killed" | "gone"> {
+  const tree = (await processTree(pid)).map((p) => p.pid);
+  const signal = (p: number, s: NodeJS.Signals) => {
+    try {
+      process.kill(p, s);
+    } catch {
+      /* already gone */
+    }
+  };
+  if (!(await isRunning(pid))) {
+    if (nsInit !== undefined) signal(nsInit, "SIGKILL");
     return "gone";
   }
+  signal(pid, "SIGTERM");
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
-    if (!(await isRunning(pid))) return "terminated";
+  let how: "terminated" | "killed" = "terminated";
+  while (await isRunning(pid)) {
+    if (Date.now() > deadline) {
+      how = "killed";
+      break;
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    return "terminated";
-  }
+  for (const p of tree) if (await isRunning(p)) signal(p, "SIGKILL");
+  if (nsInit !== undefined) signal(nsInit, "SIGKILL");
   for (let i = 0; i < 100 && (await isRunning(pid)); i++) await new Promise((r) => setTimeout(r, 20));
-  return "killed";
+  return how;
 }
 
 export async function stopInstance(inst: InstanceStatus, graceMs: number): Promise<"terminated" | "killed" | "gone"> {
-  const how = inst.running ? await killTree(inst.pid, graceMs) : "gone";
+  const how = inst.running ? await killTree(inst.pid, graceMs, inst.nsInit) : "gone";
   await forgetInstance(inst);
   return how;
 }

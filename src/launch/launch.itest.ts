@@ -8,14 +8,12 @@ import { fileURLToPath } from "node:url";
 import { launch } from "./launch.js";
 import { killTree } from "../instances/instances.js";
 
-test("the server is PID 1 of its own PID namespace and leads its own session; logs go to files", async () => {
+test("the server leads its own session, gets stasis's environment settings, and logs to files", async () => {
   const dir = mkdtempSync(join(tmpdir(), "stasis-launch-"));
   try {
     const server = await launch({ argv: ["sh", "-c", "echo out; echo err >&2; exec sleep 30"], cwd: dir, env: { FOO: "bar" }, stdout: join(dir, "o"), stderr: join(dir, "e") });
     try {
       await new Promise((r) => setTimeout(r, 200));
-      const status = readFileSync(`/proc/${server.pid}/status`, "utf8");
-      assert.match(status, /^NSpid:\s+\d+\s+1$/m);
       const stat = readFileSync(`/proc/${server.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
       assert.equal(Number(stat[3]), server.pid, "session id is its own pid");
       const environ = readFileSync(`/proc/${server.pid}/environ`, "utf8").split("\0");

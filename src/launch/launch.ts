@@ -1,7 +1,6 @@
 import { spawn } from "node:child_process";
 import { openSync, closeSync } from "node:fs";
 import { StasisError } from "../errors.js";
-import { childrenOf } from "../proc/tree.js";
 
 /** Variables that keep a server dumpable by CRIU, set on top of the caller's environment. */
 export const DUMPABLE_ENV: Record<string, string> = {
@@ -22,36 +21,35 @@ export interface LaunchOptions {
 }
 
 export interface Launched {
-  /** Host pid of the tree's root: PID 1 of its own PID namespace, leader of its own session. */
+  /** Pid of the server: the root of the tree to snapshot, leader of its own session. */
   pid: number;
-  /** Resolves with the `unshare` holder's exit: the tree ended. */
+  /** Resolves when the server process ends. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** True once the tree ended. */
+  /** True once the server process ended. */
   hasExited(): boolean;
   /** Lets stasis exit while the server runs on (it is referenced until then, so a wait on `exited` holds). */
   detach(): void;
 }
 
 /**
- * Starts a server the way CRIU can checkpoint it and restore it many times:
- * - its own PID namespace (`unshare --pid --fork`), so a restore never collides with live PIDs and one
- *   snapshot can be restored again and again; the server is PID 1 there, and when it ends the kernel ends
- *   everything it started;
- * - its own session (`setsid` inside), so no session or terminal outside the tree is referenced;
- * - stdin from /dev/null and stdout/stderr to files (pipes to stasis would be external to the tree).
- * No --kill-child: the parent-death signal it sets would be restored too, and kill the restored server as
- * soon as CRIU (its parent at restore) exits.
+ * Starts a server the way CRIU can checkpoint it: leader of its own session (so no session or terminal
+ * outside the tree is referenced), stdin from /dev/null, stdout/stderr to files (pipes to stasis would be
+ * external to the tree). It runs in the machine's own PID namespace: the CUDA driver names the threads it
+ * starts through /proc/<pid>/task/<tid>/comm, which only resolves where /proc matches the process's PID
+ * namespace (cudaErrorOperatingSystem otherwise). Restores go into a PID namespace of their own (see
+ * criu/restore.ts), so they never collide with live PIDs.
  */
 export async function launch(opts: LaunchOptions): Promise<Launched> {
   const out = openSync(opts.stdout, "a");
   const err = openSync(opts.stderr, "a");
-  let holder;
+  let child;
   try {
-    holder = spawn("unshare", ["--pid", "--fork", "setsid", ...opts.argv], {
+    const [command, ...args] = opts.argv;
+    child = spawn(command!, args, {
       cwd: opts.cwd,
       env: { ...process.env, ...DUMPABLE_ENV, ...opts.env },
       stdio: ["ignore", out, err],
-      detached: true,
+      detached: true, // setsid(): the server leads its own session and process group
     });
   } finally {
     // The child has its own copies of these fds once spawned.
@@ -60,34 +58,23 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
   }
   let done = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    holder.on("error", (e) => {
+    child.on("error", (e: NodeJS.ErrnoException) => {
       done = true;
       reject(
-        new StasisError("E_TOOL_MISSING", `cannot start unshare: ${e.message}`, {
-          hint: "stasis needs util-linux's unshare and setsid (apt-get install util-linux)",
+        new StasisError(e.code === "ENOENT" ? "E_TOOL_MISSING" : "E_SERVER_EXITED", `cannot start ${opts.argv[0]}: ${e.message}`, {
+          hint: e.code === "ENOENT" ? `check the server's command: ${opts.argv.join(" ")}` : `its output is in ${opts.stderr}`,
         }),
       );
     });
-    holder.on("exit", (code, signal) => {
+    child.on("exit", (code, signal) => {
       done = true;
       resolve({ code, signal });
     });
   });
   exited.catch(() => {});
-  const holderPid = holder.pid;
-  if (holderPid === undefined) {
+  if (child.pid === undefined) {
     await exited; // rejects with the spawn error
-    throw new StasisError("E_TOOL_MISSING", "cannot start unshare");
+    throw new StasisError("E_SERVER_EXITED", `cannot start ${opts.argv[0]}`);
   }
-  // The server is unshare's only child; wait for it to appear.
-  for (let i = 0; i < 500; i++) {
-    const kids = await childrenOf(holderPid);
-    if (kids.length > 0) return { pid: kids[0]!, exited, hasExited: () => done, detach: () => holder.unref() };
-    if (done) break;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  const how = await Promise.race([exited, new Promise((r) => setTimeout(() => r(undefined), 100))]);
-  throw new StasisError("E_SERVER_EXITED", `the server exited as it started${how ? ` (${JSON.stringify(how)})` : ""}`, {
-    hint: `check the command; its output is in ${opts.stderr}`,
-  });
+  return { pid: child.pid, exited, hasExited: () => done, detach: () => child.unref() };
 }

@@ -24,7 +24,7 @@ export interface RunTotals {
   bytesRead: number;
   bytesAlreadyResident: number;
   bytesVerified: number;
-  /** Worker threads used (fewer than asked when there is less work than threads). */
+  /** Worker threads used (fewer than asked when there is less work than threads; 0 when all was skipped). */
   concurrency: number;
 }
 
@@ -157,7 +157,7 @@ export async function runPlan(plans: Plan[], o: RunOptions): Promise<RunTotals> 
     o.signal?.removeEventListener("abort", onAbort);
   }
   if (failure) throw failure;
-  return { ...totals, concurrency: threads };
+  return { ...totals, concurrency: pool ? threads : 0 };
 }
 
 /** After a file's last job: it must still be the same file, with the same size and mtime. */

@@ -11,7 +11,7 @@ import { runPlan } from "./_run.js";
  *   user space, so a resident chunk costs almost nothing. Linux 5.14+ (falls back to `read` before that).
  * - `read`: pread() the chunk into a reused buffer (copies every byte once).
  * - `fadvise`: posix_fadvise(WILLNEED) the chunk, then wait for the kernel's readahead with mincore.
- * Files with `verify` are always read (every byte is hashed). docs/pagecache.md has the measurements.
+ * Files with `verify` are populated, then read and hashed (every byte). docs/pagecache.md has the measurements.
  */
 export type PrefetchStrategy = "populate" | "read" | "fadvise";
 export const PREFETCH_STRATEGIES: readonly PrefetchStrategy[] = ["populate", "read", "fadvise"];
@@ -31,7 +31,7 @@ export interface PrefetchFile extends FileRange {
 }
 
 export interface PrefetchOptions {
-  /** Worker threads, each with up to two jobs queued (default: cores, at least 4, at most 16). */
+  /** Worker threads, each with up to two jobs queued (default: cores, at least 4, at most 8). */
   concurrency?: number;
   /** Bytes per job and per read (default 8 MiB). */
   chunkBytes?: number;
@@ -60,14 +60,18 @@ export interface PrefetchStats {
   /** bytesRead per second over `ms`, in GB/s. */
   gbps: number;
   strategy: PrefetchStrategy;
-  /** Worker threads used: `concurrency`, or fewer when there was less work than that. */
+  /** Worker threads used: `concurrency`, or fewer when there was less work (0 when everything was skipped). */
   concurrency: number;
 }
 
 export const DEFAULT_CHUNK_BYTES = 8 << 20;
 
+/**
+ * Cores, at least 4 (reads wait on the disk, not the CPU) and at most 8: on the GPU machine 4 and 8 threads
+ * read at the disk's full speed and 16 did no better (docs/pagecache.md).
+ */
 export function defaultConcurrency(): number {
-  return Math.min(16, Math.max(4, availableParallelism()));
+  return Math.min(8, Math.max(4, availableParallelism()));
 }
 
 /**

@@ -88,6 +88,7 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
   const inst = await instanceDir(id);
   let reads: BackgroundReads | undefined;
   let pid: number | undefined;
+  let nsInit: number | undefined;
   let ok = false;
   try {
     reads = startBackgroundReads(snap, { verify: opts.verify, prefetch: opts.prefetch, events });
@@ -109,6 +110,7 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
       }
     });
     pid = restored.pid;
+    nsInit = restored.nsInit;
     const root = restored.pid;
     if (gpu && driver) {
       const d = driver;
@@ -143,6 +145,7 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
       snapshot: opts.name,
       origin: "restore",
       pid: root,
+      nsInit: restored.nsInit,
       url: m.server.url,
       createdAt: new Date().toISOString(),
       dir: inst.dir,
@@ -161,7 +164,7 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
     if (!ok) {
       // Invariant: a failed restore leaves no process behind and no instance recorded.
       reads?.cancel();
-      if (pid !== undefined) await killTree(pid, 1_000);
+      if (pid !== undefined) await killTree(pid, 1_000, nsInit);
     }
   }
 }

@@ -30,7 +30,7 @@ test("(a) slow-start server: cold start >= 5 s, restore much faster, in-memory s
     ],
     env,
   );
-  assert.equal(cap.code, 0, cap.stderr);
+  assert.equal(cap.code, 0, cap.output);
   const coldStartMs = cap.json.manifest.timings.coldStartMs as number;
   assert.ok(coldStartMs >= 5000, `cold start ${coldStartMs} ms`);
   assert.equal(cap.json.manifest.tree.processes, 1);
@@ -38,7 +38,7 @@ test("(a) slow-start server: cold start >= 5 s, restore much faster, in-memory s
   await assert.rejects(httpOk(`${base}/health`, { timeoutMs: 1000 }));
 
   const res = await stasis(["restore", "slow", "--json"], env);
-  assert.equal(res.code, 0, res.stderr);
+  assert.equal(res.code, 0, res.output);
   assert.ok(res.json.readyMs < coldStartMs / 2, `restore took ${res.json.readyMs} ms`);
   assert.ok(res.json.phases.some((p: { name: string }) => p.name === "criu-restore"));
   // State set by requests before the snapshot is there; the request counter went on from where it was.
@@ -46,14 +46,14 @@ test("(a) slow-start server: cold start >= 5 s, restore much faster, in-memory s
   assert.equal(kv.value, '"hello from before the snapshot"');
   const stats = JSON.parse((await httpOk(`${base}/stats`)).body);
   assert.ok(stats.requests >= 6, `request counter ${stats.requests}`);
-  assert.equal(stats.pid, 1, "the server is PID 1 of its own PID namespace");
+  assert.equal(stats.pid, cap.json.manifest.tree.rootPid, "the server has its pid from capture, in a PID namespace of its own");
   const answer = (await httpOk(`${base}/answer?q=canary`)).body;
   assert.equal(answer, cap.json.manifest.engine.canary.text);
 
   const ps = await stasis(["ps", "--json"], env);
   assert.deepEqual(ps.json.map((i: { id: string }) => i.id), [res.json.instance.id]);
   const stop = await stasis(["stop", res.json.instance.id, "--json"], env);
-  assert.equal(stop.code, 0, stop.stderr);
+  assert.equal(stop.code, 0, stop.output);
   await assert.rejects(httpOk(`${base}/health`, { timeoutMs: 1000 }));
   assert.deepEqual((await stasis(["ps", "--json"], env)).json, []);
 });
@@ -68,16 +68,16 @@ test("(b) two-process server (front end + engine over a unix socket, semaphore, 
     ],
     env,
   );
-  assert.equal(cap.code, 0, cap.stderr);
+  assert.equal(cap.code, 0, cap.output);
   assert.ok(cap.json.manifest.tree.processes >= 2, `captured ${cap.json.manifest.tree.processes} processes`);
   assert.ok(cap.json.manifest.linkRemaps.length >= 1, "the multiprocessing semaphore needed a link_remap file");
 
   const res = await stasis(["restore", "twoproc", "--json"], env);
-  assert.equal(res.code, 0, res.stderr);
+  assert.equal(res.code, 0, res.output);
   const tree = await processTree(res.json.instance.pid);
   assert.equal(tree.length, cap.json.manifest.tree.processes);
   const pids = JSON.parse((await httpOk(`${base}/pids`)).body);
-  assert.equal(pids.frontend, 1);
+  assert.equal(pids.frontend, cap.json.manifest.tree.rootPid);
   // The engine answers through the restored unix socket, taking the restored semaphore.
   for (let i = 0; i < 3; i++) assert.equal((await httpOk(`${base}/answer?q=engine`)).body, cap.json.manifest.engine.canary.text);
   assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
@@ -93,11 +93,11 @@ test("(c) one snapshot restored twice, one after the other: both answer the cana
     ],
     env,
   );
-  assert.equal(cap.code, 0, cap.stderr);
+  assert.equal(cap.code, 0, cap.output);
   const ids: string[] = [];
   for (let round = 0; round < 2; round++) {
     const res = await stasis(["restore", "twice", "--json"], env);
-    assert.equal(res.code, 0, `round ${round}: ${res.stderr}`);
+    assert.equal(res.code, 0, `round ${round}: ${res.output}`);
     assert.equal((await httpOk(`${base}/answer?q=again`)).body, cap.json.manifest.engine.canary.text);
     ids.push(res.json.instance.id);
     assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);

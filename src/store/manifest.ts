@@ -85,6 +85,8 @@ export const Manifest = z.object({
   }),
   fingerprint: Fingerprint,
   tree: z.object({
+    /** The server's pid at capture; restored, it has the same pid inside its own PID namespace. */
+    rootPid: z.number().int().positive(),
     processes: z.number().int().positive(),
     cudaProcesses: z.number().int().nonnegative(),
   }),

@@ -13,6 +13,8 @@ export interface CliRun {
   code: number;
   stdout: string;
   stderr: string;
+  /** Both streams, for assertion messages (with --json an error is printed on stdout). */
+  output: string;
   /** stdout parsed, when the command ran with --json. */
   json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
@@ -37,7 +39,7 @@ export function stasis(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 
           ? new Proxy({}, { get: (_t, key) => { throw new Error(`stasis ${args.join(" ")} (exit ${code}) printed no JSON (reading .${String(key)})\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`); } })
           : undefined;
       }
-      resolve({ code: code ?? -1, stdout, stderr, json });
+      resolve({ code: code ?? -1, stdout, stderr, output: `${stderr}\n${stdout.slice(-4000)}`, json });
     });
   });
 }

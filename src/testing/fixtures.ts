@@ -12,7 +12,7 @@ export function sampleManifest(): Manifest {
     server: { url: "http://127.0.0.1:8000", readyPath: "/health", stdoutPath: "/x/stdout.log", stderrPath: "/x/stderr.log" },
     engine: { kind: "http", canary: { method: "GET", path: "/a", status: 200, sha256: digest }, state: {} },
     fingerprint: { arch: "x64", kernel: "6.1", cpuModel: "cpu", cpuFlags: "f", criuVersion: "4.2.1" },
-    tree: { processes: 1, cudaProcesses: 0 },
+    tree: { rootPid: 100, processes: 1, cudaProcesses: 0 },
     criu: { options: [] },
     caches: [],
     linkRemaps: [],

@@ -12,7 +12,7 @@ export const command: CliCommand = {
     "in the order given. A progress bar on a terminal shows bytes, GB/s and the time left.",
     "",
     "  --snapshot NAME     the snapshot's files, in restore order; paths then select files inside it",
-    "  --concurrency N     worker threads (default: cores, at least 4, at most 16)",
+    "  --concurrency N     worker threads (default: cores, at least 4, at most 8)",
     "  --skip-resident     read only what is not in the page cache yet",
     "  --verify            check every chunk against the snapshot's digests (reads every byte; needs --snapshot)",
     "  --strategy S        populate (default: mmap + MADV_POPULATE_READ, no copy), read (pread), fadvise (WILLNEED)",

@@ -59,7 +59,9 @@ export function attachRenderer(events: Events, opts: RendererOptions): () => voi
 const starts = new Map<string, { t: number; done: number }>();
 
 export function progressLine(e: Extract<StasisEvent, { type: "progress" }>): string {
-  const first = starts.get(e.phase) ?? { t: e.t, done: e.done };
+  // A phase that starts again (done back at 0, or lower than before) measures its rate afresh.
+  const seen = starts.get(e.phase);
+  const first = seen && e.done >= seen.done && e.done !== 0 ? seen : { t: e.t, done: e.done };
   starts.set(e.phase, first);
   const frac = e.total > 0 ? Math.min(1, e.done / e.total) : 0;
   const width = 24;
@@ -68,6 +70,6 @@ export function progressLine(e: Extract<StasisEvent, { type: "progress" }>): str
   const secs = (e.t - first.t) / 1000;
   if (e.unit === "items") return `${e.phase} ${bar} ${e.done}/${e.total}`;
   const rate = secs > 0 ? (e.done - first.done) / secs : 0;
-  const eta = rate > 0 ? (e.total - e.done) / rate : 0;
-  return `${e.phase} ${bar} ${formatBytes(e.done)}/${formatBytes(e.total)}  ${(rate / 1e9).toFixed(2)} GB/s  ETA ${eta.toFixed(1)} s`;
+  const eta = rate > 0 ? `${((e.total - e.done) / rate).toFixed(1)} s` : "-";
+  return `${e.phase} ${bar} ${formatBytes(e.done)}/${formatBytes(e.total)}  ${(rate / 1e9).toFixed(2)} GB/s  ETA ${eta}`;
 }
