@@ -11,6 +11,8 @@ export interface BenchOptions {
   snapshot: string;
   strategies: Strategy[];
   repeat: number;
+  /** Repeats of the slow cases (cold, warm); defaults to `repeat`. */
+  repeatStarts?: number;
   verify: "full" | "size" | "none";
 }
 
@@ -30,6 +32,7 @@ export interface BenchReport {
   command: string;
   snapshot: string;
   repeat: number;
+  repeatStarts?: number;
   verify: string;
   strategies: StrategySummary[];
   /** cold start / restore-hot, by time to first token, when both ran. */
@@ -55,10 +58,14 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
       // Fill the compile caches once, unmeasured: what "warm" means.
       await events.phase("warm-caches", () => startServer(snap, "warm", warmCaches));
     }
-    const total = strategies.length * opts.repeat;
+    const starts = opts.repeatStarts ?? opts.repeat;
+    const rounds = Math.max(opts.repeat, starts);
+    const runsOf = (s: Strategy) => (s === "cold" || s === "warm" ? starts : opts.repeat);
+    const total = strategies.reduce((a, s) => a + runsOf(s), 0);
     let done = 0;
-    for (let round = 0; round < opts.repeat; round++) {
+    for (let round = 0; round < rounds; round++) {
       for (const s of strategies) {
+        if (round >= runsOf(s)) continue;
         const run = await events.phase(`${s} #${round + 1}`, () =>
           s === "cold" || s === "warm" ? startServer(snap, s, warmCaches) : restoreServer(snap, s, opts.verify),
         );
@@ -97,6 +104,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
     command,
     snapshot: opts.snapshot,
     repeat: opts.repeat,
+    repeatStarts: opts.repeatStarts,
     verify: opts.verify,
     strategies: summaries,
     ...(cold && hot ? { speedup: cold.medianFirstTokenMs / hot.medianFirstTokenMs } : {}),

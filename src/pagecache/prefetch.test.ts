@@ -10,6 +10,7 @@ import { Events } from "../events.js";
 import { evict } from "./evict.js";
 import { PREFETCH_STRATEGIES, prefetch, type PrefetchOptions } from "./prefetch.js";
 import { residency } from "./residency.js";
+import { residentIn } from "./_files.js";
 import { dropFile, scratch, writeFile } from "./_testfs.js";
 
 const MiB = 1 << 20;
@@ -63,6 +64,26 @@ for (const strategy of PREFETCH_STRATEGIES) {
     for (const r of await residency(files)) assert.equal(r.residentBytes, r.size, r.path);
   });
 }
+
+test("prefetch reads files in the order given: the first is resident before the last is touched", async (t) => {
+  const s = scratch("prefetch");
+  t.after(s.cleanup);
+  if (!s.evictable) return t.skip(`${s.dir} is on tmpfs, whose pages cannot be evicted`);
+  const files = ["first", "second", "third"].map((n) => join(s.dir, n));
+  for (const f of files) writeFile(f, 4 * MiB);
+  files.forEach(dropFile);
+  const fds = files.map((f) => openSync(f, "r"));
+  t.after(() => fds.forEach((fd) => closeSync(fd)));
+  const resident = (i: number) => residentIn(fds[i]!, 0, 4 * MiB, files[i]!).residentBytes;
+  let seen: number[] | undefined;
+  const events = new Events();
+  events.on((e) => {
+    if (e.type === "progress" && e.done >= 4 * MiB && !seen) seen = [resident(0), resident(2)];
+  });
+  await prefetch(files.map((path) => ({ path })), { concurrency: 1, chunkBytes: MiB, events });
+  assert.deepEqual(seen, [4 * MiB, 0]);
+  assert.deepEqual([0, 1, 2].map(resident), [4 * MiB, 4 * MiB, 4 * MiB]);
+});
 
 test("prefetch of a byte range makes that range resident", async (t) => {
   const s = scratch("prefetch");

@@ -7,10 +7,11 @@ import { runPlan } from "./_run.js";
 
 /**
  * How prefetch brings bytes into the page cache; each runs on `concurrency` worker threads, one chunk per job.
- * - `populate`: mmap the chunk and madvise(MADV_POPULATE_READ): the kernel reads it in and waits; no copy to
- *   user space, so a resident chunk costs almost nothing. Linux 5.14+ (falls back to `read` before that).
+ * - `populate` (default, fastest cold): mmap the chunk and madvise(MADV_POPULATE_READ): the kernel reads it
+ *   in and waits; nothing is copied to user space. Linux 5.14+ (falls back to `read` before that).
  * - `read`: pread() the chunk into a reused buffer (copies every byte once).
- * - `fadvise`: posix_fadvise(WILLNEED) the chunk, then wait for the kernel's readahead with mincore.
+ * - `fadvise`: posix_fadvise(WILLNEED) the chunk, then wait for the kernel's readahead with mincore (as fast
+ *   cold, and the cheapest for chunks that are already resident).
  * Files with `verify` are populated, then read and hashed (every byte). docs/pagecache.md has the measurements.
  */
 export type PrefetchStrategy = "populate" | "read" | "fadvise";
@@ -35,7 +36,10 @@ export interface PrefetchOptions {
   concurrency?: number;
   /** Bytes per job and per read (default 8 MiB). */
   chunkBytes?: number;
-  /** Read only the pages not yet in the page cache (mincore); verified files are read in full regardless. */
+  /**
+   * Skip chunks already wholly in the page cache (cachestat; mincore before Linux 6.5); verified files are read
+   * in full regardless.
+   */
   skipResident?: boolean;
   strategy?: PrefetchStrategy;
   /** Abort: jobs in flight finish, nothing new starts, and prefetch throws E_INTERRUPTED. */

@@ -2,7 +2,7 @@ import type { CliCommand } from "../registry.js";
 import { StasisError } from "../../errors.js";
 import { num, oneOf, requirePositional, str } from "../args.js";
 
-const USAGE = "bench <snapshot> [--strategies cold,warm,restore-hot,restore-cold] [--repeat N] [--verify full|size|none] [--out DIR] [--json]";
+const USAGE = "bench <snapshot> [--strategies cold,warm,restore-hot,restore-cold] [--repeat N] [--repeat-starts N] [--verify full|size|none] [--out DIR] [--json]";
 
 export const command: CliCommand = {
   usage: USAGE,
@@ -14,8 +14,10 @@ export const command: CliCommand = {
     "  restore-hot   `stasis restore` with the snapshot's files in the page cache",
     "  restore-cold  `stasis restore` with the page cache dropped",
     "Cold cases drop the page cache (sync; echo 3 > /proc/sys/vm/drop_caches). Needs the server's port free.",
+    "  --repeat N         runs per strategy (default 3), interleaved round by round",
+    "  --repeat-starts N  runs of the slow cases, cold and warm (default: --repeat)",
   ].join("\n"),
-  options: { strategies: { type: "string" }, repeat: { type: "string" }, out: { type: "string" }, verify: { type: "string" } },
+  options: { strategies: { type: "string" }, repeat: { type: "string" }, "repeat-starts": { type: "string" }, out: { type: "string" }, verify: { type: "string" } },
   async run({ values, positionals, events }) {
     const snapshot = requirePositional(positionals, 0, "the snapshot name", USAGE);
     const { STRATEGIES } = await import("../../bench/strategies.js");
@@ -30,6 +32,7 @@ export const command: CliCommand = {
         snapshot,
         strategies: wanted as (typeof STRATEGIES)[number][],
         repeat: num(values, "repeat", 3, { min: 1 }),
+        repeatStarts: values["repeat-starts"] === undefined ? undefined : num(values, "repeat-starts", 1, { min: 1 }),
         verify: oneOf(values, "verify", ["full", "size", "none"] as const, "full"),
         out: str(values, "out"),
         command: ["stasis", "bench", ...process.argv.slice(3)].join(" "),
