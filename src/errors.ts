@@ -88,6 +88,9 @@ export function httpStatus(code: ErrorCode): number {
 /** Wraps anything thrown into a StasisError, keeping a StasisError as it is. */
 export function asStasisError(err: unknown): StasisError {
   if (err instanceof StasisError) return err;
+  if (err instanceof Error && err.name === "AbortError") {
+    return new StasisError("E_INTERRUPTED", "interrupted", { cause: err, hint: "nothing half-done was kept; run it again" });
+  }
   const message = err instanceof Error ? err.message : String(err);
   return new StasisError("E_INTERNAL", message, {
     cause: err,

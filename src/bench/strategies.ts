@@ -34,8 +34,9 @@ function canaryOf(snap: Snapshot): CanaryRequest {
 
 /**
  * Starts the captured command the ordinary way: `cold` with the page cache dropped and every compile cache
- * empty, `warm` with the compile caches in `warmCacheDir` (filled by an unmeasured start first) and the
- * page cache as it is. Ready = the readiness URL answers; first token = the first answer to a real request.
+ * empty, `warm` with the compile caches in `warmCacheDir` (the snapshot's captured caches, or filled by an
+ * unmeasured start first) and the page cache as it is. Ready = the readiness URL answers; first token = the
+ * first answer to a real request.
  */
 export async function startServer(snap: Snapshot, strategy: "cold" | "warm", warmCacheDir: string): Promise<Run> {
   const m = snap.manifest;
