@@ -12,7 +12,7 @@ step() {
   echo "== step $name (limit ${limit}s)"
   local t0=$(date +%s%N)
   set +e
-  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$OUT/$name.log"
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "${LOGS:-$OUT}/$name.log"
   local rc=${PIPESTATUS[0]}
   set -e
   printf '%-28s rc=%-4s %8s ms\n' "$name" "$rc" "$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$OUT/steps.txt"

@@ -3,7 +3,8 @@
 set -euo pipefail
 source gpu/suites/_common.sh
 : > "$OUT/steps.txt"
-export STASIS_HOME=/var/tmp/stasis-home
+export STASIS_HOME=/var/tmp/stasis-home LOGS=/tmp/stasis-logs
+mkdir -p "$LOGS"
 MODEL=/var/tmp/ref-3b
 PORT=8300
 step make-3b 120 python3 -m stasis_engine.reference make-model --config 3b --out $MODEL --device cuda

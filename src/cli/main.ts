@@ -50,7 +50,7 @@ export async function main(argv: string[]): Promise<number> {
     const own = dashdash === -1 ? rest : rest.slice(0, dashdash);
     const passthrough = dashdash === -1 ? [] : rest.slice(dashdash + 1);
     if (own.includes("--help") || own.includes("-h")) {
-      process.stdout.write(`usage: stasis ${name} ${cmd.usage}\n\n${entry.summary}\n${cmd.help ?? ""}\n`);
+      process.stdout.write(`usage: stasis ${cmd.usage}\n\n${entry.summary}\n${cmd.help ?? ""}\n`);
       return 0;
     }
     let parsed;
@@ -62,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
         strict: true,
       });
     } catch (err) {
-      throw new StasisError("E_USAGE", (err as Error).message, { hint: `usage: stasis ${name} ${cmd.usage}` });
+      throw new StasisError("E_USAGE", (err as Error).message, { hint: `usage: stasis ${cmd.usage}` });
     }
     const events = new Events();
     const quiet = Boolean(parsed.values.quiet) || json;

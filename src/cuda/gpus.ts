@@ -1,3 +1,5 @@
+import { readFile, readdir } from "node:fs/promises";
+import { join } from "node:path";
 import { run } from "../proc/run.js";
 import type { GpuInfo } from "../store/manifest.js";
 
@@ -40,4 +42,22 @@ export function parseGpuCsv(text: string): GpuState[] {
         driver: driver ?? "",
       };
     });
+}
+
+/**
+ * The driver version and the GPUs' models and UUIDs from /proc/driver/nvidia: file reads, no library
+ * initialisation, so a restore can check its fingerprint in a millisecond. Memory figures are not there
+ * (they come from NVML, in parallel with the restore); undefined without the NVIDIA driver.
+ */
+export async function gpuIdentityFromProc(root = "/proc/driver/nvidia"): Promise<GpuInventory | undefined> {
+  const version = await readFile(join(root, "version"), "utf8").catch(() => undefined);
+  if (version === undefined) return undefined;
+  const driver = /Kernel Module(?:\s+for\s+\S+)?\s+([0-9][0-9.]*)/.exec(version)?.[1] ?? "unknown";
+  const gpus: GpuState[] = [];
+  for (const bus of (await readdir(join(root, "gpus")).catch(() => [] as string[])).sort()) {
+    const info = await readFile(join(root, "gpus", bus, "information"), "utf8").catch(() => "");
+    const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(info)?.[1]?.trim() ?? "";
+    gpus.push({ index: gpus.length, uuid: field("GPU UUID"), name: field("Model"), memoryMiB: 0, memoryUsedMiB: 0, driver });
+  }
+  return { driver, cuda: "unknown", gpus };
 }

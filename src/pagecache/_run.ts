@@ -127,7 +127,7 @@ export async function runPlan(plans: Plan[], o: RunOptions): Promise<RunTotals> 
       const plan = w.file.plan;
       // The first round of jobs waits for the threads to start (tens of ms): ask the kernel to start reading
       // them now. WILLNEED only queues the reads (and costs nothing for resident pages).
-      if ((hinted < threads * 2 || process.env.STASIS_EXP === "A") && w.length > 0) {
+      if (hinted < threads * 2 && w.length > 0) {
         hinted++;
         fadvise(w.file.fh.fd, w.offset, w.length, FADV.WILLNEED, plan.path);
       }

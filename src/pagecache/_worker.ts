@@ -59,12 +59,7 @@ function populate(job: Job): JobDone {
   const ps = pageSize();
   const start = Math.floor(job.offset / ps) * ps;
   try {
-    const EXP = process.env.STASIS_EXP ?? "";
-    if (EXP === "B") fadvise(job.fd, job.offset, job.length, FADV.WILLNEED, job.path);
-    withMapping(job.fd, start, job.offset + job.length - start, job.path, (m) => {
-      if (EXP === "SEQ") madvise(m, 2);
-      madvise(m, MADV.POPULATE_READ);
-    });
+    withMapping(job.fd, start, job.offset + job.length - start, job.path, (m) => madvise(m, MADV.POPULATE_READ));
     return { id: job.id, bytes: job.length };
   } catch (err) {
     if (errnoOf(err) === "EFAULT") return { id: job.id, bytes: 0, eof: true }; // pages past a new EOF

@@ -15,6 +15,7 @@ import { checkFingerprint } from "./fingerprint-check.js";
 import { startBackgroundReads, type BackgroundReads } from "./background-reads.js";
 import { prepareGpuRestore, type GpuRestore } from "./gpu.js";
 import { CudaDriver } from "../cuda/driver.js";
+import { gpuIdentityFromProc } from "../cuda/gpus.js";
 import { withRestoreLock } from "./lock.js";
 import { warmStart } from "./fallback.js";
 
@@ -59,18 +60,29 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
   const snap: Snapshot = await events.phase("open", () => openSnapshot(opts.name));
   const m = snap.manifest;
   const id = newInstanceId();
-  // The CUDA worker starts first: its cuInit and NVML set-up overlap with everything up to the CUDA restore.
+  // The CUDA worker starts first; its cuInit, and NVML's look at the GPUs' free memory, run alongside CRIU.
+  // Nothing on the path to CRIU waits for either: the fingerprint's GPU facts are read from /proc.
   const driverStart = m.gpu ? events.phase("cuda-worker", () => CudaDriver.start()) : undefined;
   driverStart?.catch(() => undefined);
-  let driver: CudaDriver | undefined;
-  const criu = await locateCriu();
+  let gpuPlan: Promise<GpuRestore | undefined> | undefined;
+  const [criu, procGpu] = await Promise.all([locateCriu(), m.gpu ? gpuIdentityFromProc() : Promise.resolve(undefined)]);
   try {
-    driver = await driverStart;
-    const inventory = await driver?.inventory();
-    await checkFingerprint(m, { force: opts.force, criuVersion: criu.version, gpu: inventory }, events);
-    gpu = await prepareGpuRestore(m, opts.gpu, driver, inventory);
+    try {
+      await checkFingerprint(m, { force: opts.force, criuVersion: criu.version, gpu: procGpu }, events);
+    } catch (err) {
+      // /proc and NVML might name things differently: the driver's own inventory has the last word.
+      if (!(m.gpu && driverStart && err instanceof StasisError && err.code === "E_FINGERPRINT_MISMATCH")) throw err;
+      await checkFingerprint(m, { force: opts.force, criuVersion: criu.version, gpu: await (await driverStart).inventory() }, events);
+    }
+    if (driverStart) {
+      gpuPlan = events.phase("gpu-plan", async () => {
+        const driver = await driverStart;
+        return prepareGpuRestore(m, opts.gpu, driver, await driver.inventory());
+      });
+      gpuPlan.catch(() => undefined);
+    }
   } catch (err) {
-    driver?.close();
+    void driverStart?.then((d) => d.close());
     if (!(opts.fallback === "warm" && err instanceof StasisError && err.code === "E_FINGERPRINT_MISMATCH")) throw err;
     events.log(`cannot restore here (${err.message}); starting the server with the snapshot's compile caches instead (--fallback warm)`, "warn");
     const inst = await instanceDir(id);
@@ -112,10 +124,13 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
     pid = restored.pid;
     nsInit = restored.nsInit;
     const root = restored.pid;
-    if (gpu && driver) {
-      const d = driver;
+    if (gpuPlan && driverStart) {
+      // The free-memory check must pass before the CUDA restore (one that runs out of GPU memory can leave the
+      // process stuck in the driver); it ran alongside CRIU, so only a failure costs a wait.
+      gpu = await gpuPlan;
+      const d = await driverStart;
       await events.phase("cuda-init", async () => ({ initMs: (await d.call("init", {})).result as number }), (r) => ({ detail: r }));
-      await gpu.restore(root, events);
+      if (gpu) await gpu.restore(root, events);
     }
     const ctx: EngineContext = {
       baseUrl: m.server.url,
@@ -160,7 +175,7 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
     throw asStasisError(readErr ?? err);
   } finally {
     timeline.stop();
-    gpu?.close();
+    void driverStart?.then((d) => d.close(), () => undefined);
     if (!ok) {
       // Invariant: a failed restore leaves no process behind and no instance recorded.
       reads?.cancel();

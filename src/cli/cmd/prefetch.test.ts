@@ -1,8 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, openSync, closeSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { stasis, tempHome } from "../../testing/cli.js";
+import { sampleManifest } from "../../testing/fixtures.js";
+import { digestFiles } from "../../store/digest.js";
 import { scratch, writeFile } from "../../pagecache/_testfs.js";
 
 const MiB = 1 << 20;
@@ -45,4 +47,31 @@ test("stasis prefetch: usage errors and a missing snapshot exit with their codes
   assert.deepEqual([missing.code, missing.json.error.code], [3, "E_SNAPSHOT_NOT_FOUND"]);
   const dir = await stasis(["prefetch", "/nonexistent-stasis-path", "--json"]);
   assert.deepEqual([dir.code, dir.json.error.code], [3, "E_FILE_NOT_FOUND"]);
+});
+
+test("stasis prefetch, residency and evict --snapshot: the store's files, paths inside it, --verify", async (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  const dir = join(home.home, "snapshots", "snap");
+  mkdirSync(join(dir, "images"), { recursive: true });
+  writeFile(join(dir, "images", "pages-1.img"), 3 * MiB);
+  writeFile(join(dir, "weights.bin"), MiB + 5);
+  const files = await digestFiles(dir, [{ path: "images/pages-1.img", role: "image" }, { path: "weights.bin", role: "weights" }], { chunkSize: MiB });
+  writeFileSync(join(dir, "manifest.json"), JSON.stringify({ ...sampleManifest(), name: "snap", files }));
+  const verified = await stasis(["prefetch", "--snapshot", "snap", "--verify", "--json"], home.env);
+  assert.equal(verified.code, 0, verified.stderr);
+  assert.deepEqual([verified.json.snapshot, verified.json.files, verified.json.bytesVerified], ["snap", 2, 4 * MiB + 5]);
+  const images = await stasis(["residency", "--snapshot", "snap", "images", "--json"], home.env);
+  assert.equal(images.code, 0, images.stderr);
+  assert.deepEqual(images.json.files.map((f: { path: string }) => f.path), [join(dir, "images", "pages-1.img")]);
+  const outside = await stasis(["prefetch", "--snapshot", "snap", "../../../etc", "--json"], home.env);
+  assert.deepEqual([outside.code, outside.json.error.code], [4, "E_PATH_OUTSIDE_SNAPSHOT"]);
+  const evicted = await stasis(["evict", "--snapshot", "snap", "--json"], home.env);
+  assert.deepEqual([evicted.code, evicted.json.total.files], [0, 2]);
+  const fd = openSync(join(dir, "weights.bin"), "r+");
+  writeSync(fd, Buffer.from("x"), 0, 1, MiB + 1);
+  closeSync(fd);
+  const tampered = await stasis(["prefetch", "--snapshot", "snap", "--verify", "--json"], home.env);
+  assert.deepEqual([tampered.code, tampered.json.error.code], [4, "E_DIGEST_MISMATCH"]);
+  assert.match(tampered.json.error.message, /weights\.bin: chunk 1 \(bytes 1048576\.\.1048581\)/);
 });

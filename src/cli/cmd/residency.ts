@@ -8,7 +8,8 @@ const pct = (part: number, whole: number) => (whole > 0 ? `${((100 * part) / who
 export const command: CliCommand = {
   usage: "residency <paths...> | --snapshot NAME [paths...] [--json]",
   help: [
-    "How much of each file (directories: every file under them) or of a snapshot is in the page cache (mincore).",
+    "How much of each file (directories: every file under them) or of a snapshot is in the page cache",
+    "(cachestat; mincore before Linux 6.5).",
     "",
     "  --snapshot NAME     the snapshot's files; paths then select files inside it",
   ].join("\n"),

@@ -1,0 +1,9 @@
+# Issue 4's GPU tests (a 4 GiB torch process, two CUDA processes in one tree, a restore refused for lack of
+# GPU memory, and on a two-GPU machine a restore onto the other GPU). Measurements: $OUT/cuda-checkpoint.jsonl.
+set -euo pipefail
+source gpu/suites/_common.sh
+: > "$OUT/steps.txt"
+LOGS=/tmp/stasis-logs && mkdir -p $LOGS
+step cuda-tests 420 bash -c "cd /opt/stasis/app && node --test --test-reporter=spec --test-concurrency=1 dist/cuda/checkpoint.gtest.js"
+nvidia-smi --query-gpu=index,name,uuid,memory.used --format=csv
+echo; cat "$OUT/steps.txt"
