@@ -4,6 +4,6 @@ set -euo pipefail
 source gpu/suites/_common.sh
 : > "$OUT/steps.txt"
 LOGS=/tmp/stasis-logs && mkdir -p $LOGS
-step cuda-tests 420 bash -c "cd /opt/stasis/app && node --test --test-reporter=spec --test-concurrency=1 dist/cuda/checkpoint.gtest.js"
+step cuda-tests 420 bash -c "cd /opt/stasis/app && node --test --test-reporter=spec --test-concurrency=1 ${PATTERN:+--test-name-pattern=\"$PATTERN\"} dist/cuda/checkpoint.gtest.js"
 nvidia-smi --query-gpu=index,name,uuid,memory.used --format=csv
 echo; cat "$OUT/steps.txt"

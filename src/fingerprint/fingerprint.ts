@@ -26,6 +26,7 @@ export async function machineFingerprint(opts: {
       cuda: opts.gpu.cuda,
       models: [...new Set(opts.gpu.gpus.map((g) => g.name))],
       used: used.map(({ index, uuid, name, memoryMiB }) => ({ index, uuid, name, memoryMiB })),
+      all: opts.gpu.gpus.map(({ index, uuid, name, memoryMiB }) => ({ index, uuid, name, memoryMiB })),
     };
   }
   if (opts.engine) fp.engine = opts.engine;

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { planGpus } from "./gpu.js";
+import { gpuPairs, planGpus } from "./gpu.js";
 import type { GpuState } from "../cuda/gpus.js";
 import { StasisError } from "../errors.js";
 
@@ -21,4 +21,21 @@ test("--gpu picks the target by index or UUID and must be the same model", () =>
   assert.throws(() => planGpus(captured, here, "7"), /no GPU "7"/);
   assert.throws(() => planGpus(captured, [gpu(0, "GPU-c", "NVIDIA A100")], "0"), (e: StasisError) => /is a NVIDIA A100/.test(e.message) && /same GPU model/.test(e.hint ?? ""));
   assert.throws(() => planGpus([...captured, { index: 1, uuid: "GPU-bbb", name: H100 }], here, "0"), (e: StasisError) => e.code === "E_USAGE");
+});
+
+test("GPU pairs form a complete one-to-one map, or none when nothing moves", () => {
+  const all = [{ index: 0, uuid: "GPU-aaa" }, { index: 1, uuid: "GPU-bbb" }, { index: 2, uuid: "GPU-ccc" }];
+  assert.deepEqual(gpuPairs(all, all, [{ from: "GPU-aaa", to: { uuid: "GPU-aaa" } }]), []);
+  const moved = gpuPairs(all, all, [{ from: "GPU-aaa", to: { uuid: "GPU-bbb" } }]);
+  assert.deepEqual(moved, [
+    { from: "GPU-aaa", to: "GPU-bbb" },
+    { from: "GPU-bbb", to: "GPU-aaa" },
+    { from: "GPU-ccc", to: "GPU-ccc" },
+  ]);
+  // Another machine: GPUs go by index.
+  const there = [{ index: 0, uuid: "GPU-xxx" }, { index: 1, uuid: "GPU-yyy" }];
+  assert.deepEqual(gpuPairs(all.slice(0, 2), there, [{ from: "GPU-aaa", to: { uuid: "GPU-xxx" } }]), [
+    { from: "GPU-aaa", to: "GPU-xxx" },
+    { from: "GPU-bbb", to: "GPU-yyy" },
+  ]);
 });

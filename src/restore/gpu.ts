@@ -52,6 +52,32 @@ export function planGpus(
 }
 
 /**
+ * The GPU UUID pairs for cuCheckpointProcessRestore: empty when every GPU goes back to itself; otherwise a
+ * complete one-to-one map over all the GPUs the process saw at capture (the driver refuses a partial map with
+ * CUDA_ERROR_INVALID_VALUE): the planned moves, the GPUs they displace moved into the places freed, and the
+ * rest onto themselves (or onto the GPU of the same index, on another machine).
+ */
+export function gpuPairs(
+  capturedAll: { uuid: string; index: number }[],
+  here: { uuid: string; index: number }[],
+  plan: { from: string; to: { uuid: string } }[],
+): { from: string; to: string }[] {
+  const map = new Map<string, string>();
+  for (const c of capturedAll) {
+    const same = here.find((h) => h.uuid === c.uuid) ?? here.find((h) => h.index === c.index);
+    if (same) map.set(c.uuid, same.uuid);
+  }
+  for (const p of plan) {
+    const displaced = [...map.entries()].find(([, to]) => to === p.to.uuid)?.[0];
+    const freed = map.get(p.from);
+    map.set(p.from, p.to.uuid);
+    if (displaced !== undefined && displaced !== p.from && freed !== undefined) map.set(displaced, freed);
+  }
+  const pairs = [...map.entries()].map(([from, to]) => ({ from, to }));
+  return pairs.every((p) => p.from === p.to) ? [] : pairs;
+}
+
+/**
  * Gets the GPU side of a restore ready before CRIU runs: starts the CUDA worker (cuInit is paid here, in
  * parallel with the rest), picks the target GPUs and checks they have the memory. A restore that runs out of GPU
  * memory can leave the process stuck in the driver, so this refuses up front.
@@ -78,7 +104,7 @@ export async function prepareGpuRestore(
         );
       }
     }
-    const pairs = plan.filter((p) => p.from !== p.to.uuid).map((p) => ({ from: p.from, to: p.to.uuid }));
+    const pairs = gpuPairs(m.fingerprint.gpu?.all ?? captured, inventory?.gpus ?? [], plan);
     return {
       async restore(root, ev) {
         const tree = await processTree(root);

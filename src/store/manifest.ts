@@ -40,6 +40,8 @@ export const Fingerprint = z.object({
       models: z.array(z.string()),
       /** The GPUs the captured tree used (UUIDs as at capture). */
       used: z.array(GpuInfo),
+      /** Every GPU of the capturing machine: a restore onto other GPUs maps all of them. */
+      all: z.array(GpuInfo).optional(),
     })
     .optional(),
   engine: z.object({ name: z.string(), version: z.string() }).optional(),
