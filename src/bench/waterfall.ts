@@ -19,7 +19,7 @@ const colorOf = (name: string) => COLORS.find(([re]) => re.test(name))?.[1] ?? "
 export function waterfall(r: BenchReport): Drawing {
   const W = 1000;
   const left = 220;
-  const plot = W - left - 40;
+  const plot = W - left - 120; // room on the right for the labels
   const items: Item[] = [];
   let y = 16;
   const text = (x: number, t: string, size: 12 | 16 = 12, color = "#222222") => items.push({ kind: "text", x, y, text: t, size, color });
@@ -46,7 +46,7 @@ export function waterfall(r: BenchReport): Drawing {
       const w = Math.max(1.5, (p.ms / end) * plot);
       items.push({ kind: "rect", x, y: y - 1, w, h: 12, color: colorOf(p.name) });
       const label = `${formatMs(p.ms)}${p.gbps ? ` ${p.gbps.toFixed(1)} GB/s` : ""}`;
-      text(Math.min(x + w + 6, W - 8 - label.length * 6), label, 12, "#444444");
+      text(x + w + 6, label, 12, "#444444");
       y += 16;
     }
     // Axis: five ticks over this strategy's own time span.

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { StasisError } from "../errors.js";
 import { stasisHome } from "../home.js";
 import { httpOk, httpRequest } from "./http-client.js";
-import { pollReady, sendCanary } from "./http-engine.js";
+import { httpEngine, pollReady, sendCanary } from "./http-engine.js";
 import { sha256 } from "./canary.js";
 import type { CanaryAnswer, CanaryRequest, Engine, EngineContext, EngineState } from "./engine.js";
 
@@ -116,12 +116,7 @@ export const vllmEngine: Engine = {
       body: JSON.stringify({ model, prompt: "The stasis canary says:", max_tokens: 16, temperature: 0, logprobs: 1 }),
     };
   },
-  async warmup(ctx, canary, count) {
-    for (let i = 0; i < count; i++) {
-      await sendCanary(ctx, canary);
-      ctx.events.progress("warmup", i + 1, count, "items");
-    }
-  },
+  warmup: httpEngine.warmup,
   async canary(ctx, canary): Promise<CanaryAnswer> {
     const res = await sendCanary(ctx, canary);
     return { status: res.status, text: res.status === 200 ? canonicalCompletion(res.body) : res.body };

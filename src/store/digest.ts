@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { StasisError, fsError } from "../errors.js";
 import type { Events } from "../events.js";
 import type { FileEntry } from "./manifest.js";
+import { prefetch } from "../pagecache/prefetch.js";
 
 /** Files are digested in chunks of this size so that one file's digest can be computed on many cores. */
 export const DIGEST_CHUNK = 64 * 1024 * 1024;
@@ -121,7 +122,7 @@ export function combine(chunks: string[]): string {
 
 /**
  * Checks files under `root` against their manifest entries: size first (cheap, catches truncation), then every
- * chunk's digest. Throws E_DIGEST_MISMATCH naming the first file that differs.
+ * chunk's digest. Throws E_DIGEST_MISMATCH naming the first file (and chunk) that differs.
  */
 export async function verifyFiles(
   root: string,
@@ -146,21 +147,11 @@ export async function verifyFiles(
       });
     }
   }
-  const fresh = await digestFiles(
-    root,
-    entries.map((e) => ({ path: e.path, role: e.role })),
-    { ...opts, chunkSize: entries[0]?.chunkSize ?? DIGEST_CHUNK },
+  // Every chunk against its digest, in parallel: the page-cache engine's verified read (the same path a
+  // restore's background reads take).
+  await prefetch(
+    entries.map((e) => ({ path: join(root, e.path), expectSize: e.size, verify: { chunkSize: e.chunkSize, sha256: e.chunks } })),
+    { events: opts.events, phase: opts.phase ?? "verify", ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) },
   );
-  for (const [i, e] of entries.entries()) {
-    const got = fresh[i]!;
-    const bad = got.chunks.findIndex((c, k) => c !== e.chunks[k]);
-    if (bad !== -1 || got.sha256 !== e.sha256) {
-      const at = bad === -1 ? "" : ` (first difference in bytes ${bad * e.chunkSize}..${Math.min(e.size, (bad + 1) * e.chunkSize)})`;
-      throw new StasisError("E_DIGEST_MISMATCH", `snapshot file ${e.path} does not match its digest${at}`, {
-        hint: "the file was modified or damaged after capture; capture the snapshot again",
-        details: { path: e.path, chunk: bad },
-      });
-    }
-  }
   return { bytes: entries.reduce((a, e) => a + e.size, 0) };
 }

@@ -4,6 +4,9 @@ import { join } from "node:path";
 import { StasisError, fsError } from "../errors.js";
 import { paths, stasisHome } from "../home.js";
 import { parseManifest, type Manifest } from "./manifest.js";
+import { isAlive, lockFile as lockFile_ } from "./lockfile.js";
+
+export { isAlive };
 
 /** Snapshot names are folder names and appear in URLs: keep them plain. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -131,7 +134,10 @@ export class Staging {
     }
     // One capture per name at a time: the lock file is created exclusively and holds the owner's pid.
     const lockFile = join(root, `.lock-${name}`);
-    await takeLock(lockFile, name);
+    await lockFile_(lockFile, {
+      wait: false,
+      busy: (owner) => new StasisError("E_SNAPSHOT_BUSY", `snapshot "${name}" is being captured by process ${owner}`, { hint: "wait for that capture to finish, or stop it" }),
+    });
     const dir = join(root, `.staging-${name}-${process.pid}-${randomBytes(4).toString("hex")}`);
     await mkdir(dir, { recursive: true });
     return new Staging(name, dir, finalDir, lockFile);
@@ -159,28 +165,6 @@ export class Staging {
   }
 }
 
-async function takeLock(lockFile: string, name: string): Promise<void> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(lockFile, "wx");
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw fsError(err, lockFile, "lock snapshot name");
-      const owner = Number((await readFile(lockFile, "utf8").catch(() => "")).trim());
-      if (owner > 0 && isAlive(owner)) {
-        throw new StasisError("E_SNAPSHOT_BUSY", `snapshot "${name}" is being captured by process ${owner}`, {
-          hint: "wait for that capture to finish, or stop it",
-        });
-      }
-      // The owner died without cleaning up (killed capture): its lock and staging folder are stale.
-      await rm(lockFile, { force: true });
-    }
-  }
-  throw new StasisError("E_SNAPSHOT_BUSY", `cannot lock snapshot name "${name}"`, { hint: "try again" });
-}
-
 /** Removes staging folders and locks left by captures whose process is gone. */
 export async function cleanStaging(home = stasisHome()): Promise<string[]> {
   const root = paths.snapshots(home);
@@ -194,15 +178,6 @@ export async function cleanStaging(home = stasisHome()): Promise<string[]> {
     removed.push(name);
   }
   return removed;
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -2,7 +2,7 @@ import type { CliCommand } from "../registry.js";
 import { StasisError } from "../../errors.js";
 import { num, oneOf, requirePositional, str } from "../args.js";
 
-const USAGE = "bench <snapshot> [--strategies cold,warm,restore-hot,restore-cold] [--repeat N] [--repeat-starts N] [--verify full|size|none] [--out DIR] [--json]";
+const USAGE = "bench <snapshot> [--strategies cold,warm,restore-hot,restore-cold] [--repeat N] [--repeat-starts N] [--verify full|size|none] [--out DIR] [--json]\n       stasis bench --from results.json --out DIR   (draw the table and pictures of an earlier run again)";
 
 export const command: CliCommand = {
   usage: USAGE,
@@ -17,8 +17,17 @@ export const command: CliCommand = {
     "  --repeat N         runs per strategy (default 3), interleaved round by round",
     "  --repeat-starts N  runs of the slow cases, cold and warm (default: --repeat)",
   ].join("\n"),
-  options: { strategies: { type: "string" }, repeat: { type: "string" }, "repeat-starts": { type: "string" }, out: { type: "string" }, verify: { type: "string" } },
+  options: { strategies: { type: "string" }, repeat: { type: "string" }, "repeat-starts": { type: "string" }, out: { type: "string" }, verify: { type: "string" }, from: { type: "string" } },
   async run({ values, positionals, events }) {
+    const from = str(values, "from");
+    if (from) {
+      const out = str(values, "out");
+      if (!out) throw new StasisError("E_USAGE", "--from needs --out DIR");
+      const { renderBench } = await import("../../commands/bench.js");
+      const { report, files } = await renderBench(from, out);
+      const { benchTable } = await import("../../bench/report.js");
+      return { data: report, text: `${benchTable(report, "text")}\n\nwrote ${files.join(", ")}` };
+    }
     const snapshot = requirePositional(positionals, 0, "the snapshot name", USAGE);
     const { STRATEGIES } = await import("../../bench/strategies.js");
     const wanted = (str(values, "strategies") ?? STRATEGIES.join(",")).split(",").map((s) => s.trim());
