@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readdir, rename, rm } from "node:fs/promises";
+import { copyFile, mkdir, readdir, rm } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { StasisError, asStasisError } from "../errors.js";
 import type { Events } from "../events.js";
@@ -107,7 +107,6 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     } else {
       await launched.exited;
     }
-    gpu?.close();
 
     // Compile caches matter for engines that compile (vLLM); a plain HTTP server has none worth keeping.
     const caches =

@@ -12,10 +12,20 @@ import { recordResult } from "../testing/results.js";
 import { httpOk } from "../engines/http-client.js";
 import { freePort } from "../commands/demo.js";
 import { gpuInventory } from "./gpus.js";
-import { gpuMemoryByPid } from "./tree.js";
+import { CudaDriver } from "./driver.js";
 import { processTree } from "../proc/tree.js";
 
 const { env, cleanup } = tempHome();
+
+/** GPU memory per host pid, through the same NVML path stasis uses. */
+async function gpuMemoryByPid() {
+  const driver = await CudaDriver.start();
+  try {
+    return await driver.gpuMemoryByPid();
+  } finally {
+    driver.close();
+  }
+}
 after(async () => {
   await stasis(["stop", "--all", "--grace", "2"], env);
   cleanup();

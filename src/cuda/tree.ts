@@ -1,7 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { StasisError, asStasisError } from "../errors.js";
 import type { Events } from "../events.js";
-import { run } from "../proc/run.js";
 import type { CudaDriver } from "./driver.js";
 
 /** The part of CudaDriver the tree operations use; tests substitute a fake to drive the unwinding logic. */
@@ -32,23 +31,6 @@ export async function nsPidOf(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
   const fields = /^NSpid:\s*(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/);
   return fields ? Number(fields[fields.length - 1]) : pid;
-}
-
-/** GPU memory per host pid, from nvidia-smi's compute-apps query. */
-export async function gpuMemoryByPid(): Promise<Map<number, { bytes: number; uuids: string[] }>> {
-  const out = new Map<number, { bytes: number; uuids: string[] }>();
-  const q = await run("nvidia-smi", ["--query-compute-apps=pid,used_memory,gpu_uuid", "--format=csv,noheader,nounits"], { timeoutMs: 20_000 }).catch(
-    () => undefined,
-  );
-  for (const line of (q?.stdout ?? "").split("\n")) {
-    const [pid, mib, uuid] = line.split(",").map((s) => s.trim());
-    if (!pid || !mib) continue;
-    const e = out.get(Number(pid)) ?? { bytes: 0, uuids: [] };
-    e.bytes += Number(mib) * 1024 * 1024;
-    if (uuid && !e.uuids.includes(uuid)) e.uuids.push(uuid);
-    out.set(Number(pid), e);
-  }
-  return out;
 }
 
 /**

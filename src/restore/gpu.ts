@@ -12,7 +12,6 @@ const MARGIN_BYTES = 512 * 1024 * 1024;
 export interface GpuRestore {
   /** Restores and unlocks the CUDA processes of the tree restored at host pid `root`. */
   restore(root: number, events: Events): Promise<void>;
-  close(): void;
 }
 
 /** Picks the GPU for each captured GPU: the one named by --gpu, the same UUID, or the same index and model. */
@@ -78,8 +77,8 @@ export function gpuPairs(
 }
 
 /**
- * Gets the GPU side of a restore ready before CRIU runs: starts the CUDA worker (cuInit is paid here, in
- * parallel with the rest), picks the target GPUs and checks they have the memory. A restore that runs out of GPU
+ * Plans the GPU side of a restore, alongside CRIU: picks the target GPUs and checks they have the memory.
+ * The driver (the CUDA worker) belongs to the caller, which closes it. A restore that runs out of GPU
  * memory can leave the process stuck in the driver, so this refuses up front.
  */
 export async function prepareGpuRestore(
@@ -90,37 +89,31 @@ export async function prepareGpuRestore(
 ): Promise<GpuRestore | undefined> {
   if (!m.gpu || m.gpu.processes.length === 0 || !driver) return undefined;
   const gpuInfo = m.gpu;
-  try {
-    const captured = m.fingerprint.gpu?.used ?? [];
-    const plan = planGpus(captured, inventory?.gpus ?? [], target);
-    for (const p of plan) {
-      const need = gpuInfo.processes.filter((x) => x.gpuUuids.includes(p.from)).reduce((a, x) => a + x.gpuBytes, 0) + MARGIN_BYTES;
-      const free = (p.to.memoryMiB - p.to.memoryUsedMiB) * 1024 * 1024;
-      if (free < need) {
-        throw new StasisError(
-          "E_GPU_MEMORY",
-          `GPU ${p.to.index} (${p.to.uuid}) has ${(free / 2 ** 30).toFixed(1)} GiB free; restoring needs ${(need / 2 ** 30).toFixed(1)} GiB`,
-          { hint: "stop other instances on that GPU (`stasis ps`, `stasis stop`) or restore onto another one with --gpu" },
-        );
-      }
+  const captured = m.fingerprint.gpu?.used ?? [];
+  const plan = planGpus(captured, inventory?.gpus ?? [], target);
+  for (const p of plan) {
+    const need = gpuInfo.processes.filter((x) => x.gpuUuids.includes(p.from)).reduce((a, x) => a + x.gpuBytes, 0) + MARGIN_BYTES;
+    const free = (p.to.memoryMiB - p.to.memoryUsedMiB) * 1024 * 1024;
+    if (free < need) {
+      throw new StasisError(
+        "E_GPU_MEMORY",
+        `GPU ${p.to.index} (${p.to.uuid}) has ${(free / 2 ** 30).toFixed(1)} GiB free; restoring needs ${(need / 2 ** 30).toFixed(1)} GiB`,
+        { hint: "stop other instances on that GPU (`stasis ps`, `stasis stop`) or restore onto another one with --gpu" },
+      );
     }
-    const pairs = gpuPairs(m.fingerprint.gpu?.all ?? captured, inventory?.gpus ?? [], plan);
-    return {
-      async restore(root, ev) {
-        const tree = await processTree(root);
-        const byNsPid = new Map<number, number>();
-        for (const t of tree) byNsPid.set(await nsPidOf(t.pid), t.pid);
-        const procs = gpuInfo.processes.map((p) => {
-          const pid = byNsPid.get(p.nsPid);
-          if (pid === undefined) throw new StasisError("E_CUDA", `the restored tree has no process ${p.nsPid} (a CUDA process at capture)`);
-          return { pid, gpuBytes: p.gpuBytes };
-        });
-        await restoreAll(driver, procs, ev, pairs.length ? pairs : undefined);
-      },
-      close: () => driver.close(),
-    };
-  } catch (err) {
-    driver.close();
-    throw err;
   }
+  const pairs = gpuPairs(m.fingerprint.gpu?.all ?? captured, inventory?.gpus ?? [], plan);
+  return {
+    async restore(root, ev) {
+      const tree = await processTree(root);
+      const byNsPid = new Map<number, number>();
+      for (const t of tree) byNsPid.set(await nsPidOf(t.pid), t.pid);
+      const procs = gpuInfo.processes.map((p) => {
+        const pid = byNsPid.get(p.nsPid);
+        if (pid === undefined) throw new StasisError("E_CUDA", `the restored tree has no process ${p.nsPid} (a CUDA process at capture)`);
+        return { pid, gpuBytes: p.gpuBytes };
+      });
+      await restoreAll(driver, procs, ev, pairs.length ? pairs : undefined);
+    },
+  };
 }

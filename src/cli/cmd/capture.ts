@@ -46,7 +46,6 @@ export const command: CliCommand = {
     const readyUrl = str(values, "ready-url");
     if (!readyUrl) throw new StasisError("E_USAGE", "missing --ready-url", { hint: "e.g. --ready-url http://127.0.0.1:8000/health" });
     const ready = parseUrl(readyUrl, "ready-url");
-    const canaryUrl = str(values, "canary-url");
     const canary = request(values, "canary", ready.origin);
     const warmupRequest = request(values, "warmup", ready.origin);
     const { signal, dispose } = interruptSignal();
