@@ -1,18 +1,20 @@
 # Issue 7 on the GPU: the reference engine with Llama-3.2-3B's shape, captured with stasis, then `stasis bench`
 # (cold, warm, restore-hot, restore-cold side by side). Results in $OUT/bench; table printed last.
-# Knobs: STRATEGIES, REPEAT, VERIFY (full|size|none), SERVER_ARGS (e.g. "--cuda-graph-sizes 1" for a shorter
+# Knobs: STRATEGIES, REPEAT, VERIFY (auto|full|size|none), SERVER_ARGS (e.g. "--cuda-graph-sizes 1" for a shorter
 # compile; restores only: STRATEGIES=restore-hot,restore-cold), CAPTURE_LIMIT, BENCH_LIMIT (seconds).
 set -euo pipefail
 source gpu/suites/_common.sh
 : > "$OUT/steps.txt"
 export STASIS_HOME=/var/tmp/stasis-home LOGS=/tmp/stasis-logs
 mkdir -p "$LOGS"
+# How fast this machine fills fresh memory (what CRIU's restore of the image does): a tmpfs file written twice.
+for i in 1 2; do dd if=/dev/zero of=/dev/shm/stasis-touch bs=1M count=4096 2>&1 | tail -1 | sed "s/^/fresh-memory fill $i: /"; rm -f /dev/shm/stasis-touch; done | tee "$OUT/machine.txt"
 MODEL=/var/tmp/ref-3b
 PORT=8300
 step make-3b 120 python3 -m stasis_engine.reference make-model --config 3b --out $MODEL --device cuda
 step capture-3b "${CAPTURE_LIMIT:-300}" stasis capture ref3b --engine vllm --ready-url http://127.0.0.1:$PORT/health --ready-timeout 280 --warmup 3 -- python3 -m stasis_engine.reference serve --model-dir $MODEL --port $PORT --device cuda ${SERVER_ARGS:-}
-( cd $STASIS_HOME/snapshots/ref3b 2>/dev/null && ls -la images | sort -k5 -n | tail -8 && du -sh images weights caches 2>/dev/null && grep -h "stasis-startup" logs/capture-stdout.log logs/capture-stderr.log | cut -c1-1500 ) | tee "$OUT/image-sizes.txt" || true
-step bench-3b "${BENCH_LIMIT:-420}" stasis bench ref3b --strategies "${STRATEGIES:-cold,warm,restore-hot,restore-cold}" --repeat "${REPEAT:-2}" --repeat-starts 1 --verify "${VERIFY:-full}" --out "$OUT/bench"
-echo; echo "== results"; cat "$OUT/image-sizes.txt" 2>/dev/null || true
+( cd $STASIS_HOME/snapshots/ref3b 2>/dev/null && ls -la images | sort -k5 -n | tail -8 && du -sh images weights caches 2>/dev/null && grep -h "stasis-startup\|stasis-sleep" logs/capture-stdout.log logs/capture-stderr.log | cut -c1-1500 ) | tee "$OUT/image-sizes.txt" || true
+step bench-3b "${BENCH_LIMIT:-420}" stasis bench ref3b --strategies "${STRATEGIES:-cold,warm,restore-hot,restore-cold}" --repeat "${REPEAT:-2}" --repeat-starts 1 --verify "${VERIFY:-auto}" --out "$OUT/bench"
+echo; echo "== results"; cat "$OUT/machine.txt" "$OUT/image-sizes.txt" 2>/dev/null || true
 [ -f "$OUT/bench/results.md" ] && cat "$OUT/bench/results.md"
 echo; cat "$OUT/steps.txt"

@@ -7,6 +7,7 @@ import type { Events } from "../events.js";
 import { openSnapshot } from "../store/store.js";
 import { gpuInventory } from "../cuda/gpus.js";
 import { STRATEGIES, restoreServer, startServer, type Run, type Strategy } from "./strategies.js";
+import type { PrefetchMode, VerifyMode } from "../restore/modes.js";
 
 export interface BenchOptions {
   snapshot: string;
@@ -14,7 +15,8 @@ export interface BenchOptions {
   repeat: number;
   /** Repeats of the slow cases (cold, warm); defaults to `repeat`. */
   repeatStarts?: number;
-  verify: "full" | "size" | "none";
+  verify: VerifyMode;
+  prefetch?: PrefetchMode;
 }
 
 export interface StrategySummary {
@@ -35,6 +37,7 @@ export interface BenchReport {
   repeat: number;
   repeatStarts?: number;
   verify: string;
+  prefetch?: string;
   strategies: StrategySummary[];
   /** cold start / restore-hot, by time to first token, when both ran. */
   speedup?: number;
@@ -74,7 +77,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
       for (const s of strategies) {
         if (round >= runsOf(s)) continue;
         const run = await events.phase(`${s} #${round + 1}`, () =>
-          s === "cold" || s === "warm" ? startServer(snap, s, warmCaches) : restoreServer(snap, s, opts.verify),
+          s === "cold" || s === "warm" ? startServer(snap, s, warmCaches) : restoreServer(snap, s, opts.verify, opts.prefetch ?? "none"),
         );
         runs.get(s)!.push(run);
         events.progress("bench", ++done, total, "items");
@@ -113,6 +116,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
     repeat: opts.repeat,
     repeatStarts: opts.repeatStarts,
     verify: opts.verify,
+    prefetch: opts.prefetch ?? "none",
     strategies: summaries,
     ...(cold && hot ? { speedup: cold.medianFirstTokenMs / hot.medianFirstTokenMs } : {}),
   };

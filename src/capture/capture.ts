@@ -11,6 +11,7 @@ import { launch, DUMPABLE_ENV } from "../launch/launch.js";
 import { processTree } from "../proc/tree.js";
 import { Staging, cleanStaging } from "../store/store.js";
 import { digestFiles, type DigestInput } from "../store/digest.js";
+import { recordVerified, stampFiles } from "../store/verified.js";
 import { MANIFEST_SCHEMA, type Manifest } from "../store/manifest.js";
 import { canaryRecord } from "../engines/canary.js";
 import { engineFor } from "../engines/engines.js";
@@ -123,6 +124,8 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
       ...caches.map((c) => ({ path: c.file, role: "cache" as const })),
       ...(engineState.files ?? []).map((f) => ({ path: f.path, role: f.role })),
     ];
+    // Stamped before the bytes are digested: a restore on this boot re-hashes only what changed since.
+    const stamps = await stampFiles(staging.dir, inputs);
     const files = await events.phase(
       "digest",
       () => digestFiles(staging.dir, inputs, { events, phase: "digest" }),
@@ -156,6 +159,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     };
     manifest.timings.totalMs = Math.round(events.t() - started);
     const dir = await events.phase("commit", () => staging.commit(manifest));
+    await recordVerified(dir, stamps);
     let instance: Instance | undefined;
     if (opts.leaveRunning) {
       instance = await recordInstance({

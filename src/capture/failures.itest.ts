@@ -91,7 +91,13 @@ test("an image file modified after capture is refused (digest mismatch) and noth
   // The intact snapshot still restores.
   const ok = await stasis(["restore", "good", "--json"], env);
   assert.equal(ok.code, 0, ok.output);
+  assert.ok(ok.json.reads.bytesVerified > 0, "the rewritten file is verified again (--verify auto)");
   assert.equal((await stasis(["stop", ok.json.instance.id], env)).code, 0);
+  // Verified and unchanged since: the next restore of this boot checks sizes only.
+  const again = await stasis(["restore", "good", "--json"], env);
+  assert.equal(again.code, 0, again.output);
+  assert.equal(again.json.reads.bytesVerified, 0);
+  assert.equal((await stasis(["stop", again.json.instance.id], env)).code, 0);
 });
 
 test("readiness timeout: no snapshot, no server left", async () => {

@@ -62,7 +62,7 @@ export async function demo(opts: { startupSeconds: number }, events: Events): Pr
     },
     events,
   );
-  const r = await restore({ name: DEMO_SNAPSHOT, verify: "full", prefetch: true, force: false, readyTimeoutMs: 60_000 }, events);
+  const r = await restore({ name: DEMO_SNAPSHOT, verify: "auto", prefetch: "none", force: false, readyTimeoutMs: 60_000 }, events);
   try {
     const after = (await httpOk(base + canaryPath)).body;
     const before = cap.manifest.engine.canary.text ?? "";

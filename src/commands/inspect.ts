@@ -1,6 +1,7 @@
 import type { Events } from "../events.js";
 import { openSnapshot } from "../store/store.js";
 import { verifyFiles } from "../store/digest.js";
+import { recordVerified, stampFiles } from "../store/verified.js";
 import type { Manifest } from "../store/manifest.js";
 
 export interface InspectResult {
@@ -16,11 +17,13 @@ export async function inspect(opts: { name: string; verify: boolean }, events: E
   const snap = await openSnapshot(opts.name);
   const out: InspectResult = { name: snap.name, dir: snap.dir, manifest: snap.manifest };
   if (opts.verify) {
+    const stamps = await stampFiles(snap.dir, snap.manifest.files);
     out.verified = await events.phase(
       "verify",
       () => verifyFiles(snap.dir, snap.manifest.files, { events, phase: "verify" }),
       (v) => ({ bytes: v.bytes }),
     );
+    await recordVerified(snap.dir, stamps);
   }
   return out;
 }

@@ -46,7 +46,7 @@ export async function criuRestore(
   imagesDir: string,
   workDir: string,
   files: RestoreFiles,
-  opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+  opts: { timeoutMs?: number; signal?: AbortSignal; lazyPages?: boolean } = {},
 ): Promise<RestoreResult> {
   const started = performance.now();
   const logPath = join(workDir, "criu-restore.log");
@@ -56,7 +56,11 @@ export async function criuRestore(
     files.capturedStderr === files.capturedStdout
       ? ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`]
       : ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`, "--inherit-fd", `fd[4]:${inheritKey(files.capturedStderr)}`];
-  const criuArgs = ["restore", "-D", imagesDir, "-W", workDir, "-o", logPath, "-v4", "--pidfile", join(workDir, "criu-restore.pid"), "--action-script", script, ...restoreOptions(), ...inherit];
+  const lazy = opts.lazyPages ? await startLazyPagesDaemon(criu, imagesDir, workDir) : undefined;
+  const criuArgs = [
+    "restore", "-D", imagesDir, "-W", workDir, "-o", logPath, `-v${logLevel()}`, "--pidfile", join(workDir, "criu-restore.pid"),
+    "--action-script", script, ...restoreOptions(), ...(lazy ? ["--lazy-pages"] : []), ...inherit,
+  ];
   // The fds are opened here and passed as fd 3 and 4 (unshare and CRIU inherit them); closed in finally,
   // because the child has its own copies once spawned.
   const outFd = openSync(files.stdout, "a");
@@ -119,8 +123,62 @@ export async function criuRestore(
   } catch (err) {
     // Invariant: a failed restore leaves nothing running.
     kill();
+    lazy?.kill();
     throw err;
   }
+}
+
+/**
+ * CRIU's verbosity for restores (STASIS_CRIU_LOG_LEVEL, 0-4, default 4). Level 4 timestamps every step, which
+ * is what finding a slow restore needs; the GPU runs measure what it costs.
+ */
+function logLevel(): number {
+  const v = Number(process.env.STASIS_CRIU_LOG_LEVEL ?? "4");
+  return Number.isInteger(v) && v >= 0 && v <= 4 ? v : 4;
+}
+
+/**
+ * `criu lazy-pages`: the daemon that serves the restored tree's anonymous memory on first touch (userfaultfd)
+ * and pushes the rest in the background, so `criu restore --lazy-pages` returns without copying the pages.
+ * It listens on `lazy-pages.socket` in the shared work directory, which must exist before the restore starts,
+ * and exits by itself once every page is in place.
+ */
+async function startLazyPagesDaemon(criu: Criu, imagesDir: string, workDir: string): Promise<{ kill: () => void }> {
+  const socket = join(workDir, "lazy-pages.socket");
+  const out = openSync(join(workDir, "criu-lazy-pages.out"), "a");
+  let daemon;
+  try {
+    daemon = spawn(criu.path, ["lazy-pages", "-D", imagesDir, "-W", workDir, "-o", join(workDir, "criu-lazy-pages.log"), `-v${logLevel()}`], {
+      stdio: ["ignore", out, out],
+      detached: true,
+      cwd: workDir,
+    });
+  } finally {
+    closeSync(out);
+  }
+  let exited: number | null | undefined;
+  daemon.on("exit", (code) => (exited = code));
+  daemon.on("error", () => (exited = -1));
+  const kill = () => {
+    try {
+      process.kill(daemon.pid!, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  };
+  const deadline = Date.now() + 10_000;
+  while (!(await exists(socket))) {
+    if (exited !== undefined || Date.now() > deadline) {
+      kill();
+      const log = await readFile(join(workDir, "criu-lazy-pages.log"), "utf8").catch(() => "");
+      throw new StasisError("E_CRIU_RESTORE", `criu lazy-pages did not start: ${firstError(log) ?? "no socket within 10 s"}`, {
+        hint: `lazy restores need userfaultfd (\`criu check --feature uffd-noncoop\`); see ${join(workDir, "criu-lazy-pages.log")}`,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  daemon.unref();
+  return { kill };
 }
 
 async function exists(p: string): Promise<boolean> {

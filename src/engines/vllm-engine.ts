@@ -110,10 +110,12 @@ export const vllmEngine: Engine = {
     const models = JSON.parse((await httpOk(ctx.baseUrl + "/v1/models", { signal: ctx.signal })).body) as { data?: { id: string }[] };
     const model = models.data?.[0]?.id;
     if (!model) throw new StasisError("E_ENGINE", "the server lists no model at /v1/models", { hint: "is it a vLLM-compatible server?" });
+    // Four greedy tokens with their logprobs: every weight takes part in each token and the logprob floats show
+    // any difference; each further token would be one more decode step on every restore's critical path.
     return {
       method: "POST",
       path: "/v1/completions",
-      body: JSON.stringify({ model, prompt: "The stasis canary says:", max_tokens: 16, temperature: 0, logprobs: 1 }),
+      body: JSON.stringify({ model, prompt: "The stasis canary says:", max_tokens: 4, temperature: 0, logprobs: 1 }),
     };
   },
   warmup: httpEngine.warmup,

@@ -4,7 +4,13 @@ import { StasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import type { FileEntry } from "../store/manifest.js";
 import type { Snapshot } from "../store/store.js";
-import { prefetch } from "../pagecache/prefetch.js";
+import { prefetch, PREFETCH_STRATEGIES, type PrefetchStrategy } from "../pagecache/prefetch.js";
+import { recordVerified, stampFiles, stillVerified } from "../store/verified.js";
+import type { PrefetchMode, VerifyMode } from "./modes.js";
+export type { PrefetchMode, VerifyMode };
+
+/** The files CRIU itself reads during a restore. */
+const CRIU_READS = new Set<FileEntry["role"]>(["image", "link-remap", "shm"]);
 
 export interface ReadStats {
   bytesRead: number;
@@ -36,34 +42,47 @@ export function readOrder(files: FileEntry[]): FileEntry[] {
 }
 
 /**
- * Starts the background reads for a restore. With verify=full every byte is read and checked against the
- * manifest's chunk digests (which also leaves the files in the page cache); with verify=size only sizes are
- * checked, up front; with prefetch, files not yet resident are read ahead of CRIU.
+ * Starts the background reads for a restore. verify=full: every byte is read and checked against the
+ * manifest's chunk digests (which also leaves the files in the page cache); auto: the same for every file
+ * not verified earlier in this boot and unchanged since (store/verified.ts), sizes for the rest; size: sizes
+ * only, up front; none. With prefetch, files not yet resident are read ahead of CRIU. Files that pass a
+ * digest check are stamped as verified.
  */
-export function startBackgroundReads(snap: Snapshot, opts: { verify: "full" | "size" | "none"; prefetch: boolean; events: Events }): BackgroundReads {
+export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode; prefetch: PrefetchMode; events: Events }): BackgroundReads {
   const controller = new AbortController();
   const files = readOrder(snap.manifest.files);
   const work = (async (): Promise<ReadStats> => {
     if (opts.verify !== "none") await checkSizes(snap.dir, files);
-    if (opts.verify !== "full" && !opts.prefetch) return { bytesRead: 0, bytesAlreadyResident: 0, bytesVerified: 0 };
-    const phase = opts.verify === "full" ? "prefetch+verify" : "prefetch";
+    const known = opts.verify === "auto" ? await stillVerified(snap.dir, files) : new Set<string>();
+    const toVerify = opts.verify === "full" || opts.verify === "auto" ? files.filter((f) => !known.has(f.path)) : [];
+    const prefetching = (f: FileEntry) => opts.prefetch === "all" || (opts.prefetch === "images" && CRIU_READS.has(f.role));
+    if (toVerify.length === 0 && !files.some(prefetching)) return { bytesRead: 0, bytesAlreadyResident: 0, bytesVerified: 0 };
+    const verifying = new Set(toVerify.map((f) => f.path));
+    const stamps = await stampFiles(snap.dir, toVerify);
+    const phase = toVerify.length > 0 ? "prefetch+verify" : "prefetch";
     const stats = await opts.events.phase(
       phase,
       () =>
         prefetch(
-          files.map((f) => ({
-            path: join(snap.dir, f.path),
-            expectSize: f.size,
-            ...(opts.verify === "full" ? { verify: { chunkSize: f.chunkSize, sha256: f.chunks } } : {}),
-          })),
-          { skipResident: opts.verify !== "full", signal: controller.signal, events: opts.events, phase },
+          files
+            .filter((f) => prefetching(f) || verifying.has(f.path))
+            .map((f) => ({
+              path: join(snap.dir, f.path),
+              expectSize: f.size,
+              ...(verifying.has(f.path) ? { verify: { chunkSize: f.chunkSize, sha256: f.chunks } } : {}),
+            })),
+          { skipResident: true, signal: controller.signal, events: opts.events, phase, ...tuning() },
         ),
-      (s) => ({ bytes: s.bytesRead, detail: { bytesAlreadyResident: s.bytesAlreadyResident, bytesTotal: s.bytesTotal } }),
+      (s) => ({
+        bytes: s.bytesRead,
+        detail: { bytesAlreadyResident: s.bytesAlreadyResident, bytesTotal: s.bytesTotal, filesVerified: toVerify.length, filesKnownGood: known.size },
+      }),
     );
+    if (toVerify.length > 0) await recordVerified(snap.dir, stamps);
     return {
       bytesRead: stats.bytesRead,
       bytesAlreadyResident: stats.bytesAlreadyResident,
-      bytesVerified: opts.verify === "full" ? stats.bytesTotal : 0,
+      bytesVerified: toVerify.reduce((a, f) => a + f.size, 0),
     };
   })();
   const settled = work.then(
@@ -75,6 +94,19 @@ export function startBackgroundReads(snap: Snapshot, opts: { verify: "full" | "s
     failure: () => settled,
     cancel: () => controller.abort(),
   };
+}
+
+/**
+ * Tuning knobs for the restore's background reads, for measuring (see gpu/suites/restore-levers.sh):
+ * STASIS_PREFETCH_CONCURRENCY (threads) and STASIS_PREFETCH_STRATEGY (populate, read, fadvise).
+ */
+function tuning(): { concurrency?: number; strategy?: PrefetchStrategy } {
+  const out: { concurrency?: number; strategy?: PrefetchStrategy } = {};
+  const c = Number(process.env.STASIS_PREFETCH_CONCURRENCY);
+  if (Number.isInteger(c) && c > 0) out.concurrency = c;
+  const s = process.env.STASIS_PREFETCH_STRATEGY as PrefetchStrategy | undefined;
+  if (s && (PREFETCH_STRATEGIES as readonly string[]).includes(s)) out.strategy = s;
+  return out;
 }
 
 async function checkSizes(dir: string, files: FileEntry[]): Promise<void> {

@@ -12,7 +12,7 @@ import type { EngineContext } from "../engines/engine.js";
 import { instanceDir, killTree, newInstanceId, recordInstance, type Instance } from "../instances/instances.js";
 import { isRunning } from "../proc/tree.js";
 import { checkFingerprint } from "./fingerprint-check.js";
-import { startBackgroundReads, type BackgroundReads } from "./background-reads.js";
+import { startBackgroundReads, type BackgroundReads, type PrefetchMode, type VerifyMode } from "./background-reads.js";
 import { prepareGpuRestore, type GpuRestore } from "./gpu.js";
 import { CudaDriver } from "../cuda/driver.js";
 import { gpuIdentityFromProc } from "../cuda/gpus.js";
@@ -22,10 +22,12 @@ import { warmStart } from "./fallback.js";
 export interface RestoreOptions {
   name: string;
   /** full: every file's digest is checked (in parallel with the restore; the instance is not ready until it
-   *  passes); size: sizes only; none. */
-  verify: "full" | "size" | "none";
-  /** Read the snapshot's files into the page cache ahead of and alongside CRIU (default on). */
-  prefetch: boolean;
+   *  passes); auto: the same for files not verified earlier in this boot and unchanged since, sizes for the
+   *  rest; size: sizes only; none. */
+  verify: VerifyMode;
+  /** What to read into the page cache ahead of and alongside CRIU: every file (all), only what CRIU reads
+   *  (images: the weights are left to the engine's loader, which reads a cold file with O_DIRECT), or none. */
+  prefetch: PrefetchMode;
   /** Restore even though the fingerprint does not match (at your own risk). */
   force: boolean;
   /** Restore the GPU state onto this GPU (index or UUID) instead of the one captured. */
@@ -34,6 +36,9 @@ export interface RestoreOptions {
    *  compile caches instead ("warm"), and say so. */
   fallback?: "warm";
   readyTimeoutMs: number;
+  /** CRIU restores the tree without its anonymous memory, which `criu lazy-pages` serves on first touch and
+   *  pushes in the background (userfaultfd). */
+  lazyPages?: boolean;
   signal?: AbortSignal;
 }
 
@@ -114,7 +119,7 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
             join(snap.dir, "images"),
             inst.dir,
             { capturedStdout: m.server.stdoutPath, capturedStderr: m.server.stderrPath, stdout: inst.stdout, stderr: inst.stderr },
-            { signal: opts.signal },
+            { signal: opts.signal, lazyPages: opts.lazyPages },
           ),
         );
       } finally {

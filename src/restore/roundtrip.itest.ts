@@ -1,11 +1,13 @@
 /**
  * Real capture -> restore round trips through the CLI, as root, with real CRIU, of the example servers:
  * (a) a slow-starting HTTP server whose in-memory state must survive, (b) a two-process server shaped like
- * vLLM's API server + EngineCore, (c) one snapshot restored twice, one after the other.
+ * vLLM's API server + EngineCore, (c) one snapshot restored three times, one after the other, also with CRIU's
+ * lazy pages and with the whole snapshot prefetched and verified.
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
 import { httpOk } from "../engines/http-client.js";
 import { freePort } from "../commands/demo.js";
@@ -83,7 +85,7 @@ test("(b) two-process server (front end + engine over a unix socket, semaphore, 
   assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
 });
 
-test("(c) one snapshot restored twice, one after the other: both answer the canary", async () => {
+test("(c) one snapshot restored three times, one after the other (default; lazy pages; whole prefetch + full verify): all answer the canary", async () => {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const cap = await stasis(
@@ -95,12 +97,19 @@ test("(c) one snapshot restored twice, one after the other: both answer the cana
   );
   assert.equal(cap.code, 0, cap.output);
   const ids: string[] = [];
-  for (let round = 0; round < 2; round++) {
-    const res = await stasis(["restore", "twice", "--json"], env);
+  const rounds = [[], ["--lazy-pages"], ["--prefetch", "all", "--verify", "full"]];
+  for (const [round, extra] of rounds.entries()) {
+    const res = await stasis(["restore", "twice", "--json", ...extra], env);
     assert.equal(res.code, 0, `round ${round}: ${res.output}`);
     assert.equal((await httpOk(`${base}/answer?q=again`)).body, cap.json.manifest.engine.canary.text);
+    if (extra.includes("--lazy-pages")) {
+      // The memory came through criu lazy-pages (userfaultfd), not with the restore.
+      const log = readFileSync(join(res.json.instance.dir, "criu-lazy-pages.log"), "utf8");
+      assert.match(log, /uffd/);
+    }
+    if (extra.includes("full")) assert.ok(res.json.reads.bytesVerified > 0 && res.json.reads.bytesAlreadyResident > 0);
     ids.push(res.json.instance.id);
     assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
   }
-  assert.notEqual(ids[0], ids[1]);
+  assert.equal(new Set(ids).size, 3);
 });

@@ -16,6 +16,18 @@ def emit(tag: str, payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def private_dirty_mb() -> int | None:
+    """The process's private dirty memory after a phase: what CRIU would write into a snapshot image."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Private_Dirty:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return None
+
+
 class Phases:
     """Collects ``{"phase": name, "ms": ..., **info}`` records, printing each as it ends.
 
@@ -40,6 +52,6 @@ class Phases:
             self.add(name, (time.perf_counter() - start) * 1000.0, **extra)
 
     def add(self, name: str, ms: float, **info: Any) -> None:
-        record = {"phase": name, "ms": round(ms, 1), **info}
+        record = {"phase": name, "ms": round(ms, 1), **info, "private_dirty_mb": private_dirty_mb()}
         self.records.append(record)
         self._print("stasis-phase", record)

@@ -1,8 +1,9 @@
 import type { CliCommand } from "../registry.js";
 import { StasisError } from "../../errors.js";
 import { num, oneOf, requirePositional, str } from "../args.js";
+import { PREFETCH_MODES, VERIFY_MODES } from "../../restore/modes.js";
 
-const USAGE = "bench <snapshot> [--strategies cold,warm,restore-hot,restore-cold] [--repeat N] [--repeat-starts N] [--verify full|size|none] [--out DIR] [--json]\n       stasis bench --from results.json --out DIR   (draw the table and pictures of an earlier run again)";
+const USAGE = "bench <snapshot> [--strategies cold,warm,restore-hot,restore-cold] [--repeat N] [--repeat-starts N] [--verify auto|full|size|none] [--prefetch all|images|none] [--out DIR] [--json]\n       stasis bench --from results.json --out DIR   (draw the table and pictures of an earlier run again)";
 
 export const command: CliCommand = {
   usage: USAGE,
@@ -16,8 +17,10 @@ export const command: CliCommand = {
     "Cold cases drop the page cache (sync; echo 3 > /proc/sys/vm/drop_caches). Needs the server's port free.",
     "  --repeat N         runs per strategy (default 3), interleaved round by round",
     "  --repeat-starts N  runs of the slow cases, cold and warm (default: --repeat)",
+    "  --verify MODE      passed to every `stasis restore` (default auto)",
+    "  --prefetch MODE    passed to every `stasis restore` (default none)",
   ].join("\n"),
-  options: { strategies: { type: "string" }, repeat: { type: "string" }, "repeat-starts": { type: "string" }, out: { type: "string" }, verify: { type: "string" }, from: { type: "string" } },
+  options: { strategies: { type: "string" }, repeat: { type: "string" }, "repeat-starts": { type: "string" }, out: { type: "string" }, verify: { type: "string" }, prefetch: { type: "string" }, from: { type: "string" } },
   async run({ values, positionals, events }) {
     const from = str(values, "from");
     if (from) {
@@ -42,7 +45,8 @@ export const command: CliCommand = {
         strategies: wanted as (typeof STRATEGIES)[number][],
         repeat: num(values, "repeat", 3, { min: 1 }),
         repeatStarts: values["repeat-starts"] === undefined ? undefined : num(values, "repeat-starts", 1, { min: 1 }),
-        verify: oneOf(values, "verify", ["full", "size", "none"] as const, "full"),
+        verify: oneOf(values, "verify", VERIFY_MODES, "auto"),
+        prefetch: oneOf(values, "prefetch", PREFETCH_MODES, "none"),
         out: str(values, "out"),
         command: ["stasis", "bench", ...process.argv.slice(3)].join(" "),
       },

@@ -3,8 +3,9 @@ import { num, oneOf, requirePositional, str } from "../args.js";
 import { interruptSignal } from "../interrupt.js";
 import { renderTimeline } from "../render/timeline.js";
 import { formatBytes, formatMs } from "../render/format.js";
+import { PREFETCH_MODES, VERIFY_MODES } from "../../restore/modes.js";
 
-const USAGE = "restore <name> [--verify full|size|none] [--no-prefetch] [--gpu INDEX|UUID] [--force | --fallback warm] [--ready-timeout S] [--json]";
+const USAGE = "restore <name> [--verify auto|full|size|none] [--prefetch all|images|none] [--gpu INDEX|UUID] [--force | --fallback warm] [--lazy-pages] [--ready-timeout S] [--json]";
 
 export const command: CliCommand = {
   usage: USAGE,
@@ -12,21 +13,30 @@ export const command: CliCommand = {
     "Restores a snapshot detached (it keeps serving after stasis exits), checks its canary, and prints the",
     "timeline of the restore. Refuses a snapshot captured on a different machine (see `stasis inspect`).",
     "",
-    "  --verify full|size|none  check every file's digest while restoring (default full), sizes only, or nothing",
-    "  --no-prefetch            do not read the snapshot into the page cache ahead of CRIU",
+    "  --verify MODE            auto (default): check the digest of every file not verified earlier in this boot",
+    "                           and unchanged since (inode, size, mtime, ctime), sizes of the rest; full: every",
+    "                           file's digest; size: sizes only; none. Digests are checked while CRIU restores",
+    "  --prefetch MODE          what to read into the page cache beside CRIU: none (default: CRIU reads its",
+    "                           images, the engine its weights, O_DIRECT when cold; fastest on our GPU machine),",
+    "                           images (what CRIU reads), all (the whole snapshot). See docs/pagecache.md",
     "  --gpu INDEX|UUID         restore the GPU state onto this GPU (same model) instead of the captured one",
     "  --force                  restore despite a fingerprint mismatch",
     "  --fallback warm          if the snapshot cannot be restored here (fingerprint mismatch), start the server",
     "                           the ordinary way with the snapshot's compile caches instead, and say so",
+    "  --lazy-pages             CRIU restores without copying anonymous memory; a `criu lazy-pages` daemon",
+    "                           serves it on first touch and pushes the rest in the background (userfaultfd);",
+    "                           slow for GPU servers (the CUDA restore then faults ~1 GB in page by page)",
     "  --ready-timeout S        seconds to wait for the restored server (default 120)",
   ].join("\n"),
   options: {
     verify: { type: "string" },
     "no-prefetch": { type: "boolean" },
+    prefetch: { type: "string" },
     gpu: { type: "string" },
     force: { type: "boolean" },
     fallback: { type: "string" },
     "ready-timeout": { type: "string" },
+    "lazy-pages": { type: "boolean" },
   },
   async run({ values, positionals, events }) {
     const name = requirePositional(positionals, 0, "the snapshot name", USAGE);
@@ -36,12 +46,13 @@ export const command: CliCommand = {
       const r = await restore(
         {
           name,
-          verify: oneOf(values, "verify", ["full", "size", "none"] as const, "full"),
-          prefetch: !values["no-prefetch"],
+          verify: oneOf(values, "verify", VERIFY_MODES, "auto"),
+          prefetch: values["no-prefetch"] ? "none" : oneOf(values, "prefetch", PREFETCH_MODES, "none"),
           force: Boolean(values.force),
           gpu: str(values, "gpu"),
           fallback: values.fallback === undefined ? undefined : oneOf(values, "fallback", ["warm"] as const, "warm"),
           readyTimeoutMs: num(values, "ready-timeout", 120, { min: 1 }) * 1000,
+          lazyPages: Boolean(values["lazy-pages"]),
           signal,
         },
         events,
