@@ -45,8 +45,9 @@ export function readOrder(files: FileEntry[]): FileEntry[] {
  * Starts the background reads for a restore. verify=full: every byte is read and checked against the
  * manifest's chunk digests (which also leaves the files in the page cache); auto: the same for every file
  * not verified earlier in this boot and unchanged since (store/verified.ts), sizes for the rest; size: sizes
- * only, up front; none. With prefetch, files not yet resident are read ahead of CRIU. Files that pass a
- * digest check are stamped as verified.
+ * only, up front; none. prefetch=all: every file not yet resident is read beside CRIU; images: only what CRIU
+ * reads; none (the default: measured fastest on our GPU machine, docs/pagecache.md): only what verification
+ * reads. Files that pass a digest check are stamped as verified.
  */
 export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode; prefetch: PrefetchMode; events: Events }): BackgroundReads {
   const controller = new AbortController();
