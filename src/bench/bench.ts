@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import type { Events } from "../events.js";
 import { openSnapshot } from "../store/store.js";
 import { gpuInventory } from "../cuda/gpus.js";
+import { diskRate, type DiskRate } from "./disk.js";
 import { STRATEGIES, restoreServer, startServer, type Run, type Strategy } from "./strategies.js";
 import type { PrefetchMode, VerifyMode } from "../restore/modes.js";
 
@@ -41,7 +42,14 @@ export interface BenchReport {
   strategies: StrategySummary[];
   /** cold start / restore-hot, by time to first token, when both ran. */
   speedup?: number;
+  /** With restore-cold: the disk's parallel read rate over the snapshot files a restore reads before its first
+   *  token, and restore-cold's time to first token against those bytes at that rate. */
+  disk?: DiskRate;
+  coldBound?: { bytes: number; ms: number; ratio: number };
 }
+
+/** The snapshot files a restore reads before the first token: CRIU's images and files, the weights. */
+const READ_BEFORE_FIRST_TOKEN = new Set(["image", "link-remap", "shm", "weights"]);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -57,6 +65,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
   const strategies = STRATEGIES.filter((s) => opts.strategies.includes(s));
   const warmCaches = await mkdtemp(join(tmpdir(), "stasis-bench-warm-"));
   const runs = new Map<Strategy, Run[]>(strategies.map((s) => [s, []]));
+  let disk: DiskRate | undefined;
   try {
     if (strategies.includes("warm")) {
       // Warm means compile caches filled: the ones captured with the snapshot, or else filled by one
@@ -67,6 +76,10 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
       } else {
         await events.phase("warm-caches", () => startServer(snap, "warm", warmCaches));
       }
+    }
+    const readFirst = snap.manifest.files.filter((f) => READ_BEFORE_FIRST_TOKEN.has(f.role)).map((f) => ({ path: join(snap.dir, f.path), size: f.size }));
+    if (strategies.includes("restore-cold") && readFirst.length > 0) {
+      disk = await events.phase("disk-rate", () => diskRate(readFirst), (d) => ({ bytes: d.bytes }));
     }
     const starts = opts.repeatStarts ?? opts.repeat;
     const rounds = Math.max(opts.repeat, starts);
@@ -102,6 +115,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
   const inv = await gpuInventory();
   const cold = summaries.find((s) => s.strategy === "cold");
   const hot = summaries.find((s) => s.strategy === "restore-hot");
+  const restoreCold = summaries.find((s) => s.strategy === "restore-cold");
   return {
     date: new Date().toISOString(),
     machine: {
@@ -119,5 +133,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
     prefetch: opts.prefetch ?? "none",
     strategies: summaries,
     ...(cold && hot ? { speedup: cold.medianFirstTokenMs / hot.medianFirstTokenMs } : {}),
+    ...(disk ? { disk } : {}),
+    ...(disk && restoreCold ? { coldBound: { bytes: disk.bytes, ms: disk.bytes / disk.gbps / 1e6, ratio: restoreCold.medianFirstTokenMs / (disk.bytes / disk.gbps / 1e6) } } : {}),
   };
 }

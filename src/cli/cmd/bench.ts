@@ -15,6 +15,8 @@ export const command: CliCommand = {
     "  restore-hot   `stasis restore` with the snapshot's files in the page cache",
     "  restore-cold  `stasis restore` with the page cache dropped",
     "Cold cases drop the page cache (sync; echo 3 > /proc/sys/vm/drop_caches). Needs the server's port free.",
+    "With restore-cold, the disk's parallel read rate over the files a restore reads before its first token is",
+    "measured too (page cache dropped, parallel dd), and restore-cold is reported against those bytes at that rate.",
     "  --repeat N         runs per strategy (default 3), interleaved round by round",
     "  --repeat-starts N  runs of the slow cases, cold and warm (default: --repeat)",
     "  --verify MODE      passed to every `stasis restore` (default auto)",
