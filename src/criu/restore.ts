@@ -75,6 +75,9 @@ export async function criuRestore(
       detached: true,
       cwd: workDir,
     });
+  } catch (err) {
+    lazy?.kill();
+    throw err;
   } finally {
     closeSync(ownFd);
     closeSync(outFd);
