@@ -5,7 +5,7 @@ import type { Events } from "../events.js";
 import type { FileEntry } from "../store/manifest.js";
 import type { Snapshot } from "../store/store.js";
 import { prefetch, PREFETCH_STRATEGIES, type PrefetchStrategy } from "../pagecache/prefetch.js";
-import { recordVerified, stampFiles, stillVerified } from "../store/verified.js";
+import { recordVerified, stampFiles, stillVerified, type Stamp } from "../store/verified.js";
 import type { PrefetchMode, VerifyMode } from "./modes.js";
 export type { PrefetchMode, VerifyMode };
 
@@ -54,12 +54,13 @@ export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode;
   const files = readOrder(snap.manifest.files);
   const work = (async (): Promise<ReadStats> => {
     if (opts.verify !== "none") await checkSizes(snap.dir, files);
-    const known = opts.verify === "auto" ? await stillVerified(snap.dir, files) : new Set<string>();
+    // Stamped before any byte is read: what then passes its digests is recorded with these stamps.
+    const stamps = opts.verify === "full" || opts.verify === "auto" ? await stampFiles(snap.dir, files) : new Map<string, Stamp>();
+    const known = opts.verify === "auto" ? await stillVerified(snap.dir, stamps) : new Set<string>();
     const toVerify = opts.verify === "full" || opts.verify === "auto" ? files.filter((f) => !known.has(f.path)) : [];
     const prefetching = (f: FileEntry) => opts.prefetch === "all" || (opts.prefetch === "images" && CRIU_READS.has(f.role));
     if (toVerify.length === 0 && !files.some(prefetching)) return { bytesRead: 0, bytesAlreadyResident: 0, bytesVerified: 0 };
     const verifying = new Set(toVerify.map((f) => f.path));
-    const stamps = await stampFiles(snap.dir, toVerify);
     const phase = toVerify.length > 0 ? "prefetch+verify" : "prefetch";
     const stats = await opts.events.phase(
       phase,
@@ -79,7 +80,7 @@ export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode;
         detail: { bytesAlreadyResident: s.bytesAlreadyResident, bytesTotal: s.bytesTotal, filesVerified: toVerify.length, filesKnownGood: known.size },
       }),
     );
-    if (toVerify.length > 0) await recordVerified(snap.dir, stamps);
+    if (toVerify.length > 0) await recordVerified(snap.dir, new Map([...stamps].filter(([path]) => verifying.has(path))));
     return {
       bytesRead: stats.bytesRead,
       bytesAlreadyResident: stats.bytesAlreadyResident,

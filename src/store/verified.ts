@@ -43,22 +43,21 @@ async function readStamps(dir: string): Promise<StampFile | undefined> {
   }
 }
 
-/** The files of `dir` (a snapshot) whose bytes were verified in this boot and have not changed since. */
-export async function stillVerified(dir: string, files: { path: string; size: number }[]): Promise<Set<string>> {
+/** Of the files stamped `now` (stampFiles), those verified in this boot and not changed since. */
+export async function stillVerified(dir: string, now: Map<string, Stamp>): Promise<Set<string>> {
   const [stamps, boot] = await Promise.all([readStamps(dir), bootId()]);
-  const ok = new Set<string>();
-  if (!stamps || stamps.bootId !== boot) return ok;
-  await Promise.all(
-    files.map(async (f) => {
-      const was = stamps.files[f.path];
-      const now = await stampOf(join(dir, f.path));
-      if (was && now && now.size === f.size && JSON.stringify(was) === JSON.stringify(now)) ok.add(f.path);
-    }),
-  );
-  return ok;
+  if (!stamps || stamps.bootId !== boot) return new Set();
+  return new Set([...now].filter(([path, s]) => sameStamp(stamps.files[path], s)).map(([path]) => path));
 }
 
-/** The stamps of `files` now: take them before reading the bytes that are then checked. */
+function sameStamp(a: Stamp | undefined, b: Stamp | undefined): boolean {
+  return !!a && !!b && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+}
+
+/**
+ * The stamps of `files` now, leaving out any missing or not of the size given: take them before reading the
+ * bytes that are then checked.
+ */
 export async function stampFiles(dir: string, files: { path: string; size?: number }[]): Promise<Map<string, Stamp>> {
   const out = new Map<string, Stamp>();
   await Promise.all(
@@ -81,8 +80,7 @@ export async function recordVerified(dir: string, before: Map<string, Stamp>): P
   const out: StampFile = { version: 1, bootId: boot, files: prev?.bootId === boot ? { ...prev.files } : {} };
   await Promise.all(
     [...before].map(async ([path, was]) => {
-      const now = await stampOf(join(dir, path));
-      if (now && JSON.stringify(now) === JSON.stringify(was)) out.files[path] = was;
+      if (sameStamp(await stampOf(join(dir, path)), was)) out.files[path] = was;
       else delete out.files[path];
     }),
   );
