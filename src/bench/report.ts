@@ -19,9 +19,9 @@ export function benchTable(r: BenchReport, style: "text" | "markdown"): string {
     `snapshot ${r.snapshot}, ${r.repeat} run(s) per restore strategy, ${r.repeatStarts ?? r.repeat} per cold/warm start, restore --verify ${r.verify}${r.prefetch ? ` --prefetch ${r.prefetch}` : ""}`,
     `${r.date} on ${r.machine.host}: ${r.machine.cpus} x ${r.machine.cpuModel}, kernel ${r.machine.kernel}${r.machine.gpu ? `, ${r.machine.gpu} (driver ${r.machine.driver})` : ""}`,
     `command: ${r.command}`,
-    ...(r.disk && r.coldBound
+    ...(r.disk && r.coldRatio !== undefined
       ? [
-          `disk: ${(r.disk.bytes / 1e9).toFixed(2)} GB read before the first token (images, weights) at ${r.disk.gbps.toFixed(2)} GB/s (${r.disk.how}) = ${formatMs(r.coldBound.ms)}; restore-cold's first token took ${r.coldBound.ratio.toFixed(2)}x that`,
+          `disk: ${(r.disk.bytes / 1e9).toFixed(2)} GB read before the first token (images, weights) at ${r.disk.gbps.toFixed(2)} GB/s (${r.disk.how}) = ${formatMs(r.disk.ms)}; restore-cold's first token took ${r.coldRatio.toFixed(2)}x that`,
         ]
       : []),
   ];
