@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { openSync, closeSync } from "node:fs";
-import { readFile, writeFile, stat } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
 import { tail } from "../proc/run.js";
@@ -8,6 +8,7 @@ import { childrenOf } from "../proc/tree.js";
 import type { Criu } from "./locate.js";
 import { firstError, hintFor } from "./dump.js";
 import { inheritKey, restoreOptions } from "./options.js";
+import { exists } from "../files.js";
 
 export interface RestoreFiles {
   /** Paths of stdout/stderr as the images hold them. */
@@ -182,11 +183,4 @@ async function startLazyPagesDaemon(criu: Criu, imagesDir: string, workDir: stri
   }
   daemon.unref();
   return { kill };
-}
-
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
 }

@@ -1,4 +1,4 @@
-import { copyFile, link, mkdir, rename, rm, stat } from "node:fs/promises";
+import { copyFile, link, mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
 import { stasisHome } from "../home.js";
@@ -6,6 +6,7 @@ import { httpOk, httpRequest } from "./http-client.js";
 import { httpEngine, pollReady, sendCanary } from "./http-engine.js";
 import { sha256 } from "./canary.js";
 import type { CanaryAnswer, CanaryRequest, Engine, EngineContext, EngineState } from "./engine.js";
+import { exists } from "../files.js";
 
 /** The weights file of each rank inside a snapshot; `{rank}` is filled in by the worker extension. */
 const WEIGHTS_TEMPLATE = "weights/rank{rank}.stasisw";
@@ -206,11 +207,4 @@ async function linkOrCopy(from: string, to: string): Promise<void> {
     if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
     await copyFile(from, to);
   }
-}
-
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
 }

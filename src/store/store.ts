@@ -5,6 +5,7 @@ import { StasisError, fsError } from "../errors.js";
 import { paths, stasisHome } from "../home.js";
 import { parseManifest, type Manifest } from "./manifest.js";
 import { isAlive, lockFile as lockFile_ } from "./lockfile.js";
+import { exists } from "../files.js";
 
 export { isAlive };
 
@@ -178,15 +179,6 @@ export async function cleanStaging(home = stasisHome()): Promise<string[]> {
     removed.push(name);
   }
   return removed;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export async function fsyncPath(p: string): Promise<void> {
