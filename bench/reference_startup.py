@@ -228,6 +228,10 @@ def print_table(res: dict[str, Any]) -> None:
             rows.append((f"{key}", f"{res[key + '_s']} s; asleep: GPU used {_gb(m.get('device_used_bytes'))}, torch "
                          f"allocated {_gb(m.get('torch_allocated_bytes'))}, host RSS {_gb(m.get('host_rss_bytes'))}, "
                          f"threads {m.get('threads')}, children {m.get('children')}"))
+            for pool, seg in (m.get("torch_segments") or {}).items():
+                rows.append((f"  {key} torch {pool} pool", f"{seg['segments']} segments, reserved "
+                             f"{_gb(seg['reserved_bytes'])}, allocated {_gb(seg['allocated_bytes'])}, largest "
+                             f"{_gb(seg['largest_bytes'])}"))
     for key in ("wake1", "dump", "wake_weights", "load", "wake_kv", "reload"):
         if key in res:
             r = res[key]

@@ -152,3 +152,37 @@ def test_host_arena_release_gives_the_pages_back() -> None:
     assert touched - host_rss_bytes() > 64 << 20
     arena.restore()
     assert arena.tensor().data_ptr() == arena.address and not arena.tensor()[:4096].any()
+
+
+def _can_build_cpu_kernels() -> bool:
+    import shutil
+    import sysconfig
+
+    include = sysconfig.get_paths().get("include") or ""
+    return shutil.which("g++") is not None and Path(include, "Python.h").exists()
+
+
+@pytest.mark.parametrize("backend", [
+    "eager",
+    pytest.param("inductor", marks=pytest.mark.skipif(not _can_build_cpu_kernels(),
+                                                      reason="inductor on the CPU needs g++ and Python headers")),
+])
+def test_compile_compiles_one_decoder_layer_for_all_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           backend: str) -> None:
+    """Compiled decode answers as eager does, with at most three graphs however many layers the model has: batch 4
+    (static), batch dynamic, batch 1 (two when an earlier compile in this process already saw the batch vary).
+    Were the layer index a constant, layer 1 would double them."""
+    monkeypatch.setenv("STASIS_REFERENCE_COMPILE_BACKEND", backend)
+    model_dir = tmp_path / "tiny"
+    make_model("tiny", model_dir)
+    answers = []
+    for compile_ in (False, True):
+        e = Engine(ServeOptions(model_dir=str(model_dir), port=0, device="cpu", cuda_graph_sizes=(1, 2, 4),
+                                max_model_len=64, compile=compile_), Phases(printer=lambda tag, rec: None))
+        e.start()
+        answers.append(greedy(e, n=6) + greedy(e, PROMPTS[:1], 6))
+    info = e.runner.info.compile
+    assert info["ok"], info.get("error")
+    assert info["backend"] == backend and info["layers"] == 2 and 1 <= info["graphs"] <= 3
+    assert [r["phase"] for r in e.phases.records][5] == "torch_compile"
+    assert answers[0] == answers[1]

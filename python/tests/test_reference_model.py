@@ -62,3 +62,31 @@ def test_bf16_model_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     e.wake(None)
     e.rpc.call("reload_weights", [], {})
     assert e.generate([[256, 1, 2, 3]], 8, None, []) == before
+
+
+def test_kv_cache_lays_each_batch_size_out_contiguously(tmp_path: Path) -> None:
+    """Every captured batch size gets a contiguous [layers, b, ...] layout at the arena's start (the compiled
+    write stays in place only into a contiguous input); a prefill of fewer prompts sees the first rows of it."""
+    import types
+
+    from stasis_engine.reference.kv_cache import KVCache
+
+    config = types.SimpleNamespace(num_hidden_layers=3, num_key_value_heads=2, head_dim=4, hidden_size=8,
+                                   num_attention_heads=2)
+    shape = KVShape(config, 4, 64)
+    kv = KVCache(torch.zeros(shape.arena_bytes(torch.float32), dtype=torch.uint8), shape, torch.float32,
+                 torch.zeros((), dtype=torch.long))
+    for b in (1, 2, 4):
+        cache = kv.for_batch(b)
+        assert cache.stacked_keys.shape == (3, b, 2, 64, 4) and cache.stacked_keys.is_contiguous()
+        assert cache.stacked_keys.data_ptr() == kv.for_batch(4).stacked_keys.data_ptr()
+    part = kv.for_batch(4, 3)
+    assert part.stacked_values.shape == (3, 3, 2, 64, 4)
+    assert part.stacked_values.data_ptr() == kv.for_batch(4).stacked_values.data_ptr()
+    k = torch.randn(3, 2, 1, 4)
+    kv.start.fill_(5)
+    keys, _ = part.update(k, k, 1)
+    assert torch.equal(kv.for_batch(4).stacked_keys[1, :3, :, 5], k[:, :, 0])
+    assert keys.shape == (3, 2, 64, 4)
+    with pytest.raises(ValueError):
+        kv.for_batch(2, 3)

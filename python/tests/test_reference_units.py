@@ -7,6 +7,7 @@ import json
 import socket
 
 import pytest
+import torch
 
 from stasis_engine.errors import StasisEngineError
 from stasis_engine.reference import http11, wire
@@ -105,3 +106,26 @@ def test_serve_options_round_trip_and_defaults() -> None:
     opts = parse_serve_args(["--model-dir", "/m", "--port", "0", "--cuda-graph-sizes", "4,1,2"])
     assert opts.cuda_graph_sizes == (1, 2, 4) and opts.max_batch == 4 and opts.name == "/m"
     assert ServeOptions.from_json(opts.to_json()) == opts
+
+
+@pytest.mark.parametrize("q_len", [1, 5])
+@pytest.mark.parametrize("per_head_mask", [False, True])
+def test_grouped_query_attention_equals_transformers_sdpa(q_len: int, per_head_mask: bool) -> None:
+    """The engine's attention (query groups as rows, no KV copies) computes what transformers' sdpa does."""
+    import types
+
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from stasis_engine.reference.attention import gqa_attention_forward
+
+    g = torch.Generator().manual_seed(q_len)
+    b, heads, kv_heads, t, d = 3, 6, 2, 32, 16
+    module = types.SimpleNamespace(num_key_value_groups=heads // kv_heads, is_causal=True)
+    query = torch.randn(b, q_len, heads, d, generator=g).transpose(1, 2)  # non-contiguous, as the model passes it
+    key, value = torch.randn(b, kv_heads, t, d, generator=g), torch.randn(b, kv_heads, t, d, generator=g)
+    mask = torch.rand(b, heads if per_head_mask else 1, q_len, t, generator=g) < 0.7
+    mask[..., 0] = True  # every row sees something
+    ours, _ = gqa_attention_forward(module, query, key, value, mask, scaling=0.25)
+    theirs, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.25)
+    assert ours.shape == theirs.shape == (b, q_len, heads, d)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)

@@ -37,8 +37,10 @@ class Slot:
 def load_config(model_dir: str) -> Any:
     from transformers import LlamaConfig
 
+    from . import attention  # registers the engine's attention function with transformers
+
     config = LlamaConfig.from_pretrained(model_dir)
-    config._attn_implementation = "sdpa"
+    config._attn_implementation = attention.NAME
     return config
 
 

@@ -20,6 +20,11 @@ import torch
 from .kv_cache import KVCache
 
 
+# The decoder layer's index, as dynamo names it inside ``LlamaDecoderLayer.forward``: dynamic from the first
+# compile, so layer 0 gets no graph of its own.
+LAYER_INDEX_SOURCE = "L['self']._modules['self_attn'].layer_idx"
+
+
 @dataclass
 class _Bucket:
     """Static inputs of one decode batch size, and its captured graph and outputs once captured."""
@@ -58,8 +63,7 @@ class Runner:
             logits = out.logits[:, -1, :]
             return logits, logits.argmax(dim=-1)
 
-        self._eager = step
-        self._decode = step
+        self._step = step
         self._buckets = {
             b: _Bucket(torch.zeros((b, 1), dtype=torch.long, device=device),
                        torch.zeros((b,), dtype=torch.long, device=device), kv.for_batch(b))
@@ -69,40 +73,57 @@ class Runner:
     # -- start-up -------------------------------------------------------------------------------------------
 
     def compile(self) -> dict[str, Any]:
-        """torch.compile the decode step and compile it for every batch size (largest first, batch dynamic)."""
+        """torch.compile the decoder layer, as vLLM does: one layer's code, compiled once, serves all layers.
+
+        ``Module.compile`` on each layer shares one dynamo cache (the layers run the same code), and with
+        ``allow_unspec_int_on_nn_module`` and ``LAYER_INDEX_SOURCE`` the layer index is a graph input from the
+        first compile, not 28 constants. Every batch size is then run once, largest first: the largest compiles,
+        the next makes the batch dimension dynamic and size 1 is specialized (3 graphs); the other layers and
+        sizes reuse them. Prefill stays eager (``_prefill``).
+        """
+        import torch._dynamo
         import torch._inductor.async_compile
         import torch._inductor.config
+        from torch._dynamo.utils import counters
 
         # A worker pool compiles in parallel; it is shut down below, so it never stays in the process tree
         # (and so never ends up in a snapshot).
         torch._inductor.config.compile_threads = int(os.environ.get("TORCHINDUCTOR_COMPILE_THREADS", "1"))
-        info: dict[str, Any] = {"enabled": True, "ok": True, "ms_per_size": {}}
-        compiled = torch.compile(self._eager, dynamic=None, fullgraph=False)
-        for b, bucket in self._buckets.items():
-            if b > 1 and len(self.sizes) > 1:  # one graph for all sizes >= 2; size 1 is specialized by dynamo
-                torch._dynamo.mark_dynamic(bucket.ids, 0)
-                torch._dynamo.mark_dynamic(bucket.pad, 0)
-                for layer in bucket.cache.layers:
-                    torch._dynamo.mark_dynamic(layer.keys, 0)
-                    torch._dynamo.mark_dynamic(layer.values, 0)
+        torch._dynamo.config.allow_unspec_int_on_nn_module = True
+        info: dict[str, Any] = {"enabled": True, "ok": True, "scope": "decoder_layer", "ms_per_size": {}}
+        layers = list(self._decoder_layers())
+        graphs_before = counters["stats"]["unique_graphs"]
+        backend = os.environ.get("STASIS_REFERENCE_COMPILE_BACKEND") or "inductor"  # tests: "eager", no compiler
+        info["backend"] = backend
+        for layer in layers:
+            layer.compile(backend=backend, fullgraph=True)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), torch.compiler.config.patch(dynamic_sources=LAYER_INDEX_SOURCE):
                 for b in sorted(self.sizes, reverse=True):
                     t = time.perf_counter()
                     bucket = self._buckets[b]
                     self.start.fill_(0)
-                    compiled(bucket.ids, bucket.pad, bucket.cache)
+                    self._step(bucket.ids, bucket.pad, bucket.cache)
                     self._sync()
                     info["ms_per_size"][b] = round((time.perf_counter() - t) * 1000, 1)
         except Exception as e:  # keep serving: an engine that cannot compile still answers, eagerly
+            for layer in layers:
+                layer._compiled_call_impl = None
             info.update(ok=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=8))
             self.info.compile = info
             return info
         finally:
             torch._inductor.async_compile.shutdown_compile_workers()
-        self._decode = compiled
+        info.update(layers=len(layers), graphs=counters["stats"]["unique_graphs"] - graphs_before)
         self.info.compile = info
         return info
+
+    def _decoder_layers(self) -> Any:
+        inner = getattr(self.model, "model", None)
+        layers = getattr(inner, "layers", None)
+        if layers is None:
+            raise RuntimeError(f"{type(self.model).__name__} has no .model.layers to compile")
+        return layers
 
     def capture(self) -> dict[str, Any]:
         """Capture one CUDA graph per batch size, largest first, all in one memory pool (GPU only)."""
@@ -117,11 +138,11 @@ class Runner:
                     stream.wait_stream(torch.cuda.current_stream(self.device))
                     with torch.cuda.stream(stream):
                         for _ in range(2):  # warm-up on the capture stream (cuBLAS handles, lazy inits)
-                            self._decode(bucket.ids, bucket.pad, bucket.cache)
+                            self._step(bucket.ids, bucket.pad, bucket.cache)
                     stream.synchronize()
                     graph = torch.cuda.CUDAGraph()
                     with torch.cuda.graph(graph, pool=pool, stream=stream):
-                        out = self._decode(bucket.ids, bucket.pad, bucket.cache)
+                        out = self._step(bucket.ids, bucket.pad, bucket.cache)
                     bucket.graph, bucket.out = graph, out
             torch.cuda.synchronize(self.device)
         except Exception as e:  # keep serving without graphs rather than not at all
@@ -152,10 +173,11 @@ class Runner:
                     "logprobs": [] if k is not None else None} for _ in prompts]
         done = [False] * n
 
+        b = next(b for b in self.sizes if b >= n)
         self.start.fill_(0)
-        logits, nxt = self._eager(ids.to(self.device), pads.to(self.device), self.kv.for_batch(n))
+        logits, nxt = self._prefill(ids.to(self.device), pads.to(self.device), self.kv.for_batch(b, n))
         self._record(results, done, logits[:n], nxt[:n], k, stop_ids)
-        bucket = self._buckets[next(b for b in self.sizes if b >= n)]
+        bucket = self._buckets[b]
         bucket.pad.zero_()
         bucket.pad[:n].copy_(pads)
         bucket.ids.zero_()
@@ -168,11 +190,16 @@ class Runner:
             self._record(results, done, logits[:n], nxt[:n], k, stop_ids)
         return results
 
+    def _prefill(self, ids: torch.Tensor, pad: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        # Eager, as before compiling: prompt lengths vary, and a recompile per length would stall requests.
+        with torch.compiler.set_stance("force_eager"):
+            return self._step(ids, pad, cache)
+
     def _run(self, bucket: _Bucket) -> tuple[torch.Tensor, torch.Tensor]:
         if bucket.graph is not None and bucket.out is not None:
             bucket.graph.replay()
             return bucket.out
-        return self._decode(bucket.ids, bucket.pad, bucket.cache)
+        return self._step(bucket.ids, bucket.pad, bucket.cache)
 
     @staticmethod
     def _record(results: list[dict[str, Any]], done: list[bool], logits: torch.Tensor, nxt: torch.Tensor,
