@@ -8,7 +8,7 @@ import { openSnapshot } from "../store/store.js";
 import { gpuInventory } from "../cuda/gpus.js";
 import { diskRate, type DiskRate } from "./disk.js";
 import { STRATEGIES, restoreServer, startServer, type Run, type Strategy } from "./strategies.js";
-import type { PrefetchMode, VerifyMode } from "../restore/modes.js";
+import { DEFAULT_PREFETCH, type PrefetchMode, type VerifyMode } from "../restore/modes.js";
 
 export interface BenchOptions {
   snapshot: string;
@@ -90,7 +90,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
       for (const s of strategies) {
         if (round >= runsOf(s)) continue;
         const run = await events.phase(`${s} #${round + 1}`, () =>
-          s === "cold" || s === "warm" ? startServer(snap, s, warmCaches) : restoreServer(snap, s, opts.verify, opts.prefetch ?? "none"),
+          s === "cold" || s === "warm" ? startServer(snap, s, warmCaches) : restoreServer(snap, s, opts.verify, opts.prefetch ?? DEFAULT_PREFETCH),
         );
         runs.get(s)!.push(run);
         events.progress("bench", ++done, total, "items");
@@ -130,7 +130,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
     repeat: opts.repeat,
     repeatStarts: opts.repeatStarts,
     verify: opts.verify,
-    prefetch: opts.prefetch ?? "none",
+    prefetch: opts.prefetch ?? DEFAULT_PREFETCH,
     strategies: summaries,
     ...(cold && hot ? { speedup: cold.medianFirstTokenMs / hot.medianFirstTokenMs } : {}),
     ...(disk ? { disk } : {}),

@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
 import type { Events } from "../events.js";
 import { capture } from "../capture/capture.js";
+import { DEFAULT_PREFETCH } from "../restore/modes.js";
 import { restore } from "../restore/restore.js";
 import { removeSnapshot } from "../store/store.js";
 import { findInstance, stopInstance } from "../instances/instances.js";
@@ -62,7 +63,7 @@ export async function demo(opts: { startupSeconds: number }, events: Events): Pr
     },
     events,
   );
-  const r = await restore({ name: DEMO_SNAPSHOT, verify: "auto", prefetch: "none", force: false, readyTimeoutMs: 60_000 }, events);
+  const r = await restore({ name: DEMO_SNAPSHOT, verify: "auto", prefetch: DEFAULT_PREFETCH, force: false, readyTimeoutMs: 60_000 }, events);
   try {
     const after = (await httpOk(base + canaryPath)).body;
     const before = cap.manifest.engine.canary.text ?? "";

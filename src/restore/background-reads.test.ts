@@ -10,7 +10,7 @@ test("files are read in the order the restore needs them: metadata, memory pages
   assert.deepEqual(order.map((x) => x.path), ["images/core-1.img", "link-remap/0-link_remap.1", "images/pages-1.img", "weights/rank0.stasisw", "logs/x"]);
 });
 
-test("prefetch images reads what CRIU reads and leaves the weights to the engine; none reads nothing", async (t) => {
+test("prefetch images reads what CRIU reads, weights only the weights, all both; none reads nothing", async (t) => {
   const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
@@ -30,12 +30,13 @@ test("prefetch images reads what CRIU reads and leaves the weights to the engine
     { ...f("weights/rank0.stasisw", "weights"), size: 3 * MiB },
   ];
   const snap = { name: "s", dir, manifest: { ...sampleManifest(), files } };
-  const run = async (prefetch: "all" | "images" | "none") => {
+  const run = async (prefetch: "all" | "images" | "weights" | "none") => {
     await evict(files.map((x) => join(dir, x.path)));
     return startBackgroundReads(snap, { verify: "size", prefetch, events: new Events() }).done();
   };
   const total = (s: { bytesRead: number; bytesAlreadyResident: number }) => s.bytesRead + s.bytesAlreadyResident;
   assert.equal(total(await run("images")), 2 * MiB, "only the image is looked at");
+  assert.equal(total(await run("weights")), 3 * MiB, "only the weights are looked at");
   assert.equal(total(await run("all")), 5 * MiB);
   assert.deepEqual(await run("none"), { bytesRead: 0, bytesAlreadyResident: 0, bytesVerified: 0 });
 });

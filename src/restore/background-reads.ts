@@ -46,7 +46,7 @@ export function readOrder(files: FileEntry[]): FileEntry[] {
  * manifest's chunk digests (which also leaves the files in the page cache); auto: the same for every file
  * not verified earlier in this boot and unchanged since (store/verified.ts), sizes for the rest; size: sizes
  * only, up front; none. prefetch=all: every file not yet resident is read beside CRIU; images: only what CRIU
- * reads; none (the default: measured fastest on our GPU machine, docs/pagecache.md): only what verification
+ * reads; weights: only the weights (read while CRIU reads its images, for the refill after it); none (the default: measured fastest on our GPU machine, docs/pagecache.md): only what verification
  * reads. Files that pass a digest check are stamped as verified.
  */
 export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode; prefetch: PrefetchMode; events: Events }): BackgroundReads {
@@ -58,7 +58,8 @@ export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode;
     const stamps = opts.verify === "full" || opts.verify === "auto" ? await stampFiles(snap.dir, files) : new Map<string, Stamp>();
     const known = opts.verify === "auto" ? await stillVerified(snap.dir, stamps) : new Set<string>();
     const toVerify = opts.verify === "full" || opts.verify === "auto" ? files.filter((f) => !known.has(f.path)) : [];
-    const prefetching = (f: FileEntry) => opts.prefetch === "all" || (opts.prefetch === "images" && CRIU_READS.has(f.role));
+    const prefetching = (f: FileEntry) =>
+      opts.prefetch === "all" || (opts.prefetch === "images" && CRIU_READS.has(f.role)) || (opts.prefetch === "weights" && f.role === "weights");
     if (toVerify.length === 0 && !files.some(prefetching)) return { bytesRead: 0, bytesAlreadyResident: 0, bytesVerified: 0 };
     const verifying = new Set(toVerify.map((f) => f.path));
     const phase = toVerify.length > 0 ? "prefetch+verify" : "prefetch";

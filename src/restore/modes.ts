@@ -6,5 +6,12 @@
 export const VERIFY_MODES = ["auto", "full", "size", "none"] as const;
 export type VerifyMode = (typeof VERIFY_MODES)[number];
 
-export const PREFETCH_MODES = ["all", "images", "none"] as const;
+export const PREFETCH_MODES = ["all", "images", "weights", "none"] as const;
 export type PrefetchMode = (typeof PREFETCH_MODES)[number];
+/**
+ * What a restore reads beside CRIU unless told otherwise: nothing. Measured on the H100 with the page cache dropped
+ * (bench/results/2026-11-27-h100/restore-levers-weights.md): reading the weights beside CRIU slows CRIU about as
+ * much as it saves the refill (6.1-7.3 s vs 5.9-7.2 s to ready over two interleaved runs, differences within the
+ * noise); reading the images too (all, images) was slower (bench/results/2026-11-26-h100/restore-levers).
+ */
+export const DEFAULT_PREFETCH: PrefetchMode = "none";

@@ -1,9 +1,9 @@
 import type { CliCommand } from "../registry.js";
 import { StasisError } from "../../errors.js";
 import { num, oneOf, requirePositional, str } from "../args.js";
-import { PREFETCH_MODES, VERIFY_MODES } from "../../restore/modes.js";
+import { DEFAULT_PREFETCH, PREFETCH_MODES, VERIFY_MODES } from "../../restore/modes.js";
 
-const USAGE = "bench <snapshot> [--strategies cold,warm,restore-hot,restore-cold] [--repeat N] [--repeat-starts N] [--verify auto|full|size|none] [--prefetch all|images|none] [--out DIR] [--json]\n       stasis bench --from results.json --out DIR   (draw the table and pictures of an earlier run again)";
+const USAGE = "bench <snapshot> [--strategies cold,warm,restore-hot,restore-cold] [--repeat N] [--repeat-starts N] [--verify auto|full|size|none] [--prefetch all|images|weights|none] [--out DIR] [--json]\n       stasis bench --from results.json --out DIR   (draw the table and pictures of an earlier run again)";
 
 export const command: CliCommand = {
   usage: USAGE,
@@ -48,7 +48,7 @@ export const command: CliCommand = {
         repeat: num(values, "repeat", 3, { min: 1 }),
         repeatStarts: values["repeat-starts"] === undefined ? undefined : num(values, "repeat-starts", 1, { min: 1 }),
         verify: oneOf(values, "verify", VERIFY_MODES, "auto"),
-        prefetch: oneOf(values, "prefetch", PREFETCH_MODES, "none"),
+        prefetch: oneOf(values, "prefetch", PREFETCH_MODES, DEFAULT_PREFETCH),
         out: str(values, "out"),
         command: ["stasis", "bench", ...process.argv.slice(3)].join(" "),
       },

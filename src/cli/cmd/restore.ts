@@ -3,9 +3,9 @@ import { num, oneOf, requirePositional, str } from "../args.js";
 import { interruptSignal } from "../interrupt.js";
 import { renderTimeline } from "../render/timeline.js";
 import { formatBytes, formatMs } from "../render/format.js";
-import { PREFETCH_MODES, VERIFY_MODES } from "../../restore/modes.js";
+import { DEFAULT_PREFETCH, PREFETCH_MODES, VERIFY_MODES } from "../../restore/modes.js";
 
-const USAGE = "restore <name> [--verify auto|full|size|none] [--prefetch all|images|none] [--gpu INDEX|UUID] [--force | --fallback warm] [--lazy-pages] [--ready-timeout S] [--json]";
+const USAGE = "restore <name> [--verify auto|full|size|none] [--prefetch all|images|weights|none] [--gpu INDEX|UUID] [--force | --fallback warm] [--lazy-pages] [--ready-timeout S] [--json]";
 
 export const command: CliCommand = {
   usage: USAGE,
@@ -17,8 +17,10 @@ export const command: CliCommand = {
     "                           and unchanged since (inode, size, mtime, ctime), sizes of the rest; full: every",
     "                           file's digest; size: sizes only; none. Digests are checked while CRIU restores",
     "  --prefetch MODE          what to read into the page cache beside CRIU: none (default: CRIU reads its",
-    "                           images, the engine its weights, O_DIRECT when cold; fastest on our GPU machine),",
-    "                           images (what CRIU reads), all (the whole snapshot); --no-prefetch is none.",
+    "                           images, the engine its weights, O_DIRECT when cold; as fast as any other mode",
+    "                           on our GPU machine), weights (read while CRIU reads its images, so the refill",
+    "                           finds them in memory), images (what CRIU reads), all (the whole snapshot);",
+    "                           --no-prefetch is none. Files already in the page cache are never read again.",
     "                           See docs/pagecache.md",
     "  --gpu INDEX|UUID         restore the GPU state onto this GPU (same model) instead of the captured one",
     "  --force                  restore despite a fingerprint mismatch",
@@ -48,7 +50,7 @@ export const command: CliCommand = {
         {
           name,
           verify: oneOf(values, "verify", VERIFY_MODES, "auto"),
-          prefetch: values["no-prefetch"] ? "none" : oneOf(values, "prefetch", PREFETCH_MODES, "none"),
+          prefetch: values["no-prefetch"] ? "none" : oneOf(values, "prefetch", PREFETCH_MODES, DEFAULT_PREFETCH),
           force: Boolean(values.force),
           gpu: str(values, "gpu"),
           fallback: values.fallback === undefined ? undefined : oneOf(values, "fallback", ["warm"] as const, "warm"),
