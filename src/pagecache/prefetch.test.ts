@@ -110,7 +110,10 @@ test("skipResident reads only what is missing and counts the rest as already res
   await evict([{ path, offset: 8 * MiB, length: 8 * MiB }]); // folio-aligned: exactly the second half goes
   const skipped = await prefetch([{ path }], { skipResident: true, chunkBytes: MiB });
   assert.deepEqual([skipped.bytesAlreadyResident, skipped.bytesRead, skipped.bytesTotal], [8 * MiB, 8 * MiB, 16 * MiB]);
-  const again = await prefetch([{ path }], { skipResident: true });
+  // Now everything is resident, so nothing is read and no thread starts. The kernel may still drop a few pages
+  // on its own in between (seen once in 20 runs: 24 KiB), so the file is topped up until a pass finds it whole.
+  let again = await prefetch([{ path }], { skipResident: true });
+  for (let i = 0; i < 3 && again.bytesRead > 0; i++) again = await prefetch([{ path }], { skipResident: true });
   assert.deepEqual([again.bytesAlreadyResident, again.bytesRead, again.concurrency], [16 * MiB, 0, 0], "no thread started");
   const full = await prefetch([{ path }]);
   assert.deepEqual([full.bytesAlreadyResident, full.bytesRead], [16 * MiB, 16 * MiB], "without skipResident everything is read");
