@@ -105,7 +105,7 @@ class Engine:
             "max_model_len": self.info.max_model_len, "weights_bytes": self.weights.size,
             "kv_cache_bytes": self.kv_arena.size, "cuda_graph_sizes": list(self.opts.cuda_graph_sizes),
             "compile": self.runner.info.compile, "cuda_graphs": self.runner.info.cuda_graphs,
-            "memory": memory.snapshot(self.device),
+            "memory": memory.snapshot(self.device, pools=True),
         }
 
     # -- serving --------------------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ class Engine:
         memory.trim(self.device)
         out = {"level": self.sleep_level, "ms": round((time.perf_counter() - start) * 1000, 1),
                "backup_bytes": self._backup.numel() if self._backup is not None else 0,
-               "is_sleeping": self.is_sleeping(), "memory": memory.snapshot(self.device)}
+               "is_sleeping": self.is_sleeping(), "memory": memory.snapshot(self.device, pools=True)}
         emit("stasis-sleep", out)
         return out
 

@@ -27,24 +27,16 @@ from transformers.cache_utils import Cache, CacheLayerMixin
 from .arena import align_up
 
 
-def _write(keys: torch.Tensor, values: torch.Tensor, start: torch.Tensor, key_states: torch.Tensor,
-           value_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    slots = torch.arange(key_states.shape[2], device=key_states.device) + start
-    keys.index_copy_(2, slots, key_states)
-    values.index_copy_(2, slots, value_states)
-    return keys, values
-
-
 class ArenaKVLayer(CacheLayerMixin):
-    """One layer's view, for what transformers asks a cache layer (mask sizes, lengths)."""
+    """One layer's view, for what transformers asks a cache layer (mask sizes, lengths). Writes go through
+    ``ArenaCache.update``, into the stack."""
 
     is_compileable = True
     is_sliding = False
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, start: torch.Tensor) -> None:
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         super().__init__()
-        self.keys, self.values, self.start = keys, values, start
-        self._kv = (keys, values)  # typed, never None (the mixin's keys/values are Optional)
+        self.keys, self.values = keys, values
         self.max_cache_len = keys.shape[2]
         self.is_initialized = True
 
@@ -53,7 +45,7 @@ class ArenaKVLayer(CacheLayerMixin):
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        return _write(*self._kv, self.start, key_states, value_states)
+        raise RuntimeError("the KV cache is written through ArenaCache.update")
 
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
         return self.max_cache_len, 0
@@ -69,7 +61,7 @@ class ArenaCache(Cache):
     """A ``Cache`` over stacked ``keys``/``values`` (``[layers, rows, ...]``): ``update`` indexes the stack."""
 
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, start: torch.Tensor) -> None:
-        super().__init__(layers=[ArenaKVLayer(keys[i], values[i], start) for i in range(keys.shape[0])])
+        super().__init__(layers=[ArenaKVLayer(keys[i], values[i]) for i in range(keys.shape[0])])
         self.stacked_keys, self.stacked_values, self.start = keys, values, start
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,

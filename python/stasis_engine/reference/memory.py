@@ -36,13 +36,16 @@ def process_info() -> dict[str, Any]:
     return {"pid": os.getpid(), "threads": len(tasks), "children": children}
 
 
-def gpu_info(device: torch.device) -> dict[str, Any]:
+def gpu_info(device: torch.device, *, pools: bool = False) -> dict[str, Any]:
+    """GPU memory in use; with ``pools``, also torch's segments by pool (a walk of every block: not for wake,
+    which is on the restore path)."""
     if device.type != "cuda":
         return {}
     free, total = torch.cuda.mem_get_info(device)
-    return {"device_used_bytes": total - free, "device_total_bytes": total,
-            "torch_allocated_bytes": torch.cuda.memory_allocated(device),
-            "torch_reserved_bytes": torch.cuda.memory_reserved(device), "torch_segments": segments(device)}
+    out = {"device_used_bytes": total - free, "device_total_bytes": total,
+           "torch_allocated_bytes": torch.cuda.memory_allocated(device),
+           "torch_reserved_bytes": torch.cuda.memory_reserved(device)}
+    return {**out, "torch_segments": segments(device)} if pools else out
 
 
 def segments(device: torch.device) -> dict[str, Any]:
@@ -64,8 +67,8 @@ def segments(device: torch.device) -> dict[str, Any]:
     return out
 
 
-def snapshot(device: torch.device) -> dict[str, Any]:
-    return {"host_rss_bytes": host_rss_bytes(), **gpu_info(device), **process_info()}
+def snapshot(device: torch.device, *, pools: bool = False) -> dict[str, Any]:
+    return {"host_rss_bytes": host_rss_bytes(), **gpu_info(device, pools=pools), **process_info()}
 
 
 def freeze_startup_objects() -> None:
