@@ -5,19 +5,15 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
 import { freePort } from "../commands/demo.js";
 
-const { env, cleanup } = tempHome();
+const { env, teardown } = tempHome();
 const out = mkdtempSync(join(tmpdir(), "stasis-bench-out-"));
-after(async () => {
-  await stasis(["stop", "--all", "--grace", "1"], env);
-  cleanup();
-  rmSync(out, { recursive: true, force: true });
-});
+after(() => teardown(1, out));
 
 test("bench: cold, restore-hot and restore-cold side by side, with the disk's rate, a table, JSON and pictures", async () => {
   const port = await freePort();

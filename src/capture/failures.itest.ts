@@ -10,7 +10,7 @@ import { stasis, tempHome, EXAMPLES, type CliRun } from "../testing/cli.js";
 import { freePort } from "../commands/demo.js";
 import { httpOk } from "../engines/http-client.js";
 
-const { home, env, cleanup } = tempHome();
+const { home, env, teardown } = tempHome();
 let port = 0;
 const snapshots = () => readdirSync(join(home, "snapshots")).sort();
 
@@ -25,10 +25,7 @@ before(async () => {
   );
   assert.equal(cap.code, 0, cap.output);
 });
-after(async () => {
-  await stasis(["stop", "--all", "--grace", "1"], env);
-  cleanup();
-});
+after(() => teardown(1));
 
 /** One error line with the code, a hint line, the expected exit status. */
 function assertFails(r: CliRun, code: string, exit: number): void {

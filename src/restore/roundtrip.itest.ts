@@ -13,11 +13,8 @@ import { httpOk } from "../engines/http-client.js";
 import { freePort } from "../commands/demo.js";
 import { processTree } from "../proc/tree.js";
 
-const { env, cleanup } = tempHome();
-after(async () => {
-  await stasis(["stop", "--all", "--grace", "1"], env);
-  cleanup();
-});
+const { env, teardown } = tempHome();
+after(() => teardown(1));
 
 test("(a) slow-start server: cold start >= 5 s, restore much faster, in-memory state and canary survive", async () => {
   const port = await freePort();

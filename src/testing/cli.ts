@@ -44,8 +44,23 @@ export function stasis(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 
   });
 }
 
-/** A fresh STASIS_HOME for one test file; remove it with the returned function. */
-export function tempHome(): { home: string; env: NodeJS.ProcessEnv; cleanup: () => void } {
+/**
+ * A fresh STASIS_HOME for one test file. `cleanup` removes it; `teardown` first stops every instance still
+ * running from it (`stasis stop --all --grace S`), then removes it and the other folders named.
+ */
+export function tempHome(): {
+  home: string;
+  env: NodeJS.ProcessEnv;
+  cleanup: () => void;
+  teardown: (graceSeconds: number, ...alsoRemove: string[]) => Promise<void>;
+} {
   const home = mkdtempSync(join(tmpdir(), "stasis-itest-"));
-  return { home, env: { STASIS_HOME: home }, cleanup: () => rmSync(home, { recursive: true, force: true }) };
+  const env = { STASIS_HOME: home };
+  const cleanup = () => rmSync(home, { recursive: true, force: true });
+  const teardown = async (graceSeconds: number, ...alsoRemove: string[]) => {
+    await stasis(["stop", "--all", "--grace", String(graceSeconds)], env);
+    cleanup();
+    for (const dir of alsoRemove) rmSync(dir, { recursive: true, force: true });
+  };
+  return { home, env, cleanup, teardown };
 }
