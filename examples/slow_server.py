@@ -8,6 +8,8 @@ compiling). The state that must survive a snapshot round trip:
   PUT  /kv/KEY          store a value in memory (body = value; POST works too)
   GET  /kv/KEY          read it back
   GET  /stats           {"requests": n, "pid": ..., "started_ms": ...}
+  GET  /ballast         sha256 of --ballast-mb MiB of memory filled at start (0: none), to check that much
+                        memory comes back intact from a snapshot
 Only the standard library is used.
 """
 import argparse
@@ -33,10 +35,15 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--startup-seconds", type=float, default=5.0)
+    ap.add_argument("--ballast-mb", type=int, default=0)
     args = ap.parse_args()
     t0 = time.monotonic()
     print(f"slow_server: building state for {args.startup_seconds:.1f} s", flush=True)
     table = build_table(args.startup_seconds)
+    # Random bytes: no page is a copy of another or zero; /ballast (a canary) checks them after a restore.
+    ballast = bytearray(args.ballast_mb << 20)
+    for off in range(0, len(ballast), 1 << 24):
+        ballast[off : off + (1 << 24)] = os.urandom(min(1 << 24, len(ballast) - off))
     kv: dict[str, str] = {}
     stats = {"requests": 0}
 
@@ -65,6 +72,8 @@ def main() -> None:
             if url.path.startswith("/kv/"):
                 key = url.path[4:]
                 return self.reply(200, {"key": key, "value": kv[key]}) if key in kv else self.reply(404, {"error": "no such key"})
+            if url.path == "/ballast":
+                return self.reply(200, {"mb": args.ballast_mb, "sha256": hashlib.sha256(ballast).hexdigest()})
             if url.path == "/stats":
                 return self.reply(200, {"requests": stats["requests"], "pid": os.getpid(), "keys": len(kv)})
             return self.reply(404, {"error": "not found"})

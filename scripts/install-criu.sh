@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
 # Installs CRIU >= 4.1 for stasis into a private prefix, leaving the system's packages alone.
 #
-#   scripts/install-criu.sh            use a criu >= 4.1 already on the PATH, or build CRIU 4.2.1 into
-#                                      $STASIS_HOME/tools/criu (default /var/lib/stasis/tools/criu)
+#   scripts/install-criu.sh            use a criu >= 4.1 already on the PATH, or build CRIU 4.2.1 with
+#                                      stasis's patches into $STASIS_HOME/tools/criu (default
+#                                      /var/lib/stasis/tools/criu)
 #   scripts/install-criu.sh --pack DIR also copy that build, with the shared libraries it needs, into DIR:
 #                                      a relocatable folder (DIR/bin/criu runs anywhere with glibc >= 2.36)
 #
 # Why a build: Debian bookworm's packaged CRIU 3.17 fails on 6.x kernels ("vdso: Unexpected rt vDSO area
 # bounds"). The source is Debian's criu 4.2.1 source package, fetched with apt from the Debian mirror this
 # machine's own package sources name (from the sid suite, through a private apt state folder: the machine's
-# apt configuration is not changed), and checked against the digest pinned below.
+# apt configuration is not changed), and checked against the digest pinned below. stasis's patches
+# (scripts/criu-patches/*.patch, each says what it does and why) are applied before the build; a private build
+# without them is rebuilt. A CRIU on the PATH is used as it is: restores then do without what the patches add.
 set -euo pipefail
 
 VERSION=4.2.1
 DEB_VERSION=4.2.1-1
 SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
-BUILD_DEPS="build-essential libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev libprotobuf-c-dev libprotobuf-dev pkgconf protobuf-c-compiler protobuf-compiler python3-protobuf uuid-dev debian-archive-keyring"
+BUILD_DEPS="build-essential patch libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev libprotobuf-c-dev libprotobuf-dev pkgconf protobuf-c-compiler protobuf-compiler python3-protobuf uuid-dev debian-archive-keyring"
+
+PATCHES_DIR=$(cd "$(dirname "$0")" && pwd)/criu-patches
+PATCH_LEVEL=$(find "$PATCHES_DIR" -name '*.patch' | wc -l)
+FEATURES="lazy-prefill" # what the patches add; `criu --version` of the patched build lists them
 
 HOME_DIR=${STASIS_HOME:-/var/lib/stasis}
-PREFIX="$HOME_DIR/tools/criu-$VERSION"
+PREFIX="$HOME_DIR/tools/criu-$VERSION-stasis$PATCH_LEVEL"
 LINK="$HOME_DIR/tools/criu"
 PACK=""
 FORCE_BUILD=0
@@ -40,9 +47,15 @@ version_ok() { # criu binary -> 0 if >= 4.1 and `criu check` passes
   "$1" check >/dev/null 2>&1
 }
 
-if [ "$FORCE_BUILD" = 0 ] && [ -x "$LINK/bin/criu" ] && version_ok "$LINK/bin/criu"; then
+patched() { # criu binary -> 0 if it has every feature of stasis's patches
+  local f out
+  out=$("$1" --version 2>/dev/null) || return 1
+  for f in $FEATURES; do printf '%s\n' "$out" | grep -q "^Features:.*\b$f\b" || return 1; done
+}
+
+if [ "$FORCE_BUILD" = 0 ] && [ -x "$LINK/bin/criu" ] && version_ok "$LINK/bin/criu" && patched "$LINK/bin/criu"; then
   log "CRIU $("$LINK/bin/criu" --version | sed -n 's/^Version: *//p') already installed at $LINK"
-elif [ "$FORCE_BUILD" = 0 ] && command -v criu >/dev/null && version_ok "$(command -v criu)" && [ -z "$PACK" ]; then
+elif [ "$FORCE_BUILD" = 0 ] && [ ! -e "$LINK" ] && command -v criu >/dev/null && version_ok "$(command -v criu)" && [ -z "$PACK" ]; then
   log "using the system's $(command -v criu) ($(criu --version | sed -n 's/^Version: *//p'))"
   exit 0
 else
@@ -78,6 +91,9 @@ SRC
     log "apt could not fetch criu $DEB_VERSION's source from the sid suite of $MIRROR"; exit 1; }
   echo "$SHA256  $WORK/criu_$VERSION.orig.tar.xz" | sha256sum -c --quiet - || { log "digest mismatch for criu_$VERSION.orig.tar.xz: refusing to build it"; exit 1; }
   tar -C "$WORK" -xf "$WORK/criu_$VERSION.orig.tar.xz"
+  for p in "$PATCHES_DIR"/*.patch; do
+    patch -d "$WORK/criu-$VERSION" -p1 --quiet --forward < "$p" || { log "patch $(basename "$p") does not apply"; exit 1; }
+  done
   make -C "$WORK/criu-$VERSION" -j"$(nproc)" criu >"$WORK/build.log" 2>&1 || { tail -20 "$WORK/build.log" >&2; log "build failed"; exit 1; }
   rm -rf "$PREFIX.tmp" && mkdir -p "$PREFIX.tmp/bin" "$PREFIX.tmp/libexec" "$PREFIX.tmp/lib"
   install -m 755 "$WORK/criu-$VERSION/criu/criu" "$PREFIX.tmp/libexec/criu"
@@ -97,9 +113,10 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "$here/libexec/criu" "$@"
 WRAP
   chmod 755 "$PREFIX/bin/criu"
-  ln -sfn "criu-$VERSION" "$LINK"
+  ln -sfn "$(basename "$PREFIX")" "$LINK"
   version_ok "$LINK/bin/criu" || { log "the built criu does not pass \`criu check\`"; "$LINK/bin/criu" check >&2 || true; exit 1; }
-  log "CRIU $VERSION ready at $LINK/bin/criu"
+  patched "$LINK/bin/criu" || { log "the built criu lacks the features of stasis's patches ($FEATURES)"; exit 1; }
+  log "CRIU $VERSION with stasis's patches ($FEATURES) ready at $LINK/bin/criu"
 fi
 
 if [ -n "$PACK" ]; then

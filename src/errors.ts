@@ -56,6 +56,7 @@ const CODES = {
   E_PERMISSION: [5, 403],
   E_CRIU_MISSING: [5, 500],
   E_CRIU_TOO_OLD: [5, 500],
+  E_CRIU_FEATURE: [5, 500],
   E_TOOL_MISSING: [5, 500],
   E_NO_SPACE: [5, 507],
   E_IO_URING: [5, 409],

@@ -8,7 +8,7 @@ import { openSnapshot } from "../store/store.js";
 import { gpuInventory } from "../cuda/gpus.js";
 import { diskRate, type DiskRate } from "./disk.js";
 import { STRATEGIES, restoreServer, startServer, type Run, type Strategy } from "./strategies.js";
-import { DEFAULT_PREFETCH, type PrefetchMode, type VerifyMode } from "../restore/modes.js";
+import { DEFAULT_MEMORY, DEFAULT_PREFETCH, type MemoryMode, type PrefetchMode, type VerifyMode } from "../restore/modes.js";
 
 export interface BenchOptions {
   snapshot: string;
@@ -18,6 +18,7 @@ export interface BenchOptions {
   repeatStarts?: number;
   verify: VerifyMode;
   prefetch?: PrefetchMode;
+  memory?: MemoryMode;
 }
 
 export interface StrategySummary {
@@ -39,6 +40,7 @@ export interface BenchReport {
   repeatStarts?: number;
   verify: string;
   prefetch?: string;
+  memory?: string;
   strategies: StrategySummary[];
   /** cold start / restore-hot, by time to first token, when both ran. */
   speedup?: number;
@@ -90,7 +92,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
       for (const s of strategies) {
         if (round >= runsOf(s)) continue;
         const run = await events.phase(`${s} #${round + 1}`, () =>
-          s === "cold" || s === "warm" ? startServer(snap, s, warmCaches) : restoreServer(snap, s, opts.verify, opts.prefetch ?? DEFAULT_PREFETCH),
+          s === "cold" || s === "warm" ? startServer(snap, s, warmCaches) : restoreServer(snap, s, { verify: opts.verify, prefetch: opts.prefetch ?? DEFAULT_PREFETCH, memory: opts.memory ?? DEFAULT_MEMORY }),
         );
         runs.get(s)!.push(run);
         events.progress("bench", ++done, total, "items");
@@ -131,6 +133,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
     repeatStarts: opts.repeatStarts,
     verify: opts.verify,
     prefetch: opts.prefetch ?? DEFAULT_PREFETCH,
+    memory: opts.memory ?? DEFAULT_MEMORY,
     strategies: summaries,
     ...(cold && hot ? { speedup: cold.medianFirstTokenMs / hot.medianFirstTokenMs } : {}),
     ...(disk ? { disk } : {}),

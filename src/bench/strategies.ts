@@ -13,7 +13,7 @@ import type { Snapshot } from "../store/store.js";
 import { StasisError } from "../errors.js";
 import { prefetch } from "../pagecache/prefetch.js";
 import { cacheEnv, dropPageCache } from "./system.js";
-import type { PrefetchMode, VerifyMode } from "../restore/modes.js";
+import type { MemoryMode, PrefetchMode, VerifyMode } from "../restore/modes.js";
 
 export const STRATEGIES = ["cold", "warm", "restore-hot", "restore-cold"] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -70,14 +70,18 @@ export async function startServer(snap: Snapshot, strategy: "cold" | "warm", war
 }
 
 /** The server as a user gets it from the CLI: `stasis restore` in a child process, timed from its spawn. */
-export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "restore-cold", verify: VerifyMode, prefetchMode: PrefetchMode = "none"): Promise<Run> {
+export async function restoreServer(
+  snap: Snapshot,
+  strategy: "restore-hot" | "restore-cold",
+  args: { verify: VerifyMode; prefetch: PrefetchMode; memory: MemoryMode },
+): Promise<Run> {
   const m = snap.manifest;
   if (strategy === "restore-cold") await dropPageCache();
   else await prefetch(m.files.map((f) => ({ path: join(snap.dir, f.path) })), {});
   const main = fileURLToPath(new URL("../cli/main.js", import.meta.url));
   const started = performance.now();
   const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [main, "restore", snap.name, "--json", "--verify", verify, "--prefetch", prefetchMode], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [main, "restore", snap.name, "--json", "--verify", args.verify, "--prefetch", args.prefetch, "--memory", args.memory], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d));

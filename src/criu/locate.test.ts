@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { compareVersions, criuCandidates, locateCriu, parseCriuVersion } from "./locate.js";
+import { compareVersions, criuCandidates, locateCriu, parseCriuFeatures, parseCriuVersion } from "./locate.js";
 import { StasisError } from "../errors.js";
 
 test("versions parse and compare numerically", () => {
@@ -14,6 +14,12 @@ test("versions parse and compare numerically", () => {
   assert.equal(compareVersions("3.17.1", "4.1"), -1);
   assert.equal(compareVersions("4.10", "4.9"), 1);
   assert.equal(compareVersions("4.1", "4.1.0"), 0);
+});
+
+test("the features of stasis's CRIU patches come from `criu --version`; other builds have none", () => {
+  assert.deepEqual(parseCriuFeatures("Version: 4.2.1\nFeatures: lazy-prefill\n"), ["lazy-prefill"]);
+  assert.deepEqual(parseCriuFeatures("Version: 4.2.1\nGitID: v4.2.1\nFeatures: a  b\n"), ["a", "b"]);
+  assert.deepEqual(parseCriuFeatures("Version: 4.2.1\nGitID: v4.2.1\n"), []);
 });
 
 test("STASIS_CRIU is the only candidate when set; its version decides", async () => {

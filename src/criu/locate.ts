@@ -12,6 +12,8 @@ export interface Criu {
   version: string;
   /** Where it was found: the STASIS_CRIU variable, the private build under STASIS_HOME, or the PATH. */
   source: "env" | "stasis-home" | "path";
+  /** What stasis's CRIU patches add (scripts/criu-patches), as `criu --version` lists them: "lazy-prefill". */
+  features: string[];
 }
 
 /** Candidate criu binaries, best first. STASIS_CRIU, when set, is the only one: an explicit choice. */
@@ -30,6 +32,11 @@ export function criuCandidates(env: NodeJS.ProcessEnv = process.env): { path: st
 /** Parses `criu --version` output ("Version: 4.2.1\nGitID: ..."). */
 export function parseCriuVersion(text: string): string | undefined {
   return /Version:\s*([0-9]+(?:\.[0-9]+)*)/.exec(text)?.[1];
+}
+
+/** Parses the "Features: a b" line that stasis's patched CRIU adds to `criu --version`. */
+export function parseCriuFeatures(text: string): string[] {
+  return /^Features:\s*(.*)$/m.exec(text)?.[1]?.split(/\s+/).filter(Boolean) ?? [];
 }
 
 /** Compares dotted versions numerically: -1, 0 or 1. */
@@ -62,7 +69,7 @@ export async function locateCriu(env: NodeJS.ProcessEnv = process.env): Promise<
       tooOld.push(`${c.path} (${version})`);
       continue;
     }
-    return { path: c.path, version, source: c.source };
+    return { path: c.path, version, source: c.source, features: parseCriuFeatures(out.stdout + out.stderr) };
   }
   const hint = "run the set-up script (`./setup.sh`), which builds CRIU 4.2.1 into $STASIS_HOME/tools/criu, or set STASIS_CRIU";
   if (tooOld.length > 0) {

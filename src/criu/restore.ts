@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { availableParallelism } from "node:os";
 import { openSync, closeSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -26,7 +27,12 @@ export interface RestoreResult {
   nsInit: number;
   logPath: string;
   ms: number;
+  /** With memory "parallel": what the lazy-pages daemon's workers copied in before the tree resumed. */
+  prefill?: { bytes: number; workers: number; ms: number };
 }
+
+/** How CRIU brings back anonymous memory; see MEMORY_MODES in restore/modes.ts. */
+export type CriuMemory = "copy" | "parallel" | "lazy";
 
 /** Run by CRIU at each stage of the restore; tells stasis the tree has resumed. */
 const ACTION_SCRIPT = `#!/bin/sh
@@ -47,9 +53,14 @@ export async function criuRestore(
   imagesDir: string,
   workDir: string,
   files: RestoreFiles,
-  opts: { timeoutMs?: number; signal?: AbortSignal; lazyPages?: boolean } = {},
+  opts: { timeoutMs?: number; signal?: AbortSignal; memory?: CriuMemory; prefillWorkers?: number } = {},
 ): Promise<RestoreResult> {
   const started = performance.now();
+  const memory = opts.memory ?? "copy";
+  // The daemon and the restore both read CRIU_LAZY_PREFILL: the restore waits for the prefill only if asked.
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.CRIU_LAZY_PREFILL;
+  if (memory === "parallel") env.CRIU_LAZY_PREFILL = String(opts.prefillWorkers ?? defaultPrefillWorkers());
   const logPath = join(workDir, "criu-restore.log");
   const script = join(workDir, "criu-action.sh");
   await writeFile(script, ACTION_SCRIPT, { mode: 0o755 });
@@ -57,7 +68,7 @@ export async function criuRestore(
     files.capturedStderr === files.capturedStdout
       ? ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`]
       : ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`, "--inherit-fd", `fd[4]:${inheritKey(files.capturedStderr)}`];
-  const lazy = opts.lazyPages ? await startLazyPagesDaemon(criu, imagesDir, workDir) : undefined;
+  const lazy = memory === "copy" ? undefined : await startLazyPagesDaemon(criu, imagesDir, workDir, env);
   const criuArgs = [
     "restore", "-D", imagesDir, "-W", workDir, "-o", logPath, `-v${logLevel()}`, "--pidfile", join(workDir, "criu-restore.pid"),
     "--action-script", script, ...restoreOptions(), ...(lazy ? ["--lazy-pages"] : []), ...inherit,
@@ -75,6 +86,7 @@ export async function criuRestore(
       stdio: ["ignore", ownFd, ownFd, outFd, errFd],
       detached: true,
       cwd: workDir,
+      env,
     });
   } catch (err) {
     lazy?.kill();
@@ -123,7 +135,10 @@ export async function criuRestore(
     }
     // CRIU and unshare stay as the namespace's keepers; stasis must be free to exit.
     holder.unref();
-    return { pid, nsInit, logPath, ms: performance.now() - started };
+    const ms = performance.now() - started;
+    if (memory !== "parallel") return { pid, nsInit, logPath, ms };
+    const prefill = parsePrefill(await readFile(join(workDir, "criu-lazy-pages.log"), "utf8").catch(() => ""));
+    return { pid, nsInit, logPath, ms, ...(prefill ? { prefill } : {}) };
   } catch (err) {
     // Invariant: a failed restore leaves nothing running.
     kill();
@@ -141,13 +156,27 @@ function logLevel(): number {
   return Number.isInteger(v) && v >= 0 && v <= 4 ? v : 4;
 }
 
+/** Prefill workers unless told (STASIS_PREFILL_WORKERS): 8, the fill rate of fresh memory stops growing
+ *  there on the GPU machine (bench/results/2026-11-27-h100/memory-touch.txt), fewer on smaller machines. */
+export function defaultPrefillWorkers(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.STASIS_PREFILL_WORKERS);
+  if (Number.isInteger(n) && n >= 1 && n <= 64) return n;
+  return Math.max(1, Math.min(8, availableParallelism()));
+}
+
+/** The lazy-pages daemon's own account of a prefill: "prefill: B bytes (P pages) with N workers in T ms". */
+export function parsePrefill(log: string): { bytes: number; workers: number; ms: number } | undefined {
+  const m = /prefill: (\d+) bytes \(\d+ pages\) with (\d+) workers in (\d+) ms/.exec(log);
+  return m ? { bytes: Number(m[1]), workers: Number(m[2]), ms: Number(m[3]) } : undefined;
+}
+
 /**
  * `criu lazy-pages`: the daemon that serves the restored tree's anonymous memory on first touch (userfaultfd)
  * and pushes the rest in the background, so `criu restore --lazy-pages` returns without copying the pages.
  * It listens on `lazy-pages.socket` in the shared work directory, which must exist before the restore starts,
  * and exits by itself once every page is in place.
  */
-async function startLazyPagesDaemon(criu: Criu, imagesDir: string, workDir: string): Promise<{ kill: () => void }> {
+async function startLazyPagesDaemon(criu: Criu, imagesDir: string, workDir: string, env: NodeJS.ProcessEnv): Promise<{ kill: () => void }> {
   const socket = join(workDir, "lazy-pages.socket");
   const out = openSync(join(workDir, "criu-lazy-pages.out"), "a");
   let daemon;
@@ -156,6 +185,7 @@ async function startLazyPagesDaemon(criu: Criu, imagesDir: string, workDir: stri
       stdio: ["ignore", out, out],
       detached: true,
       cwd: workDir,
+      env,
     });
   } finally {
     closeSync(out);

@@ -15,3 +15,14 @@ export type PrefetchMode = (typeof PREFETCH_MODES)[number];
  * noise); reading the images too (all, images) was slower (bench/results/2026-11-26-h100/restore-levers).
  */
 export const DEFAULT_PREFETCH: PrefetchMode = "none";
+
+/**
+ * How CRIU brings back the tree's anonymous memory. copy: CRIU's own way, one thread per process copying
+ * the pages while it restores; parallel: CRIU restores without copying, then worker processes of the
+ * `criu lazy-pages` daemon copy every page in before the tree resumes (needs the "lazy-prefill" patch of
+ * the CRIU that set-up builds); lazy: pages come on first touch through `criu lazy-pages` (userfaultfd);
+ * auto: parallel where the CRIU has the patch, else copy.
+ */
+export const MEMORY_MODES = ["auto", "copy", "parallel", "lazy"] as const;
+export type MemoryMode = (typeof MEMORY_MODES)[number];
+export const DEFAULT_MEMORY: MemoryMode = "auto";

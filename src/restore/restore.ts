@@ -3,7 +3,9 @@ import { StasisError, asStasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import { recordTimeline, type TimelinePhase } from "../events.js";
 import { locateCriu } from "../criu/locate.js";
-import { criuRestore } from "../criu/restore.js";
+import { criuRestore, type CriuMemory } from "../criu/restore.js";
+import type { Criu } from "../criu/locate.js";
+import type { MemoryMode } from "./modes.js";
 import { placeFiles } from "../criu/kept-files.js";
 import { openSnapshot, type Snapshot } from "../store/store.js";
 import { engineFor } from "../engines/engines.js";
@@ -36,9 +38,8 @@ export interface RestoreOptions {
    *  compile caches instead ("warm"), and say so. */
   fallback?: "warm";
   readyTimeoutMs: number;
-  /** CRIU restores the tree without its anonymous memory, which `criu lazy-pages` serves on first touch and
-   *  pushes in the background (userfaultfd). */
-  lazyPages?: boolean;
+  /** How CRIU brings back anonymous memory (restore/modes.ts); default auto. */
+  memory?: MemoryMode;
   signal?: AbortSignal;
 }
 
@@ -71,6 +72,7 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
   driverStart?.catch(() => undefined);
   let gpuPlan: Promise<GpuRestore | undefined> | undefined;
   const [criu, procGpu] = await Promise.all([locateCriu(), m.gpu ? gpuIdentityFromProc() : Promise.resolve(undefined)]);
+  const memory = criuMemory(opts.memory ?? "auto", criu);
   try {
     try {
       await checkFingerprint(m, { force: opts.force, criuVersion: criu.version, gpu: procGpu }, events);
@@ -113,14 +115,17 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
       await placeFiles(snap.dir, m.shmFiles);
       const cleanup = await placeFiles(snap.dir, m.linkRemaps);
       try {
-        return await events.phase("criu-restore", () =>
+        return await events.phase(
+          "criu-restore",
+          () =>
           criuRestore(
             criu,
             join(snap.dir, "images"),
             inst.dir,
             { capturedStdout: m.server.stdoutPath, capturedStderr: m.server.stderrPath, stdout: inst.stdout, stderr: inst.stderr },
-            { signal: opts.signal, lazyPages: opts.lazyPages },
+            { signal: opts.signal, memory },
           ),
+          (r) => (r.prefill ? { bytes: r.prefill.bytes, detail: { memory, prefill: r.prefill } } : { detail: { memory } }),
         );
       } finally {
         await cleanup();
@@ -189,3 +194,18 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
   }
 }
 
+
+/**
+ * The memory mode CRIU runs with: auto is parallel where this CRIU has stasis's "lazy-prefill" patch, copy
+ * elsewhere; parallel asked for on a CRIU without the patch is refused, not quietly downgraded.
+ */
+export function criuMemory(mode: MemoryMode, criu: Criu): CriuMemory {
+  const patched = criu.features.includes("lazy-prefill");
+  if (mode === "auto") return patched ? "parallel" : "copy";
+  if (mode === "parallel" && !patched) {
+    throw new StasisError("E_CRIU_FEATURE", `--memory parallel needs stasis's CRIU patch (lazy-prefill); ${criu.path} (${criu.version}) lacks it`, {
+      hint: "run scripts/install-criu.sh (set-up does), which builds CRIU with stasis's patches, or use --memory copy",
+    });
+  }
+  return mode;
+}

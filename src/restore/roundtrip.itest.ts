@@ -1,8 +1,9 @@
 /**
  * Real capture -> restore round trips through the CLI, as root, with real CRIU, of the example servers:
  * (a) a slow-starting HTTP server whose in-memory state must survive, (b) a two-process server shaped like
- * vLLM's API server + EngineCore, (c) one snapshot restored three times, one after the other, also with CRIU's
- * lazy pages and with the whole snapshot prefetched and verified.
+ * vLLM's API server + EngineCore, (c) one snapshot restored four times, one after the other, with each way CRIU
+ * can bring back memory (parallel prefill, CRIU's own copy, lazy pages) and with the whole snapshot prefetched
+ * and verified.
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -82,7 +83,7 @@ test("(b) two-process server (front end + engine over a unix socket, semaphore, 
   assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
 });
 
-test("(c) one snapshot restored three times, one after the other (default; lazy pages; whole prefetch + full verify): all answer the canary", async () => {
+test("(c) one snapshot restored four times, one after the other (default: parallel prefill; copy; lazy pages; whole prefetch + full verify): all answer the canary", async () => {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const cap = await stasis(
@@ -94,11 +95,23 @@ test("(c) one snapshot restored three times, one after the other (default; lazy 
   );
   assert.equal(cap.code, 0, cap.output);
   const ids: string[] = [];
-  const rounds = [[], ["--lazy-pages"], ["--prefetch", "all", "--verify", "full"]];
+  const rounds = [[], ["--memory", "copy"], ["--lazy-pages"], ["--prefetch", "all", "--verify", "full"]];
   for (const [round, extra] of rounds.entries()) {
     const res = await stasis(["restore", "twice", "--json", ...extra], env);
     assert.equal(res.code, 0, `round ${round}: ${res.output}`);
     assert.equal((await httpOk(`${base}/answer?q=again`)).body, cap.json.manifest.engine.canary.text);
+    const criu = res.json.phases.find((p: { name: string }) => p.name === "criu-restore");
+    if (round === 0) {
+      // The set-up's CRIU has stasis's patch: by default its lazy-pages workers copy the memory in, all of it
+      // before the tree resumed (the daemon counted it; CRIU copied none itself).
+      assert.equal(criu.detail.memory, "parallel");
+      assert.ok(criu.detail.prefill.bytes > 1_000_000 && criu.bytes === criu.detail.prefill.bytes, JSON.stringify(criu.detail));
+      assert.doesNotMatch(readFileSync(join(res.json.instance.dir, "criu-restore.log"), "utf8"), /pie: \d+: Preadv/);
+    }
+    if (round === 1) {
+      assert.equal(criu.detail.memory, "copy");
+      assert.match(readFileSync(join(res.json.instance.dir, "criu-restore.log"), "utf8"), /pie: \d+: Preadv/, "CRIU copied the memory itself");
+    }
     if (extra.includes("--lazy-pages")) {
       // The memory came through criu lazy-pages (userfaultfd), not with the restore.
       const log = readFileSync(join(res.json.instance.dir, "criu-lazy-pages.log"), "utf8");
@@ -108,5 +121,5 @@ test("(c) one snapshot restored three times, one after the other (default; lazy 
     ids.push(res.json.instance.id);
     assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
   }
-  assert.equal(new Set(ids).size, 3);
+  assert.equal(new Set(ids).size, 4);
 });

@@ -1,9 +1,9 @@
 import type { CliCommand } from "../registry.js";
 import { StasisError } from "../../errors.js";
 import { num, oneOf, requirePositional, str } from "../args.js";
-import { DEFAULT_PREFETCH, PREFETCH_MODES, VERIFY_MODES } from "../../restore/modes.js";
+import { DEFAULT_MEMORY, DEFAULT_PREFETCH, MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES } from "../../restore/modes.js";
 
-const USAGE = "bench <snapshot> [--strategies cold,warm,restore-hot,restore-cold] [--repeat N] [--repeat-starts N] [--verify auto|full|size|none] [--prefetch all|images|weights|none] [--out DIR] [--json]\n       stasis bench --from results.json --out DIR   (draw the table and pictures of an earlier run again)";
+const USAGE = "bench <snapshot> [--strategies cold,warm,restore-hot,restore-cold] [--repeat N] [--repeat-starts N] [--verify auto|full|size|none] [--prefetch all|images|weights|none] [--memory auto|copy|parallel|lazy] [--out DIR] [--json]\n       stasis bench --from results.json --out DIR   (draw the table and pictures of an earlier run again)";
 
 export const command: CliCommand = {
   usage: USAGE,
@@ -21,8 +21,9 @@ export const command: CliCommand = {
     "  --repeat-starts N  runs of the slow cases, cold and warm (default: --repeat)",
     "  --verify MODE      passed to every `stasis restore` (default auto)",
     "  --prefetch MODE    passed to every `stasis restore` (default none)",
+    "  --memory MODE      passed to every `stasis restore` (default auto)",
   ].join("\n"),
-  options: { strategies: { type: "string" }, repeat: { type: "string" }, "repeat-starts": { type: "string" }, out: { type: "string" }, verify: { type: "string" }, prefetch: { type: "string" }, from: { type: "string" } },
+  options: { strategies: { type: "string" }, repeat: { type: "string" }, "repeat-starts": { type: "string" }, out: { type: "string" }, verify: { type: "string" }, prefetch: { type: "string" }, memory: { type: "string" }, from: { type: "string" } },
   async run({ values, positionals, events }) {
     const from = str(values, "from");
     if (from) {
@@ -49,6 +50,7 @@ export const command: CliCommand = {
         repeatStarts: values["repeat-starts"] === undefined ? undefined : num(values, "repeat-starts", 1, { min: 1 }),
         verify: oneOf(values, "verify", VERIFY_MODES, "auto"),
         prefetch: oneOf(values, "prefetch", PREFETCH_MODES, DEFAULT_PREFETCH),
+        memory: oneOf(values, "memory", MEMORY_MODES, DEFAULT_MEMORY),
         out: str(values, "out"),
         command: ["stasis", "bench", ...process.argv.slice(3)].join(" "),
       },

@@ -3,9 +3,9 @@ import { num, oneOf, requirePositional, str } from "../args.js";
 import { interruptSignal } from "../interrupt.js";
 import { renderTimeline } from "../render/timeline.js";
 import { formatBytes, formatMs } from "../render/format.js";
-import { DEFAULT_PREFETCH, PREFETCH_MODES, VERIFY_MODES } from "../../restore/modes.js";
+import { DEFAULT_MEMORY, DEFAULT_PREFETCH, MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES } from "../../restore/modes.js";
 
-const USAGE = "restore <name> [--verify auto|full|size|none] [--prefetch all|images|weights|none] [--gpu INDEX|UUID] [--force | --fallback warm] [--lazy-pages] [--ready-timeout S] [--json]";
+const USAGE = "restore <name> [--verify auto|full|size|none] [--prefetch all|images|weights|none] [--gpu INDEX|UUID] [--force | --fallback warm] [--memory auto|copy|parallel|lazy] [--ready-timeout S] [--json]";
 
 export const command: CliCommand = {
   usage: USAGE,
@@ -26,9 +26,12 @@ export const command: CliCommand = {
     "  --force                  restore despite a fingerprint mismatch",
     "  --fallback warm          if the snapshot cannot be restored here (fingerprint mismatch), start the server",
     "                           the ordinary way with the snapshot's compile caches instead, and say so",
-    "  --lazy-pages             CRIU restores without copying anonymous memory; a `criu lazy-pages` daemon",
-    "                           serves it on first touch and pushes the rest in the background (userfaultfd);",
-    "                           slow for GPU servers (the CUDA restore then faults ~1 GB in page by page)",
+    "  --memory MODE            how CRIU brings back the tree's memory. auto (default): parallel where CRIU has",
+    "                           stasis's patch (set-up builds it so), else copy; copy: CRIU copies it with one",
+    "                           thread per process; parallel: workers of a `criu lazy-pages` daemon copy it in",
+    "                           before the tree resumes (STASIS_PREFILL_WORKERS, default min(8, cores)); lazy:",
+    "                           served on first touch (userfaultfd), slow for GPU servers (the CUDA restore",
+    "                           then faults ~1 GB in page by page). --lazy-pages is --memory lazy",
     "  --ready-timeout S        seconds to wait for the restored server (default 120)",
   ].join("\n"),
   options: {
@@ -40,6 +43,7 @@ export const command: CliCommand = {
     fallback: { type: "string" },
     "ready-timeout": { type: "string" },
     "lazy-pages": { type: "boolean" },
+    memory: { type: "string" },
   },
   async run({ values, positionals, events }) {
     const name = requirePositional(positionals, 0, "the snapshot name", USAGE);
@@ -55,7 +59,7 @@ export const command: CliCommand = {
           gpu: str(values, "gpu"),
           fallback: values.fallback === undefined ? undefined : oneOf(values, "fallback", ["warm"] as const, "warm"),
           readyTimeoutMs: num(values, "ready-timeout", 120, { min: 1 }) * 1000,
-          lazyPages: Boolean(values["lazy-pages"]),
+          memory: values["lazy-pages"] ? "lazy" : oneOf(values, "memory", MEMORY_MODES, DEFAULT_MEMORY),
           signal,
         },
         events,
