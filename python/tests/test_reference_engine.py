@@ -92,7 +92,12 @@ def test_sleep_level_2_discards_weights_until_refilled(engine: Engine, tmp_path:
     before = greedy(engine)
     dump = engine.rpc.call("stasis_dump_weights", [str(tmp_path / "w.stasisw")], {})
     assert dump["bytes"] == sum(s.nbytes for s in engine.slots)
-    assert engine.sleep(2)["backup_bytes"] == 0
+    out = engine.sleep(2)
+    assert out["backup_bytes"] == 0
+    trim = out["host_trim"]  # the state a snapshot is taken in: freed heap given back, before and after measured
+    assert trim["ms"] >= 0 and 0 < trim["private_dirty_after_bytes"] <= trim["private_dirty_before_bytes"]
+    again = engine.rpc.call("stasis_trim_host_memory", [], {})
+    assert again["ok"] and again["rank"] == 0 and again["private_dirty_after_bytes"] > 0
     engine.wake(["weights"])
     assert engine.weights_state == "stale"
     assert not engine.views["model.norm.weight"].any()  # the pages really went back: they read as zeros

@@ -95,7 +95,8 @@ def test_sleep_2_wake_refill_answers_identically(api: Client, tmp_path: Path) ->
     before = answer(api)
     weights = str(tmp_path / "weights.stasisw")
     assert api.rpc("stasis_dump_weights", weights)["bytes"] > 0
-    api.sleep(2)
+    assert api.sleep(2)["host_trim"]["private_dirty_after_bytes"] > 0  # /sleep answers with the engine's host trim
+    assert api.rpc("stasis_trim_host_memory")["ok"]  # what stasis capture calls, as on vLLM's workers
     api.wake("weights")
     assert api.ok("GET", "/is_sleeping") == {"is_sleeping": True}
     assert api.rpc("stasis_load_weights", weights)["bytes"] > 0

@@ -145,6 +145,12 @@ def test_vllm_ext_errors_are_results(tmp_path: Path, pool: tuple[FakeAllocator, 
     assert worker.stasis_load_weights(str(tmp_path / "x-{rank}"), "warp")["error"]["code"] == "bad_argument"
 
 
+def test_vllm_ext_trims_the_workers_host_memory() -> None:
+    res = FakeWorker(rank=1, world_size=2).stasis_trim_host_memory()
+    assert res["ok"] and res["rank"] == 1 and res["ms"] >= 0 and isinstance(res["trimmed"], bool)
+    assert 0 < res["private_dirty_after_bytes"] <= res["private_dirty_before_bytes"]
+
+
 def test_vllm_ext_without_vllm_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 

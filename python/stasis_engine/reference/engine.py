@@ -145,10 +145,12 @@ class Engine:
             self.kv_arena.release()
             self.kv_state = "asleep"
         self.sleep_level = 1 if self._backup is not None else 2  # no host copy: the weights need a refill
-        memory.trim(self.device)
+        # The state a snapshot is taken in: what the heap freed must not go into the image as dirty pages.
+        host_trim = memory.trim(self.device, measure=True)
         out = {"level": self.sleep_level, "ms": round((time.perf_counter() - start) * 1000, 1),
                "backup_bytes": self._backup.numel() if self._backup is not None else 0,
-               "is_sleeping": self.is_sleeping(), "memory": memory.snapshot(self.device, pools=True)}
+               "is_sleeping": self.is_sleeping(), "host_trim": host_trim,
+               "memory": memory.snapshot(self.device, pools=True)}
         emit("stasis-sleep", out)
         return out
 

@@ -6,13 +6,13 @@ After sleep the engine process is checkpointed: everything it still holds on the
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import gc
 import os
 from typing import Any
 
 import torch
+
+from .host_trim import trim_host_memory
 
 
 def host_rss_bytes() -> int:
@@ -77,13 +77,10 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def trim(device: torch.device, *, collect: bool = True) -> None:
-    """Return freed memory: Python garbage (``collect``), torch's CUDA and pinned-host caches, glibc's free lists."""
-    if collect:
-        gc.collect()
+def trim(device: torch.device, *, collect: bool = True, measure: bool = False) -> dict[str, Any]:
+    """Return freed memory: torch's CUDA cache, then the host's (``host_trim.trim_host_memory``: Python garbage
+    when ``collect``, torch's pinned-host cache, glibc's free lists). Returns the host trim's report."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
-        torch._C._host_emptyCache()  # pinned host blocks torch keeps cached after a free
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return trim_host_memory(collect=collect, measure=measure)

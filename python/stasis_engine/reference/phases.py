@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .host_trim import private_dirty_bytes
+
 
 def emit(tag: str, payload: dict[str, Any]) -> None:
     """Print ``tag {json}`` on one line (the launcher's log file is where it lands)."""
@@ -18,14 +20,8 @@ def emit(tag: str, payload: dict[str, Any]) -> None:
 
 def private_dirty_mb() -> int | None:
     """The process's private dirty memory after a phase: what CRIU would write into a snapshot image."""
-    try:
-        with open("/proc/self/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Private_Dirty:"):
-                    return int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    return None
+    n = private_dirty_bytes()
+    return None if n is None else n >> 20
 
 
 class Phases:

@@ -2,7 +2,8 @@
 
 The same names as the vLLM worker extension's, so the stasis adapter drives both alike:
 ``stasis_weights_layout()``, ``stasis_dump_weights(path)``, ``stasis_load_weights(path)`` (fast refill via
-stasis_engine.weights), ``reload_weights()`` (slow refill from the model's safetensors), ``stasis_status()``.
+stasis_engine.weights), ``reload_weights()`` (slow refill from the model's safetensors), ``stasis_status()``,
+``stasis_trim_host_memory()`` (sleep already trims; a second trim costs a few ms and frees what came since).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class RpcMethods:
             "stasis_load_weights": self.stasis_load_weights,
             "reload_weights": self.reload_weights,
             "stasis_status": self.stasis_status,
+            "stasis_trim_host_memory": self.stasis_trim_host_memory,
         }
 
     def call(self, method: Any, args: Any, kwargs: Any) -> Any:
@@ -133,6 +135,9 @@ class RpcMethods:
 
     def stasis_status(self) -> dict[str, Any]:
         return self._e.status()
+
+    def stasis_trim_host_memory(self) -> dict[str, Any]:
+        return memory.trim(self._e.device, measure=True)
 
     def _require_mapped(self) -> None:
         if self._e.weights_state == "asleep":

@@ -10,6 +10,9 @@ is the worker. Arguments are strings (collective_rpc passes strings only).
   ``POST /wake_up?tags=weights`` and before waking the KV cache. Refuses, writing nothing, when the live
   layout differs from the dump or the weights are not mapped.
 - ``stasis_weights_layout(path="")``: the live layout; with a path, also whether it matches that dump.
+- ``stasis_trim_host_memory()``: give the worker's freed host memory back (Python garbage, torch's pinned cache,
+  glibc's free lists) after ``POST /sleep?level=2`` and before the checkpoint, so it is not in the image;
+  answers ``ms``, ``trimmed`` and private dirty bytes before and after. The API server process is not trimmed.
 
 Each returns ``{"ok": true, "rank": r, ...}`` or ``{"ok": false, "rank": r, "error": {code, message, hint}}``,
 so the product gets a structured answer per worker rather than vLLM's generic RPC failure.
@@ -81,6 +84,11 @@ class StasisWorkerExtension:
             return {"path": target, "stats": stats.to_dict()}
 
         return self._stasis_call(run)
+
+    def stasis_trim_host_memory(self) -> dict[str, Any]:
+        from ..reference.host_trim import trim_host_memory
+
+        return self._stasis_call(lambda: trim_host_memory(measure=True))
 
     # Helpers: underscore-prefixed and namespaced, since vLLM refuses extension names the worker already has.
 

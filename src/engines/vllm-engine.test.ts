@@ -1,0 +1,79 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Events, recordTimeline, type StasisEvent } from "../events.js";
+import type { EngineContext } from "./engine.js";
+import { trimHostMemory } from "./vllm-engine.js";
+
+/** A server whose /collective_rpc answers `answer` (status, body) and records the methods called. */
+async function fakeServer(answer: (method: string) => [number, unknown]): Promise<{ url: string; methods: string[]; close: () => Promise<void> }> {
+  const methods: string[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const method = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { method: string }).method;
+      methods.push(method);
+      const [status, body] = answer(method);
+      res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify(body));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  // Invariant: the listening socket is closed whatever the test asserts, so node:test can exit.
+  return { url: `http://127.0.0.1:${port}`, methods, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+function context(baseUrl: string): { ctx: EngineContext; logs: StasisEvent[] } {
+  const events = new Events();
+  const logs: StasisEvent[] = [];
+  events.on((e) => e.type === "log" && logs.push(e));
+  return { ctx: { baseUrl, events, alive: () => true, logPath: "/dev/null" }, logs };
+}
+
+test("the host trim's numbers per worker land in the host-trim phase", async () => {
+  const server = await fakeServer(() => [200, { results: [
+    { ok: true, rank: 0, ms: 12.5, trimmed: true, private_dirty_before_bytes: 5_000_000_000, private_dirty_after_bytes: 1_000_000_000 },
+    { ok: true, rank: 1, ms: 10, trimmed: true, private_dirty_before_bytes: 3_000, private_dirty_after_bytes: 1_000 },
+  ] }]);
+  try {
+    const { ctx, logs } = context(server.url);
+    const timeline = recordTimeline(ctx.events);
+    await trimHostMemory(ctx);
+    assert.deepEqual(server.methods, ["stasis_trim_host_memory"]);
+    const [phase] = timeline.phases;
+    assert.equal(phase?.name, "host-trim");
+    assert.equal(phase?.ok, true);
+    assert.equal(phase?.detail?.freedBytes, 4_000_002_000);
+    assert.deepEqual((phase?.detail?.ranks as { rank: number }[]).map((r) => r.rank), [0, 1]);
+    assert.deepEqual(logs, []);
+  } finally {
+    await server.close();
+  }
+});
+
+test("a worker extension without the trim method warns and does not fail the capture", async () => {
+  const server = await fakeServer(() => [500, { error: { message: "AttributeError: no stasis_trim_host_memory" } }]);
+  try {
+    const { ctx, logs } = context(server.url);
+    await trimHostMemory(ctx);
+    assert.equal(logs.length, 1);
+    assert.match((logs[0] as { level: string; message: string }).level, /warn/);
+    assert.match((logs[0] as { message: string }).message, /not trimmed/);
+  } finally {
+    await server.close();
+  }
+});
+
+test("a worker answering ok: false warns and does not fail the capture", async () => {
+  const server = await fakeServer(() => [200, { results: [{ ok: false, rank: 0, error: { code: "boom", message: "no libc" } }] }]);
+  try {
+    const { ctx, logs } = context(server.url);
+    await trimHostMemory(ctx);
+    assert.equal(logs.length, 1);
+    assert.match((logs[0] as { message: string }).message, /rank 0: no libc/);
+  } finally {
+    await server.close();
+  }
+});
