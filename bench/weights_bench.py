@@ -221,6 +221,9 @@ class Bench:
             ("stasis pinned-ring 8x8M r8M", self.ours_fn("pinned-ring", ring_slots=8, slot_mb=8, read_mb=8), hot),
             ("stasis hostreg 16M", self.ours_fn("hostreg", register_mb=16), hot),
             ("stasis hostreg 256M", self.ours_fn("hostreg", register_mb=256), hot),
+            ("stasis hostreg 1G", self.ours_fn("hostreg", register_mb=1024), hot),
+            ("stasis pinned-ring 16x16M r4M", self.ours_fn("pinned-ring", ring_slots=16, slot_mb=16, read_mb=4), hot),
+            ("stasis pinned-ring 32x8M r8M", self.ours_fn("pinned-ring", ring_slots=32, slot_mb=8, read_mb=8), hot),
         ]
         base: list[tuple[str, Callable[[], dict[str, Any]], set[str]]] = [
             ("safetensors load_file(cpu) + copy_", self.safetensors_fn(False), both),

@@ -1,7 +1,8 @@
 # Issue 7 on the GPU: the reference engine with Llama-3.2-3B's shape, captured with stasis, then `stasis bench`
 # (cold, warm, restore-hot, restore-cold side by side). Results in $OUT/bench; table printed last.
 # Knobs: STRATEGIES, REPEAT, VERIFY (auto|full|size|none), SERVER_ARGS (e.g. "--cuda-graph-sizes 1" for a shorter
-# compile; restores only: STRATEGIES=restore-hot,restore-cold), CAPTURE_LIMIT, BENCH_LIMIT (seconds).
+# compile; restores only: STRATEGIES=restore-hot,restore-cold), CAPTURE_LIMIT, BENCH_LIMIT (seconds), BENCH_ARGS
+# (more `stasis bench` arguments), COMPARE (below).
 set -euo pipefail
 source gpu/suites/_common.sh
 : > "$OUT/steps.txt"
@@ -14,7 +15,20 @@ PORT=8300
 step make-3b 120 python3 -m stasis_engine.reference make-model --config 3b --out $MODEL --device cuda
 step capture-3b "${CAPTURE_LIMIT:-300}" stasis capture ref3b --engine vllm --ready-url http://127.0.0.1:$PORT/health --ready-timeout 280 --warmup 3 -- python3 -m stasis_engine.reference serve --model-dir $MODEL --port $PORT --device cuda ${SERVER_ARGS:-}
 ( cd $STASIS_HOME/snapshots/ref3b 2>/dev/null && ls -la images | sort -k5 -n | tail -8 && du -sh images weights caches 2>/dev/null && grep -h "stasis-startup\|stasis-sleep" logs/capture-stdout.log logs/capture-stderr.log | cut -c1-1500 ) | tee "$OUT/image-sizes.txt" || true
-step bench-3b "${BENCH_LIMIT:-420}" stasis bench ref3b --strategies "${STRATEGIES:-cold,warm,restore-hot,restore-cold}" --repeat "${REPEAT:-2}" --repeat-starts 1 --verify "${VERIFY:-auto}" --out "$OUT/bench"
+step bench-3b "${BENCH_LIMIT:-420}" stasis bench ref3b --strategies "${STRATEGIES:-cold,warm,restore-hot,restore-cold}" --repeat "${REPEAT:-2}" --repeat-starts 1 --verify "${VERIFY:-auto}" ${BENCH_ARGS:-} --out "$OUT/bench"
+# COMPARE="label|bench args|ENV=V ...;...": restores-only benches of the same snapshot right after, e.g.
+# "copy|--memory copy" or "w16||STASIS_PREFILL_WORKERS=16" (one tarball each in $OUT, to keep the number of
+# files the device tool brings back small).
+IFS=';' read -ra compare <<< "${COMPARE:-}"
+for c in "${compare[@]}"; do
+  IFS='|' read -r label args envs <<< "$c"
+  # shellcheck disable=SC2086
+  step "bench-$label" "${BENCH_LIMIT:-420}" env $envs stasis bench ref3b --strategies restore-hot,restore-cold --repeat "${REPEAT:-2}" --verify "${VERIFY:-auto}" $args --out "$LOGS/bench-$label"
+  tar -C "$LOGS" -czf "$OUT/bench-$label.tgz" "bench-$label" || true
+done
 echo; echo "== results"; cat "$OUT/machine.txt" "$OUT/image-sizes.txt" 2>/dev/null || true
 [ -f "$OUT/bench/results.md" ] && cat "$OUT/bench/results.md"
+for c in "${compare[@]}"; do
+  label=${c%%|*}; echo; echo "== compare: $c"; sed -n '/^| strategy/,/^$/p;/restore-hot\*\* phases/,/^| first-token/p' "$LOGS/bench-$label/results.md" 2>/dev/null || true
+done
 echo; cat "$OUT/steps.txt"
