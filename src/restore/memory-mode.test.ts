@@ -1,6 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { criuMemory } from "./restore.js";
+import { mkdtempSync, openSync, writeSync, fsyncSync, closeSync, rmSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { criuMemory, imagesInMemory } from "./restore.js";
+import { evict } from "../pagecache/evict.js";
+import type { Snapshot } from "../store/store.js";
 import { defaultPrefillWorkers, parsePrefill } from "../criu/restore.js";
 import { StasisError } from "../errors.js";
 import type { Criu } from "../criu/locate.js";
@@ -8,17 +13,21 @@ import type { Criu } from "../criu/locate.js";
 const patched: Criu = { path: "/t/criu", version: "4.2.1", source: "stasis-home", features: ["lazy-prefill"] };
 const plain: Criu = { ...patched, source: "path", features: [] };
 
-test("memory auto is parallel with stasis's CRIU patch, copy without; the explicit modes are kept", () => {
-  assert.equal(criuMemory("auto", patched), "parallel");
-  assert.equal(criuMemory("auto", plain), "copy");
-  for (const m of ["copy", "lazy", "parallel"] as const) assert.equal(criuMemory(m, patched), m);
-  assert.equal(criuMemory("copy", plain), "copy");
-  assert.equal(criuMemory("lazy", plain), "lazy");
+test("memory auto is parallel with stasis's CRIU patch and the images in memory, else copy; explicit modes are kept", () => {
+  assert.equal(criuMemory("auto", patched, true), "parallel");
+  assert.equal(criuMemory("auto", patched, false), "copy", "images on disk: the disk is the bottleneck, copy reads faster");
+  assert.equal(criuMemory("auto", plain, true), "copy");
+  for (const m of ["copy", "lazy", "parallel"] as const) {
+    assert.equal(criuMemory(m, patched, true), m);
+    assert.equal(criuMemory(m, patched, false), m);
+  }
+  assert.equal(criuMemory("copy", plain, true), "copy");
+  assert.equal(criuMemory("lazy", plain, false), "lazy");
 });
 
 test("memory parallel on a CRIU without the patch is refused with a hint, not downgraded", () => {
   assert.throws(
-    () => criuMemory("parallel", plain),
+    () => criuMemory("parallel", plain, true),
     (e: unknown) => e instanceof StasisError && e.code === "E_CRIU_FEATURE" && /install-criu/.test(e.hint ?? ""),
   );
 });
@@ -34,4 +43,26 @@ test("prefill workers: STASIS_PREFILL_WORKERS when it is a sane number, else min
   const dflt = defaultPrefillWorkers({});
   assert.ok(dflt >= 1 && dflt <= 8);
   for (const bad of ["0", "-1", "x", "65", "2.5"]) assert.equal(defaultPrefillWorkers({ STASIS_PREFILL_WORKERS: bad }), dflt);
+});
+
+test("images in memory: judged by the page-cache residency of the snapshot's image files only", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "stasis-mem-"));
+  try {
+    mkdirSync(join(dir, "images"));
+    const fd = openSync(join(dir, "images", "pages-1.img"), "w");
+    writeSync(fd, Buffer.alloc(4 << 20, 7));
+    fsyncSync(fd);
+    closeSync(fd);
+    const snap = {
+      dir,
+      manifest: { files: [{ path: "images/pages-1.img", role: "image", size: 4 << 20 }, { path: "weights/w", role: "weights", size: 1 << 30 }] },
+    } as unknown as Snapshot;
+    assert.equal(await imagesInMemory(snap), true, "just written: in the page cache (the weights file, absent, is not looked at)");
+    await evict([join(dir, "images", "pages-1.img")]);
+    assert.equal(await imagesInMemory(snap), false, "evicted");
+    const missing = { dir, manifest: { files: [{ path: "images/gone.img", role: "image", size: 10 }] } } as unknown as Snapshot;
+    assert.equal(await imagesInMemory(missing), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -21,7 +21,8 @@ export const DEFAULT_PREFETCH: PrefetchMode = "none";
  * the pages while it restores; parallel: CRIU restores without copying, then worker processes of the
  * `criu lazy-pages` daemon copy every page in before the tree resumes (needs the "lazy-prefill" patch of
  * the CRIU that set-up builds); lazy: pages come on first touch through `criu lazy-pages` (userfaultfd);
- * auto: parallel where the CRIU has the patch, else copy.
+ * auto: parallel where the CRIU has the patch and the images are in the page cache, else copy (why: see
+ * criuMemory in restore/restore.ts).
  */
 export const MEMORY_MODES = ["auto", "copy", "parallel", "lazy"] as const;
 export type MemoryMode = (typeof MEMORY_MODES)[number];
