@@ -156,12 +156,13 @@ function logLevel(): number {
   return Number.isInteger(v) && v >= 0 && v <= 4 ? v : 4;
 }
 
-/** Prefill workers unless told (STASIS_PREFILL_WORKERS): 8, the fill rate of fresh memory stops growing
- *  there on the GPU machine (bench/results/2026-11-27-h100/memory-touch.txt), fewer on smaller machines. */
+/** Prefill workers unless told (STASIS_PREFILL_WORKERS): one per core, at most 16. On the 16-core H100
+ *  machine 16 workers copied the 3B engine's 2.16 GB in 109-118 ms, 8 in 158-164 ms
+ *  (bench/results/2026-11-27-h100/pipeline-3b-7-memory-modes/). */
 export function defaultPrefillWorkers(env: NodeJS.ProcessEnv = process.env): number {
   const n = Number(env.STASIS_PREFILL_WORKERS);
   if (Number.isInteger(n) && n >= 1 && n <= 64) return n;
-  return Math.max(1, Math.min(8, availableParallelism()));
+  return Math.max(1, Math.min(16, availableParallelism()));
 }
 
 /** The lazy-pages daemon's own account of a prefill: "prefill: B bytes (P pages) with N workers in T ms". */

@@ -38,10 +38,10 @@ test("the prefill's account is read from the lazy-pages log", () => {
   assert.equal(parsePrefill("no prefill here"), undefined);
 });
 
-test("prefill workers: STASIS_PREFILL_WORKERS when it is a sane number, else min(8, cores)", () => {
+test("prefill workers: STASIS_PREFILL_WORKERS when it is a sane number, else min(16, cores)", () => {
   assert.equal(defaultPrefillWorkers({ STASIS_PREFILL_WORKERS: "3" }), 3);
   const dflt = defaultPrefillWorkers({});
-  assert.ok(dflt >= 1 && dflt <= 8);
+  assert.ok(dflt >= 1 && dflt <= 16);
   for (const bad of ["0", "-1", "x", "65", "2.5"]) assert.equal(defaultPrefillWorkers({ STASIS_PREFILL_WORKERS: bad }), dflt);
 });
 

@@ -30,7 +30,7 @@ export const command: CliCommand = {
     "                           stasis's patch (set-up builds it so) and the images are in the page cache, else",
     "                           copy; copy: CRIU copies it with one thread per process (faster from a cold disk);",
     "                           parallel: workers of a `criu lazy-pages` daemon copy it in before the tree",
-    "                           resumes (STASIS_PREFILL_WORKERS, default min(8, cores)); lazy:",
+    "                           resumes (STASIS_PREFILL_WORKERS, default min(16, cores)); lazy:",
     "                           served on first touch (userfaultfd), slow for GPU servers (the CUDA restore",
     "                           then faults ~1 GB in page by page). --lazy-pages is --memory lazy",
     "  --ready-timeout S        seconds to wait for the restored server (default 120)",
