@@ -26,7 +26,16 @@ for c in "${compare[@]}"; do
   step "bench-$label" "${BENCH_LIMIT:-420}" env $envs stasis bench ref3b --strategies restore-hot,restore-cold --repeat "${REPEAT:-2}" --verify "${VERIFY:-auto}" $args --out "$LOGS/bench-$label"
   tar -C "$LOGS" -czf "$OUT/bench-$label.tgz" "bench-$label" || true
 done
+# GAPS=1: one more hot restore, and where its CRIU restore (and the lazy-pages daemon) spent the time.
+if [ -n "${GAPS:-}" ]; then
+  stasis prefetch --snapshot ref3b >/dev/null
+  step restore-gaps 60 stasis restore ref3b
+  dir=$(ls -d $STASIS_HOME/instances/*/ 2>/dev/null | head -1)
+  { for f in criu-restore criu-lazy-pages; do [ -f "$dir/$f.log" ] && node bench/criu-log-gaps.mjs "$dir/$f.log" 12; done; } > "$OUT/criu-gaps.txt" 2>&1 || true
+  stasis stop --all >/dev/null 2>&1 || true
+fi
 echo; echo "== results"; cat "$OUT/machine.txt" "$OUT/image-sizes.txt" 2>/dev/null || true
+[ -f "$OUT/criu-gaps.txt" ] && cat "$OUT/criu-gaps.txt"
 [ -f "$OUT/bench/results.md" ] && cat "$OUT/bench/results.md"
 for c in "${compare[@]}"; do
   label=${c%%|*}; echo; echo "== compare: $c"; sed -n '/^| strategy/,/^$/p;/restore-hot\*\* phases/,/^| first-token/p' "$LOGS/bench-$label/results.md" 2>/dev/null || true
