@@ -12,7 +12,7 @@
 # machine's own package sources name (from the sid suite, through a private apt state folder: the machine's
 # apt configuration is not changed), and checked against the digest pinned below. stasis's patches
 # (scripts/criu-patches/*.patch, each says what it does and why) are applied before the build; a private build
-# without them is rebuilt. A CRIU on the PATH is used as it is: restores then do without what the patches add.
+# with other patches or none is rebuilt. A CRIU on the PATH is used as it is: restores then do without what the patches add.
 set -euo pipefail
 
 VERSION=4.2.1
@@ -21,11 +21,11 @@ SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 BUILD_DEPS="build-essential patch libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev libprotobuf-c-dev libprotobuf-dev pkgconf protobuf-c-compiler protobuf-compiler python3-protobuf uuid-dev debian-archive-keyring"
 
 PATCHES_DIR=$(cd "$(dirname "$0")" && pwd)/criu-patches
-PATCH_LEVEL=$(find "$PATCHES_DIR" -name '*.patch' | wc -l)
+PATCH_ID=$(cat "$PATCHES_DIR"/*.patch | sha256sum | cut -c1-8) # a changed patch means another build
 FEATURES="lazy-prefill" # what the patches add; `criu --version` of the patched build lists them
 
 HOME_DIR=${STASIS_HOME:-/var/lib/stasis}
-PREFIX="$HOME_DIR/tools/criu-$VERSION-stasis$PATCH_LEVEL"
+PREFIX="$HOME_DIR/tools/criu-$VERSION-stasis-$PATCH_ID"
 LINK="$HOME_DIR/tools/criu"
 PACK=""
 FORCE_BUILD=0
@@ -53,7 +53,7 @@ patched() { # criu binary -> 0 if it has every feature of stasis's patches
   for f in $FEATURES; do printf '%s\n' "$out" | grep -q "^Features:.*\b$f\b" || return 1; done
 }
 
-if [ "$FORCE_BUILD" = 0 ] && [ -x "$LINK/bin/criu" ] && version_ok "$LINK/bin/criu" && patched "$LINK/bin/criu"; then
+if [ "$FORCE_BUILD" = 0 ] && [ "$(readlink "$LINK" 2>/dev/null)" = "$(basename "$PREFIX")" ] && [ -x "$LINK/bin/criu" ] && version_ok "$LINK/bin/criu" && patched "$LINK/bin/criu"; then
   log "CRIU $("$LINK/bin/criu" --version | sed -n 's/^Version: *//p') already installed at $LINK"
 elif [ "$FORCE_BUILD" = 0 ] && [ ! -e "$LINK" ] && command -v criu >/dev/null && version_ok "$(command -v criu)" && [ -z "$PACK" ]; then
   log "using the system's $(command -v criu) ($(criu --version | sed -n 's/^Version: *//p'))"

@@ -68,7 +68,8 @@ export async function criuRestore(
     files.capturedStderr === files.capturedStdout
       ? ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`]
       : ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`, "--inherit-fd", `fd[4]:${inheritKey(files.capturedStderr)}`];
-  const lazy = memory === "copy" ? undefined : await startLazyPagesDaemon(criu, imagesDir, workDir, env);
+  // With a prefill, the patched restore waits for the daemon's socket itself: both start at once.
+  const lazy = memory === "copy" ? undefined : await startLazyPagesDaemon(criu, imagesDir, workDir, env, memory === "lazy");
   const criuArgs = [
     "restore", "-D", imagesDir, "-W", workDir, "-o", logPath, `-v${logLevel()}`, "--pidfile", join(workDir, "criu-restore.pid"),
     "--action-script", script, ...restoreOptions(), ...(lazy ? ["--lazy-pages"] : []), ...inherit,
@@ -114,6 +115,8 @@ export async function criuRestore(
     for (;;) {
       if (failed) throw new StasisError("E_TOOL_MISSING", `cannot start unshare: ${failed.message}`, { hint: "stasis needs util-linux's unshare" });
       if (await exists(script + ".resumed")) break;
+      const daemonError = await lazy?.failure();
+      if (daemonError) throw daemonError;
       if (exit) {
         const log = await readFile(logPath, "utf8").catch(() => "");
         const output = await readFile(ownOutput, "utf8").catch(() => "");
@@ -174,10 +177,17 @@ export function parsePrefill(log: string): { bytes: number; workers: number; ms:
 /**
  * `criu lazy-pages`: the daemon that serves the restored tree's anonymous memory on first touch (userfaultfd)
  * and pushes the rest in the background, so `criu restore --lazy-pages` returns without copying the pages.
- * It listens on `lazy-pages.socket` in the shared work directory, which must exist before the restore starts,
- * and exits by itself once every page is in place.
+ * It listens on `lazy-pages.socket` in the shared work directory, which must exist before an unpatched
+ * restore starts (`waitForSocket`), and exits by itself once every page is in place. `failure()` gives the
+ * error once it has exited unsuccessfully.
  */
-async function startLazyPagesDaemon(criu: Criu, imagesDir: string, workDir: string, env: NodeJS.ProcessEnv): Promise<{ kill: () => void }> {
+async function startLazyPagesDaemon(
+  criu: Criu,
+  imagesDir: string,
+  workDir: string,
+  env: NodeJS.ProcessEnv,
+  waitForSocket: boolean,
+): Promise<{ kill: () => void; failure: () => Promise<StasisError | undefined> }> {
   const socket = join(workDir, "lazy-pages.socket");
   const out = openSync(join(workDir, "criu-lazy-pages.out"), "a");
   let daemon;
@@ -201,17 +211,21 @@ async function startLazyPagesDaemon(criu: Criu, imagesDir: string, workDir: stri
       /* gone */
     }
   };
+  const error = async (what: string) => {
+    const log = await readFile(join(workDir, "criu-lazy-pages.log"), "utf8").catch(() => "");
+    return new StasisError("E_CRIU_RESTORE", `criu lazy-pages ${what}: ${firstError(log) ?? `exit status ${exited}`}`, {
+      hint: `lazy and parallel restores need userfaultfd (\`criu check --feature uffd-noncoop\`); see ${join(workDir, "criu-lazy-pages.log")}`,
+    });
+  };
+  const failure = async () => (exited !== undefined && exited !== 0 ? error("failed") : undefined);
   const deadline = Date.now() + 10_000;
-  while (!(await exists(socket))) {
+  while (waitForSocket && !(await exists(socket))) {
     if (exited !== undefined || Date.now() > deadline) {
       kill();
-      const log = await readFile(join(workDir, "criu-lazy-pages.log"), "utf8").catch(() => "");
-      throw new StasisError("E_CRIU_RESTORE", `criu lazy-pages did not start: ${firstError(log) ?? "no socket within 10 s"}`, {
-        hint: `lazy restores need userfaultfd (\`criu check --feature uffd-noncoop\`); see ${join(workDir, "criu-lazy-pages.log")}`,
-      });
+      throw await error(exited !== undefined ? "did not start" : "did not start (no socket within 10 s)");
     }
     await new Promise((r) => setTimeout(r, 2));
   }
   daemon.unref();
-  return { kill };
+  return { kill, failure };
 }
