@@ -74,6 +74,7 @@ const CODES = {
   E_INTERRUPTED: [6, 500],
   E_INTERNAL: [1, 500],
   E_NOT_A_FILE: [2, 400],
+  E_DAEMON: [6, 500],
 } as const satisfies Record<string, readonly [number, number]>;
 
 export type ErrorCode = keyof typeof CODES;
@@ -84,6 +85,16 @@ export function exitStatus(code: ErrorCode): number {
 
 export function httpStatus(code: ErrorCode): number {
   return CODES[code][1];
+}
+
+/** A StasisError back from its toJSON() (the daemon's answers); anything else becomes E_INTERNAL. */
+export function stasisErrorFromJSON(j: Record<string, unknown>): StasisError {
+  const code = typeof j.code === "string" && j.code in CODES ? (j.code as ErrorCode) : "E_INTERNAL";
+  return new StasisError(code, typeof j.message === "string" ? j.message : "unknown error", {
+    hint: typeof j.hint === "string" ? j.hint : undefined,
+    details: j.details && typeof j.details === "object" ? (j.details as Record<string, unknown>) : undefined,
+    cause: j.cause,
+  });
 }
 
 /** Wraps anything thrown into a StasisError, keeping a StasisError as it is. */

@@ -6,6 +6,7 @@ import { join } from "node:path";
  *   snapshots/.staging-*   captures in progress; never listed, removed when a capture fails
  *   instances/<id>/        one folder per running instance (instance.json, stdout.log, stderr.log, criu logs)
  *   tools/                 CRIU built by set-up, when the system has none that is new enough
+ *   stasisd.sock           `stasis serve`'s socket, while it runs
  */
 export function stasisHome(env: NodeJS.ProcessEnv = process.env): string {
   return env.STASIS_HOME && env.STASIS_HOME !== "" ? env.STASIS_HOME : "/var/lib/stasis";
@@ -17,4 +18,5 @@ export const paths = {
   instances: (home = stasisHome()) => join(home, "instances"),
   instance: (id: string, home = stasisHome()) => join(home, "instances", id),
   tools: (home = stasisHome()) => join(home, "tools"),
+  daemonSocket: (home = stasisHome()) => join(home, "stasisd.sock"),
 };

@@ -90,7 +90,7 @@ export async function restoreServer(
     child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
   const readyMs = performance.now() - started;
-  const result = JSON.parse(out.stdout || "{}") as { instance?: { id: string; pid: number }; phases?: TimelinePhase[]; error?: { code: string; message: string } };
+  const result = JSON.parse(out.stdout || "{}") as { instance?: { id: string; pid: number }; phases?: TimelinePhase[]; via?: string; error?: { code: string; message: string } };
   if (out.code !== 0 || !result.instance) {
     throw new StasisError("E_CRIU_RESTORE", `restore for the benchmark failed: ${result.error?.message ?? out.stderr.trim().split("\n").pop()}`);
   }
@@ -111,7 +111,7 @@ export async function restoreServer(
       readyMs,
       firstTokenMs,
       phases,
-      setup: strategy === "restore-cold" ? "page cache dropped" : "snapshot files in the page cache",
+      setup: `${strategy === "restore-cold" ? "page cache dropped" : "snapshot files in the page cache"}${result.via === "daemon" ? ", through `stasis serve`" : ""}`,
     };
   } finally {
     await stopInstance(await findInstance(result.instance.id), 10_000);

@@ -47,6 +47,7 @@ export const COMMANDS: Entry[] = [
   { name: "prefetch", summary: "read files or a snapshot into the page cache, in parallel", load: () => import("./cmd/prefetch.js").then(mod) },
   { name: "residency", summary: "how much of files or a snapshot is in the page cache", load: () => import("./cmd/residency.js").then(mod) },
   { name: "evict", summary: "drop files or a snapshot from the page cache", load: () => import("./cmd/evict.js").then(mod) },
+  { name: "serve", summary: "stay resident on a unix socket; `stasis restore` then starts without loading stasis", load: () => import("./cmd/serve.js").then(mod) },
   { name: "bench", summary: "cold start vs restore, side by side, with a phase breakdown", load: () => import("./cmd/bench.js").then(mod) },
   { name: "demo", summary: "capture the bundled example server, restore it, compare start times and answers", load: () => import("./cmd/demo.js").then(mod) },
 ];

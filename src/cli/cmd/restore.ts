@@ -3,6 +3,7 @@ import { num, oneOf, requirePositional, str } from "../args.js";
 import { interruptSignal } from "../interrupt.js";
 import { renderTimeline } from "../render/timeline.js";
 import { formatBytes, formatMs } from "../render/format.js";
+import type { RestoreRequest } from "../../serve/protocol.js";
 import { DEFAULT_MEMORY, DEFAULT_PREFETCH, MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES } from "../../restore/modes.js";
 
 const USAGE = "restore <name> [--verify auto|full|size|none] [--prefetch all|images|weights|none] [--gpu INDEX|UUID] [--force | --fallback warm] [--memory auto|copy|parallel|lazy] [--ready-timeout S] [--json]";
@@ -34,6 +35,8 @@ export const command: CliCommand = {
     "                           served on first touch (userfaultfd), slow for GPU servers (the CUDA restore",
     "                           then faults ~1 GB in page by page). --lazy-pages is --memory lazy",
     "  --ready-timeout S        seconds to wait for the restored server (default 120)",
+    "A running `stasis serve` does the restore when there is one (STASIS_NO_DAEMON=1: never); --json says which",
+    "(\"via\": \"daemon\" or \"process\").",
   ].join("\n"),
   options: {
     verify: { type: "string" },
@@ -50,21 +53,25 @@ export const command: CliCommand = {
     const name = requirePositional(positionals, 0, "the snapshot name", USAGE);
     const { signal, dispose } = interruptSignal();
     try {
-      const { restore } = await import("../../restore/restore.js");
-      const r = await restore(
-        {
-          name,
-          verify: oneOf(values, "verify", VERIFY_MODES, "auto"),
-          prefetch: values["no-prefetch"] ? "none" : oneOf(values, "prefetch", PREFETCH_MODES, DEFAULT_PREFETCH),
-          force: Boolean(values.force),
-          gpu: str(values, "gpu"),
-          fallback: values.fallback === undefined ? undefined : oneOf(values, "fallback", ["warm"] as const, "warm"),
-          readyTimeoutMs: num(values, "ready-timeout", 120, { min: 1 }) * 1000,
-          memory: values["lazy-pages"] ? "lazy" : oneOf(values, "memory", MEMORY_MODES, DEFAULT_MEMORY),
-          signal,
-        },
-        events,
-      );
+      const request: RestoreRequest = {
+        name,
+        verify: oneOf(values, "verify", VERIFY_MODES, "auto"),
+        prefetch: values["no-prefetch"] ? "none" : oneOf(values, "prefetch", PREFETCH_MODES, DEFAULT_PREFETCH),
+        force: Boolean(values.force),
+        gpu: str(values, "gpu"),
+        fallback: values.fallback === undefined ? undefined : oneOf(values, "fallback", ["warm"] as const, "warm"),
+        readyTimeoutMs: num(values, "ready-timeout", 120, { min: 1 }) * 1000,
+        memory: values["lazy-pages"] ? "lazy" : oneOf(values, "memory", MEMORY_MODES, DEFAULT_MEMORY),
+      };
+      // A running `stasis serve` does the work with its code already loaded; else this process does.
+      const { restoreViaDaemon } = await import("../../serve/client.js");
+      let via: "daemon" | "process" = "daemon";
+      let r = process.env.STASIS_NO_DAEMON ? undefined : await restoreViaDaemon(request, events, { signal });
+      if (!r) {
+        via = "process";
+        const { restore } = await import("../../restore/restore.js");
+        r = await restore({ ...request, signal }, events);
+      }
       if (r.fallback) {
         const text = [
           renderTimeline(r.phases, r.readyMs),
@@ -72,7 +79,7 @@ export const command: CliCommand = {
           `NOT restored: ${r.fallback.reason}`,
           `started "${name}"'s server the ordinary way with its compile caches instead (--fallback warm): instance ${r.instance.id}, ready in ${formatMs(r.readyMs)}; canary ${r.fallback.canaryMatched ? "matched" : "differs (expected on other hardware)"}`,
         ].join("\n");
-        return { data: r, text };
+        return { data: { ...r, via }, text };
       }
       const text = [
         renderTimeline(r.phases, r.readyMs),
@@ -80,8 +87,9 @@ export const command: CliCommand = {
         `restored "${name}" as instance ${r.instance.id} (pid ${r.instance.pid}) serving at ${r.instance.url}: ready and canary matched in ${formatMs(r.readyMs)}`,
         `read ${formatBytes(r.reads.bytesRead)} (${formatBytes(r.reads.bytesAlreadyResident)} was already in memory), verified ${formatBytes(r.reads.bytesVerified)}`,
         `logs: ${r.instance.stdout}, ${r.instance.stderr}; stop it with \`stasis stop ${r.instance.id}\``,
+        ...(via === "daemon" ? ["(restored by `stasis serve`)"] : []),
       ].join("\n");
-      return { data: r, text };
+      return { data: { ...r, via }, text };
     } finally {
       dispose();
     }

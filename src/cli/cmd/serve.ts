@@ -1,0 +1,33 @@
+import type { CliCommand } from "../registry.js";
+import { str } from "../args.js";
+import { interruptSignal } from "../interrupt.js";
+
+const USAGE = "serve [--socket PATH]";
+
+export const command: CliCommand = {
+  usage: USAGE,
+  help: [
+    "Keeps stasis resident on a unix socket (default $STASIS_HOME/stasisd.sock, root only) until SIGINT or",
+    "SIGTERM. `stasis restore` then hands its work to it (set STASIS_NO_DAEMON=1 to restore in-process), which",
+    "saves Node's start-up and module loading on every restore. Restores run with the daemon's environment",
+    "(STASIS_CRIU, STASIS_PREFILL_WORKERS, ...); each line it logs goes to standard error.",
+    "",
+    "  --socket PATH   listen here instead",
+  ].join("\n"),
+  options: { socket: { type: "string" } },
+  async run({ values, events }) {
+    const { signal, dispose } = interruptSignal();
+    // The daemon's log: every line, to standard error, whatever --quiet says.
+    const off = events.on((e) => {
+      if (e.type === "log") process.stderr.write(`${new Date().toISOString()} ${e.level === "warn" ? "warning: " : ""}${e.message}\n`);
+    });
+    try {
+      const { serve } = await import("../../serve/daemon.js");
+      const r = await serve({ socket: str(values, "socket"), signal }, events);
+      return { data: r, text: `stasis serve: stopped after ${r.restores} restore(s); removed ${r.socket}` };
+    } finally {
+      off();
+      dispose();
+    }
+  },
+};

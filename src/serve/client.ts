@@ -1,0 +1,77 @@
+/**
+ * The CLI's side of `stasis serve`: send a restore to the daemon and replay its events here, so progress,
+ * timelines and `--json` look the same as a restore run in this process.
+ */
+import { request } from "node:http";
+import { StasisError, stasisErrorFromJSON } from "../errors.js";
+import type { Events, StasisEvent } from "../events.js";
+import { paths } from "../home.js";
+import type { RestoreResult } from "../restore/restore.js";
+import type { DaemonLine, RestoreRequest } from "./protocol.js";
+
+/**
+ * Restores through the daemon at `socket`. Returns undefined when no daemon answers there (no socket, or a
+ * stale one), so the caller restores in-process; a daemon that answers and fails throws its error.
+ */
+export async function restoreViaDaemon(
+  req: RestoreRequest,
+  events: Events,
+  opts: { socket?: string; signal?: AbortSignal } = {},
+): Promise<RestoreResult | undefined> {
+  const socket = opts.socket ?? paths.daemonSocket();
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    let settled = false;
+    const done = (f: () => void) => {
+      if (!settled) {
+        settled = true;
+        f();
+      }
+    };
+    const http = request({ socketPath: socket, agent: false, method: "POST", path: "/v1/restore", headers: { "content-type": "application/json" } }, (res) => {
+      answered = true;
+      res.setEncoding("utf8");
+      let buf = "";
+      let last: DaemonLine | undefined;
+      const line = (text: string) => {
+        if (!text.trim()) return;
+        const j = JSON.parse(text) as DaemonLine;
+        if ("event" in j) events.emit(j.event as StasisEvent);
+        else last = j;
+      };
+      res.on("data", (d: string) => {
+        buf += d;
+        let i;
+        while ((i = buf.indexOf("\n")) >= 0) {
+          line(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+      });
+      // The answer is the last line, once the stream is over (it may close with a socket error after it).
+      const finish = (err?: Error) => {
+        try {
+          line(buf);
+          buf = "";
+        } catch (e) {
+          return done(() => reject(e));
+        }
+        const end = last;
+        if (end && "result" in end) return done(() => resolve(end.result as RestoreResult));
+        if (end && "error" in end) return done(() => reject(stasisErrorFromJSON(end.error)));
+        const why = err ? `lost the stasis daemon at ${socket}: ${err.message}` : `the stasis daemon at ${socket} ended the restore without an answer`;
+        done(() => reject(new StasisError("E_DAEMON", why, { hint: "see the daemon's output" })));
+      };
+      res.on("end", () => finish());
+      res.on("close", () => finish(new Error("connection closed")));
+      res.on("error", (err) => finish(err));
+    });
+    http.on("error", (err: NodeJS.ErrnoException) => {
+      // No daemon: nobody listens (ENOENT, ECONNREFUSED). Once it answered, the response's end decides.
+      if (answered) return;
+      if (err.code === "ENOENT" || err.code === "ECONNREFUSED") return done(() => resolve(undefined));
+      done(() => reject(new StasisError("E_DAEMON", `the stasis daemon at ${socket}: ${err.message}`)));
+    });
+    opts.signal?.addEventListener("abort", () => http.destroy(new Error("interrupted")), { once: true });
+    http.end(JSON.stringify(req));
+  });
+}

@@ -1,0 +1,47 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync, existsSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serve } from "./daemon.js";
+import { restoreViaDaemon } from "./client.js";
+import { Events, type StasisEvent } from "../events.js";
+import { StasisError } from "../errors.js";
+import type { RestoreRequest } from "./protocol.js";
+
+const request = (name: string): RestoreRequest => ({ name, verify: "auto", prefetch: "none", force: false, readyTimeoutMs: 1000 });
+
+test("the daemon runs restores for clients: its events replay in the client, its errors come back whole", async () => {
+  const home = mkdtempSync(join(tmpdir(), "stasis-serve-"));
+  const before = process.env.STASIS_HOME;
+  process.env.STASIS_HOME = home;
+  const socket = join(home, "d.sock");
+  const stop = new AbortController();
+  try {
+    writeFileSync(socket, ""); // a stale socket file from a daemon that died: taken over
+    const running = serve({ socket, signal: stop.signal }, new Events());
+    for (let i = 0; i < 200 && !(existsSync(socket) && statSync(socket).isSocket()); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(statSync(socket).mode & 0o777, 0o600, "root's alone");
+    await assert.rejects(serve({ socket }, new Events()), (e: unknown) => e instanceof StasisError && e.code === "E_DAEMON", "one daemon per socket");
+
+    const events = new Events();
+    const seen: StasisEvent[] = [];
+    events.on((e) => seen.push(e));
+    await assert.rejects(
+      restoreViaDaemon(request("no-such-snapshot"), events, { socket }),
+      (e: unknown) => e instanceof StasisError && e.code === "E_SNAPSHOT_NOT_FOUND" && Boolean(e.hint),
+    );
+    assert.ok(seen.some((e) => e.type === "phase-end" && e.phase === "open" && !e.ok), "the daemon's failed open phase reached the client");
+
+    stop.abort();
+    const r = await running;
+    assert.equal(r.restores, 1);
+    assert.equal(existsSync(socket), false, "the socket is removed on the way out");
+    assert.equal(await restoreViaDaemon(request("x"), new Events(), { socket }), undefined, "no daemon: the caller restores itself");
+  } finally {
+    stop.abort();
+    if (before === undefined) delete process.env.STASIS_HOME;
+    else process.env.STASIS_HOME = before;
+    rmSync(home, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,119 @@
+/**
+ * `stasis serve`: stasis resident on a unix socket, so that a restore starts with its code loaded instead of
+ * paying Node's start-up and module loading each time (0.1-0.2 s of a 1.4 s restore on the H100). The CLI's
+ * `restore` goes through it whenever it answers (see client.ts); the work is the same `restore()` function.
+ * Protocol: protocol.ts. The socket is root's alone (0600): whoever can use it can restore any snapshot.
+ */
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { chmod, unlink } from "node:fs/promises";
+import { StasisError, asStasisError, httpStatus } from "../errors.js";
+import { Events } from "../events.js";
+import { paths } from "../home.js";
+import { VERSION } from "../version.js";
+import type { RestoreRequest } from "./protocol.js";
+
+export interface ServeOptions {
+  socket?: string;
+  signal?: AbortSignal;
+}
+
+/** Serves until `signal` fires; then stops taking requests, lets running restores finish and removes the socket. */
+export async function serve(opts: ServeOptions, events: Events): Promise<{ socket: string; restores: number }> {
+  const socket = opts.socket ?? paths.daemonSocket();
+  await claimSocket(socket);
+  // Loaded now, not on the first request: that is the point of the daemon.
+  const { restore } = await import("../restore/restore.js");
+  let restores = 0;
+  const server = createServer((req, res) => {
+    void handle(req, res).catch((err) => events.log(`request failed: ${asStasisError(err).message}`, "warn"));
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method === "GET" && req.url === "/v1/health") return reply(res, 200, { ok: true, pid: process.pid, version: VERSION });
+    if (req.method !== "POST" || req.url !== "/v1/restore") return reply(res, 404, { error: new StasisError("E_USAGE", `no ${req.method} ${req.url} here`).toJSON() });
+    let body: RestoreRequest;
+    try {
+      body = parseRequest(await readBody(req));
+    } catch (err) {
+      const e = asStasisError(err);
+      return reply(res, httpStatus(e.code), { error: e.toJSON() });
+    }
+    const abort = new AbortController();
+    res.on("close", () => abort.abort(new Error("the client went away")));
+    res.writeHead(200, { "content-type": "application/x-ndjson" });
+    const local = new Events();
+    const off = local.on((event) => res.write(JSON.stringify({ event }) + "\n"));
+    restores++;
+    events.log(`restore "${body.name}"`);
+    try {
+      const result = await restore({ ...body, signal: abort.signal }, local);
+      res.end(JSON.stringify({ result }) + "\n");
+      events.log(`restored "${body.name}" as instance ${result.instance.id} in ${result.readyMs.toFixed(0)} ms`);
+    } catch (err) {
+      const e = asStasisError(err);
+      res.end(JSON.stringify({ error: e.toJSON() }) + "\n");
+      events.log(`restore "${body.name}" failed: ${e.code}: ${e.message}`, "warn");
+    } finally {
+      off();
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(socket, () => resolve());
+  });
+  await chmod(socket, 0o600);
+  events.log(`stasis serve: listening on ${socket} (pid ${process.pid})`);
+  await new Promise<void>((resolve) => {
+    if (opts.signal?.aborted) return resolve();
+    opts.signal?.addEventListener("abort", () => resolve(), { once: true });
+  });
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await unlink(socket).catch(() => undefined);
+  return { socket, restores };
+}
+
+/** The socket path is ours unless a live daemon answers there; a stale socket file is removed. */
+async function claimSocket(socket: string): Promise<void> {
+  const alive = await new Promise<boolean>((resolve) => {
+    const req = httpRequest({ socketPath: socket, agent: false, path: "/v1/health", timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.on("error", () => resolve(false));
+    req.on("timeout", () => req.destroy());
+    req.end();
+  });
+  if (alive) {
+    throw new StasisError("E_DAEMON", `a stasis daemon already serves ${socket}`, { hint: "stop it first (it exits on SIGINT or SIGTERM), or give --socket another path" });
+  }
+  await unlink(socket).catch(() => undefined);
+}
+
+function parseRequest(text: string): RestoreRequest {
+  let j: Partial<RestoreRequest>;
+  try {
+    j = JSON.parse(text) as Partial<RestoreRequest>;
+  } catch {
+    throw new StasisError("E_USAGE", "the request body is not JSON");
+  }
+  if (typeof j.name !== "string" || typeof j.verify !== "string" || typeof j.prefetch !== "string" || typeof j.readyTimeoutMs !== "number") {
+    throw new StasisError("E_USAGE", "a restore request needs name, verify, prefetch and readyTimeoutMs");
+  }
+  return { ...j, force: Boolean(j.force) } as RestoreRequest;
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let s = "";
+    req.setEncoding("utf8");
+    req.on("data", (d: string) => (s += d));
+    req.on("end", () => resolve(s));
+    req.on("error", reject);
+  });
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body) + "\n");
+}

@@ -1,0 +1,24 @@
+/**
+ * What `stasis serve` and its clients say to each other over $STASIS_HOME/stasisd.sock (HTTP/1.1):
+ *
+ *   POST /v1/restore   body: RestoreRequest
+ *   -> 200, NDJSON lines: {"event": StasisEvent} ... then one {"result": RestoreResult} or {"error": StasisError}
+ *   GET  /v1/health    -> {"ok": true, "pid": ..., "version": ...}
+ *
+ * A client that disconnects aborts its restore, which then unwinds as on Ctrl-C.
+ */
+import type { MemoryMode, PrefetchMode, VerifyMode } from "../restore/modes.js";
+
+/** A restore's options as they travel: RestoreOptions without the signal. */
+export interface RestoreRequest {
+  name: string;
+  verify: VerifyMode;
+  prefetch: PrefetchMode;
+  force: boolean;
+  gpu?: string;
+  fallback?: "warm";
+  readyTimeoutMs: number;
+  memory?: MemoryMode;
+}
+
+export type DaemonLine = { event: unknown } | { result: unknown } | { error: Record<string, unknown> };
