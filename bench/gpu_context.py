@@ -62,9 +62,23 @@ def main() -> None:
     del a, q
     torch.cuda.empty_cache()
     mark("tensors freed, empty_cache")
-    for name, value in (("stack", 1024), ("malloc_heap", 1 << 20), ("printf_fifo", 1 << 20)):
+    for name, value in (("stack", 1024), ("malloc_heap", 1 << 20), ("printf_fifo", 1 << 20), ("stack", 512), ("stack", 256), ("stack", 64)):
         rc = cudart.cudaDeviceSetLimit(LIMITS[name], ctypes.c_size_t(value))
         mark(f"set {name}={value} (rc {rc})")
+    print("limits after lowering:", limits())
+    # The same kernels again with the small stack: same answers (the driver grows the stack where a kernel needs it).
+    torch.manual_seed(0)
+    a = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+    q = torch.randn(8, 24, 128, 128, device="cuda", dtype=torch.bfloat16)
+    out1 = [(a @ a).float().sum().item(), torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True).float().sum().item(),
+            torch.nn.functional.silu(a).mul(a).float().softmax(-1).sum().item()]
+    mark("kernels again after lowering the stack")
+    print("limits after the kernels:", limits())
+    rc = cudart.cudaDeviceSetLimit(LIMITS["stack"], ctypes.c_size_t(1024))
+    out2 = [(a @ a).float().sum().item(), torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True).float().sum().item(),
+            torch.nn.functional.silu(a).mul(a).float().softmax(-1).sum().item()]
+    mark(f"stack back to 1024 (rc {rc}), kernels again")
+    print("answers with the small stack equal those with the default:", out1 == out2, out1, out2)
     print("limits at the end:", limits())
     print(f"{'step':42} {'GPU used MB':>12} {'torch reserved MB':>18}")
     for step, used, reserved in rows:

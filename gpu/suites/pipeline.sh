@@ -10,6 +10,7 @@ export STASIS_HOME=/var/tmp/stasis-home LOGS=/tmp/stasis-logs
 mkdir -p "$LOGS"
 # How fast this machine fills fresh memory (what CRIU's restore of the image does): a tmpfs file written twice.
 for i in 1 2; do dd if=/dev/zero of=/dev/shm/stasis-touch bs=1M count=4096 2>&1 | tail -1 | sed "s/^/fresh-memory fill $i: /"; rm -f /dev/shm/stasis-touch; done | tee "$OUT/machine.txt"
+[ -n "${CONTEXT:-}" ] && step gpu-context 90 bash -c "python3 bench/gpu_context.py > $OUT/gpu-context.txt 2>&1"
 MODEL=/var/tmp/ref-3b
 PORT=8300
 step make-3b 120 python3 -m stasis_engine.reference make-model --config 3b --out $MODEL --device cuda
@@ -17,13 +18,18 @@ step capture-3b "${CAPTURE_LIMIT:-300}" stasis capture ref3b --engine vllm --rea
 ( cd $STASIS_HOME/snapshots/ref3b 2>/dev/null && ls -la images | sort -k5 -n | tail -8 && du -sh images weights caches 2>/dev/null && grep -h "stasis-startup\|stasis-sleep" logs/capture-stdout.log logs/capture-stderr.log | cut -c1-1500 ) | tee "$OUT/image-sizes.txt" || true
 step bench-3b "${BENCH_LIMIT:-420}" stasis bench ref3b --strategies "${STRATEGIES:-cold,warm,restore-hot,restore-cold}" --repeat "${REPEAT:-2}" --repeat-starts 1 --verify "${VERIFY:-auto}" ${BENCH_ARGS:-} --out "$OUT/bench"
 # COMPARE="label|bench args|ENV=V ...;...": restores-only benches of the same snapshot right after, e.g.
-# "copy|--memory copy" or "w16||STASIS_PREFILL_WORKERS=16" (one tarball each in $OUT, to keep the number of
-# files the device tool brings back small).
+# "copy|--memory copy" or "w16||STASIS_PREFILL_WORKERS=16" or "serve||" (a label starting with "serve" runs a
+# `stasis serve` for that bench) (one tarball each in $OUT, to keep the number of files the device tool brings
+# back small). CONTEXT=1: bench/gpu_context.py first (what a bare CUDA context holds, and smaller stack limits).
 IFS=';' read -ra compare <<< "${COMPARE:-}"
 for c in "${compare[@]}"; do
   IFS='|' read -r label args envs <<< "$c"
+  # Labels starting with "serve": a `stasis serve` runs during that bench (its restores go through it).
+  daemon=""
+  case $label in serve*) env $envs stasis serve 2> "$LOGS/serve-$label.log" & daemon=$!; sleep 2 ;; esac
   # shellcheck disable=SC2086
   step "bench-$label" "${BENCH_LIMIT:-420}" env $envs stasis bench ref3b --strategies restore-hot,restore-cold --repeat "${REPEAT:-2}" --verify "${VERIFY:-auto}" $args --out "$LOGS/bench-$label"
+  [ -n "$daemon" ] && { kill "$daemon"; wait "$daemon" 2>/dev/null || true; cp "$LOGS/serve-$label.log" "$LOGS/bench-$label/" 2>/dev/null || true; }
   tar -C "$LOGS" -czf "$OUT/bench-$label.tgz" "bench-$label" || true
 done
 # GAPS=1: one more hot restore, and where its CRIU restore (and the lazy-pages daemon) spent the time.
@@ -36,6 +42,7 @@ if [ -n "${GAPS:-}" ]; then
 fi
 echo; echo "== results"; cat "$OUT/machine.txt" "$OUT/image-sizes.txt" 2>/dev/null || true
 [ -f "$OUT/criu-gaps.txt" ] && cat "$OUT/criu-gaps.txt"
+[ -f "$OUT/gpu-context.txt" ] && cat "$OUT/gpu-context.txt"
 [ -f "$OUT/bench/results.md" ] && cat "$OUT/bench/results.md"
 for c in "${compare[@]}"; do
   label=${c%%|*}; echo; echo "== compare: $c"; sed -n '/^| strategy/,/^$/p;/restore-hot\*\* phases/,/^| first-token/p' "$LOGS/bench-$label/results.md" 2>/dev/null || true
