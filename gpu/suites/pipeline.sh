@@ -37,7 +37,8 @@ if [ -n "${GAPS:-}" ]; then
   stasis prefetch --snapshot ref3b >/dev/null
   step restore-gaps 60 stasis restore ref3b
   dir=$(ls -d $STASIS_HOME/instances/*/ 2>/dev/null | head -1)
-  { for f in criu-restore criu-lazy-pages; do [ -f "$dir/$f.log" ] && node bench/criu-log-gaps.mjs "$dir/$f.log" 12; done; } > "$OUT/criu-gaps.txt" 2>&1 || true
+  { for f in criu-restore criu-lazy-pages; do [ -f "$dir/$f.log" ] && node bench/criu-log-gaps.mjs "$dir/$f.log" 12; done
+    echo "CRIU's kerndat cache: $(findmnt -n -o FSTYPE -T /run) /run; $(grep -h -m1 "kdat" "$dir/criu-restore.log")"; } > "$OUT/criu-gaps.txt" 2>&1 || true
   stasis stop --all >/dev/null 2>&1 || true
 fi
 echo; echo "== results"; cat "$OUT/machine.txt" "$OUT/image-sizes.txt" 2>/dev/null || true
