@@ -21,7 +21,10 @@ SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 BUILD_DEPS="build-essential patch libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev libprotobuf-c-dev libprotobuf-dev pkgconf protobuf-c-compiler protobuf-compiler python3-protobuf uuid-dev debian-archive-keyring"
 
 PATCHES_DIR=$(cd "$(dirname "$0")" && pwd)/criu-patches
-PATCH_ID=$(cat "$PATCHES_DIR"/*.patch | sha256sum | cut -c1-8) # a changed patch means another build
+# CRIU caches what it probes of the kernel (40-50 ms a run) only on a tmpfs, in RUNDIR (default /run); /run is
+# not a tmpfs everywhere (our GPU machine's is ext4), /dev/shm is: the cache goes there.
+MAKE_FLAGS="RUNDIR=/dev/shm"
+PATCH_ID=$({ cat "$PATCHES_DIR"/*.patch; echo "$MAKE_FLAGS"; } | sha256sum | cut -c1-8) # other patches or flags: another build
 FEATURES="lazy-prefill" # what the patches add; `criu --version` of the patched build lists them
 
 HOME_DIR=${STASIS_HOME:-/var/lib/stasis}
@@ -94,7 +97,7 @@ SRC
   for p in "$PATCHES_DIR"/*.patch; do
     patch -d "$WORK/criu-$VERSION" -p1 --quiet --forward < "$p" || { log "patch $(basename "$p") does not apply"; exit 1; }
   done
-  make -C "$WORK/criu-$VERSION" -j"$(nproc)" criu >"$WORK/build.log" 2>&1 || { tail -20 "$WORK/build.log" >&2; log "build failed"; exit 1; }
+  make -C "$WORK/criu-$VERSION" -j"$(nproc)" criu $MAKE_FLAGS >"$WORK/build.log" 2>&1 || { tail -20 "$WORK/build.log" >&2; log "build failed"; exit 1; }
   rm -rf "$PREFIX.tmp" && mkdir -p "$PREFIX.tmp/bin" "$PREFIX.tmp/libexec" "$PREFIX.tmp/lib"
   install -m 755 "$WORK/criu-$VERSION/criu/criu" "$PREFIX.tmp/libexec/criu"
   rm -rf "$PREFIX" && mv "$PREFIX.tmp" "$PREFIX"
@@ -114,6 +117,8 @@ LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "$here/lib
 WRAP
   chmod 755 "$PREFIX/bin/criu"
   ln -sfn "$(basename "$PREFIX")" "$LINK"
+  # Earlier builds of stasis's CRIU (other patches or flags) are replaced by this one.
+  for old in "$HOME_DIR"/tools/criu-*-stasis*; do [ "$old" = "$PREFIX" ] || rm -rf "$old"; done
   version_ok "$LINK/bin/criu" || { log "the built criu does not pass \`criu check\`"; "$LINK/bin/criu" check >&2 || true; exit 1; }
   patched "$LINK/bin/criu" || { log "the built criu lacks the features of stasis's patches ($FEATURES)"; exit 1; }
   log "CRIU $VERSION with stasis's patches ($FEATURES) ready at $LINK/bin/criu"

@@ -16,6 +16,14 @@ PORT=8300
 step make-3b 120 python3 -m stasis_engine.reference make-model --config 3b --out $MODEL --device cuda
 step capture-3b "${CAPTURE_LIMIT:-300}" stasis capture ref3b --engine vllm --ready-url http://127.0.0.1:$PORT/health --ready-timeout 280 --warmup 3 -- python3 -m stasis_engine.reference serve --model-dir $MODEL --port $PORT --device cuda ${SERVER_ARGS:-}
 ( cd $STASIS_HOME/snapshots/ref3b 2>/dev/null && ls -la images | sort -k5 -n | tail -8 && du -sh images weights caches 2>/dev/null && grep -h "stasis-startup\|stasis-sleep" logs/capture-stdout.log logs/capture-stderr.log | cut -c1-1500 ) | tee "$OUT/image-sizes.txt" || true
+# FIRST_GAPS=1: the first restore after the capture (slower than the rest: 2.6-2.9 s), with its CRIU log's gaps,
+# before the bench (whose first restore is then not the first after capture).
+if [ -n "${FIRST_GAPS:-}" ]; then
+  step restore-first 60 stasis restore ref3b
+  dir=$(ls -d $STASIS_HOME/instances/*/ 2>/dev/null | head -1)
+  { for f in criu-restore criu-lazy-pages; do [ -f "$dir/$f.log" ] && node bench/criu-log-gaps.mjs "$dir/$f.log" 8; done; } > "$OUT/criu-gaps-first.txt" 2>&1 || true
+  stasis stop --all >/dev/null 2>&1 || true
+fi
 step bench-3b "${BENCH_LIMIT:-420}" stasis bench ref3b --strategies "${STRATEGIES:-cold,warm,restore-hot,restore-cold}" --repeat "${REPEAT:-2}" --repeat-starts 1 --verify "${VERIFY:-auto}" ${BENCH_ARGS:-} --out "$OUT/bench"
 # COMPARE="label|bench args|ENV=V ...;...": restores-only benches of the same snapshot right after, e.g.
 # "copy|--memory copy" or "w16||STASIS_PREFILL_WORKERS=16" or "serve||" (a label starting with "serve" runs a
@@ -42,6 +50,7 @@ if [ -n "${GAPS:-}" ]; then
   stasis stop --all >/dev/null 2>&1 || true
 fi
 echo; echo "== results"; cat "$OUT/machine.txt" "$OUT/image-sizes.txt" 2>/dev/null || true
+[ -f "$OUT/criu-gaps-first.txt" ] && { echo "== the first restore after the capture"; cat "$OUT/criu-gaps-first.txt"; grep -A30 "restore-first" "$OUT/steps.txt" >/dev/null; }
 [ -f "$OUT/criu-gaps.txt" ] && cat "$OUT/criu-gaps.txt"
 [ -f "$OUT/gpu-context.txt" ] && cat "$OUT/gpu-context.txt"
 [ -f "$OUT/bench/results.md" ] && cat "$OUT/bench/results.md"
