@@ -7,18 +7,9 @@
  *
  * A client that disconnects aborts its restore, which then unwinds as on Ctrl-C.
  */
-import type { MemoryMode, PrefetchMode, VerifyMode } from "../restore/modes.js";
+import type { RestoreOptions } from "../restore/restore.js";
 
-/** A restore's options as they travel: RestoreOptions without the signal. */
-export interface RestoreRequest {
-  name: string;
-  verify: VerifyMode;
-  prefetch: PrefetchMode;
-  force: boolean;
-  gpu?: string;
-  fallback?: "warm";
-  readyTimeoutMs: number;
-  memory?: MemoryMode;
-}
+/** A restore's options as they travel: RestoreOptions without the signal (the connection is the signal). */
+export type RestoreRequest = Omit<RestoreOptions, "signal">;
 
 export type DaemonLine = { event: unknown } | { result: unknown } | { error: Record<string, unknown> };

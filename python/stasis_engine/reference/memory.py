@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .host_trim import trim_host_memory
+from ..host_trim import trim_host_memory
 
 
 def host_rss_bytes() -> int:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .host_trim import private_dirty_bytes
+from ..host_trim import private_dirty_bytes
 
 
 def emit(tag: str, payload: dict[str, Any]) -> None:

@@ -86,7 +86,7 @@ class StasisWorkerExtension:
         return self._stasis_call(run)
 
     def stasis_trim_host_memory(self) -> dict[str, Any]:
-        from ..reference.host_trim import trim_host_memory
+        from ..host_trim import trim_host_memory
 
         return self._stasis_call(lambda: trim_host_memory(measure=True))
 
