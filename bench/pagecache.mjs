@@ -14,7 +14,8 @@
 // --size-mib N (512), --repeat N (3), --out DIR (bench/results), --label NAME (the host name),
 // --stasis CMD (default: this node + dist/cli/main.js of this checkout), --vmtouch PATH (default: on the PATH;
 // the case is skipped, with a note, if there is none), --strategies a,b (populate,read,fadvise),
-// --concurrency N,M (stasis's default only), --dd-streams N,M (files, 2 x files), --no-hot, --keep (keep the set).
+// --concurrency N,M (stasis's default only), --chunk-mib N,M (stasis's default only), --dd-streams N,M (files,
+// 2 x files), --no-hot, --keep (keep the set).
 import { spawnSync } from "node:child_process";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
 import { randomFillSync } from "node:crypto";
@@ -40,6 +41,7 @@ const { values: a } = parseArgs({
     vmtouch: { type: "string" },
     strategies: { type: "string", default: "populate,read,fadvise" },
     concurrency: { type: "string" },
+    "chunk-mib": { type: "string" },
     "dd-streams": { type: "string" },
     "no-hot": { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
@@ -147,6 +149,7 @@ function ddCommand(streams) {
 const cases = [];
 const addCase = (name, kind, cmd, extra = {}) => cases.push({ name, kind, cmd, runs: [], ...extra });
 const concurrencies = a.concurrency ? a.concurrency.split(",").map((s) => int("concurrency", s)) : [undefined];
+const chunks = a["chunk-mib"] ? a["chunk-mib"].split(",").map((s) => int("chunk-mib", s)) : [undefined];
 const strategies = a.strategies.split(",");
 for (const kind of a["no-hot"] ? ["cold"] : ["cold", "hot"]) {
   addCase("cat > /dev/null", kind, `cat ${fileList} > /dev/null`);
@@ -157,8 +160,10 @@ for (const kind of a["no-hot"] ? ["cold"] : ["cold", "hot"]) {
   if (vmtouch) addCase("vmtouch -t", kind, `${q(vmtouch)} -qt ${fileList}`, { vmtouch: true });
   for (const s of strategies) {
     for (const c of concurrencies) {
-      const flags = `--strategy ${s}${c ? ` --concurrency ${c}` : ""}`;
-      addCase(`stasis prefetch ${flags}`, kind, `${stasisCmd} prefetch ${fileList} ${flags} --json`, { stasis: true });
+      for (const m of chunks) {
+        const flags = `--strategy ${s}${c ? ` --concurrency ${c}` : ""}${m ? ` --chunk-mib ${m}` : ""}`;
+        addCase(`stasis prefetch ${flags}`, kind, `${stasisCmd} prefetch ${fileList} ${flags} --json`, { stasis: true });
+      }
     }
   }
   if (kind === "hot") addCase("stasis prefetch --skip-resident", kind, `${stasisCmd} prefetch ${fileList} --skip-resident --json`, { stasis: true });
