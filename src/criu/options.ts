@@ -25,9 +25,14 @@ export function dumpOptions(opts: { leaveRunning: boolean }): string[] {
   return [...COMMON_OPTIONS, "--link-remap", ...(opts.leaveRunning ? ["--leave-running"] : [])];
 }
 
-/** No --restore-detached: CRIU stays as the init of the instance's PID namespace (see criu/restore.ts). */
-export function restoreOptions(): string[] {
-  return [...COMMON_OPTIONS];
+/**
+ * No --restore-detached: CRIU stays as the init of the instance's PID namespace (see criu/restore.ts).
+ * STASIS_CRIU_FILE_VALIDATION=filesize|buildid picks how CRIU checks that the files the tree maps are the ones
+ * it had (CRIU's default, buildid, reads each mapped ELF file's build-id: a page or more of every library).
+ */
+export function restoreOptions(env: NodeJS.ProcessEnv = process.env): string[] {
+  const validation = env.STASIS_CRIU_FILE_VALIDATION;
+  return [...COMMON_OPTIONS, ...(validation === "filesize" || validation === "buildid" ? ["--file-validation", validation] : [])];
 }
 
 /**
