@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, type CliRun } from "../testing/cli.js";
 import { freePort } from "../commands/demo.js";
 import { httpOk } from "../engines/http-client.js";
+import { locateCriu } from "../criu/locate.js";
 
 const { home, env, teardown } = tempHome();
 let port = 0;
@@ -137,6 +138,20 @@ test("criu missing or too old", async () => {
   const noCriu = await stasis(["restore", "good"], { ...env, STASIS_CRIU: "/nonexistent/criu" });
   assertFails(noCriu, "E_CRIU_MISSING", 5);
   assert.deepEqual(snapshots(), ["good"]);
+});
+
+test("a parallel restore whose lazy-pages daemon fails: one clear error, fast, nothing left running", async () => {
+  const real = (await locateCriu()).path;
+  const fake = join(home, "criu-no-lazy");
+  writeFileSync(fake, `#!/bin/sh\n[ "$1" = lazy-pages ] && exit 3\nexec ${real} "$@"\n`);
+  chmodSync(fake, 0o755);
+  const started = Date.now();
+  const r = await stasis(["restore", "good", "--memory", "parallel"], { ...env, STASIS_CRIU: fake });
+  assertFails(r, "E_CRIU_RESTORE", 6);
+  assert.match(r.stderr, /criu lazy-pages failed: exit status 3/);
+  assert.ok(Date.now() - started < 8000, "not left waiting for the daemon's socket");
+  await noServerOn(port);
+  assert.deepEqual((await stasis(["ps", "--json"], env)).json, []);
 });
 
 test("a snapshot from another machine is refused; --fallback warm starts its server the ordinary way instead", async () => {
