@@ -8,6 +8,19 @@ import { restoreViaDaemon } from "./client.js";
 import { Events, type StasisEvent } from "../events.js";
 import { StasisError } from "../errors.js";
 import type { RestoreRequest } from "./protocol.js";
+import { request as httpRequest } from "node:http";
+
+function post(socket: string, body: string): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ socketPath: socket, agent: false, method: "POST", path: "/v1/restore" }, (res) => {
+      let text = "";
+      res.on("data", (d: Buffer) => (text += d.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
 
 const request = (name: string): RestoreRequest => ({ name, verify: "auto", prefetch: "none", force: false, readyTimeoutMs: 1000 });
 
@@ -32,6 +45,12 @@ test("the daemon runs restores for clients: its events replay in the client, its
       (e: unknown) => e instanceof StasisError && e.code === "E_SNAPSHOT_NOT_FOUND" && Boolean(e.hint),
     );
     assert.ok(seen.some((e) => e.type === "phase-end" && e.phase === "open" && !e.ok), "the daemon's failed open phase reached the client");
+
+    // A bad body is refused at the door, naming the field.
+    const bad = await post(socket, JSON.stringify({ ...request("x"), verify: "sometimes" }));
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, "E_USAGE");
+    assert.match(bad.body.error.message, /verify/);
 
     stop.abort();
     const r = await running;

@@ -10,7 +10,7 @@ import { StasisError, asStasisError, httpStatus } from "../errors.js";
 import { Events } from "../events.js";
 import { paths } from "../home.js";
 import { VERSION } from "../version.js";
-import type { RestoreRequest } from "./protocol.js";
+import { RestoreRequestSchema, type RestoreRequest } from "./protocol.js";
 
 export interface ServeOptions {
   socket?: string;
@@ -91,16 +91,20 @@ async function claimSocket(socket: string): Promise<void> {
 }
 
 function parseRequest(text: string): RestoreRequest {
-  let j: Partial<RestoreRequest>;
+  let json: unknown;
   try {
-    j = JSON.parse(text) as Partial<RestoreRequest>;
+    json = JSON.parse(text);
   } catch {
-    throw new StasisError("E_USAGE", "the request body is not JSON");
+    throw new StasisError("E_USAGE", "the request body is not JSON", { hint: "POST /v1/restore takes a JSON RestoreRequest (src/serve/protocol.ts)" });
   }
-  if (typeof j.name !== "string" || typeof j.verify !== "string" || typeof j.prefetch !== "string" || typeof j.readyTimeoutMs !== "number") {
-    throw new StasisError("E_USAGE", "a restore request needs name, verify, prefetch and readyTimeoutMs");
+  const parsed = RestoreRequestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new StasisError("E_USAGE", `bad restore request: ${issue.path.join(".") || "body"}: ${issue.message}`, {
+      hint: "POST /v1/restore takes a JSON RestoreRequest (src/serve/protocol.ts)",
+    });
   }
-  return { ...j, force: Boolean(j.force) } as RestoreRequest;
+  return parsed.data;
 }
 
 function readBody(req: IncomingMessage): Promise<string> {

@@ -7,9 +7,25 @@
  *
  * A client that disconnects aborts its restore, which then unwinds as on Ctrl-C.
  */
+import { z } from "zod";
 import type { RestoreOptions } from "../restore/restore.js";
+import { MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES } from "../restore/modes.js";
 
 /** A restore's options as they travel: RestoreOptions without the signal (the connection is the signal). */
 export type RestoreRequest = Omit<RestoreOptions, "signal">;
+
+/** What the daemon accepts as a RestoreRequest; parsed once, where the body arrives. */
+export const RestoreRequestSchema = z
+  .object({
+    name: z.string().min(1),
+    verify: z.enum(VERIFY_MODES),
+    prefetch: z.enum(PREFETCH_MODES),
+    force: z.boolean().default(false),
+    gpu: z.string().min(1).optional(),
+    fallback: z.literal("warm").optional(),
+    readyTimeoutMs: z.number().int().positive(),
+    memory: z.enum(MEMORY_MODES).optional(),
+  })
+  .strict() satisfies z.ZodType<RestoreRequest, z.ZodTypeDef, unknown>;
 
 export type DaemonLine = { event: unknown } | { result: unknown } | { error: Record<string, unknown> };
