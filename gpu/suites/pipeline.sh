@@ -36,7 +36,7 @@ for c in "${compare[@]}"; do
   daemon=""
   case $label in serve*) env $envs stasis serve 2> "$LOGS/serve-$label.log" & daemon=$!; sleep 2 ;; esac
   # shellcheck disable=SC2086
-  step "bench-$label" "${BENCH_LIMIT:-420}" env $envs stasis bench ref3b --strategies restore-hot,restore-cold --repeat "${REPEAT:-2}" --verify "${VERIFY:-auto}" $args --out "$LOGS/bench-$label"
+  step "bench-$label" "${BENCH_LIMIT:-420}" env $envs stasis bench ref3b --strategies "${COMPARE_STRATEGIES:-restore-hot,restore-cold}" --repeat "${REPEAT:-2}" --verify "${VERIFY:-auto}" $args --out "$LOGS/bench-$label"
   [ -n "$daemon" ] && { kill "$daemon"; wait "$daemon" 2>/dev/null || true; cp "$LOGS/serve-$label.log" "$LOGS/bench-$label/" 2>/dev/null || true; }
   tar -C "$LOGS" -czf "$OUT/bench-$label.tgz" "bench-$label" || true
 done

@@ -133,6 +133,11 @@ export class CudaDriver {
     return (await this.call("state", { pid })).result as CudaProcessState;
   }
 
+  /** False once the worker has exited (killed after a call timed out, or crashed). */
+  get alive(): boolean {
+    return !this.dead;
+  }
+
   close(): void {
     if (!this.dead) this.child.kill("SIGKILL");
   }

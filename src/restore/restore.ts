@@ -60,7 +60,7 @@ export interface RestoreResult {
  * CRIU restore -> CUDA restore -> engine resume (vLLM: wake, refill weights, wake KV, reset prefix cache) ->
  * ready -> canary must match. A failure at any step kills what was restored and records no instance.
  */
-export async function restore(opts: RestoreOptions, events: Events): Promise<RestoreResult> {
+export async function restore(opts: RestoreOptions, events: Events, deps: RestoreDeps = {}): Promise<RestoreResult> {
   let gpu: GpuRestore | undefined;
   const timeline = recordTimeline(events);
   const started = events.t();
@@ -69,7 +69,9 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
   const id = newInstanceId();
   // The CUDA worker starts first; its cuInit, and NVML's look at the GPUs' free memory, run alongside CRIU.
   // Nothing on the path to CRIU waits for either: the fingerprint's GPU facts are read from /proc.
-  const driverStart = m.gpu ? events.phase("cuda-worker", () => CudaDriver.start()) : undefined;
+  const lease = m.gpu ? events.phase("cuda-worker", () => (deps.cudaDriver ?? ownCudaDriver)()) : undefined;
+  lease?.catch(() => undefined);
+  const driverStart = lease?.then((l) => l.driver);
   driverStart?.catch(() => undefined);
   let gpuPlan: Promise<GpuRestore | undefined> | undefined;
   const [criu, procGpu] = await Promise.all([locateCriu(), m.gpu ? gpuIdentityFromProc() : Promise.resolve(undefined)]);
@@ -91,7 +93,7 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
       gpuPlan.catch(() => undefined);
     }
   } catch (err) {
-    void driverStart?.then((d) => d.close());
+    void lease?.then((l) => l.release());
     if (!(opts.fallback === "warm" && err instanceof StasisError && err.code === "E_FINGERPRINT_MISMATCH")) throw err;
     events.log(`cannot restore here (${err.message}); starting the server with the snapshot's compile caches instead (--fallback warm)`, "warn");
     const inst = await instanceDir(id);
@@ -187,7 +189,7 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
     throw asStasisError(readErr ?? err);
   } finally {
     timeline.stop();
-    void driverStart?.then((d) => d.close(), () => undefined);
+    void lease?.then((l) => l.release(), () => undefined);
     if (!ok) {
       // Invariant: a failed restore leaves no process behind and no instance recorded.
       reads?.cancel();
@@ -196,6 +198,23 @@ export async function restore(opts: RestoreOptions, events: Events): Promise<Res
   }
 }
 
+
+/** What a restore may be given instead of starting its own: a CUDA worker (`stasis serve` keeps one warm). */
+export interface RestoreDeps {
+  cudaDriver?: () => Promise<CudaLease>;
+}
+
+/** A CUDA worker for one restore; `release()` when done (closes it, or hands a shared one back). */
+export interface CudaLease {
+  driver: CudaDriver;
+  release: () => void;
+}
+
+/** A worker of the restore's own, closed when it ends. */
+async function ownCudaDriver(): Promise<CudaLease> {
+  const driver = await CudaDriver.start();
+  return { driver, release: () => driver.close() };
+}
 
 /**
  * The memory mode CRIU runs with. auto: parallel where this CRIU has stasis's "lazy-prefill" patch and the

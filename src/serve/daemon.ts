@@ -11,6 +11,8 @@ import { Events } from "../events.js";
 import { paths } from "../home.js";
 import { VERSION } from "../version.js";
 import { RestoreRequestSchema, type RestoreRequest } from "./protocol.js";
+import { CudaDriver } from "../cuda/driver.js";
+import type { CudaLease } from "../restore/restore.js";
 
 export interface ServeOptions {
   socket?: string;
@@ -23,6 +25,7 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
   await claimSocket(socket);
   // Loaded now, not on the first request: that is the point of the daemon.
   const { restore } = await import("../restore/restore.js");
+  const cuda = warmCudaDriver(events);
   let restores = 0;
   const server = createServer((req, res) => {
     void handle(req, res).catch((err) => events.log(`request failed: ${asStasisError(err).message}`, "warn"));
@@ -46,7 +49,7 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
     restores++;
     events.log(`restore "${body.name}"`);
     try {
-      const result = await restore({ ...body, signal: abort.signal }, local);
+      const result = await restore({ ...body, signal: abort.signal }, local, { cudaDriver: cuda.lease });
       res.end(JSON.stringify({ result }) + "\n");
       events.log(`restored "${body.name}" as instance ${result.instance.id} in ${result.readyMs.toFixed(0)} ms`);
     } catch (err) {
@@ -70,7 +73,39 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
   });
   await new Promise<void>((resolve) => server.close(() => resolve()));
   await unlink(socket).catch(() => undefined);
+  await cuda.close();
   return { socket, restores };
+}
+
+/**
+ * One CUDA worker for all restores, started (cuInit, NVML) when the daemon starts, so a restore finds it warm;
+ * a worker that died (killed after a call timed out) is replaced on the next lease. Restores share it: its
+ * calls are matched to answers by id. Without a GPU driver the daemon still serves CPU snapshots.
+ */
+function warmCudaDriver(events: Events): { lease: () => Promise<CudaLease>; close: () => Promise<void> } {
+  let current: Promise<CudaDriver> | undefined;
+  const start = () => {
+    current = CudaDriver.start();
+    // Warm NVML too: a restore's free-memory check asks for the inventory.
+    current.then((d) => d.inventory()).catch((err) => events.log(`no warm CUDA worker: ${asStasisError(err).message}`));
+    return current;
+  };
+  if (process.env.STASIS_SERVE_CUDA !== "0") start(); // 0: no warm worker (tests of the daemon without a GPU)
+  return {
+    lease: async () => {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const p = current ?? start();
+        const driver = await p.catch(() => undefined);
+        if (driver?.alive) return { driver, release: () => {} };
+        if (current === p) start(); // the first restore to find it dead replaces it; the others wait for that one
+      }
+      return { driver: await current!, release: () => {} }; // a worker that cannot start: its error
+    },
+    // Not awaited: a worker still starting is closed once it is up (or gone by its own start timeout).
+    close: async () => {
+      void current?.then((d) => d.close(), () => undefined);
+    },
+  };
 }
 
 /** The socket path is ours unless a live daemon answers there; a stale socket file is removed. */
