@@ -211,7 +211,7 @@ export interface CudaLease {
 }
 
 /** A worker of the restore's own, closed when it ends. */
-async function ownCudaDriver(): Promise<CudaLease> {
+export async function ownCudaDriver(): Promise<CudaLease> {
   const driver = await CudaDriver.start();
   return { driver, release: () => driver.close() };
 }

@@ -28,7 +28,6 @@ test("the daemon runs restores for clients: its events replay in the client, its
   const home = mkdtempSync(join(tmpdir(), "stasis-serve-"));
   const before = process.env.STASIS_HOME;
   process.env.STASIS_HOME = home;
-  process.env.STASIS_SERVE_CUDA = "0"; // this test is about the protocol; no CUDA worker
   const socket = join(home, "d.sock");
   const stop = new AbortController();
   try {

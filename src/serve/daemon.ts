@@ -12,7 +12,9 @@ import { paths } from "../home.js";
 import { VERSION } from "../version.js";
 import { RestoreRequestSchema, type RestoreRequest } from "./protocol.js";
 import { CudaDriver } from "../cuda/driver.js";
-import type { CudaLease } from "../restore/restore.js";
+import { warmCudaWorker } from "./warm-cuda.js";
+// Loaded with the daemon, not on the first request: that is the point of it.
+import { ownCudaDriver, restore } from "../restore/restore.js";
 
 export interface ServeOptions {
   socket?: string;
@@ -23,9 +25,12 @@ export interface ServeOptions {
 export async function serve(opts: ServeOptions, events: Events): Promise<{ socket: string; restores: number }> {
   const socket = opts.socket ?? paths.daemonSocket();
   await claimSocket(socket);
-  // Loaded now, not on the first request: that is the point of the daemon.
-  const { restore } = await import("../restore/restore.js");
-  const cuda = warmCudaDriver(events);
+  // Opt-in (STASIS_SERVE_CUDA=1) until it has been measured on a GPU: otherwise each restore starts its own
+  // worker, as in-process restores do, off the critical path beside CRIU.
+  const cuda =
+    process.env.STASIS_SERVE_CUDA === "1"
+      ? warmCudaWorker(() => CudaDriver.start(), (m) => events.log(m))
+      : { lease: ownCudaDriver, close: async () => {} };
   let restores = 0;
   const server = createServer((req, res) => {
     void handle(req, res).catch((err) => events.log(`request failed: ${asStasisError(err).message}`, "warn"));
@@ -75,37 +80,6 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
   await unlink(socket).catch(() => undefined);
   await cuda.close();
   return { socket, restores };
-}
-
-/**
- * One CUDA worker for all restores, started (cuInit, NVML) when the daemon starts, so a restore finds it warm;
- * a worker that died (killed after a call timed out) is replaced on the next lease. Restores share it: its
- * calls are matched to answers by id. Without a GPU driver the daemon still serves CPU snapshots.
- */
-function warmCudaDriver(events: Events): { lease: () => Promise<CudaLease>; close: () => Promise<void> } {
-  let current: Promise<CudaDriver> | undefined;
-  const start = () => {
-    current = CudaDriver.start();
-    // Warm NVML too: a restore's free-memory check asks for the inventory.
-    current.then((d) => d.inventory()).catch((err) => events.log(`no warm CUDA worker: ${asStasisError(err).message}`));
-    return current;
-  };
-  if (process.env.STASIS_SERVE_CUDA !== "0") start(); // 0: no warm worker (tests of the daemon without a GPU)
-  return {
-    lease: async () => {
-      for (let attempt = 0; attempt < 2; attempt++) {
-        const p = current ?? start();
-        const driver = await p.catch(() => undefined);
-        if (driver?.alive) return { driver, release: () => {} };
-        if (current === p) start(); // the first restore to find it dead replaces it; the others wait for that one
-      }
-      return { driver: await current!, release: () => {} }; // a worker that cannot start: its error
-    },
-    // Not awaited: a worker still starting is closed once it is up (or gone by its own start timeout).
-    close: async () => {
-      void current?.then((d) => d.close(), () => undefined);
-    },
-  };
 }
 
 /** The socket path is ours unless a live daemon answers there; a stale socket file is removed. */

@@ -9,8 +9,9 @@ export const command: CliCommand = {
   help: [
     "Keeps stasis resident on a unix socket (default $STASIS_HOME/stasisd.sock, root only) until SIGINT or",
     "SIGTERM. `stasis restore` then hands its work to it (set STASIS_NO_DAEMON=1 to restore in-process), which",
-    "saves Node's start-up and module loading on every restore, and it keeps a CUDA worker warm (cuInit and NVML",
-    "done once; STASIS_SERVE_CUDA=0: none). Restores run with the daemon's environment (STASIS_CRIU,",
+    "saves Node's start-up and module loading on every restore. STASIS_SERVE_CUDA=1 also keeps one CUDA worker",
+    "warm for all restores (cuInit and NVML done once; not yet measured on a GPU, so not the default). Restores",
+    "run with the daemon's environment (STASIS_CRIU,",
     "STASIS_PREFILL_WORKERS, ...); each line it logs goes to standard error.",
     "",
     "  --socket PATH   listen here instead",
