@@ -53,14 +53,14 @@ export async function criuRestore(
   imagesDir: string,
   workDir: string,
   files: RestoreFiles,
-  opts: { timeoutMs?: number; signal?: AbortSignal; memory?: CriuMemory; prefillWorkers?: number } = {},
+  opts: { timeoutMs?: number; signal?: AbortSignal; memory?: CriuMemory } = {},
 ): Promise<RestoreResult> {
   const started = performance.now();
   const memory = opts.memory ?? "copy";
   // The daemon and the restore both read CRIU_LAZY_PREFILL: the restore waits for the prefill only if asked.
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.CRIU_LAZY_PREFILL;
-  if (memory === "parallel") env.CRIU_LAZY_PREFILL = String(opts.prefillWorkers ?? defaultPrefillWorkers());
+  if (memory === "parallel") env.CRIU_LAZY_PREFILL = String(defaultPrefillWorkers());
   const logPath = join(workDir, "criu-restore.log");
   const script = join(workDir, "criu-action.sh");
   await writeFile(script, ACTION_SCRIPT, { mode: 0o755 });

@@ -74,9 +74,13 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
   const driverStart = lease?.then((l) => l.driver);
   driverStart?.catch(() => undefined);
   let gpuPlan: Promise<GpuRestore | undefined> | undefined;
-  const [criu, procGpu] = await Promise.all([locateCriu(), m.gpu ? gpuIdentityFromProc() : Promise.resolve(undefined)]);
   const wanted = opts.memory ?? "auto";
-  const memory = criuMemory(wanted, criu, wanted === "auto" && (await imagesInMemory(snap)));
+  const [criu, procGpu, imagesResident] = await Promise.all([
+    locateCriu(),
+    m.gpu ? gpuIdentityFromProc() : Promise.resolve(undefined),
+    wanted === "auto" ? imagesInMemory(snap) : Promise.resolve(false),
+  ]);
+  const memory = criuMemory(wanted, criu, imagesResident);
   try {
     try {
       await checkFingerprint(m, { force: opts.force, criuVersion: criu.version, gpu: procGpu }, events);
@@ -122,13 +126,13 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
         return await events.phase(
           "criu-restore",
           () =>
-          criuRestore(
-            criu,
-            join(snap.dir, "images"),
-            inst.dir,
-            { capturedStdout: m.server.stdoutPath, capturedStderr: m.server.stderrPath, stdout: inst.stdout, stderr: inst.stderr },
-            { signal: opts.signal, memory },
-          ),
+            criuRestore(
+              criu,
+              join(snap.dir, "images"),
+              inst.dir,
+              { capturedStdout: m.server.stdoutPath, capturedStderr: m.server.stderrPath, stdout: inst.stdout, stderr: inst.stderr },
+              { signal: opts.signal, memory },
+            ),
           (r) => (r.prefill ? { bytes: r.prefill.bytes, detail: { memory, prefill: r.prefill } } : { detail: { memory } }),
         );
       } finally {
@@ -198,7 +202,6 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
   }
 }
 
-
 /** What a restore may be given instead of starting its own: a CUDA worker (`stasis serve` keeps one warm). */
 export interface RestoreDeps {
   cudaDriver?: () => Promise<CudaLease>;
@@ -219,7 +222,7 @@ export async function ownCudaDriver(): Promise<CudaLease> {
 /**
  * The memory mode CRIU runs with. auto: parallel where this CRIU has stasis's "lazy-prefill" patch and the
  * snapshot's images are in the page cache, copy otherwise. Measured on the H100 with the 3B engine
- * (bench/results/2026-11-27-h100/pipeline-3b-7/): images in memory, 1.50 s to the first token with parallel vs
+ * (bench/results/2026-11-27-h100/pipeline-3b-7-memory-modes/): images in memory, 1.50 s to the first token with parallel vs
  * 2.52 s with copy (the copy of 2.16 GB into fresh memory by one thread is the bottleneck); page cache dropped,
  * copy 7.26 s vs parallel 7.92 s (the disk is the bottleneck, and CRIU's reads go faster in one stream).
  * parallel asked for on a CRIU without the patch is refused, not quietly downgraded.
