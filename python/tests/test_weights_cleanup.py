@@ -64,7 +64,7 @@ def setup(tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
 def test_weights_pipeline_releases_everything(setup, monkeypatch: pytest.MonkeyPatch, method: str) -> None:  # type: ignore[no-untyped-def]
     path, targets = setup
     copier = CountingCopier()
-    monkeypatch.setattr(load, "open_copier", lambda kind, index: copier)
+    monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None: copier)
     load.load_into(targets, path, method=method, **SMALL)
     assert copier.staging == set() and copier.registered == set() and copier.closed == 1
     assert (copier.allocs > 0) == (method != "hostreg") and (copier.registers > 0) == (method == "hostreg")
@@ -74,7 +74,7 @@ def test_weights_pipeline_releases_everything(setup, monkeypatch: pytest.MonkeyP
 def test_weights_ring_read_failure_releases_everything(setup, monkeypatch: pytest.MonkeyPatch, method: str) -> None:  # type: ignore[no-untyped-def]
     path, targets = setup
     copier = CountingCopier()
-    monkeypatch.setattr(load, "open_copier", lambda kind, index: copier)
+    monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None: copier)
     calls = {"n": 0}
     real = _libc.read_exact
     lock = threading.Lock()
@@ -97,7 +97,7 @@ def test_weights_ring_read_failure_releases_everything(setup, monkeypatch: pytes
 def test_weights_hostreg_register_failure_undoes_the_others(setup, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     path, targets = setup
     copier = CountingCopier(fail_register_at=3)
-    monkeypatch.setattr(load, "open_copier", lambda kind, index: copier)
+    monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None: copier)
     with pytest.raises(StasisEngineError) as e:
         load.load_into(targets, path, method="hostreg", **SMALL)
     assert "injected" in e.value.message

@@ -93,7 +93,24 @@ class CudaArena:
         if self.mapped:
             return
         cu = self._cu
-        handle = _check(cu, "cuMemCreate", cu.cuMemCreate(self.size, self._prop, 0))
+        self._map(_check(cu, "cuMemCreate", cu.cuMemCreate(self.size, self._prop, 0)))
+
+    def adopt(self, fd: int, size: int) -> None:
+        """Maps memory another process filled (a POSIX file descriptor of a ``cuMemCreate`` allocation) at the
+        arena's addresses instead of fresh memory: the weights stager's hand-off. The fd stays the caller's."""
+        if self.mapped:
+            raise StasisEngineError("cuda_vmm", f"arena {self.name} is mapped already", "adopt only while asleep")
+        if size != self.size:
+            raise StasisEngineError("weights_layout", f"arena {self.name} has {self.size} bytes, the memory offered "
+                                    f"has {size}", "the stager was given another layout than this engine's")
+        cu = self._cu
+        handle = _check(cu, "cuMemImportFromShareableHandle", cu.cuMemImportFromShareableHandle(
+            fd, cu.CUmemAllocationHandleType.CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR))
+        self._map(handle)
+
+    def _map(self, handle: Any) -> None:
+        """Maps ``handle`` at the arena's addresses, read-write for the device; on failure releases it."""
+        cu = self._cu
         try:
             _check(cu, "cuMemMap", cu.cuMemMap(cu.CUdeviceptr(self.address), self.size, 0, handle, 0))
         except StasisEngineError:

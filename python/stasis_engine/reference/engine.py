@@ -183,6 +183,25 @@ class Engine:
         emit("stasis-wake", out)
         return out
 
+    def adopt_weights(self, fd: int, size: int) -> dict[str, Any]:
+        """Wake the weights on memory another process filled (the stager's file descriptor): wake plus refill,
+        without a copy. Only from sleep level 2 with the weights on the GPU; nothing changes on failure."""
+        if self.weights_state != "asleep":
+            raise StasisEngineError("weights_awake", f"the weights are {self.weights_state}, not asleep",
+                                    "adopt is instead of /wake_up?tags=weights, on a sleeping engine")
+        adopt = getattr(self.weights, "adopt", None)
+        if adopt is None or self._backup is not None:
+            raise StasisEngineError("stage_unsupported", "these weights cannot adopt staged GPU memory "
+                                    "(CPU engine, or a level-1 sleep holding a host copy)", "wake and refill instead")
+        start = time.perf_counter()
+        adopt(fd, size)
+        self.weights_state = "ready"
+        if not self.is_sleeping():
+            self.sleep_level = 0
+        out = {"bytes": size, "ms": round((time.perf_counter() - start) * 1000, 1), "weights": self.weights_state}
+        emit("stasis-adopt-weights", out)
+        return out
+
     def _host_copy(self, t: torch.Tensor) -> torch.Tensor:
         if t.is_cuda:
             host = torch.empty(t.numel(), dtype=torch.uint8, pin_memory=True)

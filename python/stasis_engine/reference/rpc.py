@@ -48,6 +48,18 @@ def _reuse_key(e: Engine) -> str:
     return hashlib.sha256(json.dumps([files, tensors, str(e.device.type)]).encode()).hexdigest()
 
 
+def _stage_info(e: Engine) -> dict[str, Any] | None:
+    """What a restore needs to stage these weights beside it (stasis_engine.weights.stage), or None where they
+    cannot be: the interpreter and import path of this engine, and the arena's size (tensors are at offsets)."""
+    import os
+    import sys
+
+    if not hasattr(e.weights, "adopt"):
+        return None
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return {"python": sys.executable, "path": os.path.dirname(package_root), "arena_size": e.weights.size}
+
+
 def _rank_path(path: str) -> str:
     """Paths may carry ``{rank}`` (vLLM runs one worker per GPU); the reference engine is worker 0."""
     return path.replace("{rank}", "0")
@@ -60,6 +72,7 @@ class RpcMethods:
             "stasis_weights_layout": self.stasis_weights_layout,
             "stasis_dump_weights": self.stasis_dump_weights,
             "stasis_load_weights": self.stasis_load_weights,
+            "stasis_adopt_weights": self.stasis_adopt_weights,
             "reload_weights": self.reload_weights,
             "stasis_status": self.stasis_status,
             "stasis_trim_host_memory": self.stasis_trim_host_memory,
@@ -87,7 +100,7 @@ class RpcMethods:
                 "reuse_key": _reuse_key(e),
                 "arena": {"address": e.weights.address, "size": e.weights.size},
                 "extents": [{"address": e.weights.address, "size": e.weights.size}],
-                "tensors": [s.to_dict() for s in e.slots], "state": e.weights_state}
+                "tensors": [s.to_dict() for s in e.slots], "state": e.weights_state, "stage": _stage_info(e)}
 
     def stasis_dump_weights(self, path: str) -> dict[str, Any]:
         from ..weights import dump
@@ -118,6 +131,40 @@ class RpcMethods:
             memory.trim(e.device, collect=False)  # invariant: no pinned staging buffer of the load stays in the process
         e.weights_state = "ready"
         return stats.to_dict()
+
+    def stasis_adopt_weights(self, socket_path: str) -> dict[str, Any]:
+        """Takes the weights a stager filled (``python -m stasis_engine.weights.stage``) from its socket and maps
+        them at the arena's addresses; acknowledges (``ok``) or answers the error, which it also raises."""
+        import json
+        import os
+        import socket
+
+        start = time.perf_counter()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(30)
+            try:
+                conn.connect(socket_path)
+                msg, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+            except OSError as err:
+                raise StasisEngineError("stage_unreachable", f"cannot take the staged weights from {socket_path}: {err}",
+                                        "the stager exited; wake and refill instead") from err
+            if not fds:
+                raise StasisEngineError("stage_unreachable", f"the stager at {socket_path} sent no memory")
+            try:
+                try:
+                    size = int(json.loads(msg)["size"])
+                    out = self._e.adopt_weights(fds[0], size)
+                except (ValueError, KeyError, TypeError) as err:
+                    conn.sendall(f"bad hand-off message: {err}".encode())
+                    raise StasisEngineError("stage_protocol", f"bad hand-off message from the stager: {msg!r}") from err
+                except StasisEngineError as err:
+                    conn.sendall(f"{err.code}: {err.message}".encode())
+                    raise
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            conn.sendall(b"ok")
+        return {**out, "seconds": round(time.perf_counter() - start, 4)}
 
     def reload_weights(self) -> dict[str, Any]:
         e = self._e

@@ -6,7 +6,7 @@ The load pipelines only talk to a Copier, so the same pipeline code runs on the 
 from __future__ import annotations
 
 import ctypes
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import _libc
 
@@ -79,10 +79,10 @@ class CudaCopier:
 
     kind = "cuda"
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, rt: Any = None) -> None:
         from ._cudart import runtime
 
-        self.rt = runtime()
+        self.rt = rt if rt is not None else runtime()
         self.index = index
         self._previous = self.rt.get_device()
         self.rt.set_device(index)
@@ -176,6 +176,6 @@ class CudaCopier:
             self.rt.set_device(self._previous)
 
 
-def open_copier(kind: str, index: int | None) -> Copier:
-    """A HostCopier for "cpu", a CudaCopier for "cuda" (close it in a finally)."""
-    return HostCopier() if kind == "cpu" else CudaCopier(index or 0)
+def open_copier(kind: str, index: int | None, rt: Any = None) -> Copier:
+    """A HostCopier for "cpu", a CudaCopier for "cuda" on ``rt`` (default: torch's runtime); close it in a finally."""
+    return HostCopier() if kind == "cpu" else CudaCopier(index or 0, rt)

@@ -13,7 +13,7 @@ from . import _libc
 from ._copier import open_copier
 from ._pipelines import run_hostreg, run_reads, run_ring
 from ._plan import Copy, coalesce, spans, windows
-from ._targets import check_overlaps, from_source, match
+from ._targets import Device, Target, check_overlaps, from_source, match
 from .checksum import default_threads, verify_records
 from .format import Header, read_header
 from .stats import LoadStats
@@ -67,6 +67,32 @@ def load_into(
     start = time.perf_counter()
     _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads)
     kind, tlist, dev = from_source(targets, device)
+    return load_targets(kind, tlist, dev, path, method=method, verify=verify, threads=threads, strict=strict,
+                        ring_slots=ring_slots, slot_mb=slot_mb, read_mb=read_mb, register_mb=register_mb,
+                        started=start)
+
+
+def load_targets(
+    kind: str,
+    tlist: list[Target],
+    dev: Device,
+    path: str | os.PathLike[str],
+    *,
+    method: str = "auto",
+    verify: bool = False,
+    threads: int | None = None,
+    strict: bool = True,
+    ring_slots: int = 16,
+    slot_mb: int = 16,
+    read_mb: int = 4,
+    register_mb: int = 64,
+    runtime: Any = None,
+    started: float | None = None,
+) -> LoadStats:
+    """``load_into`` for targets already resolved (``kind`` "tensors" or "extents"); ``runtime``: the CUDA calls
+    to make (default: the runtime torch loaded; the stager passes a driver-API one, _cudadrv.DriverRuntime)."""
+    start = started if started is not None else time.perf_counter()
+    _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads)
     if method == "cpu" and dev.kind != "cpu":
         raise StasisEngineError("bad_argument", f'method "cpu" is for host targets, these are on {dev}')
     check_overlaps(tlist)
@@ -77,7 +103,7 @@ def load_into(
     copies = coalesce([Copy(r.offset, t.address, r.size, t.group) for r, t in pairs])
     stats.copies = len(copies)
 
-    copier = open_copier(dev.kind, dev.index)
+    copier = open_copier(dev.kind, dev.index, runtime)
     fd = -1
     pool: ThreadPoolExecutor | None = None
     try:

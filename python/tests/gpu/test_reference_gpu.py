@@ -110,5 +110,43 @@ def test_sleep_2_wake_refill_identical(engine: Engine, tmp_path: Path) -> None:
     assert greedy(engine) == before
 
 
+def test_sleep_2_then_adopt_staged_weights_identical(engine: Engine, tmp_path: Path) -> None:
+    """The restore's staged weights: a stager process (no torch) fills fresh GPU memory from the dump and hands
+    it over; the sleeping engine maps it at its arena's addresses; its CUDA graphs answer as before."""
+    import json
+    import os
+    import subprocess
+
+    before = greedy(engine)
+    path = str(tmp_path / "w.stasisw")
+    engine.rpc.call("stasis_dump_weights", [path], {})
+    layout = engine.rpc.call("stasis_weights_layout", [], {})
+    stage = layout["stage"]
+    assert stage and stage["python"] and stage["arena_size"] == engine.weights.size
+    engine.sleep(2)
+    uuid = str(torch.cuda.get_device_properties(engine.device).uuid)  # the stager takes it with or without "GPU-"
+    sock = str(tmp_path / "stage.sock")
+    job = {"file": path, "gpu": uuid, "socket": sock, "arena_size": stage["arena_size"], "tensors": layout["tensors"],
+           "reserve_bytes": 0}
+    stager = subprocess.Popen([stage["python"], "-m", "stasis_engine.weights.stage"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": stage["path"]})
+    assert stager.stdin and stager.stdout
+    stager.stdin.write(json.dumps(job))
+    stager.stdin.close()
+    ready = json.loads(stager.stdout.readline())
+    assert ready["event"] == "ready", ready
+    out = engine.rpc.call("stasis_adopt_weights", [sock], {})
+    assert out["ok"] and out["bytes"] == engine.weights.size
+    assert json.loads(stager.stdout.readline())["event"] == "handed-off"
+    assert stager.wait(30) == 0
+    engine.wake(["kv_cache"])
+    assert greedy(engine) == before
+    # The adopted memory sleeps and wakes like any: released at sleep, fresh at wake, refilled in place.
+    engine.sleep(2)
+    engine.wake(None)
+    engine.rpc.call("stasis_load_weights", [path], {})
+    assert greedy(engine) == before
+
+
 def test_no_child_process_lingers(engine: Engine) -> None:
     assert engine.status()["memory"]["children"] == []

@@ -1,0 +1,171 @@
+"""The weights stager's parts that run without a GPU (CI): the job's checks, its targets filled through the
+load pipelines, and the hand-off of a file descriptor to the engine's ``stasis_adopt_weights`` over a real
+Unix socket. The GPU path (driver-API memory exported and adopted) runs in tests/gpu/test_weights_gpu.py."""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from stasis_engine.errors import StasisEngineError
+from stasis_engine.reference.rpc import RpcMethods
+from stasis_engine.weights import dump
+from stasis_engine.weights._targets import Device
+from stasis_engine.weights.load import load_targets
+from stasis_engine.weights.stage import hand_off, listen, parse_job, targets_at
+
+
+def job(**over: Any) -> str:
+    base = {"file": "/w", "gpu": "GPU-1", "socket": "/s", "arena_size": 4096,
+            "tensors": [{"name": "a", "offset": 0, "nbytes": 1024}, {"name": "b", "offset": 1024, "nbytes": 2048}]}
+    base.update(over)
+    return json.dumps(base)
+
+
+def test_a_good_job_gets_defaults() -> None:
+    j = parse_job(job())
+    assert j["reserve_bytes"] == 0 and j["wait_s"] == 120 and len(j["tensors"]) == 2
+
+
+@pytest.mark.parametrize("text, words", [
+    ("not json", "not JSON"),
+    ("[1]", "JSON object"),
+    (job(gpu=None), "'gpu'"),
+    (job(arena_size="4096"), "'arena_size'"),
+    (job(tensors=[{"name": "a", "offset": -1, "nbytes": 4}]), "bad tensor"),
+    (job(tensors=[{"name": "a", "offset": 0, "nbytes": 2048}, {"name": "b", "offset": 1024, "nbytes": 8}]), "overlaps"),
+    (job(tensors=[{"name": "a", "offset": 4000, "nbytes": 200}]), "leaves the arena"),
+])
+def test_bad_jobs_are_refused_before_anything_runs(text: str, words: str) -> None:
+    with pytest.raises(StasisEngineError) as e:
+        parse_job(text)
+    assert words in e.value.message
+
+
+def test_the_stager_targets_fill_an_arena_at_the_layouts_offsets(tmp_path: Path) -> None:
+    g = torch.Generator().manual_seed(3)
+    src = {"w1": torch.randn(300, 70, generator=g).to(torch.bfloat16), "w2": torch.randn(999, generator=g)}
+    path = tmp_path / "w.stasisw"
+    dump(src, path)
+    # The layout an engine reports: each tensor at an offset of its arena (256-byte aligned), a gap between them.
+    tensors = [{"name": "w1", "offset": 0, "nbytes": src["w1"].numel() * 2, "dtype": "bfloat16", "shape": [300, 70]},
+               {"name": "w2", "offset": 45056, "nbytes": 999 * 4, "dtype": "float32", "shape": [999]}]
+    arena = mmap.mmap(-1, 1 << 16)
+    arena.write(b"\xa5" * (1 << 16))
+    base = torch.frombuffer(arena, dtype=torch.uint8)
+    stats = load_targets("tensors", targets_at(base.data_ptr(), tensors), Device("cpu"), path, method="cpu")
+    assert stats.bytes == sum(t["nbytes"] for t in tensors)
+    assert torch.equal(base[0:42000].view(torch.bfloat16).view(300, 70), src["w1"])
+    assert torch.equal(base[45056:45056 + 3996].view(torch.float32), src["w2"])
+    assert set(base[42000:45056].tolist()) == {0xA5}  # the gap is not written
+
+
+def test_a_layout_that_differs_from_the_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "w.stasisw"
+    dump({"w1": torch.zeros(16)}, path)
+    arena = torch.zeros(64, dtype=torch.uint8)
+    with pytest.raises(StasisEngineError) as e:
+        load_targets("tensors", targets_at(arena.data_ptr(), [{"name": "w1", "offset": 0, "nbytes": 32}]),
+                     Device("cpu"), path, method="cpu")
+    assert e.value.code == "weights_target"
+
+
+class FakeEngine:
+    """Stands in for the engine: records what adopt_weights got (the fd must be open, a new one in this process)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.got: list[tuple[int, int]] = []
+
+    def adopt_weights(self, fd: int, size: int) -> dict[str, Any]:
+        os.fstat(fd)
+        if self.fail:
+            raise StasisEngineError("weights_layout", "arena weights has 8192 bytes, the memory offered has 4096")
+        self.got.append((os.read(fd, 5), size))  # type: ignore[arg-type]
+        return {"bytes": size, "ms": 0.1, "weights": "ready"}
+
+
+def _stager(sock_path: str, payload: bytes, size: int) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+    sock = listen(sock_path)
+    r, w = os.pipe()
+    os.write(w, payload)
+    os.close(w)
+
+    def serve() -> None:
+        try:
+            hand_off(sock, r, size, 10)
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            errors.append(e)
+        finally:
+            os.close(r)
+            sock.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    return t, errors
+
+
+def test_the_engine_takes_the_memory_over_the_socket_and_acknowledges(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.sock")
+    t, errors = _stager(path, b"hello", 4096)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    engine = FakeEngine()
+    out = RpcMethods(engine).call("stasis_adopt_weights", [path], {})  # type: ignore[arg-type]
+    t.join(10)
+    assert not errors
+    assert engine.got == [(b"hello", 4096)]
+    assert out["ok"] and out["bytes"] == 4096
+
+
+def test_an_engine_that_refuses_says_why_to_both_sides(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.sock")
+    t, errors = _stager(path, b"x", 4096)
+    with pytest.raises(StasisEngineError) as e:
+        RpcMethods(FakeEngine(fail=True)).call("stasis_adopt_weights", [path], {})  # type: ignore[arg-type]
+    t.join(10)
+    assert e.value.code == "weights_layout"
+    assert len(errors) == 1 and isinstance(errors[0], StasisEngineError) and errors[0].code == "stage_refused"
+    assert "8192" in errors[0].message
+
+
+def test_no_stager_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StasisEngineError) as e:
+        RpcMethods(FakeEngine()).call("stasis_adopt_weights", [str(tmp_path / "none.sock")], {})  # type: ignore[arg-type]
+    assert e.value.code == "stage_unreachable"
+
+
+def test_the_stager_reads_in_the_idle_io_class_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine() != "x86_64":
+        pytest.skip("checks the class with x86_64's ioprio_get")
+    # In a child (the class is per process): set it, then read it back from the kernel (ioprio_get = 252).
+    code = ("import ctypes; from stasis_engine.weights.stage import lower_io_priority as low; print(low(), "
+            "ctypes.CDLL(None).syscall(252, 1, 0) >> 13)")
+    done, klass = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert (done, klass) == ("idle", "3")
+    monkeypatch.setenv("STASIS_STAGE_IOPRIO", "be")
+    from stasis_engine.weights.stage import lower_io_priority
+
+    assert lower_io_priority() == "default"
+
+
+def test_the_stager_reads_with_fewer_threads_from_memory_than_from_disk(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from stasis_engine.weights.stage import _threads
+
+    path = tmp_path / "w"
+    path.write_bytes(b"\\1" * (1 << 20))  # just written: in the page cache
+    assert _threads(str(path)) == 8
+    monkeypatch.setenv("STASIS_STAGE_THREADS", "3")
+    assert _threads(str(path)) == 3
