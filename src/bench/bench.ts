@@ -8,7 +8,7 @@ import { openSnapshot } from "../store/store.js";
 import { gpuInventory } from "../cuda/gpus.js";
 import { diskRate, type DiskRate } from "./disk.js";
 import { STRATEGIES, restoreServer, startServer, type Run, type Strategy } from "./strategies.js";
-import { DEFAULT_MEMORY, DEFAULT_PREFETCH, type MemoryMode, type PrefetchMode, type VerifyMode } from "../restore/modes.js";
+import { DEFAULT_MEMORY, DEFAULT_PREFETCH, type MemoryMode, type PrefetchMode, type VerifyMode, type WeightsMode } from "../restore/modes.js";
 
 export interface BenchOptions {
   snapshot: string;
@@ -19,6 +19,9 @@ export interface BenchOptions {
   verify: VerifyMode;
   prefetch?: PrefetchMode;
   memory?: MemoryMode;
+  weights?: WeightsMode;
+  /** How each restore is asked for: a `stasis restore` process (cli, default) or a request to `stasis serve` (api). */
+  via?: "cli" | "api";
 }
 
 export interface StrategySummary {
@@ -41,6 +44,8 @@ export interface BenchReport {
   verify: string;
   prefetch?: string;
   memory?: string;
+  weights?: string;
+  via?: string;
   strategies: StrategySummary[];
   /** cold start / restore-hot, by time to first token, when both ran. */
   speedup?: number;
@@ -92,7 +97,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
       for (const s of strategies) {
         if (round >= runsOf(s)) continue;
         const run = await events.phase(`${s} #${round + 1}`, () =>
-          s === "cold" || s === "warm" ? startServer(snap, s, warmCaches) : restoreServer(snap, s, { verify: opts.verify, prefetch: opts.prefetch ?? DEFAULT_PREFETCH, memory: opts.memory ?? DEFAULT_MEMORY }),
+          s === "cold" || s === "warm" ? startServer(snap, s, warmCaches) : restoreServer(snap, s, { verify: opts.verify, prefetch: opts.prefetch ?? DEFAULT_PREFETCH, memory: opts.memory ?? DEFAULT_MEMORY, weights: opts.weights ?? "auto", via: opts.via ?? "cli" }),
         );
         runs.get(s)!.push(run);
         events.progress("bench", ++done, total, "items");
@@ -134,6 +139,8 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
     verify: opts.verify,
     prefetch: opts.prefetch ?? DEFAULT_PREFETCH,
     memory: opts.memory ?? DEFAULT_MEMORY,
+    weights: opts.weights ?? "auto",
+    via: opts.via ?? "cli",
     strategies: summaries,
     ...(cold && hot ? { speedup: cold.medianFirstTokenMs / hot.medianFirstTokenMs } : {}),
     ...(disk ? { disk } : {}),

@@ -16,7 +16,7 @@ export function benchTable(r: BenchReport, style: "text" | "markdown"): string {
     ]),
   ];
   const facts = [
-    `snapshot ${r.snapshot}, ${r.repeat} run(s) per restore strategy, ${r.repeatStarts ?? r.repeat} per cold/warm start, restore --verify ${r.verify}${r.prefetch ? ` --prefetch ${r.prefetch}` : ""}${r.memory ? ` --memory ${r.memory}` : ""}`,
+    `snapshot ${r.snapshot}, ${r.repeat} run(s) per restore strategy, ${r.repeatStarts ?? r.repeat} per cold/warm start, restore --verify ${r.verify}${r.prefetch ? ` --prefetch ${r.prefetch}` : ""}${r.memory ? ` --memory ${r.memory}` : ""}${r.weights ? ` --weights ${r.weights}` : ""}${r.via === "api" ? ", each a request to `stasis serve`" : ""}`,
     `${r.date} on ${r.machine.host}: ${r.machine.cpus} x ${r.machine.cpuModel}, kernel ${r.machine.kernel}${r.machine.gpu ? `, ${r.machine.gpu} (driver ${r.machine.driver})` : ""}`,
     `command: ${r.command}`,
     ...(r.disk && r.coldRatio !== undefined

@@ -13,7 +13,8 @@ import type { Snapshot } from "../store/store.js";
 import { StasisError } from "../errors.js";
 import { prefetch } from "../pagecache/prefetch.js";
 import { cacheEnv, dropPageCache } from "./system.js";
-import type { MemoryMode, PrefetchMode, VerifyMode } from "../restore/modes.js";
+import { restoreViaDaemon } from "../serve/client.js";
+import type { MemoryMode, PrefetchMode, VerifyMode, WeightsMode } from "../restore/modes.js";
 
 export const STRATEGIES = ["cold", "warm", "restore-hot", "restore-cold"] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -69,31 +70,31 @@ export async function startServer(snap: Snapshot, strategy: "cold" | "warm", war
   }
 }
 
-/** The server as a user gets it from the CLI: `stasis restore` in a child process, timed from its spawn. */
-export async function restoreServer(
-  snap: Snapshot,
-  strategy: "restore-hot" | "restore-cold",
-  args: { verify: VerifyMode; prefetch: PrefetchMode; memory: MemoryMode },
-): Promise<Run> {
+/** What a restore for the benchmark is asked to do; `via`: how it is asked (see restoreServer). */
+export interface RestoreArgs {
+  verify: VerifyMode;
+  prefetch: PrefetchMode;
+  memory: MemoryMode;
+  weights: WeightsMode;
+  via: "cli" | "api";
+}
+
+interface Restored {
+  readyMs: number;
+  result: { instance: { id: string; pid: number }; phases: TimelinePhase[]; via?: string };
+}
+
+/**
+ * The server as a user gets it: `stasis restore` in a child process, timed from its spawn (via "cli"), or, via
+ * "api", a restore request to the running `stasis serve` as a fleet's controller sends it (no CLI process),
+ * timed from the request. The first gap of the timeline is then "cli-overhead" or "request".
+ */
+export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "restore-cold", args: RestoreArgs): Promise<Run> {
   const m = snap.manifest;
   if (strategy === "restore-cold") await dropPageCache();
   else await prefetch(m.files.map((f) => ({ path: join(snap.dir, f.path) })), {});
-  const main = fileURLToPath(new URL("../cli/main.js", import.meta.url));
   const started = performance.now();
-  const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [main, "restore", snap.name, "--json", "--verify", args.verify, "--prefetch", args.prefetch, "--memory", args.memory], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-  const readyMs = performance.now() - started;
-  const result = JSON.parse(out.stdout || "{}") as { instance?: { id: string; pid: number }; phases?: TimelinePhase[]; via?: string; error?: { code: string; message: string } };
-  if (out.code !== 0 || !result.instance) {
-    throw new StasisError("E_CRIU_RESTORE", `restore for the benchmark failed: ${result.error?.message ?? out.stderr.trim().split("\n").pop()}`);
-  }
+  const { readyMs, result } = args.via === "api" ? await restoreByRequest(snap, args, started) : await restoreByCli(snap, args, started);
   try {
     const events = new Events();
     const ctx: EngineContext = { baseUrl: m.server.url, events, alive: () => true, logPath: "" };
@@ -102,7 +103,7 @@ export async function restoreServer(
     // The CLI's own phases are relative to its start, which is a little after the spawn: shift them onto this clock.
     const offset = readyMs - Math.max(0, ...(result.phases ?? []).map((p) => p.endMs));
     const phases = [
-      { name: "cli-overhead", startMs: 0, endMs: Math.max(0, offset), ms: Math.max(0, offset), ok: true },
+      { name: args.via === "api" ? "request" : "cli-overhead", startMs: 0, endMs: Math.max(0, offset), ms: Math.max(0, offset), ok: true },
       ...(result.phases ?? []).map((p) => ({ ...p, startMs: p.startMs + offset, endMs: p.endMs + offset })),
       { name: "first-token", startMs: readyMs, endMs: firstTokenMs, ms: firstTokenMs - readyMs, ok: true },
     ];
@@ -111,9 +112,38 @@ export async function restoreServer(
       readyMs,
       firstTokenMs,
       phases,
-      setup: `${strategy === "restore-cold" ? "page cache dropped" : "snapshot files in the page cache"}${result.via === "daemon" ? ", through `stasis serve`" : ""}`,
+      setup: `${strategy === "restore-cold" ? "page cache dropped" : "snapshot files in the page cache"}${args.via === "api" ? ", a request to `stasis serve`" : result.via === "daemon" ? ", through `stasis serve`" : ""}`,
     };
   } finally {
     await stopInstance(await findInstance(result.instance.id), 10_000);
   }
+}
+
+async function restoreByCli(snap: Snapshot, args: RestoreArgs, started: number): Promise<Restored> {
+  const main = fileURLToPath(new URL("../cli/main.js", import.meta.url));
+  const cli = ["restore", snap.name, "--json", "--verify", args.verify, "--prefetch", args.prefetch, "--memory", args.memory, "--weights", args.weights];
+  const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [main, ...cli], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d));
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+  const readyMs = performance.now() - started;
+  const result = JSON.parse(out.stdout || "{}") as Partial<Restored["result"]> & { error?: { code: string; message: string } };
+  if (out.code !== 0 || !result.instance) {
+    throw new StasisError("E_CRIU_RESTORE", `restore for the benchmark failed: ${result.error?.message ?? out.stderr.trim().split("\n").pop()}`);
+  }
+  return { readyMs, result: { instance: result.instance, phases: result.phases ?? [], via: result.via } };
+}
+
+async function restoreByRequest(snap: Snapshot, args: RestoreArgs, started: number): Promise<Restored> {
+  const r = await restoreViaDaemon(
+    { name: snap.name, verify: args.verify, prefetch: args.prefetch, memory: args.memory, weights: args.weights, force: false, readyTimeoutMs: 120_000 },
+    new Events(),
+  );
+  if (!r) throw new StasisError("E_USAGE", "--via api: no `stasis serve` answers on this machine", { hint: "start `stasis serve` first, or bench --via cli" });
+  return { readyMs: performance.now() - started, result: { instance: r.instance, phases: r.phases, via: "daemon" } };
 }

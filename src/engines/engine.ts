@@ -1,4 +1,12 @@
 import type { Events } from "../events.js";
+import type { StagedWeights } from "./weights-stager.js";
+
+/** Where a restore's staged work goes: the instance's folder, the GPU (UUID), memory to leave free. */
+export interface StageTarget {
+  dir: string;
+  gpu: string;
+  reserveBytes: number;
+}
 
 /** The request whose answer must be the same after every restore as it was at capture. */
 export interface CanaryRequest {
@@ -39,8 +47,14 @@ export interface Engine {
   firstToken(ctx: EngineContext, canary: CanaryRequest): Promise<void>;
   /** Just before the checkpoint: release what should not be in the image (vLLM: dump weights, sleep). */
   prepareCapture(ctx: EngineContext, snapshotDir: string): Promise<EngineState>;
-  /** After CRIU (and CUDA) restore: bring the server back to serving (vLLM: wake, refill, reset caches). */
-  resume(ctx: EngineContext, state: EngineState, snapshotDir: string): Promise<void>;
+  /**
+   * Before CRIU restores: start what can run beside it (vLLM adapter: fill the weights into fresh GPU memory,
+   * engines/weights-stager.ts). Undefined where the engine offers nothing of the kind.
+   */
+  stage?(ctx: EngineContext, state: EngineState, snapshotDir: string, where: StageTarget): StagedWeights | undefined;
+  /** After CRIU (and CUDA) restore: bring the server back to serving (vLLM: wake, refill, reset caches);
+   *  with `staged`, the weights are taken from the stager instead of refilled where it succeeded. */
+  resume(ctx: EngineContext, state: EngineState, snapshotDir: string, staged?: StagedWeights): Promise<void>;
   /** Name and version of the engine, for the fingerprint. */
   identify(ctx: EngineContext): Promise<{ name: string; version: string } | undefined>;
 }

@@ -4,7 +4,8 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Events, recordTimeline, type StasisEvent } from "../events.js";
 import type { EngineContext } from "./engine.js";
-import { trimHostMemory } from "./vllm-engine.js";
+import { trimHostMemory, vllmEngine } from "./vllm-engine.js";
+import type { StagedWeights } from "./weights-stager.js";
 
 /** A server whose /collective_rpc answers `answer` (status, body) and records the methods called. */
 async function fakeServer(answer: (method: string) => [number, unknown]): Promise<{ url: string; methods: string[]; close: () => Promise<void> }> {
@@ -13,7 +14,8 @@ async function fakeServer(answer: (method: string) => [number, unknown]): Promis
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      const method = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { method: string }).method;
+      const text = Buffer.concat(chunks).toString("utf8");
+      const method = req.url === "/collective_rpc" ? (JSON.parse(text) as { method: string }).method : `${req.method} ${req.url}`;
       methods.push(method);
       const [status, body] = answer(method);
       res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify(body));
@@ -73,6 +75,58 @@ test("a worker answering ok: false warns and does not fail the capture", async (
     await trimHostMemory(ctx);
     assert.equal(logs.length, 1);
     assert.match((logs[0] as { message: string }).message, /rank 0: no libc/);
+  } finally {
+    await server.close();
+  }
+});
+
+/** A stager stand-in: ready with a socket, or with the reason it has none; records whether it was stopped. */
+function staged(outcome: { socket: string } | { reason: string }): StagedWeights & { stopped: boolean } {
+  const s = { stopped: false, ready: async () => outcome, stop: () => void (s.stopped = true) };
+  return s;
+}
+
+const LEVEL2 = { sleepLevel: 2, weights: "weights/rank{rank}.stasisw" };
+
+test("resume takes staged weights instead of waking and refilling them", async () => {
+  const server = await fakeServer((m) => [200, m === "stasis_adopt_weights" ? { results: [{ ok: true, rank: 0, bytes: 6_000 }] } : {}]);
+  try {
+    const { ctx, logs } = context(server.url);
+    const timeline = recordTimeline(ctx.events);
+    const stager = staged({ socket: "/run/x.sock" });
+    await vllmEngine.resume(ctx, LEVEL2, "/snap", stager);
+    assert.deepEqual(server.methods, ["stasis_adopt_weights", "POST /wake_up?tags=kv_cache", "POST /reset_prefix_cache"]);
+    assert.equal(timeline.phases.find((p) => p.name === "adopt-weights")?.bytes, 6_000);
+    assert.equal(stager.stopped, true);
+    assert.deepEqual(logs, []);
+  } finally {
+    await server.close();
+  }
+});
+
+test("resume refills in place, with a warning, when the stager has nothing to give", async () => {
+  const server = await fakeServer(() => [200, { results: [{ ok: true, rank: 0 }] }]);
+  try {
+    const { ctx, logs } = context(server.url);
+    await vllmEngine.resume(ctx, LEVEL2, "/snap", staged({ reason: "gpu_memory: 1.0 GiB free" }));
+    assert.deepEqual(server.methods, ["POST /wake_up?tags=weights", "stasis_load_weights", "POST /wake_up?tags=kv_cache", "POST /reset_prefix_cache"]);
+    assert.match((logs[0] as { message: string }).message, /not staged \(gpu_memory: 1.0 GiB free\); refilling/);
+  } finally {
+    await server.close();
+  }
+});
+
+test("resume refills in place when the engine refuses the staged weights", async () => {
+  const server = await fakeServer((m) =>
+    m === "stasis_adopt_weights" ? [200, { results: [{ ok: false, rank: 0, error: { code: "weights_layout", message: "arena has 8192 bytes" } }] }] : [200, { results: [{ ok: true }] }],
+  );
+  try {
+    const { ctx, logs } = context(server.url);
+    const stager = staged({ socket: "/run/x.sock" });
+    await vllmEngine.resume(ctx, LEVEL2, "/snap", stager);
+    assert.deepEqual(server.methods.slice(0, 3), ["stasis_adopt_weights", "POST /wake_up?tags=weights", "stasis_load_weights"]);
+    assert.match((logs[0] as { message: string }).message, /did not take the staged weights .*8192 bytes/);
+    assert.equal(stager.stopped, true);
   } finally {
     await server.close();
   }

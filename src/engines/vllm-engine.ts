@@ -6,6 +6,7 @@ import { httpOk, httpRequest } from "./http-client.js";
 import { httpEngine, pollReady, sendCanary } from "./http-engine.js";
 import { sha256 } from "./canary.js";
 import type { CanaryAnswer, CanaryRequest, Engine, EngineContext, EngineState } from "./engine.js";
+import { StageInfo, stageWeights, type StagedWeights } from "./weights-stager.js";
 import { exists } from "../files.js";
 
 /** The weights file of each rank inside a snapshot; `{rank}` is filled in by the worker extension. */
@@ -195,16 +196,25 @@ export const vllmEngine: Engine = {
     await ctx.events.phase("sleep", () => post(ctx, "/sleep?level=2"));
     if (!(await isSleeping(ctx))) throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
     await trimHostMemory(ctx);
-    return { sleepLevel: 2, ranks, weights: WEIGHTS_TEMPLATE, ...(key ? { reuseKey: key } : {}), files };
+    const stage = stageInfo(layout);
+    return { sleepLevel: 2, ranks, weights: WEIGHTS_TEMPLATE, ...(key ? { reuseKey: key } : {}), ...(stage ? { stage } : {}), files };
   },
-  async resume(ctx, state, snapshotDir) {
+  stage(ctx, state, snapshotDir, where) {
+    const info = StageInfo.safeParse(state.stage);
+    if (state.sleepLevel !== 2 || !info.success) return undefined;
+    const weightsFile = join(snapshotDir, String(state.weights ?? WEIGHTS_TEMPLATE).replace("{rank}", "0"));
+    return stageWeights({ info: info.data, weightsFile, gpu: where.gpu, dir: where.dir, reserveBytes: where.reserveBytes, events: ctx.events });
+  },
+  async resume(ctx, state, snapshotDir, staged) {
     if (state.sleepLevel !== 2) return;
-    await ctx.events.phase("wake-weights", () => post(ctx, "/wake_up?tags=weights"));
-    await ctx.events.phase(
-      "refill-weights",
-      () => rpc(ctx, "stasis_load_weights", [join(snapshotDir, String(state.weights ?? WEIGHTS_TEMPLATE))]),
-      (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }),
-    );
+    if (!(staged && (await adoptStaged(ctx, staged)))) {
+      await ctx.events.phase("wake-weights", () => post(ctx, "/wake_up?tags=weights"));
+      await ctx.events.phase(
+        "refill-weights",
+        () => rpc(ctx, "stasis_load_weights", [join(snapshotDir, String(state.weights ?? WEIGHTS_TEMPLATE))]),
+        (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }),
+      );
+    }
     await ctx.events.phase("wake-kv-cache", () => post(ctx, "/wake_up?tags=kv_cache"));
     await ctx.events.phase("reset-prefix-cache", () => post(ctx, "/reset_prefix_cache"));
   },
@@ -219,6 +229,43 @@ export const vllmEngine: Engine = {
     }
   },
 };
+
+/**
+ * The stager's layout facts from a one-rank engine that offers them (the reference engine's layout has `stage`:
+ * its interpreter, import path and arena size; the tensors are at offsets in the arena). vLLM's workers do not
+ * (yet): their weights pool is many allocations owned by vLLM's allocator.
+ */
+function stageInfo(layout: RankResult[]): StageInfo | undefined {
+  if (layout.length !== 1) return undefined;
+  const r = layout[0]!;
+  const stage = r.stage as { python?: unknown; path?: unknown; arena_size?: unknown } | null | undefined;
+  if (!stage || !Array.isArray(r.tensors)) return undefined;
+  const parsed = StageInfo.safeParse({ python: stage.python, path: stage.path, arenaSize: stage.arena_size, tensors: r.tensors });
+  return parsed.success ? parsed.data : undefined;
+}
+
+/**
+ * Waits for the staged weights and has the engine map them (wake + refill in one, no copy). False where there
+ * is nothing to take (the stager failed or was refused memory) or the engine would not take it: the caller then
+ * wakes and refills, so staging never fails a restore that refilling would have served.
+ */
+async function adoptStaged(ctx: EngineContext, staged: StagedWeights): Promise<boolean> {
+  const got = await staged.ready();
+  if (!("socket" in got)) {
+    ctx.events.log(`weights not staged (${got.reason}); refilling them in place`, "warn");
+    return false;
+  }
+  try {
+    await ctx.events.phase("adopt-weights", () => rpc(ctx, "stasis_adopt_weights", [got.socket]), (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }));
+    return true;
+  } catch (err) {
+    if (ctx.signal?.aborted) throw err;
+    ctx.events.log(`the engine did not take the staged weights (${(err as Error).message}); refilling them in place`, "warn");
+    return false;
+  } finally {
+    staged.stop();
+  }
+}
 
 /** Bytes moved, summed over ranks: each rank reports `stats.bytes` (or `bytes`). */
 function sumBytes(results: RankResult[]): number {

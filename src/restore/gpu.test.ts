@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { gpuPairs, planGpus } from "./gpu.js";
 import type { GpuState } from "../cuda/gpus.js";
 import { StasisError } from "../errors.js";
+import type { Manifest } from "../store/manifest.js";
 
 const H100 = "NVIDIA H100 80GB HBM3";
 const gpu = (index: number, uuid: string, name = H100): GpuState => ({ index, uuid, name, memoryMiB: 81559, memoryUsedMiB: 0, driver: "580" });
@@ -38,4 +39,18 @@ test("GPU pairs form a complete one-to-one map, or none when nothing moves", () 
     { from: "GPU-aaa", to: "GPU-xxx" },
     { from: "GPU-bbb", to: "GPU-yyy" },
   ]);
+});
+
+test("weights are staged on the GPU the engine goes back to, and on none where that is not one GPU", async () => {
+  const { stagingGpu } = await import("./restore.js");
+  const manifest = (used: { index: number; uuid: string; name: string }[]) =>
+    ({ gpu: { processes: [], totalBytes: 0 }, fingerprint: { gpu: { used } } }) as unknown as Manifest;
+  const inv = { driver: "580", cuda: "13.0", gpus: here };
+  const one = manifest([{ index: 0, uuid: "GPU-aaa", name: H100 }]);
+  assert.equal(stagingGpu(one, inv, undefined), "GPU-aaa");
+  assert.equal(stagingGpu(one, inv, "1"), "GPU-bbb");
+  assert.equal(stagingGpu(one, inv, "9"), undefined); // the CUDA restore's plan reports the bad --gpu
+  assert.equal(stagingGpu(one, undefined, undefined), undefined);
+  assert.equal(stagingGpu(manifest([{ index: 0, uuid: "GPU-aaa", name: H100 }, { index: 1, uuid: "GPU-bbb", name: H100 }]), inv, undefined), undefined);
+  assert.equal(stagingGpu({ ...one, gpu: undefined } as Manifest, inv, undefined), undefined);
 });

@@ -7,7 +7,7 @@ import { processTree } from "../proc/tree.js";
 import type { Manifest } from "../store/manifest.js";
 
 /** Headroom a restored process needs beyond the memory it had at capture (contexts, module reloads). */
-const MARGIN_BYTES = 512 * 1024 * 1024;
+export const MARGIN_BYTES = 512 * 1024 * 1024;
 
 export interface GpuRestore {
   /** Restores and unlocks the CUDA processes of the tree restored at host pid `root`. */

@@ -25,6 +25,13 @@ test("memory auto is parallel with stasis's CRIU patch and the images in memory,
   assert.equal(criuMemory("lazy", plain, false), "lazy");
 });
 
+test("prefetch auto reads the images only when they are not in the page cache; explicit modes are kept", async () => {
+  const { resolvePrefetch } = await import("./modes.js");
+  assert.equal(resolvePrefetch("auto", false), "images");
+  assert.equal(resolvePrefetch("auto", true), "none");
+  for (const m of ["all", "images", "weights", "none"] as const) assert.equal(resolvePrefetch(m, false), m);
+});
+
 test("memory parallel on a CRIU without the patch is refused with a hint, not downgraded", () => {
   assert.throws(
     () => criuMemory("parallel", plain, true),

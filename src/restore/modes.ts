@@ -6,15 +6,22 @@
 export const VERIFY_MODES = ["auto", "full", "size", "none"] as const;
 export type VerifyMode = (typeof VERIFY_MODES)[number];
 
-export const PREFETCH_MODES = ["all", "images", "weights", "none"] as const;
+export const PREFETCH_MODES = ["auto", "all", "images", "weights", "none"] as const;
 export type PrefetchMode = (typeof PREFETCH_MODES)[number];
 /**
- * What a restore reads beside CRIU unless told otherwise: nothing. Measured on the H100 with the page cache dropped
- * (bench/results/2026-11-27-h100/restore-levers-weights.md): reading the weights beside CRIU slows CRIU about as
- * much as it saves the refill (6.1-7.3 s vs 5.9-7.2 s to ready over two interleaved runs, differences within the
- * noise); reading the images too (all, images) was slower (bench/results/2026-11-26-h100/restore-levers).
+ * What a restore reads beside CRIU unless told otherwise: auto = the images when they are not in the page cache
+ * (read at the disk's parallel rate, and CRIU's memory then copied in parallel from the page cache), else
+ * nothing. The weights are never prefetched by default: the stager (or the refill) reads them itself, and reading
+ * them twice costs a second pass over the disk (bench/results/2026-11-27-h100/pipeline-3b-14-stage-levers/:
+ * images + parallel 7.06 s to the first token from a cold disk, none 7.40 s, images + copy 7.65 s).
  */
-export const DEFAULT_PREFETCH: PrefetchMode = "none";
+export const DEFAULT_PREFETCH: PrefetchMode = "auto";
+
+/** The prefetch a restore runs: auto resolved by whether the snapshot's images are in the page cache. */
+export function resolvePrefetch(mode: PrefetchMode, imagesResident: boolean): Exclude<PrefetchMode, "auto"> {
+  if (mode !== "auto") return mode;
+  return imagesResident ? "none" : "images";
+}
 
 /**
  * How CRIU brings back the tree's anonymous memory. copy: CRIU's own way, one thread per process copying
@@ -27,3 +34,12 @@ export const DEFAULT_PREFETCH: PrefetchMode = "none";
 export const MEMORY_MODES = ["auto", "copy", "parallel", "lazy"] as const;
 export type MemoryMode = (typeof MEMORY_MODES)[number];
 export const DEFAULT_MEMORY: MemoryMode = "auto";
+
+/**
+ * How the weights come back after a level-2 sleep. auto: where the engine can adopt them (the reference engine),
+ * a stager fills fresh GPU memory with them while CRIU and the CUDA driver restore the engine, and the engine
+ * maps it at its weights' addresses (engines/weights-stager.ts); else, or when staging fails, refill: the
+ * engine wakes its weights' memory and refills it in place from the weights file after the CUDA restore.
+ */
+export const WEIGHTS_MODES = ["auto", "refill"] as const;
+export type WeightsMode = (typeof WEIGHTS_MODES)[number];

@@ -6,7 +6,7 @@ import { recordTimeline, type TimelinePhase } from "../events.js";
 import { locateCriu } from "../criu/locate.js";
 import { criuRestore, type CriuMemory } from "../criu/restore.js";
 import type { Criu } from "../criu/locate.js";
-import type { MemoryMode } from "./modes.js";
+import { resolvePrefetch, type MemoryMode, type WeightsMode } from "./modes.js";
 import { placeFiles } from "../criu/kept-files.js";
 import { openSnapshot, type Snapshot } from "../store/store.js";
 import { engineFor } from "../engines/engines.js";
@@ -16,7 +16,10 @@ import { instanceDir, killTree, newInstanceId, recordInstance, type Instance } f
 import { isRunning } from "../proc/tree.js";
 import { checkFingerprint } from "./fingerprint-check.js";
 import { startBackgroundReads, type BackgroundReads, type PrefetchMode, type VerifyMode } from "./background-reads.js";
-import { prepareGpuRestore, type GpuRestore } from "./gpu.js";
+import { MARGIN_BYTES, planGpus, prepareGpuRestore, type GpuRestore } from "./gpu.js";
+import type { StagedWeights } from "../engines/weights-stager.js";
+import type { Manifest } from "../store/manifest.js";
+import type { GpuInventory } from "../cuda/gpus.js";
 import { CudaDriver } from "../cuda/driver.js";
 import { gpuIdentityFromProc } from "../cuda/gpus.js";
 import { withRestoreLock } from "./lock.js";
@@ -29,7 +32,8 @@ export interface RestoreOptions {
    *  rest; size: sizes only; none. */
   verify: VerifyMode;
   /** What to read into the page cache ahead of and alongside CRIU: every file (all), only what CRIU reads
-   *  (images: the weights are left to the engine's loader, which reads a cold file with O_DIRECT), or none. */
+   *  (images: the weights are left to the stager or the engine's loader, which read a cold file with O_DIRECT),
+   *  the weights, none, or auto (images when they are not in the page cache yet; see restore/modes.ts). */
   prefetch: PrefetchMode;
   /** Restore even though the fingerprint does not match (at your own risk). */
   force: boolean;
@@ -41,6 +45,9 @@ export interface RestoreOptions {
   readyTimeoutMs: number;
   /** How CRIU brings back anonymous memory (restore/modes.ts); default auto. */
   memory?: MemoryMode;
+  /** How the weights come back (restore/modes.ts); default auto (staged beside the restore where the engine
+   *  can adopt them, else refilled in place after the wake). */
+  weights?: WeightsMode;
   signal?: AbortSignal;
 }
 
@@ -56,9 +63,10 @@ export interface RestoreResult {
 }
 
 /**
- * Brings a snapshot back, serving: check the fingerprint -> (prefetch + verify in the background) ->
- * CRIU restore -> CUDA restore -> engine resume (vLLM: wake, refill weights, wake KV, reset prefix cache) ->
- * ready -> canary must match. A failure at any step kills what was restored and records no instance.
+ * Brings a snapshot back, serving: check the fingerprint -> (prefetch + verify + staged weights in the
+ * background) -> CRIU restore -> CUDA restore -> engine resume (vLLM: adopt the staged weights, or wake and
+ * refill them; wake KV, reset prefix cache) -> ready -> canary must match. A failure at any step kills what was
+ * restored (the stager too) and records no instance.
  */
 export async function restore(opts: RestoreOptions, events: Events, deps: RestoreDeps = {}): Promise<RestoreResult> {
   let gpu: GpuRestore | undefined;
@@ -78,9 +86,11 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
   const [criu, procGpu, imagesResident] = await Promise.all([
     locateCriu(),
     m.gpu ? gpuIdentityFromProc() : Promise.resolve(undefined),
-    wanted === "auto" ? imagesInMemory(snap) : Promise.resolve(false),
+    wanted === "auto" || opts.prefetch === "auto" ? imagesInMemory(snap) : Promise.resolve(false),
   ]);
-  const memory = criuMemory(wanted, criu, imagesResident);
+  const prefetch = resolvePrefetch(opts.prefetch, imagesResident);
+  // Images being read into the page cache beside CRIU count as in memory: the parallel copy then reads them there.
+  const memory = criuMemory(wanted, criu, imagesResident || prefetch === "images" || prefetch === "all");
   try {
     try {
       await checkFingerprint(m, { force: opts.force, criuVersion: criu.version, gpu: procGpu }, events);
@@ -113,12 +123,26 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     };
   }
   const inst = await instanceDir(id);
+  const engine = engineFor(m.engine.kind);
+  let alive = true;
+  const ctx: EngineContext = {
+    baseUrl: m.server.url,
+    events,
+    signal: opts.signal,
+    alive: () => alive,
+    logPath: inst.stderr,
+  };
   let reads: BackgroundReads | undefined;
+  let staged: StagedWeights | undefined;
   let pid: number | undefined;
   let nsInit: number | undefined;
   let ok = false;
   try {
-    reads = startBackgroundReads(snap, { verify: opts.verify, prefetch: opts.prefetch, events });
+    const gpuForStage = (opts.weights ?? "auto") === "auto" ? stagingGpu(m, procGpu, opts.gpu) : undefined;
+    if (gpuForStage && engine.stage) {
+      staged = engine.stage(ctx, m.engine.state, snap.dir, { dir: inst.dir, gpu: gpuForStage, reserveBytes: (m.gpu?.totalBytes ?? 0) + MARGIN_BYTES });
+    }
+    reads = startBackgroundReads(snap, { verify: opts.verify, prefetch, events });
     const restored = await withRestoreLock(snap, async () => {
       await placeFiles(snap.dir, m.shmFiles);
       const cleanup = await placeFiles(snap.dir, m.linkRemaps);
@@ -133,7 +157,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
               { capturedStdout: m.server.stdoutPath, capturedStderr: m.server.stderrPath, stdout: inst.stdout, stderr: inst.stderr },
               { signal: opts.signal, memory },
             ),
-          (r) => (r.prefill ? { bytes: r.prefill.bytes, detail: { memory, prefill: r.prefill } } : { detail: { memory } }),
+          (r) => (r.prefill ? { bytes: r.prefill.bytes, detail: { memory, prefetch, prefill: r.prefill } } : { detail: { memory, prefetch } }),
         );
       } finally {
         await cleanup();
@@ -150,19 +174,9 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
       await events.phase("cuda-init", async () => ({ initMs: (await d.call("init", {})).result as number }), (r) => ({ detail: r }));
       if (gpu) await gpu.restore(root, events);
     }
-    const ctx: EngineContext = {
-      baseUrl: m.server.url,
-      events,
-      signal: opts.signal,
-      alive: () => true,
-      logPath: inst.stderr,
-    };
-    let alive = true;
-    ctx.alive = () => alive;
     const watch = setInterval(() => void isRunning(root).then((r) => (alive = r)), 100);
     try {
-      const engine = engineFor(m.engine.kind);
-      await engine.resume(ctx, m.engine.state, snap.dir);
+      await engine.resume(ctx, m.engine.state, snap.dir, staged);
       await events.phase("ready", () => engine.waitReady(ctx, m.server.readyPath, opts.readyTimeoutMs));
       const canary = m.engine.canary;
       await events.phase("canary", async () =>
@@ -194,11 +208,27 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
   } finally {
     timeline.stop();
     void lease?.then((l) => l.release(), () => undefined);
+    staged?.stop();
     if (!ok) {
       // Invariant: a failed restore leaves no process behind and no instance recorded.
       reads?.cancel();
       if (pid !== undefined) await killTree(pid, 1_000, nsInit);
     }
+  }
+}
+
+/**
+ * The GPU (UUID) the weights are staged on: the one the engine goes back to, by the same plan as the CUDA
+ * restore's but from /proc (no driver start-up to wait for). Undefined for no GPU, several, or no plan (the
+ * CUDA restore's own plan then reports why).
+ */
+export function stagingGpu(m: Manifest, here: GpuInventory | undefined, target: string | undefined): string | undefined {
+  if (!m.gpu || !here) return undefined;
+  try {
+    const plan = planGpus(m.fingerprint.gpu?.used ?? [], here.gpus, target);
+    return plan.length === 1 ? plan[0]!.to.uuid : undefined;
+  } catch {
+    return undefined;
   }
 }
 

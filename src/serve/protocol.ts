@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import type { RestoreOptions } from "../restore/restore.js";
-import { MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES } from "../restore/modes.js";
+import { MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../restore/modes.js";
 
 /** A restore's options as they travel: RestoreOptions without the signal (the connection is the signal). */
 export type RestoreRequest = Omit<RestoreOptions, "signal">;
@@ -25,6 +25,7 @@ export const RestoreRequestSchema = z
     fallback: z.literal("warm").optional(),
     readyTimeoutMs: z.number().int().positive(),
     memory: z.enum(MEMORY_MODES).optional(),
+    weights: z.enum(WEIGHTS_MODES).optional(),
   })
   .strict() satisfies z.ZodType<RestoreRequest, z.ZodTypeDef, unknown>;
 

@@ -1,9 +1,9 @@
 import type { CliCommand } from "../registry.js";
 import { StasisError } from "../../errors.js";
 import { num, oneOf, requirePositional, str } from "../args.js";
-import { DEFAULT_MEMORY, DEFAULT_PREFETCH, MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES } from "../../restore/modes.js";
+import { DEFAULT_MEMORY, DEFAULT_PREFETCH, MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../../restore/modes.js";
 
-const USAGE = "bench <snapshot> [--strategies cold,warm,restore-hot,restore-cold] [--repeat N] [--repeat-starts N] [--verify auto|full|size|none] [--prefetch all|images|weights|none] [--memory auto|copy|parallel|lazy] [--out DIR] [--json]\n       stasis bench --from results.json --out DIR   (draw the table and pictures of an earlier run again)";
+const USAGE = "bench <snapshot> [--strategies cold,warm,restore-hot,restore-cold] [--repeat N] [--repeat-starts N] [--verify auto|full|size|none] [--prefetch auto|all|images|weights|none] [--memory auto|copy|parallel|lazy] [--weights auto|refill] [--via cli|api] [--out DIR] [--json]\n       stasis bench --from results.json --out DIR   (draw the table and pictures of an earlier run again)";
 
 export const command: CliCommand = {
   usage: USAGE,
@@ -20,10 +20,13 @@ export const command: CliCommand = {
     "  --repeat N         runs per strategy (default 3), interleaved round by round",
     "  --repeat-starts N  runs of the slow cases, cold and warm (default: --repeat)",
     "  --verify MODE      passed to every `stasis restore` (default auto)",
-    "  --prefetch MODE    passed to every `stasis restore` (default none)",
+    "  --prefetch MODE    passed to every `stasis restore` (default auto)",
     "  --memory MODE      passed to every `stasis restore` (default auto)",
+    "  --weights MODE     passed to every `stasis restore` (default auto)",
+    "  --via cli|api      how restores are asked for: a `stasis restore` process each, timed from its spawn",
+    "                     (cli, default), or a request to the running `stasis serve`, timed from the request (api)",
   ].join("\n"),
-  options: { strategies: { type: "string" }, repeat: { type: "string" }, "repeat-starts": { type: "string" }, out: { type: "string" }, verify: { type: "string" }, prefetch: { type: "string" }, memory: { type: "string" }, from: { type: "string" } },
+  options: { strategies: { type: "string" }, repeat: { type: "string" }, "repeat-starts": { type: "string" }, out: { type: "string" }, verify: { type: "string" }, prefetch: { type: "string" }, memory: { type: "string" }, weights: { type: "string" }, via: { type: "string" }, from: { type: "string" } },
   async run({ values, positionals, events }) {
     const from = str(values, "from");
     if (from) {
@@ -51,6 +54,8 @@ export const command: CliCommand = {
         verify: oneOf(values, "verify", VERIFY_MODES, "auto"),
         prefetch: oneOf(values, "prefetch", PREFETCH_MODES, DEFAULT_PREFETCH),
         memory: oneOf(values, "memory", MEMORY_MODES, DEFAULT_MEMORY),
+        weights: oneOf(values, "weights", WEIGHTS_MODES, "auto"),
+        via: oneOf(values, "via", ["cli", "api"] as const, "cli"),
         out: str(values, "out"),
         command: ["stasis", "bench", ...process.argv.slice(3)].join(" "),
       },

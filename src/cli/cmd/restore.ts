@@ -4,9 +4,9 @@ import { interruptSignal } from "../interrupt.js";
 import { renderTimeline } from "../render/timeline.js";
 import { formatBytes, formatMs } from "../render/format.js";
 import type { RestoreRequest } from "../../serve/protocol.js";
-import { DEFAULT_MEMORY, DEFAULT_PREFETCH, MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES } from "../../restore/modes.js";
+import { DEFAULT_MEMORY, DEFAULT_PREFETCH, MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../../restore/modes.js";
 
-const USAGE = "restore <name> [--verify auto|full|size|none] [--prefetch all|images|weights|none] [--gpu INDEX|UUID] [--force | --fallback warm] [--memory auto|copy|parallel|lazy] [--ready-timeout S] [--json]";
+const USAGE = "restore <name> [--verify auto|full|size|none] [--prefetch auto|all|images|weights|none] [--gpu INDEX|UUID] [--force | --fallback warm] [--memory auto|copy|parallel|lazy] [--weights auto|refill] [--ready-timeout S] [--json]";
 
 export const command: CliCommand = {
   usage: USAGE,
@@ -17,11 +17,11 @@ export const command: CliCommand = {
     "  --verify MODE            auto (default): check the digest of every file not verified earlier in this boot",
     "                           and unchanged since (inode, size, mtime, ctime), sizes of the rest; full: every",
     "                           file's digest; size: sizes only; none. Digests are checked while CRIU restores",
-    "  --prefetch MODE          what to read into the page cache beside CRIU: none (default: CRIU reads its",
-    "                           images, the engine its weights, O_DIRECT when cold; as fast as any other mode",
-    "                           on our GPU machine), weights (read while CRIU reads its images, so the refill",
-    "                           finds them in memory), images (what CRIU reads), all (the whole snapshot);",
-    "                           --no-prefetch is none. Files already in the page cache are never read again.",
+    "  --prefetch MODE          what to read into the page cache beside CRIU. auto (default): the images when",
+    "                           they are not in the page cache (at the disk's parallel rate; CRIU's memory is",
+    "                           then copied in parallel from there), else nothing; images; weights (read beside",
+    "                           CRIU for the refill; staged weights read the file themselves); all; none",
+    "                           (--no-prefetch). Files already in the page cache are never read again.",
     "                           See docs/pagecache.md",
     "  --gpu INDEX|UUID         restore the GPU state onto this GPU (same model) instead of the captured one",
     "  --force                  restore despite a fingerprint mismatch",
@@ -34,6 +34,12 @@ export const command: CliCommand = {
     "                           resumes (STASIS_PREFILL_WORKERS, default min(16, cores)); lazy:",
     "                           served on first touch (userfaultfd), slow for GPU servers (the CUDA restore",
     "                           then faults ~1 GB in page by page). --lazy-pages is --memory lazy",
+    "  --weights MODE           how the weights released by the engine's sleep come back. auto (default): where",
+    "                           the engine can adopt them (the reference engine), a stager fills fresh GPU memory",
+    "                           from the weights file while CRIU and the CUDA driver restore, and the engine maps",
+    "                           it at its weights' addresses (a stager that fails or lacks GPU memory falls back",
+    "                           to refill, with a warning); refill: the engine wakes its weights' memory after",
+    "                           the CUDA restore and refills it in place",
     "  --ready-timeout S        seconds to wait for the restored server (default 120)",
     "A running `stasis serve` does the restore when there is one (STASIS_NO_DAEMON=1: never); --json says which",
     "(\"via\": \"daemon\" or \"process\").",
@@ -48,6 +54,7 @@ export const command: CliCommand = {
     "ready-timeout": { type: "string" },
     "lazy-pages": { type: "boolean" },
     memory: { type: "string" },
+    weights: { type: "string" },
   },
   async run({ values, positionals, events }) {
     const name = requirePositional(positionals, 0, "the snapshot name", USAGE);
@@ -62,6 +69,7 @@ export const command: CliCommand = {
         fallback: values.fallback === undefined ? undefined : oneOf(values, "fallback", ["warm"] as const, "warm"),
         readyTimeoutMs: num(values, "ready-timeout", 120, { min: 1 }) * 1000,
         memory: values["lazy-pages"] ? "lazy" : oneOf(values, "memory", MEMORY_MODES, DEFAULT_MEMORY),
+        weights: oneOf(values, "weights", WEIGHTS_MODES, "auto"),
       };
       // A running `stasis serve` does the work with its code already loaded; else this process does.
       const { restoreViaDaemon } = await import("../../serve/client.js");

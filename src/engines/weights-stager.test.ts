@@ -1,0 +1,63 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Events, recordTimeline } from "../events.js";
+import { stageWeights, type StageInfo } from "./weights-stager.js";
+
+/** A stand-in for the engine's interpreter: a shell script that keeps the job it was given and prints `lines`. */
+async function fakePython(dir: string, lines: string[], then = "exit 0"): Promise<string> {
+  const path = join(dir, "python");
+  await writeFile(path, `#!/bin/sh\ncat > ${join(dir, "job.json")}\n${lines.map((l) => `echo '${l}'`).join("\n")}\n${then}\n`);
+  await chmod(path, 0o755);
+  return path;
+}
+
+function info(python: string): StageInfo {
+  return { python, path: "/opt/engine", arenaSize: 4096, tensors: [{ name: "w", offset: 0, nbytes: 4096, dtype: "bfloat16", shape: [2048] }] };
+}
+
+async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "stasis-stager-"));
+  try {
+    await body(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test("a stager that fills the memory gives its socket, and its fill is a phase with the bytes", () =>
+  withDir(async (dir) => {
+    const python = await fakePython(dir, ['{"event": "ready", "bytes": 4096, "seconds": 0.2}'], "exec sleep 30");
+    const events = new Events();
+    const timeline = recordTimeline(events);
+    const staged = stageWeights({ info: info(python), weightsFile: "/snap/w", gpu: "GPU-1", dir, reserveBytes: 99, events });
+    try {
+      assert.deepEqual(await staged.ready(), { socket: join(dir, "weights-stage.sock") });
+      const job = JSON.parse(await readFile(join(dir, "job.json"), "utf8")) as Record<string, unknown>;
+      assert.deepEqual(
+        { file: job.file, gpu: job.gpu, arena: job.arena_size, reserve: job.reserve_bytes, socket: job.socket },
+        { file: "/snap/w", gpu: "GPU-1", arena: 4096, reserve: 99, socket: join(dir, "weights-stage.sock") },
+      );
+      assert.equal(timeline.phases.find((p) => p.name === "stage-weights")?.bytes, 4096);
+    } finally {
+      staged.stop();
+    }
+  }));
+
+test("a stager's error is the reason there are no staged weights", () =>
+  withDir(async (dir) => {
+    const python = await fakePython(dir, ['{"event": "error", "error": {"code": "gpu_memory", "message": "1.0 GiB free", "hint": null}}'], "exit 1");
+    const staged = stageWeights({ info: info(python), weightsFile: "/w", gpu: "GPU-1", dir, reserveBytes: 0, events: new Events() });
+    assert.deepEqual(await staged.ready(), { reason: "gpu_memory: 1.0 GiB free" });
+  }));
+
+test("a stager that dies without a word, or cannot start, says so", () =>
+  withDir(async (dir) => {
+    const python = await fakePython(dir, ["not json"], "echo 'Traceback: boom' >&2; exit 3");
+    const died = await stageWeights({ info: info(python), weightsFile: "/w", gpu: "GPU-1", dir, reserveBytes: 0, events: new Events() }).ready();
+    assert.ok("reason" in died && /status 3.*boom/.test(died.reason), JSON.stringify(died));
+    const missing = await stageWeights({ info: info(join(dir, "no-python")), weightsFile: "/w", gpu: "GPU-1", dir, reserveBytes: 0, events: new Events() }).ready();
+    assert.ok("reason" in missing && /cannot start|exited/.test(missing.reason), JSON.stringify(missing));
+  }));
