@@ -169,3 +169,20 @@ def test_the_stager_reads_with_fewer_threads_from_memory_than_from_disk(tmp_path
     assert _threads(str(path)) == 8
     monkeypatch.setenv("STASIS_STAGE_THREADS", "3")
     assert _threads(str(path)) == 3
+
+
+def test_the_keeper_answers_each_job_by_id_and_survives_failures() -> None:
+    """Without a GPU every well-formed job fails at the driver, a malformed one at parsing: one error line each,
+    carrying the job's id, and the keeper reads on until its stdin closes."""
+    import subprocess
+    import sys
+
+    bad = json.dumps({"id": "j1", "file": "/w"})
+    good = json.dumps({**json.loads(job()), "id": "j2"})
+    out = subprocess.run([sys.executable, "-m", "stasis_engine.weights.stage", "--keep"], input=f"{bad}\n\n{good}\n",
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(x) for x in out.stdout.splitlines()]
+    assert [(x["event"], x["id"]) for x in lines] == [("error", "j1"), ("error", "j2")]
+    assert lines[0]["error"]["code"] == "bad_argument"
+    assert lines[1]["error"]["code"] in ("cuda_error", "gpu_unavailable")

@@ -1,11 +1,13 @@
 import type { Events } from "../events.js";
-import type { StagedWeights } from "./weights-stager.js";
+import type { StagedWeights, StageLauncher } from "./weights-stager.js";
 
-/** Where a restore's staged work goes: the instance's folder, the GPU (UUID), memory to leave free. */
+/** Where a restore's staged work goes: the instance's folder, the GPU (UUID), memory to leave free, and who
+ *  stages (default: a stager of the restore's own; `stasis serve --pin-weights` passes its keeper). */
 export interface StageTarget {
   dir: string;
   gpu: string;
   reserveBytes: number;
+  launch?: StageLauncher;
 }
 
 /** The request whose answer must be the same after every restore as it was at capture. */

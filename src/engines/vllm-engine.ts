@@ -203,7 +203,7 @@ export const vllmEngine: Engine = {
     const info = StageInfo.safeParse(state.stage);
     if (state.sleepLevel !== 2 || !info.success) return undefined;
     const weightsFile = join(snapshotDir, String(state.weights ?? WEIGHTS_TEMPLATE).replace("{rank}", "0"));
-    return stageWeights({ info: info.data, weightsFile, gpu: where.gpu, dir: where.dir, reserveBytes: where.reserveBytes, events: ctx.events });
+    return (where.launch ?? stageWeights)({ info: info.data, weightsFile, gpu: where.gpu, dir: where.dir, reserveBytes: where.reserveBytes, events: ctx.events });
   },
   async resume(ctx, state, snapshotDir, staged) {
     if (state.sleepLevel !== 2) return;

@@ -61,3 +61,47 @@ test("a stager that dies without a word, or cannot start, says so", () =>
     const missing = await stageWeights({ info: info(join(dir, "no-python")), weightsFile: "/w", gpu: "GPU-1", dir, reserveBytes: 0, events: new Events() }).ready();
     assert.ok("reason" in missing && /cannot start|exited/.test(missing.reason), JSON.stringify(missing));
   }));
+
+/** A keeper stand-in: answers every job line with a ready line carrying the job's id. */
+async function fakeKeeper(dir: string): Promise<string> {
+  const path = join(dir, "python");
+  await writeFile(path, `#!/bin/sh\nwhile read line; do\n  id=$(echo "$line" | sed 's/.*"id":"\\([^"]*\\)".*/\\1/')\n  echo "{\\"event\\": \\"ready\\", \\"id\\": \\"$id\\", \\"bytes\\": 4096, \\"seconds\\": 0.1}"\ndone\n`);
+  await chmod(path, 0o755);
+  return path;
+}
+
+test("a keeper takes jobs one line each and answers each by its id", () =>
+  withDir(async (dir) => {
+    const { WeightsKeeper } = await import("./weights-stager.js");
+    const python = await fakeKeeper(dir);
+    const keeper = WeightsKeeper.start(info(python));
+    try {
+      const a = keeper.stage({ info: info(python), weightsFile: "/w", gpu: "GPU-1", dir: join(dir, "a"), reserveBytes: 0, events: new Events() });
+      const b = keeper.stage({ info: info(python), weightsFile: "/w", gpu: "GPU-1", dir: join(dir, "b"), reserveBytes: 0, events: new Events() });
+      assert.deepEqual(await b.ready(), { socket: join(dir, "b", "weights-stage.sock") });
+      assert.deepEqual(await a.ready(), { socket: join(dir, "a", "weights-stage.sock") });
+      assert.equal(keeper.alive(), true);
+    } finally {
+      keeper.close();
+    }
+  }));
+
+test("a keeper that dies ends its jobs with the reason, and the daemon's set starts a new one", () =>
+  withDir(async (dir) => {
+    const { weightsKeepers } = await import("../serve/weights-keepers.js");
+    const dead = join(dir, "dead");
+    await writeFile(dead, "#!/bin/sh\nexit 3\n");
+    await chmod(dead, 0o755);
+    let started = 0;
+    const { WeightsKeeper } = await import("./weights-stager.js");
+    const set = weightsKeepers((job) => (started++, WeightsKeeper.start(job.info)));
+    try {
+      const job = { info: info(dead), weightsFile: "/w", gpu: "GPU-1", dir, reserveBytes: 0, events: new Events() };
+      const first = await set.stage(job).ready();
+      assert.ok("reason" in first && /exited \(status 3\)/.test(first.reason), JSON.stringify(first));
+      await set.stage(job).ready();
+      assert.equal(started, 2);
+    } finally {
+      set.close();
+    }
+  }));

@@ -1,4 +1,5 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Events } from "../events.js";
@@ -31,10 +32,11 @@ export const StageInfo = z.object({
 export type StageInfo = z.infer<typeof StageInfo>;
 
 const StagerLine = z.discriminatedUnion("event", [
-  z.object({ event: z.literal("ready"), bytes: z.number(), seconds: z.number(), load: z.record(z.unknown()).optional() }),
-  z.object({ event: z.literal("handed-off"), seconds: z.number() }),
-  z.object({ event: z.literal("error"), error: z.object({ code: z.string(), message: z.string(), hint: z.string().nullish() }) }),
+  z.object({ event: z.literal("ready"), id: z.string().nullish(), bytes: z.number(), seconds: z.number(), load: z.record(z.unknown()).optional() }),
+  z.object({ event: z.literal("handed-off"), id: z.string().nullish(), seconds: z.number() }),
+  z.object({ event: z.literal("error"), id: z.string().nullish(), error: z.object({ code: z.string(), message: z.string(), hint: z.string().nullish() }) }),
 ]);
+type StagerLine = z.infer<typeof StagerLine>;
 
 export interface StageJob {
   info: StageInfo;
@@ -48,57 +50,58 @@ export interface StageJob {
   events: Events;
 }
 
-/** Starts the stager; its fill is the phase "stage-weights" (bytes: the weights), running beside the restore. */
-export function stageWeights(job: StageJob): StagedWeights {
-  const socket = join(job.dir, "weights-stage.sock");
-  const child = spawn(job.info.python, ["-m", "stasis_engine.weights.stage"], {
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, PYTHONPATH: [job.info.path, process.env.PYTHONPATH].filter(Boolean).join(":") },
+/** How a restore gets its weights staged: a stager of its own (stageWeights), or a keeper's (WeightsKeeper). */
+export type StageLauncher = (job: StageJob) => StagedWeights;
+
+function jobLine(job: StageJob, socket: string, id?: string): string {
+  return JSON.stringify({
+    ...(id ? { id } : {}),
+    file: job.weightsFile,
+    gpu: job.gpu,
+    socket,
+    arena_size: job.info.arenaSize,
+    tensors: job.info.tensors,
+    reserve_bytes: job.reserveBytes,
   });
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-  const lines: z.infer<typeof StagerLine>[] = [];
-  let waiting: (() => void) | undefined;
-  let buf = "";
-  child.stdout.on("data", (d: Buffer) => {
-    buf += d.toString();
-    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
-      const parsed = StagerLine.safeParse(safeJson(buf.slice(0, nl)));
-      buf = buf.slice(nl + 1);
-      if (parsed.success) lines.push(parsed.data);
-      waiting?.();
+}
+
+function pythonEnv(info: StageInfo): NodeJS.ProcessEnv {
+  return { ...process.env, PYTHONPATH: [info.path, process.env.PYTHONPATH].filter(Boolean).join(":") };
+}
+
+/** The lines a stager writes about one job, and why it ended if it did; read in order by `next()`. */
+class JobLines {
+  private readonly lines: StagerLine[] = [];
+  private ended: string | undefined;
+  private wake: (() => void) | undefined;
+  push(line: StagerLine): void {
+    this.lines.push(line);
+    this.wake?.();
+  }
+  end(reason: string): void {
+    this.ended ??= reason;
+    this.wake?.();
+  }
+  async next(): Promise<StagerLine | { event: "ended"; reason: string }> {
+    for (;;) {
+      const line = this.lines.shift();
+      if (line) return line;
+      if (this.ended !== undefined) return { event: "ended", reason: this.ended };
+      await new Promise<void>((resolve) => (this.wake = resolve));
     }
-  });
-  const exited = new Promise<string>((resolve) => {
-    child.on("error", (e) => resolve(`cannot start ${job.info.python}: ${e.message}`));
-    child.on("exit", (code, signal) => resolve(`the stager exited (${signal ?? `status ${code}`})${stderr ? `: ${stderr.trim().split("\n").pop()}` : ""}`));
-  });
-  child.stdin.on("error", () => undefined);
-  child.stdin.end(
-    JSON.stringify({
-      file: job.weightsFile,
-      gpu: job.gpu,
-      socket,
-      arena_size: job.info.arenaSize,
-      tensors: job.info.tensors,
-      reserve_bytes: job.reserveBytes,
-    }),
-  );
-  const outcome = job.events.phase(
+  }
+}
+
+/** The phase "stage-weights": from the job's start until its memory is ready (or why it is not). */
+function staged(events: Events, socket: string, lines: JobLines, stop: () => void): StagedWeights {
+  const outcome = events.phase(
     "stage-weights",
     async (): Promise<{ socket: string; bytes: number; load?: Record<string, unknown> } | { reason: string }> => {
-      let exit: string | undefined;
-      void exited.then((why) => {
-        exit = why;
-        waiting?.();
-      });
       for (;;) {
-        const ready = lines.find((l) => l.event === "ready");
-        if (ready && ready.event === "ready") return { socket, bytes: ready.bytes, ...(ready.load ? { load: ready.load } : {}) };
-        const error = lines.find((l) => l.event === "error");
-        if (error && error.event === "error") return { reason: `${error.error.code}: ${error.error.message}` };
-        if (exit !== undefined) return { reason: exit };
-        await new Promise<void>((resolve) => (waiting = resolve));
+        const l = await lines.next();
+        if (l.event === "ready") return { socket, bytes: l.bytes, ...(l.load ? { load: l.load } : {}) };
+        if (l.event === "error") return { reason: `${l.error.code}: ${l.error.message}` };
+        if (l.event === "ended") return { reason: l.reason };
       }
     },
     (r) => ("socket" in r ? { bytes: r.bytes, detail: { load: r.load } } : { detail: { skipped: r.reason } }),
@@ -108,10 +111,116 @@ export function stageWeights(job: StageJob): StagedWeights {
       const r = await outcome;
       return "socket" in r ? { socket: r.socket } : r;
     },
-    stop: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    },
+    stop,
   };
+}
+
+/** Starts a stager of the restore's own; its fill is the phase "stage-weights" (bytes: the weights). */
+export function stageWeights(job: StageJob): StagedWeights {
+  const socket = join(job.dir, "weights-stage.sock");
+  const child = spawn(job.info.python, ["-m", "stasis_engine.weights.stage"], { stdio: ["pipe", "pipe", "pipe"], env: pythonEnv(job.info) });
+  const lines = new JobLines();
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  readLines(child.stdout, (l) => lines.push(l));
+  child.on("error", (e) => lines.end(`cannot start ${job.info.python}: ${e.message}`));
+  child.on("exit", (code, signal) => lines.end(`the stager exited (${signal ?? `status ${code}`})${stderr ? `: ${stderr.trim().split("\n").pop()}` : ""}`));
+  child.stdin.on("error", () => undefined);
+  child.stdin.end(jobLine(job, socket));
+  return staged(job.events, socket, lines, () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+}
+
+/**
+ * `python -m stasis_engine.weights.stage --keep`, kept by `stasis serve --pin-weights`: one process per engine
+ * interpreter that keeps the weights files it staged as pinned images of the engine's arena and its CUDA
+ * contexts, so a later restore's weights are one host-to-GPU copy away (see Keeper in stage.py). Jobs run one at a
+ * time in the order sent; a job whose restore gave up is released (its socket poked) so the next one runs.
+ */
+export class WeightsKeeper {
+  private readonly jobs = new Map<string, JobLines>();
+  private readonly cancelled = new Set<string>();
+  private readonly sockets = new Map<string, string>();
+  private seq = 0;
+  private stderr = "";
+  private exited: string | undefined;
+
+  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
+    child.stderr.on("data", (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-2000)));
+    readLines(child.stdout, (l) => {
+      const id = l.id ?? "";
+      if (l.event === "ready" && this.cancelled.has(id)) pokeSocket(this.sockets.get(id));
+      this.jobs.get(id)?.push(l);
+      if (l.event !== "ready") {
+        this.jobs.delete(id);
+        this.sockets.delete(id);
+        this.cancelled.delete(id);
+      }
+    });
+    const end = (why: string) => {
+      this.exited = why;
+      for (const lines of this.jobs.values()) lines.end(why);
+      this.jobs.clear();
+    };
+    child.on("error", (e) => end(`cannot start the weights keeper: ${e.message}`));
+    child.on("exit", (code, signal) => end(`the weights keeper exited (${signal ?? `status ${code}`})${this.stderr ? `: ${this.stderr.trim().split("\n").pop()}` : ""}`));
+    child.stdin.on("error", () => undefined);
+  }
+
+  static start(info: StageInfo): WeightsKeeper {
+    return new WeightsKeeper(spawn(info.python, ["-m", "stasis_engine.weights.stage", "--keep"], { stdio: ["pipe", "pipe", "pipe"], env: pythonEnv(info) }));
+  }
+
+  stage(job: StageJob): StagedWeights {
+    const id = `job-${++this.seq}`;
+    const socket = join(job.dir, "weights-stage.sock");
+    const lines = new JobLines();
+    if (this.exited !== undefined) lines.end(this.exited);
+    else {
+      this.jobs.set(id, lines);
+      this.sockets.set(id, socket);
+      this.child.stdin.write(jobLine(job, socket, id) + "\n");
+    }
+    return staged(job.events, socket, lines, () => {
+      // Not taken (the restore failed or refilled instead): make the keeper give up on it now, not after its wait.
+      if (!this.jobs.has(id)) return;
+      this.cancelled.add(id);
+      pokeSocket(socket);
+    });
+  }
+
+  /** False once the keeper's process has ended. */
+  alive(): boolean {
+    return this.exited === undefined;
+  }
+
+  /** Ends the keeper: its pinned images and GPU contexts go with it. */
+  close(): void {
+    this.child.stdin.end();
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), 5_000);
+    timer.unref();
+  }
+}
+
+/** Connects to a stager's socket and hangs up: a stager waiting there hands nothing over and moves on. */
+function pokeSocket(path: string | undefined): void {
+  if (!path) return;
+  const s = connect(path);
+  s.on("connect", () => s.destroy());
+  s.on("error", () => undefined);
+}
+
+function readLines(stream: NodeJS.ReadableStream, onLine: (l: StagerLine) => void): void {
+  let buf = "";
+  stream.on("data", (d: Buffer) => {
+    buf += d.toString();
+    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+      const parsed = StagerLine.safeParse(safeJson(buf.slice(0, nl)));
+      buf = buf.slice(nl + 1);
+      if (parsed.success) onLine(parsed.data);
+    }
+  });
 }
 
 function safeJson(text: string): unknown {

@@ -17,7 +17,7 @@ import { isRunning } from "../proc/tree.js";
 import { checkFingerprint } from "./fingerprint-check.js";
 import { startBackgroundReads, type BackgroundReads, type PrefetchMode, type VerifyMode } from "./background-reads.js";
 import { MARGIN_BYTES, planGpus, prepareGpuRestore, type GpuRestore } from "./gpu.js";
-import type { StagedWeights } from "../engines/weights-stager.js";
+import type { StagedWeights, StageLauncher } from "../engines/weights-stager.js";
 import type { Manifest } from "../store/manifest.js";
 import type { GpuInventory } from "../cuda/gpus.js";
 import { CudaDriver } from "../cuda/driver.js";
@@ -140,7 +140,12 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
   try {
     const gpuForStage = (opts.weights ?? "auto") === "auto" ? stagingGpu(m, procGpu, opts.gpu) : undefined;
     if (gpuForStage && engine.stage) {
-      staged = engine.stage(ctx, m.engine.state, snap.dir, { dir: inst.dir, gpu: gpuForStage, reserveBytes: (m.gpu?.totalBytes ?? 0) + MARGIN_BYTES });
+      staged = engine.stage(ctx, m.engine.state, snap.dir, {
+        dir: inst.dir,
+        gpu: gpuForStage,
+        reserveBytes: (m.gpu?.totalBytes ?? 0) + MARGIN_BYTES,
+        ...(deps.stager ? { launch: deps.stager } : {}),
+      });
     }
     reads = startBackgroundReads(snap, { verify: opts.verify, prefetch, events });
     const restored = await withRestoreLock(snap, async () => {
@@ -232,9 +237,11 @@ export function stagingGpu(m: Manifest, here: GpuInventory | undefined, target: 
   }
 }
 
-/** What a restore may be given instead of starting its own: a CUDA worker (`stasis serve` keeps one warm). */
+/** What a restore may be given instead of starting its own: a CUDA worker (`stasis serve` keeps one warm), a
+ *  weights stager (`stasis serve --pin-weights` keeps one per engine interpreter). */
 export interface RestoreDeps {
   cudaDriver?: () => Promise<CudaLease>;
+  stager?: StageLauncher;
 }
 
 /** A CUDA worker for one restore; `release()` when done (closes it, or hands a shared one back). */

@@ -13,12 +13,15 @@ import { VERSION } from "../version.js";
 import { RestoreRequestSchema, type RestoreRequest } from "./protocol.js";
 import { CudaDriver } from "../cuda/driver.js";
 import { warmCudaWorker } from "./warm-cuda.js";
+import { weightsKeepers } from "./weights-keepers.js";
 // Loaded with the daemon, not on the first request: that is the point of it.
 import { ownCudaDriver, restore } from "../restore/restore.js";
 
 export interface ServeOptions {
   socket?: string;
   signal?: AbortSignal;
+  /** Keep the weights of the snapshots restored in pinned host memory, and a stager warm (weights-keepers.ts). */
+  pinWeights?: boolean;
 }
 
 /** Serves until `signal` fires; then stops taking requests, lets running restores finish and removes the socket. */
@@ -31,6 +34,7 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
     process.env.STASIS_SERVE_CUDA === "1"
       ? warmCudaWorker(() => CudaDriver.start(), (m) => events.log(m))
       : { lease: ownCudaDriver, close: async () => {} };
+  const keepers = opts.pinWeights ? weightsKeepers() : undefined;
   let restores = 0;
   const server = createServer((req, res) => {
     void handle(req, res).catch((err) => events.log(`request failed: ${asStasisError(err).message}`, "warn"));
@@ -54,7 +58,7 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
     restores++;
     events.log(`restore "${body.name}"`);
     try {
-      const result = await restore({ ...body, signal: abort.signal }, local, { cudaDriver: cuda.lease });
+      const result = await restore({ ...body, signal: abort.signal }, local, { cudaDriver: cuda.lease, ...(keepers ? { stager: keepers.stage } : {}) });
       res.end(JSON.stringify({ result }) + "\n");
       events.log(`restored "${body.name}" as instance ${result.instance.id} in ${result.readyMs.toFixed(0)} ms`);
     } catch (err) {
@@ -79,6 +83,7 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
   await new Promise<void>((resolve) => server.close(() => resolve()));
   await unlink(socket).catch(() => undefined);
   await cuda.close();
+  keepers?.close();
   return { socket, restores };
 }
 

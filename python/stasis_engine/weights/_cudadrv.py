@@ -61,6 +61,8 @@ _SIGNATURES: dict[str, list[Any]] = {
     "cuMemSetAccess": [_u64, _sz, _c.POINTER(_AccessDesc), _sz],
     "cuMemExportToShareableHandle": [_vp, _u64, _int, _u64],
     "cuMemHostRegister_v2": [_vp, _sz, _uint],
+    "cuMemHostAlloc": [_c.POINTER(_vp), _sz, _uint],
+    "cuMemFreeHost": [_vp],
     "cuMemHostUnregister": [_vp],
     "cuMemcpyHtoDAsync_v2": [_u64, _vp, _sz, _vp],
     "cuStreamCreate": [_c.POINTER(_vp), _uint],
@@ -187,6 +189,15 @@ class DriverRuntime:
 
     def pointer_device(self, address: int) -> tuple[int, int] | None:
         return None  # targets are the stager's own allocation, checked when it was made
+
+    def host_alloc(self, size: int) -> int:
+        """Pinned host memory usable from every context (the keeper's copies of weights files)."""
+        out = _vp()
+        self.drv.check(self.drv._lib.cuMemHostAlloc(_c.byref(out), size, HOST_REGISTER_PORTABLE), f"cuMemHostAlloc({size})")
+        return int(out.value or 0)
+
+    def host_free(self, address: int) -> None:
+        self.drv.call("cuMemFreeHost", address)
 
     def free_bytes(self) -> int:
         free, total = _sz(0), _sz(0)

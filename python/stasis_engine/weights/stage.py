@@ -158,41 +158,32 @@ def lower_io_priority() -> str:
     return "idle"
 
 
-def run(job: dict[str, Any]) -> None:
+def serve_job(job: dict[str, Any], rt: DriverRuntime, fill: Any, extra: dict[str, Any]) -> None:
+    """One job: listen, create the memory, ``fill(mem)`` it (returns the fill's stats), export it, report ready,
+    hand it over, report that. Nothing of the job outlives it but the memory the engine imported."""
     start = time.perf_counter()
-    from .load import load_targets
-
     sock = listen(job["socket"])
-    ioprio = lower_io_priority()
-    _nice()
-    rt: DriverRuntime | None = None
     mem: ExportableMemory | None = None
     fd = -1
     try:
-        drv = Driver()
-        device = drv.device_by_uuid(job["gpu"])
-        rt = DriverRuntime(drv, device)
-        rt.set_device(device)
+        rt.set_device(rt.device)
         free = rt.free_bytes()
         need = job["arena_size"] + job["reserve_bytes"]
         if free < need:
             raise StasisEngineError("gpu_memory", f"{free / 2**30:.1f} GiB free on {job['gpu']}, staging needs "
                                     f"{need / 2**30:.1f} GiB beside the restore", "the restore refills in place instead")
         mem = ExportableMemory(rt, job["arena_size"])
-        stats = load_targets("tensors", targets_at(mem.address, job["tensors"]), Device("cuda", device), job["file"],
-                             runtime=rt, threads=_threads(job["file"]), method=_method())
+        stats = fill(mem)
         fd = mem.export_fd()
-        _emit({"event": "ready", "bytes": stats.bytes, "seconds": round(time.perf_counter() - start, 4),
-               "ioprio": ioprio, "load": stats.to_dict()})
+        _emit({"event": "ready", **extra, "bytes": stats.get("bytes", job["arena_size"]),
+               "seconds": round(time.perf_counter() - start, 4), "load": stats})
         hand_off(sock, fd, job["arena_size"], float(job["wait_s"]))
-        _emit({"event": "handed-off", "seconds": round(time.perf_counter() - start, 4)})
+        _emit({"event": "handed-off", **extra, "seconds": round(time.perf_counter() - start, 4)})
     finally:
         if fd >= 0:
             os.close(fd)
         if mem is not None:
             mem.close()
-        if rt is not None:
-            rt.release()
         sock.close()
         try:
             os.unlink(job["socket"])
@@ -200,7 +191,130 @@ def run(job: dict[str, Any]) -> None:
             pass
 
 
+def run(job: dict[str, Any]) -> None:
+    """The one-shot stager: fills the memory from the file with the load pipelines."""
+    from .load import load_targets
+
+    ioprio = lower_io_priority()
+    _nice()
+    drv = Driver()
+    rt = DriverRuntime(drv, drv.device_by_uuid(job["gpu"]))
+    try:
+        def fill(mem: ExportableMemory) -> dict[str, Any]:
+            return load_targets("tensors", targets_at(mem.address, job["tensors"]), Device("cuda", rt.device),
+                                job["file"], runtime=rt, threads=_threads(job["file"]), method=_method()).to_dict()
+
+        serve_job(job, rt, fill, {"ioprio": ioprio})
+    finally:
+        rt.release()
+
+
+class Keeper:
+    """``--keep``: a long-lived stager (``stasis serve --pin-weights``). It keeps each weights file it is asked for
+    as an image of the engine's arena in pinned host memory, so a later job only creates the GPU memory and copies
+    that image in with one host-to-GPU copy (the link's speed, no CPU work beside the restore), and it keeps its
+    CUDA contexts, so no start-up either. Jobs come one JSON line at a time on stdin, each with an ``id`` that its
+    answer lines carry. At most STASIS_PIN_WEIGHTS_MAX images (default 2) stay pinned, least recently used freed."""
+
+    def __init__(self) -> None:
+        self.drv = Driver()
+        self.runtimes: dict[str, DriverRuntime] = {}
+        self.streams: dict[str, int] = {}
+        self.images: dict[tuple[Any, ...], int] = {}  # key -> pinned host address (arena_size bytes)
+        self.sizes: dict[tuple[Any, ...], int] = {}
+        max_images = os.environ.get("STASIS_PIN_WEIGHTS_MAX", "")
+        self.max_images = int(max_images) if max_images.isdigit() and int(max_images) > 0 else 2
+
+    def runtime(self, gpu: str) -> DriverRuntime:
+        if gpu not in self.runtimes:
+            self.runtimes[gpu] = DriverRuntime(self.drv, self.drv.device_by_uuid(gpu))
+            self.runtimes[gpu].set_device(self.runtimes[gpu].device)
+            self.streams[gpu] = self.runtimes[gpu].stream_create()
+        return self.runtimes[gpu]
+
+    def image(self, job: dict[str, Any], rt: DriverRuntime) -> tuple[int, bool]:
+        """The pinned image of the job's arena, read from the file the first time (and when the file changed)."""
+        import hashlib
+
+        from .load import load_targets
+
+        st = os.stat(job["file"])
+        layout = hashlib.sha256(json.dumps(job["tensors"], sort_keys=True).encode()).hexdigest()
+        key = (os.path.realpath(job["file"]), st.st_ino, st.st_size, st.st_mtime_ns, job["arena_size"], layout)
+        if key in self.images:
+            self.images[key] = self.images.pop(key)  # most recently used last
+            return self.images[key], False
+        for old in [k for k in self.images if k[0] == key[0]] + list(self.images)[: max(0, len(self.images) - self.max_images + 1)]:
+            if old in self.images:
+                rt.host_free(self.images.pop(old))
+                self.sizes.pop(old, None)
+        host = rt.host_alloc(job["arena_size"])
+        try:
+            load_targets("tensors", targets_at(host, job["tensors"]), Device("cpu"), job["file"], method="cpu",
+                         threads=16)
+        except BaseException:
+            rt.host_free(host)
+            raise
+        self.images[key] = host
+        self.sizes[key] = job["arena_size"]
+        return host, True
+
+    def serve(self, job: dict[str, Any]) -> None:
+        rt = self.runtime(job["gpu"])
+        stream = self.streams[job["gpu"]]
+
+        def fill(mem: ExportableMemory) -> dict[str, Any]:
+            t = time.perf_counter()
+            host, read = self.image(job, rt)
+            t_image = time.perf_counter() - t
+            t = time.perf_counter()
+            rt.memcpy_async(mem.address, host, job["arena_size"], 1, stream)
+            rt.stream_synchronize(stream)
+            copy = time.perf_counter() - t
+            return {"bytes": job["arena_size"], "method": "pinned-image", "image_read": read,
+                    "image_seconds": round(t_image, 4), "copy_seconds": round(copy, 4),
+                    "copy_gbps": round(job["arena_size"] / copy / 1e9, 2) if copy > 0 else None}
+
+        serve_job(job, rt, fill, {"id": job.get("id")})
+
+    def close(self) -> None:
+        for key, host in list(self.images.items()):
+            next(iter(self.runtimes.values())).host_free(host)
+            self.images.pop(key)
+        for rt in self.runtimes.values():
+            rt.release()
+
+
+def keep() -> int:
+    """The keeper's loop: one job per stdin line until stdin closes; a failed job answers an error line and the
+    keeper goes on with the next."""
+    lower_io_priority()
+    keeper: Keeper | None = None
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            job_id = None
+            try:
+                raw = json.loads(line)
+                job_id = raw.get("id") if isinstance(raw, dict) else None
+                job = parse_job(line)
+                keeper = keeper or Keeper()
+                keeper.serve(job)
+            except StasisEngineError as e:
+                _emit({"event": "error", "id": job_id, "error": e.to_dict()})
+            except Exception as e:  # noqa: BLE001 - one job's failure is reported, the keeper goes on
+                _emit({"event": "error", "id": job_id,
+                       "error": {"code": "stage_failed", "message": f"{type(e).__name__}: {e}", "hint": None}})
+    finally:
+        if keeper is not None:
+            keeper.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv) == ["--keep"]:
+        return keep()
     try:
         run(parse_job(sys.stdin.read()))
     except StasisEngineError as e:

@@ -148,5 +148,40 @@ def test_sleep_2_then_adopt_staged_weights_identical(engine: Engine, tmp_path: P
     assert greedy(engine) == before
 
 
+def test_sleep_2_then_adopt_from_the_keeper_twice_identical(engine: Engine, tmp_path: Path) -> None:
+    """``stage --keep`` (stasis serve --pin-weights): the first job reads the file into a pinned image, the second
+    only copies that image to fresh GPU memory; both adopted, both answer as before."""
+    import json
+    import os
+    import subprocess
+
+    before = greedy(engine)
+    path = str(tmp_path / "w.stasisw")
+    engine.rpc.call("stasis_dump_weights", [path], {})
+    layout = engine.rpc.call("stasis_weights_layout", [], {})
+    stage = layout["stage"]
+    keeper = subprocess.Popen([stage["python"], "-m", "stasis_engine.weights.stage", "--keep"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": stage["path"]})
+    assert keeper.stdin and keeper.stdout
+    try:
+        for n in (1, 2):
+            engine.sleep(2)
+            sock = str(tmp_path / f"keep{n}.sock")
+            job = {"id": f"j{n}", "file": path, "gpu": "0", "socket": sock, "arena_size": stage["arena_size"],
+                   "tensors": layout["tensors"]}
+            keeper.stdin.write(json.dumps(job) + "\n")
+            keeper.stdin.flush()
+            ready = json.loads(keeper.stdout.readline())
+            assert ready["event"] == "ready" and ready["id"] == f"j{n}", ready
+            assert ready["load"]["image_read"] is (n == 1)
+            engine.rpc.call("stasis_adopt_weights", [sock], {})
+            assert json.loads(keeper.stdout.readline())["event"] == "handed-off"
+            engine.wake(["kv_cache"])
+            assert greedy(engine) == before
+    finally:
+        keeper.stdin.close()
+        assert keeper.wait(30) == 0
+
+
 def test_no_child_process_lingers(engine: Engine) -> None:
     assert engine.status()["memory"]["children"] == []
