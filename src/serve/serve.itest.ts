@@ -26,7 +26,8 @@ test("restore goes through a running `stasis serve`, and in-process once it is s
   assert.equal(cap.code, 0, cap.output);
 
   const socket = join(home, "stasisd.sock");
-  const daemon = spawn(process.execPath, [MAIN, "serve"], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  // --pin-weights: the CPU example server stages no weights, so the flag must change nothing here.
+  const daemon = spawn(process.execPath, [MAIN, "serve", "--pin-weights"], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   daemon.stderr.on("data", (d: Buffer) => (log += d.toString()));
   const exited = new Promise<number | null>((resolve) => daemon.on("exit", (code) => resolve(code)));
@@ -41,6 +42,15 @@ test("restore goes through a running `stasis serve`, and in-process once it is s
     assert.equal((await httpOk(`${base}/answer?q=served`)).body, cap.json.manifest.engine.canary.text);
     assert.match(log, /restored "served" as instance/);
     assert.equal((await stasis(["stop", viaDaemon.json.instance.id], env)).code, 0);
+
+    // `stasis bench --via api` restores with requests to the daemon, timed from the request.
+    const bench = await stasis(["bench", "served", "--strategies", "restore-hot", "--repeat", "1", "--via", "api", "--json"], env);
+    assert.equal(bench.code, 0, bench.output);
+    const hot = bench.json.strategies[0];
+    assert.equal(hot.runs[0].phases[0].name, "request");
+    assert.match(hot.setup, /a request to `stasis serve`/);
+    assert.equal(bench.json.via, "api");
+    assert.equal((log.match(/restored "served" as instance/g) ?? []).length, 2, log);
 
     // A daemon's error comes back as the CLI's own: code, hint and exit status.
     const missing = await stasis(["restore", "nothing-here", "--json"], env);
