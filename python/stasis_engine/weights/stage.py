@@ -14,6 +14,9 @@ Stdout, one JSON object per line: ``{"event": "ready", "bytes", "seconds", "load
 filled and the socket listens; ``{"event": "handed-off", "seconds"}`` once the engine acknowledged; or
 ``{"event": "error", "error": {"code", "message", "hint"}}`` (exit status 1). Nothing outlives the process
 but the memory the engine imported.
+
+``--keep``: the long-lived form ``stasis serve --pin-weights`` runs (``Keeper`` below): one job per stdin line, each
+with an ``id`` that its answer lines carry; it keeps its CUDA contexts and a pinned image of each weights file.
 """
 
 from __future__ import annotations
