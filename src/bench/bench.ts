@@ -7,8 +7,8 @@ import type { Events } from "../events.js";
 import { openSnapshot } from "../store/store.js";
 import { gpuInventory } from "../cuda/gpus.js";
 import { diskRate, type DiskRate } from "./disk.js";
-import { STRATEGIES, restoreServer, startServer, type Run, type Strategy } from "./strategies.js";
-import { DEFAULT_MEMORY, DEFAULT_PREFETCH, type MemoryMode, type PrefetchMode, type VerifyMode, type WeightsMode } from "../restore/modes.js";
+import { STRATEGIES, restoreServer, startServer, type RestoreArgs, type Run, type Strategy } from "./strategies.js";
+import { DEFAULT_MEMORY, DEFAULT_PREFETCH, DEFAULT_WEIGHTS, type MemoryMode, type PrefetchMode, type VerifyMode, type WeightsMode } from "../restore/modes.js";
 
 export interface BenchOptions {
   snapshot: string;
@@ -73,6 +73,13 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
   const warmCaches = await mkdtemp(join(tmpdir(), "stasis-bench-warm-"));
   const runs = new Map<Strategy, Run[]>(strategies.map((s) => [s, []]));
   let disk: DiskRate | undefined;
+  const restoreArgs: RestoreArgs = {
+    verify: opts.verify,
+    prefetch: opts.prefetch ?? DEFAULT_PREFETCH,
+    memory: opts.memory ?? DEFAULT_MEMORY,
+    weights: opts.weights ?? DEFAULT_WEIGHTS,
+    via: opts.via ?? "cli",
+  };
   try {
     if (strategies.includes("warm")) {
       // Warm means compile caches filled: the ones captured with the snapshot, or else filled by one
@@ -97,7 +104,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
       for (const s of strategies) {
         if (round >= runsOf(s)) continue;
         const run = await events.phase(`${s} #${round + 1}`, () =>
-          s === "cold" || s === "warm" ? startServer(snap, s, warmCaches) : restoreServer(snap, s, { verify: opts.verify, prefetch: opts.prefetch ?? DEFAULT_PREFETCH, memory: opts.memory ?? DEFAULT_MEMORY, weights: opts.weights ?? "auto", via: opts.via ?? "cli" }),
+          s === "cold" || s === "warm" ? startServer(snap, s, warmCaches) : restoreServer(snap, s, restoreArgs),
         );
         runs.get(s)!.push(run);
         events.progress("bench", ++done, total, "items");
@@ -136,11 +143,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
     snapshot: opts.snapshot,
     repeat: opts.repeat,
     repeatStarts: opts.repeatStarts,
-    verify: opts.verify,
-    prefetch: opts.prefetch ?? DEFAULT_PREFETCH,
-    memory: opts.memory ?? DEFAULT_MEMORY,
-    weights: opts.weights ?? "auto",
-    via: opts.via ?? "cli",
+    ...restoreArgs,
     strategies: summaries,
     ...(cold && hot ? { speedup: cold.medianFirstTokenMs / hot.medianFirstTokenMs } : {}),
     ...(disk ? { disk } : {}),

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { connect } from "node:net";
+import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Events } from "../events.js";
@@ -120,12 +121,7 @@ export function stageWeights(job: StageJob): StagedWeights {
   const socket = join(job.dir, "weights-stage.sock");
   const child = spawn(job.info.python, ["-m", "stasis_engine.weights.stage"], { stdio: ["pipe", "pipe", "pipe"], env: pythonEnv(job.info) });
   const lines = new JobLines();
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-  readLines(child.stdout, (l) => lines.push(l));
-  child.on("error", (e) => lines.end(`cannot start ${job.info.python}: ${e.message}`));
-  child.on("exit", (code, signal) => lines.end(`the stager exited (${signal ?? `status ${code}`})${stderr ? `: ${stderr.trim().split("\n").pop()}` : ""}`));
-  child.stdin.on("error", () => undefined);
+  follow(child, "the stager", (l) => lines.push(l), (why) => lines.end(why));
   child.stdin.end(jobLine(job, socket));
   return staged(job.events, socket, lines, () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
@@ -143,12 +139,10 @@ export class WeightsKeeper {
   private readonly cancelled = new Set<string>();
   private readonly sockets = new Map<string, string>();
   private seq = 0;
-  private stderr = "";
   private exited: string | undefined;
 
   private constructor(private readonly child: ChildProcessWithoutNullStreams) {
-    child.stderr.on("data", (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-2000)));
-    readLines(child.stdout, (l) => {
+    const onLine = (l: StagerLine) => {
       const id = l.id ?? "";
       if (l.event === "ready" && this.cancelled.has(id)) pokeSocket(this.sockets.get(id));
       this.jobs.get(id)?.push(l);
@@ -157,15 +151,13 @@ export class WeightsKeeper {
         this.sockets.delete(id);
         this.cancelled.delete(id);
       }
-    });
-    const end = (why: string) => {
-      this.exited = why;
+    };
+    const onEnd = (why: string) => {
+      this.exited ??= why;
       for (const lines of this.jobs.values()) lines.end(why);
       this.jobs.clear();
     };
-    child.on("error", (e) => end(`cannot start the weights keeper: ${e.message}`));
-    child.on("exit", (code, signal) => end(`the weights keeper exited (${signal ?? `status ${code}`})${this.stderr ? `: ${this.stderr.trim().split("\n").pop()}` : ""}`));
-    child.stdin.on("error", () => undefined);
+    follow(child, "the weights keeper", onLine, onEnd);
   }
 
   static start(info: StageInfo): WeightsKeeper {
@@ -211,16 +203,20 @@ function pokeSocket(path: string | undefined): void {
   s.on("error", () => undefined);
 }
 
-function readLines(stream: NodeJS.ReadableStream, onLine: (l: StagerLine) => void): void {
-  let buf = "";
-  stream.on("data", (d: Buffer) => {
-    buf += d.toString();
-    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
-      const parsed = StagerLine.safeParse(safeJson(buf.slice(0, nl)));
-      buf = buf.slice(nl + 1);
-      if (parsed.success) onLine(parsed.data);
-    }
+/**
+ * Follows a stager process (one-shot or keeper): each answer line it writes, and once it has ended (after its
+ * output is read: "close", not "exit"), why, with the last line of its standard error.
+ */
+function follow(child: ChildProcessWithoutNullStreams, what: string, onLine: (l: StagerLine) => void, onEnd: (why: string) => void): void {
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  createInterface({ input: child.stdout }).on("line", (text) => {
+    const parsed = StagerLine.safeParse(safeJson(text));
+    if (parsed.success) onLine(parsed.data);
   });
+  child.on("error", (e) => onEnd(`cannot start ${what}: ${e.message}`));
+  child.on("close", (code, signal) => onEnd(`${what} exited (${signal ?? `status ${code}`})${stderr ? `: ${stderr.trim().split("\n").pop()}` : ""}`));
+  child.stdin.on("error", () => undefined);
 }
 
 function safeJson(text: string): unknown {

@@ -43,3 +43,4 @@ export const DEFAULT_MEMORY: MemoryMode = "auto";
  */
 export const WEIGHTS_MODES = ["auto", "refill"] as const;
 export type WeightsMode = (typeof WEIGHTS_MODES)[number];
+export const DEFAULT_WEIGHTS: WeightsMode = "auto";

@@ -6,7 +6,7 @@ import { recordTimeline, type TimelinePhase } from "../events.js";
 import { locateCriu } from "../criu/locate.js";
 import { criuRestore, type CriuMemory } from "../criu/restore.js";
 import type { Criu } from "../criu/locate.js";
-import { resolvePrefetch, type MemoryMode, type WeightsMode } from "./modes.js";
+import { DEFAULT_MEMORY, DEFAULT_WEIGHTS, resolvePrefetch, type MemoryMode, type WeightsMode } from "./modes.js";
 import { placeFiles } from "../criu/kept-files.js";
 import { openSnapshot, type Snapshot } from "../store/store.js";
 import { engineFor } from "../engines/engines.js";
@@ -82,7 +82,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
   const driverStart = lease?.then((l) => l.driver);
   driverStart?.catch(() => undefined);
   let gpuPlan: Promise<GpuRestore | undefined> | undefined;
-  const wanted = opts.memory ?? "auto";
+  const wanted = opts.memory ?? DEFAULT_MEMORY;
   const [criu, procGpu, imagesResident] = await Promise.all([
     locateCriu(),
     m.gpu ? gpuIdentityFromProc() : Promise.resolve(undefined),
@@ -138,7 +138,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
   let nsInit: number | undefined;
   let ok = false;
   try {
-    const gpuForStage = (opts.weights ?? "auto") === "auto" ? stagingGpu(m, procGpu, opts.gpu) : undefined;
+    const gpuForStage = (opts.weights ?? DEFAULT_WEIGHTS) === "auto" ? stagingGpu(m, procGpu, opts.gpu) : undefined;
     if (gpuForStage && engine.stage) {
       staged = engine.stage(ctx, m.engine.state, snap.dir, {
         dir: inst.dir,

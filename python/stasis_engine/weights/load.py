@@ -169,20 +169,26 @@ def _check_mapped(copier: Any, tlist: list[Any], path: Any) -> None:
 def _choose(path: Any, header: Header, copies: list[Copy], device_kind: str) -> tuple[str, float | None]:
     if device_kind == "cpu":
         return "cpu", None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        base = _libc.map_file(fd, header.file_size)
-        try:
-            resident = _libc.resident_fraction(base, [(s, e - s) for s, e in spans(copies, header.file_size)])
-        finally:
-            _libc.unmap(base, header.file_size)
-    finally:
-        os.close(fd)
+    resident = resident_fraction(path, header.file_size, [(s, e - s) for s, e in spans(copies, header.file_size)])
     if resident is None:
         return AUTO_MIXED, None
     if resident >= HOT_RESIDENCY:
         return AUTO_HOT, resident
     return (AUTO_COLD if resident <= COLD_RESIDENCY else AUTO_MIXED), resident
+
+
+def resident_fraction(path: Any, size: int, ranges: list[tuple[int, int]]) -> float | None:
+    """Sampled fraction of ``ranges`` (offset, length) of the file's first ``size`` bytes in the page cache
+    (None where mincore cannot tell)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        base = _libc.map_file(fd, size)
+        try:
+            return _libc.resident_fraction(base, ranges)
+        finally:
+            _libc.unmap(base, size)
+    finally:
+        os.close(fd)
 
 
 def _open(path: Any, method: str, notes: list[str]) -> int:

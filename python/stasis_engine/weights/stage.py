@@ -110,20 +110,10 @@ def _threads(path: str) -> int:
 
 def _resident(path: str) -> float:
     """The fraction of the file in the page cache (0 where mincore cannot tell)."""
-    from . import _libc
+    from .load import resident_fraction
 
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            return 1.0
-        base = _libc.map_file(fd, size)
-        try:
-            return _libc.resident_fraction(base, [(0, size)]) or 0.0
-        finally:
-            _libc.unmap(base, size)
-    finally:
-        os.close(fd)
+    size = os.stat(path).st_size
+    return (resident_fraction(path, size, [(0, size)]) or 0.0) if size else 1.0
 
 
 def _method() -> str:
@@ -224,7 +214,6 @@ class Keeper:
         self.runtimes: dict[str, DriverRuntime] = {}
         self.streams: dict[str, int] = {}
         self.images: dict[tuple[Any, ...], int] = {}  # key -> pinned host address (arena_size bytes)
-        self.sizes: dict[tuple[Any, ...], int] = {}
         max_images = os.environ.get("STASIS_PIN_WEIGHTS_MAX", "")
         self.max_images = int(max_images) if max_images.isdigit() and int(max_images) > 0 else 2
 
@@ -247,10 +236,10 @@ class Keeper:
         if key in self.images:
             self.images[key] = self.images.pop(key)  # most recently used last
             return self.images[key], False
-        for old in [k for k in self.images if k[0] == key[0]] + list(self.images)[: max(0, len(self.images) - self.max_images + 1)]:
-            if old in self.images:
-                rt.host_free(self.images.pop(old))
-                self.sizes.pop(old, None)
+        changed = [k for k in self.images if k[0] == key[0]]  # the same file, rewritten since
+        oldest = list(self.images)[: max(0, len(self.images) - self.max_images + 1)]  # room for the new one
+        for old in dict.fromkeys(changed + oldest):
+            rt.host_free(self.images.pop(old))
         host = rt.host_alloc(job["arena_size"])
         try:
             load_targets("tensors", targets_at(host, job["tensors"]), Device("cpu"), job["file"], method="cpu",
@@ -259,7 +248,6 @@ class Keeper:
             rt.host_free(host)
             raise
         self.images[key] = host
-        self.sizes[key] = job["arena_size"]
         return host, True
 
     def serve(self, job: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 import type { CliCommand } from "../registry.js";
 import { StasisError } from "../../errors.js";
 import { num, oneOf, requirePositional, str } from "../args.js";
-import { DEFAULT_MEMORY, DEFAULT_PREFETCH, MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../../restore/modes.js";
+import { DEFAULT_MEMORY, DEFAULT_PREFETCH, DEFAULT_WEIGHTS, MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../../restore/modes.js";
 
 const USAGE = "bench <snapshot> [--strategies cold,warm,restore-hot,restore-cold] [--repeat N] [--repeat-starts N] [--verify auto|full|size|none] [--prefetch auto|all|images|weights|none] [--memory auto|copy|parallel|lazy] [--weights auto|refill] [--via cli|api] [--out DIR] [--json]\n       stasis bench --from results.json --out DIR   (draw the table and pictures of an earlier run again)";
 
@@ -54,7 +54,7 @@ export const command: CliCommand = {
         verify: oneOf(values, "verify", VERIFY_MODES, "auto"),
         prefetch: oneOf(values, "prefetch", PREFETCH_MODES, DEFAULT_PREFETCH),
         memory: oneOf(values, "memory", MEMORY_MODES, DEFAULT_MEMORY),
-        weights: oneOf(values, "weights", WEIGHTS_MODES, "auto"),
+        weights: oneOf(values, "weights", WEIGHTS_MODES, DEFAULT_WEIGHTS),
         via: oneOf(values, "via", ["cli", "api"] as const, "cli"),
         out: str(values, "out"),
         command: ["stasis", "bench", ...process.argv.slice(3)].join(" "),

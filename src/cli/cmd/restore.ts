@@ -4,7 +4,7 @@ import { interruptSignal } from "../interrupt.js";
 import { renderTimeline } from "../render/timeline.js";
 import { formatBytes, formatMs } from "../render/format.js";
 import type { RestoreRequest } from "../../serve/protocol.js";
-import { DEFAULT_MEMORY, DEFAULT_PREFETCH, MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../../restore/modes.js";
+import { DEFAULT_MEMORY, DEFAULT_PREFETCH, DEFAULT_WEIGHTS, MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../../restore/modes.js";
 
 const USAGE = "restore <name> [--verify auto|full|size|none] [--prefetch auto|all|images|weights|none] [--gpu INDEX|UUID] [--force | --fallback warm] [--memory auto|copy|parallel|lazy] [--weights auto|refill] [--ready-timeout S] [--json]";
 
@@ -69,7 +69,7 @@ export const command: CliCommand = {
         fallback: values.fallback === undefined ? undefined : oneOf(values, "fallback", ["warm"] as const, "warm"),
         readyTimeoutMs: num(values, "ready-timeout", 120, { min: 1 }) * 1000,
         memory: values["lazy-pages"] ? "lazy" : oneOf(values, "memory", MEMORY_MODES, DEFAULT_MEMORY),
-        weights: oneOf(values, "weights", WEIGHTS_MODES, "auto"),
+        weights: oneOf(values, "weights", WEIGHTS_MODES, DEFAULT_WEIGHTS),
       };
       // A running `stasis serve` does the work with its code already loaded; else this process does.
       const { restoreViaDaemon } = await import("../../serve/client.js");
