@@ -8,7 +8,7 @@ import { cachestat, pageSize } from "../native/libc.js";
 import { residency } from "./residency.js";
 import { evict } from "./evict.js";
 import { residentIn } from "./_files.js";
-import { dropFile, scratch, writeFile } from "./_testfs.js";
+import { dropFile, scratch, settled, writeFile } from "./_testfs.js";
 
 const FINCORE = "/usr/bin/fincore";
 
@@ -98,12 +98,19 @@ test("cachestat and mincore count the same pages and bytes for ranges of every s
   const MiB = 1 << 20;
   const size = 8 * MiB + 123;
   writeFile(path, size);
-  readRange(path, 0, size);
-  await evict([{ path, offset: 2 * MiB, length: 2 * MiB }]); // a hole of whole folios: resident, hole, resident
   const fd = openSync(path, "r");
   t.after(() => closeSync(fd));
   if (cachestat(fd, 0, size) === undefined) return t.skip("this kernel has no cachestat (before 6.5): mincore is all there is");
-  assert.equal(residentIn(fd, 0, size, path).residentBytes, size - 2 * MiB);
+  // The kernel may reclaim a page of its own accord when memory is short: then the file is read again.
+  const resident = await settled(
+    async () => {
+      readRange(path, 0, size);
+      await evict([{ path, offset: 2 * MiB, length: 2 * MiB }]); // a hole of whole folios: resident, hole, resident
+      return residentIn(fd, 0, size, path).residentBytes;
+    },
+    (r) => r === size - 2 * MiB,
+  );
+  assert.equal(resident, size - 2 * MiB);
   const ranges = [
     [0, size],
     [1, 1],
@@ -116,6 +123,8 @@ test("cachestat and mincore count the same pages and bytes for ranges of every s
     [size - 200, 150],
   ];
   for (const [offset, length] of ranges) {
-    assert.deepEqual(residentIn(fd, offset!, length!, path), residentIn(fd, offset!, length!, path, "mincore"), `range ${offset}+${length}`);
+    const both = () => [residentIn(fd, offset!, length!, path), residentIn(fd, offset!, length!, path, "mincore")] as const;
+    const [cs, mc] = await settled(both, ([a, b]) => JSON.stringify(a) === JSON.stringify(b), 3);
+    assert.deepEqual(cs, mc, `range ${offset}+${length}`);
   }
 });
