@@ -186,3 +186,169 @@ def test_the_keeper_answers_each_job_by_id_and_survives_failures() -> None:
     assert [(x["event"], x["id"]) for x in lines] == [("error", "j1"), ("error", "j2")]
     assert lines[0]["error"]["code"] == "bad_argument"
     assert lines[1]["error"]["code"] in ("cuda_error", "gpu_unavailable")
+
+
+class FakeRuntime:
+    """The driver-API runtime on the CPU, for the keeper's logic: "device" memory is a memfd (exported as a new
+    descriptor of it, as the driver exports GPU memory), pinned memory is anonymous memory, copies are memmove."""
+
+    device = 0
+
+    def __init__(self, fail_pin: bool = False) -> None:
+        self.fail_pin = fail_pin
+        self.host: dict[int, mmap.mmap] = {}
+        self.freed: list[int] = []
+        self.copies_from_host: list[int] = []
+
+    def set_device(self, index: int) -> None: ...
+    def get_device(self) -> int: return 0
+    def device_synchronize(self) -> None: ...
+    def host_register(self, address: int, size: int, flags: int) -> None: ...
+    def host_unregister(self, address: int) -> None: ...
+    def stream_create(self) -> int: return 1
+    def stream_destroy(self, stream: int) -> None: ...
+    def stream_synchronize(self, stream: int) -> None: ...
+    def event_create(self) -> int: return 1
+    def event_record(self, event: int, stream: int) -> None: ...
+    def event_synchronize(self, event: int) -> None: ...
+    def event_destroy(self, event: int) -> None: ...
+    def pointer_device(self, address: int) -> None: return None
+    def free_bytes(self) -> int: return 1 << 40
+    def release(self) -> None: ...
+
+    def memcpy_async(self, dst: int, src: int, size: int, kind: int, stream: int) -> None:
+        import ctypes
+
+        if src in self.host:
+            self.copies_from_host.append(src)
+        ctypes.memmove(dst, src, size)
+
+    def host_alloc(self, size: int) -> int:
+        if self.fail_pin:
+            raise StasisEngineError("cuda_error", "cuMemHostAlloc: out of memory")
+        m = mmap.mmap(-1, size)
+        address = torch.frombuffer(m, dtype=torch.uint8).data_ptr()
+        self.host[address] = m
+        return address
+
+    def host_free(self, address: int) -> None:
+        self.host.pop(address)
+        self.freed.append(address)
+
+    def exportable(self, size: int) -> Any:
+        fd = os.memfd_create("fake-gpu")
+        os.ftruncate(fd, size)
+        view = mmap.mmap(fd, size)
+
+        class Memory:
+            mapped = view  # alive as long as the memory
+            address = torch.frombuffer(view, dtype=torch.uint8).data_ptr()
+
+            @staticmethod
+            def export_fd() -> int:
+                return os.dup(fd)
+
+            @staticmethod
+            def close() -> None:
+                os.close(fd)
+
+        return Memory()
+
+
+class ReadingEngine:
+    """Takes the memory as an engine would, and keeps what it holds."""
+
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+
+    def adopt_weights(self, fd: int, size: int) -> dict[str, Any]:
+        self.got.append(os.pread(fd, size, 0))
+        return {"bytes": size, "ms": 0.1, "weights": "ready"}
+
+
+def _keeper_job(keeper: Any, sock: str, file: Path, tensors: list[dict[str, Any]], size: int,
+                capsys: pytest.CaptureFixture[str], job_id: str) -> tuple[bytes, list[dict[str, Any]]]:
+    """Runs one keeper job with an engine that adopts its memory; what the engine got, and the lines written."""
+    engine = ReadingEngine()
+    job_ = parse_job(json.dumps({"id": job_id, "file": str(file), "gpu": "GPU-1", "socket": sock, "arena_size": size,
+                                 "tensors": tensors, "wait_s": 10}))
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            keeper.serve(job_)
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            errors.append(e)
+
+    t = threading.Thread(target=serve)
+    t.start()
+    for _ in range(1000):
+        if os.path.exists(sock):
+            break
+        threading.Event().wait(0.01)
+    RpcMethods(engine).call("stasis_adopt_weights", [sock], {})  # type: ignore[arg-type]
+    t.join(30)
+    assert not errors, errors
+    return engine.got[0], [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+
+
+def test_the_keeper_fills_a_files_first_job_from_the_file_and_later_ones_from_its_pinned_image(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from stasis_engine.weights.stage import Keeper
+
+    monkeypatch.setenv("STASIS_PIN_WEIGHTS_MAX", "2")
+    size = 1 << 16
+    layout = [{"name": "w", "offset": 4096, "nbytes": 4000 * 4, "dtype": "float32", "shape": [4000]}]
+
+    def weights(path: Path, seed: int) -> bytes:
+        w = torch.randn(4000, generator=torch.Generator().manual_seed(seed))
+        dump({"w": w}, path)
+        arena = bytearray(size)
+        arena[4096:4096 + 16000] = w.numpy().tobytes()
+        return bytes(arena)
+
+    rt = FakeRuntime()
+    keeper = Keeper(open_runtime=lambda gpu: rt)  # type: ignore[arg-type, return-value]
+    sock = str(tmp_path / "s.sock")
+    a, b, c = tmp_path / "a.stasisw", tmp_path / "b.stasisw", tmp_path / "c.stasisw"
+    want_a = weights(a, 1)
+
+    got, lines = _keeper_job(keeper, sock, a, layout, size, capsys, "j1")
+    assert got[4096:4096 + 16000] == want_a[4096:4096 + 16000]
+    assert [x["event"] for x in lines] == ["ready", "handed-off", "pinned"]
+    assert lines[0]["load"]["method"] != "pinned-image" and lines[0]["load"]["image"] == "pinned after the hand-off"
+    assert lines[2] == {"event": "pinned", "id": "j1", "bytes": size, "seconds": lines[2]["seconds"]}
+
+    got, lines = _keeper_job(keeper, sock, a, layout, size, capsys, "j2")
+    assert got[4096:4096 + 16000] == want_a[4096:4096 + 16000]
+    assert [x["event"] for x in lines] == ["ready", "handed-off"]
+    assert lines[0]["load"]["method"] == "pinned-image" and len(rt.copies_from_host) == 1
+
+    # A rewritten file is read again and its old image freed; beyond two files the least recently used goes.
+    image_a = next(iter(rt.host))
+    os.utime(a, ns=(1, 1))
+    want_a = weights(a, 2)
+    got, lines = _keeper_job(keeper, sock, a, layout, size, capsys, "j3")
+    assert got[4096:4096 + 16000] == want_a[4096:4096 + 16000] and lines[-1]["event"] == "pinned"
+    assert rt.freed == [image_a] and len(keeper.images) == 1
+    weights(b, 3)
+    weights(c, 4)
+    _keeper_job(keeper, sock, b, layout, size, capsys, "j4")
+    _keeper_job(keeper, sock, a, layout, size, capsys, "j5")  # a is now the most recently used
+    _keeper_job(keeper, sock, c, layout, size, capsys, "j6")
+    assert [k[0] for k in keeper.images] == [str(a.resolve()), str(c.resolve())]
+    keeper.close()
+    assert not rt.host
+
+
+def test_a_keeper_that_cannot_pin_has_still_served_the_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stasis_engine.weights.stage import Keeper
+
+    w = torch.arange(1024, dtype=torch.float32)
+    dump({"w": w}, tmp_path / "w.stasisw")
+    keeper = Keeper(open_runtime=lambda gpu: FakeRuntime(fail_pin=True))  # type: ignore[arg-type, return-value]
+    layout = [{"name": "w", "offset": 0, "nbytes": 4096, "dtype": "float32", "shape": [1024]}]
+    got, lines = _keeper_job(keeper, str(tmp_path / "s.sock"), tmp_path / "w.stasisw", layout, 8192, capsys, "j1")
+    assert got[:4096] == w.numpy().tobytes()
+    assert [x["event"] for x in lines] == ["ready", "handed-off", "pin-failed"]
+    assert "out of memory" in lines[2]["message"] and not keeper.images

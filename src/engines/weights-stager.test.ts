@@ -86,6 +86,41 @@ test("a keeper takes jobs one line each and answers each by its id", () =>
     }
   }));
 
+test("what a keeper says after a job's hand-off (its image pinned, or not) is logged, and the job is unaffected", () =>
+  withDir(async (dir) => {
+    const { WeightsKeeper } = await import("./weights-stager.js");
+    const python = join(dir, "python");
+    const say = (line: string) => `  echo '${line}'`;
+    await writeFile(
+      python,
+      [
+        "#!/bin/sh",
+        "read line",
+        say('{"event": "ready", "id": "job-1", "bytes": 4096, "seconds": 0.1}'),
+        say('{"event": "handed-off", "id": "job-1", "seconds": 0.2}'),
+        say('{"event": "pinned", "id": "job-1", "bytes": 6400000000, "seconds": 2.5}'),
+        say('{"event": "pin-failed", "id": "job-1", "message": "StasisEngineError: out of memory"}'),
+        "read line",
+        "",
+      ].join("\n"),
+    );
+    await chmod(python, 0o755);
+    const logged: string[] = [];
+    const keeper = WeightsKeeper.start(info(python), (m, level) => logged.push(`${level}: ${m}`));
+    try {
+      const job = keeper.stage({ info: info(python), weightsFile: "/w", gpu: "GPU-1", dir, reserveBytes: 0, events: new Events() });
+      assert.deepEqual(await job.ready(), { socket: join(dir, "weights-stage.sock") });
+      for (let i = 0; i < 100 && logged.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(logged, [
+        "info: weights keeper: pinned 6.40 GB of weights in 2.50 s, for the next restore",
+        "warn: weights keeper: could not pin the weights (StasisEngineError: out of memory); the next restore reads the file again",
+      ]);
+      assert.equal(keeper.alive(), true);
+    } finally {
+      keeper.close();
+    }
+  }));
+
 test("a keeper that dies ends its jobs with the reason, and the daemon's set starts a new one", () =>
   withDir(async (dir) => {
     const { weightsKeepers } = await import("../serve/weights-keepers.js");
@@ -94,7 +129,7 @@ test("a keeper that dies ends its jobs with the reason, and the daemon's set sta
     await chmod(dead, 0o755);
     let started = 0;
     const { WeightsKeeper } = await import("./weights-stager.js");
-    const set = weightsKeepers((job) => (started++, WeightsKeeper.start(job.info)));
+    const set = weightsKeepers(() => undefined, (job) => (started++, WeightsKeeper.start(job.info)));
     try {
       const job = { info: info(dead), weightsFile: "/w", gpu: "GPU-1", dir, reserveBytes: 0, events: new Events() };
       const first = await set.stage(job).ready();

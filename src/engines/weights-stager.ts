@@ -36,6 +36,9 @@ const StagerLine = z.discriminatedUnion("event", [
   z.object({ event: z.literal("ready"), id: z.string().nullish(), bytes: z.number(), seconds: z.number(), load: z.record(z.unknown()).optional() }),
   z.object({ event: z.literal("handed-off"), id: z.string().nullish(), seconds: z.number() }),
   z.object({ event: z.literal("error"), id: z.string().nullish(), error: z.object({ code: z.string(), message: z.string(), hint: z.string().nullish() }) }),
+  // The keeper's, after a job's hand-off: the file's image is pinned for the next job, or could not be.
+  z.object({ event: z.literal("pinned"), id: z.string().nullish(), bytes: z.number(), seconds: z.number() }),
+  z.object({ event: z.literal("pin-failed"), id: z.string().nullish(), message: z.string() }),
 ]);
 type StagerLine = z.infer<typeof StagerLine>;
 
@@ -132,7 +135,8 @@ export function stageWeights(job: StageJob): StagedWeights {
  * `python -m stasis_engine.weights.stage --keep`, kept by `stasis serve --pin-weights`: one process per engine
  * interpreter that keeps the weights files it staged as pinned images of the engine's arena and its CUDA
  * contexts, so a later restore's weights are one host-to-GPU copy away (see Keeper in stage.py). Jobs run one at a
- * time in the order sent; a job whose restore gave up is released (its socket poked) so the next one runs.
+ * time in the order sent; a job whose restore gave up is released (its socket poked) so the next one runs. What
+ * the keeper says after a job (an image pinned, or not) goes to `log`.
  */
 export class WeightsKeeper {
   private readonly jobs = new Map<string, JobLines>();
@@ -141,9 +145,14 @@ export class WeightsKeeper {
   private seq = 0;
   private exited: string | undefined;
 
-  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
+  private constructor(
+    private readonly child: ChildProcessWithoutNullStreams,
+    log: (message: string, level: "info" | "warn") => void,
+  ) {
     const onLine = (l: StagerLine) => {
       const id = l.id ?? "";
+      if (l.event === "pinned") return log(`weights keeper: pinned ${(l.bytes / 1e9).toFixed(2)} GB of weights in ${l.seconds.toFixed(2)} s, for the next restore`, "info");
+      if (l.event === "pin-failed") return log(`weights keeper: could not pin the weights (${l.message}); the next restore reads the file again`, "warn");
       if (l.event === "ready" && this.cancelled.has(id)) pokeSocket(this.sockets.get(id));
       this.jobs.get(id)?.push(l);
       if (l.event !== "ready") {
@@ -160,8 +169,9 @@ export class WeightsKeeper {
     follow(child, "the weights keeper", onLine, onEnd);
   }
 
-  static start(info: StageInfo): WeightsKeeper {
-    return new WeightsKeeper(spawn(info.python, ["-m", "stasis_engine.weights.stage", "--keep"], { stdio: ["pipe", "pipe", "pipe"], env: pythonEnv(info) }));
+  static start(info: StageInfo, log: (message: string, level: "info" | "warn") => void = () => undefined): WeightsKeeper {
+    const child = spawn(info.python, ["-m", "stasis_engine.weights.stage", "--keep"], { stdio: ["pipe", "pipe", "pipe"], env: pythonEnv(info) });
+    return new WeightsKeeper(child, log);
   }
 
   stage(job: StageJob): StagedWeights {

@@ -34,7 +34,7 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
     process.env.STASIS_SERVE_CUDA === "1"
       ? warmCudaWorker(() => CudaDriver.start(), (m) => events.log(m))
       : { lease: ownCudaDriver, close: async () => {} };
-  const keepers = opts.pinWeights ? weightsKeepers() : undefined;
+  const keepers = opts.pinWeights ? weightsKeepers((m, level) => events.log(m, level)) : undefined;
   let restores = 0;
   const server = createServer((req, res) => {
     void handle(req, res).catch((err) => events.log(`request failed: ${asStasisError(err).message}`, "warn"));

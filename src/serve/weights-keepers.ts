@@ -5,7 +5,10 @@ import type { StagedWeights } from "../engines/weights-stager.js";
  * `stasis serve --pin-weights`: one weights keeper per engine interpreter (and import path), started by the first
  * restore that stages with it and kept until the daemon stops. A keeper that died is replaced by the next restore.
  */
-export function weightsKeepers(start: (job: StageJob) => WeightsKeeper = (job) => WeightsKeeper.start(job.info)): {
+export function weightsKeepers(
+  log: (message: string, level: "info" | "warn") => void,
+  start: (job: StageJob) => WeightsKeeper = (job) => WeightsKeeper.start(job.info, log),
+): {
   stage: (job: StageJob) => StagedWeights;
   close: () => void;
 } {

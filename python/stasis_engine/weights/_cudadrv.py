@@ -199,6 +199,10 @@ class DriverRuntime:
     def host_free(self, address: int) -> None:
         self.drv.call("cuMemFreeHost", address)
 
+    def exportable(self, size: int) -> "ExportableMemory":
+        """``size`` bytes of device memory on this device that another process can import (``ExportableMemory``)."""
+        return ExportableMemory(self, size)
+
     def free_bytes(self) -> int:
         free, total = _sz(0), _sz(0)
         self.drv.call("cuMemGetInfo_v2", _c.byref(free), _c.byref(total))

@@ -149,8 +149,9 @@ def test_sleep_2_then_adopt_staged_weights_identical(engine: Engine, tmp_path: P
 
 
 def test_sleep_2_then_adopt_from_the_keeper_twice_identical(engine: Engine, tmp_path: Path) -> None:
-    """``stage --keep`` (stasis serve --pin-weights): the first job reads the file into a pinned image, the second
-    only copies that image to fresh GPU memory; both adopted, both answer as before."""
+    """``stage --keep`` (stasis serve --pin-weights): the first job is filled from the file and the file's pinned
+    image made after its hand-off; the second only copies that image to fresh GPU memory; both adopted, both
+    answer as before."""
     import json
     import os
     import subprocess
@@ -173,9 +174,12 @@ def test_sleep_2_then_adopt_from_the_keeper_twice_identical(engine: Engine, tmp_
             keeper.stdin.flush()
             ready = json.loads(keeper.stdout.readline())
             assert ready["event"] == "ready" and ready["id"] == f"j{n}", ready
-            assert ready["load"]["image_read"] is (n == 1)
+            assert (ready["load"]["method"] == "pinned-image") is (n == 2), ready
             engine.rpc.call("stasis_adopt_weights", [sock], {})
             assert json.loads(keeper.stdout.readline())["event"] == "handed-off"
+            if n == 1:
+                pinned = json.loads(keeper.stdout.readline())
+                assert pinned["event"] == "pinned" and pinned["bytes"] == stage["arena_size"], pinned
             engine.wake(["kv_cache"])
             assert greedy(engine) == before
     finally:

@@ -17,8 +17,9 @@ export const command: CliCommand = {
     "  --socket PATH   listen here instead",
     "  --pin-weights   keep the weights of every snapshot it restores (the last two) as pinned host memory in a",
     "                  stager process that also keeps its CUDA context: a later restore's weights are then one",
-    "                  host-to-GPU copy (no file reads, no start-up). Costs their size in locked RAM and a CUDA",
-    "                  context (~0.6 GB) on each GPU used; STASIS_SERVE_PIN_WEIGHTS=1 is the same",
+    "                  host-to-GPU copy (no file reads, no start-up); the first restore reads the file, and the",
+    "                  image is pinned after it. Costs their size in locked RAM and a CUDA context (~0.6 GB) on",
+    "                  each GPU used; STASIS_SERVE_PIN_WEIGHTS=1 is the same",
   ].join("\n"),
   options: { socket: { type: "string" }, "pin-weights": { type: "boolean" } },
   async run({ values, events }) {
