@@ -123,3 +123,25 @@ test("(c) one snapshot restored four times, one after the other (default: parall
   }
   assert.equal(new Set(ids).size, 4);
 });
+
+test("(d) STASIS_WORKING_SET=1: a restore records the pages of files its tree touched; a later one with prefetch reads them", async () => {
+  const on = { ...env, STASIS_WORKING_SET: "1" };
+  const phase = (res: { json: { phases: { name: string }[] } }, name: string) => res.json.phases.find((p) => p.name === name) as { bytes?: number; detail?: Record<string, number> } | undefined;
+  const first = await stasis(["restore", "twice", "--json"], on);
+  assert.equal(first.code, 0, first.output);
+  const recorded = phase(first, "record-working-set");
+  assert.ok(recorded && recorded.bytes! > 0 && recorded.detail!.files! > 0, JSON.stringify(recorded));
+  const ws = JSON.parse(readFileSync(join(first.json.instance.dir, "..", "..", "snapshots", "twice", "working-set.json"), "utf8"));
+  assert.ok(ws.files.some((f: { path: string }) => /python3/.test(f.path)), "the interpreter is in it");
+  assert.equal((await stasis(["stop", first.json.instance.id], env)).code, 0);
+  const second = await stasis(["restore", "twice", "--json", "--prefetch", "images"], on);
+  assert.equal(second.code, 0, second.output);
+  const read = phase(second, "working-set");
+  assert.ok(read && read.detail!.files === ws.files.length && read.detail!.bytesTotal! > 0, JSON.stringify(read));
+  assert.equal(phase(second, "record-working-set"), undefined, "recorded once");
+  assert.equal((await stasis(["stop", second.json.instance.id], env)).code, 0);
+  const off = await stasis(["restore", "twice", "--json", "--prefetch", "images"], env);
+  assert.equal(off.code, 0, off.output);
+  assert.equal(phase(off, "working-set"), undefined, "off by default");
+  assert.equal((await stasis(["stop", off.json.instance.id], env)).code, 0);
+});
