@@ -49,7 +49,10 @@ export function readOrder(files: FileEntry[]): FileEntry[] {
  * reads; weights: only the weights (read while CRIU reads its images, for the refill after it); none (the default: measured fastest on our GPU machine, docs/pagecache.md): only what verification
  * reads. Files that pass a digest check are stamped as verified.
  */
-export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode; prefetch: PrefetchMode; events: Events }): BackgroundReads {
+export function startBackgroundReads(
+  snap: Snapshot,
+  opts: { verify: VerifyMode; prefetch: PrefetchMode; events: Events; /** Reads start once this settles. */ after?: Promise<unknown> },
+): BackgroundReads {
   const controller = new AbortController();
   const files = readOrder(snap.manifest.files);
   const work = (async (): Promise<ReadStats> => {
@@ -62,6 +65,7 @@ export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode;
       opts.prefetch === "all" || (opts.prefetch === "images" && CRIU_READS.has(f.role)) || (opts.prefetch === "weights" && f.role === "weights");
     if (toVerify.length === 0 && !files.some(prefetching)) return { bytesRead: 0, bytesAlreadyResident: 0, bytesVerified: 0 };
     const verifying = new Set(toVerify.map((f) => f.path));
+    await opts.after?.catch(() => undefined);
     const phase = toVerify.length > 0 ? "prefetch+verify" : "prefetch";
     const stats = await opts.events.phase(
       phase,

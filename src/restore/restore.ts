@@ -24,7 +24,7 @@ import { CudaDriver } from "../cuda/driver.js";
 import { gpuIdentityFromProc } from "../cuda/gpus.js";
 import { withRestoreLock } from "./lock.js";
 import { warmStart } from "./fallback.js";
-import { loadWorkingSet, prefetchWorkingSet, recordWorkingSet, saveWorkingSet } from "./working-set.js";
+import { loadWorkingSet, recordWorkingSet, saveWorkingSet, startWorkingSet } from "./working-set.js";
 
 export interface RestoreOptions {
   name: string;
@@ -150,9 +150,11 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
         ...(deps.stager ? { launch: deps.stager } : {}),
       });
     }
-    reads = startBackgroundReads(snap, { verify: opts.verify, prefetch, events });
-    // From a cold page cache, the pages of the engine's libraries its last restore touched (working-set.ts).
-    if (useWorkingSet() && (prefetch === "images" || prefetch === "all")) workingSet = prefetchWorkingSet(snap.dir, events, workingSetAbort.signal);
+    // From a cold page cache: the pages of the engine's files its last restore touched (working-set.ts), the
+    // files' heads before the images, the rest after them.
+    const ws = useWorkingSet() && (prefetch === "images" || prefetch === "all") ? startWorkingSet(snap.dir, events, workingSetAbort.signal) : undefined;
+    reads = startBackgroundReads(snap, { verify: opts.verify, prefetch, events, ...(ws ? { after: ws.heads } : {}) });
+    workingSet = ws?.rest(reads.done());
     const restored = await withRestoreLock(snap, async () => {
       await placeFiles(snap.dir, m.shmFiles);
       const cleanup = await placeFiles(snap.dir, m.linkRemaps);
