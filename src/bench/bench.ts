@@ -32,6 +32,8 @@ export interface StrategySummary {
   medianFirstTokenMs: number;
   /** The phases of the run whose time to first token is the median. */
   phases: Run["phases"];
+  /** Cold cases: the median of what each run read from the machine's disks before its first token. */
+  medianDiskBytesRead?: number;
 }
 
 export interface BenchReport {
@@ -53,6 +55,9 @@ export interface BenchReport {
    *  (`ms` is the fastest a cold restore could read them), and restore-cold's time to first token over `ms`. */
   disk?: DiskRate;
   coldRatio?: number;
+  /** With restore-cold: what its runs really read from the machine's disks before the first token (median), that
+   *  many bytes at the disk's measured rate, and restore-cold's time to first token over that. */
+  coldDiskRead?: { bytes: number; ms: number; ratio: number };
 }
 
 /** The snapshot files a restore reads before the first token: CRIU's images and files, the weights. */
@@ -124,6 +129,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
       medianReadyMs: median(rs.map((r) => r.readyMs)),
       medianFirstTokenMs: mid,
       phases: rep.phases,
+      ...(rs.every((r) => r.diskBytesRead !== undefined) ? { medianDiskBytesRead: median(rs.map((r) => r.diskBytesRead!)) } : {}),
     };
   });
   const inv = await gpuInventory();
@@ -148,5 +154,14 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
     ...(cold && hot ? { speedup: cold.medianFirstTokenMs / hot.medianFirstTokenMs } : {}),
     ...(disk ? { disk } : {}),
     ...(disk && restoreCold ? { coldRatio: restoreCold.medianFirstTokenMs / disk.ms } : {}),
+    ...(disk && restoreCold?.medianDiskBytesRead
+      ? {
+          coldDiskRead: {
+            bytes: restoreCold.medianDiskBytesRead,
+            ms: (restoreCold.medianDiskBytesRead / disk.bytes) * disk.ms,
+            ratio: restoreCold.medianFirstTokenMs / ((restoreCold.medianDiskBytesRead / disk.bytes) * disk.ms),
+          },
+        }
+      : {}),
   };
 }

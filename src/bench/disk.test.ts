@@ -11,3 +11,19 @@ test("the files are cut into about as many equal slices as streams, never across
   assert.equal(mixed.slices.reduce((n, x) => n + x.length, 0), 1000, "every byte of the big file once");
   assert.ok(mixed.slices.every((x) => x.path === "big"));
 });
+
+test("what the disks read comes from /proc/diskstats' sectors, of the named devices only (no partitions, loops or zram twice)", async () => {
+  const { sectorsRead } = await import("./system.js");
+  const stats = [
+    "   7       0 loop0 10 0 800 5 0 0 0 0 0 10 5 0 0 0 0 0 0",
+    " 254       0 vda 14330 3012 2871664 9111 500 200 9000 300 0 9000 9500 0 0 0 0 0 0",
+    " 254       1 vda1 14000 3000 2800000 9000 500 200 9000 300 0 9000 9500 0 0 0 0 0 0",
+    " 259       0 nvme0n1 100 0 2048 10 0 0 0 0 0 10 10 0 0 0 0 0 0",
+    " 252       0 zram0 5 0 40 0 0 0 0 0 0 0 0 0 0 0 0 0 0",
+  ].join("\n");
+  assert.equal(sectorsRead(stats, ["vda", "nvme0n1"]), (2871664 + 2048) * 512);
+  assert.equal(sectorsRead(stats, ["sda"]), undefined, "no such disk: nothing to say");
+  const { diskBytesRead } = await import("./system.js");
+  const now = await diskBytesRead();
+  assert.ok(now === undefined || (Number.isFinite(now) && now >= 0));
+});

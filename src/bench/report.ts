@@ -24,6 +24,11 @@ export function benchTable(r: BenchReport, style: "text" | "markdown"): string {
           `disk: ${(r.disk.bytes / 1e9).toFixed(2)} GB read before the first token (images, weights) at ${r.disk.gbps.toFixed(2)} GB/s (${r.disk.how}) = ${formatMs(r.disk.ms)}; restore-cold's first token took ${r.coldRatio.toFixed(2)}x that`,
         ]
       : []),
+    ...(r.coldDiskRead
+      ? [
+          `restore-cold really read ${(r.coldDiskRead.bytes / 1e9).toFixed(2)} GB from the machine's disks before its first token (median; /proc/diskstats: the snapshot, the engine's libraries, stasis and CRIU themselves, any other reader); at the same rate that is ${formatMs(r.coldDiskRead.ms)}, and restore-cold took ${r.coldDiskRead.ratio.toFixed(2)}x that`,
+        ]
+      : []),
   ];
   if (style === "text") return [...facts, "", table(rows)].join("\n");
   const md = [`| ${rows[0]!.join(" | ")} |`, `|${rows[0]!.map(() => " --- ").join("|")}|`, ...rows.slice(1).map((row) => `| ${row.join(" | ")} |`)];

@@ -12,7 +12,7 @@ import { findInstance, killTree, stopInstance } from "../instances/instances.js"
 import type { Snapshot } from "../store/store.js";
 import { StasisError } from "../errors.js";
 import { prefetch } from "../pagecache/prefetch.js";
-import { cacheEnv, dropPageCache } from "./system.js";
+import { cacheEnv, diskBytesRead, dropPageCache } from "./system.js";
 import { restoreViaDaemon } from "../serve/client.js";
 import type { MemoryMode, PrefetchMode, VerifyMode, WeightsMode } from "../restore/modes.js";
 
@@ -27,6 +27,8 @@ export interface Run {
   phases: TimelinePhase[];
   /** What the case did to the machine first (page cache dropped, files prefetched). */
   setup: string;
+  /** Cold cases: bytes read from the machine's disks from the start until the first token (diskBytesRead). */
+  diskBytesRead?: number;
 }
 
 function canaryOf(snap: Snapshot): CanaryRequest {
@@ -45,6 +47,7 @@ export async function startServer(snap: Snapshot, strategy: "cold" | "warm", war
   const scratch = await mkdtemp(join(tmpdir(), "stasis-bench-"));
   const caches = strategy === "cold" ? join(scratch, "caches") : warmCacheDir;
   if (strategy === "cold") await dropPageCache();
+  const readBefore = strategy === "cold" ? await diskBytesRead() : undefined;
   const events = new Events();
   const timeline = recordTimeline(events);
   const engine = engineFor(m.engine.kind);
@@ -62,7 +65,16 @@ export async function startServer(snap: Snapshot, strategy: "cold" | "warm", war
     await events.phase("ready", () => engine.waitReady(ctx, m.server.readyPath, 900_000));
     const readyMs = events.t();
     await events.phase("first-token", () => engine.firstToken(ctx, canaryOf(snap)));
-    return { strategy, readyMs, firstTokenMs: events.t(), phases: timeline.phases, setup: strategy === "cold" ? "page cache dropped, compile caches empty" : "compile caches filled, page cache warm" };
+    const firstTokenMs = events.t();
+    const diskRead = readBefore === undefined ? undefined : ((await diskBytesRead()) ?? readBefore) - readBefore;
+    return {
+      strategy,
+      readyMs,
+      firstTokenMs,
+      phases: timeline.phases,
+      setup: strategy === "cold" ? "page cache dropped, compile caches empty" : "compile caches filled, page cache warm",
+      ...(diskRead === undefined ? {} : { diskBytesRead: diskRead }),
+    };
   } finally {
     timeline.stop();
     await killTree(server.pid, 10_000);
@@ -93,6 +105,7 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
   const m = snap.manifest;
   if (strategy === "restore-cold") await dropPageCache();
   else await prefetch(m.files.map((f) => ({ path: join(snap.dir, f.path) })), {});
+  const readBefore = strategy === "restore-cold" ? await diskBytesRead() : undefined;
   const started = performance.now();
   const { readyMs, result } = args.via === "api" ? await restoreByRequest(snap, args, started) : await restoreByCli(snap, args, started);
   try {
@@ -100,6 +113,7 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
     const ctx: EngineContext = { baseUrl: m.server.url, events, alive: () => true, logPath: "" };
     await engineFor(m.engine.kind).firstToken(ctx, canaryOf(snap));
     const firstTokenMs = performance.now() - started;
+    const diskRead = readBefore === undefined ? undefined : ((await diskBytesRead()) ?? readBefore) - readBefore;
     // The CLI's own phases are relative to its start, which is a little after the spawn: shift them onto this clock.
     const offset = readyMs - Math.max(0, ...(result.phases ?? []).map((p) => p.endMs));
     const phases = [
@@ -113,6 +127,7 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
       firstTokenMs,
       phases,
       setup: `${strategy === "restore-cold" ? "page cache dropped" : "snapshot files in the page cache"}${args.via === "api" ? ", a request to `stasis serve`" : result.via === "daemon" ? ", through `stasis serve`" : ""}`,
+      ...(diskRead === undefined ? {} : { diskBytesRead: diskRead }),
     };
   } finally {
     await stopInstance(await findInstance(result.instance.id), 10_000);

@@ -24,3 +24,29 @@ export const COMPILE_CACHE_VARS = [
 export function cacheEnv(dir: string): Record<string, string> {
   return Object.fromEntries(COMPILE_CACHE_VARS.map((v) => [v, `${dir}/${v.toLowerCase()}`]));
 }
+
+/**
+ * Bytes read from the machine's disks so far: the sectors read of every block device with a device behind it
+ * (/sys/block/NAME/device: disks, not loop, zram or device-mapper devices, which would count reads twice), from
+ * /proc/diskstats. Undefined where there is none to read. A cold case's difference of two readings is what it read
+ * from disk, whoever read it (the snapshot, the engine's libraries, stasis and CRIU themselves, anything else).
+ */
+export async function diskBytesRead(): Promise<number | undefined> {
+  const { readFile, readdir, access } = await import("node:fs/promises");
+  const text = await readFile("/proc/diskstats", "utf8").catch(() => "");
+  const names = await readdir("/sys/block").catch(() => [] as string[]);
+  const disks: string[] = [];
+  for (const n of names) if (await access(`/sys/block/${n}/device`).then(() => true, () => false)) disks.push(n);
+  return sectorsRead(text, disks);
+}
+
+/** The bytes read by the devices `disks` in /proc/diskstats text (field 6: sectors read, 512 bytes each). */
+export function sectorsRead(diskstats: string, disks: string[]): number | undefined {
+  let bytes: number | undefined;
+  for (const line of diskstats.split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 6 || !disks.includes(f[2]!)) continue;
+    bytes = (bytes ?? 0) + Number(f[5]) * 512;
+  }
+  return bytes;
+}
