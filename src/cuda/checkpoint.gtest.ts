@@ -50,8 +50,9 @@ async function captureTorch(name: string, args: string[], extra: string[] = []) 
   return { cap, base };
 }
 
-test("a torch process holding 4 GiB on the GPU: capture and restore, checksums bit-identical", { skip }, async () => {
-  const { cap, base } = await captureTorch("torch4g", ["--gib", "4"]);
+/** Captures and restores a torch process holding 4 GiB; `serverEnv` (K=V...) is given to the server. */
+async function torch4g(name: string, label: string, serverEnv: string[] = []) {
+  const { cap, base } = await captureTorch(name, ["--gib", "4"], serverEnv.flatMap((kv) => ["--env", kv]));
   const m = cap.json.manifest;
   assert.equal(m.tree.cudaProcesses, 1);
   assert.ok(m.gpu.totalBytes >= 4 * 2 ** 30, `GPU bytes ${m.gpu.totalBytes}`);
@@ -59,7 +60,7 @@ test("a torch process holding 4 GiB on the GPU: capture and restore, checksums b
   for (const n of ["cuda-lock", "cuda-checkpoint", "criu-dump"]) assert.ok(names.includes(n), `capture phase ${n}`);
   const afterReady = cap.json.phases.filter((p: Phase) => !["preflight", "launch", "ready", "warmup", "canary"].includes(p.name)).reduce((a: number, p: Phase) => a + p.ms, 0);
 
-  const res = await stasis(["restore", "torch4g", "--json"], env);
+  const res = await stasis(["restore", name, "--json"], env);
   assert.equal(res.code, 0, res.output);
   const rnames = res.json.phases.map((p: Phase) => p.name);
   for (const n of ["criu-restore", "cuda-restore", "cuda-unlock", "canary"]) assert.ok(rnames.includes(n), `restore phase ${n}`);
@@ -70,7 +71,8 @@ test("a torch process holding 4 GiB on the GPU: capture and restore, checksums b
   const held = tree.reduce((a, p) => a + (mem.get(p.pid)?.bytes ?? 0), 0);
   assert.ok(held >= 4 * 2 ** 30, `restored tree holds ${held} bytes of GPU memory`);
   recordResult("cuda-checkpoint.jsonl", {
-    test: "torch-4GiB",
+    test: label,
+    ...(serverEnv.length > 0 ? { serverEnv } : {}),
     gpuBytes: m.gpu.totalBytes,
     imageBytes: m.files.reduce((a: number, f: { size: number }) => a + f.size, 0),
     captureAfterReadyMs: Math.round(afterReady),
@@ -79,7 +81,17 @@ test("a torch process holding 4 GiB on the GPU: capture and restore, checksums b
     restorePhases: summary(res.json.phases),
   });
   assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
-});
+}
+
+test("a torch process holding 4 GiB on the GPU: capture and restore, checksums bit-identical", { skip }, () => torch4g("torch4g", "torch-4GiB"));
+
+// CUDA_TEST_SERVER_ENV="K=V ...": the same again, the server started with that environment, recorded beside the
+// plain one (e.g. GLIBC_TUNABLES=glibc.malloc.hugetlb=1: does the driver's checkpoint fill huge pages faster?).
+const serverEnv = (process.env.CUDA_TEST_SERVER_ENV ?? "").split(/\s+/).filter(Boolean);
+test(`the 4 GiB torch process again, its server started with ${serverEnv.join(" ") || "(CUDA_TEST_SERVER_ENV unset)"}`, { skip: skip || (serverEnv.length === 0 && "CUDA_TEST_SERVER_ENV is not set") }, () =>
+  torch4g("torch4g-env", "torch-4GiB-env", serverEnv),
+);
+
 
 test("a two-process tree where both processes hold CUDA contexts", { skip }, async () => {
   const { cap, base } = await captureTorch("torch-two", ["--gib", "1", "--worker-gib", "1"]);
