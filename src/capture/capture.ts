@@ -1,4 +1,5 @@
 import { copyFile, mkdir, readdir, rm } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { join, relative } from "node:path";
 import { StasisError, asStasisError } from "../errors.js";
 import type { Events } from "../events.js";
@@ -11,8 +12,8 @@ import { launch, DUMPABLE_ENV } from "../launch/launch.js";
 import { processTree } from "../proc/tree.js";
 import { Staging, cleanStaging } from "../store/store.js";
 import { digestFiles, type DigestInput } from "../store/digest.js";
-import { recordVerified, stampFiles } from "../store/verified.js";
-import { MANIFEST_SCHEMA, type Manifest } from "../store/manifest.js";
+import { recordVerified, stampFiles, type Stamp } from "../store/verified.js";
+import { MANIFEST_SCHEMA, type FileEntry, type Manifest } from "../store/manifest.js";
 import { canaryRecord } from "../engines/canary.js";
 import { engineFor } from "../engines/engines.js";
 import type { CanaryRequest, EngineContext } from "../engines/engine.js";
@@ -73,6 +74,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   let gpu: GpuCapture | undefined;
   let keepServer = false;
   let succeeded = false;
+  const digests: Promise<Digested>[] = [];
   try {
     server = await events.phase("launch", () =>
       launch({ argv: opts.argv, cwd: opts.cwd, env: opts.env, stdout: inst.stdout, stderr: inst.stderr }),
@@ -87,6 +89,9 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     const identity = await engine.identify(ctx);
     const engineState = await events.phase("engine-prepare", () => engine.prepareCapture(ctx, staging.dir));
     throwIfAborted(opts.signal);
+    // The engine's files (its weights) are complete: digested while the GPU is checkpointed and CRIU dumps.
+    const engineFiles = digestBeside(staging.dir, (engineState.files ?? []).map((f) => ({ path: f.path, role: f.role })), "digest-engine-files", events);
+    digests.push(engineFiles);
 
     const tree = await processTree(server.pid);
     const pids = tree.map((p) => p.pid);
@@ -102,6 +107,18 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     const linkRemaps = await keepLinkRemaps(await findLinkRemaps(unlinked), staging.dir);
     // The tree is gone unless it was left running: then its shared-memory files are its own leftovers.
     const shmFiles = await keepFiles(shared, staging.dir, "shm", !opts.leaveRunning);
+    // CRIU's images are complete: digested while the engine resumes (or the tree ends) and the caches are packed.
+    const imageFiles = digestBeside(
+      staging.dir,
+      [
+        ...(await filesUnder(staging.dir, "images")).map((path) => ({ path, role: "image" as const })),
+        ...linkRemaps.map((r) => ({ path: r.file, role: "link-remap" as const })),
+        ...shmFiles.map((r) => ({ path: r.file, role: "shm" as const })),
+      ],
+      "digest-images",
+      events,
+    );
+    digests.push(imageFiles);
     if (opts.leaveRunning) {
       await gpu?.resume(events);
       await events.phase("engine-resume", () => engine.resume(ctx, engineState, staging.dir));
@@ -117,20 +134,11 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     await copyFile(inst.stderr, join(staging.dir, "logs", "capture-stderr.log"));
     await copyFile(dump.logPath, join(staging.dir, "logs", "criu-dump.log"));
 
-    const inputs: DigestInput[] = [
-      ...(await filesUnder(staging.dir, "images")).map((path) => ({ path, role: "image" as const })),
-      ...linkRemaps.map((r) => ({ path: r.file, role: "link-remap" as const })),
-      ...shmFiles.map((r) => ({ path: r.file, role: "shm" as const })),
-      ...caches.map((c) => ({ path: c.file, role: "cache" as const })),
-      ...(engineState.files ?? []).map((f) => ({ path: f.path, role: f.role })),
-    ];
-    // Stamped before the bytes are digested: a restore on this boot re-hashes only what changed since.
-    const stamps = await stampFiles(staging.dir, inputs);
-    const files = await events.phase(
-      "digest",
-      () => digestFiles(staging.dir, inputs, { events, phase: "digest" }),
-      (f) => ({ bytes: f.reduce((a, e) => a + e.size, 0) }),
-    );
+    const cacheFiles = digestBeside(staging.dir, caches.map((c) => ({ path: c.file, role: "cache" as const })), "digest-caches", events, true);
+    digests.push(cacheFiles);
+    const parts = await Promise.all([imageFiles, cacheFiles, engineFiles]);
+    const files = parts.flatMap((p) => p.files);
+    const stamps = new Map(parts.flatMap((p) => [...p.stamps]));
     const fingerprint = await machineFingerprint({
       criuVersion: criu.version,
       gpu: gpu?.inventory,
@@ -181,6 +189,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   } catch (err) {
     throw asStasisError(err);
   } finally {
+    await Promise.allSettled(digests); // no digest still reading what the abort below removes
     timeline.stop();
     gpu?.close();
     if (!keepServer) {
@@ -193,6 +202,32 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     // success they are in the snapshot, and the folder goes unless the server lives on as an instance.
     if (succeeded && !keepServer) await rm(inst.dir, { recursive: true, force: true });
   }
+}
+
+interface Digested {
+  files: FileEntry[];
+  stamps: Map<string, Stamp>;
+}
+
+/**
+ * Stamps `inputs` (a restore in this boot then re-hashes only what changed since), then digests them in the
+ * background as the phase `phase`, with half the cores (the capture goes on beside it and awaits the result),
+ * or all of them when nothing else is left to do (`last`).
+ */
+function digestBeside(dir: string, inputs: DigestInput[], phase: string, events: Events, last = false): Promise<Digested> {
+  const done = (async () => {
+    const stamps = await stampFiles(dir, inputs);
+    if (inputs.length === 0) return { files: [], stamps };
+    const concurrency = last ? availableParallelism() : Math.max(1, Math.ceil(availableParallelism() / 2));
+    const files = await events.phase(
+      phase,
+      () => digestFiles(dir, inputs, { events, phase, concurrency }),
+      (f) => ({ bytes: f.reduce((a, e) => a + e.size, 0) }),
+    );
+    return { files, stamps };
+  })();
+  done.catch(() => undefined); // awaited by the capture, or settled in its finally
+  return done;
 }
 
 function withoutFiles(state: Record<string, unknown>): Record<string, unknown> {
