@@ -22,7 +22,7 @@ const MERGE_GAP = 256 * 1024;
  * The head of every file is read too: CRIU's restore checks each mapped ELF file's build-id (its default file
  * validation), reading the first pages of every library, one file after another, before the tree runs.
  */
-const HEAD_BYTES = 128 * 1024;
+const HEAD_BYTES = 16 * 1024;
 
 const WorkingSetSchema = z.object({
   version: z.literal(1),
