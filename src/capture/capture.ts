@@ -117,6 +117,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
       ],
       "digest-images",
       events,
+      opts.engine !== "vllm", // without compile caches to pack, nothing runs beside it: all cores
     );
     digests.push(imageFiles);
     if (opts.leaveRunning) {

@@ -23,10 +23,15 @@ test("link_remap files are found by inode, kept in the snapshot, and put back as
     // A live process's file of the same name is replaced by a new inode, never written into.
     writeFileSync(join(dir, "link_remap.7"), "live");
     const liveIno = statSync(join(dir, "link_remap.7")).ino;
-    const cleanup = await placeFiles(snap, kept);
+    const first = await placeFiles(snap, kept);
     assert.equal(readFileSync(join(dir, "link_remap.7"), "utf8"), "semaphore");
     assert.notEqual(statSync(join(dir, "link_remap.7")).ino, liveIno);
-    await cleanup();
+    assert.deepEqual(first.placed, [{ path: join(dir, "link_remap.7"), dev: statSync(join(dir, "link_remap.7")).dev, ino: statSync(join(dir, "link_remap.7")).ino }]);
+    // A second placing (another restore of the same snapshot) takes the name: the first one's remove leaves it.
+    const second = await placeFiles(snap, kept);
+    await first.remove();
+    assert.equal(readFileSync(join(dir, "link_remap.7"), "utf8"), "semaphore", "the second restore's file stays");
+    await second.remove();
     assert.equal(existsSync(join(dir, "link_remap.7")), false);
   } finally {
     rmSync(dir, { recursive: true, force: true });

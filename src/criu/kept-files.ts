@@ -100,21 +100,37 @@ export async function keepFiles(paths: string[], snapshotDir: string, sub: strin
   return kept;
 }
 
+/** A file a restore put in place, by path and identity (so that only that very file is ever removed). */
+export interface PlacedFile {
+  path: string;
+  dev: number;
+  ino: number;
+}
+
 /**
  * Puts fresh copies of a snapshot's kept files (link_remap files, shared-memory files) where its images
- * expect them. Each is written under a
- * temporary name and renamed into place, so a live process that still maps an older file of that name keeps
- * its own copy and never shares it with the restored one. Returns a cleanup that removes them again (for
- * link_remap files, which CRIU needs only while it restores).
+ * expect them. Each is written under a temporary name and renamed into place, so a live process that still maps
+ * an older file of that name keeps its own copy and never shares it with the restored one. Returns what it placed
+ * and `remove()`, which removes each one that is still the file placed (a later restore of the same snapshot may
+ * have put its own in its place since).
  */
-export async function placeFiles(snapshotDir: string, remaps: KeptFile[]): Promise<() => Promise<void>> {
+export async function placeFiles(snapshotDir: string, remaps: KeptFile[]): Promise<{ placed: PlacedFile[]; remove: () => Promise<void> }> {
+  const placed: PlacedFile[] = [];
   for (const r of remaps) {
     await mkdir(dirname(r.original), { recursive: true });
     const tmp = join(dirname(r.original), `.stasis-${randomBytes(4).toString("hex")}`);
     await copyFile(join(snapshotDir, r.file), tmp);
+    const st = await stat(tmp);
     await rename(tmp, r.original);
+    placed.push({ path: r.original, dev: st.dev, ino: st.ino });
   }
-  return async () => {
-    for (const r of remaps) await rm(r.original, { force: true });
-  };
+  return { placed, remove: () => removePlaced(placed) };
+}
+
+/** Removes each of `placed` that is still the file that was placed there. */
+export async function removePlaced(placed: PlacedFile[]): Promise<void> {
+  for (const p of placed) {
+    const st = await stat(p.path).catch(() => undefined);
+    if (st && st.dev === p.dev && st.ino === p.ino) await rm(p.path, { force: true });
+  }
 }

@@ -63,5 +63,9 @@ test("capture and restore a real vLLM server (CPU build) with the vllm engine: t
     restoreReadyMs: Math.round(res.json.readyMs),
     restorePhases: res.json.phases.map((p: { name: string; ms: number }) => ({ name: p.name, ms: Math.round(p.ms) })),
   });
+  // vLLM's shared-memory files (psm_*) were put back for the restore; a stopped instance leaves none behind.
+  const shm = m.shmFiles.map((f: { original: string }) => f.original);
+  assert.ok(shm.length > 0 && shm.every((p: string) => existsSync(p)), `shared-memory files in place: ${shm.join(", ")}`);
   assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
+  assert.deepEqual(shm.filter((p: string) => existsSync(p)), [], "removed with the instance");
 });

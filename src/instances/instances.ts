@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { StasisError } from "../errors.js";
 import { paths, stasisHome } from "../home.js";
 import { isRunning, processTree, readStat } from "../proc/tree.js";
+import { removePlaced, type PlacedFile } from "../criu/kept-files.js";
 
 /** A server stasis started (captured with --leave-running) or restored, and still tracks. */
 export interface Instance {
@@ -21,6 +22,9 @@ export interface Instance {
   dir: string;
   stdout: string;
   stderr: string;
+  /** Files the restore put in place for the tree (its shared-memory files, e.g. vLLM's psm_*): removed when the
+   *  instance is stopped, if still those very files. */
+  placedFiles?: PlacedFile[];
 }
 
 export interface InstanceStatus extends Instance {
@@ -116,6 +120,8 @@ export async function killTree(pid: number, graceMs: number, nsInit?: number): P
 
 export async function stopInstance(inst: InstanceStatus, graceMs: number): Promise<"terminated" | "killed" | "gone"> {
   const how = inst.running ? await killTree(inst.pid, graceMs, inst.nsInit) : "gone";
+  // A killed server cannot remove its shared-memory files: in /dev/shm they would hold memory until reboot.
+  await removePlaced(inst.placedFiles ?? []);
   await forgetInstance(inst);
   return how;
 }

@@ -7,7 +7,7 @@ import { locateCriu } from "../criu/locate.js";
 import { criuRestore, type CriuMemory } from "../criu/restore.js";
 import type { Criu } from "../criu/locate.js";
 import { DEFAULT_MEMORY, DEFAULT_WEIGHTS, resolvePrefetch, type MemoryMode, type WeightsMode } from "./modes.js";
-import { placeFiles } from "../criu/kept-files.js";
+import { placeFiles, removePlaced, type PlacedFile } from "../criu/kept-files.js";
 import { openSnapshot, type Snapshot } from "../store/store.js";
 import { engineFor } from "../engines/engines.js";
 import { checkCanary } from "../engines/canary.js";
@@ -134,6 +134,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     logPath: inst.stderr,
   };
   let reads: BackgroundReads | undefined;
+  let shmPlaced: PlacedFile[] = [];
   let workingSet: Promise<void> | undefined;
   const workingSetAbort = new AbortController();
   let staged: StagedWeights | undefined;
@@ -156,8 +157,10 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     reads = startBackgroundReads(snap, { verify: opts.verify, prefetch, events, ...(ws ? { after: ws.heads } : {}) });
     workingSet = ws?.rest(reads.done());
     const restored = await withRestoreLock(snap, async () => {
-      await placeFiles(snap.dir, m.shmFiles);
-      const cleanup = await placeFiles(snap.dir, m.linkRemaps);
+      // The shared-memory files stay while the instance lives (stasis stop removes them); CRIU needs the
+      // link_remap files only while it restores.
+      shmPlaced = (await placeFiles(snap.dir, m.shmFiles)).placed;
+      const linkRemaps = await placeFiles(snap.dir, m.linkRemaps);
       try {
         return await events.phase(
           "criu-restore",
@@ -172,7 +175,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
           (r) => (r.prefill ? { bytes: r.prefill.bytes, detail: { memory, prefetch, prefill: r.prefill } } : { detail: { memory, prefetch } }),
         );
       } finally {
-        await cleanup();
+        await linkRemaps.remove();
       }
     });
     pid = restored.pid;
@@ -212,6 +215,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
       dir: inst.dir,
       stdout: inst.stdout,
       stderr: inst.stderr,
+      ...(shmPlaced.length > 0 ? { placedFiles: shmPlaced } : {}),
     });
     ok = true;
     return { instance, snapshot: opts.name, readyMs, phases: timeline.phases, reads: readStats };
@@ -229,6 +233,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
       workingSetAbort.abort();
       await workingSet;
       if (pid !== undefined) await killTree(pid, 1_000, nsInit);
+      await removePlaced(shmPlaced);
     }
   }
 }
