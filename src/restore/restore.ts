@@ -24,6 +24,7 @@ import { CudaDriver } from "../cuda/driver.js";
 import { gpuIdentityFromProc } from "../cuda/gpus.js";
 import { withRestoreLock } from "./lock.js";
 import { warmStart } from "./fallback.js";
+import { refuseTakenAddress } from "./address.js";
 import { loadWorkingSet, recordWorkingSet, saveWorkingSet, startWorkingSet } from "./working-set.js";
 
 export interface RestoreOptions {
@@ -73,7 +74,11 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
   let gpu: GpuRestore | undefined;
   const timeline = recordTimeline(events);
   const started = events.t();
-  const snap: Snapshot = await events.phase("open", () => openSnapshot(opts.name));
+  const snap: Snapshot = await events.phase("open", async () => {
+    const s = await openSnapshot(opts.name);
+    await refuseTakenAddress(s.manifest.server.url);
+    return s;
+  });
   const m = snap.manifest;
   const id = newInstanceId();
   // The CUDA worker starts first; its cuInit, and NVML's look at the GPUs' free memory, run alongside CRIU.

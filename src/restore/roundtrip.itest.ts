@@ -145,3 +145,16 @@ test("(d) STASIS_WORKING_SET=1: a restore records the pages of files its tree to
   assert.equal(phase(off, "working-set"), undefined, "off by default");
   assert.equal((await stasis(["stop", off.json.instance.id], env)).code, 0);
 });
+
+test("(e) a second restore of a snapshot whose server is still running is refused (its port is taken), and the first keeps serving", async () => {
+  const first = await stasis(["restore", "twice", "--json"], env);
+  assert.equal(first.code, 0, first.output);
+  const second = await stasis(["restore", "twice", "--json"], env);
+  assert.deepEqual([second.code, second.json.error.code], [4, "E_ADDRESS_IN_USE"]);
+  assert.match(second.json.error.message, new RegExp(`pid ${first.json.instance.pid}\\b`), "names the process listening there");
+  const url = first.json.instance.url;
+  assert.equal((await httpOk(`${url}/answer?q=again`)).body.length > 0, true);
+  const ps = await stasis(["ps", "--json"], env);
+  assert.equal(ps.json.filter((i: { snapshot: string }) => i.snapshot === "twice").length, 1, "no second instance recorded");
+  assert.equal((await stasis(["stop", first.json.instance.id], env)).code, 0);
+});
