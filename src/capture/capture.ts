@@ -188,7 +188,14 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     succeeded = true;
     return { name: opts.name, dir, manifest, instance, phases: timeline.phases };
   } catch (err) {
-    throw asStasisError(err);
+    const e = asStasisError(err);
+    // The server's output stays in its folder after a failure: say where, unless the hint already does.
+    if (!server || (e.hint ?? "").includes(inst.dir)) throw e;
+    throw new StasisError(e.code, e.message, {
+      hint: `${e.hint ? `${e.hint}; ` : ""}the server's output: ${inst.stdout}, ${inst.stderr}`,
+      cause: e.cause ?? e,
+      details: { ...e.details, serverLogs: [inst.stdout, inst.stderr] },
+    });
   } finally {
     await Promise.allSettled(digests); // no digest still reading what the abort below removes
     timeline.stop();

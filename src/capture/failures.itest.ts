@@ -116,6 +116,22 @@ test("readiness timeout: no snapshot, no server left", async () => {
   assert.deepEqual(sleeping, [], "the server was stopped");
 });
 
+test("a canary the server does not answer successfully: no snapshot, and the hint says where the server's output is", async () => {
+  const p = await freePort();
+  const r = await stasis(
+    ["capture", "bad-canary", "--json", "--ready-url", `http://127.0.0.1:${p}/health`, "--canary-url", `http://127.0.0.1:${p}/no-such-page`,
+      "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(p), "--startup-seconds", "0"],
+    env,
+  );
+  assert.deepEqual([r.code, r.json.error.code], [6, "E_ENGINE"]);
+  assert.match(r.json.error.message, /answered 404/);
+  const [stdout, stderr] = r.json.error.details.serverLogs as string[];
+  assert.ok(r.json.error.hint.includes(`the server's output: ${stdout}, ${stderr}`), r.json.error.hint);
+  assert.match(readFileSync(stdout!, "utf8"), /slow_server/, "the log is there to read");
+  assert.deepEqual(snapshots(), ["good"]);
+  await noServerOn(p);
+});
+
 test("a server that exits during capture", async () => {
   const p = await freePort();
   const r = await stasis(
