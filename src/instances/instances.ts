@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, writeFile, rename } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat, writeFile, rename } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
@@ -35,11 +35,33 @@ export function newInstanceId(): string {
   return randomBytes(6).toString("hex");
 }
 
-/** Creates the folder an instance keeps its logs and record in. */
+/**
+ * Creates the folder an instance keeps its logs and record in. A capture or restore that fails leaves its folder
+ * (the server's output, CRIU's logs: error hints point there) without a record; such folders are removed here
+ * once they are a week old.
+ */
 export async function instanceDir(id: string, home = stasisHome()): Promise<{ dir: string; stdout: string; stderr: string }> {
+  await pruneFailedRuns(home);
   const dir = paths.instance(id, home);
   await mkdir(dir, { recursive: true });
   return { dir, stdout: join(dir, "stdout.log"), stderr: join(dir, "stderr.log") };
+}
+
+export const FAILED_RUN_LOGS_KEPT_MS = 7 * 24 * 3600 * 1000;
+
+/** Removes the folders of failed captures and restores (no instance.json) last changed over `maxAgeMs` ago. */
+export async function pruneFailedRuns(home = stasisHome(), maxAgeMs = FAILED_RUN_LOGS_KEPT_MS): Promise<string[]> {
+  const root = paths.instances(home);
+  const removed: string[] = [];
+  for (const id of await readdir(root).catch(() => [] as string[])) {
+    const dir = join(root, id);
+    const st = await stat(dir).catch(() => undefined);
+    if (!st?.isDirectory() || Date.now() - st.mtimeMs < maxAgeMs) continue;
+    if (await stat(join(dir, "instance.json")).then(() => true, () => false)) continue;
+    await rm(dir, { recursive: true, force: true });
+    removed.push(id);
+  }
+  return removed;
 }
 
 export async function recordInstance(inst: Omit<Instance, "startTime">): Promise<Instance> {
