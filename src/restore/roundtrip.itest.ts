@@ -3,7 +3,8 @@
  * (a) a slow-starting HTTP server whose in-memory state must survive, (b) a two-process server shaped like
  * vLLM's API server + EngineCore, (c) one snapshot restored four times, one after the other, with each way CRIU
  * can bring back memory (parallel prefill, CRIU's own copy, lazy pages) and with the whole snapshot prefetched
- * and verified.
+ * and verified, (d) the working set, (e) a second restore of a running snapshot refused, (f) a dump whose pages two
+ * threads write (stasis's CRIU patch).
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -13,6 +14,7 @@ import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
 import { httpOk } from "../engines/http-client.js";
 import { freePort } from "../commands/demo.js";
 import { processTree } from "../proc/tree.js";
+import { locateCriu } from "../criu/locate.js";
 
 const { env, teardown } = tempHome();
 after(() => teardown(1));
@@ -157,4 +159,27 @@ test("(e) a second restore of a snapshot whose server is still running is refuse
   const ps = await stasis(["ps", "--json"], env);
   assert.equal(ps.json.filter((i: { snapshot: string }) => i.snapshot === "twice").length, 1, "no second instance recorded");
   assert.equal((await stasis(["stop", first.json.instance.id], env)).code, 0);
+});
+
+test("(f) STASIS_DUMP_WRITERS=2 (stasis's CRIU patch): the pages are written by two threads, and 300 MiB of random memory comes back bit for bit", async () => {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const cap = await stasis(
+    [
+      "capture", "writers", "--json", "--ready-url", `${base}/health`, "--canary-url", `${base}/ballast`,
+      "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(port), "--startup-seconds", "0", "--ballast-mb", "300",
+    ],
+    { ...env, STASIS_DUMP_WRITERS: "2" },
+  );
+  assert.equal(cap.code, 0, cap.output);
+  const log = readFileSync(join(cap.json.dir, "logs", "criu-dump.log"), "utf8");
+  if ((await locateCriu()).features.includes("parallel-dump")) {
+    const written = [...log.matchAll(/Writing (\d+) bytes of \d+ pipes with (\d+) threads/g)];
+    assert.ok(written.some((m) => m[2] === "2"), "two threads wrote pages");
+    assert.ok(written.reduce((n, m) => n + Number(m[1]), 0) >= 300 * 2 ** 20, "all of the ballast that way");
+  }
+  const res = await stasis(["restore", "writers", "--json"], env);
+  assert.equal(res.code, 0, res.output);
+  assert.equal((await httpOk(`${base}/ballast`)).body, cap.json.manifest.engine.canary.text, "the ballast's digest, as captured");
+  assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
 });
