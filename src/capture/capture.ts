@@ -10,6 +10,7 @@ import { criuDump } from "../criu/dump.js";
 import { findLinkRemaps, keepFiles, keepLinkRemaps, sharedMemoryFiles, unlinkedFiles } from "../criu/kept-files.js";
 import { launch, DUMPABLE_ENV } from "../launch/launch.js";
 import { processTree } from "../proc/tree.js";
+import { connectionsOf } from "../proc/net.js";
 import { Staging, cleanStaging } from "../store/store.js";
 import { digestFiles, type DigestInput } from "../store/digest.js";
 import { recordVerified, stampFiles, type Stamp } from "../store/verified.js";
@@ -96,15 +97,20 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     const tree = await processTree(server.pid);
     const pids = tree.map((p) => p.pid);
     await refuseUndumpable(pids);
+    const connections = await connectionsOf(pids);
     gpu = await gpuCheckpoint(pids, events);
     const unlinked = await unlinkedFiles(pids);
     const shared = await sharedMemoryFiles(pids);
     throwIfAborted(opts.signal);
 
     const dump = await events.phase("criu-dump", () =>
-      criuDump(criu, launched.pid, join(staging.dir, "images"), { leaveRunning: opts.leaveRunning, logDir: inst.dir }),
+      criuDump(criu, launched.pid, join(staging.dir, "images"), {
+        leaveRunning: opts.leaveRunning,
+        logDir: inst.dir,
+        holdLinkRemaps: { dirs: [...unlinked.keys()], tag: id },
+      }),
     );
-    const linkRemaps = await keepLinkRemaps(await findLinkRemaps(unlinked), staging.dir);
+    const linkRemaps = await keepLinkRemaps(await findLinkRemaps(unlinked, id), staging.dir);
     // The tree is gone unless it was left running: then its shared-memory files are its own leftovers.
     const shmFiles = await keepFiles(shared, staging.dir, "shm", !opts.leaveRunning);
     // CRIU's images are complete: digested while the engine resumes (or the tree ends) and the caches are packed.
@@ -163,6 +169,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
       caches,
       linkRemaps,
       shmFiles,
+      connections,
       files,
       timings,
     };

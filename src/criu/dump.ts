@@ -1,9 +1,10 @@
-import { mkdir, readFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
 import { run, tail, describeExit } from "../proc/run.js";
 import type { Criu } from "./locate.js";
 import { dumpOptions } from "./options.js";
+import { holdLinkRemapsScript } from "./kept-files.js";
 
 export interface DumpResult {
   imagesDir: string;
@@ -17,12 +18,24 @@ export async function criuDump(
   criu: Criu,
   pid: number,
   imagesDir: string,
-  opts: { leaveRunning: boolean; logDir: string; timeoutMs?: number },
+  opts: {
+    leaveRunning: boolean;
+    logDir: string;
+    timeoutMs?: number;
+    /** Folders of files open under unlinked names: their link_remap files are held (kept-files.ts) under `tag`. */
+    holdLinkRemaps?: { dirs: string[]; tag: string };
+  },
 ): Promise<DumpResult> {
   await mkdir(imagesDir, { recursive: true });
   const options = dumpOptions({ leaveRunning: opts.leaveRunning });
   const logPath = join(opts.logDir, "criu-dump.log");
   const args = ["dump", "-t", String(pid), "-D", imagesDir, "-o", logPath, "-v4", ...options];
+  if (opts.holdLinkRemaps && opts.holdLinkRemaps.dirs.length > 0) {
+    const script = join(opts.logDir, "criu-dump-action.sh");
+    await writeFile(script, holdLinkRemapsScript(opts.holdLinkRemaps.dirs, opts.holdLinkRemaps.tag));
+    await chmod(script, 0o755);
+    args.push("--action-script", script);
+  }
   const writers = dumpWriters(criu);
   const out = await run(criu.path, args, {
     timeoutMs: opts.timeoutMs ?? 600_000,
@@ -68,6 +81,6 @@ export function hintFor(log: string): string {
     return "a unix socket connects to something outside the tree; ";
   if (/bad size|has bad size/.test(log)) return "a file the server has open changed size since capture; ";
   if (/Address already in use|EADDRINUSE/.test(log))
-    return "the port is taken: another instance (or the original server) still listens on it; stop it first (`stasis ps`, `stasis stop`); ";
+    return "an address of the snapshot's is taken: another instance (or the original server) still listens on its port (stop it first: `stasis ps`, `stasis stop`), or a connection a just-stopped original closed is still in TIME_WAIT (the kernel frees it within 60 s); ";
   return "";
 }

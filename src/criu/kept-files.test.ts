@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync, linkSync, statSync, readFileSync, existsSync, openSync, closeSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { findLinkRemaps, keepLinkRemaps, placeFiles, unlinkedFiles } from "./kept-files.js";
+import { execFileSync } from "node:child_process";
+import { findLinkRemaps, holdLinkRemapsScript, keepLinkRemaps, placeFiles, unlinkedFiles } from "./kept-files.js";
 
 test("link_remap files are found by inode, kept in the snapshot, and put back as fresh copies", async () => {
   const dir = mkdtempSync(join(tmpdir(), "stasis-lr-"));
@@ -14,7 +15,7 @@ test("link_remap files are found by inode, kept in the snapshot, and put back as
     writeFileSync(join(dir, "link_remap.8"), "someone else's");
     const ino = statSync(join(dir, "sem.abc")).ino;
     const found = await findLinkRemaps(new Map([[dir, new Set([ino])]]));
-    assert.deepEqual(found, [join(dir, "link_remap.7")]);
+    assert.deepEqual(found, [{ original: join(dir, "link_remap.7") }]);
     const kept = await keepLinkRemaps(found, snap);
     assert.deepEqual(kept, [{ original: join(dir, "link_remap.7"), file: "link-remap/0-link_remap.7" }]);
     assert.equal(existsSync(join(dir, "link_remap.7")), false);
@@ -53,4 +54,26 @@ test("unlinkedFiles finds files this process holds open under a deleted name", a
     closeSync(fd);
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("with --leave-running the dump's action script holds the link_remap files that CRIU then deletes, and capture keeps them", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "stasis-lr 'q-"));
+  const snap = mkdtempSync(join(tmpdir(), "stasis-lr-snap-"));
+  t.after(() => [dir, snap].forEach((d) => rmSync(d, { recursive: true, force: true })));
+  writeFileSync(join(dir, "sem.abc"), "semaphore");
+  linkSync(join(dir, "sem.abc"), join(dir, "link_remap.3")); // CRIU's link at dump
+  const ino = statSync(join(dir, "sem.abc")).ino;
+  const script = join(snap, "action.sh");
+  writeFileSync(script, holdLinkRemapsScript([dir], "id1"), { mode: 0o755 });
+  execFileSync(script, { env: { ...process.env, CRTOOLS_SCRIPT_ACTION: "pre-dump" } });
+  assert.equal(existsSync(join(dir, ".stasis-keep-id1-link_remap.3")), false, "only on post-dump");
+  execFileSync(script, { env: { ...process.env, CRTOOLS_SCRIPT_ACTION: "post-dump" } });
+  unlinkSync(join(dir, "link_remap.3")); // what CRIU then does with --leave-running
+  unlinkSync(join(dir, "sem.abc")); // the server's own unlink
+  const found = await findLinkRemaps(new Map([[dir, new Set([ino])]]), "id1");
+  assert.deepEqual(found, [{ original: join(dir, "link_remap.3"), held: join(dir, ".stasis-keep-id1-link_remap.3") }]);
+  const kept = await keepLinkRemaps(found, snap);
+  assert.deepEqual(kept, [{ original: join(dir, "link_remap.3"), file: "link-remap/0-link_remap.3" }]);
+  assert.equal(readFileSync(join(snap, kept[0]!.file), "utf8"), "semaphore");
+  assert.equal(existsSync(join(dir, ".stasis-keep-id1-link_remap.3")), false, "the held link is gone");
 });

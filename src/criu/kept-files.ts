@@ -9,7 +9,9 @@ import { basename, dirname, join } from "node:path";
  * maps `/dev/shm/sem.XXXXXX` and unlinks that temporary name) is hard-linked back at dump time as
  * `<dir>/link_remap.<N>`, and the images refer to that path. Restore needs the file there again, and removes
  * it when done. So capture keeps a copy of each such file in the snapshot and deletes the link (it would
- * otherwise leak in /dev/shm), and restore puts a fresh copy in place before CRIU runs.
+ * otherwise leak in /dev/shm), and restore puts a fresh copy in place before CRIU runs. With --leave-running,
+ * CRIU itself deletes the links as its dump ends (it expects a post-dump script to keep what it needs): the
+ * dump's action script (holdLinkRemapsScript) hard-links them under a name of stasis's first.
  */
 
 /** Folder -> inodes of files the processes hold open or mapped under an unlinked name. */
@@ -37,22 +39,71 @@ export async function unlinkedFiles(pids: number[]): Promise<Map<string, Set<num
   return out;
 }
 
-/** The link_remap files CRIU made for those inodes. */
-export async function findLinkRemaps(unlinked: Map<string, Set<number>>): Promise<string[]> {
-  const found: string[] = [];
-  for (const [dir, inodes] of unlinked) {
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
-      if (!/^link_remap\.\d+$/.test(name)) continue;
-      const st = await stat(join(dir, name)).catch(() => undefined);
-      if (st && inodes.has(st.ino)) found.push(join(dir, name));
-    }
-  }
-  return found.sort();
+/** A link_remap file CRIU made: where the images expect it, and where it is now (`held`: stasis's own link). */
+export interface FoundRemap {
+  original: string;
+  held?: string;
 }
 
-/** Copies link_remap files into `<snapshotDir>/link-remap/` and removes them from where CRIU left them. */
-export async function keepLinkRemaps(found: string[], snapshotDir: string): Promise<KeptFile[]> {
-  return keepFiles(found, snapshotDir, "link-remap", true);
+/** The prefix of the links the dump's action script makes (see holdLinkRemapsScript). */
+const holdPrefix = (tag: string) => `.stasis-keep-${tag}-`;
+
+/**
+ * A CRIU action script that, on post-dump, hard-links each `link_remap.N` in `dirs` as `.stasis-keep-<tag>-link_remap.N`
+ * (a copy where the file system has no hard links), so that it outlives CRIU's own clean-up.
+ */
+export function holdLinkRemapsScript(dirs: string[], tag: string): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return [
+    "#!/bin/sh",
+    "# stasis: with --leave-running CRIU deletes its link_remap files as the dump ends; keep them (see kept-files.ts)",
+    '[ "$CRTOOLS_SCRIPT_ACTION" = "post-dump" ] || exit 0',
+    `for d in ${dirs.map(q).join(" ") || "''"}; do`,
+    '  for f in "$d"/link_remap.*; do',
+    '    [ -f "$f" ] || continue',
+    `    ln -f "$f" "$d/${holdPrefix(tag)}\${f##*/}" 2>/dev/null || cp -p "$f" "$d/${holdPrefix(tag)}\${f##*/}"`,
+    "  done",
+    "done",
+    "exit 0",
+    "",
+  ].join("\n");
+}
+
+/** The link_remap files CRIU made for those inodes, found by their own name or by the name `tag`'s script held them under. */
+export async function findLinkRemaps(unlinked: Map<string, Set<number>>, tag?: string): Promise<FoundRemap[]> {
+  const found = new Map<string, FoundRemap>();
+  for (const [dir, inodes] of unlinked) {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const own = /^link_remap\.\d+$/.test(name);
+      const held = tag !== undefined && name.startsWith(holdPrefix(tag)) && /^link_remap\.\d+$/.test(name.slice(holdPrefix(tag).length));
+      if (!own && !held) continue;
+      const st = await stat(join(dir, name)).catch(() => undefined);
+      if (!st || !inodes.has(st.ino)) continue;
+      const original = join(dir, held ? name.slice(holdPrefix(tag!).length) : name);
+      const entry = found.get(original) ?? { original };
+      if (held) entry.held = join(dir, name);
+      found.set(original, entry);
+    }
+  }
+  return [...found.values()].sort((a, b) => a.original.localeCompare(b.original));
+}
+
+/**
+ * Copies link_remap files into `<snapshotDir>/link-remap/` and removes them (CRIU's links and stasis's held
+ * ones) from where they were left.
+ */
+export async function keepLinkRemaps(found: FoundRemap[], snapshotDir: string): Promise<KeptFile[]> {
+  if (found.length === 0) return [];
+  await mkdir(join(snapshotDir, "link-remap"), { recursive: true });
+  const kept: KeptFile[] = [];
+  for (const [i, f] of found.entries()) {
+    const file = join("link-remap", `${i}-${basename(f.original)}`);
+    await copyFile(f.held ?? f.original, join(snapshotDir, file));
+    if (f.held) await rm(f.held, { force: true });
+    await rm(f.original, { force: true });
+    kept.push({ original: f.original, file });
+  }
+  return kept;
 }
 
 /**

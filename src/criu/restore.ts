@@ -115,17 +115,24 @@ export async function criuRestore(
     for (;;) {
       if (failed) throw new StasisError("E_TOOL_MISSING", `cannot start unshare: ${failed.message}`, { hint: "stasis needs util-linux's unshare" });
       if (await exists(script + ".resumed")) break;
-      const daemonError = await lazy?.failure();
-      if (daemonError) throw daemonError;
-      if (exit) {
+      const restoreFailed = async (): Promise<StasisError> => {
         const log = await readFile(logPath, "utf8").catch(() => "");
         const output = await readFile(ownOutput, "utf8").catch(() => "");
-        throw new StasisError(
-          "E_CRIU_RESTORE",
-          `criu restore ${exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`}: ${firstError(log) ?? (tail(output, 3) || "no error in its log")}`,
-          { hint: `${hintFor(log)}see the full log: ${logPath}`, details: { logPath, command: [criu.path, ...criuArgs].join(" ") } },
-        );
+        const how = exit ? (exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`) : "failed";
+        return new StasisError("E_CRIU_RESTORE", `criu restore ${how}: ${firstError(log) ?? (tail(output, 3) || "no error in its log")}`, {
+          hint: `${hintFor(log)}see the full log: ${logPath}`,
+          details: { logPath, command: [criu.path, ...criuArgs].join(" ") },
+        });
+      };
+      const daemonError = await lazy?.failure();
+      if (daemonError) {
+        // The lazy-pages daemon fails too when the restore does (its peer is gone): then the restore's own error
+        // is the cause. It has written it by the time it exits, which follows within moments.
+        for (let i = 0; i < 50 && !exit; i++) await new Promise((r) => setTimeout(r, 10));
+        if (exit && firstError(await readFile(logPath, "utf8").catch(() => ""))) throw await restoreFailed();
+        throw daemonError;
       }
+      if (exit) throw await restoreFailed();
       if (opts.signal?.aborted) throw new StasisError("E_INTERRUPTED", "restore interrupted");
       if (Date.now() > deadline) throw new StasisError("E_CRIU_RESTORE", `criu restore did not finish within ${opts.timeoutMs ?? 600_000} ms`, { hint: `see the log: ${logPath}` });
       await new Promise((r) => setTimeout(r, 2));

@@ -7,18 +7,57 @@ export interface Listener {
   inode: number;
 }
 
-const LISTEN = "0A";
+/** A TCP socket of /proc/net/tcp{,6}: its ends as "address:port", its state (hex, as the kernel writes it), inode. */
+export interface TcpSocket {
+  local: string;
+  remote: string;
+  state: string;
+  inode: number;
+}
+
+export const TCP_STATE = { ESTABLISHED: "01", TIME_WAIT: "06", LISTEN: "0A" } as const;
+
+/** Every socket in the text of /proc/net/tcp (`v6`: /proc/net/tcp6). */
+export function parseTcp(text: string, v6: boolean): TcpSocket[] {
+  const end = (hex: string) => {
+    const [addr, port] = hex.split(":");
+    return `${v6 ? ipv6(addr!) : ipv4(addr!)}:${parseInt(port!, 16)}`;
+  };
+  const out: TcpSocket[] = [];
+  for (const line of text.split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10) continue;
+    out.push({ local: end(f[1]!), remote: end(f[2]!), state: f[3]!, inode: Number(f[9]) });
+  }
+  return out;
+}
 
 /** The listening sockets in the text of /proc/net/tcp (`v6`: /proc/net/tcp6). */
 export function parseListeners(text: string, v6: boolean): Listener[] {
-  const out: Listener[] = [];
-  for (const line of text.split("\n").slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 10 || f[3] !== LISTEN) continue;
-    const [hexAddr, hexPort] = f[1]!.split(":");
-    out.push({ address: v6 ? ipv6(hexAddr!) : ipv4(hexAddr!), port: parseInt(hexPort!, 16), inode: Number(f[9]) });
+  return parseTcp(text, v6)
+    .filter((s) => s.state === TCP_STATE.LISTEN)
+    .map((s) => {
+      const at = s.local.lastIndexOf(":");
+      return { address: s.local.slice(0, at), port: Number(s.local.slice(at + 1)), inode: s.inode };
+    });
+}
+
+/** Every TCP socket of this network namespace, IPv4 and IPv6. */
+export async function tcpSockets(): Promise<TcpSocket[]> {
+  const [v4, v6] = await Promise.all(["/proc/net/tcp", "/proc/net/tcp6"].map((p) => readFile(p, "utf8").catch(() => "")));
+  return [...parseTcp(v4!, false), ...parseTcp(v6!, true)];
+}
+
+/** The established TCP connections the processes `pids` hold, as "local remote" pairs. */
+export async function connectionsOf(pids: number[]): Promise<{ local: string; remote: string }[]> {
+  const inodes = new Set<number>();
+  for (const pid of pids) {
+    for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
+      const m = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ""));
+      if (m) inodes.add(Number(m[1]));
+    }
   }
-  return out;
+  return (await tcpSockets()).filter((s) => s.state === TCP_STATE.ESTABLISHED && inodes.has(s.inode)).map(({ local, remote }) => ({ local, remote }));
 }
 
 /** /proc/net/tcp's address: the 4 bytes of the address in the host's (little-endian) order. */
@@ -41,8 +80,9 @@ function ipv6(hex: string): string {
 
 /** The sockets listening on TCP `port`, IPv4 and IPv6. */
 export async function listenersOn(port: number): Promise<Listener[]> {
-  const [v4, v6] = await Promise.all(["/proc/net/tcp", "/proc/net/tcp6"].map((p) => readFile(p, "utf8").catch(() => "")));
-  return [...parseListeners(v4!, false), ...parseListeners(v6!, true)].filter((l) => l.port === port);
+  return (await tcpSockets())
+    .filter((s) => s.state === TCP_STATE.LISTEN && s.local.endsWith(`:${port}`))
+    .map((s) => ({ address: s.local.slice(0, s.local.lastIndexOf(":")), port, inode: s.inode }));
 }
 
 /** The process holding the socket with this inode (a scan of /proc/*\/fd: for error messages, not hot paths). */

@@ -24,7 +24,7 @@ import { CudaDriver } from "../cuda/driver.js";
 import { gpuIdentityFromProc } from "../cuda/gpus.js";
 import { withRestoreLock } from "./lock.js";
 import { warmStart } from "./fallback.js";
-import { refuseTakenAddress } from "./address.js";
+import { refuseTakenAddress, waitForClosedConnections } from "./address.js";
 import { loadWorkingSet, recordWorkingSet, saveWorkingSet, startWorkingSet } from "./working-set.js";
 
 export interface RestoreOptions {
@@ -159,6 +159,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     // From a cold page cache: the pages of the engine's files its last restore touched (working-set.ts), the
     // files' heads before the images, the rest after them.
     const ws = useWorkingSet() && (prefetch === "images" || prefetch === "all") ? startWorkingSet(snap.dir, events, workingSetAbort.signal) : undefined;
+    await waitForClosedConnections(m.connections, events, { signal: opts.signal });
     reads = startBackgroundReads(snap, { verify: opts.verify, prefetch, events, ...(ws ? { after: ws.heads } : {}) });
     workingSet = ws?.rest(reads.done());
     const restored = await withRestoreLock(snap, async () => {

@@ -4,7 +4,7 @@
  * vLLM's API server + EngineCore, (c) one snapshot restored four times, one after the other, with each way CRIU
  * can bring back memory (parallel prefill, CRIU's own copy, lazy pages) and with the whole snapshot prefetched
  * and verified, (d) the working set, (e) a second restore of a running snapshot refused, (f) a dump whose pages two
- * threads write (stasis's CRIU patch).
+ * threads write (stasis's CRIU patch), (g) --leave-running, then a restore once the original is stopped.
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -181,5 +181,31 @@ test("(f) STASIS_DUMP_WRITERS=2 (stasis's CRIU patch): the pages are written by 
   const res = await stasis(["restore", "writers", "--json"], env);
   assert.equal(res.code, 0, res.output);
   assert.equal((await httpOk(`${base}/ballast`)).body, cap.json.manifest.engine.canary.text, "the ballast's digest, as captured");
+  assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
+});
+
+test("(g) --leave-running: the original keeps serving, its semaphore's link_remap file is kept (CRIU deletes it as such a dump ends), and the snapshot restores once the original is stopped (after its connections' TIME_WAIT)", async () => {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const cap = await stasis(
+    [
+      "capture", "alive", "--json", "--leave-running", "--ready-url", `${base}/health`, "--canary-url", `${base}/answer?q=alive`,
+      "--", "python3", join(EXAMPLES, "two_process_server.py"), "--port", String(port), "--startup-seconds", "0.5",
+    ],
+    env,
+  );
+  assert.equal(cap.code, 0, cap.output);
+  assert.ok(cap.json.manifest.linkRemaps.length > 0, "the semaphore's link_remap file is in the snapshot");
+  assert.equal((await httpOk(`${base}/answer?q=alive`)).body, cap.json.manifest.engine.canary.text, "the original still answers");
+  const refused = await stasis(["restore", "alive", "--json"], env);
+  assert.equal(refused.json.error.code, "E_ADDRESS_IN_USE", "not while the original listens");
+  assert.ok(cap.json.manifest.connections.length > 0, "the front end's connection to its engine is recorded");
+  assert.equal((await stasis(["stop", cap.json.instance.id], env)).code, 0);
+  // The stopped original closed its connections: the kernel holds their ends in TIME_WAIT for up to 60 s, and CRIU
+  // could not bind the restored ones meanwhile ("Address already in use"): the restore waits them out.
+  const res = await stasis(["restore", "alive", "--json"], env);
+  assert.equal(res.code, 0, res.output);
+  assert.ok(res.json.phases.some((p: { name: string }) => p.name === "time-wait"), "it waited for TIME_WAIT");
+  assert.equal((await httpOk(`${base}/answer?q=alive`)).body, cap.json.manifest.engine.canary.text);
   assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
 });

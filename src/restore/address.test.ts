@@ -1,0 +1,30 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import { Events } from "../events.js";
+import { StasisError } from "../errors.js";
+import { refuseTakenAddress, waitForClosedConnections } from "./address.js";
+
+test("a server address whose port something listens on is refused, naming the process", async (t) => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const port = (server.address() as { port: number }).port;
+  await assert.rejects(refuseTakenAddress(`http://127.0.0.1:${port}/health`), (e: unknown) => {
+    assert.ok(e instanceof StasisError && e.code === "E_ADDRESS_IN_USE");
+    assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port} is listening \\(pid ${process.pid}, node\\)`));
+    return true;
+  });
+  server.close();
+  await new Promise((r) => setTimeout(r, 50));
+  await refuseTakenAddress(`http://127.0.0.1:${port}/health`);
+});
+
+test("no connections, or none in TIME_WAIT here: no wait and no phase", async () => {
+  const events = new Events();
+  const seen: string[] = [];
+  events.on((e) => seen.push(e.type));
+  assert.equal(await waitForClosedConnections([], events), 0);
+  assert.equal(await waitForClosedConnections([{ local: "127.0.0.1:1", remote: "127.0.0.1:2" }], events), 0);
+  assert.deepEqual(seen, []);
+});
