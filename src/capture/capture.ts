@@ -7,10 +7,10 @@ import { recordTimeline } from "../events.js";
 import { VERSION } from "../version.js";
 import { locateCriu } from "../criu/locate.js";
 import { criuDump } from "../criu/dump.js";
-import { findLinkRemaps, keepFiles, keepLinkRemaps, sharedMemoryFiles, unlinkedFiles } from "../criu/kept-files.js";
+import { createdSince, findLinkRemaps, keepFiles, keepLinkRemaps, sharedMemoryFiles, unlinkedFiles } from "../criu/kept-files.js";
 import { launch, DUMPABLE_ENV } from "../launch/launch.js";
 import { processTree } from "../proc/tree.js";
-import { connectionsOf } from "../proc/net.js";
+import { listenersOf } from "../proc/net.js";
 import { Staging, cleanStaging } from "../store/store.js";
 import { digestFiles, type DigestInput } from "../store/digest.js";
 import { recordVerified, stampFiles, type Stamp } from "../store/verified.js";
@@ -77,6 +77,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   let succeeded = false;
   const digests: Promise<Digested>[] = [];
   try {
+    const launchedAtMs = Date.now();
     server = await events.phase("launch", () =>
       launch({ argv: opts.argv, cwd: opts.cwd, env: opts.env, stdout: inst.stdout, stderr: inst.stderr }),
     );
@@ -97,7 +98,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     const tree = await processTree(server.pid);
     const pids = tree.map((p) => p.pid);
     await refuseUndumpable(pids);
-    const connections = await connectionsOf(pids);
+    const listeners = await listenersOf(pids);
     gpu = await gpuCheckpoint(pids, events);
     const unlinked = await unlinkedFiles(pids);
     const shared = await sharedMemoryFiles(pids);
@@ -169,7 +170,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
       caches,
       linkRemaps,
       shmFiles,
-      connections,
+      listeners,
       files,
       timings,
     };
@@ -178,6 +179,8 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     await recordVerified(dir, stamps);
     let instance: Instance | undefined;
     if (opts.leaveRunning) {
+      // The server's own shared-memory files (created since it started): `stop` removes them once it has ended.
+      const ownShm = await createdSince(shared, launchedAtMs);
       instance = await recordInstance({
         id,
         snapshot: opts.name,
@@ -188,6 +191,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
         dir: inst.dir,
         stdout: inst.stdout,
         stderr: inst.stderr,
+        ...(ownShm.length > 0 ? { placedFiles: ownShm } : {}),
       });
       keepServer = true;
       launched.detach();

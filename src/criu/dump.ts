@@ -81,6 +81,6 @@ export function hintFor(log: string): string {
     return "a unix socket connects to something outside the tree; ";
   if (/bad size|has bad size/.test(log)) return "a file the server has open changed size since capture; ";
   if (/Address already in use|EADDRINUSE/.test(log))
-    return "an address of the snapshot's is taken: another instance (or the original server) still listens on its port (stop it first: `stasis ps`, `stasis stop`), or a connection a just-stopped original closed is still in TIME_WAIT (the kernel frees it within 60 s); ";
+    return "an address of the snapshot's is taken: another instance (or the original server) still listens on one of its ports; stop it first (`stasis ps`, `stasis stop`); ";
   return "";
 }

@@ -77,3 +77,17 @@ test("with --leave-running the dump's action script holds the link_remap files t
   assert.equal(readFileSync(join(snap, kept[0]!.file), "utf8"), "semaphore");
   assert.equal(existsSync(join(dir, ".stasis-keep-id1-link_remap.3")), false, "the held link is gone");
 });
+
+test("createdSince keeps the files created at or after a time (a server's own), by identity", async (t) => {
+  const { createdSince } = await import("./kept-files.js");
+  const dir = mkdtempSync(join(tmpdir(), "stasis-own-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, "older"), "x");
+  await new Promise((r) => setTimeout(r, 20));
+  const since = Date.now();
+  await new Promise((r) => setTimeout(r, 20));
+  writeFileSync(join(dir, "own"), "y");
+  const st = statSync(join(dir, "own"));
+  if (!(st.birthtimeMs > 0)) return t.skip("this file system records no creation time");
+  assert.deepEqual(await createdSince([join(dir, "older"), join(dir, "own"), join(dir, "missing")], since), [{ path: join(dir, "own"), dev: st.dev, ino: st.ino }]);
+});

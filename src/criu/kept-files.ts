@@ -178,6 +178,16 @@ export async function placeFiles(snapshotDir: string, remaps: KeptFile[]): Promi
   return { placed, remove: () => removePlaced(placed) };
 }
 
+/** Those of `paths` created at or after `sinceMs` (epoch ms), by identity: a server's own files, not older ones it opened. */
+export async function createdSince(paths: string[], sinceMs: number): Promise<PlacedFile[]> {
+  const out: PlacedFile[] = [];
+  for (const path of paths) {
+    const st = await stat(path).catch(() => undefined);
+    if (st && st.birthtimeMs > 0 && st.birthtimeMs >= sinceMs) out.push({ path, dev: st.dev, ino: st.ino });
+  }
+  return out;
+}
+
 /** Removes each of `placed` that is still the file that was placed there. */
 export async function removePlaced(placed: PlacedFile[]): Promise<void> {
   for (const p of placed) {

@@ -22,8 +22,8 @@ export interface Instance {
   dir: string;
   stdout: string;
   stderr: string;
-  /** Files the restore put in place for the tree (its shared-memory files, e.g. vLLM's psm_*): removed when the
-   *  instance is stopped, if still those very files. */
+  /** The tree's own shared-memory files (e.g. vLLM's psm_*): put in place by its restore, or created by a captured
+   *  server since its start. Removed when the instance is stopped, if still those very files. */
   placedFiles?: PlacedFile[];
 }
 
@@ -136,7 +136,10 @@ export async function killTree(pid: number, graceMs: number, nsInit?: number): P
   }
   for (const p of tree) if (await isRunning(p)) signal(p, "SIGKILL");
   if (nsInit !== undefined) signal(nsInit, "SIGKILL");
-  for (let i = 0; i < 100 && (await isRunning(pid)); i++) await new Promise((r) => setTimeout(r, 20));
+  // Done only when every process of the tree is: one still exiting holds its sockets, and a restore of the same
+  // snapshot right after could not bind them (seen: 2 restores in 5 failed, "Address already in use").
+  const alive = async () => (await Promise.all([...tree, ...(nsInit === undefined ? [] : [nsInit])].map(isRunning))).some(Boolean);
+  for (let i = 0; i < 250 && (await alive()); i++) await new Promise((r) => setTimeout(r, 20));
   return how;
 }
 

@@ -15,7 +15,7 @@ export interface TcpSocket {
   inode: number;
 }
 
-export const TCP_STATE = { ESTABLISHED: "01", TIME_WAIT: "06", LISTEN: "0A" } as const;
+export const TCP_STATE = { TIME_WAIT: "06", LISTEN: "0A" } as const;
 
 /** Every socket in the text of /proc/net/tcp (`v6`: /proc/net/tcp6). */
 export function parseTcp(text: string, v6: boolean): TcpSocket[] {
@@ -48,18 +48,6 @@ export async function tcpSockets(): Promise<TcpSocket[]> {
   return [...parseTcp(v4!, false), ...parseTcp(v6!, true)];
 }
 
-/** The established TCP connections the processes `pids` hold, as "local remote" pairs. */
-export async function connectionsOf(pids: number[]): Promise<{ local: string; remote: string }[]> {
-  const inodes = new Set<number>();
-  for (const pid of pids) {
-    for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
-      const m = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ""));
-      if (m) inodes.add(Number(m[1]));
-    }
-  }
-  return (await tcpSockets()).filter((s) => s.state === TCP_STATE.ESTABLISHED && inodes.has(s.inode)).map(({ local, remote }) => ({ local, remote }));
-}
-
 /** /proc/net/tcp's address: the 4 bytes of the address in the host's (little-endian) order. */
 function ipv4(hex: string): string {
   const n = parseInt(hex, 16);
@@ -76,6 +64,18 @@ function ipv6(hex: string): string {
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(String(parseInt(bytes[i]! + bytes[i + 1]!, 16).toString(16)));
   return groups.join(":");
+}
+
+/** The TCP addresses ("address:port") the processes `pids` listen on. */
+export async function listenersOf(pids: number[]): Promise<string[]> {
+  const inodes = new Set<number>();
+  for (const pid of pids) {
+    for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
+      const m = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ""));
+      if (m) inodes.add(Number(m[1]));
+    }
+  }
+  return [...new Set((await tcpSockets()).filter((s) => s.state === TCP_STATE.LISTEN && inodes.has(s.inode)).map((s) => s.local))].sort();
 }
 
 /** The sockets listening on TCP `port`, IPv4 and IPv6. */

@@ -1,9 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
-import { Events } from "../events.js";
 import { StasisError } from "../errors.js";
-import { refuseTakenAddress, waitForClosedConnections } from "./address.js";
+import { refuseTakenAddress } from "./address.js";
 
 test("a server address whose port something listens on is refused, naming the process", async (t) => {
   const server = createServer();
@@ -20,11 +19,3 @@ test("a server address whose port something listens on is refused, naming the pr
   await refuseTakenAddress(`http://127.0.0.1:${port}/health`);
 });
 
-test("no connections, or none in TIME_WAIT here: no wait and no phase", async () => {
-  const events = new Events();
-  const seen: string[] = [];
-  events.on((e) => seen.push(e.type));
-  assert.equal(await waitForClosedConnections([], events), 0);
-  assert.equal(await waitForClosedConnections([{ local: "127.0.0.1:1", remote: "127.0.0.1:2" }], events), 0);
-  assert.deepEqual(seen, []);
-});

@@ -26,29 +26,28 @@ export async function refuseTakenAddress(url: string): Promise<void> {
   );
 }
 
+
 /**
- * The snapshot's connections that are in TIME_WAIT on this host: an original captured with --leave-running and
- * stopped moments ago closed them, and the kernel keeps each such end for up to 60 s, during which CRIU cannot bind
- * the restored one ("Address already in use"). Waits until they are gone (at most `maxMs`), saying so; a restore
- * that still finds one then fails in CRIU with its own error.
+ * TIME_WAIT sockets on the snapshot's listening addresses. A server stopped moments ago (an original captured with
+ * --leave-running) leaves the connections it closed there for up to 60 s, and CRIU cannot bind the restored listener
+ * while they are ("Address already in use"), unless they came from a socket with SO_REUSEADDR: those of a restored
+ * instance do not stand in the way, so this matters only once a restore has failed on it.
  */
-export async function waitForClosedConnections(
-  connections: { local: string; remote: string }[],
-  events: Events,
-  opts: { signal?: AbortSignal; maxMs?: number; pollMs?: number } = {},
-): Promise<number> {
-  if (connections.length === 0) return 0;
-  const wanted = new Set(connections.map((c) => `${c.local} ${c.remote}`));
-  const lingering = async () => (await tcpSockets()).filter((s) => s.state === TCP_STATE.TIME_WAIT && wanted.has(`${s.local} ${s.remote}`)).length;
-  let n = await lingering();
-  if (n === 0) return 0;
-  events.log(`${n} of the snapshot's TCP connections are in TIME_WAIT here (its original closed them moments ago); waiting for the kernel to free them (up to 60 s)`);
+export async function timeWaitOn(listeners: string[]): Promise<number> {
+  if (listeners.length === 0) return 0;
+  const wanted = new Set(listeners);
+  return (await tcpSockets()).filter((s) => s.state === TCP_STATE.TIME_WAIT && wanted.has(s.local)).length;
+}
+
+/** Waits, as the phase "time-wait", until no TIME_WAIT socket is left on `listeners` (at most `maxMs`). */
+export async function waitForTimeWait(listeners: string[], events: Events, opts: { signal?: AbortSignal; maxMs?: number } = {}): Promise<void> {
+  const n = await timeWaitOn(listeners);
+  if (n === 0) return;
+  events.log(`${n} connection(s) a stopped server closed are in TIME_WAIT on the snapshot's listening ports; waiting for the kernel to free them (up to 60 s), then restoring again`);
   const started = Date.now();
   await events.phase("time-wait", async () => {
-    while (n > 0 && Date.now() - started < (opts.maxMs ?? 65_000) && !opts.signal?.aborted) {
-      await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
-      n = await lingering();
+    while ((await timeWaitOn(listeners)) > 0 && Date.now() - started < (opts.maxMs ?? 65_000) && !opts.signal?.aborted) {
+      await new Promise((r) => setTimeout(r, 250));
     }
   });
-  return Date.now() - started;
 }

@@ -24,7 +24,7 @@ import { CudaDriver } from "../cuda/driver.js";
 import { gpuIdentityFromProc } from "../cuda/gpus.js";
 import { withRestoreLock } from "./lock.js";
 import { warmStart } from "./fallback.js";
-import { refuseTakenAddress, waitForClosedConnections } from "./address.js";
+import { refuseTakenAddress, timeWaitOn, waitForTimeWait } from "./address.js";
 import { loadWorkingSet, recordWorkingSet, saveWorkingSet, startWorkingSet } from "./working-set.js";
 
 export interface RestoreOptions {
@@ -159,16 +159,15 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     // From a cold page cache: the pages of the engine's files its last restore touched (working-set.ts), the
     // files' heads before the images, the rest after them.
     const ws = useWorkingSet() && (prefetch === "images" || prefetch === "all") ? startWorkingSet(snap.dir, events, workingSetAbort.signal) : undefined;
-    await waitForClosedConnections(m.connections, events, { signal: opts.signal });
     reads = startBackgroundReads(snap, { verify: opts.verify, prefetch, events, ...(ws ? { after: ws.heads } : {}) });
     workingSet = ws?.rest(reads.done());
     const restored = await withRestoreLock(snap, async () => {
       // The shared-memory files stay while the instance lives (stasis stop removes them); CRIU needs the
       // link_remap files only while it restores.
       shmPlaced = (await placeFiles(snap.dir, m.shmFiles)).placed;
-      const linkRemaps = await placeFiles(snap.dir, m.linkRemaps);
-      try {
-        return await events.phase(
+      let linkRemaps = await placeFiles(snap.dir, m.linkRemaps);
+      const runCriu = () =>
+        events.phase(
           "criu-restore",
           () =>
             criuRestore(
@@ -180,6 +179,19 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
             ),
           (r) => (r.prefill ? { bytes: r.prefill.bytes, detail: { memory, prefetch, prefill: r.prefill } } : { detail: { memory, prefetch } }),
         );
+      try {
+        try {
+          return await runCriu();
+        } catch (err) {
+          // A listener CRIU could not bind because a server stopped moments ago left connections in TIME_WAIT on
+          // its port (address.ts): wait them out and restore once more (a failed CRIU restore leaves nothing).
+          const blocked = err instanceof StasisError && err.code === "E_CRIU_RESTORE" && /Can't bind inet socket.*Address already in use/.test(err.message);
+          if (!blocked || (await timeWaitOn(m.listeners)) === 0) throw err;
+          await waitForTimeWait(m.listeners, events, { signal: opts.signal });
+          await linkRemaps.remove(); // fresh copies: the failed attempt may have used them
+          linkRemaps = await placeFiles(snap.dir, m.linkRemaps);
+          return await runCriu();
+        }
       } finally {
         await linkRemaps.remove();
       }

@@ -106,8 +106,8 @@ export const Manifest = z.object({
   linkRemaps: z.array(z.object({ original: z.string(), file: z.string() })),
   /** Shared-memory files (/dev/shm) the tree had open by name; put back before every restore. */
   shmFiles: z.array(z.object({ original: z.string(), file: z.string() })).default([]),
-  /** The tree's established TCP connections at capture ("address:port" ends), for the restore's TIME_WAIT check. */
-  connections: z.array(z.object({ local: z.string(), remote: z.string() })).default([]),
+  /** The TCP addresses the tree listened on at capture ("address:port"), for the restore's TIME_WAIT retry. */
+  listeners: z.array(z.string()).default([]),
   files: z.array(FileEntry),
   timings: z.record(z.number()),
 });

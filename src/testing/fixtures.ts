@@ -17,7 +17,7 @@ export function sampleManifest(): Manifest {
     caches: [],
     linkRemaps: [],
     shmFiles: [],
-    connections: [],
+    listeners: [],
     files: [{ path: "images/pages-1.img", role: "image", size: 3, sha256: digest, chunkSize: 64, chunks: [digest] }],
     timings: { totalMs: 1 },
   };
