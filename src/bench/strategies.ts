@@ -13,6 +13,8 @@ import type { Snapshot } from "../store/store.js";
 import { StasisError } from "../errors.js";
 import { prefetch } from "../pagecache/prefetch.js";
 import { cacheEnv, diskBytesRead, dropPageCache } from "./system.js";
+import { createdSince, removePlaced, sharedMemoryFiles } from "../criu/kept-files.js";
+import { processTree } from "../proc/tree.js";
 import { restoreViaDaemon } from "../serve/client.js";
 import type { MemoryMode, PrefetchMode, VerifyMode, WeightsMode } from "../restore/modes.js";
 
@@ -51,6 +53,7 @@ export async function startServer(snap: Snapshot, strategy: "cold" | "warm", war
   const events = new Events();
   const timeline = recordTimeline(events);
   const engine = engineFor(m.engine.kind);
+  const launchedAtMs = Date.now();
   const server = await events.phase("launch", () =>
     launch({
       argv: m.command.argv,
@@ -77,7 +80,11 @@ export async function startServer(snap: Snapshot, strategy: "cold" | "warm", war
     };
   } finally {
     timeline.stop();
+    // Its own shared-memory files (vLLM's psm_*, hundreds of MB of RAM each) outlive a server whose children are
+    // killed: noted before, removed after.
+    const own = await createdSince(await sharedMemoryFiles((await processTree(server.pid)).map((p) => p.pid)), launchedAtMs);
     await killTree(server.pid, 10_000);
+    await removePlaced(own);
     await rm(scratch, { recursive: true, force: true });
   }
 }
