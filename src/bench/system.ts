@@ -1,4 +1,4 @@
-import { writeFile } from "node:fs/promises";
+import { access, readFile, readdir, writeFile } from "node:fs/promises";
 import { run } from "../proc/run.js";
 
 /**
@@ -32,7 +32,6 @@ export function cacheEnv(dir: string): Record<string, string> {
  * from disk, whoever read it (the snapshot, the engine's libraries, stasis and CRIU themselves, anything else).
  */
 export async function diskBytesRead(): Promise<number | undefined> {
-  const { readFile, readdir, access } = await import("node:fs/promises");
   const text = await readFile("/proc/diskstats", "utf8").catch(() => "");
   const names = await readdir("/sys/block").catch(() => [] as string[]);
   const disks: string[] = [];

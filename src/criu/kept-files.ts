@@ -1,6 +1,7 @@
-import { copyFile, mkdir, readFile, readdir, readlink, rename, rm, stat } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readlink, rename, rm, stat } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
+import { readMaps } from "../proc/maps.js";
 
 /**
  * Files a snapshot must carry because CRIU's images refer to them by path only.
@@ -23,12 +24,7 @@ export async function unlinkedFiles(pids: number[]): Promise<Map<string, Set<num
     out.get(dir)!.add(inode);
   };
   for (const pid of pids) {
-    const maps = await readFile(`/proc/${pid}/maps`, "utf8").catch(() => "");
-    for (const line of maps.split("\n")) {
-      // addr perms offset dev inode path (deleted)
-      const m = /^\S+\s+\S+\s+\S+\s+\S+\s+(\d+)\s+(\/.*) \(deleted\)$/.exec(line);
-      if (m) add(m[2]!, Number(m[1]));
-    }
+    for (const m of await readMaps(pid)) if (m.deleted) add(m.path, m.inode);
     for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
       const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
       if (!target.startsWith("/") || !target.endsWith(" (deleted)")) continue;
@@ -117,11 +113,7 @@ export async function sharedMemoryFiles(pids: number[], roots = ["/dev/shm/"]): 
     if (roots.some((r) => path.startsWith(r)) && !/\/link_remap\.\d+$/.test(path)) found.add(path);
   };
   for (const pid of pids) {
-    const maps = await readFile(`/proc/${pid}/maps`, "utf8").catch(() => "");
-    for (const line of maps.split("\n")) {
-      const m = /^\S+\s+\S+\s+\S+\s+\S+\s+\d+\s+(\/\S.*)$/.exec(line);
-      if (m && !m[1]!.endsWith(" (deleted)")) consider(m[1]!);
-    }
+    for (const m of await readMaps(pid)) if (!m.deleted) consider(m.path);
     for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
       const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
       if (target.startsWith("/") && !target.endsWith(" (deleted)")) consider(target);

@@ -6,16 +6,25 @@ import { join } from "node:path";
 import { Events, recordTimeline } from "../events.js";
 import { stageWeights, type StageInfo } from "./weights-stager.js";
 
-/** A stand-in for the engine's interpreter: a shell script that keeps the job it was given and prints `lines`. */
-async function fakePython(dir: string, lines: string[], then = "exit 0"): Promise<string> {
-  const path = join(dir, "python");
-  await writeFile(path, `#!/bin/sh\ncat > ${join(dir, "job.json")}\n${lines.map((l) => `echo '${l}'`).join("\n")}\n${then}\n`);
+/** Writes an executable shell script (the stand-ins for the engine's interpreter). */
+async function script(path: string, body: string): Promise<string> {
+  await writeFile(path, `#!/bin/sh\n${body}\n`);
   await chmod(path, 0o755);
   return path;
 }
 
+/** A stand-in for the engine's interpreter: a shell script that keeps the job it was given and prints `lines`. */
+function fakePython(dir: string, lines: string[], then = "exit 0"): Promise<string> {
+  return script(join(dir, "python"), `cat > ${join(dir, "job.json")}\n${lines.map((l) => `echo '${l}'`).join("\n")}\n${then}`);
+}
+
 function info(python: string): StageInfo {
   return { python, path: "/opt/engine", arenaSize: 4096, tensors: [{ name: "w", offset: 0, nbytes: 4096, dtype: "bfloat16", shape: [2048] }] };
+}
+
+/** A job for a stand-in interpreter, its socket in `dir`. */
+function jobFor(python: string, dir: string) {
+  return { info: info(python), weightsFile: "/w", gpu: "GPU-1", dir, reserveBytes: 0, events: new Events() };
 }
 
 async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
@@ -49,26 +58,27 @@ test("a stager that fills the memory gives its socket, and its fill is a phase w
 test("a stager's error is the reason there are no staged weights", () =>
   withDir(async (dir) => {
     const python = await fakePython(dir, ['{"event": "error", "error": {"code": "gpu_memory", "message": "1.0 GiB free", "hint": null}}'], "exit 1");
-    const staged = stageWeights({ info: info(python), weightsFile: "/w", gpu: "GPU-1", dir, reserveBytes: 0, events: new Events() });
+    const staged = stageWeights(jobFor(python, dir));
     assert.deepEqual(await staged.ready(), { reason: "gpu_memory: 1.0 GiB free" });
   }));
 
 test("a stager that dies without a word, or cannot start, says so", () =>
   withDir(async (dir) => {
     const python = await fakePython(dir, ["not json"], "echo 'Traceback: boom' >&2; exit 3");
-    const died = await stageWeights({ info: info(python), weightsFile: "/w", gpu: "GPU-1", dir, reserveBytes: 0, events: new Events() }).ready();
+    const died = await stageWeights(jobFor(python, dir)).ready();
     assert.ok("reason" in died && /status 3.*boom/.test(died.reason), JSON.stringify(died));
-    const missing = await stageWeights({ info: info(join(dir, "no-python")), weightsFile: "/w", gpu: "GPU-1", dir, reserveBytes: 0, events: new Events() }).ready();
+    const missing = await stageWeights(jobFor(join(dir, "no-python"), dir)).ready();
     assert.ok("reason" in missing && /cannot start|exited/.test(missing.reason), JSON.stringify(missing));
   }));
 
 /** A keeper stand-in: answers every job line with a ready line carrying the job's id. */
-async function fakeKeeper(dir: string): Promise<string> {
-  const path = join(dir, "python");
-  await writeFile(path, `#!/bin/sh\nwhile read line; do\n  id=$(echo "$line" | sed 's/.*"id":"\\([^"]*\\)".*/\\1/')\n  echo "{\\"event\\": \\"ready\\", \\"id\\": \\"$id\\", \\"bytes\\": 4096, \\"seconds\\": 0.1}"\ndone\n`);
-  await chmod(path, 0o755);
-  return path;
+function fakeKeeper(dir: string): Promise<string> {
+  return script(
+    join(dir, "python"),
+    `while read line; do\n  id=$(echo "$line" | sed 's/.*"id":"\\([^"]*\\)".*/\\1/')\n  echo "{\\"event\\": \\"ready\\", \\"id\\": \\"$id\\", \\"bytes\\": 4096, \\"seconds\\": 0.1}"\ndone`,
+  );
 }
+
 
 test("a keeper takes jobs one line each and answers each by its id", () =>
   withDir(async (dir) => {
@@ -76,8 +86,8 @@ test("a keeper takes jobs one line each and answers each by its id", () =>
     const python = await fakeKeeper(dir);
     const keeper = WeightsKeeper.start(info(python));
     try {
-      const a = keeper.stage({ info: info(python), weightsFile: "/w", gpu: "GPU-1", dir: join(dir, "a"), reserveBytes: 0, events: new Events() });
-      const b = keeper.stage({ info: info(python), weightsFile: "/w", gpu: "GPU-1", dir: join(dir, "b"), reserveBytes: 0, events: new Events() });
+      const a = keeper.stage(jobFor(python, join(dir, "a")));
+      const b = keeper.stage(jobFor(python, join(dir, "b")));
       assert.deepEqual(await b.ready(), { socket: join(dir, "b", "weights-stage.sock") });
       assert.deepEqual(await a.ready(), { socket: join(dir, "a", "weights-stage.sock") });
       assert.equal(keeper.alive(), true);
@@ -89,26 +99,22 @@ test("a keeper takes jobs one line each and answers each by its id", () =>
 test("what a keeper says after a job's hand-off (its image pinned, or not) is logged, and the job is unaffected", () =>
   withDir(async (dir) => {
     const { WeightsKeeper } = await import("./weights-stager.js");
-    const python = join(dir, "python");
     const say = (line: string) => `  echo '${line}'`;
-    await writeFile(
-      python,
+    const python = await script(
+      join(dir, "python"),
       [
-        "#!/bin/sh",
         "read line",
         say('{"event": "ready", "id": "job-1", "bytes": 4096, "seconds": 0.1}'),
         say('{"event": "handed-off", "id": "job-1", "seconds": 0.2}'),
         say('{"event": "pinned", "id": "job-1", "bytes": 6400000000, "seconds": 2.5}'),
         say('{"event": "pin-failed", "id": "job-1", "message": "StasisEngineError: out of memory"}'),
         "read line",
-        "",
       ].join("\n"),
     );
-    await chmod(python, 0o755);
     const logged: string[] = [];
     const keeper = WeightsKeeper.start(info(python), (m, level) => logged.push(`${level}: ${m}`));
     try {
-      const job = keeper.stage({ info: info(python), weightsFile: "/w", gpu: "GPU-1", dir, reserveBytes: 0, events: new Events() });
+      const job = keeper.stage(jobFor(python, dir));
       assert.deepEqual(await job.ready(), { socket: join(dir, "weights-stage.sock") });
       for (let i = 0; i < 100 && logged.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
       assert.deepEqual(logged, [
@@ -124,14 +130,12 @@ test("what a keeper says after a job's hand-off (its image pinned, or not) is lo
 test("a keeper that dies ends its jobs with the reason, and the daemon's set starts a new one", () =>
   withDir(async (dir) => {
     const { weightsKeepers } = await import("../serve/weights-keepers.js");
-    const dead = join(dir, "dead");
-    await writeFile(dead, "#!/bin/sh\nexit 3\n");
-    await chmod(dead, 0o755);
+    const dead = await script(join(dir, "dead"), "exit 3");
     let started = 0;
     const { WeightsKeeper } = await import("./weights-stager.js");
     const set = weightsKeepers(() => undefined, (job) => (started++, WeightsKeeper.start(job.info)));
     try {
-      const job = { info: info(dead), weightsFile: "/w", gpu: "GPU-1", dir, reserveBytes: 0, events: new Events() };
+      const job = jobFor(dead, dir);
       const first = await set.stage(job).ready();
       assert.ok("reason" in first && /exited \(status 3\)/.test(first.reason), JSON.stringify(first));
       await set.stage(job).ready();

@@ -1,4 +1,5 @@
-import { readFile, readdir, readlink } from "node:fs/promises";
+import { readFile, readdir } from "node:fs/promises";
+import { fdTargets } from "./tree.js";
 
 /** A TCP socket in the LISTEN state, from /proc/net/tcp{,6} (this process's network namespace). */
 export interface Listener {
@@ -32,14 +33,19 @@ export function parseTcp(text: string, v6: boolean): TcpSocket[] {
   return out;
 }
 
-/** The listening sockets in the text of /proc/net/tcp (`v6`: /proc/net/tcp6). */
-export function parseListeners(text: string, v6: boolean): Listener[] {
-  return parseTcp(text, v6)
+/** The listening sockets among `sockets`. */
+function listening(sockets: TcpSocket[]): Listener[] {
+  return sockets
     .filter((s) => s.state === TCP_STATE.LISTEN)
     .map((s) => {
       const at = s.local.lastIndexOf(":");
       return { address: s.local.slice(0, at), port: Number(s.local.slice(at + 1)), inode: s.inode };
     });
+}
+
+/** The listening sockets in the text of /proc/net/tcp (`v6`: /proc/net/tcp6). */
+export function parseListeners(text: string, v6: boolean): Listener[] {
+  return listening(parseTcp(text, v6));
 }
 
 /** Every TCP socket of this network namespace, IPv4 and IPv6. */
@@ -70,8 +76,8 @@ function ipv6(hex: string): string {
 export async function listenersOf(pids: number[]): Promise<string[]> {
   const inodes = new Set<number>();
   for (const pid of pids) {
-    for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
-      const m = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ""));
+    for (const target of await fdTargets(pid)) {
+      const m = /^socket:\[(\d+)\]$/.exec(target);
       if (m) inodes.add(Number(m[1]));
     }
   }
@@ -80,19 +86,14 @@ export async function listenersOf(pids: number[]): Promise<string[]> {
 
 /** The sockets listening on TCP `port`, IPv4 and IPv6. */
 export async function listenersOn(port: number): Promise<Listener[]> {
-  return (await tcpSockets())
-    .filter((s) => s.state === TCP_STATE.LISTEN && s.local.endsWith(`:${port}`))
-    .map((s) => ({ address: s.local.slice(0, s.local.lastIndexOf(":")), port, inode: s.inode }));
+  return listening(await tcpSockets()).filter((l) => l.port === port);
 }
 
 /** The process holding the socket with this inode (a scan of /proc/*\/fd: for error messages, not hot paths). */
 export async function socketOwner(inode: number): Promise<number | undefined> {
   const want = `socket:[${inode}]`;
   for (const pid of await readdir("/proc").catch(() => [] as string[])) {
-    if (!/^\d+$/.test(pid)) continue;
-    for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
-      if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "")) === want) return Number(pid);
-    }
+    if (/^\d+$/.test(pid) && (await fdTargets(Number(pid))).includes(want)) return Number(pid);
   }
   return undefined;
 }

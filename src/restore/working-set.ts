@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { Events } from "../events.js";
 import { prefetch, type PrefetchFile } from "../pagecache/prefetch.js";
+import { readMaps, type FileMapping } from "../proc/maps.js";
 
 export const WORKING_SET_FILE = "working-set.json";
 const PAGE = 4096;
@@ -42,26 +43,9 @@ const WorkingSetSchema = z.object({
 });
 export type WorkingSet = z.infer<typeof WorkingSetSchema>;
 
-/** A file-backed mapping of /proc/PID/maps. */
-export interface Mapping {
-  start: number;
-  end: number;
-  offset: number;
-  inode: string;
-  path: string;
-}
-
-/** The mappings of regular files in /proc/PID/maps text (not anonymous memory, devices, /proc, deleted files). */
-export function fileMappings(maps: string): Mapping[] {
-  const out: Mapping[] = [];
-  for (const line of maps.split("\n")) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ ([0-9a-f]+) \S+ (\d+)\s+(\/.*)$/.exec(line);
-    if (!m || m[4] === "0") continue;
-    const path = m[5]!;
-    if (path.endsWith(" (deleted)") || /^\/(dev|proc|sys|memfd:)/.test(path)) continue;
-    out.push({ start: parseInt(m[1]!, 16), end: parseInt(m[2]!, 16), offset: parseInt(m[3]!, 16), inode: m[4]!, path });
-  }
-  return out;
+/** The mappings of regular files, by path (not deleted ones, devices, /proc, /sys, memfds). */
+export function fileMappings(maps: FileMapping[]): FileMapping[] {
+  return maps.filter((m) => m.inode !== 0 && !m.deleted && !/^\/(dev|proc|sys|memfd:)/.test(m.path));
 }
 
 /**
@@ -69,7 +53,7 @@ export function fileMappings(maps: string): Mapping[] {
  * present, bit 61 file page or shared anonymous; a private page written since, now anonymous, is not counted),
  * as [offset in the file, length] ranges.
  */
-export function presentFileRanges(mapping: Mapping, pagemap: Buffer): [number, number][] {
+export function presentFileRanges(mapping: Pick<FileMapping, "offset">, pagemap: Buffer): [number, number][] {
   const out: [number, number][] = [];
   const pages = Math.floor(pagemap.length / 8);
   let runStart = -1;
@@ -103,7 +87,7 @@ export function mergeRanges(ranges: [number, number][], size: number, gap = MERG
 export async function recordWorkingSet(pids: number[]): Promise<WorkingSet> {
   const byFile = new Map<string, { path: string; ranges: [number, number][] }>();
   for (const pid of pids) {
-    const maps = await readFile(`/proc/${pid}/maps`, "utf8").catch(() => "");
+    const maps = await readMaps(pid);
     const fh = await open(`/proc/${pid}/pagemap`, "r").catch(() => undefined);
     if (!fh) continue;
     try {
