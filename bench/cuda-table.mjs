@@ -14,13 +14,18 @@ const cell = (list, name) => {
   const p = phase(list, name);
   return p ? `${ms(p.ms)}${p.gbps ? ` (${p.gbps} GB/s)` : ""}` : "";
 };
+// The knobs a row ran with: CRIU's dump writers, the server's environment.
+const label = (r) => {
+  const knobs = [...(r.dumpWriters > 1 ? [`${r.dumpWriters} dump writers`] : []), ...(r.serverEnv ?? [])];
+  return knobs.length ? ` (${knobs.join(", ")})` : "";
+};
 const out = [
   "| test | recorded | GPU bytes | image bytes | cuda-lock | cuda-checkpoint | criu-dump | capture after ready | criu-restore | cuda-restore | cuda-unlock | restore to canary |",
   "| --- | --- | ---: | ---: | --- | --- | --- | --- | --- | --- | --- | --- |",
 ];
 for (const r of rows) {
   out.push(
-    `| ${r.test} | ${r.at} | ${r.gpuBytes ?? ""} | ${r.imageBytes ?? ""} | ${cell(r.capturePhases, "cuda-lock")} | ${cell(r.capturePhases, "cuda-checkpoint")} | ${cell(r.capturePhases, "criu-dump")} | ${ms(r.captureAfterReadyMs)} | ${cell(r.restorePhases, "criu-restore")} | ${cell(r.restorePhases, "cuda-restore")} | ${cell(r.restorePhases, "cuda-unlock")} | ${ms(r.restoreReadyMs)} |`,
+    `| ${r.test}${label(r)} | ${r.at} | ${r.gpuBytes ?? ""} | ${r.imageBytes ?? ""} | ${cell(r.capturePhases, "cuda-lock")} | ${cell(r.capturePhases, "cuda-checkpoint")} | ${cell(r.capturePhases, "criu-dump")} | ${ms(r.captureAfterReadyMs)} | ${cell(r.restorePhases, "criu-restore")} | ${cell(r.restorePhases, "cuda-restore")} | ${cell(r.restorePhases, "cuda-unlock")} | ${ms(r.restoreReadyMs)} |`,
   );
 }
 console.log(out.join("\n"));

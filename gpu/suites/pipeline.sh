@@ -27,18 +27,19 @@ if [ -n "${FIRST_GAPS:-}" ]; then
   stasis stop --all >/dev/null 2>&1 || true
 fi
 step bench-3b "${BENCH_LIMIT:-420}" stasis bench ref3b --strategies "${STRATEGIES:-cold,warm,restore-hot,restore-cold}" --repeat "${REPEAT:-2}" --repeat-starts 1 --verify "${VERIFY:-auto}" ${BENCH_ARGS:-} --out "$OUT/bench"
-# COMPARE="label|bench args|ENV=V ...;...": restores-only benches of the same snapshot right after, e.g.
+# COMPARE="label|bench args|ENV=V ...|strategies;...": benches of the same snapshot right after (strategies: that
+# bench's, else COMPARE_STRATEGIES, else restore-hot,restore-cold), e.g.
 # "copy|--memory copy" or "w16||STASIS_PREFILL_WORKERS=16" or "serve||" (a label starting with "serve" runs a
 # `stasis serve` for that bench) (one tarball each in $OUT, to keep the number of files the device tool brings
 # back small). CONTEXT=1: bench/gpu_context.py first (what a bare CUDA context holds, and smaller stack limits).
 IFS=';' read -ra compare <<< "${COMPARE:-}"
 for c in "${compare[@]}"; do
-  IFS='|' read -r label args envs <<< "$c"
+  IFS='|' read -r label args envs strategies <<< "$c"
   # Labels starting with "serve": a `stasis serve` runs during that bench (its restores go through it).
   daemon=""
   case $label in serve*) env $envs stasis serve 2> "$LOGS/serve-$label.log" & daemon=$!; sleep 2 ;; esac
   # shellcheck disable=SC2086
-  step "bench-$label" "${BENCH_LIMIT:-420}" env $envs stasis bench ref3b --strategies "${COMPARE_STRATEGIES:-restore-hot,restore-cold}" --repeat "${REPEAT:-2}" --verify "${VERIFY:-auto}" $args --out "$LOGS/bench-$label"
+  step "bench-$label" "${BENCH_LIMIT:-420}" env $envs stasis bench ref3b --strategies "${strategies:-${COMPARE_STRATEGIES:-restore-hot,restore-cold}}" --repeat "${REPEAT:-2}" --verify "${VERIFY:-auto}" $args --out "$LOGS/bench-$label"
   [ -n "$daemon" ] && { kill "$daemon"; wait "$daemon" 2>/dev/null || true; cp "$LOGS/serve-$label.log" "$LOGS/bench-$label/" 2>/dev/null || true; }
   tar -C "$LOGS" -czf "$OUT/bench-$label.tgz" "bench-$label" || true
 done

@@ -15,7 +15,7 @@ import { prefetch } from "../pagecache/prefetch.js";
 import { cacheEnv, diskBytesRead, dropPageCache } from "./system.js";
 import { createdSince, removePlaced, sharedMemoryFiles } from "../criu/kept-files.js";
 import { processTree } from "../proc/tree.js";
-import { restoreViaDaemon } from "../serve/client.js";
+import { releaseDaemonWeights, restoreViaDaemon } from "../serve/client.js";
 import type { MemoryMode, PrefetchMode, VerifyMode, WeightsMode } from "../restore/modes.js";
 
 export const STRATEGIES = ["cold", "warm", "restore-hot", "restore-cold"] as const;
@@ -110,8 +110,13 @@ interface Restored {
  */
 export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "restore-cold", args: RestoreArgs): Promise<Run> {
   const m = snap.manifest;
-  if (strategy === "restore-cold") await dropPageCache();
-  else await prefetch(m.files.map((f) => ({ path: join(snap.dir, f.path) })), {});
+  let released: number | undefined;
+  if (strategy === "restore-cold") {
+    // Cold means no copy of the snapshot in memory at all: not in the page cache, nor pinned by `stasis serve
+    // --pin-weights` (whose keepers end here; the next restore starts one and reads the weights from the file).
+    released = await releaseDaemonWeights();
+    await dropPageCache();
+  } else await prefetch(m.files.map((f) => ({ path: join(snap.dir, f.path) })), {});
   const readBefore = strategy === "restore-cold" ? await diskBytesRead() : undefined;
   const started = performance.now();
   const { readyMs, result } = args.via === "api" ? await restoreByRequest(snap, args, started) : await restoreByCli(snap, args, started);
@@ -133,7 +138,7 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
       readyMs,
       firstTokenMs,
       phases,
-      setup: `${strategy === "restore-cold" ? "page cache dropped" : "snapshot files in the page cache"}${args.via === "api" ? ", a request to `stasis serve`" : result.via === "daemon" ? ", through `stasis serve`" : ""}`,
+      setup: `${strategy === "restore-cold" ? `page cache dropped${released ? ", the daemon's pinned weights released" : ""}` : "snapshot files in the page cache"}${args.via === "api" ? ", a request to `stasis serve`" : result.via === "daemon" ? ", through `stasis serve`" : ""}`,
       ...(diskRead === undefined ? {} : { diskBytesRead: diskRead }),
     };
   } finally {

@@ -6,13 +6,13 @@ import type { Events } from "../events.js";
 import { recordTimeline } from "../events.js";
 import { VERSION } from "../version.js";
 import { locateCriu } from "../criu/locate.js";
-import { criuDump } from "../criu/dump.js";
+import { criuDump, dumpWriters } from "../criu/dump.js";
 import { createdSince, findLinkRemaps, keepFiles, keepLinkRemaps, sharedMemoryFiles, unlinkedFiles } from "../criu/kept-files.js";
 import { launch, DUMPABLE_ENV } from "../launch/launch.js";
 import { processTree } from "../proc/tree.js";
 import { listenersOf } from "../proc/net.js";
 import { Staging, cleanStaging } from "../store/store.js";
-import { digestFiles, type DigestInput } from "../store/digest.js";
+import { digestFiles, followAppends, type DigestInput, type KnownChunks } from "../store/digest.js";
 import { recordVerified, stampFiles, type Stamp } from "../store/verified.js";
 import { MANIFEST_SCHEMA, type FileEntry, type Manifest } from "../store/manifest.js";
 import { canaryRecord } from "../engines/canary.js";
@@ -21,7 +21,8 @@ import type { CanaryRequest, EngineContext } from "../engines/engine.js";
 import { machineFingerprint } from "../fingerprint/fingerprint.js";
 import { instanceDir, killTree, newInstanceId, recordInstance, type Instance } from "../instances/instances.js";
 import { refuseUndumpable } from "./preflight.js";
-import { gpuCheckpoint, type GpuCapture } from "./gpu.js";
+import { closeAhead, cudaWorkerAhead, gpuCheckpoint, type GpuCapture } from "./gpu.js";
+import type { CudaDriver } from "../cuda/driver.js";
 import { captureCaches } from "./caches.js";
 
 export interface CaptureOptions {
@@ -73,6 +74,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   const inst = await instanceDir(id);
   let server: Awaited<ReturnType<typeof launch>> | undefined;
   let gpu: GpuCapture | undefined;
+  let cudaAhead: Promise<CudaDriver | undefined> | undefined;
   let keepServer = false;
   let succeeded = false;
   const digests: Promise<Digested>[] = [];
@@ -85,6 +87,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     const ctx: EngineContext = { baseUrl, events, signal: opts.signal, alive: () => !launched.hasExited(), logPath: inst.stderr };
     await events.phase("ready", () => engine.waitReady(ctx, readyPath, opts.readyTimeoutMs));
     const coldStartMs = events.t() - started;
+    cudaAhead = cudaWorkerAhead((await processTree(launched.pid)).map((p) => p.pid));
     const canaryReq = opts.canary ?? (await engine.defaultCanary(ctx));
     if (opts.warmup > 0) await events.phase("warmup", () => engine.warmup(ctx, opts.warmupRequest ?? canaryReq, opts.warmup));
     const canary = await events.phase("canary", async () => canaryRecord(canaryReq, await engine.canary(ctx, canaryReq)));
@@ -99,18 +102,28 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     const pids = tree.map((p) => p.pid);
     await refuseUndumpable(pids);
     const listeners = await listenersOf(pids);
-    gpu = await gpuCheckpoint(pids, events);
+    const ahead = cudaAhead;
+    cudaAhead = undefined; // gpuCheckpoint owns it now
+    gpu = await gpuCheckpoint(pids, events, ahead);
     const unlinked = await unlinkedFiles(pids);
     const shared = await sharedMemoryFiles(pids);
     throwIfAborted(opts.signal);
 
-    const dump = await events.phase("criu-dump", () =>
-      criuDump(criu, launched.pid, join(staging.dir, "images"), {
-        leaveRunning: opts.leaveRunning,
-        logDir: inst.dir,
-        holdLinkRemaps: { dirs: [...unlinked.keys()], tag: id },
-      }),
-    );
+    // CRIU's pages images are digested as CRIU appends to them (one writer writes them front to back; with
+    // several, STASIS_DUMP_WRITERS, a pages image is written out of order and is digested after the dump).
+    const follow = dumpWriters(criu) <= 1 ? followAppends(staging.dir, "images", (n) => /^pages-\d+\.img$/.test(n), { concurrency: Math.min(4, Math.ceil(availableParallelism() / 4)) }) : undefined;
+    const followed = follow && events.phase("digest-pages", () => follow.result, (r) => ({ bytes: r.bytes }));
+    followed?.catch(() => undefined); // awaited after the dump
+    const dump = await events
+      .phase("criu-dump", () =>
+        criuDump(criu, launched.pid, join(staging.dir, "images"), {
+          leaveRunning: opts.leaveRunning,
+          logDir: inst.dir,
+          holdLinkRemaps: { dirs: [...unlinked.keys()], tag: id },
+        }),
+      )
+      .finally(() => follow?.stop());
+    const known = (await followed)?.known;
     const linkRemaps = await keepLinkRemaps(await findLinkRemaps(unlinked, id), staging.dir);
     // The tree is gone unless it was left running: then its shared-memory files are its own leftovers.
     const shmFiles = await keepFiles(shared, staging.dir, "shm", !opts.leaveRunning);
@@ -125,6 +138,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
       "digest-images",
       events,
       opts.engine !== "vllm", // without compile caches to pack, nothing runs beside it: all cores
+      known,
     );
     digests.push(imageFiles);
     if (opts.leaveRunning) {
@@ -211,6 +225,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     await Promise.allSettled(digests); // no digest still reading what the abort below removes
     timeline.stop();
     gpu?.close();
+    closeAhead(cudaAhead);
     if (!keepServer) {
       // Invariant: a capture that did not finish leaves no server running and no snapshot behind.
       // (After a commit, abort only removes the lock; the snapshot folder has moved into place.)
@@ -233,20 +248,25 @@ interface Digested {
  * background as the phase `phase`, with half the cores (the capture goes on beside it and awaits the result),
  * or all of them when nothing else is left to do (`last`).
  */
-function digestBeside(dir: string, inputs: DigestInput[], phase: string, events: Events, last = false): Promise<Digested> {
+function digestBeside(dir: string, inputs: DigestInput[], phase: string, events: Events, last = false, known?: KnownChunks): Promise<Digested> {
   const done = (async () => {
     const stamps = await stampFiles(dir, inputs);
     if (inputs.length === 0) return { files: [], stamps };
     const concurrency = last ? availableParallelism() : Math.max(1, Math.ceil(availableParallelism() / 2));
     const files = await events.phase(
       phase,
-      () => digestFiles(dir, inputs, { events, phase, concurrency }),
-      (f) => ({ bytes: f.reduce((a, e) => a + e.size, 0) }),
+      () => digestFiles(dir, inputs, { events, phase, concurrency, ...(known ? { known } : {}) }),
+      (f) => ({ bytes: f.reduce((a, e) => a + e.size, 0) - knownBytes(known) }),
     );
     return { files, stamps };
   })();
   done.catch(() => undefined); // awaited by the capture, or settled in its finally
   return done;
+}
+
+/** Bytes whose digests were computed while CRIU wrote them (not hashed again in the phase that reuses them). */
+function knownBytes(known?: KnownChunks): number {
+  return [...(known?.values() ?? [])].reduce((a, k) => a + k.chunks.length * k.chunkSize, 0);
 }
 
 function withoutFiles(state: Record<string, unknown>): Record<string, unknown> {

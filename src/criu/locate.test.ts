@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compareVersions, criuCandidates, locateCriu, parseCriuFeatures, parseCriuVersion } from "./locate.js";
@@ -36,6 +36,19 @@ test("STASIS_CRIU is the only candidate when set; its version decides", async ()
     assert.deepEqual([good.version, good.source], ["4.2.1", "env"]);
     await assert.rejects(locateCriu({ STASIS_CRIU: fake("old", "3.17.1") }), (e: StasisError) => e.code === "E_CRIU_TOO_OLD" && /3\.17\.1/.test(e.message));
     await assert.rejects(locateCriu({ STASIS_CRIU: join(dir, "none") }), (e: StasisError) => e.code === "E_CRIU_MISSING" && e.hint !== undefined);
+
+    // Asked once while the binary stays the same file; a replaced binary is asked again.
+    const counted = join(dir, "counted");
+    const script = (version: string) => `#!/bin/sh
+echo x >> ${counted}.calls
+echo 'Version: ${version}'
+`;
+    writeFileSync(counted, script("4.2.1"));
+    chmodSync(counted, 0o755);
+    for (let i = 0; i < 3; i++) assert.equal((await locateCriu({ STASIS_CRIU: counted })).version, "4.2.1");
+    assert.equal(readFileSync(`${counted}.calls`, "utf8"), "x\n");
+    writeFileSync(counted, script("4.3"));
+    assert.equal((await locateCriu({ STASIS_CRIU: counted })).version, "4.3");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

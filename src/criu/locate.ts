@@ -1,4 +1,4 @@
-import { access, constants } from "node:fs/promises";
+import { access, constants, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
 import { paths } from "../home.js";
@@ -62,14 +62,14 @@ export async function locateCriu(env: NodeJS.ProcessEnv = process.env): Promise<
     } catch {
       continue;
     }
-    const out = await run(c.path, ["--version"], { timeoutMs: 10_000 }).catch(() => undefined);
-    const version = out && parseCriuVersion(out.stdout + out.stderr);
+    const said = await versionOutput(c.path);
+    const version = said && parseCriuVersion(said);
     if (!version) continue;
     if (compareVersions(version, MIN_CRIU) < 0) {
       tooOld.push(`${c.path} (${version})`);
       continue;
     }
-    return { path: c.path, version, source: c.source, features: parseCriuFeatures(out.stdout + out.stderr) };
+    return { path: c.path, version, source: c.source, features: parseCriuFeatures(said) };
   }
   const hint = "run the set-up script (`./setup.sh`), which builds CRIU 4.2.1 into $STASIS_HOME/tools/criu, or set STASIS_CRIU";
   if (tooOld.length > 0) {
@@ -79,4 +79,21 @@ export async function locateCriu(env: NodeJS.ProcessEnv = process.env): Promise<
     throw new StasisError("E_CRIU_MISSING", `STASIS_CRIU=${env.STASIS_CRIU} is not an executable CRIU`, { hint: "point STASIS_CRIU at a criu binary, or unset it" });
   }
   throw new StasisError("E_CRIU_MISSING", "CRIU is not installed (no criu in $STASIS_HOME/tools or on the PATH)", { hint });
+}
+
+/**
+ * What `criu --version` says, asked once per binary while it stays the same file (a long-lived `stasis serve`
+ * then spends no process start per restore on it: 10-30 ms).
+ */
+const versions = new Map<string, { key: string; text: string }>();
+async function versionOutput(path: string): Promise<string | undefined> {
+  const st = await stat(path).catch(() => undefined);
+  const key = st ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : "";
+  const known = versions.get(path);
+  if (st && known?.key === key) return known.text;
+  const out = await run(path, ["--version"], { timeoutMs: 10_000 }).catch(() => undefined);
+  if (!out) return undefined;
+  const text = out.stdout + out.stderr;
+  if (st && parseCriuVersion(text)) versions.set(path, { key, text });
+  return text;
 }

@@ -92,7 +92,7 @@ test("a keeper takes jobs one line each and answers each by its id", () =>
       assert.deepEqual(await a.ready(), { socket: join(dir, "a", "weights-stage.sock") });
       assert.equal(keeper.alive(), true);
     } finally {
-      keeper.close();
+      await keeper.close();
     }
   }));
 
@@ -123,7 +123,7 @@ test("what a keeper says after a job's hand-off (its image pinned, or not) is lo
       ]);
       assert.equal(keeper.alive(), true);
     } finally {
-      keeper.close();
+      await keeper.close();
     }
   }));
 
@@ -140,6 +140,30 @@ test("a keeper that dies ends its jobs with the reason, and the daemon's set sta
       assert.ok("reason" in first && /exited \(status 3\)/.test(first.reason), JSON.stringify(first));
       await set.stage(job).ready();
       assert.equal(started, 2);
+    } finally {
+      set.close();
+    }
+  }));
+
+test("releasing the daemon's keepers ends their processes before it answers, and the next restore starts a new one", () =>
+  withDir(async (dir) => {
+    const { weightsKeepers } = await import("../serve/weights-keepers.js");
+    const { WeightsKeeper } = await import("./weights-stager.js");
+    const python = await fakeKeeper(dir);
+    const started: ReturnType<typeof WeightsKeeper.start>[] = [];
+    const set = weightsKeepers(() => undefined, (job) => {
+      const k = WeightsKeeper.start(job.info);
+      started.push(k);
+      return k;
+    });
+    try {
+      assert.equal(await set.release(), 0, "nothing to release before a restore");
+      assert.ok("socket" in (await set.stage(jobFor(python, join(dir, "a"))).ready()));
+      assert.equal(await set.release(), 1);
+      assert.equal(started[0]!.alive(), false, "the keeper's process has ended when release answers");
+      assert.ok("socket" in (await set.stage(jobFor(python, join(dir, "b"))).ready()));
+      assert.equal(started.length, 2);
+      assert.equal(started[1]!.alive(), true);
     } finally {
       set.close();
     }

@@ -194,14 +194,19 @@ export class WeightsKeeper {
 
   /** False once the keeper's process has ended. */
   alive(): boolean {
-    return this.exited === undefined;
+    return this.exited === undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Ends the keeper: its pinned images and GPU contexts go with it. */
-  close(): void {
+  /** Ends the keeper: its pinned images and GPU contexts go with it. Settles once its process has ended. */
+  close(): Promise<void> {
+    const ended = new Promise<void>((resolve) => {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) return resolve();
+      this.child.once("exit", () => resolve());
+    });
     this.child.stdin.end();
     const timer = setTimeout(() => this.child.kill("SIGKILL"), 5_000);
     timer.unref();
+    return ended.finally(() => clearTimeout(timer));
   }
 }
 

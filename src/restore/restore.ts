@@ -89,11 +89,13 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
   driverStart?.catch(() => undefined);
   let gpuPlan: Promise<GpuRestore | undefined> | undefined;
   const wanted = opts.memory ?? DEFAULT_MEMORY;
-  const [criu, procGpu, imagesResident] = await Promise.all([
-    locateCriu(),
-    m.gpu ? gpuIdentityFromProc() : Promise.resolve(undefined),
-    wanted === "auto" || opts.prefetch === "auto" ? imagesInMemory(snap) : Promise.resolve(false),
-  ]);
+  const [criu, procGpu, imagesResident] = await events.phase("preflight", () =>
+    Promise.all([
+      locateCriu(),
+      m.gpu ? gpuIdentityFromProc() : Promise.resolve(undefined),
+      wanted === "auto" || opts.prefetch === "auto" ? imagesInMemory(snap) : Promise.resolve(false),
+    ]),
+  );
   const prefetch = resolvePrefetch(opts.prefetch, imagesResident);
   // Images being read into the page cache beside CRIU count as in memory: the parallel copy then reads them there.
   const memory = criuMemory(wanted, criu, imagesResident || prefetch === "images" || prefetch === "all");

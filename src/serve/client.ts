@@ -75,3 +75,32 @@ export async function restoreViaDaemon(
     http.end(JSON.stringify(req));
   });
 }
+
+/**
+ * Asks the daemon at `socket` to end its weights keepers (their pinned weights go with them). Returns how many
+ * it ended, or undefined when no daemon answers.
+ */
+export async function releaseDaemonWeights(opts: { socket?: string } = {}): Promise<number | undefined> {
+  const socket = opts.socket ?? paths.daemonSocket();
+  return new Promise((resolve, reject) => {
+    const http = request({ socketPath: socket, agent: false, method: "POST", path: "/v1/weights/release" }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => {
+        try {
+          const j = JSON.parse(body) as { released?: number };
+          if (res.statusCode !== 200 || typeof j.released !== "number") throw new Error(`answered ${res.statusCode}: ${body.trim()}`);
+          resolve(j.released);
+        } catch (err) {
+          reject(new StasisError("E_DAEMON", `the stasis daemon at ${socket} did not release its weights: ${(err as Error).message}`, { hint: "a daemon of an older stasis? restart `stasis serve`" }));
+        }
+      });
+    });
+    http.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT" || err.code === "ECONNREFUSED") return resolve(undefined);
+      reject(new StasisError("E_DAEMON", `the stasis daemon at ${socket}: ${err.message}`));
+    });
+    http.end();
+  });
+}

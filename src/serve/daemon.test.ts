@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync, statSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "./daemon.js";
-import { restoreViaDaemon } from "./client.js";
+import { releaseDaemonWeights, restoreViaDaemon } from "./client.js";
 import { Events, type StasisEvent } from "../events.js";
 import { StasisError } from "../errors.js";
 import type { RestoreRequest } from "./protocol.js";
@@ -52,11 +52,15 @@ test("the daemon runs restores for clients: its events replay in the client, its
     assert.equal(bad.body.error.code, "E_USAGE");
     assert.match(bad.body.error.message, /verify/);
 
+    // Releasing pinned weights: a daemon without --pin-weights has none.
+    assert.equal(await releaseDaemonWeights({ socket }), 0);
+
     stop.abort();
     const r = await running;
     assert.equal(r.restores, 1);
     assert.equal(existsSync(socket), false, "the socket is removed on the way out");
     assert.equal(await restoreViaDaemon(request("x"), new Events(), { socket }), undefined, "no daemon: the caller restores itself");
+    assert.equal(await releaseDaemonWeights({ socket }), undefined, "no daemon: nothing pinned to release");
   } finally {
     stop.abort();
     if (before === undefined) delete process.env.STASIS_HOME;

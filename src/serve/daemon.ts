@@ -42,6 +42,11 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method === "GET" && req.url === "/v1/health") return reply(res, 200, { ok: true, pid: process.pid, version: VERSION });
+    if (req.method === "POST" && req.url === "/v1/weights/release") {
+      const released = (await keepers?.release()) ?? 0;
+      if (released > 0) events.log(`released ${released} weights keeper(s): their pinned weights are gone`);
+      return reply(res, 200, { released });
+    }
     if (req.method !== "POST" || req.url !== "/v1/restore") return reply(res, 404, { error: new StasisError("E_USAGE", `no ${req.method} ${req.url} here`).toJSON() });
     let body: RestoreRequest;
     try {

@@ -3,13 +3,17 @@ import type { StagedWeights } from "../engines/weights-stager.js";
 
 /**
  * `stasis serve --pin-weights`: one weights keeper per engine interpreter (and import path), started by the first
- * restore that stages with it and kept until the daemon stops. A keeper that died is replaced by the next restore.
+ * restore that stages with it and kept until the daemon stops or is asked to release them (POST /v1/weights/release:
+ * `stasis bench` does so before a restore-cold, which must find no weights in memory). A keeper that died is
+ * replaced by the next restore.
  */
 export function weightsKeepers(
   log: (message: string, level: "info" | "warn") => void,
   start: (job: StageJob) => WeightsKeeper = (job) => WeightsKeeper.start(job.info, log),
 ): {
   stage: (job: StageJob) => StagedWeights;
+  /** Ends every keeper (their pinned weights go with them) and returns how many; the next restore starts one. */
+  release: () => Promise<number>;
   close: () => void;
 } {
   const keepers = new Map<string, WeightsKeeper>();
@@ -23,8 +27,14 @@ export function weightsKeepers(
       }
       return keeper.stage(job);
     },
+    async release() {
+      const ending = [...keepers.values()].map((k) => k.close());
+      keepers.clear();
+      await Promise.all(ending);
+      return ending.length;
+    },
     close() {
-      for (const k of keepers.values()) k.close();
+      for (const k of keepers.values()) void k.close();
       keepers.clear();
     },
   };

@@ -1,6 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
-import { stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { StasisError, fsError } from "../errors.js";
@@ -27,42 +27,145 @@ interface ChunkResult {
 }
 
 /**
- * Hashes chunks on a pool of worker threads. The pool lives for one call: it is created, used and
- * terminated in `finally`, so no thread outlives the operation (a live worker would keep stasis from exiting).
+ * Threads that hash chunks, for as long as their owner keeps them: created, used and closed in `finally`, so no
+ * thread outlives the operation (a live worker would keep stasis from exiting).
  */
+class HashPool {
+  private readonly workers: Worker[];
+  private readonly idle: Worker[];
+  private readonly queue: { job: ChunkJob; done: (r: ChunkResult) => void; failed: (e: Error) => void }[] = [];
+  private readonly running = new Map<Worker, (typeof this.queue)[number]>();
+  private alive: number;
+
+  constructor(size: number) {
+    this.workers = Array.from({ length: Math.max(1, size) }, () => new Worker(new URL("./_digest-worker.js", import.meta.url)));
+    this.idle = [...this.workers];
+    this.alive = this.workers.length;
+    for (const w of this.workers) {
+      w.on("message", (r: ChunkResult) => {
+        const task = this.running.get(w)!;
+        this.running.delete(w);
+        this.idle.push(w);
+        task.done(r);
+        this.next();
+      });
+      w.on("error", (err) => {
+        // A thread that died takes no more work; once none is left, nothing queued can be hashed.
+        this.running.get(w)?.failed(err);
+        this.running.delete(w);
+        if (--this.alive === 0) for (const task of this.queue.splice(0)) task.failed(err);
+      });
+    }
+  }
+
+  /** The chunk's sha256; an unreadable chunk rejects with the file system's error for its path. */
+  hash(job: ChunkJob): Promise<{ sha256: string; bytes: number }> {
+    return new Promise((resolve, reject) => {
+      if (this.alive === 0) return reject(new Error("no hashing thread is left"));
+      const done = (r: ChunkResult) =>
+        r.error !== undefined ? reject(fsError(Object.assign(new Error(r.error), { code: r.code }), job.path, "digest")) : resolve({ sha256: r.sha256!, bytes: r.bytes! });
+      this.queue.push({ job, done, failed: reject });
+      this.next();
+    });
+  }
+
+  private next(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const w = this.idle.pop()!;
+      const task = this.queue.shift()!;
+      this.running.set(w, task);
+      w.postMessage(task.job);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
 async function hashChunks(jobs: ChunkJob[], onBytes: (n: number) => void, concurrency: number): Promise<Map<number, string>> {
   const results = new Map<number, string>();
   if (jobs.length === 0) return results;
-  const size = Math.max(1, Math.min(concurrency, jobs.length));
-  const workers = Array.from({ length: size }, () => new Worker(new URL("./_digest-worker.js", import.meta.url)));
+  const pool = new HashPool(Math.min(concurrency, jobs.length));
   try {
-    let next = 0;
     await Promise.all(
-      workers.map(
-        (w) =>
-          new Promise<void>((resolve, reject) => {
-            const feed = () => {
-              if (next >= jobs.length) return resolve();
-              w.postMessage(jobs[next++]);
-            };
-            w.on("message", (r: ChunkResult) => {
-              if (r.error !== undefined) {
-                const job = jobs[r.id]!;
-                return reject(fsError(Object.assign(new Error(r.error), { code: r.code }), job.path, "digest"));
-              }
-              results.set(r.id, r.sha256!);
-              onBytes(r.bytes!);
-              feed();
-            });
-            w.on("error", reject);
-            feed();
-          }),
-      ),
+      jobs.map(async (job) => {
+        const r = await pool.hash(job);
+        results.set(job.id, r.sha256);
+        onBytes(r.bytes);
+      }),
     );
     return results;
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    await pool.close();
   }
+}
+
+/** Digests of a file's leading chunks, computed before the file was complete (see `followAppends`). */
+export type KnownChunks = Map<string, { chunkSize: number; chunks: string[] }>;
+
+/**
+ * Digests files while a writer appends to them: each whole chunk as soon as the file has grown past it. Only for
+ * files written front to back, never rewritten (CRIU's pages images, written by one writer): a chunk is read
+ * once the size says it is all there. `stop()` (once the writer is done) ends the watch; `result` then settles,
+ * after the chunks in flight, with the digests of each file's leading chunks (by path relative to `root`) for
+ * `digestFiles` to reuse, and the bytes hashed. A file whose chunk could not be read is left out: `digestFiles`
+ * then hashes all of it.
+ */
+export function followAppends(
+  root: string,
+  dir: string,
+  match: (name: string) => boolean,
+  opts: { concurrency: number; chunkSize?: number; intervalMs?: number },
+): { stop: () => void; result: Promise<{ known: KnownChunks; bytes: number }> } {
+  const chunkSize = opts.chunkSize ?? DIGEST_CHUNK;
+  const pool = new HashPool(opts.concurrency);
+  const files = new Map<string, { chunks: Promise<string>[]; failed: boolean }>();
+  let bytes = 0;
+  let stopped = false;
+  const scan = async () => {
+    let names: string[];
+    try {
+      names = (await readdir(join(root, dir))).filter(match);
+    } catch {
+      return; // the writer has not made the folder yet
+    }
+    for (const name of names) {
+      const path = join(dir, name);
+      const size = await stat(join(root, path)).then((s) => s.size, () => 0);
+      const f = files.get(path) ?? { chunks: [], failed: false };
+      files.set(path, f);
+      while (!f.failed && (f.chunks.length + 1) * chunkSize <= size) {
+        const offset = f.chunks.length * chunkSize;
+        const hashed = pool.hash({ id: 0, path: join(root, path), offset, length: chunkSize }).then((r) => {
+          bytes += r.bytes;
+          return r.sha256;
+        });
+        hashed.catch(() => (f.failed = true));
+        f.chunks.push(hashed);
+      }
+    }
+  };
+  const loop = (async () => {
+    while (!stopped) {
+      await scan();
+      if (!stopped) await new Promise((r) => setTimeout(r, opts.intervalMs ?? 20));
+    }
+  })();
+  const result = (async () => {
+    await loop;
+    const known: KnownChunks = new Map();
+    try {
+      for (const [path, f] of files) {
+        const chunks = await Promise.all(f.chunks).catch(() => undefined);
+        if (chunks && chunks.length > 0) known.set(path, { chunkSize, chunks });
+      }
+    } finally {
+      await pool.close();
+    }
+    return { known, bytes };
+  })();
+  return { stop: () => void (stopped = true), result };
 }
 
 export interface DigestInput {
@@ -75,7 +178,7 @@ export interface DigestInput {
 export async function digestFiles(
   root: string,
   inputs: DigestInput[],
-  opts: { events?: Events; phase?: string; concurrency?: number; chunkSize?: number } = {},
+  opts: { events?: Events; phase?: string; concurrency?: number; chunkSize?: number; known?: KnownChunks } = {},
 ): Promise<FileEntry[]> {
   const chunkSize = opts.chunkSize ?? DIGEST_CHUNK;
   const sizes = await Promise.all(
@@ -89,15 +192,21 @@ export async function digestFiles(
   );
   const jobs: ChunkJob[] = [];
   const owners: { file: number; chunk: number }[] = [];
+  // Leading chunks digested before (followAppends) are taken as they are, if the file still holds them whole.
+  const knownOf = (f: DigestInput, size: number) => {
+    const k = opts.known?.get(f.path);
+    return k && k.chunkSize === chunkSize && k.chunks.length * chunkSize <= size ? k.chunks : [];
+  };
+  const known = inputs.map((f, i) => knownOf(f, sizes[i]!));
   inputs.forEach((f, i) => {
     const size = sizes[i]!;
     const count = Math.max(1, Math.ceil(size / chunkSize));
-    for (let c = 0; c < count; c++) {
+    for (let c = known[i]!.length; c < count; c++) {
       owners.push({ file: i, chunk: c });
       jobs.push({ id: jobs.length, path: join(root, f.path), offset: c * chunkSize, length: Math.min(chunkSize, size - c * chunkSize) });
     }
   });
-  const total = sizes.reduce((a, b) => a + b, 0);
+  const total = jobs.reduce((a, j) => a + j.length, 0);
   let done = 0;
   const hashes = await hashChunks(
     jobs,
@@ -108,7 +217,7 @@ export async function digestFiles(
     opts.concurrency ?? availableParallelism(),
   );
   return inputs.map((f, i) => {
-    const chunks = owners.flatMap((o, id) => (o.file === i ? [hashes.get(id)!] : []));
+    const chunks = [...known[i]!, ...owners.flatMap((o, id) => (o.file === i ? [hashes.get(id)!] : []))];
     return { path: f.path, role: f.role, size: sizes[i]!, chunkSize, chunks, sha256: combine(chunks) };
   });
 }
