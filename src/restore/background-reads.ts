@@ -51,7 +51,7 @@ export function readOrder(files: FileEntry[]): FileEntry[] {
  */
 export function startBackgroundReads(
   snap: Snapshot,
-  opts: { verify: VerifyMode; prefetch: PrefetchMode; events: Events; /** Reads start once this settles. */ after?: Promise<unknown> },
+  opts: { verify: VerifyMode; prefetch: PrefetchMode; events: Events },
 ): BackgroundReads {
   const controller = new AbortController();
   const files = readOrder(snap.manifest.files);
@@ -65,7 +65,6 @@ export function startBackgroundReads(
       opts.prefetch === "all" || (opts.prefetch === "images" && CRIU_READS.has(f.role)) || (opts.prefetch === "weights" && f.role === "weights");
     if (toVerify.length === 0 && !files.some(prefetching)) return { bytesRead: 0, bytesAlreadyResident: 0, bytesVerified: 0 };
     const verifying = new Set(toVerify.map((f) => f.path));
-    await opts.after?.catch(() => undefined);
     const phase = toVerify.length > 0 ? "prefetch+verify" : "prefetch";
     const stats = await opts.events.phase(
       phase,

@@ -158,11 +158,10 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
         ...(deps.stager ? { launch: deps.stager } : {}),
       });
     }
-    // From a cold page cache: the pages of the engine's files its last restore touched (working-set.ts), the
-    // files' heads before the images, the rest after them.
-    const ws = useWorkingSet() && (prefetch === "images" || prefetch === "all") ? startWorkingSet(snap.dir, events, workingSetAbort.signal) : undefined;
-    reads = startBackgroundReads(snap, { verify: opts.verify, prefetch, events, ...(ws ? { after: ws.heads } : {}) });
-    workingSet = ws?.rest(reads.done());
+    // From a cold page cache, with STASIS_WORKING_SET: beside the images, the pages of the engine's files its last
+    // restore touched (working-set.ts).
+    reads = startBackgroundReads(snap, { verify: opts.verify, prefetch, events });
+    workingSet = useWorkingSet() && (prefetch === "images" || prefetch === "all") ? startWorkingSet(snap.dir, events, workingSetAbort.signal) : undefined;
     const restored = await withRestoreLock(snap, async () => {
       // The shared-memory files stay while the instance lives (stasis stop removes them); CRIU needs the
       // link_remap files only while it restores.

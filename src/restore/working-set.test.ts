@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Events } from "../events.js";
+import { Events, recordTimeline } from "../events.js";
 import { parseMaps } from "../proc/maps.js";
-import { fileMappings, loadWorkingSet, mergeRanges, presentFileRanges, recordWorkingSet, saveWorkingSet, workingSetReads, WORKING_SET_FILE } from "./working-set.js";
+import { fileMappings, loadWorkingSet, mergeRanges, presentFileRanges, recordWorkingSet, saveWorkingSet, startWorkingSet, workingSetReads, WORKING_SET_FILE } from "./working-set.js";
 
 const MAPS = [
   "55d0c0a00000-55d0c0a2a000 r--p 00000000 fe:00 1234                       /usr/bin/python3.11",
@@ -84,4 +84,25 @@ test("only files that are still the ones recorded are read; a changed one is ski
   const { prefetch } = await import("../pagecache/prefetch.js");
   const stats = await prefetch(reads, { events: new Events() });
   assert.deepEqual([stats.files, stats.bytesTotal], [2, 12288]);
+});
+
+test("a restore's working-set phase reads every recorded range at once; without a recorded set there is none", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "stasis-ws-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const events = new Events();
+  const timeline = recordTimeline(events);
+  await startWorkingSet(dir, events);
+  assert.equal(timeline.phases.length, 0, "no working set recorded: nothing to read");
+
+  const lib = join(dir, "lib.so");
+  writeFileSync(lib, Buffer.alloc(600_000, 3));
+  const { statSync } = await import("node:fs");
+  const st = statSync(lib);
+  const ranges: [number, number][] = [[0, 16384], [400_000, 8192]];
+  await saveWorkingSet(dir, { version: 1, recordedAt: new Date().toISOString(), bytes: 24576, files: [{ path: lib, dev: String(st.dev), ino: String(st.ino), size: st.size, mtimeMs: st.mtimeMs, ranges }] });
+  await startWorkingSet(dir, events);
+  const phase = timeline.phases.find((p) => p.name === "working-set");
+  assert.ok(phase?.ok);
+  assert.equal(phase.detail?.bytesTotal, 24576, "the head and the range after it, in one phase");
+  assert.equal(phase.detail?.files, 1);
 });
