@@ -259,8 +259,8 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
 
 /**
  * STASIS_WORKING_SET=1 turns the working set on (recorded after a restore, read by later cold restores). Off by
- * default until it is measured better: on the development machine (CPU reference engine) it cut the phases after
- * CRIU from 0.20 s to 0.06 s but its reads slowed CRIU's, for no gain within the noise (working-set.ts).
+ * default: on the H100 it saves the 0.5 s of page faults after the weights, but its small reads slow the weights'
+ * stream by as much or more (docs/ARCHITECTURE.md).
  */
 function useWorkingSet(): boolean {
   return process.env.STASIS_WORKING_SET === "1";
