@@ -14,7 +14,7 @@ const cell = (list, name) => {
   const p = phase(list, name);
   return p ? `${ms(p.ms)}${p.gbps ? ` (${p.gbps} GB/s)` : ""}` : "";
 };
-// The knobs a row ran with: CRIU's dump writers, the server's environment.
+// The knobs a row ran with: CRIU's dump writers (a patch tried on 2026-11-27, since removed), the server's environment.
 const label = (r) => {
   const knobs = [...(r.dumpWriters > 1 ? [`${r.dumpWriters} dump writers`] : []), ...(r.serverEnv ?? [])];
   return knobs.length ? ` (${knobs.join(", ")})` : "";

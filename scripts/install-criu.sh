@@ -25,7 +25,7 @@ PATCHES_DIR=$(cd "$(dirname "$0")" && pwd)/criu-patches
 # not a tmpfs everywhere (our GPU machine's is ext4), /dev/shm is: the cache goes there.
 MAKE_FLAGS="RUNDIR=/dev/shm"
 PATCH_ID=$({ cat "$PATCHES_DIR"/*.patch; echo "$MAKE_FLAGS"; } | sha256sum | cut -c1-8) # other patches or flags: another build
-FEATURES="lazy-prefill parallel-dump" # what the patches add; `criu --version` of the patched build lists them
+FEATURES="lazy-prefill" # what the patches add; `criu --version` of the patched build lists them
 
 HOME_DIR=${STASIS_HOME:-/var/lib/stasis}
 PREFIX="$HOME_DIR/tools/criu-$VERSION-stasis-$PATCH_ID"

@@ -6,7 +6,7 @@ import type { Events } from "../events.js";
 import { recordTimeline } from "../events.js";
 import { VERSION } from "../version.js";
 import { locateCriu } from "../criu/locate.js";
-import { criuDump, dumpWriters } from "../criu/dump.js";
+import { criuDump } from "../criu/dump.js";
 import { createdSince, findLinkRemaps, keepFiles, keepLinkRemaps, sharedMemoryFiles, unlinkedFiles } from "../criu/kept-files.js";
 import { launch, DUMPABLE_ENV } from "../launch/launch.js";
 import { processTree } from "../proc/tree.js";
@@ -77,7 +77,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   let cudaAhead: Promise<CudaDriver | undefined> | undefined;
   let keepServer = false;
   let succeeded = false;
-  const digests: Promise<Digested>[] = [];
+  const digests: Promise<unknown>[] = [];
   try {
     const launchedAtMs = Date.now();
     server = await events.phase("launch", () =>
@@ -109,11 +109,12 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     const shared = await sharedMemoryFiles(pids);
     throwIfAborted(opts.signal);
 
-    // CRIU's pages images are digested as CRIU appends to them (one writer writes them front to back; with
-    // several, STASIS_DUMP_WRITERS, a pages image is written out of order and is digested after the dump).
-    const follow = dumpWriters(criu) <= 1 ? followAppends(staging.dir, "images", (n) => /^pages-\d+\.img$/.test(n), { concurrency: Math.min(4, Math.ceil(availableParallelism() / 4)) }) : undefined;
-    const followed = follow && events.phase("digest-pages", () => follow.result, (r) => ({ bytes: r.bytes }));
-    followed?.catch(() => undefined); // awaited after the dump
+    // CRIU's pages images are digested as CRIU appends to them (it writes each front to back, never going back):
+    // on the H100 that leaves 0.12-0.15 s of digest after the dump of a 5.4 GB image instead of 0.7 s.
+    const follow = followAppends(staging.dir, "images", (n) => /^pages-\d+\.img$/.test(n), { concurrency: Math.min(4, Math.ceil(availableParallelism() / 4)) });
+    const followed = events.phase("digest-pages", () => follow.result, (r) => ({ bytes: r.bytes }));
+    followed.catch(() => undefined); // awaited after the dump, or settled in finally
+    digests.push(followed);
     const dump = await events
       .phase("criu-dump", () =>
         criuDump(criu, launched.pid, join(staging.dir, "images"), {
@@ -122,8 +123,8 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
           holdLinkRemaps: { dirs: [...unlinked.keys()], tag: id },
         }),
       )
-      .finally(() => follow?.stop());
-    const known = (await followed)?.known;
+      .finally(() => follow.stop());
+    const { known } = await followed;
     const linkRemaps = await keepLinkRemaps(await findLinkRemaps(unlinked, id), staging.dir);
     // The tree is gone unless it was left running: then its shared-memory files are its own leftovers.
     const shmFiles = await keepFiles(shared, staging.dir, "shm", !opts.leaveRunning);

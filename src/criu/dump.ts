@@ -36,12 +36,7 @@ export async function criuDump(
     await chmod(script, 0o755);
     args.push("--action-script", script);
   }
-  const writers = dumpWriters(criu);
-  const out = await run(criu.path, args, {
-    timeoutMs: opts.timeoutMs ?? 600_000,
-    logPath,
-    ...(writers > 1 ? { env: { ...process.env, CRIU_DUMP_WRITERS: String(writers) } } : {}),
-  });
+  const out = await run(criu.path, args, { timeoutMs: opts.timeoutMs ?? 600_000, logPath });
   if (out.code !== 0 || out.timedOut) {
     const log = await readFile(logPath, "utf8").catch(() => "");
     throw new StasisError("E_CRIU_DUMP", `criu dump of process ${pid} ${describeExit(out)}: ${firstError(log) ?? tail(out.stderr, 3)}`, {
@@ -50,17 +45,6 @@ export async function criuDump(
     });
   }
   return { imagesDir, logPath, ms: out.ms, options };
-}
-
-/**
- * Threads writing the dump's pages (stasis's CRIU patch "parallel-dump"): STASIS_DUMP_WRITERS, 1 (CRIU's own
- * single writer) by default until measured on the GPU machine: on the 2-core development machine 2 writers were no
- * faster (criu dump of a 3 GB process 2.42-2.89 s vs 2.08-2.41 s). A CRIU without the patch always gets 1.
- */
-export function dumpWriters(criu: Pick<Criu, "features">, env: NodeJS.ProcessEnv = process.env): number {
-  const n = Number(env.STASIS_DUMP_WRITERS ?? "1");
-  if (!Number.isInteger(n) || n <= 1 || !criu.features.includes("parallel-dump")) return 1;
-  return Math.min(n, 64);
 }
 
 /** The first "Error (...)" line of a CRIU log, minus the harmless RLIMIT_NOFILE one. */

@@ -75,7 +75,6 @@ async function torch4g(name: string, label: string, serverEnv: string[] = []) {
   recordResult("cuda-checkpoint.jsonl", {
     test: label,
     ...(serverEnv.length > 0 ? { serverEnv } : {}),
-    dumpWriters: Number(process.env.STASIS_DUMP_WRITERS ?? "1"),
     gpuBytes: m.gpu.totalBytes,
     imageBytes: m.files.reduce((a: number, f: { size: number }) => a + f.size, 0),
     captureAfterReadyMs: Math.round(afterReady),

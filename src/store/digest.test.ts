@@ -49,6 +49,7 @@ test("files digested while a writer appends to them give the digests of the fini
       await new Promise((r) => setTimeout(r, 3));
     }
     writeFileSync(join(root, "images", "core-1.img"), other);
+    await new Promise((r) => setTimeout(r, 100)); // the watch sees the last whole chunk before the writer is done
     follow.stop();
     const { known, bytes } = await follow.result;
     const k = known.get("images/pages-1.img");
@@ -82,6 +83,24 @@ test("watching a folder the writer has not made yet ends cleanly with nothing kn
     const { known, bytes } = await follow.result;
     assert.equal(known.size, 0);
     assert.equal(bytes, 0);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("chunks still queued when the writer is done are left to digestFiles, which gives the same digests", async () => {
+  const root = mkdtempSync(join(tmpdir(), "stasis-digest-follow-"));
+  try {
+    mkdirSync(join(root, "images"));
+    writeFileSync(join(root, "images", "pages-1.img"), randomBytes(200 * 4096));
+    const follow = followAppends(root, "images", (n) => n.startsWith("pages-"), { concurrency: 1, chunkSize: 4096, intervalMs: 1 });
+    await new Promise((r) => setTimeout(r, 5));
+    follow.stop();
+    const { known, bytes } = await follow.result;
+    const k = known.get("images/pages-1.img")?.chunks.length ?? 0;
+    assert.equal(bytes, k * 4096, "the known digests are a prefix of whole chunks, nothing else was hashed");
+    const inputs = [{ path: "images/pages-1.img", role: "image" as const }];
+    assert.deepEqual(await digestFiles(root, inputs, { chunkSize: 4096, known }), await digestFiles(root, inputs, { chunkSize: 4096 }));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -69,6 +69,11 @@ class HashPool {
     });
   }
 
+  /** Drops the chunks not yet started (they reject); those being hashed finish. */
+  cancelQueued(): void {
+    for (const task of this.queue.splice(0)) task.failed(new Error("cancelled"));
+  }
+
   private next(): void {
     while (this.idle.length > 0 && this.queue.length > 0) {
       const w = this.idle.pop()!;
@@ -108,9 +113,9 @@ export type KnownChunks = Map<string, { chunkSize: number; chunks: string[] }>;
  * Digests files while a writer appends to them: each whole chunk as soon as the file has grown past it. Only for
  * files written front to back, never rewritten (CRIU's pages images, written by one writer): a chunk is read
  * once the size says it is all there. `stop()` (once the writer is done) ends the watch; `result` then settles,
- * after the chunks in flight, with the digests of each file's leading chunks (by path relative to `root`) for
- * `digestFiles` to reuse, and the bytes hashed. A file whose chunk could not be read is left out: `digestFiles`
- * then hashes all of it.
+ * after the chunks being hashed (those only queued are dropped), with the digests of each file's leading chunks
+ * (by path relative to `root`) for `digestFiles` to reuse, and the bytes hashed. A file's digests stop at its
+ * first chunk that was dropped or could not be read: `digestFiles` hashes the rest.
  */
 export function followAppends(
   root: string,
@@ -120,7 +125,7 @@ export function followAppends(
 ): { stop: () => void; result: Promise<{ known: KnownChunks; bytes: number }> } {
   const chunkSize = opts.chunkSize ?? DIGEST_CHUNK;
   const pool = new HashPool(opts.concurrency);
-  const files = new Map<string, { chunks: Promise<string>[]; failed: boolean }>();
+  const files = new Map<string, { chunks: Promise<string | undefined>[]; failed: boolean }>();
   let bytes = 0;
   let stopped = false;
   const scan = async () => {
@@ -137,11 +142,16 @@ export function followAppends(
       files.set(path, f);
       while (!f.failed && (f.chunks.length + 1) * chunkSize <= size) {
         const offset = f.chunks.length * chunkSize;
-        const hashed = pool.hash({ id: 0, path: join(root, path), offset, length: chunkSize }).then((r) => {
-          bytes += r.bytes;
-          return r.sha256;
-        });
-        hashed.catch(() => (f.failed = true));
+        const hashed = pool.hash({ id: 0, path: join(root, path), offset, length: chunkSize }).then(
+          (r) => {
+            bytes += r.bytes;
+            return r.sha256;
+          },
+          () => {
+            f.failed = true;
+            return undefined;
+          },
+        );
         f.chunks.push(hashed);
       }
     }
@@ -154,11 +164,15 @@ export function followAppends(
   })();
   const result = (async () => {
     await loop;
+    // What is still queued is left to `digestFiles`, which has all the cores once the writer is done.
+    pool.cancelQueued();
     const known: KnownChunks = new Map();
     try {
       for (const [path, f] of files) {
-        const chunks = await Promise.all(f.chunks).catch(() => undefined);
-        if (chunks && chunks.length > 0) known.set(path, { chunkSize, chunks });
+        const all = await Promise.all(f.chunks);
+        const end = all.indexOf(undefined);
+        const chunks = (end < 0 ? all : all.slice(0, end)) as string[];
+        if (chunks.length > 0) known.set(path, { chunkSize, chunks });
       }
     } finally {
       await pool.close();

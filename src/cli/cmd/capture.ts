@@ -25,9 +25,6 @@ export const command: CliCommand = {
     "  --env K=V            set an environment variable for the server (repeatable)",
     "  --cwd DIR            the server's working directory (default: the current one)",
     "  --leave-running      keep the original server running after the snapshot (listed by `stasis ps`)",
-    "",
-    "environment: STASIS_DUMP_WRITERS=N has N threads write the dump's pages (stasis's CRIU build; default 1,",
-    "until measured on a GPU machine)",
   ].join("\n"),
   options: {
     "ready-url": { type: "string" },
