@@ -19,7 +19,8 @@ export const command: CliCommand = {
     "                  stager process that also keeps its CUDA context: a later restore's weights are then one",
     "                  host-to-GPU copy (no file reads, no start-up); the first restore reads the file, and the",
     "                  image is pinned after it. Costs their size in locked RAM and a CUDA context (~0.6 GB) on",
-    "                  each GPU used; STASIS_SERVE_PIN_WEIGHTS=1 is the same",
+    "                  each GPU used; STASIS_SERVE_PIN_WEIGHTS=1 is the same. POST /v1/weights/release on the",
+    "                  socket ends the keepers and frees that memory (docs/ARCHITECTURE.md)",
   ].join("\n"),
   options: { socket: { type: "string" }, "pin-weights": { type: "boolean" } },
   async run({ values, events }) {
