@@ -224,6 +224,10 @@ class Bench:
             ("stasis hostreg 1G", self.ours_fn("hostreg", register_mb=1024), hot),
             ("stasis pinned-ring 16x16M r4M", self.ours_fn("pinned-ring", ring_slots=16, slot_mb=16, read_mb=4), hot),
             ("stasis pinned-ring 32x8M r8M", self.ours_fn("pinned-ring", ring_slots=32, slot_mb=8, read_mb=8), hot),
+            # Registered page cache and the ring at once, on disjoint parts: the share registered.
+            ("stasis hybrid 0.25", self.ours_fn("hybrid", hostreg_share=0.25), hot),
+            ("stasis hybrid 0.35", self.ours_fn("hybrid", hostreg_share=0.35), hot),
+            ("stasis hybrid 0.5", self.ours_fn("hybrid", hostreg_share=0.5, register_mb=256), hot),
         ]
         base: list[tuple[str, Callable[[], dict[str, Any]], set[str]]] = [
             ("safetensors load_file(cpu) + copy_", self.safetensors_fn(False), both),

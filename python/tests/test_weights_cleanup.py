@@ -60,17 +60,18 @@ def setup(tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
     return path, {k: torch.zeros_like(v) for k, v in src.items()}
 
 
-@pytest.mark.parametrize("method", ["pinned-ring", "hostreg", "direct"])
+@pytest.mark.parametrize("method", ["pinned-ring", "hostreg", "hybrid", "direct"])
 def test_weights_pipeline_releases_everything(setup, monkeypatch: pytest.MonkeyPatch, method: str) -> None:  # type: ignore[no-untyped-def]
     path, targets = setup
     copier = CountingCopier()
     monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None: copier)
     load.load_into(targets, path, method=method, **SMALL)
-    assert copier.staging == set() and copier.registered == set() and copier.closed == 1
-    assert (copier.allocs > 0) == (method != "hostreg") and (copier.registers > 0) == (method == "hostreg")
+    copiers = 2 if method == "hybrid" else 1  # hybrid: one copier (stream) for each half, both closed
+    assert copier.staging == set() and copier.registered == set() and copier.closed == copiers
+    assert (copier.allocs > 0) == (method != "hostreg") and (copier.registers > 0) == (method in ("hostreg", "hybrid"))
 
 
-@pytest.mark.parametrize("method", ["pinned-ring", "direct"])
+@pytest.mark.parametrize("method", ["pinned-ring", "hybrid", "direct"])
 def test_weights_ring_read_failure_releases_everything(setup, monkeypatch: pytest.MonkeyPatch, method: str) -> None:  # type: ignore[no-untyped-def]
     path, targets = setup
     copier = CountingCopier()
@@ -91,14 +92,17 @@ def test_weights_ring_read_failure_releases_everything(setup, monkeypatch: pytes
     with pytest.raises(StasisEngineError) as e:
         load.load_into(targets, path, method=method, **SMALL)
     assert "injected" in e.value.message
-    assert copier.staging == set() and copier.closed == 1
+    assert copier.staging == set() and copier.registered == set() and copier.closed == (2 if method == "hybrid" else 1)
 
 
-def test_weights_hostreg_register_failure_undoes_the_others(setup, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("method", ["hostreg", "hybrid"])
+def test_weights_hostreg_register_failure_undoes_the_others(setup, monkeypatch: pytest.MonkeyPatch, method: str) -> None:  # type: ignore[no-untyped-def]
+    """hybrid: the registered half fails, the ring half still runs to its end; everything is released either way."""
     path, targets = setup
     copier = CountingCopier(fail_register_at=3)
     monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None: copier)
     with pytest.raises(StasisEngineError) as e:
-        load.load_into(targets, path, method="hostreg", **SMALL)
+        load.load_into(targets, path, method=method, **{**SMALL, "hostreg_share": 0.6})
     assert "injected" in e.value.message
-    assert copier.registers >= 3 and copier.registered == set() and copier.closed == 1
+    assert copier.registers >= 3 and copier.registered == set() and copier.staging == set()
+    assert copier.closed == (2 if method == "hybrid" else 1)

@@ -5,10 +5,12 @@
   one async copy per piece and an event per slot; a slot is reused once its event has fired.
 - ``run_hostreg`` ("hostreg"): mmap the file, register windows of it with the GPU (read-only, on the pool,
   in parallel), copy from the page cache as each window's registration lands.
+- ``run_hybrid`` ("hybrid"): both at once, on disjoint parts of the file.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -175,6 +177,50 @@ def run_hostreg(
             ],
             raise_errors=ok,
         )
+
+
+def run_hybrid(
+    fd: int,
+    file_size: int,
+    reg_wins: list[Window],
+    ring_wins: list[Window],
+    copiers: tuple[Copier, Copier],
+    pools: tuple[ThreadPoolExecutor, ThreadPoolExecutor],
+    *,
+    slots: int,
+    slot_bytes: int,
+    read_bytes: int,
+    stages: Stages,
+) -> None:
+    """``run_hostreg`` over ``reg_wins`` and ``run_ring`` over ``ring_wins`` at the same time, each with its own
+    copier (stream, events) and threads. The two are limited by different things on the H100: the ring by host
+    memory traffic (each byte read from the page cache, written to the ring, read by the DMA), registration by the
+    driver pinning page-cache pages (one DMA read per byte); side by side they may add up. Both always run to
+    their end (each keeps its own cleanup invariants); the first failure is raised after."""
+    reg_stages: Stages = {}
+    ring_stages: Stages = {}
+    failures: list[BaseException] = []
+
+    def hostreg() -> None:
+        try:
+            copiers[0].thread_init()
+            run_hostreg(fd, file_size, reg_wins, copiers[0], pools[0], reg_stages)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            failures.append(e)
+
+    t = time.perf_counter()
+    side = threading.Thread(target=hostreg, name="stasis-load-hostreg")
+    side.start()
+    try:
+        run_ring(fd, ring_wins, copiers[1], pools[1], slots=slots, slot_bytes=slot_bytes, read_bytes=read_bytes,
+                 stages=ring_stages)
+    finally:
+        side.join()
+        stages.update({f"hostreg_{k}": v for k, v in reg_stages.items()})
+        stages.update({f"ring_{k}": v for k, v in ring_stages.items()})
+        stages["pipeline"] = time.perf_counter() - t
+    if failures:
+        raise failures[0]
 
 
 def _succeeded(f: Future[Any]) -> bool:

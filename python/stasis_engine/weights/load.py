@@ -11,14 +11,14 @@ from typing import Any
 from ..errors import StasisEngineError
 from . import _libc
 from ._copier import open_copier
-from ._pipelines import run_hostreg, run_reads, run_ring
-from ._plan import Copy, coalesce, spans, windows
+from ._pipelines import run_hostreg, run_hybrid, run_reads, run_ring
+from ._plan import Copy, coalesce, spans, split_copies, windows
 from ._targets import Device, Target, check_overlaps, from_source, match
 from .checksum import default_threads, verify_records
 from .format import Header, read_header
 from .stats import LoadStats
 
-METHODS = ("auto", "pinned-ring", "hostreg", "direct", "cpu")
+METHODS = ("auto", "pinned-ring", "hostreg", "hybrid", "direct", "cpu")
 # What "auto" picks for GPU targets, by how much of the file the page cache holds (sampled with mincore).
 # >= HOT_RESIDENCY resident: parallel page-cache reads into a small pinned ring, copied while the next slots fill.
 # On the H100 (bench/results/2026-11-26-h100/weights-results.md) 8 slots x 8 MiB read in 8 MiB pieces gave
@@ -45,6 +45,7 @@ def load_into(
     slot_mb: int = 16,
     read_mb: int = 4,
     register_mb: int = 64,
+    hostreg_share: float = 0.35,
 ) -> LoadStats:
     """Refill ``targets`` in place from ``path``; nothing is written unless every check passes.
 
@@ -54,10 +55,11 @@ def load_into(
     size, dtype, shape; with ``strict`` every extent has a target), raw GPU extents are mapped memory of the
     device, and with ``verify=True`` every extent's checksum (a separate pass before the load).
 
-    ``method``: "auto" (GPU: hostreg when the file is in the page cache, direct when it is not; CPU: cpu),
-    "pinned-ring", "hostreg", "direct" (O_DIRECT into the ring; buffered where O_DIRECT is unsupported),
-    or "cpu" (host targets only). Tuning: ``ring_slots`` x ``slot_mb`` MiB pinned ring read in ``read_mb``
-    MiB preads; ``register_mb`` MiB host-registration windows.
+    ``method``: "auto" (GPU: pinned-ring when the file is in the page cache, direct when it is not; CPU: cpu),
+    "pinned-ring", "hostreg", "hybrid" (hostreg for the first ``hostreg_share`` of the bytes and the pinned ring
+    for the rest, at the same time; not yet measured on a GPU), "direct" (O_DIRECT into the ring; buffered where
+    O_DIRECT is unsupported), or "cpu" (host targets only). Tuning: ``ring_slots`` x ``slot_mb`` MiB pinned ring
+    read in ``read_mb`` MiB preads; ``register_mb`` MiB host-registration windows.
 
     Example::
 
@@ -65,11 +67,11 @@ def load_into(
         print(f"{stats.gbps:.1f} GB/s via {stats.method}")
     """
     start = time.perf_counter()
-    _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads)
+    _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads, hostreg_share)
     kind, tlist, dev = from_source(targets, device)
     return load_targets(kind, tlist, dev, path, method=method, verify=verify, threads=threads, strict=strict,
                         ring_slots=ring_slots, slot_mb=slot_mb, read_mb=read_mb, register_mb=register_mb,
-                        started=start)
+                        hostreg_share=hostreg_share, started=start)
 
 
 def load_targets(
@@ -86,13 +88,14 @@ def load_targets(
     slot_mb: int = 16,
     read_mb: int = 4,
     register_mb: int = 64,
+    hostreg_share: float = 0.35,
     runtime: Any = None,
     started: float | None = None,
 ) -> LoadStats:
     """``load_into`` for targets already resolved (``kind`` "tensors" or "extents"); ``runtime``: the CUDA calls
     to make (default: the runtime torch loaded; the stager passes a driver-API one, _cudadrv.DriverRuntime)."""
     start = started if started is not None else time.perf_counter()
-    _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads)
+    _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads, hostreg_share)
     if method == "cpu" and dev.kind != "cpu":
         raise StasisEngineError("bad_argument", f'method "cpu" is for host targets, these are on {dev}')
     check_overlaps(tlist)
@@ -104,8 +107,10 @@ def load_targets(
     stats.copies = len(copies)
 
     copier = open_copier(dev.kind, dev.index, runtime)
+    side_copier: Any = None
     fd = -1
     pool: ThreadPoolExecutor | None = None
+    side_pool: ThreadPoolExecutor | None = None
     try:
         if dev.kind == "cuda" and kind == "extents":
             _check_mapped(copier, tlist, path)
@@ -126,6 +131,19 @@ def load_targets(
             wins = windows(copies, header.file_size, register_mb * _MIB)
             stats.windows = len(wins)
             run_hostreg(fd, header.file_size, wins, copier, pool, stats.stages)
+        elif chosen == "hybrid":
+            registered, ringed = split_copies(copies, hostreg_share)
+            reg_wins = windows(registered, header.file_size, register_mb * _MIB)
+            ring_wins = windows(ringed, header.file_size, slot_mb * _MIB)
+            stats.windows = len(reg_wins) + len(ring_wins)
+            side_copier = open_copier(dev.kind, dev.index, runtime)
+            side_pool = ThreadPoolExecutor(max(2, nthreads // 4), thread_name_prefix="stasis-load-reg",
+                                           initializer=side_copier.thread_init)
+            run_hybrid(
+                fd, header.file_size, reg_wins, ring_wins, (side_copier, copier), (side_pool, pool),
+                slots=ring_slots, slot_bytes=slot_mb * _MIB, read_bytes=min(read_mb, slot_mb) * _MIB,
+                stages=stats.stages,
+            )
         else:
             wins = windows(copies, header.file_size, slot_mb * _MIB)
             stats.windows = len(wins)
@@ -135,16 +153,20 @@ def load_targets(
             )
     finally:
         # Invariant: no thread, fd, stream or event of the load outlives it (the process is checkpointed later).
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        for p in (pool, side_pool):
+            if p is not None:
+                p.shutdown(wait=True, cancel_futures=True)
         if fd >= 0:
             os.close(fd)
+        if side_copier is not None:
+            side_copier.close()
         copier.close()
     stats.seconds = time.perf_counter() - start
     return stats
 
 
-def _check_options(method: str, slots: int, slot_mb: int, read_mb: int, register_mb: int, threads: int | None) -> None:
+def _check_options(method: str, slots: int, slot_mb: int, read_mb: int, register_mb: int, threads: int | None,
+                   hostreg_share: float = 0.35) -> None:
     if method not in METHODS:
         raise StasisEngineError("bad_argument", f"method={method!r}, expected one of {', '.join(METHODS)}")
     sizes = (("ring_slots", slots, 2), ("slot_mb", slot_mb, 1), ("read_mb", read_mb, 1),
@@ -154,6 +176,8 @@ def _check_options(method: str, slots: int, slot_mb: int, read_mb: int, register
             raise StasisEngineError("bad_argument", f"{name}={value!r}, expected an integer >= {low}")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise StasisEngineError("bad_argument", f"threads={threads!r}, expected an integer >= 1")
+    if isinstance(hostreg_share, bool) or not isinstance(hostreg_share, (int, float)) or not 0 < hostreg_share < 1:
+        raise StasisEngineError("bad_argument", f"hostreg_share={hostreg_share!r}, expected a number between 0 and 1")
 
 
 def _check_mapped(copier: Any, tlist: list[Any], path: Any) -> None:

@@ -120,7 +120,7 @@ def _resident(path: str) -> float:
 
 
 def _method() -> str:
-    """STASIS_STAGE_METHOD: the loader's method (auto, pinned-ring, hostreg, direct); default auto."""
+    """STASIS_STAGE_METHOD: the loader's method (auto, pinned-ring, hostreg, hybrid, direct); default auto."""
     return os.environ.get("STASIS_STAGE_METHOD", "auto")
 
 
