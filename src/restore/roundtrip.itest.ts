@@ -108,6 +108,9 @@ test("(c) one snapshot restored four times, one after the other (default: parall
       assert.equal(criu.detail.memory, "parallel");
       assert.ok(criu.detail.prefill.bytes > 1_000_000 && criu.bytes === criu.detail.prefill.bytes, JSON.stringify(criu.detail));
       assert.doesNotMatch(readFileSync(join(res.json.instance.dir, "criu-restore.log"), "utf8"), /pie: \d+: Preadv/);
+      // Every byte straight from the mapped pages image (one copy), none read into a buffer first.
+      const fromImage = [...readFileSync(join(res.json.instance.dir, "criu-lazy-pages.log"), "utf8").matchAll(/worker \d+ copied (\d+) bytes from the mapped images/g)];
+      assert.equal(fromImage.reduce((n, m) => n + Number(m[1]), 0), criu.detail.prefill.bytes, "the workers copied from the mapped image");
     }
     if (round === 1) {
       assert.equal(criu.detail.memory, "copy");
