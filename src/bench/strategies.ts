@@ -12,7 +12,7 @@ import { findInstance, killTree, stopInstance } from "../instances/instances.js"
 import type { Snapshot } from "../store/store.js";
 import { StasisError } from "../errors.js";
 import { prefetch } from "../pagecache/prefetch.js";
-import { cacheEnv, diskBytesRead, dropPageCache } from "./system.js";
+import { cacheEnv, diskBytesRead, diskReadSince, dropPageCache } from "./system.js";
 import { createdSince, removePlaced, sharedMemoryFiles } from "../criu/kept-files.js";
 import { processTree } from "../proc/tree.js";
 import { releaseDaemonWeights, restoreViaDaemon } from "../serve/client.js";
@@ -69,7 +69,7 @@ export async function startServer(snap: Snapshot, strategy: "cold" | "warm", war
     const readyMs = events.t();
     await events.phase("first-token", () => engine.firstToken(ctx, canaryOf(snap)));
     const firstTokenMs = events.t();
-    const diskRead = readBefore === undefined ? undefined : ((await diskBytesRead()) ?? readBefore) - readBefore;
+    const diskRead = await diskReadSince(readBefore);
     return {
       strategy,
       readyMs,
@@ -125,7 +125,7 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
     const ctx: EngineContext = { baseUrl: m.server.url, events, alive: () => true, logPath: "" };
     await engineFor(m.engine.kind).firstToken(ctx, canaryOf(snap));
     const firstTokenMs = performance.now() - started;
-    const diskRead = readBefore === undefined ? undefined : ((await diskBytesRead()) ?? readBefore) - readBefore;
+    const diskRead = await diskReadSince(readBefore);
     // The CLI's own phases are relative to its start, which is a little after the spawn: shift them onto this clock.
     const offset = readyMs - Math.max(0, ...(result.phases ?? []).map((p) => p.endMs));
     const phases = [

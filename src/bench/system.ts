@@ -39,6 +39,11 @@ export async function diskBytesRead(): Promise<number | undefined> {
   return sectorsRead(text, disks);
 }
 
+/** What the machine's disks have read since `before` (a diskBytesRead reading; undefined: nothing to measure). */
+export async function diskReadSince(before: number | undefined): Promise<number | undefined> {
+  return before === undefined ? undefined : ((await diskBytesRead()) ?? before) - before;
+}
+
 /** The bytes read by the devices `disks` in /proc/diskstats text (field 6: sectors read, 512 bytes each). */
 export function sectorsRead(diskstats: string, disks: string[]): number | undefined {
   let bytes: number | undefined;

@@ -141,7 +141,7 @@ test("a keeper that dies ends its jobs with the reason, and the daemon's set sta
       await set.stage(job).ready();
       assert.equal(started, 2);
     } finally {
-      set.close();
+      await set.release();
     }
   }));
 
@@ -165,6 +165,6 @@ test("releasing the daemon's keepers ends their processes before it answers, and
       assert.equal(started.length, 2);
       assert.equal(started[1]!.alive(), true);
     } finally {
-      set.close();
+      await set.release();
     }
   }));

@@ -26,7 +26,6 @@ export async function refuseTakenAddress(url: string): Promise<void> {
   );
 }
 
-
 /**
  * TIME_WAIT sockets on the snapshot's listening addresses. A server stopped moments ago (an original captured with
  * --leave-running) leaves the connections it closed there for up to 60 s, and CRIU cannot bind the restored listener

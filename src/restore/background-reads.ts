@@ -49,10 +49,7 @@ export function readOrder(files: FileEntry[]): FileEntry[] {
  * reads; weights: only the weights (read while CRIU reads its images, for the refill after it); none (the default: measured fastest on our GPU machine, docs/pagecache.md): only what verification
  * reads. Files that pass a digest check are stamped as verified.
  */
-export function startBackgroundReads(
-  snap: Snapshot,
-  opts: { verify: VerifyMode; prefetch: PrefetchMode; events: Events },
-): BackgroundReads {
+export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode; prefetch: PrefetchMode; events: Events }): BackgroundReads {
   const controller = new AbortController();
   const files = readOrder(snap.manifest.files);
   const work = (async (): Promise<ReadStats> => {

@@ -88,7 +88,7 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
   await new Promise<void>((resolve) => server.close(() => resolve()));
   await unlink(socket).catch(() => undefined);
   await cuda.close();
-  keepers?.close();
+  await keepers?.release();
   return { socket, restores };
 }
 

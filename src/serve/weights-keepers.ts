@@ -12,9 +12,9 @@ export function weightsKeepers(
   start: (job: StageJob) => WeightsKeeper = (job) => WeightsKeeper.start(job.info, log),
 ): {
   stage: (job: StageJob) => StagedWeights;
-  /** Ends every keeper (their pinned weights go with them) and returns how many; the next restore starts one. */
+  /** Ends every keeper (their pinned weights go with them) and returns how many, once their processes have
+   *  ended; the next restore starts one. The daemon also calls it as it stops. */
   release: () => Promise<number>;
-  close: () => void;
 } {
   const keepers = new Map<string, WeightsKeeper>();
   return {
@@ -32,10 +32,6 @@ export function weightsKeepers(
       keepers.clear();
       await Promise.all(ending);
       return ending.length;
-    },
-    close() {
-      for (const k of keepers.values()) void k.close();
-      keepers.clear();
     },
   };
 }
