@@ -191,3 +191,35 @@ def test_compile_compiles_one_decoder_layer_for_all_layers(tmp_path: Path, monke
     assert info["backend"] == backend and info["layers"] == 2 and 1 <= info["graphs"] <= 3
     assert [r["phase"] for r in e.phases.records][5] == "torch_compile"
     assert answers[0] == answers[1]
+
+
+def test_single_prompt_prefill_padded_to_a_graph_width_answers_the_same(engine: Engine,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prefill-graph path on the CPU: a stand-in "graph" runs the eager step over the width's static inputs,
+    so what is checked is the padding (a prompt left-padded to the graph's width answers as unpadded), the choice
+    of width, and when the path is not taken (batches, too wide, no room left for the answer after padding)."""
+    r = engine.runner
+    assert sorted(r._prefills) == [16, 32, 64, 128]
+
+    class Replay:
+        def __init__(self, bucket: object) -> None:
+            self.bucket = bucket
+
+        def replay(self) -> None:
+            b = self.bucket
+            b.out = r._prefill(b.ids, b.pad, b.cache)  # type: ignore[attr-defined]
+
+    for bucket in r._prefills.values():
+        monkeypatch.setattr(bucket, "graph", Replay(bucket))
+    before = r.prefill_replays
+    for p in PROMPTS:
+        assert greedy(engine, [p]) == [naive_greedy(engine, p, 12)]
+    assert r.prefill_replays - before == len(PROMPTS)
+    assert r._prefill_graph(1, 13, 12) is r._prefills[16] and r._prefill_graph(1, 17, 12) is r._prefills[32]
+    assert r._prefill_graph(2, 13, 12) is None  # batches prefill eagerly
+    assert r._prefill_graph(1, 100, 40) is None  # padded to 128, 40 more tokens would not fit in the cache
+    before = r.prefill_replays
+    wide = [BOS_ID, *range(1, 100)]
+    assert greedy(engine, [wide], 20) == [naive_greedy(engine, wide, 20)]
+    assert greedy(engine, PROMPTS) == [naive_greedy(engine, p, 12) for p in PROMPTS]
+    assert r.prefill_replays == before

@@ -75,7 +75,8 @@ class Engine:
             self.kv.zero_()
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)  # charge the zeroing to this phase
-        self.runner = Runner(self.model, self.kv, self.device, self.opts.cuda_graph_sizes)
+        self.runner = Runner(self.model, self.kv, self.device, self.opts.cuda_graph_sizes,
+                             self.opts.prefill_graph_widths)
         if self._compile_enabled():
             with p.phase("torch_compile") as i:
                 i.update(self.runner.compile())
@@ -104,6 +105,7 @@ class Engine:
             "device": str(self.device), "model_dir": self.opts.model_dir, "served_model_name": self.info.served_name,
             "max_model_len": self.info.max_model_len, "weights_bytes": self.weights.size,
             "kv_cache_bytes": self.kv_arena.size, "cuda_graph_sizes": list(self.opts.cuda_graph_sizes),
+            "prefill_graph_widths": list(self.opts.prefill_graph_widths),
             "compile": self.runner.info.compile, "cuda_graphs": self.runner.info.cuda_graphs,
             "memory": memory.snapshot(self.device, pools=True),
         }

@@ -14,6 +14,9 @@ from .tokenizer import EOS_ID
 
 DEFAULT_MAX_MODEL_LEN = 4096
 DEFAULT_GRAPH_SIZES = (1, 2, 4, 8)
+# Prompt widths (tokens) a single prompt's prefill is padded to and replayed from a CUDA graph, as vLLM replays
+# small token batches from graphs (its cudagraph capture sizes); longer prompts and batches run eagerly.
+DEFAULT_PREFILL_WIDTHS = (16, 32, 64, 128)
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class ServeOptions:
     device: str = "auto"
     max_model_len: int | None = None
     cuda_graph_sizes: tuple[int, ...] = DEFAULT_GRAPH_SIZES
+    prefill_graph_widths: tuple[int, ...] = DEFAULT_PREFILL_WIDTHS
     compile: bool | None = None
     enforce_eager: bool = False
     served_model_name: str | None = None
@@ -45,6 +49,7 @@ class ServeOptions:
     def from_json(text: str) -> ServeOptions:
         raw = json.loads(text)
         raw["cuda_graph_sizes"] = tuple(raw["cuda_graph_sizes"])
+        raw["prefill_graph_widths"] = tuple(raw.get("prefill_graph_widths", DEFAULT_PREFILL_WIDTHS))
         return ServeOptions(**raw)
 
 
@@ -58,6 +63,18 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _widths(text: str) -> tuple[int, ...]:
+    if text.strip() in ("", "none"):
+        return ()
+    try:
+        widths = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--prefill-graph-widths {text!r}: expected integers like 16,32,64") from e
+    if widths and (widths[0] < 1 or widths[-1] > 4096):
+        raise argparse.ArgumentTypeError(f"--prefill-graph-widths {text!r}: expected prompt widths in [1, 4096]")
+    return widths
+
+
 def build_parser(prog: str = "python -m stasis_engine.reference serve") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Serve a Llama model with vLLM's API and sleep mode.")
     p.add_argument("--model-dir", required=True, help="directory with config.json and *.safetensors")
@@ -69,6 +86,9 @@ def build_parser(prog: str = "python -m stasis_engine.reference serve") -> argpa
                    help=f"context length (default min(max_position_embeddings, {DEFAULT_MAX_MODEL_LEN}))")
     p.add_argument("--cuda-graph-sizes", type=_sizes, default=DEFAULT_GRAPH_SIZES,
                    help="decode batch sizes to capture CUDA graphs for; the largest is the maximum batch (1,2,4,8)")
+    p.add_argument("--prefill-graph-widths", type=_widths, default=DEFAULT_PREFILL_WIDTHS,
+                   help="prompt widths a single prompt's prefill is padded to and replayed from a CUDA graph "
+                   "(16,32,64,128; 'none': prefills run eagerly)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the decode step (default: on for CUDA, off for CPU)")
     p.add_argument("--enforce-eager", action="store_true", help="no torch.compile and no CUDA graphs (as vLLM's)")
@@ -82,7 +102,7 @@ def parse_serve_args(argv: list[str]) -> ServeOptions:
         raise StasisEngineError("bad_argument", f"--port {a.port}, expected 0..65535")
     return ServeOptions(
         model_dir=a.model_dir, port=a.port, host=a.host, device=a.device, max_model_len=a.max_model_len,
-        cuda_graph_sizes=a.cuda_graph_sizes, compile=a.compile, enforce_eager=a.enforce_eager,
+        cuda_graph_sizes=a.cuda_graph_sizes, prefill_graph_widths=a.prefill_graph_widths, compile=a.compile, enforce_eager=a.enforce_eager,
         served_model_name=a.served_model_name,
     )
 

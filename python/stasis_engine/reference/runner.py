@@ -1,6 +1,10 @@
 """Greedy generation over the arena-backed model: eager prefill, then decode steps that are compiled
 (``torch.compile``) and replayed from CUDA graphs captured per batch size, as vLLM does.
 
+A single prompt's prefill is left-padded to the smallest of ``prefill_widths`` that holds it and replayed from a
+CUDA graph captured for that width (launching a 28-layer model's kernels one by one from Python takes longer on
+the H100 than running them); batches and longer prompts prefill eagerly.
+
 A batch is left-padded to its longest prompt. Row ``i`` with ``pad[i]`` padding slots sees cache slots
 ``[pad[i], current]``; pad positions see only themselves, so every attention row has a finite result and no
 NaN can reach the cache. A batch of ``n`` runs in the smallest captured size ``b >= n``; the extra rows are
@@ -43,7 +47,8 @@ class RunnerInfo:
 
 
 class Runner:
-    def __init__(self, model: torch.nn.Module, kv: KVCache, device: torch.device, sizes: tuple[int, ...]) -> None:
+    def __init__(self, model: torch.nn.Module, kv: KVCache, device: torch.device, sizes: tuple[int, ...],
+                 prefill_widths: tuple[int, ...] = ()) -> None:
         self.model, self.kv, self.device = model, kv, device
         self.start = kv.start
         self.max_len = kv.shape.max_len
@@ -69,6 +74,14 @@ class Runner:
                        torch.zeros((b,), dtype=torch.long, device=device), kv.for_batch(b))
             for b in self.sizes
         }
+        # Single-prompt prefills: static inputs of each width (batch 1, the cache of batch size 1).
+        widths = sorted(w for w in prefill_widths if w <= self.max_len)
+        self._prefills = {
+            w: _Bucket(torch.zeros((1, w), dtype=torch.long, device=device),
+                       torch.zeros((1,), dtype=torch.long, device=device), kv.for_batch(1))
+            for w in widths
+        } if 1 in self.sizes else {}
+        self.prefill_replays = 0
 
     # -- start-up -------------------------------------------------------------------------------------------
 
@@ -79,7 +92,7 @@ class Runner:
         ``allow_unspec_int_on_nn_module`` and ``LAYER_INDEX_SOURCE`` the layer index is a graph input from the
         first compile, not 28 constants. Every batch size is then run once, largest first: the largest compiles,
         the next makes the batch dimension dynamic and size 1 is specialized (3 graphs); the other layers and
-        sizes reuse them. Prefill stays eager (``_prefill``).
+        sizes reuse them. Prefill is not compiled (``_prefill``; single prompts replay a graph of the eager step).
         """
         import torch._dynamo
         import torch._inductor.async_compile
@@ -126,31 +139,50 @@ class Runner:
         return layers
 
     def capture(self) -> dict[str, Any]:
-        """Capture one CUDA graph per batch size, largest first, all in one memory pool (GPU only)."""
+        """Capture one CUDA graph per decode batch size, largest first, then one per prefill width, all in one
+        memory pool (GPU only). A failed prefill capture leaves the decode graphs in place."""
         info: dict[str, Any] = {"enabled": True, "ok": True, "sizes": list(self.sizes)}
         pool = torch.cuda.graph_pool_handle()
         stream = torch.cuda.Stream(self.device)
         try:
             with torch.no_grad():
                 for b in sorted(self.sizes, reverse=True):
-                    bucket = self._buckets[b]
-                    self.start.fill_(0)
-                    stream.wait_stream(torch.cuda.current_stream(self.device))
-                    with torch.cuda.stream(stream):
-                        for _ in range(2):  # warm-up on the capture stream (cuBLAS handles, lazy inits)
-                            self._step(bucket.ids, bucket.pad, bucket.cache)
-                    stream.synchronize()
-                    graph = torch.cuda.CUDAGraph()
-                    with torch.cuda.graph(graph, pool=pool, stream=stream):
-                        out = self._step(bucket.ids, bucket.pad, bucket.cache)
-                    bucket.graph, bucket.out = graph, out
+                    self._capture(self._buckets[b], pool, stream)
             torch.cuda.synchronize(self.device)
         except Exception as e:  # keep serving without graphs rather than not at all
-            for bucket in self._buckets.values():
+            for bucket in [*self._buckets.values(), *self._prefills.values()]:
                 bucket.graph = bucket.out = None
             info.update(ok=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=8))
+            self.info.cuda_graphs = info
+            return info
+        try:
+            # The eager step (prompt widths vary: no compile per width), each width captured with a one-token
+            # prompt (the rest padding); the prompt's own padding is an input.
+            with torch.no_grad(), torch.compiler.set_stance("force_eager"):
+                for w, bucket in sorted(self._prefills.items(), reverse=True):
+                    bucket.pad.fill_(w - 1)
+                    self._capture(bucket, pool, stream)
+            torch.cuda.synchronize(self.device)
+            info["prefill_widths"] = sorted(self._prefills)
+        except Exception as e:  # prefills then run eagerly
+            for bucket in self._prefills.values():
+                bucket.graph = bucket.out = None
+            info.update(prefill_widths=[], prefill_error=f"{type(e).__name__}: {e}",
+                        prefill_traceback=traceback.format_exc(limit=8))
         self.info.cuda_graphs = info
         return info
+
+    def _capture(self, bucket: _Bucket, pool: Any, stream: torch.cuda.Stream) -> None:
+        self.start.fill_(0)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            for _ in range(2):  # warm-up on the capture stream (cuBLAS handles, lazy inits)
+                self._step(bucket.ids, bucket.pad, bucket.cache)
+        stream.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=pool, stream=stream):
+            out = self._step(bucket.ids, bucket.pad, bucket.cache)
+        bucket.graph, bucket.out = graph, out
 
     # -- serving --------------------------------------------------------------------------------------------
 
@@ -165,6 +197,9 @@ class Runner:
     def _generate_batch(self, prompts: list[list[int]], max_tokens: int, k: int | None,
                         stop_ids: set[int]) -> list[dict[str, Any]]:
         n, width = len(prompts), max(len(p) for p in prompts)
+        prefill = self._prefill_graph(n, width, max_tokens)
+        if prefill is not None:
+            width = prefill.ids.shape[1]
         ids = torch.zeros((n, width), dtype=torch.long)
         for i, p in enumerate(prompts):
             ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
@@ -175,7 +210,14 @@ class Runner:
 
         b = next(b for b in self.sizes if b >= n)
         self.start.fill_(0)
-        logits, nxt = self._prefill(ids.to(self.device), pads.to(self.device), self.kv.for_batch(b, n))
+        if prefill is not None:
+            prefill.ids.copy_(ids)
+            prefill.pad.copy_(pads)
+            prefill.graph.replay()
+            self.prefill_replays += 1
+            logits, nxt = prefill.out
+        else:
+            logits, nxt = self._prefill(ids.to(self.device), pads.to(self.device), self.kv.for_batch(b, n))
         self._record(results, done, logits[:n], nxt[:n], k, stop_ids)
         bucket = self._buckets[b]
         bucket.pad.zero_()
@@ -189,6 +231,17 @@ class Runner:
             logits, nxt = self._run(bucket)
             self._record(results, done, logits[:n], nxt[:n], k, stop_ids)
         return results
+
+    def _prefill_graph(self, n: int, width: int, max_tokens: int) -> _Bucket | None:
+        """The captured prefill of the smallest width holding a single prompt of ``width`` tokens, if the padded
+        prompt still leaves room for ``max_tokens`` in the cache."""
+        if n != 1:
+            return None
+        w = next((w for w in sorted(self._prefills) if w >= width), None)
+        bucket = self._prefills.get(w) if w is not None else None
+        if bucket is None or bucket.graph is None or w + max_tokens > self.max_len:
+            return None
+        return bucket
 
     def _prefill(self, ids: torch.Tensor, pad: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor]:
         # Eager, as before compiling: prompt lengths vary, and a recompile per length would stall requests.

@@ -84,6 +84,15 @@ def test_graph_decoding_matches_plain_transformers(engine: Engine) -> None:
     assert greedy(engine) == [naive_greedy(engine, p, 12) for p in PROMPTS]
 
 
+def test_single_prompts_replay_prefill_graphs_and_match_plain_transformers(engine: Engine) -> None:
+    r = engine.runner
+    assert r.info.cuda_graphs["prefill_widths"] == [16, 32, 64, 128], r.info.cuda_graphs
+    before = r.prefill_replays
+    for p in PROMPTS:
+        assert [t["token_ids"] for t in engine.generate([p], 12, None, [])] == [naive_greedy(engine, p, 12)]
+    assert r.prefill_replays - before == len(PROMPTS)
+
+
 def test_sleep_1_releases_gpu_memory_and_wakes_identical(engine: Engine) -> None:
     before = greedy(engine)
     used = engine.status()["memory"]["device_used_bytes"]
