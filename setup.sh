@@ -5,9 +5,10 @@
 #   ./setup.sh demo     ... then capture the bundled example server, restore it, and compare (`stasis demo`)
 #   ./setup.sh test     ... then also set up the engine's Python environment and run every test (scripts/test.sh)
 #
-# What it changes on the machine: Debian/Ubuntu packages (build tools and libraries for CRIU, util-linux,
-# python3-venv, fincore/vmtouch for tests and benchmarks), a CRIU 4.2.1 build under $STASIS_HOME/tools (only
-# if no CRIU >= 4.1 is installed), and the link /usr/local/bin/stasis. No kernel or host-wide setting is touched.
+# What it changes on the machine: Debian/Ubuntu packages (build tools and libraries for CRIU, gcc for the weights
+# loader's C loop, util-linux, python3-venv, fincore/vmtouch for tests and benchmarks), a CRIU 4.2.1 build under
+# $STASIS_HOME/tools (only if no CRIU >= 4.1 is installed), and the link /usr/local/bin/stasis. No kernel or
+# host-wide setting is touched.
 set -euo pipefail
 cd "$(dirname "$0")"
 MODE=${1:-install}
@@ -16,7 +17,7 @@ case "$MODE" in install|demo|test) ;; *) echo "usage: $0 [demo|test]" >&2; exit 
 log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 export DEBIAN_FRONTEND=noninteractive
 
-PKGS="ca-certificates util-linux python3 python3-venv python3-pip vmtouch iproute2 procps"
+PKGS="ca-certificates util-linux python3 python3-venv python3-pip gcc libc6-dev vmtouch iproute2 procps"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
   log "installing packages: $(echo $missing)"

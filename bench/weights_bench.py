@@ -161,9 +161,43 @@ class Bench:
 
     def ours_fn(self, method: str, **kw: Any) -> Callable[[], dict[str, Any]]:
         def run() -> dict[str, Any]:
-            return load_into(self.targets, self.ours, method=method, threads=self.args.threads, **kw).to_dict()
+            return load_into(self.targets, self.ours, method=method, **{"threads": self.args.threads, **kw}).to_dict()
 
         return run
+
+    def python_loop(self, fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        """``fn`` with the lanes' C loop off (STASIS_NATIVE_LANES=0): the same lanes, looped in Python."""
+
+        def run() -> dict[str, Any]:
+            os.environ["STASIS_NATIVE_LANES"] = "0"
+            try:
+                return fn()
+            finally:
+                del os.environ["STASIS_NATIVE_LANES"]
+
+        return run
+
+    def link(self) -> dict[str, Any]:
+        """The link's rate in this run: the file's bytes already in pinned host memory (read and registered first,
+        untimed), then one async copy per tensor on one stream. What a loader could reach with nothing to read."""
+        from stasis_engine.weights._cudart import HOST_REGISTER_PORTABLE, MEMCPY_H2D, runtime
+
+        self.disk_rate_fn(False)()
+        rt = runtime()
+        rt.host_register(self.host_addr, self.file_size, HOST_REGISTER_PORTABLE)
+        try:
+            stream = rt.stream_create()
+            try:
+                t = time.perf_counter()
+                for n, target in self.targets.items():
+                    off, size = self.layout[n]
+                    rt.memcpy_async(target.data_ptr(), self.host_addr + off, size, MEMCPY_H2D, stream)
+                rt.stream_synchronize(stream)
+                return {"timed_seconds": time.perf_counter() - t}
+            finally:
+                rt.stream_destroy(stream)
+        finally:
+            rt.host_unregister(self.host_addr)
 
     def safetensors_fn(self, on_device: bool) -> Callable[[], dict[str, Any]]:
         def run() -> dict[str, Any]:
@@ -228,6 +262,13 @@ class Bench:
             ("stasis hybrid 0.25", self.ours_fn("hybrid", hostreg_share=0.25), hot),
             ("stasis hybrid 0.35", self.ours_fn("hybrid", hostreg_share=0.35), hot),
             ("stasis hybrid 0.5", self.ours_fn("hybrid", hostreg_share=0.5, register_mb=256), hot),
+            # A lane per thread (own small slots, own stream): threads x slots x MiB; the C loop unless "py".
+            *[(f"stasis lanes {t}x{k}x{m}M", self.ours_fn("lanes", threads=t, lane_slots=k, lane_mb=m), hot)
+              for t, k, m in [(16, 2, 4), (16, 2, 2), (16, 2, 1), (12, 2, 2), (8, 2, 2), (8, 3, 4), (6, 2, 4),
+                              (8, 2, 8), (8, 2, 4), (12, 2, 4), (10, 2, 4), (10, 2, 2)]],
+            *[(f"stasis lanes py {t}x{k}x{m}M",
+               self.python_loop(self.ours_fn("lanes", threads=t, lane_slots=k, lane_mb=m)), hot)
+              for t, k, m in [(16, 2, 4), (12, 2, 4), (16, 2, 2)]],
         ]
         base: list[tuple[str, Callable[[], dict[str, Any]], set[str]]] = [
             ("safetensors load_file(cpu) + copy_", self.safetensors_fn(False), both),
@@ -237,6 +278,7 @@ class Bench:
         ]
         if self.cuda:
             base.insert(1, ("safetensors load_file(cuda) + copy_", self.safetensors_fn(True), both))
+            base.append(("pinned host memory -> GPU, no read (the link)", self.link, hot))
         wanted = self.args.only.split(",") if self.args.only else None
         return [c for c in ours + base if wanted is None or any(w in c[0] for w in wanted)]
 
@@ -259,6 +301,7 @@ class Bench:
         except Exception as e:  # a failing contender is a result, not the end of the run
             info, error = {}, f"{type(e).__name__}: {e}"
         seconds = time.perf_counter() - t
+        seconds = info.pop("timed_seconds", seconds)  # a contender that times only part of its call (the link)
         disk_only = name.startswith("disk read")
         nbytes = info.get("bytes_read", self.payload)
         run = {

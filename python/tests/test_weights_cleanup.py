@@ -3,6 +3,7 @@ success and when a read or a registration fails half-way (CPU, through a countin
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -10,10 +11,10 @@ import pytest
 import torch
 
 from stasis_engine.errors import StasisEngineError
-from stasis_engine.weights import _libc, dump, load
+from stasis_engine.weights import _libc, _native, dump, load
 from stasis_engine.weights._copier import HostCopier
 
-SMALL = {"ring_slots": 3, "slot_mb": 1, "read_mb": 1, "register_mb": 1, "threads": 4}
+SMALL = {"ring_slots": 3, "slot_mb": 1, "read_mb": 1, "register_mb": 1, "lane_mb": 1, "threads": 4}
 
 
 class CountingCopier(HostCopier):
@@ -35,6 +36,15 @@ class CountingCopier(HostCopier):
         with self.lock:
             self.staging.remove(address)
         super().free_staging(address, size)
+
+    def pin(self, address: int, size: int) -> None:  # the C lanes loop's slots: one mapping, pinned once
+        with self.lock:
+            self.staging.add(address)
+            self.allocs += 1
+
+    def unpin(self, address: int) -> None:
+        with self.lock:
+            self.staging.remove(address)
 
     def register_readonly(self, address: int, size: int) -> None:
         with self.lock:
@@ -60,20 +70,28 @@ def setup(tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
     return path, {k: torch.zeros_like(v) for k, v in src.items()}
 
 
-@pytest.mark.parametrize("method", ["pinned-ring", "hostreg", "hybrid", "direct"])
+def opened(method: str) -> int:
+    """Copiers (streams) a load opens, all closed at its end: hybrid one per half, lanes one per thread."""
+    return {"hybrid": 2, "lanes": SMALL["threads"]}.get(method, 1)
+
+
+@pytest.mark.parametrize("method", ["pinned-ring", "hostreg", "hybrid", "lanes", "direct"])
 def test_weights_pipeline_releases_everything(setup, monkeypatch: pytest.MonkeyPatch, method: str) -> None:  # type: ignore[no-untyped-def]
     path, targets = setup
     copier = CountingCopier()
     monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None: copier)
     load.load_into(targets, path, method=method, **SMALL)
-    copiers = 2 if method == "hybrid" else 1  # hybrid: one copier (stream) for each half, both closed
+    copiers = opened(method)
     assert copier.staging == set() and copier.registered == set() and copier.closed == copiers
-    assert (copier.allocs > 0) == (method != "hostreg") and (copier.registers > 0) == (method in ("hostreg", "hybrid"))
+    # lanes: the C loop maps its slots itself (test_weights_native_lanes_unmaps_its_slots)
+    assert (copier.allocs > 0) == (method not in ("hostreg", "lanes"))
+    assert (copier.registers > 0) == (method in ("hostreg", "hybrid"))
 
 
-@pytest.mark.parametrize("method", ["pinned-ring", "hybrid", "direct"])
+@pytest.mark.parametrize("method", ["pinned-ring", "hybrid", "lanes", "direct"])
 def test_weights_ring_read_failure_releases_everything(setup, monkeypatch: pytest.MonkeyPatch, method: str) -> None:  # type: ignore[no-untyped-def]
     path, targets = setup
+    monkeypatch.setenv("STASIS_NATIVE_LANES", "0")  # lanes: the Python loop, whose reads go through _libc
     copier = CountingCopier()
     monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None: copier)
     calls = {"n": 0}
@@ -92,7 +110,7 @@ def test_weights_ring_read_failure_releases_everything(setup, monkeypatch: pytes
     with pytest.raises(StasisEngineError) as e:
         load.load_into(targets, path, method=method, **SMALL)
     assert "injected" in e.value.message
-    assert copier.staging == set() and copier.registered == set() and copier.closed == (2 if method == "hybrid" else 1)
+    assert copier.staging == set() and copier.registered == set() and copier.closed == opened(method)
 
 
 @pytest.mark.parametrize("method", ["hostreg", "hybrid"])
@@ -106,3 +124,48 @@ def test_weights_hostreg_register_failure_undoes_the_others(setup, monkeypatch: 
     assert "injected" in e.value.message
     assert copier.registers >= 3 and copier.registered == set() and copier.staging == set()
     assert copier.closed == (2 if method == "hybrid" else 1)
+
+
+def test_weights_native_lanes_read_failure_releases_everything(setup, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The C loop: a pread that fails (the file opened write-only) stops every lane; everything is released."""
+    if _native.library() is None:
+        pytest.skip("the C lanes loop is not built")
+    path, targets = setup
+    copier = CountingCopier()
+    monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None: copier)
+    monkeypatch.setattr(load, "_open", lambda p, method, notes: os.open(p, os.O_WRONLY))
+    with pytest.raises(StasisEngineError) as e:
+        load.load_into(targets, path, method="lanes", **SMALL)
+    assert e.value.code == "weights_io" and "pread failed" in e.value.message
+    assert copier.staging == set() and copier.closed == opened("lanes")
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_weights_native_lanes_unmaps_its_slots(setup, monkeypatch: pytest.MonkeyPatch, fails: bool) -> None:  # type: ignore[no-untyped-def]
+    """The C loop's slots (one mapping for all lanes) are unmapped after a load, and after a failed one."""
+    if _native.library() is None:
+        pytest.skip("the C lanes loop is not built")
+    path, targets = setup
+    mapped: dict[int, int] = {}
+    real_map, real_unmap = _libc.map_anonymous, _libc.unmap
+
+    def map_anonymous(size: int, **kw: bool) -> int:
+        address = real_map(size, **kw)
+        mapped[address] = size
+        return address
+
+    def unmap(address: int, size: int) -> None:
+        assert mapped.pop(address) == size
+        real_unmap(address, size)
+
+    monkeypatch.setattr(_libc, "map_anonymous", map_anonymous)
+    monkeypatch.setattr(_libc, "unmap", unmap)
+    if fails:
+        monkeypatch.setattr(load, "_open", lambda p, method, notes: os.open(p, os.O_WRONLY))
+    try:
+        load.load_into(targets, path, method="lanes", **SMALL)
+    except StasisEngineError as e:
+        assert fails and e.code == "weights_io"
+    else:
+        assert not fails
+    assert mapped == {}

@@ -3,15 +3,17 @@ leaving the targets untouched (CI)."""
 
 from __future__ import annotations
 
+import ctypes
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from stasis_engine.errors import StasisEngineError
-from stasis_engine.weights import Extent, dump, load_into, read_header
+from stasis_engine.weights import Extent, _native, dump, load_into, read_header
 
-METHODS = ["auto", "cpu", "pinned-ring", "hostreg", "hybrid", "direct"]
+METHODS = ["auto", "cpu", "pinned-ring", "hostreg", "hybrid", "lanes", "direct"]
 # Tiny ring/registration windows so extents straddle windows and the ring wraps many times.
 SMALL = {"ring_slots": 3, "slot_mb": 1, "read_mb": 1, "register_mb": 1}
 
@@ -308,3 +310,49 @@ def test_weights_hybrid_fills_every_byte_whatever_the_share(wfile: Path, src: di
 def test_weights_hybrid_share_must_be_between_0_and_1(wfile: Path, src: dict[str, torch.Tensor], share: object) -> None:
     with pytest.raises(StasisEngineError, match="hostreg_share"):
         load_into(poisoned_like(src), wfile, method="hybrid", hostreg_share=share, **SMALL)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("loop", ["C", "Python"])
+@pytest.mark.parametrize(("threads", "lane_slots", "lane_mb"), [(1, 2, 1), (4, 2, 1), (3, 5, 2), (8, 2, 64)])
+def test_weights_lanes_fill_every_byte_whatever_the_geometry(wfile: Path, src: dict[str, torch.Tensor], threads: int,
+                                                             lane_slots: int, lane_mb: int, loop: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STASIS_NATIVE_LANES", "1" if loop == "C" else "0")
+    fresh = poisoned_like(src)
+    stats = load_into(fresh, wfile, method="lanes", threads=threads, lane_slots=lane_slots, lane_mb=lane_mb)
+    assert all(same_bytes(fresh[k], src[k]) for k in src)
+    assert stats.method == "lanes" and stats.windows >= 1 and "read_max" in stats.stages
+    assert any("Python loop" in n for n in stats.notes) == (loop == "Python")
+
+
+def test_weights_native_lanes_helper_is_built() -> None:
+    """scripts/python-env.sh builds _lanes.so; without it the loader silently falls back to the slower Python loop,
+    so the test suite insists on it."""
+    assert _native.library() is not None, f"{_native.LIBRARY} is missing: run scripts/python-env.sh"
+
+
+def test_weights_native_lanes_end_of_file_is_weights_truncated(wfile: Path) -> None:
+    """A window past the end of the file (as if it shrank after the checks): the C loop's EOF becomes the loader's
+    ``weights_truncated``, the slots are freed."""
+    from stasis_engine.weights._copier import HostCopier
+    from stasis_engine.weights._plan import Window
+
+    lib = _native.library()
+    assert lib is not None
+    size = os.path.getsize(wfile)
+    target = bytearray(4096)
+    address = ctypes.addressof((ctypes.c_char * 4096).from_buffer(target))
+    fd = os.open(wfile, os.O_RDONLY)
+    try:
+        with pytest.raises(StasisEngineError) as e:
+            _native.run_lanes_native(lib, fd, [Window(size - size % 4096 + 4096, 4096, [(0, address, 4096)])],
+                                     [HostCopier(), HostCopier()], slots=2, slot_bytes=4096, stages={})
+    finally:
+        os.close(fd)
+    assert e.value.code == "weights_truncated"
+
+
+@pytest.mark.parametrize(("name", "value"), [("lane_slots", 1), ("lane_mb", 0), ("lane_slots", 2.5)])
+def test_weights_lanes_geometry_is_checked(wfile: Path, src: dict[str, torch.Tensor], name: str, value: object) -> None:
+    with pytest.raises(StasisEngineError, match=name):
+        load_into(poisoned_like(src), wfile, method="lanes", **{name: value})  # type: ignore[arg-type]

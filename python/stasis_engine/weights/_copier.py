@@ -26,6 +26,14 @@ class Copier(Protocol):
     def synchronize(self) -> None: ...
     def target_problem(self, address: int, size: int) -> str | None: ...
     def close(self) -> None: ...
+    # For the C lanes loop (_native.py): its calls as (api, copy, record, sync, init, pin, unpin, stream sync,
+    # init argument) or None (a runtime without them: the Python loop then), the stream, and one event per slot
+    # (made now).
+    def native_api(self) -> tuple[int, ...] | None: ...
+    def stream_handle(self) -> int: ...
+    def events(self, n: int) -> list[int]: ...
+    def pin(self, address: int, size: int) -> None: ...
+    def unpin(self, address: int) -> None: ...
 
 
 class HostCopier:
@@ -68,6 +76,21 @@ class HostCopier:
 
     def close(self) -> None:
         pass
+
+    def native_api(self) -> tuple[int, ...] | None:
+        return (2, 0, 0, 0, 0, 0, 0, 0, 0)  # memcpy, no events, nothing to pin
+
+    def stream_handle(self) -> int:
+        return 0
+
+    def pin(self, address: int, size: int) -> None:
+        pass
+
+    def unpin(self, address: int) -> None:
+        pass
+
+    def events(self, n: int) -> list[int]:
+        return [0] * n
 
 
 class CudaCopier:
@@ -148,6 +171,28 @@ class CudaCopier:
 
     def synchronize(self) -> None:
         self.rt.stream_synchronize(self.stream)
+
+    def native_api(self) -> tuple[int, ...] | None:
+        calls = getattr(self.rt, "native_api", None)
+        return calls(self.index) if calls is not None else None
+
+    def stream_handle(self) -> int:
+        return self.stream
+
+    def pin(self, address: int, size: int) -> None:
+        """Page-lock host memory the caller mapped (usable from every context), for copies from it."""
+        from ._cudart import HOST_REGISTER_PORTABLE
+
+        self.rt.host_register(address, size, HOST_REGISTER_PORTABLE)
+
+    def unpin(self, address: int) -> None:
+        self.rt.host_unregister(address)
+
+    def events(self, n: int) -> list[int]:
+        for slot in range(n):
+            if slot not in self._events:
+                self._events[slot] = self.rt.event_create()
+        return [self._events[slot] for slot in range(n)]
 
     def target_problem(self, address: int, size: int) -> str | None:
         from ._cudart import MEMORY_TYPE_DEVICE, MEMORY_TYPE_MANAGED

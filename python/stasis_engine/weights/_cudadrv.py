@@ -190,6 +190,13 @@ class DriverRuntime:
     def pointer_device(self, address: int) -> tuple[int, int] | None:
         return None  # targets are the stager's own allocation, checked when it was made
 
+    def native_api(self, index: int) -> tuple[int, ...]:
+        """The calls the C lanes loop makes (_lanes.c, api 1): the driver's, on this primary context."""
+        names = ("cuMemcpyHtoDAsync_v2", "cuEventRecord", "cuEventSynchronize", "cuCtxSetCurrent", "cuMemHostRegister_v2",
+                 "cuMemHostUnregister", "cuStreamSynchronize")
+        lib = self.drv._lib
+        return (1, *[int(_c.cast(getattr(lib, n), _vp).value or 0) for n in names], int(self.ctx or 0))  # type: ignore[return-value]
+
     def host_alloc(self, size: int) -> int:
         """Pinned host memory usable from every context (the keeper's copies of weights files)."""
         out = _vp()

@@ -6,10 +6,13 @@
 - ``run_hostreg`` ("hostreg"): mmap the file, register windows of it with the GPU (read-only, on the pool,
   in parallel), copy from the page cache as each window's registration lands.
 - ``run_hybrid`` ("hybrid"): both at once, on disjoint parts of the file.
+- ``run_lanes`` ("lanes"): every thread a lane of its own (a few small pinned slots, a stream, events): it takes
+  the next window, reads it into its next slot and issues the slot's copies itself. No thread waits on another.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -107,7 +110,7 @@ def run_ring(
         # Invariant: no reader thread and no DMA still touches a slot when it is unmapped (a late read would
         # write into freed memory), and the pinned ring never outlives the load: the process is checkpointed
         # later and leftover pinned buffers would bloat the checkpoint image.
-        _cleanup(
+        cleanup(
             [lambda: _cancel_and_wait([f for fs in pending.values() for f in fs]), copier.synchronize, free_ring],
             raise_errors=ok,
         )
@@ -168,7 +171,7 @@ def run_hostreg(
         # Invariant: DMA is drained before a range is unregistered, every registration is undone and the
         # mapping unmapped: pinned page-cache pages must not outlive the load (checkpoint image, and the
         # page cache could not evict them).
-        _cleanup(
+        cleanup(
             [
                 lambda: _cancel_and_wait(registrations),
                 copier.synchronize,
@@ -223,6 +226,68 @@ def run_hybrid(
         raise failures[0]
 
 
+def run_lanes(
+    fd: int, wins: list[Window], copiers: list[Copier], pool: ThreadPoolExecutor, *, slots: int, slot_bytes: int,
+    stages: Stages,
+) -> None:
+    """One lane per copier, on the pool: each takes the next unread window (a shared counter), waits until its
+    next slot's previous copies are done, reads the window into that slot and issues its copies on its own
+    stream. The slots are small so that what the readers write may still be in the CPU's cache when the DMA
+    reads it (a question the H100 benchmark answers), and no Python thread orders the others' work, as the
+    ring's main thread does. The first failure stops every lane after its current window; it is raised once all
+    lanes have drained and freed their slots."""
+    n = len(wins)
+    if not n:
+        return
+    taken = itertools.count()  # next() on it is atomic under the GIL
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    waits: list[tuple[float, float]] = []
+
+    def lane(copier: Copier) -> None:
+        ring: list[int] = []
+        read_s = slot_s = 0.0
+        try:
+            for _ in range(slots):
+                ring.append(copier.alloc_staging(slot_bytes))
+            k = 0
+            while not stop.is_set():
+                w = next(taken)
+                if w >= n:
+                    break
+                slot = k % slots
+                if k >= slots:
+                    t = time.perf_counter()
+                    copier.wait(slot)
+                    slot_s += time.perf_counter() - t
+                win, base = wins[w], ring[slot]
+                t = time.perf_counter()
+                _libc.read_exact(fd, base, win.length, win.start)
+                read_s += time.perf_counter() - t
+                for off, dst, size in win.pieces:
+                    copier.copy(dst, base + off, size)
+                copier.record(slot)
+                k += 1
+        except BaseException as e:  # noqa: BLE001 - raised by the caller once every lane is done
+            failures.append(e)
+            stop.set()
+        finally:
+            waits.append((read_s, slot_s))
+            # Invariant: the lane's DMA is drained before its slots are unmapped, and no slot outlives the load.
+            cleanup([copier.synchronize, *[lambda a=a: copier.free_staging(a, slot_bytes) for a in ring]],
+                     raise_errors=False)
+
+    t = time.perf_counter()
+    try:
+        wait([pool.submit(lane, c) for c in copiers])
+    finally:
+        stages["pipeline"] = time.perf_counter() - t
+        stages["read_max"] = max((r for r, _ in waits), default=0.0)
+        stages["slot_wait_max"] = max((s for _, s in waits), default=0.0)
+    if failures:
+        raise failures[0]
+
+
 def _succeeded(f: Future[Any]) -> bool:
     return f.done() and not f.cancelled() and f.exception() is None
 
@@ -233,7 +298,7 @@ def _cancel_and_wait(futures: list[Future[Any]]) -> None:
     wait(futures)
 
 
-def _cleanup(steps: list[Callable[[], object]], *, raise_errors: bool) -> None:
+def cleanup(steps: list[Callable[[], object]], *, raise_errors: bool) -> None:
     """Run every step even if one fails; re-raise the first failure only when nothing else is propagating."""
     first: BaseException | None = None
     for step in steps:

@@ -9,23 +9,27 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..errors import StasisEngineError
-from . import _libc
+from . import _libc, _native
 from ._copier import open_copier
-from ._pipelines import run_hostreg, run_hybrid, run_reads, run_ring
+from ._native import run_lanes_native
+from ._pipelines import cleanup, run_hostreg, run_hybrid, run_lanes, run_reads, run_ring
 from ._plan import Copy, coalesce, spans, split_copies, windows
 from ._targets import Device, Target, check_overlaps, from_source, match
 from .checksum import default_threads, verify_records
 from .format import Header, read_header
 from .stats import LoadStats
 
-METHODS = ("auto", "pinned-ring", "hostreg", "hybrid", "direct", "cpu")
+METHODS = ("auto", "pinned-ring", "hostreg", "hybrid", "lanes", "direct", "cpu")
 # What "auto" picks for GPU targets, by how much of the file the page cache holds (sampled with mincore).
-# >= HOT_RESIDENCY resident: parallel page-cache reads into a small pinned ring, copied while the next slots fill.
-# On the H100 (bench/results/2026-11-26-h100/weights-results.md) 8 slots x 8 MiB read in 8 MiB pieces gave
-# 18.2 GB/s median against 15.0 for hostreg (registering the page cache's 4 KiB pages costs as much as it saves);
-# 16 slots x 16 MiB read in 4 MiB pieces, the default since, 27.1 vs 26.1 GB/s from the disk's page cache and
-# 23.1 vs 20.8 from /dev/shm (bench/results/2026-11-27-h100/refill/).
-AUTO_HOT = "pinned-ring"
+# >= HOT_RESIDENCY resident: lanes, every thread reading 4 MiB windows into its own two pinned slots and issuing
+# their copies on its own stream (the loop in C, _lanes.c). On the H100, side by side
+# (bench/results/2026-11-27-h100/weights-lanes/6-judged/): 42.2 GB/s median against 25.5 for the pinned ring (16 x
+# 16 MiB, one thread issuing every copy; the default before) and 17.4 for hostreg (registering the page cache's
+# 4 KiB pages costs as much as it saves); hybrid (both at once) 18-20 GB/s in an earlier run.
+AUTO_HOT = "lanes"
+# Lanes when the caller names no thread count: 8-10 lanes of 2 x 4 MiB moved the most on the H100 (41.9-44.7 GB/s
+# median with the C loop, against 29.4-40.7 for 16 lanes; weights-lanes/ in the same results folder).
+DEFAULT_LANES = 10
 AUTO_COLD = "direct"  # <= COLD_RESIDENCY resident: O_DIRECT reads, no page-cache round trip
 AUTO_MIXED = "pinned-ring"  # in between: buffered reads take what is cached and read the rest
 HOT_RESIDENCY, COLD_RESIDENCY = 0.98, 0.02
@@ -46,6 +50,8 @@ def load_into(
     read_mb: int = 4,
     register_mb: int = 64,
     hostreg_share: float = 0.35,
+    lane_slots: int = 2,
+    lane_mb: int = 4,
 ) -> LoadStats:
     """Refill ``targets`` in place from ``path``; nothing is written unless every check passes.
 
@@ -55,9 +61,11 @@ def load_into(
     size, dtype, shape; with ``strict`` every extent has a target), raw GPU extents are mapped memory of the
     device, and with ``verify=True`` every extent's checksum (a separate pass before the load).
 
-    ``method``: "auto" (GPU: pinned-ring when the file is in the page cache, direct when it is not; CPU: cpu),
+    ``method``: "auto" (GPU: lanes when the file is in the page cache, direct when it is not, pinned-ring in
+    between; CPU: cpu),
     "pinned-ring", "hostreg", "hybrid" (hostreg for the first ``hostreg_share`` of the bytes and the pinned ring
-    for the rest, at the same time; not yet measured on a GPU), "direct" (O_DIRECT into the ring; buffered where
+    for the rest, at the same time), "lanes" (every thread reads windows of ``lane_mb`` MiB into its own
+    ``lane_slots`` pinned slots and copies them on its own stream), "direct" (O_DIRECT into the ring; buffered where
     O_DIRECT is unsupported), or "cpu" (host targets only). Tuning: ``ring_slots`` x ``slot_mb`` MiB pinned ring
     read in ``read_mb`` MiB preads; ``register_mb`` MiB host-registration windows.
 
@@ -67,11 +75,11 @@ def load_into(
         print(f"{stats.gbps:.1f} GB/s via {stats.method}")
     """
     start = time.perf_counter()
-    _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads, hostreg_share)
+    _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads, hostreg_share, lane_slots, lane_mb)
     kind, tlist, dev = from_source(targets, device)
     return load_targets(kind, tlist, dev, path, method=method, verify=verify, threads=threads, strict=strict,
                         ring_slots=ring_slots, slot_mb=slot_mb, read_mb=read_mb, register_mb=register_mb,
-                        hostreg_share=hostreg_share, started=start)
+                        hostreg_share=hostreg_share, lane_slots=lane_slots, lane_mb=lane_mb, started=start)
 
 
 def load_targets(
@@ -89,13 +97,15 @@ def load_targets(
     read_mb: int = 4,
     register_mb: int = 64,
     hostreg_share: float = 0.35,
+    lane_slots: int = 2,
+    lane_mb: int = 4,
     runtime: Any = None,
     started: float | None = None,
 ) -> LoadStats:
     """``load_into`` for targets already resolved (``kind`` "tensors" or "extents"); ``runtime``: the CUDA calls
     to make (default: the runtime torch loaded; the stager passes a driver-API one, _cudadrv.DriverRuntime)."""
     start = started if started is not None else time.perf_counter()
-    _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads, hostreg_share)
+    _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads, hostreg_share, lane_slots, lane_mb)
     if method == "cpu" and dev.kind != "cpu":
         raise StasisEngineError("bad_argument", f'method "cpu" is for host targets, these are on {dev}')
     check_overlaps(tlist)
@@ -108,6 +118,7 @@ def load_targets(
 
     copier = open_copier(dev.kind, dev.index, runtime)
     side_copier: Any = None
+    lane_copiers: list[Any] = []
     fd = -1
     pool: ThreadPoolExecutor | None = None
     side_pool: ThreadPoolExecutor | None = None
@@ -123,6 +134,8 @@ def load_targets(
         if method == "auto":
             chosen, stats.residency = _choose(path, header, copies, dev.kind)
         stats.method = chosen
+        if chosen == "lanes" and threads is None:
+            nthreads = stats.threads = min(DEFAULT_LANES, nthreads)
         fd = _open(path, chosen, stats.notes)
         pool = ThreadPoolExecutor(nthreads, thread_name_prefix="stasis-load", initializer=copier.thread_init)
         if chosen == "cpu":
@@ -144,6 +157,18 @@ def load_targets(
                 slots=ring_slots, slot_bytes=slot_mb * _MIB, read_bytes=min(read_mb, slot_mb) * _MIB,
                 stages=stats.stages,
             )
+        elif chosen == "lanes":
+            wins = windows(copies, header.file_size, lane_mb * _MIB)
+            stats.windows = len(wins)
+            for _ in range(nthreads - 1):  # one stream (and events) per lane
+                lane_copiers.append(open_copier(dev.kind, dev.index, runtime))
+            lanes = [copier, *lane_copiers]
+            lib = _native.library()
+            if lib is not None and all(c.native_api() is not None for c in lanes):
+                run_lanes_native(lib, fd, wins, lanes, slots=lane_slots, slot_bytes=lane_mb * _MIB, stages=stats.stages)
+            else:
+                stats.notes.append("lanes: the Python loop (the C loop, _lanes.so, is not built or is off)")
+                run_lanes(fd, wins, lanes, pool, slots=lane_slots, slot_bytes=lane_mb * _MIB, stages=stats.stages)
         else:
             wins = windows(copies, header.file_size, slot_mb * _MIB)
             stats.windows = len(wins)
@@ -158,19 +183,20 @@ def load_targets(
                 p.shutdown(wait=True, cancel_futures=True)
         if fd >= 0:
             os.close(fd)
-        if side_copier is not None:
-            side_copier.close()
-        copier.close()
+        # In reverse order of opening (each restores the device that was current before it), every one even if
+        # one fails.
+        opened = [copier, *lane_copiers, *([side_copier] if side_copier is not None else [])]
+        cleanup([c.close for c in reversed(opened)], raise_errors=True)
     stats.seconds = time.perf_counter() - start
     return stats
 
 
 def _check_options(method: str, slots: int, slot_mb: int, read_mb: int, register_mb: int, threads: int | None,
-                   hostreg_share: float = 0.35) -> None:
+                   hostreg_share: float = 0.35, lane_slots: int = 2, lane_mb: int = 4) -> None:
     if method not in METHODS:
         raise StasisEngineError("bad_argument", f"method={method!r}, expected one of {', '.join(METHODS)}")
     sizes = (("ring_slots", slots, 2), ("slot_mb", slot_mb, 1), ("read_mb", read_mb, 1),
-             ("register_mb", register_mb, 1))
+             ("register_mb", register_mb, 1), ("lane_slots", lane_slots, 2), ("lane_mb", lane_mb, 1))
     for name, value, low in sizes:
         if not isinstance(value, int) or value < low:
             raise StasisEngineError("bad_argument", f"{name}={value!r}, expected an integer >= {low}")

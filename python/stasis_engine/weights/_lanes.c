@@ -1,0 +1,216 @@
+/*
+ * The lanes load loop in C: the same work as _pipelines.run_lanes, without Python's lock between the threads.
+ *
+ * Why: in Python every pread, copy and event call releases and retakes the GIL, and with 16 lanes the handoffs
+ * cost more than the 4 MiB they move (on the H100, 2 MiB windows ran at 13-18 GB/s, 4 MiB at 31-39). Here each
+ * lane is a pthread that takes the next window (an atomic counter), waits for its slot's previous copies (the
+ * slot's event), preads the window into the slot and issues the window's copies and the slot's event on its own
+ * stream. Each lane pins its own slots when it starts and unpins them once its copies are done, so the lanes
+ * that are up work while the others still pin (the driver serializes registrations: ~0.7 ms a call on the H100).
+ * Python maps the slots' memory, makes the streams and events, and releases all of it after. Built by scripts/python-env.sh (cc -O2 -shared -fPIC -pthread); where it is not
+ * built the Python loop runs instead.
+ *
+ * The CUDA calls come as function pointers from the library the process already uses: the runtime torch loaded
+ * (api 0: cudaMemcpyAsync, cudaEventRecord, cudaEventSynchronize, cudaSetDevice, cudaHostRegister,
+ * cudaHostUnregister, cudaStreamSynchronize) or the driver (api 1: the cu* equivalents); api 2 copies with
+ * memcpy (host targets: the tests).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef int (*copy_rt_fn)(void *dst, const void *src, size_t n, int kind, void *stream);
+typedef int (*copy_drv_fn)(uint64_t dst, const void *src, size_t n, void *stream);
+typedef int (*record_fn)(void *event, void *stream);
+typedef int (*sync_fn)(void *event);
+typedef int (*init_rt_fn)(int device);
+typedef int (*init_drv_fn)(void *ctx);
+typedef int (*register_fn)(void *address, size_t size, unsigned flags); /* cudaHostRegister, cuMemHostRegister_v2 */
+typedef int (*unregister_fn)(void *address);                              /* cudaHostUnregister, cuMemHostUnregister */
+
+enum { API_RUNTIME = 0, API_DRIVER = 1, API_HOST = 2 };
+enum { ERR_READ = 1, ERR_EOF = 2, ERR_COPY = 3, ERR_RECORD = 4, ERR_SYNC = 5, ERR_INIT = 6, ERR_THREAD = 7, ERR_PIN = 8,
+       ERR_UNPIN = 9 };
+#define MEMCPY_H2D 1
+#define HOST_REGISTER_PORTABLE 1
+#define MADV_POPULATE_WRITE_ 23
+
+/* Mirrored by _native.Job (ctypes); keep the two in step. */
+struct stasis_lanes_job {
+	int32_t fd, api, nwin, nlanes, nslots, _pad;
+	int64_t slot_bytes;
+	const int64_t *win;    /* per window: file offset, length, first piece, pieces */
+	const int64_t *pieces; /* per piece: offset in its window, destination address, size */
+	void *const *slots;    /* nlanes * nslots pinned host buffers */
+	void *const *streams;  /* per lane */
+	void *const *events;   /* nlanes * nslots */
+	void *copy, *record, *sync, *init, *pin, *unpin, *stream_sync;
+	intptr_t init_arg;
+	int64_t *lane_stats; /* out, per lane: ns reading, ns waiting for a slot, windows, slots still pinned (0/1) */
+	int64_t *error;      /* out: what (ERR_*), code (errno or CUDA error), window */
+};
+
+struct lane {
+	struct stasis_lanes_job *job;
+	atomic_int *next, *failed;
+	int index;
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void fail(struct lane *l, int64_t what, int64_t code, int64_t window)
+{
+	int expected = 0;
+	if (atomic_compare_exchange_strong(l->failed, &expected, 1)) { /* the first failure is the one reported */
+		l->job->error[0] = what;
+		l->job->error[1] = code;
+		l->job->error[2] = window;
+	}
+}
+
+static int read_window(int fd, char *dst, int64_t length, int64_t offset, int64_t *code)
+{
+	int64_t done = 0;
+	while (done < length) {
+		ssize_t n = pread(fd, dst + done, (size_t)(length - done), offset + done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			*code = errno;
+			return ERR_READ;
+		}
+		if (n == 0) {
+			*code = offset + done;
+			return ERR_EOF;
+		}
+		done += n;
+	}
+	return 0;
+}
+
+static void *lane_main(void *arg)
+{
+	struct lane *l = arg;
+	struct stasis_lanes_job *j = l->job;
+	int64_t *stats = j->lane_stats + 4 * l->index, k = 0, code = 0;
+	void *stream = j->streams[l->index];
+	/* This lane's slots are contiguous: one range to fault in and pin. */
+	char *own = j->slots[l->index * j->nslots];
+	size_t own_bytes = (size_t)((char *)j->slots[l->index * j->nslots + j->nslots - 1] - own) + (size_t)j->slot_bytes;
+	int rc = 0;
+
+	if (j->api == API_RUNTIME)
+		rc = ((init_rt_fn)j->init)((int)j->init_arg);
+	else if (j->api == API_DRIVER)
+		rc = ((init_drv_fn)j->init)((void *)j->init_arg);
+	if (rc) {
+		fail(l, ERR_INIT, rc, -1);
+		return NULL;
+	}
+	madvise(own, own_bytes, MADV_POPULATE_WRITE_); /* best effort: the registration faults in the rest */
+	if (j->api != API_HOST) {
+		if ((rc = ((register_fn)j->pin)(own, own_bytes, HOST_REGISTER_PORTABLE))) {
+			fail(l, ERR_PIN, rc, -1);
+			return NULL;
+		}
+		stats[3] = 1;
+	}
+	while (!atomic_load(l->failed)) {
+		int w = atomic_fetch_add(l->next, 1);
+		if (w >= j->nwin)
+			break;
+		int slot = (int)(k % j->nslots);
+		char *base = j->slots[l->index * j->nslots + slot];
+		void *event = j->events[l->index * j->nslots + slot];
+		const int64_t *win = j->win + 4 * (int64_t)w;
+		int64_t t = now_ns();
+		if (k >= j->nslots && j->api != API_HOST && (rc = ((sync_fn)j->sync)(event))) {
+			fail(l, ERR_SYNC, rc, w);
+			break;
+		}
+		stats[1] += now_ns() - t;
+		t = now_ns();
+		int what = read_window(j->fd, base, win[1], win[0], &code);
+		stats[0] += now_ns() - t;
+		if (what) {
+			fail(l, what, code, w);
+			break;
+		}
+		for (int64_t p = win[2]; p < win[2] + win[3]; p++) {
+			const int64_t *piece = j->pieces + 3 * p;
+			if (j->api == API_RUNTIME)
+				rc = ((copy_rt_fn)j->copy)((void *)piece[1], base + piece[0], (size_t)piece[2], MEMCPY_H2D, stream);
+			else if (j->api == API_DRIVER)
+				rc = ((copy_drv_fn)j->copy)((uint64_t)piece[1], base + piece[0], (size_t)piece[2], stream);
+			else
+				memcpy((void *)piece[1], base + piece[0], (size_t)piece[2]);
+			if (rc)
+				break;
+		}
+		if (rc) {
+			fail(l, ERR_COPY, rc, w);
+			break;
+		}
+		if (j->api != API_HOST && (rc = ((record_fn)j->record)(event, stream))) {
+			fail(l, ERR_RECORD, rc, w);
+			break;
+		}
+		k++;
+	}
+	stats[2] = k;
+	if (j->api != API_HOST) {
+		/* Every copy this lane issued must be done before its slots are unpinned (a failed wait leaves them
+		 * pinned: Python then drains the stream and unpins). */
+		if ((rc = ((sync_fn)j->stream_sync)(stream))) {
+			fail(l, ERR_SYNC, rc, -1);
+			return NULL;
+		}
+		if ((rc = ((unregister_fn)j->unpin)(own))) {
+			fail(l, ERR_UNPIN, rc, -1);
+			return NULL;
+		}
+		stats[3] = 0;
+	}
+	return NULL;
+}
+
+/* Runs the job's lanes to their end (each stops after its current window once one has failed). Returns 0, or
+ * -1 with job->error set. Nothing is allocated here but the threads, all joined before returning. */
+int stasis_lanes_run(struct stasis_lanes_job *job)
+{
+	enum { MAX_LANES = 256 };
+	pthread_t threads[MAX_LANES];
+	struct lane lanes[MAX_LANES];
+	atomic_int next = 0, failed = 0;
+	int started = 0;
+
+	if (job->nlanes < 1 || job->nlanes > MAX_LANES || job->nslots < 1) {
+		job->error[0] = ERR_THREAD;
+		job->error[1] = EINVAL;
+		job->error[2] = -1;
+		return -1;
+	}
+	memset(job->lane_stats, 0, sizeof(int64_t) * 4 * (size_t)job->nlanes);
+	for (; started < job->nlanes; started++) {
+		lanes[started] = (struct lane){ .job = job, .next = &next, .failed = &failed, .index = started };
+		int rc = pthread_create(&threads[started], NULL, lane_main, &lanes[started]);
+		if (rc) {
+			fail(&lanes[started], ERR_THREAD, rc, -1);
+			break;
+		}
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	return atomic_load(&failed) ? -1 : 0;
+}

@@ -1,0 +1,125 @@
+"""The lanes loop in C (``_lanes.c``, built into ``_lanes.so`` by scripts/python-env.sh), through ctypes.
+
+``run_lanes_native`` does what ``_pipelines.run_lanes`` does, with the loop itself in C threads that never take
+Python's lock; everything it uses (pinned slots, streams, events) is made and released here, in Python, under
+the same invariants. ``library()`` is None where the helper is not built (or STASIS_NATIVE_LANES=0): the
+caller then runs the Python loop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from typing import Any
+
+from ..errors import StasisEngineError
+from . import _libc
+from ._copier import Copier
+from ._pipelines import Stages, cleanup
+from ._plan import Window
+
+LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lanes.so")
+
+_i32, _i64, _vp = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
+
+
+class Job(ctypes.Structure):
+    """``struct stasis_lanes_job`` of _lanes.c."""
+
+    _fields_ = [
+        ("fd", _i32), ("api", _i32), ("nwin", _i32), ("nlanes", _i32), ("nslots", _i32), ("_pad", _i32),
+        ("slot_bytes", _i64), ("win", _vp), ("pieces", _vp), ("slots", _vp), ("streams", _vp), ("events", _vp),
+        ("copy", _vp), ("record", _vp), ("sync", _vp), ("init", _vp), ("pin", _vp), ("unpin", _vp), ("stream_sync", _vp),
+        ("init_arg", ctypes.c_ssize_t),
+        ("lane_stats", _vp), ("error", _vp),
+    ]
+
+
+_ERRORS = {3: "copy", 4: "event record", 5: "event wait", 6: "setting the lane's device", 7: "starting a lane thread",
+           8: "pinning the lane's slots", 9: "unpinning the lane's slots"}
+_loaded: Any = None
+
+
+def library() -> Any:
+    """The loaded helper, or None (not built, not loadable, or STASIS_NATIVE_LANES=0)."""
+    global _loaded
+    if os.environ.get("STASIS_NATIVE_LANES", "1") == "0":
+        return None
+    if _loaded is None:
+        try:
+            lib = ctypes.CDLL(LIBRARY)
+        except OSError:
+            return None
+        lib.stasis_lanes_run.argtypes = [ctypes.POINTER(Job)]
+        lib.stasis_lanes_run.restype = ctypes.c_int
+        _loaded = lib
+    return _loaded
+
+
+_HUGE = 2 << 20
+
+
+def run_lanes_native(
+    lib: Any, fd: int, wins: list[Window], copiers: list[Copier], *, slots: int, slot_bytes: int, stages: Stages,
+) -> None:
+    """Every lane's slots are one mapping here, aligned to 2 MiB and advised for huge pages; each lane faults in
+    and pins its own part when it starts and unpins it when its copies are done (in C), so no lane waits for all
+    of them to be pinned (on the H100 the driver serializes registrations, ~0.7 ms a call, and one thread faults
+    fresh memory at 1-5 GB/s). Whatever a failed lane left pinned is unpinned here once its stream has drained."""
+    n = len(wins)
+    if not n:
+        return
+    api = copiers[0].native_api()
+    assert api is not None
+    t = time.perf_counter()
+    lane_bytes = slots * slot_bytes
+    total = len(copiers) * lane_bytes
+    span = total + _HUGE
+    mapping = _libc.map_anonymous(span)
+    base = -(-mapping // _HUGE) * _HUGE
+    lane_stats = (_i64 * (4 * len(copiers)))()
+    ran = ok = False
+    try:
+        ring = [base + i * slot_bytes for i in range(len(copiers) * slots)]
+        events = [e for c in copiers for e in c.events(slots)]
+        flat: list[int] = []
+        win: list[int] = []
+        for w in wins:
+            win += [w.start, w.length, len(flat) // 3, len(w.pieces)]
+            for piece in w.pieces:
+                flat += piece
+        error = (_i64 * 3)()
+        arrays = ((_i64 * len(win))(*win), (_i64 * len(flat))(*flat), (_vp * len(ring))(*ring),
+                  (_vp * len(copiers))(*[c.stream_handle() for c in copiers]), (_vp * len(events))(*events))
+        job = Job(fd, api[0], n, len(copiers), slots, 0, slot_bytes, *[ctypes.addressof(a) for a in arrays],
+                  *api[1:], ctypes.addressof(lane_stats), ctypes.addressof(error))
+        stages["plan"] = time.perf_counter() - t
+        t = time.perf_counter()
+        ran = True
+        rc = lib.stasis_lanes_run(ctypes.byref(job))
+        stages["pipeline"] = time.perf_counter() - t
+        stages["read_max"] = max(lane_stats[4 * i] for i in range(len(copiers))) / 1e9
+        stages["slot_wait_max"] = max(lane_stats[4 * i + 1] for i in range(len(copiers))) / 1e9
+        if rc:
+            raise _failure(error[0], error[1], error[2], wins)
+        ok = True
+    finally:
+        t = time.perf_counter()
+        left = [(c, base + i * lane_bytes) for i, c in enumerate(copiers) if ran and lane_stats[4 * i + 3]]
+        # Invariant: every lane's DMA is drained before its slots are unpinned and unmapped, and no slot outlives
+        # the load (the process is checkpointed later: pinned buffers would bloat the image).
+        cleanup([*[c.synchronize for c in copiers], *[lambda c=c, a=a: c.unpin(a) for c, a in left],
+                 lambda: _libc.unmap(mapping, span)], raise_errors=ok)
+        stages["free"] = time.perf_counter() - t
+
+
+def _failure(what: int, code: int, window: int, wins: list[Window]) -> StasisEngineError:
+    where = f" (window at file offset {wins[window].start})" if 0 <= window < len(wins) else ""
+    if what == 1:
+        return StasisEngineError("weights_io", f"pread failed: {os.strerror(code)}{where}")
+    if what == 2:
+        return StasisEngineError("weights_truncated", f"end of file at offset {code}{where}",
+                                 hint="the file shrank during the load; the targets are partially written, load again")
+    return StasisEngineError("cuda_error", f"{_ERRORS.get(what, 'lane')} failed: CUDA error {code}{where}",
+                             details={"cuda_error": code})
