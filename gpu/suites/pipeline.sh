@@ -11,8 +11,9 @@ mkdir -p "$LOGS"
 # How fast this machine fills fresh memory (what CRIU's restore of the image does): a tmpfs file written twice.
 for i in 1 2; do dd if=/dev/zero of=/dev/shm/stasis-touch bs=1M count=4096 2>&1 | tail -1 | sed "s/^/fresh-memory fill $i: /"; rm -f /dev/shm/stasis-touch; done | tee "$OUT/machine.txt"
 [ -n "${CONTEXT:-}" ] && step gpu-context 90 bash -c "python3 bench/gpu_context.py > $OUT/gpu-context.txt 2>&1"
-# STAGE_TEST=1: the reference engine's GPU tests of refilled and staged (adopted) weights first (tiny model).
-[ -n "${STAGE_TEST:-}" ] && step stage-test 240 bash -c "cd python && python3 -m pytest -q -x tests/gpu/test_reference_gpu.py -k 'refill or adopt or keeper' 2>&1 | tee $LOGS/stage-test.txt"
+# STAGE_TEST=1: the reference engine's GPU tests of refilled and staged (adopted) weights first (tiny model; STAGE_TEST_K: another
+# pytest -k filter).
+[ -n "${STAGE_TEST:-}" ] && step stage-test 240 bash -c "cd python && python3 -m pytest -q -x tests/gpu/test_reference_gpu.py -k '${STAGE_TEST_K:-refill or adopt or keeper}' 2>&1 | tee $LOGS/stage-test.txt"
 MODEL=/var/tmp/ref-3b
 PORT=8300
 step make-3b 120 python3 -m stasis_engine.reference make-model --config 3b --out $MODEL --device cuda
