@@ -179,10 +179,14 @@ def test_the_keeper_answers_each_job_by_id_and_survives_failures() -> None:
 
     bad = json.dumps({"id": "j1", "file": "/w"})
     good = json.dumps({**json.loads(job()), "id": "j2"})
-    out = subprocess.run([sys.executable, "-m", "stasis_engine.weights.stage", "--keep"], input=f"{bad}\n\n{good}\n",
-                         capture_output=True, text=True, timeout=60, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    release = json.dumps({"op": "release", "id": "r1"})
+    out = subprocess.run([sys.executable, "-m", "stasis_engine.weights.stage", "--keep"],
+                         input=f"{release}\n{bad}\n\n{good}\n", capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert out.returncode == 0, out.stderr
     lines = [json.loads(x) for x in out.stdout.splitlines()]
+    assert lines[0] == {"event": "released", "id": "r1", "images": 0}
+    lines = lines[1:]
     assert [(x["event"], x["id"]) for x in lines] == [("error", "j1"), ("error", "j2")]
     assert lines[0]["error"]["code"] == "bad_argument"
     assert lines[1]["error"]["code"] in ("cuda_error", "gpu_unavailable")
@@ -337,6 +341,13 @@ def test_the_keeper_fills_a_files_first_job_from_the_file_and_later_ones_from_it
     _keeper_job(keeper, sock, a, layout, size, capsys, "j5")  # a is now the most recently used
     _keeper_job(keeper, sock, c, layout, size, capsys, "j6")
     assert [k[0] for k in keeper.images] == [str(a.resolve()), str(c.resolve())]
+
+    # Released (POST /v1/weights/release): the images are freed, the runtime kept; the next job reads the file.
+    held = [address for _, address in keeper.images.values()]
+    assert keeper.release_images() == 2 and keeper.images == {} and rt.freed[-2:] == held
+    got, lines = _keeper_job(keeper, sock, c, layout, size, capsys, "j7")
+    assert lines[0]["load"]["method"] != "pinned-image" and [x["event"] for x in lines] == ["ready", "handed-off", "pinned"]
+    assert keeper.runtimes == {"GPU-1": rt}
     keeper.close()
     assert not rt.host
 

@@ -113,7 +113,7 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
   let released: number | undefined;
   if (strategy === "restore-cold") {
     // Cold means no copy of the snapshot in memory at all: not in the page cache, nor pinned by `stasis serve
-    // --pin-weights` (whose keepers end here; the next restore starts one and reads the weights from the file).
+    // --pin-weights` (whose keepers free them here and stay up; the next restore reads the weights from the file).
     released = await releaseDaemonWeights();
     await dropPageCache();
   } else await prefetch(m.files.map((f) => ({ path: join(snap.dir, f.path) })), {});

@@ -75,7 +75,15 @@ test("a stager that dies without a word, or cannot start, says so", () =>
 function fakeKeeper(dir: string): Promise<string> {
   return script(
     join(dir, "python"),
-    `while read line; do\n  id=$(echo "$line" | sed 's/.*"id":"\\([^"]*\\)".*/\\1/')\n  echo "{\\"event\\": \\"ready\\", \\"id\\": \\"$id\\", \\"bytes\\": 4096, \\"seconds\\": 0.1}"\ndone`,
+    [
+      "while read line; do",
+      `  id=$(echo "$line" | sed 's/.*"id":"\\([^"]*\\)".*/\\1/')`,
+      `  case "$line" in`,
+      `    *'"op":"release"'*) echo "{\\"event\\": \\"released\\", \\"id\\": \\"$id\\", \\"images\\": 1}" ;;`,
+      `    *) echo "{\\"event\\": \\"ready\\", \\"id\\": \\"$id\\", \\"bytes\\": 4096, \\"seconds\\": 0.1}" ;;`,
+      "  esac",
+      "done",
+    ].join("\n"),
   );
 }
 
@@ -141,11 +149,11 @@ test("a keeper that dies ends its jobs with the reason, and the daemon's set sta
       await set.stage(job).ready();
       assert.equal(started, 2);
     } finally {
-      await set.release();
+      await set.close();
     }
   }));
 
-test("releasing the daemon's keepers ends their processes before it answers, and the next restore starts a new one", () =>
+test("releasing the daemon's keepers frees their weights and keeps them up; closing ends them", () =>
   withDir(async (dir) => {
     const { weightsKeepers } = await import("../serve/weights-keepers.js");
     const { WeightsKeeper } = await import("./weights-stager.js");
@@ -159,12 +167,25 @@ test("releasing the daemon's keepers ends their processes before it answers, and
     try {
       assert.equal(await set.release(), 0, "nothing to release before a restore");
       assert.ok("socket" in (await set.stage(jobFor(python, join(dir, "a"))).ready()));
-      assert.equal(await set.release(), 1);
-      assert.equal(started[0]!.alive(), false, "the keeper's process has ended when release answers");
+      assert.equal(await set.release(), 1, "the keeper answered that it freed its image");
+      assert.equal(started[0]!.alive(), true, "the keeper stays up after a release");
       assert.ok("socket" in (await set.stage(jobFor(python, join(dir, "b"))).ready()));
-      assert.equal(started.length, 2);
-      assert.equal(started[1]!.alive(), true);
+      assert.equal(started.length, 1, "the next restore uses the same keeper");
+      await set.close();
+      assert.equal(started[0]!.alive(), false, "closing ends the keeper's process before it resolves");
     } finally {
-      await set.release();
+      await set.close();
     }
+  }));
+
+test("a keeper's release times out when it does not answer, and resolves 0 once the keeper has ended", () =>
+  withDir(async (dir) => {
+    const { WeightsKeeper } = await import("./weights-stager.js");
+    const silent = await script(join(dir, "silent"), "while read line; do :; done"); // answers nothing, ends with stdin
+    const keeper = WeightsKeeper.start(info(silent));
+    await assert.rejects(keeper.release(200), /did not release its weights within 200 ms/);
+    const asked = keeper.release(10_000);
+    await keeper.close();
+    assert.equal(await asked, 0, "ended while asked: its pinned memory is gone with it");
+    assert.equal(await keeper.release(), 0, "an ended keeper has nothing to release");
   }));

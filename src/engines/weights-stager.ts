@@ -39,6 +39,8 @@ const StagerLine = z.discriminatedUnion("event", [
   // The keeper's, after a job's hand-off: the file's image is pinned for the next job, or could not be.
   z.object({ event: z.literal("pinned"), id: z.string().nullish(), bytes: z.number(), seconds: z.number() }),
   z.object({ event: z.literal("pin-failed"), id: z.string().nullish(), message: z.string() }),
+  // The keeper's answer to a release: its pinned images are freed (it keeps running, with its CUDA contexts).
+  z.object({ event: z.literal("released"), id: z.string().nullish(), images: z.number() }),
 ]);
 type StagerLine = z.infer<typeof StagerLine>;
 
@@ -142,6 +144,7 @@ export class WeightsKeeper {
   private readonly jobs = new Map<string, JobLines>();
   private readonly cancelled = new Set<string>();
   private readonly sockets = new Map<string, string>();
+  private readonly releases = new Map<string, (images: number) => void>();
   private seq = 0;
   private exited: string | undefined;
 
@@ -151,6 +154,7 @@ export class WeightsKeeper {
   ) {
     const onLine = (l: StagerLine) => {
       const id = l.id ?? "";
+      if (l.event === "released") return this.releases.get(id)?.(l.images);
       if (l.event === "pinned") return log(`weights keeper: pinned ${(l.bytes / 1e9).toFixed(2)} GB of weights in ${l.seconds.toFixed(2)} s, for the next restore`, "info");
       if (l.event === "pin-failed") return log(`weights keeper: could not pin the weights (${l.message}); the next restore reads the file again`, "warn");
       if (l.event === "ready" && this.cancelled.has(id)) pokeSocket(this.sockets.get(id));
@@ -165,8 +169,14 @@ export class WeightsKeeper {
       this.exited ??= why;
       for (const lines of this.jobs.values()) lines.end(why);
       this.jobs.clear();
+      for (const done of this.releases.values()) done(0); // gone, and its pinned memory with it
     };
     follow(child, "the weights keeper", onLine, onEnd);
+    // Its output may stay open after it exits (a child of its own holding it): a release asked of an exited keeper
+    // has nothing left to free either way.
+    child.on("exit", () => {
+      for (const done of this.releases.values()) done(0);
+    });
   }
 
   static start(info: StageInfo, log: (message: string, level: "info" | "warn") => void = () => undefined): WeightsKeeper {
@@ -189,6 +199,28 @@ export class WeightsKeeper {
       if (!this.jobs.has(id)) return;
       this.cancelled.add(id);
       pokeSocket(socket);
+    });
+  }
+
+  /**
+   * Frees the keeper's pinned images and keeps it running, its CUDA contexts up: the next job reads its weights
+   * file again but starts at once. Resolves with how many images were freed once the keeper says so (0 for a
+   * keeper that has ended); rejects when it does not answer within `timeoutMs`.
+   */
+  release(timeoutMs = 10_000): Promise<number> {
+    if (!this.alive()) return Promise.resolve(0);
+    const id = `release-${++this.seq}`;
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.releases.delete(id);
+        reject(new Error(`the weights keeper did not release its weights within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.releases.set(id, (images) => {
+        clearTimeout(timer);
+        this.releases.delete(id);
+        resolve(images);
+      });
+      this.child.stdin.write(JSON.stringify({ op: "release", id }) + "\n");
     });
   }
 

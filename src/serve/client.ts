@@ -77,8 +77,8 @@ export async function restoreViaDaemon(
 }
 
 /**
- * Asks the daemon at `socket` to end its weights keepers (their pinned weights go with them). Returns how many
- * it ended, or undefined when no daemon answers.
+ * Asks the daemon at `socket` to free its weights keepers' pinned weights (the keepers stay up, holding none).
+ * Returns how many keepers held some, or undefined when no daemon answers.
  */
 export async function releaseDaemonWeights(opts: { socket?: string } = {}): Promise<number | undefined> {
   const socket = opts.socket ?? paths.daemonSocket();

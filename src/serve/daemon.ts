@@ -44,7 +44,7 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
     if (req.method === "GET" && req.url === "/v1/health") return reply(res, 200, { ok: true, pid: process.pid, version: VERSION });
     if (req.method === "POST" && req.url === "/v1/weights/release") {
       const released = (await keepers?.release()) ?? 0;
-      if (released > 0) events.log(`released ${released} weights keeper(s): their pinned weights are gone`);
+      if (released > 0) events.log(`released the pinned weights of ${released} weights keeper(s); the keepers stay up, holding none`);
       return reply(res, 200, { released });
     }
     if (req.method !== "POST" || req.url !== "/v1/restore") return reply(res, 404, { error: new StasisError("E_USAGE", `no ${req.method} ${req.url} here`).toJSON() });
@@ -88,7 +88,7 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
   await new Promise<void>((resolve) => server.close(() => resolve()));
   await unlink(socket).catch(() => undefined);
   await cuda.close();
-  await keepers?.release();
+  await keepers?.close();
   return { socket, restores };
 }
 

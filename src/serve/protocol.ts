@@ -4,8 +4,9 @@
  *   POST /v1/restore   body: RestoreRequest
  *   -> 200, NDJSON lines: {"event": StasisEvent} ... then one {"result": RestoreResult} or {"error": StasisError}
  *   GET  /v1/health    -> {"ok": true, "pid": ..., "version": ...}
- *   POST /v1/weights/release -> {"released": N}: the weights keepers of `--pin-weights` end, their pinned
- *                      weights with them (a machine as cold as a fresh one, for `stasis bench`'s restore-cold)
+ *   POST /v1/weights/release -> {"released": N}: the weights keepers of `--pin-weights` free their pinned
+ *                      weights and stay up holding none (no copy of a snapshot left in memory, for `stasis
+ *                      bench`'s restore-cold); N keepers held some
  *
  * A client that disconnects aborts its restore, which then unwinds as on Ctrl-C.
  */

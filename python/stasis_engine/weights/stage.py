@@ -290,17 +290,25 @@ class Keeper:
 
         serve_job(job, rt, fill, {"id": job.get("id")})
 
-    def close(self) -> None:
+    def release_images(self) -> int:
+        """Frees every pinned image (``stasis serve``'s POST /v1/weights/release) and keeps the CUDA contexts: the
+        next job reads its file again, with no start-up. Returns how many images were freed."""
+        freed = len(self.images)
         for owner, address in self.images.values():
             owner.host_free(address)
         self.images.clear()
+        return freed
+
+    def close(self) -> None:
+        self.release_images()
         for rt in self.runtimes.values():
             rt.release()
 
 
 def keep() -> int:
     """The keeper's loop: one job per stdin line until stdin closes; a failed job answers an error line and the
-    keeper goes on with the next."""
+    keeper goes on with the next. A line ``{"op": "release", "id": ...}`` frees the pinned images instead and
+    answers ``{"event": "released", "id": ..., "images": N}``."""
     lower_io_priority()
     keeper: Keeper | None = None
     try:
@@ -311,6 +319,9 @@ def keep() -> int:
             try:
                 raw = json.loads(line)
                 job_id = raw.get("id") if isinstance(raw, dict) else None
+                if isinstance(raw, dict) and raw.get("op") == "release":
+                    _emit({"event": "released", "id": job_id, "images": keeper.release_images() if keeper else 0})
+                    continue
                 job = parse_job(line)
                 keeper = keeper or Keeper()
                 keeper.serve(job)

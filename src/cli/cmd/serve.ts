@@ -20,7 +20,7 @@ export const command: CliCommand = {
     "                  host-to-GPU copy (no file reads, no start-up); the first restore reads the file, and the",
     "                  image is pinned after it. Costs their size in locked RAM and a CUDA context (~0.6 GB) on",
     "                  each GPU used; STASIS_SERVE_PIN_WEIGHTS=1 is the same. POST /v1/weights/release on the",
-    "                  socket ends the keepers and frees that memory (docs/ARCHITECTURE.md)",
+    "                  socket frees that locked RAM; the keepers stay up, holding none (docs/ARCHITECTURE.md)",
   ].join("\n"),
   options: { socket: { type: "string" }, "pin-weights": { type: "boolean" } },
   async run({ values, events }) {
