@@ -192,10 +192,10 @@ class DriverRuntime:
 
     def native_api(self, index: int) -> tuple[int, ...]:
         """The calls the C lanes loop makes (_lanes.c, api 1): the driver's, on this primary context."""
-        names = ("cuMemcpyHtoDAsync_v2", "cuEventRecord", "cuEventSynchronize", "cuCtxSetCurrent", "cuMemHostRegister_v2",
-                 "cuMemHostUnregister", "cuStreamSynchronize")
+        names = ("cuMemcpyHtoDAsync_v2", "cuEventRecord", "cuEventSynchronize", "cuCtxSetCurrent",
+                 "cuMemHostRegister_v2", "cuMemHostUnregister", "cuStreamSynchronize")
         lib = self.drv._lib
-        return (1, *[int(_c.cast(getattr(lib, n), _vp).value or 0) for n in names], int(self.ctx or 0))  # type: ignore[return-value]
+        return (1, *[int(_c.cast(getattr(lib, n), _vp).value or 0) for n in names], int(self.ctx or 0))
 
     def host_alloc(self, size: int) -> int:
         """Pinned host memory usable from every context (the keeper's copies of weights files)."""

@@ -127,7 +127,7 @@ class CudaRuntime:
         """The calls the C lanes loop makes (_lanes.c, api 0), as addresses in this very library."""
         names = ("cudaMemcpyAsync", "cudaEventRecord", "cudaEventSynchronize", "cudaSetDevice", "cudaHostRegister",
                  "cudaHostUnregister", "cudaStreamSynchronize")
-        return (0, *[int(_c.cast(getattr(self._lib, n), _vp).value or 0) for n in names], index)  # type: ignore[return-value]
+        return (0, *[int(_c.cast(getattr(self._lib, n), _vp).value or 0) for n in names], index)
 
     def pointer_device(self, address: int) -> tuple[int, int] | None:
         """``(memory type, device)`` of a pointer, or None when the runtime does not know it."""

@@ -1,14 +1,14 @@
 /*
  * The lanes load loop in C: the same work as _pipelines.run_lanes, without Python's lock between the threads.
  *
- * Why: in Python every pread, copy and event call releases and retakes the GIL, and with 16 lanes the handoffs
- * cost more than the 4 MiB they move (on the H100, 2 MiB windows ran at 13-18 GB/s, 4 MiB at 31-39). Here each
+ * Why: in Python every pread, copy and event call releases and retakes the GIL, and with many lanes the handoffs
+ * cost as much as small windows move (on the H100, 2 MiB windows: 13-23 GB/s in Python, 34-43 in C). Here each
  * lane is a pthread that takes the next window (an atomic counter), waits for its slot's previous copies (the
  * slot's event), preads the window into the slot and issues the window's copies and the slot's event on its own
  * stream. Each lane pins its own slots when it starts and unpins them once its copies are done, so the lanes
  * that are up work while the others still pin (the driver serializes registrations: ~0.7 ms a call on the H100).
- * Python maps the slots' memory, makes the streams and events, and releases all of it after. Built by scripts/python-env.sh (cc -O2 -shared -fPIC -pthread); where it is not
- * built the Python loop runs instead.
+ * Python maps the slots' memory, makes the streams and events, and releases all of it after. Built by
+ * scripts/python-env.sh (cc -O2 -shared -fPIC -pthread); where it is not built the Python loop runs instead.
  *
  * The CUDA calls come as function pointers from the library the process already uses: the runtime torch loaded
  * (api 0: cudaMemcpyAsync, cudaEventRecord, cudaEventSynchronize, cudaSetDevice, cudaHostRegister,

@@ -1,9 +1,10 @@
 """The lanes loop in C (``_lanes.c``, built into ``_lanes.so`` by scripts/python-env.sh), through ctypes.
 
 ``run_lanes_native`` does what ``_pipelines.run_lanes`` does, with the loop itself in C threads that never take
-Python's lock; everything it uses (pinned slots, streams, events) is made and released here, in Python, under
-the same invariants. ``library()`` is None where the helper is not built (or STASIS_NATIVE_LANES=0): the
-caller then runs the Python loop.
+Python's lock. Python maps the slots' memory and makes the streams and events; each C lane pins and unpins its
+own slots; Python drains and releases whatever a failed lane left, under the same invariants as the Python loop.
+``library()`` is None where the helper is not built (or STASIS_NATIVE_LANES=0): the caller then runs the Python
+loop.
 """
 
 from __future__ import annotations
@@ -30,14 +31,13 @@ class Job(ctypes.Structure):
     _fields_ = [
         ("fd", _i32), ("api", _i32), ("nwin", _i32), ("nlanes", _i32), ("nslots", _i32), ("_pad", _i32),
         ("slot_bytes", _i64), ("win", _vp), ("pieces", _vp), ("slots", _vp), ("streams", _vp), ("events", _vp),
-        ("copy", _vp), ("record", _vp), ("sync", _vp), ("init", _vp), ("pin", _vp), ("unpin", _vp), ("stream_sync", _vp),
-        ("init_arg", ctypes.c_ssize_t),
-        ("lane_stats", _vp), ("error", _vp),
+        ("copy", _vp), ("record", _vp), ("sync", _vp), ("init", _vp), ("pin", _vp), ("unpin", _vp),
+        ("stream_sync", _vp), ("init_arg", ctypes.c_ssize_t), ("lane_stats", _vp), ("error", _vp),
     ]
 
 
-_ERRORS = {3: "copy", 4: "event record", 5: "event wait", 6: "setting the lane's device", 7: "starting a lane thread",
-           8: "pinning the lane's slots", 9: "unpinning the lane's slots"}
+_ERRORS = {3: "copy", 4: "event record", 5: "event wait", 6: "setting the lane's device", 8: "pinning the lane's slots",
+           9: "unpinning the lane's slots"}
 _loaded: Any = None
 
 
@@ -121,5 +121,8 @@ def _failure(what: int, code: int, window: int, wins: list[Window]) -> StasisEng
     if what == 2:
         return StasisEngineError("weights_truncated", f"end of file at offset {code}{where}",
                                  hint="the file shrank during the load; the targets are partially written, load again")
+    if what == 7:
+        return StasisEngineError("weights_io", f"starting a lane thread failed: {os.strerror(code)}",
+                                 hint="too many threads for this process? pass fewer (threads=...)")
     return StasisEngineError("cuda_error", f"{_ERRORS.get(what, 'lane')} failed: CUDA error {code}{where}",
                              details={"cuda_error": code})
