@@ -37,15 +37,6 @@ class CountingCopier(HostCopier):
             self.staging.remove(address)
         super().free_staging(address, size)
 
-    def pin(self, address: int, size: int) -> None:  # the C lanes loop's slots: one mapping, pinned once
-        with self.lock:
-            self.staging.add(address)
-            self.allocs += 1
-
-    def unpin(self, address: int) -> None:
-        with self.lock:
-            self.staging.remove(address)
-
     def register_readonly(self, address: int, size: int) -> None:
         with self.lock:
             self.registers += 1

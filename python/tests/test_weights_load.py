@@ -345,8 +345,11 @@ def test_weights_native_lanes_end_of_file_is_weights_truncated(wfile: Path) -> N
     fd = os.open(wfile, os.O_RDONLY)
     try:
         with pytest.raises(StasisEngineError) as e:
-            _native.run_lanes_native(lib, fd, [Window(size - size % 4096 + 4096, 4096, [(0, address, 4096)])],
-                                     [HostCopier(), HostCopier()], slots=2, slot_bytes=4096, stages={})
+            copiers = [HostCopier(), HostCopier()]
+            api = copiers[0].native_api()
+            assert api is not None
+            _native.run_lanes_native(lib, api, fd, [Window(size - size % 4096 + 4096, 4096, [(0, address, 4096)])],
+                                     copiers, slots=2, slot_bytes=4096, stages={})
     finally:
         os.close(fd)
     assert e.value.code == "weights_truncated"

@@ -169,14 +169,16 @@ export class WeightsKeeper {
       this.exited ??= why;
       for (const lines of this.jobs.values()) lines.end(why);
       this.jobs.clear();
-      for (const done of this.releases.values()) done(0); // gone, and its pinned memory with it
+      this.settleReleases();
     };
     follow(child, "the weights keeper", onLine, onEnd);
-    // Its output may stay open after it exits (a child of its own holding it): a release asked of an exited keeper
-    // has nothing left to free either way.
-    child.on("exit", () => {
-      for (const done of this.releases.values()) done(0);
-    });
+    // Its output may stay open after it exits (a child of its own holding it), so not only when it closes.
+    child.on("exit", () => this.settleReleases());
+  }
+
+  /** A keeper that is gone has nothing left to free: the releases asked of it answer 0. */
+  private settleReleases(): void {
+    for (const done of this.releases.values()) done(0);
   }
 
   static start(info: StageInfo, log: (message: string, level: "info" | "warn") => void = () => undefined): WeightsKeeper {

@@ -1,46 +1,41 @@
 import { readFile, readdir } from "node:fs/promises";
 import { fdTargets } from "./tree.js";
 
-/** A TCP socket in the LISTEN state, from /proc/net/tcp{,6} (this process's network namespace). */
+/** A TCP socket's local end and inode, from /proc/net/tcp{,6} (this process's network namespace): a listener's when
+ *  the socket is in the LISTEN state. */
 export interface Listener {
   address: string;
   port: number;
   inode: number;
 }
 
-/** A TCP socket of /proc/net/tcp{,6}: its ends as "address:port", its state (hex, as the kernel writes it), inode. */
-export interface TcpSocket {
-  local: string;
-  remote: string;
+/** A TCP socket of /proc/net/tcp{,6}: its local end, its state (hex, as the kernel writes it), its inode. */
+export interface TcpSocket extends Listener {
   state: string;
-  inode: number;
+}
+
+/** A socket's local end as "address:port", as manifests record listening addresses. */
+export function localEnd(s: Listener): string {
+  return `${s.address}:${s.port}`;
 }
 
 export const TCP_STATE = { TIME_WAIT: "06", LISTEN: "0A" } as const;
 
 /** Every socket in the text of /proc/net/tcp (`v6`: /proc/net/tcp6). */
 export function parseTcp(text: string, v6: boolean): TcpSocket[] {
-  const end = (hex: string) => {
-    const [addr, port] = hex.split(":");
-    return `${v6 ? ipv6(addr!) : ipv4(addr!)}:${parseInt(port!, 16)}`;
-  };
   const out: TcpSocket[] = [];
   for (const line of text.split("\n").slice(1)) {
     const f = line.trim().split(/\s+/);
     if (f.length < 10) continue;
-    out.push({ local: end(f[1]!), remote: end(f[2]!), state: f[3]!, inode: Number(f[9]) });
+    const [addr, port] = f[1]!.split(":");
+    out.push({ address: v6 ? ipv6(addr!) : ipv4(addr!), port: parseInt(port!, 16), state: f[3]!, inode: Number(f[9]) });
   }
   return out;
 }
 
 /** The listening sockets among `sockets`. */
 function listening(sockets: TcpSocket[]): Listener[] {
-  return sockets
-    .filter((s) => s.state === TCP_STATE.LISTEN)
-    .map((s) => {
-      const at = s.local.lastIndexOf(":");
-      return { address: s.local.slice(0, at), port: Number(s.local.slice(at + 1)), inode: s.inode };
-    });
+  return sockets.filter((s) => s.state === TCP_STATE.LISTEN).map(({ address, port, inode }) => ({ address, port, inode }));
 }
 
 /** The listening sockets in the text of /proc/net/tcp (`v6`: /proc/net/tcp6). */
@@ -81,7 +76,7 @@ export async function listenersOf(pids: number[]): Promise<string[]> {
       if (m) inodes.add(Number(m[1]));
     }
   }
-  return [...new Set((await tcpSockets()).filter((s) => s.state === TCP_STATE.LISTEN && inodes.has(s.inode)).map((s) => s.local))].sort();
+  return [...new Set(listening(await tcpSockets()).filter((l) => inodes.has(l.inode)).map(localEnd))].sort();
 }
 
 /** The sockets listening on TCP `port`, IPv4 and IPv6. */

@@ -1,6 +1,6 @@
 import { StasisError } from "../errors.js";
 import type { Events } from "../events.js";
-import { listenersOn, socketOwner, tcpSockets, TCP_STATE } from "../proc/net.js";
+import { listenersOn, localEnd, socketOwner, tcpSockets, TCP_STATE } from "../proc/net.js";
 import { readStat } from "../proc/tree.js";
 
 /**
@@ -35,7 +35,7 @@ export async function refuseTakenAddress(url: string): Promise<void> {
 export async function timeWaitOn(listeners: string[]): Promise<number> {
   if (listeners.length === 0) return 0;
   const wanted = new Set(listeners);
-  return (await tcpSockets()).filter((s) => s.state === TCP_STATE.TIME_WAIT && wanted.has(s.local)).length;
+  return (await tcpSockets()).filter((s) => s.state === TCP_STATE.TIME_WAIT && wanted.has(localEnd(s))).length;
 }
 
 /** Waits, as the phase "time-wait", until no TIME_WAIT socket is left on `listeners` (at most `maxMs`). */

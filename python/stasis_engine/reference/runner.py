@@ -237,11 +237,10 @@ class Runner:
         prompt still leaves room for ``max_tokens`` in the cache."""
         if n != 1:
             return None
-        w = next((w for w in sorted(self._prefills) if w >= width), None)
-        bucket = self._prefills.get(w) if w is not None else None
-        if bucket is None or bucket.graph is None or w + max_tokens > self.max_len:
+        w = next((w for w in self._prefills if w >= width), None)  # the widths in ascending order
+        if w is None or self._prefills[w].graph is None or w + max_tokens > self.max_len:
             return None
-        return bucket
+        return self._prefills[w]
 
     def _prefill(self, ids: torch.Tensor, pad: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor]:
         # Eager, as before compiling: prompt lengths vary, and a recompile per length would stall requests.

@@ -32,7 +32,6 @@ class Copier(Protocol):
     def native_api(self) -> tuple[int, ...] | None: ...
     def stream_handle(self) -> int: ...
     def events(self, n: int) -> list[int]: ...
-    def pin(self, address: int, size: int) -> None: ...
     def unpin(self, address: int) -> None: ...
 
 
@@ -82,9 +81,6 @@ class HostCopier:
 
     def stream_handle(self) -> int:
         return 0
-
-    def pin(self, address: int, size: int) -> None:
-        pass
 
     def unpin(self, address: int) -> None:
         pass
@@ -179,13 +175,8 @@ class CudaCopier:
     def stream_handle(self) -> int:
         return self.stream
 
-    def pin(self, address: int, size: int) -> None:
-        """Page-lock host memory the caller mapped (usable from every context), for copies from it."""
-        from ._cudart import HOST_REGISTER_PORTABLE
-
-        self.rt.host_register(address, size, HOST_REGISTER_PORTABLE)
-
     def unpin(self, address: int) -> None:
+        """Unlocks host memory a C lane pinned and could not unpin itself (_native.py)."""
         self.rt.host_unregister(address)
 
     def events(self, n: int) -> list[int]:

@@ -101,11 +101,6 @@ def map_anonymous(size: int, *, huge: bool = True, populate: bool = False) -> in
     return int(addr)
 
 
-def populate(address: int, size: int) -> None:
-    """Fault in (writable) ``size`` bytes of a private mapping now; best effort (first touch does it otherwise)."""
-    libc().madvise(address, size, MADV_POPULATE_WRITE)
-
-
 def unmap(address: int, size: int) -> None:
     if libc().munmap(address, size) != 0:
         raise _os_error(f"munmap of {size} bytes at {address:#x}")

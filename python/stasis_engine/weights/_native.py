@@ -61,7 +61,8 @@ _HUGE = 2 << 20
 
 
 def run_lanes_native(
-    lib: Any, fd: int, wins: list[Window], copiers: list[Copier], *, slots: int, slot_bytes: int, stages: Stages,
+    lib: Any, api: tuple[int, ...], fd: int, wins: list[Window], copiers: list[Copier], *, slots: int, slot_bytes: int,
+    stages: Stages,
 ) -> None:
     """Every lane's slots are one mapping here, aligned to 2 MiB and advised for huge pages; each lane faults in
     and pins its own part when it starts and unpins it when its copies are done (in C), so no lane waits for all
@@ -70,8 +71,6 @@ def run_lanes_native(
     n = len(wins)
     if not n:
         return
-    api = copiers[0].native_api()
-    assert api is not None
     t = time.perf_counter()
     lane_bytes = slots * slot_bytes
     total = len(copiers) * lane_bytes

@@ -164,8 +164,10 @@ def load_targets(
                 lane_copiers.append(open_copier(dev.kind, dev.index, runtime))
             lanes = [copier, *lane_copiers]
             lib = _native.library()
-            if lib is not None and all(c.native_api() is not None for c in lanes):
-                run_lanes_native(lib, fd, wins, lanes, slots=lane_slots, slot_bytes=lane_mb * _MIB, stages=stats.stages)
+            api = lanes[0].native_api()  # every lane's copier is of one kind, on one runtime
+            if lib is not None and api is not None:
+                run_lanes_native(lib, api, fd, wins, lanes, slots=lane_slots, slot_bytes=lane_mb * _MIB,
+                                 stages=stats.stages)
             else:
                 stats.notes.append("lanes: the Python loop (the C loop, _lanes.so, is not built or is off)")
                 run_lanes(fd, wins, lanes, pool, slots=lane_slots, slot_bytes=lane_mb * _MIB, stages=stats.stages)
