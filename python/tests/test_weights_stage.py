@@ -363,3 +363,26 @@ def test_a_keeper_that_cannot_pin_has_still_served_the_job(tmp_path: Path, capsy
     assert got[:4096] == w.numpy().tobytes()
     assert [x["event"] for x in lines] == ["ready", "handed-off", "pin-failed"]
     assert "out of memory" in lines[2]["message"] and not keeper.images
+
+
+def test_the_stagers_socket_appears_only_once_it_listens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: bound at its path and then listening, a connect in between (a client waiting for the path) was
+    refused (a keeper test failed 1 run in ~5 that way)."""
+    import socket
+
+    path = str(tmp_path / "s.sock")
+    seen: list[bool] = []
+    real_listen = socket.socket.listen
+
+    def listen_(self: socket.socket, *args: Any) -> None:
+        seen.append(os.path.exists(path))
+        real_listen(self, *args)
+
+    monkeypatch.setattr(socket.socket, "listen", listen_)
+    sock = listen(path)
+    try:
+        assert seen == [False] and os.path.exists(path) and not os.path.exists(path + ".t")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(path)
+    finally:
+        sock.close()

@@ -75,14 +75,27 @@ def targets_at(base: int, tensors: list[dict[str, Any]]) -> list[Target]:
 
 
 def listen(path: str) -> socket.socket:
+    """A listening socket at ``path``, which appears there only once it listens (bound under a temporary name, then
+    renamed): whoever waits for the path can connect as soon as it exists (bound at ``path`` itself, a connect
+    between bind and listen was refused)."""
+    tmp = path + ".t"
     try:
-        os.unlink(path)
+        os.unlink(tmp)
     except FileNotFoundError:
         pass
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(path)
-    os.chmod(path, 0o600)
-    sock.listen(1)
+    try:
+        sock.bind(tmp)
+        os.chmod(tmp, 0o600)
+        sock.listen(1)
+        os.replace(tmp, path)
+    except BaseException:
+        sock.close()
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
     return sock
 
 
@@ -120,7 +133,7 @@ def _resident(path: str) -> float:
 
 
 def _method() -> str:
-    """STASIS_STAGE_METHOD: the loader's method (auto, pinned-ring, hostreg, hybrid, direct); default auto."""
+    """STASIS_STAGE_METHOD: the loader's method (auto, pinned-ring, hostreg, hybrid, lanes, direct); default auto."""
     return os.environ.get("STASIS_STAGE_METHOD", "auto")
 
 
