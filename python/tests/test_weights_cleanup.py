@@ -70,7 +70,7 @@ def opened(method: str) -> int:
 def test_weights_pipeline_releases_everything(setup, monkeypatch: pytest.MonkeyPatch, method: str) -> None:  # type: ignore[no-untyped-def]
     path, targets = setup
     copier = CountingCopier()
-    monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None: copier)
+    monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None, synchronize=True: copier)
     load.load_into(targets, path, method=method, **SMALL)
     copiers = opened(method)
     assert copier.staging == set() and copier.registered == set() and copier.closed == copiers
@@ -84,7 +84,7 @@ def test_weights_ring_read_failure_releases_everything(setup, monkeypatch: pytes
     path, targets = setup
     monkeypatch.setenv("STASIS_NATIVE_LANES", "0")  # lanes: the Python loop, whose reads go through _libc
     copier = CountingCopier()
-    monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None: copier)
+    monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None, synchronize=True: copier)
     calls = {"n": 0}
     real = _libc.read_exact
     lock = threading.Lock()
@@ -109,7 +109,7 @@ def test_weights_hostreg_register_failure_undoes_the_others(setup, monkeypatch: 
     """hybrid: the registered half fails, the ring half still runs to its end; everything is released either way."""
     path, targets = setup
     copier = CountingCopier(fail_register_at=3)
-    monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None: copier)
+    monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None, synchronize=True: copier)
     with pytest.raises(StasisEngineError) as e:
         load.load_into(targets, path, method=method, **{**SMALL, "hostreg_share": 0.6})
     assert "injected" in e.value.message
@@ -123,7 +123,7 @@ def test_weights_native_lanes_read_failure_releases_everything(setup, monkeypatc
         pytest.skip("the C lanes loop is not built")
     path, targets = setup
     copier = CountingCopier()
-    monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None: copier)
+    monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None, synchronize=True: copier)
     monkeypatch.setattr(load, "_open", lambda p, method, notes: os.open(p, os.O_WRONLY))
     with pytest.raises(StasisEngineError) as e:
         load.load_into(targets, path, method="lanes", **SMALL)
@@ -160,3 +160,38 @@ def test_weights_native_lanes_unmaps_its_slots(setup, monkeypatch: pytest.Monkey
     else:
         assert not fails
     assert mapped == {}
+
+
+
+def test_weights_lanes_wait_for_the_device_once(setup, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Every lane has a copier of its own (a stream, its events), but only the load's first waits for the device to
+    be idle: one wait per load, not one per lane (each a driver round trip on the hot path)."""
+    from stasis_engine.weights._copier import CudaCopier
+
+    class Runtime:
+        syncs = 0
+
+        def get_device(self) -> int:
+            return 0
+
+        def set_device(self, index: int) -> None: ...
+
+        def device_synchronize(self) -> None:
+            Runtime.syncs += 1
+
+        def stream_create(self) -> int:
+            return 1
+
+    CudaCopier(0, Runtime())
+    CudaCopier(0, Runtime(), synchronize=False)
+    assert Runtime.syncs == 1
+    asked: list[bool] = []
+
+    def open_copier(kind: str, index: int | None, rt: object = None, synchronize: bool = True) -> HostCopier:
+        asked.append(synchronize)
+        return HostCopier()
+
+    monkeypatch.setattr(load, "open_copier", open_copier)
+    path, targets = setup
+    load.load_into(targets, path, method="lanes", **SMALL)
+    assert asked == [True] + [False] * (SMALL["threads"] - 1)

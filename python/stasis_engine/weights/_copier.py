@@ -93,12 +93,13 @@ class CudaCopier:
     """Targets on one GPU: host-to-device copies on a private non-blocking stream, one event per ring slot.
 
     Construction makes ``index`` the current device (restored by ``close``) and waits for the device to be
-    idle, so no kernel still reads a target while we overwrite it.
+    idle, so no kernel still reads a target while we overwrite it (``synchronize=False``: a copier opened before it
+    in the same load already did).
     """
 
     kind = "cuda"
 
-    def __init__(self, index: int, rt: Any = None) -> None:
+    def __init__(self, index: int, rt: Any = None, synchronize: bool = True) -> None:
         from ._cudart import runtime
 
         self.rt = rt if rt is not None else runtime()
@@ -108,7 +109,8 @@ class CudaCopier:
         self._events: dict[int, int] = {}
         self.stream = 0
         try:
-            self.rt.device_synchronize()
+            if synchronize:
+                self.rt.device_synchronize()
             self.stream = self.rt.stream_create()
         except BaseException:
             self.rt.set_device(self._previous)
@@ -212,6 +214,7 @@ class CudaCopier:
             self.rt.set_device(self._previous)
 
 
-def open_copier(kind: str, index: int | None, rt: Any = None) -> Copier:
-    """A HostCopier for "cpu", a CudaCopier for "cuda" on ``rt`` (default: torch's runtime); close it in a finally."""
-    return HostCopier() if kind == "cpu" else CudaCopier(index or 0, rt)
+def open_copier(kind: str, index: int | None, rt: Any = None, synchronize: bool = True) -> Copier:
+    """A HostCopier for "cpu", a CudaCopier for "cuda" on ``rt`` (default: torch's runtime); close it in a finally.
+    ``synchronize=False``: another copier of the same load already waited for the device to be idle."""
+    return HostCopier() if kind == "cpu" else CudaCopier(index or 0, rt, synchronize)

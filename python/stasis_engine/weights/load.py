@@ -160,8 +160,8 @@ def load_targets(
         elif chosen == "lanes":
             wins = windows(copies, header.file_size, lane_mb * _MIB)
             stats.windows = len(wins)
-            for _ in range(nthreads - 1):  # one stream (and events) per lane
-                lane_copiers.append(open_copier(dev.kind, dev.index, runtime))
+            for _ in range(nthreads - 1):  # one stream (and events) per lane; the first copier waited for the device
+                lane_copiers.append(open_copier(dev.kind, dev.index, runtime, synchronize=False))
             lanes = [copier, *lane_copiers]
             lib = _native.library()
             api = lanes[0].native_api()  # every lane's copier is of one kind, on one runtime
