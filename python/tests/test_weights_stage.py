@@ -8,6 +8,7 @@ import json
 import mmap
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def job(**over: Any) -> str:
 
 def test_a_good_job_gets_defaults() -> None:
     j = parse_job(job())
-    assert j["reserve_bytes"] == 0 and j["wait_s"] == 120 and len(j["tensors"]) == 2
+    assert j["reserve_bytes"] == 0 and j["wait_s"] == 120 and j["hold"] is False and len(j["tensors"]) == 2
 
 
 @pytest.mark.parametrize("text, words", [
@@ -42,6 +43,7 @@ def test_a_good_job_gets_defaults() -> None:
     (job(tensors=[{"name": "a", "offset": -1, "nbytes": 4}]), "bad tensor"),
     (job(tensors=[{"name": "a", "offset": 0, "nbytes": 2048}, {"name": "b", "offset": 1024, "nbytes": 8}]), "overlaps"),
     (job(tensors=[{"name": "a", "offset": 4000, "nbytes": 200}]), "leaves the arena"),
+    (job(hold="yes"), "'hold'"),
 ])
 def test_bad_jobs_are_refused_before_anything_runs(text: str, words: str) -> None:
     with pytest.raises(StasisEngineError) as e:
@@ -164,11 +166,14 @@ def test_the_stager_reads_with_fewer_threads_from_memory_than_from_disk(tmp_path
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from stasis_engine.weights.stage import _threads
 
+    from stasis_engine.weights.stage import _resident
+
     path = tmp_path / "w"
     path.write_bytes(b"\\1" * (1 << 20))  # just written: in the page cache
-    assert _threads(str(path)) == 8
+    assert _resident(str(path)) == 1.0
+    assert _threads(1.0) == 8 and _threads(0.5) == 16
     monkeypatch.setenv("STASIS_STAGE_THREADS", "3")
-    assert _threads(str(path)) == 3
+    assert _threads(1.0) == 3
 
 
 def test_the_keeper_answers_each_job_by_id_and_survives_failures() -> None:
@@ -386,3 +391,95 @@ def test_the_stagers_socket_appears_only_once_it_listens(tmp_path: Path, monkeyp
             client.connect(path)
     finally:
         sock.close()
+
+
+def test_lines_wait_for_one_line_and_keep_the_others_in_order() -> None:
+    from stasis_engine.weights.stage import Lines, go_line
+
+    r, w = os.pipe()
+    try:
+        lines = Lines(r)
+        os.write(w, b'{"op": "release", "id": "r1"}\n{"op": "go", "id": "j2"}\n{"op": "go", "id": "j1"}\n{"id": "j3"')
+        assert lines.wait_for(go_line("j1"), 5)  # the two lines before it are kept
+        assert not lines.wait_for(go_line("j9"), 0.05)  # no such line: the timeout
+        os.write(w, b', "file": "/w"}\n')
+        assert json.loads(lines.next() or "") == {"op": "release", "id": "r1"}
+        assert lines.wait_for(go_line("j2"), 0)  # among the kept lines
+        assert json.loads(lines.next() or "") == {"id": "j3", "file": "/w"}
+        os.write(w, b"last, no newline")
+        os.close(w)
+        w = -1
+        assert not lines.wait_for(go_line(None), 5)  # the end of input ends the wait
+        assert lines.next() == "last, no newline" and lines.next() is None
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
+def test_a_held_job_reads_its_cold_file_only_after_its_go(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keeper creates the memory at once, reads nothing of a file that is not in the page cache until the go
+    line of its job comes (a release sent meanwhile waits its turn), and says how long it held."""
+    from stasis_engine.weights import stage
+
+    w = torch.arange(1024, dtype=torch.float32)
+    dump({"w": w}, tmp_path / "w.stasisw")
+    monkeypatch.setattr(stage, "_resident", lambda path: 0.0)  # as if the page cache had been dropped
+    reads: list[float] = []
+    real_load = stage.load_targets
+    monkeypatch.setattr(stage, "load_targets", lambda *a, **k: (reads.append(time.monotonic()), real_load(*a, **k))[1])
+    rt = FakeRuntime()
+    keeper = stage.Keeper(open_runtime=lambda gpu: rt)  # type: ignore[arg-type, return-value]
+    sock = str(tmp_path / "s.sock")
+    j = parse_job(json.dumps({"id": "j1", "file": str(tmp_path / "w.stasisw"), "gpu": "GPU-1", "socket": sock,
+                              "arena_size": 8192, "hold": True, "wait_s": 30,
+                              "tensors": [{"name": "w", "offset": 0, "nbytes": 4096, "dtype": "float32", "shape": [1024]}]}))
+    r, wfd = os.pipe()
+    lines = stage.Lines(r)
+    t = threading.Thread(target=keeper.serve, args=(j, lambda s: lines.wait_for(stage.go_line("j1"), s)))
+    t.start()
+    try:
+        threading.Event().wait(0.3)
+        assert reads == [] and os.path.exists(sock)  # listening, memory made, nothing read
+        os.write(wfd, b'{"op": "release", "id": "r1"}\n{"op": "go", "id": "j0"}\n')
+        threading.Event().wait(0.1)
+        assert reads == []  # another job's go is not this one's
+        went = time.monotonic()
+        os.write(wfd, b'{"op": "go", "id": "j1"}\n')
+        engine = ReadingEngine()
+        RpcMethods(engine).call("stasis_adopt_weights", [sock], {})  # type: ignore[arg-type]
+        t.join(30)
+        assert reads and reads[0] >= went and engine.got[0][:4096] == w.numpy().tobytes()
+        ready = json.loads(capsys.readouterr().out.splitlines()[0])
+        assert ready["event"] == "ready" and ready["load"]["go"] is True and ready["load"]["held_s"] >= 0.4
+        assert json.loads(lines.next() or "") == {"op": "release", "id": "r1"}
+    finally:
+        t.join(30)
+        keeper.close()
+        os.close(r)
+        os.close(wfd)
+
+
+def test_a_held_job_whose_file_is_in_memory_does_not_wait(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stasis_engine.weights.stage import Keeper
+
+    w = torch.arange(1024, dtype=torch.float32)
+    dump({"w": w}, tmp_path / "w.stasisw")  # just written: in the page cache
+    keeper = Keeper(open_runtime=lambda gpu: FakeRuntime())  # type: ignore[arg-type, return-value]
+    asked: list[float] = []
+    sock = str(tmp_path / "s.sock")
+    j = parse_job(json.dumps({"id": "j1", "file": str(tmp_path / "w.stasisw"), "gpu": "GPU-1", "socket": sock,
+                              "arena_size": 8192, "hold": True, "wait_s": 30,
+                              "tensors": [{"name": "w", "offset": 0, "nbytes": 4096, "dtype": "float32", "shape": [1024]}]}))
+    t = threading.Thread(target=keeper.serve, args=(j, lambda s: asked.append(s) or True))
+    t.start()
+    for _ in range(1000):
+        if os.path.exists(sock):
+            break
+        threading.Event().wait(0.01)
+    RpcMethods(ReadingEngine()).call("stasis_adopt_weights", [sock], {})  # type: ignore[arg-type]
+    t.join(30)
+    keeper.close()
+    ready = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert asked == [] and "held_s" not in ready["load"]

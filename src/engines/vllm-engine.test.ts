@@ -82,7 +82,7 @@ test("a worker answering ok: false warns and does not fail the capture", async (
 
 /** A stager stand-in: ready with a socket, or with the reason it has none; records whether it was stopped. */
 function staged(outcome: { socket: string } | { reason: string }): StagedWeights & { stopped: boolean } {
-  const s = { stopped: false, ready: async () => outcome, stop: () => void (s.stopped = true) };
+  const s = { stopped: false, ready: async () => outcome, go: () => undefined, stop: () => void (s.stopped = true) };
   return s;
 }
 

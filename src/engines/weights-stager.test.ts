@@ -13,9 +13,24 @@ async function script(path: string, body: string): Promise<string> {
   return path;
 }
 
-/** A stand-in for the engine's interpreter: a shell script that keeps the job it was given and prints `lines`. */
+/**
+ * A stand-in for the engine's interpreter: a shell script that keeps the job line it was given (job.json), prints
+ * `lines` and runs `then` (REST: keeps what else comes on its stdin until it closes, in rest.txt).
+ */
 function fakePython(dir: string, lines: string[], then = "exit 0"): Promise<string> {
-  return script(join(dir, "python"), `cat > ${join(dir, "job.json")}\n${lines.map((l) => `echo '${l}'`).join("\n")}\n${then}`);
+  const keep = `read -r job; printf '%s\\n' "$job" > ${join(dir, "job.json")}`;
+  const rest = `cat > ${join(dir, "rest.tmp")}; mv ${join(dir, "rest.tmp")} ${join(dir, "rest.txt")}`;
+  return script(join(dir, "python"), `${keep}\n${lines.map((l) => `echo '${l}'`).join("\n")}\n${then.replace("REST", rest)}`);
+}
+
+/** The file's text once it exists (a stand-in writes it when its stdin closes). */
+async function eventually(path: string): Promise<string> {
+  for (let i = 0; i < 250; i++) {
+    const text = await readFile(path, "utf8").catch(() => undefined);
+    if (text !== undefined) return text;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`${path} never appeared`);
 }
 
 function info(python: string): StageInfo {
@@ -55,6 +70,34 @@ test("a stager that fills the memory gives its socket, and its fill is a phase w
     }
   }));
 
+test("a stager holds its reads for the restore's go: the job says so, go() sends the go line and closes its input", () =>
+  withDir(async (dir) => {
+    const python = await fakePython(dir, ['{"event": "ready", "bytes": 4096, "seconds": 0.2}'], "REST; exec sleep 30");
+    const staged = stageWeights(jobFor(python, dir));
+    try {
+      assert.ok("socket" in (await staged.ready()));
+      assert.equal((JSON.parse(await eventually(join(dir, "job.json"))) as { hold: unknown }).hold, true);
+      staged.go();
+      staged.go(); // once only
+      assert.equal(await eventually(join(dir, "rest.txt")), '{"op":"go"}\n');
+    } finally {
+      staged.stop();
+    }
+  }));
+
+test("STASIS_STAGE_HOLD=0: the stager reads at once", () =>
+  withDir(async (dir) => {
+    const python = await fakePython(dir, ['{"event": "ready", "bytes": 4096, "seconds": 0.2}']);
+    process.env.STASIS_STAGE_HOLD = "0";
+    try {
+      const staged = stageWeights(jobFor(python, dir));
+      assert.equal((JSON.parse(await eventually(join(dir, "job.json"))) as { hold: unknown }).hold, false);
+      staged.stop();
+    } finally {
+      delete process.env.STASIS_STAGE_HOLD;
+    }
+  }));
+
 test("a stager's error is the reason there are no staged weights", () =>
   withDir(async (dir) => {
     const python = await fakePython(dir, ['{"event": "error", "error": {"code": "gpu_memory", "message": "1.0 GiB free", "hint": null}}'], "exit 1");
@@ -80,6 +123,7 @@ function fakeKeeper(dir: string): Promise<string> {
       `  id=$(echo "$line" | sed 's/.*"id":"\\([^"]*\\)".*/\\1/')`,
       `  case "$line" in`,
       `    *'"op":"release"'*) echo "{\\"event\\": \\"released\\", \\"id\\": \\"$id\\", \\"images\\": 1}" ;;`,
+      `    *'"op":"go"'*) echo "$line" >> ${join(dir, "go.txt")} ;;`,
       `    *) echo "{\\"event\\": \\"ready\\", \\"id\\": \\"$id\\", \\"bytes\\": 4096, \\"seconds\\": 0.1}" ;;`,
       "  esac",
       "done",
@@ -99,6 +143,25 @@ test("a keeper takes jobs one line each and answers each by its id", () =>
       assert.deepEqual(await b.ready(), { socket: join(dir, "b", "weights-stage.sock") });
       assert.deepEqual(await a.ready(), { socket: join(dir, "a", "weights-stage.sock") });
       assert.equal(keeper.alive(), true);
+    } finally {
+      await keeper.close();
+    }
+  }));
+
+test("a keeper's job gets its go by its id, and a job given up is sent its go before the keeper is poked", () =>
+  withDir(async (dir) => {
+    const { WeightsKeeper } = await import("./weights-stager.js");
+    const python = await fakeKeeper(dir);
+    const keeper = WeightsKeeper.start(info(python));
+    try {
+      const a = keeper.stage(jobFor(python, join(dir, "a")));
+      assert.ok("socket" in (await a.ready()));
+      a.go();
+      assert.equal(await eventually(join(dir, "go.txt")), '{"op":"go","id":"job-1"}\n');
+      const b = keeper.stage(jobFor(python, join(dir, "b")));
+      b.stop(); // before its ready: given up
+      for (let i = 0; i < 100 && !(await readFile(join(dir, "go.txt"), "utf8")).includes("job-2"); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await readFile(join(dir, "go.txt"), "utf8"), '{"op":"go","id":"job-1"}\n{"op":"go","id":"job-2"}\n');
     } finally {
       await keeper.close();
     }

@@ -16,6 +16,12 @@ import type { Events } from "../events.js";
 export interface StagedWeights {
   /** The socket the filled memory is handed over on, or why there is none (the restore then refills). */
   ready(): Promise<{ socket: string } | { reason: string }>;
+  /**
+   * The restore's own reads (CRIU's images) are done: a stager whose weights file is not in the page cache holds
+   * its reads until this (or its wait runs out), so it does not share the disk with CRIU while CRIU needs it. A
+   * no-op for one that did not hold, and after the first call.
+   */
+  go(): void;
   /** Ends the stager (a no-op once it has handed the memory over and exited). */
   stop(): void;
 }
@@ -68,7 +74,17 @@ function jobLine(job: StageJob, socket: string, id?: string): string {
     arena_size: job.info.arenaSize,
     tensors: job.info.tensors,
     reserve_bytes: job.reserveBytes,
+    hold: holdReads(),
   });
+}
+
+/**
+ * Whether a stager holds its reads of a cold weights file until the restore's `go()`: yes, unless
+ * STASIS_STAGE_HOLD=0 (for measuring; on the H100 the stager reading from the start made restore-cold ~1.5 s slower,
+ * bench/results/2026-11-27-h100/README.md).
+ */
+function holdReads(): boolean {
+  return process.env.STASIS_STAGE_HOLD !== "0";
 }
 
 function pythonEnv(info: StageInfo): NodeJS.ProcessEnv {
@@ -99,7 +115,7 @@ class JobLines {
 }
 
 /** The phase "stage-weights": from the job's start until its memory is ready (or why it is not). */
-function staged(events: Events, socket: string, lines: JobLines, stop: () => void): StagedWeights {
+function staged(events: Events, socket: string, lines: JobLines, go: () => void, stop: () => void): StagedWeights {
   const outcome = events.phase(
     "stage-weights",
     async (): Promise<{ socket: string; bytes: number; load?: Record<string, unknown> } | { reason: string }> => {
@@ -112,10 +128,15 @@ function staged(events: Events, socket: string, lines: JobLines, stop: () => voi
     },
     (r) => ("socket" in r ? { bytes: r.bytes, detail: { load: r.load } } : { detail: { skipped: r.reason } }),
   );
+  let went = false;
   return {
     ready: async () => {
       const r = await outcome;
       return "socket" in r ? { socket: r.socket } : r;
+    },
+    go: () => {
+      if (!went) go();
+      went = true;
     },
     stop,
   };
@@ -127,10 +148,18 @@ export function stageWeights(job: StageJob): StagedWeights {
   const child = spawn(job.info.python, ["-m", "stasis_engine.weights.stage"], { stdio: ["pipe", "pipe", "pipe"], env: pythonEnv(job.info) });
   const lines = new JobLines();
   follow(child, "the stager", (l) => lines.push(l), (why) => lines.end(why));
-  child.stdin.end(jobLine(job, socket));
-  return staged(job.events, socket, lines, () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
+  // Its stdin stays open for the go line (its end is a go too).
+  child.stdin.write(jobLine(job, socket) + "\n");
+  return staged(
+    job.events,
+    socket,
+    lines,
+    () => child.stdin.end(JSON.stringify({ op: "go" }) + "\n"),
+    () => {
+      child.stdin.end();
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    },
+  );
 }
 
 /**
@@ -196,10 +225,15 @@ export class WeightsKeeper {
       this.sockets.set(id, socket);
       this.child.stdin.write(jobLine(job, socket, id) + "\n");
     }
-    return staged(job.events, socket, lines, () => {
-      // Not taken (the restore failed or refilled instead): make the keeper give up on it now, not after its wait.
+    const go = () => {
+      if (this.alive()) this.child.stdin.write(JSON.stringify({ op: "go", id }) + "\n");
+    };
+    return staged(job.events, socket, lines, go, () => {
+      // Not taken (the restore failed or refilled instead): make the keeper give up on it now, not after its wait
+      // (a job still holding its reads gets its go first).
       if (!this.jobs.has(id)) return;
       this.cancelled.add(id);
+      go();
       pokeSocket(socket);
     });
   }

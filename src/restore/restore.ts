@@ -162,6 +162,12 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     // restore touched (working-set.ts).
     reads = startBackgroundReads(snap, { verify: opts.verify, prefetch, events });
     workingSet = useWorkingSet() && (prefetch === "images" || prefetch === "all") ? startWorkingSet(snap.dir, events, workingSetAbort.signal) : undefined;
+    // A stager reading a cold weights file holds its reads until the restore's own reads (CRIU's images, the
+    // working set) are done, or CRIU is (whichever comes first): from the start they slowed CRIU more than they
+    // saved (bench/results/2026-11-27-h100/README.md). For measuring, STASIS_STAGE_GO=images: once the images are
+    // read; criu: only once CRIU is done.
+    const goAfter = process.env.STASIS_STAGE_GO;
+    if (goAfter !== "criu") void Promise.allSettled([reads.done(), goAfter === "images" ? undefined : workingSet]).then(() => staged?.go());
     const restored = await withRestoreLock(snap, async () => {
       // The shared-memory files stay while the instance lives (stasis stop removes them); CRIU needs the
       // link_remap files only while it restores.
@@ -197,6 +203,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
         await linkRemaps.remove();
       }
     });
+    staged?.go();
     pid = restored.pid;
     nsInit = restored.nsInit;
     const root = restored.pid;
@@ -258,12 +265,12 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
 }
 
 /**
- * STASIS_WORKING_SET=1 turns the working set on (recorded after a restore, read by later cold restores). Off by
- * default: on the H100 it saves the 0.5 s of page faults after the weights, but its small reads slow the weights'
- * stream by as much or more (docs/ARCHITECTURE.md).
+ * The working set (recorded after a restore, read by later cold restores beside the images): on unless
+ * STASIS_WORKING_SET=0. On the H100 it takes CRIU's tail and the page faults after the weights (0.3-0.5 s) off a
+ * cold restore, now that the stager holds its reads until it is read (docs/ARCHITECTURE.md).
  */
 function useWorkingSet(): boolean {
-  return process.env.STASIS_WORKING_SET === "1";
+  return process.env.STASIS_WORKING_SET !== "0";
 }
 
 /**

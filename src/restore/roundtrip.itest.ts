@@ -9,7 +9,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
 import { httpOk } from "../engines/http-client.js";
 import { freePort } from "../commands/demo.js";
@@ -128,9 +128,11 @@ test("(c) one snapshot restored four times, one after the other (default: parall
   assert.equal(new Set(ids).size, 4);
 });
 
-test("(d) STASIS_WORKING_SET=1: a restore records the pages of files its tree touched; a later one with prefetch reads them", async () => {
-  const on = { ...env, STASIS_WORKING_SET: "1" };
+test("(d) the working set: a restore records the pages of files its tree touched; a later one with prefetch reads them", async () => {
+  const on = env;
   const phase = (res: { json: { phases: { name: string }[] } }, name: string) => res.json.phases.find((p) => p.name === name) as { bytes?: number; detail?: Record<string, number> } | undefined;
+  const inspect = await stasis(["inspect", "twice", "--json"], env);
+  rmSync(join(inspect.json.dir, "working-set.json"), { force: true }); // the restores of (c) recorded one
   const first = await stasis(["restore", "twice", "--json"], on);
   assert.equal(first.code, 0, first.output);
   const recorded = phase(first, "record-working-set");
@@ -144,9 +146,9 @@ test("(d) STASIS_WORKING_SET=1: a restore records the pages of files its tree to
   assert.ok(read && read.detail!.files === ws.files.length && read.detail!.bytesTotal! > 0, JSON.stringify(read));
   assert.equal(phase(second, "record-working-set"), undefined, "recorded once");
   assert.equal((await stasis(["stop", second.json.instance.id], env)).code, 0);
-  const off = await stasis(["restore", "twice", "--json", "--prefetch", "images"], env);
+  const off = await stasis(["restore", "twice", "--json", "--prefetch", "images"], { ...env, STASIS_WORKING_SET: "0" });
   assert.equal(off.code, 0, off.output);
-  assert.equal(phase(off, "working-set"), undefined, "off by default");
+  assert.equal(phase(off, "working-set"), undefined, "STASIS_WORKING_SET=0 turns it off");
   assert.equal((await stasis(["stop", off.json.instance.id], env)).code, 0);
 });
 

@@ -174,7 +174,7 @@ export function startWorkingSet(snapshotDir: string, events: Events, signal?: Ab
         "working-set",
         async () => {
           const { reads, changedFiles } = await workingSetReads(ws);
-          const stats = await prefetch(reads, { skipResident: true, concurrency: 4, chunkBytes: 2 << 20, ...(signal ? { signal } : {}) });
+          const stats = await prefetch(reads, { skipResident: true, concurrency: concurrency(), chunkBytes: 2 << 20, ...(signal ? { signal } : {}) });
           return { ...stats, changedFiles };
         },
         (s) => ({ bytes: s.bytesRead, detail: { files: ws.files.length - s.changedFiles, changedFiles: s.changedFiles, bytesAlreadyResident: s.bytesAlreadyResident, bytesTotal: s.bytesTotal } }),
@@ -183,4 +183,10 @@ export function startWorkingSet(snapshotDir: string, events: Events, signal?: Ab
       if (!signal?.aborted) events.log(`reading the restore's working set failed (${(err as Error).message}); the engine reads its pages as it needs them`, "warn");
     }
   })();
+}
+
+/** 4 threads, or STASIS_WORKING_SET_CONCURRENCY (for measuring). */
+function concurrency(): number {
+  const n = Number(process.env.STASIS_WORKING_SET_CONCURRENCY);
+  return Number.isInteger(n) && n > 0 && n <= 64 ? n : 4;
 }

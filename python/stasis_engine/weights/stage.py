@@ -6,9 +6,13 @@ from the weights file with the same pipelines as ``load_into`` (driver API, no t
 then hands the memory to the engine as a file descriptor over a Unix socket. The engine maps it at its arena's
 addresses (``stasis_adopt_weights``): the weights are in place without a copy on the restore's path.
 
-Job: ``{"file": PATH, "gpu": UUID, "socket": PATH, "arena_size": N, "tensors": [{"name", "offset", "nbytes",
-"dtype", "shape"}], "reserve_bytes": N, "wait_s": S}``. ``reserve_bytes``: GPU memory to leave free for the
-rest of the restore (the CUDA restore of the engine runs at the same time); without it, the stager refuses.
+Job (one JSON line on stdin): ``{"file": PATH, "gpu": UUID, "socket": PATH, "arena_size": N, "tensors": [{"name",
+"offset", "nbytes", "dtype", "shape"}], "reserve_bytes": N, "wait_s": S, "hold": B}``. ``reserve_bytes``: GPU memory
+to leave free for the rest of the restore (the CUDA restore of the engine runs at the same time); without it, the
+stager refuses. ``hold``: when the file is not in the page cache, create the memory but read nothing until a line
+``{"op": "go"}`` (the keeper's: ``{"op": "go", "id": ...}``) comes, stdin closes, or ``wait_s`` passes: the restore
+sends it once its own reads (CRIU's images) are done, so the two do not share the disk while CRIU needs it (on the
+H100's disk, reading the weights from the start made CRIU's restore 2-3 s slower and the whole restore-cold ~1.5 s).
 
 Stdout, one JSON object per line: ``{"event": "ready", "bytes", "seconds", "load": {...}}`` once the memory is
 filled and the socket listens; ``{"event": "handed-off", "seconds"}`` once the engine acknowledged; or
@@ -25,9 +29,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import sys
 import time
+from collections import deque
 from typing import Any, Callable
 
 from ..errors import StasisEngineError
@@ -43,6 +49,64 @@ def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+class Lines:
+    """The lines of a file descriptor (the stager's stdin): ``next()`` blocks for the next one, ``wait_for(match,
+    timeout)`` waits for one that matches and keeps the others, in order, for ``next()`` (a job holding its reads
+    waits for its go line while the keeper's next job or a release waits its turn). Raw reads and select, so a
+    timeout sees lines already read ahead."""
+
+    def __init__(self, fd: int = 0) -> None:
+        self.fd = fd
+        self.buf = b""
+        self.eof = False
+        self.kept: deque[str] = deque()
+
+    def _read(self, deadline: float | None) -> str | None:
+        """The next line read from the descriptor; None at the end of input or the deadline."""
+        while b"\n" not in self.buf:
+            if self.eof:
+                line, self.buf = self.buf, b""
+                return line.decode() if line else None
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([self.fd], [], [], timeout)[0]:
+                return None
+            chunk = os.read(self.fd, 1 << 16)
+            self.eof = not chunk
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode()
+
+    def next(self) -> str | None:
+        """The next line not taken by ``wait_for``; None at the end of input."""
+        return self.kept.popleft() if self.kept else self._read(None)
+
+    def wait_for(self, match: Callable[[str], bool], timeout: float) -> bool:
+        """True once a line that ``match``es came (it is consumed); False at the end of input or the timeout."""
+        for i, line in enumerate(self.kept):
+            if match(line):
+                del self.kept[i]
+                return True
+        deadline = time.monotonic() + timeout
+        while (line := self._read(deadline)) is not None:
+            if match(line):
+                return True
+            self.kept.append(line)
+        return False
+
+
+def go_line(job_id: Any) -> Callable[[str], bool]:
+    """Matches the go line of the job ``job_id`` (None: the one-shot stager's, which carries no id)."""
+
+    def match(line: str) -> bool:
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            return False
+        return isinstance(obj, dict) and obj.get("op") == "go" and obj.get("id") == job_id
+
+    return match
+
+
 def parse_job(text: str) -> dict[str, Any]:
     """The job, checked: every field present and of its type, tensors inside the arena and not overlapping."""
     try:
@@ -56,6 +120,9 @@ def parse_job(text: str) -> dict[str, Any]:
             raise StasisEngineError("bad_argument", f"the stager's job needs {key!r} ({kind.__name__})")
     job.setdefault("reserve_bytes", 0)
     job.setdefault("wait_s", 120)
+    job.setdefault("hold", False)
+    if not isinstance(job["hold"], bool):
+        raise StasisEngineError("bad_argument", "the stager's job has a non-boolean 'hold'")
     end = 0
     for t in sorted(job["tensors"], key=lambda t: t.get("offset", -1) if isinstance(t, dict) else -1):
         if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not isinstance(t.get("offset"), int) \
@@ -114,14 +181,17 @@ def hand_off(sock: socket.socket, fd: int, size: int, wait_s: float) -> None:
         raise StasisEngineError("stage_refused", f"the engine did not take the weights: {answer.decode(errors='replace') or 'no answer'}")
 
 
-def _threads(path: str) -> int:
-    """STASIS_STAGE_THREADS, else by where the file is. In the page cache: 8 (copies are CPU work that CRIU and
-    the CUDA restore beside it also need; on the H100, 8 threads: CRIU 0.28-0.38 s, 16: 0.34-0.41 s). On disk:
-    16 (reads wait on the disk; more in flight keep it busy)."""
+_IN_MEMORY = 0.98
+
+
+def _threads(resident: float) -> int:
+    """STASIS_STAGE_THREADS, else by where the file is (``resident``: the fraction in the page cache). In the page
+    cache: 8 (copies are CPU work that CRIU and the CUDA restore beside it also need; on the H100, 8 threads: CRIU
+    0.28-0.38 s, 16: 0.34-0.41 s). On disk: 16 (reads wait on the disk; more in flight keep it busy)."""
     value = os.environ.get("STASIS_STAGE_THREADS", "")
     if value.isdigit() and int(value) > 0:
         return int(value)
-    return 8 if _resident(path) >= 0.98 else 16
+    return 8 if resident >= _IN_MEMORY else 16
 
 
 def _resident(path: str) -> float:
@@ -200,20 +270,34 @@ def serve_job(job: dict[str, Any], rt: DriverRuntime, fill: Any, extra: dict[str
             pass
 
 
-def fill_from_file(job: dict[str, Any], rt: DriverRuntime, mem: ExportableMemory) -> dict[str, Any]:
-    """Fills the job's memory from its weights file with the load pipelines (its stats)."""
-    return load_targets("tensors", targets_at(mem.address, job["tensors"]), Device("cuda", rt.device), job["file"],
-                        runtime=rt, threads=_threads(job["file"]), method=_method()).to_dict()
+Hold = Callable[[float], bool]
 
 
-def run(job: dict[str, Any]) -> None:
-    """The one-shot stager: fills the memory from the file with the load pipelines."""
+def fill_from_file(job: dict[str, Any], rt: DriverRuntime, mem: ExportableMemory, hold: Hold) -> dict[str, Any]:
+    """Fills the job's memory from its weights file with the load pipelines (its stats). A job with ``hold`` whose
+    file is not in the page cache first waits for its go (``hold(wait_s)``: True once it came); the stats then say
+    how long (``held_s``) and whether the go came (``go``: false when stdin closed or the wait ran out)."""
+    resident = _resident(job["file"])
+    held: dict[str, Any] = {}
+    if job["hold"] and resident < _IN_MEMORY:
+        t = time.perf_counter()
+        held["go"] = hold(float(job["wait_s"]))
+        held["held_s"] = round(time.perf_counter() - t, 4)
+    stats = load_targets("tensors", targets_at(mem.address, job["tensors"]), Device("cuda", rt.device), job["file"],
+                         runtime=rt, threads=_threads(resident), method=_method()).to_dict()
+    return {**stats, **held}
+
+
+def run(job: dict[str, Any], lines: Lines) -> None:
+    """The one-shot stager: fills the memory from the file with the load pipelines (a held job waits for its go
+    on ``lines``)."""
     ioprio = lower_io_priority()
     _nice()
     drv = Driver()
     rt = DriverRuntime(drv, drv.device_by_uuid(job["gpu"]))
     try:
-        serve_job(job, rt, lambda mem: fill_from_file(job, rt, mem), {"ioprio": ioprio})
+        serve_job(job, rt, lambda mem: fill_from_file(job, rt, mem, lambda s: lines.wait_for(go_line(None), s)),
+                  {"ioprio": ioprio})
     finally:
         rt.release()
 
@@ -273,13 +357,14 @@ class Keeper:
             raise
         self.images[key] = (rt, host)
 
-    def serve(self, job: dict[str, Any]) -> None:
+    def serve(self, job: dict[str, Any], hold: Hold = lambda s: True) -> None:
+        """One job; ``hold``: how a held job waits for its go (from the file only: an image is in memory)."""
         rt = self.runtime(job["gpu"])
         stream = self.streams[job["gpu"]]
         key = self.image_key(job)
         image = self.images.pop(key, None)
         if image is None:
-            serve_job(job, rt, lambda mem: {**fill_from_file(job, rt, mem), "image": "pinned after the hand-off"},
+            serve_job(job, rt, lambda mem: {**fill_from_file(job, rt, mem, hold), "image": "pinned after the hand-off"},
                       {"id": job.get("id")})
             start = time.perf_counter()
             try:
@@ -321,11 +406,13 @@ class Keeper:
 def keep() -> int:
     """The keeper's loop: one job per stdin line until stdin closes; a failed job answers an error line and the
     keeper goes on with the next. A line ``{"op": "release", "id": ...}`` frees the pinned images instead and
-    answers ``{"event": "released", "id": ..., "images": N}``."""
+    answers ``{"event": "released", "id": ..., "images": N}``; a go line for a job that did not hold (its file was
+    in memory) or is done is dropped."""
     lower_io_priority()
     keeper: Keeper | None = None
+    lines = Lines(sys.stdin.fileno())
     try:
-        for line in sys.stdin:
+        while (line := lines.next()) is not None:
             if not line.strip():
                 continue
             job_id = None
@@ -335,9 +422,11 @@ def keep() -> int:
                 if isinstance(raw, dict) and raw.get("op") == "release":
                     _emit({"event": "released", "id": job_id, "images": keeper.release_images() if keeper else 0})
                     continue
+                if isinstance(raw, dict) and raw.get("op") == "go":
+                    continue
                 job = parse_job(line)
                 keeper = keeper or Keeper()
-                keeper.serve(job)
+                keeper.serve(job, lambda s, i=job_id: lines.wait_for(go_line(i), s))
             except StasisEngineError as e:
                 _emit({"event": "error", "id": job_id, "error": e.to_dict()})
             except Exception as e:  # noqa: BLE001 - one job's failure is reported, the keeper goes on
@@ -353,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     if (sys.argv[1:] if argv is None else argv) == ["--keep"]:
         return keep()
     try:
-        run(parse_job(sys.stdin.read()))
+        lines = Lines(sys.stdin.fileno())
+        run(parse_job(lines.next() or ""), lines)
     except StasisEngineError as e:
         _emit({"event": "error", "error": e.to_dict()})
         return 1
