@@ -11,8 +11,9 @@ Job (one JSON line on stdin): ``{"file": PATH, "gpu": UUID, "socket": PATH, "are
 to leave free for the rest of the restore (the CUDA restore of the engine runs at the same time); without it, the
 stager refuses. ``hold``: when the file is not in the page cache, create the memory but read nothing until a line
 ``{"op": "go"}`` (the keeper's: ``{"op": "go", "id": ...}``) comes, stdin closes, or ``wait_s`` passes: the restore
-sends it once its own reads (CRIU's images) are done, so the two do not share the disk while CRIU needs it (on the
-H100's disk, reading the weights from the start made CRIU's restore 2-3 s slower and the whole restore-cold ~1.5 s).
+sends it once its own reads (CRIU's images, the working set) are done or CRIU's restore is, so the two do not share
+the disk while CRIU needs it (on the H100's disk, reading the weights from the start made CRIU's restore end 2-3 s
+later).
 
 Stdout, one JSON object per line: ``{"event": "ready", "bytes", "seconds", "load": {...}}`` once the memory is
 filled and the socket listens; ``{"event": "handed-off", "seconds"}`` once the engine acknowledged; or
