@@ -4,7 +4,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Events, recordTimeline } from "../events.js";
-import { stageWeights, type StageInfo } from "./weights-stager.js";
+import { stageWeights, WeightsKeeper, type StageInfo } from "./weights-stager.js";
 
 /** Writes an executable shell script (the stand-ins for the engine's interpreter). */
 async function script(path: string, body: string): Promise<string> {
@@ -132,44 +132,42 @@ function fakeKeeper(dir: string): Promise<string> {
 }
 
 
-test("a keeper takes jobs one line each and answers each by its id", () =>
-  withDir(async (dir) => {
-    const { WeightsKeeper } = await import("./weights-stager.js");
+/** A keeper on the stand-in (fakeKeeper) for `body`, closed after it. */
+function withFakeKeeper(body: (keeper: WeightsKeeper, python: string, dir: string) => Promise<void>): Promise<void> {
+  return withDir(async (dir) => {
     const python = await fakeKeeper(dir);
     const keeper = WeightsKeeper.start(info(python));
     try {
-      const a = keeper.stage(jobFor(python, join(dir, "a")));
-      const b = keeper.stage(jobFor(python, join(dir, "b")));
-      assert.deepEqual(await b.ready(), { socket: join(dir, "b", "weights-stage.sock") });
-      assert.deepEqual(await a.ready(), { socket: join(dir, "a", "weights-stage.sock") });
-      assert.equal(keeper.alive(), true);
+      await body(keeper, python, dir);
     } finally {
       await keeper.close();
     }
+  });
+}
+
+test("a keeper takes jobs one line each and answers each by its id", () =>
+  withFakeKeeper(async (keeper, python, dir) => {
+    const a = keeper.stage(jobFor(python, join(dir, "a")));
+    const b = keeper.stage(jobFor(python, join(dir, "b")));
+    assert.deepEqual(await b.ready(), { socket: join(dir, "b", "weights-stage.sock") });
+    assert.deepEqual(await a.ready(), { socket: join(dir, "a", "weights-stage.sock") });
+    assert.equal(keeper.alive(), true);
   }));
 
 test("a keeper's job gets its go by its id, and a job given up is sent its go before the keeper is poked", () =>
-  withDir(async (dir) => {
-    const { WeightsKeeper } = await import("./weights-stager.js");
-    const python = await fakeKeeper(dir);
-    const keeper = WeightsKeeper.start(info(python));
-    try {
-      const a = keeper.stage(jobFor(python, join(dir, "a")));
-      assert.ok("socket" in (await a.ready()));
-      a.go();
-      assert.equal(await eventually(join(dir, "go.txt")), '{"op":"go","id":"job-1"}\n');
-      const b = keeper.stage(jobFor(python, join(dir, "b")));
-      b.stop(); // before its ready: given up
-      for (let i = 0; i < 100 && !(await readFile(join(dir, "go.txt"), "utf8")).includes("job-2"); i++) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(await readFile(join(dir, "go.txt"), "utf8"), '{"op":"go","id":"job-1"}\n{"op":"go","id":"job-2"}\n');
-    } finally {
-      await keeper.close();
-    }
+  withFakeKeeper(async (keeper, python, dir) => {
+    const a = keeper.stage(jobFor(python, join(dir, "a")));
+    assert.ok("socket" in (await a.ready()));
+    a.go();
+    assert.equal(await eventually(join(dir, "go.txt")), '{"op":"go","id":"job-1"}\n');
+    const b = keeper.stage(jobFor(python, join(dir, "b")));
+    b.stop(); // before its ready: given up
+    for (let i = 0; i < 100 && !(await readFile(join(dir, "go.txt"), "utf8")).includes("job-2"); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await readFile(join(dir, "go.txt"), "utf8"), '{"op":"go","id":"job-1"}\n{"op":"go","id":"job-2"}\n');
   }));
 
 test("what a keeper says after a job's hand-off (its image pinned, or not) is logged, and the job is unaffected", () =>
   withDir(async (dir) => {
-    const { WeightsKeeper } = await import("./weights-stager.js");
     const say = (line: string) => `  echo '${line}'`;
     const python = await script(
       join(dir, "python"),
@@ -203,7 +201,6 @@ test("a keeper that dies ends its jobs with the reason, and the daemon's set sta
     const { weightsKeepers } = await import("../serve/weights-keepers.js");
     const dead = await script(join(dir, "dead"), "exit 3");
     let started = 0;
-    const { WeightsKeeper } = await import("./weights-stager.js");
     const set = weightsKeepers(() => undefined, (job) => (started++, WeightsKeeper.start(job.info)));
     try {
       const job = jobFor(dead, dir);
@@ -219,7 +216,6 @@ test("a keeper that dies ends its jobs with the reason, and the daemon's set sta
 test("releasing the daemon's keepers frees their weights and keeps them up; closing ends them", () =>
   withDir(async (dir) => {
     const { weightsKeepers } = await import("../serve/weights-keepers.js");
-    const { WeightsKeeper } = await import("./weights-stager.js");
     const python = await fakeKeeper(dir);
     const started: ReturnType<typeof WeightsKeeper.start>[] = [];
     const set = weightsKeepers(() => undefined, (job) => {
@@ -243,7 +239,6 @@ test("releasing the daemon's keepers frees their weights and keeps them up; clos
 
 test("a keeper's release times out when it does not answer, and resolves 0 once the keeper has ended", () =>
   withDir(async (dir) => {
-    const { WeightsKeeper } = await import("./weights-stager.js");
     const silent = await script(join(dir, "silent"), "while read line; do :; done"); // answers nothing, ends with stdin
     const keeper = WeightsKeeper.start(info(silent));
     await assert.rejects(keeper.release(200), /did not release its weights within 200 ms/);
