@@ -10,6 +10,7 @@ import type { Criu } from "./locate.js";
 import { firstError, hintFor } from "./dump.js";
 import { inheritKey, restoreOptions } from "./options.js";
 import { exists } from "../files.js";
+import { envInt } from "../env.js";
 
 export interface RestoreFiles {
   /** Paths of stdout/stderr as the images hold them. */
@@ -162,17 +163,14 @@ export async function criuRestore(
  * is what finding a slow restore needs; the GPU runs measure what it costs.
  */
 function logLevel(): number {
-  const v = Number(process.env.STASIS_CRIU_LOG_LEVEL ?? "4");
-  return Number.isInteger(v) && v >= 0 && v <= 4 ? v : 4;
+  return envInt("STASIS_CRIU_LOG_LEVEL", 0, 4) ?? 4;
 }
 
 /** Prefill workers unless told (STASIS_PREFILL_WORKERS): one per core, at most 16. On the 16-core H100
  *  machine 16 workers copied the 3B engine's 2.16 GB in 109-118 ms, 8 in 158-164 ms
  *  (bench/results/2026-11-27-h100/pipeline-3b-7-memory-modes/). */
 export function defaultPrefillWorkers(env: NodeJS.ProcessEnv = process.env): number {
-  const n = Number(env.STASIS_PREFILL_WORKERS);
-  if (Number.isInteger(n) && n >= 1 && n <= 64) return n;
-  return Math.max(1, Math.min(16, availableParallelism()));
+  return envInt("STASIS_PREFILL_WORKERS", 1, 64, env) ?? Math.max(1, Math.min(16, availableParallelism()));
 }
 
 /** The lazy-pages daemon's own account of a prefill: "prefill: B bytes (P pages) with N workers in T ms". */

@@ -17,9 +17,9 @@ export interface StagedWeights {
   /** The socket the filled memory is handed over on, or why there is none (the restore then refills). */
   ready(): Promise<{ socket: string } | { reason: string }>;
   /**
-   * The restore's own reads (CRIU's images) are done: a stager whose weights file is not in the page cache holds
-   * its reads until this (or its wait runs out), so it does not share the disk with CRIU while CRIU needs it. A
-   * no-op for one that did not hold, and after the first call.
+   * The restore's own reads (CRIU's images, the working set) or CRIU itself are done: a stager whose weights file is
+   * not in the page cache holds its reads until this (or its wait runs out), so it does not share the disk with CRIU
+   * while CRIU needs it. A no-op for one that did not hold, and after the first call.
    */
   go(): void;
   /** Ends the stager (a no-op once it has handed the memory over and exited). */

@@ -7,6 +7,7 @@ import type { Snapshot } from "../store/store.js";
 import { prefetch, PREFETCH_STRATEGIES, type PrefetchStrategy } from "../pagecache/prefetch.js";
 import { recordVerified, stampFiles, stillVerified, type Stamp } from "../store/verified.js";
 import type { PrefetchMode, VerifyMode } from "./modes.js";
+import { envInt } from "../env.js";
 export type { PrefetchMode, VerifyMode };
 
 /** The files CRIU itself reads during a restore. */
@@ -105,8 +106,8 @@ export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode;
  */
 function tuning(): { concurrency?: number; strategy?: PrefetchStrategy } {
   const out: { concurrency?: number; strategy?: PrefetchStrategy } = {};
-  const c = Number(process.env.STASIS_PREFETCH_CONCURRENCY);
-  if (Number.isInteger(c) && c > 0) out.concurrency = c;
+  const c = envInt("STASIS_PREFETCH_CONCURRENCY", 1);
+  if (c !== undefined) out.concurrency = c;
   const s = process.env.STASIS_PREFETCH_STRATEGY as PrefetchStrategy | undefined;
   if (s && (PREFETCH_STRATEGIES as readonly string[]).includes(s)) out.strategy = s;
   return out;

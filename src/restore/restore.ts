@@ -158,8 +158,8 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
         ...(deps.stager ? { launch: deps.stager } : {}),
       });
     }
-    // From a cold page cache, with STASIS_WORKING_SET: beside the images, the pages of the engine's files its last
-    // restore touched (working-set.ts).
+    // From a cold page cache (unless STASIS_WORKING_SET=0): beside the images, the pages of the engine's files its
+    // last restore touched (working-set.ts).
     reads = startBackgroundReads(snap, { verify: opts.verify, prefetch, events });
     workingSet = useWorkingSet() && (prefetch === "images" || prefetch === "all") ? startWorkingSet(snap.dir, events, workingSetAbort.signal) : undefined;
     // A stager reading a cold weights file holds its reads until the restore's own reads (CRIU's images, the

@@ -14,6 +14,7 @@ import { z } from "zod";
 import type { Events } from "../events.js";
 import { prefetch, type PrefetchFile } from "../pagecache/prefetch.js";
 import { readMaps, type FileMapping } from "../proc/maps.js";
+import { envInt } from "../env.js";
 
 export const WORKING_SET_FILE = "working-set.json";
 const PAGE = 4096;
@@ -164,8 +165,7 @@ export async function workingSetReads(ws: WorkingSet): Promise<{ reads: Prefetch
  * reads slow to about half the disk's rate.
  */
 function readGap(): number {
-  const kb = Number(process.env.STASIS_WORKING_SET_GAP_KB);
-  return Number.isInteger(kb) && kb > 0 ? kb * 1024 : 0;
+  return (envInt("STASIS_WORKING_SET_GAP_KB", 1) ?? 0) * 1024;
 }
 
 /**
@@ -198,6 +198,5 @@ export function startWorkingSet(snapshotDir: string, events: Events, signal?: Ab
 
 /** 4 threads, or STASIS_WORKING_SET_CONCURRENCY (for measuring). */
 function concurrency(): number {
-  const n = Number(process.env.STASIS_WORKING_SET_CONCURRENCY);
-  return Number.isInteger(n) && n > 0 && n <= 64 ? n : 4;
+  return envInt("STASIS_WORKING_SET_CONCURRENCY", 1, 64) ?? 4;
 }
