@@ -32,6 +32,8 @@ export interface StrategySummary {
   medianFirstTokenMs: number;
   /** The phases of the run whose time to first token is the median. */
   phases: Run["phases"];
+  /** restore-cold: the disks during that same run (Run.disk). */
+  disk?: Run["disk"];
   /** Cold cases: the median of what each run read from the machine's disks before its first token. */
   medianDiskBytesRead?: number;
 }
@@ -129,6 +131,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
       medianReadyMs: median(rs.map((r) => r.readyMs)),
       medianFirstTokenMs: mid,
       phases: rep.phases,
+      ...(rep.disk ? { disk: rep.disk } : {}),
       ...(rs.every((r) => r.diskBytesRead !== undefined) ? { medianDiskBytesRead: median(rs.map((r) => r.diskBytesRead!)) } : {}),
     };
   });

@@ -27,3 +27,36 @@ test("what the disks read comes from /proc/diskstats' sectors, of the named devi
   const now = await diskBytesRead();
   assert.ok(now === undefined || (Number.isFinite(now) && now >= 0));
 });
+
+test("the disks' samples become windows: rate, reads, their mean size and what was in flight", async () => {
+  const { diskWindows } = await import("./report.js");
+  const mb = 1e6;
+  const samples = [0, 100, 200, 300, 400, 500, 600, 700].map((ms, k) => ({ ms, bytes: k <= 5 ? k * 100 * mb : 500 * mb, reads: k <= 5 ? k * 100 : 500, inFlight: k <= 5 ? 8 : 0 }));
+  const w = diskWindows(samples, 500);
+  assert.equal(w.length, 2);
+  assert.deepEqual([w[0]!.fromMs, w[1]!.fromMs], [0, 500]);
+  assert.ok(Math.abs(w[0]!.gbps - 1) < 1e-9, "500 MB in 500 ms");
+  assert.equal(w[0]!.reads, 500);
+  assert.ok(Math.abs(w[0]!.avgKB - 1e6 / 1024) < 1e-6, "1 MB a read");
+  assert.equal(w[0]!.inFlight, 8);
+  assert.deepEqual([w[1]!.gbps, w[1]!.reads, w[1]!.avgKB, w[1]!.inFlight], [0, 0, 0, 0], "idle after");
+  assert.deepEqual(diskWindows(samples.slice(0, 1), 500), [], "one sample: no window");
+});
+
+test("the disk sampler reads /proc/diskstats until stopped, and a second stop changes nothing", async () => {
+  const { sampleDisk } = await import("./system.js");
+  const s = sampleDisk(20);
+  await new Promise((r) => setTimeout(r, 90));
+  const got = await s.stop();
+  const again = await s.stop();
+  assert.equal(again, got);
+  const n = got.length;
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(got.length, n, "nothing added after stop");
+  // A machine without disks in /sys/block gives none; one with them gives readings from the first on.
+  if (n > 0) {
+    assert.ok(n >= 3, `sampled every 20 ms for 90 ms: ${n}`);
+    assert.deepEqual([got[0]!.bytes, got[0]!.reads], [0, 0], "counted from the first reading");
+    assert.ok(got.every((x, k) => k === 0 || (x.ms >= got[k - 1]!.ms && x.bytes >= got[k - 1]!.bytes)));
+  }
+});

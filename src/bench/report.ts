@@ -1,5 +1,31 @@
 import type { BenchReport } from "./bench.js";
+import type { DiskSample } from "./system.js";
 import { formatMs, table } from "../cli/render/format.js";
+
+/** Disk samples cut into consecutive windows of about `windowMs` (each from one sample to the last within
+ *  `windowMs` of it): what the disks read in each (GB/s, reads, their mean size), and the mean of the reads in
+ *  flight at the samples that end inside it. */
+export function diskWindows(samples: DiskSample[], windowMs: number): { fromMs: number; gbps: number; reads: number; avgKB: number; inFlight: number }[] {
+  const out = [];
+  for (let i = 0; i < samples.length - 1; ) {
+    const first = samples[i]!;
+    let j = i + 1;
+    while (j + 1 < samples.length && samples[j + 1]!.ms <= first.ms + windowMs) j++;
+    const last = samples[j]!;
+    const inside = samples.slice(i + 1, j + 1);
+    const bytes = last.bytes - first.bytes;
+    const reads = last.reads - first.reads;
+    out.push({
+      fromMs: first.ms,
+      gbps: bytes / Math.max(1e-6, last.ms - first.ms) / 1e6,
+      reads,
+      avgKB: reads > 0 ? bytes / reads / 1024 : 0,
+      inFlight: inside.reduce((a, x) => a + x.inFlight, 0) / inside.length,
+    });
+    i = j;
+  }
+  return out;
+}
 
 /** The benchmark as a table: one row per strategy, plain text or markdown (with the run's facts above it). */
 export function benchTable(r: BenchReport, style: "text" | "markdown"): string {
@@ -39,6 +65,16 @@ export function benchTable(r: BenchReport, style: "text" | "markdown"): string {
     "| phase | start | took | bytes | rate |",
     "| --- | --- | --- | --- | --- |",
     ...s.phases.map((p) => `| ${p.name} | ${formatMs(p.startMs)} | ${formatMs(p.ms)} | ${p.bytes ?? ""} | ${p.gbps ? `${p.gbps.toFixed(2)} GB/s` : ""} |`),
+    ...(s.disk && s.disk.length > 1
+      ? [
+          "",
+          `**${s.strategy}** disks (the same run, /proc/diskstats every 100 ms, 500 ms windows):`,
+          "",
+          "| from | read | reads | mean read | in flight |",
+          "| --- | --- | --- | --- | --- |",
+          ...diskWindows(s.disk, 500).map((w) => `| ${formatMs(w.fromMs)} | ${w.gbps.toFixed(2)} GB/s | ${w.reads} | ${w.avgKB.toFixed(0)} KiB | ${w.inFlight.toFixed(1)} |`),
+        ]
+      : []),
   ]);
   return [...facts.map((f) => `- ${f}`), "", ...md, ...phases].join("\n");
 }

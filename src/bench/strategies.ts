@@ -12,7 +12,7 @@ import { findInstance, killTree, stopInstance } from "../instances/instances.js"
 import type { Snapshot } from "../store/store.js";
 import { StasisError } from "../errors.js";
 import { prefetch } from "../pagecache/prefetch.js";
-import { cacheEnv, diskBytesRead, diskReadSince, dropPageCache } from "./system.js";
+import { cacheEnv, diskBytesRead, diskReadSince, dropPageCache, sampleDisk, type DiskSample } from "./system.js";
 import { createdSince, removePlaced, sharedMemoryFiles } from "../criu/kept-files.js";
 import { processTree } from "../proc/tree.js";
 import { releaseDaemonWeights, restoreViaDaemon } from "../serve/client.js";
@@ -31,6 +31,8 @@ export interface Run {
   setup: string;
   /** Cold cases: bytes read from the machine's disks from the start until the first token (diskBytesRead). */
   diskBytesRead?: number;
+  /** restore-cold: the disks every 100 ms from the start until the first token (sampleDisk), on this run's clock. */
+  disk?: DiskSample[];
 }
 
 function canaryOf(snap: Snapshot): CanaryRequest {
@@ -118,13 +120,20 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
     await dropPageCache();
   } else await prefetch(m.files.map((f) => ({ path: join(snap.dir, f.path) })), {});
   const readBefore = strategy === "restore-cold" ? await diskBytesRead() : undefined;
+  const sampler = strategy === "restore-cold" ? sampleDisk() : undefined;
   const started = performance.now();
-  const { readyMs, result } = args.via === "api" ? await restoreByRequest(snap, args, started) : await restoreByCli(snap, args, started);
+  const { readyMs, result } = await (args.via === "api" ? restoreByRequest(snap, args, started) : restoreByCli(snap, args, started)).catch(
+    async (e: unknown) => {
+      await sampler?.stop();
+      throw e;
+    },
+  );
   try {
     const events = new Events();
     const ctx: EngineContext = { baseUrl: m.server.url, events, alive: () => true, logPath: "" };
     await engineFor(m.engine.kind).firstToken(ctx, canaryOf(snap));
     const firstTokenMs = performance.now() - started;
+    const disk = await sampler?.stop();
     const diskRead = await diskReadSince(readBefore);
     // The CLI's own phases are relative to its start, which is a little after the spawn: shift them onto this clock.
     const offset = readyMs - Math.max(0, ...(result.phases ?? []).map((p) => p.endMs));
@@ -140,8 +149,10 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
       phases,
       setup: `${strategy === "restore-cold" ? `page cache dropped${released ? ", the daemon's pinned weights released" : ""}` : "snapshot files in the page cache"}${args.via === "api" ? ", a request to `stasis serve`" : result.via === "daemon" ? ", through `stasis serve`" : ""}`,
       ...(diskRead === undefined ? {} : { diskBytesRead: diskRead }),
+      ...(disk && disk.length > 0 ? { disk } : {}),
     };
   } finally {
+    await sampler?.stop();
     await stopInstance(await findInstance(result.instance.id), 10_000);
   }
 }

@@ -25,18 +25,22 @@ export function cacheEnv(dir: string): Record<string, string> {
   return Object.fromEntries(COMPILE_CACHE_VARS.map((v) => [v, `${dir}/${v.toLowerCase()}`]));
 }
 
-/**
- * Bytes read from the machine's disks so far: the sectors read of every block device with a device behind it
- * (/sys/block/NAME/device: disks, not loop, zram or device-mapper devices, which would count reads twice), from
- * /proc/diskstats. Undefined where there is none to read. A cold case's difference of two readings is what it read
- * from disk, whoever read it (the snapshot, the engine's libraries, stasis and CRIU themselves, anything else).
- */
-export async function diskBytesRead(): Promise<number | undefined> {
-  const text = await readFile("/proc/diskstats", "utf8").catch(() => "");
+/** The disks of this machine: block devices with a device behind them (/sys/block/NAME/device), so not loop,
+ *  zram or device-mapper devices, which would count reads twice. */
+async function diskNames(): Promise<string[]> {
   const names = await readdir("/sys/block").catch(() => [] as string[]);
   const disks: string[] = [];
   for (const n of names) if (await access(`/sys/block/${n}/device`).then(() => true, () => false)) disks.push(n);
-  return sectorsRead(text, disks);
+  return disks;
+}
+
+/**
+ * Bytes read from the machine's disks so far: the sectors read of every disk (diskNames) in /proc/diskstats.
+ * Undefined where there is none to read. A cold case's difference of two readings is what it read from disk,
+ * whoever read it (the snapshot, the engine's libraries, stasis and CRIU themselves, anything else).
+ */
+export async function diskBytesRead(): Promise<number | undefined> {
+  return sectorsRead(await readFile("/proc/diskstats", "utf8").catch(() => ""), await diskNames());
 }
 
 /** What the machine's disks have read since `before` (a diskBytesRead reading; undefined: nothing to measure). */
@@ -44,13 +48,62 @@ export async function diskReadSince(before: number | undefined): Promise<number 
   return before === undefined ? undefined : ((await diskBytesRead()) ?? before) - before;
 }
 
-/** The bytes read by the devices `disks` in /proc/diskstats text (field 6: sectors read, 512 bytes each). */
-export function sectorsRead(diskstats: string, disks: string[]): number | undefined {
-  let bytes: number | undefined;
+/** The read counters of the devices `disks` in /proc/diskstats text, summed: bytes (field 6: sectors read, 512
+ *  bytes each), reads completed (field 4) and I/Os in flight at that instant (field 12). */
+export function diskCounters(diskstats: string, disks: string[]): { bytes: number; reads: number; inFlight: number } | undefined {
+  let c: { bytes: number; reads: number; inFlight: number } | undefined;
   for (const line of diskstats.split("\n")) {
     const f = line.trim().split(/\s+/);
-    if (f.length < 6 || !disks.includes(f[2]!)) continue;
-    bytes = (bytes ?? 0) + Number(f[5]) * 512;
+    if (f.length < 12 || !disks.includes(f[2]!)) continue;
+    c ??= { bytes: 0, reads: 0, inFlight: 0 };
+    c.bytes += Number(f[5]) * 512;
+    c.reads += Number(f[3]);
+    c.inFlight += Number(f[11]);
   }
-  return bytes;
+  return c;
+}
+
+/** The bytes read by the devices `disks` in /proc/diskstats text. */
+export function sectorsRead(diskstats: string, disks: string[]): number | undefined {
+  return diskCounters(diskstats, disks)?.bytes;
+}
+
+/** One reading of the disks while a case runs: ms since the sampler started, bytes and reads since then, and
+ *  the I/Os in flight at that moment. */
+export interface DiskSample {
+  ms: number;
+  bytes: number;
+  reads: number;
+  inFlight: number;
+}
+
+/**
+ * Reads /proc/diskstats every `intervalMs` until `stop()`, which takes a last reading and returns them all: what
+ * the disks did during a cold case, moment by moment (is the disk busy, with how many reads of what size). Where
+ * the machine has no disk to read, `stop()` returns no samples.
+ */
+export function sampleDisk(intervalMs = 100): { stop(): Promise<DiskSample[]> } {
+  const samples: DiskSample[] = [];
+  const started = performance.now();
+  const disks = diskNames();
+  let base: { bytes: number; reads: number } | undefined;
+  let pending: Promise<void> = Promise.resolve();
+  const take = () =>
+    (pending = pending.then(async () => {
+      const ms = performance.now() - started;
+      const c = diskCounters(await readFile("/proc/diskstats", "utf8").catch(() => ""), await disks);
+      if (!c) return;
+      base ??= c;
+      samples.push({ ms: Math.round(ms * 10) / 10, bytes: c.bytes - base.bytes, reads: c.reads - base.reads, inFlight: c.inFlight });
+    }));
+  void take();
+  const timer = setInterval(() => void take(), intervalMs);
+  let stopped: Promise<DiskSample[]> | undefined;
+  return {
+    stop() {
+      clearInterval(timer);
+      stopped ??= take().then(() => samples); // a second stop() returns the same samples, nothing added
+      return stopped;
+    },
+  };
 }
