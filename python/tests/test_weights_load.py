@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -359,3 +360,38 @@ def test_weights_native_lanes_end_of_file_is_weights_truncated(wfile: Path) -> N
 def test_weights_lanes_geometry_is_checked(wfile: Path, src: dict[str, torch.Tensor], name: str, value: object) -> None:
     with pytest.raises(StasisEngineError, match=name):
         load_into(poisoned_like(src), wfile, method="lanes", **{name: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_weights_gate_comes_once_before_any_byte_and_its_wait_is_not_the_loads(
+    wfile: Path, src: dict[str, torch.Tensor], method: str
+) -> None:
+    """``gate`` (the stager's hold waits there) is called once, with the load set up and nothing of the targets
+    written yet; its time is ``stages["gate"]``, outside ``seconds``. A gate that raises ends the load, nothing
+    written."""
+    from stasis_engine.weights.load import load_targets
+    from stasis_engine.weights._targets import from_source
+
+    fresh = poisoned_like(src)
+    before = snapshot(fresh)
+    calls: list[bool] = []
+
+    def gate() -> None:
+        calls.append(all(same_bytes(fresh[k], before[k]) for k in fresh))
+        threading.Event().wait(0.2)
+
+    kind, tlist, dev = from_source(fresh, "cpu")
+    stats = load_targets(kind, tlist, dev, wfile, method=method, gate=gate, **SMALL)
+    assert calls == [True], "once, before any byte"
+    assert all(same_bytes(fresh[k], src[k]) for k in src)
+    assert stats.stages["gate"] >= 0.2 and stats.seconds < 0.2
+
+    def refuse() -> None:
+        raise StasisEngineError("stage_timeout", "no go")
+
+    again = poisoned_like(src)
+    kept = snapshot(again)
+    kind, tlist, dev = from_source(again, "cpu")
+    with pytest.raises(StasisEngineError, match="no go"):
+        load_targets(kind, tlist, dev, wfile, method=method, gate=refuse, **SMALL)
+    assert all(same_bytes(again[k], kept[k]) for k in again)

@@ -419,16 +419,20 @@ def test_lines_wait_for_one_line_and_keep_the_others_in_order() -> None:
 
 def test_a_held_job_reads_its_cold_file_only_after_its_go(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """The keeper creates the memory at once, reads nothing of a file that is not in the page cache until the go
-    line of its job comes (a release sent meanwhile waits its turn), and says how long it held."""
-    from stasis_engine.weights import stage
+    """The keeper creates the memory and sets the load up at once (its header read, its file opened), reads none
+    of the weights of a file that is not in the page cache until the go line of its job comes (a release sent
+    meanwhile waits its turn), and says how long it held."""
+    from stasis_engine.weights import _libc, stage
 
     w = torch.arange(1024, dtype=torch.float32)
     dump({"w": w}, tmp_path / "w.stasisw")
     monkeypatch.setattr(stage, "_resident", lambda path: 0.0)  # as if the page cache had been dropped
-    reads: list[float] = []
+    reads: list[float] = []  # when the weights' bytes were read
+    real_read = _libc.read_exact
+    monkeypatch.setattr(_libc, "read_exact", lambda *a: (reads.append(time.monotonic()), real_read(*a))[1])
+    loads: list[float] = []  # when the load began
     real_load = stage.load_targets
-    monkeypatch.setattr(stage, "load_targets", lambda *a, **k: (reads.append(time.monotonic()), real_load(*a, **k))[1])
+    monkeypatch.setattr(stage, "load_targets", lambda *a, **k: (loads.append(time.monotonic()), real_load(*a, **k))[1])
     rt = FakeRuntime()
     keeper = stage.Keeper(open_runtime=lambda gpu: rt)  # type: ignore[arg-type, return-value]
     sock = str(tmp_path / "s.sock")
@@ -441,7 +445,7 @@ def test_a_held_job_reads_its_cold_file_only_after_its_go(tmp_path: Path, capsys
     t.start()
     try:
         threading.Event().wait(0.3)
-        assert reads == [] and os.path.exists(sock)  # listening, memory made, nothing read
+        assert reads == [] and loads and os.path.exists(sock)  # listening, memory made, load set up, nothing read
         os.write(wfd, b'{"op": "release", "id": "r1"}\n{"op": "go", "id": "j0"}\n')
         threading.Event().wait(0.1)
         assert reads == []  # another job's go is not this one's
@@ -452,7 +456,8 @@ def test_a_held_job_reads_its_cold_file_only_after_its_go(tmp_path: Path, capsys
         t.join(30)
         assert reads and reads[0] >= went and engine.got[0][:4096] == w.numpy().tobytes()
         ready = json.loads(capsys.readouterr().out.splitlines()[0])
-        assert ready["event"] == "ready" and ready["load"]["go"] is True and ready["load"]["held_s"] >= 0.4
+        assert ready["event"] == "ready" and ready["load"]["go"] is True and ready["load"]["held_s"] >= 0.35
+        assert ready["load"]["stages"]["gate"] >= 0.35 and ready["load"]["seconds"] < 0.35  # the wait is not the load's
         assert json.loads(lines.next() or "") == {"op": "release", "id": "r1"}
     finally:
         t.join(30)

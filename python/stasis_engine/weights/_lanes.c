@@ -52,14 +52,19 @@ struct stasis_lanes_job {
 	void *const *events;   /* nlanes * nslots */
 	void *copy, *record, *sync, *init, *pin, *unpin, *stream_sync;
 	intptr_t init_arg;
-	int64_t *lane_stats; /* out, per lane: ns reading, ns waiting for a slot, windows, slots still pinned (0/1) */
+	int64_t *lane_stats; /* out, per lane (LANE_STATS values): ns reading, ns waiting for a slot, windows, slots still
+	                      * pinned (0/1); then when (ns since the run began) its slots were pinned, its last copy
+	                      * issued, its stream drained and its slots unpinned */
 	int64_t *error;      /* out: what (ERR_*), code (errno or CUDA error), window */
 };
+
+#define LANE_STATS 8
 
 struct lane {
 	struct stasis_lanes_job *job;
 	atomic_int *next, *failed;
 	int index;
+	int64_t t0; /* when the run began (CLOCK_MONOTONIC ns) */
 };
 
 static int64_t now_ns(void)
@@ -103,7 +108,7 @@ static void *lane_main(void *arg)
 {
 	struct lane *l = arg;
 	struct stasis_lanes_job *j = l->job;
-	int64_t *stats = j->lane_stats + 4 * l->index, k = 0, code = 0;
+	int64_t *stats = j->lane_stats + LANE_STATS * l->index, k = 0, code = 0;
 	void *stream = j->streams[l->index];
 	/* This lane's slots are contiguous: one range to fault in and pin. */
 	char *own = j->slots[l->index * j->nslots];
@@ -126,6 +131,7 @@ static void *lane_main(void *arg)
 		}
 		stats[3] = 1;
 	}
+	stats[4] = now_ns() - l->t0;
 	while (!atomic_load(l->failed)) {
 		int w = atomic_fetch_add(l->next, 1);
 		if (w >= j->nwin)
@@ -169,6 +175,7 @@ static void *lane_main(void *arg)
 		k++;
 	}
 	stats[2] = k;
+	stats[5] = now_ns() - l->t0;
 	if (j->api != API_HOST) {
 		/* Every copy this lane issued must be done before its slots are unpinned (a failed wait leaves them
 		 * pinned: Python then drains the stream and unpins). */
@@ -176,12 +183,14 @@ static void *lane_main(void *arg)
 			fail(l, ERR_SYNC, rc, -1);
 			return NULL;
 		}
+		stats[6] = now_ns() - l->t0;
 		if ((rc = ((unregister_fn)j->unpin)(own))) {
 			fail(l, ERR_UNPIN, rc, -1);
 			return NULL;
 		}
 		stats[3] = 0;
 	}
+	stats[7] = now_ns() - l->t0;
 	return NULL;
 }
 
@@ -201,9 +210,10 @@ int stasis_lanes_run(struct stasis_lanes_job *job)
 		job->error[2] = -1;
 		return -1;
 	}
-	memset(job->lane_stats, 0, sizeof(int64_t) * 4 * (size_t)job->nlanes);
+	memset(job->lane_stats, 0, sizeof(int64_t) * LANE_STATS * (size_t)job->nlanes);
+	int64_t t0 = now_ns();
 	for (; started < job->nlanes; started++) {
-		lanes[started] = (struct lane){ .job = job, .next = &next, .failed = &failed, .index = started };
+		lanes[started] = (struct lane){ .job = job, .next = &next, .failed = &failed, .index = started, .t0 = t0 };
 		int rc = pthread_create(&threads[started], NULL, lane_main, &lanes[started]);
 		if (rc) {
 			fail(&lanes[started], ERR_THREAD, rc, -1);

@@ -58,6 +58,11 @@ def library() -> Any:
 
 
 _HUGE = 2 << 20
+# Values per lane in the job's lane_stats (LANE_STATS in _lanes.c): ns reading, ns waiting for a slot, windows,
+# slots still pinned (0/1), then ns since the run began when the lane's slots were pinned, its last copy issued, its
+# stream drained and its slots unpinned.
+LANE_STATS = 8
+_TIMELINE = (("pinned_max", 4), ("issued_max", 5), ("drained_max", 6), ("unpinned_max", 7))
 
 
 def run_lanes_native(
@@ -77,7 +82,7 @@ def run_lanes_native(
     span = total + _HUGE
     mapping = _libc.map_anonymous(span)
     base = -(-mapping // _HUGE) * _HUGE
-    lane_stats = (_i64 * (4 * len(copiers)))()
+    lane_stats = (_i64 * (LANE_STATS * len(copiers)))()
     ran = ok = False
     try:
         ring = [base + i * slot_bytes for i in range(len(copiers) * slots)]
@@ -98,14 +103,17 @@ def run_lanes_native(
         ran = True
         rc = lib.stasis_lanes_run(ctypes.byref(job))
         stages["pipeline"] = time.perf_counter() - t
-        stages["read_max"] = max(lane_stats[4 * i] for i in range(len(copiers))) / 1e9
-        stages["slot_wait_max"] = max(lane_stats[4 * i + 1] for i in range(len(copiers))) / 1e9
+        lanes = range(len(copiers))
+        stages["read_max"] = max(lane_stats[LANE_STATS * i] for i in lanes) / 1e9
+        stages["slot_wait_max"] = max(lane_stats[LANE_STATS * i + 1] for i in lanes) / 1e9
+        for name, k in _TIMELINE:  # when the last lane got there, from the pipeline's start
+            stages[name] = max(lane_stats[LANE_STATS * i + k] for i in lanes) / 1e9
         if rc:
             raise _failure(error[0], error[1], error[2], wins)
         ok = True
     finally:
         t = time.perf_counter()
-        left = [(c, base + i * lane_bytes) for i, c in enumerate(copiers) if ran and lane_stats[4 * i + 3]]
+        left = [(c, base + i * lane_bytes) for i, c in enumerate(copiers) if ran and lane_stats[LANE_STATS * i + 3]]
         # Invariant: every lane's DMA is drained before its slots are unpinned and unmapped, and no slot outlives
         # the load (the process is checkpointed later: pinned buffers would bloat the image).
         cleanup([*[c.synchronize for c in copiers], *[lambda c=c, a=a: c.unpin(a) for c, a in left],

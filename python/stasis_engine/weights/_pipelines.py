@@ -51,9 +51,12 @@ def run_ring(
     slot_bytes: int,
     read_bytes: int,
     stages: Stages,
+    gate: Callable[[], None] = lambda: None,
 ) -> None:
+    """``gate``: called once the ring is allocated and pinned, before the first read."""
     n = len(wins)
     if not n:
+        gate()
         return
     slots = max(2, min(slots, n + 1))
     t = time.perf_counter()
@@ -80,6 +83,9 @@ def run_ring(
     try:
         ring = [f.result() for f in allocs]
         stages["alloc"] = time.perf_counter() - t
+        t = time.perf_counter()
+        gate()
+        t0 += time.perf_counter() - t  # the pipeline's time is the load's own, not the gate's wait
         for w in range(min(slots - 1, n)):
             submit(w)
         for w in range(n):

@@ -6,6 +6,7 @@ import mmap
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import StasisEngineError
@@ -101,10 +102,17 @@ def load_targets(
     lane_mb: int = 4,
     runtime: Any = None,
     started: float | None = None,
+    gate: Callable[[], Any] | None = None,
 ) -> LoadStats:
     """``load_into`` for targets already resolved (``kind`` "tensors" or "extents"); ``runtime``: the CUDA calls
-    to make (default: the runtime torch loaded; the stager passes a driver-API one, _cudadrv.DriverRuntime)."""
+    to make (default: the runtime torch loaded; the stager passes a driver-API one, _cudadrv.DriverRuntime).
+
+    ``gate``: called once everything but the reads of the weights is done (the file checked and opened, the
+    method chosen, the pinned ring allocated), right before the first read: the stager's hold waits there for its
+    go, so that nothing of the load's own set-up is left to delay the reads after it. Its time is ``stages["gate"]``
+    and is not counted in ``seconds``."""
     start = started if started is not None else time.perf_counter()
+    gated = _timed_gate(gate)
     _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads, hostreg_share, lane_slots, lane_mb)
     if method == "cpu" and dev.kind != "cpu":
         raise StasisEngineError("bad_argument", f'method "cpu" is for host targets, these are on {dev}')
@@ -116,7 +124,9 @@ def load_targets(
     copies = coalesce([Copy(r.offset, t.address, r.size, t.group) for r, t in pairs])
     stats.copies = len(copies)
 
+    t = time.perf_counter()
     copier = open_copier(dev.kind, dev.index, runtime)
+    stats.stages["open"] = time.perf_counter() - t
     side_copier: Any = None
     lane_copiers: list[Any] = []
     fd = -1
@@ -132,12 +142,16 @@ def load_targets(
             stats.stages["verify"] = time.perf_counter() - t
         chosen = method
         if method == "auto":
+            t = time.perf_counter()
             chosen, stats.residency = _choose(path, header, copies, dev.kind)
+            stats.stages["choose"] = time.perf_counter() - t
         stats.method = chosen
         if chosen == "lanes" and threads is None:
             nthreads = stats.threads = min(DEFAULT_LANES, nthreads)
         fd = _open(path, chosen, stats.notes)
         pool = ThreadPoolExecutor(nthreads, thread_name_prefix="stasis-load", initializer=copier.thread_init)
+        if chosen not in ("pinned-ring", "direct"):  # the ring's gate is after its allocation, in run_ring
+            gated()
         if chosen == "cpu":
             run_reads(fd, copies, pool, read_mb * _MIB, stats.stages)
         elif chosen == "hostreg":
@@ -160,8 +174,10 @@ def load_targets(
         elif chosen == "lanes":
             wins = windows(copies, header.file_size, lane_mb * _MIB)
             stats.windows = len(wins)
+            t = time.perf_counter()
             for _ in range(nthreads - 1):  # one stream (and events) per lane; the first copier waited for the device
                 lane_copiers.append(open_copier(dev.kind, dev.index, runtime, synchronize=False))
+            stats.stages["open_lanes"] = time.perf_counter() - t
             lanes = [copier, *lane_copiers]
             lib = _native.library()
             api = lanes[0].native_api()  # every lane's copier is of one kind, on one runtime
@@ -176,9 +192,10 @@ def load_targets(
             stats.windows = len(wins)
             run_ring(
                 fd, wins, copier, pool, slots=ring_slots, slot_bytes=slot_mb * _MIB,
-                read_bytes=min(read_mb, slot_mb) * _MIB, stages=stats.stages,
+                read_bytes=min(read_mb, slot_mb) * _MIB, stages=stats.stages, gate=gated,
             )
     finally:
+        t = time.perf_counter()
         # Invariant: no thread, fd, stream or event of the load outlives it (the process is checkpointed later).
         for p in (pool, side_pool):
             if p is not None:
@@ -189,8 +206,28 @@ def load_targets(
         # one fails.
         opened = [copier, *lane_copiers, *([side_copier] if side_copier is not None else [])]
         cleanup([c.close for c in reversed(opened)], raise_errors=True)
-    stats.seconds = time.perf_counter() - start
+        stats.stages["close"] = time.perf_counter() - t
+    if gated.seconds is not None:
+        stats.stages["gate"] = gated.seconds
+    stats.seconds = time.perf_counter() - start - (gated.seconds or 0.0)
     return stats
+
+
+class _timed_gate:  # noqa: N801 - used like a function
+    """``gate`` called at most once, its time kept in ``seconds`` (None until called)."""
+
+    def __init__(self, gate: Callable[[], Any] | None) -> None:
+        self.gate, self.seconds = gate, None
+
+    def __call__(self) -> None:
+        if self.seconds is not None:
+            return
+        t = time.perf_counter()
+        try:
+            if self.gate is not None:
+                self.gate()
+        finally:
+            self.seconds = time.perf_counter() - t
 
 
 def _check_options(method: str, slots: int, slot_mb: int, read_mb: int, register_mb: int, threads: int | None,

@@ -276,16 +276,21 @@ Hold = Callable[[float], bool]
 
 def fill_from_file(job: dict[str, Any], rt: DriverRuntime, mem: ExportableMemory, hold: Hold) -> dict[str, Any]:
     """Fills the job's memory from its weights file with the load pipelines (its stats). A job with ``hold`` whose
-    file is not in the page cache first waits for its go (``hold(wait_s)``: True once it came); the stats then say
-    how long (``held_s``) and whether the go came (``go``: false when stdin closed or the wait ran out)."""
+    file is not in the page cache waits for its go (``hold(wait_s)``: True once it came) once the load is set up
+    (header read, file opened, pinned ring made: the load's gate), so the reads start the moment it comes; the
+    stats then say how long it waited (``held_s``) and whether the go came (``go``: false when stdin closed or the
+    wait ran out)."""
     resident = _resident(job["file"])
     held: dict[str, Any] = {}
-    if job["hold"] and resident < _IN_MEMORY:
-        t = time.perf_counter()
-        held["go"] = hold(float(job["wait_s"]))
-        held["held_s"] = round(time.perf_counter() - t, 4)
+
+    def gate() -> None:
+        if job["hold"] and resident < _IN_MEMORY:
+            t = time.perf_counter()
+            held["go"] = hold(float(job["wait_s"]))
+            held["held_s"] = round(time.perf_counter() - t, 4)
+
     stats = load_targets("tensors", targets_at(mem.address, job["tensors"]), Device("cuda", rt.device), job["file"],
-                         runtime=rt, threads=_threads(resident), method=_method()).to_dict()
+                         runtime=rt, threads=_threads(resident), method=_method(), gate=gate).to_dict()
     return {**stats, **held}
 
 
