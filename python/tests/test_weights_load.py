@@ -336,7 +336,7 @@ def test_weights_native_lanes_end_of_file_is_weights_truncated(wfile: Path) -> N
     """A window past the end of the file (as if it shrank after the checks): the C loop's EOF becomes the loader's
     ``weights_truncated``, the slots are freed."""
     from stasis_engine.weights._copier import HostCopier
-    from stasis_engine.weights._plan import Window
+    from stasis_engine.weights._plan import Copy
 
     lib = _native.library()
     assert lib is not None
@@ -349,11 +349,76 @@ def test_weights_native_lanes_end_of_file_is_weights_truncated(wfile: Path) -> N
             copiers = [HostCopier(), HostCopier()]
             api = copiers[0].native_api()
             assert api is not None
-            _native.run_lanes_native(lib, api, fd, [Window(size - size % 4096 + 4096, 4096, [(0, address, 4096)])],
-                                     copiers, slots=2, slot_bytes=4096, stages={})
+            past = size - size % 4096 + 4096
+            _native.run_lanes_native(lib, api, fd, [Copy(past, address, 4096)], [(past, past + 4096)], copiers,
+                                     slots=2, slot_bytes=4096, stages={})
     finally:
         os.close(fd)
     assert e.value.code == "weights_truncated"
+
+
+@pytest.mark.parametrize("lane_mb", [1, 2])
+def test_weights_native_lanes_make_the_windows_python_makes(
+    wfile: Path, src: dict[str, torch.Tensor], lane_mb: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The C loop plans its own windows: with two tensors left out (gaps between the copies, copies across window
+    ends), it reads as many windows as the Python loop's ``_plan.windows`` and fills the same bytes; and over
+    spans apart from each other (no gap read through), each span's own windows."""
+    names = [k for k in src if k not in ("q", "ids")]
+    got = {}
+    for loop in ("1", "0"):
+        monkeypatch.setenv("STASIS_NATIVE_LANES", loop)
+        part = {k: poisoned_like(src)[k] for k in names}
+        got[loop] = load_into(part, wfile, method="lanes", strict=False, threads=3, lane_mb=lane_mb)
+        assert all(same_bytes(part[k], src[k]) for k in names)
+    assert got["1"].windows == got["0"].windows > 1
+    assert not any("Python loop" in n for n in got["1"].notes)
+
+    from stasis_engine.weights._copier import HostCopier
+    from stasis_engine.weights._plan import Copy, coalesce, spans, windows
+
+    header = read_header(wfile)
+    part = poisoned_like(src)
+    copies = coalesce([Copy(e.offset, part[e.name].data_ptr(), e.size) for e in header.extents if e.name in ("norm", "embed")])
+    apart = spans(copies, header.file_size, merge_gap=0)
+    assert len(apart) == 2
+    slot = lane_mb << 20
+    expected = sum(len(windows([c], header.file_size, slot)) for c in copies)
+    copiers = [HostCopier(), HostCopier()]
+    api = copiers[0].native_api()
+    monkeypatch.setenv("STASIS_NATIVE_LANES", "1")
+    lib = _native.library()
+    assert api is not None and lib is not None
+    fd = os.open(wfile, os.O_RDONLY)
+    try:
+        n = _native.run_lanes_native(lib, api, fd, copies, apart, copiers, slots=2, slot_bytes=slot, stages={})
+    finally:
+        os.close(fd)
+    assert n == expected
+    assert same_bytes(part["norm"], src["norm"]) and same_bytes(part["embed"], src["embed"])
+    assert not same_bytes(part["q"], src["q"]), "nothing else written"
+
+
+def test_weights_native_lanes_refuse_a_copy_outside_their_spans(wfile: Path) -> None:
+    from stasis_engine.weights._copier import HostCopier
+    from stasis_engine.weights._plan import Copy
+
+    lib = _native.library()
+    assert lib is not None
+    target = bytearray(8192)
+    address = ctypes.addressof((ctypes.c_char * 8192).from_buffer(target))
+    fd = os.open(wfile, os.O_RDONLY)
+    copiers = [HostCopier()]
+    api = copiers[0].native_api()
+    assert api is not None
+    try:
+        for copies, spans in (([Copy(8192, address, 4096)], [(0, 4096)]),  # outside
+                              ([Copy(4096, address, 4096), Copy(0, address + 4096, 4096)], [(0, 8192)])):  # unsorted
+            with pytest.raises(StasisEngineError, match="planning the lanes' windows failed"):
+                _native.run_lanes_native(lib, api, fd, copies, spans, copiers, slots=2, slot_bytes=4096, stages={})
+    finally:
+        os.close(fd)
+    assert target == bytearray(8192), "nothing read"
 
 
 @pytest.mark.parametrize(("name", "value"), [("lane_slots", 1), ("lane_mb", 0), ("lane_slots", 2.5)])

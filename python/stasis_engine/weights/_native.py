@@ -18,7 +18,7 @@ from ..errors import StasisEngineError
 from . import _libc
 from ._copier import Copier
 from ._pipelines import Stages, cleanup
-from ._plan import Window
+from ._plan import Copy
 
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lanes.so")
 
@@ -29,8 +29,9 @@ class Job(ctypes.Structure):
     """``struct stasis_lanes_job`` of _lanes.c."""
 
     _fields_ = [
-        ("fd", _i32), ("api", _i32), ("nwin", _i32), ("nlanes", _i32), ("nslots", _i32), ("_pad", _i32),
-        ("slot_bytes", _i64), ("win", _vp), ("pieces", _vp), ("slots", _vp), ("streams", _vp), ("events", _vp),
+        ("fd", _i32), ("api", _i32), ("nwin", _i32), ("nlanes", _i32), ("nslots", _i32), ("ncopies", _i32),
+        ("nspans", _i32), ("_pad", _i32),
+        ("slot_bytes", _i64), ("copies", _vp), ("spans", _vp), ("slots", _vp), ("streams", _vp), ("events", _vp),
         ("copy", _vp), ("record", _vp), ("sync", _vp), ("init", _vp), ("pin", _vp), ("unpin", _vp),
         ("stream_sync", _vp), ("init_arg", ctypes.c_ssize_t), ("lane_stats", _vp), ("error", _vp),
     ]
@@ -38,6 +39,7 @@ class Job(ctypes.Structure):
 
 _ERRORS = {3: "copy", 4: "event record", 5: "event wait", 6: "setting the lane's device", 8: "pinning the lane's slots",
            9: "unpinning the lane's slots"}
+_ERR_PLAN = 10
 _loaded: Any = None
 
 
@@ -66,16 +68,17 @@ _TIMELINE = (("pinned_max", 4), ("issued_max", 5), ("drained_max", 6), ("unpinne
 
 
 def run_lanes_native(
-    lib: Any, api: tuple[int, ...], fd: int, wins: list[Window], copiers: list[Copier], *, slots: int, slot_bytes: int,
-    stages: Stages,
-) -> None:
+    lib: Any, api: tuple[int, ...], fd: int, copies: list[Copy], spans: list[tuple[int, int]], copiers: list[Copier], *,
+    slots: int, slot_bytes: int, stages: Stages,
+) -> int:
     """Every lane's slots are one mapping here, aligned to 2 MiB and advised for huge pages; each lane faults in
     and pins its own part when it starts and unpins it when its copies are done (in C), so no lane waits for all
     of them to be pinned (on the H100 the driver serializes registrations, ~0.7 ms a call, and one thread faults
-    fresh memory at 1-5 GB/s). Whatever a failed lane left pinned is unpinned here once its stream has drained."""
-    n = len(wins)
-    if not n:
-        return
+    fresh memory at 1-5 GB/s). Whatever a failed lane left pinned is unpinned here once its stream has drained.
+    The windows (of ``slot_bytes`` over ``spans``, with the pieces of ``copies``: sorted, disjoint) are made in C.
+    Returns how many windows were read."""
+    if not copies:
+        return 0
     t = time.perf_counter()
     lane_bytes = slots * slot_bytes
     total = len(copiers) * lane_bytes
@@ -84,20 +87,16 @@ def run_lanes_native(
     base = -(-mapping // _HUGE) * _HUGE
     lane_stats = (_i64 * (LANE_STATS * len(copiers)))()
     ran = ok = False
+    nwin = 0
     try:
         ring = [base + i * slot_bytes for i in range(len(copiers) * slots)]
         events = [e for c in copiers for e in c.events(slots)]
-        flat: list[int] = []
-        win: list[int] = []
-        for w in wins:
-            win += [w.start, w.length, len(flat) // 3, len(w.pieces)]
-            for piece in w.pieces:
-                flat += piece
         error = (_i64 * 3)()
-        arrays = ((_i64 * len(win))(*win), (_i64 * len(flat))(*flat), (_vp * len(ring))(*ring),
+        arrays = ((_i64 * (3 * len(copies)))(*[v for c in copies for v in (c.offset, c.address, c.size)]),
+                  (_i64 * (2 * len(spans)))(*[v for span in spans for v in span]), (_vp * len(ring))(*ring),
                   (_vp * len(copiers))(*[c.stream_handle() for c in copiers]), (_vp * len(events))(*events))
-        job = Job(fd, api[0], n, len(copiers), slots, 0, slot_bytes, *[ctypes.addressof(a) for a in arrays],
-                  *api[1:], ctypes.addressof(lane_stats), ctypes.addressof(error))
+        job = Job(fd, api[0], 0, len(copiers), slots, len(copies), len(spans), 0, slot_bytes,
+                  *[ctypes.addressof(a) for a in arrays], *api[1:], ctypes.addressof(lane_stats), ctypes.addressof(error))
         stages["plan"] = time.perf_counter() - t
         t = time.perf_counter()
         ran = True
@@ -109,8 +108,8 @@ def run_lanes_native(
         for name, k in _TIMELINE:  # when the last lane got there, from the pipeline's start
             stages[name] = max(lane_stats[LANE_STATS * i + k] for i in lanes) / 1e9
         if rc:
-            raise _failure(error[0], error[1], error[2], wins)
-        ok = True
+            raise _failure(error[0], error[1], error[2])
+        nwin, ok = job.nwin, True
     finally:
         t = time.perf_counter()
         left = [(c, base + i * lane_bytes) for i, c in enumerate(copiers) if ran and lane_stats[LANE_STATS * i + 3]]
@@ -119,10 +118,11 @@ def run_lanes_native(
         cleanup([*[c.synchronize for c in copiers], *[lambda c=c, a=a: c.unpin(a) for c, a in left],
                  lambda: _libc.unmap(mapping, span)], raise_errors=ok)
         stages["free"] = time.perf_counter() - t
+    return nwin
 
 
-def _failure(what: int, code: int, window: int, wins: list[Window]) -> StasisEngineError:
-    where = f" (window at file offset {wins[window].start})" if 0 <= window < len(wins) else ""
+def _failure(what: int, code: int, offset: int) -> StasisEngineError:
+    where = f" (window at file offset {offset})" if offset >= 0 else ""
     if what == 1:
         return StasisEngineError("weights_io", f"pread failed: {os.strerror(code)}{where}")
     if what == 2:
@@ -131,5 +131,7 @@ def _failure(what: int, code: int, window: int, wins: list[Window]) -> StasisEng
     if what == 7:
         return StasisEngineError("weights_io", f"starting a lane thread failed: {os.strerror(code)}",
                                  hint="too many threads for this process? pass fewer (threads=...)")
+    if what == _ERR_PLAN:
+        return StasisEngineError("bad_argument", f"planning the lanes' windows failed: {os.strerror(code)}")
     return StasisEngineError("cuda_error", f"{_ERRORS.get(what, 'lane')} failed: CUDA error {code}{where}",
                              details={"cuda_error": code})

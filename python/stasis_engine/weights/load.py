@@ -172,8 +172,6 @@ def load_targets(
                 stages=stats.stages,
             )
         elif chosen == "lanes":
-            wins = windows(copies, header.file_size, lane_mb * _MIB)
-            stats.windows = len(wins)
             t = time.perf_counter()
             for _ in range(nthreads - 1):  # one stream (and events) per lane; the first copier waited for the device
                 lane_copiers.append(open_copier(dev.kind, dev.index, runtime, synchronize=False))
@@ -181,11 +179,13 @@ def load_targets(
             lanes = [copier, *lane_copiers]
             lib = _native.library()
             api = lanes[0].native_api()  # every lane's copier is of one kind, on one runtime
-            if lib is not None and api is not None:
-                run_lanes_native(lib, api, fd, wins, lanes, slots=lane_slots, slot_bytes=lane_mb * _MIB,
-                                 stages=stats.stages)
+            if lib is not None and api is not None:  # the C loop makes the windows itself
+                stats.windows = run_lanes_native(lib, api, fd, copies, spans(copies, header.file_size), lanes,
+                                                 slots=lane_slots, slot_bytes=lane_mb * _MIB, stages=stats.stages)
             else:
                 stats.notes.append("lanes: the Python loop (the C loop, _lanes.so, is not built or is off)")
+                wins = windows(copies, header.file_size, lane_mb * _MIB)
+                stats.windows = len(wins)
                 run_lanes(fd, wins, lanes, pool, slots=lane_slots, slot_bytes=lane_mb * _MIB, stages=stats.stages)
         else:
             wins = windows(copies, header.file_size, slot_mb * _MIB)
