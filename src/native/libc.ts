@@ -18,8 +18,9 @@ type Fn = ReturnType<ReturnType<Koffi["load"]>["func"]>;
 
 /** posix_fadvise advice values (Linux). */
 export const FADV = { NORMAL: 0, RANDOM: 1, SEQUENTIAL: 2, WILLNEED: 3, DONTNEED: 4, NOREUSE: 5 } as const;
-/** madvise advice values (Linux). POPULATE_READ (5.14+) faults a range in and waits for the reads. */
-export const MADV = { WILLNEED: 3, POPULATE_READ: 22 } as const;
+/** madvise advice values (Linux). POPULATE_READ (5.14+) faults a range in and waits for the reads; HUGEPAGE on a
+ *  file mapping makes its faults read the page cache in 2 MiB folios (where the filesystem has large folios). */
+export const MADV = { WILLNEED: 3, HUGEPAGE: 14, POPULATE_READ: 22 } as const;
 
 const PROT_READ = 0x1;
 const MAP_SHARED = 0x1;

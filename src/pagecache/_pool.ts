@@ -14,6 +14,8 @@ export interface Job {
   mode: JobMode;
   /** verify: the digest chunk size; the range starts on a chunk boundary and ends on one or at EOF. */
   hashChunk?: number;
+  /** populate (and verify's populate): read in 2 MiB page-cache folios (PrefetchOptions.largeFolios). */
+  largeFolios?: boolean;
 }
 
 export interface JobDone {

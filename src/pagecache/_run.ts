@@ -12,6 +12,7 @@ export interface RunOptions {
   concurrency: number;
   chunkBytes: number;
   strategy: PrefetchStrategy;
+  largeFolios?: boolean;
   skipResident: boolean;
   bytesTotal: number;
   signal: AbortSignal | undefined;
@@ -140,6 +141,7 @@ export async function runPlan(plans: Plan[], o: RunOptions): Promise<RunTotals> 
           length: w.length,
           mode: plan.verify ? "verify" : o.strategy,
           ...(plan.verify ? { hashChunk: plan.verify.chunkSize } : {}),
+          ...(o.largeFolios ? { largeFolios: true } : {}),
         })
         .then((d) => landed(w, d))
         .catch(fail)

@@ -54,12 +54,25 @@ function verify(job: Job): JobDone {
   return { id: job.id, bytes, digests };
 }
 
-/** mmap + madvise(MADV_POPULATE_READ): the kernel reads the range in and waits for it; nothing is copied to us. */
+/**
+ * mmap + madvise(MADV_POPULATE_READ): the kernel reads the range in and waits for it; nothing is copied to us.
+ * With `largeFolios`, MADV_HUGEPAGE first (best effort): each fault then reads two 2 MiB folios, so the disk gets
+ * 4 MiB reads instead of requests of scattered 4 KiB pages (1-2.5 MiB each on the H100's disk).
+ */
 function populate(job: Job): JobDone {
   const ps = pageSize();
   const start = Math.floor(job.offset / ps) * ps;
   try {
-    withMapping(job.fd, start, job.offset + job.length - start, job.path, (m) => madvise(m, MADV.POPULATE_READ));
+    withMapping(job.fd, start, job.offset + job.length - start, job.path, (m) => {
+      if (job.largeFolios) {
+        try {
+          madvise(m, MADV.HUGEPAGE);
+        } catch {
+          /* no THP for this mapping: 4 KiB pages, as without it */
+        }
+      }
+      madvise(m, MADV.POPULATE_READ);
+    });
     return { id: job.id, bytes: job.length };
   } catch (err) {
     if (errnoOf(err) === "EFAULT") return { id: job.id, bytes: 0, eof: true }; // pages past a new EOF

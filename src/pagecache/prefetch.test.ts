@@ -38,8 +38,12 @@ function afterFirstChunk(act: () => void): Events {
   return events;
 }
 
-for (const strategy of PREFETCH_STRATEGIES) {
-  test(`prefetch (${strategy}) makes evicted files resident and reports what it read`, async (t) => {
+const WAYS: { strategy: PrefetchOptions["strategy"] & string; largeFolios?: boolean }[] = [
+  ...PREFETCH_STRATEGIES.map((strategy) => ({ strategy })),
+  { strategy: "populate", largeFolios: true }, // where the filesystem has no large folios it must work all the same
+];
+for (const { strategy, largeFolios } of WAYS) {
+  test(`prefetch (${strategy}${largeFolios ? ", large folios" : ""}) makes evicted files resident and reports what it read`, async (t) => {
     const s = scratch("prefetch");
     t.after(s.cleanup);
     if (!s.evictable) return t.skip(`${s.dir} is on tmpfs, whose pages cannot be evicted`);
@@ -55,7 +59,7 @@ for (const strategy of PREFETCH_STRATEGIES) {
         events.on((e) => e.type === "progress" && progress.push(e.done));
         const stats = await prefetch(
           files.map((path) => ({ path })),
-          { strategy, concurrency: 3, chunkBytes: MiB, events },
+          { strategy, concurrency: 3, chunkBytes: MiB, events, ...(largeFolios ? { largeFolios } : {}) },
         );
         return { stats, progress, resident: await residency(files) };
       },

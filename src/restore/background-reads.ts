@@ -101,11 +101,12 @@ export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode;
 }
 
 /**
- * Tuning knobs for the restore's background reads, for measuring (see gpu/suites/restore-levers.sh):
+ * How the restore's background reads run: whole files in 2 MiB page-cache folios (largeFolios: 4 MiB reads for the
+ * disk), unless STASIS_PREFETCH_LARGE_FOLIOS=0; and knobs for measuring (see gpu/suites/restore-levers.sh):
  * STASIS_PREFETCH_CONCURRENCY (threads) and STASIS_PREFETCH_STRATEGY (populate, read, fadvise).
  */
-function tuning(): { concurrency?: number; strategy?: PrefetchStrategy } {
-  const out: { concurrency?: number; strategy?: PrefetchStrategy } = {};
+function tuning(): { concurrency?: number; strategy?: PrefetchStrategy; largeFolios: boolean } {
+  const out: { concurrency?: number; strategy?: PrefetchStrategy; largeFolios: boolean } = { largeFolios: process.env.STASIS_PREFETCH_LARGE_FOLIOS !== "0" };
   const c = envInt("STASIS_PREFETCH_CONCURRENCY", 1);
   if (c !== undefined) out.concurrency = c;
   const s = process.env.STASIS_PREFETCH_STRATEGY as PrefetchStrategy | undefined;
