@@ -53,9 +53,20 @@ if [ -n "${GAPS:-}" ]; then
     echo "CRIU's kerndat cache: $(findmnt -n -o FSTYPE -T /run) /run; $(grep -h -m1 "kdat" "$dir/criu-restore.log")"; } > "$OUT/criu-gaps.txt" 2>&1 || true
   stasis stop --all >/dev/null 2>&1 || true
 fi
+# COLD_GAPS=1: one more restore from a cold page cache (a `stasis restore` process, defaults), and where its CRIU
+# restore and lazy-pages daemon spent the time: in restore-cold CRIU runs 4 s before its prefill (the prefill
+# itself ~0.1 s), against 0.2 s hot, and which of its steps wait for the disk is the next question.
+if [ -n "${COLD_GAPS:-}" ]; then
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  step restore-cold-gaps 90 stasis restore ref3b
+  dir=$(ls -d $STASIS_HOME/instances/*/ 2>/dev/null | head -1)
+  { for f in criu-restore criu-lazy-pages; do [ -f "$dir/$f.log" ] && node bench/criu-log-gaps.mjs "$dir/$f.log" 25; done; } > "$OUT/criu-gaps-cold.txt" 2>&1 || true
+  stasis stop --all >/dev/null 2>&1 || true
+fi
 echo; echo "== results"; cat "$OUT/machine.txt" "$OUT/image-sizes.txt" 2>/dev/null || true
 [ -f "$OUT/criu-gaps-first.txt" ] && { echo "== the first restore after the capture"; cat "$OUT/criu-gaps-first.txt"; grep -A30 "restore-first" "$OUT/steps.txt" >/dev/null; }
 [ -f "$OUT/criu-gaps.txt" ] && cat "$OUT/criu-gaps.txt"
+[ -f "$OUT/criu-gaps-cold.txt" ] && { echo "== a restore from a cold page cache"; cat "$OUT/criu-gaps-cold.txt"; }
 [ -f "$OUT/gpu-context.txt" ] && cat "$OUT/gpu-context.txt"
 [ -f "$OUT/bench/results.md" ] && cat "$OUT/bench/results.md"
 for c in "${compare[@]}"; do

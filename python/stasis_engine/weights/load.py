@@ -112,7 +112,7 @@ def load_targets(
     go, so that nothing of the load's own set-up is left to delay the reads after it. Its time is ``stages["gate"]``
     and is not counted in ``seconds``."""
     start = started if started is not None else time.perf_counter()
-    gated = _timed_gate(gate)
+    gated = _Gate(gate)
     _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads, hostreg_share, lane_slots, lane_mb)
     if method == "cpu" and dev.kind != "cpu":
         raise StasisEngineError("bad_argument", f'method "cpu" is for host targets, these are on {dev}')
@@ -213,7 +213,7 @@ def load_targets(
     return stats
 
 
-class _timed_gate:  # noqa: N801 - used like a function
+class _Gate:
     """``gate`` called at most once, its time kept in ``seconds`` (None until called)."""
 
     def __init__(self, gate: Callable[[], Any] | None) -> None:
