@@ -82,16 +82,18 @@ def _from_tensors(tensors: Mapping[Any, Any]) -> tuple[list[Target], Device]:
     for name, t in tensors.items():
         if not isinstance(name, str) or not isinstance(t, torch.Tensor):
             raise StasisEngineError("bad_argument", f"expected str -> torch.Tensor, got {name!r} -> {type(t).__name__}")
-        if t.device.type not in ("cpu", "cuda"):
-            raise StasisEngineError("weights_target", f"tensor {name!r} is on {t.device}, expected cpu or cuda")
+        device = t.device
+        if device.type not in ("cpu", "cuda"):
+            raise StasisEngineError("weights_target", f"tensor {name!r} is on {device}, expected cpu or cuda")
         if not t.is_contiguous():
             raise StasisEngineError(
                 "weights_target", f"tensor {name!r} is not contiguous", hint="pass .contiguous() tensors"
             )
-        devices.add(str(t.device) if t.device.type == "cpu" else f"cuda:{t.device.index}")
-        size = t.numel() * t.element_size()
-        group = t.untyped_storage().data_ptr() if size else -1
-        out.append(Target(name, t.data_ptr(), size, tensor_dtype_name(t), tuple(t.shape), group))
+        devices.add("cpu" if device.type == "cpu" else f"cuda:{device.index}")
+        size, address = t.nbytes, t.data_ptr()
+        # The allocation a tensor views (its storage's start), without making a storage object for each.
+        group = address - t.storage_offset() * t.element_size() if size else -1
+        out.append(Target(name, address, size, tensor_dtype_name(t), tuple(t.shape), group))
     if len(devices) > 1:
         raise StasisEngineError(
             "weights_target", f"tensors span several devices ({', '.join(sorted(devices))})",

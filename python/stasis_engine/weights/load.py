@@ -117,10 +117,13 @@ def load_targets(
     if method == "cpu" and dev.kind != "cpu":
         raise StasisEngineError("bad_argument", f'method "cpu" is for host targets, these are on {dev}')
     check_overlaps(tlist)
+    t = time.perf_counter()
     header = read_header(path)
+    header_s = time.perf_counter() - t
     pairs = match(header, kind, tlist, path, strict)
     nthreads = threads or default_threads()
     stats = LoadStats(sum(r.size for r, _ in pairs), 0.0, method, nthreads, extents=len(pairs))
+    stats.stages["header"] = header_s
     copies = coalesce([Copy(r.offset, t.address, r.size, t.group) for r, t in pairs])
     stats.copies = len(copies)
 
