@@ -1,6 +1,10 @@
 import type { BenchReport } from "./bench.js";
 import type { Drawing, Item } from "./drawing.js";
+import { diskWindows } from "./report.js";
 import { formatMs } from "../cli/render/format.js";
+
+/** Height in px of a strategy's disk strip (its fastest window). */
+const DISK_STRIP = 36;
 
 const COLORS: [RegExp, string][] = [
   [/criu/, "#4e79a7"],
@@ -14,7 +18,8 @@ const colorOf = (name: string) => COLORS.find(([re]) => re.test(name))?.[1] ?? "
 
 /**
  * The benchmark as a picture: a summary bar per strategy (median time to first token), then each strategy's
- * phases as a waterfall on its own time axis (phases that overlap are drawn overlapping).
+ * phases as a waterfall on its own time axis (phases that overlap are drawn overlapping), and under restore-cold's
+ * the disks' read rate over the same time (200 ms windows of the median run's samples).
  */
 export function waterfall(r: BenchReport): Drawing {
   const W = 1000;
@@ -48,6 +53,22 @@ export function waterfall(r: BenchReport): Drawing {
       const label = `${formatMs(p.ms)}${p.gbps ? ` ${p.gbps.toFixed(1)} GB/s` : ""}`;
       text(x + w + 6, label, 12, "#444444");
       y += 16;
+    }
+    // restore-cold: what the disks read, 200 ms at a time, on the same axis (the idle and the slow stretches).
+    const windows = s.disk && s.disk.length > 1 ? diskWindows(s.disk, 200) : [];
+    if (windows.length > 0) {
+      const peak = Math.max(...windows.map((w) => w.gbps), 1e-9);
+      y += 4;
+      text(28, "disk read");
+      for (let i = 0; i < windows.length; i++) {
+        const w = windows[i]!;
+        const to = windows[i + 1]?.fromMs ?? s.disk!.at(-1)!.ms;
+        const x = left + (Math.min(w.fromMs, end) / end) * plot;
+        const h = (w.gbps / peak) * DISK_STRIP;
+        items.push({ kind: "rect", x, y: y + DISK_STRIP - h, w: Math.max(1, ((Math.min(to, end) - Math.min(w.fromMs, end)) / end) * plot - 1), h, color: "#e15759" });
+      }
+      items.push({ kind: "text", x: left + plot + 6, y: y + DISK_STRIP - 14, text: `peak ${peak.toFixed(2)} GB/s`, size: 12, color: "#444444" });
+      y += DISK_STRIP + 4;
     }
     // Axis: five ticks over this strategy's own time span.
     items.push({ kind: "rect", x: left, y: y + 2, w: plot, h: 1, color: "#888888" });
