@@ -379,7 +379,12 @@ def test_weights_native_lanes_make_the_windows_python_makes(
 
     header = read_header(wfile)
     part = poisoned_like(src)
-    copies = coalesce([Copy(e.offset, part[e.name].data_ptr(), e.size) for e in header.extents if e.name in ("norm", "embed")])
+    # The embedding (across several windows) and an extent not next to it in the file (the dump's layout varies).
+    placed = sorted((e for e in header.extents if e.size), key=lambda e: e.offset)
+    k = next(i for i, e in enumerate(placed) if e.name == "embed")
+    other = next(e for i, e in enumerate(placed) if abs(i - k) >= 2)
+    chosen = ("embed", other.name)
+    copies = coalesce([Copy(e.offset, part[e.name].data_ptr(), e.size) for e in header.extents if e.name in chosen])
     apart = spans(copies, header.file_size, merge_gap=0)
     assert len(apart) == 2
     slot = lane_mb << 20
@@ -395,8 +400,8 @@ def test_weights_native_lanes_make_the_windows_python_makes(
     finally:
         os.close(fd)
     assert n == expected
-    assert same_bytes(part["norm"], src["norm"]) and same_bytes(part["embed"], src["embed"])
-    assert not same_bytes(part["q"], src["q"]), "nothing else written"
+    assert all(same_bytes(part[k], src[k]) for k in chosen)
+    assert not any(same_bytes(part[k], src[k]) for k in src if k not in chosen and src[k].numel()), "nothing else"
 
 
 def test_weights_native_lanes_refuse_a_copy_outside_their_spans(wfile: Path) -> None:
