@@ -13,7 +13,8 @@
 // Options: --dir DIR (default /var/tmp/stasis-pagecache-bench; must not be tmpfs), --files N (8),
 // --size-mib N (512), --repeat N (3), --out DIR (bench/results), --label NAME (the host name),
 // --stasis CMD (default: this node + dist/cli/main.js of this checkout), --vmtouch PATH (default: on the PATH;
-// the case is skipped, with a note, if there is none), --strategies a,b (populate,read,fadvise),
+// the case is skipped, with a note, if there is none), --strategies a,b (populate,read,fadvise; also
+// populate-large: populate with --large-folios),
 // --concurrency N,M (stasis's default only), --chunk-mib N,M (stasis's default only), --dd-streams N,M (files,
 // 2 x files), --no-hot, --keep (keep the set).
 import { spawnSync } from "node:child_process";
@@ -161,7 +162,9 @@ for (const kind of a["no-hot"] ? ["cold"] : ["cold", "hot"]) {
   for (const s of strategies) {
     for (const c of concurrencies) {
       for (const m of chunks) {
-        const flags = `--strategy ${s}${c ? ` --concurrency ${c}` : ""}${m ? ` --chunk-mib ${m}` : ""}`;
+        // "populate-large": populate with --large-folios (the page cache in 2 MiB folios).
+        const how = s === "populate-large" ? "--strategy populate --large-folios" : `--strategy ${s}`;
+        const flags = `${how}${c ? ` --concurrency ${c}` : ""}${m ? ` --chunk-mib ${m}` : ""}`;
         addCase(`stasis prefetch ${flags}`, kind, `${stasisCmd} prefetch ${fileList} ${flags} --json`, { stasis: true });
       }
     }
@@ -173,13 +176,22 @@ function residentFraction() {
   const r = JSON.parse(sh(`${stasisCmd} residency ${fileList} --json`));
   return r.total.residentBytes / totalBytes;
 }
+/** The set's disk's reads so far, from /proc/diskstats: [reads completed, bytes]. */
+function diskReads() {
+  const line = readFileSync("/proc/diskstats", "utf8").split("\n").map((l) => l.trim().split(/\s+/)).find((f) => f[2] === system.disk.device);
+  return line ? [Number(line[3]), Number(line[5]) * 512] : undefined;
+}
 function runCase(c) {
   if (c.kind === "cold") sh(DROP);
   else sh(`${stasisCmd} prefetch ${fileList} --skip-resident --json > /dev/null`);
+  const before = diskReads();
   const t0 = performance.now();
   const out = sh(c.cmd);
   const ms = performance.now() - t0;
+  const after = diskReads();
   const run = { ms, gbps: totalBytes / 1e9 / (ms / 1000), residentAfter: residentFraction() };
+  // The disk's mean read (KiB) during the case: the request size the way of reading produced.
+  if (before && after && after[0] > before[0]) run.meanReadKiB = (after[1] - before[1]) / (after[0] - before[0]) / 1024;
   if (c.stasis) {
     const j = JSON.parse(out);
     Object.assign(run, { stasisMs: j.ms, threads: j.concurrency, bytesRead: j.bytesRead, bytesAlreadyResident: j.bytesAlreadyResident });
@@ -206,6 +218,7 @@ for (const c of cases) {
   c.medianGbps = totalBytes / 1e9 / (c.medianMs / 1000);
   c.bestGbps = Math.max(...c.runs.map((r) => r.gbps));
   if (c.stasis) c.medianStasisMs = median(c.runs.map((r) => r.stasisMs));
+  if (c.runs.every((r) => r.meanReadKiB !== undefined)) c.medianMeanReadKiB = median(c.runs.map((r) => r.meanReadKiB));
   c.minResidentAfter = Math.min(...c.runs.map((r) => r.residentAfter));
 }
 const summary = {};
@@ -231,7 +244,7 @@ const result = { system, set: { dir: a.dir, files: nFiles, fileBytes, totalBytes
 
 const f2 = (x) => (x === undefined ? "" : x.toFixed(2));
 const rows = cases.map((c) =>
-  `| ${c.kind} | ${c.name} | ${f2(c.medianMs / 1000)} | ${f2(c.medianGbps)} | ${f2(c.bestGbps)} | ${c.medianStasisMs === undefined ? "" : f2(c.medianStasisMs / 1000)} | ${f2(c.vsBestParallel)}x | ${c.vsVmtouch === undefined ? "" : `${f2(c.vsVmtouch)}x`} | ${(c.minResidentAfter * 100).toFixed(0)}% |`,
+  `| ${c.kind} | ${c.name} | ${f2(c.medianMs / 1000)} | ${f2(c.medianGbps)} | ${f2(c.bestGbps)} | ${c.medianStasisMs === undefined ? "" : f2(c.medianStasisMs / 1000)} | ${f2(c.vsBestParallel)}x | ${c.vsVmtouch === undefined ? "" : `${f2(c.vsVmtouch)}x`} | ${(c.minResidentAfter * 100).toFixed(0)}% | ${c.kind === "cold" && c.medianMeanReadKiB !== undefined ? c.medianMeanReadKiB.toFixed(0) : ""} |`,
 );
 const verdict = (kind) => {
   const s = summary[kind];
@@ -245,8 +258,8 @@ const verdict = (kind) => {
   ];
 };
 const table = [
-  "| kind | case | median s | median GB/s | best GB/s | stasis's own s | vs best parallel | vs vmtouch | resident after |",
-  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  "| kind | case | median s | median GB/s | best GB/s | stasis's own s | vs best parallel | vs vmtouch | resident after | mean read KiB |",
+  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ...rows,
 ].join("\n");
 const md = [

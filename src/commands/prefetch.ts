@@ -13,6 +13,8 @@ export interface PrefetchOptions {
   skipResident?: boolean;
   /** Check every chunk against the snapshot's digests while reading (needs `snapshot`). */
   verify?: boolean;
+  /** The page cache in 2 MiB folios (see pagecache/prefetch.ts). */
+  largeFolios?: boolean;
   signal?: AbortSignal;
 }
 
@@ -40,6 +42,7 @@ export async function prefetch(opts: PrefetchOptions, events: Events): Promise<P
         chunkBytes: opts.chunkBytes,
         strategy: opts.strategy,
         skipResident: opts.skipResident,
+        largeFolios: opts.largeFolios,
         signal: opts.signal,
         events,
         phase: "prefetch",

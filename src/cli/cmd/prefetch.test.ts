@@ -23,6 +23,9 @@ test("stasis evict, residency and prefetch on a directory, with --json and as te
   assert.equal(pre.code, 0, pre.stderr);
   assert.deepEqual([pre.json.files, pre.json.bytesTotal, pre.json.strategy, pre.json.concurrency], [2, 4 * MiB + 5, "read", 1]);
   assert.deepEqual(pre.json.paths, [join(d, "a"), join(d, "sub", "b")]);
+  const large = await stasis(["evict", d, "--json"]).then(() => stasis(["prefetch", d, "--json", "--large-folios"]));
+  assert.equal(large.code, 0, large.stderr);
+  assert.deepEqual([large.json.bytesTotal, large.json.strategy], [4 * MiB + 5, "populate"], "--large-folios: populate, in 2 MiB folios where there are any");
   // Each check below needs the pages to stay resident from one call to the next; the kernel may reclaim a few
   // when memory is short, so a check's calls are repeated (after a top-up) until they see a settled page cache.
   const topUp = async (i: number) => i > 0 && (await stasis(["prefetch", d, "--json"]));

@@ -3,7 +3,7 @@ import { num, oneOf, str } from "../args.js";
 import { interruptSignal } from "../interrupt.js";
 import { formatBytes, formatMs } from "../render/format.js";
 
-const USAGE = "prefetch <paths...> | --snapshot NAME [paths...] [--concurrency N] [--skip-resident] [--verify] [--strategy S] [--json]";
+const USAGE = "prefetch <paths...> | --snapshot NAME [paths...] [--concurrency N] [--skip-resident] [--verify] [--strategy S] [--large-folios] [--json]";
 
 export const command: CliCommand = {
   usage: USAGE,
@@ -17,6 +17,8 @@ export const command: CliCommand = {
     "  --verify            check every chunk against the snapshot's digests (reads every byte; needs --snapshot)",
     "  --strategy S        populate (default: mmap + MADV_POPULATE_READ, no copy), read (pread), fadvise (WILLNEED)",
     "  --chunk-mib N       MiB per job (default 8)",
+    "  --large-folios      populate: ask for the page cache in 2 MiB folios (MADV_HUGEPAGE), so the disk gets larger",
+    "                      reads (needs THP and a filesystem with large folios; may read up to 2 MiB past a range)",
   ].join("\n"),
   options: {
     snapshot: { type: "string" },
@@ -25,6 +27,7 @@ export const command: CliCommand = {
     verify: { type: "boolean" },
     strategy: { type: "string" },
     "chunk-mib": { type: "string" },
+    "large-folios": { type: "boolean" },
   },
   async run({ values, positionals, events }) {
     const { signal, dispose } = interruptSignal();
@@ -39,6 +42,7 @@ export const command: CliCommand = {
           strategy: oneOf(values, "strategy", ["populate", "read", "fadvise"] as const, "populate"),
           skipResident: Boolean(values["skip-resident"]),
           verify: Boolean(values.verify),
+          largeFolios: Boolean(values["large-folios"]),
           signal,
         },
         events,
