@@ -133,8 +133,8 @@ async function eagerFirst(snap: Snapshot, files: FileEntry[], events: Events): P
   try {
     for (const { path, pagemap } of await readPagemaps(pagemaps.map((f) => join(snap.dir, f.path)))) {
       const pages = join(dirname(path), `pages-${pagemap.pagesId}.img`).slice(snap.dir.length + 1);
-      const ranges = eagerRanges(pagemap);
-      if (ranges.length > 0) out.set(pages, [...(out.get(pages) ?? []), ...ranges].sort((a, b) => a.offset - b.offset));
+      const ranges = eagerRanges(pagemap); // each process's pagemap has a pages image of its own
+      if (ranges.length > 0) out.set(pages, ranges);
     }
   } catch (err) {
     events.log(`reading the pagemaps failed (${(err as Error).message}); the pages images are read in file order`, "warn");
