@@ -99,16 +99,17 @@ test("an image file modified after capture is refused (digest mismatch) and noth
 });
 
 test("readiness timeout: no snapshot, no server left", async () => {
+  // An unusual duration, so that no other `sleep` on the machine passes for the server below.
   const p = await freePort();
   const r = await stasis(
-    ["capture", "never-ready", "--ready-url", `http://127.0.0.1:${p}/health`, "--ready-timeout", "2", "--canary-url", `http://127.0.0.1:${p}/`, "--", "sleep", "600"],
+    ["capture", "never-ready", "--ready-url", `http://127.0.0.1:${p}/health`, "--ready-timeout", "2", "--canary-url", `http://127.0.0.1:${p}/`, "--", "sleep", "6017"],
     env,
   );
   assertFails(r, "E_READY_TIMEOUT", 6);
   assert.deepEqual(snapshots(), ["good"]);
   const sleeping = readdirSync("/proc").filter((d) => /^\d+$/.test(d)).filter((d) => {
     try {
-      return readFileSync(`/proc/${d}/cmdline`, "utf8").replace(/\0/g, " ").trim() === "sleep 600";
+      return readFileSync(`/proc/${d}/cmdline`, "utf8").replace(/\0/g, " ").trim() === "sleep 6017";
     } catch {
       return false;
     }
