@@ -37,9 +37,9 @@ test("the disks' samples become windows: rate, reads, their mean size and what w
   assert.deepEqual([w[0]!.fromMs, w[1]!.fromMs], [0, 500]);
   assert.ok(Math.abs(w[0]!.gbps - 1) < 1e-9, "500 MB in 500 ms");
   assert.equal(w[0]!.reads, 500);
-  assert.ok(Math.abs(w[0]!.avgKB - 1e6 / 1024) < 1e-6, "1 MB a read");
+  assert.ok(Math.abs(w[0]!.meanReadKiB - 1e6 / 1024) < 1e-6, "1 MB a read");
   assert.equal(w[0]!.inFlight, 8);
-  assert.deepEqual([w[1]!.gbps, w[1]!.reads, w[1]!.avgKB, w[1]!.inFlight], [0, 0, 0, 0], "idle after");
+  assert.deepEqual([w[1]!.gbps, w[1]!.reads, w[1]!.meanReadKiB, w[1]!.inFlight], [0, 0, 0, 0], "idle after");
   assert.deepEqual(diskWindows(samples.slice(0, 1), 500), [], "one sample: no window");
 });
 

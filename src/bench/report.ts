@@ -5,7 +5,7 @@ import { formatMs, table } from "../cli/render/format.js";
 /** Disk samples cut into consecutive windows of about `windowMs` (each from one sample to the last within
  *  `windowMs` of it): what the disks read in each (GB/s, reads, their mean size), and the mean of the reads in
  *  flight at the samples that end inside it. */
-export function diskWindows(samples: DiskSample[], windowMs: number): { fromMs: number; gbps: number; reads: number; avgKB: number; inFlight: number }[] {
+export function diskWindows(samples: DiskSample[], windowMs: number): { fromMs: number; gbps: number; reads: number; meanReadKiB: number; inFlight: number }[] {
   const out = [];
   for (let i = 0; i < samples.length - 1; ) {
     const first = samples[i]!;
@@ -19,7 +19,7 @@ export function diskWindows(samples: DiskSample[], windowMs: number): { fromMs: 
       fromMs: first.ms,
       gbps: bytes / Math.max(1e-6, last.ms - first.ms) / 1e6,
       reads,
-      avgKB: reads > 0 ? bytes / reads / 1024 : 0,
+      meanReadKiB: reads > 0 ? bytes / reads / 1024 : 0,
       inFlight: inside.reduce((a, x) => a + x.inFlight, 0) / inside.length,
     });
     i = j;
@@ -72,7 +72,7 @@ export function benchTable(r: BenchReport, style: "text" | "markdown"): string {
           "",
           "| from | read | reads | mean read | in flight |",
           "| --- | --- | --- | --- | --- |",
-          ...diskWindows(s.disk, 500).map((w) => `| ${formatMs(w.fromMs)} | ${w.gbps.toFixed(2)} GB/s | ${w.reads} | ${w.avgKB.toFixed(0)} KiB | ${w.inFlight.toFixed(1)} |`),
+          ...diskWindows(s.disk, 500).map((w) => `| ${formatMs(w.fromMs)} | ${w.gbps.toFixed(2)} GB/s | ${w.reads} | ${w.meanReadKiB.toFixed(0)} KiB | ${w.inFlight.toFixed(1)} |`),
         ]
       : []),
   ]);

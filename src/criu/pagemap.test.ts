@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { eagerRanges, parsePagemap } from "./pagemap.js";
+import { mergeRanges } from "../restore/working-set.js";
 
 /** A protobuf varint field (wire type 0). */
 function field(n: number, v: bigint): number[] {
@@ -64,8 +65,10 @@ test("a pagemap image's entries, and the ranges of its pages image a lazy restor
     [0x7f0000500000n, 1, PRESENT],
   ]);
   const K = 4096;
-  assert.deepEqual(eagerRanges(pm, 0), [{ offset: 0, length: 2 * K }, { offset: 102 * K, length: 2 * K }]);
-  assert.deepEqual(eagerRanges(pm, 100 * K), [{ offset: 0, length: 104 * K }], "closer than the gap: one read");
+  assert.deepEqual(eagerRanges(pm), [[0, 2 * K], [102 * K, K], [103 * K, K]], "one range per entry");
+  // As the restore reads them: merged by the working set's helper.
+  assert.deepEqual(mergeRanges(eagerRanges(pm), 104 * K, 0), [[0, 2 * K], [102 * K, 2 * K]]);
+  assert.deepEqual(mergeRanges(eagerRanges(pm), 104 * K, 100 * K), [[0, 104 * K]], "closer than the gap: one read");
 });
 
 test("what is not a pagemap image is refused, naming the file", () => {

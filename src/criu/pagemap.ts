@@ -88,20 +88,16 @@ function fields(msg: Buffer, bad: (why: string) => Error): Map<number, bigint | 
 }
 
 /**
- * The byte ranges of the pages image that a lazy restore reads itself (present, not lazy, not in a parent), in file
- * order, ranges closer than `gap` bytes merged (one larger read beats two small ones on a disk).
+ * The byte ranges [offset, length] of the pages image that a lazy restore reads itself (present, not lazy, not in a
+ * parent), one per entry, in file order.
  */
-export function eagerRanges(pm: Pagemap, gap = 256 << 10): { offset: number; length: number }[] {
-  const out: { offset: number; length: number }[] = [];
+export function eagerRanges(pm: Pagemap): [number, number][] {
+  const out: [number, number][] = [];
   let offset = 0;
   for (const e of pm.entries) {
     if (!(e.flags & PE_PRESENT) || e.flags & PE_PARENT || e.inParent) continue;
     const length = e.pages * PAGE;
-    if (!(e.flags & PE_LAZY)) {
-      const last = out.at(-1);
-      if (last && offset - (last.offset + last.length) <= gap) last.length = offset + length - last.offset;
-      else out.push({ offset, length });
-    }
+    if (!(e.flags & PE_LAZY)) out.push([offset, length]);
     offset += length;
   }
   return out;

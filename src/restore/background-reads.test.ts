@@ -11,13 +11,9 @@ test("files are read in the order the restore needs them: metadata, memory pages
 });
 
 test("the rest of a file around some ranges: before, between and after them", () => {
-  assert.deepEqual(complement([{ offset: 10, length: 5 }, { offset: 20, length: 5 }], 30), [
-    { offset: 0, length: 10 },
-    { offset: 15, length: 5 },
-    { offset: 25, length: 5 },
-  ]);
-  assert.deepEqual(complement([{ offset: 0, length: 30 }], 30), []);
-  assert.deepEqual(complement([], 7), [{ offset: 0, length: 7 }]);
+  assert.deepEqual(complement([[10, 5], [20, 5]], 30), [[0, 10], [15, 5], [25, 5]]);
+  assert.deepEqual(complement([[0, 30]], 30), []);
+  assert.deepEqual(complement([], 7), [[0, 7]]);
 });
 
 test("prefetch images reads what CRIU reads, weights only the weights, all both; none reads nothing", async (t) => {

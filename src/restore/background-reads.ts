@@ -9,6 +9,7 @@ import { recordVerified, stampFiles, stillVerified, type Stamp } from "../store/
 import type { PrefetchMode, VerifyMode } from "./modes.js";
 import { envInt } from "../env.js";
 import { eagerRanges, readPagemaps } from "../criu/pagemap.js";
+import { mergeRanges } from "./working-set.js";
 export type { PrefetchMode, VerifyMode };
 
 /** The files CRIU itself reads during a restore. */
@@ -75,8 +76,10 @@ export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode;
             .flatMap((f) => {
               const whole = { path: join(snap.dir, f.path), expectSize: f.size };
               if (verifying.has(f.path)) return [{ ...whole, verify: { chunkSize: f.chunkSize, sha256: f.chunks } }];
-              const first = eager.get(f.path);
-              return first ? [...first, ...complement(first, f.size)].map((r) => ({ ...whole, ...r })) : [whole];
+              const raw = eager.get(f.path);
+              if (!raw) return [whole];
+              const first = mergeRanges(raw, f.size); // one larger read beats several small ones on a disk
+              return [...first, ...complement(first, f.size)].map(([offset, length]) => ({ ...whole, offset, length }));
             }),
           { skipResident: true, signal: controller.signal, events: opts.events, phase, ...tuning() },
         ),
@@ -117,7 +120,8 @@ function tuning(): { concurrency?: number; strategy?: PrefetchStrategy; largeFol
   return out;
 }
 
-type Range = { offset: number; length: number };
+/** A byte range of a file: [offset, length]. */
+type Range = [number, number];
 
 /**
  * For each pages image, the ranges CRIU reads itself in a lazy restore (its pagemaps' pages not marked lazy,
@@ -147,11 +151,11 @@ async function eagerFirst(snap: Snapshot, files: FileEntry[], events: Events): P
 export function complement(ranges: Range[], size: number): Range[] {
   const out: Range[] = [];
   let at = 0;
-  for (const r of ranges) {
-    if (r.offset > at) out.push({ offset: at, length: r.offset - at });
-    at = Math.max(at, r.offset + r.length);
+  for (const [offset, length] of ranges) {
+    if (offset > at) out.push([at, offset - at]);
+    at = Math.max(at, offset + length);
   }
-  if (at < size) out.push({ offset: at, length: size - at });
+  if (at < size) out.push([at, size - at]);
   return out;
 }
 

@@ -193,7 +193,7 @@ test("(f) 300 MiB of random memory comes back bit for bit, and the pages image's
     const present = pm.entries.filter((e) => e.flags & 4 && !(e.flags & 1)).reduce((n, e) => n + e.pages * 4096, 0);
     const size = statSync(join(images, `pages-${pm.pagesId}.img`)).size;
     assert.equal(present, size, `${f}: its present pages are pages-${pm.pagesId}.img`);
-    assert.ok(eagerRanges(pm).every((r) => r.offset + r.length <= size));
+    assert.ok(eagerRanges(pm).every(([offset, length]) => offset + length <= size));
   }
   // From a cold page cache (the snapshot evicted): the images are prefetched, the pages CRIU restores itself first.
   assert.equal((await stasis(["evict", "--snapshot", "writers", "--json"], env)).code, 0);
