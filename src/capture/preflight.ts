@@ -1,18 +1,44 @@
+import { readFile } from "node:fs/promises";
 import { StasisError } from "../errors.js";
-import { fdTargets } from "../proc/tree.js";
+import { fdTargets, readStat } from "../proc/tree.js";
+
+const IO_URING = "anon_inode:[io_uring]";
 
 /**
  * Refuses, before anything is frozen, a tree CRIU cannot dump: an io_uring instance (libuv under uvloop or
- * Node uses one unless UV_USE_IO_URING=0). Checking here gives a precise error instead of a failed dump.
+ * Node uses one unless UV_USE_IO_URING=0). Checking here gives a precise error instead of a failed dump: which
+ * process (its command line), which fds, and which of its libraries can make one.
  */
 export async function refuseUndumpable(pids: number[]): Promise<void> {
   for (const pid of pids) {
-    const targets = await fdTargets(pid);
-    if (targets.some((t) => t.includes("io_uring"))) {
-      throw new StasisError("E_IO_URING", `process ${pid} of the server holds an io_uring instance, which CRIU cannot dump`, {
-        hint: "start the server with UV_USE_IO_URING=0 (stasis sets it; check the server does not override it) or disable io_uring in its runtime",
-        details: { pid },
-      });
-    }
+    const fds = (await fdTargets(pid, { withFd: true })).filter((t) => t.target === IO_URING).map((t) => t.fd);
+    if (fds.length === 0) continue;
+    const comm = (await readStat(pid))?.comm ?? "?";
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").filter(Boolean).join(" ");
+    const shown = cmdline.replace(/\s+/g, " ");
+    const libraries = await uringLibraries(pid);
+    throw new StasisError(
+      "E_IO_URING",
+      `process ${pid} (${comm}) of the server holds an io_uring instance (fd ${fds.join(", ")}), which CRIU cannot dump` +
+        (shown ? `: ${shown.length > 160 ? `${shown.slice(0, 160)}...` : shown}` : "") +
+        (libraries.length > 0 ? `; it has loaded ${libraries.join(", ")}` : ""),
+      {
+        hint:
+          "stasis starts servers with UV_USE_IO_URING=0, which libuv before 1.50 honours (uvloop 0.22 and older); libuv 1.50 and later " +
+          "(uvloop 0.23) open one at every loop start regardless: install uvloop<0.23 in the server's environment, or run it without uvloop",
+        details: { pid, comm, cmdline, fds, libraries },
+      },
+    );
   }
+}
+
+/** The libraries mapped into `pid` that make io_uring instances (liburing, libuv and what bundles it). */
+async function uringLibraries(pid: number): Promise<string[]> {
+  const maps = await readFile(`/proc/${pid}/maps`, "utf8").catch(() => "");
+  const names = new Set<string>();
+  for (const line of maps.split("\n")) {
+    const path = line.slice(line.indexOf("/"));
+    if (line.includes("/") && /liburing|libuv|uvloop|libcufile/.test(path)) names.add(path.slice(path.lastIndexOf("/") + 1));
+  }
+  return [...names].sort();
 }
