@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what the GPU machine needs into .gpu-bundle/ (at most 64 MiB with the working tree; the device tool
 # carries it): a Node binary (xz), the built CLI with its production node_modules (koffi's Linux x64 binary
-# only), and the relocatable CRIU build. The Python package travels with the working tree (python/).
+# only), the relocatable CRIU build, and Python wheels in .whl/. The Python package travels with the working tree (python/).
 # Run here (on the development machine) after `./setup.sh`; then `gpu/run.sh SUITE` runs there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +23,13 @@ cp -a dist package.json package-lock.json /tmp/stasis-app/
 find /tmp/stasis-app/node_modules/@koromix -mindepth 1 -maxdepth 1 ! -name 'koffi-linux-x64' -exec rm -rf {} +
 tar -C /tmp/stasis-app -cJf "$B/stasis.tar.xz" .
 du -ch "$B"/* | tail -1 | sed 's/^/pack: bundle /'
+# The Python packages the GPU machine lacks or has in a version that breaks the capture, as wheels for its
+# Python 3.12 (gpu/suites/_common.sh installs them there): pytest, and uvloop 0.22.1, since the machine's uvloop
+# 0.23 bundles a libuv that opens an io_uring instance at every loop start, which CRIU cannot dump.
+echo "pack: Python wheels for the GPU machine"
+mkdir -p .whl
+.venv/bin/python -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+  -d .whl "uvloop==$(sed -n 's/^uvloop==//p' python/requirements.txt)" "pytest==$(sed -n 's/^pytest==//p' python/requirements.txt)"
+ls .whl | grep -q '^uvloop-0\.22\.1-cp312' || { echo "pack: no uvloop 0.22.1 wheel for Python 3.12 in .whl" >&2; exit 1; }
+du -ch .whl/* | tail -1 | sed 's/^/pack: wheels /'

@@ -18,6 +18,16 @@ MODEL=/var/tmp/ref-3b
 PORT=8300
 step make-3b 120 python3 -m stasis_engine.reference make-model --config 3b --out $MODEL --device cuda
 step capture-3b "${CAPTURE_LIMIT:-300}" stasis capture ref3b --engine vllm --ready-url http://127.0.0.1:$PORT/health --ready-timeout 280 --warmup 3 -- python3 -m stasis_engine.reference serve --model-dir $MODEL --port $PORT --device cuda ${SERVER_ARGS:-}
+# A failed capture: the server's output into $OUT, one more try, and no benches if that fails too.
+capture_failed() {
+  local dir; dir=$(ls -dt $STASIS_HOME/instances/*/ 2>/dev/null | head -1)
+  for f in "$dir"stdout.log "$dir"stderr.log; do [ -f "$f" ] && { echo "== $f"; tail -40 "$f"; }; done >> "$OUT/capture-failure.txt" 2>&1 || true
+}
+if [ ! -d $STASIS_HOME/snapshots/ref3b ]; then
+  capture_failed
+  step capture-3b-again "${CAPTURE_LIMIT:-300}" stasis capture ref3b --engine vllm --ready-url http://127.0.0.1:$PORT/health --ready-timeout 280 --warmup 3 -- python3 -m stasis_engine.reference serve --model-dir $MODEL --port $PORT --device cuda ${SERVER_ARGS:-}
+  [ -d $STASIS_HOME/snapshots/ref3b ] || { capture_failed; cat "$OUT/capture-failure.txt" "$OUT/steps.txt"; exit 1; }
+fi
 ( cd $STASIS_HOME/snapshots/ref3b 2>/dev/null && ls -la images | sort -k5 -n | tail -8 && du -sh images weights caches 2>/dev/null && grep -h "stasis-startup\|stasis-sleep" logs/capture-stdout.log logs/capture-stderr.log | cut -c1-1500 ) | tee "$OUT/image-sizes.txt" || true
 # FIRST_GAPS=1: the first restore after the capture (slower than the rest: 2.6-2.9 s), with its CRIU log's gaps,
 # before the bench (whose first restore is then not the first after capture).
@@ -61,6 +71,10 @@ if [ -n "${COLD_GAPS:-}" ]; then
   step restore-cold-gaps 90 stasis restore ref3b
   dir=$(ls -d $STASIS_HOME/instances/*/ 2>/dev/null | head -1)
   { for f in criu-restore criu-lazy-pages; do [ -f "$dir/$f.log" ] && node bench/criu-log-gaps.mjs "$dir/$f.log" 25; done; } > "$OUT/criu-gaps-cold.txt" 2>&1 || true
+  # Which files that restore read into the page cache (the snapshot's, and every other: libraries, Python, CRIU).
+  site=$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null || true)
+  dirs=(); for d in /usr/lib/x86_64-linux-gnu /usr/bin /usr/sbin /usr/local/bin /usr/local/lib "$STASIS_HOME" "$PWD/python" $site; do [ -d "$d" ] && dirs+=("$d"); done
+  { echo "== files resident after a restore from a cold page cache"; stasis residency --json "${dirs[@]}" 2>/dev/null | node bench/resident-top.mjs 40; } >> "$OUT/criu-gaps-cold.txt" 2>&1 || true
   stasis stop --all >/dev/null 2>&1 || true
 fi
 echo; echo "== results"; cat "$OUT/machine.txt" "$OUT/image-sizes.txt" 2>/dev/null || true
