@@ -127,12 +127,15 @@ type Range = [number, number];
  * For each pages image, the ranges CRIU reads itself in a lazy restore (its pagemaps' pages not marked lazy,
  * criu/pagemap.ts), to be read before the rest of the image: from a cold page cache CRIU reads them one small pread
  * at a time, scattered over the image, and each waited for the disk behind the image's prefetch (on the development
- * machine, 31 ranges, 23 MB of a 390 MB image; CRIU's restore was most of its time in those reads). Advisory: a
- * pagemap that cannot be read leaves its image in file order (STASIS_PREFETCH_EAGER_FIRST=0: always).
+ * machine, 31 ranges, 23 MB of a 390 MB image; CRIU's restore was most of its time in those reads). Off unless
+ * STASIS_PREFETCH_EAGER_FIRST=1: on the H100 CRIU is not what a cold restore waits for (the weights are, and they
+ * start once the images are read), and out of file order the images took 0.1-0.2 s longer to read, restore-cold
+ * 6.55 s against 6.37 s in file order, four of each alternating (bench/results/2026-11-27-h100/pipeline-3b-38-eager-ab/).
+ * Advisory: a pagemap that cannot be read leaves its image in file order.
  */
 async function eagerFirst(snap: Snapshot, files: FileEntry[], events: Events): Promise<Map<string, Range[]>> {
   const out = new Map<string, Range[]>();
-  if (process.env.STASIS_PREFETCH_EAGER_FIRST === "0") return out;
+  if (process.env.STASIS_PREFETCH_EAGER_FIRST !== "1") return out;
   const pagemaps = files.filter((f) => f.role === "image" && /(^|\/)pagemap-\d+\.img$/.test(f.path));
   try {
     for (const { path, pagemap } of await readPagemaps(pagemaps.map((f) => join(snap.dir, f.path)))) {

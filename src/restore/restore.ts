@@ -162,12 +162,14 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     // last restore touched (working-set.ts).
     reads = startBackgroundReads(snap, { verify: opts.verify, prefetch, events });
     workingSet = useWorkingSet() && (prefetch === "images" || prefetch === "all") ? startWorkingSet(snap.dir, events, workingSetAbort.signal) : undefined;
-    // A stager reading a cold weights file holds its reads until the restore's own reads (CRIU's images, the
-    // working set) are done, or CRIU is (whichever comes first): from the start they slowed CRIU more than they
-    // saved (bench/results/2026-11-27-h100/README.md). For measuring, STASIS_STAGE_GO=images: once the images are
-    // read; criu: only once CRIU is done.
-    const goAfter = process.env.STASIS_STAGE_GO;
-    if (goAfter !== "criu") void Promise.allSettled([reads.done(), goAfter === "images" ? undefined : workingSet]).then(() => staged?.go());
+    // A stager reading a cold weights file holds its reads until CRIU's images are read, or CRIU is done (whichever
+    // comes first): from the start they slowed CRIU more than they saved. Not also until the working set is read:
+    // that ended 0.1-0.4 s after the images, and the weights, the last thing a cold restore waits for, started that
+    // much later (restore-cold 6.10 s against 6.63 s, four of each alternating:
+    // bench/results/2026-11-27-h100/pipeline-3b-39-go-ab/). For measuring, STASIS_STAGE_GO=working-set: once the
+    // images and the working set are read; criu: only once CRIU is done.
+    const goAfter = process.env.STASIS_STAGE_GO ?? "images";
+    if (goAfter !== "criu") void Promise.allSettled([reads.done(), goAfter === "working-set" ? workingSet : undefined]).then(() => staged?.go());
     const restored = await withRestoreLock(snap, async () => {
       // The shared-memory files stay while the instance lives (stasis stop removes them); CRIU needs the
       // link_remap files only while it restores.

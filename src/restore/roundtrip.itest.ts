@@ -195,9 +195,10 @@ test("(f) 300 MiB of random memory comes back bit for bit, and the pages image's
     assert.equal(present, size, `${f}: its present pages are pages-${pm.pagesId}.img`);
     assert.ok(eagerRanges(pm).every(([offset, length]) => offset + length <= size));
   }
-  // From a cold page cache (the snapshot evicted): the images are prefetched, the pages CRIU restores itself first.
+  // From a cold page cache (the snapshot evicted): the images are prefetched, here (STASIS_PREFETCH_EAGER_FIRST=1,
+  // off by default) the pages CRIU restores itself first.
   assert.equal((await stasis(["evict", "--snapshot", "writers", "--json"], env)).code, 0);
-  const cold = await stasis(["restore", "writers", "--json"], env);
+  const cold = await stasis(["restore", "writers", "--json"], { ...env, STASIS_PREFETCH_EAGER_FIRST: "1" });
   assert.equal(cold.code, 0, cold.output);
   assert.ok(cold.json.phases.some((p: { name: string }) => p.name === "prefetch"), "the images were read ahead");
   assert.equal((await httpOk(`${base}/ballast`)).body, cap.json.manifest.engine.canary.text, "the ballast's digest, after a cold restore");
