@@ -6,7 +6,9 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -350,11 +352,105 @@ def test_weights_native_lanes_end_of_file_is_weights_truncated(wfile: Path) -> N
             api = copiers[0].native_api()
             assert api is not None
             past = size - size % 4096 + 4096
-            _native.run_lanes_native(lib, api, fd, [Copy(past, address, 4096)], [(past, past + 4096)], copiers,
-                                     slots=2, slot_bytes=4096, stages={})
+            slots = _native.LaneSlots(2, 2, 4096)
+            try:
+                _native.run_lanes_native(lib, api, fd, [Copy(past, address, 4096)], [(past, past + 4096)], copiers,
+                                         slots=slots, stages={})
+            finally:
+                slots.close(copiers)
     finally:
         os.close(fd)
     assert e.value.code == "weights_truncated"
+    assert slots.pinned() == [], "every lane gave its slots back"
+
+
+class _RecordingCopier:
+    """A host copier that records what it is asked to unpin."""
+
+    def __init__(self) -> None:
+        from stasis_engine.weights._copier import HostCopier
+
+        self.host, self.unpinned = HostCopier(), []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.host, name)
+
+    def unpin(self, address: int) -> None:
+        self.unpinned.append(address)
+
+
+def test_weights_lane_slots_pinned_ahead_are_used_by_the_run_and_given_back(wfile: Path) -> None:
+    """Slots pinned ahead of the run (a thread of the C helper, lane by lane): the run finds them pinned and reads
+    the same bytes; each lane gives its slots back as it ends, so closing unpins nothing."""
+    from stasis_engine.weights._plan import Copy
+
+    lib = _native.library()
+    copiers = [_RecordingCopier(), _RecordingCopier(), _RecordingCopier()]
+    api = copiers[0].native_api()
+    assert lib is not None and api is not None
+    header = read_header(wfile)
+    extent = max(header.extents, key=lambda e: e.size)
+    target = bytearray(extent.size)
+    address = ctypes.addressof((ctypes.c_char * extent.size).from_buffer(target))
+    slots = _native.LaneSlots(3, 2, 8192)
+    slots.pin_ahead(lib, api)
+    fd = os.open(wfile, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + 5
+        while slots.pinned() != [0, 1, 2] and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert slots.pinned() == [0, 1, 2], "pinned ahead, before any run"
+        stages: dict[str, float] = {}
+        n = _native.run_lanes_native(lib, api, fd, [Copy(extent.offset, address, extent.size)],
+                                     [(extent.offset, extent.offset + -(-extent.size // 4096) * 4096)], copiers,
+                                     slots=slots, stages=stages)
+        assert n == -(-extent.size // 8192)
+        assert slots.pinned() == []
+    finally:
+        os.close(fd)
+        slots.close(copiers)
+    with open(wfile, "rb") as f:
+        f.seek(extent.offset)
+        assert bytes(target) == f.read(extent.size)
+    assert all(c.unpinned == [] for c in copiers)
+
+
+def test_weights_lane_slots_pinned_ahead_and_not_used_are_unpinned_at_close() -> None:
+    """A load that ends before its run (a failed check, or "auto" choosing another method): closing stops the
+    pinning and unpins every lane it pinned."""
+    lib = _native.library()
+    copier = _RecordingCopier()
+    api = copier.native_api()
+    assert lib is not None and api is not None
+    slots = _native.LaneSlots(4, 2, 4096)
+    slots.pin_ahead(lib, api)
+    slots.close([copier])
+    assert sorted(copier.unpinned) == sorted(slots.lane(i) for i in range(4))[: len(copier.unpinned)]
+    assert len(copier.unpinned) == len(set(copier.unpinned))
+
+
+def test_weights_lanes_fail_cleanly_when_a_lane_could_not_be_pinned(wfile: Path) -> None:
+    """A lane whose pinning ahead failed: the run fails naming the CUDA error, no lane is left pinned."""
+    from stasis_engine.weights._plan import Copy
+
+    lib = _native.library()
+    copiers = [_RecordingCopier(), _RecordingCopier()]
+    api = copiers[0].native_api()
+    assert lib is not None and api is not None
+    target = bytearray(4096)
+    address = ctypes.addressof((ctypes.c_char * 4096).from_buffer(target))
+    slots = _native.LaneSlots(2, 2, 4096)
+    slots.state[1], slots.error[1] = 3, 2  # PIN_FAILED, cudaErrorMemoryAllocation
+    fd = os.open(wfile, os.O_RDONLY)
+    try:
+        with pytest.raises(StasisEngineError) as e:
+            _native.run_lanes_native(lib, api, fd, [Copy(4096, address, 4096)], [(4096, 8192)], copiers,
+                                     slots=slots, stages={})
+    finally:
+        os.close(fd)
+        slots.close(copiers)
+    assert e.value.code == "cuda_error" and "pinning the lane's slots failed: CUDA error 2" in str(e.value)
+    assert slots.pinned() == []
 
 
 @pytest.mark.parametrize("lane_mb", [1, 2])
@@ -395,10 +491,12 @@ def test_weights_native_lanes_make_the_windows_python_makes(
     lib = _native.library()
     assert api is not None and lib is not None
     fd = os.open(wfile, os.O_RDONLY)
+    slots = _native.LaneSlots(len(copiers), 2, slot)
     try:
-        n = _native.run_lanes_native(lib, api, fd, copies, apart, copiers, slots=2, slot_bytes=slot, stages={})
+        n = _native.run_lanes_native(lib, api, fd, copies, apart, copiers, slots=slots, stages={})
     finally:
         os.close(fd)
+        slots.close(copiers)
     assert n == expected
     assert all(same_bytes(part[k], src[k]) for k in chosen)
     assert not any(same_bytes(part[k], src[k]) for k in src if k not in chosen and src[k].numel()), "nothing else"
@@ -419,8 +517,10 @@ def test_weights_native_lanes_refuse_a_copy_outside_their_spans(wfile: Path) -> 
     try:
         for copies, spans in (([Copy(8192, address, 4096)], [(0, 4096)]),  # outside
                               ([Copy(4096, address, 4096), Copy(0, address + 4096, 4096)], [(0, 8192)])):  # unsorted
+            slots = _native.LaneSlots(1, 2, 4096)
             with pytest.raises(StasisEngineError, match="planning the lanes' windows failed"):
-                _native.run_lanes_native(lib, api, fd, copies, spans, copiers, slots=2, slot_bytes=4096, stages={})
+                _native.run_lanes_native(lib, api, fd, copies, spans, copiers, slots=slots, stages={})
+            slots.close(copiers)
     finally:
         os.close(fd)
     assert target == bytearray(8192), "nothing read"

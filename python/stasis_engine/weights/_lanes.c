@@ -5,8 +5,9 @@
  * cost as much as small windows move (on the H100, 2 MiB windows: 13-23 GB/s in Python, 34-43 in C). Here each
  * lane is a pthread that takes the next window (an atomic counter), waits for its slot's previous copies (the
  * slot's event), preads the window into the slot and issues the window's copies and the slot's event on its own
- * stream. Each lane pins its own slots when it starts and unpins them once its copies are done, so the lanes
- * that are up work while the others still pin (the driver serializes registrations: ~0.7 ms a call on the H100).
+ * stream. The slots are pinned lane by lane ahead of the run by stasis_lanes_pin, which Python starts while it still
+ * checks the load; a lane whose slots nobody has taken yet when it starts pins them itself, and each lane unpins its
+ * own once its copies are done (the driver serializes registrations: ~0.7 ms a call on the H100).
  * The windows themselves are cut here from the copies and the file ranges to read (plan_windows): in Python the
  * 1,500 windows of a 6.4 GB load took 4-5 ms before the first read. Python maps the slots' memory, makes the
  * streams and events, and releases all of it after. Built by
@@ -59,7 +60,25 @@ struct stasis_lanes_job {
 	                      * pinned (0/1); then when (ns since the run began) its slots were pinned, its last copy
 	                      * issued, its stream drained and its slots unpinned */
 	int64_t *error;      /* out: what (ERR_*), code (errno or CUDA error), the window's file offset (or -1) */
+	_Atomic int32_t *pin_state; /* per lane, shared with stasis_lanes_pin: PIN_FREE ... PIN_FAILED */
+	int64_t *pin_error;         /* per lane: the CUDA error of a failed pin */
 	/* nwin (out): the windows read */
+};
+
+/* A lane's slots: not pinned (nobody has taken them), being pinned (by the lane or by stasis_lanes_pin ahead of the
+ * run), pinned (until the lane unpins them: PIN_FREE again), or their pinning failed. */
+enum { PIN_FREE = 0, PIN_TAKEN = 1, PIN_DONE = 2, PIN_FAILED = 3 };
+
+/* Mirrored by _native.PinJob (ctypes); keep the two in step. */
+struct stasis_lanes_pin_job {
+	int32_t api, nlanes;
+	int64_t lane_bytes;         /* lane i's slots: base + i * lane_bytes */
+	char *base;
+	void *init, *pin;
+	intptr_t init_arg;
+	_Atomic int32_t *pin_state; /* per lane, as in the run's job */
+	int64_t *pin_error;
+	_Atomic int32_t *stop;      /* set by Python: take no more lanes */
 };
 
 #define LANE_STATS 8
@@ -116,6 +135,45 @@ static int read_window(int fd, char *dst, int64_t length, int64_t offset, int64_
 	return 0;
 }
 
+/* Takes a lane's slots if nobody has (PIN_FREE -> PIN_TAKEN), faults them in and pins them: PIN_DONE, or PIN_FAILED
+ * with the CUDA error in *code. Returns 0 if another thread had taken them. */
+static int take_and_pin(int api, void *pin, char *own, size_t bytes, _Atomic int32_t *state, int64_t *code)
+{
+	int32_t expected = PIN_FREE;
+	if (!atomic_compare_exchange_strong(state, &expected, PIN_TAKEN))
+		return 0;
+	madvise(own, bytes, MADV_POPULATE_WRITE_); /* best effort: the registration faults in the rest */
+	int rc = api == API_HOST ? 0 : ((register_fn)pin)(own, bytes, HOST_REGISTER_PORTABLE);
+	*code = rc;
+	atomic_store(state, rc ? PIN_FAILED : PIN_DONE);
+	return 1;
+}
+
+static int init_thread(int api, void *init, intptr_t arg)
+{
+	if (api == API_RUNTIME)
+		return ((init_rt_fn)init)((int)arg);
+	if (api == API_DRIVER)
+		return ((init_drv_fn)init)((void *)arg);
+	return 0;
+}
+
+/* Pins the lanes' slots one lane after another, ahead of the run: Python starts it on a thread of its own while it
+ * still checks the load, so that the lanes find their slots pinned (the driver serializes registrations, ~0.7 ms
+ * each on the H100: ten lanes pinning their own when the run starts got going over 9-18 ms). A lane already taken
+ * (by its own thread, once the run has begun) is skipped. Returns 0, or the CUDA error of making the device
+ * current (then nothing is taken: the lanes pin their own). */
+int stasis_lanes_pin(struct stasis_lanes_pin_job *p)
+{
+	int rc = init_thread(p->api, p->init, p->init_arg);
+	if (rc)
+		return rc;
+	for (int i = 0; i < p->nlanes && !atomic_load(p->stop); i++)
+		take_and_pin(p->api, p->pin, p->base + (int64_t)i * p->lane_bytes, (size_t)p->lane_bytes, &p->pin_state[i],
+		             &p->pin_error[i]);
+	return 0;
+}
+
 static void *lane_main(void *arg)
 {
 	struct lane *l = arg;
@@ -127,22 +185,23 @@ static void *lane_main(void *arg)
 	size_t own_bytes = (size_t)((char *)j->slots[l->index * j->nslots + j->nslots - 1] - own) + (size_t)j->slot_bytes;
 	int rc = 0;
 
-	if (j->api == API_RUNTIME)
-		rc = ((init_rt_fn)j->init)((int)j->init_arg);
-	else if (j->api == API_DRIVER)
-		rc = ((init_drv_fn)j->init)((void *)j->init_arg);
-	if (rc) {
+	if ((rc = init_thread(j->api, j->init, j->init_arg))) {
 		fail(l, ERR_INIT, rc, -1);
 		return NULL;
 	}
-	madvise(own, own_bytes, MADV_POPULATE_WRITE_); /* best effort: the registration faults in the rest */
-	if (j->api != API_HOST) {
-		if ((rc = ((register_fn)j->pin)(own, own_bytes, HOST_REGISTER_PORTABLE))) {
-			fail(l, ERR_PIN, rc, -1);
-			return NULL;
-		}
-		stats[3] = 1;
+	/* Its slots: pinned ahead (stasis_lanes_pin), being pinned there (wait), or pinned here. */
+	_Atomic int32_t *state = &j->pin_state[l->index];
+	take_and_pin(j->api, j->pin, own, own_bytes, state, &j->pin_error[l->index]);
+	int32_t s;
+	while ((s = atomic_load(state)) == PIN_TAKEN) {
+		struct timespec pause = { 0, 20000 };
+		nanosleep(&pause, NULL);
 	}
+	if (s != PIN_DONE) {
+		fail(l, ERR_PIN, j->pin_error[l->index], -1);
+		return NULL;
+	}
+	stats[3] = j->api != API_HOST;
 	stats[4] = now_ns() - l->t0;
 	while (!atomic_load(l->failed)) {
 		int w = atomic_fetch_add(l->next, 1);
@@ -202,6 +261,7 @@ static void *lane_main(void *arg)
 		}
 		stats[3] = 0;
 	}
+	atomic_store(state, PIN_FREE);
 	stats[7] = now_ns() - l->t0;
 	return NULL;
 }

@@ -1,8 +1,9 @@
 """The lanes loop in C (``_lanes.c``, built into ``_lanes.so`` by scripts/python-env.sh), through ctypes.
 
 ``run_lanes_native`` does what ``_pipelines.run_lanes`` does, with the loop itself in C threads that never take
-Python's lock. Python maps the slots' memory and makes the streams and events; each C lane pins and unpins its
-own slots; Python drains and releases whatever a failed lane left, under the same invariants as the Python loop.
+Python's lock. Python maps the slots' memory (``LaneSlots``, which can start pinning them ahead of the run) and
+makes the streams and events; each C lane pins what was not pinned ahead and unpins its own slots; Python drains and
+releases whatever a failed lane left, under the same invariants as the Python loop.
 ``library()`` is None where the helper is not built (or STASIS_NATIVE_LANES=0): the caller then runs the Python
 loop.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import StasisEngineError
@@ -34,7 +37,20 @@ class Job(ctypes.Structure):
         ("slot_bytes", _i64), ("copies", _vp), ("spans", _vp), ("slots", _vp), ("streams", _vp), ("events", _vp),
         ("copy", _vp), ("record", _vp), ("sync", _vp), ("init", _vp), ("pin", _vp), ("unpin", _vp),
         ("stream_sync", _vp), ("init_arg", ctypes.c_ssize_t), ("lane_stats", _vp), ("error", _vp),
+        ("pin_state", _vp), ("pin_error", _vp),
     ]
+
+
+class PinJob(ctypes.Structure):
+    """``struct stasis_lanes_pin_job`` of _lanes.c."""
+
+    _fields_ = [
+        ("api", _i32), ("nlanes", _i32), ("lane_bytes", _i64), ("base", _vp), ("init", _vp), ("pin", _vp),
+        ("init_arg", ctypes.c_ssize_t), ("pin_state", _vp), ("pin_error", _vp), ("stop", _vp),
+    ]
+
+
+_PIN_DONE = 2  # a lane's pin state (PIN_* in _lanes.c): its slots are pinned
 
 
 _ERRORS = {3: "copy", 4: "event record", 5: "event wait", 6: "setting the lane's device", 8: "pinning the lane's slots",
@@ -55,6 +71,11 @@ def library() -> Any:
             return None
         lib.stasis_lanes_run.argtypes = [ctypes.POINTER(Job)]
         lib.stasis_lanes_run.restype = ctypes.c_int
+        try:
+            lib.stasis_lanes_pin.argtypes = [ctypes.POINTER(PinJob)]
+            lib.stasis_lanes_pin.restype = ctypes.c_int
+        except AttributeError:  # built from an older _lanes.c: rebuild (scripts/python-env.sh)
+            return None
         _loaded = lib
     return _loaded
 
@@ -67,58 +88,89 @@ LANE_STATS = 8
 _TIMELINE = (("pinned_max", 4), ("issued_max", 5), ("drained_max", 6), ("unpinned_max", 7))
 
 
+class LaneSlots:
+    """The lanes' slots: one mapping, aligned to 2 MiB and advised for huge pages, lane ``i``'s slots at
+    ``lane(i)``, with a pin state per lane shared with the C lanes. ``pin_ahead`` starts pinning them lane by lane
+    on a thread of its own (C, without Python's lock), for a caller that still has checks to make before the run:
+    on the H100 the driver serializes registrations (~0.7 ms each), and ten lanes pinning their own when the run
+    began got going over 9-18 ms of a 140 ms load. Whatever is still pinned at ``close`` (a failed or cancelled
+    load) is unpinned there, after the copiers' streams have drained; nothing of it outlives the load."""
+
+    def __init__(self, nlanes: int, slots: int, slot_bytes: int) -> None:
+        self.nlanes, self.slots, self.slot_bytes = nlanes, slots, slot_bytes
+        self.lane_bytes = slots * slot_bytes
+        self._span = nlanes * self.lane_bytes + _HUGE
+        self._mapping = _libc.map_anonymous(self._span)
+        self.base = -(-self._mapping // _HUGE) * _HUGE
+        self.state = (_i32 * nlanes)()
+        self.error = (_i64 * nlanes)()
+        self._stop = _i32(0)
+        self._pin_job: PinJob | None = None
+        self._thread: threading.Thread | None = None
+
+    def lane(self, i: int) -> int:
+        return self.base + i * self.lane_bytes
+
+    def pin_ahead(self, lib: Any, api: tuple[int, ...]) -> None:
+        """Starts pinning every lane's slots, in lane order, on a thread (``api``: a copier's ``native_api``)."""
+        self._pin_job = PinJob(api[0], self.nlanes, self.lane_bytes, self.base, api[4], api[5], api[8],
+                               ctypes.addressof(self.state), ctypes.addressof(self.error), ctypes.addressof(self._stop))
+        self._thread = threading.Thread(target=lib.stasis_lanes_pin, args=(ctypes.byref(self._pin_job),),
+                                        name="stasis-pin", daemon=True)
+        self._thread.start()
+
+    def pinned(self) -> list[int]:
+        """The lanes whose slots are pinned now."""
+        return [i for i in range(self.nlanes) if self.state[i] == _PIN_DONE]
+
+    def close(self, copiers: list[Copier]) -> None:
+        """Stops the pinning ahead, drains ``copiers`` (one per lane: the unpinning one), unpins what is still pinned
+        and unmaps. Raises the first failure, after trying every step."""
+        self._stop.value = 1
+        steps: list[Callable[[], Any]] = []
+        if self._thread is not None:
+            steps.append(self._thread.join)
+        steps += [c.synchronize for c in copiers]
+        steps.append(lambda: cleanup([lambda i=i: copiers[min(i, len(copiers) - 1)].unpin(self.lane(i))
+                                      for i in self.pinned()] if copiers else [], raise_errors=True))
+        steps.append(lambda: _libc.unmap(self._mapping, self._span))
+        cleanup(steps, raise_errors=True)
+
+
 def run_lanes_native(
     lib: Any, api: tuple[int, ...], fd: int, copies: list[Copy], spans: list[tuple[int, int]], copiers: list[Copier], *,
-    slots: int, slot_bytes: int, stages: Stages,
+    slots: LaneSlots, stages: Stages,
 ) -> int:
-    """Every lane's slots are one mapping here, aligned to 2 MiB and advised for huge pages; each lane faults in
-    and pins its own part when it starts and unpins it when its copies are done (in C), so no lane waits for all
-    of them to be pinned (on the H100 the driver serializes registrations, ~0.7 ms a call, and one thread faults
-    fresh memory at 1-5 GB/s). Whatever a failed lane left pinned is unpinned here once its stream has drained.
-    The windows (of ``slot_bytes`` over ``spans``, with the pieces of ``copies``: sorted, disjoint) are made in C.
-    Returns how many windows were read."""
+    """Runs the lanes over ``slots`` (one lane per copier; the caller made them, and may have started pinning them
+    ahead, and closes them after). The windows (of ``slot_bytes`` over ``spans``, with the pieces of ``copies``:
+    sorted, disjoint) are made in C. Returns how many windows were read."""
     if not copies:
         return 0
+    if slots.nlanes != len(copiers):
+        raise StasisEngineError("bad_argument", f"{slots.nlanes} lanes of slots for {len(copiers)} copiers")
     t = time.perf_counter()
-    lane_bytes = slots * slot_bytes
-    total = len(copiers) * lane_bytes
-    span = total + _HUGE
-    mapping = _libc.map_anonymous(span)
-    base = -(-mapping // _HUGE) * _HUGE
     lane_stats = (_i64 * (LANE_STATS * len(copiers)))()
-    ran = ok = False
-    nwin = 0
-    try:
-        ring = [base + i * slot_bytes for i in range(len(copiers) * slots)]
-        events = [e for c in copiers for e in c.events(slots)]
-        error = (_i64 * 3)()
-        arrays = ((_i64 * (3 * len(copies)))(*[v for c in copies for v in (c.offset, c.address, c.size)]),
-                  (_i64 * (2 * len(spans)))(*[v for span in spans for v in span]), (_vp * len(ring))(*ring),
-                  (_vp * len(copiers))(*[c.stream_handle() for c in copiers]), (_vp * len(events))(*events))
-        job = Job(fd, api[0], 0, len(copiers), slots, len(copies), len(spans), 0, slot_bytes,
-                  *[ctypes.addressof(a) for a in arrays], *api[1:], ctypes.addressof(lane_stats), ctypes.addressof(error))
-        stages["plan"] = time.perf_counter() - t
-        t = time.perf_counter()
-        ran = True
-        rc = lib.stasis_lanes_run(ctypes.byref(job))
-        stages["pipeline"] = time.perf_counter() - t
-        lanes = range(len(copiers))
-        stages["read_max"] = max(lane_stats[LANE_STATS * i] for i in lanes) / 1e9
-        stages["slot_wait_max"] = max(lane_stats[LANE_STATS * i + 1] for i in lanes) / 1e9
-        for name, k in _TIMELINE:  # when the last lane got there, from the pipeline's start
-            stages[name] = max(lane_stats[LANE_STATS * i + k] for i in lanes) / 1e9
-        if rc:
-            raise _failure(error[0], error[1], error[2])
-        nwin, ok = job.nwin, True
-    finally:
-        t = time.perf_counter()
-        left = [(c, base + i * lane_bytes) for i, c in enumerate(copiers) if ran and lane_stats[LANE_STATS * i + 3]]
-        # Invariant: every lane's DMA is drained before its slots are unpinned and unmapped, and no slot outlives
-        # the load (the process is checkpointed later: pinned buffers would bloat the image).
-        cleanup([*[c.synchronize for c in copiers], *[lambda c=c, a=a: c.unpin(a) for c, a in left],
-                 lambda: _libc.unmap(mapping, span)], raise_errors=ok)
-        stages["free"] = time.perf_counter() - t
-    return nwin
+    ring = [slots.lane(i) + k * slots.slot_bytes for i in range(len(copiers)) for k in range(slots.slots)]
+    events = [e for c in copiers for e in c.events(slots.slots)]
+    error = (_i64 * 3)()
+    arrays = ((_i64 * (3 * len(copies)))(*[v for c in copies for v in (c.offset, c.address, c.size)]),
+              (_i64 * (2 * len(spans)))(*[v for span in spans for v in span]), (_vp * len(ring))(*ring),
+              (_vp * len(copiers))(*[c.stream_handle() for c in copiers]), (_vp * len(events))(*events))
+    job = Job(fd, api[0], 0, len(copiers), slots.slots, len(copies), len(spans), 0, slots.slot_bytes,
+              *[ctypes.addressof(a) for a in arrays], *api[1:], ctypes.addressof(lane_stats), ctypes.addressof(error),
+              ctypes.addressof(slots.state), ctypes.addressof(slots.error))
+    stages["plan"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rc = lib.stasis_lanes_run(ctypes.byref(job))
+    stages["pipeline"] = time.perf_counter() - t
+    lanes = range(len(copiers))
+    stages["read_max"] = max(lane_stats[LANE_STATS * i] for i in lanes) / 1e9
+    stages["slot_wait_max"] = max(lane_stats[LANE_STATS * i + 1] for i in lanes) / 1e9
+    for name, k in _TIMELINE:  # when the last lane got there, from the pipeline's start
+        stages[name] = max(lane_stats[LANE_STATS * i + k] for i in lanes) / 1e9
+    if rc:
+        raise _failure(error[0], error[1], error[2])
+    return int(job.nwin)
 
 
 def _failure(what: int, code: int, offset: int) -> StasisEngineError:

@@ -118,24 +118,31 @@ def load_targets(
         raise StasisEngineError("bad_argument", f'method "cpu" is for host targets, these are on {dev}')
     check_overlaps(tlist)
     t = time.perf_counter()
-    header = read_header(path)
-    header_s = time.perf_counter() - t
-    pairs = match(header, kind, tlist, path, strict)
-    nthreads = threads or default_threads()
-    stats = LoadStats(sum(r.size for r, _ in pairs), 0.0, method, nthreads, extents=len(pairs))
-    stats.stages["header"] = header_s
-    copies = coalesce([Copy(r.offset, t.address, r.size, t.group) for r, t in pairs])
-    stats.copies = len(copies)
-
-    t = time.perf_counter()
     copier = open_copier(dev.kind, dev.index, runtime)
-    stats.stages["open"] = time.perf_counter() - t
+    open_s = time.perf_counter() - t
+    stats: LoadStats | None = None
+    slots: _native.LaneSlots | None = None
     side_copier: Any = None
     lane_copiers: list[Any] = []
     fd = -1
     pool: ThreadPoolExecutor | None = None
     side_pool: ThreadPoolExecutor | None = None
+    ok = False
     try:
+        # Lanes are likely (asked for, or "auto" on a GPU with the file in the page cache): their slots start being
+        # pinned now, beside the checks below, not after them.
+        nlanes = threads or min(DEFAULT_LANES, default_threads())
+        slots, early_resident = _pin_ahead(path, method, dev.kind, copier, nlanes, lane_slots, lane_mb * _MIB)
+        t = time.perf_counter()
+        header = read_header(path)
+        header_s = time.perf_counter() - t
+        pairs = match(header, kind, tlist, path, strict)
+        nthreads = threads or default_threads()
+        stats = LoadStats(sum(r.size for r, _ in pairs), 0.0, method, nthreads, extents=len(pairs))
+        stats.stages["open"] = open_s
+        stats.stages["header"] = header_s
+        copies = coalesce([Copy(r.offset, t.address, r.size, t.group) for r, t in pairs])
+        stats.copies = len(copies)
         if dev.kind == "cuda" and kind == "extents":
             _check_mapped(copier, tlist, path)
         stats.stages["validate"] = time.perf_counter() - start
@@ -146,11 +153,14 @@ def load_targets(
         chosen = method
         if method == "auto":
             t = time.perf_counter()
-            chosen, stats.residency = _choose(path, header, copies, dev.kind)
+            chosen, stats.residency = _choose(path, header, copies, dev.kind, early_resident)
             stats.stages["choose"] = time.perf_counter() - t
         stats.method = chosen
         if chosen == "lanes" and threads is None:
             nthreads = stats.threads = min(DEFAULT_LANES, nthreads)
+        if slots is not None and chosen != "lanes":  # the file was not as cached as it looked: no lanes after all
+            slots.close([copier])
+            slots = None
         fd = _open(path, chosen, stats.notes)
         pool = ThreadPoolExecutor(nthreads, thread_name_prefix="stasis-load", initializer=copier.thread_init)
         if chosen not in ("pinned-ring", "direct"):  # the ring's gate is after its allocation, in run_ring
@@ -183,8 +193,10 @@ def load_targets(
             lib = _native.library()
             api = lanes[0].native_api()  # every lane's copier is of one kind, on one runtime
             if lib is not None and api is not None:  # the C loop makes the windows itself
+                if slots is None:  # not pinned ahead: each lane pins its own
+                    slots = _native.LaneSlots(len(lanes), lane_slots, lane_mb * _MIB)
                 stats.windows = run_lanes_native(lib, api, fd, copies, spans(copies, header.file_size), lanes,
-                                                 slots=lane_slots, slot_bytes=lane_mb * _MIB, stages=stats.stages)
+                                                 slots=slots, stages=stats.stages)
             else:
                 stats.notes.append("lanes: the Python loop (the C loop, _lanes.so, is not built or is off)")
                 wins = windows(copies, header.file_size, lane_mb * _MIB)
@@ -197,23 +209,59 @@ def load_targets(
                 fd, wins, copier, pool, slots=ring_slots, slot_bytes=slot_mb * _MIB,
                 read_bytes=min(read_mb, slot_mb) * _MIB, stages=stats.stages, gate=gated,
             )
+        ok = True
     finally:
         t = time.perf_counter()
-        # Invariant: no thread, fd, stream or event of the load outlives it (the process is checkpointed later).
-        for p in (pool, side_pool):
-            if p is not None:
-                p.shutdown(wait=True, cancel_futures=True)
+        # Invariant: no thread, fd, stream, event or pinned slot of the load outlives it (the process is
+        # checkpointed later). The lanes' slots go after their streams drained and before the streams do.
+        steps: list[Callable[[], Any]] = [lambda p=p: p.shutdown(wait=True, cancel_futures=True)
+                                          for p in (pool, side_pool) if p is not None]
         if fd >= 0:
-            os.close(fd)
+            steps.append(lambda: os.close(fd))
+        if slots is not None:
+            steps.append(lambda s=slots, lanes=[copier, *lane_copiers]: _free_slots(s, lanes, stats))
         # In reverse order of opening (each restores the device that was current before it), every one even if
         # one fails.
         opened = [copier, *lane_copiers, *([side_copier] if side_copier is not None else [])]
-        cleanup([c.close for c in reversed(opened)], raise_errors=True)
-        stats.stages["close"] = time.perf_counter() - t
+        steps += [c.close for c in reversed(opened)]
+        cleanup(steps, raise_errors=ok)  # a failure of the load itself is the one to report
+        if stats is not None:
+            stats.stages["close"] = time.perf_counter() - t
     if gated.seconds is not None:
         stats.stages["gate"] = gated.seconds
     stats.seconds = time.perf_counter() - start - (gated.seconds or 0.0)
     return stats
+
+
+def _free_slots(slots: _native.LaneSlots, lanes: list[Any], stats: LoadStats | None) -> None:
+    t = time.perf_counter()
+    slots.close(lanes)
+    if stats is not None:
+        stats.stages["free"] = time.perf_counter() - t
+
+
+def _pin_ahead(path: Any, method: str, device_kind: str, copier: Any, nlanes: int, lane_slots: int,
+               slot_bytes: int) -> tuple[_native.LaneSlots | None, float | None]:
+    """The lanes' slots, already being pinned (``LaneSlots.pin_ahead``), where the load will likely run the C lanes:
+    asked for, or "auto" on a GPU with the file in the page cache (then also that fraction, which "auto" then
+    chooses by). ``(None, None)`` otherwise, and for a file that cannot be read (its checks say why)."""
+    if method not in ("lanes", "auto") or (method == "auto" and device_kind != "cuda"):
+        return None, None
+    lib, api = _native.library(), copier.native_api()
+    if lib is None or api is None:
+        return None, None
+    resident = None
+    if method == "auto":
+        try:
+            size = os.stat(path).st_size
+            resident = resident_fraction(path, size, [(0, size)]) if size > 0 else None
+        except OSError:
+            return None, None
+        if resident is None or resident < HOT_RESIDENCY:
+            return None, resident
+    slots = _native.LaneSlots(nlanes, lane_slots, slot_bytes)
+    slots.pin_ahead(lib, api)
+    return slots, resident
 
 
 class _Gate:
@@ -258,10 +306,14 @@ def _check_mapped(copier: Any, tlist: list[Any], path: Any) -> None:
             )
 
 
-def _choose(path: Any, header: Header, copies: list[Copy], device_kind: str) -> tuple[str, float | None]:
+def _choose(path: Any, header: Header, copies: list[Copy], device_kind: str,
+            resident: float | None = None) -> tuple[str, float | None]:
+    """The method "auto" runs, and the file's resident fraction (``resident``: already measured, over the whole
+    file; else measured here over the ranges the load reads)."""
     if device_kind == "cpu":
         return "cpu", None
-    resident = resident_fraction(path, header.file_size, [(s, e - s) for s, e in spans(copies, header.file_size)])
+    if resident is None:
+        resident = resident_fraction(path, header.file_size, [(s, e - s) for s, e in spans(copies, header.file_size)])
     if resident is None:
         return AUTO_MIXED, None
     if resident >= HOT_RESIDENCY:
