@@ -165,17 +165,21 @@ class Bench:
 
         return run
 
-    def python_loop(self, fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-        """``fn`` with the lanes' C loop off (STASIS_NATIVE_LANES=0): the same lanes, looped in Python."""
+    def with_env(self, fn: Callable[[], dict[str, Any]], name: str, value: str) -> Callable[[], dict[str, Any]]:
+        """``fn`` with ``name=value`` in the environment (a loader knob for measuring)."""
 
         def run() -> dict[str, Any]:
-            os.environ["STASIS_NATIVE_LANES"] = "0"
+            os.environ[name] = value
             try:
                 return fn()
             finally:
-                del os.environ["STASIS_NATIVE_LANES"]
+                del os.environ[name]
 
         return run
+
+    def python_loop(self, fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        """``fn`` with the lanes' C loop off (STASIS_NATIVE_LANES=0): the same lanes, looped in Python."""
+        return self.with_env(fn, "STASIS_NATIVE_LANES", "0")
 
     def link(self) -> dict[str, Any]:
         """The link's rate in this run: the file's bytes already in pinned host memory (read and registered first,
@@ -247,6 +251,8 @@ class Bench:
     def contenders(self) -> list[tuple[str, Callable[[], dict[str, Any]], set[str]]]:
         both, hot = {"hot", "cold"}, {"hot"}
         ours: list[tuple[str, Callable[[], dict[str, Any]], set[str]]] = [("stasis auto", self.ours_fn("auto"), both)]
+        # The lanes' slots pinned when the run begins, each lane its own, instead of ahead (STASIS_PIN_AHEAD=0).
+        ours.append(("stasis auto, lanes pin at start", self.with_env(self.ours_fn("auto"), "STASIS_PIN_AHEAD", "0"), hot))
         methods = ["pinned-ring", "hostreg", "direct"] if self.cuda else ["cpu", "pinned-ring", "hostreg", "direct"]
         # O_DIRECT bypasses the page cache, so "direct" is a cold-case method only.
         ours += [(f"stasis {m}", self.ours_fn(m), {"cold"} if m == "direct" else both) for m in methods]

@@ -380,7 +380,7 @@ class _RecordingCopier:
 
 
 def test_weights_lane_slots_pinned_ahead_are_used_by_the_run_and_given_back(wfile: Path) -> None:
-    """Slots pinned ahead of the run (a thread of the C helper, lane by lane): the run finds them pinned and reads
+    """Slots pinned ahead of the run (C threads, one per lane): the run finds them pinned and reads
     the same bytes; each lane gives its slots back as it ends, so closing unpins nothing."""
     from stasis_engine.weights._plan import Copy
 

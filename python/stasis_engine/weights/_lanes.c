@@ -5,9 +5,9 @@
  * cost as much as small windows move (on the H100, 2 MiB windows: 13-23 GB/s in Python, 34-43 in C). Here each
  * lane is a pthread that takes the next window (an atomic counter), waits for its slot's previous copies (the
  * slot's event), preads the window into the slot and issues the window's copies and the slot's event on its own
- * stream. The slots are pinned lane by lane ahead of the run by stasis_lanes_pin, which Python starts while it still
- * checks the load; a lane whose slots nobody has taken yet when it starts pins them itself, and each lane unpins its
- * own once its copies are done (the driver serializes registrations: ~0.7 ms a call on the H100).
+ * stream. The slots are pinned ahead of the run by stasis_lanes_pin (a thread per lane), which Python starts while
+ * it still checks the load; a lane whose slots nobody has taken yet when it starts pins them itself, and each lane
+ * unpins its own once its copies are done (the driver serializes registrations: ~0.7 ms a call on the H100).
  * The windows themselves are cut here from the copies and the file ranges to read (plan_windows): in Python the
  * 1,500 windows of a 6.4 GB load took 4-5 ms before the first read. Python maps the slots' memory, makes the
  * streams and events, and releases all of it after. Built by
@@ -158,20 +158,41 @@ static int init_thread(int api, void *init, intptr_t arg)
 	return 0;
 }
 
-/* Pins the lanes' slots one lane after another, ahead of the run: Python starts it on a thread of its own while it
- * still checks the load, so that the lanes find their slots pinned (the driver serializes registrations, ~0.7 ms
- * each on the H100: ten lanes pinning their own when the run starts got going over 9-18 ms). A lane already taken
- * (by its own thread, once the run has begun) is skipped. Returns 0, or the CUDA error of making the device
- * current (then nothing is taken: the lanes pin their own). */
+struct pinner {
+	struct stasis_lanes_pin_job *job;
+	int index;
+};
+
+static void *pinner_main(void *arg)
+{
+	struct pinner *w = arg;
+	struct stasis_lanes_pin_job *p = w->job;
+	if (atomic_load(p->stop) || init_thread(p->api, p->init, p->init_arg))
+		return NULL; /* nothing taken: the lane pins its own */
+	take_and_pin(p->api, p->pin, p->base + (int64_t)w->index * p->lane_bytes, (size_t)p->lane_bytes,
+	             &p->pin_state[w->index], &p->pin_error[w->index]);
+	return NULL;
+}
+
+/* Pins the lanes' slots ahead of the run, a thread per lane (each faults its slots in at once; the driver
+ * serializes the registrations, ~0.7 ms each on the H100): Python starts it on a thread of its own while it still
+ * checks the load, so that the lanes find their slots pinned (ten lanes pinning their own when the run starts got
+ * going over 9-18 ms). A lane already taken (by its own thread, once the run has begun) is left to it. Returns
+ * once every pinner is done: 0, or the error of starting a thread (the lanes not taken pin their own). */
 int stasis_lanes_pin(struct stasis_lanes_pin_job *p)
 {
-	int rc = init_thread(p->api, p->init, p->init_arg);
-	if (rc)
-		return rc;
-	for (int i = 0; i < p->nlanes && !atomic_load(p->stop); i++)
-		take_and_pin(p->api, p->pin, p->base + (int64_t)i * p->lane_bytes, (size_t)p->lane_bytes, &p->pin_state[i],
-		             &p->pin_error[i]);
-	return 0;
+	enum { MAX_LANES = 256 };
+	pthread_t threads[MAX_LANES];
+	struct pinner pinners[MAX_LANES];
+	int started = 0, rc = 0;
+	for (; started < p->nlanes && started < MAX_LANES; started++) {
+		pinners[started] = (struct pinner){ .job = p, .index = started };
+		if ((rc = pthread_create(&threads[started], NULL, pinner_main, &pinners[started])))
+			break;
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	return rc;
 }
 
 static void *lane_main(void *arg)

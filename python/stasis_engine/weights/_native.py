@@ -90,8 +90,8 @@ _TIMELINE = (("pinned_max", 4), ("issued_max", 5), ("drained_max", 6), ("unpinne
 
 class LaneSlots:
     """The lanes' slots: one mapping, aligned to 2 MiB and advised for huge pages, lane ``i``'s slots at
-    ``lane(i)``, with a pin state per lane shared with the C lanes. ``pin_ahead`` starts pinning them lane by lane
-    on a thread of its own (C, without Python's lock), for a caller that still has checks to make before the run:
+    ``lane(i)``, with a pin state per lane shared with the C lanes. ``pin_ahead`` starts pinning them, a C thread per
+    lane (without Python's lock), for a caller that still has checks to make before the run:
     on the H100 the driver serializes registrations (~0.7 ms each), and ten lanes pinning their own when the run
     began got going over 9-18 ms of a 140 ms load. Whatever is still pinned at ``close`` (a failed or cancelled
     load) is unpinned there, after the copiers' streams have drained; nothing of it outlives the load."""
@@ -112,7 +112,7 @@ class LaneSlots:
         return self.base + i * self.lane_bytes
 
     def pin_ahead(self, lib: Any, api: tuple[int, ...]) -> None:
-        """Starts pinning every lane's slots, in lane order, on a thread (``api``: a copier's ``native_api``)."""
+        """Starts pinning every lane's slots (a C thread per lane; ``api``: a copier's ``native_api``)."""
         self._pin_job = PinJob(api[0], self.nlanes, self.lane_bytes, self.base, api[4], api[5], api[8],
                                ctypes.addressof(self.state), ctypes.addressof(self.error), ctypes.addressof(self._stop))
         self._thread = threading.Thread(target=lib.stasis_lanes_pin, args=(ctypes.byref(self._pin_job),),
