@@ -7,7 +7,7 @@ compiling). The state that must survive a snapshot round trip:
   GET  /answer?q=TEXT   a deterministic answer computed from the in-memory table (the canary)
   PUT  /kv/KEY          store a value in memory (body = value; POST works too)
   GET  /kv/KEY          read it back
-  GET  /stats           {"requests": n, "pid": ..., "started_ms": ...}
+  GET  /stats           {"requests": n, "pid": ..., "keys": n, "io_uring": whether it holds one (--io-uring)}
   GET  /ballast         sha256 of --ballast-mb MiB of memory filled at start (0: none), to check that much
                         memory comes back intact from a snapshot
 Only the standard library is used.
@@ -30,13 +30,24 @@ def build_table(seconds: float) -> list[bytes]:
     return table[:1024]
 
 
+def open_io_uring() -> int:
+    """io_uring_setup(8 entries) through libc's syscall(): the ring's fd, or -1 where it fails (ENOSYS, EPERM)."""
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True).syscall(425, 8, ctypes.create_string_buffer(120))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--startup-seconds", type=float, default=5.0)
     ap.add_argument("--ballast-mb", type=int, default=0)
+    ap.add_argument("--io-uring", action="store_true",
+                    help="open an io_uring instance at start and hold it, as libuv 1.50+ (uvloop 0.23) does at every "
+                         "loop start, where the system lets it (CRIU cannot dump one)")
     args = ap.parse_args()
+    ring = open_io_uring() if args.io_uring else -1
     t0 = time.monotonic()
     print(f"slow_server: building state for {args.startup_seconds:.1f} s", flush=True)
     table = build_table(args.startup_seconds)
@@ -75,7 +86,8 @@ def main() -> None:
             if url.path == "/ballast":
                 return self.reply(200, {"mb": args.ballast_mb, "sha256": hashlib.sha256(ballast).hexdigest()})
             if url.path == "/stats":
-                return self.reply(200, {"requests": stats["requests"], "pid": os.getpid(), "keys": len(kv)})
+                return self.reply(200, {"requests": stats["requests"], "pid": os.getpid(), "keys": len(kv),
+                                        "io_uring": ring >= 0})
             return self.reply(404, {"error": "not found"})
 
         def do_PUT(self) -> None:  # noqa: N802

@@ -24,8 +24,9 @@ export async function refuseUndumpable(pids: number[]): Promise<void> {
         (libraries.length > 0 ? `; it has loaded ${libraries.join(", ")}` : ""),
       {
         hint:
-          "stasis starts servers with UV_USE_IO_URING=0, which libuv before 1.50 honours (uvloop 0.22 and older); libuv 1.50 and later " +
-          "(uvloop 0.23) open one at every loop start regardless: install uvloop<0.23 in the server's environment, or run it without uvloop",
+          "stasis starts servers with io_uring_setup failing (a seccomp filter, unless STASIS_IO_URING_FILTER=0 or there is no python3 " +
+          "on the PATH; `stasis doctor` says) and UV_USE_IO_URING=0; this one got a ring anyway: turn the filter back on, or for " +
+          "libuv 1.50+ (uvloop 0.23, which opens one at every loop start) without it, install uvloop<0.23 in the server's environment",
         details: { pid, comm, cmdline, fds, libraries },
       },
     );

@@ -4,6 +4,7 @@ import { stasisHome } from "../home.js";
 import { locateCriu, MIN_CRIU } from "../criu/locate.js";
 import { run } from "../proc/run.js";
 import { StasisError } from "../errors.js";
+import { withIoUringOff } from "../launch/io-uring-off.js";
 
 export type Status = "pass" | "warn" | "fail";
 
@@ -66,10 +67,18 @@ export const CHECKS: { name: string; probe: Probe }[] = [
     probe: async () => {
       const v = (await readFile("/proc/sys/kernel/io_uring_disabled", "utf8").catch(() => "")).trim();
       const state = v === "" ? "not present" : v === "0" ? "enabled" : v === "1" ? "restricted" : "disabled";
-      return {
-        status: "pass",
-        detail: `io_uring is ${state} host-wide; stasis leaves that setting alone, starts servers with UV_USE_IO_URING=0 and refuses to dump a process holding an io_uring`,
-      };
+      const shared = `io_uring is ${state} host-wide; stasis leaves that setting alone and refuses to dump a process holding an io_uring`;
+      if (process.env.STASIS_IO_URING_FILTER === "0") {
+        return { status: "warn", detail: `${shared}; STASIS_IO_URING_FILTER=0: servers start unfiltered`, fix: "unset STASIS_IO_URING_FILTER" };
+      }
+      if (withIoUringOff(["sh"], "/").length === 1) {
+        return {
+          status: "warn",
+          detail: `${shared}; no python3 on the PATH, so servers start without the seccomp filter that makes io_uring unavailable to them: one on libuv 1.50+ (uvloop 0.23) opens a ring at start and cannot be captured`,
+          fix: "install python3",
+        };
+      }
+      return { status: "pass", detail: `${shared}; servers start with io_uring unavailable to them (a seccomp filter on io_uring_setup) and UV_USE_IO_URING=0` };
     },
   },
   {

@@ -1,10 +1,12 @@
 import { spawn } from "node:child_process";
 import { openSync, closeSync } from "node:fs";
 import { StasisError } from "../errors.js";
+import { withIoUringOff } from "./io-uring-off.js";
 
 /** Variables that keep a server dumpable by CRIU, set on top of the caller's environment. */
 export const DUMPABLE_ENV: Record<string, string> = {
-  // libuv (under uvloop and Node) uses io_uring for file I/O; CRIU cannot dump an io_uring instance.
+  // libuv before 1.50 (under uvloop and Node) uses io_uring for file I/O unless told not to; CRIU cannot dump an
+  // io_uring instance. Later libuv ignores it: the server also runs with io_uring_setup filtered (io-uring-off.ts).
   UV_USE_IO_URING: "0",
   // Compile worker pools would sit in the tree as extra processes holding pipes.
   TORCHINDUCTOR_COMPILE_THREADS: "1",
@@ -34,9 +36,9 @@ export interface Launched {
 /**
  * Starts a server the way CRIU can checkpoint it: leader of its own session (so no session or terminal
  * outside the tree is referenced), stdin from /dev/null, stdout/stderr to files (pipes to stasis would be
- * external to the tree). It runs in the machine's own PID namespace: the CUDA driver names the threads it
- * starts through /proc/<pid>/task/<tid>/comm, which only resolves where /proc matches the process's PID
- * namespace (cudaErrorOperatingSystem otherwise). Restores go into a PID namespace of their own (see
+ * external to the tree), unable to open an io_uring instance (withIoUringOff). It runs in the machine's own PID
+ * namespace: the CUDA driver names the threads it starts through /proc/<pid>/task/<tid>/comm, which only resolves
+ * where /proc matches the process's PID namespace (cudaErrorOperatingSystem otherwise). Restores go into a PID namespace of their own (see
  * criu/restore.ts), so they never collide with live PIDs.
  */
 export async function launch(opts: LaunchOptions): Promise<Launched> {
@@ -44,10 +46,11 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
   const err = openSync(opts.stderr, "a");
   let child;
   try {
-    const [command, ...args] = opts.argv;
+    const env = { ...process.env, ...DUMPABLE_ENV, ...opts.env };
+    const [command, ...args] = withIoUringOff(opts.argv, opts.cwd, env);
     child = spawn(command!, args, {
       cwd: opts.cwd,
-      env: { ...process.env, ...DUMPABLE_ENV, ...opts.env },
+      env,
       stdio: ["ignore", out, err],
       detached: true, // setsid(): the server leads its own session and process group
     });

@@ -1,0 +1,20 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { SHIM, withIoUringOff } from "./io-uring-off.js";
+
+const PATH = process.env.PATH ?? "";
+
+test("withIoUringOff: a command found runs under the filter's shim, with its arguments as they were", () => {
+  const argv = withIoUringOff(["sh", "-c", "echo hi"], "/", { PATH });
+  assert.match(argv[0]!, /\/python3$/);
+  assert.deepEqual(argv.slice(1), ["-c", SHIM, "sh", "-c", "echo hi"]);
+  // A path relative to the server's folder counts as found where it is executable there.
+  assert.equal(withIoUringOff(["./sh"], "/bin", { PATH })[1], "-c");
+});
+
+test("withIoUringOff: unchanged when turned off, for a command that cannot be found, and without python3", () => {
+  assert.deepEqual(withIoUringOff(["sh"], "/", { PATH, STASIS_IO_URING_FILTER: "0" }), ["sh"]);
+  assert.deepEqual(withIoUringOff(["no-such-command-stasis"], "/", { PATH }), ["no-such-command-stasis"]);
+  assert.deepEqual(withIoUringOff(["./no-such-file"], "/", { PATH }), ["./no-such-file"]);
+  assert.deepEqual(withIoUringOff(["/bin/sh"], "/", { PATH: "/nonexistent" }), ["/bin/sh"]);
+});
