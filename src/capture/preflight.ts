@@ -1,6 +1,8 @@
 import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
 import { StasisError } from "../errors.js";
-import { fdTargets, readStat } from "../proc/tree.js";
+import { readMaps } from "../proc/maps.js";
+import { openFds, readStat } from "../proc/tree.js";
 
 const IO_URING = "anon_inode:[io_uring]";
 
@@ -11,7 +13,7 @@ const IO_URING = "anon_inode:[io_uring]";
  */
 export async function refuseUndumpable(pids: number[]): Promise<void> {
   for (const pid of pids) {
-    const fds = (await fdTargets(pid, { withFd: true })).filter((t) => t.target === IO_URING).map((t) => t.fd);
+    const fds = (await openFds(pid)).filter((t) => t.target === IO_URING).map((t) => t.fd);
     if (fds.length === 0) continue;
     const comm = (await readStat(pid))?.comm ?? "?";
     const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").filter(Boolean).join(" ");
@@ -35,11 +37,6 @@ export async function refuseUndumpable(pids: number[]): Promise<void> {
 
 /** The libraries mapped into `pid` that make io_uring instances (liburing, libuv and what bundles it). */
 async function uringLibraries(pid: number): Promise<string[]> {
-  const maps = await readFile(`/proc/${pid}/maps`, "utf8").catch(() => "");
-  const names = new Set<string>();
-  for (const line of maps.split("\n")) {
-    const path = line.slice(line.indexOf("/"));
-    if (line.includes("/") && /liburing|libuv|uvloop|libcufile/.test(path)) names.add(path.slice(path.lastIndexOf("/") + 1));
-  }
-  return [...names].sort();
+  const paths = (await readMaps(pid)).map((m) => m.path).filter((path) => /liburing|libuv|uvloop|libcufile/.test(path));
+  return [...new Set(paths.map((path) => basename(path)))].sort();
 }

@@ -4,7 +4,7 @@ import { stasisHome } from "../home.js";
 import { locateCriu, MIN_CRIU } from "../criu/locate.js";
 import { run } from "../proc/run.js";
 import { StasisError } from "../errors.js";
-import { withIoUringOff } from "../launch/io-uring-off.js";
+import { filterPython } from "../launch/io-uring-off.js";
 
 export type Status = "pass" | "warn" | "fail";
 
@@ -71,7 +71,7 @@ export const CHECKS: { name: string; probe: Probe }[] = [
       if (process.env.STASIS_IO_URING_FILTER === "0") {
         return { status: "warn", detail: `${shared}; STASIS_IO_URING_FILTER=0: servers start unfiltered`, fix: "unset STASIS_IO_URING_FILTER" };
       }
-      if (withIoUringOff(["sh"], "/").length === 1) {
+      if (!filterPython()) {
         return {
           status: "warn",
           detail: `${shared}; no python3 on the PATH, so servers start without the seccomp filter that makes io_uring unavailable to them: one on libuv 1.50+ (uvloop 0.23) opens a ring at start and cannot be captured`,

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SHIM, withIoUringOff } from "./io-uring-off.js";
+import { SHIM, filterPython, withIoUringOff } from "./io-uring-off.js";
 
 const PATH = process.env.PATH ?? "";
 
@@ -17,4 +17,10 @@ test("withIoUringOff: unchanged when turned off, for a command that cannot be fo
   assert.deepEqual(withIoUringOff(["no-such-command-stasis"], "/", { PATH }), ["no-such-command-stasis"]);
   assert.deepEqual(withIoUringOff(["./no-such-file"], "/", { PATH }), ["./no-such-file"]);
   assert.deepEqual(withIoUringOff(["/bin/sh"], "/", { PATH: "/nonexistent" }), ["/bin/sh"]);
+});
+
+test("filterPython: the python3 on the PATH, none when turned off or when there is none", () => {
+  assert.match(filterPython({ PATH }) ?? "", /\/python3$/);
+  assert.equal(filterPython({ PATH, STASIS_IO_URING_FILTER: "0" }), undefined);
+  assert.equal(filterPython({ PATH: "/nonexistent" }), undefined);
 });

@@ -14,12 +14,17 @@ import { delimiter, join, resolve } from "node:path";
  * stderr, and the command runs unfiltered.
  */
 export function withIoUringOff(argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): string[] {
-  if (env.STASIS_IO_URING_FILTER === "0" || argv.length === 0) return argv;
+  const python = filterPython(env);
+  if (!python || argv.length === 0) return argv;
   // A command that cannot be found runs as it is: its spawn then fails with the usual clear error.
   const command = argv[0]!;
   const found = command.includes("/") ? executable(resolve(cwd, command)) : onPath(command, env.PATH ?? "") !== undefined;
-  const python = onPath("python3", env.PATH ?? "");
-  return found && python ? [python, "-c", SHIM, ...argv] : argv;
+  return found ? [python, "-c", SHIM, ...argv] : argv;
+}
+
+/** The python3 that installs the filter, or undefined where servers start unfiltered (turned off, or none). */
+export function filterPython(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.STASIS_IO_URING_FILTER === "0" ? undefined : onPath("python3", env.PATH ?? "");
 }
 
 function executable(path: string): boolean {

@@ -38,8 +38,8 @@ export interface Launched {
  * outside the tree is referenced), stdin from /dev/null, stdout/stderr to files (pipes to stasis would be
  * external to the tree), unable to open an io_uring instance (withIoUringOff). It runs in the machine's own PID
  * namespace: the CUDA driver names the threads it starts through /proc/<pid>/task/<tid>/comm, which only resolves
- * where /proc matches the process's PID namespace (cudaErrorOperatingSystem otherwise). Restores go into a PID namespace of their own (see
- * criu/restore.ts), so they never collide with live PIDs.
+ * where /proc matches the process's PID namespace (cudaErrorOperatingSystem otherwise). Restores go into a PID
+ * namespace of their own (see criu/restore.ts), so they never collide with live PIDs.
  */
 export async function launch(opts: LaunchOptions): Promise<Launched> {
   const out = openSync(opts.stdout, "a");

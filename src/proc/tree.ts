@@ -47,18 +47,20 @@ export function parseStat(text: string): { comm: string; state: string; ppid: nu
   return { comm, state: rest[0]!, ppid: Number(rest[1]), startTime: Number(rest[19]) };
 }
 
-/** The targets of a process's open fds ("/dev/null", "socket:[123]", "anon_inode:[io_uring]", ...); with
- * `withFd`, each with its fd number. */
-export async function fdTargets(pid: number): Promise<string[]>;
-export async function fdTargets(pid: number, opts: { withFd: true }): Promise<{ fd: number; target: string }[]>;
-export async function fdTargets(pid: number, opts?: { withFd: true }): Promise<string[] | { fd: number; target: string }[]> {
+/** A process's open fds with their targets ("/dev/null", "socket:[123]", "anon_inode:[io_uring]", ...). */
+export async function openFds(pid: number): Promise<{ fd: number; target: string }[]> {
   const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
   const out: { fd: number; target: string }[] = [];
   for (const fd of fds) {
     const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => undefined);
     if (target) out.push({ fd: Number(fd), target });
   }
-  return opts?.withFd ? out : out.map((t) => t.target);
+  return out;
+}
+
+/** The targets of a process's open fds (openFds without the numbers). */
+export async function fdTargets(pid: number): Promise<string[]> {
+  return (await openFds(pid)).map((t) => t.target);
 }
 
 /** True while `pid` exists and is not a zombie. */
