@@ -565,3 +565,16 @@ def test_weights_gate_comes_once_before_any_byte_and_its_wait_is_not_the_loads(
     with pytest.raises(StasisEngineError, match="no go"):
         load_targets(kind, tlist, dev, wfile, method=method, gate=refuse, **SMALL)
     assert all(same_bytes(again[k], kept[k]) for k in again)
+
+
+def test_weights_auto_chooses_by_a_residency_the_caller_measured(wfile: Path) -> None:
+    """``load_targets(resident=...)`` (the stager measures it for its own choices): "auto" chooses by that
+    fraction, without measuring the file again; the file here is in the page cache, the fraction says otherwise."""
+    from stasis_engine.weights.load import _choose, _pin_ahead
+    from stasis_engine.weights._copier import HostCopier
+
+    header = read_header(wfile)
+    assert _choose(wfile, header, [], "cuda", 0.0) == ("direct", 0.0)
+    assert _choose(wfile, header, [], "cuda", 0.5) == ("pinned-ring", 0.5)
+    assert _choose(wfile, header, [], "cuda", 1.0) == ("lanes", 1.0)
+    assert _pin_ahead(wfile, "auto", "cuda", HostCopier(), 2, 2, 4096, 0.0) == (None, 0.0), "cold: nothing pinned"

@@ -39,6 +39,7 @@ typedef int (*register_fn)(void *address, size_t size, unsigned flags); /* cudaH
 typedef int (*unregister_fn)(void *address);                              /* cudaHostUnregister, cuMemHostUnregister */
 
 enum { API_RUNTIME = 0, API_DRIVER = 1, API_HOST = 2 };
+enum { MAX_LANES = 256 };
 enum { ERR_READ = 1, ERR_EOF = 2, ERR_COPY = 3, ERR_RECORD = 4, ERR_SYNC = 5, ERR_INIT = 6, ERR_THREAD = 7, ERR_PIN = 8,
        ERR_UNPIN = 9, ERR_PLAN = 10 };
 #define MEMCPY_H2D 1
@@ -56,9 +57,9 @@ struct stasis_lanes_job {
 	void *const *events;   /* nlanes * nslots */
 	void *copy, *record, *sync, *init, *pin, *unpin, *stream_sync;
 	intptr_t init_arg;
-	int64_t *lane_stats; /* out, per lane (LANE_STATS values): ns reading, ns waiting for a slot, windows, slots still
-	                      * pinned (0/1); then when (ns since the run began) its slots were pinned, its last copy
-	                      * issued, its stream drained and its slots unpinned */
+	int64_t *lane_stats; /* out, per lane (LANE_STATS values): ns reading, ns waiting for a slot, windows; then when
+	                      * (ns since the run began) its slots were pinned, its last copy issued, its stream drained
+	                      * and its slots unpinned (whether they still are: pin_state) */
 	int64_t *error;      /* out: what (ERR_*), code (errno or CUDA error), the window's file offset (or -1) */
 	_Atomic int32_t *pin_state; /* per lane, shared with stasis_lanes_pin: PIN_FREE ... PIN_FAILED */
 	int64_t *pin_error;         /* per lane: the CUDA error of a failed pin */
@@ -81,7 +82,7 @@ struct stasis_lanes_pin_job {
 	_Atomic int32_t *stop;      /* set by Python: take no more lanes */
 };
 
-#define LANE_STATS 8
+#define LANE_STATS 7
 
 /* The windows of a run (plan_windows): per window its file offset, length, first piece and number of pieces; per
  * piece its offset in the window, destination address and size. */
@@ -136,17 +137,16 @@ static int read_window(int fd, char *dst, int64_t length, int64_t offset, int64_
 }
 
 /* Takes a lane's slots if nobody has (PIN_FREE -> PIN_TAKEN), faults them in and pins them: PIN_DONE, or PIN_FAILED
- * with the CUDA error in *code. Returns 0 if another thread had taken them. */
-static int take_and_pin(int api, void *pin, char *own, size_t bytes, _Atomic int32_t *state, int64_t *code)
+ * with the CUDA error in *code. Does nothing if another thread had taken them. */
+static void take_and_pin(int api, void *pin, char *own, size_t bytes, _Atomic int32_t *state, int64_t *code)
 {
 	int32_t expected = PIN_FREE;
 	if (!atomic_compare_exchange_strong(state, &expected, PIN_TAKEN))
-		return 0;
+		return;
 	madvise(own, bytes, MADV_POPULATE_WRITE_); /* best effort: the registration faults in the rest */
 	int rc = api == API_HOST ? 0 : ((register_fn)pin)(own, bytes, HOST_REGISTER_PORTABLE);
 	*code = rc;
 	atomic_store(state, rc ? PIN_FAILED : PIN_DONE);
-	return 1;
 }
 
 static int init_thread(int api, void *init, intptr_t arg)
@@ -181,7 +181,6 @@ static void *pinner_main(void *arg)
  * once every pinner is done: 0, or the error of starting a thread (the lanes not taken pin their own). */
 int stasis_lanes_pin(struct stasis_lanes_pin_job *p)
 {
-	enum { MAX_LANES = 256 };
 	pthread_t threads[MAX_LANES];
 	struct pinner pinners[MAX_LANES];
 	int started = 0, rc = 0;
@@ -222,8 +221,7 @@ static void *lane_main(void *arg)
 		fail(l, ERR_PIN, j->pin_error[l->index], -1);
 		return NULL;
 	}
-	stats[3] = j->api != API_HOST;
-	stats[4] = now_ns() - l->t0;
+	stats[3] = now_ns() - l->t0;
 	while (!atomic_load(l->failed)) {
 		int w = atomic_fetch_add(l->next, 1);
 		if (w >= l->plan->nwin)
@@ -267,7 +265,7 @@ static void *lane_main(void *arg)
 		k++;
 	}
 	stats[2] = k;
-	stats[5] = now_ns() - l->t0;
+	stats[4] = now_ns() - l->t0;
 	if (j->api != API_HOST) {
 		/* Every copy this lane issued must be done before its slots are unpinned (a failed wait leaves them
 		 * pinned: Python then drains the stream and unpins). */
@@ -275,15 +273,14 @@ static void *lane_main(void *arg)
 			fail(l, ERR_SYNC, rc, -1);
 			return NULL;
 		}
-		stats[6] = now_ns() - l->t0;
+		stats[5] = now_ns() - l->t0;
 		if ((rc = ((unregister_fn)j->unpin)(own))) {
 			fail(l, ERR_UNPIN, rc, -1);
 			return NULL;
 		}
-		stats[3] = 0;
 	}
 	atomic_store(state, PIN_FREE);
-	stats[7] = now_ns() - l->t0;
+	stats[6] = now_ns() - l->t0;
 	return NULL;
 }
 
@@ -345,7 +342,6 @@ static int plan_windows(const struct stasis_lanes_job *j, struct plan *p)
  * and the threads joined before returning. */
 int stasis_lanes_run(struct stasis_lanes_job *job)
 {
-	enum { MAX_LANES = 256 };
 	pthread_t threads[MAX_LANES];
 	struct lane lanes[MAX_LANES];
 	struct plan plan = { 0 };

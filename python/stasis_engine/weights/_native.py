@@ -14,7 +14,6 @@ import ctypes
 import os
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from ..errors import StasisEngineError
@@ -81,11 +80,11 @@ def library() -> Any:
 
 
 _HUGE = 2 << 20
-# Values per lane in the job's lane_stats (LANE_STATS in _lanes.c): ns reading, ns waiting for a slot, windows,
-# slots still pinned (0/1), then ns since the run began when the lane's slots were pinned, its last copy issued, its
-# stream drained and its slots unpinned.
-LANE_STATS = 8
-_TIMELINE = (("pinned_max", 4), ("issued_max", 5), ("drained_max", 6), ("unpinned_max", 7))
+# Values per lane in the job's lane_stats (LANE_STATS in _lanes.c): ns reading, ns waiting for a slot, windows, then
+# ns since the run began when the lane's slots were pinned, its last copy issued, its stream drained and its slots
+# unpinned (whether they still are pinned is the lane's pin state, LaneSlots.pinned).
+LANE_STATS = 7
+_TIMELINE = (("pinned_max", 3), ("issued_max", 4), ("drained_max", 5), ("unpinned_max", 6))
 
 
 class LaneSlots:
@@ -127,14 +126,12 @@ class LaneSlots:
         """Stops the pinning ahead, drains ``copiers`` (one per lane: the unpinning one), unpins what is still pinned
         and unmaps. Raises the first failure, after trying every step."""
         self._stop.value = 1
-        steps: list[Callable[[], Any]] = []
         if self._thread is not None:
-            steps.append(self._thread.join)
-        steps += [c.synchronize for c in copiers]
-        steps.append(lambda: cleanup([lambda i=i: copiers[min(i, len(copiers) - 1)].unpin(self.lane(i))
-                                      for i in self.pinned()] if copiers else [], raise_errors=True))
-        steps.append(lambda: _libc.unmap(self._mapping, self._span))
-        cleanup(steps, raise_errors=True)
+            self._thread.join()  # the pin states change no more: the run's lanes are joined too
+        # Unpinning is a call of the runtime the copiers share: any one of them makes it.
+        unpins = [lambda i=i: copiers[0].unpin(self.lane(i)) for i in self.pinned()] if copiers else []
+        cleanup([*[c.synchronize for c in copiers], *unpins, lambda: _libc.unmap(self._mapping, self._span)],
+                raise_errors=True)
 
 
 def run_lanes_native(

@@ -103,6 +103,7 @@ def load_targets(
     runtime: Any = None,
     started: float | None = None,
     gate: Callable[[], Any] | None = None,
+    resident: float | None = None,
 ) -> LoadStats:
     """``load_into`` for targets already resolved (``kind`` "tensors" or "extents"); ``runtime``: the CUDA calls
     to make (default: the runtime torch loaded; the stager passes a driver-API one, _cudadrv.DriverRuntime).
@@ -110,7 +111,8 @@ def load_targets(
     ``gate``: called once everything but the reads of the weights is done (the file checked and opened, the
     method chosen, the pinned ring allocated), right before the first read: the stager's hold waits there for its
     go, so that nothing of the load's own set-up is left to delay the reads after it. Its time is ``stages["gate"]``
-    and is not counted in ``seconds``."""
+    and is not counted in ``seconds``. ``resident``: the fraction of the file in the page cache, where the caller
+    has just measured it (the stager has); "auto" then chooses by it instead of measuring again."""
     start = started if started is not None else time.perf_counter()
     gated = _Gate(gate)
     _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads, hostreg_share, lane_slots, lane_mb)
@@ -132,7 +134,8 @@ def load_targets(
         # Lanes are likely (asked for, or "auto" on a GPU with the file in the page cache): their slots start being
         # pinned now, beside the checks below, not after them.
         nlanes = threads or min(DEFAULT_LANES, default_threads())
-        slots, early_resident = _pin_ahead(path, method, dev.kind, copier, nlanes, lane_slots, lane_mb * _MIB)
+        slots, early_resident = _pin_ahead(path, method, dev.kind, copier, nlanes, lane_slots, lane_mb * _MIB,
+                                           resident)
         t = time.perf_counter()
         header = read_header(path)
         header_s = time.perf_counter() - t
@@ -241,24 +244,25 @@ def _free_slots(slots: _native.LaneSlots, lanes: list[Any], stats: LoadStats | N
 
 
 def _pin_ahead(path: Any, method: str, device_kind: str, copier: Any, nlanes: int, lane_slots: int,
-               slot_bytes: int) -> tuple[_native.LaneSlots | None, float | None]:
+               slot_bytes: int, resident: float | None = None) -> tuple[_native.LaneSlots | None, float | None]:
     """The lanes' slots, already being pinned (``LaneSlots.pin_ahead``), where the load will likely run the C lanes:
     asked for, or "auto" on a GPU with the file in the page cache (then also that fraction, which "auto" then
-    chooses by). ``(None, None)`` otherwise, and for a file that cannot be read (its checks say why)."""
+    chooses by; ``resident``: the caller's measurement of it). ``(None, resident)`` otherwise, and for a file that
+    cannot be read (its checks say why)."""
     if method not in ("lanes", "auto") or (method == "auto" and device_kind != "cuda"):
-        return None, None
+        return None, resident
     if os.environ.get("STASIS_PIN_AHEAD") == "0":  # for measuring: each lane pins its own when the run begins
-        return None, None
+        return None, resident
     lib, api = _native.library(), copier.native_api()
     if lib is None or api is None:
-        return None, None
-    resident = None
+        return None, resident
     if method == "auto":
-        try:
-            size = os.stat(path).st_size
-            resident = resident_fraction(path, size, [(0, size)]) if size > 0 else None
-        except OSError:
-            return None, None
+        if resident is None:
+            try:
+                size = os.stat(path).st_size
+                resident = resident_fraction(path, size, [(0, size)]) if size > 0 else None
+            except OSError:
+                return None, None
         if resident is None or resident < HOT_RESIDENCY:
             return None, resident
     slots = _native.LaneSlots(nlanes, lane_slots, slot_bytes)

@@ -195,12 +195,12 @@ def _threads(resident: float) -> int:
     return 8 if resident >= _IN_MEMORY else 16
 
 
-def _resident(path: str) -> float:
-    """The fraction of the file in the page cache (0 where mincore cannot tell)."""
+def _resident(path: str) -> float | None:
+    """The fraction of the file in the page cache (None where mincore cannot tell)."""
     from .load import resident_fraction
 
     size = os.stat(path).st_size
-    return (resident_fraction(path, size, [(0, size)]) or 0.0) if size else 1.0
+    return resident_fraction(path, size, [(0, size)]) if size else 1.0
 
 
 def _method() -> str:
@@ -280,7 +280,8 @@ def fill_from_file(job: dict[str, Any], rt: DriverRuntime, mem: ExportableMemory
     (header read, file opened, pinned ring made: the load's gate), so the reads start the moment it comes; the
     stats then say how long it waited (``held_s``) and whether the go came (``go``: false when stdin closed or the
     wait ran out)."""
-    resident = _resident(job["file"])
+    measured = _resident(job["file"])  # the loader's "auto" chooses by it too, rather than measure it again
+    resident = measured or 0.0
     held: dict[str, Any] = {}
 
     def gate() -> None:
@@ -290,7 +291,8 @@ def fill_from_file(job: dict[str, Any], rt: DriverRuntime, mem: ExportableMemory
             held["held_s"] = round(time.perf_counter() - t, 4)
 
     stats = load_targets("tensors", targets_at(mem.address, job["tensors"]), Device("cuda", rt.device), job["file"],
-                         runtime=rt, threads=_threads(resident), method=_method(), gate=gate).to_dict()
+                         runtime=rt, threads=_threads(resident), method=_method(), gate=gate,
+                         resident=measured).to_dict()
     return {**stats, **held}
 
 
