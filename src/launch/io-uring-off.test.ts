@@ -7,9 +7,10 @@ const PATH = process.env.PATH ?? "";
 test("withIoUringOff: a command found runs under the filter's shim, with its arguments as they were", () => {
   const argv = withIoUringOff(["sh", "-c", "echo hi"], "/", { PATH });
   assert.match(argv[0]!, /\/python3$/);
-  assert.deepEqual(argv.slice(1), ["-c", SHIM, "sh", "-c", "echo hi"]);
+  assert.deepEqual(argv.slice(1), ["-I", "-S", "-c", SHIM, "sh", "-c", "echo hi"]);
   // A path relative to the server's folder counts as found where it is executable there.
-  assert.equal(withIoUringOff(["./sh"], "/bin", { PATH })[1], "-c");
+  assert.equal(withIoUringOff(["./sh"], "/bin", { PATH }).at(-1), "./sh");
+  assert.equal(withIoUringOff(["./sh"], "/bin", { PATH }).length, 6);
 });
 
 test("withIoUringOff: unchanged when turned off, for a command that cannot be found, and without python3", () => {
