@@ -264,10 +264,11 @@ class Bench:
             ("stasis hostreg 1G", self.ours_fn("hostreg", register_mb=1024), hot),
             ("stasis pinned-ring 16x16M r4M", self.ours_fn("pinned-ring", ring_slots=16, slot_mb=16, read_mb=4), hot),
             ("stasis pinned-ring 32x8M r8M", self.ours_fn("pinned-ring", ring_slots=32, slot_mb=8, read_mb=8), hot),
-            # Registered page cache and the ring at once, on disjoint parts: the share registered.
-            ("stasis hybrid 0.25", self.ours_fn("hybrid", hostreg_share=0.25), hot),
-            ("stasis hybrid 0.35", self.ours_fn("hybrid", hostreg_share=0.35), hot),
-            ("stasis hybrid 0.5", self.ours_fn("hybrid", hostreg_share=0.5, register_mb=256), hot),
+            # Registered page cache and the lanes at once, on disjoint parts: the share registered.
+            ("stasis hybrid 0.1", self.ours_fn("hybrid", hostreg_share=0.1), hot),
+            ("stasis hybrid 0.2", self.ours_fn("hybrid", hostreg_share=0.2), hot),
+            ("stasis hybrid 0.3", self.ours_fn("hybrid", hostreg_share=0.3), hot),
+            ("stasis hybrid 0.2 256M", self.ours_fn("hybrid", hostreg_share=0.2, register_mb=256), hot),
             # A lane per thread (own small slots, own stream): threads x slots x MiB; the C loop unless "py".
             *[(f"stasis lanes {t}x{k}x{m}M", self.ours_fn("lanes", threads=t, lane_slots=k, lane_mb=m), hot)
               for t, k, m in [(16, 2, 4), (16, 2, 2), (16, 2, 1), (12, 2, 2), (8, 2, 2), (8, 3, 4), (6, 2, 4),

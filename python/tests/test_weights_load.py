@@ -306,7 +306,7 @@ def test_weights_hybrid_fills_every_byte_whatever_the_share(wfile: Path, src: di
     fresh = poisoned_like(src)
     stats = load_into(fresh, wfile, method="hybrid", hostreg_share=share, **SMALL)
     assert all(same_bytes(fresh[k], src[k]) for k in src)
-    assert stats.method == "hybrid" and "hostreg_pipeline" in stats.stages and "ring_pipeline" in stats.stages
+    assert stats.method == "hybrid" and "hostreg_pipeline" in stats.stages and "lanes_pipeline" in stats.stages
 
 
 @pytest.mark.parametrize("share", [0, 1, -0.5, True, "half"])
@@ -338,6 +338,7 @@ def test_weights_native_lanes_end_of_file_is_weights_truncated(wfile: Path) -> N
     """A window past the end of the file (as if it shrank after the checks): the C loop's EOF becomes the loader's
     ``weights_truncated``, the slots are freed."""
     from stasis_engine.weights._copier import HostCopier
+    from stasis_engine.weights._targets import Device
     from stasis_engine.weights._plan import Copy
 
     lib = _native.library()
@@ -471,6 +472,7 @@ def test_weights_native_lanes_make_the_windows_python_makes(
     assert not any("Python loop" in n for n in got["1"].notes)
 
     from stasis_engine.weights._copier import HostCopier
+    from stasis_engine.weights._targets import Device
     from stasis_engine.weights._plan import Copy, coalesce, spans, windows
 
     header = read_header(wfile)
@@ -504,6 +506,7 @@ def test_weights_native_lanes_make_the_windows_python_makes(
 
 def test_weights_native_lanes_refuse_a_copy_outside_their_spans(wfile: Path) -> None:
     from stasis_engine.weights._copier import HostCopier
+    from stasis_engine.weights._targets import Device
     from stasis_engine.weights._plan import Copy
 
     lib = _native.library()
@@ -572,9 +575,13 @@ def test_weights_auto_chooses_by_a_residency_the_caller_measured(wfile: Path) ->
     fraction, without measuring the file again; the file here is in the page cache, the fraction says otherwise."""
     from stasis_engine.weights.load import _choose, _pin_ahead
     from stasis_engine.weights._copier import HostCopier
+    from stasis_engine.weights._targets import Device
 
     header = read_header(wfile)
     assert _choose(wfile, header, [], "cuda", 0.0) == ("direct", 0.0)
     assert _choose(wfile, header, [], "cuda", 0.5) == ("pinned-ring", 0.5)
     assert _choose(wfile, header, [], "cuda", 1.0) == ("lanes", 1.0)
-    assert _pin_ahead(wfile, "auto", "cuda", HostCopier(), 2, 2, 4096, 0.0) == (None, 0.0), "cold: nothing pinned"
+    opened: list[object] = []
+    cuda = Device("cuda", 0)
+    assert _pin_ahead(wfile, "auto", cuda, HostCopier(), 2, 2, 4096, 0.0, opened, None) == (None, 0.0), "cold: none"
+    assert opened == [], "no lane copiers opened for a load that will not run lanes"

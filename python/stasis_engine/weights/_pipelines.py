@@ -5,7 +5,7 @@
   one async copy per piece and an event per slot; a slot is reused once its event has fired.
 - ``run_hostreg`` ("hostreg"): mmap the file, register windows of it with the GPU (read-only, on the pool,
   in parallel), copy from the page cache as each window's registration lands.
-- ``run_hybrid`` ("hybrid"): both at once, on disjoint parts of the file.
+- ``run_hybrid`` ("hybrid"): hostreg and the lanes at once, on disjoint parts of the file.
 - ``run_lanes`` ("lanes"): every thread a lane of its own (a few small pinned slots, a stream, events): it takes
   the next window, reads it into its next slot and issues the slot's copies itself. No thread waits on another.
 """
@@ -192,28 +192,25 @@ def run_hybrid(
     fd: int,
     file_size: int,
     reg_wins: list[Window],
-    ring_wins: list[Window],
-    copiers: tuple[Copier, Copier],
-    pools: tuple[ThreadPoolExecutor, ThreadPoolExecutor],
-    *,
-    slots: int,
-    slot_bytes: int,
-    read_bytes: int,
+    reg_copier: Copier,
+    reg_pool: ThreadPoolExecutor,
+    rest: Callable[[Stages], int],
     stages: Stages,
-) -> None:
-    """``run_hostreg`` over ``reg_wins`` and ``run_ring`` over ``ring_wins`` at the same time, each with its own
-    copier (stream, events) and threads. The two are limited by different things on the H100: the ring by host
-    memory traffic (each byte read from the page cache, written to the ring, read by the DMA), registration by the
-    driver pinning page-cache pages (one DMA read per byte); side by side they may add up. Both always run to
-    their end (each keeps its own cleanup invariants); the first failure is raised after."""
+) -> int:
+    """``run_hostreg`` over ``reg_wins`` (its own copier: stream, events; and threads) while ``rest`` (the lanes,
+    over the other part of the file) runs on the caller's thread. The two are limited by different things on the
+    H100: the lanes by host memory traffic (each byte read from the page cache, written to a slot, read by the
+    DMA) and the CPU's copies, registration by the driver pinning page-cache pages (one DMA read per byte); side by
+    side they may add up. Both always run to their end (each keeps its own cleanup invariants); the first failure is
+    raised after. Returns what ``rest`` returns."""
     reg_stages: Stages = {}
-    ring_stages: Stages = {}
+    rest_stages: Stages = {}
     failures: list[BaseException] = []
 
     def hostreg() -> None:
         try:
-            copiers[0].thread_init()
-            run_hostreg(fd, file_size, reg_wins, copiers[0], pools[0], reg_stages)
+            reg_copier.thread_init()
+            run_hostreg(fd, file_size, reg_wins, reg_copier, reg_pool, reg_stages)
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             failures.append(e)
 
@@ -221,15 +218,15 @@ def run_hybrid(
     side = threading.Thread(target=hostreg, name="stasis-load-hostreg")
     side.start()
     try:
-        run_ring(fd, ring_wins, copiers[1], pools[1], slots=slots, slot_bytes=slot_bytes, read_bytes=read_bytes,
-                 stages=ring_stages)
+        n = rest(rest_stages)
     finally:
         side.join()
         stages.update({f"hostreg_{k}": v for k, v in reg_stages.items()})
-        stages.update({f"ring_{k}": v for k, v in ring_stages.items()})
+        stages.update({f"lanes_{k}": v for k, v in rest_stages.items()})
         stages["pipeline"] = time.perf_counter() - t
     if failures:
         raise failures[0]
+    return n
 
 
 def run_lanes(

@@ -26,7 +26,7 @@ METHODS = ("auto", "pinned-ring", "hostreg", "hybrid", "lanes", "direct", "cpu")
 # their copies on its own stream (the loop in C, _lanes.c). On the H100, side by side
 # (bench/results/2026-11-27-h100/weights-lanes/6-judged/): 42.2 GB/s median against 25.5 for the pinned ring (16 x
 # 16 MiB, one thread issuing every copy; the default before) and 17.4 for hostreg (registering the page cache's
-# 4 KiB pages costs as much as it saves); hybrid (both at once) 18-20 GB/s in an earlier run.
+# 4 KiB pages costs as much as it saves); hybrid (hostreg beside the ring, then) 18-20 GB/s in an earlier run.
 AUTO_HOT = "lanes"
 # Lanes when the caller names no thread count: 8-10 lanes of 2 x 4 MiB moved the most on the H100 (41.9-44.7 GB/s
 # median with the C loop, against 29.4-40.7 for 16 lanes; weights-lanes/ in the same results folder).
@@ -64,8 +64,8 @@ def load_into(
 
     ``method``: "auto" (GPU: lanes when the file is in the page cache, direct when it is not, pinned-ring in
     between; CPU: cpu),
-    "pinned-ring", "hostreg", "hybrid" (hostreg for the first ``hostreg_share`` of the bytes and the pinned ring
-    for the rest, at the same time), "lanes" (every thread reads windows of ``lane_mb`` MiB into its own
+    "pinned-ring", "hostreg", "hybrid" (hostreg for the first ``hostreg_share`` of the bytes and the lanes for the
+    rest, at the same time), "lanes" (every thread reads windows of ``lane_mb`` MiB into its own
     ``lane_slots`` pinned slots and copies them on its own stream), "direct" (O_DIRECT into the ring; buffered where
     O_DIRECT is unsupported), or "cpu" (host targets only). Tuning: ``ring_slots`` x ``slot_mb`` MiB pinned ring
     read in ``read_mb`` MiB preads; ``register_mb`` MiB host-registration windows.
@@ -134,8 +134,10 @@ def load_targets(
         # Lanes are likely (asked for, or "auto" on a GPU with the file in the page cache): their slots start being
         # pinned now, beside the checks below, not after them.
         nlanes = threads or min(DEFAULT_LANES, default_threads())
-        slots, early_resident = _pin_ahead(path, method, dev.kind, copier, nlanes, lane_slots, lane_mb * _MIB,
-                                           resident)
+        t = time.perf_counter()
+        slots, early_resident = _pin_ahead(path, method, dev, copier, nlanes, lane_slots, lane_mb * _MIB,
+                                           resident, lane_copiers, runtime)
+        pin_ahead_s = time.perf_counter() - t
         t = time.perf_counter()
         header = read_header(path)
         header_s = time.perf_counter() - t
@@ -143,6 +145,8 @@ def load_targets(
         nthreads = threads or default_threads()
         stats = LoadStats(sum(r.size for r, _ in pairs), 0.0, method, nthreads, extents=len(pairs))
         stats.stages["open"] = open_s
+        if slots is not None:
+            stats.stages["pin_ahead"] = pin_ahead_s
         stats.stages["header"] = header_s
         copies = coalesce([Copy(r.offset, t.address, r.size, t.group) for r, t in pairs])
         stats.copies = len(copies)
@@ -159,9 +163,9 @@ def load_targets(
             chosen, stats.residency = _choose(path, header, copies, dev.kind, early_resident)
             stats.stages["choose"] = time.perf_counter() - t
         stats.method = chosen
-        if chosen == "lanes" and threads is None:
+        if chosen in ("lanes", "hybrid") and threads is None:
             nthreads = stats.threads = min(DEFAULT_LANES, nthreads)
-        if slots is not None and chosen != "lanes":  # the file was not as cached as it looked: no lanes after all
+        if slots is not None and chosen not in ("lanes", "hybrid"):  # the file was not as cached as it looked: no lanes
             slots.close([copier])
             slots = None
         fd = _open(path, chosen, stats.notes)
@@ -174,37 +178,29 @@ def load_targets(
             wins = windows(copies, header.file_size, register_mb * _MIB)
             stats.windows = len(wins)
             run_hostreg(fd, header.file_size, wins, copier, pool, stats.stages)
-        elif chosen == "hybrid":
-            registered, ringed = split_copies(copies, hostreg_share)
-            reg_wins = windows(registered, header.file_size, register_mb * _MIB)
-            ring_wins = windows(ringed, header.file_size, slot_mb * _MIB)
-            stats.windows = len(reg_wins) + len(ring_wins)
-            side_copier = open_copier(dev.kind, dev.index, runtime)
-            side_pool = ThreadPoolExecutor(max(2, nthreads // 4), thread_name_prefix="stasis-load-reg",
-                                           initializer=side_copier.thread_init)
-            run_hybrid(
-                fd, header.file_size, reg_wins, ring_wins, (side_copier, copier), (side_pool, pool),
-                slots=ring_slots, slot_bytes=slot_mb * _MIB, read_bytes=min(read_mb, slot_mb) * _MIB,
-                stages=stats.stages,
-            )
-        elif chosen == "lanes":
+        elif chosen in ("lanes", "hybrid"):
+            registered, laned = split_copies(copies, hostreg_share) if chosen == "hybrid" else ([], copies)
             t = time.perf_counter()
-            for _ in range(nthreads - 1):  # one stream (and events) per lane; the first copier waited for the device
+            while len(lane_copiers) < nthreads - 1:  # a stream (and events) per lane, unless opened with the slots
                 lane_copiers.append(open_copier(dev.kind, dev.index, runtime, synchronize=False))
             stats.stages["open_lanes"] = time.perf_counter() - t
             lanes = [copier, *lane_copiers]
-            lib = _native.library()
-            api = lanes[0].native_api()  # every lane's copier is of one kind, on one runtime
-            if lib is not None and api is not None:  # the C loop makes the windows itself
-                if slots is None:  # not pinned ahead: each lane pins its own
-                    slots = _native.LaneSlots(len(lanes), lane_slots, lane_mb * _MIB)
-                stats.windows = run_lanes_native(lib, api, fd, copies, spans(copies, header.file_size), lanes,
-                                                 slots=slots, stages=stats.stages)
+            if slots is None and _native.library() is not None and copier.native_api() is not None:
+                slots = _native.LaneSlots(len(lanes), lane_slots, lane_mb * _MIB)  # not pinned ahead: each lane pins its own
+
+            def run_rest(stages: dict[str, float]) -> int:
+                return _run_lanes(fd, laned, header.file_size, lanes, pool, slots, lane_slots, lane_mb, stages,
+                                  stats.notes)
+
+            if not registered:
+                stats.windows = run_rest(stats.stages)
             else:
-                stats.notes.append("lanes: the Python loop (the C loop, _lanes.so, is not built or is off)")
-                wins = windows(copies, header.file_size, lane_mb * _MIB)
-                stats.windows = len(wins)
-                run_lanes(fd, wins, lanes, pool, slots=lane_slots, slot_bytes=lane_mb * _MIB, stages=stats.stages)
+                reg_wins = windows(registered, header.file_size, register_mb * _MIB)
+                side_copier = open_copier(dev.kind, dev.index, runtime, synchronize=False)
+                side_pool = ThreadPoolExecutor(4, thread_name_prefix="stasis-load-reg",
+                                               initializer=side_copier.thread_init)
+                stats.windows = len(reg_wins) + run_hybrid(fd, header.file_size, reg_wins, side_copier, side_pool,
+                                                           run_rest, stats.stages)
         else:
             wins = windows(copies, header.file_size, slot_mb * _MIB)
             stats.windows = len(wins)
@@ -236,6 +232,21 @@ def load_targets(
     return stats
 
 
+def _run_lanes(fd: int, copies: list[Copy], file_size: int, lanes: list[Any], pool: ThreadPoolExecutor,
+               slots: _native.LaneSlots | None, lane_slots: int, lane_mb: int, stages: dict[str, float],
+               notes: list[str]) -> int:
+    """The lanes over ``copies``: the C loop over ``slots`` (it makes the windows itself), or the Python loop where
+    _lanes.so is not built or is off (``slots`` None). Returns how many windows were read."""
+    if slots is not None:
+        api = lanes[0].native_api()  # every lane's copier is of one kind, on one runtime
+        return run_lanes_native(_native.library(), api, fd, copies, spans(copies, file_size), lanes, slots=slots,
+                                stages=stages)
+    notes.append("lanes: the Python loop (the C loop, _lanes.so, is not built or is off)")
+    wins = windows(copies, file_size, lane_mb * _MIB)
+    run_lanes(fd, wins, lanes, pool, slots=lane_slots, slot_bytes=lane_mb * _MIB, stages=stages)
+    return len(wins)
+
+
 def _free_slots(slots: _native.LaneSlots, lanes: list[Any], stats: LoadStats | None) -> None:
     t = time.perf_counter()
     slots.close(lanes)
@@ -243,13 +254,16 @@ def _free_slots(slots: _native.LaneSlots, lanes: list[Any], stats: LoadStats | N
         stats.stages["free"] = time.perf_counter() - t
 
 
-def _pin_ahead(path: Any, method: str, device_kind: str, copier: Any, nlanes: int, lane_slots: int,
-               slot_bytes: int, resident: float | None = None) -> tuple[_native.LaneSlots | None, float | None]:
+def _pin_ahead(path: Any, method: str, dev: Device, copier: Any, nlanes: int, lane_slots: int,
+               slot_bytes: int, resident: float | None, lane_copiers: list[Any],
+               runtime: Any) -> tuple[_native.LaneSlots | None, float | None]:
     """The lanes' slots, already being pinned (``LaneSlots.pin_ahead``), where the load will likely run the C lanes:
     asked for, or "auto" on a GPU with the file in the page cache (then also that fraction, which "auto" then
     chooses by; ``resident``: the caller's measurement of it). ``(None, resident)`` otherwise, and for a file that
-    cannot be read (its checks say why)."""
-    if method not in ("lanes", "auto") or (method == "auto" and device_kind != "cuda"):
+    cannot be read (its checks say why). The other lanes' copiers are opened into ``lane_copiers`` before the
+    pinning starts: opened beside the pinning threads, their streams took 6 ms instead of 0.3 ms on the H100
+    (bench/results/2026-11-27-h100/weights-lanes/11-pin-ahead-threads/)."""
+    if method not in ("lanes", "hybrid", "auto") or (method == "auto" and dev.kind != "cuda"):
         return None, resident
     if os.environ.get("STASIS_PIN_AHEAD") == "0":  # for measuring: each lane pins its own when the run begins
         return None, resident
@@ -265,6 +279,8 @@ def _pin_ahead(path: Any, method: str, device_kind: str, copier: Any, nlanes: in
                 return None, None
         if resident is None or resident < HOT_RESIDENCY:
             return None, resident
+    for _ in range(nlanes - 1):
+        lane_copiers.append(open_copier(dev.kind, dev.index, runtime, synchronize=False))
     slots = _native.LaneSlots(nlanes, lane_slots, slot_bytes)
     slots.pin_ahead(lib, api)
     return slots, resident
