@@ -357,6 +357,35 @@ def test_the_keeper_fills_a_files_first_job_from_the_file_and_later_ones_from_it
     assert not rt.host
 
 
+def test_a_pin_line_pins_the_image_before_any_job_so_the_first_job_copies_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stasis_engine.weights.stage import Keeper
+
+    w = torch.randn(1024, generator=torch.Generator().manual_seed(5))
+    dump({"w": w}, tmp_path / "w.stasisw")
+    layout = [{"name": "w", "offset": 4096, "nbytes": 4096, "dtype": "float32", "shape": [1024]}]
+    pin = {"id": "p1", "file": str(tmp_path / "w.stasisw"), "gpu": "GPU-1", "arena_size": 8192, "tensors": layout}
+    rt = FakeRuntime()
+    keeper = Keeper(open_runtime=lambda gpu: rt)  # type: ignore[arg-type, return-value]
+    keeper.pin_ahead(parse_job(json.dumps(pin), socket_needed=False))
+    keeper.pin_ahead(parse_job(json.dumps({**pin, "id": "p2"}), socket_needed=False))
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(x["event"], x["id"], x["bytes"], x["already"]) for x in lines] == [
+        ("pinned", "p1", 8192, False), ("pinned", "p2", 8192, True)]
+    assert len(rt.host) == 1, "pinned once"
+    got, lines = _keeper_job(keeper, str(tmp_path / "s.sock"), tmp_path / "w.stasisw", layout, 8192, capsys, "j1")
+    assert got[4096:] == w.numpy().tobytes()
+    assert lines[0]["load"]["method"] == "pinned-image" and [x["event"] for x in lines] == ["ready", "handed-off"]
+    with pytest.raises(StasisEngineError, match="socket"):
+        parse_job(json.dumps(pin))  # a job (not a pin) still needs its socket
+    keeper.pin_ahead(parse_job(json.dumps({**pin, "id": "p3", "file": str(tmp_path / "gone.stasisw")}),
+                               socket_needed=False))
+    line = json.loads(capsys.readouterr().out)
+    assert line["event"] == "pin-failed" and line["id"] == "p3" and "gone.stasisw" in line["message"]
+    keeper.close()
+    assert not rt.host
+
+
 def test_a_keeper_that_cannot_pin_has_still_served_the_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from stasis_engine.weights.stage import Keeper
 

@@ -2,6 +2,7 @@ import { StasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import { prefetch as prefetchFiles, type PrefetchFile, type PrefetchStats, type PrefetchStrategy } from "../pagecache/prefetch.js";
 import { resolveTargets } from "../pagecache/targets.js";
+import { pinDaemonWeights, type DaemonPin } from "../serve/client.js";
 
 export interface PrefetchOptions {
   /** Files or directories; with `snapshot`, paths inside it (all of its files when empty). */
@@ -21,9 +22,15 @@ export interface PrefetchOptions {
 export interface PrefetchResult extends PrefetchStats {
   snapshot?: string;
   paths: string[];
+  /** A whole snapshot's prefetch where `stasis serve` runs: its weights pinned by the daemon, or why not. */
+  daemonPin?: DaemonPin;
 }
 
-/** Reads files, directories or a snapshot into the page cache, in parallel, as the `prefetch` phase. */
+/**
+ * Reads files, directories or a snapshot into the page cache, in parallel, as the `prefetch` phase. A whole
+ * snapshot is then also pinned by `stasis serve --pin-weights` where it runs (phase `pin-weights`), so that its
+ * first restore finds its weights in memory too.
+ */
 export async function prefetch(opts: PrefetchOptions, events: Events): Promise<PrefetchResult> {
   if (opts.verify && opts.snapshot === undefined) {
     throw new StasisError("E_USAGE", "--verify needs --snapshot NAME: only a snapshot has digests to check against");
@@ -49,5 +56,12 @@ export async function prefetch(opts: PrefetchOptions, events: Events): Promise<P
       }),
     (s) => ({ bytes: s.bytesRead, detail: { bytesAlreadyResident: s.bytesAlreadyResident, bytesTotal: s.bytesTotal } }),
   );
-  return { ...stats, ...(targets.snapshot ? { snapshot: targets.snapshot.name } : {}), paths: files.map((f) => f.path) };
+  const whole = targets.snapshot !== undefined && opts.paths.length === 0;
+  const daemonPin = whole ? await events.phase("pin-weights", () => pinDaemonWeights(targets.snapshot!.name), (p) => (p && "pinned" in p ? { bytes: p.pinned.bytes } : {})) : undefined;
+  return {
+    ...stats,
+    ...(targets.snapshot ? { snapshot: targets.snapshot.name } : {}),
+    paths: files.map((f) => f.path),
+    ...(daemonPin ? { daemonPin } : {}),
+  };
 }

@@ -1,14 +1,5 @@
 import type { Events } from "../events.js";
-import type { StagedWeights, StageLauncher } from "./weights-stager.js";
-
-/** Where a restore's staged work goes: the instance's folder, the GPU (UUID), memory to leave free, and who
- *  stages (default: a stager of the restore's own; `stasis serve --pin-weights` passes its keeper). */
-export interface StageTarget {
-  dir: string;
-  gpu: string;
-  reserveBytes: number;
-  launch?: StageLauncher;
-}
+import type { StagedWeights, StageSource } from "./weights-stager.js";
 
 /** The request whose answer must be the same after every restore as it was at capture. */
 export interface CanaryRequest {
@@ -50,10 +41,11 @@ export interface Engine {
   /** Just before the checkpoint: release what should not be in the image (vLLM: dump weights, sleep). */
   prepareCapture(ctx: EngineContext, snapshotDir: string): Promise<EngineState>;
   /**
-   * Before CRIU restores: start what can run beside it (vLLM adapter: fill the weights into fresh GPU memory,
-   * engines/weights-stager.ts). Undefined where the engine offers nothing of the kind.
+   * What of a snapshot can be staged beside its restore (vLLM adapter: its weights, filled into fresh GPU memory
+   * while CRIU restores, engines/weights-stager.ts), or pinned ahead by `stasis serve --pin-weights`. Undefined
+   * where the engine, or this snapshot of it, offers nothing of the kind.
    */
-  stage?(ctx: EngineContext, state: EngineState, snapshotDir: string, where: StageTarget): StagedWeights | undefined;
+  stageSource?(state: EngineState, snapshotDir: string): StageSource | undefined;
   /** After CRIU (and CUDA) restore: bring the server back to serving (vLLM: wake, refill, reset caches);
    *  with `staged`, the weights are taken from the stager instead of refilled where it succeeded. */
   resume(ctx: EngineContext, state: EngineState, snapshotDir: string, staged?: StagedWeights): Promise<void>;

@@ -6,7 +6,7 @@ import { httpOk, httpRequest } from "./http-client.js";
 import { httpEngine, pollReady, sendCanary } from "./http-engine.js";
 import { sha256 } from "./canary.js";
 import type { CanaryAnswer, CanaryRequest, Engine, EngineContext, EngineState } from "./engine.js";
-import { StageInfo, stageWeights, type StagedWeights } from "./weights-stager.js";
+import { StageInfo, type StagedWeights } from "./weights-stager.js";
 import { exists } from "../files.js";
 
 /** The weights file of each rank inside a snapshot; `{rank}` is filled in by the worker extension. */
@@ -199,11 +199,10 @@ export const vllmEngine: Engine = {
     const stage = stageInfo(layout);
     return { sleepLevel: 2, ranks, weights: WEIGHTS_TEMPLATE, ...(key ? { reuseKey: key } : {}), ...(stage ? { stage } : {}), files };
   },
-  stage(ctx, state, snapshotDir, where) {
+  stageSource(state, snapshotDir) {
     const info = StageInfo.safeParse(state.stage);
     if (state.sleepLevel !== 2 || !info.success) return undefined;
-    const weightsFile = join(snapshotDir, String(state.weights ?? WEIGHTS_TEMPLATE).replace("{rank}", "0"));
-    return (where.launch ?? stageWeights)({ info: info.data, weightsFile, gpu: where.gpu, dir: where.dir, reserveBytes: where.reserveBytes, events: ctx.events });
+    return { info: info.data, weightsFile: join(snapshotDir, String(state.weights ?? WEIGHTS_TEMPLATE).replace("{rank}", "0")) };
   },
   async resume(ctx, state, snapshotDir, staged) {
     if (state.sleepLevel !== 2) return;

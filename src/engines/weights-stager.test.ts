@@ -124,6 +124,8 @@ function fakeKeeper(dir: string): Promise<string> {
       `  case "$line" in`,
       `    *'"op":"release"'*) echo "{\\"event\\": \\"released\\", \\"id\\": \\"$id\\", \\"images\\": 1}" ;;`,
       `    *'"op":"go"'*) echo "$line" >> ${join(dir, "go.txt")} ;;`,
+      `    *'"file":"/missing"'*) echo "{\\"event\\": \\"pin-failed\\", \\"id\\": \\"$id\\", \\"message\\": \\"FileNotFoundError: /missing\\"}" ;;`,
+      `    *'"op":"pin"'*) echo "{\\"event\\": \\"pinned\\", \\"id\\": \\"$id\\", \\"bytes\\": 4096, \\"seconds\\": 0.2, \\"already\\": false}" ;;`,
       `    *) echo "{\\"event\\": \\"ready\\", \\"id\\": \\"$id\\", \\"bytes\\": 4096, \\"seconds\\": 0.1}" ;;`,
       "  esac",
       "done",
@@ -196,12 +198,30 @@ test("what a keeper says after a job's hand-off (its image pinned, or not) is lo
     }
   }));
 
+test("a keeper pins a file ahead when asked, answers by the pin's id, and says why it could not", () =>
+  withFakeKeeper(async (keeper, python) => {
+    const job = { info: info(python), weightsFile: "/w", gpu: "GPU-1" };
+    assert.deepEqual(await keeper.pin(job), { bytes: 4096, seconds: 0.2, already: false });
+    await assert.rejects(keeper.pin({ ...job, weightsFile: "/missing" }), /could not pin the weights: FileNotFoundError: \/missing/);
+    assert.equal(keeper.alive(), true, "a failed pin leaves the keeper up");
+  }));
+
+test("a pin sent to a keeper that has ended fails with why", () =>
+  withDir(async (dir) => {
+    const keeper = WeightsKeeper.start(info(await script(join(dir, "dead"), "exit 3")));
+    try {
+      await assert.rejects(keeper.pin({ info: info("x"), weightsFile: "/w", gpu: "GPU-1" }), /weights keeper ended/);
+    } finally {
+      await keeper.close();
+    }
+  }));
+
 test("a keeper that dies ends its jobs with the reason, and the daemon's set starts a new one", () =>
   withDir(async (dir) => {
     const { weightsKeepers } = await import("../serve/weights-keepers.js");
     const dead = await script(join(dir, "dead"), "exit 3");
     let started = 0;
-    const set = weightsKeepers(() => undefined, (job) => (started++, WeightsKeeper.start(job.info)));
+    const set = weightsKeepers(() => undefined, (info) => (started++, WeightsKeeper.start(info)));
     try {
       const job = jobFor(dead, dir);
       const first = await set.stage(job).ready();
@@ -218,8 +238,8 @@ test("releasing the daemon's keepers frees their weights and keeps them up; clos
     const { weightsKeepers } = await import("../serve/weights-keepers.js");
     const python = await fakeKeeper(dir);
     const started: ReturnType<typeof WeightsKeeper.start>[] = [];
-    const set = weightsKeepers(() => undefined, (job) => {
-      const k = WeightsKeeper.start(job.info);
+    const set = weightsKeepers(() => undefined, (info) => {
+      const k = WeightsKeeper.start(info);
       started.push(k);
       return k;
     });

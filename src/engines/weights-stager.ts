@@ -43,12 +43,31 @@ const StagerLine = z.discriminatedUnion("event", [
   z.object({ event: z.literal("handed-off"), id: z.string().nullish(), seconds: z.number() }),
   z.object({ event: z.literal("error"), id: z.string().nullish(), error: z.object({ code: z.string(), message: z.string(), hint: z.string().nullish() }) }),
   // The keeper's, after a job's hand-off: the file's image is pinned for the next job, or could not be.
-  z.object({ event: z.literal("pinned"), id: z.string().nullish(), bytes: z.number(), seconds: z.number() }),
+  // Also the answer to a pin (with `already` where the image was pinned before).
+  z.object({ event: z.literal("pinned"), id: z.string().nullish(), bytes: z.number(), seconds: z.number(), already: z.boolean().optional() }),
   z.object({ event: z.literal("pin-failed"), id: z.string().nullish(), message: z.string() }),
   // The keeper's answer to a release: its pinned images are freed (it keeps running, with its CUDA contexts).
   z.object({ event: z.literal("released"), id: z.string().nullish(), images: z.number() }),
 ]);
 type StagerLine = z.infer<typeof StagerLine>;
+
+/** What a weights file is staged from: the engine's layout (capture recorded it) and the file. */
+export interface StageSource {
+  info: StageInfo;
+  weightsFile: string;
+}
+
+/** What a keeper pins ahead of any restore: a source, on the GPU whose context pins it. */
+export interface PinJob extends StageSource {
+  gpu: string;
+}
+
+/** A keeper's answer to a pin: the image's size, how long pinning took, and whether it was pinned before. */
+export interface Pinned {
+  bytes: number;
+  seconds: number;
+  already: boolean;
+}
 
 export interface StageJob {
   info: StageInfo;
@@ -174,6 +193,7 @@ export class WeightsKeeper {
   private readonly cancelled = new Set<string>();
   private readonly sockets = new Map<string, string>();
   private readonly releases = new Map<string, (images: number) => void>();
+  private readonly pins = new Map<string, (answer: Pinned | Error) => void>();
   private seq = 0;
   private exited: string | undefined;
 
@@ -184,6 +204,10 @@ export class WeightsKeeper {
     const onLine = (l: StagerLine) => {
       const id = l.id ?? "";
       if (l.event === "released") return this.releases.get(id)?.(l.images);
+      const pinned = this.pins.get(id);
+      if (pinned && l.event === "pinned") return pinned({ bytes: l.bytes, seconds: l.seconds, already: l.already ?? false });
+      if (pinned && l.event === "pin-failed") return pinned(new Error(`the weights keeper could not pin the weights: ${l.message}`));
+      if (pinned && l.event === "error") return pinned(new Error(`the weights keeper refused the pin: ${l.error.code}: ${l.error.message}`));
       if (l.event === "pinned") return log(`weights keeper: pinned ${(l.bytes / 1e9).toFixed(2)} GB of weights in ${l.seconds.toFixed(2)} s, for the next restore`, "info");
       if (l.event === "pin-failed") return log(`weights keeper: could not pin the weights (${l.message}); the next restore reads the file again`, "warn");
       if (l.event === "ready" && this.cancelled.has(id)) pokeSocket(this.sockets.get(id));
@@ -198,16 +222,17 @@ export class WeightsKeeper {
       this.exited ??= why;
       for (const lines of this.jobs.values()) lines.end(why);
       this.jobs.clear();
-      this.settleReleases();
+      this.settleWaiters();
     };
     follow(child, "the weights keeper", onLine, onEnd);
     // Its output may stay open after it exits (a child of its own holding it), so not only when it closes.
-    child.on("exit", () => this.settleReleases());
+    child.on("exit", () => this.settleWaiters());
   }
 
-  /** A keeper that is gone has nothing left to free: the releases asked of it answer 0. */
-  private settleReleases(): void {
+  /** A keeper that is gone has nothing left to free: the releases asked of it answer 0; its pins fail. */
+  private settleWaiters(): void {
     for (const done of this.releases.values()) done(0);
+    for (const done of this.pins.values()) done(new Error(`the weights keeper ended (${this.exited ?? "exited"})`));
   }
 
   static start(info: StageInfo, log: (message: string, level: "info" | "warn") => void = () => undefined): WeightsKeeper {
@@ -257,6 +282,28 @@ export class WeightsKeeper {
         resolve(images);
       });
       this.child.stdin.write(JSON.stringify({ op: "release", id }) + "\n");
+    });
+  }
+
+  /**
+   * Pins `job`'s weights file as an image now, ahead of any restore (one already pinned is kept, and said to be):
+   * the first restore of it then copies the image in instead of reading the file. Waits behind a job that is
+   * running. Rejects when the keeper cannot pin (memory, a missing file), has ended, or takes over `timeoutMs`.
+   */
+  pin(job: PinJob, timeoutMs = 300_000): Promise<Pinned> {
+    if (!this.alive()) return Promise.reject(new Error(`the weights keeper ended (${this.exited ?? "exited"})`));
+    const id = `pin-${++this.seq}`;
+    return new Promise<Pinned>((resolve, reject) => {
+      const timer = setTimeout(() => settle(new Error(`the weights keeper did not pin the weights within ${timeoutMs} ms`)), timeoutMs);
+      const settle = (answer: Pinned | Error) => {
+        clearTimeout(timer);
+        this.pins.delete(id);
+        if (answer instanceof Error) reject(answer);
+        else resolve(answer);
+      };
+      this.pins.set(id, settle);
+      const line = { op: "pin", id, file: job.weightsFile, gpu: job.gpu, arena_size: job.info.arenaSize, tensors: job.info.tensors };
+      this.child.stdin.write(JSON.stringify(line) + "\n");
     });
   }
 

@@ -17,7 +17,7 @@ import { isRunning, processTree } from "../proc/tree.js";
 import { checkFingerprint } from "./fingerprint-check.js";
 import { startBackgroundReads, type BackgroundReads, type PrefetchMode, type VerifyMode } from "./background-reads.js";
 import { MARGIN_BYTES, planGpus, prepareGpuRestore, type GpuRestore } from "./gpu.js";
-import type { StagedWeights, StageLauncher } from "../engines/weights-stager.js";
+import { stageWeights, type PinJob, type StagedWeights, type StageLauncher } from "../engines/weights-stager.js";
 import type { Manifest } from "../store/manifest.js";
 import type { GpuInventory } from "../cuda/gpus.js";
 import { CudaDriver } from "../cuda/driver.js";
@@ -150,13 +150,9 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
   let ok = false;
   try {
     const gpuForStage = (opts.weights ?? DEFAULT_WEIGHTS) === "auto" ? stagingGpu(m, procGpu, opts.gpu) : undefined;
-    if (gpuForStage && engine.stage) {
-      staged = engine.stage(ctx, m.engine.state, snap.dir, {
-        dir: inst.dir,
-        gpu: gpuForStage,
-        reserveBytes: (m.gpu?.totalBytes ?? 0) + MARGIN_BYTES,
-        ...(deps.stager ? { launch: deps.stager } : {}),
-      });
+    const source = gpuForStage ? engine.stageSource?.(m.engine.state, snap.dir) : undefined;
+    if (gpuForStage && source) {
+      staged = (deps.stager ?? stageWeights)({ ...source, gpu: gpuForStage, dir: inst.dir, reserveBytes: (m.gpu?.totalBytes ?? 0) + MARGIN_BYTES, events });
     }
     // From a cold page cache (unless STASIS_WORKING_SET=0): beside the images, the pages of the engine's files its
     // last restore touched (working-set.ts).
@@ -308,6 +304,29 @@ export function stagingGpu(m: Manifest, here: GpuInventory | undefined, target: 
   } catch {
     return undefined;
   }
+}
+
+/**
+ * What a restore of snapshot `name` would stage, on the GPU it would restore onto: what `stasis serve
+ * --pin-weights` pins ahead of the first restore (POST /v1/weights/pin). E_USAGE where there is nothing to stage (an
+ * engine or snapshot without staged weights), E_GPU_UNAVAILABLE where no GPU here could take the snapshot.
+ */
+export async function pinJobFor(name: string): Promise<PinJob> {
+  const snap = await openSnapshot(name);
+  const m = snap.manifest;
+  const source = engineFor(m.engine.kind).stageSource?.(m.engine.state, snap.dir);
+  if (!source) {
+    throw new StasisError("E_USAGE", `snapshot "${name}" has no weights to pin: its engine (${m.engine.kind}) did not sleep at level 2 with a layout it can adopt`, {
+      hint: "only snapshots of the vLLM adapter's engines at sleep level 2 (the reference engine's) restore from pinned weights",
+    });
+  }
+  const gpu = stagingGpu(m, m.gpu ? await gpuIdentityFromProc() : undefined, undefined);
+  if (!gpu) {
+    throw new StasisError("E_GPU_UNAVAILABLE", `no GPU here to pin snapshot "${name}"'s weights for (it needs ${m.fingerprint.gpu?.used.length ?? 0} GPU(s) like the one it was captured on)`, {
+      hint: "stasis inspect shows the GPU it was captured on; stasis doctor what this machine has",
+    });
+  }
+  return { ...source, gpu };
 }
 
 /** What a restore may be given instead of starting its own: a CUDA worker (`stasis serve` keeps one warm), a

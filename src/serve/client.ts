@@ -8,6 +8,7 @@ import type { Events, StasisEvent } from "../events.js";
 import { paths } from "../home.js";
 import type { RestoreResult } from "../restore/restore.js";
 import type { DaemonLine, RestoreRequest } from "./protocol.js";
+import type { Pinned } from "../engines/weights-stager.js";
 
 /**
  * Restores through the daemon at `socket`. Returns undefined when no daemon answers there (no socket, or a
@@ -82,25 +83,59 @@ export async function restoreViaDaemon(
  */
 export async function releaseDaemonWeights(opts: { socket?: string } = {}): Promise<number | undefined> {
   const socket = opts.socket ?? paths.daemonSocket();
+  const answer = await postJson(socket, "/v1/weights/release");
+  if (!answer) return undefined;
+  const released = (answer.body as { released?: unknown }).released;
+  if (answer.status !== 200 || typeof released !== "number") {
+    throw new StasisError("E_DAEMON", `the stasis daemon at ${socket} did not release its weights: answered ${answer.status}: ${answer.text.trim()}`, {
+      hint: "a daemon of an older stasis? restart `stasis serve`",
+    });
+  }
+  return released;
+}
+
+/** A daemon's answer to a pin: the weights pinned, or why not. */
+export type DaemonPin = { pinned: Pinned } | { notPinned: string };
+
+/**
+ * Asks the daemon at `socket` to pin snapshot `name`'s weights now, so that its next restore finds them in memory
+ * (`stasis serve --pin-weights`). Undefined when no daemon answers; `notPinned` says why a daemon did not pin them
+ * (it runs without --pin-weights, the snapshot has no weights to pin, the keeper failed): never fatal, the restore
+ * then reads the weights file.
+ */
+export async function pinDaemonWeights(name: string, opts: { socket?: string } = {}): Promise<DaemonPin | undefined> {
+  const socket = opts.socket ?? paths.daemonSocket();
+  const answer = await postJson(socket, "/v1/weights/pin", { name });
+  if (!answer) return undefined;
+  const body = answer.body as { pinned?: Pinned; error?: Record<string, unknown> };
+  if (answer.status === 200 && body.pinned) return { pinned: body.pinned };
+  if (body.error) return { notPinned: stasisErrorFromJSON(body.error).message };
+  return { notPinned: `the stasis daemon at ${socket} answered ${answer.status}: ${answer.text.trim()} (an older stasis? restart \`stasis serve\`)` };
+}
+
+/** POSTs `body` (JSON) to the daemon; its status, text and parsed JSON ({} where it is not), or undefined when no
+ *  daemon answers (no socket, or a stale one). */
+function postJson(socket: string, path: string, body?: unknown): Promise<{ status: number; text: string; body: unknown } | undefined> {
   return new Promise((resolve, reject) => {
-    const http = request({ socketPath: socket, agent: false, method: "POST", path: "/v1/weights/release" }, (res) => {
-      let body = "";
+    const http = request({ socketPath: socket, agent: false, method: "POST", path, headers: { "content-type": "application/json" } }, (res) => {
+      let text = "";
       res.setEncoding("utf8");
-      res.on("data", (d: string) => (body += d));
+      res.on("data", (d: string) => (text += d));
       res.on("end", () => {
+        let json: unknown = null;
         try {
-          const j = JSON.parse(body) as { released?: number };
-          if (res.statusCode !== 200 || typeof j.released !== "number") throw new Error(`answered ${res.statusCode}: ${body.trim()}`);
-          resolve(j.released);
-        } catch (err) {
-          reject(new StasisError("E_DAEMON", `the stasis daemon at ${socket} did not release its weights: ${(err as Error).message}`, { hint: "a daemon of an older stasis? restart `stasis serve`" }));
+          json = JSON.parse(text);
+        } catch {
+          // not JSON: the caller says what it expected
         }
+        resolve({ status: res.statusCode ?? 0, text, body: json ?? {} });
       });
+      res.on("error", reject);
     });
     http.on("error", (err: NodeJS.ErrnoException) => {
       if (err.code === "ENOENT" || err.code === "ECONNREFUSED") return resolve(undefined);
       reject(new StasisError("E_DAEMON", `the stasis daemon at ${socket}: ${err.message}`));
     });
-    http.end();
+    http.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }

@@ -4,15 +4,15 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync, statSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "./daemon.js";
-import { releaseDaemonWeights, restoreViaDaemon } from "./client.js";
+import { pinDaemonWeights, releaseDaemonWeights, restoreViaDaemon } from "./client.js";
 import { Events, type StasisEvent } from "../events.js";
 import { StasisError } from "../errors.js";
 import type { RestoreRequest } from "./protocol.js";
 import { request as httpRequest } from "node:http";
 
-function post(socket: string, body: string): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+function post(socket: string, body: string, path = "/v1/restore"): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ socketPath: socket, agent: false, method: "POST", path: "/v1/restore" }, (res) => {
+    const req = httpRequest({ socketPath: socket, agent: false, method: "POST", path }, (res) => {
       let text = "";
       res.on("data", (d: Buffer) => (text += d.toString()));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
@@ -52,8 +52,10 @@ test("the daemon runs restores for clients: its events replay in the client, its
     assert.equal(bad.body.error.code, "E_USAGE");
     assert.match(bad.body.error.message, /verify/);
 
-    // Releasing pinned weights: a daemon without --pin-weights has none.
+    // Releasing pinned weights: a daemon without --pin-weights has none, and pins none.
     assert.equal(await releaseDaemonWeights({ socket }), 0);
+    const pin = await pinDaemonWeights("x", { socket });
+    assert.ok(pin && "notPinned" in pin && /does not pin weights/.test(pin.notPinned), JSON.stringify(pin));
 
     stop.abort();
     const r = await running;
@@ -61,6 +63,32 @@ test("the daemon runs restores for clients: its events replay in the client, its
     assert.equal(existsSync(socket), false, "the socket is removed on the way out");
     assert.equal(await restoreViaDaemon(request("x"), new Events(), { socket }), undefined, "no daemon: the caller restores itself");
     assert.equal(await releaseDaemonWeights({ socket }), undefined, "no daemon: nothing pinned to release");
+    assert.equal(await pinDaemonWeights("x", { socket }), undefined, "no daemon: nobody to pin");
+  } finally {
+    stop.abort();
+    if (before === undefined) delete process.env.STASIS_HOME;
+    else process.env.STASIS_HOME = before;
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test("a daemon with --pin-weights pins a snapshot's weights on request, and says why it cannot", async () => {
+  const home = mkdtempSync(join(tmpdir(), "stasis-serve-"));
+  const before = process.env.STASIS_HOME;
+  process.env.STASIS_HOME = home;
+  const socket = join(home, "d.sock");
+  const stop = new AbortController();
+  try {
+    const running = serve({ socket, signal: stop.signal, pinWeights: true }, new Events());
+    for (let i = 0; i < 200 && !(existsSync(socket) && statSync(socket).isSocket()); i++) await new Promise((r) => setTimeout(r, 10));
+    const missing = await pinDaemonWeights("no-such-snapshot", { socket });
+    assert.ok(missing && "notPinned" in missing && /no-such-snapshot/.test(missing.notPinned), JSON.stringify(missing));
+    const bad = await post(socket, JSON.stringify({ snapshot: "x" }), "/v1/weights/pin");
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, "E_USAGE");
+    assert.match(bad.body.error.hint, /name/);
+    stop.abort();
+    await running;
   } finally {
     stop.abort();
     if (before === undefined) delete process.env.STASIS_HOME;

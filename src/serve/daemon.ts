@@ -10,12 +10,13 @@ import { StasisError, asStasisError, httpStatus } from "../errors.js";
 import { Events } from "../events.js";
 import { paths } from "../home.js";
 import { VERSION } from "../version.js";
-import { RestoreRequestSchema, type RestoreRequest } from "./protocol.js";
+import type { z } from "zod";
+import { PinRequestSchema, RestoreRequestSchema, type RestoreRequest } from "./protocol.js";
 import { CudaDriver } from "../cuda/driver.js";
 import { warmCudaWorker } from "./warm-cuda.js";
 import { weightsKeepers } from "./weights-keepers.js";
 // Loaded with the daemon, not on the first request: that is the point of it.
-import { ownCudaDriver, restore } from "../restore/restore.js";
+import { ownCudaDriver, pinJobFor, restore } from "../restore/restore.js";
 
 export interface ServeOptions {
   socket?: string;
@@ -47,10 +48,24 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
       if (released > 0) events.log(`released the pinned weights of ${released} weights keeper(s); the keepers stay up, holding none`);
       return reply(res, 200, { released });
     }
+    if (req.method === "POST" && req.url === "/v1/weights/pin") {
+      try {
+        const { name } = parseBody(await readBody(req), PinRequestSchema, "POST /v1/weights/pin takes {\"name\": SNAPSHOT}");
+        if (!keepers) throw new StasisError("E_USAGE", "this stasis serve does not pin weights", { hint: "start it with --pin-weights" });
+        const pinned = await keepers.pin(await pinJobFor(name)).catch((err: Error) => {
+          throw err instanceof StasisError ? err : new StasisError("E_DAEMON", err.message, { hint: "the next restore reads the weights file instead" });
+        });
+        events.log(`pinned the weights of "${name}" (${(pinned.bytes / 1e9).toFixed(2)} GB${pinned.already ? ", already pinned" : ` in ${pinned.seconds.toFixed(2)} s`})`);
+        return reply(res, 200, { pinned });
+      } catch (err) {
+        const e = asStasisError(err);
+        return reply(res, httpStatus(e.code), { error: e.toJSON() });
+      }
+    }
     if (req.method !== "POST" || req.url !== "/v1/restore") return reply(res, 404, { error: new StasisError("E_USAGE", `no ${req.method} ${req.url} here`).toJSON() });
     let body: RestoreRequest;
     try {
-      body = parseRequest(await readBody(req));
+      body = parseBody(await readBody(req), RestoreRequestSchema, "POST /v1/restore takes a JSON RestoreRequest (src/serve/protocol.ts)");
     } catch (err) {
       const e = asStasisError(err);
       return reply(res, httpStatus(e.code), { error: e.toJSON() });
@@ -109,19 +124,18 @@ async function claimSocket(socket: string): Promise<void> {
   await unlink(socket).catch(() => undefined);
 }
 
-function parseRequest(text: string): RestoreRequest {
+/** The request's JSON body, checked against `schema`; E_USAGE (with `usage` as its hint) when it is not that. */
+function parseBody<T>(text: string, schema: z.ZodType<T, z.ZodTypeDef, unknown>, usage: string): T {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
-    throw new StasisError("E_USAGE", "the request body is not JSON", { hint: "POST /v1/restore takes a JSON RestoreRequest (src/serve/protocol.ts)" });
+    throw new StasisError("E_USAGE", "the request body is not JSON", { hint: usage });
   }
-  const parsed = RestoreRequestSchema.safeParse(json);
+  const parsed = schema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new StasisError("E_USAGE", `bad restore request: ${issue.path.join(".") || "body"}: ${issue.message}`, {
-      hint: "POST /v1/restore takes a JSON RestoreRequest (src/serve/protocol.ts)",
-    });
+    throw new StasisError("E_USAGE", `bad request: ${issue.path.join(".") || "body"}: ${issue.message}`, { hint: usage });
   }
   return parsed.data;
 }

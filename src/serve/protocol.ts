@@ -7,6 +7,9 @@
  *   POST /v1/weights/release -> {"released": N}: the weights keepers of `--pin-weights` free their pinned
  *                      weights and stay up holding none (no copy of a snapshot left in memory, for `stasis
  *                      bench`'s restore-cold); N keepers held some
+ *   POST /v1/weights/pin  body: {"name": SNAPSHOT} -> {"pinned": {"bytes", "seconds", "already"}}: the daemon's
+ *                      keeper pins the snapshot's weights now, so that its first restore finds them pinned
+ *                      (`stasis prefetch --snapshot`); 400 E_USAGE from a daemon without --pin-weights
  *
  * A client that disconnects aborts its restore, which then unwinds as on Ctrl-C.
  */
@@ -33,3 +36,6 @@ export const RestoreRequestSchema = z
   .strict() satisfies z.ZodType<RestoreRequest, z.ZodTypeDef, unknown>;
 
 export type DaemonLine = { event: unknown } | { result: unknown } | { error: Record<string, unknown> };
+
+/** POST /v1/weights/pin's body. */
+export const PinRequestSchema = z.object({ name: z.string().min(1) }).strict();

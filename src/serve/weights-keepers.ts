@@ -1,5 +1,4 @@
-import { WeightsKeeper, type StageJob } from "../engines/weights-stager.js";
-import type { StagedWeights } from "../engines/weights-stager.js";
+import { WeightsKeeper, type PinJob, type Pinned, type StageInfo, type StageJob, type StagedWeights } from "../engines/weights-stager.js";
 
 /**
  * `stasis serve --pin-weights`: one weights keeper per engine interpreter (and import path), started by the first
@@ -8,13 +7,16 @@ import type { StagedWeights } from "../engines/weights-stager.js";
  * weights and stay up, holding none, with their CUDA contexts: the next restore reads the weights file again but
  * its keeper starts reading at once (a fresh keeper, a Python process and cuInit loaded from a cold disk, started
  * reading ~1.9 s after the request on the H100). A keeper that died is replaced by the next restore; one that does
- * not answer a release is ended.
+ * not answer a release is ended. A keeper can also be asked to pin a snapshot's weights ahead of any restore
+ * (POST /v1/weights/pin, `stasis prefetch --snapshot`): its first restore then finds them pinned.
  */
 export function weightsKeepers(
   log: (message: string, level: "info" | "warn") => void,
-  start: (job: StageJob) => WeightsKeeper = (job) => WeightsKeeper.start(job.info, log),
+  start: (info: StageInfo) => WeightsKeeper = (info) => WeightsKeeper.start(info, log),
 ): {
   stage: (job: StageJob) => StagedWeights;
+  /** Pins `job`'s weights now, in the keeper of its engine's interpreter (started if none runs). */
+  pin: (job: PinJob) => Promise<Pinned>;
   /** Frees every keeper's pinned weights; resolves with how many keepers held any once they all have answered. */
   release: () => Promise<number>;
   /** Ends every keeper (their pinned weights and CUDA contexts go with them) once their processes have ended: the
@@ -22,16 +24,18 @@ export function weightsKeepers(
   close: () => Promise<void>;
 } {
   const keepers = new Map<string, WeightsKeeper>();
+  const keeperFor = (info: StageInfo): WeightsKeeper => {
+    const key = `${info.python}\0${info.path}`;
+    let keeper = keepers.get(key);
+    if (!keeper || !keeper.alive()) {
+      keeper = start(info);
+      keepers.set(key, keeper);
+    }
+    return keeper;
+  };
   return {
-    stage(job) {
-      const key = `${job.info.python}\0${job.info.path}`;
-      let keeper = keepers.get(key);
-      if (!keeper || !keeper.alive()) {
-        keeper = start(job);
-        keepers.set(key, keeper);
-      }
-      return keeper.stage(job);
-    },
+    stage: (job) => keeperFor(job.info).stage(job),
+    pin: (job) => keeperFor(job.info).pin(job),
     async release() {
       const freed = await Promise.all(
         [...keepers].map(async ([key, keeper]) => {

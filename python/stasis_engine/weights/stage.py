@@ -24,6 +24,9 @@ but the memory the engine imported.
 with an ``id`` that its answer lines carry; it keeps its CUDA contexts and a pinned image of each weights file.
 After a job's hand-off it may also write ``{"event": "pinned", "id", "bytes", "seconds"}`` (the file's image is
 now pinned for the next job) or ``{"event": "pin-failed", "id", "message"}`` (it is not; the job was not affected).
+A line ``{"op": "pin", "id", "file", "gpu", "arena_size", "tensors"}`` (a job without a socket) pins the file's image
+ahead of any job (``stasis prefetch --snapshot``, through ``stasis serve``), so that even the first restore finds it;
+the answer is ``pinned`` (with ``"already": true`` where the image was pinned before) or ``pin-failed``.
 """
 
 from __future__ import annotations
@@ -108,8 +111,9 @@ def go_line(job_id: Any) -> Callable[[str], bool]:
     return match
 
 
-def parse_job(text: str) -> dict[str, Any]:
-    """The job, checked: every field present and of its type, tensors inside the arena and not overlapping."""
+def parse_job(text: str, *, socket_needed: bool = True) -> dict[str, Any]:
+    """The job, checked: every field present and of its type, tensors inside the arena and not overlapping
+    (``socket_needed=False``: a keeper's pin, which hands nothing over)."""
     try:
         job = json.loads(text)
     except json.JSONDecodeError as e:
@@ -117,6 +121,8 @@ def parse_job(text: str) -> dict[str, Any]:
     if not isinstance(job, dict):
         raise StasisEngineError("bad_argument", "the stager's job must be a JSON object")
     for key, kind in (("file", str), ("gpu", str), ("socket", str), ("arena_size", int), ("tensors", list)):
+        if key == "socket" and not socket_needed:
+            continue
         if not isinstance(job.get(key), kind) or isinstance(job.get(key), bool):
             raise StasisEngineError("bad_argument", f"the stager's job needs {key!r} ({kind.__name__})")
     job.setdefault("reserve_bytes", 0)
@@ -365,6 +371,23 @@ class Keeper:
             raise
         self.images[key] = (rt, host)
 
+    def pin_ahead(self, job: dict[str, Any]) -> None:
+        """A pin line: the job's file pinned as an image now, before any job asks for it; answers ``pinned`` (with
+        ``already`` where it was) or ``pin-failed``."""
+        start = time.perf_counter()
+        try:
+            key = self.image_key(job)
+            already = key in self.images
+            if already:
+                self.images[key] = self.images.pop(key)  # most recently used last
+            else:
+                self.pin(key, job, self.runtime(job["gpu"]))
+        except Exception as e:  # noqa: BLE001 - said to the caller; the keeper goes on
+            _emit({"event": "pin-failed", "id": job.get("id"), "message": f"{type(e).__name__}: {e}"})
+            return
+        _emit({"event": "pinned", "id": job.get("id"), "bytes": job["arena_size"],
+               "seconds": round(time.perf_counter() - start, 4), "already": already})
+
     def serve(self, job: dict[str, Any], hold: Hold = lambda s: True) -> None:
         """One job; ``hold``: how a held job waits for its go (from the file only: an image is in memory)."""
         rt = self.runtime(job["gpu"])
@@ -413,7 +436,8 @@ class Keeper:
 
 def keep() -> int:
     """The keeper's loop: one job per stdin line until stdin closes; a failed job answers an error line and the
-    keeper goes on with the next. A line ``{"op": "release", "id": ...}`` frees the pinned images instead and
+    keeper goes on with the next. A pin line pins a file's image ahead (``Keeper.pin_ahead``). A line
+    ``{"op": "release", "id": ...}`` frees the pinned images instead and
     answers ``{"event": "released", "id": ..., "images": N}``; a go line for a job that did not hold (its file was
     in memory) or is done is dropped."""
     lower_io_priority()
@@ -431,6 +455,10 @@ def keep() -> int:
                     _emit({"event": "released", "id": job_id, "images": keeper.release_images() if keeper else 0})
                     continue
                 if isinstance(raw, dict) and raw.get("op") == "go":
+                    continue
+                if isinstance(raw, dict) and raw.get("op") == "pin":
+                    keeper = keeper or Keeper()
+                    keeper.pin_ahead(parse_job(line, socket_needed=False))
                     continue
                 job = parse_job(line)
                 keeper = keeper or Keeper()

@@ -2,6 +2,7 @@ import type { CliCommand } from "../registry.js";
 import { num, oneOf, str } from "../args.js";
 import { interruptSignal } from "../interrupt.js";
 import { formatBytes, formatMs } from "../render/format.js";
+import type { DaemonPin } from "../../serve/client.js";
 
 const USAGE = "prefetch <paths...> | --snapshot NAME [paths...] [--concurrency N] [--skip-resident] [--verify] [--strategy S] [--large-folios] [--json]";
 
@@ -11,7 +12,9 @@ export const command: CliCommand = {
     "Reads files (directories: every file under them) or a snapshot's files into the page cache, in parallel,",
     "in the order given. A progress bar on a terminal shows bytes, GB/s and the time left.",
     "",
-    "  --snapshot NAME     the snapshot's files, in restore order; paths then select files inside it",
+    "  --snapshot NAME     the snapshot's files, in restore order; paths then select files inside it. The whole",
+    "                      snapshot: where `stasis serve --pin-weights` runs, it also pins the weights, so that",
+    "                      the first restore finds them in memory",
     "  --concurrency N     worker threads (default: cores, at least 4, at most 8)",
     "  --skip-resident     read only what is not in the page cache yet",
     "  --verify            check every chunk against the snapshot's digests (reads every byte; needs --snapshot)",
@@ -51,10 +54,17 @@ export const command: CliCommand = {
       const text =
         `prefetched ${what} in ${formatMs(r.ms)}: read ${formatBytes(r.bytesRead)} at ${r.gbps.toFixed(2)} GB/s, ` +
         `${formatBytes(r.bytesAlreadyResident)} was already in memory` +
-        `${r.bytesVerified ? `, verified ${formatBytes(r.bytesVerified)}` : ""} (${r.strategy}, ${r.concurrency} thread${r.concurrency === 1 ? "" : "s"})`;
+        `${r.bytesVerified ? `, verified ${formatBytes(r.bytesVerified)}` : ""} (${r.strategy}, ${r.concurrency} thread${r.concurrency === 1 ? "" : "s"})` +
+        (r.daemonPin ? `\n${pinText(r.daemonPin)}` : "");
       return { data: r, text };
     } finally {
       dispose();
     }
   },
 };
+
+function pinText(p: DaemonPin): string {
+  if ("notPinned" in p) return `stasis serve did not pin the weights: ${p.notPinned}`;
+  const how = p.pinned.already ? "already pinned" : `pinned in ${formatMs(p.pinned.seconds * 1000)}`;
+  return `stasis serve holds the weights (${formatBytes(p.pinned.bytes)}) in pinned memory: ${how}`;
+}
