@@ -24,18 +24,25 @@ test("file mappings are the regular files of /proc/PID/maps, spaces in names kep
   ]);
 });
 
-test("pagemap entries become file ranges: present and file-backed pages only, runs joined", () => {
-  const entry = (present: boolean, file: boolean) => {
+test("pagemap entries become file ranges: present pages (file pages, and private copies CRIU will write over the file's), runs joined", () => {
+  const entry = (present: boolean, file: boolean, swapped = false) => {
     const b = Buffer.alloc(8);
     b.writeUInt32LE(0x1234, 0); // a PFN's low bits: ignored
-    b.writeUInt32LE(((present ? 0x80000000 : 0) | (file ? 0x20000000 : 0)) >>> 0, 4);
+    b.writeUInt32LE(((present ? 0x80000000 : 0) | (swapped ? 0x40000000 : 0) | (file ? 0x20000000 : 0)) >>> 0, 4);
     return b;
   };
-  const pagemap = Buffer.concat([entry(true, true), entry(true, true), entry(true, false), entry(false, false), entry(true, true)]);
+  const pagemap = Buffer.concat([
+    entry(true, true),
+    entry(true, false), // a private copy (copy-on-write): CRIU's restore reads the file's page under it
+    entry(false, false),
+    entry(false, true), // not present: untouched
+    entry(false, false, true), // a private copy, swapped out: dumped too
+    entry(true, true),
+  ]);
   const mapping = { offset: 0x3000 };
   assert.deepEqual(presentFileRanges(mapping, pagemap), [
     [0x3000, 0x2000],
-    [0x3000 + 4 * 4096, 4096],
+    [0x3000 + 4 * 4096, 0x2000],
   ]);
 });
 

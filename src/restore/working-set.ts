@@ -4,7 +4,7 @@
  * reads none of them, so from a cold page cache each first touch is a small read that the process waits for: on
  * the development machine a restore-cold of the CPU reference engine read 1.05 GB from disk for a snapshot of
  * 0.40 GB. After a restore's canary, the file pages the restored processes have mapped (their page tables, from
- * /proc/PID/pagemap: present and file-backed) are recorded beside the snapshot (working-set.json); a later
+ * /proc/PID/pagemap: present, see presentFileRanges) are recorded beside the snapshot (working-set.json); a later
  * restore whose page cache is cold reads them in parallel while CRIU restores. Advisory only: a file that changed
  * since is skipped, a failure is a warning.
  */
@@ -12,7 +12,7 @@ import { open, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Events } from "../events.js";
-import { prefetch, type PrefetchFile } from "../pagecache/prefetch.js";
+import { prefetch, type PrefetchFile, type PrefetchStrategy } from "../pagecache/prefetch.js";
 import { readMaps, type FileMapping } from "../proc/maps.js";
 import { envInt } from "../env.js";
 
@@ -50,9 +50,11 @@ export function fileMappings(maps: FileMapping[]): FileMapping[] {
 }
 
 /**
- * The pages of `mapping` that are present and file-backed, from its pagemap entries (8 bytes per page: bit 63
- * present, bit 61 file page or shared anonymous; a private page written since, now anonymous, is not counted),
- * as [offset in the file, length] ranges.
+ * The file offsets of the pages of `mapping` that are present, from its pagemap entries (8 bytes per page: bit 63
+ * present, bit 62 swapped), as [offset in the file, length] ranges. File pages the tree touched, and also a private
+ * mapping's pages written since (anonymous copies now, bit 61 clear): CRIU dumped those and, restoring them, writes
+ * into the private mapping, a copy-on-write fault that first reads the file's page; from a cold page cache with
+ * the kernel's read-around (8 MiB on the H100's disk) for each.
  */
 export function presentFileRanges(mapping: Pick<FileMapping, "offset">, pagemap: Buffer): [number, number][] {
   const out: [number, number][] = [];
@@ -60,7 +62,7 @@ export function presentFileRanges(mapping: Pick<FileMapping, "offset">, pagemap:
   let runStart = -1;
   for (let i = 0; i <= pages; i++) {
     const hi = i < pages ? pagemap.readUInt32LE(i * 8 + 4) : 0;
-    const hit = (hi & 0x80000000) !== 0 && (hi & 0x20000000) !== 0;
+    const hit = (hi & 0xc0000000) !== 0;
     if (hit && runStart < 0) runStart = i;
     if (!hit && runStart >= 0) {
       out.push([mapping.offset + runStart * PAGE, (i - runStart) * PAGE]);
@@ -185,7 +187,7 @@ export function startWorkingSet(snapshotDir: string, events: Events, signal?: Ab
         "working-set",
         async () => {
           const { reads, changedFiles } = await workingSetReads(ws);
-          const stats = await prefetch(reads, { skipResident: true, concurrency: concurrency(), chunkBytes: 2 << 20, ...(signal ? { signal } : {}) });
+          const stats = await prefetch(reads, { skipResident: true, concurrency: concurrency(), chunkBytes: 2 << 20, strategy: strategy(), ...(signal ? { signal } : {}) });
           return { ...stats, changedFiles };
         },
         (s) => ({ bytes: s.bytesRead, detail: { files: ws.files.length - s.changedFiles, changedFiles: s.changedFiles, bytesAlreadyResident: s.bytesAlreadyResident, bytesTotal: s.bytesTotal } }),
@@ -194,6 +196,17 @@ export function startWorkingSet(snapshotDir: string, events: Events, signal?: Ab
       if (!signal?.aborted) events.log(`reading the restore's working set failed (${(err as Error).message}); the engine reads its pages as it needs them`, "warn");
     }
   })();
+}
+
+/**
+ * How the ranges are read: fadvise (WILLNEED: the kernel reads exactly each range, as one request where it can, and
+ * the worker waits for it), or STASIS_WORKING_SET_STRATEGY=populate|read (for measuring). Populate faults the range
+ * in through a mapping, and each fault from a cold cache reads the kernel's whole read-around window (read_ahead_kb,
+ * 8 MiB on the H100's disk) for a range of tens of KiB; that was the default until the twelfth session.
+ */
+function strategy(): PrefetchStrategy {
+  const s = process.env.STASIS_WORKING_SET_STRATEGY;
+  return s === "populate" || s === "read" ? s : "fadvise";
 }
 
 /** 4 threads, or STASIS_WORKING_SET_CONCURRENCY (for measuring). */
