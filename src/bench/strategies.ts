@@ -11,11 +11,11 @@ import type { CanaryRequest, EngineContext } from "../engines/engine.js";
 import { findInstance, killTree, stopInstance } from "../instances/instances.js";
 import type { Snapshot } from "../store/store.js";
 import { StasisError } from "../errors.js";
-import { prefetch } from "../pagecache/prefetch.js";
 import { cacheEnv, diskBytesRead, diskReadSince, dropPageCache, sampleDisk, type DiskSample } from "./system.js";
 import { createdSince, removePlaced, sharedMemoryFiles } from "../criu/kept-files.js";
 import { processTree } from "../proc/tree.js";
-import { pinDaemonWeights, releaseDaemonWeights, restoreViaDaemon } from "../serve/client.js";
+import { releaseDaemonWeights, restoreViaDaemon } from "../serve/client.js";
+import { prefetch as prefetchSnapshot } from "../commands/prefetch.js";
 import type { MemoryMode, PrefetchMode, VerifyMode, WeightsMode } from "../restore/modes.js";
 
 export const STRATEGIES = ["cold", "warm", "restore-hot", "restore-cold"] as const;
@@ -120,12 +120,12 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
     released = await releaseDaemonWeights();
     await dropPageCache();
   } else {
-    // Hot: the snapshot's files in the page cache and, where `stasis serve --pin-weights` runs, its weights pinned
-    // by the daemon, as `stasis prefetch --snapshot` leaves them (else the first restore-hot pays for the keeper's
-    // start and reads the file: 1.06 s against 0.73-0.85 s for the next four on the H100, pipeline-3b-40-judged/).
-    await prefetch(m.files.map((f) => ({ path: join(snap.dir, f.path) })), {});
-    const pin = await pinDaemonWeights(snap.name);
-    pinned = pin !== undefined && "pinned" in pin;
+    // Hot: what `stasis prefetch --snapshot` leaves: the snapshot's files in the page cache, its working set (the
+    // engine's libraries its restore touches; after a cold start dropped the page cache, the first restore-hot read
+    // them from disk: 1.06-1.07 s against 0.68-0.85 s for the next four on the H100, pipeline-3b-41-judged/) and,
+    // where `stasis serve --pin-weights` runs, its weights pinned by the daemon.
+    const hot = await prefetchSnapshot({ paths: [], snapshot: snap.name }, new Events());
+    pinned = hot.daemonPin !== undefined && "pinned" in hot.daemonPin;
   }
   const readBefore = strategy === "restore-cold" ? await diskBytesRead() : undefined;
   const sampler = strategy === "restore-cold" ? sampleDisk() : undefined;
@@ -155,7 +155,7 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
       readyMs,
       firstTokenMs,
       phases,
-      setup: `${strategy === "restore-cold" ? `page cache dropped${released ? ", the daemon's pinned weights released" : ""}` : `snapshot files in the page cache${pinned ? ", its weights pinned by the daemon" : ""}`}${args.via === "api" ? ", a request to `stasis serve`" : result.via === "daemon" ? ", through `stasis serve`" : ""}`,
+      setup: `${strategy === "restore-cold" ? `page cache dropped${released ? ", the daemon's pinned weights released" : ""}` : `snapshot files and its working set in the page cache${pinned ? ", its weights pinned by the daemon" : ""}`}${args.via === "api" ? ", a request to `stasis serve`" : result.via === "daemon" ? ", through `stasis serve`" : ""}`,
       ...(diskRead === undefined ? {} : { diskBytesRead: diskRead }),
       ...(disk && disk.length > 0 ? { disk } : {}),
     };

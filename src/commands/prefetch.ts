@@ -3,6 +3,7 @@ import type { Events } from "../events.js";
 import { prefetch as prefetchFiles, type PrefetchFile, type PrefetchStats, type PrefetchStrategy } from "../pagecache/prefetch.js";
 import { resolveTargets } from "../pagecache/targets.js";
 import { pinDaemonWeights, type DaemonPin } from "../serve/client.js";
+import { startWorkingSet } from "../restore/working-set.js";
 
 export interface PrefetchOptions {
   /** Files or directories; with `snapshot`, paths inside it (all of its files when empty). */
@@ -28,8 +29,9 @@ export interface PrefetchResult extends PrefetchStats {
 
 /**
  * Reads files, directories or a snapshot into the page cache, in parallel, as the `prefetch` phase. A whole
- * snapshot is then also pinned by `stasis serve --pin-weights` where it runs (phase `pin-weights`), so that its
- * first restore finds its weights in memory too.
+ * snapshot: then also its working set (phase `working-set`: the pages of the engine's own files, outside the
+ * snapshot, that its last restore touched, restore/working-set.ts), and its weights pinned by `stasis serve
+ * --pin-weights` where it runs (phase `pin-weights`): everything a restore of it reads is then in memory.
  */
 export async function prefetch(opts: PrefetchOptions, events: Events): Promise<PrefetchResult> {
   if (opts.verify && opts.snapshot === undefined) {
@@ -57,6 +59,7 @@ export async function prefetch(opts: PrefetchOptions, events: Events): Promise<P
     (s) => ({ bytes: s.bytesRead, detail: { bytesAlreadyResident: s.bytesAlreadyResident, bytesTotal: s.bytesTotal } }),
   );
   const whole = targets.snapshot !== undefined && opts.paths.length === 0;
+  if (whole) await startWorkingSet(targets.snapshot!.dir, events, opts.signal);
   const daemonPin = whole ? await events.phase("pin-weights", () => pinDaemonWeights(targets.snapshot!.name), (p) => (p && "pinned" in p ? { bytes: p.pinned.bytes } : {})) : undefined;
   return {
     ...stats,
