@@ -4,6 +4,7 @@ import { prefetch as prefetchFiles, type PrefetchFile, type PrefetchStats, type 
 import { resolveTargets } from "../pagecache/targets.js";
 import { pinDaemonWeights, type DaemonPin } from "../serve/client.js";
 import { startWorkingSet } from "../restore/working-set.js";
+import { criuInstallPaths, locateCriu } from "../criu/locate.js";
 
 export interface PrefetchOptions {
   /** Files or directories; with `snapshot`, paths inside it (all of its files when empty). */
@@ -31,7 +32,8 @@ export interface PrefetchResult extends PrefetchStats {
  * Reads files, directories or a snapshot into the page cache, in parallel, as the `prefetch` phase. A whole
  * snapshot: then also its working set (phase `working-set`: the pages of the engine's own files, outside the
  * snapshot, that its last restore touched, restore/working-set.ts), and its weights pinned by `stasis serve
- * --pin-weights` where it runs (phase `pin-weights`): everything a restore of it reads is then in memory.
+ * --pin-weights` where it runs (phase `pin-weights`), and CRIU itself (phase `criu-files`): everything a restore of
+ * it reads is then in memory.
  */
 export async function prefetch(opts: PrefetchOptions, events: Events): Promise<PrefetchResult> {
   if (opts.verify && opts.snapshot === undefined) {
@@ -59,7 +61,10 @@ export async function prefetch(opts: PrefetchOptions, events: Events): Promise<P
     (s) => ({ bytes: s.bytesRead, detail: { bytesAlreadyResident: s.bytesAlreadyResident, bytesTotal: s.bytesTotal } }),
   );
   const whole = targets.snapshot !== undefined && opts.paths.length === 0;
-  if (whole) await startWorkingSet(targets.snapshot!.dir, events, opts.signal);
+  if (whole) {
+    await startWorkingSet(targets.snapshot!.dir, events, opts.signal);
+    await readCriu(events, opts.signal);
+  }
   const daemonPin = whole ? await events.phase("pin-weights", () => pinDaemonWeights(targets.snapshot!.name), (p) => (p && "pinned" in p ? { bytes: p.pinned.bytes } : {})) : undefined;
   return {
     ...stats,
@@ -67,4 +72,19 @@ export async function prefetch(opts: PrefetchOptions, events: Events): Promise<P
     paths: files.map((f) => f.path),
     ...(daemonPin ? { daemonPin } : {}),
   };
+}
+
+/** CRIU's own files into the page cache (best effort: a restore without them reads them itself). */
+async function readCriu(events: Events, signal?: AbortSignal): Promise<void> {
+  try {
+    const criu = await locateCriu();
+    const { files } = await resolveTargets({ paths: criuInstallPaths(criu) }, "prefetch");
+    await events.phase(
+      "criu-files",
+      () => prefetchFiles(files.map((f) => ({ path: f.path })), { skipResident: true, ...(signal ? { signal } : {}) }),
+      (st) => ({ bytes: st.bytesRead }),
+    );
+  } catch (err) {
+    if (!signal?.aborted) events.log(`CRIU's files were not read ahead (${(err as Error).message}); a restore reads them itself`, "warn");
+  }
 }

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { compareVersions, criuCandidates, locateCriu, parseCriuFeatures, parseCriuVersion } from "./locate.js";
+import { compareVersions, criuCandidates, criuInstallPaths, locateCriu, parseCriuFeatures, parseCriuVersion } from "./locate.js";
 import { StasisError } from "../errors.js";
 
 test("versions parse and compare numerically", () => {
@@ -52,4 +52,11 @@ echo 'Version: ${version}'
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("what to read ahead for CRIU: a private install's folder (wrapper, binary, libraries), else the binary", () => {
+  assert.deepEqual(criuInstallPaths({ path: "/var/lib/stasis/tools/criu/bin/criu", source: "stasis-home" }), ["/var/lib/stasis/tools/criu"]);
+  assert.deepEqual(criuInstallPaths({ path: "/opt/c/bin/criu", source: "env" }), ["/opt/c"]);
+  assert.deepEqual(criuInstallPaths({ path: "/usr/sbin/criu", source: "path" }), ["/usr/sbin/criu"]);
+  assert.deepEqual(criuInstallPaths({ path: "/opt/criu-4.2", source: "env" }), ["/opt/criu-4.2"]);
 });

@@ -1,5 +1,5 @@
 import { access, constants, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { StasisError } from "../errors.js";
 import { paths } from "../home.js";
 import { run } from "../proc/run.js";
@@ -27,6 +27,15 @@ export function criuCandidates(env: NodeJS.ProcessEnv = process.env): { path: st
     if (dir) out.push({ path: join(dir, "criu"), source: "path" });
   }
   return out;
+}
+
+/**
+ * What to read into the page cache for `criu`: a private install (STASIS_CRIU, or the build under STASIS_HOME: a
+ * wrapper at <root>/bin/criu, the binary and its own libraries under <root>) whole, else the binary alone.
+ */
+export function criuInstallPaths(criu: Pick<Criu, "path" | "source">): string[] {
+  if (criu.source !== "path" && criu.path.endsWith("/bin/criu")) return [dirname(dirname(criu.path))];
+  return [criu.path];
 }
 
 /** Parses `criu --version` output ("Version: 4.2.1\nGitID: ..."). */
