@@ -18,6 +18,7 @@ import argparse
 import ctypes
 import datetime as dt
 import json
+import mmap
 import os
 import platform
 import socket
@@ -122,13 +123,25 @@ class Bench:
     # --- page cache -------------------------------------------------------------------------------------
 
     def warm(self) -> None:
+        """The files into the page cache. --hot-fill written: as the dump left them, then read; large-folios /
+        small-folios: dropped, then faulted in through a mapping with MADV_HUGEPAGE (2 MiB page-cache folios, where
+        THP and the filesystem allow) or MADV_NOHUGEPAGE (4 KiB pages), as `stasis prefetch --large-folios` does."""
         def read_all(p: Path) -> None:
             with open(p, "rb", buffering=0) as f:
                 while f.read(64 * MIB):
                     pass
 
+        def populate(p: Path, advice: int) -> None:
+            with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+                m.madvise(advice)
+                m.madvise(22)  # MADV_POPULATE_READ
+
+        fill = self.args.hot_fill
+        if fill != "written":
+            self.drop()
+        advice = {"large-folios": 14, "small-folios": 15}.get(fill)  # MADV_HUGEPAGE, MADV_NOHUGEPAGE
         with ThreadPoolExecutor(2) as pool:
-            list(pool.map(read_all, (self.ours, self.st)))
+            list(pool.map(read_all if advice is None else (lambda p: populate(p, advice)), (self.ours, self.st)))
 
     def drop(self) -> None:
         os.sync()
@@ -324,7 +337,7 @@ class Bench:
 
     def run(self) -> None:
         contenders = self.contenders()
-        print(f"hot: page cache warm, {self.args.repeat} run(s) each", flush=True)
+        print(f"hot: page cache warm ({self.args.hot_fill}), {self.args.repeat} run(s) each", flush=True)
         self.warm()
         for rep in range(self.args.repeat):
             for name, fn, cases in contenders:
@@ -411,7 +424,7 @@ def table(b: Bench, rows: list[dict[str, Any]], env: dict[str, Any]) -> str:
         f"- command: `{env['command']}`",
         f"- payload: {len(b.shapes)} bf16 tensors shaped like Llama-3.2-3B, {b.payload / 1e9:.2f} GB (random bits), "
         f"file {b.file_size / 1e9:.2f} GB in {env['scratch_dir']}; threads {b.args.threads or 'default'}",
-        f"- hot: page cache warm, median of {b.args.repeat} run(s); cold: {b.cold_how or 'not run'}",
+        f"- hot: page cache warm (filled: {b.args.hot_fill}), median of {b.args.repeat} run(s); cold: {b.cold_how or 'not run'}",
         f"- dump: {b.dump_stats['seconds']:.2f} s ({b.dump_stats['gbps']:.2f} GB/s incl. sha256 + fsync); "
         f"verify on demand: {b.verify_stats['seconds']:.2f} s ({b.verify_stats['gbps']:.2f} GB/s)",
         "",
@@ -455,6 +468,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=None, help="stasis reader threads (default min(16, cores))")
     p.add_argument("--only", default="", help="comma-separated substrings: run only matching methods")
     p.add_argument("--no-cold", action="store_true", help="skip the cold cases")
+    p.add_argument("--hot-fill", choices=["written", "large-folios", "small-folios"], default="written",
+                   help="how the hot case's page cache is filled (default: as the dump wrote it; see Bench.warm)")
     p.add_argument("--budget-s", type=float, default=180.0, help="stop starting cold runs after this many seconds")
     p.add_argument("--keep", action="store_true", help="keep the weight files")
     args = p.parse_args()
