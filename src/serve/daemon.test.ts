@@ -24,16 +24,31 @@ function post(socket: string, body: string, path = "/v1/restore"): Promise<{ sta
 
 const request = (name: string): RestoreRequest => ({ name, verify: "auto", prefetch: "none", force: false, readyTimeoutMs: 1000 });
 
-test("the daemon runs restores for clients: its events replay in the client, its errors come back whole", async () => {
+/** `body` with a fresh STASIS_HOME and a socket path in it, and a stop signal for the daemon it starts; undone after. */
+async function withHome(body: (socket: string, stop: AbortController) => Promise<void>): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), "stasis-serve-"));
   const before = process.env.STASIS_HOME;
   process.env.STASIS_HOME = home;
-  const socket = join(home, "d.sock");
   const stop = new AbortController();
   try {
+    await body(join(home, "d.sock"), stop);
+  } finally {
+    stop.abort();
+    if (before === undefined) delete process.env.STASIS_HOME;
+    else process.env.STASIS_HOME = before;
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+async function listening(socket: string): Promise<void> {
+  for (let i = 0; i < 200 && !(existsSync(socket) && statSync(socket).isSocket()); i++) await new Promise((r) => setTimeout(r, 10));
+}
+
+test("the daemon runs restores for clients: its events replay in the client, its errors come back whole", () =>
+  withHome(async (socket, stop) => {
     writeFileSync(socket, ""); // a stale socket file from a daemon that died: taken over
     const running = serve({ socket, signal: stop.signal }, new Events());
-    for (let i = 0; i < 200 && !(existsSync(socket) && statSync(socket).isSocket()); i++) await new Promise((r) => setTimeout(r, 10));
+    await listening(socket);
     assert.equal(statSync(socket).mode & 0o777, 0o600, "root's alone");
     await assert.rejects(serve({ socket }, new Events()), (e: unknown) => e instanceof StasisError && e.code === "E_DAEMON", "one daemon per socket");
 
@@ -64,23 +79,12 @@ test("the daemon runs restores for clients: its events replay in the client, its
     assert.equal(await restoreViaDaemon(request("x"), new Events(), { socket }), undefined, "no daemon: the caller restores itself");
     assert.equal(await releaseDaemonWeights({ socket }), undefined, "no daemon: nothing pinned to release");
     assert.equal(await pinDaemonWeights("x", { socket }), undefined, "no daemon: nobody to pin");
-  } finally {
-    stop.abort();
-    if (before === undefined) delete process.env.STASIS_HOME;
-    else process.env.STASIS_HOME = before;
-    rmSync(home, { recursive: true, force: true });
-  }
-});
+  }));
 
-test("a daemon with --pin-weights pins a snapshot's weights on request, and says why it cannot", async () => {
-  const home = mkdtempSync(join(tmpdir(), "stasis-serve-"));
-  const before = process.env.STASIS_HOME;
-  process.env.STASIS_HOME = home;
-  const socket = join(home, "d.sock");
-  const stop = new AbortController();
-  try {
+test("a daemon with --pin-weights pins a snapshot's weights on request, and says why it cannot", () =>
+  withHome(async (socket, stop) => {
     const running = serve({ socket, signal: stop.signal, pinWeights: true }, new Events());
-    for (let i = 0; i < 200 && !(existsSync(socket) && statSync(socket).isSocket()); i++) await new Promise((r) => setTimeout(r, 10));
+    await listening(socket);
     const missing = await pinDaemonWeights("no-such-snapshot", { socket });
     assert.ok(missing && "notPinned" in missing && /no-such-snapshot/.test(missing.notPinned), JSON.stringify(missing));
     const bad = await post(socket, JSON.stringify({ snapshot: "x" }), "/v1/weights/pin");
@@ -89,10 +93,4 @@ test("a daemon with --pin-weights pins a snapshot's weights on request, and says
     assert.match(bad.body.error.hint, /name/);
     stop.abort();
     await running;
-  } finally {
-    stop.abort();
-    if (before === undefined) delete process.env.STASIS_HOME;
-    else process.env.STASIS_HOME = before;
-    rmSync(home, { recursive: true, force: true });
-  }
-});
+  }));
