@@ -57,7 +57,7 @@ export interface StageSource {
   weightsFile: string;
 }
 
-/** What a keeper pins ahead of any restore: a source, on the GPU whose context pins it. */
+/** What a keeper pins ahead of any restore: a source, on the GPU (UUID) a restore of it would use. */
 export interface PinJob extends StageSource {
   gpu: string;
 }
@@ -69,11 +69,8 @@ export interface Pinned {
   already: boolean;
 }
 
-export interface StageJob {
-  info: StageInfo;
-  weightsFile: string;
-  /** The GPU (UUID) the engine is restored onto. */
-  gpu: string;
+/** A restore's staging: a source onto the GPU the engine is restored onto. */
+export interface StageJob extends PinJob {
   /** Where the stager listens (the instance's folder). */
   dir: string;
   /** GPU memory to leave free for the CUDA restore running at the same time. */
