@@ -424,7 +424,8 @@ def table(b: Bench, rows: list[dict[str, Any]], env: dict[str, Any]) -> str:
         f"- command: `{env['command']}`",
         f"- payload: {len(b.shapes)} bf16 tensors shaped like Llama-3.2-3B, {b.payload / 1e9:.2f} GB (random bits), "
         f"file {b.file_size / 1e9:.2f} GB in {env['scratch_dir']}; threads {b.args.threads or 'default'}",
-        f"- hot: page cache warm (filled: {b.args.hot_fill}), median of {b.args.repeat} run(s); cold: {b.cold_how or 'not run'}",
+        f"- hot: page cache warm (filled: {b.args.hot_fill}), median of {b.args.repeat} run(s); "
+        f"cold: {(b.cold_how if any(r['case'] == 'cold' for r in b.runs) else None) or 'not run'}",
         f"- dump: {b.dump_stats['seconds']:.2f} s ({b.dump_stats['gbps']:.2f} GB/s incl. sha256 + fsync); "
         f"verify on demand: {b.verify_stats['seconds']:.2f} s ({b.verify_stats['gbps']:.2f} GB/s)",
         "",

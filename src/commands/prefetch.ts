@@ -5,6 +5,8 @@ import { resolveTargets } from "../pagecache/targets.js";
 import { pinDaemonWeights, type DaemonPin } from "../serve/client.js";
 import { startWorkingSet } from "../restore/working-set.js";
 import { criuInstallPaths, locateCriu } from "../criu/locate.js";
+import { exists } from "../files.js";
+import { paths } from "../home.js";
 
 export interface PrefetchOptions {
   /** Files or directories; with `snapshot`, paths inside it (all of its files when empty). */
@@ -65,7 +67,11 @@ export async function prefetch(opts: PrefetchOptions, events: Events): Promise<P
     await startWorkingSet(targets.snapshot!.dir, events, opts.signal);
     await readCriu(events, opts.signal);
   }
-  const daemonPin = whole ? await events.phase("pin-weights", () => pinDaemonWeights(targets.snapshot!.name), (p) => (p && "pinned" in p ? { bytes: p.pinned.bytes } : {})) : undefined;
+  // Only where a daemon's socket is there: without one there is nobody to ask, and no phase to show.
+  const daemonPin =
+    whole && (await exists(paths.daemonSocket()))
+      ? await events.phase("pin-weights", () => pinDaemonWeights(targets.snapshot!.name), (p) => (p && "pinned" in p ? { bytes: p.pinned.bytes } : {}))
+      : undefined;
   return {
     ...stats,
     ...(targets.snapshot ? { snapshot: targets.snapshot.name } : {}),
