@@ -121,9 +121,9 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
     await dropPageCache();
   } else {
     // Hot: what `stasis prefetch --snapshot` leaves: the snapshot's files in the page cache, its working set (the
-    // engine's libraries its restore touches; after a cold start dropped the page cache, the first restore-hot read
-    // them from disk: 1.06-1.07 s against 0.68-0.85 s for the next four on the H100, pipeline-3b-41-judged/) and,
-    // where `stasis serve --pin-weights` runs, its weights pinned by the daemon.
+    // engine's libraries its restore touches), CRIU's own files and, where `stasis serve --pin-weights` runs, its
+    // weights pinned by the daemon. (The first restore-hot of a bench is still the slowest with all of that in memory,
+    // 1.71 s against 0.56-0.65 s in bench/results/2026-11-27-h100/pipeline-3b-43-judged/: not explained yet.)
     const hot = await prefetchSnapshot({ paths: [], snapshot: snap.name }, new Events());
     pinned = hot.daemonPin !== undefined && "pinned" in hot.daemonPin;
   }

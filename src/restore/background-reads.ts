@@ -7,7 +7,7 @@ import type { Snapshot } from "../store/store.js";
 import { prefetch, PREFETCH_STRATEGIES, type PrefetchStrategy } from "../pagecache/prefetch.js";
 import { recordVerified, stampFiles, stillVerified, type Stamp } from "../store/verified.js";
 import type { PrefetchMode, VerifyMode } from "./modes.js";
-import { envInt } from "../env.js";
+import { envChoice, envInt } from "../env.js";
 import { eagerRanges, readPagemaps } from "../criu/pagemap.js";
 import { mergeRanges } from "./working-set.js";
 export type { PrefetchMode, VerifyMode };
@@ -115,8 +115,8 @@ function tuning(): { concurrency?: number; strategy?: PrefetchStrategy; largeFol
   const out: { concurrency?: number; strategy?: PrefetchStrategy; largeFolios: boolean } = { largeFolios: process.env.STASIS_PREFETCH_LARGE_FOLIOS !== "0" };
   const c = envInt("STASIS_PREFETCH_CONCURRENCY", 1);
   if (c !== undefined) out.concurrency = c;
-  const s = process.env.STASIS_PREFETCH_STRATEGY as PrefetchStrategy | undefined;
-  if (s && (PREFETCH_STRATEGIES as readonly string[]).includes(s)) out.strategy = s;
+  const s = envChoice("STASIS_PREFETCH_STRATEGY", PREFETCH_STRATEGIES);
+  if (s !== undefined) out.strategy = s;
   return out;
 }
 

@@ -23,6 +23,7 @@ import type { GpuInventory } from "../cuda/gpus.js";
 import { CudaDriver } from "../cuda/driver.js";
 import { gpuIdentityFromProc } from "../cuda/gpus.js";
 import { withRestoreLock } from "./lock.js";
+import { envChoice } from "../env.js";
 import { warmStart } from "./fallback.js";
 import { refuseTakenAddress, timeWaitOn, waitForTimeWait } from "./address.js";
 import { loadWorkingSet, recordWorkingSet, saveWorkingSet, startWorkingSet } from "./working-set.js";
@@ -164,7 +165,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     // much later (restore-cold 6.10 s against 6.63 s, four of each alternating:
     // bench/results/2026-11-27-h100/pipeline-3b-39-go-ab/). For measuring, STASIS_STAGE_GO=working-set: once the
     // images and the working set are read; criu: only once CRIU is done.
-    const goAfter = process.env.STASIS_STAGE_GO ?? "images";
+    const goAfter = envChoice("STASIS_STAGE_GO", ["images", "working-set", "criu"] as const) ?? "images";
     if (goAfter !== "criu") void Promise.allSettled([reads.done(), goAfter === "working-set" ? workingSet : undefined]).then(() => staged?.go());
     const restored = await withRestoreLock(snap, async () => {
       // The shared-memory files stay while the instance lives (stasis stop removes them); CRIU needs the

@@ -12,9 +12,9 @@ import { open, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Events } from "../events.js";
-import { prefetch, type PrefetchFile, type PrefetchStrategy } from "../pagecache/prefetch.js";
+import { prefetch, PREFETCH_STRATEGIES, type PrefetchFile, type PrefetchStrategy } from "../pagecache/prefetch.js";
 import { readMaps, type FileMapping } from "../proc/maps.js";
-import { envInt } from "../env.js";
+import { envChoice, envInt } from "../env.js";
 
 export const WORKING_SET_FILE = "working-set.json";
 const PAGE = 4096;
@@ -205,8 +205,7 @@ export function startWorkingSet(snapshotDir: string, events: Events, signal?: Ab
  * 8 MiB on the H100's disk) for a range of tens of KiB; that was the default until the twelfth session.
  */
 function strategy(): PrefetchStrategy {
-  const s = process.env.STASIS_WORKING_SET_STRATEGY;
-  return s === "populate" || s === "read" ? s : "fadvise";
+  return envChoice("STASIS_WORKING_SET_STRATEGY", PREFETCH_STRATEGIES) ?? "fadvise";
 }
 
 /** 4 threads, or STASIS_WORKING_SET_CONCURRENCY (for measuring). */
