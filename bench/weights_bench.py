@@ -216,6 +216,35 @@ class Bench:
         finally:
             rt.host_unregister(self.host_addr)
 
+    def link_windows(self, streams: int, mib: int) -> Callable[[], dict[str, Any]]:
+        """The link as the lanes use it: the file's bytes already in pinned host memory (untimed), copied in the
+        lanes' windows (``mib`` MiB, cut at tensor ends) round-robin over ``streams`` streams. What the lanes could
+        reach with nothing to read."""
+
+        def run() -> dict[str, Any]:
+            from stasis_engine.weights._cudart import HOST_REGISTER_PORTABLE, MEMCPY_H2D, runtime
+
+            self.disk_rate_fn(False)()
+            rt = runtime()
+            rt.host_register(self.host_addr, self.file_size, HOST_REGISTER_PORTABLE)
+            handles = []
+            try:
+                handles = [rt.stream_create() for _ in range(streams)]
+                pieces = [(target.data_ptr() + at, self.layout[n][0] + at, min(mib * MIB, self.layout[n][1] - at))
+                          for n, target in self.targets.items() for at in range(0, self.layout[n][1], mib * MIB)]
+                t = time.perf_counter()
+                for k, (dst, off, size) in enumerate(pieces):
+                    rt.memcpy_async(dst, self.host_addr + off, size, MEMCPY_H2D, handles[k % streams])
+                for h in handles:
+                    rt.stream_synchronize(h)
+                return {"timed_seconds": time.perf_counter() - t}
+            finally:
+                for h in handles:
+                    rt.stream_destroy(h)
+                rt.host_unregister(self.host_addr)
+
+        return run
+
     def safetensors_fn(self, on_device: bool) -> Callable[[], dict[str, Any]]:
         def run() -> dict[str, Any]:
             from safetensors.torch import load_file
@@ -266,9 +295,15 @@ class Bench:
         ours: list[tuple[str, Callable[[], dict[str, Any]], set[str]]] = [("stasis auto", self.ours_fn("auto"), both)]
         # The lanes' slots pinned when the run begins, each lane its own, instead of ahead (STASIS_PIN_AHEAD=0).
         ours.append(("stasis auto, lanes pin at start", self.with_env(self.ours_fn("auto"), "STASIS_PIN_AHEAD", "0"), hot))
+        # The slots pinned ahead by other numbers of threads than the default (STASIS_PIN_THREADS).
+        ours += [(f"stasis auto, {n} pinner{'s' if n > 1 else ''}",
+                  self.with_env(self.ours_fn("auto"), "STASIS_PIN_THREADS", str(n)), hot) for n in (1, 2, 10)]
         methods = ["pinned-ring", "hostreg", "direct"] if self.cuda else ["cpu", "pinned-ring", "hostreg", "direct"]
         # O_DIRECT bypasses the page cache, so "direct" is a cold-case method only.
         ours += [(f"stasis {m}", self.ours_fn(m), {"cold"} if m == "direct" else both) for m in methods]
+        # The cold method's ring: twice the slots (the default before), or whole-slot reads.
+        ours += [("stasis direct 16x16M", self.ours_fn("direct", ring_slots=16), {"cold"}),
+                 ("stasis direct r16M", self.ours_fn("direct", read_mb=16), {"cold"})]
         ours += [
             ("stasis pinned-ring 16x32M r8M", self.ours_fn("pinned-ring", ring_slots=16, slot_mb=32, read_mb=8), hot),
             ("stasis pinned-ring 8x8M r8M", self.ours_fn("pinned-ring", ring_slots=8, slot_mb=8, read_mb=8), hot),
@@ -285,7 +320,8 @@ class Bench:
             # A lane per thread (own small slots, own stream): threads x slots x MiB; the C loop unless "py".
             *[(f"stasis lanes {t}x{k}x{m}M", self.ours_fn("lanes", threads=t, lane_slots=k, lane_mb=m), hot)
               for t, k, m in [(16, 2, 4), (16, 2, 2), (16, 2, 1), (12, 2, 2), (8, 2, 2), (8, 3, 4), (6, 2, 4),
-                              (8, 2, 8), (8, 2, 4), (12, 2, 4), (10, 2, 4), (10, 2, 2)]],
+                              (8, 2, 8), (8, 2, 4), (12, 2, 4), (10, 2, 4), (10, 2, 2), (14, 2, 4), (10, 3, 4),
+                              (10, 2, 8), (12, 2, 8)]],
             *[(f"stasis lanes py {t}x{k}x{m}M",
                self.python_loop(self.ours_fn("lanes", threads=t, lane_slots=k, lane_mb=m)), hot)
               for t, k, m in [(16, 2, 4), (12, 2, 4), (16, 2, 2)]],
@@ -299,6 +335,7 @@ class Bench:
         if self.cuda:
             base.insert(1, ("safetensors load_file(cuda) + copy_", self.safetensors_fn(True), both))
             base.append(("pinned host memory -> GPU, no read (the link)", self.link, hot))
+            base.append(("the link in 4 MiB copies on 10 streams", self.link_windows(10, 4), hot))
         wanted = self.args.only.split(",") if self.args.only else None
         return [c for c in ours + base if wanted is None or any(w in c[0] for w in wanted)]
 

@@ -381,7 +381,7 @@ class _RecordingCopier:
 
 
 def test_weights_lane_slots_pinned_ahead_are_used_by_the_run_and_given_back(wfile: Path) -> None:
-    """Slots pinned ahead of the run (C threads, one per lane): the run finds them pinned and reads
+    """Slots pinned ahead of the run (C threads, one per lane, slot by slot): the run finds them pinned and reads
     the same bytes; each lane gives its slots back as it ends, so closing unpins nothing."""
     from stasis_engine.weights._plan import Copy
 
@@ -398,9 +398,11 @@ def test_weights_lane_slots_pinned_ahead_are_used_by_the_run_and_given_back(wfil
     fd = os.open(wfile, os.O_RDONLY)
     try:
         deadline = time.monotonic() + 5
-        while slots.pinned() != [0, 1, 2] and time.monotonic() < deadline:
+        every = [(i, s) for i in range(3) for s in range(2)]
+        while slots.pinned() != every and time.monotonic() < deadline:
             time.sleep(0.001)
-        assert slots.pinned() == [0, 1, 2], "pinned ahead, before any run"
+        assert slots.pinned() == every, "pinned ahead, before any run"
+        assert set(slots.pin_span(0)) == {"pins_began", "pins_first", "pins_done"}
         stages: dict[str, float] = {}
         n = _native.run_lanes_native(lib, api, fd, [Copy(extent.offset, address, extent.size)],
                                      [(extent.offset, extent.offset + -(-extent.size // 4096) * 4096)], copiers,
@@ -418,7 +420,7 @@ def test_weights_lane_slots_pinned_ahead_are_used_by_the_run_and_given_back(wfil
 
 def test_weights_lane_slots_pinned_ahead_and_not_used_are_unpinned_at_close() -> None:
     """A load that ends before its run (a failed check, or "auto" choosing another method): closing stops the
-    pinning and unpins every lane it pinned."""
+    pinning and unpins every slot it pinned, once each."""
     lib = _native.library()
     copier = _RecordingCopier()
     api = copier.native_api()
@@ -426,12 +428,14 @@ def test_weights_lane_slots_pinned_ahead_and_not_used_are_unpinned_at_close() ->
     slots = _native.LaneSlots(4, 2, 4096)
     slots.pin_ahead(lib, api)
     slots.close([copier])
-    assert sorted(copier.unpinned) == sorted(slots.lane(i) for i in range(4))[: len(copier.unpinned)]
-    assert len(copier.unpinned) == len(set(copier.unpinned))
+    every = {slots.slot(i, s) for i in range(4) for s in range(2)}
+    assert set(copier.unpinned) <= every and len(copier.unpinned) == len(set(copier.unpinned))
+    assert slots.pinned() == []
 
 
 def test_weights_lanes_fail_cleanly_when_a_lane_could_not_be_pinned(wfile: Path) -> None:
-    """A lane whose pinning ahead failed: the run fails naming the CUDA error, no lane is left pinned."""
+    """A lane whose first slot's pinning ahead failed: the run fails naming the CUDA error, no slot is left
+    pinned."""
     from stasis_engine.weights._plan import Copy
 
     lib = _native.library()
@@ -441,7 +445,7 @@ def test_weights_lanes_fail_cleanly_when_a_lane_could_not_be_pinned(wfile: Path)
     target = bytearray(4096)
     address = ctypes.addressof((ctypes.c_char * 4096).from_buffer(target))
     slots = _native.LaneSlots(2, 2, 4096)
-    slots.state[1], slots.error[1] = 3, 2  # PIN_FAILED, cudaErrorMemoryAllocation
+    slots.state[2], slots.error[2] = 3, 2  # lane 1's slot 0: PIN_FAILED, cudaErrorMemoryAllocation
     fd = os.open(wfile, os.O_RDONLY)
     try:
         with pytest.raises(StasisEngineError) as e:
@@ -451,6 +455,51 @@ def test_weights_lanes_fail_cleanly_when_a_lane_could_not_be_pinned(wfile: Path)
         os.close(fd)
         slots.close(copiers)
     assert e.value.code == "cuda_error" and "pinning the lane's slots failed: CUDA error 2" in str(e.value)
+    assert slots.pinned() == []
+
+
+def _one_lane_over_the_largest_extent(wfile: Path, slots: Any) -> tuple[int, bytearray, Any]:
+    """Runs one host lane over ``slots`` through the file's largest extent: (windows read, the bytes, the extent)."""
+    from stasis_engine.weights._plan import Copy
+
+    lib = _native.library()
+    copiers = [_RecordingCopier()]
+    api = copiers[0].native_api()
+    assert lib is not None and api is not None
+    extent = max(read_header(wfile).extents, key=lambda e: e.size)
+    target = bytearray(extent.size)
+    address = ctypes.addressof((ctypes.c_char * extent.size).from_buffer(target))
+    fd = os.open(wfile, os.O_RDONLY)
+    try:
+        n = _native.run_lanes_native(lib, api, fd, [Copy(extent.offset, address, extent.size)],
+                                     [(extent.offset, extent.offset + -(-extent.size // 4096) * 4096)], copiers,
+                                     slots=slots, stages={})
+    finally:
+        os.close(fd)
+        slots.close(copiers)
+    return n, target, extent
+
+
+def test_weights_lane_starts_on_its_first_slot_and_runs_on_it_alone_until_more_are_pinned(wfile: Path) -> None:
+    """Pinning ahead, a lane starts once its first slot is pinned (here by itself: no pinner reached it) and uses
+    no slot before it is pinned: with its second slot never pinned, every window goes through the first."""
+    slots = _native.LaneSlots(1, 2, 4096)
+    slots.ahead = True  # as if pin_ahead had started, its pinner not yet there
+    n, target, extent = _one_lane_over_the_largest_extent(wfile, slots)
+    assert n == -(-extent.size // 4096) > 2
+    with open(wfile, "rb") as f:
+        f.seek(extent.offset)
+        assert bytes(target) == f.read(extent.size)
+    assert slots.pinned() == [] and slots.state[1] == 0, "the unpinned slot was never taken"
+
+
+def test_weights_lanes_fail_cleanly_when_a_later_slot_could_not_be_pinned(wfile: Path) -> None:
+    """A lane's second slot whose pinning failed while the lane ran on its first: the run fails naming it."""
+    slots = _native.LaneSlots(1, 2, 4096)
+    slots.ahead = True
+    slots.state[1], slots.error[1] = 3, 2  # PIN_FAILED, cudaErrorMemoryAllocation
+    with pytest.raises(StasisEngineError, match="pinning the lane's slots failed: CUDA error 2"):
+        _one_lane_over_the_largest_extent(wfile, slots)
     assert slots.pinned() == []
 
 

@@ -5,9 +5,12 @@
  * cost as much as small windows move (on the H100, 2 MiB windows: 13-23 GB/s in Python, 34-43 in C). Here each
  * lane is a pthread that takes the next window (an atomic counter), waits for its slot's previous copies (the
  * slot's event), preads the window into the slot and issues the window's copies and the slot's event on its own
- * stream. The slots are pinned ahead of the run by stasis_lanes_pin (a thread per lane), which Python starts while
- * it still checks the load; a lane whose slots nobody has taken yet when it starts pins them itself, and each lane
- * unpins its own once its copies are done (the driver serializes registrations: ~0.7 ms a call on the H100).
+ * stream. The slots are pinned ahead of the run by stasis_lanes_pin (a thread per lane, slot by slot), which Python
+ * starts while it still checks the load. A lane starts once its first slot is pinned and takes up its other slots as
+ * they get pinned: on the H100 VM, faulting fresh memory in is what pinning costs (80 MiB of fresh slots took 14 ms
+ * with ten threads, 3-4 ms to pin once faulted in: bench/pin_costs.c), so the first slots are there in half the
+ * time. Without pinning ahead each lane pins its own when it starts; each lane unpins its own once its copies are
+ * done.
  * The windows themselves are cut here from the copies and the file ranges to read (plan_windows): in Python the
  * 1,500 windows of a 6.4 GB load took 4-5 ms before the first read. Python maps the slots' memory, makes the
  * streams and events, and releases all of it after. Built by
@@ -39,7 +42,7 @@ typedef int (*register_fn)(void *address, size_t size, unsigned flags); /* cudaH
 typedef int (*unregister_fn)(void *address);                              /* cudaHostUnregister, cuMemHostUnregister */
 
 enum { API_RUNTIME = 0, API_DRIVER = 1, API_HOST = 2 };
-enum { MAX_LANES = 256 };
+enum { MAX_LANES = 256, MAX_SLOTS = 64 };
 enum { ERR_READ = 1, ERR_EOF = 2, ERR_COPY = 3, ERR_RECORD = 4, ERR_SYNC = 5, ERR_INIT = 6, ERR_THREAD = 7, ERR_PIN = 8,
        ERR_UNPIN = 9, ERR_PLAN = 10 };
 #define MEMCPY_H2D 1
@@ -48,7 +51,8 @@ enum { ERR_READ = 1, ERR_EOF = 2, ERR_COPY = 3, ERR_RECORD = 4, ERR_SYNC = 5, ER
 
 /* Mirrored by _native.Job (ctypes); keep the two in step. */
 struct stasis_lanes_job {
-	int32_t fd, api, nwin, nlanes, nslots, ncopies, nspans, _pad;
+	int32_t fd, api, nwin, nlanes, nslots, ncopies, nspans;
+	int32_t ahead;         /* 1: stasis_lanes_pin pins the slots (a lane pins its first itself only if untaken) */
 	int64_t slot_bytes;    /* also the windows' size */
 	const int64_t *copies; /* per copy: file offset, destination address, size (sorted by offset, disjoint) */
 	const int64_t *spans;  /* per span: start, end: the file ranges to read, sorted, covering every copy */
@@ -61,25 +65,28 @@ struct stasis_lanes_job {
 	                      * (ns since the run began) its slots were pinned, its last copy issued, its stream drained
 	                      * and its slots unpinned (whether they still are: pin_state) */
 	int64_t *error;      /* out: what (ERR_*), code (errno or CUDA error), the window's file offset (or -1) */
-	_Atomic int32_t *pin_state; /* per lane, shared with stasis_lanes_pin: PIN_FREE ... PIN_FAILED */
-	int64_t *pin_error;         /* per lane: the CUDA error of a failed pin */
+	_Atomic int32_t *pin_state; /* per slot (lane-major), shared with stasis_lanes_pin: PIN_FREE ... PIN_FAILED */
+	int64_t *pin_error;         /* per slot: the CUDA error of a failed pin */
 	/* nwin (out): the windows read */
 };
 
-/* A lane's slots: not pinned (nobody has taken them), being pinned (by the lane or by stasis_lanes_pin ahead of the
- * run), pinned (until the lane unpins them: PIN_FREE again), or their pinning failed. */
+/* A slot: not pinned (nobody has taken it), being pinned (by its lane or by stasis_lanes_pin ahead of the run),
+ * pinned (until its lane unpins it: PIN_FREE again), or its pinning failed. */
 enum { PIN_FREE = 0, PIN_TAKEN = 1, PIN_DONE = 2, PIN_FAILED = 3 };
 
 /* Mirrored by _native.PinJob (ctypes); keep the two in step. */
 struct stasis_lanes_pin_job {
-	int32_t api, nlanes;
-	int64_t lane_bytes;         /* lane i's slots: base + i * lane_bytes */
+	int32_t api, nlanes, nslots;
+	int32_t threads;            /* pinners: pinner t pins the slots of lanes t, t + threads, ..., first slots first */
+	int64_t slot_bytes;         /* lane i's slot s: base + (i * nslots + s) * slot_bytes */
 	char *base;
 	void *init, *pin;
 	intptr_t init_arg;
-	_Atomic int32_t *pin_state; /* per lane, as in the run's job */
+	_Atomic int32_t *pin_state; /* per slot, as in the run's job */
 	int64_t *pin_error;
-	_Atomic int32_t *stop;      /* set by Python: take no more lanes */
+	_Atomic int32_t *stop;      /* set by Python: take no more slots */
+	int64_t *pin_times;         /* out, per lane: when (CLOCK_MONOTONIC ns) its pinner began, had pinned the lane's
+	                             * first slot and all it took; 0 where it took none */
 };
 
 #define LANE_STATS 7
@@ -137,16 +144,17 @@ static int read_window(int fd, char *dst, int64_t length, int64_t offset, int64_
 }
 
 /* Takes a lane's slots if nobody has (PIN_FREE -> PIN_TAKEN), faults them in and pins them: PIN_DONE, or PIN_FAILED
- * with the CUDA error in *code. Does nothing if another thread had taken them. */
-static void take_and_pin(int api, void *pin, char *own, size_t bytes, _Atomic int32_t *state, int64_t *code)
+ * with the CUDA error in *code. Does nothing if another thread had taken them. Returns whether it took them. */
+static int take_and_pin(int api, void *pin, char *own, size_t bytes, _Atomic int32_t *state, int64_t *code)
 {
 	int32_t expected = PIN_FREE;
 	if (!atomic_compare_exchange_strong(state, &expected, PIN_TAKEN))
-		return;
+		return 0;
 	madvise(own, bytes, MADV_POPULATE_WRITE_); /* best effort: the registration faults in the rest */
 	int rc = api == API_HOST ? 0 : ((register_fn)pin)(own, bytes, HOST_REGISTER_PORTABLE);
 	*code = rc;
 	atomic_store(state, rc ? PIN_FAILED : PIN_DONE);
+	return 1;
 }
 
 static int init_thread(int api, void *init, intptr_t arg)
@@ -167,24 +175,35 @@ static void *pinner_main(void *arg)
 {
 	struct pinner *w = arg;
 	struct stasis_lanes_pin_job *p = w->job;
+	int64_t began = now_ns();
 	if (atomic_load(p->stop) || init_thread(p->api, p->init, p->init_arg))
-		return NULL; /* nothing taken: the lane pins its own */
-	take_and_pin(p->api, p->pin, p->base + (int64_t)w->index * p->lane_bytes, (size_t)p->lane_bytes,
-	             &p->pin_state[w->index], &p->pin_error[w->index]);
+		return NULL; /* nothing taken: each lane pins its first slot itself and runs on it */
+	for (int s = 0; s < p->nslots; s++) {
+		for (int i = w->index; i < p->nlanes && !atomic_load(p->stop); i += p->threads) {
+			int64_t k = (int64_t)i * p->nslots + s, *times = p->pin_times + 3 * i;
+			if (!take_and_pin(p->api, p->pin, p->base + k * p->slot_bytes, (size_t)p->slot_bytes, &p->pin_state[k],
+			                  &p->pin_error[k]))
+				continue;
+			times[0] = times[0] ? times[0] : began;
+			times[1] = s == 0 ? now_ns() : times[1];
+			times[2] = now_ns();
+		}
+	}
 	return NULL;
 }
 
-/* Pins the lanes' slots ahead of the run, a thread per lane (each faults its slots in at once; the driver
- * serializes the registrations, ~0.7 ms each on the H100): Python starts it on a thread of its own while it still
- * checks the load, so that the lanes find their slots pinned (ten lanes pinning their own when the run starts got
- * going over 9-18 ms). A lane already taken (by its own thread, once the run has begun) is left to it. Returns
- * once every pinner is done: 0, or the error of starting a thread (the lanes not taken pin their own). */
+/* Pins the lanes' slots ahead of the run, on job->threads threads, every lane's first slot before any second one
+ * (each faults its slot in, then registers it; the faults of fresh memory are most of the cost): Python starts it
+ * on a thread of its own while it still checks the load, so that the lanes find their first slots pinned. A slot already taken (by its lane, once the run
+ * has begun) is left to it. Returns once every pinner is done: 0, or the error of starting a thread (a lane whose
+ * pinner did not start pins its first slot itself and runs on it alone). */
 int stasis_lanes_pin(struct stasis_lanes_pin_job *p)
 {
 	pthread_t threads[MAX_LANES];
 	struct pinner pinners[MAX_LANES];
 	int started = 0, rc = 0;
-	for (; started < p->nlanes && started < MAX_LANES; started++) {
+	p->threads = p->threads < 1 ? 1 : p->threads > p->nlanes ? p->nlanes : p->threads;
+	for (; started < p->threads && started < MAX_LANES; started++) {
 		pinners[started] = (struct pinner){ .job = p, .index = started };
 		if ((rc = pthread_create(&threads[started], NULL, pinner_main, &pinners[started])))
 			break;
@@ -200,41 +219,50 @@ static void *lane_main(void *arg)
 	struct stasis_lanes_job *j = l->job;
 	int64_t *stats = j->lane_stats + LANE_STATS * l->index, k = 0, code = 0;
 	void *stream = j->streams[l->index];
-	/* This lane's slots are contiguous: one range to fault in and pin. */
-	char *own = j->slots[l->index * j->nslots];
-	size_t own_bytes = (size_t)((char *)j->slots[l->index * j->nslots + j->nslots - 1] - own) + (size_t)j->slot_bytes;
-	int rc = 0;
+	void *const *slots = j->slots + l->index * j->nslots, *const *events = j->events + l->index * j->nslots;
+	_Atomic int32_t *state = j->pin_state + l->index * j->nslots;
+	int64_t *pin_error = j->pin_error + l->index * j->nslots;
+	unsigned char used[MAX_SLOTS] = { 0 }; /* whether a slot has copies issued from it (its event recorded) */
+	int rc = 0, ready = 1, slot = -1;
 
 	if ((rc = init_thread(j->api, j->init, j->init_arg))) {
 		fail(l, ERR_INIT, rc, -1);
 		return NULL;
 	}
-	/* Its slots: pinned ahead (stasis_lanes_pin), being pinned there (wait), or pinned here. */
-	_Atomic int32_t *state = &j->pin_state[l->index];
-	take_and_pin(j->api, j->pin, own, own_bytes, state, &j->pin_error[l->index]);
-	int32_t s;
-	while ((s = atomic_load(state)) == PIN_TAKEN) {
+	/* Its first slot: pinned ahead (stasis_lanes_pin), being pinned there (wait), or pinned here; without pinning
+	 * ahead, all of its slots here. */
+	for (int s = 0; s < (j->ahead ? 1 : j->nslots); s++)
+		take_and_pin(j->api, j->pin, slots[s], (size_t)j->slot_bytes, &state[s], &pin_error[s]);
+	int32_t first;
+	while ((first = atomic_load(&state[0])) == PIN_TAKEN) {
 		struct timespec pause = { 0, 20000 };
 		nanosleep(&pause, NULL);
 	}
-	if (s != PIN_DONE) {
-		fail(l, ERR_PIN, j->pin_error[l->index], -1);
-		return NULL;
-	}
-	stats[3] = now_ns() - l->t0;
-	while (!atomic_load(l->failed)) {
+	if (first != PIN_DONE)
+		fail(l, ERR_PIN, pin_error[0], -1); /* and runs no window; what it pinned itself is unpinned below */
+	else
+		stats[3] = now_ns() - l->t0;
+	while (first == PIN_DONE && !atomic_load(l->failed)) {
+		/* The slots pinned since (in order: a pinner pins them so). */
+		while (ready < j->nslots && atomic_load(&state[ready]) == PIN_DONE)
+			ready++;
+		if (ready < j->nslots && atomic_load(&state[ready]) == PIN_FAILED) {
+			fail(l, ERR_PIN, pin_error[ready], -1);
+			break;
+		}
 		int w = atomic_fetch_add(l->next, 1);
 		if (w >= l->plan->nwin)
 			break;
-		int slot = (int)(k % j->nslots);
-		char *base = j->slots[l->index * j->nslots + slot];
-		void *event = j->events[l->index * j->nslots + slot];
+		slot = (slot + 1) % ready;
+		char *base = slots[slot];
+		void *event = events[slot];
 		const int64_t *win = l->plan->win + 4 * (int64_t)w;
 		int64_t t = now_ns();
-		if (k >= j->nslots && j->api != API_HOST && (rc = ((sync_fn)j->sync)(event))) {
+		if (used[slot] && j->api != API_HOST && (rc = ((sync_fn)j->sync)(event))) {
 			fail(l, ERR_SYNC, rc, win[0]);
 			break;
 		}
+		used[slot] = 1;
 		stats[1] += now_ns() - t;
 		t = now_ns();
 		int what = read_window(j->fd, base, win[1], win[0], &code);
@@ -274,12 +302,17 @@ static void *lane_main(void *arg)
 			return NULL;
 		}
 		stats[5] = now_ns() - l->t0;
-		if ((rc = ((unregister_fn)j->unpin)(own))) {
+	}
+	/* Its slots pinned by now (one still being pinned ahead is left to Python, which joins the pinners first). */
+	for (int s = 0; s < j->nslots; s++) {
+		if (atomic_load(&state[s]) != PIN_DONE)
+			continue;
+		if (j->api != API_HOST && (rc = ((unregister_fn)j->unpin)(slots[s]))) {
 			fail(l, ERR_UNPIN, rc, -1);
 			return NULL;
 		}
+		atomic_store(&state[s], PIN_FREE);
 	}
-	atomic_store(state, PIN_FREE);
 	stats[6] = now_ns() - l->t0;
 	return NULL;
 }
@@ -349,7 +382,8 @@ int stasis_lanes_run(struct stasis_lanes_job *job)
 	int started = 0, rc;
 
 	job->error[2] = -1;
-	if (job->nlanes < 1 || job->nlanes > MAX_LANES || job->nslots < 1 || job->slot_bytes < 1) {
+	if (job->nlanes < 1 || job->nlanes > MAX_LANES || job->nslots < 1 || job->nslots > MAX_SLOTS ||
+	    job->slot_bytes < 1) {
 		job->error[0] = ERR_THREAD;
 		job->error[1] = EINVAL;
 		return -1;

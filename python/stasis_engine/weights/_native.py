@@ -32,7 +32,7 @@ class Job(ctypes.Structure):
 
     _fields_ = [
         ("fd", _i32), ("api", _i32), ("nwin", _i32), ("nlanes", _i32), ("nslots", _i32), ("ncopies", _i32),
-        ("nspans", _i32), ("_pad", _i32),
+        ("nspans", _i32), ("ahead", _i32),
         ("slot_bytes", _i64), ("copies", _vp), ("spans", _vp), ("slots", _vp), ("streams", _vp), ("events", _vp),
         ("copy", _vp), ("record", _vp), ("sync", _vp), ("init", _vp), ("pin", _vp), ("unpin", _vp),
         ("stream_sync", _vp), ("init_arg", ctypes.c_ssize_t), ("lane_stats", _vp), ("error", _vp),
@@ -44,12 +44,13 @@ class PinJob(ctypes.Structure):
     """``struct stasis_lanes_pin_job`` of _lanes.c."""
 
     _fields_ = [
-        ("api", _i32), ("nlanes", _i32), ("lane_bytes", _i64), ("base", _vp), ("init", _vp), ("pin", _vp),
-        ("init_arg", ctypes.c_ssize_t), ("pin_state", _vp), ("pin_error", _vp), ("stop", _vp),
+        ("api", _i32), ("nlanes", _i32), ("nslots", _i32), ("threads", _i32), ("slot_bytes", _i64), ("base", _vp),
+        ("init", _vp), ("pin", _vp),
+        ("init_arg", ctypes.c_ssize_t), ("pin_state", _vp), ("pin_error", _vp), ("stop", _vp), ("pin_times", _vp),
     ]
 
 
-_PIN_DONE = 2  # a lane's pin state (PIN_* in _lanes.c): its slots are pinned
+_PIN_DONE = 2  # a slot's pin state (PIN_* in _lanes.c): it is pinned
 
 
 _ERRORS = {3: "copy", 4: "event record", 5: "event wait", 6: "setting the lane's device", 8: "pinning the lane's slots",
@@ -80,6 +81,10 @@ def library() -> Any:
 
 
 _HUGE = 2 << 20
+# Threads pinning the lanes' slots ahead. More at once fault the fresh memory in no faster: on the H100, ten lanes'
+# first slots were pinned 13-14 ms into the load by ten threads, 6-8 ms by two to five, every slot 15-16 ms against
+# 11-15 (bench/results/2026-11-27-h100/weights-lanes/19-pinners/, 20-pinners-sweep/).
+PINNERS = 4
 # Values per lane in the job's lane_stats (LANE_STATS in _lanes.c): ns reading, ns waiting for a slot, windows, then
 # ns since the run began when the lane's slots were pinned, its last copy issued, its stream drained and its slots
 # unpinned (whether they still are pinned is the lane's pin state, LaneSlots.pinned).
@@ -88,12 +93,13 @@ _TIMELINE = (("pinned_max", 3), ("issued_max", 4), ("drained_max", 5), ("unpinne
 
 
 class LaneSlots:
-    """The lanes' slots: one mapping, aligned to 2 MiB and advised for huge pages, lane ``i``'s slots at
-    ``lane(i)``, with a pin state per lane shared with the C lanes. ``pin_ahead`` starts pinning them, a C thread per
-    lane (without Python's lock), for a caller that still has checks to make before the run:
-    on the H100 the driver serializes registrations (~0.7 ms each), and ten lanes pinning their own when the run
-    began got going over 9-18 ms of a 140 ms load. Whatever is still pinned at ``close`` (a failed or cancelled
-    load) is unpinned there, after the copiers' streams have drained; nothing of it outlives the load."""
+    """The lanes' slots: one mapping, aligned to 2 MiB and advised for huge pages, lane ``i``'s slot ``s`` at
+    ``slot(i, s)``, with a pin state per slot shared with the C lanes. ``pin_ahead`` starts pinning them on a few C
+    threads (without Python's lock), every lane's first slot first, for a caller that still has checks to make before the run: on the
+    H100 VM faulting the fresh memory in is most of the cost (80 MiB took 14 ms with ten threads, pinning it once
+    faulted in 3-4 ms: bench/results/2026-11-27-h100/pin-costs/), and a lane starts on its first slot. Whatever is
+    still pinned at ``close`` (a failed or cancelled load) is unpinned there, after the copiers' streams have
+    drained; nothing of it outlives the load."""
 
     def __init__(self, nlanes: int, slots: int, slot_bytes: int) -> None:
         self.nlanes, self.slots, self.slot_bytes = nlanes, slots, slot_bytes
@@ -101,8 +107,10 @@ class LaneSlots:
         self._span = nlanes * self.lane_bytes + _HUGE
         self._mapping = _libc.map_anonymous(self._span)
         self.base = -(-self._mapping // _HUGE) * _HUGE
-        self.state = (_i32 * nlanes)()
-        self.error = (_i64 * nlanes)()
+        self.state = (_i32 * (nlanes * slots))()
+        self.error = (_i64 * (nlanes * slots))()
+        self.times = (_i64 * (3 * nlanes))()  # per lane: when its pinner began, had its first slot, all it took (ns)
+        self.ahead = False
         self._stop = _i32(0)
         self._pin_job: PinJob | None = None
         self._thread: threading.Thread | None = None
@@ -110,17 +118,38 @@ class LaneSlots:
     def lane(self, i: int) -> int:
         return self.base + i * self.lane_bytes
 
-    def pin_ahead(self, lib: Any, api: tuple[int, ...]) -> None:
-        """Starts pinning every lane's slots (a C thread per lane; ``api``: a copier's ``native_api``)."""
-        self._pin_job = PinJob(api[0], self.nlanes, self.lane_bytes, self.base, api[4], api[5], api[8],
-                               ctypes.addressof(self.state), ctypes.addressof(self.error), ctypes.addressof(self._stop))
+    def slot(self, i: int, s: int) -> int:
+        return self.lane(i) + s * self.slot_bytes
+
+    def pin_ahead(self, lib: Any, api: tuple[int, ...], threads: int | None = None) -> None:
+        """Starts pinning every lane's slots, first slots first, on ``threads`` C threads (default ``PINNERS``;
+        ``api``: a copier's ``native_api``)."""
+        threads = threads or _pin_threads(self.nlanes)
+        self._pin_job = PinJob(api[0], self.nlanes, self.slots, threads, self.slot_bytes, self.base, api[4], api[5], api[8],
+                               ctypes.addressof(self.state), ctypes.addressof(self.error), ctypes.addressof(self._stop),
+                               ctypes.addressof(self.times))
         self._thread = threading.Thread(target=lib.stasis_lanes_pin, args=(ctypes.byref(self._pin_job),),
                                         name="stasis-pin", daemon=True)
         self._thread.start()
+        self.ahead = True
 
-    def pinned(self) -> list[int]:
-        """The lanes whose slots are pinned now."""
-        return [i for i in range(self.nlanes) if self.state[i] == _PIN_DONE]
+    def _unpin(self, copier: Copier, i: int, s: int) -> None:
+        copier.unpin(self.slot(i, s))
+        self.state[i * self.slots + s] = 0  # PIN_FREE
+
+    def pin_span(self, since_ns: int) -> dict[str, float]:
+        """Seconds from ``since_ns`` (CLOCK_MONOTONIC) to when the pinning ahead began (``pins_began``), every lane
+        pinned ahead had its first slot (``pins_first``) and all (``pins_done``); empty where none was pinned ahead."""
+        ahead = [i for i in range(self.nlanes) if self.times[3 * i + 2]]
+        if not ahead:
+            return {}
+        return {name: (f(self.times[3 * i + k] for i in ahead) - since_ns) / 1e9
+                for name, f, k in (("pins_began", min, 0), ("pins_first", max, 1), ("pins_done", max, 2))}
+
+    def pinned(self) -> list[tuple[int, int]]:
+        """The slots (lane, slot) pinned now."""
+        return [(i, s) for i in range(self.nlanes) for s in range(self.slots)
+                if self.state[i * self.slots + s] == _PIN_DONE]
 
     def close(self, copiers: list[Copier]) -> None:
         """Stops the pinning ahead, drains ``copiers`` (one per lane: the unpinning one), unpins what is still pinned
@@ -129,9 +158,19 @@ class LaneSlots:
         if self._thread is not None:
             self._thread.join()  # the pin states change no more: the run's lanes are joined too
         # Unpinning is a call of the runtime the copiers share: any one of them makes it.
-        unpins = [lambda i=i: copiers[0].unpin(self.lane(i)) for i in self.pinned()] if copiers else []
+        unpins = [lambda i=i, s=s: self._unpin(copiers[0], i, s) for i, s in self.pinned()] if copiers else []
         cleanup([*[c.synchronize for c in copiers], *unpins, lambda: _libc.unmap(self._mapping, self._span)],
                 raise_errors=True)
+
+
+def _pin_threads(nlanes: int) -> int:
+    """How many threads pin the lanes' slots ahead: PINNERS, or STASIS_PIN_THREADS (for measuring)."""
+    value = os.environ.get("STASIS_PIN_THREADS", "")
+    if not value:
+        return min(PINNERS, nlanes)
+    if not value.isdigit() or int(value) < 1:
+        raise StasisEngineError("bad_argument", f"STASIS_PIN_THREADS={value!r}, expected an integer >= 1")
+    return int(value)
 
 
 def run_lanes_native(
@@ -153,7 +192,7 @@ def run_lanes_native(
     arrays = ((_i64 * (3 * len(copies)))(*[v for c in copies for v in (c.offset, c.address, c.size)]),
               (_i64 * (2 * len(spans)))(*[v for span in spans for v in span]), (_vp * len(ring))(*ring),
               (_vp * len(copiers))(*[c.stream_handle() for c in copiers]), (_vp * len(events))(*events))
-    job = Job(fd, api[0], 0, len(copiers), slots.slots, len(copies), len(spans), 0, slots.slot_bytes,
+    job = Job(fd, api[0], 0, len(copiers), slots.slots, len(copies), len(spans), int(slots.ahead), slots.slot_bytes,
               *[ctypes.addressof(a) for a in arrays], *api[1:], ctypes.addressof(lane_stats), ctypes.addressof(error),
               ctypes.addressof(slots.state), ctypes.addressof(slots.error))
     stages["plan"] = time.perf_counter() - t
