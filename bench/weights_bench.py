@@ -404,7 +404,16 @@ def summarize(b: Bench) -> list[dict[str, Any]]:
         rates = [r["gbps"] for r in b.runs if r["case"] == case and r["name"].startswith("disk read") and r["gbps"]]
         return max(rates) if rates else None
 
-    disk_cold = best_disk("cold")
+    def median_disk(case: str) -> float | None:
+        """The disk's rate as its better way's median (buffered or O_DIRECT), the same statistic as ours."""
+        ways = {r["name"] for r in b.runs if r["case"] == case and r["name"].startswith("disk read")}
+        medians = [statistics.median(rates) for w in ways
+                   if (rates := [r["gbps"] for r in b.runs if r["name"] == w and r["case"] == case and r["gbps"]])]
+        return max(medians) if medians else None
+
+    # The yardstick is the disk's single best run (conservative: our median against its max), and beside it, the
+    # disk's median: between runs of one call the disk's rate varies by up to 25% (1.45-1.87 GB/s, 25-judged/).
+    disk_cold, disk_cold_median = best_disk("cold"), median_disk("cold")
     rows = []
     for name in dict.fromkeys(r["name"] for r in b.runs):
         hot = [r["gbps"] for r in b.runs if r["name"] == name and r["case"] == "hot" and r["gbps"]]
@@ -419,6 +428,8 @@ def summarize(b: Bench) -> list[dict[str, Any]]:
             "hot_runs": len(hot),
             "cold_gbps": round(statistics.median(cold), 2) if cold else None,
             "cold_vs_disk": round(statistics.median(cold) / disk_cold, 2) if cold and disk_cold else None,
+            "cold_vs_disk_median": round(statistics.median(cold) / disk_cold_median, 2)
+            if cold and disk_cold_median else None,
             "bit_exact": all(exact) if exact else None,
             "method": method,
             "errors": errors,
@@ -466,18 +477,20 @@ def table(b: Bench, rows: list[dict[str, Any]], env: dict[str, Any]) -> str:
         f"- dump: {b.dump_stats['seconds']:.2f} s ({b.dump_stats['gbps']:.2f} GB/s incl. sha256 + fsync); "
         f"verify on demand: {b.verify_stats['seconds']:.2f} s ({b.verify_stats['gbps']:.2f} GB/s)",
         "",
-        "| method | hot GB/s (median) | hot best | cold GB/s | cold / disk | bit-exact | picked |",
-        "| --- | ---: | ---: | ---: | ---: | :---: | --- |",
+        "| method | hot GB/s (median) | hot best | cold GB/s | cold / disk (best run) | cold / disk (median) | bit-exact "
+        "| picked |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | :---: | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r['name']} | {f(r['hot_gbps_median'])} | {f(r['hot_gbps_best'])} | {f(r['cold_gbps'])} | "
-            f"{f(r['cold_vs_disk'])} | {f(r['bit_exact'])} | {f(r['method'])} |"
+            f"{f(r['cold_vs_disk'])} | {f(r.get('cold_vs_disk_median'))} | {f(r['bit_exact'])} | {f(r['method'])} |"
         )
     auto = next((r for r in rows if r["name"] == "stasis auto"), None)
     if auto:
         lines += ["", f"Targets: hot >= 45 GB/s -> stasis auto {f(auto['hot_gbps_median'])} GB/s; "
-                      f"cold >= 0.9 x disk parallel read -> {f(auto['cold_vs_disk'])} x"]
+                      f"cold >= 0.9 x disk parallel read -> {f(auto['cold_vs_disk'])} x the disk's best run, "
+                      f"{f(auto.get('cold_vs_disk_median'))} x its median"]
     lines += ["", "Stages of our loads (seconds; last run of each case; stages of a pipeline overlap):", ""]
     for r in b.runs:
         if r["name"].startswith("stasis") and r["stats"] and r["repeat"] == max(
