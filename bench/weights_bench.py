@@ -294,7 +294,8 @@ class Bench:
         both, hot = {"hot", "cold"}, {"hot"}
         ours: list[tuple[str, Callable[[], dict[str, Any]], set[str]]] = [("stasis auto", self.ours_fn("auto"), both)]
         # The lanes' slots pinned when the run begins, each lane its own, instead of ahead (STASIS_PIN_AHEAD=0).
-        ours.append(("stasis auto, lanes pin at start", self.with_env(self.ours_fn("auto"), "STASIS_PIN_AHEAD", "0"), hot))
+        pin_at_start = self.with_env(self.ours_fn("auto"), "STASIS_PIN_AHEAD", "0")
+        ours.append(("stasis auto, lanes pin at start", pin_at_start, hot))
         # The slots pinned ahead by other numbers of threads than the default (STASIS_PIN_THREADS).
         ours += [(f"stasis auto, {n} pinner{'s' if n > 1 else ''}",
                   self.with_env(self.ours_fn("auto"), "STASIS_PIN_THREADS", str(n)), hot) for n in (1, 2, 10)]

@@ -62,7 +62,7 @@ struct stasis_lanes_job {
 	void *copy, *record, *sync, *init, *pin, *unpin, *stream_sync;
 	intptr_t init_arg;
 	int64_t *lane_stats; /* out, per lane (LANE_STATS values): ns reading, ns waiting for a slot, windows; then when
-	                      * (ns since the run began) its slots were pinned, its last copy issued, its stream drained
+	                      * (ns since the run began) its first slot was pinned, its last copy issued, its stream drained
 	                      * and its slots unpinned (whether they still are: pin_state) */
 	int64_t *error;      /* out: what (ERR_*), code (errno or CUDA error), the window's file offset (or -1) */
 	_Atomic int32_t *pin_state; /* per slot (lane-major), shared with stasis_lanes_pin: PIN_FREE ... PIN_FAILED */
@@ -193,10 +193,11 @@ static void *pinner_main(void *arg)
 }
 
 /* Pins the lanes' slots ahead of the run, on job->threads threads, every lane's first slot before any second one
- * (each faults its slot in, then registers it; the faults of fresh memory are most of the cost): Python starts it
- * on a thread of its own while it still checks the load, so that the lanes find their first slots pinned. A slot already taken (by its lane, once the run
- * has begun) is left to it. Returns once every pinner is done: 0, or the error of starting a thread (a lane whose
- * pinner did not start pins its first slot itself and runs on it alone). */
+ * (each faults its slot in, then registers it; the faults of fresh memory are most of the cost): Python starts it on
+ * a thread of its own while it still checks the load, so that the lanes find their first slots pinned. A slot
+ * already taken (by its lane, once the run has begun) is left to it. Returns once every pinner is done: 0, or the
+ * error of starting a thread (a lane whose pinner did not start pins its first slot itself and runs on it alone).
+ */
 int stasis_lanes_pin(struct stasis_lanes_pin_job *p)
 {
 	pthread_t threads[MAX_LANES];

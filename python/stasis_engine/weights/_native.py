@@ -86,8 +86,8 @@ _HUGE = 2 << 20
 # 11-15 (bench/results/2026-11-27-h100/weights-lanes/19-pinners/, 20-pinners-sweep/).
 PINNERS = 4
 # Values per lane in the job's lane_stats (LANE_STATS in _lanes.c): ns reading, ns waiting for a slot, windows, then
-# ns since the run began when the lane's slots were pinned, its last copy issued, its stream drained and its slots
-# unpinned (whether they still are pinned is the lane's pin state, LaneSlots.pinned).
+# ns since the run began when the lane's first slot was pinned, its last copy issued, its stream drained and its
+# slots unpinned (whether they still are pinned is their pin state, LaneSlots.pinned).
 LANE_STATS = 7
 _TIMELINE = (("pinned_max", 3), ("issued_max", 4), ("drained_max", 5), ("unpinned_max", 6))
 
@@ -95,11 +95,11 @@ _TIMELINE = (("pinned_max", 3), ("issued_max", 4), ("drained_max", 5), ("unpinne
 class LaneSlots:
     """The lanes' slots: one mapping, aligned to 2 MiB and advised for huge pages, lane ``i``'s slot ``s`` at
     ``slot(i, s)``, with a pin state per slot shared with the C lanes. ``pin_ahead`` starts pinning them on a few C
-    threads (without Python's lock), every lane's first slot first, for a caller that still has checks to make before the run: on the
-    H100 VM faulting the fresh memory in is most of the cost (80 MiB took 14 ms with ten threads, pinning it once
-    faulted in 3-4 ms: bench/results/2026-11-27-h100/pin-costs/), and a lane starts on its first slot. Whatever is
-    still pinned at ``close`` (a failed or cancelled load) is unpinned there, after the copiers' streams have
-    drained; nothing of it outlives the load."""
+    threads (without Python's lock), every lane's first slot first, for a caller that still has checks to make
+    before the run: on the H100 VM faulting the fresh memory in is most of the cost (80 MiB took 14 ms with ten
+    threads, pinning it once faulted in 3-4 ms: bench/results/2026-11-27-h100/pin-costs/), and a lane starts on its
+    first slot. Whatever is still pinned at ``close`` (a failed or cancelled load) is unpinned there, after the
+    copiers' streams have drained; nothing of it outlives the load."""
 
     def __init__(self, nlanes: int, slots: int, slot_bytes: int) -> None:
         self.nlanes, self.slots, self.slot_bytes = nlanes, slots, slot_bytes
@@ -125,9 +125,9 @@ class LaneSlots:
         """Starts pinning every lane's slots, first slots first, on ``threads`` C threads (default ``PINNERS``;
         ``api``: a copier's ``native_api``)."""
         threads = threads or _pin_threads(self.nlanes)
-        self._pin_job = PinJob(api[0], self.nlanes, self.slots, threads, self.slot_bytes, self.base, api[4], api[5], api[8],
-                               ctypes.addressof(self.state), ctypes.addressof(self.error), ctypes.addressof(self._stop),
-                               ctypes.addressof(self.times))
+        self._pin_job = PinJob(api[0], self.nlanes, self.slots, threads, self.slot_bytes, self.base, api[4], api[5],
+                               api[8], ctypes.addressof(self.state), ctypes.addressof(self.error),
+                               ctypes.addressof(self._stop), ctypes.addressof(self.times))
         self._thread = threading.Thread(target=lib.stasis_lanes_pin, args=(ctypes.byref(self._pin_job),),
                                         name="stasis-pin", daemon=True)
         self._thread.start()
