@@ -321,6 +321,91 @@ static void contention(int fd, size_t size, uint64_t dev)
 	CHECK(unreg(host));
 }
 
+typedef int (*fn_ctxcreate)(void **, unsigned, int);
+static fn_ctxcreate ctx_create;
+static int device;
+
+struct reg_arg {
+	char *map;
+	size_t size, window;
+	int own_context; /* register from a context of its own instead of the primary one */
+	volatile int *stop, ready;
+	double seconds, pinned;
+};
+
+/* Registers and unregisters `window`-sized pieces of a page-cached file's mapping, over and over, until *stop or for
+ * at most 2 s (on the H100, in the copies' own context, the copies beside it did not finish at all while it ran). */
+static void *register_loop(void *arg)
+{
+	struct reg_arg *a = arg;
+	void *own = NULL;
+	if (a->own_context)
+		CHECK(ctx_create(&own, 0, device));
+	else
+		CHECK(setctx(ctx));
+	a->ready = 1;
+	double t = now();
+	a->pinned = 0;
+	while (!*a->stop && now() - t < 2.0) {
+		for (size_t at = 0; at < a->size && !*a->stop && now() - t < 2.0; at += a->window) {
+			CHECK(reg(a->map + at, a->window, 1 | 8));
+			CHECK(unreg(a->map + at));
+			a->pinned += (double)a->window;
+		}
+	}
+	a->seconds = now() - t;
+	return NULL;
+}
+
+/* The link (4 MiB copies, 10 streams) alone, and while another thread registers a page-cached file's memory in the
+ * same context or in a context of its own: do registrations hold up the copies' issue? */
+static void registration_beside_copies(int fd, size_t size, uint64_t dev)
+{
+	size_t bytes = 1024 * MIB;
+	char *host = anon(bytes, 1);
+	CHECK(reg(host, bytes, 1));
+	char *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	madvise(m, size, 22);
+	for (int mode = 0; mode < 3; mode++) {
+		double v[64], rate[64];
+		for (int r = 0; r < repeat; r++) {
+			volatile int stop = 0;
+			struct reg_arg ra = { m, size, 64 * MIB, mode == 2, &stop, 0, 0, 0 };
+			pthread_t th;
+			if (mode) {
+				pthread_create(&th, NULL, register_loop, &ra);
+				while (!ra.ready)
+					usleep(100);
+			}
+			struct dma_arg a = { dev, host, bytes, 4 * MIB, 10, NULL, 0, 0 };
+			dma_loop(&a);
+			dma_loop(&a);
+			stop = 1;
+			if (mode) {
+				pthread_join(th, NULL);
+				rate[r] = ra.pinned / ra.seconds / 1e9;
+			}
+			v[r] = a.seconds;
+		}
+		const char *what[] = { "the link alone (4 MiB copies, 10 streams)",
+			                   "the link, registrations beside it in the same context",
+			                   "the link, registrations beside it in a context of their own" };
+		if (median(v, repeat) >= 1.9) {
+			char line[160];
+			snprintf(line, sizeof line, "%s: starved (the copies waited for the registrations to end)", what[mode]);
+			row(line, median(v, repeat), 0);
+		} else
+			row(what[mode], median(v, repeat), (double)bytes);
+		if (mode) {
+			char line[128];
+			snprintf(line, sizeof line, "  registering meanwhile: %.1f GB/s", median(rate, repeat));
+			row(line, 0, 0);
+		}
+	}
+	munmap(m, size);
+	CHECK(unreg(host));
+}
+
 static void host_alloc(size_t bytes, int count)
 {
 	double p[64], f[64];
@@ -479,10 +564,10 @@ int main(int argc, char **argv)
 	SYM(event_destroy, fn_edestroy, "cuEventDestroy_v2");
 	SYM(copy, fn_copy, "cuMemcpyHtoDAsync_v2");
 	SYM(ssync, fn_ssync, "cuStreamSynchronize");
-	int dev;
+	SYM(ctx_create, fn_ctxcreate, "cuCtxCreate_v2");
 	CHECK(init(0));
-	CHECK(devget(&dev, 0));
-	CHECK(retain(&ctx, dev));
+	CHECK(devget(&device, 0));
+	CHECK(retain(&ctx, device));
 	CHECK(setctx(ctx));
 
 	int fd = open(argv[1], O_RDONLY);
@@ -498,6 +583,10 @@ int main(int argc, char **argv)
 	printf("pin_costs: %s, %zu MiB of it, median of %d\n\n", argv[1], size / MIB, repeat);
 	printf("| %-58s | %9s | %8s |\n| --- | ---: | ---: |\n", "what", "ms", "GB/s");
 	objects();
+	if (getenv("PIN_COSTS_REGISTRATION")) {
+		registration_beside_copies(fd, size, d);
+		return 0;
+	}
 	if (getenv("PIN_COSTS_CONTENTION")) {
 		contention(fd, size, d);
 		return 0;
