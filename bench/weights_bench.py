@@ -194,32 +194,11 @@ class Bench:
         """``fn`` with the lanes' C loop off (STASIS_NATIVE_LANES=0): the same lanes, looped in Python."""
         return self.with_env(fn, "STASIS_NATIVE_LANES", "0")
 
-    def link(self) -> dict[str, Any]:
+    def link(self, streams: int = 1, mib: int | None = None) -> Callable[[], dict[str, Any]]:
         """The link's rate in this run: the file's bytes already in pinned host memory (read and registered first,
-        untimed), then one async copy per tensor on one stream. What a loader could reach with nothing to read."""
-        from stasis_engine.weights._cudart import HOST_REGISTER_PORTABLE, MEMCPY_H2D, runtime
-
-        self.disk_rate_fn(False)()
-        rt = runtime()
-        rt.host_register(self.host_addr, self.file_size, HOST_REGISTER_PORTABLE)
-        try:
-            stream = rt.stream_create()
-            try:
-                t = time.perf_counter()
-                for n, target in self.targets.items():
-                    off, size = self.layout[n]
-                    rt.memcpy_async(target.data_ptr(), self.host_addr + off, size, MEMCPY_H2D, stream)
-                rt.stream_synchronize(stream)
-                return {"timed_seconds": time.perf_counter() - t}
-            finally:
-                rt.stream_destroy(stream)
-        finally:
-            rt.host_unregister(self.host_addr)
-
-    def link_windows(self, streams: int, mib: int) -> Callable[[], dict[str, Any]]:
-        """The link as the lanes use it: the file's bytes already in pinned host memory (untimed), copied in the
-        lanes' windows (``mib`` MiB, cut at tensor ends) round-robin over ``streams`` streams. What the lanes could
-        reach with nothing to read."""
+        untimed), then copied to the targets: one async copy per tensor, or per ``mib`` MiB of a tensor (the lanes'
+        windows, cut at tensor ends), round-robin over ``streams`` streams. What a loader could reach with nothing
+        to read."""
 
         def run() -> dict[str, Any]:
             from stasis_engine.weights._cudart import HOST_REGISTER_PORTABLE, MEMCPY_H2D, runtime
@@ -230,8 +209,11 @@ class Bench:
             handles = []
             try:
                 handles = [rt.stream_create() for _ in range(streams)]
-                pieces = [(target.data_ptr() + at, self.layout[n][0] + at, min(mib * MIB, self.layout[n][1] - at))
-                          for n, target in self.targets.items() for at in range(0, self.layout[n][1], mib * MIB)]
+                pieces: list[tuple[int, int, int]] = []
+                for n, target in self.targets.items():
+                    off, size = self.layout[n]
+                    step = mib * MIB if mib else max(size, 1)
+                    pieces += [(target.data_ptr() + at, off + at, min(step, size - at)) for at in range(0, size, step)]
                 t = time.perf_counter()
                 for k, (dst, off, size) in enumerate(pieces):
                     rt.memcpy_async(dst, self.host_addr + off, size, MEMCPY_H2D, handles[k % streams])
@@ -335,8 +317,8 @@ class Bench:
         ]
         if self.cuda:
             base.insert(1, ("safetensors load_file(cuda) + copy_", self.safetensors_fn(True), both))
-            base.append(("pinned host memory -> GPU, no read (the link)", self.link, hot))
-            base.append(("the link in 4 MiB copies on 10 streams", self.link_windows(10, 4), hot))
+            base.append(("pinned host memory -> GPU, no read (the link)", self.link(), hot))
+            base.append(("the link in 4 MiB copies on 10 streams", self.link(streams=10, mib=4), hot))
         wanted = self.args.only.split(",") if self.args.only else None
         return [c for c in ours + base if wanted is None or any(w in c[0] for w in wanted)]
 
