@@ -418,6 +418,21 @@ def test_weights_lane_slots_pinned_ahead_are_used_by_the_run_and_given_back(wfil
     assert all(c.unpinned == [] for c in copiers)
 
 
+def test_weights_lane_slots_pin_span_leaves_out_what_no_pinner_did() -> None:
+    """The pinning's timeline: lanes whose first slots they pinned themselves (their pinners took only the second)
+    have no first-slot time, rather than one of 0 ns; with nothing pinned ahead there is no timeline."""
+    slots = _native.LaneSlots(2, 2, 4096)
+    try:
+        assert slots.pin_span(0) == {}, "nothing pinned ahead"
+        for k, ns in enumerate((1_000, 0, 3_000, 1_200, 0, 2_500)):  # per lane: began, first slot, all
+            slots.times[k] = ns
+        assert slots.pin_span(1_000) == pytest.approx({"pins_began": 0.0, "pins_done": 2e-6})
+        slots.times[4] = 2_000
+        assert slots.pin_span(1_000) == pytest.approx({"pins_began": 0.0, "pins_first": 1e-6, "pins_done": 2e-6})
+    finally:
+        slots.close([])
+
+
 def test_weights_lane_slots_pinned_ahead_and_not_used_are_unpinned_at_close() -> None:
     """A load that ends before its run (a failed check, or "auto" choosing another method): closing stops the
     pinning and unpins every slot it pinned, once each."""

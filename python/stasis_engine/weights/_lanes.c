@@ -5,8 +5,8 @@
  * cost as much as small windows move (on the H100, 2 MiB windows: 13-23 GB/s in Python, 34-43 in C). Here each
  * lane is a pthread that takes the next window (an atomic counter), waits for its slot's previous copies (the
  * slot's event), preads the window into the slot and issues the window's copies and the slot's event on its own
- * stream. The slots are pinned ahead of the run by stasis_lanes_pin (a thread per lane, slot by slot), which Python
- * starts while it still checks the load. A lane starts once its first slot is pinned and takes up its other slots as
+ * stream. The slots are pinned ahead of the run by stasis_lanes_pin (a few threads, every lane's first slot before
+ * any second one), which Python starts while it still checks the load. A lane starts once its first slot is pinned and takes up its other slots as
  * they get pinned: on the H100 VM, faulting fresh memory in is what pinning costs (80 MiB of fresh slots took 14 ms
  * with ten threads, 3-4 ms to pin once faulted in: bench/pin_costs.c), so the first slots are there in half the
  * time. Without pinning ahead each lane pins its own when it starts; each lane unpins its own once its copies are
@@ -143,8 +143,8 @@ static int read_window(int fd, char *dst, int64_t length, int64_t offset, int64_
 	return 0;
 }
 
-/* Takes a lane's slots if nobody has (PIN_FREE -> PIN_TAKEN), faults them in and pins them: PIN_DONE, or PIN_FAILED
- * with the CUDA error in *code. Does nothing if another thread had taken them. Returns whether it took them. */
+/* Takes a slot if nobody has (PIN_FREE -> PIN_TAKEN), faults it in and pins it: PIN_DONE, or PIN_FAILED with the
+ * CUDA error in *code. Does nothing if another thread had taken it. Returns whether it took it. */
 static int take_and_pin(int api, void *pin, char *own, size_t bytes, _Atomic int32_t *state, int64_t *code)
 {
 	int32_t expected = PIN_FREE;

@@ -50,7 +50,7 @@ class PinJob(ctypes.Structure):
     ]
 
 
-_PIN_DONE = 2  # a slot's pin state (PIN_* in _lanes.c): it is pinned
+_PIN_FREE, _PIN_DONE = 0, 2  # a slot's pin states (PIN_* in _lanes.c): not pinned, pinned
 
 
 _ERRORS = {3: "copy", 4: "event record", 5: "event wait", 6: "setting the lane's device", 8: "pinning the lane's slots",
@@ -121,12 +121,11 @@ class LaneSlots:
     def slot(self, i: int, s: int) -> int:
         return self.lane(i) + s * self.slot_bytes
 
-    def pin_ahead(self, lib: Any, api: tuple[int, ...], threads: int | None = None) -> None:
-        """Starts pinning every lane's slots, first slots first, on ``threads`` C threads (default ``PINNERS``;
+    def pin_ahead(self, lib: Any, api: tuple[int, ...]) -> None:
+        """Starts pinning every lane's slots, first slots first, on ``PINNERS`` C threads (or STASIS_PIN_THREADS;
         ``api``: a copier's ``native_api``)."""
-        threads = threads or _pin_threads(self.nlanes)
-        self._pin_job = PinJob(api[0], self.nlanes, self.slots, threads, self.slot_bytes, self.base, api[4], api[5],
-                               api[8], ctypes.addressof(self.state), ctypes.addressof(self.error),
+        self._pin_job = PinJob(api[0], self.nlanes, self.slots, _pin_threads(self.nlanes), self.slot_bytes, self.base,
+                               api[4], api[5], api[8], ctypes.addressof(self.state), ctypes.addressof(self.error),
                                ctypes.addressof(self._stop), ctypes.addressof(self.times))
         self._thread = threading.Thread(target=lib.stasis_lanes_pin, args=(ctypes.byref(self._pin_job),),
                                         name="stasis-pin", daemon=True)
@@ -135,16 +134,18 @@ class LaneSlots:
 
     def _unpin(self, copier: Copier, i: int, s: int) -> None:
         copier.unpin(self.slot(i, s))
-        self.state[i * self.slots + s] = 0  # PIN_FREE
+        self.state[i * self.slots + s] = _PIN_FREE
 
     def pin_span(self, since_ns: int) -> dict[str, float]:
-        """Seconds from ``since_ns`` (CLOCK_MONOTONIC) to when the pinning ahead began (``pins_began``), every lane
-        pinned ahead had its first slot (``pins_first``) and all (``pins_done``); empty where none was pinned ahead."""
-        ahead = [i for i in range(self.nlanes) if self.times[3 * i + 2]]
-        if not ahead:
-            return {}
-        return {name: (f(self.times[3 * i + k] for i in ahead) - since_ns) / 1e9
-                for name, f, k in (("pins_began", min, 0), ("pins_first", max, 1), ("pins_done", max, 2))}
+        """Seconds from ``since_ns`` (CLOCK_MONOTONIC) to when the pinning ahead began (``pins_began``), had pinned
+        the last of the first slots it pinned (``pins_first``) and the last slot (``pins_done``); a time no lane's
+        pinner reached (a lane that pinned its first slot itself) is left out."""
+        out = {}
+        for name, f, k in (("pins_began", min, 0), ("pins_first", max, 1), ("pins_done", max, 2)):
+            times = [self.times[3 * i + k] for i in range(self.nlanes) if self.times[3 * i + k]]
+            if times:
+                out[name] = (f(times) - since_ns) / 1e9
+        return out
 
     def pinned(self) -> list[tuple[int, int]]:
         """The slots (lane, slot) pinned now."""
