@@ -5,9 +5,9 @@
  * cost as much as small windows move (on the H100, 2 MiB windows: 13-23 GB/s in Python, 34-43 in C). Here each
  * lane is a pthread that takes the next window (an atomic counter), waits for its slot's previous copies (the
  * slot's event), preads the window into the slot and issues the window's copies and the slot's event on its own
- * stream. The slots are pinned ahead of the run by stasis_lanes_pin (a few threads, every lane's first slot before
- * any second one), which Python starts while it still checks the load. A lane starts once its first slot is pinned and takes up its other slots as
- * they get pinned: on the H100 VM, faulting fresh memory in is what pinning costs (80 MiB of fresh slots took 14 ms
+ * stream. The slots are pinned ahead of the run by pin_slots (a few threads, every lane's first slot before any
+ * second one), which stasis_lanes_pin_start starts while Python still checks the load. A lane starts once its first
+ * slot is pinned and takes up its other slots as they get pinned: on the H100 VM, faulting fresh memory in is what pinning costs (80 MiB of fresh slots took 14 ms
  * with ten threads, 3-4 ms to pin once faulted in: bench/pin_costs.c), so the first slots are there in half the
  * time. Without pinning ahead each lane pins its own when it starts; each lane unpins its own once its copies are
  * done.
@@ -52,7 +52,7 @@ enum { ERR_READ = 1, ERR_EOF = 2, ERR_COPY = 3, ERR_RECORD = 4, ERR_SYNC = 5, ER
 /* Mirrored by _native.Job (ctypes); keep the two in step. */
 struct stasis_lanes_job {
 	int32_t fd, api, nwin, nlanes, nslots, ncopies, nspans;
-	int32_t ahead;         /* 1: stasis_lanes_pin pins the slots (a lane pins its first itself only if untaken) */
+	int32_t ahead;         /* 1: pin_slots pins the slots (a lane pins its first itself only if untaken) */
 	int64_t slot_bytes;    /* also the windows' size */
 	const int64_t *copies; /* per copy: file offset, destination address, size (sorted by offset, disjoint) */
 	const int64_t *spans;  /* per span: start, end: the file ranges to read, sorted, covering every copy */
@@ -65,12 +65,12 @@ struct stasis_lanes_job {
 	                      * (ns since the run began) its first slot was pinned, its last copy issued, its stream drained
 	                      * and its slots unpinned (whether they still are: pin_state) */
 	int64_t *error;      /* out: what (ERR_*), code (errno or CUDA error), the window's file offset (or -1) */
-	_Atomic int32_t *pin_state; /* per slot (lane-major), shared with stasis_lanes_pin: PIN_FREE ... PIN_FAILED */
+	_Atomic int32_t *pin_state; /* per slot (lane-major), shared with pin_slots: PIN_FREE ... PIN_FAILED */
 	int64_t *pin_error;         /* per slot: the CUDA error of a failed pin */
 	/* nwin (out): the windows read */
 };
 
-/* A slot: not pinned (nobody has taken it), being pinned (by its lane or by stasis_lanes_pin ahead of the run),
+/* A slot: not pinned (nobody has taken it), being pinned (by its lane or by pin_slots ahead of the run),
  * pinned (until its lane unpins it: PIN_FREE again), or its pinning failed. */
 enum { PIN_FREE = 0, PIN_TAKEN = 1, PIN_DONE = 2, PIN_FAILED = 3 };
 
@@ -193,25 +193,43 @@ static void *pinner_main(void *arg)
 }
 
 /* Pins the lanes' slots ahead of the run, on job->threads threads, every lane's first slot before any second one
- * (each faults its slot in, then registers it; the faults of fresh memory are most of the cost): Python starts it on
- * a thread of its own while it still checks the load, so that the lanes find their first slots pinned. A slot
- * already taken (by its lane, once the run has begun) is left to it. Returns once every pinner is done: 0, or the
- * error of starting a thread (a lane whose pinner did not start pins its first slot itself and runs on it alone).
- */
-int stasis_lanes_pin(struct stasis_lanes_pin_job *p)
+ * (each faults its slot in, then registers it; the faults of fresh memory are most of the cost), while Python still
+ * checks the load, so that the lanes find their first slots pinned. A slot already taken (by its lane, once the run
+ * has begun) is left to it. Ends once every pinner is done (a lane whose pinner did not start pins its first slot
+ * itself and runs on it alone). */
+static void *pin_slots(void *arg)
 {
+	struct stasis_lanes_pin_job *p = arg;
 	pthread_t threads[MAX_LANES];
 	struct pinner pinners[MAX_LANES];
-	int started = 0, rc = 0;
+	int started = 0;
 	p->threads = p->threads < 1 ? 1 : p->threads > p->nlanes ? p->nlanes : p->threads;
 	for (; started < p->threads && started < MAX_LANES; started++) {
 		pinners[started] = (struct pinner){ .job = p, .index = started };
-		if ((rc = pthread_create(&threads[started], NULL, pinner_main, &pinners[started])))
+		if (pthread_create(&threads[started], NULL, pinner_main, &pinners[started]))
 			break;
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
+	return NULL;
+}
+
+/* Starts pin_slots on a thread of its own and returns: 0 with *thread set, or the pthread_create error. Started from
+ * a Python thread instead, the pinning began 2 ms after the call returned on the H100: that thread first waited for
+ * Python's lock, which the caller held while it parsed the header. Join it with stasis_lanes_pin_join before the job
+ * goes. */
+int stasis_lanes_pin_start(struct stasis_lanes_pin_job *p, uint64_t *thread)
+{
+	pthread_t t;
+	int rc = pthread_create(&t, NULL, pin_slots, p);
+	if (!rc)
+		*thread = (uint64_t)t;
 	return rc;
+}
+
+int stasis_lanes_pin_join(uint64_t thread)
+{
+	return pthread_join((pthread_t)thread, NULL);
 }
 
 static void *lane_main(void *arg)
@@ -230,7 +248,7 @@ static void *lane_main(void *arg)
 		fail(l, ERR_INIT, rc, -1);
 		return NULL;
 	}
-	/* Its first slot: pinned ahead (stasis_lanes_pin), being pinned there (wait), or pinned here; without pinning
+	/* Its first slot: pinned ahead (pin_slots), being pinned there (wait), or pinned here; without pinning
 	 * ahead, all of its slots here. */
 	for (int s = 0; s < (j->ahead ? 1 : j->nslots); s++)
 		take_and_pin(j->api, j->pin, slots[s], (size_t)j->slot_bytes, &state[s], &pin_error[s]);

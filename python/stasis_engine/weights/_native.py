@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import threading
 import time
 from typing import Any
 
@@ -72,8 +71,10 @@ def library() -> Any:
         lib.stasis_lanes_run.argtypes = [ctypes.POINTER(Job)]
         lib.stasis_lanes_run.restype = ctypes.c_int
         try:
-            lib.stasis_lanes_pin.argtypes = [ctypes.POINTER(PinJob)]
-            lib.stasis_lanes_pin.restype = ctypes.c_int
+            lib.stasis_lanes_pin_start.argtypes = [ctypes.POINTER(PinJob), ctypes.POINTER(ctypes.c_uint64)]
+            lib.stasis_lanes_pin_start.restype = ctypes.c_int
+            lib.stasis_lanes_pin_join.argtypes = [ctypes.c_uint64]
+            lib.stasis_lanes_pin_join.restype = ctypes.c_int
         except AttributeError:  # built from an older _lanes.c: rebuild (scripts/python-env.sh)
             return None
         _loaded = lib
@@ -113,7 +114,8 @@ class LaneSlots:
         self.ahead = False
         self._stop = _i32(0)
         self._pin_job: PinJob | None = None
-        self._thread: threading.Thread | None = None
+        self._lib: Any = None
+        self._thread: int | None = None  # the pinning's C thread, until joined
 
     def lane(self, i: int) -> int:
         return self.base + i * self.lane_bytes
@@ -123,14 +125,15 @@ class LaneSlots:
 
     def pin_ahead(self, lib: Any, api: tuple[int, ...]) -> None:
         """Starts pinning every lane's slots, first slots first, on ``PINNERS`` C threads (or STASIS_PIN_THREADS;
-        ``api``: a copier's ``native_api``)."""
+        ``api``: a copier's ``native_api``), started in C: a Python thread would first wait for Python's lock, which
+        the caller holds while it checks the load (on the H100 the pinning began 2 ms late). If the thread cannot be
+        started nothing is pinned ahead: each lane pins its own slots when the run begins."""
         self._pin_job = PinJob(api[0], self.nlanes, self.slots, _pin_threads(self.nlanes), self.slot_bytes, self.base,
                                api[4], api[5], api[8], ctypes.addressof(self.state), ctypes.addressof(self.error),
                                ctypes.addressof(self._stop), ctypes.addressof(self.times))
-        self._thread = threading.Thread(target=lib.stasis_lanes_pin, args=(ctypes.byref(self._pin_job),),
-                                        name="stasis-pin", daemon=True)
-        self._thread.start()
-        self.ahead = True
+        thread = ctypes.c_uint64(0)
+        if lib.stasis_lanes_pin_start(ctypes.byref(self._pin_job), ctypes.byref(thread)) == 0:
+            self._lib, self._thread, self.ahead = lib, thread.value, True
 
     def _unpin(self, copier: Copier, i: int, s: int) -> None:
         copier.unpin(self.slot(i, s))
@@ -157,7 +160,8 @@ class LaneSlots:
         and unmaps. Raises the first failure, after trying every step."""
         self._stop.value = 1
         if self._thread is not None:
-            self._thread.join()  # the pin states change no more: the run's lanes are joined too
+            self._lib.stasis_lanes_pin_join(self._thread)  # the pin states change no more: the run's lanes are joined too
+            self._thread = None
         # Unpinning is a call of the runtime the copiers share: any one of them makes it.
         unpins = [lambda i=i, s=s: self._unpin(copiers[0], i, s) for i, s in self.pinned()] if copiers else []
         cleanup([*[c.synchronize for c in copiers], *unpins, lambda: _libc.unmap(self._mapping, self._span)],

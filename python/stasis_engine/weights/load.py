@@ -272,7 +272,8 @@ def _pin_ahead(path: Any, method: str, dev: Device, copier: Any, nlanes: int, la
     cannot be read (its checks say why). The other lanes' copiers, with their streams and events, are opened into
     ``lane_copiers`` before the pinning starts: made beside the pinning threads, the streams took 6 ms instead of
     0.3 ms on the H100 (bench/results/2026-11-27-h100/weights-lanes/11-pin-ahead-threads/), the events 6 ms
-    (``plan`` in weights-lanes/15-judged/)."""
+    (``plan`` in weights-lanes/15-judged/). Opened after the pinning began (the pinners now fault the slots in before
+    they register them), they saved nothing: weights-lanes/28-judged/."""
     if method not in ("lanes", "hybrid", "auto") or (method == "auto" and dev.kind != "cuda"):
         return None, resident
     if os.environ.get("STASIS_PIN_AHEAD") == "0":  # for measuring: each lane pins its own when the run begins
