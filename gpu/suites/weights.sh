@@ -20,6 +20,7 @@ for fill in ${FILLS:-written}; do
   step "weights-$fill" 300 bash -c "cd python && python3 ../bench/weights_bench.py --dir /var/tmp --repeat ${REPEAT:-5} \
     $cold_args --budget-s 200 --hot-fill $fill --only '${ONLY:-stasis auto,safetensors,plain,disk read,link}' \
     --out $OUT/weights-$fill"
+  grep -h "FileHugePages\|FilePmdMapped" /proc/meminfo | sed "s/^/after $fill: /" >> "$OUT/machine.txt"
 done
 for fill in ${FILLS:-written}; do
   echo
@@ -31,5 +32,6 @@ for fill in ${FILLS:-written}; do
   grep -E '^- (hot|cold) stasis auto' "$r" | cut -c1-400
 done
 echo
+cat "$OUT/machine.txt"
 for t in gpu-tests gpu-tests-reference; do [ -f "$OUT/$t.log" ] && tail -2 "$OUT/$t.log"; done
 cat "$OUT/steps.txt"
