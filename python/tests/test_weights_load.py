@@ -272,6 +272,7 @@ def test_weights_extent_file_needs_extent_targets(wfile: Path) -> None:
         ({"ring_slots": 1}, "ring_slots"),
         ({"slot_mb": 0}, "slot_mb"),
         ({"threads": 0}, "threads"),
+        ({"threads": 257}, "threads=257, expected an integer between 1 and 256"),
     ],
 )
 def test_weights_bad_arguments(wfile: Path, src: dict[str, torch.Tensor], kwargs: dict, words: str) -> None:  # type: ignore[type-arg]
@@ -593,7 +594,8 @@ def test_weights_native_lanes_refuse_a_copy_outside_their_spans(wfile: Path) -> 
     assert target == bytearray(8192), "nothing read"
 
 
-@pytest.mark.parametrize(("name", "value"), [("lane_slots", 1), ("lane_mb", 0), ("lane_slots", 2.5)])
+@pytest.mark.parametrize(("name", "value"),
+                         [("lane_slots", 1), ("lane_mb", 0), ("lane_slots", 2.5), ("lane_slots", 65)])
 def test_weights_lanes_geometry_is_checked(wfile: Path, src: dict[str, torch.Tensor], name: str, value: object) -> None:
     with pytest.raises(StasisEngineError, match=name):
         load_into(poisoned_like(src), wfile, method="lanes", **{name: value})  # type: ignore[arg-type]

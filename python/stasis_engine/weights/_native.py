@@ -81,6 +81,7 @@ def library() -> Any:
     return _loaded
 
 
+MAX_LANES, MAX_SLOTS = 256, 64  # MAX_LANES, MAX_SLOTS in _lanes.c: the most lanes and slots per lane it runs
 _HUGE = 2 << 20
 # Threads pinning the lanes' slots ahead. More at once fault the fresh memory in no faster: on the H100, ten lanes'
 # first slots were pinned 13-14 ms into the load by ten threads, 6-8 ms by two to five, every slot 15-16 ms against
@@ -160,7 +161,8 @@ class LaneSlots:
         and unmaps. Raises the first failure, after trying every step."""
         self._stop.value = 1
         if self._thread is not None:
-            self._lib.stasis_lanes_pin_join(self._thread)  # the pin states change no more: the run's lanes are joined too
+            # The pin states change no more after this (the run's lanes are joined too).
+            self._lib.stasis_lanes_pin_join(self._thread)
             self._thread = None
         # Unpinning is a call of the runtime the copiers share: any one of them makes it.
         unpins = [lambda i=i, s=s: self._unpin(copiers[0], i, s) for i, s in self.pinned()] if copiers else []

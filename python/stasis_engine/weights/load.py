@@ -320,13 +320,18 @@ def _check_options(method: str, slots: int, slot_mb: int, read_mb: int, register
                    hostreg_share: float = 0.35, lane_slots: int = 2, lane_mb: int = 4) -> None:
     if method not in METHODS:
         raise StasisEngineError("bad_argument", f"method={method!r}, expected one of {', '.join(METHODS)}")
-    sizes = (("ring_slots", slots, 2), ("slot_mb", slot_mb, 1), ("read_mb", read_mb, 1),
-             ("register_mb", register_mb, 1), ("lane_slots", lane_slots, 2), ("lane_mb", lane_mb, 1))
-    for name, value, low in sizes:
-        if not isinstance(value, int) or value < low:
-            raise StasisEngineError("bad_argument", f"{name}={value!r}, expected an integer >= {low}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise StasisEngineError("bad_argument", f"threads={threads!r}, expected an integer >= 1")
+    # The C lanes run at most MAX_LANES lanes of MAX_SLOTS slots (_lanes.c): refused here with the limits named, not as
+    # a failed thread start once the load has begun.
+    sizes = (("ring_slots", slots, 2, None), ("slot_mb", slot_mb, 1, None), ("read_mb", read_mb, 1, None),
+             ("register_mb", register_mb, 1, None), ("lane_slots", lane_slots, 2, _native.MAX_SLOTS),
+             ("lane_mb", lane_mb, 1, None))
+    for name, value, low, high in sizes:
+        if not isinstance(value, int) or value < low or (high is not None and value > high):
+            expected = f"between {low} and {high}" if high is not None else f">= {low}"
+            raise StasisEngineError("bad_argument", f"{name}={value!r}, expected an integer {expected}")
+    if threads is not None and (not isinstance(threads, int) or not 1 <= threads <= _native.MAX_LANES):
+        raise StasisEngineError("bad_argument",
+                                f"threads={threads!r}, expected an integer between 1 and {_native.MAX_LANES}")
     if isinstance(hostreg_share, bool) or not isinstance(hostreg_share, (int, float)) or not 0 < hostreg_share < 1:
         raise StasisEngineError("bad_argument", f"hostreg_share={hostreg_share!r}, expected a number between 0 and 1")
 
