@@ -651,3 +651,25 @@ def test_weights_auto_chooses_by_a_residency_the_caller_measured(wfile: Path) ->
     cuda = Device("cuda", 0)
     assert _pin_ahead(wfile, "auto", cuda, HostCopier(), 2, 2, 4096, 0.0, opened, None) == (None, 0.0), "cold: none"
     assert opened == [], "no lane copiers opened for a load that will not run lanes"
+
+
+def test_weights_lanes_pin_their_own_slots_when_the_pinning_thread_cannot_start(wfile: Path) -> None:
+    """``LaneSlots.pin_ahead`` whose C thread does not start (pthread_create failing, as with too many threads):
+    nothing is pinned ahead and nothing is left to join; the lane pins its own slots and reads the same bytes."""
+    from stasis_engine.weights._copier import HostCopier
+
+    class NoThreads:
+        def stasis_lanes_pin_start(self, *_: object) -> int:
+            return 11  # EAGAIN
+
+    api = HostCopier().native_api()
+    assert api is not None
+    slots = _native.LaneSlots(1, 2, 4096)
+    slots.pin_ahead(NoThreads(), api)
+    assert not slots.ahead and slots.pinned() == []
+    n, target, extent = _one_lane_over_the_largest_extent(wfile, slots)
+    assert n == -(-extent.size // 4096)
+    with open(wfile, "rb") as f:
+        f.seek(extent.offset)
+        assert bytes(target) == f.read(extent.size)
+    assert slots.pinned() == []
