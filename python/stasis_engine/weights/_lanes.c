@@ -9,8 +9,8 @@
  * second one), which stasis_lanes_pin_start starts while Python still checks the load. A lane starts once its first
  * slot is pinned and takes up its other slots as they get pinned: on the H100 VM, faulting fresh memory in is what
  * pinning costs (80 MiB of fresh slots took 14 ms with ten threads, 3-4 ms to pin once faulted in:
- * bench/pin_costs.c), so the first slots are there in half the time. Without pinning ahead each lane pins its own when it starts; each lane unpins its own once its copies are
- * done.
+ * bench/pin_costs.c), so the first slots are there in half the time. Without pinning ahead each lane pins its own
+ * when it starts; each lane unpins its own once its copies are done.
  * The windows themselves are cut here from the copies and the file ranges to read (plan_windows): in Python the
  * 1,500 windows of a 6.4 GB load took 4-5 ms before the first read. Python maps the slots' memory, makes the
  * streams and events, and releases all of it after. Built by
