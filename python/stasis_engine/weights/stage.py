@@ -374,19 +374,30 @@ class Keeper:
     def pin_ahead(self, job: dict[str, Any]) -> None:
         """A pin line: the job's file pinned as an image now, before any job asks for it; answers ``pinned`` (with
         ``already`` where it was) or ``pin-failed``."""
-        start = time.perf_counter()
-        try:
+
+        def pin() -> dict[str, Any]:
             key = self.image_key(job)
             already = key in self.images
             if already:
                 self.images[key] = self.images.pop(key)  # most recently used last
             else:
                 self.pin(key, job, self.runtime(job["gpu"]))
+            return {"already": already}
+
+        self._pin_said(job, pin)
+
+    @staticmethod
+    def _pin_said(job: dict[str, Any], pin: Callable[[], dict[str, Any]]) -> None:
+        """Runs ``pin`` and says how it went: ``pinned`` (the image's size, how long, and what ``pin`` returned) or
+        ``pin-failed`` (why; the keeper goes on, and the next job reads the file)."""
+        start = time.perf_counter()
+        try:
+            said = pin()
         except Exception as e:  # noqa: BLE001 - said to the caller; the keeper goes on
             _emit({"event": "pin-failed", "id": job.get("id"), "message": f"{type(e).__name__}: {e}"})
             return
         _emit({"event": "pinned", "id": job.get("id"), "bytes": job["arena_size"],
-               "seconds": round(time.perf_counter() - start, 4), "already": already})
+               "seconds": round(time.perf_counter() - start, 4), **said})
 
     def serve(self, job: dict[str, Any], hold: Hold = lambda s: True) -> None:
         """One job; ``hold``: how a held job waits for its go (from the file only: an image is in memory)."""
@@ -397,14 +408,12 @@ class Keeper:
         if image is None:
             serve_job(job, rt, lambda mem: {**fill_from_file(job, rt, mem, hold), "image": "pinned after the hand-off"},
                       {"id": job.get("id")})
-            start = time.perf_counter()
-            try:
+
+            def pin() -> dict[str, Any]:  # the job is done: a failure here only means the next one reads the file
                 self.pin(key, job, rt)
-            except Exception as e:  # noqa: BLE001 - the job is done; the next one reads the file again
-                _emit({"event": "pin-failed", "id": job.get("id"), "message": f"{type(e).__name__}: {e}"})
-                return
-            _emit({"event": "pinned", "id": job.get("id"), "bytes": job["arena_size"],
-                   "seconds": round(time.perf_counter() - start, 4)})
+                return {}
+
+            self._pin_said(job, pin)
             return
         self.images[key] = image  # most recently used last
         host = image[1]
