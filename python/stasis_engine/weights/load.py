@@ -284,8 +284,7 @@ def _pin_ahead(path: Any, method: str, dev: Device, copier: Any, nlanes: int, la
     if method == "auto":
         if resident is None:
             try:
-                size = os.stat(path).st_size
-                resident = resident_fraction(path, size, [(0, size)]) if size > 0 else None
+                resident = file_resident(path)
             except OSError:
                 return None, None
         if resident is None or resident < HOT_RESIDENCY:
@@ -359,6 +358,13 @@ def _choose(path: Any, header: Header, copies: list[Copy], device_kind: str,
     if resident >= HOT_RESIDENCY:
         return AUTO_HOT, resident
     return (AUTO_COLD if resident <= COLD_RESIDENCY else AUTO_MIXED), resident
+
+
+def file_resident(path: Any) -> float | None:
+    """Sampled fraction of the whole file in the page cache (None for an empty file, or where mincore cannot tell);
+    OSError where the file cannot be opened."""
+    size = os.stat(path).st_size
+    return resident_fraction(path, size, [(0, size)]) if size > 0 else None
 
 
 def resident_fraction(path: Any, size: int, ranges: list[tuple[int, int]]) -> float | None:

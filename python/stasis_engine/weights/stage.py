@@ -42,7 +42,7 @@ from typing import Any, Callable
 
 from ..errors import StasisEngineError
 from ._cudadrv import Driver, DriverRuntime, ExportableMemory
-from .load import load_targets
+from .load import file_resident, load_targets
 from ._targets import Device, Target
 
 ACK = b"ok"
@@ -202,11 +202,9 @@ def _threads(resident: float) -> int:
 
 
 def _resident(path: str) -> float | None:
-    """The fraction of the file in the page cache (None where mincore cannot tell)."""
-    from .load import resident_fraction
-
-    size = os.stat(path).st_size
-    return resident_fraction(path, size, [(0, size)]) if size else 1.0
+    """The fraction of the file in the page cache (None where mincore cannot tell, or for an empty file, which the
+    load then refuses as truncated)."""
+    return file_resident(path)
 
 
 def _method() -> str:
