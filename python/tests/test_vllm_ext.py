@@ -173,3 +173,94 @@ def test_vllm_ext_import_is_light() -> None:
     code = "import sys, stasis_engine.vllm; print('torch' in sys.modules, 'vllm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+class FakeDriver:
+    """The driver calls adoption makes, recorded; "imports" hand out handles 100, 101, ...; ``fail_at`` makes the
+    n-th map fail as the driver would."""
+
+    def __init__(self, fail_at: int = -1) -> None:
+        self.fail_at = fail_at
+        self.calls: list[tuple[Any, ...]] = []
+        self.next_handle = 100
+
+    def call(self, name: str, *args: Any) -> None:
+        import ctypes
+
+        if name == "cuMemImportFromShareableHandle":
+            args[0]._obj.value = self.next_handle
+            self.next_handle += 1
+        if name == "cuMemMap" and sum(c[0] == "cuMemMap" for c in self.calls) == self.fail_at:
+            self.calls.append((name, *args))
+            raise StasisEngineError("cuda_error", "cuMemMap failed: CUDA_ERROR_INVALID_VALUE (1)")
+        plain = tuple(a.value if isinstance(a, ctypes.c_void_p) else a for a in args if not hasattr(a, "_obj"))
+        self.calls.append((name, *plain))
+
+
+def _sleeping_pool() -> tuple[dict[int, FakeAllocationData], list[Any]]:
+    """A weights pool as vLLM leaves it at sleep level 2 (allocations unmapped, addresses kept), with a real
+    place for each allocation's handle, as vLLM's C allocator keeps it."""
+    import ctypes
+
+    slots = [ctypes.c_uint64(0) for _ in range(3)]
+    sizes = [(0x7F00_0000_0000, 4 << 20), (0x7F00_0040_0000, 2 << 20), (0x7F00_0060_0000, 2 << 20)]
+    data = {a: FakeAllocationData((0, n, a, ctypes.addressof(slot)), "weights", is_asleep=True)
+            for (a, n), slot in zip(sizes, slots)}
+    data[0x7E00_0000_0000] = FakeAllocationData((0, 2 << 20, 0x7E00_0000_0000, 0), "kv_cache", is_asleep=True)
+    return data, slots
+
+
+def test_vllm_ext_adopts_staged_weights_at_the_pools_addresses_and_vllm_can_release_them() -> None:
+    data, slots = _sleeping_pool()
+    drv = FakeDriver()
+    out = _pool.adopt(data, [4 << 20, 2 << 20, 2 << 20], [7, 8, 9], device=0, driver=drv)
+    assert out == {"bytes": 8 << 20, "allocations": 3}
+    maps = [c for c in drv.calls if c[0] == "cuMemMap"]
+    assert [(c[1], c[2]) for c in maps] == [(0x7F00_0000_0000, 4 << 20), (0x7F00_0040_0000, 2 << 20),
+                                           (0x7F00_0060_0000, 2 << 20)]
+    # vLLM's next sleep releases the handle it finds in p_memHandle: the imported one.
+    assert [s.value for s in slots] == [100, 101, 102]
+    weights = [d for d in data.values() if d.handle[2] >= 0x7F00_0000_0000]
+    assert all(not d.is_asleep and d.tag == _pool.ADOPTED_TAG for d in weights)
+    assert data[0x7E00_0000_0000].is_asleep and data[0x7E00_0000_0000].tag == "kv_cache"  # the KV cache untouched
+    assert _pool.settle(data) == 3 and all(d.tag == "weights" for d in weights)
+
+
+def test_vllm_ext_a_failed_adoption_leaves_the_pool_asleep_as_it_was() -> None:
+    data, slots = _sleeping_pool()
+    drv = FakeDriver(fail_at=2)  # the third allocation's map fails
+    with pytest.raises(StasisEngineError, match="cuMemMap"):
+        _pool.adopt(data, [4 << 20, 2 << 20, 2 << 20], [7, 8, 9], device=0, driver=drv)
+    names = [c[0] for c in drv.calls]
+    assert names.count("cuMemUnmap") == 2 and names.count("cuMemRelease") == 3  # two mapped, three imported
+    assert [s.value for s in slots] == [0, 0, 0]
+    assert all(d.is_asleep and d.tag in ("weights", "kv_cache") for d in data.values())
+
+
+@pytest.mark.parametrize("pieces, words", [
+    ([4 << 20, 2 << 20], "offers 2 allocations, the weights pool has 3"),
+    ([2 << 20, 4 << 20, 2 << 20], "differ from allocation 0"),
+])
+def test_vllm_ext_refuses_staged_weights_of_another_layout(pieces: list[int], words: str) -> None:
+    data, _ = _sleeping_pool()
+    drv = FakeDriver()
+    with pytest.raises(StasisEngineError) as e:
+        _pool.adopt(data, pieces, list(range(len(pieces))), device=0, driver=drv)
+    assert e.value.code == "weights_layout" and words in e.value.message and not drv.calls
+
+
+def test_vllm_ext_refuses_to_adopt_over_awake_weights() -> None:
+    data, _ = _sleeping_pool()
+    next(iter(data.values())).is_asleep = False
+    with pytest.raises(StasisEngineError) as e:
+        _pool.adopt(data, [4 << 20, 2 << 20, 2 << 20], [1, 2, 3], device=0, driver=FakeDriver())
+    assert e.value.code == "vllm_weights_awake"
+
+
+def test_vllm_ext_layout_says_how_to_run_a_stager(pool: tuple[FakeAllocator, list[torch.Tensor]]) -> None:
+    import os
+    import sys
+
+    out = FakeWorker().stasis_weights_layout()
+    assert out["ok"] and out["stage"]["python"] == sys.executable
+    assert os.path.isdir(os.path.join(out["stage"]["path"], "stasis_engine"))

@@ -103,7 +103,7 @@ def _stager(sock_path: str, payload: bytes, size: int) -> tuple[threading.Thread
 
     def serve() -> None:
         try:
-            hand_off(sock, r, size, 10)
+            hand_off(sock, [r], [size], 10)
         except BaseException as e:  # noqa: BLE001 - reported to the test
             errors.append(e)
         finally:
@@ -244,7 +244,8 @@ class FakeRuntime:
         self.host.pop(address)
         self.freed.append(address)
 
-    def exportable(self, size: int) -> Any:
+    def exportable(self, size: int, pieces: list[int] | None = None) -> Any:
+        pieces = pieces or [size]
         fd = os.memfd_create("fake-gpu")
         os.ftruncate(fd, size)
         view = mmap.mmap(fd, size)
@@ -254,8 +255,17 @@ class FakeRuntime:
             address = torch.frombuffer(view, dtype=torch.uint8).data_ptr()
 
             @staticmethod
-            def export_fd() -> int:
-                return os.dup(fd)
+            def export_fds() -> list[int]:
+                """One descriptor per allocation, as the driver exports each: here a memfd holding its bytes."""
+                if len(pieces) == 1:
+                    return [os.dup(fd)]
+                out, offset = [], 0
+                for piece in pieces:
+                    one = os.memfd_create("fake-gpu-piece")
+                    os.write(one, view[offset:offset + piece])
+                    out.append(one)
+                    offset += piece
+                return out
 
             @staticmethod
             def close() -> None:
@@ -517,3 +527,137 @@ def test_a_held_job_whose_file_is_in_memory_does_not_wait(tmp_path: Path, capsys
     keeper.close()
     ready = json.loads(capsys.readouterr().out.splitlines()[0])
     assert asked == [] and "held_s" not in ready["load"]
+
+
+def extents_job(**over: Any) -> str:
+    base = {"file": "/w", "gpu": "GPU-1", "socket": "/s",
+            "extents": [{"address": 0x10000, "size": 4096}, {"address": 0x30000, "size": 8192}]}
+    base.update(over)
+    return json.dumps(base)
+
+
+def test_an_extents_job_is_one_allocation_per_extent() -> None:
+    j = parse_job(extents_job())
+    assert j["pieces"] == [4096, 8192] and j["arena_size"] == 12288
+
+
+@pytest.mark.parametrize("extents, words", [
+    ([], "no extents"),
+    ([{"address": 0x10000, "size": 0}], "bad extent"),
+    ([{"address": 0x10000, "size": True}], "bad extent"),
+    ([{"address": 0x30000, "size": 4096}, {"address": 0x10000, "size": 4096}], "out of address order"),
+    ([{"address": 0x10000, "size": 0x30000}, {"address": 0x30000, "size": 4096}], "overlaps"),
+])
+def test_bad_extents_jobs_are_refused_before_anything_runs(extents: list[Any], words: str) -> None:
+    with pytest.raises(StasisEngineError) as e:
+        parse_job(extents_job(extents=extents))
+    assert words in e.value.message
+
+
+def test_an_extents_job_fills_each_extent_back_to_back_from_an_extents_dump(tmp_path: Path) -> None:
+    from stasis_engine.weights import Extent
+    from stasis_engine.weights.stage import job_targets
+
+    # An engine's weights pool: allocations at scattered addresses, dumped by (address, size).
+    pool = [torch.randint(0, 256, (n,), dtype=torch.uint8, generator=torch.Generator().manual_seed(n))
+            for n in (8192, 4096, 12288)]
+    extents = [Extent(t.data_ptr(), t.numel()) for t in pool]
+    path = tmp_path / "w.stasisw"
+    dump(extents, path, device="cpu")
+    j = parse_job(extents_job(extents=[{"address": e.address, "size": e.size} for e in sorted(extents)]))
+    staged = torch.full((j["arena_size"],), 0xA5, dtype=torch.uint8)
+    kind, targets = job_targets(j, staged.data_ptr())
+    load_targets(kind, targets, Device("cpu"), path, method="cpu")
+    offset = 0
+    for e in sorted(extents):
+        want = next(t for t in pool if t.data_ptr() == e.address)
+        assert torch.equal(staged[offset:offset + e.size], want)
+        offset += e.size
+
+
+def test_hundreds_of_allocations_go_over_one_hand_off(tmp_path: Path) -> None:
+    """More descriptors than one message can carry (the kernel's limit is 253): all arrive, in order."""
+    import socket as socket_
+
+    from stasis_engine.weights.handoff import recv_memory, send_memory
+
+    n = 600
+    a, b = socket_.socketpair()
+    files = []
+    for i in range(n):
+        fd = os.memfd_create(f"piece-{i}")
+        os.write(fd, str(i).encode())
+        files.append(fd)
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            send_memory(a, files, [4096 * (1 + i % 3) for i in range(n)])
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            errors.append(e)
+
+    t = threading.Thread(target=send)
+    t.start()
+    pieces, fds = recv_memory(b)
+    t.join(10)
+    try:
+        assert not errors and pieces == [4096 * (1 + i % 3) for i in range(n)] and len(fds) == n
+        assert [os.pread(fd, 8, 0) for fd in fds] == [str(i).encode() for i in range(n)]
+    finally:
+        for fd in fds + files:
+            os.close(fd)
+        a.close()
+        b.close()
+
+
+def test_a_hand_off_whose_header_lies_is_refused_and_leaks_no_descriptor(tmp_path: Path) -> None:
+    import socket as socket_
+
+    from stasis_engine.weights.handoff import recv_memory
+
+    a, b = socket_.socketpair()
+    r, w = os.pipe()
+    before = len(os.listdir("/proc/self/fd"))
+    socket_.send_fds(a, [b'{"size": 100, "pieces": [60, 50]}\n'], [r, w])
+    with pytest.raises(StasisEngineError) as e:
+        recv_memory(b)
+    assert e.value.code == "stage_protocol" and "do not add up" in e.value.message
+    assert len(os.listdir("/proc/self/fd")) == before  # the two received descriptors were closed
+    for fd in (r, w):
+        os.close(fd)
+    a.close()
+    b.close()
+
+
+def test_the_keeper_stages_an_extents_layout_and_hands_over_each_allocation(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A vLLM-style layout through the keeper: first job from the file, second from the pinned image; the engine
+    gets one allocation per extent, each holding that extent's bytes."""
+    from stasis_engine.weights import Extent
+    from stasis_engine.weights.handoff import take_memory
+    from stasis_engine.weights.stage import Keeper
+
+    pool = [torch.randint(0, 256, (n,), dtype=torch.uint8, generator=torch.Generator().manual_seed(n))
+            for n in (8192, 4096)]
+    extents = sorted(Extent(t.data_ptr(), t.numel()) for t in pool)
+    path = tmp_path / "w.stasisw"
+    dump(list(extents), path, device="cpu")
+    want = [bytes(next(t for t in pool if t.data_ptr() == e.address).numpy()) for e in extents]
+    keeper = Keeper(open_runtime=lambda gpu: FakeRuntime())  # type: ignore[arg-type, return-value]
+    sock = str(tmp_path / "s.sock")
+    for job_id in ("j1", "j2"):
+        j = parse_job(json.dumps({"id": job_id, "file": str(path), "gpu": "GPU-1", "socket": sock, "wait_s": 10,
+                                  "extents": [{"address": e.address, "size": e.size} for e in extents]}))
+        t = threading.Thread(target=keeper.serve, args=(j,))
+        t.start()
+        for _ in range(1000):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.01)
+        got = take_memory(sock, lambda pieces, fds: {"pieces": pieces,
+                                                     "bytes": [os.pread(fd, p, 0) for fd, p in zip(fds, pieces)]})
+        t.join(30)
+        assert got["pieces"] == [e.size for e in extents] and got["bytes"] == want
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["event"] for x in lines] == ["ready", "handed-off", "pinned", "ready", "handed-off"]
+    assert lines[3]["load"]["method"] == "pinned-image"

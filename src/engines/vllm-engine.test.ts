@@ -131,3 +131,37 @@ test("resume refills in place when the engine refuses the staged weights", async
     await server.close();
   }
 });
+
+test("resume with weights vLLM adopted wakes them through vLLM, then settles them, before the KV cache", async () => {
+  const server = await fakeServer((m) => [200, m.startsWith("stasis_") ? { results: [{ ok: true, rank: 0, bytes: 6_000, settle: m === "stasis_adopt_weights" }] } : {}]);
+  try {
+    const { ctx, logs } = context(server.url);
+    const timeline = recordTimeline(ctx.events);
+    await vllmEngine.resume(ctx, LEVEL2, "/snap", staged({ socket: "/run/x.sock" }));
+    assert.deepEqual(server.methods, [
+      "stasis_adopt_weights",
+      "POST /wake_up?tags=weights",
+      "stasis_adopt_settle",
+      "POST /wake_up?tags=kv_cache",
+      "POST /reset_prefix_cache",
+    ]);
+    assert.deepEqual(timeline.phases.map((p) => p.name), ["adopt-weights", "wake-weights", "wake-kv-cache", "reset-prefix-cache"]);
+    assert.deepEqual(logs, []);
+  } finally {
+    await server.close();
+  }
+});
+
+test("a vLLM layout with its stager facts is staged as extents, one allocation each", () => {
+  const source = vllmEngine.stageSource?.(
+    {
+      sleepLevel: 2,
+      weights: "weights/rank{rank}.stasisw",
+      stage: { python: "/usr/bin/python3", path: "/opt/stasis/python", arenaSize: 6 << 20, extents: [{ address: 0x7f0000000000, size: 4 << 20 }, { address: 0x7f0000400000, size: 2 << 20 }] },
+    },
+    "/snap",
+  );
+  assert.equal(source?.weightsFile, "/snap/weights/rank0.stasisw");
+  assert.deepEqual(source?.info.extents?.map((e) => e.size), [4 << 20, 2 << 20]);
+  assert.deepEqual(source?.info.tensors, []);
+});

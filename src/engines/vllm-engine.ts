@@ -230,17 +230,31 @@ export const vllmEngine: Engine = {
 };
 
 /**
- * The stager's layout facts from a one-rank engine that offers them (the reference engine's layout has `stage`:
- * its interpreter, import path and arena size; the tensors are at offsets in the arena). vLLM's workers do not
- * (yet): their weights pool is many allocations owned by vLLM's allocator.
+ * The stager's layout facts from a one-rank engine that offers them: its interpreter and import path (`stage`),
+ * and either the tensors at offsets of one arena (the reference engine: `stage.arena_size`, `tensors`) or the
+ * weights pool's extents (vLLM: `extents`, addresses in hex), which the stager fills one allocation each.
  */
 function stageInfo(layout: RankResult[]): StageInfo | undefined {
   if (layout.length !== 1) return undefined;
   const r = layout[0]!;
   const stage = r.stage as { python?: unknown; path?: unknown; arena_size?: unknown } | null | undefined;
-  if (!stage || !Array.isArray(r.tensors)) return undefined;
-  const parsed = StageInfo.safeParse({ python: stage.python, path: stage.path, arenaSize: stage.arena_size, tensors: r.tensors });
-  return parsed.success ? parsed.data : undefined;
+  if (!stage) return undefined;
+  const base = { python: stage.python, path: stage.path };
+  if (Array.isArray(r.tensors)) return parsed({ ...base, arenaSize: stage.arena_size, tensors: r.tensors });
+  if (!Array.isArray(r.extents)) return undefined;
+  const extents = (r.extents as { address?: unknown; size?: unknown }[]).map((e) => ({
+    address: typeof e.address === "string" ? Number.parseInt(e.address, 16) : e.address,
+    size: e.size,
+  }));
+  // An address past 2^53 would not survive as a JS number: then no staging, the restore refills in place.
+  if (!extents.every((e) => typeof e.address === "number" && Number.isSafeInteger(e.address))) return undefined;
+  const arenaSize = extents.reduce((a, e) => a + (typeof e.size === "number" ? e.size : 0), 0);
+  return parsed({ ...base, arenaSize, extents });
+}
+
+function parsed(candidate: unknown): StageInfo | undefined {
+  const out = StageInfo.safeParse(candidate);
+  return out.success ? out.data : undefined;
 }
 
 /**
@@ -254,9 +268,9 @@ async function adoptStaged(ctx: EngineContext, staged: StagedWeights): Promise<b
     ctx.events.log(`weights not staged (${got.reason}); refilling them in place`, "warn");
     return false;
   }
+  let adopted: RankResult[];
   try {
-    await ctx.events.phase("adopt-weights", () => rpc(ctx, "stasis_adopt_weights", [got.socket]), (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }));
-    return true;
+    adopted = await ctx.events.phase("adopt-weights", () => rpc(ctx, "stasis_adopt_weights", [got.socket]), (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }));
   } catch (err) {
     if (ctx.signal?.aborted) throw err;
     ctx.events.log(`the engine did not take the staged weights (${(err as Error).message}); refilling them in place`, "warn");
@@ -264,6 +278,13 @@ async function adoptStaged(ctx: EngineContext, staged: StagedWeights): Promise<b
   } finally {
     staged.stop();
   }
+  // vLLM's workers map the staged allocations themselves; vLLM's own wake then marks the weights awake and
+  // restores the model's buffers (it maps nothing: the adopted allocations are hidden from it until settled).
+  if (adopted.some((r) => r.settle === true)) {
+    await ctx.events.phase("wake-weights", () => post(ctx, "/wake_up?tags=weights"));
+    await rpc(ctx, "stasis_adopt_settle");
+  }
+  return true;
 }
 
 /** Bytes moved, summed over ranks: each rank reports `stats.bytes` (or `bytes`). */

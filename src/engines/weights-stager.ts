@@ -26,15 +26,23 @@ export interface StagedWeights {
   stop(): void;
 }
 
-/** What capture records of an engine that can adopt staged weights (the reference engine's layout says it). */
+/**
+ * What capture records of an engine that can adopt staged weights. Two layouts: `tensors` at offsets of one
+ * `arenaSize` allocation (the reference engine's arena), or `extents`: the engine's weights allocations by address
+ * and size (vLLM's weights pool), which the stager makes one allocation each and the engine maps back at those
+ * addresses. `arenaSize` is the bytes staged either way.
+ */
 export const StageInfo = z.object({
   python: z.string().min(1),
   /** The folder holding the stasis_engine package, for PYTHONPATH. */
   path: z.string(),
   arenaSize: z.number().int().positive(),
-  tensors: z.array(
-    z.object({ name: z.string(), offset: z.number().int().nonnegative(), nbytes: z.number().int().nonnegative(), dtype: z.string().optional(), shape: z.array(z.number().int()).optional() }),
-  ),
+  tensors: z
+    .array(
+      z.object({ name: z.string(), offset: z.number().int().nonnegative(), nbytes: z.number().int().nonnegative(), dtype: z.string().optional(), shape: z.array(z.number().int()).optional() }),
+    )
+    .default([]),
+  extents: z.array(z.object({ address: z.number().int().nonnegative(), size: z.number().int().positive() })).optional(),
 });
 export type StageInfo = z.infer<typeof StageInfo>;
 
@@ -81,14 +89,18 @@ export interface StageJob extends PinJob {
 /** How a restore gets its weights staged: a stager of its own (stageWeights), or a keeper's (WeightsKeeper). */
 export type StageLauncher = (job: StageJob) => StagedWeights;
 
+/** The layout as the stager's job says it: extents, or an arena's size and its tensors. */
+function layoutFields(info: StageInfo): Record<string, unknown> {
+  return info.extents ? { extents: info.extents } : { arena_size: info.arenaSize, tensors: info.tensors };
+}
+
 function jobLine(job: StageJob, socket: string, id?: string): string {
   return JSON.stringify({
     ...(id ? { id } : {}),
     file: job.weightsFile,
     gpu: job.gpu,
     socket,
-    arena_size: job.info.arenaSize,
-    tensors: job.info.tensors,
+    ...layoutFields(job.info),
     reserve_bytes: job.reserveBytes,
     hold: holdReads(),
   });
@@ -299,7 +311,7 @@ export class WeightsKeeper {
         else resolve(answer);
       };
       this.pins.set(id, settle);
-      const line = { op: "pin", id, file: job.weightsFile, gpu: job.gpu, arena_size: job.info.arenaSize, tensors: job.info.tensors };
+      const line = { op: "pin", id, file: job.weightsFile, gpu: job.gpu, ...layoutFields(job.info) };
       this.child.stdin.write(JSON.stringify(line) + "\n");
     });
   }

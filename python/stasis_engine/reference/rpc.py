@@ -135,35 +135,16 @@ class RpcMethods:
     def stasis_adopt_weights(self, socket_path: str) -> dict[str, Any]:
         """Takes the weights a stager filled (``python -m stasis_engine.weights.stage``) from its socket and maps
         them at the arena's addresses; acknowledges (``ok``) or answers the error, which it also raises."""
-        import json
-        import os
-        import socket
+        from ..weights.handoff import take_memory
+
+        def take(pieces: list[int], fds: list[int]) -> dict[str, Any]:
+            if len(pieces) != 1:
+                raise StasisEngineError("weights_layout", f"the stager offers {len(pieces)} allocations, the arena "
+                                        "takes one", "the stager was given another layout than this engine's")
+            return self._e.adopt_weights(fds[0], pieces[0])
 
         start = time.perf_counter()
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(30)
-            try:
-                conn.connect(socket_path)
-                msg, fds, _, _ = socket.recv_fds(conn, 4096, 1)
-            except OSError as err:
-                raise StasisEngineError("stage_unreachable", f"cannot take the staged weights from {socket_path}: {err}",
-                                        "the stager exited; wake and refill instead") from err
-            if not fds:
-                raise StasisEngineError("stage_unreachable", f"the stager at {socket_path} sent no memory")
-            try:
-                try:
-                    size = int(json.loads(msg)["size"])
-                    out = self._e.adopt_weights(fds[0], size)
-                except (ValueError, KeyError, TypeError) as err:
-                    conn.sendall(f"bad hand-off message: {err}".encode())
-                    raise StasisEngineError("stage_protocol", f"bad hand-off message from the stager: {msg!r}") from err
-                except StasisEngineError as err:
-                    conn.sendall(f"{err.code}: {err.message}".encode())
-                    raise
-            finally:
-                for fd in fds:
-                    os.close(fd)
-            conn.sendall(b"ok")
+        out = take_memory(socket_path, take)
         return {**out, "seconds": round(time.perf_counter() - start, 4)}
 
     def reload_weights(self) -> dict[str, Any]:

@@ -10,6 +10,11 @@ is the worker. Arguments are strings (collective_rpc passes strings only).
   ``POST /wake_up?tags=weights`` and before waking the KV cache. Refuses, writing nothing, when the live
   layout differs from the dump or the weights are not mapped.
 - ``stasis_weights_layout(path="")``: the live layout; with a path, also whether it matches that dump.
+- ``stasis_adopt_weights(socket)``: take the weights a stager filled beside the restore (one allocation per weights
+  extent, ``python -m stasis_engine.weights.stage``) and map them at the sleeping weights' addresses, instead of
+  waking empty memory and refilling it. vLLM's own bookkeeping is kept true: the adopted allocations are hidden
+  from the allocator until ``POST /wake_up?tags=weights`` has run (which then maps nothing, restores the model's
+  buffers and marks the weights awake), and ``stasis_adopt_settle()`` gives them back their tag.
 - ``stasis_trim_host_memory()``: give the worker's freed host memory back (Python garbage, torch's pinned cache,
   glibc's free lists) after ``POST /sleep?level=2`` and before the checkpoint, so it is not in the image;
   answers ``ms``, ``trimmed`` and private dirty bytes before and after. The API server process is not trimmed.
@@ -26,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +49,8 @@ class StasisWorkerExtension:
     def stasis_weights_layout(self, path: str = "") -> dict[str, Any]:
         def run() -> dict[str, Any]:
             live = self._stasis_live_extents()
-            out: dict[str, Any] = {"device": str(self._stasis_device()), **_pool.layout_json(live)}
+            out: dict[str, Any] = {"device": str(self._stasis_device()), **_pool.layout_json(live),
+                                   "stage": _pool.stage_info()}
             if path:
                 target = self._stasis_path(path)
                 problems = _layout_problems(target, live)
@@ -84,6 +91,21 @@ class StasisWorkerExtension:
             return {"path": target, "stats": stats.to_dict()}
 
         return self._stasis_call(run)
+
+    def stasis_adopt_weights(self, socket_path: str) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            from ..weights.handoff import take_memory
+
+            start = time.perf_counter()
+            device = self._stasis_device()
+            index = device.index if device.index is not None else _current_device()
+            out = take_memory(socket_path, lambda pieces, fds: _pool.adopt(self._stasis_pool(), pieces, fds, index))
+            return {**out, "settle": True, "seconds": round(time.perf_counter() - start, 4)}
+
+        return self._stasis_call(run)
+
+    def stasis_adopt_settle(self) -> dict[str, Any]:
+        return self._stasis_call(lambda: {"allocations": _pool.settle(self._stasis_pool())})
 
     def stasis_trim_host_memory(self) -> dict[str, Any]:
         from ..host_trim import trim_host_memory
@@ -153,6 +175,12 @@ def _refuse_asleep(asleep: list[Extent]) -> None:
             "vllm_weights_asleep", f"{len(asleep)} weights allocations are not mapped (first {asleep[0].address:#x})",
             hint="POST /wake_up?tags=weights first",
         )
+
+
+def _current_device() -> int:
+    import torch
+
+    return int(torch.cuda.current_device())
 
 
 def _flag(value: str | bool) -> bool:

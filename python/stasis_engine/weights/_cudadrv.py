@@ -10,6 +10,7 @@ another process can import (``cuMemImportFromShareableHandle``) and map at its o
 from __future__ import annotations
 
 import ctypes
+import os
 from typing import Any
 
 from ..errors import StasisEngineError
@@ -60,6 +61,7 @@ _SIGNATURES: dict[str, list[Any]] = {
     "cuMemUnmap": [_u64, _sz],
     "cuMemSetAccess": [_u64, _sz, _c.POINTER(_AccessDesc), _sz],
     "cuMemExportToShareableHandle": [_vp, _u64, _int, _u64],
+    "cuMemImportFromShareableHandle": [_c.POINTER(_u64), _vp, _int],
     "cuMemHostRegister_v2": [_vp, _sz, _uint],
     "cuMemHostAlloc": [_c.POINTER(_vp), _sz, _uint],
     "cuMemFreeHost": [_vp],
@@ -206,9 +208,10 @@ class DriverRuntime:
     def host_free(self, address: int) -> None:
         self.drv.call("cuMemFreeHost", address)
 
-    def exportable(self, size: int) -> "ExportableMemory":
-        """``size`` bytes of device memory on this device that another process can import (``ExportableMemory``)."""
-        return ExportableMemory(self, size)
+    def exportable(self, size: int, pieces: list[int] | None = None) -> "ExportableMemory":
+        """``size`` bytes of device memory on this device that another process can import (``ExportableMemory``),
+        as one allocation or as ``pieces`` (their sizes, adding up to ``size``), mapped back to back."""
+        return ExportableMemory(self, size, pieces or [size])
 
     def free_bytes(self) -> int:
         free, total = _sz(0), _sz(0)
@@ -219,10 +222,20 @@ class DriverRuntime:
         self.drv.call("cuDevicePrimaryCtxRelease_v2", self.device)
 
 
-class ExportableMemory:
-    """``size`` bytes of device memory, mapped here at ``address``, exportable as a file descriptor."""
+def _access(device: int) -> _AccessDesc:
+    desc = _AccessDesc()
+    desc.location.type = _LOCATION_DEVICE
+    desc.location.id = device
+    desc.flags = _ACCESS_READWRITE
+    return desc
 
-    def __init__(self, rt: DriverRuntime, size: int) -> None:
+
+class ExportableMemory:
+    """``size`` bytes of device memory, mapped here at ``address``, exportable as file descriptors: one allocation
+    per piece, the pieces mapped back to back, so the stager fills them as one range and the engine maps each at its
+    own address."""
+
+    def __init__(self, rt: DriverRuntime, size: int, pieces: list[int]) -> None:
         drv = self._drv = rt.drv
         prop = _AllocationProp()
         prop.type = _ALLOCATION_PINNED
@@ -231,45 +244,73 @@ class ExportableMemory:
         prop.location.id = rt.device
         gran = _sz(0)
         drv.call("cuMemGetAllocationGranularity", _c.byref(gran), _c.byref(prop), _GRANULARITY_RECOMMENDED)
-        if size <= 0 or size % gran.value:
-            raise StasisEngineError("weights_layout", f"an allocation of {size} bytes is not a multiple of the GPU's "
-                                    f"granularity ({gran.value})", "the layout must come from the engine's arena")
+        if sum(pieces) != size or any(p <= 0 or p % gran.value for p in pieces):
+            raise StasisEngineError("weights_layout", f"allocations of {pieces[:4]}{'...' if len(pieces) > 4 else ''}"
+                                    f" bytes (total {size}) are not all multiples of the GPU's granularity "
+                                    f"({gran.value})", "the layout must come from the engine's allocations")
         self.size = size
-        self.handle = 0
         self.address = 0
-        self._mapped = False
-        handle = _u64(0)
-        drv.call("cuMemCreate", _c.byref(handle), size, _c.byref(prop), 0)
-        self.handle = handle.value
+        self.handles: list[int] = []
+        self._mapped: list[tuple[int, int]] = []
         try:
             va = _u64(0)
             drv.call("cuMemAddressReserve", _c.byref(va), size, gran.value, 0, 0)
             self.address = va.value
-            drv.call("cuMemMap", self.address, size, 0, self.handle, 0)
-            self._mapped = True
-            desc = _AccessDesc()
-            desc.location.type = _LOCATION_DEVICE
-            desc.location.id = rt.device
-            desc.flags = _ACCESS_READWRITE
+            offset = 0
+            for piece in pieces:
+                handle = _u64(0)
+                drv.call("cuMemCreate", _c.byref(handle), piece, _c.byref(prop), 0)
+                self.handles.append(handle.value)
+                drv.call("cuMemMap", self.address + offset, piece, 0, handle.value, 0)
+                self._mapped.append((self.address + offset, piece))
+                offset += piece
+            desc = _access(rt.device)
             drv.call("cuMemSetAccess", self.address, size, _c.byref(desc), 1)
         except BaseException:
             self.close()
             raise
 
-    def export_fd(self) -> int:
-        """A new file descriptor for the memory; the caller closes it (the memory lives while any holder does)."""
-        fd = _int(-1)
-        self._drv.call("cuMemExportToShareableHandle", _c.addressof(fd), self.handle, HANDLE_TYPE_POSIX_FD, 0)
-        return fd.value
+    def export_fds(self) -> list[int]:
+        """A new file descriptor for each allocation, in order; the caller closes them (the memory lives while any
+        holder does)."""
+        fds: list[int] = []
+        try:
+            for handle in self.handles:
+                fd = _int(-1)
+                self._drv.call("cuMemExportToShareableHandle", _c.addressof(fd), handle, HANDLE_TYPE_POSIX_FD, 0)
+                fds.append(fd.value)
+        except BaseException:
+            for fd_ in fds:
+                os.close(fd_)
+            raise
+        return fds
 
     def close(self) -> None:
         """Unmaps and releases this process's hold; an importer keeps the memory alive."""
-        if self._mapped:
-            self._drv.call("cuMemUnmap", self.address, self.size)
-            self._mapped = False
+        while self._mapped:
+            self._drv.call("cuMemUnmap", *self._mapped.pop())
         if self.address:
             self._drv.call("cuMemAddressFree", self.address, self.size)
             self.address = 0
-        if self.handle:
-            self._drv.call("cuMemRelease", self.handle)
-            self.handle = 0
+        while self.handles:
+            self._drv.call("cuMemRelease", self.handles.pop())
+
+
+def map_imported(drv: Driver, fd: int, address: int, size: int, device: int) -> int:
+    """Imports an allocation another process exported (a POSIX file descriptor; it stays the caller's) and maps it
+    read-write at ``address`` (an address range this process reserved and left unmapped). Returns the allocation's
+    handle here, which the caller releases after unmapping; on failure nothing stays mapped or held."""
+    handle = _u64(0)
+    drv.call("cuMemImportFromShareableHandle", _c.byref(handle), _vp(fd), HANDLE_TYPE_POSIX_FD)
+    try:
+        drv.call("cuMemMap", address, size, 0, handle.value, 0)
+        try:
+            desc = _access(device)
+            drv.call("cuMemSetAccess", address, size, _c.byref(desc), 1)
+        except BaseException:
+            drv.call("cuMemUnmap", address, size)
+            raise
+    except BaseException:
+        drv.call("cuMemRelease", handle.value)
+        raise
+    return handle.value

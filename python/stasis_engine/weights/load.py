@@ -156,7 +156,9 @@ def load_targets(
         stats.stages["header"] = header_s
         copies = coalesce([Copy(r.offset, t.address, r.size, t.group) for r, t in pairs])
         stats.copies = len(copies)
-        if dev.kind == "cuda" and kind == "extents":
+        # Raw extents are the engine's memory, which a sleeping engine has unmapped: check it is there. A caller
+        # with a runtime of its own (the stager) loads into memory it has just created and mapped itself.
+        if dev.kind == "cuda" and kind == "extents" and runtime is None:
             _check_mapped(copier, tlist, path)
         stats.stages["validate"] = time.perf_counter() - start
         if verify:

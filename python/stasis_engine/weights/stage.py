@@ -7,7 +7,10 @@ then hands the memory to the engine as a file descriptor over a Unix socket. The
 addresses (``stasis_adopt_weights``): the weights are in place without a copy on the restore's path.
 
 Job (one JSON line on stdin): ``{"file": PATH, "gpu": UUID, "socket": PATH, "arena_size": N, "tensors": [{"name",
-"offset", "nbytes", "dtype", "shape"}], "reserve_bytes": N, "wait_s": S, "hold": B}``. ``reserve_bytes``: GPU memory
+"offset", "nbytes", "dtype", "shape"}], "reserve_bytes": N, "wait_s": S, "hold": B}``; an engine whose weights are
+several allocations (vLLM's weights pool) sends ``"extents": [{"address", "size"}]`` instead of ``arena_size`` and
+``tensors``: the stager then makes one allocation per extent and hands them all over, each to be mapped back at its
+own address. ``reserve_bytes``: GPU memory
 to leave free for the rest of the restore (the CUDA restore of the engine runs at the same time); without it, the
 stager refuses. ``hold``: when the file is not in the page cache, create the memory but read nothing until a line
 ``{"op": "go"}`` (the keeper's: ``{"op": "go", "id": ...}``) comes, stdin closes, or ``wait_s`` passes: the restore
@@ -44,6 +47,7 @@ from ..errors import StasisEngineError
 from ._cudadrv import Driver, DriverRuntime, ExportableMemory
 from .load import file_resident, load_targets
 from ._targets import Device, Target
+from .handoff import send_memory
 
 ACK = b"ok"
 
@@ -112,15 +116,23 @@ def go_line(job_id: Any) -> Callable[[str], bool]:
 
 
 def parse_job(text: str, *, socket_needed: bool = True) -> dict[str, Any]:
-    """The job, checked: every field present and of its type, tensors inside the arena and not overlapping
-    (``socket_needed=False``: a keeper's pin, which hands nothing over)."""
+    """The job, checked: every field present and of its type, its layout inside its memory and not overlapping
+    (``socket_needed=False``: a keeper's pin, which hands nothing over).
+
+    Two layouts: ``tensors`` at offsets of one ``arena_size`` allocation (the reference engine's arena), or
+    ``extents``: the engine's allocations by address and size (vLLM's weights pool, one allocation per extent,
+    each mapped back at its own address). The job comes out with ``pieces`` (the allocations' sizes, in order) and
+    ``arena_size`` (their sum) either way."""
     try:
         job = json.loads(text)
     except json.JSONDecodeError as e:
         raise StasisEngineError("bad_argument", f"the stager's job is not JSON: {e}") from e
     if not isinstance(job, dict):
         raise StasisEngineError("bad_argument", "the stager's job must be a JSON object")
-    for key, kind in (("file", str), ("gpu", str), ("socket", str), ("arena_size", int), ("tensors", list)):
+    extents = "extents" in job
+    fields = [("file", str), ("gpu", str), ("socket", str)]
+    fields += [("extents", list)] if extents else [("arena_size", int), ("tensors", list)]
+    for key, kind in fields:
         if key == "socket" and not socket_needed:
             continue
         if not isinstance(job.get(key), kind) or isinstance(job.get(key), bool):
@@ -130,6 +142,11 @@ def parse_job(text: str, *, socket_needed: bool = True) -> dict[str, Any]:
     job.setdefault("hold", False)
     if not isinstance(job["hold"], bool):
         raise StasisEngineError("bad_argument", "the stager's job has a non-boolean 'hold'")
+    if extents:
+        _check_extents(job["extents"])
+        job["pieces"] = [e["size"] for e in job["extents"]]
+        job["arena_size"] = sum(job["pieces"])
+        return job
     end = 0
     for t in sorted(job["tensors"], key=lambda t: t.get("offset", -1) if isinstance(t, dict) else -1):
         if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not isinstance(t.get("offset"), int) \
@@ -139,13 +156,41 @@ def parse_job(text: str, *, socket_needed: bool = True) -> dict[str, Any]:
             raise StasisEngineError("weights_layout", f"tensor {t['name']!r} overlaps another or leaves the arena "
                                     f"({t['offset']}+{t['nbytes']} of {job['arena_size']} bytes)")
         end = t["offset"] + t["nbytes"]
+    job["pieces"] = [job["arena_size"]]
     return job
+
+
+def _check_extents(extents: list[Any]) -> None:
+    """Extents in address order, each of a positive size, none overlapping the next."""
+    if not extents:
+        raise StasisEngineError("bad_argument", "the stager's job has no extents")
+    end = 0
+    for e in extents:
+        if not isinstance(e, dict) or not all(isinstance(e.get(k), int) and not isinstance(e.get(k), bool)
+                                              for k in ("address", "size")) or e["size"] <= 0 or e["address"] < 0:
+            raise StasisEngineError("bad_argument", f"bad extent in the stager's job: {e!r}")
+        if e["address"] < end:
+            raise StasisEngineError("weights_layout", f"extent {e['address']:#x} overlaps the one before it or is "
+                                    "out of address order")
+        end = e["address"] + e["size"]
 
 
 def targets_at(base: int, tensors: list[dict[str, Any]]) -> list[Target]:
     """The job's tensors as load targets at ``base``; one group, so neighbours coalesce into long copies."""
     return [Target(t["name"], base + t["offset"], t["nbytes"], t.get("dtype"),
                    tuple(t["shape"]) if isinstance(t.get("shape"), list) else None, 0) for t in tensors]
+
+
+def job_targets(job: dict[str, Any], base: int) -> tuple[str, list[Target]]:
+    """The job's layout as load targets in memory at ``base``: its tensors at their offsets, or its extents one
+    after the other (the stager's memory holds them back to back; each is handed over as an allocation of its own)."""
+    if "extents" not in job:
+        return "tensors", targets_at(base, job["tensors"])
+    out, offset = [], 0
+    for e in job["extents"]:
+        out.append(Target(e["address"], base + offset, e["size"]))
+        offset += e["size"]
+    return "extents", out
 
 
 def listen(path: str) -> socket.socket:
@@ -173,8 +218,9 @@ def listen(path: str) -> socket.socket:
     return sock
 
 
-def hand_off(sock: socket.socket, fd: int, size: int, wait_s: float) -> None:
-    """Sends ``fd`` (with the size) to the first process that connects and waits for its acknowledgement."""
+def hand_off(sock: socket.socket, fds: list[int], pieces: list[int], wait_s: float) -> None:
+    """Sends the memory (``fds``, one per allocation of ``pieces`` bytes) to the first process that connects and
+    waits for its acknowledgement (``handoff.send_memory`` says how it is framed)."""
     sock.settimeout(wait_s)
     try:
         conn, _ = sock.accept()
@@ -182,7 +228,7 @@ def hand_off(sock: socket.socket, fd: int, size: int, wait_s: float) -> None:
         raise StasisEngineError("stage_timeout", f"no engine took the weights within {wait_s:.0f} s") from e
     with conn:
         conn.settimeout(wait_s)
-        socket.send_fds(conn, [json.dumps({"size": size}).encode()], [fd])
+        send_memory(conn, fds, pieces)
         answer = conn.recv(4096)
     if answer != ACK:
         raise StasisEngineError("stage_refused", f"the engine did not take the weights: {answer.decode(errors='replace') or 'no answer'}")
@@ -248,7 +294,7 @@ def serve_job(job: dict[str, Any], rt: DriverRuntime, fill: Any, extra: dict[str
     start = time.perf_counter()
     sock = listen(job["socket"])
     mem: ExportableMemory | None = None
-    fd = -1
+    fds: list[int] = []
     try:
         rt.set_device(rt.device)
         free = rt.free_bytes()
@@ -256,15 +302,15 @@ def serve_job(job: dict[str, Any], rt: DriverRuntime, fill: Any, extra: dict[str
         if free < need:
             raise StasisEngineError("gpu_memory", f"{free / 2**30:.1f} GiB free on {job['gpu']}, staging needs "
                                     f"{need / 2**30:.1f} GiB beside the restore", "the restore refills in place instead")
-        mem = rt.exportable(job["arena_size"])
+        mem = rt.exportable(job["arena_size"], job["pieces"])
         stats = fill(mem)
-        fd = mem.export_fd()
+        fds = mem.export_fds()
         _emit({"event": "ready", **extra, "bytes": stats.get("bytes", job["arena_size"]),
                "seconds": round(time.perf_counter() - start, 4), "load": stats})
-        hand_off(sock, fd, job["arena_size"], float(job["wait_s"]))
+        hand_off(sock, fds, job["pieces"], float(job["wait_s"]))
         _emit({"event": "handed-off", **extra, "seconds": round(time.perf_counter() - start, 4)})
     finally:
-        if fd >= 0:
+        for fd in fds:
             os.close(fd)
         if mem is not None:
             mem.close()
@@ -294,7 +340,8 @@ def fill_from_file(job: dict[str, Any], rt: DriverRuntime, mem: ExportableMemory
             held["go"] = hold(float(job["wait_s"]))
             held["held_s"] = round(time.perf_counter() - t, 4)
 
-    stats = load_targets("tensors", targets_at(mem.address, job["tensors"]), Device("cuda", rt.device), job["file"],
+    kind, targets = job_targets(job, mem.address)
+    stats = load_targets(kind, targets, Device("cuda", rt.device), job["file"],
                          runtime=rt, threads=_threads(resident), method=_method(), gate=gate,
                          resident=measured).to_dict()
     return {**stats, **held}
@@ -349,7 +396,7 @@ class Keeper:
         import hashlib
 
         st = os.stat(job["file"])
-        layout = hashlib.sha256(json.dumps(job["tensors"], sort_keys=True).encode()).hexdigest()
+        layout = hashlib.sha256(json.dumps(job.get("extents", job.get("tensors")), sort_keys=True).encode()).hexdigest()
         return (os.path.realpath(job["file"]), st.st_ino, st.st_size, st.st_mtime_ns, job["arena_size"], layout)
 
     def pin(self, key: tuple[Any, ...], job: dict[str, Any], rt: DriverRuntime) -> None:
@@ -362,8 +409,7 @@ class Keeper:
             owner.host_free(address)
         host = rt.host_alloc(job["arena_size"])
         try:
-            load_targets("tensors", targets_at(host, job["tensors"]), Device("cpu"), job["file"], method="cpu",
-                         threads=16)
+            load_targets(*job_targets(job, host), Device("cpu"), job["file"], method="cpu", threads=16)
         except BaseException:
             rt.host_free(host)
             raise
