@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import type { Events } from "../events.js";
 import { openSnapshot } from "../store/store.js";
 import { gpuInventory } from "../cuda/gpus.js";
+import { benchSubject, type BenchSubject } from "./subject.js";
 import { diskRate, type DiskRate } from "./disk.js";
 import { STRATEGIES, restoreServer, startServer, type RestoreArgs, type Run, type Strategy } from "./strategies.js";
 import { DEFAULT_MEMORY, DEFAULT_PREFETCH, DEFAULT_WEIGHTS, type MemoryMode, type PrefetchMode, type VerifyMode, type WeightsMode } from "../restore/modes.js";
@@ -41,6 +42,9 @@ export interface StrategySummary {
 export interface BenchReport {
   date: string;
   machine: { host: string; cpus: number; cpuModel: string; kernel: string; gpu?: string; driver?: string };
+  /** The engine and model the snapshot holds (absent in results written before they were recorded). */
+  engine?: BenchSubject["engine"];
+  model?: BenchSubject["model"];
   command: string;
   snapshot: string;
   repeat: number;
@@ -150,6 +154,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
       kernel: release(),
       ...(inv ? { gpu: inv.gpus.map((g) => g.name).join(", "), driver: inv.driver } : {}),
     },
+    ...(await benchSubject(snap)),
     command,
     snapshot: opts.snapshot,
     repeat: opts.repeat,

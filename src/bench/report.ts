@@ -44,6 +44,7 @@ export function benchTable(r: BenchReport, style: "text" | "markdown"): string {
   const facts = [
     `snapshot ${r.snapshot}, ${r.repeat} run(s) per restore strategy, ${r.repeatStarts ?? r.repeat} per cold/warm start, restore --verify ${r.verify}${r.prefetch ? ` --prefetch ${r.prefetch}` : ""}${r.memory ? ` --memory ${r.memory}` : ""}${r.weights ? ` --weights ${r.weights}` : ""}${r.via === "api" ? ", each a request to `stasis serve`" : ""}`,
     `${r.date} on ${r.machine.host}: ${r.machine.cpus} x ${r.machine.cpuModel}, kernel ${r.machine.kernel}${r.machine.gpu ? `, ${r.machine.gpu} (driver ${r.machine.driver})` : ""}`,
+    ...(r.engine ? [`engine: ${subjectLine(r)}`] : []),
     `command: ${r.command}`,
     ...(r.disk && r.coldRatio !== undefined
       ? [
@@ -77,4 +78,19 @@ export function benchTable(r: BenchReport, style: "text" | "markdown"): string {
       : []),
   ]);
   return [...facts.map((f) => `- ${f}`), "", ...md, ...phases].join("\n");
+}
+
+/** "vllm 0.26.0 (vllm adapter), model /opt/model: LlamaForCausalLM, hidden 3072 x 28 layers, 6.43 GB of weights". */
+function subjectLine(r: BenchReport): string {
+  const e = r.engine!;
+  const m = r.model;
+  const shape = m?.shape as { architectures?: string[]; hidden_size?: number; num_hidden_layers?: number } | undefined;
+  const parts = [
+    shape?.architectures?.[0],
+    shape?.hidden_size && shape.num_hidden_layers ? `hidden ${shape.hidden_size} x ${shape.num_hidden_layers} layers` : undefined,
+    m && m.weightsBytes > 0 ? `${(m.weightsBytes / 1e9).toFixed(2)} GB of weights` : undefined,
+    m?.gpuStateBytes !== undefined ? `${(m.gpuStateBytes / 1e9).toFixed(2)} GB of GPU state` : undefined,
+    m ? `${(m.imageBytes / 1e9).toFixed(2)} GB image` : undefined,
+  ].filter(Boolean);
+  return `${e.name ?? "?"} ${e.version ?? "?"} (${e.adapter} adapter)${m?.id ? `, model ${m.id}` : ""}${parts.length ? `: ${parts.join(", ")}` : ""}`;
 }
