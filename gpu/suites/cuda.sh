@@ -1,4 +1,4 @@
-# Issue 4's GPU tests (a 4 GiB torch process, two CUDA processes in one tree, a restore refused for lack of
+# The CUDA checkpoint's GPU tests (a 4 GiB torch process, two CUDA processes in one tree, a restore refused for lack of
 # GPU memory, and on a two-GPU machine a restore onto the other GPU). Measurements: $OUT/cuda-checkpoint.jsonl,
 # as a table in $OUT/cuda-checkpoint.md (printed last).
 # CUDA_TEST_SERVER_ENV="K=V ...": the 4 GiB test once more, its server started with that environment (e.g.

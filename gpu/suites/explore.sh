@@ -1,5 +1,5 @@
-# First look on a GPU machine: doctor, the CUDA checkpoint tests (issue 4), the weights tests and benchmark
-# (issue 5), the page-cache benchmark (issue 3). Prints a summary table last.
+# First look on a GPU machine: doctor, the CUDA checkpoint tests, the weights tests and benchmark,
+# the page-cache benchmark. Prints a summary table last.
 set -euo pipefail
 source gpu/suites/_common.sh
 : > "$OUT/steps.txt"

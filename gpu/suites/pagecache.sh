@@ -1,4 +1,4 @@
-# Issue 3: `stasis prefetch` against vmtouch -t, cat and parallel dd on 8 x 1 GiB, page cache dropped before each
+# The page cache: `stasis prefetch` against vmtouch -t, cat and parallel dd on 8 x 1 GiB, page cache dropped before each
 # case (bench/pagecache.mjs). Knobs: PC_ARGS (more bench arguments). vmtouch comes from .cache/pcbench (carried).
 set -euo pipefail
 source gpu/suites/_common.sh

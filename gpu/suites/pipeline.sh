@@ -1,5 +1,5 @@
-# Issue 7 on the GPU: the reference engine with Llama-3.2-3B's shape, captured with stasis, then `stasis bench`
-# (cold, warm, restore-hot, restore-cold side by side). Results in $OUT/bench; table printed last.
+# The whole pipeline on the GPU: the reference engine with Llama-3.2-3B's shape, captured with stasis, then
+# `stasis bench` (cold, warm, restore-hot, restore-cold side by side). Results in $OUT/bench; table printed last.
 # Knobs: STAGE_TEST, STRATEGIES, REPEAT, VERIFY (auto|full|size|none), SERVER_ARGS (e.g. "--cuda-graph-sizes 1" for a shorter
 # compile; restores only: STRATEGIES=restore-hot,restore-cold), CAPTURE_LIMIT, BENCH_LIMIT (seconds), BENCH_ARGS
 # (more `stasis bench` arguments), COMPARE (below).

@@ -1,4 +1,4 @@
-# The reference engine on the GPU (issue 6) and the whole pipeline on it with a tiny model (issue 7 smoke).
+# The reference engine on the GPU and the whole pipeline on it with a tiny model (a smoke test).
 set -euo pipefail
 source gpu/suites/_common.sh
 [ -f "$OUT/steps.txt" ] || : > "$OUT/steps.txt"

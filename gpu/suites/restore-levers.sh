@@ -1,4 +1,4 @@
-# Issue 7's levers, measured on one capture of the 3B reference engine (one CUDA graph size, for a shorter
+# The restore's levers, measured on one capture of the 3B reference engine (one CUDA graph size, for a shorter
 # compile): restores with digest verification full vs none, CRIU's log level, lazy pages (userfaultfd); what the
 # restored tree holds in memory; where CRIU's restore spends its time; sleep 1 and sleep 2 + refill on the 3B
 # server with answers compared. Table printed last.

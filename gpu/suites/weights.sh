@@ -1,9 +1,10 @@
-# Issue 5's weights loader on this GPU: its GPU tests (bit-exact refills), then bench/weights_bench.py side by side
+# The weights loader on this GPU: its GPU tests (bit-exact refills), then bench/weights_bench.py side by side
 # with the baselines, once per way of filling the page cache for the hot case. Prints each run's table and the stages
 # of our hot and cold loads.
-# Knobs: FILLS (weights_bench --hot-fill values, default "written"), ONLY (--only, default issue 5's judged set),
-# REPEAT (hot runs, default 5), COLD (cold runs, default 3; 0: hot only), TESTS=0 (skip the GPU tests), REFERENCE=1
-# (also the reference engine's refill, adoption and keeper GPU tests, which run the same loader).
+# Knobs: FILLS (weights_bench --hot-fill values, default "written"), ONLY (--only, default the methods of
+# docs/benchmarks.md's table), REPEAT (hot runs, default 5), COLD (cold runs, default 3; 0: hot only), TESTS=0
+# (skip the GPU tests), REFERENCE=1 (also the reference engine's refill, adoption and keeper GPU tests, which run the
+# same loader).
 set -euo pipefail
 source gpu/suites/_common.sh
 : > "$OUT/steps.txt"

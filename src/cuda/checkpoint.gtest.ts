@@ -1,5 +1,5 @@
 /**
- * GPU process trees through the CUDA driver's checkpoint API + CRIU, driven by the stasis CLI (issue 4).
+ * GPU process trees through the CUDA driver's checkpoint API + CRIU, driven by the stasis CLI.
  * Runs on a GPU machine through the harness (gpu/run.sh gpu-tests); every measurement goes to
  * $STASIS_RESULTS_DIR/cuda-checkpoint.jsonl.
  */

@@ -1,4 +1,4 @@
-"""``python -m stasis_engine.reference {make-model,serve} ...`` (``serve`` may be left out, as in the issue)."""
+"""``python -m stasis_engine.reference {make-model,serve} ...`` (``serve`` may be left out)."""
 
 from __future__ import annotations
 
