@@ -18,12 +18,15 @@ PORT=8000
 step vllm-install 300 bash gpu/vllm/device/install.sh
 source gpu/vllm/env.sh
 [ -f $MODEL/config.json ] || step "make-model-$SHAPE" 240 python3 gpu/vllm/device/make_model.py $MODEL --shape "$SHAPE"
-# A stock `vllm serve` with the three things stasis needs: sleep mode, the dev-mode control API, the worker extension.
-SERVE=(vllm serve $MODEL --port $PORT --enable-sleep-mode --worker-extension-cls stasis_engine.vllm.StasisWorkerExtension
-       --max-model-len 4096 --gpu-memory-utilization 0.5 ${SERVER_ARGS:-})
+# The README's vLLM recipe, as written there: a stock `vllm serve` with sleep mode, the worker extension and the
+# dev-mode control API, stasis_engine on its PYTHONPATH (here vLLM itself is on it too: /opt/vllm-site, no venv).
+SERVE=(vllm serve $MODEL --host 127.0.0.1 --port $PORT --enable-sleep-mode
+       --worker-extension-cls stasis_engine.vllm.StasisWorkerExtension --max-model-len 4096 --gpu-memory-utilization 0.5
+       ${SERVER_ARGS:-})
 if [ ! -d $STASIS_HOME/snapshots/$NAME ]; then
   step "capture-$SHAPE" "${CAPTURE_LIMIT:-420}" stasis capture $NAME --engine vllm --ready-url http://127.0.0.1:$PORT/health \
-    --ready-timeout 400 --warmup 3 -- "${SERVE[@]}"
+    --ready-timeout 400 --warmup 3 --env VLLM_SERVER_DEV_MODE=1 --env PYTHONPATH=$PWD/python:$VLLM_SITE \
+    --env VLLM_NO_USAGE_STATS=1 --env HF_HUB_OFFLINE=1 --env VLLM_USE_FLASHINFER_SAMPLER=0 -- "${SERVE[@]}"
 fi
 if [ ! -d $STASIS_HOME/snapshots/$NAME ]; then
   dir=$(ls -dt $STASIS_HOME/instances/*/ 2>/dev/null | head -1)
