@@ -35,8 +35,11 @@ if [ ! -d $STASIS_HOME/snapshots/$NAME ]; then
 fi
 # What the snapshot holds: the image by file, the GPU state by process, the weights.
 stasis inspect $NAME > "$OUT/inspect.txt" 2>&1 || true
-{ du -sh $STASIS_HOME/snapshots/$NAME/{images,weights,caches} 2>/dev/null; ls -la $STASIS_HOME/snapshots/$NAME/images | sort -k5 -n | tail -6
-  grep -o '"gpu":{"processes".*"totalBytes":[0-9]*' $STASIS_HOME/snapshots/$NAME/manifest.json | head -c 600; echo; } | tee "$OUT/snapshot.txt"
+{ du -sh $STASIS_HOME/snapshots/$NAME/{images,weights,caches} || true
+  ls -la $STASIS_HOME/snapshots/$NAME/images | sort -k5 -n | tail -6
+  node -e 'const m=require(process.argv[1]); console.log(JSON.stringify({gpu: m.gpu, tree: m.tree}))' \
+    $STASIS_HOME/snapshots/$NAME/manifest.json || true; } > "$OUT/snapshot.txt" 2>&1
+cat "$OUT/snapshot.txt"
 if [ "${TESTS:-1}" = 1 ]; then
   step "gpu-tests-$SHAPE" 300 env STASIS_VLLM_SNAPSHOT=$NAME STASIS_VLLM_URL=http://127.0.0.1:$PORT \
     python3 -m pytest -q -x python/tests/gpu/test_vllm_gpu.py
