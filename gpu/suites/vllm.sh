@@ -39,6 +39,9 @@ stasis inspect $NAME > "$OUT/inspect.txt" 2>&1 || true
   ls -la $STASIS_HOME/snapshots/$NAME/images | sort -k5 -n | tail -6
   node -e 'const m=require(process.argv[1]); console.log(JSON.stringify({gpu: m.gpu, tree: m.tree}))' \
     $STASIS_HOME/snapshots/$NAME/manifest.json || true; } > "$OUT/snapshot.txt" 2>&1
+# vLLM's own account of its memory: model, CUDA graphs, KV cache, and what sleep freed and left.
+grep -hE "Model loading took|Graph capturing finished|Available KV cache memory|GPU KV cache size|sleep freed|still in use|torch.compile took" \
+  $STASIS_HOME/snapshots/$NAME/logs/*.log 2>/dev/null | sed 's/^.*\] //' | cut -c1-200 >> "$OUT/snapshot.txt" || true
 cat "$OUT/snapshot.txt"
 if [ "${TESTS:-1}" = 1 ]; then
   step "gpu-tests-$SHAPE" 300 env STASIS_VLLM_SNAPSHOT=$NAME STASIS_VLLM_URL=http://127.0.0.1:$PORT \
