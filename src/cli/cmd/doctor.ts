@@ -3,7 +3,7 @@ import type { CliCommand } from "../registry.js";
 const MARK = { pass: "ok  ", warn: "WARN", fail: "FAIL" } as const;
 
 export const command: CliCommand = {
-  usage: "doctor [--json]",
+  args: [],
   help: "Checks this machine for what stasis needs; exits 1 if a check fails.",
   options: {},
   async run() {

@@ -1,13 +1,11 @@
 import type { CliCommand } from "../registry.js";
-import { requirePositional } from "../args.js";
 import { formatBytes, formatMs, table } from "../render/format.js";
 
 export const command: CliCommand = {
-  usage: "inspect <name> [--verify] [--json]",
-  help: "  --verify   read every file and check it against the manifest's digests",
-  options: { verify: { type: "boolean" } },
+  args: ["<name>"],
+  options: { verify: { type: "boolean", help: "read every file and check it against the manifest's digests" } },
   async run({ values, positionals, events }) {
-    const name = requirePositional(positionals, 0, "the snapshot name", "inspect <name> [--verify] [--json]");
+    const name = positionals[0]!;
     const { inspect } = await import("../../commands/inspect.js");
     const r = await inspect({ name, verify: Boolean(values.verify) }, events);
     const m = r.manifest;
