@@ -115,7 +115,7 @@ async function refuseUnwritableStore(home: string): Promise<void> {
       hint: e.hint ?? "point STASIS_HOME at a writable folder",
     });
   } finally {
-    await rm(probe, { force: true });
+    await rm(probe, { force: true }).catch(() => undefined); // no store: nothing to remove
   }
 }
 

@@ -11,7 +11,7 @@ export const command: CliCommand = {
     const m = r.manifest;
     const fp = m.fingerprint;
     const lines = [
-      `snapshot   ${m.name}  (${r.dir})`,
+      `snapshot   ${m.name}  (${r.snapshotDir})`,
       `created    ${m.createdAt} by stasis ${m.stasisVersion}`,
       `command    ${m.command.argv.join(" ")}  (cwd ${m.command.cwd})`,
       `server     ${m.server.url}${m.server.readyPath}  engine ${m.engine.kind}`,
