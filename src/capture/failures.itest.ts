@@ -59,7 +59,7 @@ test("corrupt manifest", async () => {
     assertFails(r, "E_MANIFEST_INVALID", 4);
     assert.match(r.stderr, /files/);
     const ls = await stasis(["ls", "--json"], env);
-    assert.equal(ls.json[0].error !== undefined, true, "ls lists the damaged snapshot as damaged");
+    assert.equal(ls.json.snapshots[0].error !== undefined, true, "ls lists the damaged snapshot as damaged");
   } finally {
     writeFileSync(manifest, original);
   }

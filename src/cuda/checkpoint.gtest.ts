@@ -33,11 +33,11 @@ const skip = inventory ? false : "no NVIDIA GPU here";
 
 interface Phase {
   name: string;
-  ms: number;
+  durationMs: number;
   bytes?: number;
   gbps?: number;
 }
-const summary = (phases: Phase[]) => phases.map((p) => ({ name: p.name, ms: Math.round(p.ms), bytes: p.bytes, gbps: p.gbps && Number(p.gbps.toFixed(2)) }));
+const summary = (phases: Phase[]) => phases.map((p) => ({ name: p.name, ms: Math.round(p.durationMs), bytes: p.bytes, gbps: p.gbps && Number(p.gbps.toFixed(2)) }));
 
 async function captureTorch(name: string, args: string[], extra: string[] = []) {
   const port = await freePort();
