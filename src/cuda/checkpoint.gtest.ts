@@ -122,7 +122,7 @@ test("a restore without enough free GPU memory is refused up front, and nothing 
     assert.equal(res.code, 5, res.output);
     assert.match(res.stderr, /E_GPU_MEMORY: GPU 0 .* free; restoring needs/);
     assert.match(res.stderr, /hint: /);
-    assert.deepEqual((await stasis(["ps", "--json"], env)).json, []);
+    assert.deepEqual((await stasis(["ps", "--json"], env)).json.instances, []);
   } finally {
     hog.kill("SIGKILL");
     await new Promise((r) => hog.once("exit", r));

@@ -56,7 +56,7 @@ test("(a) slow-start server: cold start >= 5 s, restore much faster, in-memory s
   const stop = await stasis(["stop", res.json.instance.id, "--json"], env);
   assert.equal(stop.code, 0, stop.output);
   await assert.rejects(httpOk(`${base}/health`, { timeoutMs: 1000 }));
-  assert.deepEqual((await stasis(["ps", "--json"], env)).json, []);
+  assert.deepEqual((await stasis(["ps", "--json"], env)).json.instances, []);
 });
 
 test("(b) two-process server (front end + engine over a unix socket, semaphore, loopback TCP) comes back whole", async () => {
