@@ -179,7 +179,8 @@ async function restoreByCli(snap: Snapshot, args: RestoreArgs, started: number):
   });
   const readyMs = performance.now() - started;
   // The CLI's document (stasis.restore/v1) names a phase's duration durationMs; the report's phases say ms.
-  type Doc = Partial<Omit<Restored["result"], "phases">> & { phases?: (Omit<TimelinePhase, "ms"> & { durationMs: number })[]; error?: { code: string; message: string } };
+  type DocPhase = Omit<TimelinePhase, "ms"> & { durationMs: number };
+  type Doc = Partial<Omit<Restored["result"], "phases">> & { phases?: DocPhase[]; error?: { code: string; message: string } };
   const result = JSON.parse(out.stdout || "{}") as Doc;
   if (out.code !== 0 || !result.instance) {
     throw new StasisError("E_CRIU_RESTORE", `restore for the benchmark failed: ${result.error?.message ?? out.stderr.trim().split("\n").pop()}`);

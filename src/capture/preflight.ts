@@ -19,7 +19,10 @@ export async function refuseUndumpable(pids: number[]): Promise<void> {
     const fds = (await openFds(pid)).filter((t) => t.target === IO_URING).map((t) => t.fd);
     if (fds.length === 0) continue;
     const comm = (await readStat(pid))?.comm ?? "?";
-    const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").filter(Boolean).join(" ");
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => ""))
+      .split("\0")
+      .filter(Boolean)
+      .join(" ");
     const shown = cmdline.replace(/\s+/g, " ");
     const libraries = await uringLibraries(pid);
     throw new StasisError(
@@ -73,8 +76,9 @@ function refuseMissingCanary(plan: LaunchPlan): void {
   if (plan.engine !== "http" || plan.canary !== undefined) return;
   throw new StasisError("E_USAGE", "an http capture needs a canary request (--canary-url)", {
     hint:
-      "pass --canary-url URL (and --canary-body JSON for a POST) on the server you capture: its answer is recorded now and must " +
-      "be the same after every restore; or --engine vllm for a vLLM-compatible server (its canary is a greedy completion)",
+      "pass --canary-url URL (and --canary-body JSON for a POST) on the server you capture: its answer is " +
+      "recorded now and must be the same after every restore; or --engine vllm for a vLLM-compatible server " +
+      "(its canary is a greedy completion)",
   });
 }
 
@@ -84,11 +88,11 @@ function refuseVllmWithoutSleep(plan: LaunchPlan): void {
   if (problems.length === 0) return;
   throw new StasisError(
     "E_USAGE",
-    `the vLLM server cannot be captured asleep at level 2: its command lacks ${problems.map((p) => p.missing).join(", ")}`,
+    `the vLLM server cannot be captured asleep at level 2: its command lacks ${problems.map((x) => x.missing).join(", ")}`,
     {
       hint:
-        `${problems.map((p) => p.add).join("; ")}. Or pass --allow-full-image to keep its weights and KV cache in the image ` +
-        "(vLLM on the CPU, which has no sleep mode)",
+        `${problems.map((x) => x.add).join("; ")}. Or pass --allow-full-image to keep its weights and KV cache ` +
+        "in the image (vLLM on the CPU, which has no sleep mode)",
       details: { missing: problems.map((p) => p.missing) },
     },
   );
@@ -135,7 +139,9 @@ export async function refuseReadyPortTaken(readyUrl: string): Promise<void> {
     `port ${port} of --ready-url is taken before the server started: ${taken.address}:${port} is listening` +
       (owner === undefined ? "" : ` (pid ${owner}${comm ? `, ${comm}` : ""})`),
     {
-      hint: "stop what listens there (`stasis ps` lists the servers stasis runs, `stasis stop ID` stops one), or start the server on a free port and point --ready-url at it",
+      hint:
+        "stop what listens there (`stasis ps` lists the servers stasis runs, `stasis stop ID` stops one), " +
+        "or start the server on a free port and point --ready-url at it",
       details: { port, address: taken.address, ...(owner === undefined ? {} : { pid: owner }) },
     },
   );

@@ -13,7 +13,9 @@ export function usage(): string {
     "commands:",
     ...lines,
     "",
-    `global options: ${Object.entries(GLOBAL_OPTIONS).map(([n, s]) => `--${n} (${s.help.replace(/ \(.*$/, "")})`).join(", ")}`,
+    `global options: ${Object.entries(GLOBAL_OPTIONS)
+      .map(([n, s]) => `--${n} (${s.help.replace(/ \(.*$/, "")})`)
+      .join(", ")}`,
     "`stasis <command> --help` shows a command's options",
     "environment: STASIS_HOME (snapshot store and state; default /var/lib/stasis)",
   ].join("\n");

@@ -14,7 +14,10 @@ import { jsonDocument } from "./json.js";
 import { VERSION } from "../version.js";
 
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  // `stasis --json ps` is `stasis ps --json`: global options may come before the command too.
+  let lead = 0;
+  while (argv[lead] === "--json" || argv[lead] === "--quiet") lead++;
+  const [name, ...rest] = lead > 0 && lead < argv.length ? [argv[lead]!, ...argv.slice(0, lead), ...argv.slice(lead + 1)] : argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     const target = name === "help" ? rest[0] : undefined;
     if (target) return main([target, "--help"]);
@@ -33,9 +36,13 @@ export async function main(argv: string[]): Promise<number> {
     const entry = findCommand(name);
     if (!entry) {
       const near = name.startsWith("-") ? undefined : suggest(name, commandNames());
-      throw new StasisError("E_USAGE", name.startsWith("-") ? `expected a command first, got the option ${name}` : `unknown command "${name}"`, {
-        hint: `${near ? `did you mean \`stasis ${near}\`? ` : ""}run \`stasis --help\` for the list of commands`,
-      });
+      throw new StasisError(
+        "E_USAGE",
+        name.startsWith("-") ? `expected a command first, got the option ${name}` : `unknown command "${name}"`,
+        {
+          hint: `${near ? `did you mean \`stasis ${near}\`? ` : ""}run \`stasis --help\` for the list of commands`,
+        },
+      );
     }
     const cmd = await entry.load();
     const parsed = parseCommandLine(name, rest, cmd.options, cmd);
@@ -62,7 +69,8 @@ export async function main(argv: string[]): Promise<number> {
     } else {
       process.stderr.write(`stasis: error ${e.code}: ${e.message}\n`);
       if (e.hint) process.stderr.write(`  hint: ${e.hint}\n`);
-      if (e.code === "E_INTERNAL" && e.cause instanceof Error && e.cause.stack) process.stderr.write(e.cause.stack + "\n");
+      if (e.code === "E_INTERNAL" && e.cause instanceof Error && e.cause.stack)
+        process.stderr.write(e.cause.stack + "\n");
     }
     return exitStatus(e.code);
   }

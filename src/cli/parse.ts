@@ -35,7 +35,7 @@ export interface Parsed {
 
 /** Options every command takes. */
 export const GLOBAL_OPTIONS: OptionSpecs = {
-  json: { type: "boolean", help: "print one JSON document on stdout (its \"schema\" names its shape: docs/cli.md)" },
+  json: { type: "boolean", help: 'print one JSON document on stdout (its "schema" names its shape: docs/cli.md)' },
   quiet: { type: "boolean", help: "no progress on stderr" },
   help: { type: "boolean", short: "h", help: "this help" },
 };
@@ -49,7 +49,12 @@ export const GLOBAL_OPTIONS: OptionSpecs = {
  *   parseCommandLine("inspect", ["snap", "--verfy"], specs, { args: ["<name>"] });
  *   // StasisError E_USAGE: unknown option --verfy for `stasis inspect`; hint: did you mean --verify?
  */
-export function parseCommandLine(command: string, argv: readonly string[], options: OptionSpecs, accepts: ArgumentSpec): Parsed {
+export function parseCommandLine(
+  command: string,
+  argv: readonly string[],
+  options: OptionSpecs,
+  accepts: ArgumentSpec,
+): Parsed {
   const specs: OptionSpecs = { ...GLOBAL_OPTIONS, ...options };
   const shorts = new Map(Object.entries(specs).flatMap(([name, s]) => (s.short ? [[s.short, name] as const] : [])));
   const values: OptionValues = {};
@@ -59,7 +64,8 @@ export function parseCommandLine(command: string, argv: readonly string[], optio
   for (let i = 0; i < argv.length; i++) {
     const token = argv[i]!;
     if (token === "--") {
-      if (!accepts.passthrough) throw new StasisError("E_USAGE", `\`stasis ${command}\` takes nothing after \`--\``, { hint: usageHint });
+      if (!accepts.passthrough)
+        throw new StasisError("E_USAGE", `\`stasis ${command}\` takes nothing after \`--\``, { hint: usageHint });
       passthrough = argv.slice(i + 1);
       break;
     }
@@ -80,13 +86,16 @@ export function parseCommandLine(command: string, argv: readonly string[], optio
     const spec = specs[name];
     if (!spec) throw unknownOption(command, token.split("=")[0]!, specs);
     if (spec.type === "boolean") {
-      if (inline !== undefined) throw new StasisError("E_USAGE", `--${name} takes no value, got "${inline}"`, { hint: usageHint });
+      if (inline !== undefined)
+        throw new StasisError("E_USAGE", `--${name} takes no value, got "${inline}"`, { hint: usageHint });
       values[name] = true;
       continue;
     }
     const value = inline ?? argv[i + 1];
     if (value === undefined || (inline === undefined && value.startsWith("--"))) {
-      throw new StasisError("E_USAGE", `--${name} needs a value${spec.arg ? ` (${spec.arg})` : ""}`, { hint: usageHint });
+      throw new StasisError("E_USAGE", `--${name} needs a value${spec.arg ? ` (${spec.arg})` : ""}`, {
+        hint: usageHint,
+      });
     }
     if (inline === undefined) i++;
     if (spec.multiple) values[name] = [...((values[name] as string[] | undefined) ?? []), value];
@@ -114,8 +123,13 @@ function checkPositionals(command: string, positionals: string[], accepts: Argum
 function unknownOption(command: string, token: string, specs: OptionSpecs): StasisError {
   const long = token.startsWith("--");
   const word = token.replace(/^--?/, "");
-  const names = Object.entries(specs).filter(([, s]) => !s.hidden).map(([n]) => n);
-  const near = suggest(word, long ? names : [...names, ...Object.values(specs).flatMap((s) => (s.short ? [s.short] : []))]);
+  const names = Object.entries(specs)
+    .filter(([, s]) => !s.hidden)
+    .map(([n]) => n);
+  const near = suggest(
+    word,
+    long ? names : [...names, ...Object.values(specs).flatMap((s) => (s.short ? [s.short] : []))],
+  );
   const shown = near === undefined ? undefined : near.length === 1 ? `-${near}` : `--${near}`;
   return new StasisError("E_USAGE", `unknown option ${token} for \`stasis ${command}\``, {
     hint: `${shown ? `did you mean ${shown}? ` : ""}\`stasis ${command} --help\` lists its options`,
@@ -124,7 +138,13 @@ function unknownOption(command: string, token: string, specs: OptionSpecs): Stas
 
 /** `stasis restore <name> [options]`, from what the command accepts. */
 export function usageLine(command: string, accepts: ArgumentSpec): string {
-  return ["stasis", command, ...accepts.args, "[options]", ...(accepts.passthrough ? ["--", accepts.passthrough] : [])].join(" ");
+  return [
+    "stasis",
+    command,
+    ...accepts.args,
+    "[options]",
+    ...(accepts.passthrough ? ["--", accepts.passthrough] : []),
+  ].join(" ");
 }
 
 /** The options section of a command's help: one entry per option, its help text in a second column. */
@@ -136,7 +156,8 @@ export function optionsHelp(options: OptionSpecs): string {
   return entries
     .flatMap(([flag, help]) => {
       const [first = "", ...rest] = help.split("\n");
-      const head = flag.length > width ? [`  ${flag}`, `  ${" ".repeat(width)}  ${first}`] : [`  ${flag.padEnd(width)}  ${first}`];
+      const head =
+        flag.length > width ? [`  ${flag}`, `  ${" ".repeat(width)}  ${first}`] : [`  ${flag.padEnd(width)}  ${first}`];
       return [...head, ...rest.map((l) => `  ${" ".repeat(width)}  ${l}`)];
     })
     .join("\n");

@@ -19,7 +19,17 @@ async function instanceWriting(id: string, script: string) {
   writeFileSync(stdout, "out line\n");
   writeFileSync(join(dir, "criu-restore.log"), "(00.000100) criu says hello\n");
   const child = spawn("sh", ["-c", `{ ${script}; } 2>>${stderr}`], { stdio: "ignore" });
-  await recordInstance({ id, snapshot: "snap", origin: "restore", pid: child.pid!, url: "http://127.0.0.1:1", createdAt: new Date().toISOString(), dir, stdout, stderr });
+  await recordInstance({
+    id,
+    snapshot: "snap",
+    origin: "restore",
+    pid: child.pid!,
+    url: "http://127.0.0.1:1",
+    createdAt: new Date().toISOString(),
+    dir,
+    stdout,
+    stderr,
+  });
   return child;
 }
 
@@ -31,10 +41,16 @@ test("stasis logs ID prints the server's stderr; --stdout and --criu add the oth
     assert.equal(plain.code, 0, plain.output);
     assert.equal(plain.stdout, "started\n");
     const all = await stasis(["logs", "aaaa11112222", "--stdout", "--criu"], env);
-    assert.equal(all.stdout, `==> ${join(home, "instances/aaaa11112222/stdout.log")} <==\nout line\n\n==> ${join(home, "instances/aaaa11112222/criu-restore.log")} <==\n(00.000100) criu says hello\n`);
+    assert.equal(
+      all.stdout,
+      `==> ${join(home, "instances/aaaa11112222/stdout.log")} <==\nout line\n\n==> ${join(home, "instances/aaaa11112222/criu-restore.log")} <==\n(00.000100) criu says hello\n`,
+    );
     const json = await stasis(["logs", "aaaa", "--json"], env);
     assert.equal(json.json.schema, "stasis.logs/v1");
-    assert.deepEqual(json.json.logs.map((l: { stream: string; text: string }) => [l.stream, l.text]), [["stderr", "started\n"]]);
+    assert.deepEqual(
+      json.json.logs.map((l: { stream: string; text: string }) => [l.stream, l.text]),
+      [["stderr", "started\n"]],
+    );
     assert.equal(json.json.running, true);
     const both = await stasis(["logs", "aaaa", "-f", "--json"], env);
     assert.equal(both.code, 2, "-f and --json: one document cannot follow");
@@ -44,7 +60,10 @@ test("stasis logs ID prints the server's stderr; --stdout and --criu add the oth
 });
 
 test("stasis logs -f follows what is appended and ends when the instance ends", async () => {
-  const child = await instanceWriting("bbbb11112222", "echo one >&2; sleep 0.6; echo two >&2; sleep 0.6; echo three >&2");
+  const child = await instanceWriting(
+    "bbbb11112222",
+    "echo one >&2; sleep 0.6; echo two >&2; sleep 0.6; echo three >&2",
+  );
   const started = Date.now();
   const r = await stasis(["logs", "bbbb", "-f"], env, 20_000);
   assert.equal(r.code, 0, r.output);

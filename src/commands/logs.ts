@@ -44,8 +44,11 @@ export async function logs(opts: LogsOptions): Promise<LogsResult> {
   for (const stream of opts.streams) {
     if (stream === "stdout" || stream === "stderr") files.push({ stream, path: inst[stream] });
     else {
-      const names = (await readdir(inst.dir).catch(() => [] as string[])).filter((n) => /^criu-.*\.log$/.test(n)).sort();
-      if (names.length === 0) throw new StasisError("E_FILE_NOT_FOUND", `instance ${inst.id} has no CRIU log in ${inst.dir}`);
+      const names = (await readdir(inst.dir).catch(() => [] as string[]))
+        .filter((n) => /^criu-.*\.log$/.test(n))
+        .sort();
+      if (names.length === 0)
+        throw new StasisError("E_FILE_NOT_FOUND", `instance ${inst.id} has no CRIU log in ${inst.dir}`);
       for (const n of names) files.push({ stream, path: join(inst.dir, n) });
     }
   }

@@ -8,7 +8,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Polls `path` until it answers 2xx, the server dies, or `timeoutMs` passes. Shared by every engine. While it
  * waits, a `waiting` event about once every `reportMs` says for how long, and what the last try got.
  */
-export async function pollReady(ctx: EngineContext, path: string, timeoutMs: number, intervalMs = 50, reportMs = 1_000): Promise<void> {
+export async function pollReady(
+  ctx: EngineContext,
+  path: string,
+  timeoutMs: number,
+  intervalMs = 50,
+  reportMs = 1_000,
+): Promise<void> {
   const started = Date.now();
   const deadline = started + timeoutMs;
   let last = "no answer yet";
@@ -17,7 +23,8 @@ export async function pollReady(ctx: EngineContext, path: string, timeoutMs: num
     if (Date.now() - reported >= reportMs) {
       reported = Date.now();
       const e = ctx.events;
-      e.emit({ type: "waiting", phase: "ready", t: e.t(), elapsedMs: reported - started, url: ctx.baseUrl + path, last, logPath: ctx.logPath });
+      const url = ctx.baseUrl + path;
+      e.emit({ type: "waiting", phase: "ready", t: e.t(), elapsedMs: reported - started, url, last, logPath: ctx.logPath });
     }
     if (!ctx.alive()) {
       throw new StasisError("E_SERVER_EXITED", `the server exited before it was ready (last readiness check: ${last})`, {

@@ -18,7 +18,13 @@ test("the readiness wait reports, about every interval, its elapsed time, the la
     const seen: WaitingEvent[] = [];
     events.on((e) => e.type === "waiting" && seen.push(e));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    await pollReady({ baseUrl: base, events, alive: () => true, logPath: "/logs/stderr.log" }, "/health", 10_000, 20, 40);
+    await pollReady(
+      { baseUrl: base, events, alive: () => true, logPath: "/logs/stderr.log" },
+      "/health",
+      10_000,
+      20,
+      40,
+    );
     assert.ok(seen.length >= 2, `${seen.length} waiting events`);
     assert.ok(seen.every((e) => e.phase === "ready" && e.url === `${base}/health` && e.logPath === "/logs/stderr.log"));
     assert.equal(seen.at(-1)!.last, "HTTP 503");
@@ -36,7 +42,10 @@ test("before a server listens, the wait reports the connection error", async () 
   const events = new Events();
   const seen: WaitingEvent[] = [];
   events.on((e) => e.type === "waiting" && seen.push(e));
-  await assert.rejects(pollReady({ baseUrl: `http://127.0.0.1:${port}`, events, alive: () => true, logPath: "/l" }, "/", 300, 20, 50), /not ready/);
+  await assert.rejects(
+    pollReady({ baseUrl: `http://127.0.0.1:${port}`, events, alive: () => true, logPath: "/l" }, "/", 300, 20, 50),
+    /not ready/,
+  );
   assert.ok(seen.length >= 2);
   assert.match(seen.at(-1)!.last, /ECONNREFUSED/);
 });

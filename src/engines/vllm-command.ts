@@ -1,7 +1,10 @@
 import { basename } from "node:path";
 
 /** The worker extension stasis's vllm adapter calls (either module path names the same class). */
-export const WORKER_EXTENSIONS = ["stasis_engine.vllm.StasisWorkerExtension", "stasis_engine.vllm.extension.StasisWorkerExtension"];
+export const WORKER_EXTENSIONS = [
+  "stasis_engine.vllm.StasisWorkerExtension",
+  "stasis_engine.vllm.extension.StasisWorkerExtension",
+];
 
 /** What a vLLM command line lacks for a level-2 sleep capture: each with exactly what to add. */
 export interface VllmCommandProblem {
@@ -24,7 +27,9 @@ function words(argv: readonly string[]): string[] {
  */
 export function isVllmServer(argv: readonly string[]): boolean {
   const w = words(argv);
-  return w.some((x, i) => (basename(x) === "vllm" && w[i + 1] === "serve") || (x === "-m" && /^vllm(\.|$)/.test(w[i + 1] ?? "")));
+  return w.some(
+    (x, i) => (basename(x) === "vllm" && w[i + 1] === "serve") || (x === "-m" && /^vllm(\.|$)/.test(w[i + 1] ?? "")),
+  );
 }
 
 /** The value of `--name VALUE` or `--name=VALUE` in `w`. */
@@ -58,7 +63,9 @@ export function vllmCommandProblems(argv: readonly string[], env: NodeJS.Process
   if (ext === undefined || !WORKER_EXTENSIONS.includes(ext)) {
     problems.push({
       missing: "--worker-extension-cls",
-      add: `${ext === undefined ? "add" : `replace --worker-extension-cls ${ext} with`} --worker-extension-cls ${WORKER_EXTENSIONS[0]} (after \`--\`; stasis's python/ on the server's PYTHONPATH)`,
+      add:
+        `${ext === undefined ? "add" : `replace --worker-extension-cls ${ext} with`} ` +
+        `--worker-extension-cls ${WORKER_EXTENSIONS[0]} (after \`--\`; stasis's python/ on the server's PYTHONPATH)`,
     });
   }
   return problems;

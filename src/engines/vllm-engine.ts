@@ -166,8 +166,9 @@ export const vllmEngine: Engine = {
       if (!ctx.allowFullImage && (await ctx.usesGpu?.())) {
         throw new StasisError("E_ENGINE", `the GPU server cannot sleep at level 2: ${probe.reason}`, {
           hint:
-            "start vLLM with --enable-sleep-mode and --worker-extension-cls stasis_engine.vllm.StasisWorkerExtension, with " +
-            "VLLM_SERVER_DEV_MODE=1 (--env); or pass --allow-full-image to capture its weights and KV cache in the image",
+            "start vLLM with --enable-sleep-mode and --worker-extension-cls " +
+            "stasis_engine.vllm.StasisWorkerExtension, with VLLM_SERVER_DEV_MODE=1 (--env); or pass " +
+            "--allow-full-image to capture its weights and KV cache in the image",
           details: { reason: probe.reason },
         });
       }

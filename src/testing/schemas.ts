@@ -13,6 +13,7 @@ export function assertValidDocument(doc: unknown, expected: string): void {
   const schema = (doc as { schema?: unknown }).schema;
   assert.equal(schema, expected);
   const file = join(REPO, "schemas", `${String(schema).replace("/", ".")}.json`);
-  const validate = ajv.getSchema(file) ?? (ajv.addSchema(JSON.parse(readFileSync(file, "utf8")), file), ajv.getSchema(file)!);
+  const validate =
+    ajv.getSchema(file) ?? (ajv.addSchema(JSON.parse(readFileSync(file, "utf8")), file), ajv.getSchema(file)!);
   assert.ok(validate(doc), `${expected}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(doc).slice(0, 2000)}`);
 }

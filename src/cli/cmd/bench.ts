@@ -1,7 +1,15 @@
 import type { CliCommand } from "../registry.js";
 import { StasisError } from "../../errors.js";
 import { num, oneOf, str } from "../args.js";
-import { DEFAULT_MEMORY, DEFAULT_PREFETCH, DEFAULT_WEIGHTS, MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../../restore/modes.js";
+import {
+  DEFAULT_MEMORY,
+  DEFAULT_PREFETCH,
+  DEFAULT_WEIGHTS,
+  MEMORY_MODES,
+  PREFETCH_MODES,
+  VERIFY_MODES,
+  WEIGHTS_MODES,
+} from "../../restore/modes.js";
 
 export const command: CliCommand = {
   args: ["[snapshot]"],
@@ -18,7 +26,11 @@ export const command: CliCommand = {
     "measured too (page cache dropped, parallel dd), and restore-cold is reported against those bytes at that rate.",
   ].join("\n"),
   options: {
-    strategies: { type: "string", arg: "LIST", help: "comma-separated: cold,warm,restore-hot,restore-cold (default: all)" },
+    strategies: {
+      type: "string",
+      arg: "LIST",
+      help: "comma-separated: cold,warm,restore-hot,restore-cold (default: all)",
+    },
     repeat: { type: "string", arg: "N", help: "runs per strategy (default 3), interleaved round by round" },
     "repeat-starts": { type: "string", arg: "N", help: "runs of the slow cases, cold and warm (default: --repeat)" },
     verify: { type: "string", arg: "MODE", help: "passed to every `stasis restore` (default auto)" },
@@ -28,7 +40,10 @@ export const command: CliCommand = {
     via: {
       type: "string",
       arg: "cli|api",
-      help: "how restores are asked for: a `stasis restore` process each, timed from its spawn\n(cli, default), or a request to the running `stasis serve`, timed from the request (api)",
+      help: [
+        "how restores are asked for: a `stasis restore` process each, timed from its spawn",
+        "(cli, default), or a request to the running `stasis serve`, timed from the request (api)",
+      ].join("\n"),
     },
     out: { type: "string", arg: "DIR", help: "also write results.json, results.md and the waterfall pictures here" },
     from: { type: "string", arg: "FILE", help: "draw an earlier run's results.json again (needs --out)" },
@@ -44,11 +59,15 @@ export const command: CliCommand = {
       return { data: report, text: `${benchTable(report, "text")}\n\nwrote ${files.join(", ")}` };
     }
     const snapshot = positionals[0];
-    if (snapshot === undefined) throw new StasisError("E_USAGE", "missing <snapshot>", { hint: "usage: stasis bench <snapshot> [options]" });
+    if (snapshot === undefined)
+      throw new StasisError("E_USAGE", "missing <snapshot>", { hint: "usage: stasis bench <snapshot> [options]" });
     const { STRATEGIES } = await import("../../bench/strategies.js");
     const wanted = (str(values, "strategies") ?? STRATEGIES.join(",")).split(",").map((s) => s.trim());
     for (const s of wanted) {
-      if (!(STRATEGIES as readonly string[]).includes(s)) throw new StasisError("E_USAGE", `--strategies: unknown strategy "${s}"`, { hint: `choose from ${STRATEGIES.join(", ")}` });
+      if (!(STRATEGIES as readonly string[]).includes(s))
+        throw new StasisError("E_USAGE", `--strategies: unknown strategy "${s}"`, {
+          hint: `choose from ${STRATEGIES.join(", ")}`,
+        });
     }
     const { runBench } = await import("../../commands/bench.js");
     const { benchTable } = await import("../../bench/report.js");
@@ -68,7 +87,11 @@ export const command: CliCommand = {
       },
       events,
     );
-    const text = [benchTable(report, "text"), report.speedup ? `\ncold start / restore-hot (first token): ${report.speedup.toFixed(1)}x` : "", files.length ? `\nwrote ${files.join(", ")}` : ""].join("");
+    const text = [
+      benchTable(report, "text"),
+      report.speedup ? `\ncold start / restore-hot (first token): ${report.speedup.toFixed(1)}x` : "",
+      files.length ? `\nwrote ${files.join(", ")}` : "",
+    ].join("");
     return { data: report, text };
   },
 };

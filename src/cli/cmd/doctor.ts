@@ -10,7 +10,10 @@ export const command: CliCommand = {
     const { doctor } = await import("../../commands/doctor.js");
     const r = await doctor();
     const text = r.checks
-      .map((c) => `[${MARK[c.status]}] ${c.name.padEnd(13)} ${c.detail}${c.fix && c.status !== "pass" ? `\n       ${" ".repeat(13)} fix: ${c.fix}` : ""}`)
+      .map(
+        (c) =>
+          `[${MARK[c.status]}] ${c.name.padEnd(13)} ${c.detail}${c.fix && c.status !== "pass" ? `\n       ${" ".repeat(13)} fix: ${c.fix}` : ""}`,
+      )
       .join("\n");
     return { data: r, text, exitCode: r.ok ? 0 : 1 };
   },

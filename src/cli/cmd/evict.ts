@@ -10,7 +10,9 @@ export const command: CliCommand = {
     "Drops files (directories: every file under them) or a snapshot from the page cache (POSIX_FADV_DONTNEED),",
     "so that the next read comes from disk. Pages that a running process has mapped stay.",
   ].join("\n"),
-  options: { snapshot: { type: "string", arg: "NAME", help: "the snapshot's files; paths then select files inside it" } },
+  options: {
+    snapshot: { type: "string", arg: "NAME", help: "the snapshot's files; paths then select files inside it" },
+  },
   async run({ values, positionals, events }) {
     const { evict } = await import("../../commands/evict.js");
     const r = await evict({ paths: positionals, snapshot: str(values, "snapshot") }, events);
@@ -19,7 +21,12 @@ export const command: CliCommand = {
     const text = [
       table([
         ["file", "size", "resident before", "after"],
-        ...r.files.map((f) => [name(f.path), formatBytes(f.length), formatBytes(f.residentBytesBefore), formatBytes(f.residentBytesAfter)]),
+        ...r.files.map((f) => [
+          name(f.path),
+          formatBytes(f.length),
+          formatBytes(f.residentBytesBefore),
+          formatBytes(f.residentBytesAfter),
+        ]),
       ]),
       "",
       `evicted ${formatBytes(r.total.residentBytesBefore - stayed)} of ${r.total.files} files from the page cache` +

@@ -18,11 +18,17 @@ export const command: CliCommand = {
       `canary     ${m.engine.canary.method} ${m.engine.canary.path} -> ${m.engine.canary.status}, sha256 ${m.engine.canary.sha256.slice(0, 16)}…`,
       `tree       ${m.tree.processes} processes, ${m.tree.cudaProcesses} with CUDA${m.gpu ? `, ${formatBytes(m.gpu.totalBytes)} of GPU memory` : ""}`,
       `machine    ${fp.arch}, kernel ${fp.kernel}, ${fp.cpuModel}, criu ${fp.criuVersion}${fp.gpu ? `, GPU ${fp.gpu.models.join("/")} driver ${fp.gpu.driver} CUDA ${fp.gpu.cuda}` : ""}${fp.engine ? `, ${fp.engine.name} ${fp.engine.version}` : ""}`,
-      `timings    ${Object.entries(m.timings).map(([k, v]) => `${k} ${formatMs(v)}`).join(", ")}`,
+      `timings    ${Object.entries(m.timings)
+        .map(([k, v]) => `${k} ${formatMs(v)}`)
+        .join(", ")}`,
       "",
-      table([["file", "role", "size", "sha256"], ...m.files.map((f) => [f.path, f.role, formatBytes(f.size), f.sha256.slice(0, 16) + "…"])]),
+      table([
+        ["file", "role", "size", "sha256"],
+        ...m.files.map((f) => [f.path, f.role, formatBytes(f.size), f.sha256.slice(0, 16) + "…"]),
+      ]),
     ];
-    if (r.verified) lines.push("", `verified: all ${m.files.length} files match their digests (${formatBytes(r.verified.bytes)})`);
+    if (r.verified)
+      lines.push("", `verified: all ${m.files.length} files match their digests (${formatBytes(r.verified.bytes)})`);
     return { data: r, text: lines.join("\n") };
   },
 };

@@ -17,7 +17,10 @@ export const command: CliCommand = {
   },
   async run({ values, positionals, json }) {
     const follow = Boolean(values.follow);
-    if (follow && json) throw new StasisError("E_USAGE", "--follow prints as the logs grow; --json prints one document", { hint: "use one of them" });
+    if (follow && json)
+      throw new StasisError("E_USAGE", "--follow prints as the logs grow; --json prints one document", {
+        hint: "use one of them",
+      });
     const picked = (["stderr", "stdout", "criu"] as const).filter((s) => values[s]);
     const streams: LogStream[] = picked.length > 0 ? [...picked] : ["stderr"];
     const { logs } = await import("../../commands/logs.js");

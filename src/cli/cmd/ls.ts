@@ -7,7 +7,8 @@ export const command: CliCommand = {
   async run() {
     const { ls } = await import("../../commands/ls.js");
     const rows = await ls();
-    if (rows.length === 0) return { data: { snapshots: rows }, text: "no snapshots (capture one with `stasis capture`)" };
+    if (rows.length === 0)
+      return { data: { snapshots: rows }, text: "no snapshots (capture one with `stasis capture`)" };
     const text = table([
       ["name", "created", "engine", "size", "procs", "cold start", "command"],
       ...rows.map((r) =>

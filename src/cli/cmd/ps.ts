@@ -10,7 +10,15 @@ export const command: CliCommand = {
     if (rows.length === 0) return { data: { instances: rows }, text: "no running instances" };
     const text = table([
       ["id", "snapshot", "origin", "pid", "url", "state", "since"],
-      ...rows.map((i) => [i.id, i.snapshot, i.origin, String(i.pid), i.url, i.running ? "running" : "exited", i.createdAt.replace("T", " ").slice(0, 19)]),
+      ...rows.map((i) => [
+        i.id,
+        i.snapshot,
+        i.origin,
+        String(i.pid),
+        i.url,
+        i.running ? "running" : "exited",
+        i.createdAt.replace("T", " ").slice(0, 19),
+      ]),
     ]);
     return { data: { instances: rows }, text };
   },

@@ -12,7 +12,9 @@ export const command: CliCommand = {
     "How much of each file (directories: every file under them) or of a snapshot is in the page cache",
     "(cachestat; mincore before Linux 6.5).",
   ].join("\n"),
-  options: { snapshot: { type: "string", arg: "NAME", help: "the snapshot's files; paths then select files inside it" } },
+  options: {
+    snapshot: { type: "string", arg: "NAME", help: "the snapshot's files; paths then select files inside it" },
+  },
   async run({ values, positionals, events }) {
     const { residency } = await import("../../commands/residency.js");
     const r = await residency({ paths: positionals, snapshot: str(values, "snapshot") }, events);
@@ -20,7 +22,12 @@ export const command: CliCommand = {
     const text = [
       table([
         ["file", "size", "resident", "%"],
-        ...r.files.map((f) => [name(f.path), formatBytes(f.length), formatBytes(f.residentBytes), pct(f.residentBytes, f.length)]),
+        ...r.files.map((f) => [
+          name(f.path),
+          formatBytes(f.length),
+          formatBytes(f.residentBytes),
+          pct(f.residentBytes, f.length),
+        ]),
       ]),
       "",
       `${r.snapshot ? `snapshot "${r.snapshot}": ` : ""}${formatBytes(r.total.residentBytes)} of ${formatBytes(r.total.size)} in ${r.total.files} files is in the page cache (${pct(r.total.residentBytes, r.total.size)})`,

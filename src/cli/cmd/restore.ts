@@ -4,7 +4,15 @@ import { interruptSignal } from "../interrupt.js";
 import { renderTimeline } from "../render/timeline.js";
 import { formatBytes, formatMs } from "../render/format.js";
 import type { RestoreRequest } from "../../serve/protocol.js";
-import { DEFAULT_MEMORY, DEFAULT_PREFETCH, DEFAULT_WEIGHTS, MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../../restore/modes.js";
+import {
+  DEFAULT_MEMORY,
+  DEFAULT_PREFETCH,
+  DEFAULT_WEIGHTS,
+  MEMORY_MODES,
+  PREFETCH_MODES,
+  VERIFY_MODES,
+  WEIGHTS_MODES,
+} from "../../restore/modes.js";
 
 export const command: CliCommand = {
   args: ["<name>"],
@@ -12,7 +20,7 @@ export const command: CliCommand = {
     "Restores a snapshot detached (it keeps serving after stasis exits), checks its canary, and prints the",
     "timeline of the restore. Refuses a snapshot captured on a different machine (see `stasis inspect`).",
     "A running `stasis serve` does the restore when there is one (STASIS_NO_DAEMON=1: never); --json says which",
-    "(\"via\": \"daemon\" or \"process\").",
+    '("via": "daemon" or "process").',
   ].join("\n"),
   options: {
     verify: {
@@ -37,12 +45,19 @@ export const command: CliCommand = {
       ].join("\n"),
     },
     "no-prefetch": { type: "boolean", help: "--prefetch none" },
-    gpu: { type: "string", arg: "INDEX|UUID", help: "restore the GPU state onto this GPU (same model) instead of the captured one" },
+    gpu: {
+      type: "string",
+      arg: "INDEX|UUID",
+      help: "restore the GPU state onto this GPU (same model) instead of the captured one",
+    },
     force: { type: "boolean", help: "restore despite a fingerprint mismatch" },
     fallback: {
       type: "string",
       arg: "warm",
-      help: "if the snapshot cannot be restored here (fingerprint mismatch), start the server\nthe ordinary way with the snapshot's compile caches instead, and say so",
+      help: [
+        "if the snapshot cannot be restored here (fingerprint mismatch), start the server",
+        "the ordinary way with the snapshot's compile caches instead, and say so",
+      ].join("\n"),
     },
     memory: {
       type: "string",

@@ -8,7 +8,9 @@ export const command: CliCommand = {
     const r = await rm({ names: positionals });
     const text = [
       `removed ${r.removed.join(", ")}`,
-      r.instancesStillRunning.length ? `instances restored from it keep running: ${r.instancesStillRunning.join(", ")}` : "",
+      r.instancesStillRunning.length
+        ? `instances restored from it keep running: ${r.instancesStillRunning.join(", ")}`
+        : "",
     ]
       .filter(Boolean)
       .join("\n");

@@ -31,7 +31,8 @@ export const command: CliCommand = {
     const { signal, dispose } = interruptSignal();
     // The daemon's log: every line, to standard error, whatever --quiet says.
     const off = events.on((e) => {
-      if (e.type === "log") process.stderr.write(`${new Date().toISOString()} ${e.level === "warn" ? "warning: " : ""}${e.message}\n`);
+      if (e.type === "log")
+        process.stderr.write(`${new Date().toISOString()} ${e.level === "warn" ? "warning: " : ""}${e.message}\n`);
     });
     try {
       const { serve } = await import("../../serve/daemon.js");

@@ -9,7 +9,14 @@ export const command: CliCommand = {
   },
   async run({ values, positionals }) {
     const { stop } = await import("../../commands/stop.js");
-    const r = await stop({ ids: positionals, all: Boolean(values.all), graceMs: num(values, "grace", 10, { min: 0 }) * 1000 });
-    return { data: { stopped: r }, text: r.length ? r.map((x) => `${x.id}: ${x.result}`).join("\n") : "nothing to stop" };
+    const r = await stop({
+      ids: positionals,
+      all: Boolean(values.all),
+      graceMs: num(values, "grace", 10, { min: 0 }) * 1000,
+    });
+    return {
+      data: { stopped: r },
+      text: r.length ? r.map((x) => `${x.id}: ${x.result}`).join("\n") : "nothing to stop",
+    };
   },
 };

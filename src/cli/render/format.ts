@@ -41,7 +41,10 @@ export function table(rows: string[][], width: number | undefined = terminalWidt
   const widths = rows[0]!.map((_, c) => rows.reduce((w, r) => Math.max(w, (r[c] ?? "").length), 0));
   const numeric = /^[-+]?[\d.,]+\s?(%|x|ms|s|B|KiB|MiB|GiB|TiB|GB\/s)?$/;
   const right = widths.map((_, c) => {
-    const cells = rows.slice(1).map((r) => r[c] ?? "").filter((v) => v !== "");
+    const cells = rows
+      .slice(1)
+      .map((r) => r[c] ?? "")
+      .filter((v) => v !== "");
     return cells.length > 0 && cells.every((v) => numeric.test(v));
   });
   return rows

@@ -37,7 +37,10 @@ export const manifest = z.looseObject({
   stasisVersion: z.string(),
   command: z.looseObject({ argv: z.array(z.string()), cwd: z.string() }),
   server: z.looseObject({ url: z.string(), readyPath: z.string() }),
-  engine: z.looseObject({ kind: z.enum(["http", "vllm"]), canary: z.looseObject({ method: z.string(), path: z.string() }) }),
+  engine: z.looseObject({
+    kind: z.enum(["http", "vllm"]),
+    canary: z.looseObject({ method: z.string(), path: z.string() }),
+  }),
   fingerprint: z.looseObject({ arch: z.string(), kernel: z.string() }),
   tree: z.looseObject({ processes: z.number().int(), cudaProcesses: z.number().int() }),
   files: z.array(z.looseObject({ path: z.string(), role: z.string(), size: bytes, sha256: z.string() })),

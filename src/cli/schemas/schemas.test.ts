@@ -16,11 +16,24 @@ import { COMMANDS } from "../registry.js";
 
 test("the published schemas are the ones generated from the code (node scripts/gen-schemas.mjs)", () => {
   const published = readdirSync(join(REPO, "schemas")).sort();
-  assert.deepEqual(published, Object.keys(SCHEMAS).map((n) => `stasis.${n}.v1.json`).sort());
+  assert.deepEqual(
+    published,
+    Object.keys(SCHEMAS)
+      .map((n) => `stasis.${n}.v1.json`)
+      .sort(),
+  );
   for (const name of Object.keys(SCHEMAS) as SchemaName[]) {
-    assert.deepEqual(JSON.parse(readFileSync(join(REPO, "schemas", `stasis.${name}.v1.json`), "utf8")), jsonSchema(name), `schemas/stasis.${name}.v1.json is stale`);
+    assert.deepEqual(
+      JSON.parse(readFileSync(join(REPO, "schemas", `stasis.${name}.v1.json`), "utf8")),
+      jsonSchema(name),
+      `schemas/stasis.${name}.v1.json is stale`,
+    );
   }
-  assert.deepEqual(COMMANDS.map((c) => c.name).filter((n) => !(n in SCHEMAS)), [], "every command has a schema");
+  assert.deepEqual(
+    COMMANDS.map((c) => c.name).filter((n) => !(n in SCHEMAS)),
+    [],
+    "every command has a schema",
+  );
 });
 
 test("real outputs of ls, inspect, residency, prefetch, evict, rm, ps, stop, doctor and an error are valid against their schemas", async (t) => {
@@ -37,16 +50,26 @@ test("real outputs of ls, inspect, residency, prefetch, evict, rm, ps, stop, doc
   mkdirSync(join(dir, "images"), { recursive: true });
   writeFileSync(join(dir, "images", "pages-1.img"), Buffer.alloc(70_000, 1));
   const files = await digestFiles(dir, [{ path: "images/pages-1.img", role: "image" }], { chunkSize: 1 << 16 });
-  writeFileSync(join(dir, "manifest.json"), JSON.stringify({ ...sampleManifest(), name: "snap", files, timings: { coldStartMs: 5012.345, totalMs: 7000 } }));
+  writeFileSync(
+    join(dir, "manifest.json"),
+    JSON.stringify({ ...sampleManifest(), name: "snap", files, timings: { coldStartMs: 5012.345, totalMs: 7000 } }),
+  );
   mkdirSync(join(home.home, "snapshots", "broken"));
   writeFileSync(join(home.home, "snapshots", "broken", "manifest.json"), "{");
   const ls = await run(["ls"], "stasis.ls/v1");
-  assert.deepEqual(ls.snapshots.map((s: { name: string }) => s.name), ["broken", "snap"]);
+  assert.deepEqual(
+    ls.snapshots.map((s: { name: string }) => s.name),
+    ["broken", "snap"],
+  );
   assert.equal(ls.snapshots[1].coldStartMs, 5012.3, "durations rounded to 0.1 ms");
   const inspect = await run(["inspect", "snap", "--verify"], "stasis.inspect/v1");
   assert.deepEqual([inspect.snapshot, inspect.snapshotDir, inspect.verified.bytes], ["snap", dir, 70_000]);
   const residency = await run(["residency", "--snapshot", "snap"], "stasis.residency/v1");
-  assert.deepEqual([residency.snapshot, residency.snapshotDir], ["snap", dir], "a snapshot is its name; its folder is snapshotDir");
+  assert.deepEqual(
+    [residency.snapshot, residency.snapshotDir],
+    ["snap", dir],
+    "a snapshot is its name; its folder is snapshotDir",
+  );
   const prefetch = await run(["prefetch", "--snapshot", "snap"], "stasis.prefetch/v1");
   assert.equal(typeof prefetch.durationMs, "number");
   await run(["evict", "--snapshot", "snap"], "stasis.evict/v1");

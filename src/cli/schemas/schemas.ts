@@ -23,7 +23,14 @@ export const SCHEMAS = {
   error: doc("error", { error }),
   doctor: doc("doctor", {
     ok: z.boolean(),
-    checks: z.array(z.looseObject({ name: z.string(), status: z.enum(["pass", "warn", "fail"]), detail: z.string(), fix: z.string().optional() })),
+    checks: z.array(
+      z.looseObject({
+        name: z.string(),
+        status: z.enum(["pass", "warn", "fail"]),
+        detail: z.string(),
+        fix: z.string().optional(),
+      }),
+    ),
   }),
   capture: doc("capture", {
     snapshot: z.string(),
@@ -76,20 +83,36 @@ export const SCHEMAS = {
     strategy: z.enum(["populate", "read", "fadvise"]),
     concurrency: z.number().int(),
     daemonPin: z
-      .union([z.looseObject({ pinned: z.looseObject({ bytes, already: z.boolean(), durationMs: ms }) }), z.looseObject({ notPinned: z.string() })])
+      .union([
+        z.looseObject({ pinned: z.looseObject({ bytes, already: z.boolean(), durationMs: ms }) }),
+        z.looseObject({ notPinned: z.string() }),
+      ])
       .optional(),
   }),
   residency: doc("residency", {
     snapshot: z.string().optional(),
     snapshotDir: z.string().optional(),
-    files: z.array(z.looseObject({ ...fileRange, pages: z.number().int(), residentPages: z.number().int(), residentBytes: bytes })),
-    total: z.looseObject({ files: z.number().int(), size: bytes, residentBytes: bytes, pages: z.number().int(), residentPages: z.number().int() }),
+    files: z.array(
+      z.looseObject({ ...fileRange, pages: z.number().int(), residentPages: z.number().int(), residentBytes: bytes }),
+    ),
+    total: z.looseObject({
+      files: z.number().int(),
+      size: bytes,
+      residentBytes: bytes,
+      pages: z.number().int(),
+      residentPages: z.number().int(),
+    }),
   }),
   evict: doc("evict", {
     snapshot: z.string().optional(),
     snapshotDir: z.string().optional(),
     files: z.array(z.looseObject({ ...fileRange, residentBytesBefore: bytes, residentBytesAfter: bytes })),
-    total: z.looseObject({ files: z.number().int(), size: bytes, residentBytesBefore: bytes, residentBytesAfter: bytes }),
+    total: z.looseObject({
+      files: z.number().int(),
+      size: bytes,
+      residentBytesBefore: bytes,
+      residentBytesAfter: bytes,
+    }),
   }),
   serve: doc("serve", { socket: z.string(), restores: z.number().int() }),
   bench: doc("bench", {
