@@ -125,7 +125,8 @@ export const command: CliCommand = {
         "",
         `restored "${name}" as instance ${r.instance.id} (pid ${r.instance.pid}) serving at ${r.instance.url}: ready and canary matched in ${formatMs(r.readyMs)}`,
         `read ${formatBytes(r.reads.bytesRead)} (${formatBytes(r.reads.bytesAlreadyResident)} was already in memory), verified ${formatBytes(r.reads.bytesVerified)}`,
-        `logs: ${r.instance.stdout}, ${r.instance.stderr}; stop it with \`stasis stop ${r.instance.id}\``,
+        `logs: \`stasis logs ${r.instance.id}\` (${r.instance.stderr}, ${r.instance.stdout}); ` +
+          `stop it with \`stasis stop ${r.instance.id}\``,
         ...(via === "daemon" ? ["(restored by `stasis serve`)"] : []),
       ].join("\n");
       return { data: { ...r, via }, text };
