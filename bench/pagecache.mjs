@@ -194,7 +194,8 @@ function runCase(c) {
   if (before && after && after[0] > before[0]) run.meanReadKiB = (after[1] - before[1]) / (after[0] - before[0]) / 1024;
   if (c.stasis) {
     const j = JSON.parse(out);
-    Object.assign(run, { stasisMs: j.ms, threads: j.concurrency, bytesRead: j.bytesRead, bytesAlreadyResident: j.bytesAlreadyResident });
+    const stasisMs = j.durationMs ?? j.ms; // `ms` before stasis.prefetch/v1
+    Object.assign(run, { stasisMs, threads: j.concurrency, bytesRead: j.bytesRead, bytesAlreadyResident: j.bytesAlreadyResident });
   }
   c.runs.push(run);
   console.error(`  ${c.kind.padEnd(4)} ${c.name.padEnd(44)} ${(ms / 1000).toFixed(2).padStart(6)} s ${run.gbps.toFixed(2).padStart(7)} GB/s  resident after ${(run.residentAfter * 100).toFixed(0)}%`);

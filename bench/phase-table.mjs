@@ -20,7 +20,7 @@ for (const arg of process.argv.slice(2)) {
   }
   const ms = (n) => {
     const p = r.phases.find((x) => x.name === n);
-    return p ? `${Math.round(p.ms)}` : "-";
+    return p ? `${Math.round(p.durationMs ?? p.ms)}` : "-"; // `ms` in outputs of stasis before stasis.restore/v1
   };
   rows.push([label, `${Math.round(r.readyMs)}`, ...cols.map(ms)]);
 }

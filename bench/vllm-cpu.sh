@@ -11,7 +11,7 @@ MODEL=$STASIS_HOME/vllm-tiny
 trap 'stasis stop --all --grace 5 >/dev/null 2>&1 || true; rm -rf "$STASIS_HOME"' EXIT
 "$VENV/bin/python" examples/vllm-tiny/make_model.py "$MODEL" >/dev/null
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-stasis capture vllm-tiny --engine vllm --ready-url "http://127.0.0.1:$PORT/health" --ready-timeout 900 --warmup 2 \
+stasis capture vllm-tiny --engine vllm --allow-full-image --ready-url "http://127.0.0.1:$PORT/health" --ready-timeout 900 --warmup 2 \
   --env VLLM_SERVER_DEV_MODE=1 --env VLLM_NO_USAGE_STATS=1 --env HF_HUB_OFFLINE=1 \
   -- "$VENV/bin/vllm" serve "$MODEL" --host 127.0.0.1 --port "$PORT" --dtype float32 --max-model-len 512 \
      --kv-cache-memory-bytes 67108864 --enforce-eager

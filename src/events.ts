@@ -14,7 +14,23 @@ export type StasisEvent =
   | { type: "phase-end"; phase: string; t: number; ms: number; ok: boolean; bytes?: number; detail?: Record<string, unknown> }
   | { type: "progress"; phase: string; t: number; done: number; total: number; unit: "bytes" | "items" }
   | { type: "process-exit"; t: number; pid: number; command: string; code: number | null; signal: string | null }
-  | { type: "log"; t: number; level: "info" | "warn"; message: string };
+  | { type: "log"; t: number; level: "info" | "warn"; message: string }
+  | WaitingEvent;
+
+/**
+ * A wait that shows no bytes moving (a server loading its model): emitted about once a second while it lasts,
+ * with how long it has waited, what the last try got (an HTTP status or a connection error) and where the
+ * server's log is, so a slow start can be told from a stuck one.
+ */
+export interface WaitingEvent {
+  type: "waiting";
+  phase: string;
+  t: number;
+  elapsedMs: number;
+  url: string;
+  last: string;
+  logPath?: string;
+}
 
 type Listener = (event: StasisEvent) => void;
 

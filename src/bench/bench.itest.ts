@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { assertValidDocument } from "../testing/schemas.js";
 import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
 import { freePort } from "../commands/demo.js";
 
@@ -26,6 +27,7 @@ test("bench: cold, restore-hot and restore-cold side by side, with the disk's ra
   assert.equal(cap.code, 0, cap.output);
   const r = await stasis(["bench", "b", "--strategies", "cold,restore-hot,restore-cold", "--repeat", "1", "--out", out, "--json"], env, 600_000);
   assert.equal(r.code, 0, r.output);
+  assertValidDocument(r.json, "stasis.bench/v1");
   const report = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
   assert.deepEqual(report.strategies.map((s: { strategy: string }) => s.strategy), ["cold", "restore-hot", "restore-cold"]);
   const byName = Object.fromEntries(report.strategies.map((s: { strategy: string; medianFirstTokenMs: number }) => [s.strategy, s]));
@@ -38,5 +40,5 @@ test("bench: cold, restore-hot and restore-cold side by side, with the disk's ra
   assert.ok(report.disk.gbps > 0 && report.coldRatio > 0);
   for (const f of ["results.md", "waterfall.svg", "waterfall.png"]) assert.ok(existsSync(join(out, f)), f);
   assert.match(readFileSync(join(out, "results.md"), "utf8"), /restore-cold's first token took/);
-  assert.deepEqual((await stasis(["ps", "--json"], env)).json, [], "the benchmark leaves nothing running");
+  assert.deepEqual((await stasis(["ps", "--json"], env)).json.instances, [], "the benchmark leaves nothing running");
 });

@@ -178,11 +178,15 @@ async function restoreByCli(snap: Snapshot, args: RestoreArgs, started: number):
     child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
   const readyMs = performance.now() - started;
-  const result = JSON.parse(out.stdout || "{}") as Partial<Restored["result"]> & { error?: { code: string; message: string } };
+  // The CLI's document (stasis.restore/v1) names a phase's duration durationMs; the report's phases say ms.
+  type DocPhase = Omit<TimelinePhase, "ms"> & { durationMs: number };
+  type Doc = Partial<Omit<Restored["result"], "phases">> & { phases?: DocPhase[]; error?: { code: string; message: string } };
+  const result = JSON.parse(out.stdout || "{}") as Doc;
   if (out.code !== 0 || !result.instance) {
     throw new StasisError("E_CRIU_RESTORE", `restore for the benchmark failed: ${result.error?.message ?? out.stderr.trim().split("\n").pop()}`);
   }
-  return { readyMs, result: { instance: result.instance, phases: result.phases ?? [], via: result.via } };
+  const phases = (result.phases ?? []).map(({ durationMs, ...p }) => ({ ...p, ms: durationMs }));
+  return { readyMs, result: { instance: result.instance, phases, via: result.via } };
 }
 
 async function restoreByRequest(snap: Snapshot, args: RestoreArgs, started: number): Promise<Restored> {

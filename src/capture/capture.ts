@@ -20,9 +20,10 @@ import { engineFor } from "../engines/engines.js";
 import type { CanaryRequest, EngineContext } from "../engines/engine.js";
 import { machineFingerprint } from "../fingerprint/fingerprint.js";
 import { instanceDir, killTree, newInstanceId, recordInstance, type Instance } from "../instances/instances.js";
-import { refuseUndumpable } from "./preflight.js";
+import { checkBeforeLaunch, refuseUndumpable } from "./preflight.js";
 import { closeAhead, cudaWorkerAhead, gpuCheckpoint, type GpuCapture } from "./gpu.js";
 import type { CudaDriver } from "../cuda/driver.js";
+import { cudaCandidates } from "../cuda/tree.js";
 import { captureCaches } from "./caches.js";
 
 export interface CaptureOptions {
@@ -41,6 +42,8 @@ export interface CaptureOptions {
   /** The warm-up request, when it is not the canary (e.g. one that loads state into the server). */
   warmupRequest?: CanaryRequest;
   leaveRunning: boolean;
+  /** vllm: capture a GPU server that cannot sleep at level 2 anyway, its weights and KV cache in the image. */
+  allowFullImage?: boolean;
   signal?: AbortSignal;
 }
 
@@ -66,6 +69,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   const baseUrl = new URL(opts.readyUrl).origin;
   const readyPath = new URL(opts.readyUrl).pathname + new URL(opts.readyUrl).search;
   const criu = await events.phase("preflight", async () => {
+    await checkBeforeLaunch(opts);
     await cleanStaging();
     return locateCriu();
   });
@@ -84,7 +88,15 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
       launch({ argv: opts.argv, cwd: opts.cwd, env: opts.env, stdout: inst.stdout, stderr: inst.stderr }),
     );
     const launched = server;
-    const ctx: EngineContext = { baseUrl, events, signal: opts.signal, alive: () => !launched.hasExited(), logPath: inst.stderr };
+    const ctx: EngineContext = {
+      baseUrl,
+      events,
+      signal: opts.signal,
+      alive: () => !launched.hasExited(),
+      logPath: inst.stderr,
+      allowFullImage: opts.allowFullImage,
+      usesGpu: async () => (await cudaCandidates((await processTree(launched.pid)).map((p) => p.pid))).length > 0,
+    };
     await events.phase("ready", () => engine.waitReady(ctx, readyPath, opts.readyTimeoutMs));
     const coldStartMs = events.t() - started;
     cudaAhead = cudaWorkerAhead((await processTree(launched.pid)).map((p) => p.pid));

@@ -59,7 +59,7 @@ test("corrupt manifest", async () => {
     assertFails(r, "E_MANIFEST_INVALID", 4);
     assert.match(r.stderr, /files/);
     const ls = await stasis(["ls", "--json"], env);
-    assert.equal(ls.json[0].error !== undefined, true, "ls lists the damaged snapshot as damaged");
+    assert.equal(ls.json.snapshots[0].error !== undefined, true, "ls lists the damaged snapshot as damaged");
   } finally {
     writeFileSync(manifest, original);
   }
@@ -85,7 +85,7 @@ test("an image file modified after capture is refused (digest mismatch) and noth
     writeFileSync(file, original);
   }
   await noServerOn(port);
-  assert.deepEqual((await stasis(["ps", "--json"], env)).json, []);
+  assert.deepEqual((await stasis(["ps", "--json"], env)).json.instances, []);
   // The intact snapshot still restores.
   const ok = await stasis(["restore", "good", "--json"], env);
   assert.equal(ok.code, 0, ok.output);
@@ -168,7 +168,7 @@ test("a parallel restore whose lazy-pages daemon fails: one clear error, fast, n
   assert.match(r.stderr, /criu lazy-pages failed: exit status 3/);
   assert.ok(Date.now() - started < 8000, "not left waiting for the daemon's socket");
   await noServerOn(port);
-  assert.deepEqual((await stasis(["ps", "--json"], env)).json, []);
+  assert.deepEqual((await stasis(["ps", "--json"], env)).json.instances, []);
 });
 
 test("a snapshot from another machine is refused; --fallback warm starts its server the ordinary way instead", async () => {

@@ -1,8 +1,11 @@
-import { readFile } from "node:fs/promises";
-import { basename } from "node:path";
-import { StasisError } from "../errors.js";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { StasisError, fsError } from "../errors.js";
+import { paths, stasisHome } from "../home.js";
 import { readMaps } from "../proc/maps.js";
+import { listenersOn, socketOwner } from "../proc/net.js";
 import { openFds, readStat } from "../proc/tree.js";
+import { isVllmServer, vllmCommandProblems } from "../engines/vllm-command.js";
 
 const IO_URING = "anon_inode:[io_uring]";
 
@@ -16,7 +19,10 @@ export async function refuseUndumpable(pids: number[]): Promise<void> {
     const fds = (await openFds(pid)).filter((t) => t.target === IO_URING).map((t) => t.fd);
     if (fds.length === 0) continue;
     const comm = (await readStat(pid))?.comm ?? "?";
-    const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").filter(Boolean).join(" ");
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => ""))
+      .split("\0")
+      .filter(Boolean)
+      .join(" ");
     const shown = cmdline.replace(/\s+/g, " ");
     const libraries = await uringLibraries(pid);
     throw new StasisError(
@@ -39,4 +45,104 @@ export async function refuseUndumpable(pids: number[]): Promise<void> {
 async function uringLibraries(pid: number): Promise<string[]> {
   const paths = (await readMaps(pid)).map((m) => m.path).filter((path) => /liburing|libuv|uvloop|libcufile/.test(path));
   return [...new Set(paths.map((path) => basename(path)))].sort();
+}
+
+/** What `checkBeforeLaunch` looks at: the capture's own options. */
+export interface LaunchPlan {
+  engine: "http" | "vllm";
+  argv: string[];
+  /** Set for the server on top of stasis's environment. */
+  env: Record<string, string>;
+  readyUrl: string;
+  /** The canary the user named, if any. */
+  canary?: unknown;
+  allowFullImage?: boolean;
+}
+
+/**
+ * Every check of a capture that can fail before the server is launched, so that a mistake costs seconds, not a
+ * model load: the command line (an http capture's canary; a vLLM server's sleep-mode flags, environment and
+ * worker extension), then root, a writable store, and the ready URL's port free. `uid` and `home` are injectable.
+ */
+export async function checkBeforeLaunch(plan: LaunchPlan, deps: { uid?: number; home?: string } = {}): Promise<void> {
+  refuseMissingCanary(plan);
+  refuseVllmWithoutSleep(plan);
+  refuseNonRoot(deps.uid ?? process.getuid?.() ?? 0);
+  await refuseUnwritableStore(deps.home ?? stasisHome());
+  await refuseReadyPortTaken(plan.readyUrl);
+}
+
+function refuseMissingCanary(plan: LaunchPlan): void {
+  if (plan.engine !== "http" || plan.canary !== undefined) return;
+  throw new StasisError("E_USAGE", "an http capture needs a canary request (--canary-url)", {
+    hint:
+      "pass --canary-url URL (and --canary-body JSON for a POST) on the server you capture: its answer is " +
+      "recorded now and must be the same after every restore; or --engine vllm for a vLLM-compatible server " +
+      "(its canary is a greedy completion)",
+  });
+}
+
+function refuseVllmWithoutSleep(plan: LaunchPlan): void {
+  if (plan.engine !== "vllm" || plan.allowFullImage || !isVllmServer(plan.argv)) return;
+  const problems = vllmCommandProblems(plan.argv, { ...process.env, ...plan.env });
+  if (problems.length === 0) return;
+  throw new StasisError(
+    "E_USAGE",
+    `the vLLM server cannot be captured asleep at level 2: its command lacks ${problems.map((x) => x.missing).join(", ")}`,
+    {
+      hint:
+        `${problems.map((x) => x.add).join("; ")}. Or pass --allow-full-image to keep its weights and KV cache ` +
+        "in the image (vLLM on the CPU, which has no sleep mode)",
+      details: { missing: problems.map((p) => p.missing) },
+    },
+  );
+}
+
+function refuseNonRoot(uid: number): void {
+  if (uid === 0) return;
+  throw new StasisError("E_PERMISSION", `capture needs root (running as uid ${uid})`, {
+    hint: "CRIU dumps other processes' memory and the CUDA checkpoint needs root: run it with sudo, as root",
+  });
+}
+
+/** The store takes a file: creating one finds a read-only disk or a folder of another owner before the launch. */
+async function refuseUnwritableStore(home: string): Promise<void> {
+  const root = paths.snapshots(home);
+  const probe = join(root, `.write-test-${process.pid}`);
+  try {
+    await mkdir(root, { recursive: true });
+    await writeFile(probe, "");
+  } catch (err) {
+    const e = fsError(err, root, "write to the snapshot store");
+    throw new StasisError(e.code === "E_IO" ? "E_PERMISSION" : e.code, e.message, {
+      cause: err,
+      hint: e.hint ?? "point STASIS_HOME at a writable folder",
+    });
+  } finally {
+    await rm(probe, { force: true }).catch(() => undefined); // no store: nothing to remove
+  }
+}
+
+/**
+ * The ready URL's port must be free before the launch: a server that cannot bind it exits (or waits), and a
+ * server already there would answer the readiness checks and the canary in its place.
+ */
+export async function refuseReadyPortTaken(readyUrl: string): Promise<void> {
+  const u = new URL(readyUrl);
+  const port = Number(u.port || 80);
+  const [taken] = await listenersOn(port);
+  if (!taken) return;
+  const owner = await socketOwner(taken.inode);
+  const comm = owner === undefined ? undefined : (await readStat(owner))?.comm;
+  throw new StasisError(
+    "E_ADDRESS_IN_USE",
+    `port ${port} of --ready-url is taken before the server started: ${taken.address}:${port} is listening` +
+      (owner === undefined ? "" : ` (pid ${owner}${comm ? `, ${comm}` : ""})`),
+    {
+      hint:
+        "stop what listens there (`stasis ps` lists the servers stasis runs, `stasis stop ID` stops one), " +
+        "or start the server on a free port and point --ready-url at it",
+      details: { port, address: taken.address, ...(owner === undefined ? {} : { pid: owner }) },
+    },
+  );
 }

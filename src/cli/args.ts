@@ -40,9 +40,3 @@ export function envPairs(values: Record<string, unknown>, name: string): Record<
   }
   return out;
 }
-
-export function requirePositional(positionals: string[], index: number, what: string, usage: string): string {
-  const v = positionals[index];
-  if (v === undefined) throw new StasisError("E_USAGE", `missing ${what}`, { hint: `usage: stasis ${usage}` });
-  return v;
-}

@@ -3,31 +3,21 @@
  * The `stasis` command line: a thin layer that parses arguments, calls a command function, and renders the
  * result or the error. Commands are loaded lazily: `stasis --help` loads no FFI, CUDA or HTTP code.
  */
-import { parseArgs } from "node:util";
-import { COMMANDS, findCommand } from "./registry.js";
+import { commandNames, findCommand } from "./registry.js";
 import { StasisError, asStasisError, exitStatus } from "../errors.js";
 import { Events } from "../events.js";
 import { attachRenderer } from "./render/progress.js";
+import { parseCommandLine } from "./parse.js";
+import { commandHelp, usage } from "./help.js";
+import { suggest } from "./suggest.js";
+import { jsonDocument } from "./json.js";
 import { VERSION } from "../version.js";
 
-function usage(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length));
-  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
-  return [
-    "stasis: snapshot a warmed-up inference server once, restore it serving in about a second",
-    "",
-    "usage: stasis <command> [options]",
-    "",
-    "commands:",
-    ...lines,
-    "",
-    "global options: --json (machine-readable output), --quiet (no progress), --help",
-    "environment: STASIS_HOME (snapshot store and state; default /var/lib/stasis)",
-  ].join("\n");
-}
-
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  // `stasis --json ps` is `stasis ps --json`: global options may come before the command too.
+  let lead = 0;
+  while (argv[lead] === "--json" || argv[lead] === "--quiet") lead++;
+  const [name, ...rest] = lead > 0 && lead < argv.length ? [argv[lead]!, ...argv.slice(0, lead), ...argv.slice(lead + 1)] : argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     const target = name === "help" ? rest[0] : undefined;
     if (target) return main([target, "--help"]);
@@ -38,45 +28,35 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`stasis ${VERSION}\n`);
     return 0;
   }
-  const entry = findCommand(name);
-  const json = rest.includes("--json");
+  // Everything after a bare `--` belongs to the command being wrapped (capture's server command line): a `--json`
+  // there is the server's, never stasis's.
+  const dashdash = rest.indexOf("--");
+  const json = (dashdash === -1 ? rest : rest.slice(0, dashdash)).includes("--json");
   try {
+    const entry = findCommand(name);
     if (!entry) {
-      throw new StasisError("E_USAGE", `unknown command "${name}"`, { hint: "run `stasis --help` for the list of commands" });
+      const near = name.startsWith("-") ? undefined : suggest(name, commandNames());
+      throw new StasisError(
+        "E_USAGE",
+        name.startsWith("-") ? `expected a command first, got the option ${name}` : `unknown command "${name}"`,
+        {
+          hint: `${near ? `did you mean \`stasis ${near}\`? ` : ""}run \`stasis --help\` for the list of commands`,
+        },
+      );
     }
     const cmd = await entry.load();
-    // Everything after a bare `--` belongs to the command being wrapped (capture's server command line).
-    const dashdash = rest.indexOf("--");
-    const own = dashdash === -1 ? rest : rest.slice(0, dashdash);
-    const passthrough = dashdash === -1 ? [] : rest.slice(dashdash + 1);
-    if (own.includes("--help") || own.includes("-h")) {
-      process.stdout.write(`usage: stasis ${cmd.usage}\n\n${entry.summary}\n${cmd.help ?? ""}\n`);
+    const parsed = parseCommandLine(name, rest, cmd.options, cmd);
+    if (parsed.values.help) {
+      process.stdout.write(commandHelp(name, entry.summary, cmd) + "\n");
       return 0;
-    }
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: own,
-        options: { json: { type: "boolean" }, quiet: { type: "boolean" }, ...cmd.options },
-        allowPositionals: true,
-        strict: true,
-      });
-    } catch (err) {
-      throw new StasisError("E_USAGE", (err as Error).message, { hint: `usage: stasis ${cmd.usage}` });
     }
     const events = new Events();
     const quiet = Boolean(parsed.values.quiet) || json;
     const detach = attachRenderer(events, { quiet, stream: process.stderr });
     try {
-      const result = await cmd.run({
-        values: parsed.values as Record<string, string | boolean | string[] | undefined>,
-        positionals: parsed.positionals,
-        passthrough,
-        events,
-        json,
-      });
+      const result = await cmd.run({ ...parsed, events, json });
       detach();
-      if (json) process.stdout.write(JSON.stringify(result.data, null, 2) + "\n");
+      if (json) process.stdout.write(JSON.stringify(jsonDocument(name, result.data), null, 2) + "\n");
       else if (result.text) process.stdout.write(result.text.endsWith("\n") ? result.text : result.text + "\n");
       return result.exitCode ?? 0;
     } finally {
@@ -85,11 +65,12 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const e = asStasisError(err);
     if (json) {
-      process.stdout.write(JSON.stringify({ error: e.toJSON() }, null, 2) + "\n");
+      process.stdout.write(JSON.stringify(jsonDocument("error", { error: e.toJSON() }), null, 2) + "\n");
     } else {
       process.stderr.write(`stasis: error ${e.code}: ${e.message}\n`);
       if (e.hint) process.stderr.write(`  hint: ${e.hint}\n`);
-      if (e.code === "E_INTERNAL" && e.cause instanceof Error && e.cause.stack) process.stderr.write(e.cause.stack + "\n");
+      if (e.code === "E_INTERNAL" && e.cause instanceof Error && e.cause.stack)
+        process.stderr.write(e.cause.stack + "\n");
     }
     return exitStatus(e.code);
   }

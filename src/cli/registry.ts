@@ -1,16 +1,21 @@
-import type { ParseArgsConfig } from "node:util";
 import type { Events } from "../events.js";
+import type { ArgumentSpec, OptionSpecs, OptionValues } from "./parse.js";
 
-/** What a CLI command module (`src/cli/cmd/<name>.ts`) exports: parsing and rendering around one command function. */
-export interface CliCommand {
-  usage: string;
+/**
+ * What a CLI command module (`src/cli/cmd/<name>.ts`) exports: parsing and rendering around one command function.
+ * Its usage line and the options part of its help are generated from `args`, `passthrough` and `options`.
+ */
+export interface CliCommand extends ArgumentSpec {
+  /** Other forms of the command line, shown under the usage line. */
+  forms?: string[];
+  /** What the command does, beyond its one-line summary. */
   help?: string;
-  options: NonNullable<ParseArgsConfig["options"]>;
+  options: OptionSpecs;
   run(ctx: CliContext): Promise<CliResult>;
 }
 
 export interface CliContext {
-  values: Record<string, string | boolean | string[] | undefined>;
+  values: OptionValues;
   positionals: string[];
   /** Arguments after a bare `--`. */
   passthrough: string[];
@@ -19,8 +24,8 @@ export interface CliContext {
 }
 
 export interface CliResult {
-  /** What `--json` prints. */
-  data: unknown;
+  /** What `--json` prints, after the `schema` that names its shape (`stasis.<command>/v1`). */
+  data: object;
   /** What a person sees. */
   text?: string;
   exitCode?: number;
@@ -36,21 +41,72 @@ const mod = (m: { command: CliCommand }) => m.command;
 
 /** Every command, in the order `stasis --help` lists them. Loading is lazy: nothing is imported until used. */
 export const COMMANDS: Entry[] = [
-  { name: "doctor", summary: "check this machine: kernel, CRIU, io_uring, privileges, store, GPU driver", load: () => import("./cmd/doctor.js").then(mod) },
-  { name: "capture", summary: "start a server, warm it up, and snapshot it: capture <name> [options] -- <command...>", load: () => import("./cmd/capture.js").then(mod) },
-  { name: "restore", summary: "restore a snapshot, serving, and check its canary", load: () => import("./cmd/restore.js").then(mod) },
+  {
+    name: "doctor",
+    summary: "check this machine: kernel, CRIU, io_uring, privileges, store, GPU driver",
+    load: () => import("./cmd/doctor.js").then(mod),
+  },
+  {
+    name: "capture",
+    summary: "start a server, warm it up, and snapshot it",
+    load: () => import("./cmd/capture.js").then(mod),
+  },
+  {
+    name: "restore",
+    summary: "restore a snapshot, serving, and check its canary",
+    load: () => import("./cmd/restore.js").then(mod),
+  },
+  {
+    name: "logs",
+    summary: "show an instance's server log (stderr; --stdout, --criu), -f to follow it",
+    load: () => import("./cmd/logs.js").then(mod),
+  },
   { name: "ps", summary: "list running instances", load: () => import("./cmd/ps.js").then(mod) },
-  { name: "stop", summary: "stop an instance and its whole process tree", load: () => import("./cmd/stop.js").then(mod) },
+  {
+    name: "stop",
+    summary: "stop an instance and its whole process tree",
+    load: () => import("./cmd/stop.js").then(mod),
+  },
   { name: "ls", summary: "list snapshots", load: () => import("./cmd/ls.js").then(mod) },
-  { name: "inspect", summary: "show a snapshot's manifest, files and fingerprint (--verify checks digests)", load: () => import("./cmd/inspect.js").then(mod) },
+  {
+    name: "inspect",
+    summary: "show a snapshot's manifest, files and fingerprint (--verify checks digests)",
+    load: () => import("./cmd/inspect.js").then(mod),
+  },
   { name: "rm", summary: "remove snapshots", load: () => import("./cmd/rm.js").then(mod) },
-  { name: "prefetch", summary: "read files or a snapshot into the page cache, in parallel", load: () => import("./cmd/prefetch.js").then(mod) },
-  { name: "residency", summary: "how much of files or a snapshot is in the page cache", load: () => import("./cmd/residency.js").then(mod) },
-  { name: "evict", summary: "drop files or a snapshot from the page cache", load: () => import("./cmd/evict.js").then(mod) },
-  { name: "serve", summary: "stay resident on a unix socket; `stasis restore` then starts without loading stasis", load: () => import("./cmd/serve.js").then(mod) },
-  { name: "bench", summary: "cold start vs restore, side by side, with a phase breakdown", load: () => import("./cmd/bench.js").then(mod) },
-  { name: "demo", summary: "capture the bundled example server, restore it, compare start times and answers", load: () => import("./cmd/demo.js").then(mod) },
+  {
+    name: "prefetch",
+    summary: "read files or a snapshot into the page cache, in parallel",
+    load: () => import("./cmd/prefetch.js").then(mod),
+  },
+  {
+    name: "residency",
+    summary: "how much of files or a snapshot is in the page cache",
+    load: () => import("./cmd/residency.js").then(mod),
+  },
+  {
+    name: "evict",
+    summary: "drop files or a snapshot from the page cache",
+    load: () => import("./cmd/evict.js").then(mod),
+  },
+  {
+    name: "serve",
+    summary: "stay resident on a unix socket; `stasis restore` then starts without loading stasis",
+    load: () => import("./cmd/serve.js").then(mod),
+  },
+  {
+    name: "bench",
+    summary: "cold start vs restore, side by side, with a phase breakdown",
+    load: () => import("./cmd/bench.js").then(mod),
+  },
+  {
+    name: "demo",
+    summary: "capture the bundled example server, restore it, compare start times and answers",
+    load: () => import("./cmd/demo.js").then(mod),
+  },
 ];
+
+export const commandNames = (): string[] => COMMANDS.map((c) => c.name);
 
 export function findCommand(name: string): Entry | undefined {
   return COMMANDS.find((c) => c.name === name);

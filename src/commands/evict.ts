@@ -9,7 +9,9 @@ export interface EvictOptions {
 }
 
 export interface EvictResult {
-  snapshot?: { name: string; dir: string };
+  /** The snapshot's name and folder, when its files were the target. */
+  snapshot?: string;
+  snapshotDir?: string;
   files: Eviction[];
   total: { files: number; size: number; residentBytesBefore: number; residentBytesAfter: number };
 }
@@ -24,5 +26,5 @@ export async function evict(opts: EvictOptions, events: Events): Promise<EvictRe
     total.residentBytesBefore += f.residentBytesBefore;
     total.residentBytesAfter += f.residentBytesAfter;
   }
-  return { ...(targets.snapshot ? { snapshot: targets.snapshot } : {}), files, total };
+  return { ...(targets.snapshot ? { snapshot: targets.snapshot.name, snapshotDir: targets.snapshot.dir } : {}), files, total };
 }

@@ -5,8 +5,8 @@ import { recordVerified, stampFiles } from "../store/verified.js";
 import type { Manifest } from "../store/manifest.js";
 
 export interface InspectResult {
-  name: string;
-  dir: string;
+  snapshot: string;
+  snapshotDir: string;
   manifest: Manifest;
   /** Set with verify: every file's digest was checked and matched. */
   verified?: { bytes: number };
@@ -15,7 +15,7 @@ export interface InspectResult {
 /** A snapshot's manifest; with `verify`, every file is read and checked against its digests. */
 export async function inspect(opts: { name: string; verify: boolean }, events: Events): Promise<InspectResult> {
   const snap = await openSnapshot(opts.name);
-  const out: InspectResult = { name: snap.name, dir: snap.dir, manifest: snap.manifest };
+  const out: InspectResult = { snapshot: snap.name, snapshotDir: snap.dir, manifest: snap.manifest };
   if (opts.verify) {
     const stamps = await stampFiles(snap.dir, snap.manifest.files);
     out.verified = await events.phase(

@@ -9,7 +9,9 @@ export interface ResidencyOptions {
 }
 
 export interface ResidencyResult {
-  snapshot?: { name: string; dir: string };
+  /** The snapshot's name and folder, when its files were the target. */
+  snapshot?: string;
+  snapshotDir?: string;
   files: Residency[];
   total: { files: number; size: number; residentBytes: number; pages: number; residentPages: number };
 }
@@ -25,5 +27,5 @@ export async function residency(opts: ResidencyOptions, _events: Events): Promis
     total.pages += f.pages;
     total.residentPages += f.residentPages;
   }
-  return { ...(targets.snapshot ? { snapshot: targets.snapshot } : {}), files, total };
+  return { ...(targets.snapshot ? { snapshot: targets.snapshot.name, snapshotDir: targets.snapshot.dir } : {}), files, total };
 }

@@ -33,11 +33,11 @@ const skip = inventory ? false : "no NVIDIA GPU here";
 
 interface Phase {
   name: string;
-  ms: number;
+  durationMs: number;
   bytes?: number;
   gbps?: number;
 }
-const summary = (phases: Phase[]) => phases.map((p) => ({ name: p.name, ms: Math.round(p.ms), bytes: p.bytes, gbps: p.gbps && Number(p.gbps.toFixed(2)) }));
+const summary = (phases: Phase[]) => phases.map((p) => ({ name: p.name, ms: Math.round(p.durationMs), bytes: p.bytes, gbps: p.gbps && Number(p.gbps.toFixed(2)) }));
 
 async function captureTorch(name: string, args: string[], extra: string[] = []) {
   const port = await freePort();
@@ -122,7 +122,7 @@ test("a restore without enough free GPU memory is refused up front, and nothing 
     assert.equal(res.code, 5, res.output);
     assert.match(res.stderr, /E_GPU_MEMORY: GPU 0 .* free; restoring needs/);
     assert.match(res.stderr, /hint: /);
-    assert.deepEqual((await stasis(["ps", "--json"], env)).json, []);
+    assert.deepEqual((await stasis(["ps", "--json"], env)).json.instances, []);
   } finally {
     hog.kill("SIGKILL");
     await new Promise((r) => hog.once("exit", r));

@@ -23,6 +23,10 @@ export interface EngineContext {
   alive: () => boolean;
   /** Where the server's output goes, for error hints. */
   logPath: string;
+  /** Capture: a server that cannot sleep may keep its weights and KV cache in the image (--allow-full-image). */
+  allowFullImage?: boolean;
+  /** Capture: whether the server's tree uses a GPU (maps libcuda). */
+  usesGpu?: () => Promise<boolean>;
 }
 
 /**

@@ -4,11 +4,28 @@ import type { CanaryAnswer, CanaryRequest, Engine, EngineContext, EngineState } 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `path` until it answers 2xx, the server dies, or `timeoutMs` passes. Shared by every engine. */
-export async function pollReady(ctx: EngineContext, path: string, timeoutMs: number, intervalMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+/**
+ * Polls `path` until it answers 2xx, the server dies, or `timeoutMs` passes. Shared by every engine. While it
+ * waits, a `waiting` event about once every `reportMs` says for how long, and what the last try got.
+ */
+export async function pollReady(
+  ctx: EngineContext,
+  path: string,
+  timeoutMs: number,
+  intervalMs = 50,
+  reportMs = 1_000,
+): Promise<void> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
   let last = "no answer yet";
+  let reported = started;
   while (Date.now() < deadline) {
+    if (Date.now() - reported >= reportMs) {
+      reported = Date.now();
+      const e = ctx.events;
+      const url = ctx.baseUrl + path;
+      e.emit({ type: "waiting", phase: "ready", t: e.t(), elapsedMs: reported - started, url, last, logPath: ctx.logPath });
+    }
     if (!ctx.alive()) {
       throw new StasisError("E_SERVER_EXITED", `the server exited before it was ready (last readiness check: ${last})`, {
         hint: `see its output: ${ctx.logPath}`,

@@ -27,7 +27,7 @@ test("capture and restore a real vLLM server (CPU build) with the vllm engine: t
   const base = `http://127.0.0.1:${port}`;
   const cap = await stasis(
     [
-      "capture", "vllm-tiny", "--json", "--engine", "vllm", "--ready-url", `${base}/health`, "--ready-timeout", "900", "--warmup", "2",
+      "capture", "vllm-tiny", "--json", "--engine", "vllm", "--allow-full-image", "--ready-url", `${base}/health`, "--ready-timeout", "900", "--warmup", "2",
       "--env", "VLLM_SERVER_DEV_MODE=1", "--env", "VLLM_NO_USAGE_STATS=1", "--env", "HF_HUB_OFFLINE=1",
       "--env", `PYTHONPATH=${join(REPO, "python")}`,
       "--",
@@ -61,7 +61,7 @@ test("capture and restore a real vLLM server (CPU build) with the vllm engine: t
     imageBytes: m.files.reduce((a: number, f: { size: number }) => a + f.size, 0),
     captureMs: m.timings.totalMs,
     restoreReadyMs: Math.round(res.json.readyMs),
-    restorePhases: res.json.phases.map((p: { name: string; ms: number }) => ({ name: p.name, ms: Math.round(p.ms) })),
+    restorePhases: res.json.phases.map((p: { name: string; durationMs: number }) => ({ name: p.name, ms: Math.round(p.durationMs) })),
   });
   // vLLM's shared-memory files (psm_*) were put back for the restore; a stopped instance leaves none behind.
   const shm = m.shmFiles.map((f: { original: string }) => f.original);

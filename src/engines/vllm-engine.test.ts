@@ -152,6 +152,31 @@ test("resume with weights vLLM adopted wakes them through vLLM, then settles the
   }
 });
 
+test("a GPU server that cannot sleep at level 2 is refused, unless --allow-full-image keeps the warning", async () => {
+  // vLLM started without VLLM_SERVER_DEV_MODE=1: no /is_sleeping, so no weights dump and no sleep.
+  const server = await fakeServer(() => [404, { detail: "Not Found" }]);
+  const prepare = (extra: Partial<EngineContext>) => {
+    const c = context(server.url);
+    return { logs: c.logs, state: vllmEngine.prepareCapture({ ...c.ctx, ...extra }, "/nonexistent") };
+  };
+  try {
+    await assert.rejects(prepare({ usesGpu: async () => true }).state, (err: Error & { code?: string; hint?: string }) => {
+      assert.equal(err.code, "E_ENGINE");
+      assert.match(err.message, /^the GPU server cannot sleep at level 2: the server has no \/is_sleeping/);
+      assert.match(err.hint ?? "", /--enable-sleep-mode.*VLLM_SERVER_DEV_MODE=1.*--allow-full-image/);
+      return true;
+    });
+    assert.deepEqual(server.methods, ["GET /is_sleeping"], "refused before any /sleep");
+    const allowed = prepare({ usesGpu: async () => true, allowFullImage: true });
+    assert.equal((await allowed.state).sleepLevel, 0);
+    const warning = String((allowed.logs[0] as { message: string }).message);
+    assert.match(warning, /^no sleep level 2: .*weights and KV cache stay in the image/);
+    assert.equal((await prepare({ usesGpu: async () => false }).state).sleepLevel, 0, "a CPU server: the warning");
+  } finally {
+    await server.close();
+  }
+});
+
 test("a vLLM layout with its stager facts is staged as extents, one allocation each", () => {
   const source = vllmEngine.stageSource?.(
     {

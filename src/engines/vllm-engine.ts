@@ -161,6 +161,17 @@ export const vllmEngine: Engine = {
   async prepareCapture(ctx, snapshotDir): Promise<EngineState> {
     const probe = await weightsLayout(ctx);
     if ("reason" in probe) {
+      // A GPU server's image would hold its weights and KV cache (tens of GB, read back on every restore):
+      // refused unless asked for, since a missing flag is the likely cause.
+      if (!ctx.allowFullImage && (await ctx.usesGpu?.())) {
+        throw new StasisError("E_ENGINE", `the GPU server cannot sleep at level 2: ${probe.reason}`, {
+          hint:
+            "start vLLM with --enable-sleep-mode and --worker-extension-cls " +
+            "stasis_engine.vllm.StasisWorkerExtension, with VLLM_SERVER_DEV_MODE=1 (--env); or pass " +
+            "--allow-full-image to capture its weights and KV cache in the image",
+          details: { reason: probe.reason },
+        });
+      }
       // Never call /sleep here: on the CPU vLLM answers 200, frees nothing, and pauses the engine.
       ctx.events.log(`no sleep level 2: ${probe.reason}; weights and KV cache stay in the image`, "warn");
       return { sleepLevel: 0, reason: probe.reason };

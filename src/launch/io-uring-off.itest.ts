@@ -48,5 +48,5 @@ test("with the filter off (STASIS_IO_URING_FILTER=0) it holds a ring: the captur
   assert.equal(cap.json.error.code, "E_IO_URING", cap.output);
   assert.match(cap.json.error.message, /\(python3\) of the server holds an io_uring instance \(fd \d+\).*slow_server\.py/);
   assert.equal(existsSync(join(home, "snapshots", "ring-off")), false, "no snapshot");
-  assert.deepEqual((await stasis(["ps", "--json"], env)).json, [], "no server left running");
+  assert.deepEqual((await stasis(["ps", "--json"], env)).json.instances, [], "no server left running");
 });

@@ -52,11 +52,11 @@ test("(a) slow-start server: cold start >= 5 s, restore much faster, in-memory s
   assert.equal(answer, cap.json.manifest.engine.canary.text);
 
   const ps = await stasis(["ps", "--json"], env);
-  assert.deepEqual(ps.json.map((i: { id: string }) => i.id), [res.json.instance.id]);
+  assert.deepEqual(ps.json.instances.map((i: { id: string }) => i.id), [res.json.instance.id]);
   const stop = await stasis(["stop", res.json.instance.id, "--json"], env);
   assert.equal(stop.code, 0, stop.output);
   await assert.rejects(httpOk(`${base}/health`, { timeoutMs: 1000 }));
-  assert.deepEqual((await stasis(["ps", "--json"], env)).json, []);
+  assert.deepEqual((await stasis(["ps", "--json"], env)).json.instances, []);
 });
 
 test("(b) two-process server (front end + engine over a unix socket, semaphore, loopback TCP) comes back whole", async () => {
@@ -132,7 +132,7 @@ test("(d) the working set: a restore records the pages of files its tree touched
   const on = env;
   const phase = (res: { json: { phases: { name: string }[] } }, name: string) => res.json.phases.find((p) => p.name === name) as { bytes?: number; detail?: Record<string, number> } | undefined;
   const inspect = await stasis(["inspect", "twice", "--json"], env);
-  rmSync(join(inspect.json.dir, "working-set.json"), { force: true }); // the restores of (c) recorded one
+  rmSync(join(inspect.json.snapshotDir, "working-set.json"), { force: true }); // the restores of (c) recorded one
   const first = await stasis(["restore", "twice", "--json"], on);
   assert.equal(first.code, 0, first.output);
   const recorded = phase(first, "record-working-set");
@@ -161,7 +161,7 @@ test("(e) a second restore of a snapshot whose server is still running is refuse
   const url = first.json.instance.url;
   assert.equal((await httpOk(`${url}/answer?q=again`)).body.length > 0, true);
   const ps = await stasis(["ps", "--json"], env);
-  assert.equal(ps.json.filter((i: { snapshot: string }) => i.snapshot === "twice").length, 1, "no second instance recorded");
+  assert.equal(ps.json.instances.filter((i: { snapshot: string }) => i.snapshot === "twice").length, 1, "no second instance recorded");
   assert.equal((await stasis(["stop", first.json.instance.id], env)).code, 0);
 });
 

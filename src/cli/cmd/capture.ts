@@ -1,50 +1,87 @@
 import type { CliCommand } from "../registry.js";
 import { StasisError } from "../../errors.js";
-import { envPairs, num, oneOf, requirePositional, str } from "../args.js";
+import { envPairs, num, oneOf, str } from "../args.js";
 import { interruptSignal } from "../interrupt.js";
 import { renderTimeline } from "../render/timeline.js";
 import { formatBytes, formatMs } from "../render/format.js";
 import type { CanaryRequest } from "../../engines/engine.js";
 
-const USAGE = "capture <name> --ready-url URL [--canary-url URL [--canary-body JSON]] [--warmup N] [--engine http|vllm] [--env K=V]... [--cwd DIR] [--ready-timeout S] [--leave-running] [--json] -- <command...>";
-
 export const command: CliCommand = {
-  usage: USAGE,
+  args: ["<name>"],
+  passthrough: "<command...>",
   help: [
     "Starts <command> in its own session and PID namespace (stdout/stderr to log files), waits until --ready-url",
     "answers 2xx, sends --warmup canary requests, records the canary's answer, and snapshots the whole process",
     "tree (GPU state too) into $STASIS_HOME/snapshots/<name>. The snapshot appears only if everything succeeded.",
-    "",
-    "  --ready-url URL      answers 2xx once the server is ready; its origin is the server's address",
-    "  --ready-timeout S    seconds to wait for readiness (default 300)",
-    "  --canary-url URL     the request whose answer must be identical after every restore (GET, or POST with",
-    "  --canary-body JSON   a body); the vllm engine defaults to a greedy completion",
-    "  --warmup N           requests to send before the canary is recorded (default 0): the canary, or",
-    "  --warmup-url URL     this request instead (GET, or POST with --warmup-body JSON)",
-    "  --engine http|vllm   http: any server; vllm: vLLM's control API (sleep level 2, weight dump/refill)",
-    "  --env K=V            set an environment variable for the server (repeatable)",
-    "  --cwd DIR            the server's working directory (default: the current one)",
-    "  --leave-running      keep the original server running after the snapshot (listed by `stasis ps`)",
+    "Everything that can be checked before the server starts is (root, the store, the ready URL's port, the",
+    "canary, vLLM's flags), so a mistake costs no model load. Nothing after `--` is read by stasis.",
   ].join("\n"),
   options: {
-    "ready-url": { type: "string" },
-    "ready-timeout": { type: "string" },
-    "canary-url": { type: "string" },
-    "canary-body": { type: "string" },
-    warmup: { type: "string" },
-    "warmup-url": { type: "string" },
-    "warmup-body": { type: "string" },
-    engine: { type: "string" },
-    env: { type: "string", multiple: true },
-    cwd: { type: "string" },
-    "leave-running": { type: "boolean" },
+    "ready-url": {
+      type: "string",
+      arg: "URL",
+      help: "answers 2xx once the server is ready; its origin is the server's address",
+    },
+    "ready-timeout": { type: "string", arg: "S", help: "seconds to wait for readiness (default 300)" },
+    "canary-url": {
+      type: "string",
+      arg: "URL",
+      help: [
+        "the request whose answer must be identical after every restore (GET, or POST with",
+        "--canary-body); needed with --engine http; vllm defaults to a greedy completion",
+      ].join("\n"),
+    },
+    "canary-body": { type: "string", arg: "JSON", help: "the canary's POST body" },
+    warmup: {
+      type: "string",
+      arg: "N",
+      help: "requests to send before the canary is recorded (default 0): the canary, or\n--warmup-url",
+    },
+    "warmup-url": {
+      type: "string",
+      arg: "URL",
+      help: "the warm-up request instead of the canary (GET, or POST with --warmup-body)",
+    },
+    "warmup-body": { type: "string", arg: "JSON", help: "the warm-up request's POST body" },
+    engine: {
+      type: "string",
+      arg: "http|vllm",
+      help: [
+        "http: any server (default); vllm: vLLM's control API (sleep level 2, weight",
+        "dump and refill; vLLM needs --enable-sleep-mode, VLLM_SERVER_DEV_MODE=1 and",
+        "--worker-extension-cls stasis_engine.vllm.StasisWorkerExtension)",
+      ].join("\n"),
+    },
+    "allow-full-image": {
+      type: "boolean",
+      help: [
+        "capture a vllm server that cannot sleep at level 2 anyway (vLLM on the CPU): its",
+        "weights and KV cache stay in the image, which is then as large as its memory",
+      ].join("\n"),
+    },
+    env: {
+      type: "string",
+      multiple: true,
+      arg: "K=V",
+      help: "set an environment variable for the server (repeatable)",
+    },
+    cwd: { type: "string", arg: "DIR", help: "the server's working directory (default: the current one)" },
+    "leave-running": {
+      type: "boolean",
+      help: "keep the original server running after the snapshot (listed by `stasis ps`)",
+    },
   },
   async run({ values, positionals, passthrough, events }) {
-    const name = requirePositional(positionals, 0, "the snapshot name", USAGE);
-    if (positionals.length > 1) throw new StasisError("E_USAGE", `unexpected argument "${positionals[1]}"`, { hint: "put the server's command after `--`" });
-    if (passthrough.length === 0) throw new StasisError("E_USAGE", "missing the server's command", { hint: `put it after \`--\`: stasis ${USAGE}` });
+    const name = positionals[0]!;
+    if (passthrough.length === 0)
+      throw new StasisError("E_USAGE", "missing the server's command", {
+        hint: "put it after `--`: stasis capture <name> [options] -- <command...>",
+      });
     const readyUrl = str(values, "ready-url");
-    if (!readyUrl) throw new StasisError("E_USAGE", "missing --ready-url", { hint: "e.g. --ready-url http://127.0.0.1:8000/health" });
+    if (!readyUrl)
+      throw new StasisError("E_USAGE", "missing --ready-url", {
+        hint: "e.g. --ready-url http://127.0.0.1:8000/health",
+      });
     const ready = parseUrl(readyUrl, "ready-url");
     const canary = request(values, "canary", ready.origin);
     const warmupRequest = request(values, "warmup", ready.origin);
@@ -64,6 +101,7 @@ export const command: CliCommand = {
           canary,
           warmupRequest,
           leaveRunning: Boolean(values["leave-running"]),
+          allowFullImage: Boolean(values["allow-full-image"]),
           signal,
         },
         events,
@@ -78,7 +116,16 @@ export const command: CliCommand = {
       ]
         .filter((l) => l !== "")
         .join("\n");
-      return { data: { name, dir: result.dir, instance: result.instance, manifest: m, phases: result.phases }, text };
+      return {
+        data: {
+          snapshot: name,
+          snapshotDir: result.dir,
+          instance: result.instance,
+          manifest: m,
+          phases: result.phases,
+        },
+        text,
+      };
     } finally {
       dispose();
     }
@@ -94,7 +141,8 @@ function request(values: Record<string, unknown>, what: string, origin: string):
     return undefined;
   }
   const u = parseUrl(url, `${what}-url`);
-  if (u.origin !== origin) throw new StasisError("E_USAGE", `--${what}-url must be on the same server as --ready-url (${origin})`);
+  if (u.origin !== origin)
+    throw new StasisError("E_USAGE", `--${what}-url must be on the same server as --ready-url (${origin})`);
   if (body !== undefined) {
     try {
       JSON.parse(body);
@@ -102,7 +150,11 @@ function request(values: Record<string, unknown>, what: string, origin: string):
       throw new StasisError("E_USAGE", `--${what}-body: expected JSON`);
     }
   }
-  return { method: body === undefined ? "GET" : "POST", path: u.pathname + u.search, ...(body === undefined ? {} : { body }) };
+  return {
+    method: body === undefined ? "GET" : "POST",
+    path: u.pathname + u.search,
+    ...(body === undefined ? {} : { body }),
+  };
 }
 
 function parseUrl(text: string, option: string): URL {

@@ -3,9 +3,9 @@ import { num } from "../args.js";
 import { formatMs } from "../render/format.js";
 
 export const command: CliCommand = {
-  usage: "demo [--startup-seconds S] [--json]",
+  args: [],
   help: "Captures the bundled example server (5 s cold start), restores it, and compares start times and answers.",
-  options: { "startup-seconds": { type: "string" } },
+  options: { "startup-seconds": { type: "string", arg: "S", help: "the example server's start-up time (default 5)" } },
   async run({ values, events }) {
     const { demo } = await import("../../commands/demo.js");
     const r = await demo({ startupSeconds: num(values, "startup-seconds", 5, { min: 0 }) }, events);

@@ -2,12 +2,13 @@ import type { CliCommand } from "../registry.js";
 import { formatBytes, formatMs, table } from "../render/format.js";
 
 export const command: CliCommand = {
-  usage: "ls [--json]",
+  args: [],
   options: {},
   async run() {
     const { ls } = await import("../../commands/ls.js");
     const rows = await ls();
-    if (rows.length === 0) return { data: rows, text: "no snapshots (capture one with `stasis capture`)" };
+    if (rows.length === 0)
+      return { data: { snapshots: rows }, text: "no snapshots (capture one with `stasis capture`)" };
     const text = table([
       ["name", "created", "engine", "size", "procs", "cold start", "command"],
       ...rows.map((r) =>
@@ -24,6 +25,6 @@ export const command: CliCommand = {
             ],
       ),
     ]);
-    return { data: rows, text };
+    return { data: { snapshots: rows }, text };
   },
 };

@@ -2,17 +2,24 @@ import type { CliCommand } from "../registry.js";
 import { table } from "../render/format.js";
 
 export const command: CliCommand = {
-  usage: "ps [--all] [--json]",
-  help: "  --all   include instances whose process has ended",
-  options: { all: { type: "boolean" } },
+  args: [],
+  options: { all: { type: "boolean", help: "include instances whose process has ended" } },
   async run({ values }) {
     const { ps } = await import("../../commands/ps.js");
     const rows = await ps({ all: Boolean(values.all) });
-    if (rows.length === 0) return { data: rows, text: "no running instances" };
+    if (rows.length === 0) return { data: { instances: rows }, text: "no running instances" };
     const text = table([
       ["id", "snapshot", "origin", "pid", "url", "state", "since"],
-      ...rows.map((i) => [i.id, i.snapshot, i.origin, String(i.pid), i.url, i.running ? "running" : "exited", i.createdAt.replace("T", " ").slice(0, 19)]),
+      ...rows.map((i) => [
+        i.id,
+        i.snapshot,
+        i.origin,
+        String(i.pid),
+        i.url,
+        i.running ? "running" : "exited",
+        i.createdAt.replace("T", " ").slice(0, 19),
+      ]),
     ]);
-    return { data: rows, text };
+    return { data: { instances: rows }, text };
   },
 };

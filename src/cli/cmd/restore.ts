@@ -1,63 +1,94 @@
 import type { CliCommand } from "../registry.js";
-import { num, oneOf, requirePositional, str } from "../args.js";
+import { num, oneOf, str } from "../args.js";
 import { interruptSignal } from "../interrupt.js";
 import { renderTimeline } from "../render/timeline.js";
 import { formatBytes, formatMs } from "../render/format.js";
 import type { RestoreRequest } from "../../serve/protocol.js";
-import { DEFAULT_MEMORY, DEFAULT_PREFETCH, DEFAULT_WEIGHTS, MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../../restore/modes.js";
-
-const USAGE = "restore <name> [--verify auto|full|size|none] [--prefetch auto|all|images|weights|none] [--gpu INDEX|UUID] [--force | --fallback warm] [--memory auto|copy|parallel|lazy] [--weights auto|refill] [--ready-timeout S] [--json]";
+import {
+  DEFAULT_MEMORY,
+  DEFAULT_PREFETCH,
+  DEFAULT_WEIGHTS,
+  MEMORY_MODES,
+  PREFETCH_MODES,
+  VERIFY_MODES,
+  WEIGHTS_MODES,
+} from "../../restore/modes.js";
 
 export const command: CliCommand = {
-  usage: USAGE,
+  args: ["<name>"],
   help: [
     "Restores a snapshot detached (it keeps serving after stasis exits), checks its canary, and prints the",
     "timeline of the restore. Refuses a snapshot captured on a different machine (see `stasis inspect`).",
-    "",
-    "  --verify MODE            auto (default): check the digest of every file not verified earlier in this boot",
-    "                           and unchanged since (inode, size, mtime, ctime), sizes of the rest; full: every",
-    "                           file's digest; size: sizes only; none. Digests are checked while CRIU restores",
-    "  --prefetch MODE          what to read into the page cache beside CRIU. auto (default): the images when",
-    "                           they are not in the page cache (at the disk's parallel rate; CRIU's memory is",
-    "                           then copied in parallel from there), else nothing; images; weights (read beside",
-    "                           CRIU for the refill; staged weights read the file themselves); all; none",
-    "                           (--no-prefetch). Files already in the page cache are never read again.",
-    "                           See docs/pagecache.md",
-    "  --gpu INDEX|UUID         restore the GPU state onto this GPU (same model) instead of the captured one",
-    "  --force                  restore despite a fingerprint mismatch",
-    "  --fallback warm          if the snapshot cannot be restored here (fingerprint mismatch), start the server",
-    "                           the ordinary way with the snapshot's compile caches instead, and say so",
-    "  --memory MODE            how CRIU brings back the tree's memory. auto (default): parallel when CRIU has",
-    "                           stasis's patch (set-up builds it so) and the images are in the page cache, else",
-    "                           copy; copy: CRIU copies it with one thread per process (faster from a cold disk);",
-    "                           parallel: workers of a `criu lazy-pages` daemon copy it in before the tree",
-    "                           resumes (STASIS_PREFILL_WORKERS, default min(16, cores)); lazy:",
-    "                           served on first touch (userfaultfd), slow for GPU servers (the CUDA restore",
-    "                           then faults ~1 GB in page by page). --lazy-pages is --memory lazy",
-    "  --weights MODE           how the weights released by the engine's sleep come back. auto (default): where",
-    "                           the engine can adopt them (the reference engine), a stager fills fresh GPU memory",
-    "                           from the weights file while CRIU and the CUDA driver restore, and the engine maps",
-    "                           it at its weights' addresses (a stager that fails or lacks GPU memory falls back",
-    "                           to refill, with a warning); refill: the engine wakes its weights' memory after",
-    "                           the CUDA restore and refills it in place",
-    "  --ready-timeout S        seconds to wait for the restored server (default 120)",
     "A running `stasis serve` does the restore when there is one (STASIS_NO_DAEMON=1: never); --json says which",
-    "(\"via\": \"daemon\" or \"process\").",
+    '("via": "daemon" or "process").',
   ].join("\n"),
   options: {
-    verify: { type: "string" },
-    "no-prefetch": { type: "boolean" },
-    prefetch: { type: "string" },
-    gpu: { type: "string" },
-    force: { type: "boolean" },
-    fallback: { type: "string" },
-    "ready-timeout": { type: "string" },
-    "lazy-pages": { type: "boolean" },
-    memory: { type: "string" },
-    weights: { type: "string" },
+    verify: {
+      type: "string",
+      arg: "MODE",
+      help: [
+        "auto (default): check the digest of every file not verified earlier in this boot",
+        "and unchanged since (inode, size, mtime, ctime), sizes of the rest; full: every",
+        "file's digest; size: sizes only; none. Digests are checked while CRIU restores",
+      ].join("\n"),
+    },
+    prefetch: {
+      type: "string",
+      arg: "MODE",
+      help: [
+        "what to read into the page cache beside CRIU. auto (default): the images when",
+        "they are not in the page cache (at the disk's parallel rate; CRIU's memory is",
+        "then copied in parallel from there), else nothing; images; weights (read beside",
+        "CRIU for the refill; staged weights read the file themselves); all; none",
+        "(--no-prefetch). Files already in the page cache are never read again.",
+        "See docs/pagecache.md",
+      ].join("\n"),
+    },
+    "no-prefetch": { type: "boolean", help: "--prefetch none" },
+    gpu: {
+      type: "string",
+      arg: "INDEX|UUID",
+      help: "restore the GPU state onto this GPU (same model) instead of the captured one",
+    },
+    force: { type: "boolean", help: "restore despite a fingerprint mismatch" },
+    fallback: {
+      type: "string",
+      arg: "warm",
+      help: [
+        "if the snapshot cannot be restored here (fingerprint mismatch), start the server",
+        "the ordinary way with the snapshot's compile caches instead, and say so",
+      ].join("\n"),
+    },
+    memory: {
+      type: "string",
+      arg: "MODE",
+      help: [
+        "how CRIU brings back the tree's memory. auto (default): parallel when CRIU has",
+        "stasis's patch (set-up builds it so) and the images are in the page cache, else",
+        "copy; copy: CRIU copies it with one thread per process (faster from a cold disk);",
+        "parallel: workers of a `criu lazy-pages` daemon copy it in before the tree",
+        "resumes (STASIS_PREFILL_WORKERS, default min(16, cores)); lazy:",
+        "served on first touch (userfaultfd), slow for GPU servers (the CUDA restore",
+        "then faults ~1 GB in page by page)",
+      ].join("\n"),
+    },
+    "lazy-pages": { type: "boolean", help: "--memory lazy" },
+    weights: {
+      type: "string",
+      arg: "MODE",
+      help: [
+        "how the weights released by the engine's sleep come back. auto (default): where",
+        "the engine can adopt them (the reference engine), a stager fills fresh GPU memory",
+        "from the weights file while CRIU and the CUDA driver restore, and the engine maps",
+        "it at its weights' addresses (a stager that fails or lacks GPU memory falls back",
+        "to refill, with a warning); refill: the engine wakes its weights' memory after",
+        "the CUDA restore and refills it in place",
+      ].join("\n"),
+    },
+    "ready-timeout": { type: "string", arg: "S", help: "seconds to wait for the restored server (default 120)" },
   },
   async run({ values, positionals, events }) {
-    const name = requirePositional(positionals, 0, "the snapshot name", USAGE);
+    const name = positionals[0]!;
     const { signal, dispose } = interruptSignal();
     try {
       const request: RestoreRequest = {
@@ -94,7 +125,8 @@ export const command: CliCommand = {
         "",
         `restored "${name}" as instance ${r.instance.id} (pid ${r.instance.pid}) serving at ${r.instance.url}: ready and canary matched in ${formatMs(r.readyMs)}`,
         `read ${formatBytes(r.reads.bytesRead)} (${formatBytes(r.reads.bytesAlreadyResident)} was already in memory), verified ${formatBytes(r.reads.bytesVerified)}`,
-        `logs: ${r.instance.stdout}, ${r.instance.stderr}; stop it with \`stasis stop ${r.instance.id}\``,
+        `logs: \`stasis logs ${r.instance.id}\` (${r.instance.stderr}, ${r.instance.stdout}); ` +
+          `stop it with \`stasis stop ${r.instance.id}\``,
         ...(via === "daemon" ? ["(restored by `stasis serve`)"] : []),
       ].join("\n");
       return { data: { ...r, via }, text };

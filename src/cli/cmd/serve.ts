@@ -2,10 +2,8 @@ import type { CliCommand } from "../registry.js";
 import { str } from "../args.js";
 import { interruptSignal } from "../interrupt.js";
 
-const USAGE = "serve [--socket PATH] [--pin-weights]";
-
 export const command: CliCommand = {
-  usage: USAGE,
+  args: [],
   help: [
     "Keeps stasis resident on a unix socket (default $STASIS_HOME/stasisd.sock, root only) until SIGINT or",
     "SIGTERM. `stasis restore` then hands its work to it (set STASIS_NO_DAEMON=1 to restore in-process), which",
@@ -13,22 +11,28 @@ export const command: CliCommand = {
     "warm for all restores (cuInit and NVML done once; not yet measured on a GPU, so not the default). Restores",
     "run with the daemon's environment (STASIS_CRIU, STASIS_PREFILL_WORKERS, ...); each line it logs goes to",
     "standard error.",
-    "",
-    "  --socket PATH   listen here instead",
-    "  --pin-weights   keep the weights of every snapshot it restores (the last two) as pinned host memory in a",
-    "                  stager process that also keeps its CUDA context: a later restore's weights are then one",
-    "                  host-to-GPU copy (no file reads, no start-up); the first restore reads the file, and the",
-    "                  image is pinned after it, unless `stasis prefetch --snapshot NAME` (POST /v1/weights/pin)",
-    "                  pinned it ahead. Costs their size in locked RAM and a CUDA context (~0.6 GB) on",
-    "                  each GPU used; STASIS_SERVE_PIN_WEIGHTS=1 is the same. POST /v1/weights/release on the",
-    "                  socket frees that locked RAM; the keepers stay up, holding none (docs/ARCHITECTURE.md)",
   ].join("\n"),
-  options: { socket: { type: "string" }, "pin-weights": { type: "boolean" } },
+  options: {
+    socket: { type: "string", arg: "PATH", help: "listen here instead" },
+    "pin-weights": {
+      type: "boolean",
+      help: [
+        "keep the weights of every snapshot it restores (the last two) as pinned host memory in a",
+        "stager process that also keeps its CUDA context: a later restore's weights are then one",
+        "host-to-GPU copy (no file reads, no start-up); the first restore reads the file, and the",
+        "image is pinned after it, unless `stasis prefetch --snapshot NAME` (POST /v1/weights/pin)",
+        "pinned it ahead. Costs their size in locked RAM and a CUDA context (~0.6 GB) on",
+        "each GPU used; STASIS_SERVE_PIN_WEIGHTS=1 is the same. POST /v1/weights/release on the",
+        "socket frees that locked RAM; the keepers stay up, holding none (docs/ARCHITECTURE.md)",
+      ].join("\n"),
+    },
+  },
   async run({ values, events }) {
     const { signal, dispose } = interruptSignal();
     // The daemon's log: every line, to standard error, whatever --quiet says.
     const off = events.on((e) => {
-      if (e.type === "log") process.stderr.write(`${new Date().toISOString()} ${e.level === "warn" ? "warning: " : ""}${e.message}\n`);
+      if (e.type === "log")
+        process.stderr.write(`${new Date().toISOString()} ${e.level === "warn" ? "warning: " : ""}${e.message}\n`);
     });
     try {
       const { serve } = await import("../../serve/daemon.js");

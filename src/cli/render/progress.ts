@@ -1,5 +1,5 @@
 import type { Events, StasisEvent } from "../../events.js";
-import { formatBytes, formatMs } from "./format.js";
+import { fitLine, formatBytes, formatMs } from "./format.js";
 
 interface RendererOptions {
   quiet: boolean;
@@ -8,7 +8,8 @@ interface RendererOptions {
 
 /**
  * Renders the event stream for a person: on a terminal, one live progress line per running phase (bytes,
- * GB/s, ETA); elsewhere, one line per finished phase. Warnings always show (unless quiet). Returns a detach.
+ * GB/s, ETA) or wait (how long, the last answer, the server's log), cut to the terminal's width; elsewhere, one
+ * line per finished phase. Warnings always show (unless quiet). Returns a detach.
  */
 export function attachRenderer(events: Events, opts: RendererOptions): () => void {
   if (opts.quiet) return () => {};
@@ -21,8 +22,9 @@ export function attachRenderer(events: Events, opts: RendererOptions): () => voi
   };
   const draw = (line: string) => {
     clear();
-    live = line;
-    opts.stream.write(line);
+    // A line wider than the terminal wraps, and "\r" then returns to its second half: cut it instead.
+    live = fitLine(line, opts.stream.columns);
+    opts.stream.write(live);
   };
   const off = events.on((e: StasisEvent) => {
     switch (e.type) {
@@ -34,6 +36,9 @@ export function attachRenderer(events: Events, opts: RendererOptions): () => voi
         draw(progressLine(e));
         return;
       }
+      case "waiting":
+        if (tty) draw(waitingLine(e));
+        return;
       case "phase-end":
         clear();
         opts.stream.write(
@@ -54,6 +59,11 @@ export function attachRenderer(events: Events, opts: RendererOptions): () => voi
     off();
     clear();
   };
+}
+
+/** `ready: waiting 12 s for http://127.0.0.1:8000/health (last: HTTP 503); server log: /var/...` */
+export function waitingLine(e: Extract<StasisEvent, { type: "waiting" }>): string {
+  return `${e.phase}: waiting ${Math.round(e.elapsedMs / 1000)} s for ${e.url} (last: ${e.last})${e.logPath ? `; server log: ${e.logPath}` : ""}`;
 }
 
 const starts = new Map<string, { t: number; done: number }>();

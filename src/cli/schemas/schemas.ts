@@ -1,0 +1,153 @@
+/**
+ * The shape of every command's `--json` document, `stasis.<command>/v1`. The published JSON Schemas
+ * (schemas/stasis.<command>.v1.json) are generated from these (`node scripts/gen-schemas.mjs`); a test checks they
+ * are current, and another validates real outputs of each command against the published files.
+ */
+import { z } from "zod/v4";
+import { bytes, error, fileRange, instance, manifest, ms, phase } from "./_parts.js";
+
+const doc = <T extends z.core.$ZodLooseShape>(command: string, shape: T) =>
+  z.looseObject({ schema: z.literal(`stasis.${command}/v1`), ...shape });
+
+const restored = {
+  snapshot: z.string(),
+  instance,
+  readyMs: ms,
+  phases: z.array(phase),
+  reads: z.looseObject({ bytesRead: bytes, bytesAlreadyResident: bytes, bytesVerified: bytes }),
+  fallback: z.looseObject({ reason: z.string(), canaryMatched: z.boolean() }).optional(),
+  via: z.enum(["daemon", "process"]),
+};
+
+export const SCHEMAS = {
+  error: doc("error", { error }),
+  doctor: doc("doctor", {
+    ok: z.boolean(),
+    checks: z.array(
+      z.looseObject({
+        name: z.string(),
+        status: z.enum(["pass", "warn", "fail"]),
+        detail: z.string(),
+        fix: z.string().optional(),
+      }),
+    ),
+  }),
+  capture: doc("capture", {
+    snapshot: z.string(),
+    snapshotDir: z.string(),
+    instance: instance.optional(),
+    manifest,
+    phases: z.array(phase),
+  }),
+  restore: doc("restore", restored),
+  logs: doc("logs", {
+    instance: z.string(),
+    snapshot: z.string(),
+    running: z.boolean(),
+    logs: z.array(z.looseObject({ stream: z.enum(["stderr", "stdout", "criu"]), path: z.string(), text: z.string() })),
+  }),
+  ps: doc("ps", { instances: z.array(instance.extend({ running: z.boolean() })) }),
+  stop: doc("stop", { stopped: z.array(z.looseObject({ id: z.string(), result: z.string() })) }),
+  ls: doc("ls", {
+    snapshots: z.array(
+      z.looseObject({
+        name: z.string(),
+        createdAt: z.string().optional(),
+        engine: z.enum(["http", "vllm"]).optional(),
+        bytes: bytes.optional(),
+        processes: z.number().int().optional(),
+        cudaProcesses: z.number().int().optional(),
+        coldStartMs: ms.optional(),
+        command: z.string().optional(),
+        error: z.string().optional().describe("set for a damaged snapshot, instead of the rest"),
+      }),
+    ),
+  }),
+  inspect: doc("inspect", {
+    snapshot: z.string(),
+    snapshotDir: z.string(),
+    manifest,
+    verified: z.looseObject({ bytes }).optional(),
+  }),
+  rm: doc("rm", { removed: z.array(z.string()), instancesStillRunning: z.array(z.string()) }),
+  prefetch: doc("prefetch", {
+    snapshot: z.string().optional(),
+    paths: z.array(z.string()),
+    files: z.number().int(),
+    bytesTotal: bytes,
+    bytesRead: bytes,
+    bytesAlreadyResident: bytes,
+    bytesVerified: bytes,
+    durationMs: ms,
+    gbps: z.number().nonnegative(),
+    strategy: z.enum(["populate", "read", "fadvise"]),
+    concurrency: z.number().int(),
+    daemonPin: z
+      .union([
+        z.looseObject({ pinned: z.looseObject({ bytes, already: z.boolean(), durationMs: ms }) }),
+        z.looseObject({ notPinned: z.string() }),
+      ])
+      .optional(),
+  }),
+  residency: doc("residency", {
+    snapshot: z.string().optional(),
+    snapshotDir: z.string().optional(),
+    files: z.array(
+      z.looseObject({ ...fileRange, pages: z.number().int(), residentPages: z.number().int(), residentBytes: bytes }),
+    ),
+    total: z.looseObject({
+      files: z.number().int(),
+      size: bytes,
+      residentBytes: bytes,
+      pages: z.number().int(),
+      residentPages: z.number().int(),
+    }),
+  }),
+  evict: doc("evict", {
+    snapshot: z.string().optional(),
+    snapshotDir: z.string().optional(),
+    files: z.array(z.looseObject({ ...fileRange, residentBytesBefore: bytes, residentBytesAfter: bytes })),
+    total: z.looseObject({
+      files: z.number().int(),
+      size: bytes,
+      residentBytesBefore: bytes,
+      residentBytesAfter: bytes,
+    }),
+  }),
+  serve: doc("serve", { socket: z.string(), restores: z.number().int() }),
+  bench: doc("bench", {
+    date: z.string(),
+    snapshot: z.string(),
+    command: z.string(),
+    repeat: z.number().int(),
+    strategies: z.array(
+      z.looseObject({
+        strategy: z.enum(["cold", "warm", "restore-hot", "restore-cold"]),
+        runs: z.array(z.looseObject({})),
+        medianReadyMs: ms,
+        medianFirstTokenMs: ms,
+        phases: z.array(z.looseObject({ name: z.string(), durationMs: ms })),
+      }),
+    ),
+    speedup: z.number().optional(),
+  }),
+  demo: doc("demo", {
+    snapshot: z.string(),
+    coldStartMs: ms,
+    captureMs: ms,
+    restoreMs: ms,
+    speedup: z.number(),
+    question: z.string(),
+    answerBeforeCapture: z.string(),
+    answerAfterRestore: z.string(),
+    match: z.boolean(),
+  }),
+} as const;
+
+export type SchemaName = keyof typeof SCHEMAS;
+
+/** The JSON Schema (draft 2020-12) published for `name`, as written to schemas/stasis.<name>.v1.json. */
+export function jsonSchema(name: SchemaName): Record<string, unknown> {
+  const generated = z.toJSONSchema(SCHEMAS[name], { target: "draft-2020-12" }) as Record<string, unknown>;
+  return { $id: `stasis.${name}.v1.json`, title: `stasis.${name}/v1`, ...generated };
+}
