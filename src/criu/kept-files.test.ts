@@ -24,12 +24,12 @@ test("link_remap files are found by inode, kept in the snapshot, and put back as
     // A live process's file of the same name is replaced by a new inode, never written into.
     writeFileSync(join(dir, "link_remap.7"), "live");
     const liveIno = statSync(join(dir, "link_remap.7")).ino;
-    const first = await placeFiles(snap, kept);
+    const first = await placeFiles(snap, kept, "link-remap");
     assert.equal(readFileSync(join(dir, "link_remap.7"), "utf8"), "semaphore");
     assert.notEqual(statSync(join(dir, "link_remap.7")).ino, liveIno);
     assert.deepEqual(first.placed, [{ path: join(dir, "link_remap.7"), dev: statSync(join(dir, "link_remap.7")).dev, ino: statSync(join(dir, "link_remap.7")).ino }]);
     // A second placing (another restore of the same snapshot) takes the name: the first one's remove leaves it.
-    const second = await placeFiles(snap, kept);
+    const second = await placeFiles(snap, kept, "link-remap");
     await first.remove();
     assert.equal(readFileSync(join(dir, "link_remap.7"), "utf8"), "semaphore", "the second restore's file stays");
     await second.remove();

@@ -8,6 +8,7 @@ import { sha256 } from "./canary.js";
 import type { CanaryAnswer, CanaryRequest, Engine, EngineContext, EngineState } from "./engine.js";
 import { StageInfo, type StagedWeights } from "./weights-stager.js";
 import { exists } from "../files.js";
+import { isSnapshotRelative } from "../store/confine.js";
 
 /** The weights file of each rank inside a snapshot; `{rank}` is filled in by the worker extension. */
 const WEIGHTS_TEMPLATE = "weights/rank{rank}.stasisw";
@@ -202,7 +203,7 @@ export const vllmEngine: Engine = {
   stageSource(state, snapshotDir) {
     const info = StageInfo.safeParse(state.stage);
     if (state.sleepLevel !== 2 || !info.success) return undefined;
-    return { info: info.data, weightsFile: join(snapshotDir, String(state.weights ?? WEIGHTS_TEMPLATE).replace("{rank}", "0")) };
+    return { info: info.data, weightsFile: join(snapshotDir, weightsTemplate(state).replace("{rank}", "0")) };
   },
   async resume(ctx, state, snapshotDir, staged) {
     if (state.sleepLevel !== 2) return;
@@ -210,7 +211,7 @@ export const vllmEngine: Engine = {
       await ctx.events.phase("wake-weights", () => post(ctx, "/wake_up?tags=weights"));
       await ctx.events.phase(
         "refill-weights",
-        () => rpc(ctx, "stasis_load_weights", [join(snapshotDir, String(state.weights ?? WEIGHTS_TEMPLATE))]),
+        () => rpc(ctx, "stasis_load_weights", [join(snapshotDir, weightsTemplate(state))]),
         (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }),
       );
     }
@@ -304,4 +305,15 @@ async function linkOrCopy(from: string, to: string): Promise<void> {
     if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
     await copyFile(from, to);
   }
+}
+
+/** The manifest's weights path (per rank), which must lie inside the snapshot like every path it names. */
+function weightsTemplate(state: Record<string, unknown>): string {
+  const t = String(state.weights ?? WEIGHTS_TEMPLATE);
+  if (!isSnapshotRelative(t)) {
+    throw new StasisError("E_MANIFEST_INVALID", `the snapshot's weights path ${JSON.stringify(t)} is not a relative path inside it`, {
+      hint: "the manifest was altered; capture the snapshot again",
+    });
+  }
+  return t;
 }

@@ -12,7 +12,7 @@ import type { Snapshot } from "../store/store.js";
 export async function withRestoreLock<T>(snap: Snapshot, body: () => Promise<T>): Promise<T> {
   if (snap.manifest.linkRemaps.length === 0 && snap.manifest.shmFiles.length === 0) return body();
   const dir = join(stasisHome(), "locks");
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const release = await lockFile(join(dir, `restore-${snap.name}.lock`), { wait: true });
   try {
     return await body();
