@@ -224,7 +224,8 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     return { name: opts.name, dir, manifest, instance, phases: timeline.phases };
   } catch (err) {
     // A full disk is said as such, with what the snapshot had written: measured before the abort below removes it.
-    const e = (await outOfSpace(asStasisError(err), staging.dir, stasisHome())) ?? asStasisError(err);
+    const tree = server && !server.hasExited() ? (await processTree(server.pid).catch(() => [])).map((p) => p.pid) : [];
+    const e = (await outOfSpace(asStasisError(err), staging.dir, stasisHome(), tree)) ?? asStasisError(err);
     // The server's output stays in its folder after a failure: say where, unless the hint already does.
     if (!server || (e.hint ?? "").includes(inst.dir)) throw e;
     throw new StasisError(e.code, e.message, {

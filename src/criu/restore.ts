@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { openSync, closeSync } from "node:fs";
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
 import { tail } from "../proc/run.js";
@@ -144,7 +144,11 @@ export async function criuRestore(
         logCheckedAt = Date.now();
         const grown = await logOverLimit([logPath, join(workDir, "criu-lazy-pages.log")], logLimit);
         if (grown) {
-          throw new StasisError("E_CRIU_RESTORE", `criu restore stopped: its log ${grown} passed ${Math.round(logLimit / 2 ** 20)} MiB`, {
+          kill();
+          lazy?.kill();
+          // The start says what went wrong; the rest is the same lines again. Keep the start, give the disk back.
+          await truncate(grown, LOG_KEPT_BYTES).catch(() => undefined);
+          throw new StasisError("E_CRIU_RESTORE", `criu restore stopped: its log ${grown} passed ${Math.round(logLimit / 2 ** 20)} MiB (its first ${LOG_KEPT_BYTES / 2 ** 20} MiB kept)`, {
             hint: `CRIU was looping (a damaged image?); verify the snapshot (\`stasis inspect --verify\`); see the start of ${grown}`,
             details: { logPath: grown, limitBytes: logLimit },
           });
@@ -176,6 +180,8 @@ export async function criuRestore(
  * The most a restore's CRIU log may grow to (STASIS_CRIU_LOG_MAX_MB, default 256 MiB): a normal restore writes a few
  * MB at -v4; one that passes this is looping (a damaged image made CRIU retry for ever, filling the disk).
  */
+const LOG_KEPT_BYTES = 16 * 2 ** 20;
+
 function logLimitBytes(): number {
   return (envInt("STASIS_CRIU_LOG_MAX_MB", 1) ?? 256) * 2 ** 20;
 }

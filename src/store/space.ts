@@ -1,6 +1,7 @@
 import { lstat, readdir, readFile, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
+import { formatBytes } from "../cli/render/format.js";
 
 /** Below this much free space after a failed write, the disk is taken to be what failed it. */
 const FULL_BYTES = 16 * 2 ** 20;
@@ -11,7 +12,7 @@ const FULL_BYTES = 16 * 2 ** 20;
  * (CRIU's own log says "No space left on device" only when it could still write it, often on that same disk). It
  * says how much the snapshot had written when the disk filled and how much is free: the least a capture needs.
  */
-export async function outOfSpace(err: StasisError, stagingDir: string, home: string): Promise<StasisError | undefined> {
+export async function outOfSpace(err: StasisError, stagingDir: string, home: string, pids: number[] = []): Promise<StasisError | undefined> {
   const free = await freeBytes(stagingDir).catch(() => undefined);
   if (err.code !== "E_NO_SPACE") {
     if (err.code !== "E_CRIU_DUMP") return undefined;
@@ -21,15 +22,17 @@ export async function outOfSpace(err: StasisError, stagingDir: string, home: str
     if (!said && !(free !== undefined && free < FULL_BYTES)) return undefined;
   }
   const written = await bytesUnder(stagingDir);
-  const gb = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
+  // The server's resident memory: about what CRIU's images of it take (the engine's weights dump comes on top).
+  const memory = pids.length > 0 ? await residentBytes(pids) : 0;
   return new StasisError(
     "E_NO_SPACE",
-    `the store at ${home} ran out of space: the snapshot had written ${gb(written)} when the disk filled` +
-      `${free !== undefined ? ` (${gb(free)} free then)` : ""}; it needs more than that`,
+    `the store at ${home} ran out of space: the snapshot had written ${formatBytes(written)} when the disk filled` +
+      `${free !== undefined ? ` (${formatBytes(free)} free then)` : ""}; it needs ` +
+      (memory > written ? `about ${formatBytes(memory)} (the server's memory)` : "more than that"),
     {
       hint: "free space there or point STASIS_HOME at a larger disk: a snapshot needs about the server's memory plus its weights",
       cause: err,
-      details: { home, writtenBytes: written, freeBytes: free, ...err.details },
+      details: { home, writtenBytes: written, freeBytes: free, ...(memory > 0 ? { serverMemoryBytes: memory } : {}), ...err.details },
     },
   );
 }
@@ -51,5 +54,15 @@ export async function bytesUnder(dir: string): Promise<number> {
     }
   };
   await walk(dir);
+  return total;
+}
+
+/** The resident memory of `pids` (Rss of /proc/PID/smaps_rollup), bytes; processes gone count 0. */
+export async function residentBytes(pids: number[]): Promise<number> {
+  let total = 0;
+  for (const pid of pids) {
+    const text = await readFile(`/proc/${pid}/smaps_rollup`, "utf8").catch(() => "");
+    total += Number(/^Rss:\s+(\d+) kB/m.exec(text)?.[1] ?? 0) * 1024;
+  }
   return total;
 }
