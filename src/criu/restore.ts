@@ -37,6 +37,7 @@ export type CriuMemory = "copy" | "parallel" | "lazy";
 
 /** Run by CRIU at each stage of the restore; tells stasis the tree has resumed. */
 const ACTION_SCRIPT = `#!/bin/sh
+umask 077
 [ "$CRTOOLS_SCRIPT_ACTION" = "post-resume" ] && : > "$0.resumed"
 exit 0
 `;
@@ -66,7 +67,7 @@ export async function criuRestore(
   const script = join(workDir, "criu-action.sh");
   await writeFile(script, ACTION_SCRIPT, { mode: 0o700 });
   // The instance's logs are root's alone (they may quote the server's memory): CRIU truncates a log and keeps its mode.
-  await writeFile(logPath, "", { mode: 0o600 });
+  for (const own of [logPath, join(workDir, "stats-restore")]) await writeFile(own, "", { mode: 0o600 });
   const inherit =
     files.capturedStderr === files.capturedStdout
       ? ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`]
@@ -146,7 +147,9 @@ export async function criuRestore(
         if (grown) {
           kill();
           lazy?.kill();
-          // The start says what went wrong; the rest is the same lines again. Keep the start, give the disk back.
+          // The start says what went wrong; the rest is the same lines again. Keep the start, give the disk back,
+          // once CRIU is gone (a write still under way would leave the file as long again, sparse).
+          for (let i = 0; i < 200 && !exit; i++) await new Promise((r) => setTimeout(r, 10));
           await truncate(grown, LOG_KEPT_BYTES).catch(() => undefined);
           throw new StasisError("E_CRIU_RESTORE", `criu restore stopped: its log ${grown} passed ${Math.round(logLimit / 2 ** 20)} MiB (its first ${LOG_KEPT_BYTES / 2 ** 20} MiB kept)`, {
             hint: `CRIU was looping (a damaged image?); verify the snapshot (\`stasis inspect --verify\`); see the start of ${grown}`,
