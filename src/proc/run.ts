@@ -40,7 +40,7 @@ export function run(command: string, args: string[], opts: RunOptions = {}): Pro
   const stdio: SpawnOptions["stdio"] = [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe", ...(opts.extraFds ?? [])];
   return new Promise((resolve, reject) => {
     // detached: the child leads its own process group, so a timeout can kill everything it started.
-    const child = spawnWithUmask(opts.umask, () => spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio, detached: true }));
+    const child = withUmask(opts.umask, () => spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio, detached: true }));
     let stdout = "";
     let stderr = "";
     let timedOut = false;
@@ -79,10 +79,11 @@ export function run(command: string, args: string[], opts: RunOptions = {}): Pro
 }
 
 /**
- * Runs `start` (a synchronous spawn) under `mask`: the child inherits the umask at fork, and nothing else runs
- * between setting and restoring it (the spawn is synchronous), so the rest of the process keeps its own.
+ * Runs `start`, something synchronous that creates a file or a process (a spawn: the child inherits the umask at
+ * fork; a unix socket's bind), under `mask`. Nothing else runs between setting and restoring it, so the rest of the
+ * process keeps its own umask.
  */
-export function spawnWithUmask<T>(mask: number | undefined, start: () => T): T {
+export function withUmask<T>(mask: number | undefined, start: () => T): T {
   if (mask === undefined) return start();
   const before = process.umask(mask);
   try {

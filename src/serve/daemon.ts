@@ -16,6 +16,7 @@ import { CudaDriver } from "../cuda/driver.js";
 import { warmCudaWorker } from "./warm-cuda.js";
 import { weightsKeepers } from "./weights-keepers.js";
 import { prepareHome } from "../store/home-guard.js";
+import { withUmask } from "../proc/run.js";
 // Loaded with the daemon, not on the first request: that is the point of it.
 import { ownCudaDriver, pinJobFor, restore } from "../restore/restore.js";
 
@@ -94,7 +95,9 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(socket, () => resolve());
+    // The socket is bound inside listen(): under umask 077 it is root's alone from its first moment, not only
+    // after the chmod (a --socket outside STASIS_HOME would otherwise be open to anyone for that moment).
+    withUmask(0o077, () => server.listen(socket, () => resolve()));
   });
   await chmod(socket, 0o600);
   events.log(`stasis serve: listening on ${socket} (pid ${process.pid})`);
