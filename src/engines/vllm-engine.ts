@@ -9,6 +9,7 @@ import type { CanaryAnswer, CanaryRequest, Engine, EngineContext, EngineState } 
 import { StageInfo, type StagedWeights } from "./weights-stager.js";
 import { exists } from "../files.js";
 import { isSnapshotRelative } from "../store/confine.js";
+import { PRIVATE_DIR } from "../store/private.js";
 
 /** The weights file of each rank inside a snapshot; `{rank}` is filled in by the worker extension. */
 const WEIGHTS_TEMPLATE = "weights/rank{rank}.stasisw";
@@ -168,7 +169,7 @@ export const vllmEngine: Engine = {
     }
     const layout = probe.layout;
     const ranks = layout.length;
-    await mkdir(join(snapshotDir, "weights"), { recursive: true });
+    await mkdir(join(snapshotDir, "weights"), { recursive: true, mode: PRIVATE_DIR });
     const files: EngineState["files"] = [];
     for (let rank = 0; rank < ranks; rank++) files.push({ path: WEIGHTS_TEMPLATE.replace("{rank}", String(rank)), role: "weights" });
     // An engine that says which dumps it can share (`reuse_key`: same tensors from the same model files) gets
@@ -183,9 +184,9 @@ export const vllmEngine: Engine = {
         // Dump into a temporary folder, then rename: a dump cut short is never mistaken for a complete one.
         const tmp = `${cache}.tmp-${process.pid}`;
         await rm(tmp, { recursive: true, force: true });
-        await mkdir(join(tmp, "weights"), { recursive: true });
+        await mkdir(join(tmp, "weights"), { recursive: true, mode: PRIVATE_DIR }); // $STASIS_HOME/weights too
         await ctx.events.phase("weights-dump", () => rpc(ctx, "stasis_dump_weights", [join(tmp, WEIGHTS_TEMPLATE)]), (r) => ({ bytes: sumBytes(r) }));
-        await mkdir(join(tmp, "complete"));
+        await mkdir(join(tmp, "complete"), { mode: PRIVATE_DIR });
         await rm(cache, { recursive: true, force: true });
         await rename(tmp, cache);
       } else {

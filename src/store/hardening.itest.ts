@@ -239,3 +239,19 @@ test("a STASIS_HOME under /proc is refused at once instead of spinning for ever"
   const sys = await stasis(captureArgs("x", port), { STASIS_HOME: "/sys/stasis" }, 30_000);
   failsWith(sys, "E_STORE_UNUSABLE");
 });
+
+test("a STASIS_HOME that cannot be written or created is refused at once, saying so", async () => {
+  const mnt = mkdtempSync(join(tmpdir(), "stasis-ro-"));
+  execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", mnt]);
+  try {
+    const written = await stasis(captureArgs("x", port), { STASIS_HOME: mnt }, 30_000);
+    failsWith(written, "E_STORE_UNUSABLE");
+    assert.match(written.json.error.message, /not writable/);
+    const created = await stasis(["restore", "good", "--json"], { STASIS_HOME: join(mnt, "home") }, 30_000);
+    failsWith(created, "E_STORE_UNUSABLE");
+    assert.match(created.json.error.message, /cannot be created/);
+  } finally {
+    execFileSync("umount", [mnt]);
+    rmSync(mnt, { recursive: true, force: true });
+  }
+});

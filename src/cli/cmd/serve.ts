@@ -14,7 +14,7 @@ export const command: CliCommand = {
     "run with the daemon's environment (STASIS_CRIU, STASIS_PREFILL_WORKERS, ...); each line it logs goes to",
     "standard error.",
     "",
-    "  --socket PATH   listen here instead",
+    "  --socket PATH   listen here instead (a stale socket there is replaced; anything else is refused, never removed)",
     "  --pin-weights   keep the weights of every snapshot it restores (the last two) as pinned host memory in a",
     "                  stager process that also keeps its CUDA context: a later restore's weights are then one",
     "                  host-to-GPU copy (no file reads, no start-up); the first restore reads the file, and the",
