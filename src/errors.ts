@@ -128,11 +128,13 @@ export function fsError(err: unknown, path: string, doing: string): StasisError 
       cause: err,
       hint: "stasis runs as root (CRIU needs it); check the file's owner and mode",
     });
-  if (code === "ENOSPC" || code === "EDQUOT")
-    return new StasisError("E_NO_SPACE", `${doing}: ${code === "EDQUOT" ? "disk quota exceeded" : "no space left"} on the device holding ${path}`, {
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    const what = code === "EDQUOT" ? "disk quota exceeded" : "no space left";
+    return new StasisError("E_NO_SPACE", `${doing}: ${what} on the device of ${path}`, {
       cause: err,
-      hint: "free space or point STASIS_HOME at a larger disk (a snapshot needs about the server's memory plus its weights)",
+      hint: "free space or point STASIS_HOME at a larger disk (a snapshot takes the server's memory and its weights)",
       details: { path },
     });
+  }
   return new StasisError("E_IO", `${doing}: ${path}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 }

@@ -114,7 +114,8 @@ export async function sharedMemoryFiles(pids: number[], root = SHM_ROOT): Promis
   const found = new Set<string>();
   // Only files directly in /dev/shm, by a plain name: what a manifest may ask a restore to write (store/confine.ts).
   const consider = (path: string) => {
-    if (dirname(path) === root && isPlainName(basename(path)) && !/^link_remap\.\d+$/.test(basename(path))) found.add(path);
+    const name = basename(path);
+    if (dirname(path) === root && isPlainName(name) && !/^link_remap\.\d+$/.test(name)) found.add(path);
   };
   for (const pid of pids) {
     for (const m of await readMaps(pid)) if (!m.deleted) consider(m.path);

@@ -151,8 +151,10 @@ export async function criuRestore(
           // once CRIU is gone (a write still under way would leave the file as long again, sparse).
           for (let i = 0; i < 200 && !exit; i++) await new Promise((r) => setTimeout(r, 10));
           await truncate(grown, LOG_KEPT_BYTES).catch(() => undefined);
-          throw new StasisError("E_CRIU_RESTORE", `criu restore stopped: its log ${grown} passed ${Math.round(logLimit / 2 ** 20)} MiB (its first ${LOG_KEPT_BYTES / 2 ** 20} MiB kept)`, {
-            hint: `CRIU was looping (a damaged image?); verify the snapshot (\`stasis inspect --verify\`); see the start of ${grown}`,
+          const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
+          const message = `criu restore stopped: its log ${grown} passed ${mib(logLimit)} (its start kept)`;
+          throw new StasisError("E_CRIU_RESTORE", message, {
+            hint: `CRIU was looping (a damaged image?); check the snapshot (\`stasis inspect --verify\`); see ${grown}`,
             details: { logPath: grown, limitBytes: logLimit },
           });
         }

@@ -312,7 +312,8 @@ async function linkOrCopy(from: string, to: string): Promise<void> {
 function weightsTemplate(state: Record<string, unknown>): string {
   const t = String(state.weights ?? WEIGHTS_TEMPLATE);
   if (!isSnapshotRelative(t)) {
-    throw new StasisError("E_MANIFEST_INVALID", `the snapshot's weights path ${JSON.stringify(t)} is not a relative path inside it`, {
+    const message = `the snapshot's weights path ${JSON.stringify(t)} is not a relative path inside it`;
+    throw new StasisError("E_MANIFEST_INVALID", message, {
       hint: "the manifest was altered; capture the snapshot again",
     });
   }

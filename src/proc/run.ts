@@ -25,7 +25,7 @@ export interface RunOptions {
   extraFds?: number[];
   input?: string;
   logPath?: string;
-  /** The child's umask (it inherits the parent's at spawn): what it creates, CRIU's images, is no more open than this. */
+  /** The child's umask (else it inherits stasis's): what it creates, CRIU's images, is no more open than this. */
   umask?: number;
 }
 
@@ -40,7 +40,8 @@ export function run(command: string, args: string[], opts: RunOptions = {}): Pro
   const stdio: SpawnOptions["stdio"] = [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe", ...(opts.extraFds ?? [])];
   return new Promise((resolve, reject) => {
     // detached: the child leads its own process group, so a timeout can kill everything it started.
-    const child = withUmask(opts.umask, () => spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio, detached: true }));
+    const start = () => spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio, detached: true });
+    const child = withUmask(opts.umask, start);
     let stdout = "";
     let stderr = "";
     let timedOut = false;

@@ -45,7 +45,8 @@ async function withHome(body: (socket: string, stop: AbortController) => Promise
 
 /** Leaves a real socket file at `path` that nothing listens on: a process bound it and was killed. */
 async function staleSocket(path: string): Promise<void> {
-  const child = spawn(process.execPath, ["-e", `require("net").createServer().listen(${JSON.stringify(path)}, () => console.log("up"))`], { stdio: ["ignore", "pipe", "inherit"] });
+  const listen = `require("net").createServer().listen(${JSON.stringify(path)}, () => console.log("up"))`;
+  const child = spawn(process.execPath, ["-e", listen], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise((resolve) => child.stdout.once("data", resolve));
   const gone = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGKILL");
@@ -55,11 +56,19 @@ async function staleSocket(path: string): Promise<void> {
 
 /** Until the daemon answers on `socket` (a stale socket file there does not count). */
 async function listening(socket: string): Promise<void> {
-  const answers = () =>
-    new Promise<boolean>((resolve) =>
-      httpRequest({ socketPath: socket, agent: false, path: "/v1/health" }, (res) => (res.resume(), resolve(true))).on("error", () => resolve(false)).end(),
-    );
-  for (let i = 0; i < 200 && !(await answers()); i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 200 && (await health(socket)) !== 200; i++) await new Promise((r) => setTimeout(r, 10));
+}
+
+/** The status of GET /v1/health on `socket`; 0 when nothing answers. */
+function health(socket: string): Promise<number> {
+  return new Promise((resolve) =>
+    httpRequest({ socketPath: socket, agent: false, path: "/v1/health" }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    })
+      .on("error", () => resolve(0))
+      .end(),
+  );
 }
 
 test("the daemon runs restores for clients: its events replay in the client, its errors come back whole", () =>
@@ -115,7 +124,8 @@ test("a daemon with --pin-weights pins a snapshot's weights on request, and says
 
 test("serve --socket never deletes what it is given: a file, a folder or a symlink there is refused and kept", () =>
   withHome(async (socket) => {
-    const refused = (e: unknown) => e instanceof StasisError && e.code === "E_USAGE" && /only replaces a stale socket/.test(e.message) && Boolean(e.hint);
+    const refused = (e: unknown) =>
+      e instanceof StasisError && e.code === "E_USAGE" && /only replaces a stale socket/.test(e.message) && !!e.hint;
     writeFileSync(socket, "someone's data");
     await assert.rejects(serve({ socket }, new Events()), refused);
     assert.equal(readFileSync(socket, "utf8"), "someone's data");
@@ -130,10 +140,12 @@ test("serve --socket never deletes what it is given: a file, a folder or a symli
   }));
 
 /** POSTs `bytes` of body to the daemon in 64 KiB writes (or declares `declared` bytes and sends a few); the answer. */
-function postLarge(socket: string, bytes: number, declared?: number): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function postLarge(socket: string, bytes: number, declared?: number): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     const headers = declared === undefined ? {} : { "content-length": String(declared) };
-    const req = httpRequest({ socketPath: socket, agent: false, method: "POST", path: "/v1/restore", headers }, (res) => {
+    const at = { socketPath: socket, agent: false, method: "POST", path: "/v1/restore", headers };
+    const req = httpRequest(at, (res) => {
       let text = "";
       res.on("data", (d: Buffer) => (text += d.toString()));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
@@ -168,10 +180,7 @@ test("an oversized request body is answered 413 with the error, and the daemon s
     const declared = await postLarge(socket, 64 * 1024, 700_000_000);
     assert.equal(declared.status, 413);
     assert.equal(declared.body.error.code, "E_TOO_LARGE");
-    const health = await new Promise<number>((resolve, reject) =>
-      httpRequest({ socketPath: socket, agent: false, path: "/v1/health" }, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on("error", reject).end(),
-    );
-    assert.equal(health, 200, "the daemon still answers");
+    assert.equal(await health(socket), 200, "the daemon still answers");
     await assert.rejects(
       restoreViaDaemon(request("no-such-snapshot"), new Events(), { socket }),
       (e: unknown) => e instanceof StasisError && e.code === "E_SNAPSHOT_NOT_FOUND",

@@ -120,12 +120,15 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
 async function claimSocket(socket: string): Promise<void> {
   const st = await lstat(socket).catch((err: NodeJS.ErrnoException) => {
     if (err.code === "ENOENT") return undefined;
-    throw new StasisError("E_USAGE", `cannot listen on ${socket}: ${err.message}`, { hint: "give --socket a path in a folder that exists" });
+    throw new StasisError("E_USAGE", `cannot listen on ${socket}: ${err.message}`, {
+      hint: "give --socket a path in a folder that exists",
+    });
   });
   if (!st) return;
   if (!st.isSocket()) {
-    const kind = st.isSymbolicLink() ? "a symlink" : st.isDirectory() ? "a folder" : st.isFile() ? "a regular file" : "not a socket";
-    throw new StasisError("E_USAGE", `cannot listen on ${socket}: it is ${kind}, and stasis serve only replaces a stale socket`, {
+    const kind = st.isSymbolicLink() ? "a symlink" : st.isDirectory() ? "a folder" : st.isFile() ? "a file" : "not one";
+    const message = `cannot listen on ${socket}: it is ${kind}, and stasis serve only replaces a stale socket`;
+    throw new StasisError("E_USAGE", message, {
       hint: "give --socket a path where nothing is yet (default $STASIS_HOME/stasisd.sock)",
       details: { socket },
     });

@@ -15,7 +15,11 @@ export async function checkSnapshotFiles(dir: string, files: Pick<FileEntry, "pa
     files.map(async (f) => {
       const st = await lstat(join(dir, f.path)).catch(() => undefined);
       // The quick answer for the usual case; anything odd goes through the full check, which names the reason.
-      if (!st?.isFile()) await resolveInSnapshot(dir, f.path).catch((err: StasisError) => (err.code === "E_FILE_NOT_FOUND" ? undefined : Promise.reject(err)));
+      if (!st?.isFile()) {
+        await resolveInSnapshot(dir, f.path).catch((err: StasisError) => {
+          if (err.code !== "E_FILE_NOT_FOUND") throw err; // missing: said below, with the others' sizes
+        });
+      }
       return st?.isFile() ? st.size : -1;
     }),
   );
@@ -27,8 +31,13 @@ export async function checkSnapshotFiles(dir: string, files: Pick<FileEntry, "pa
     if (size !== f.size) {
       throw new StasisError(
         "E_DIGEST_MISMATCH",
-        size < 0 ? `snapshot file ${f.path} is missing` : `snapshot file ${f.path} has ${size} bytes, the manifest says ${f.size}`,
-        { hint: "the snapshot was changed after capture (a copy cut short?); capture it again", details: { path: f.path, size, expected: f.size } },
+        size < 0
+          ? `snapshot file ${f.path} is missing`
+          : `snapshot file ${f.path} has ${size} bytes, the manifest says ${f.size}`,
+        {
+          hint: "the snapshot was changed after capture (a copy cut short?); capture it again",
+          details: { path: f.path, size, expected: f.size },
+        },
       );
     }
   }

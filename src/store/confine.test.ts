@@ -8,22 +8,48 @@ import { checkSnapshotFiles } from "./check-files.js";
 import { StasisError } from "../errors.js";
 
 test("manifest paths are spelled inside their snapshot, in /dev/shm by a plain name, or as link_remap.N", () => {
-  for (const p of ["images/pages-1.img", "weights/rank0.safetensors", "a.b"]) assert.equal(isSnapshotRelative(p), true, p);
-  for (const p of ["", "/etc/passwd", "../x", "images/../../x", "images//x", "./images/x", "images/", "images/.", "a\0b", "a\\..\\b"]) {
+  for (const p of ["images/pages-1.img", "weights/rank0.safetensors", "a.b"])
+    assert.equal(isSnapshotRelative(p), true, p);
+  for (const p of [
+    "",
+    "/etc/passwd",
+    "../x",
+    "images/../../x",
+    "images//x",
+    "./images/x",
+    "images/",
+    "images/.",
+    "a\0b",
+    "a\\..\\b",
+  ]) {
     assert.equal(isSnapshotRelative(p), false, JSON.stringify(p));
   }
   assert.equal(isShmPath("/dev/shm/psm_1a2b"), true);
-  for (const p of ["/dev/shm/", "/dev/shm/..", "/dev/shm/a/b", "/dev/shm/../../etc/passwd", "/etc/passwd", "psm_1", "/dev/shm//x"]) {
+  for (const p of [
+    "/dev/shm/",
+    "/dev/shm/..",
+    "/dev/shm/a/b",
+    "/dev/shm/../../etc/passwd",
+    "/etc/passwd",
+    "psm_1",
+    "/dev/shm//x",
+  ]) {
     assert.equal(isShmPath(p), false, p);
   }
   assert.equal(isLinkRemapPath("/dev/shm/link_remap.3"), true);
   assert.equal(isLinkRemapPath("/tmp/x/link_remap.12"), true);
-  for (const p of ["/etc/passwd", "link_remap.3", "/tmp/../etc/link_remap.3", "/tmp/link_remap.3x", "/tmp/link_remap."]) {
+  for (const p of [
+    "/etc/passwd",
+    "link_remap.3",
+    "/tmp/../etc/link_remap.3",
+    "/tmp/link_remap.3x",
+    "/tmp/link_remap.",
+  ]) {
     assert.equal(isLinkRemapPath(p), false, p);
   }
 });
 
-test("a snapshot file that leads outside its folder (symlinked file or folder) is refused before it is read", async (t) => {
+test("a snapshot file that leads outside its folder (a symlinked file or folder) is refused", async (t) => {
   const host = mkdtempSync(join(tmpdir(), "stasis-host-"));
   const snap = mkdtempSync(join(tmpdir(), "stasis-snap-"));
   t.after(() => [host, snap].forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -47,7 +73,14 @@ test("a truncated or missing snapshot file is named at once, from its size alone
   t.after(() => rmSync(snap, { recursive: true, force: true }));
   mkdirSync(join(snap, "images"));
   writeFileSync(join(snap, "images", "pages-1.img"), "ab");
-  const mismatch = (re: RegExp) => (e: unknown) => e instanceof StasisError && e.code === "E_DIGEST_MISMATCH" && re.test(e.message) && Boolean(e.hint);
-  await assert.rejects(checkSnapshotFiles(snap, [{ path: "images/pages-1.img", size: 4096 }]), mismatch(/images\/pages-1\.img has 2 bytes, the manifest says 4096/));
-  await assert.rejects(checkSnapshotFiles(snap, [{ path: "images/pages-2.img", size: 1 }]), mismatch(/images\/pages-2\.img is missing/));
+  const mismatch = (re: RegExp) => (e: unknown) =>
+    e instanceof StasisError && e.code === "E_DIGEST_MISMATCH" && re.test(e.message) && Boolean(e.hint);
+  await assert.rejects(
+    checkSnapshotFiles(snap, [{ path: "images/pages-1.img", size: 4096 }]),
+    mismatch(/images\/pages-1\.img has 2 bytes, the manifest says 4096/),
+  );
+  await assert.rejects(
+    checkSnapshotFiles(snap, [{ path: "images/pages-2.img", size: 1 }]),
+    mismatch(/images\/pages-2\.img is missing/),
+  );
 });

@@ -29,7 +29,7 @@ export function isSnapshotRelative(p: string): boolean {
 
 /** A single file name: no `/`, not `.` or `..`, no NUL. */
 export function isPlainName(name: string): boolean {
-  return name.length > 0 && name.length <= 255 && !name.includes("/") && !name.includes("\0") && name !== "." && name !== "..";
+  return name.length > 0 && name.length <= 255 && !/[/\0]/.test(name) && name !== "." && name !== "..";
 }
 
 /** `/dev/shm/NAME`, NAME a plain name. */
@@ -59,7 +59,9 @@ export async function resolveInSnapshot(dir: string, rel: string, opts: { folder
     throw outside(dir, rel, err.message);
   });
   if (st.isSymbolicLink()) throw outside(dir, rel, "a symlink");
-  if (opts.folder ? !st.isDirectory() : !st.isFile()) throw outside(dir, rel, opts.folder ? "not a folder" : "not a regular file");
+  if (opts.folder ? !st.isDirectory() : !st.isFile()) {
+    throw outside(dir, rel, opts.folder ? "not a folder" : "not a regular file");
+  }
   // A symlinked folder on the way (images -> /etc) shows as a real path elsewhere.
   const [real, root] = await Promise.all([realpath(path), realpath(dir)]);
   if (real !== join(root, rel)) throw outside(dir, rel, `it leads to ${real}`);
@@ -73,7 +75,9 @@ export async function resolveInSnapshot(dir: string, rel: string, opts: { folder
 export async function checkPlacedPath(path: string, role: "shm" | "link-remap"): Promise<void> {
   const ok = role === "shm" ? isShmPath(path) : isLinkRemapPath(path);
   if (!ok) {
-    throw new StasisError("E_PATH_OUTSIDE_SNAPSHOT", `the snapshot asks to write ${path}, which is not a ${role === "shm" ? "/dev/shm/NAME" : "link_remap.N"} file`, {
+    const expected = role === "shm" ? "/dev/shm/NAME" : "link_remap.N";
+    const message = `the snapshot asks to write ${path}, which is not a ${expected} file`;
+    throw new StasisError("E_PATH_OUTSIDE_SNAPSHOT", message, {
       hint: "the manifest was altered; do not restore this snapshot, capture it again",
       details: { path, role },
     });
@@ -81,7 +85,8 @@ export async function checkPlacedPath(path: string, role: "shm" | "link-remap"):
   const dir = dirname(path);
   const real = await realpath(dir).catch(() => dir); // a missing folder is created plainly, without symlinks
   if (real !== dir) {
-    throw new StasisError("E_PATH_OUTSIDE_SNAPSHOT", `the snapshot asks to write ${path}, but ${dir} leads to ${real}`, {
+    const message = `the snapshot asks to write ${path}, but ${dir} leads to ${real}`;
+    throw new StasisError("E_PATH_OUTSIDE_SNAPSHOT", message, {
       hint: "a folder on the way is a symlink; remove it or capture the snapshot again",
       details: { path, role, real },
     });

@@ -6,7 +6,20 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, lstatSync, renameSync, cpSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+  lstatSync,
+  renameSync,
+  cpSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, type CliRun } from "../testing/cli.js";
@@ -16,9 +29,24 @@ import { httpOk } from "../engines/http-client.js";
 const { home, env, teardown } = tempHome();
 let port = 0;
 const snap = () => join(home, "snapshots", "good");
-const serverArgs = (p: number) => ["--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(p), "--startup-seconds", "0"];
+const serverArgs = (p: number) => [
+  "--",
+  "python3",
+  join(EXAMPLES, "slow_server.py"),
+  "--port",
+  String(p),
+  "--startup-seconds",
+  "0",
+];
 const captureArgs = (name: string, p: number) => [
-  "capture", name, "--json", "--ready-url", `http://127.0.0.1:${p}/health`, "--canary-url", `http://127.0.0.1:${p}/answer?q=x`, ...serverArgs(p),
+  "capture",
+  name,
+  "--json",
+  "--ready-url",
+  `http://127.0.0.1:${p}/health`,
+  "--canary-url",
+  `http://127.0.0.1:${p}/answer?q=x`,
+  ...serverArgs(p),
 ];
 
 before(async () => {
@@ -56,7 +84,10 @@ function openToOthers(root: string): string[] {
 /** The pages image of the snapshot `good`. */
 function pagesImage(): string {
   const images = join(snap(), "images");
-  return join(images, readdirSync(images).find((f) => /^pages-\d+\.img$/.test(f))!);
+  return join(
+    images,
+    readdirSync(images).find((f) => /^pages-\d+\.img$/.test(f))!,
+  );
 }
 
 /** Runs `body` and puts the snapshot `good` back as it was afterwards. */
@@ -72,14 +103,15 @@ async function withDamaged(body: () => Promise<void>): Promise<void> {
   }
 }
 
-function editManifest(edit: (m: any) => void): void { // eslint-disable-line @typescript-eslint/no-explicit-any
+function editManifest(edit: (m: any) => void): void {
+  // eslint-disable-line @typescript-eslint/no-explicit-any
   const file = join(snap(), "manifest.json");
   const m = JSON.parse(readFileSync(file, "utf8"));
   edit(m);
   writeFileSync(file, JSON.stringify(m));
 }
 
-test("a non-root user cannot read a captured snapshot's image or list its folder, nor a restored instance's logs", async () => {
+test("a non-root user cannot read a snapshot's image or list its folder, nor a restored instance's logs", async () => {
   assert.deepEqual(openToOthers(home), [], "everything under STASIS_HOME is root's alone");
   const image = pagesImage();
   // Even with the home and the store opened up (a home made by hand, say), the snapshot's own modes hold.
@@ -139,11 +171,12 @@ test("a truncated pages image is refused before CRIU starts, whatever --verify s
       assert.ok(performance.now() - started < 10_000, "at once");
     }
     const fresh = readdirSync(join(home, "instances")).filter((d) => !before.has(d));
-    for (const d of fresh) assert.equal(existsSync(join(home, "instances", d, "criu-restore.log")), false, "CRIU never started");
+    for (const d of fresh)
+      assert.equal(existsSync(join(home, "instances", d, "criu-restore.log")), false, "CRIU never started");
     await assert.rejects(httpOk(`http://127.0.0.1:${port}/health`, { timeoutMs: 500 }));
   }));
 
-test("a CRIU restore that loops on a damaged image is stopped once its log passes the limit, leaving nothing running", () =>
+test("a CRIU restore looping on a damaged image is stopped once its log passes the limit, leaving nothing", () =>
   withDamaged(async () => {
     // The manifest agrees with the cut image (so only digests, skipped by --verify none, could tell): CRIU then
     // retries its read of the missing pages for ever, logging each try (it wrote 9.5 GB in 600 s).
@@ -153,7 +186,11 @@ test("a CRIU restore that loops on a damaged image is stopped once its log passe
     const rel = image.slice(snap().length + 1);
     editManifest((m) => (m.files.find((f: { path: string }) => f.path === rel).size = cut));
     const started = performance.now();
-    const r = await stasis(["restore", "good", "--json", "--verify", "none"], { ...env, STASIS_CRIU_LOG_MAX_MB: "8" }, 120_000);
+    const r = await stasis(
+      ["restore", "good", "--json", "--verify", "none"],
+      { ...env, STASIS_CRIU_LOG_MAX_MB: "8" },
+      120_000,
+    );
     failsWith(r, "E_CRIU_RESTORE");
     assert.match(r.json.error.message, /its log .* passed 8 MiB/);
     assert.ok(performance.now() - started < 60_000, "stopped long before the restore's own timeout");
@@ -174,7 +211,10 @@ test("a crafted manifest cannot make a restore write or delete a host file, and 
       writeFileSync(kept, "from the snapshot");
       for (const original of [precious, `/dev/shm/../..${precious}`]) {
         editManifest((m) => (m.shmFiles = [{ original, file: "shm/0-psm_x" }]));
-        for (const args of [["restore", "good"], ["inspect", "good", "--verify"]]) {
+        for (const args of [
+          ["restore", "good"],
+          ["inspect", "good", "--verify"],
+        ]) {
           const r = await stasis([...args, "--json"], env);
           failsWith(r, "E_MANIFEST_INVALID");
           assert.match(r.json.error.message, /shmFiles\.0\.original/);
@@ -200,7 +240,10 @@ test("a snapshot whose image is a symlink to a host file is refused by restore a
       writeFileSync(secret, Buffer.alloc(statSync(image).size, 7));
       rmSync(image);
       symlinkSync(secret, image);
-      for (const args of [["restore", "good", "--verify", "none"], ["inspect", "good", "--verify"]]) {
+      for (const args of [
+        ["restore", "good", "--verify", "none"],
+        ["inspect", "good", "--verify"],
+      ]) {
         const r = await stasis([...args, "--json"], env);
         failsWith(r, "E_PATH_OUTSIDE_SNAPSHOT");
         assert.match(r.json.error.message, /pages-\d+\.img.*symlink/);
@@ -210,14 +253,17 @@ test("a snapshot whose image is a symlink to a host file is refused by restore a
     }
   }));
 
-test("a full store is reported as E_NO_SPACE with what it needed, not as a bug, and leaves nothing behind", async () => {
+test("a full store is reported as E_NO_SPACE with what it needed, not as a bug, leaving nothing", async () => {
   const mnt = mkdtempSync(join(tmpdir(), "stasis-tiny-"));
   execFileSync("mount", ["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", mnt]);
   try {
     const p = await freePort();
     const r = await stasis(captureArgs("full", p), { STASIS_HOME: mnt });
     failsWith(r, "E_NO_SPACE");
-    assert.match(r.json.error.message, /ran out of space: the snapshot had written [\d.]+ \w+ when the disk filled.*needs/);
+    assert.match(
+      r.json.error.message,
+      /ran out of space: the snapshot had written [\d.]+ \w+ when the disk filled.*needs/,
+    );
     assert.match(r.json.error.hint, /point STASIS_HOME at a larger disk/);
     assert.doesNotMatch(r.json.error.hint, /bug/);
     assert.deepEqual(readdirSync(join(mnt, "snapshots")), [], "no snapshot, no staging folder left");

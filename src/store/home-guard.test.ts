@@ -6,11 +6,15 @@ import { join } from "node:path";
 import { prepareHome } from "./home-guard.js";
 import { StasisError } from "../errors.js";
 
-const unusable = (re: RegExp) => (e: unknown) => e instanceof StasisError && e.code === "E_STORE_UNUSABLE" && re.test(e.message) && /STASIS_HOME/.test(e.hint ?? "");
+const unusable = (re: RegExp) => (e: unknown) =>
+  e instanceof StasisError && e.code === "E_STORE_UNUSABLE" && re.test(e.message) && /STASIS_HOME/.test(e.hint ?? "");
 
 test("a STASIS_HOME under /proc or /sys is refused at once (it used to spin for ever)", async () => {
   const started = performance.now();
-  await assert.rejects(prepareHome(undefined, "/proc/stasis-home-test/deeper"), unusable(/on proc, a pseudo file system/));
+  await assert.rejects(
+    prepareHome(undefined, "/proc/stasis-home-test/deeper"),
+    unusable(/on proc, a pseudo file system/),
+  );
   await assert.rejects(prepareHome(undefined, "/proc"), unusable(/proc/));
   await assert.rejects(prepareHome(undefined, "/sys/kernel/stasis"), unusable(/sysfs/));
   assert.ok(performance.now() - started < 2000, "refused fast");
@@ -38,7 +42,8 @@ test("a new STASIS_HOME is created root's alone; an existing open one is tighten
   const warnings: string[] = [];
   await prepareHome((m) => warnings.push(m), open);
   await prepareHome((m) => warnings.push(m), open);
-  for (const d of [open, join(open, "snapshots"), join(open, "instances")]) assert.equal(statSync(d).mode & 0o777, 0o700, d);
+  for (const d of [open, join(open, "snapshots"), join(open, "instances")])
+    assert.equal(statSync(d).mode & 0o777, 0o700, d);
   assert.equal(warnings.length, 1, warnings.join("\n"));
   assert.match(warnings[0]!, /root's alone.*was 755/);
 });

@@ -53,7 +53,9 @@ export async function prepareHome(warn?: (message: string) => void, home = stasi
       await mkdir(dirname(abs), { recursive: true });
       await mkdir(abs, { mode: PRIVATE_DIR });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw unusable(home, `it cannot be created (${(err as Error).message})`, {}, err);
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
+        throw unusable(home, `it cannot be created (${(err as Error).message})`, {}, err);
+      }
     }
   }
   const st = await stat(abs);

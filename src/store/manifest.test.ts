@@ -32,22 +32,27 @@ test("bad manifests are E_MANIFEST_INVALID naming the field", () => {
 });
 
 test("a crafted manifest naming host paths is refused as it is parsed (../, absolute, other names)", () => {
-  const crafted: [string, (m: ReturnType<typeof sampleManifest>) => void, RegExp][] = [
-    ["file ../", (m) => (m.files[0]!.path = "images/../../../etc/shadow"), /files\.0\.path: a relative path inside the snapshot/],
+  type M = ReturnType<typeof sampleManifest>;
+  const shm = (original: string, file = "shm/0-x") => (m: M) => (m.shmFiles = [{ original, file }]);
+  const remap = (original: string, file = "link-remap/0-x") => (m: M) => (m.linkRemaps = [{ original, file }]);
+  const cache = (variable: string, file: string) => (m: M) => (m.caches = [{ variable, dir: "/x", file }]);
+  const crafted: [string, (m: M) => void, RegExp][] = [
+    ["file ../", (m) => (m.files[0]!.path = "images/../../../etc/shadow"), /files\.0\.path: a relative path inside/],
     ["file absolute", (m) => (m.files[0]!.path = "/etc/shadow"), /files\.0\.path/],
-    ["shm outside /dev/shm", (m) => (m.shmFiles = [{ original: "/etc/passwd", file: "shm/0-x" }]), /shmFiles\.0\.original: \/dev\/shm\/NAME/],
-    ["shm ../", (m) => (m.shmFiles = [{ original: "/dev/shm/../../etc/passwd", file: "shm/0-x" }]), /shmFiles\.0\.original/],
-    ["shm copy outside", (m) => (m.shmFiles = [{ original: "/dev/shm/psm_1", file: "../../../etc/shadow" }]), /shmFiles\.0\.file/],
-    ["link_remap any name", (m) => (m.linkRemaps = [{ original: "/etc/passwd", file: "link-remap/0-x" }]), /linkRemaps\.0\.original: an absolute path to a file named link_remap\.N/],
-    ["link_remap relative", (m) => (m.linkRemaps = [{ original: "link_remap.1", file: "link-remap/0-x" }]), /linkRemaps\.0\.original/],
-    ["link_remap copy absolute", (m) => (m.linkRemaps = [{ original: "/dev/shm/link_remap.1", file: "/etc/shadow" }]), /linkRemaps\.0\.file/],
-    ["cache outside", (m) => (m.caches = [{ variable: "TRITON_CACHE_DIR", dir: "/x", file: "../x.tar" }]), /caches\.0\.file/],
-    ["cache variable", (m) => (m.caches = [{ variable: "../../etc", dir: "/x", file: "caches/x.tar" }]), /caches\.0\.variable/],
+    ["shm outside /dev/shm", shm("/etc/passwd"), /shmFiles\.0\.original: \/dev\/shm\/NAME/],
+    ["shm ../", shm("/dev/shm/../../etc/passwd"), /shmFiles\.0\.original/],
+    ["shm copy outside", shm("/dev/shm/psm_1", "../../../etc/shadow"), /shmFiles\.0\.file/],
+    ["link_remap any name", remap("/etc/passwd"), /linkRemaps\.0\.original: an absolute path to a file named/],
+    ["link_remap relative", remap("link_remap.1"), /linkRemaps\.0\.original/],
+    ["link_remap copy absolute", remap("/dev/shm/link_remap.1", "/etc/shadow"), /linkRemaps\.0\.file/],
+    ["cache outside", cache("TRITON_CACHE_DIR", "../x.tar"), /caches\.0\.file/],
+    ["cache variable", cache("../../etc", "caches/x.tar"), /caches\.0\.variable/],
   ];
   for (const [what, craft, expected] of crafted) {
     const m = sampleManifest();
     craft(m);
-    assert.match(code(() => parseManifest(JSON.stringify(m), "s")), new RegExp(`^E_MANIFEST_INVALID: s: ${expected.source}`), what);
+    const error = code(() => parseManifest(JSON.stringify(m), "s"));
+    assert.match(error, new RegExp(`^E_MANIFEST_INVALID: s: ${expected.source}`), what);
   }
   const good = sampleManifest();
   good.shmFiles = [{ original: "/dev/shm/psm_1", file: "shm/0-psm_1", mode: 0o600 }];

@@ -8,7 +8,9 @@ export const MANIFEST_SCHEMA = "stasis.snapshot/v1";
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 hex digest");
 
 /** A path inside the snapshot folder (store/confine.ts): checked here, and on disk again before each use. */
-const inSnapshot = z.string().refine(isSnapshotRelative, "a relative path inside the snapshot (no '..', no leading '/')");
+const inSnapshot = z
+  .string()
+  .refine(isSnapshotRelative, "a relative path inside the snapshot (no '..', no leading '/')");
 
 /**
  * A file a restore puts back where the images expect it, from the copy in the snapshot (`file`). `mode`: the
@@ -114,7 +116,13 @@ export const Manifest = z.object({
   criu: z.object({ options: z.array(z.string()) }),
   /** The engine's compile caches (one tar each), for `restore --fallback warm`. */
   caches: z
-    .array(z.object({ variable: z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, "an environment variable's name"), dir: z.string(), file: inSnapshot }))
+    .array(
+      z.object({
+        variable: z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, "an environment variable's name"),
+        dir: z.string(),
+        file: inSnapshot,
+      }),
+    )
     .default([]),
   /** Files CRIU's --link-remap left beside unlinked files; they must exist again at restore. */
   linkRemaps: z.array(keptFile(z.string().refine(isLinkRemapPath, "an absolute path to a file named link_remap.N"))),

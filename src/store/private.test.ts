@@ -21,6 +21,10 @@ test("restrictTree makes a folder root's alone, leaves private files untouched a
   assert.equal(statSync(root).mode & 0o777, 0o700);
   assert.equal(statSync(join(root, "weights")).mode & 0o777, 0o700);
   assert.equal(statSync(join(root, "weights", "w.safetensors")).mode & 0o777, 0o600);
-  assert.equal(statSync(join(root, "already")).ctimeMs, ctime, "a private file is not touched (its verified stamp holds)");
+  assert.equal(
+    statSync(join(root, "already")).ctimeMs,
+    ctime,
+    "a private file is not touched (its verified stamp holds)",
+  );
   assert.equal(statSync(join(host, "theirs")).mode & 0o777, 0o644, "a symlink's target is not changed");
 });

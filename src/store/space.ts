@@ -3,6 +3,9 @@ import { join } from "node:path";
 import { StasisError } from "../errors.js";
 import { formatBytes } from "../cli/render/format.js";
 
+/** How CRIU's log (strerror) says ENOSPC and EDQUOT. */
+const FULL_DISK = /No space left on device|Disk quota exceeded/;
+
 /** Below this much free space after a failed write, the disk is taken to be what failed it. */
 const FULL_BYTES = 16 * 2 ** 20;
 
@@ -12,13 +15,18 @@ const FULL_BYTES = 16 * 2 ** 20;
  * (CRIU's own log says "No space left on device" only when it could still write it, often on that same disk). It
  * says how much the snapshot had written when the disk filled and how much is free: the least a capture needs.
  */
-export async function outOfSpace(err: StasisError, stagingDir: string, home: string, pids: number[] = []): Promise<StasisError | undefined> {
+export async function outOfSpace(
+  err: StasisError,
+  stagingDir: string,
+  home: string,
+  pids: number[] = [],
+): Promise<StasisError | undefined> {
   const free = await freeBytes(stagingDir).catch(() => undefined);
   if (err.code !== "E_NO_SPACE") {
     if (err.code !== "E_CRIU_DUMP") return undefined;
     const logPath = typeof err.details?.logPath === "string" ? err.details.logPath : undefined;
     const log = logPath ? await readFile(logPath, "utf8").catch(() => "") : "";
-    const said = /No space left on device|Disk quota exceeded/.test(log) || /No space left on device|Disk quota exceeded/.test(err.message);
+    const said = FULL_DISK.test(log) || FULL_DISK.test(err.message);
     if (!said && !(free !== undefined && free < FULL_BYTES)) return undefined;
   }
   const written = await bytesUnder(stagingDir);
@@ -30,9 +38,9 @@ export async function outOfSpace(err: StasisError, stagingDir: string, home: str
       `${free !== undefined ? ` (${formatBytes(free)} free then)` : ""}; it needs ` +
       (memory > written ? `about ${formatBytes(memory)} (the server's memory)` : "more than that"),
     {
-      hint: "free space there or point STASIS_HOME at a larger disk: a snapshot needs about the server's memory plus its weights",
+      hint: "free space there or point STASIS_HOME at a larger disk: a snapshot takes the server's memory and weights",
       cause: err,
-      details: { home, writtenBytes: written, freeBytes: free, ...(memory > 0 ? { serverMemoryBytes: memory } : {}), ...err.details },
+      details: { home, writtenBytes: written, freeBytes: free, serverMemoryBytes: memory || undefined, ...err.details },
     },
   );
 }
