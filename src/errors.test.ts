@@ -30,3 +30,18 @@ test("fsError turns errno codes into our codes with hints", () => {
   assert.ok(fsError(mk("ENOSPC"), "/x", "write").hint);
   assert.equal(fsError(mk("EIO"), "/x", "read").code, "E_IO");
 });
+
+test("a full disk met anywhere (ENOSPC, EDQUOT) is E_NO_SPACE with a hint, never a bug in stasis", async () => {
+  for (const code of ["ENOSPC", "EDQUOT"]) {
+    const err = Object.assign(new Error(`${code}: no space left on device, write`), {
+      code,
+      path: "/var/lib/stasis/snapshots/x",
+      syscall: "write",
+    });
+    const e = asStasisError(err);
+    assert.equal(e.code, "E_NO_SPACE", code);
+    assert.match(e.message, /\/var\/lib\/stasis\/snapshots\/x/);
+    assert.match(e.hint ?? "", /STASIS_HOME/);
+    assert.doesNotMatch(e.hint ?? "", /bug/);
+  }
+});

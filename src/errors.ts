@@ -60,6 +60,7 @@ const CODES = {
   E_CRIU_FEATURE: [5, 500],
   E_TOOL_MISSING: [5, 500],
   E_NO_SPACE: [5, 507],
+  E_STORE_UNUSABLE: [5, 500],
   E_IO_URING: [5, 409],
   E_GPU_MEMORY: [5, 507],
   E_GPU_UNAVAILABLE: [5, 500],
@@ -76,6 +77,7 @@ const CODES = {
   E_INTERNAL: [1, 500],
   E_NOT_A_FILE: [2, 400],
   E_DAEMON: [6, 500],
+  E_TOO_LARGE: [2, 413],
 } as const satisfies Record<string, readonly [number, number]>;
 
 export type ErrorCode = keyof typeof CODES;
@@ -104,6 +106,12 @@ export function asStasisError(err: unknown): StasisError {
   if (err instanceof Error && err.name === "AbortError") {
     return new StasisError("E_INTERRUPTED", "interrupted", { cause: err, hint: "nothing half-done was kept; run it again" });
   }
+  const errno = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (errno === "ENOSPC" || errno === "EDQUOT") {
+    // A full disk anywhere (a copy, a write, a rename) is the user's to fix, never a bug.
+    const path = (err as NodeJS.ErrnoException).path;
+    return fsError(err, path ?? "the store", (err as NodeJS.ErrnoException).syscall ?? "write");
+  }
   const message = err instanceof Error ? err.message : String(err);
   return new StasisError("E_INTERNAL", message, {
     cause: err,
@@ -120,10 +128,13 @@ export function fsError(err: unknown, path: string, doing: string): StasisError 
       cause: err,
       hint: "stasis runs as root (CRIU needs it); check the file's owner and mode",
     });
-  if (code === "ENOSPC")
-    return new StasisError("E_NO_SPACE", `${doing}: no space left on the device holding ${path}`, {
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    const what = code === "EDQUOT" ? "disk quota exceeded" : "no space left";
+    return new StasisError("E_NO_SPACE", `${doing}: ${what} on the device of ${path}`, {
       cause: err,
-      hint: "free space or point STASIS_HOME at a larger disk",
+      hint: "free space or point STASIS_HOME at a larger disk (a snapshot takes the server's memory and its weights)",
+      details: { path },
     });
+  }
   return new StasisError("E_IO", `${doing}: ${path}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 }

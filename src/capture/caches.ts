@@ -3,6 +3,8 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { run, check } from "../proc/run.js";
 import type { Events } from "../events.js";
+import { resolveInSnapshot } from "../store/confine.js";
+import { PRIVATE_DIR } from "../store/private.js";
 
 /**
  * The engine's compile caches (vLLM's torch.compile artifacts, Inductor, Triton, CUDA's JIT cache,
@@ -54,7 +56,7 @@ export async function captureCaches(serverEnv: NodeJS.ProcessEnv, snapshotDir: s
       events.log(`${c.variable} (${dir}) holds ${(bytes / 2 ** 30).toFixed(1)} GiB: not captured (limit STASIS_MAX_CACHE_BYTES)`, "warn");
       continue;
     }
-    await mkdir(join(snapshotDir, "caches"), { recursive: true });
+    await mkdir(join(snapshotDir, "caches"), { recursive: true, mode: PRIVATE_DIR });
     const file = join("caches", `${c.variable.toLowerCase()}.tar`);
     check(await run("tar", ["-C", dir, "-cf", join(snapshotDir, file), "."], { timeoutMs: 600_000 }), "E_IO", `archiving ${dir}`);
     out.push({ variable: c.variable, dir, file });
@@ -68,7 +70,8 @@ export async function unpackCaches(snapshotDir: string, caches: CapturedCache[],
   for (const c of caches) {
     const dir = join(into, c.variable.toLowerCase());
     await mkdir(dir, { recursive: true });
-    check(await run("tar", ["-C", dir, "-xf", join(snapshotDir, c.file)], { timeoutMs: 600_000 }), "E_IO", `unpacking ${c.file}`);
+    const tar = await resolveInSnapshot(snapshotDir, c.file); // the manifest's word, checked on disk
+    check(await run("tar", ["-C", dir, "-xf", tar], { timeoutMs: 600_000 }), "E_IO", `unpacking ${c.file}`);
     env[c.variable] = dir;
   }
   return env;

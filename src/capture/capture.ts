@@ -25,6 +25,10 @@ import { closeAhead, cudaWorkerAhead, gpuCheckpoint, type GpuCapture } from "./g
 import type { CudaDriver } from "../cuda/driver.js";
 import { cudaCandidates } from "../cuda/tree.js";
 import { captureCaches } from "./caches.js";
+import { prepareHome } from "../store/home-guard.js";
+import { stasisHome } from "../home.js";
+import { PRIVATE_DIR, restrictTree } from "../store/private.js";
+import { outOfSpace } from "../store/space.js";
 
 export interface CaptureOptions {
   name: string;
@@ -69,6 +73,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   const baseUrl = new URL(opts.readyUrl).origin;
   const readyPath = new URL(opts.readyUrl).pathname + new URL(opts.readyUrl).search;
   const criu = await events.phase("preflight", async () => {
+    await prepareHome((m) => events.log(m, "warn"));
     await checkBeforeLaunch(opts);
     await cleanStaging();
     return locateCriu();
@@ -105,6 +110,9 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     const canary = await events.phase("canary", async () => canaryRecord(canaryReq, await engine.canary(ctx, canaryReq)));
     const identity = await engine.identify(ctx);
     const engineState = await events.phase("engine-prepare", () => engine.prepareCapture(ctx, staging.dir));
+    // The server wrote the engine's files with its own umask: root's alone before they are stamped (a later chmod
+    // would change their ctime and void the stamp).
+    await restrictTree(staging.dir);
     throwIfAborted(opts.signal);
     // The engine's files (its weights) are complete: digested while the GPU is checkpointed and CRIU dumps.
     const engineFiles = digestBeside(staging.dir, (engineState.files ?? []).map((f) => ({ path: f.path, role: f.role })), "digest-engine-files", events);
@@ -164,7 +172,8 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     // Compile caches matter for engines that compile (vLLM); a plain HTTP server has none worth keeping.
     const caches =
       opts.engine === "vllm" ? await events.phase("caches", () => captureCaches({ ...process.env, ...DUMPABLE_ENV, ...opts.env }, staging.dir, events)) : [];
-    await mkdir(join(staging.dir, "logs"), { recursive: true });
+    await restrictTree(staging.dir); // tar wrote the caches with stasis's own umask
+    await mkdir(join(staging.dir, "logs"), { recursive: true, mode: PRIVATE_DIR });
     await copyFile(inst.stdout, join(staging.dir, "logs", "capture-stdout.log"));
     await copyFile(inst.stderr, join(staging.dir, "logs", "capture-stderr.log"));
     await copyFile(dump.logPath, join(staging.dir, "logs", "criu-dump.log"));
@@ -226,7 +235,9 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     succeeded = true;
     return { name: opts.name, dir, manifest, instance, phases: timeline.phases };
   } catch (err) {
-    const e = asStasisError(err);
+    // A full disk is said as such, with what the snapshot had written: measured before the abort below removes it.
+    const tree = server && !server.hasExited() ? (await processTree(server.pid).catch(() => [])).map((p) => p.pid) : [];
+    const e = (await outOfSpace(asStasisError(err), staging.dir, stasisHome(), tree)) ?? asStasisError(err);
     // The server's output stays in its folder after a failure: say where, unless the hint already does.
     if (!server || (e.hint ?? "").includes(inst.dir)) throw e;
     throw new StasisError(e.code, e.message, {

@@ -1,6 +1,7 @@
 import type { Events } from "../events.js";
 import { openSnapshot } from "../store/store.js";
 import { verifyFiles } from "../store/digest.js";
+import { checkSnapshotFiles } from "../store/check-files.js";
 import { recordVerified, stampFiles } from "../store/verified.js";
 import type { Manifest } from "../store/manifest.js";
 
@@ -17,6 +18,8 @@ export async function inspect(opts: { name: string; verify: boolean }, events: E
   const snap = await openSnapshot(opts.name);
   const out: InspectResult = { snapshot: snap.name, snapshotDir: snap.dir, manifest: snap.manifest };
   if (opts.verify) {
+    // Where each file leads and its size first: a file reached through a symlink is refused, never read.
+    await checkSnapshotFiles(snap.dir, snap.manifest.files);
     const stamps = await stampFiles(snap.dir, snap.manifest.files);
     out.verified = await events.phase(
       "verify",

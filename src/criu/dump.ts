@@ -5,6 +5,7 @@ import { run, tail, describeExit } from "../proc/run.js";
 import type { Criu } from "./locate.js";
 import { dumpOptions } from "./options.js";
 import { holdLinkRemapsScript } from "./kept-files.js";
+import { PRIVATE_DIR, PRIVATE_FILE, PRIVATE_UMASK } from "../store/private.js";
 
 export interface DumpResult {
   imagesDir: string;
@@ -26,17 +27,19 @@ export async function criuDump(
     holdLinkRemaps?: { dirs: string[]; tag: string };
   },
 ): Promise<DumpResult> {
-  await mkdir(imagesDir, { recursive: true });
+  await mkdir(imagesDir, { recursive: true, mode: PRIVATE_DIR });
   const options = dumpOptions({ leaveRunning: opts.leaveRunning });
   const logPath = join(opts.logDir, "criu-dump.log");
+  await writeFile(logPath, "", { mode: PRIVATE_FILE }); // CRIU truncates it and keeps its mode
   const args = ["dump", "-t", String(pid), "-D", imagesDir, "-o", logPath, "-v4", ...options];
   if (opts.holdLinkRemaps && opts.holdLinkRemaps.dirs.length > 0) {
     const script = join(opts.logDir, "criu-dump-action.sh");
     await writeFile(script, holdLinkRemapsScript(opts.holdLinkRemaps.dirs, opts.holdLinkRemaps.tag));
-    await chmod(script, 0o755);
+    await chmod(script, 0o700);
     args.push("--action-script", script);
   }
-  const out = await run(criu.path, args, { timeoutMs: opts.timeoutMs ?? 600_000, logPath });
+  // The images hold the server's memory (its secrets): CRIU writes them root's alone.
+  const out = await run(criu.path, args, { timeoutMs: opts.timeoutMs ?? 600_000, logPath, umask: PRIVATE_UMASK });
   if (out.code !== 0 || out.timedOut) {
     const log = await readFile(logPath, "utf8").catch(() => "");
     throw new StasisError("E_CRIU_DUMP", `criu dump of process ${pid} ${describeExit(out)}: ${firstError(log) ?? tail(out.stderr, 3)}`, {

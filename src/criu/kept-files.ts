@@ -1,7 +1,10 @@
-import { copyFile, mkdir, readdir, readlink, rename, rm, stat } from "node:fs/promises";
+import { chmod, copyFile, lstat, mkdir, open, readdir, readlink, rename, rm, stat } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { readMaps } from "../proc/maps.js";
+import { checkPlacedPath, isPlainName, resolveInSnapshot, SHM_ROOT } from "../store/confine.js";
+import { PRIVATE_DIR, PRIVATE_FILE } from "../store/private.js";
 
 /**
  * Files a snapshot must carry because CRIU's images refer to them by path only.
@@ -90,14 +93,14 @@ export async function findLinkRemaps(unlinked: Map<string, Set<number>>, tag?: s
  */
 export async function keepLinkRemaps(found: FoundRemap[], snapshotDir: string): Promise<KeptFile[]> {
   if (found.length === 0) return [];
-  await mkdir(join(snapshotDir, "link-remap"), { recursive: true });
+  await mkdir(join(snapshotDir, "link-remap"), { recursive: true, mode: PRIVATE_DIR });
   const kept: KeptFile[] = [];
   for (const [i, f] of found.entries()) {
     const file = join("link-remap", `${i}-${basename(f.original)}`);
-    await copyFile(f.held ?? f.original, join(snapshotDir, file));
+    const mode = await keepCopy(f.held ?? f.original, join(snapshotDir, file));
     if (f.held) await rm(f.held, { force: true });
     await rm(f.original, { force: true });
-    kept.push({ original: f.original, file });
+    kept.push({ original: f.original, file, mode });
   }
   return kept;
 }
@@ -107,10 +110,12 @@ export async function keepLinkRemaps(found: FoundRemap[], snapshotDir: string): 
  * as vLLM's shared-memory queues (`psm_*`). CRIU records such files by path, not content, so they must exist
  * at restore with the contents they had: capture keeps a copy.
  */
-export async function sharedMemoryFiles(pids: number[], roots = ["/dev/shm/"]): Promise<string[]> {
+export async function sharedMemoryFiles(pids: number[], root = SHM_ROOT): Promise<string[]> {
   const found = new Set<string>();
+  // Only files directly in /dev/shm, by a plain name: what a manifest may ask a restore to write (store/confine.ts).
   const consider = (path: string) => {
-    if (roots.some((r) => path.startsWith(r)) && !/\/link_remap\.\d+$/.test(path)) found.add(path);
+    const name = basename(path);
+    if (dirname(path) === root && isPlainName(name) && !/^link_remap\.\d+$/.test(name)) found.add(path);
   };
   for (const pid of pids) {
     for (const m of await readMaps(pid)) if (!m.deleted) consider(m.path);
@@ -127,18 +132,28 @@ export async function sharedMemoryFiles(pids: number[], roots = ["/dev/shm/"]): 
 export interface KeptFile {
   original: string;
   file: string;
+  /** The original's permission bits, which CRIU checks at restore; the copy in the snapshot is root's alone. */
+  mode?: number;
+}
+
+/** Copies `from` to `to` (created root's alone); returns `from`'s permission bits, for putting it back. */
+async function keepCopy(from: string, to: string): Promise<number> {
+  const { mode } = await stat(from);
+  await copyFile(from, to);
+  await chmod(to, PRIVATE_FILE);
+  return mode & 0o7777;
 }
 
 /** Copies files into `<snapshotDir>/<sub>/`; with `remove`, deletes the originals (a dead tree's leftovers). */
 export async function keepFiles(paths: string[], snapshotDir: string, sub: string, remove: boolean): Promise<KeptFile[]> {
   if (paths.length === 0) return [];
-  await mkdir(join(snapshotDir, sub), { recursive: true });
+  await mkdir(join(snapshotDir, sub), { recursive: true, mode: PRIVATE_DIR });
   const kept: KeptFile[] = [];
   for (const [i, original] of paths.entries()) {
     const file = join(sub, `${i}-${basename(original)}`);
-    await copyFile(original, join(snapshotDir, file));
+    const mode = await keepCopy(original, join(snapshotDir, file));
     if (remove) await rm(original, { force: true });
-    kept.push({ original, file });
+    kept.push({ original, file, mode });
   }
   return kept;
 }
@@ -156,16 +171,47 @@ export interface PlacedFile {
  * an older file of that name keeps its own copy and never shares it with the restored one. Returns what it placed
  * and `remove()`, which removes each one that is still the file placed (a later restore of the same snapshot may
  * have put its own in its place since).
+ *
+ * Every path is checked first (store/confine.ts): the copy must be a regular file inside the snapshot, and the
+ * target a /dev/shm name (`role` shm) or a link_remap.N file (`role` link-remap) reached through no symlinked
+ * folder. The temporary file is created exclusively (never through a symlink) and the rename replaces a name,
+ * never writing through a symlink there. A refused path fails before anything is written.
  */
-export async function placeFiles(snapshotDir: string, remaps: KeptFile[]): Promise<{ placed: PlacedFile[]; remove: () => Promise<void> }> {
+export async function placeFiles(
+  snapshotDir: string,
+  kept: KeptFile[],
+  role: "shm" | "link-remap",
+): Promise<{ placed: PlacedFile[]; remove: () => Promise<void> }> {
+  const sources: string[] = [];
+  for (const k of kept) {
+    sources.push(await resolveInSnapshot(snapshotDir, k.file));
+    await checkPlacedPath(k.original, role);
+  }
   const placed: PlacedFile[] = [];
-  for (const r of remaps) {
-    await mkdir(dirname(r.original), { recursive: true });
-    const tmp = join(dirname(r.original), `.stasis-${randomBytes(4).toString("hex")}`);
-    await copyFile(join(snapshotDir, r.file), tmp);
-    const st = await stat(tmp);
-    await rename(tmp, r.original);
-    placed.push({ path: r.original, dev: st.dev, ino: st.ino });
+  try {
+    for (const [i, k] of kept.entries()) {
+      await mkdir(dirname(k.original), { recursive: true });
+      const tmp = join(dirname(k.original), `.stasis-${randomBytes(4).toString("hex")}`);
+      const mode = k.mode ?? (await stat(sources[i]!)).mode & 0o7777;
+      // Exclusive: never through a symlink someone put at that name. The mode is set through the file's own fd.
+      await copyFile(sources[i]!, tmp, constants.COPYFILE_EXCL);
+      let st;
+      const fh = await open(tmp, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        await fh.chmod(mode); // CRIU checks the mode against the one it dumped
+        st = await fh.stat();
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, k.original);
+      placed.push({ path: k.original, dev: st.dev, ino: st.ino });
+    }
+  } catch (err) {
+    await removePlaced(placed); // invariant: a failed placing leaves none of its files behind
+    throw err;
   }
   return { placed, remove: () => removePlaced(placed) };
 }
@@ -180,10 +226,10 @@ export async function createdSince(paths: string[], sinceMs: number): Promise<Pl
   return out;
 }
 
-/** Removes each of `placed` that is still the file that was placed there. */
+/** Removes each of `placed` that is still the very file placed there (a symlink put in its place is left alone). */
 export async function removePlaced(placed: PlacedFile[]): Promise<void> {
   for (const p of placed) {
-    const st = await stat(p.path).catch(() => undefined);
-    if (st && st.dev === p.dev && st.ino === p.ino) await rm(p.path, { force: true });
+    const st = await lstat(p.path).catch(() => undefined);
+    if (st?.isFile() && st.dev === p.dev && st.ino === p.ino) await rm(p.path, { force: true });
   }
 }

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { openSync, closeSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
 import { tail } from "../proc/run.js";
@@ -37,6 +37,7 @@ export type CriuMemory = "copy" | "parallel" | "lazy";
 
 /** Run by CRIU at each stage of the restore; tells stasis the tree has resumed. */
 const ACTION_SCRIPT = `#!/bin/sh
+umask 077
 [ "$CRTOOLS_SCRIPT_ACTION" = "post-resume" ] && : > "$0.resumed"
 exit 0
 `;
@@ -64,7 +65,9 @@ export async function criuRestore(
   if (memory === "parallel") env.CRIU_LAZY_PREFILL = String(defaultPrefillWorkers());
   const logPath = join(workDir, "criu-restore.log");
   const script = join(workDir, "criu-action.sh");
-  await writeFile(script, ACTION_SCRIPT, { mode: 0o755 });
+  await writeFile(script, ACTION_SCRIPT, { mode: 0o700 });
+  // The instance's logs are root's alone (they may quote the server's memory): CRIU truncates a log and keeps its mode.
+  for (const own of [logPath, join(workDir, "stats-restore")]) await writeFile(own, "", { mode: 0o600 });
   const inherit =
     files.capturedStderr === files.capturedStdout
       ? ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`]
@@ -77,11 +80,11 @@ export async function criuRestore(
   ];
   // The fds are opened here and passed as fd 3 and 4 (unshare and CRIU inherit them); closed in finally,
   // because the child has its own copies once spawned.
-  const outFd = openSync(files.stdout, "a");
-  const errFd = files.stderr === files.stdout ? outFd : openSync(files.stderr, "a");
+  const outFd = openSync(files.stdout, "a", 0o600);
+  const errFd = files.stderr === files.stdout ? outFd : openSync(files.stderr, "a", 0o600);
   // unshare's and CRIU's own output goes to a file, not a pipe: they outlive stasis.
   const ownOutput = join(workDir, "criu-restore.out");
-  const ownFd = openSync(ownOutput, "a");
+  const ownFd = openSync(ownOutput, "a", 0o600);
   let holder;
   try {
     holder = spawn("unshare", ["--pid", "--fork", "--mount-proc", "--propagation", "slave", criu.path, ...criuArgs], {
@@ -112,6 +115,8 @@ export async function criuRestore(
     }
   };
   const deadline = Date.now() + (opts.timeoutMs ?? 600_000);
+  const logLimit = logLimitBytes();
+  let logCheckedAt = 0;
   try {
     for (;;) {
       if (failed) throw new StasisError("E_TOOL_MISSING", `cannot start unshare: ${failed.message}`, { hint: "stasis needs util-linux's unshare" });
@@ -136,6 +141,24 @@ export async function criuRestore(
       if (exit) throw await restoreFailed();
       if (opts.signal?.aborted) throw new StasisError("E_INTERRUPTED", "restore interrupted");
       if (Date.now() > deadline) throw new StasisError("E_CRIU_RESTORE", `criu restore did not finish within ${opts.timeoutMs ?? 600_000} ms`, { hint: `see the log: ${logPath}` });
+      if (Date.now() - logCheckedAt >= 100) {
+        logCheckedAt = Date.now();
+        const grown = await logOverLimit([logPath, join(workDir, "criu-lazy-pages.log")], logLimit);
+        if (grown) {
+          kill();
+          lazy?.kill();
+          // The start says what went wrong; the rest is the same lines again. Keep the start, give the disk back,
+          // once CRIU is gone (a write still under way would leave the file as long again, sparse).
+          for (let i = 0; i < 200 && !exit; i++) await new Promise((r) => setTimeout(r, 10));
+          await truncate(grown, LOG_KEPT_BYTES).catch(() => undefined);
+          const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
+          const message = `criu restore stopped: its log ${grown} passed ${mib(logLimit)} (its start kept)`;
+          throw new StasisError("E_CRIU_RESTORE", message, {
+            hint: `CRIU was looping (a damaged image?); check the snapshot (\`stasis inspect --verify\`); see ${grown}`,
+            details: { logPath: grown, limitBytes: logLimit },
+          });
+        }
+      }
       await new Promise((r) => setTimeout(r, 2));
     }
     // unshare -> CRIU (the namespace's init) -> the restored root.
@@ -156,6 +179,22 @@ export async function criuRestore(
     lazy?.kill();
     throw err;
   }
+}
+
+/**
+ * The most a restore's CRIU log may grow to (STASIS_CRIU_LOG_MAX_MB, default 256 MiB): a normal restore writes a few
+ * MB at -v4; one that passes this is looping (a damaged image made CRIU retry for ever, filling the disk).
+ */
+const LOG_KEPT_BYTES = 16 * 2 ** 20;
+
+function logLimitBytes(): number {
+  return (envInt("STASIS_CRIU_LOG_MAX_MB", 1) ?? 256) * 2 ** 20;
+}
+
+/** The first of `logs` larger than `limit` bytes, if any. */
+async function logOverLimit(logs: string[], limit: number): Promise<string | undefined> {
+  for (const log of logs) if (((await stat(log).catch(() => undefined))?.size ?? 0) > limit) return log;
+  return undefined;
 }
 
 /**
@@ -194,7 +233,8 @@ async function startLazyPagesDaemon(
   waitForSocket: boolean,
 ): Promise<{ kill: () => void; failure: () => Promise<StasisError | undefined> }> {
   const socket = join(workDir, "lazy-pages.socket");
-  const out = openSync(join(workDir, "criu-lazy-pages.out"), "a");
+  const out = openSync(join(workDir, "criu-lazy-pages.out"), "a", 0o600);
+  await writeFile(join(workDir, "criu-lazy-pages.log"), "", { mode: 0o600 });
   let daemon;
   try {
     daemon = spawn(criu.path, ["lazy-pages", "-D", imagesDir, "-W", workDir, "-o", join(workDir, "criu-lazy-pages.log"), `-v${logLevel()}`], {

@@ -1,4 +1,4 @@
-import { access, mkdir, readFile, statfs } from "node:fs/promises";
+import { access, readFile, statfs } from "node:fs/promises";
 import { release } from "node:os";
 import { stasisHome } from "../home.js";
 import { locateCriu, MIN_CRIU } from "../criu/locate.js";
@@ -112,7 +112,8 @@ export const CHECKS: { name: string; probe: Probe }[] = [
     probe: async () => {
       const home = stasisHome();
       try {
-        await mkdir(home, { recursive: true });
+        const { prepareHome } = await import("../store/home-guard.js");
+        await prepareHome(undefined, home);
         const s = await statfs(home);
         const free = s.bavail * s.bsize;
         const gib = (free / 2 ** 30).toFixed(1);

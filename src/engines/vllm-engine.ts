@@ -8,6 +8,8 @@ import { sha256 } from "./canary.js";
 import type { CanaryAnswer, CanaryRequest, Engine, EngineContext, EngineState } from "./engine.js";
 import { StageInfo, type StagedWeights } from "./weights-stager.js";
 import { exists } from "../files.js";
+import { isSnapshotRelative } from "../store/confine.js";
+import { PRIVATE_DIR } from "../store/private.js";
 
 /** The weights file of each rank inside a snapshot; `{rank}` is filled in by the worker extension. */
 const WEIGHTS_TEMPLATE = "weights/rank{rank}.stasisw";
@@ -178,7 +180,7 @@ export const vllmEngine: Engine = {
     }
     const layout = probe.layout;
     const ranks = layout.length;
-    await mkdir(join(snapshotDir, "weights"), { recursive: true });
+    await mkdir(join(snapshotDir, "weights"), { recursive: true, mode: PRIVATE_DIR });
     const files: EngineState["files"] = [];
     for (let rank = 0; rank < ranks; rank++) files.push({ path: WEIGHTS_TEMPLATE.replace("{rank}", String(rank)), role: "weights" });
     // An engine that says which dumps it can share (`reuse_key`: same tensors from the same model files) gets
@@ -193,9 +195,9 @@ export const vllmEngine: Engine = {
         // Dump into a temporary folder, then rename: a dump cut short is never mistaken for a complete one.
         const tmp = `${cache}.tmp-${process.pid}`;
         await rm(tmp, { recursive: true, force: true });
-        await mkdir(join(tmp, "weights"), { recursive: true });
+        await mkdir(join(tmp, "weights"), { recursive: true, mode: PRIVATE_DIR }); // $STASIS_HOME/weights too
         await ctx.events.phase("weights-dump", () => rpc(ctx, "stasis_dump_weights", [join(tmp, WEIGHTS_TEMPLATE)]), (r) => ({ bytes: sumBytes(r) }));
-        await mkdir(join(tmp, "complete"));
+        await mkdir(join(tmp, "complete"), { mode: PRIVATE_DIR });
         await rm(cache, { recursive: true, force: true });
         await rename(tmp, cache);
       } else {
@@ -213,7 +215,7 @@ export const vllmEngine: Engine = {
   stageSource(state, snapshotDir) {
     const info = StageInfo.safeParse(state.stage);
     if (state.sleepLevel !== 2 || !info.success) return undefined;
-    return { info: info.data, weightsFile: join(snapshotDir, String(state.weights ?? WEIGHTS_TEMPLATE).replace("{rank}", "0")) };
+    return { info: info.data, weightsFile: join(snapshotDir, weightsTemplate(state).replace("{rank}", "0")) };
   },
   async resume(ctx, state, snapshotDir, staged) {
     if (state.sleepLevel !== 2) return;
@@ -221,7 +223,7 @@ export const vllmEngine: Engine = {
       await ctx.events.phase("wake-weights", () => post(ctx, "/wake_up?tags=weights"));
       await ctx.events.phase(
         "refill-weights",
-        () => rpc(ctx, "stasis_load_weights", [join(snapshotDir, String(state.weights ?? WEIGHTS_TEMPLATE))]),
+        () => rpc(ctx, "stasis_load_weights", [join(snapshotDir, weightsTemplate(state))]),
         (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }),
       );
     }
@@ -315,4 +317,16 @@ async function linkOrCopy(from: string, to: string): Promise<void> {
     if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
     await copyFile(from, to);
   }
+}
+
+/** The manifest's weights path (per rank), which must lie inside the snapshot like every path it names. */
+function weightsTemplate(state: Record<string, unknown>): string {
+  const t = String(state.weights ?? WEIGHTS_TEMPLATE);
+  if (!isSnapshotRelative(t)) {
+    const message = `the snapshot's weights path ${JSON.stringify(t)} is not a relative path inside it`;
+    throw new StasisError("E_MANIFEST_INVALID", message, {
+      hint: "the manifest was altered; capture the snapshot again",
+    });
+  }
+  return t;
 }

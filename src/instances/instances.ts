@@ -5,6 +5,7 @@ import { StasisError } from "../errors.js";
 import { paths, stasisHome } from "../home.js";
 import { isRunning, processTree, readStat } from "../proc/tree.js";
 import { removePlaced, type PlacedFile } from "../criu/kept-files.js";
+import { PRIVATE_DIR, PRIVATE_FILE } from "../store/private.js";
 
 /** A server stasis started (captured with --leave-running) or restored, and still tracks. */
 export interface Instance {
@@ -43,7 +44,10 @@ export function newInstanceId(): string {
 export async function instanceDir(id: string, home = stasisHome()): Promise<{ dir: string; stdout: string; stderr: string }> {
   await pruneFailedRuns(home);
   const dir = paths.instance(id, home);
-  await mkdir(dir, { recursive: true });
+  await mkdir(paths.instances(home), { recursive: true, mode: PRIVATE_DIR });
+  await mkdir(dir, { mode: PRIVATE_DIR }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== "EEXIST") throw err;
+  });
   return { dir, stdout: join(dir, "stdout.log"), stderr: join(dir, "stderr.log") };
 }
 
@@ -68,7 +72,7 @@ export async function recordInstance(inst: Omit<Instance, "startTime">): Promise
   const stat = await readStat(inst.pid);
   const full: Instance = { ...inst, startTime: stat?.startTime ?? 0 };
   const file = join(inst.dir, "instance.json");
-  await writeFile(file + ".tmp", JSON.stringify(full, null, 2) + "\n");
+  await writeFile(file + ".tmp", JSON.stringify(full, null, 2) + "\n", { mode: PRIVATE_FILE });
   await rename(file + ".tmp", file);
   return full;
 }

@@ -42,8 +42,9 @@ export interface Launched {
  * namespace of their own (see criu/restore.ts), so they never collide with live PIDs.
  */
 export async function launch(opts: LaunchOptions): Promise<Launched> {
-  const out = openSync(opts.stdout, "a");
-  const err = openSync(opts.stderr, "a");
+  // The server's output may hold what it was given (keys, prompts): root's alone, like the rest of the store.
+  const out = openSync(opts.stdout, "a", 0o600);
+  const err = openSync(opts.stderr, "a", 0o600);
   let child;
   try {
     const env = { ...process.env, ...DUMPABLE_ENV, ...opts.env };

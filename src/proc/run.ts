@@ -25,6 +25,8 @@ export interface RunOptions {
   extraFds?: number[];
   input?: string;
   logPath?: string;
+  /** The child's umask (else it inherits stasis's): what it creates, CRIU's images, is no more open than this. */
+  umask?: number;
 }
 
 const TAIL_BYTES = 64 * 1024;
@@ -38,7 +40,8 @@ export function run(command: string, args: string[], opts: RunOptions = {}): Pro
   const stdio: SpawnOptions["stdio"] = [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe", ...(opts.extraFds ?? [])];
   return new Promise((resolve, reject) => {
     // detached: the child leads its own process group, so a timeout can kill everything it started.
-    const child = spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio, detached: true });
+    const start = () => spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio, detached: true });
+    const child = withUmask(opts.umask, start);
     let stdout = "";
     let stderr = "";
     let timedOut = false;
@@ -74,6 +77,21 @@ export function run(command: string, args: string[], opts: RunOptions = {}): Pro
       resolve({ command, args, code, signal, stdout, stderr, ms: performance.now() - started, timedOut, logPath: opts.logPath });
     });
   });
+}
+
+/**
+ * Runs `start`, something synchronous that creates a file or a process (a spawn: the child inherits the umask at
+ * fork; a unix socket's bind), under `mask`. Nothing else runs between setting and restoring it, so the rest of the
+ * process keeps its own umask.
+ */
+export function withUmask<T>(mask: number | undefined, start: () => T): T {
+  if (mask === undefined) return start();
+  const before = process.umask(mask);
+  try {
+    return start();
+  } finally {
+    process.umask(before);
+  }
 }
 
 function keepTail(s: string): string {

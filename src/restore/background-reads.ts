@@ -1,5 +1,4 @@
 import { dirname, join } from "node:path";
-import { stat } from "node:fs/promises";
 import { StasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import type { FileEntry } from "../store/manifest.js";
@@ -56,7 +55,7 @@ export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode;
   const controller = new AbortController();
   const files = readOrder(snap.manifest.files);
   const work = (async (): Promise<ReadStats> => {
-    if (opts.verify !== "none") await checkSizes(snap.dir, files);
+    // Sizes (and where each file leads) were checked before CRIU started: restore.ts, store/check-files.ts.
     // Stamped before any byte is read: what then passes its digests is recorded with these stamps.
     const stamps = opts.verify === "full" || opts.verify === "auto" ? await stampFiles(snap.dir, files) : new Map<string, Stamp>();
     const known = opts.verify === "auto" ? await stillVerified(snap.dir, stamps) : new Set<string>();
@@ -160,20 +159,4 @@ export function complement(ranges: Range[], size: number): Range[] {
   }
   if (at < size) out.push([at, size - at]);
   return out;
-}
-
-async function checkSizes(dir: string, files: FileEntry[]): Promise<void> {
-  for (const f of files) {
-    const size = await stat(join(dir, f.path)).then(
-      (s) => s.size,
-      () => -1,
-    );
-    if (size !== f.size) {
-      throw new StasisError(
-        "E_DIGEST_MISMATCH",
-        size < 0 ? `snapshot file ${f.path} is missing` : `snapshot file ${f.path} has ${size} bytes, the manifest says ${f.size}`,
-        { hint: "the snapshot was changed after capture; capture it again", details: { path: f.path } },
-      );
-    }
-  }
 }

@@ -2,6 +2,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { stasisHome } from "../home.js";
 import { lockFile } from "../store/lockfile.js";
+import { PRIVATE_DIR } from "../store/private.js";
 import type { Snapshot } from "../store/store.js";
 
 /**
@@ -12,7 +13,7 @@ import type { Snapshot } from "../store/store.js";
 export async function withRestoreLock<T>(snap: Snapshot, body: () => Promise<T>): Promise<T> {
   if (snap.manifest.linkRemaps.length === 0 && snap.manifest.shmFiles.length === 0) return body();
   const dir = join(stasisHome(), "locks");
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
   const release = await lockFile(join(dir, `restore-${snap.name}.lock`), { wait: true });
   try {
     return await body();

@@ -23,6 +23,8 @@ import type { GpuInventory } from "../cuda/gpus.js";
 import { CudaDriver } from "../cuda/driver.js";
 import { gpuIdentityFromProc } from "../cuda/gpus.js";
 import { withRestoreLock } from "./lock.js";
+import { checkSnapshotFiles } from "../store/check-files.js";
+import { prepareHome } from "../store/home-guard.js";
 import { envChoice } from "../env.js";
 import { warmStart } from "./fallback.js";
 import { refuseTakenAddress, timeWaitOn, waitForTimeWait } from "./address.js";
@@ -76,8 +78,10 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
   const timeline = recordTimeline(events);
   const started = events.t();
   const snap: Snapshot = await events.phase("open", async () => {
+    await prepareHome((m) => events.log(m, "warn"));
     const s = await openSnapshot(opts.name);
-    await refuseTakenAddress(s.manifest.server.url);
+    // Before CRIU ever starts: every file where the manifest says, at its size (a stat each, whatever --verify).
+    await Promise.all([checkSnapshotFiles(s.dir, s.manifest.files), refuseTakenAddress(s.manifest.server.url)]);
     return s;
   });
   const m = snap.manifest;
@@ -170,8 +174,8 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     const restored = await withRestoreLock(snap, async () => {
       // The shared-memory files stay while the instance lives (stasis stop removes them); CRIU needs the
       // link_remap files only while it restores.
-      shmPlaced = (await placeFiles(snap.dir, m.shmFiles)).placed;
-      let linkRemaps = await placeFiles(snap.dir, m.linkRemaps);
+      shmPlaced = (await placeFiles(snap.dir, m.shmFiles, "shm")).placed;
+      let linkRemaps = await placeFiles(snap.dir, m.linkRemaps, "link-remap");
       const runCriu = () =>
         events.phase(
           "criu-restore",
@@ -195,7 +199,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
           if (!blocked || (await timeWaitOn(m.listeners)) === 0) throw err;
           await waitForTimeWait(m.listeners, events, { signal: opts.signal });
           await linkRemaps.remove(); // fresh copies: the failed attempt may have used them
-          linkRemaps = await placeFiles(snap.dir, m.linkRemaps);
+          linkRemaps = await placeFiles(snap.dir, m.linkRemaps, "link-remap");
           return await runCriu();
         }
       } finally {

@@ -123,7 +123,7 @@ export async function recordWorkingSet(pids: number[]): Promise<WorkingSet> {
 
 export async function saveWorkingSet(snapshotDir: string, ws: WorkingSet): Promise<void> {
   const path = join(snapshotDir, WORKING_SET_FILE);
-  await writeFile(`${path}.tmp`, JSON.stringify(ws));
+  await writeFile(`${path}.tmp`, JSON.stringify(ws), { mode: 0o600 });
   await rename(`${path}.tmp`, path);
 }
 

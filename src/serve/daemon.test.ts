@@ -9,6 +9,9 @@ import { Events, type StasisEvent } from "../events.js";
 import { StasisError } from "../errors.js";
 import type { RestoreRequest } from "./protocol.js";
 import { request as httpRequest } from "node:http";
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, symlinkSync } from "node:fs";
+import { MAX_BODY_BYTES } from "./daemon.js";
 
 function post(socket: string, body: string, path = "/v1/restore"): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
   return new Promise((resolve, reject) => {
@@ -40,13 +43,37 @@ async function withHome(body: (socket: string, stop: AbortController) => Promise
   }
 }
 
+/** Leaves a real socket file at `path` that nothing listens on: a process bound it and was killed. */
+async function staleSocket(path: string): Promise<void> {
+  const listen = `require("net").createServer().listen(${JSON.stringify(path)}, () => console.log("up"))`;
+  const child = spawn(process.execPath, ["-e", listen], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((resolve) => child.stdout.once("data", resolve));
+  const gone = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGKILL");
+  await gone;
+  assert.ok(statSync(path).isSocket());
+}
+
+/** Until the daemon answers on `socket` (a stale socket file there does not count). */
 async function listening(socket: string): Promise<void> {
-  for (let i = 0; i < 200 && !(existsSync(socket) && statSync(socket).isSocket()); i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 200 && (await health(socket)) !== 200; i++) await new Promise((r) => setTimeout(r, 10));
+}
+
+/** The status of GET /v1/health on `socket`; 0 when nothing answers. */
+function health(socket: string): Promise<number> {
+  return new Promise((resolve) =>
+    httpRequest({ socketPath: socket, agent: false, path: "/v1/health" }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    })
+      .on("error", () => resolve(0))
+      .end(),
+  );
 }
 
 test("the daemon runs restores for clients: its events replay in the client, its errors come back whole", () =>
   withHome(async (socket, stop) => {
-    writeFileSync(socket, ""); // a stale socket file from a daemon that died: taken over
+    await staleSocket(socket); // the socket of a daemon that died: taken over
     const running = serve({ socket, signal: stop.signal }, new Events());
     await listening(socket);
     assert.equal(statSync(socket).mode & 0o777, 0o600, "root's alone");
@@ -91,6 +118,74 @@ test("a daemon with --pin-weights pins a snapshot's weights on request, and says
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.code, "E_USAGE");
     assert.match(bad.body.error.hint, /name/);
+    stop.abort();
+    await running;
+  }));
+
+test("serve --socket never deletes what it is given: a file, a folder or a symlink there is refused and kept", () =>
+  withHome(async (socket) => {
+    const refused = (e: unknown) =>
+      e instanceof StasisError && e.code === "E_USAGE" && /only replaces a stale socket/.test(e.message) && !!e.hint;
+    writeFileSync(socket, "someone's data");
+    await assert.rejects(serve({ socket }, new Events()), refused);
+    assert.equal(readFileSync(socket, "utf8"), "someone's data");
+    const folder = socket + ".d";
+    mkdirSync(folder);
+    await assert.rejects(serve({ socket: folder }, new Events()), refused);
+    assert.ok(statSync(folder).isDirectory());
+    const link = socket + ".link";
+    symlinkSync(socket, link);
+    await assert.rejects(serve({ socket: link }, new Events()), refused);
+    assert.equal(readFileSync(link, "utf8"), "someone's data");
+  }));
+
+/** POSTs `bytes` of body to the daemon in 64 KiB writes (or declares `declared` bytes and sends a few); the answer. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function postLarge(socket: string, bytes: number, declared?: number): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const headers = declared === undefined ? {} : { "content-length": String(declared) };
+    const at = { socketPath: socket, agent: false, method: "POST", path: "/v1/restore", headers };
+    const req = httpRequest(at, (res) => {
+      let text = "";
+      res.on("data", (d: Buffer) => (text += d.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    // The daemon may answer and hang up before the whole body is sent: the answer is what counts.
+    req.on("error", (err) => (req.destroyed && err.message.match(/EPIPE|ECONNRESET/) ? undefined : reject(err)));
+    const chunk = Buffer.alloc(64 * 1024, "x");
+    let sent = 0;
+    const write = (): void => {
+      while (sent < bytes) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once("drain", write);
+      }
+      if (declared === undefined) req.end();
+    };
+    write();
+  });
+}
+
+test("an oversized request body is answered 413 with the error, and the daemon stays up", () =>
+  withHome(async (socket, stop) => {
+    const running = serve({ socket, signal: stop.signal }, new Events());
+    await listening(socket);
+    const rssBefore = process.memoryUsage().rss;
+    const big = await postLarge(socket, 64 * 2 ** 20);
+    assert.equal(big.status, 413);
+    assert.equal(big.body.error.code, "E_TOO_LARGE");
+    assert.match(big.body.error.message, new RegExp(`at most ${MAX_BODY_BYTES} bytes`));
+    assert.ok(big.body.error.hint);
+    assert.ok(process.memoryUsage().rss - rssBefore < 48 * 2 ** 20, "the body was not held in memory");
+    // Declared too large (700 MB): refused before a byte of it is read.
+    const declared = await postLarge(socket, 64 * 1024, 700_000_000);
+    assert.equal(declared.status, 413);
+    assert.equal(declared.body.error.code, "E_TOO_LARGE");
+    assert.equal(await health(socket), 200, "the daemon still answers");
+    await assert.rejects(
+      restoreViaDaemon(request("no-such-snapshot"), new Events(), { socket }),
+      (e: unknown) => e instanceof StasisError && e.code === "E_SNAPSHOT_NOT_FOUND",
+      "and still takes restores",
+    );
     stop.abort();
     await running;
   }));

@@ -5,7 +5,7 @@
  * Protocol: protocol.ts. The socket is root's alone (0600): whoever can use it can restore any snapshot.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
-import { chmod, unlink } from "node:fs/promises";
+import { chmod, lstat, unlink } from "node:fs/promises";
 import { StasisError, asStasisError, httpStatus } from "../errors.js";
 import { Events } from "../events.js";
 import { paths } from "../home.js";
@@ -15,6 +15,8 @@ import { PinRequestSchema, RestoreRequestSchema, type RestoreRequest } from "./p
 import { CudaDriver } from "../cuda/driver.js";
 import { warmCudaWorker } from "./warm-cuda.js";
 import { weightsKeepers } from "./weights-keepers.js";
+import { prepareHome } from "../store/home-guard.js";
+import { withUmask } from "../proc/run.js";
 // Loaded with the daemon, not on the first request: that is the point of it.
 import { ownCudaDriver, pinJobFor, restore } from "../restore/restore.js";
 
@@ -27,6 +29,7 @@ export interface ServeOptions {
 
 /** Serves until `signal` fires; then stops taking requests, lets running restores finish and removes the socket. */
 export async function serve(opts: ServeOptions, events: Events): Promise<{ socket: string; restores: number }> {
+  await prepareHome((m) => events.log(m, "warn"));
   const socket = opts.socket ?? paths.daemonSocket();
   await claimSocket(socket);
   // Opt-in (STASIS_SERVE_CUDA=1) until it has been measured on a GPU: otherwise each restore starts its own
@@ -92,7 +95,9 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(socket, () => resolve());
+    // The socket is bound inside listen(): under umask 077 it is root's alone from its first moment, not only
+    // after the chmod (a --socket outside STASIS_HOME would otherwise be open to anyone for that moment).
+    withUmask(0o077, () => server.listen(socket, () => resolve()));
   });
   await chmod(socket, 0o600);
   events.log(`stasis serve: listening on ${socket} (pid ${process.pid})`);
@@ -107,8 +112,27 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
   return { socket, restores };
 }
 
-/** The socket path is ours unless a live daemon answers there; a stale socket file is removed. */
+/**
+ * The socket path is ours if nothing is there, or a socket no daemon answers on (one that died), which is removed.
+ * Anything else at that path (a file, a folder, a symlink) is refused, never removed: `--socket` names where to
+ * listen, not what may be deleted.
+ */
 async function claimSocket(socket: string): Promise<void> {
+  const st = await lstat(socket).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return undefined;
+    throw new StasisError("E_USAGE", `cannot listen on ${socket}: ${err.message}`, {
+      hint: "give --socket a path in a folder that exists",
+    });
+  });
+  if (!st) return;
+  if (!st.isSocket()) {
+    const kind = st.isSymbolicLink() ? "a symlink" : st.isDirectory() ? "a folder" : st.isFile() ? "a file" : "not one";
+    const message = `cannot listen on ${socket}: it is ${kind}, and stasis serve only replaces a stale socket`;
+    throw new StasisError("E_USAGE", message, {
+      hint: "give --socket a path where nothing is yet (default $STASIS_HOME/stasisd.sock)",
+      details: { socket },
+    });
+  }
   const alive = await new Promise<boolean>((resolve) => {
     const req = httpRequest({ socketPath: socket, agent: false, path: "/v1/health", timeout: 1000 }, (res) => {
       res.resume();
@@ -140,12 +164,33 @@ function parseBody<T>(text: string, schema: z.ZodType<T, z.ZodTypeDef, unknown>,
   return parsed.data;
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+/** The most a request body may hold: a RestoreRequest is a few hundred bytes. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * The request's body, up to `MAX_BODY_BYTES`: a larger one (declared, or as it arrives) is E_TOO_LARGE (413) at
+ * once, and never held in memory; Node's server discards the rest of it once the answer is sent.
+ */
+function readBody(req: IncomingMessage, max = MAX_BODY_BYTES): Promise<string> {
+  const tooLarge = (bytes: string) =>
+    new StasisError("E_TOO_LARGE", `the request body is ${bytes}; the daemon takes at most ${max} bytes`, {
+      hint: "send a JSON RestoreRequest (src/serve/protocol.ts), a few hundred bytes",
+      details: { maxBytes: max },
+    });
   return new Promise((resolve, reject) => {
-    let s = "";
-    req.setEncoding("utf8");
-    req.on("data", (d: string) => (s += d));
-    req.on("end", () => resolve(s));
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > max) return reject(tooLarge(`${declared} bytes`));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (d: Buffer) => {
+      size += d.length;
+      if (size <= max) return void chunks.push(d);
+      req.off("data", onData);
+      chunks.length = 0;
+      reject(tooLarge(`over ${max} bytes`));
+    };
+    req.on("data", onData);
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     req.on("error", reject);
   });
 }

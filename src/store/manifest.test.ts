@@ -30,3 +30,32 @@ test("bad manifests are E_MANIFEST_INVALID naming the field", () => {
   badDigest.files[0]!.sha256 = "xyz";
   assert.match(code(() => parseManifest(JSON.stringify(badDigest), "s")), /sha256 hex digest/);
 });
+
+test("a crafted manifest naming host paths is refused as it is parsed (../, absolute, other names)", () => {
+  type M = ReturnType<typeof sampleManifest>;
+  const shm = (original: string, file = "shm/0-x") => (m: M) => (m.shmFiles = [{ original, file }]);
+  const remap = (original: string, file = "link-remap/0-x") => (m: M) => (m.linkRemaps = [{ original, file }]);
+  const cache = (variable: string, file: string) => (m: M) => (m.caches = [{ variable, dir: "/x", file }]);
+  const crafted: [string, (m: M) => void, RegExp][] = [
+    ["file ../", (m) => (m.files[0]!.path = "images/../../../etc/shadow"), /files\.0\.path: a relative path inside/],
+    ["file absolute", (m) => (m.files[0]!.path = "/etc/shadow"), /files\.0\.path/],
+    ["shm outside /dev/shm", shm("/etc/passwd"), /shmFiles\.0\.original: \/dev\/shm\/NAME/],
+    ["shm ../", shm("/dev/shm/../../etc/passwd"), /shmFiles\.0\.original/],
+    ["shm copy outside", shm("/dev/shm/psm_1", "../../../etc/shadow"), /shmFiles\.0\.file/],
+    ["link_remap any name", remap("/etc/passwd"), /linkRemaps\.0\.original: an absolute path to a file named/],
+    ["link_remap relative", remap("link_remap.1"), /linkRemaps\.0\.original/],
+    ["link_remap copy absolute", remap("/dev/shm/link_remap.1", "/etc/shadow"), /linkRemaps\.0\.file/],
+    ["cache outside", cache("TRITON_CACHE_DIR", "../x.tar"), /caches\.0\.file/],
+    ["cache variable", cache("../../etc", "caches/x.tar"), /caches\.0\.variable/],
+  ];
+  for (const [what, craft, expected] of crafted) {
+    const m = sampleManifest();
+    craft(m);
+    const error = code(() => parseManifest(JSON.stringify(m), "s"));
+    assert.match(error, new RegExp(`^E_MANIFEST_INVALID: s: ${expected.source}`), what);
+  }
+  const good = sampleManifest();
+  good.shmFiles = [{ original: "/dev/shm/psm_1", file: "shm/0-psm_1", mode: 0o600 }];
+  good.linkRemaps = [{ original: "/dev/shm/link_remap.3", file: "link-remap/0-link_remap.3" }];
+  assert.deepEqual(parseManifest(JSON.stringify(good), "s"), good, "what captures write still parses (mode optional)");
+});

@@ -1,14 +1,28 @@
 import { z } from "zod";
 import { StasisError } from "../errors.js";
+import { isLinkRemapPath, isShmPath, isSnapshotRelative } from "./confine.js";
 
 /** The manifest format's name and version; bump the version on any incompatible change. */
 export const MANIFEST_SCHEMA = "stasis.snapshot/v1";
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 hex digest");
 
+/** A path inside the snapshot folder (store/confine.ts): checked here, and on disk again before each use. */
+const inSnapshot = z
+  .string()
+  .refine(isSnapshotRelative, "a relative path inside the snapshot (no '..', no leading '/')");
+
+/**
+ * A file a restore puts back where the images expect it, from the copy in the snapshot (`file`). `mode`: the
+ * original's permission bits (CRIU checks them); the copy in the snapshot is root's alone. Older snapshots have
+ * none: the copy's own mode is used.
+ */
+const keptFile = (original: z.ZodType<string>) =>
+  z.object({ original, file: inSnapshot, mode: z.number().int().min(0).max(0o7777).optional() });
+
 export const FileEntry = z.object({
   /** Relative to the snapshot folder. */
-  path: z.string().min(1).refine((p) => !p.startsWith("/") && !p.split("/").includes(".."), "a relative path inside the snapshot"),
+  path: inSnapshot,
   role: z.enum(["image", "weights", "log", "link-remap", "shm", "cache", "other"]),
   size: z.number().int().nonnegative(),
   /** sha256 over the concatenated chunk digests (so it can be computed in parallel). */
@@ -101,11 +115,19 @@ export const Manifest = z.object({
     .optional(),
   criu: z.object({ options: z.array(z.string()) }),
   /** The engine's compile caches (one tar each), for `restore --fallback warm`. */
-  caches: z.array(z.object({ variable: z.string(), dir: z.string(), file: z.string() })).default([]),
+  caches: z
+    .array(
+      z.object({
+        variable: z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, "an environment variable's name"),
+        dir: z.string(),
+        file: inSnapshot,
+      }),
+    )
+    .default([]),
   /** Files CRIU's --link-remap left beside unlinked files; they must exist again at restore. */
-  linkRemaps: z.array(z.object({ original: z.string(), file: z.string() })),
+  linkRemaps: z.array(keptFile(z.string().refine(isLinkRemapPath, "an absolute path to a file named link_remap.N"))),
   /** Shared-memory files (/dev/shm) the tree had open by name; put back before every restore. */
-  shmFiles: z.array(z.object({ original: z.string(), file: z.string() })).default([]),
+  shmFiles: z.array(keptFile(z.string().refine(isShmPath, "/dev/shm/NAME, NAME a plain file name"))).default([]),
   /** The TCP addresses the tree listened on at capture ("address:port"), for the restore's TIME_WAIT retry. */
   listeners: z.array(z.string()).default([]),
   files: z.array(FileEntry),

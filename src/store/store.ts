@@ -6,6 +6,7 @@ import { paths, stasisHome } from "../home.js";
 import { parseManifest, type Manifest } from "./manifest.js";
 import { isAlive, lockFile as lockFile_ } from "./lockfile.js";
 import { exists } from "../files.js";
+import { PRIVATE_DIR, PRIVATE_FILE, restrictTree } from "./private.js";
 
 export { isAlive };
 
@@ -124,7 +125,7 @@ export class Staging {
   static async begin(name: string, home = stasisHome()): Promise<Staging> {
     checkName(name);
     const root = paths.snapshots(home);
-    await mkdir(root, { recursive: true }).catch((err) => {
+    await mkdir(root, { recursive: true, mode: PRIVATE_DIR }).catch((err) => {
       throw fsError(err, root, "create snapshot store");
     });
     const finalDir = paths.snapshot(name, home);
@@ -140,13 +141,15 @@ export class Staging {
       busy: (owner) => new StasisError("E_SNAPSHOT_BUSY", `snapshot "${name}" is being captured by process ${owner}`, { hint: "wait for that capture to finish, or stop it" }),
     });
     const dir = join(root, `.staging-${name}-${process.pid}-${randomBytes(4).toString("hex")}`);
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { mode: PRIVATE_DIR });
     return new Staging(name, dir, finalDir, lockFile);
   }
 
   async commit(manifest: Manifest): Promise<string> {
+    // What others wrote into the folder (the engine's weights dump, tar) is made root's alone before it appears.
+    await restrictTree(this.dir);
     const file = join(this.dir, "manifest.json");
-    await writeFile(file, JSON.stringify(manifest, null, 2) + "\n");
+    await writeFile(file, JSON.stringify(manifest, null, 2) + "\n", { mode: PRIVATE_FILE });
     await fsyncPath(file);
     await fsyncPath(this.dir);
     if (await exists(this.finalDir)) {

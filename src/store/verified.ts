@@ -86,7 +86,7 @@ export async function recordVerified(dir: string, before: Map<string, Stamp>): P
   );
   const tmp = join(dir, `.${STAMPS_FILE}.${process.pid}`);
   try {
-    await writeFile(tmp, JSON.stringify(out));
+    await writeFile(tmp, JSON.stringify(out), { mode: 0o600 });
     await rename(tmp, join(dir, STAMPS_FILE));
   } catch {
     /* read-only store, full disk: the next restore verifies again */

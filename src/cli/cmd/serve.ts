@@ -13,7 +13,7 @@ export const command: CliCommand = {
     "standard error.",
   ].join("\n"),
   options: {
-    socket: { type: "string", arg: "PATH", help: "listen here instead" },
+    socket: { type: "string", arg: "PATH", help: "listen here instead (a stale socket there is replaced; anything else is refused, never removed)" },
     "pin-weights": {
       type: "boolean",
       help: [

@@ -9,7 +9,8 @@ export function renderTimeline(phases: TimelinePhase[], totalMs?: number): strin
   const width = 30;
   const rows = [["phase", "start", "took", "bytes", "rate", "when"]];
   for (const p of [...phases].sort((a, b) => a.startMs - b.startMs)) {
-    const a = Math.floor(((p.startMs - origin) / Math.max(end, 1)) * width);
+    // A phase after `totalMs` (the working set recorded after ready) sits at the right edge.
+    const a = Math.min(width - 1, Math.floor(((p.startMs - origin) / Math.max(end, 1)) * width));
     const b = Math.max(a + 1, Math.round(((p.endMs - origin) / Math.max(end, 1)) * width));
     const bar = " ".repeat(a) + "▇".repeat(Math.min(width, b) - a);
     rows.push([
