@@ -25,6 +25,7 @@ import { gpuIdentityFromProc } from "../cuda/gpus.js";
 import { withRestoreLock } from "./lock.js";
 import { envChoice } from "../env.js";
 import { warmStart } from "./fallback.js";
+import { removeDeadCaptures } from "../capture/leftovers.js";
 import { refuseTakenAddress, timeWaitOn, waitForTimeWait } from "./address.js";
 import { loadWorkingSet, recordWorkingSet, saveWorkingSet, startWorkingSet } from "./working-set.js";
 
@@ -77,6 +78,8 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
   const started = events.t();
   const snap: Snapshot = await events.phase("open", async () => {
     const s = await openSnapshot(opts.name);
+    // A dead capture's server may hold the address (and its staging folder the disk): removed first.
+    await removeDeadCaptures(events);
     await refuseTakenAddress(s.manifest.server.url);
     return s;
   });
