@@ -45,7 +45,8 @@ def start_timer(period_ms: int) -> dict:
 
     libc = ctypes.CDLL(None, use_errno=True)
     fd = libc.timerfd_create(1, 0)
-    period = (ctypes.c_long * 4)(period_ms // 1000, (period_ms % 1000) * 1_000_000, period_ms // 1000, (period_ms % 1000) * 1_000_000)
+    sec, nsec = period_ms // 1000, (period_ms % 1000) * 1_000_000
+    period = (ctypes.c_long * 4)(sec, nsec, sec, nsec)  # struct itimerspec: it_interval, then it_value
     if fd < 0 or libc.timerfd_settime(fd, 0, period, None) != 0:
         raise OSError(ctypes.get_errno(), "timerfd")
     count = {"ticks": 0}

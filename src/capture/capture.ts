@@ -94,7 +94,8 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     // Recorded before anything else can happen: a capture killed from here on leaves a server (and soon a CRIU
     // network-lock table) that the next command removes with this folder (leftovers.ts).
     const serverStart = (await readStat(launched.pid))?.startTime;
-    await staging.noteOwner({ criuLog: dumpLog, ...(serverStart === undefined ? {} : { server: { pid: launched.pid, startTime: serverStart } }) });
+    const owned = serverStart === undefined ? {} : { server: { pid: launched.pid, startTime: serverStart } };
+    await staging.noteOwner({ criuLog: dumpLog, ...owned });
     const ctx: EngineContext = { baseUrl, events, signal: opts.signal, alive: () => !launched.hasExited(), logPath: inst.stderr };
     await events.phase("ready", async () => {
       await engine.waitReady(ctx, readyPath, opts.readyTimeoutMs);
@@ -266,7 +267,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
       // not when it is killed or when the capture fails after it).
       const table = await lockTableOfLog(dumpLog);
       const err = await removeLockTableQuietly(table);
-      if (err) events.log(`could not remove the network-lock table ${table} of this capture's dump: ${err.message}`, "warn");
+      if (err) events.log(`could not remove the network-lock table ${table} of this dump: ${err.message}`, "warn");
     }
     // The server's logs stay in the instance folder after a failure (error hints point there); after a
     // success they are in the snapshot, and the folder goes unless the server lives on as an instance.

@@ -25,8 +25,10 @@ after(async () => {
 
 const SLOW = join(EXAMPLES, "slow_server.py");
 const storeEntries = () => (existsSync(join(home, "snapshots")) ? readdirSync(join(home, "snapshots")).sort() : []);
-const server = (port: number, ...extra: string[]) => ["--", "python3", SLOW, "--port", String(port), "--startup-seconds", "0", ...extra];
-const urls = (port: number, canary = "/answer?q=x") => ["--ready-url", `http://127.0.0.1:${port}/health`, "--canary-url", `http://127.0.0.1:${port}${canary}`];
+const server = (port: number, ...extra: string[]) =>
+  ["--", "python3", SLOW, "--port", String(port), "--startup-seconds", "0", ...extra];
+const urls = (port: number, canary = "/answer?q=x") =>
+  ["--ready-url", `http://127.0.0.1:${port}/health`, "--canary-url", `http://127.0.0.1:${port}${canary}`];
 
 function killQuietly(pid: number): void {
   try {
@@ -54,8 +56,9 @@ async function answering(port: number): Promise<boolean> {
 }
 
 /** The CLI as a child whose pid the test signals. */
-function capturing(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+function capturing(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stderr: string }> } {
+  const stdio: ["ignore", "pipe", "pipe"] = ["ignore", "pipe", "pipe"];
+  const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, stdio });
   started.push(child);
   let stdout = "";
   let stderr = "";
@@ -97,10 +100,12 @@ test("a foreign process on the ready URL's port: the capture refuses before laun
   const foreign = spawn("python3", [SLOW, "--port", String(port), "--startup-seconds", "0"], { stdio: "ignore" });
   started.push(foreign);
   await until("the foreign server", () => answering(port));
-  const r = await stasis(["capture", "foreign-port", "--json", ...urls(port), ...server(port, "--ballast-mb", "1")], env);
+  const args = ["capture", "foreign-port", "--json", ...urls(port), ...server(port, "--ballast-mb", "1")];
+  const r = await stasis(args, env);
   assert.equal(r.code, 4, r.output);
   assert.equal(r.json.error.code, "E_ADDRESS_IN_USE");
-  assert.match(r.json.error.message, new RegExp(`^port ${port} of the ready URL is already taken: .*\\(pid ${foreign.pid}, python3: \\S*python3 \\S*slow_server.py --port ${port}`));
+  const named = `\\(pid ${foreign.pid}, python3: \\S*python3 \\S*slow_server.py --port ${port}`;
+  assert.match(r.json.error.message, new RegExp(`^port ${port} of the ready URL is already taken: .*${named}`));
   assert.equal(r.json.error.details.pid, foreign.pid);
   assert.deepEqual(storeEntries(), []);
   assert.deepEqual(processesWith("--ballast-mb\u00001"), [], "the server was never started");
@@ -108,7 +113,7 @@ test("a foreign process on the ready URL's port: the capture refuses before laun
   foreign.kill("SIGKILL");
 });
 
-test("a foreign process that takes the port while the server starts: refused when the ready URL answers, nothing kept", async () => {
+test("a foreign process that takes the port while the server starts: refused when the ready URL answers", async () => {
   const port = await freePort();
   const pidFile = join(home, "foreign.pid");
   // The launched server double-forks a daemon (its own session, re-parented out of the tree) that serves the port,
@@ -128,7 +133,8 @@ test("a foreign process that takes the port while the server starts: refused whe
   strays.push(daemon);
   assert.equal(r.code, 6, r.output);
   assert.equal(r.json.error.code, "E_WRONG_SERVER");
-  assert.match(r.json.error.message, new RegExp(`^when the ready URL answered, 127\\.0\\.0\\.1:${port} .* is held by a process outside the launched server's tree \\(pid ${daemon}, python3`));
+  const outside = `is held by a process outside the launched server's tree \\(pid ${daemon}, python3`;
+  assert.match(r.json.error.message, new RegExp(`^when the ready URL answered, 127\\.0\\.0\\.1:${port} .* ${outside}`));
   assert.deepEqual(storeEntries(), []);
   assert.deepEqual(processesWith("time.sleep(6029)"), [], "the launched server was stopped");
   killQuietly(daemon);
@@ -139,17 +145,19 @@ test("a canary that changes between requests is refused at capture with a hint t
   const r = await stasis(["capture", "changing-canary", "--json", ...urls(port, "/stats"), ...server(port)], env);
   assert.equal(r.code, 6, r.output);
   assert.equal(r.json.error.code, "E_CANARY_UNSTABLE");
-  assert.match(r.json.error.message, /GET \/stats answered differently twice in a row: .*\\"requests\\": \d+}.*, then status 200 .*\\"requests\\": \d+}/);
+  const requests = /\\"requests\\": \d+}/.source;
+  assert.match(r.json.error.message, new RegExp(`GET /stats answered differently twice in a row: .*${requests}.*, then .*${requests}`));
   assert.match(r.json.error.hint, /deterministic.*temperature 0.*--canary-body/);
   assert.deepEqual(storeEntries(), []);
   assert.equal(await answering(port), false, "the server was stopped");
 });
 
-test("a periodic timerfd in the server: the capture warns and the manifest records it; rm removes the snapshot's nftables table", async () => {
+test("a periodic timerfd: the capture warns and the manifest records it; rm removes the snapshot's nftables table", async () => {
   const port = await freePort();
   const r = await stasis(["capture", "timer", ...urls(port), ...server(port, "--timer-ms", "50")], env);
   assert.equal(r.code, 0, r.output);
-  assert.match(r.stderr, /warning: 1 periodic timerfd\(s\) in the server \(pid \d+ fd \d+ every 50 ms\): CRIU may restore one .* as disarmed/);
+  assert.match(r.stderr, /warning: 1 periodic timerfd\(s\) in the server \(pid \d+ fd \d+ every 50 ms\): CRIU may restore/);
+  assert.match(r.stderr, /as disarmed/);
   const m = (await stasis(["inspect", "timer", "--json"], env)).json.manifest;
   assert.equal(m.periodicTimers.length, 1);
   assert.equal(m.periodicTimers[0].intervalNs, 50_000_000);
@@ -177,7 +185,7 @@ test("a restore unlocks the snapshot's nftables table; rm afterwards has none le
   assert.deepEqual([rm.code, rm.json.networkLocksRemoved], [0, []]);
 });
 
-test("SIGINT during the dump stops CRIU, commits nothing, exits non-zero and leaves neither server nor nftables table", async () => {
+test("SIGINT during the dump stops CRIU, commits nothing, exits non-zero, leaves no server and no nftables table", async () => {
   const port = await freePort();
   const before = instanceIds();
   // 768 MiB of random memory: the dump writes for a second or more after it has locked the network.
@@ -199,7 +207,8 @@ test("SIGINT during the dump stops CRIU, commits nothing, exits non-zero and lea
 
 test("a killed capture's staging folder and server are removed by the next ls", async () => {
   const port = await freePort();
-  const cap = capturing(["capture", "killed", ...urls(port), "--", "python3", SLOW, "--port", String(port), "--startup-seconds", "60"]);
+  const slowStart = ["--", "python3", SLOW, "--port", String(port), "--startup-seconds", "60"];
+  const cap = capturing(["capture", "killed", ...urls(port), ...slowStart]);
   const owner = await until("the staging folder to name its server", () => {
     const staging = storeEntries().find((n) => n.startsWith(".staging-killed-"));
     const file = staging && join(home, "snapshots", staging, "owner.json");
@@ -209,7 +218,7 @@ test("a killed capture's staging folder and server are removed by the next ls", 
   cap.child.kill("SIGKILL");
   await cap.done;
   assert.ok(await isRunning(owner.server.pid), "the dead capture's server is still up");
-  assert.equal(storeEntries().filter((n) => n.startsWith(".")).length, 2, "its staging folder and lock are still there");
+  assert.equal(storeEntries().filter((n) => n.startsWith(".")).length, 2, "its staging folder and lock are there");
   const ls = await stasis(["ls", "--json"], env);
   assert.equal(ls.code, 0, ls.output);
   assert.deepEqual(storeEntries().filter((n) => n.startsWith(".staging")), []);

@@ -19,7 +19,8 @@ export async function removeDeadCaptures(events?: Events, home = stasisHome()): 
 
 async function releaseOwned(owner: StagingOwner, events?: Events): Promise<void> {
   // The server must be the one launched (same start time), never a process that reused its pid.
-  if (owner.server && (await sameProcess(owner.server.pid, owner.server.startTime))) await killTree(owner.server.pid, 2_000);
+  const server = owner.server;
+  if (server && (await sameProcess(server.pid, server.startTime))) await killTree(server.pid, 2_000);
   const table = owner.criuLog ? await lockTableOfLog(owner.criuLog) : undefined;
   const err = await removeLockTableQuietly(table);
   if (err) events?.log(`could not remove the network-lock table ${table} of a dead capture: ${err.message}`, "warn");

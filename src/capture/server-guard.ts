@@ -23,11 +23,12 @@ export async function refusePortTaken(readyUrl: string): Promise<void> {
   const owner = await describeOwner(taken);
   throw new StasisError(
     "E_ADDRESS_IN_USE",
-    `port ${port} of the ready URL is already taken: ${taken.address}:${port} is listening${owner.text}, before the server was started`,
+    `port ${port} of the ready URL is already taken: ${taken.address}:${port} is listening${owner.text}, ` +
+      "before the server was started",
     {
       hint:
-        "the capture would take that process's answers for the server's: stop it (`stasis ps` / `stasis stop ID` for servers stasis " +
-        "runs), or give the server another port and --ready-url with it",
+        "the capture would take that process's answers for the server's: stop it (`stasis ps` / `stasis stop ID` " +
+        "for servers stasis runs), or give the server another port and --ready-url with it",
       details: { port, address: taken.address, ...owner.details },
     },
   );
@@ -46,18 +47,25 @@ export async function refuseForeignListener(readyUrl: string, rootPid: number, w
     const owner = await describeOwner(foreign);
     throw new StasisError(
       "E_WRONG_SERVER",
-      `${when}, ${foreign.address}:${port} (the ready URL's port) is held by a process outside the launched server's tree${owner.text}`,
+      `${when}, ${foreign.address}:${port} (the ready URL's port) is held by a process outside the launched ` +
+        `server's tree${owner.text}`,
       {
-        hint: "its answers are not the server's: stop that process, or give the server a free port and --ready-url with it",
+        hint:
+          "its answers are not the server's: stop that process, or give the server a free port and --ready-url " +
+          "with it",
         details: { port, address: foreign.address, rootPid, ...owner.details },
       },
     );
   }
   if (listeners.length === 0) {
-    throw new StasisError("E_WRONG_SERVER", `${when}, nothing listens on port ${port} (the ready URL's) on this machine, yet it answered`, {
-      hint: "--ready-url must name a port the launched server itself listens on here (e.g. http://127.0.0.1:PORT/health)",
-      details: { port, rootPid },
-    });
+    throw new StasisError(
+      "E_WRONG_SERVER",
+      `${when}, nothing listens on port ${port} (the ready URL's) on this machine, yet it answered`,
+      {
+        hint: "--ready-url must name a port the launched server itself listens on here (http://127.0.0.1:PORT/...)",
+        details: { port, rootPid },
+      },
+    );
   }
 }
 
@@ -77,7 +85,9 @@ async function describeOwner(l: Listener): Promise<{ text: string; details: Reco
   const pid = await socketOwner(l.inode);
   if (pid === undefined) return { text: "", details: {} };
   const comm = (await readStat(pid))?.comm;
-  const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").filter(Boolean).join(" ");
+  const raw = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+  const cmdline = raw.split("\0").filter(Boolean).join(" ");
   const shown = cmdline.length > 120 ? `${cmdline.slice(0, 120)}...` : cmdline;
-  return { text: ` (pid ${pid}${comm ? `, ${comm}` : ""}${shown ? `: ${shown}` : ""})`, details: { pid, comm, cmdline } };
+  const text = ` (pid ${pid}${comm ? `, ${comm}` : ""}${shown ? `: ${shown}` : ""})`;
+  return { text, details: { pid, comm, cmdline } };
 }

@@ -2,11 +2,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { describeTimers, parseTimerFdinfo } from "./timers.js";
 
-const FDINFO = "pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1039\nclockid: 1\nticks: 0\nsettime flags: 00\nit_value: (0, 25349978)\nit_interval: (0, 50000000)\n";
+const FDINFO = [
+  "pos:\t0", "flags:\t02", "mnt_id:\t17", "ino:\t1039", "clockid: 1", "ticks: 0", "settime flags: 00",
+  "it_value: (0, 25349978)", "it_interval: (0, 50000000)", "",
+].join("\n");
 
 test("a timerfd's fdinfo gives its clock, time to expiry and period", () => {
   assert.deepEqual(parseTimerFdinfo(FDINFO), { clockid: 1, valueNs: 25_349_978, intervalNs: 50_000_000 });
-  assert.deepEqual(parseTimerFdinfo(FDINFO.replace("it_interval: (0, 50000000)", "it_interval: (2, 5)")), { clockid: 1, valueNs: 25_349_978, intervalNs: 2_000_000_005 });
+  const slow = FDINFO.replace("it_interval: (0, 50000000)", "it_interval: (2, 5)");
+  assert.deepEqual(parseTimerFdinfo(slow), { clockid: 1, valueNs: 25_349_978, intervalNs: 2_000_000_005 });
   assert.equal(parseTimerFdinfo("pos:\t0\nflags:\t02\n"), undefined, "not a timerfd's");
 });
 

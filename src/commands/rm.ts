@@ -24,7 +24,8 @@ export async function rm(opts: { names: string[] }): Promise<RmResult> {
     try {
       const snap = await openSnapshot(name);
       // Snapshots from before the manifest named the table: the dump's log (kept in the snapshot) names its run.
-      tables.set(name, snap.manifest.criu.networkLockTable ?? (await lockTableOfLog(join(snap.dir, "logs", "criu-dump.log"))));
+      const fromLog = () => lockTableOfLog(join(snap.dir, "logs", "criu-dump.log"));
+      tables.set(name, snap.manifest.criu.networkLockTable ?? (await fromLog()));
     } catch (err) {
       // A damaged manifest must not stop its own removal.
       if (!(err instanceof StasisError && err.code === "E_MANIFEST_INVALID")) throw err;

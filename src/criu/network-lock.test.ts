@@ -9,6 +9,7 @@ test("the lock table's name is CRIU's: 'inet CRIU-' and the run id, cut to CRIU'
 });
 
 test("a CRIU log's run id is read from its first lines", () => {
-  assert.equal(criuRunId("(00.000000) CRIU run id = 7106451f-704c-4649-b4a0-e0379eb6ce3d\n(00.000010) Version: 4.2"), "7106451f-704c-4649-b4a0-e0379eb6ce3d");
+  const log = "(00.000000) CRIU run id = 7106451f-704c-4649-b4a0-e0379eb6ce3d\n(00.000010) Version: 4.2";
+  assert.equal(criuRunId(log), "7106451f-704c-4649-b4a0-e0379eb6ce3d");
   assert.equal(criuRunId("(00.000000) Version: 4.2\n"), undefined);
 });

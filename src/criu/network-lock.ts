@@ -26,7 +26,7 @@ export function criuRunId(log: string): string | undefined {
 }
 
 /** The lock table of the CRIU run that wrote `logPath` (undefined where it used no nftables lock, or never ran). */
-export async function lockTableOfLog(logPath: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+export async function lockTableOfLog(logPath: string, env = process.env): Promise<string | undefined> {
   if (lockMethod(env) !== "nftables") return undefined;
   const log = await readFile(logPath, "utf8").catch(() => "");
   const id = criuRunId(log.slice(0, 4096));
@@ -50,7 +50,9 @@ export async function lockTables(): Promise<string[]> {
  */
 export async function removeLockTable(name: string): Promise<boolean> {
   if (!/^CRIU-[0-9a-f-]+$/.test(name)) {
-    throw new StasisError("E_INTERNAL", `"${name}" is not the name of a CRIU network-lock table`, { hint: "expected CRIU- and a run id" });
+    throw new StasisError("E_INTERNAL", `"${name}" is not the name of a CRIU network-lock table`, {
+      hint: "expected CRIU- and a run id",
+    });
   }
   const { nftCommand } = await import("../native/libnftables.js");
   try {

@@ -21,12 +21,15 @@ test("a vLLM completion is compared without its id and timestamp, with stable ke
   assert.equal(canonicalCompletion("not json"), "not json");
 });
 
-test("a canary that answers differently the second time is refused at capture, with a hint to make it deterministic", () => {
+test("a canary that answers differently the second time is refused at capture, with a hint to fix it", () => {
   const rec = canaryRecord({ method: "GET", path: "/stats" }, { status: 200, text: '{"requests": 1}' });
   checkStableCanary(rec, { status: 200, text: '{"requests": 1}' });
   assert.throws(
     () => checkStableCanary(rec, { status: 200, text: '{"requests": 2}' }),
     (e: StasisError) =>
-      e.code === "E_CANARY_UNSTABLE" && /answered differently twice in a row/.test(e.message) && /temperature 0/.test(e.hint ?? "") && /--canary-body/.test(e.hint ?? ""),
+      e.code === "E_CANARY_UNSTABLE" &&
+      /answered differently twice in a row/.test(e.message) &&
+      /temperature 0/.test(e.hint ?? "") &&
+      /--canary-body/.test(e.hint ?? ""),
   );
 });

@@ -43,10 +43,11 @@ export function checkCanary(recorded: Canary, answer: CanaryAnswer): void {
  */
 export function checkStableCanary(first: Canary, again: CanaryAnswer): void {
   if (again.status === first.status && sha256(again.text) === first.sha256) return;
-  const was = first.text !== undefined ? JSON.stringify(first.text.slice(0, 120)) : `sha256 ${first.sha256.slice(0, 12)}`;
+  const was = first.text !== undefined ? JSON.stringify(first.text.slice(0, 120)) : `sha256 ${first.sha256}`;
   throw new StasisError(
     "E_CANARY_UNSTABLE",
-    `the canary ${first.method} ${first.path} answered differently twice in a row: ${was}, then status ${again.status} ${JSON.stringify(again.text.slice(0, 120))}`,
+    `the canary ${first.method} ${first.path} answered differently twice in a row: ${was}, ` +
+      `then status ${again.status} ${JSON.stringify(again.text.slice(0, 120))}`,
     {
       hint:
         "a restore is checked against the captured answer, so the canary must be deterministic: use a greedy request " +

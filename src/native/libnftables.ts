@@ -50,7 +50,7 @@ function load(libDirs: string[]): LibNftables {
     return loaded;
   }
   throw new StasisError("E_TOOL_MISSING", `cannot load libnftables (${tried.join("; ")})`, {
-    hint: "install libnftables1 (CRIU's --network-lock nftables needs it too), or run `./setup.sh` to build CRIU with it",
+    hint: "install libnftables1 (CRIU's --network-lock nftables needs it too), or build CRIU with `./setup.sh`",
   });
 }
 
@@ -65,7 +65,8 @@ export function nftCommand(cmd: string, libDirs: string[] = []): string {
     const rc = l.run(ctx, cmd) as number;
     if (rc !== 0) {
       const error = String(l.error(ctx) ?? "").trim();
-      throw new StasisError("E_IO", `nft ${cmd}: ${error || `failed (${rc})`}`, { details: { command: cmd, nftError: error } });
+      const details = { command: cmd, nftError: error };
+      throw new StasisError("E_IO", `nft ${cmd}: ${error || `failed (${rc})`}`, { details });
     }
     return String(l.output(ctx) ?? "");
   } finally {

@@ -115,7 +115,15 @@ export const Manifest = z.object({
   listeners: z.array(z.string()).default([]),
   /** Periodic timerfds the tree had at capture: CRIU may bring them back disarmed (capture/timers.ts). */
   periodicTimers: z
-    .array(z.object({ pid: z.number().int(), fd: z.number().int(), clockid: z.number().int(), valueNs: z.number(), intervalNs: z.number() }))
+    .array(
+      z.object({
+        pid: z.number().int(),
+        fd: z.number().int(),
+        clockid: z.number().int(),
+        valueNs: z.number(),
+        intervalNs: z.number(),
+      }),
+    )
     .default([]),
   files: z.array(FileEntry),
   timings: z.record(z.number()),

@@ -44,15 +44,16 @@ test("a lock and staging folder left by a dead capture are reclaimed", async () 
   await s.abort();
 });
 
-test("a staging folder whose owner's pid now belongs to another process (pid reuse) is reclaimed; its live owner's is not", async () => {
+test("a staging folder whose owner's pid now runs another process (pid reuse) is reclaimed", async () => {
   const live = await Staging.begin("c", home);
   const reused = join(home, "snapshots", `.staging-d-${process.pid}-abcdef02`);
   mkdirSync(reused);
   // This process's pid, with a start time it never had: the capture that wrote it is dead, the pid reused.
-  writeFileSync(join(reused, "owner.json"), JSON.stringify({ pid: process.pid, startTime: 1, criuLog: "/nonexistent" }));
+  const owner = { pid: process.pid, startTime: 1, criuLog: "/nonexistent" };
+  writeFileSync(join(reused, "owner.json"), JSON.stringify(owner));
   const stale: unknown[] = [];
-  assert.deepEqual(await cleanStaging(home, async (o) => void stale.push(o)), [".staging-d-" + process.pid + "-abcdef02"]);
-  assert.deepEqual(stale, [{ pid: process.pid, startTime: 1, criuLog: "/nonexistent" }], "told what else the dead capture owned");
+  assert.deepEqual(await cleanStaging(home, async (o) => void stale.push(o)), [basename(reused)]);
+  assert.deepEqual(stale, [owner], "told what else the dead capture owned");
   assert.ok(readdirSync(join(home, "snapshots")).includes(basename(live.dir)), "the live capture's folder stays");
   await live.abort();
 });

@@ -204,7 +204,10 @@ const OWNER_FILE = "owner.json";
  * else that capture left (src/capture/leftovers.ts); a folder from before owner records falls back to the pid
  * in its name.
  */
-export async function cleanStaging(home = stasisHome(), onStale?: (owner: StagingOwner) => Promise<void>): Promise<string[]> {
+export async function cleanStaging(
+  home = stasisHome(),
+  onStale?: (owner: StagingOwner) => Promise<void>,
+): Promise<string[]> {
   const root = paths.snapshots(home);
   const removed: string[] = [];
   for (const name of await readdir(root).catch(() => [] as string[])) {
