@@ -165,6 +165,9 @@ test("a periodic timerfd: the capture warns and the manifest records it; rm remo
   const table = m.criu.networkLockTable as string;
   assert.match(table, /^CRIU-[0-9a-f-]+$/);
   assert.ok((await lockTables()).includes(table), `${table} is listed after the capture`);
+  const doctor = (await stasis(["doctor", "--json"], env)).json.checks.find((c: { name: string }) => c.name === "lock tables");
+  assert.match(doctor.detail, /^CRIU lock tables: 1 kept for snapshots not restored yet/);
+  assert.doesNotMatch(doctor.detail, new RegExp(table), "doctor matches the table to its snapshot");
   const rm = await stasis(["rm", "timer", "--json"], env);
   assert.equal(rm.code, 0, rm.output);
   assert.deepEqual(rm.json.networkLocksRemoved, [table]);
