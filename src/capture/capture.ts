@@ -124,7 +124,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     await refuseUndumpable(pids);
     const listeners = await listenersOf(pids);
     const timers = await periodicTimers(pids);
-    if (timers.length > 0) events.log(describeTimers(timers), "warn");
+    if (timers.length > 0) events.log(describeTimers(timers));
     const ahead = cudaAhead;
     cudaAhead = undefined; // gpuCheckpoint owns it now
     gpu = await gpuCheckpoint(pids, events, ahead);

@@ -26,6 +26,7 @@ import { withRestoreLock } from "./lock.js";
 import { envChoice } from "../env.js";
 import { warmStart } from "./fallback.js";
 import { removeDeadCaptures } from "../capture/leftovers.js";
+import { rearmTimers } from "./timers.js";
 import { refuseTakenAddress, timeWaitOn, waitForTimeWait } from "./address.js";
 import { loadWorkingSet, recordWorkingSet, saveWorkingSet, startWorkingSet } from "./working-set.js";
 
@@ -225,6 +226,8 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
       await events.phase("canary", async () =>
         checkCanary(canary, await engine.canary(ctx, { method: canary.method, path: canary.path, body: canary.body })),
       );
+      // Only where the capture saw periodic timers: a restore of any other snapshot pays nothing for it.
+      if (m.periodicTimers.length > 0) await events.phase("timers", () => rearmTimers(root, events));
     } finally {
       clearInterval(watch);
     }
