@@ -8,6 +8,7 @@ compiling). The state that must survive a snapshot round trip:
   PUT  /kv/KEY          store a value in memory (body = value; POST works too)
   GET  /kv/KEY          read it back
   GET  /stats           {"requests": n, "pid": ..., "keys": n, "io_uring": whether it holds one (--io-uring)}
+  GET  /timer           {"ticks": n}: expiries of the periodic timerfd of --timer-ms (0: none) read so far
   GET  /ballast         sha256 of --ballast-mb MiB of memory filled at start (0: none), to check that much
                         memory comes back intact from a snapshot
 Only the standard library is used.
@@ -37,17 +38,40 @@ def open_io_uring() -> int:
     return ctypes.CDLL(None, use_errno=True).syscall(425, 8, ctypes.create_string_buffer(120))
 
 
+def start_timer(period_ms: int) -> dict:
+    """A periodic timerfd (CLOCK_MONOTONIC) read by a thread, as a server's heartbeat; returns its tick count."""
+    import ctypes
+    import threading
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.timerfd_create(1, 0)
+    sec, nsec = period_ms // 1000, (period_ms % 1000) * 1_000_000
+    period = (ctypes.c_long * 4)(sec, nsec, sec, nsec)  # struct itimerspec: it_interval, then it_value
+    if fd < 0 or libc.timerfd_settime(fd, 0, period, None) != 0:
+        raise OSError(ctypes.get_errno(), "timerfd")
+    count = {"ticks": 0}
+
+    def read_ticks() -> None:
+        while True:
+            count["ticks"] += int.from_bytes(os.read(fd, 8), "little")
+
+    threading.Thread(target=read_ticks, daemon=True).start()
+    return count
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--startup-seconds", type=float, default=5.0)
     ap.add_argument("--ballast-mb", type=int, default=0)
+    ap.add_argument("--timer-ms", type=int, default=0, help="hold a periodic timerfd of this period, read by a thread")
     ap.add_argument("--io-uring", action="store_true",
                     help="open an io_uring instance at start and hold it, as libuv 1.50+ (uvloop 0.23) does at every "
                          "loop start, where the system lets it (CRIU cannot dump one)")
     args = ap.parse_args()
     ring = open_io_uring() if args.io_uring else -1
+    timer = start_timer(args.timer_ms) if args.timer_ms > 0 else {"ticks": 0}
     t0 = time.monotonic()
     print(f"slow_server: building state for {args.startup_seconds:.1f} s", flush=True)
     table = build_table(args.startup_seconds)
@@ -83,6 +107,8 @@ def main() -> None:
             if url.path.startswith("/kv/"):
                 key = url.path[4:]
                 return self.reply(200, {"key": key, "value": kv[key]}) if key in kv else self.reply(404, {"error": "no such key"})
+            if url.path == "/timer":
+                return self.reply(200, {"ticks": timer["ticks"]})
             if url.path == "/ballast":
                 return self.reply(200, {"mb": args.ballast_mb, "sha256": hashlib.sha256(ballast).hexdigest()})
             if url.path == "/stats":

@@ -137,7 +137,7 @@ test("the ready URL's port held by a listener is refused before the launch, nami
       plan({ readyUrl: `http://127.0.0.1:${port}/health` }),
       "E_ADDRESS_IN_USE",
       new RegExp(
-        `port ${port} of --ready-url is taken before the server started: 127\\.0\\.0\\.1:${port} is listening \\(pid ${process.pid}`,
+        `port ${port} of the ready URL is already taken: 127\\.0\\.0\\.1:${port} is listening \\(pid ${process.pid}`,
       ),
       /free port/,
     );

@@ -9,13 +9,13 @@ import { locateCriu } from "../criu/locate.js";
 import { criuDump } from "../criu/dump.js";
 import { createdSince, findLinkRemaps, keepFiles, keepLinkRemaps, sharedMemoryFiles, unlinkedFiles } from "../criu/kept-files.js";
 import { launch, DUMPABLE_ENV } from "../launch/launch.js";
-import { processTree } from "../proc/tree.js";
+import { processTree, readStat } from "../proc/tree.js";
 import { listenersOf } from "../proc/net.js";
-import { Staging, cleanStaging } from "../store/store.js";
+import { Staging } from "../store/store.js";
 import { digestFiles, followAppends, type DigestInput, type KnownChunks } from "../store/digest.js";
 import { recordVerified, stampFiles, type Stamp } from "../store/verified.js";
 import { MANIFEST_SCHEMA, type FileEntry, type Manifest } from "../store/manifest.js";
-import { canaryRecord } from "../engines/canary.js";
+import { canaryRecord, checkStableCanary } from "../engines/canary.js";
 import { engineFor } from "../engines/engines.js";
 import type { CanaryRequest, EngineContext } from "../engines/engine.js";
 import { machineFingerprint } from "../fingerprint/fingerprint.js";
@@ -29,6 +29,10 @@ import { prepareHome } from "../store/home-guard.js";
 import { stasisHome } from "../home.js";
 import { PRIVATE_DIR, restrictTree } from "../store/private.js";
 import { outOfSpace } from "../store/space.js";
+import { removeDeadCaptures } from "./leftovers.js";
+import { refuseForeignListener } from "./server-guard.js";
+import { describeTimers, periodicTimers } from "./timers.js";
+import { lockTableOfLog, removeLockTableQuietly } from "../criu/network-lock.js";
 
 export interface CaptureOptions {
   name: string;
@@ -74,8 +78,8 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   const readyPath = new URL(opts.readyUrl).pathname + new URL(opts.readyUrl).search;
   const criu = await events.phase("preflight", async () => {
     await prepareHome((m) => events.log(m, "warn"));
+    await removeDeadCaptures(events);
     await checkBeforeLaunch(opts);
-    await cleanStaging();
     return locateCriu();
   });
   const staging = await Staging.begin(opts.name);
@@ -87,12 +91,19 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   let keepServer = false;
   let succeeded = false;
   const digests: Promise<unknown>[] = [];
+  const dumpLog = join(inst.dir, "criu-dump.log");
+  let dumpStarted = false;
   try {
     const launchedAtMs = Date.now();
     server = await events.phase("launch", () =>
       launch({ argv: opts.argv, cwd: opts.cwd, env: opts.env, stdout: inst.stdout, stderr: inst.stderr }),
     );
     const launched = server;
+    // Recorded before anything else can happen: a capture killed from here on leaves a server (and soon a CRIU
+    // network-lock table) that the next command removes with this folder (leftovers.ts).
+    const serverStart = (await readStat(launched.pid))?.startTime;
+    const owned = serverStart === undefined ? {} : { server: { pid: launched.pid, startTime: serverStart } };
+    await staging.noteOwner({ criuLog: dumpLog, ...owned });
     const ctx: EngineContext = {
       baseUrl,
       events,
@@ -102,12 +113,21 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
       allowFullImage: opts.allowFullImage,
       usesGpu: async () => (await cudaCandidates((await processTree(launched.pid)).map((p) => p.pid))).length > 0,
     };
-    await events.phase("ready", () => engine.waitReady(ctx, readyPath, opts.readyTimeoutMs));
+    await events.phase("ready", async () => {
+      await engine.waitReady(ctx, readyPath, opts.readyTimeoutMs);
+      await refuseForeignListener(opts.readyUrl, launched.pid, "when the ready URL answered");
+    });
     const coldStartMs = events.t() - started;
     cudaAhead = cudaWorkerAhead((await processTree(launched.pid)).map((p) => p.pid));
     const canaryReq = opts.canary ?? (await engine.defaultCanary(ctx));
     if (opts.warmup > 0) await events.phase("warmup", () => engine.warmup(ctx, opts.warmupRequest ?? canaryReq, opts.warmup));
-    const canary = await events.phase("canary", async () => canaryRecord(canaryReq, await engine.canary(ctx, canaryReq)));
+    const canary = await events.phase("canary", async () => {
+      await refuseForeignListener(opts.readyUrl, launched.pid, "before the canary");
+      const recorded = canaryRecord(canaryReq, await engine.canary(ctx, canaryReq));
+      // Asked twice: a restore is checked against this answer, so one that changes would fail every restore.
+      checkStableCanary(recorded, await engine.canary(ctx, canaryReq));
+      return recorded;
+    });
     const identity = await engine.identify(ctx);
     const engineState = await events.phase("engine-prepare", () => engine.prepareCapture(ctx, staging.dir));
     // The server wrote the engine's files with its own umask: root's alone before they are stamped (a later chmod
@@ -122,6 +142,8 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     const pids = tree.map((p) => p.pid);
     await refuseUndumpable(pids);
     const listeners = await listenersOf(pids);
+    const timers = await periodicTimers(pids);
+    if (timers.length > 0) events.log(describeTimers(timers));
     const ahead = cudaAhead;
     cudaAhead = undefined; // gpuCheckpoint owns it now
     gpu = await gpuCheckpoint(pids, events, ahead);
@@ -135,15 +157,19 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     const followed = events.phase("digest-pages", () => follow.result, (r) => ({ bytes: r.bytes }));
     followed.catch(() => undefined); // awaited after the dump, or settled in finally
     digests.push(followed);
+    dumpStarted = true;
     const dump = await events
       .phase("criu-dump", () =>
         criuDump(criu, launched.pid, join(staging.dir, "images"), {
           leaveRunning: opts.leaveRunning,
           logDir: inst.dir,
           holdLinkRemaps: { dirs: [...unlinked.keys()], tag: id },
+          signal: opts.signal,
         }),
       )
       .finally(() => follow.stop());
+    // Left running, the tree's connections were unlocked by CRIU; otherwise the snapshot owns the lock's table.
+    const networkLockTable = opts.leaveRunning ? undefined : await lockTableOfLog(dump.logPath);
     const { known } = await followed;
     const linkRemaps = await keepLinkRemaps(await findLinkRemaps(unlinked, id), staging.dir);
     // The tree is gone unless it was left running: then its shared-memory files are its own leftovers.
@@ -202,15 +228,17 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
       fingerprint,
       tree: { rootPid: launched.pid, processes: tree.length, cudaProcesses: gpu?.processes.length ?? 0 },
       gpu: gpu?.manifest(),
-      criu: { options: dump.options },
+      criu: { options: dump.options, ...(networkLockTable ? { networkLockTable } : {}) },
       caches,
       linkRemaps,
       shmFiles,
       listeners,
+      periodicTimers: timers,
       files,
       timings,
     };
     manifest.timings.totalMs = Math.round(events.t() - started);
+    throwIfAborted(opts.signal); // the last moment a cancellation can still keep the snapshot from being committed
     const dir = await events.phase("commit", () => staging.commit(manifest));
     await recordVerified(dir, stamps);
     let instance: Instance | undefined;
@@ -255,6 +283,13 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
       // (After a commit, abort only removes the lock; the snapshot folder has moved into place.)
       if (server && !server.hasExited()) await killTree(server.pid, 2_000);
       await staging.abort();
+    }
+    if (!succeeded && dumpStarted) {
+      // Invariant: a dump that committed nothing leaves no network-lock table (CRIU removes its own when it fails,
+      // not when it is killed or when the capture fails after it).
+      const table = await lockTableOfLog(dumpLog);
+      const err = await removeLockTableQuietly(table);
+      if (err) events.log(`could not remove the network-lock table ${table} of this dump: ${err.message}`, "warn");
     }
     // The server's logs stay in the instance folder after a failure (error hints point there); after a
     // success they are in the snapshot, and the folder goes unless the server lives on as an instance.

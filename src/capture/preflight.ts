@@ -3,9 +3,9 @@ import { basename, join } from "node:path";
 import { StasisError, fsError } from "../errors.js";
 import { paths, stasisHome } from "../home.js";
 import { readMaps } from "../proc/maps.js";
-import { listenersOn, socketOwner } from "../proc/net.js";
 import { openFds, readStat } from "../proc/tree.js";
 import { isVllmServer, vllmCommandProblems } from "../engines/vllm-command.js";
+import { refusePortTaken } from "./server-guard.js";
 
 const IO_URING = "anon_inode:[io_uring]";
 
@@ -69,7 +69,7 @@ export async function checkBeforeLaunch(plan: LaunchPlan, deps: { uid?: number; 
   refuseVllmWithoutSleep(plan);
   refuseNonRoot(deps.uid ?? process.getuid?.() ?? 0);
   await refuseUnwritableStore(deps.home ?? stasisHome());
-  await refuseReadyPortTaken(plan.readyUrl);
+  await refusePortTaken(plan.readyUrl);
 }
 
 function refuseMissingCanary(plan: LaunchPlan): void {
@@ -123,26 +123,3 @@ async function refuseUnwritableStore(home: string): Promise<void> {
   }
 }
 
-/**
- * The ready URL's port must be free before the launch: a server that cannot bind it exits (or waits), and a
- * server already there would answer the readiness checks and the canary in its place.
- */
-export async function refuseReadyPortTaken(readyUrl: string): Promise<void> {
-  const u = new URL(readyUrl);
-  const port = Number(u.port || 80);
-  const [taken] = await listenersOn(port);
-  if (!taken) return;
-  const owner = await socketOwner(taken.inode);
-  const comm = owner === undefined ? undefined : (await readStat(owner))?.comm;
-  throw new StasisError(
-    "E_ADDRESS_IN_USE",
-    `port ${port} of --ready-url is taken before the server started: ${taken.address}:${port} is listening` +
-      (owner === undefined ? "" : ` (pid ${owner}${comm ? `, ${comm}` : ""})`),
-    {
-      hint:
-        "stop what listens there (`stasis ps` lists the servers stasis runs, `stasis stop ID` stops one), " +
-        "or start the server on a free port and point --ready-url at it",
-      details: { port, address: taken.address, ...(owner === undefined ? {} : { pid: owner }) },
-    },
-  );
-}

@@ -89,7 +89,7 @@ test("a capture whose ready URL's port is taken is refused before the launch", a
       ["--ready-url", `http://127.0.0.1:${port}/`, "--canary-url", `http://127.0.0.1:${port}/`],
       "E_ADDRESS_IN_USE",
       4,
-      new RegExp(`port ${port} of --ready-url is taken before the server started`),
+      new RegExp(`port ${port} of the ready URL is already taken`),
     );
   } finally {
     held.close();

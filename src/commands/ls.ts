@@ -1,4 +1,5 @@
 import { listSnapshots } from "../store/store.js";
+import { removeDeadCaptures } from "../capture/leftovers.js";
 
 export interface SnapshotRow {
   name: string;
@@ -12,8 +13,9 @@ export interface SnapshotRow {
   error?: string;
 }
 
-/** Every snapshot in the store, damaged ones included (with their error). */
+/** Every snapshot in the store, damaged ones included (with their error). What dead captures left goes first. */
 export async function ls(): Promise<SnapshotRow[]> {
+  await removeDeadCaptures();
   return (await listSnapshots()).map((s) =>
     s.manifest
       ? {

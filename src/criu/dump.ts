@@ -25,6 +25,8 @@ export async function criuDump(
     timeoutMs?: number;
     /** Folders of files open under unlinked names: their link_remap files are held (kept-files.ts) under `tag`. */
     holdLinkRemaps?: { dirs: string[]; tag: string };
+    /** Cancels the dump: CRIU is killed (the tree it froze is then the caller's to end) and E_INTERRUPTED thrown. */
+    signal?: AbortSignal;
   },
 ): Promise<DumpResult> {
   await mkdir(imagesDir, { recursive: true, mode: PRIVATE_DIR });
@@ -38,8 +40,17 @@ export async function criuDump(
     await chmod(script, 0o700);
     args.push("--action-script", script);
   }
+  const interrupted = () =>
+    new StasisError("E_INTERRUPTED", `capture interrupted during the CRIU dump of process ${pid}: CRIU was stopped`, {
+      hint: "nothing was kept, and the server was stopped; run the capture again",
+      details: { pid, logPath },
+    });
+  if (opts.signal?.aborted) throw interrupted();
+  // Every cancellation reaches CRIU: run() kills its process group on abort (CRIU runs in a group of its own, so a
+  // terminal's Ctrl-C reaches only stasis, which must pass it on), and the dump is not taken for a success.
   // The images hold the server's memory (its secrets): CRIU writes them root's alone.
-  const out = await run(criu.path, args, { timeoutMs: opts.timeoutMs ?? 600_000, logPath, umask: PRIVATE_UMASK });
+  const out = await run(criu.path, args, { timeoutMs: opts.timeoutMs ?? 600_000, logPath, signal: opts.signal, umask: PRIVATE_UMASK });
+  if (opts.signal?.aborted) throw interrupted();
   if (out.code !== 0 || out.timedOut) {
     const log = await readFile(logPath, "utf8").catch(() => "");
     throw new StasisError("E_CRIU_DUMP", `criu dump of process ${pid} ${describeExit(out)}: ${firstError(log) ?? tail(out.stderr, 3)}`, {

@@ -108,6 +108,33 @@ export const CHECKS: { name: string; probe: Probe }[] = [
     },
   },
   {
+    name: "lock tables",
+    probe: async () => {
+      const { lockMethod, lockTables } = await import("../criu/network-lock.js");
+      if (lockMethod() !== "nftables") return { status: "pass", detail: `CRIU locks the network with ${lockMethod()}` };
+      let tables: string[];
+      try {
+        tables = await lockTables();
+      } catch (err) {
+        return { status: "warn", detail: `cannot list nftables tables: ${(err as Error).message}` };
+      }
+      // A snapshot never restored owns its dump's table (a restore or `stasis rm` removes it); any other is not
+      // this store's to keep.
+      const { listSnapshots } = await import("../store/store.js");
+      const owned = new Set((await listSnapshots()).map((s) => s.manifest?.criu.networkLockTable).filter(Boolean));
+      const others = tables.filter((t) => !owned.has(t));
+      const kept = `${tables.length - others.length} kept for snapshots not restored yet`;
+      if (others.length === 0) return { status: "pass", detail: `CRIU lock tables: ${kept}` };
+      return {
+        status: "warn",
+        detail: `CRIU lock tables: ${kept}; ${others.length} owned by no snapshot in ${stasisHome()}: ${others.join(", ")}`,
+        fix:
+          "each drops the traffic of connections dumped by a capture (of another store, a CRIU run outside stasis, " +
+          "or a stasis from before it removed them); once no restore needs it: nft delete table inet NAME",
+      };
+    },
+  },
+  {
     name: "store",
     probe: async () => {
       const home = stasisHome();

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { canaryRecord, checkCanary } from "./canary.js";
+import { canaryRecord, checkCanary, checkStableCanary } from "./canary.js";
 import { canonicalCompletion } from "./vllm-engine.js";
 import { StasisError } from "../errors.js";
 
@@ -19,4 +19,17 @@ test("a vLLM completion is compared without its id and timestamp, with stable ke
   assert.equal(canonicalCompletion(a), canonicalCompletion(b));
   assert.notEqual(canonicalCompletion(a), canonicalCompletion(a.replace('"hi"', '"ho"')));
   assert.equal(canonicalCompletion("not json"), "not json");
+});
+
+test("a canary that answers differently the second time is refused at capture, with a hint to fix it", () => {
+  const rec = canaryRecord({ method: "GET", path: "/stats" }, { status: 200, text: '{"requests": 1}' });
+  checkStableCanary(rec, { status: 200, text: '{"requests": 1}' });
+  assert.throws(
+    () => checkStableCanary(rec, { status: 200, text: '{"requests": 2}' }),
+    (e: StasisError) =>
+      e.code === "E_CANARY_UNSTABLE" &&
+      /answered differently twice in a row/.test(e.message) &&
+      /temperature 0/.test(e.hint ?? "") &&
+      /--canary-body/.test(e.hint ?? ""),
+  );
 });

@@ -36,3 +36,23 @@ export function checkCanary(recorded: Canary, answer: CanaryAnswer): void {
     { hint: "the restored state is not the captured one; the instance was stopped. Capture the snapshot again, and report this if it repeats" },
   );
 }
+
+/**
+ * Throws E_CANARY_UNSTABLE unless a second answer to the canary is the one `first` recorded: a canary that changes
+ * between two requests to the same running server would make every restore of its snapshot fail its check.
+ */
+export function checkStableCanary(first: Canary, again: CanaryAnswer): void {
+  if (again.status === first.status && sha256(again.text) === first.sha256) return;
+  const was = first.text !== undefined ? JSON.stringify(first.text.slice(0, 120)) : `sha256 ${first.sha256}`;
+  throw new StasisError(
+    "E_CANARY_UNSTABLE",
+    `the canary ${first.method} ${first.path} answered differently twice in a row: ${was}, ` +
+      `then status ${again.status} ${JSON.stringify(again.text.slice(0, 120))}`,
+    {
+      hint:
+        "a restore is checked against the captured answer, so the canary must be deterministic: use a greedy request " +
+        "(temperature 0, a fixed seed) or an endpoint whose answer does not change, with --canary-url / --canary-body",
+      details: { path: first.path, first: first.sha256, second: sha256(again.text) },
+    },
+  );
+}

@@ -1,6 +1,6 @@
 /**
  * The only module that calls libc: the page-cache system calls (posix_fadvise, readahead, mmap, madvise,
- * mincore, cachestat) through koffi. koffi and libc are loaded on the first call, so importing this module
+ * mincore, cachestat), and re-arming another process's timerfd (pidfd_getfd, timerfd_settime), through koffi. koffi and libc are loaded on the first call, so importing this module
  * costs nothing (`stasis --help` never loads FFI). Every wrapper turns a failed call (-1 and errno, or an error
  * number returned directly) into a StasisError whose `details.errno` names the errno ("EFAULT"); `errnoOf`
  * reads it. Safe to use from worker threads: each thread loads its own handle.
@@ -28,6 +28,11 @@ const SC_PAGESIZE = 30;
 const MAP_FAILED = 0xffffffffffffffffn;
 /** The cachestat syscall's number: the same in the x86-64 table and the generic one (arm64). */
 const SYS_CACHESTAT = 451;
+/** pidfd_open and pidfd_getfd: the same numbers in the x86-64 table and the generic one (arm64). */
+const SYS_PIDFD_OPEN = 434;
+const SYS_PIDFD_GETFD = 438;
+/** _IOW('T', 0, __u64): sets a timerfd's count of expiries not yet read (the kernel's CHECKPOINT_RESTORE). */
+const TFD_IOC_SET_TICKS = 0x40085400;
 
 interface Libc {
   koffi: Koffi;
@@ -39,6 +44,11 @@ interface Libc {
   mincore: Fn;
   strerror: Fn;
   cachestat: Fn;
+  pidfdOpen: Fn;
+  pidfdGetfd: Fn;
+  timerfdSettime: Fn;
+  ioctl: Fn;
+  close: Fn;
   /** Whether the kernel has cachestat(2) (6.5+); cleared on the first ENOSYS. */
   hasCachestat: boolean;
   pageSize: number;
@@ -73,6 +83,12 @@ function libc(): Libc {
     // glibc has no cachestat() wrapper. syscall() is variadic, but a fixed prototype of integers and
     // pointers is called the same way on x86-64 and arm64, and is much cheaper to call through koffi.
     cachestat: lib.func("syscall", "long", ["long", "int", "void *", "void *", "unsigned int"]),
+    pidfdOpen: lib.func("syscall", "long", ["long", "int", "unsigned int"]),
+    pidfdGetfd: lib.func("syscall", "long", ["long", "int", "int", "unsigned int"]),
+    timerfdSettime: lib.func("int timerfd_settime(int fd, int flags, void *new_value, void *old_value)"),
+    // ioctl is variadic; one pointer argument is passed the same way as a fixed one on x86-64 and arm64.
+    ioctl: lib.func("ioctl", "int", ["int", "unsigned long", "void *"]),
+    close: lib.func("int close(int fd)"),
     hasCachestat: true,
     pageSize: Number(sysconf(SC_PAGESIZE)),
     errnoNames: new Map(Object.entries(koffi.os.errno).map(([name, n]) => [n, name])),
@@ -176,4 +192,33 @@ export function cachestat(fd: number, offset: number, length: number, path?: str
   if (name === "ENOSYS") l.hasCachestat = false;
   if (name === "ENOSYS" || name === "EOPNOTSUPP") return undefined;
   throw fail("cachestat", errno, path);
+}
+
+/**
+ * Arms the timerfd `fd` of process `pid` again: periodic with `intervalNs`, first expiry one period from now, and
+ * `ticks` expiries pending (a timer set again loses them). The timer is the process's own open file, reached
+ * through a copy of its descriptor (pidfd_getfd, Linux 5.6+; needs the right to ptrace the process).
+ */
+export function rearmTimerfd(pid: number, fd: number, intervalNs: number, ticks: number): void {
+  const l = libc();
+  const pidfd = Number(l.pidfdOpen(SYS_PIDFD_OPEN, pid, 0));
+  if (pidfd < 0) throw fail("pidfd_open", l.koffi.errno(), `/proc/${pid}`);
+  let copy = -1;
+  try {
+    copy = Number(l.pidfdGetfd(SYS_PIDFD_GETFD, pidfd, fd, 0));
+    if (copy < 0) throw fail("pidfd_getfd", l.koffi.errno(), `/proc/${pid}/fd/${fd}`);
+    const sec = BigInt(Math.floor(intervalNs / 1e9));
+    const nsec = BigInt(intervalNs % 1e9);
+    // struct itimerspec: it_interval, then it_value (each tv_sec, tv_nsec).
+    if ((l.timerfdSettime(copy, 0, new BigInt64Array([sec, nsec, sec, nsec]), null) as number) !== 0) {
+      throw fail("timerfd_settime", l.koffi.errno(), `/proc/${pid}/fd/${fd}`);
+    }
+    if (ticks > 0 && (l.ioctl(copy, TFD_IOC_SET_TICKS, new BigUint64Array([BigInt(ticks)])) as number) !== 0) {
+      throw fail("ioctl(TFD_IOC_SET_TICKS)", l.koffi.errno(), `/proc/${pid}/fd/${fd}`);
+    }
+  } finally {
+    // Invariant: the copies of the process's descriptors made here are closed; the process keeps its own.
+    if (copy >= 0) l.close(copy);
+    l.close(pidfd);
+  }
 }

@@ -60,6 +60,7 @@ export function run(command: string, args: string[], opts: RunOptions = {}): Pro
     const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), killGroup()), opts.timeoutMs);
     const onAbort = () => killGroup();
     opts.signal?.addEventListener("abort", onAbort, { once: true });
+    if (opts.signal?.aborted) killGroup(); // aborted before it started: no abort event will come
     child.on("error", (err) => {
       clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onAbort);

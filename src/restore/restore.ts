@@ -27,6 +27,8 @@ import { checkSnapshotFiles } from "../store/check-files.js";
 import { prepareHome } from "../store/home-guard.js";
 import { envChoice } from "../env.js";
 import { warmStart } from "./fallback.js";
+import { removeDeadCaptures } from "../capture/leftovers.js";
+import { rearmTimers } from "./timers.js";
 import { refuseTakenAddress, timeWaitOn, waitForTimeWait } from "./address.js";
 import { loadWorkingSet, recordWorkingSet, saveWorkingSet, startWorkingSet } from "./working-set.js";
 
@@ -80,6 +82,8 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
   const snap: Snapshot = await events.phase("open", async () => {
     await prepareHome((m) => events.log(m, "warn"));
     const s = await openSnapshot(opts.name);
+    // A dead capture's server may hold the address (and its staging folder the disk): removed first.
+    await removeDeadCaptures(events);
     // Before CRIU ever starts: every file where the manifest says, at its size (a stat each, whatever --verify).
     await Promise.all([checkSnapshotFiles(s.dir, s.manifest.files), refuseTakenAddress(s.manifest.server.url)]);
     return s;
@@ -226,6 +230,8 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
       await events.phase("canary", async () =>
         checkCanary(canary, await engine.canary(ctx, { method: canary.method, path: canary.path, body: canary.body })),
       );
+      // Only where the capture saw periodic timers: a restore of any other snapshot pays nothing for it.
+      if (m.periodicTimers.length > 0) await events.phase("timers", () => rearmTimers(root, events));
     } finally {
       clearInterval(watch);
     }

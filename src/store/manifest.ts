@@ -113,7 +113,12 @@ export const Manifest = z.object({
       totalBytes: z.number().nonnegative(),
     })
     .optional(),
-  criu: z.object({ options: z.array(z.string()) }),
+  criu: z.object({
+    options: z.array(z.string()),
+    /** The nftables table ("CRIU-<run id>") the dump left to hold the tree's connections until a restore; the
+     *  snapshot owns it: a restore unlocks it, `stasis rm` removes it (criu/network-lock.ts). */
+    networkLockTable: z.string().optional(),
+  }),
   /** The engine's compile caches (one tar each), for `restore --fallback warm`. */
   caches: z
     .array(
@@ -130,6 +135,18 @@ export const Manifest = z.object({
   shmFiles: z.array(keptFile(z.string().refine(isShmPath, "/dev/shm/NAME, NAME a plain file name"))).default([]),
   /** The TCP addresses the tree listened on at capture ("address:port"), for the restore's TIME_WAIT retry. */
   listeners: z.array(z.string()).default([]),
+  /** Periodic timerfds the tree had at capture: CRIU may bring them back disarmed (capture/timers.ts). */
+  periodicTimers: z
+    .array(
+      z.object({
+        pid: z.number().int(),
+        fd: z.number().int(),
+        clockid: z.number().int(),
+        valueNs: z.number(),
+        intervalNs: z.number(),
+      }),
+    )
+    .default([]),
   files: z.array(FileEntry),
   timings: z.record(z.number()),
 });

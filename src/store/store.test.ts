@@ -2,7 +2,7 @@ import { test, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, readdirSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { Staging, checkName, listSnapshots, openSnapshot, removeSnapshot, cleanStaging } from "./store.js";
 import { sampleManifest } from "../testing/fixtures.js";
 import { StasisError } from "../errors.js";
@@ -42,6 +42,20 @@ test("a lock and staging folder left by a dead capture are reclaimed", async () 
   const s = await Staging.begin("b", home);
   assert.deepEqual(await cleanStaging(home), [".staging-b-999999999-abcdef01"]);
   await s.abort();
+});
+
+test("a staging folder whose owner's pid now runs another process (pid reuse) is reclaimed", async () => {
+  const live = await Staging.begin("c", home);
+  const reused = join(home, "snapshots", `.staging-d-${process.pid}-abcdef02`);
+  mkdirSync(reused);
+  // This process's pid, with a start time it never had: the capture that wrote it is dead, the pid reused.
+  const owner = { pid: process.pid, startTime: 1, criuLog: "/nonexistent" };
+  writeFileSync(join(reused, "owner.json"), JSON.stringify(owner));
+  const stale: unknown[] = [];
+  assert.deepEqual(await cleanStaging(home, async (o) => void stale.push(o)), [basename(reused)]);
+  assert.deepEqual(stale, [owner], "told what else the dead capture owned");
+  assert.ok(readdirSync(join(home, "snapshots")).includes(basename(live.dir)), "the live capture's folder stays");
+  await live.abort();
 });
 
 test("names are checked; damaged snapshots are listed as such; rm removes", async () => {

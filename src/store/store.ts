@@ -7,6 +7,7 @@ import { parseManifest, type Manifest } from "./manifest.js";
 import { isAlive, lockFile as lockFile_ } from "./lockfile.js";
 import { exists } from "../files.js";
 import { PRIVATE_DIR, PRIVATE_FILE, restrictTree } from "./private.js";
+import { readStat } from "../proc/tree.js";
 
 export { isAlive };
 
@@ -142,10 +143,28 @@ export class Staging {
     });
     const dir = join(root, `.staging-${name}-${process.pid}-${randomBytes(4).toString("hex")}`);
     await mkdir(dir, { mode: PRIVATE_DIR });
-    return new Staging(name, dir, finalDir, lockFile);
+    const staging = new Staging(name, dir, finalDir, lockFile);
+    await staging.noteOwner({});
+    return staging;
   }
 
+  /**
+   * Records in the folder who owns it (this process, by pid and start time, so a reused pid is not taken for it)
+   * and what else it must clean up if it dies (`extra`: the capture's server, its CRIU log), for `cleanStaging`.
+   */
+  async noteOwner(extra: Omit<StagingOwner, "pid" | "startTime">): Promise<void> {
+    const self = await readStat(process.pid);
+    const owner: StagingOwner = { ...this.owner, ...extra, pid: process.pid, startTime: self?.startTime ?? 0 };
+    this.owner = owner;
+    const file = join(this.dir, OWNER_FILE);
+    await writeFile(`${file}.tmp`, JSON.stringify(owner) + "\n");
+    await rename(`${file}.tmp`, file);
+  }
+
+  private owner: StagingOwner | undefined;
+
   async commit(manifest: Manifest): Promise<string> {
+    await rm(join(this.dir, OWNER_FILE), { force: true }); // a snapshot has no owner process
     // What others wrote into the folder (the engine's weights dump, tar) is made root's alone before it appears.
     await restrictTree(this.dir);
     const file = join(this.dir, "manifest.json");
@@ -169,19 +188,59 @@ export class Staging {
   }
 }
 
-/** Removes staging folders and locks left by captures whose process is gone. */
-export async function cleanStaging(home = stasisHome()): Promise<string[]> {
+/** Who owns a staging folder: the capturing process, and what it must clean up if it dies. */
+export interface StagingOwner {
+  pid: number;
+  /** The owner's start time (/proc/PID/stat, clock ticks since boot): a pid reused by another process differs. */
+  startTime: number;
+  /** The server the capture launched, by pid and start time. */
+  server?: { pid: number; startTime: number };
+  /** The capture's CRIU dump log (it names the run whose network-lock table the dump made). */
+  criuLog?: string;
+}
+
+const OWNER_FILE = "owner.json";
+
+/**
+ * Removes staging folders (and trash) left by captures whose process is gone: its pid no longer runs, or runs
+ * another program started since (pid reuse). `onStale` runs first for each, with its owner record, to remove what
+ * else that capture left (src/capture/leftovers.ts); a folder from before owner records falls back to the pid
+ * in its name.
+ */
+export async function cleanStaging(
+  home = stasisHome(),
+  onStale?: (owner: StagingOwner) => Promise<void>,
+): Promise<string[]> {
   const root = paths.snapshots(home);
   const removed: string[] = [];
   for (const name of await readdir(root).catch(() => [] as string[])) {
     const m = /^\.staging-.+-(\d+)-[0-9a-f]{8}$/.exec(name) ?? /^\.trash-.+$/.exec(name);
     if (!m) continue;
     const pid = m[1] ? Number(m[1]) : 0;
-    if (pid && isAlive(pid)) continue;
+    const owner = pid ? await readOwner(join(root, name)) : undefined;
+    if (owner ? await sameProcess(owner.pid, owner.startTime) : pid && isAlive(pid)) continue;
+    if (owner && onStale) await onStale(owner);
     await rm(join(root, name), { recursive: true, force: true });
     removed.push(name);
   }
   return removed;
+}
+
+async function readOwner(dir: string): Promise<StagingOwner | undefined> {
+  const text = await readFile(join(dir, OWNER_FILE), "utf8").catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const o = JSON.parse(text) as StagingOwner;
+    return typeof o.pid === "number" && typeof o.startTime === "number" ? o : undefined;
+  } catch {
+    return undefined; // half-written by a process killed mid-write: the pid in the folder's name decides
+  }
+}
+
+/** True while `pid` runs and is the process that started at `startTime` (not a later one given the same pid). */
+export async function sameProcess(pid: number, startTime: number): Promise<boolean> {
+  const stat = await readStat(pid);
+  return stat !== undefined && stat.state !== "Z" && stat.state !== "X" && stat.startTime === startTime;
 }
 
 export async function fsyncPath(p: string): Promise<void> {

@@ -46,7 +46,8 @@ export function stasis(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 
 
 /**
  * A fresh STASIS_HOME for one test file. `cleanup` removes it; `teardown` first stops every instance still
- * running from it (`stasis stop --all --grace S`), then removes it and the other folders named.
+ * running from it (`stasis stop --all --grace S`) and removes its snapshots with `stasis rm` (which removes what
+ * they own outside the folder), then removes it and the other folders named.
  */
 export function tempHome(): {
   home: string;
@@ -59,6 +60,9 @@ export function tempHome(): {
   const cleanup = () => rmSync(home, { recursive: true, force: true });
   const teardown = async (graceSeconds: number, ...alsoRemove: string[]) => {
     await stasis(["stop", "--all", "--grace", String(graceSeconds)], env);
+    // `rm`, not just the folder's removal: a snapshot never restored owns CRIU's network-lock table.
+    const names = ((await stasis(["ls", "--json"], env)).json as { name: string }[]).map((s) => s.name);
+    if (names.length > 0) await stasis(["rm", ...names], env);
     cleanup();
     for (const dir of alsoRemove) rmSync(dir, { recursive: true, force: true });
   };

@@ -11,6 +11,7 @@ export const command: CliCommand = {
       r.instancesStillRunning.length
         ? `instances restored from it keep running: ${r.instancesStillRunning.join(", ")}`
         : "",
+      ...r.warnings.map((w) => `warning: ${w}`),
     ]
       .filter(Boolean)
       .join("\n");
