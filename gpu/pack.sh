@@ -21,6 +21,13 @@ rm -rf /tmp/stasis-app && mkdir -p /tmp/stasis-app
 cp -a dist package.json package-lock.json /tmp/stasis-app/
 (cd /tmp/stasis-app && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 find /tmp/stasis-app/node_modules/@koromix -mindepth 1 -maxdepth 1 ! -name 'koffi-linux-x64' -exec rm -rf {} +
+# The pictures' renderer and fonts: resvg's Linux x64 binary only (npm picks it; the others are optional and
+# skipped), and of DejaVu's 21 fonts (12 MB) the two the pictures use, with the licence.
+find /tmp/stasis-app/node_modules/@resvg -mindepth 1 -maxdepth 1 ! -name resvg-js ! -name 'resvg-js-linux-x64-gnu' \
+  -exec rm -rf {} +
+find /tmp/stasis-app/node_modules/dejavu-fonts-ttf -mindepth 1 -maxdepth 1 ! -name ttf ! -name LICENSE \
+  ! -name package.json -exec rm -rf {} +
+find /tmp/stasis-app/node_modules/dejavu-fonts-ttf/ttf -type f ! -name DejaVuSans.ttf ! -name DejaVuSans-Bold.ttf -delete
 tar -C /tmp/stasis-app -cJf "$B/stasis.tar.xz" .
 du -ch "$B"/* | tail -1 | sed 's/^/pack: bundle /'
 # The Python packages the GPU machine lacks or has in a version that breaks the capture, as wheels for its
