@@ -38,5 +38,5 @@ mkdir -p .whl
 .venv/bin/python -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d .whl "uvloop==$(sed -n 's/^uvloop==//p' python/requirements.txt)" "pytest==$(sed -n 's/^pytest==//p' python/requirements.txt)"
-ls .whl | grep -q '^uvloop-0\.22\.1-cp312' || { echo "pack: no uvloop 0.22.1 wheel for Python 3.12 in .whl" >&2; exit 1; }
+compgen -G '.whl/uvloop-0.22.1-cp312*' >/dev/null || { echo "pack: no uvloop 0.22.1 wheel for Python 3.12 in .whl" >&2; exit 1; }
 du -ch .whl/* | tail -1 | sed 's/^/pack: wheels /'
