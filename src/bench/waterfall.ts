@@ -44,10 +44,11 @@ export function waterfall(r: BenchReport): Drawing {
     items.push({ kind: "rect", x, y, w, h, color });
   const line = (x1: number, y1: number, x2: number, y2: number, color: string) =>
     items.push({ kind: "line", x1, y1, x2, y2, color });
-  /** A bar's label right of its end, or inside it (white, at its end) where it would leave the picture. */
-  const barLabel = (x: number, w: number, y: number, t: string, color = MUTED) => {
+  /** A bar's label right of its end, or inside it, at its end, where it would leave the picture (then in white
+   *  on a dark bar, in ink on a light one). */
+  const barLabel = (x: number, w: number, y: number, t: string, bar: string, color = MUTED) => {
     if (x + w + 6 + textWidth(t, 12) <= W - MARGIN) text(x + w + 6, y, t, { color });
-    else text(x + w - 6, y, t, { color: "#ffffff", anchor: "end" });
+    else text(x + w - 6, y, t, { color: luminance(bar) > 0.55 ? INK : "#ffffff", anchor: "end" });
   };
   const wide = W - 2 * MARGIN;
 
@@ -72,11 +73,12 @@ export function waterfall(r: BenchReport): Drawing {
   for (const s of r.strategies) {
     const w = Math.max(2, (s.medianFirstTokenMs / maxTtft) * PLOT);
     text(MARGIN, y + 11, s.strategy);
-    rect(LEFT, y, w, 14, s.strategy.startsWith("restore") ? "#4e79a7" : OTHER.color);
+    const bar = s.strategy.startsWith("restore") ? "#4e79a7" : OTHER.color;
+    rect(LEFT, y, w, 14, bar);
     const faster = cold && s !== cold
       ? ` · ${speedupLabel(cold.medianFirstTokenMs, s.medianFirstTokenMs)} faster than cold`
       : "";
-    barLabel(LEFT, w, y + 11, `${formatMs(s.medianFirstTokenMs)}${faster}`, INK);
+    barLabel(LEFT, w, y + 11, `${formatMs(s.medianFirstTokenMs)}${faster}`, bar, INK);
     y += 22;
   }
 
@@ -108,7 +110,7 @@ interface Pen {
   text: (x: number, y: number, t: string, o?: Partial<Extract<Item, { kind: "text" }>>) => void;
   rect: (x: number, y: number, w: number, h: number, color: string) => void;
   line: (x1: number, y1: number, x2: number, y2: number, color: string) => void;
-  barLabel: (x: number, w: number, y: number, t: string, color?: string) => void;
+  barLabel: (x: number, w: number, y: number, t: string, bar: string, color?: string) => void;
 }
 
 /** One strategy's waterfall from `y` down; returns where the next section starts. */
@@ -131,9 +133,10 @@ function strategySection(s: StrategySummary, y: number, items: Item[], pen: Pen)
     text(MARGIN + 8, y + 10, fitText(p.name, 12, LEFT - MARGIN - 20));
     const x = at(p.startMs);
     const w = Math.max(1.5, at(p.endMs) - x);
-    rect(x, y, w, 12, groupOf(p.name).color);
+    const bar = groupOf(p.name).color;
+    rect(x, y, w, 12, bar);
     const rate = rateLabel(p.ms, p.gbps);
-    barLabel(x, w, y + 10, `${formatMs(p.ms)}${rate ? ` · ${rate}` : ""}${p.ok === false ? " (failed)" : ""}`);
+    barLabel(x, w, y + 10, `${formatMs(p.ms)}${rate ? ` · ${rate}` : ""}${p.ok === false ? " (failed)" : ""}`, bar);
     y += 18;
   }
   // restore-cold: what the disks read, 200 ms at a time, on the same axis (the idle and the slow stretches).
@@ -159,4 +162,10 @@ function strategySection(s: StrategySummary, y: number, items: Item[], pen: Pen)
     text(at(t), y + 17, tickLabel(t, axis.step, axis.max), { color: MUTED, size: 11, anchor: "middle" });
   }
   return y + 20;
+}
+
+/** A "#rrggbb" colour's relative lightness, 0 (black) to 1 (white). */
+function luminance(color: string): number {
+  const n = parseInt(color.slice(1), 16);
+  return (0.2126 * ((n >> 16) & 255) + 0.7152 * ((n >> 8) & 255) + 0.0722 * (n & 255)) / 255;
 }
