@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what the GPU machine needs into .gpu-bundle/ (at most 64 MiB with the working tree; the device tool
-# carries it): a Node binary (xz), the built CLI with its production node_modules (koffi's Linux x64 binary
-# only), the relocatable CRIU build, and Python wheels in .whl/. The Python package travels with the working tree (python/).
+# carries it): a Node binary (xz), the built CLI with its production node_modules (koffi's and resvg's Linux x64
+# binaries only, two fonts), the relocatable CRIU build, and Python wheels in .whl/. The Python package travels with the working tree (python/).
 # Run here (on the development machine) after `./setup.sh`; then `gpu/run.sh SUITE` runs there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
