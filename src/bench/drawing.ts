@@ -1,3 +1,7 @@
+import { createRequire } from "node:module";
+import { StasisError } from "../errors.js";
+import { advanceWidths } from "./_font-metrics.js";
+
 /** A picture as a list of rectangles, lines and text, written out as SVG (svg.ts) and rendered to PNG (png.ts). */
 export interface Drawing {
   width: number;
@@ -25,22 +29,50 @@ export type Item =
 /** The one font the pictures use; png.ts renders with its files from the dejavu-fonts-ttf package. */
 export const FONT_FAMILY = "DejaVu Sans";
 
+const require = createRequire(import.meta.url);
+
+/** DejaVu Sans, regular and bold, from the dejavu-fonts-ttf package: the fonts the pictures are drawn with. */
+export function fontFiles(): [regular: string, bold: string] {
+  const [regular, bold] = ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf"].map((f) => {
+    try {
+      return require.resolve(`dejavu-fonts-ttf/ttf/${f}`);
+    } catch (e) {
+      throw new StasisError("E_TOOL_MISSING", `the font file ${f} (npm package dejavu-fonts-ttf) is missing`, {
+        hint: "run `npm ci` in stasis's folder to install its dependencies",
+        cause: e,
+      });
+    }
+  });
+  return [regular!, bold!];
+}
+
+let widths: [(c: number) => number, (c: number) => number] | null | undefined;
+
 /**
- * About how wide `text` is in DejaVu Sans at `size` px, for laying out labels (the renderer measures the real
- * glyphs; this errs a little wide so that what is placed by it fits). Advances in em, from the font's metrics:
- * digits 0.636, most lower case about 0.6, capitals about 0.7.
+ * How wide `text` is in DejaVu Sans at `size` px, from the font's own advance widths (for laying out labels).
+ * Without the font file, an estimate that errs wide (digits 0.64 em, most lower case 0.62, capitals 0.72), so
+ * that the SVG is still drawn and what is placed by it still fits.
  */
 export function textWidth(text: string, size: number, bold = false): number {
-  let em = 0;
-  for (const ch of text) {
-    if (ch === " ") em += 0.32;
-    else if ("il.,:;'|!()[]/".includes(ch)) em += 0.36;
-    else if ("mwMW".includes(ch)) em += 0.98;
-    else if (ch >= "0" && ch <= "9") em += 0.64;
-    else if (ch >= "A" && ch <= "Z") em += 0.72;
-    else em += 0.62;
+  if (widths === undefined) {
+    try {
+      widths = fontFiles().map((f) => advanceWidths(f)) as [(c: number) => number, (c: number) => number];
+    } catch {
+      widths = null;
+    }
   }
-  return em * size * (bold ? 1.1 : 1);
+  let em = 0;
+  for (const ch of text) em += widths ? widths[bold ? 1 : 0](ch.codePointAt(0)!) : estimate(ch) * (bold ? 1.1 : 1);
+  return em * size;
+}
+
+function estimate(ch: string): number {
+  if (ch === " ") return 0.32;
+  if ("il.,:;'|!()[]/".includes(ch)) return 0.36;
+  if ("mwMW".includes(ch)) return 0.98;
+  if (ch >= "0" && ch <= "9") return 0.64;
+  if (ch >= "A" && ch <= "Z") return 0.72;
+  return 0.62;
 }
 
 /** Splits `text` at spaces into lines no wider than `width` px (a word longer than that gets a line of its own). */

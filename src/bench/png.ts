@@ -1,23 +1,6 @@
-import { createRequire } from "node:module";
 import type { ResvgRenderOptions } from "@resvg/resvg-js";
 import { StasisError } from "../errors.js";
-import { FONT_FAMILY } from "./drawing.js";
-
-const require = createRequire(import.meta.url);
-
-/** DejaVu Sans, regular and bold, from the dejavu-fonts-ttf package: the fonts the pictures are drawn with. */
-export function fontFiles(): string[] {
-  return ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf"].map((f) => {
-    try {
-      return require.resolve(`dejavu-fonts-ttf/ttf/${f}`);
-    } catch (e) {
-      throw new StasisError("E_TOOL_MISSING", `the font file ${f} (npm package dejavu-fonts-ttf) is missing`, {
-        hint: "run `npm ci` in stasis's folder to install its dependencies",
-        cause: e,
-      });
-    }
-  });
-}
+import { FONT_FAMILY, fontFiles } from "./drawing.js";
 
 /** How the pictures are rendered: `zoom` times their size, with the bundled fonts only (no system font, so that
  *  every machine draws the same pixels). */

@@ -8,7 +8,7 @@ import { toSvg } from "./svg.js";
 import { loadResvg, renderOptions, toPng } from "./png.js";
 import { readReport } from "./read-report.js";
 import type { BenchReport } from "./bench.js";
-import type { Drawing, Item } from "./drawing.js";
+import { textWidth, type Drawing, type Item } from "./drawing.js";
 import { REPO } from "../testing/cli.js";
 
 type Text = Extract<Item, { kind: "text" }>;
@@ -73,6 +73,16 @@ test("the summary says how many times faster than a cold start each strategy is"
   assert.ok(!texts(waterfall(report([{}]))).some((x) => x.includes("faster")), "no cold start, no speed-up");
 });
 
+test("the header says which engine and model ran, where the results recorded them", () => {
+  const r = report([{}], {
+    engine: { adapter: "vllm", name: "vllm", version: "0.26.0" },
+    model: { id: "/opt/model", shape: { architectures: ["LlamaForCausalLM"] }, weightsBytes: 6.43e9, imageBytes: 1e9 },
+  });
+  const t = texts(waterfall(r));
+  assert.ok(t.some((x) => x.startsWith("vllm 0.26.0 (vllm adapter), model /opt/model")), t.join("|"));
+  assert.ok(!texts(waterfall(report([{}]))).some((t) => t.includes("adapter")), "older results: no such line");
+});
+
 test("no rate is shown for a phase under 10 ms (3 ms of adopt-weights read as 2025 GB/s)", () => {
   const phases = [phase("adopt-weights", 600, 603, 2025.1), phase("stage-weights", 0, 121, 53)];
   const t = texts(waterfall(report([{ phases }])));
@@ -129,6 +139,20 @@ test("text keeps its descenders (the 5x7 font drew 'stage-weights' as 'stase-wei
   assert.ok(dark(22) + dark(23) > 0, "ink below the baseline (the g's tails)");
   assert.ok(dark(12) > 0, "and above it");
   assert.equal(dark(27), 0, "nothing far below");
+});
+
+test("labels are laid out by the font's own widths: at most 3 px wider than the ink resvg draws", async () => {
+  const labels = [["stage-weights", false], ["614 ms · 63.7x faster than cold", false], ["MMMM", true]] as const;
+  for (const [t, bold] of labels) {
+    const d: Drawing = { width: 600, height: 30, background: "#ffffff", items: [
+      { kind: "text", x: 10, y: 20, text: t, size: 12, color: "#000000", bold },
+    ] };
+    const ink = await inkBox(toSvg(d));
+    const w = textWidth(t, 12, bold);
+    // The ink leaves out the first glyph's left bearing and the last one's right bearing: a little narrower.
+    const drawn = ink.x1 - ink.x0;
+    assert.ok(w >= drawn && w - drawn <= 3, `${t}: ${w.toFixed(1)} px laid out, ${drawn.toFixed(1)} drawn`);
+  }
 });
 
 test("toPng draws the SVG at twice its size", async () => {

@@ -1,6 +1,6 @@
 import type { BenchReport, StrategySummary } from "./bench.js";
 import { fitText, textWidth, wrapText, type Drawing, type Item } from "./drawing.js";
-import { diskWindows } from "./report.js";
+import { diskWindows, subjectLine } from "./report.js";
 import { niceTicks, rateLabel, speedupLabel, tickLabel } from "./ticks.js";
 import { formatMs } from "../cli/render/format.js";
 
@@ -59,7 +59,8 @@ export function waterfall(r: BenchReport): Drawing {
   const runs = `median of ${r.repeat} run${r.repeat === 1 ? "" : "s"}` +
     (startRuns ? ` (${r.repeatStarts} of cold and warm)` : "");
   const facts = [r.date.slice(0, 16).replace("T", " "), r.machine.gpu ?? r.machine.cpuModel, runs].join(" · ");
-  for (const l of wrapText(facts, 12, wide)) {
+  // What ran (engine and model), where the results recorded it.
+  for (const l of [facts, ...(r.engine ? [subjectLine(r)] : [])].flatMap((f) => wrapText(f, 12, wide))) {
     y += 18;
     text(MARGIN, y, l, { color: MUTED });
   }
