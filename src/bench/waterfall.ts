@@ -54,10 +54,10 @@ export function waterfall(r: BenchReport): Drawing {
 
   let y = 34;
   text(MARGIN, y, fitText(`stasis bench: ${r.snapshot}`, 20, wide), { size: 20, bold: true });
-  const starts = r.strategies.some((s) => !s.strategy.startsWith("restore"));
-  const startRuns = starts && r.repeatStarts !== undefined && r.repeatStarts !== r.repeat;
+  const starts = r.strategies.map((s) => s.strategy).filter((s) => !s.startsWith("restore"));
+  const startRuns = starts.length > 0 && r.repeatStarts !== undefined && r.repeatStarts !== r.repeat;
   const runs = `median of ${r.repeat} run${r.repeat === 1 ? "" : "s"}` +
-    (startRuns ? ` (${r.repeatStarts} of cold and warm)` : "");
+    (startRuns ? ` (${r.repeatStarts} of ${starts.join(" and ")})` : "");
   const facts = [r.date.slice(0, 16).replace("T", " "), r.machine.gpu ?? r.machine.cpuModel, runs].join(" · ");
   // What ran (engine and model), where the results recorded it.
   for (const l of [facts, ...(r.engine ? [subjectLine(r)] : [])].flatMap((f) => wrapText(f, 12, wide))) {
