@@ -6,9 +6,9 @@
 #   ./setup.sh test     ... then also set up the engine's Python environment and run every test (scripts/test.sh)
 #
 # What it changes on the machine: Debian/Ubuntu packages (build tools and libraries for CRIU, gcc for the weights
-# loader's C loop, util-linux, python3-venv, fincore/vmtouch for tests and benchmarks), a CRIU 4.2.1 build under
-# $STASIS_HOME/tools (only if no CRIU >= 4.1 is installed), and the link /usr/local/bin/stasis. No kernel or
-# host-wide setting is touched.
+# loader's C loop, util-linux, python3-venv, fincore/vmtouch for tests and benchmarks; for `test` also libnuma1 and
+# qemu-user), a CRIU 4.2.1 build under $STASIS_HOME/tools (only if no CRIU >= 4.1 is installed), and the link
+# /usr/local/bin/stasis. No kernel or host-wide setting is touched.
 set -euo pipefail
 cd "$(dirname "$0")"
 MODE=${1:-install}
@@ -18,7 +18,11 @@ log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 export DEBIAN_FRONTEND=noninteractive
 
 PKGS="ca-certificates util-linux python3 python3-venv python3-pip gcc libc6-dev vmtouch iproute2 procps"
-missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
+# The tests also run the real vLLM CPU build (it needs libnuma), and run it once more under qemu-user with a CPU
+# model without AVX-512, so that its AVX2 kernels are tested on machines that have AVX-512 (docs/install.md).
+if [ "$MODE" = test ]; then PKGS="$PKGS libnuma1 qemu-user"; fi
+# Each status is captured whole, then matched: under pipefail a `| grep -q` that stops reading early can fail.
+missing=$(for p in $PKGS; do [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == *"ok installed" ]] || echo "$p"; done)
 if [ -n "$missing" ]; then
   log "installing packages: $(echo $missing)"
   apt-get update -q >/dev/null

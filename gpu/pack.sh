@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what the GPU machine needs into .gpu-bundle/ (at most 64 MiB with the working tree; the device tool
-# carries it): a Node binary (xz), the built CLI with its production node_modules (koffi's Linux x64 binary
-# only), the relocatable CRIU build, and Python wheels in .whl/. The Python package travels with the working tree (python/).
+# carries it): a Node binary (xz), the built CLI with its production node_modules (koffi's and resvg's Linux x64
+# binaries only, two fonts), the relocatable CRIU build, and Python wheels in .whl/. The Python package travels with the working tree (python/).
 # Run here (on the development machine) after `./setup.sh`; then `gpu/run.sh SUITE` runs there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,13 @@ rm -rf /tmp/stasis-app && mkdir -p /tmp/stasis-app
 cp -a dist package.json package-lock.json /tmp/stasis-app/
 (cd /tmp/stasis-app && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 find /tmp/stasis-app/node_modules/@koromix -mindepth 1 -maxdepth 1 ! -name 'koffi-linux-x64' -exec rm -rf {} +
+# The pictures' renderer and fonts: resvg's Linux x64 binary only (npm picks it; the others are optional and
+# skipped), and of DejaVu's 21 fonts (12 MB) the two the pictures use, with the licence.
+find /tmp/stasis-app/node_modules/@resvg -mindepth 1 -maxdepth 1 ! -name resvg-js ! -name 'resvg-js-linux-x64-gnu' \
+  -exec rm -rf {} +
+find /tmp/stasis-app/node_modules/dejavu-fonts-ttf -mindepth 1 -maxdepth 1 ! -name ttf ! -name LICENSE \
+  ! -name package.json -exec rm -rf {} +
+find /tmp/stasis-app/node_modules/dejavu-fonts-ttf/ttf -type f ! -name DejaVuSans.ttf ! -name DejaVuSans-Bold.ttf -delete
 tar -C /tmp/stasis-app -cJf "$B/stasis.tar.xz" .
 du -ch "$B"/* | tail -1 | sed 's/^/pack: bundle /'
 # The Python packages the GPU machine lacks or has in a version that breaks the capture, as wheels for its
@@ -31,5 +38,5 @@ mkdir -p .whl
 .venv/bin/python -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d .whl "uvloop==$(sed -n 's/^uvloop==//p' python/requirements.txt)" "pytest==$(sed -n 's/^pytest==//p' python/requirements.txt)"
-ls .whl | grep -q '^uvloop-0\.22\.1-cp312' || { echo "pack: no uvloop 0.22.1 wheel for Python 3.12 in .whl" >&2; exit 1; }
+compgen -G '.whl/uvloop-0.22.1-cp312*' >/dev/null || { echo "pack: no uvloop 0.22.1 wheel for Python 3.12 in .whl" >&2; exit 1; }
 du -ch .whl/* | tail -1 | sed 's/^/pack: wheels /'

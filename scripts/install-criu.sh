@@ -46,14 +46,14 @@ version_ok() { # criu binary -> 0 if >= 4.1 and `criu check` passes
   local v
   v=$("$1" --version 2>/dev/null | sed -n 's/^Version: *//p')
   [ -n "$v" ] || return 1
-  [ "$(printf '%s\n4.1\n' "$v" | sort -V | head -n1)" = "4.1" ] || return 1
+  [ "$(printf '%s\n4.1\n' "$v" | sort -V | sed -n 1p)" = "4.1" ] || return 1
   "$1" check >/dev/null 2>&1
 }
 
 patched() { # criu binary -> 0 if it has every feature of stasis's patches
   local f out
   out=$("$1" --version 2>/dev/null) || return 1
-  for f in $FEATURES; do printf '%s\n' "$out" | grep -q "^Features:.*\b$f\b" || return 1; done
+  for f in $FEATURES; do grep -q "^Features:.*\b$f\b" <<<"$out" || return 1; done
 }
 
 if [ "$FORCE_BUILD" = 0 ] && [ "$(readlink "$LINK" 2>/dev/null)" = "$(basename "$PREFIX")" ] && [ -x "$LINK/bin/criu" ] && version_ok "$LINK/bin/criu" && patched "$LINK/bin/criu"; then
@@ -71,7 +71,7 @@ else
         [ -f "$f" ] || continue
         awk 'BEGIN{RS=""} {u="";s=""; for(i=1;i<=NF;i++){ if($i=="URIs:") u=$(i+1); if($i=="Suites:") s=$(i+1)} if(u!="") print u, s}' "$f"
       done
-    } | awk '$2 ~ /^(bookworm|trixie|forky|sid|bullseye|stable|testing|unstable|oldstable)(-updates)?$/ {print $1; exit}'
+    } | awk '!found && $2 ~ /^(bookworm|trixie|forky|sid|bullseye|stable|testing|unstable|oldstable)(-updates)?$/ {print $1; found = 1}'
   )
   [ -n "$MIRROR" ] || { log "no Debian mirror found in /etc/apt/sources.list*; install CRIU >= 4.1 yourself and set STASIS_CRIU"; exit 1; }
   log "building CRIU $VERSION from Debian's source package (mirror from this machine's apt sources)"

@@ -87,7 +87,8 @@ say "ready in ${cold_start}s; canary $(cut -c1-60 "$WORK/canary.before")"
 
 pids="$(tree_of "$ORIG_ROOT")"
 for p in $pids; do
-  if ls -l "/proc/$p/fd" 2>/dev/null | grep -q 'anon_inode:\[io_uring\]'; then
+  fds="$(ls -l "/proc/$p/fd" 2>/dev/null || true)"
+  if grep -q 'anon_inode:\[io_uring\]' <<<"$fds"; then
     say "pid $p holds io_uring (CRIU cannot dump it): is uvloop 0.23+ installed? see docs/vllm-cpu.md"; exit 1
   fi
 done

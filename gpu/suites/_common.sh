@@ -5,6 +5,13 @@ if [ -d .whl ] && [ ! -d /tmp/site ]; then
     echo "warning: the carried wheels do not install here (they are for the GPU machine's Python 3.12)"
 fi
 [ -d /tmp/site ] && export PYTHONPATH="/tmp/site:$PYTHONPATH"
+# The newest instance folder under $STASIS_HOME/instances (with its trailing /), or nothing. Not `ls | head -1`: under
+# pipefail, head leaving after one line can kill ls with SIGPIPE and fail the pipeline, and the suite with it.
+newest_instance() {
+  local all
+  all=$(ls -dt "$STASIS_HOME"/instances/*/ 2>/dev/null) || return 0
+  printf '%s' "${all%%$'\n'*}"
+}
 # Run a step with a time limit; its output goes to $OUT/<name>.log and to the terminal.
 step() {
   local name=$1 limit=$2

@@ -11,7 +11,7 @@ server=$!
 for _ in $(seq 1 200); do curl -sf http://127.0.0.1:$PORT/health >/dev/null && break; sleep 1; done
 for i in 1 2 3; do curl -sf http://127.0.0.1:$PORT/v1/completions -H 'content-type: application/json' -d '{"prompt":"Hello there","max_tokens":16}' >/dev/null; done
 curl -sf -X POST "http://127.0.0.1:$PORT/sleep?level=2" > /tmp/sleep.json
-engine=$(pgrep -f "stasis_engine.reference engine" | head -1)
+engine=$(pgrep -o -f "stasis_engine.reference engine")
 step probe 120 node bench/memory-probe.mjs "$engine"
 kill $server 2>/dev/null || true
 {

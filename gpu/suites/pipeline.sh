@@ -20,7 +20,7 @@ step make-3b 120 python3 -m stasis_engine.reference make-model --config 3b --out
 step capture-3b "${CAPTURE_LIMIT:-300}" stasis capture ref3b --engine vllm --ready-url http://127.0.0.1:$PORT/health --ready-timeout 280 --warmup 3 -- python3 -m stasis_engine.reference serve --model-dir $MODEL --port $PORT --device cuda ${SERVER_ARGS:-}
 # A failed capture: the server's output into $OUT, one more try, and no benches if that fails too.
 capture_failed() {
-  local dir; dir=$(ls -dt $STASIS_HOME/instances/*/ 2>/dev/null | head -1)
+  local dir; dir=$(newest_instance)
   for f in "$dir"stdout.log "$dir"stderr.log; do [ -f "$f" ] && { echo "== $f"; tail -40 "$f"; }; done >> "$OUT/capture-failure.txt" 2>&1 || true
 }
 if [ ! -d $STASIS_HOME/snapshots/ref3b ]; then
@@ -33,7 +33,7 @@ fi
 # before the bench (whose first restore is then not the first after capture).
 if [ -n "${FIRST_GAPS:-}" ]; then
   step restore-first 60 stasis restore ref3b
-  dir=$(ls -d $STASIS_HOME/instances/*/ 2>/dev/null | head -1)
+  dir=$(newest_instance)
   { for f in criu-restore criu-lazy-pages; do [ -f "$dir/$f.log" ] && node bench/criu-log-gaps.mjs "$dir/$f.log" 8; done; } > "$OUT/criu-gaps-first.txt" 2>&1 || true
   stasis stop --all >/dev/null 2>&1 || true
 fi
@@ -58,7 +58,7 @@ done
 if [ -n "${GAPS:-}" ]; then
   stasis prefetch --snapshot ref3b >/dev/null
   step restore-gaps 60 stasis restore ref3b
-  dir=$(ls -d $STASIS_HOME/instances/*/ 2>/dev/null | head -1)
+  dir=$(newest_instance)
   { for f in criu-restore criu-lazy-pages; do [ -f "$dir/$f.log" ] && node bench/criu-log-gaps.mjs "$dir/$f.log" 12; done
     echo "CRIU's kerndat cache: $(findmnt -n -o FSTYPE -T /run) /run; $(grep -h -m1 "kdat" "$dir/criu-restore.log")"; } > "$OUT/criu-gaps.txt" 2>&1 || true
   stasis stop --all >/dev/null 2>&1 || true
@@ -69,7 +69,7 @@ fi
 if [ -n "${COLD_GAPS:-}" ]; then
   sync; echo 3 > /proc/sys/vm/drop_caches
   step restore-cold-gaps 90 stasis restore ref3b
-  dir=$(ls -d $STASIS_HOME/instances/*/ 2>/dev/null | head -1)
+  dir=$(newest_instance)
   { for f in criu-restore criu-lazy-pages; do [ -f "$dir/$f.log" ] && node bench/criu-log-gaps.mjs "$dir/$f.log" 25; done; } > "$OUT/criu-gaps-cold.txt" 2>&1 || true
   # Which files that restore read into the page cache (the snapshot's, and every other: libraries, Python, CRIU).
   site=$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null || true)

@@ -26,7 +26,7 @@ variant() { # label, env..., -- restore args...
   echo "$label: stasis restore wall $(( ($(date +%s%N) - t0) / 1000000 )) ms" >> "$LOGS/wall.txt"
   [ -n "${THP:-}" ] && echo madvise > /sys/kernel/mm/transparent_hugepage/enabled
   rows+=("$label=$LOGS/$label.json")
-  local dir; dir=$(ls -d $STASIS_HOME/instances/*/ 2>/dev/null | head -1)
+  local dir; dir=$(newest_instance)
   if [ -n "$dir" ] && [ -f "$dir/criu-restore.log" ]; then
     echo "== $label" >> "$LOGS/gaps.txt"; node bench/criu-log-gaps.mjs "$dir/criu-restore.log" 10 >> "$LOGS/gaps.txt" 2>&1 || true
   fi
@@ -34,7 +34,7 @@ variant() { # label, env..., -- restore args...
     local pid; pid=$(stasis ps --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);const a=j.instances??j;console.log(a[0]?.pid??"")})')
     [ -n "$pid" ] && python3 bench/smaps_summary.py "$pid" 14 > "$LOGS/smaps.txt" 2>&1 || true
     if [ -n "${SLEEP_TEST:-1}" ]; then
-      w=$(ls $STASIS_HOME/snapshots/ref3b/weights/* | head -1)
+      w=$(ls $STASIS_HOME/snapshots/ref3b/weights/* | sed -n 1p)
       timeout 120 python3 bench/sleep_levels.py http://127.0.0.1:$PORT "$w" > "$LOGS/sleep.txt" 2>&1 || echo "sleep test rc=$?" >> "$LOGS/sleep.txt"
     fi
   fi

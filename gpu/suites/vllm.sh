@@ -29,7 +29,7 @@ if [ ! -d $STASIS_HOME/snapshots/$NAME ]; then
     --env VLLM_NO_USAGE_STATS=1 --env HF_HUB_OFFLINE=1 --env VLLM_USE_FLASHINFER_SAMPLER=0 -- "${SERVE[@]}"
 fi
 if [ ! -d $STASIS_HOME/snapshots/$NAME ]; then
-  dir=$(ls -dt $STASIS_HOME/instances/*/ 2>/dev/null | head -1)
+  dir=$(newest_instance)
   for f in "$dir"stdout.log "$dir"stderr.log; do [ -f "$f" ] && { echo "== $f"; tail -60 "$f"; }; done
   cat "$OUT/steps.txt"; exit 1
 fi

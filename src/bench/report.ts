@@ -81,7 +81,7 @@ export function benchTable(r: BenchReport, style: "text" | "markdown"): string {
 }
 
 /** "vllm 0.26.0 (vllm adapter), model /opt/model: LlamaForCausalLM, hidden 3072 x 28 layers, 6.43 GB of weights". */
-function subjectLine(r: BenchReport): string {
+export function subjectLine(r: BenchReport): string {
   const e = r.engine!;
   const m = r.model;
   const shape = m?.shape as { architectures?: string[]; hidden_size?: number; num_hidden_layers?: number } | undefined;

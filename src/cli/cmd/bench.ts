@@ -54,7 +54,7 @@ export const command: CliCommand = {
       const out = str(values, "out");
       if (!out) throw new StasisError("E_USAGE", "--from needs --out DIR");
       const { renderBench } = await import("../../commands/bench.js");
-      const { report, files } = await renderBench(from, out);
+      const { report, files } = await renderBench(from, out, events);
       const { benchTable } = await import("../../bench/report.js");
       return { data: report, text: `${benchTable(report, "text")}\n\nwrote ${files.join(", ")}` };
     }
