@@ -139,7 +139,7 @@ test("the ready URL's port held by a listener is refused before the launch, nami
       new RegExp(
         `port ${port} of the ready URL is already taken: 127\\.0\\.0\\.1:${port} is listening \\(pid ${process.pid}`,
       ),
-      /free port/,
+      /another port/,
     );
   } finally {
     held.close();
