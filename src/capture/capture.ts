@@ -77,9 +77,10 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   const baseUrl = new URL(opts.readyUrl).origin;
   const readyPath = new URL(opts.readyUrl).pathname + new URL(opts.readyUrl).search;
   const criu = await events.phase("preflight", async () => {
+    // Root first: a user who is not gets that answer, not one about the store it cannot write.
+    await checkBeforeLaunch(opts);
     await prepareHome((m) => events.log(m, "warn"));
     await removeDeadCaptures(events);
-    await checkBeforeLaunch(opts);
     return locateCriu();
   });
   const staging = await Staging.begin(opts.name);

@@ -61,7 +61,7 @@ export function tempHome(): {
   const teardown = async (graceSeconds: number, ...alsoRemove: string[]) => {
     await stasis(["stop", "--all", "--grace", String(graceSeconds)], env);
     // `rm`, not just the folder's removal: a snapshot never restored owns CRIU's network-lock table.
-    const names = ((await stasis(["ls", "--json"], env)).json as { name: string }[]).map((s) => s.name);
+    const names = ((await stasis(["ls", "--json"], env)).json as { snapshots: { name: string }[] }).snapshots.map((s) => s.name);
     if (names.length > 0) await stasis(["rm", ...names], env);
     cleanup();
     for (const dir of alsoRemove) rmSync(dir, { recursive: true, force: true });
