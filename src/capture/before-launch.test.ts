@@ -119,10 +119,10 @@ test("a capture as a user other than root is refused before anything starts", as
   await refused(plan({}), "E_PERMISSION", /capture needs root \(running as uid 1000\)/, /as root/, { uid: 1000 });
 });
 
-test("a store that cannot be written is refused, and the probe leaves nothing behind", async () => {
+test("a store that cannot be created is refused before the launch, and nothing is written", async () => {
   const file = join(home, "a-file");
   writeFileSync(file, "");
-  await refused(plan({}), "E_PERMISSION", /write to the snapshot store/, /STASIS_HOME|root/, {
+  await refused(plan({}), "E_STORE_UNUSABLE", /cannot hold the store: a part of .* is a file, not a folder/, /STASIS_HOME/, {
     home: join(file, "home"),
   });
   assert.deepEqual(readdirSync(join(home, "snapshots")), []);

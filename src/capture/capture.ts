@@ -25,7 +25,6 @@ import { closeAhead, cudaWorkerAhead, gpuCheckpoint, type GpuCapture } from "./g
 import type { CudaDriver } from "../cuda/driver.js";
 import { cudaCandidates } from "../cuda/tree.js";
 import { captureCaches } from "./caches.js";
-import { prepareHome } from "../store/home-guard.js";
 import { stasisHome } from "../home.js";
 import { PRIVATE_DIR, restrictTree } from "../store/private.js";
 import { outOfSpace } from "../store/space.js";
@@ -77,9 +76,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   const baseUrl = new URL(opts.readyUrl).origin;
   const readyPath = new URL(opts.readyUrl).pathname + new URL(opts.readyUrl).search;
   const criu = await events.phase("preflight", async () => {
-    // Root first: a user who is not gets that answer, not one about the store it cannot write.
-    await checkBeforeLaunch(opts);
-    await prepareHome((m) => events.log(m, "warn"));
+    await checkBeforeLaunch(opts, { warn: (m) => events.log(m, "warn") });
     await removeDeadCaptures(events);
     return locateCriu();
   });

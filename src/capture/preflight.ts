@@ -1,11 +1,12 @@
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { basename, join } from "node:path";
-import { StasisError, fsError } from "../errors.js";
-import { paths, stasisHome } from "../home.js";
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import { StasisError } from "../errors.js";
+import { stasisHome } from "../home.js";
 import { readMaps } from "../proc/maps.js";
 import { openFds, readStat } from "../proc/tree.js";
 import { isVllmServer, vllmCommandProblems } from "../engines/vllm-command.js";
 import { refusePortTaken } from "./server-guard.js";
+import { prepareHome } from "../store/home-guard.js";
 
 const IO_URING = "anon_inode:[io_uring]";
 
@@ -64,11 +65,15 @@ export interface LaunchPlan {
  * model load: the command line (an http capture's canary; a vLLM server's sleep-mode flags, environment and
  * worker extension), then root, a writable store, and the ready URL's port free. `uid` and `home` are injectable.
  */
-export async function checkBeforeLaunch(plan: LaunchPlan, deps: { uid?: number; home?: string } = {}): Promise<void> {
+export async function checkBeforeLaunch(
+  plan: LaunchPlan,
+  deps: { uid?: number; home?: string; warn?: (message: string) => void } = {},
+): Promise<void> {
   refuseMissingCanary(plan);
   refuseVllmWithoutSleep(plan);
   refuseNonRoot(deps.uid ?? process.getuid?.() ?? 0);
-  await refuseUnwritableStore(deps.home ?? stasisHome());
+  // The store: usable and root's alone (created, or tightened, here), else E_STORE_UNUSABLE at once.
+  await prepareHome(deps.warn, deps.home ?? stasisHome());
   await refusePortTaken(plan.readyUrl);
 }
 
@@ -105,21 +110,4 @@ function refuseNonRoot(uid: number): void {
   });
 }
 
-/** The store takes a file: creating one finds a read-only disk or a folder of another owner before the launch. */
-async function refuseUnwritableStore(home: string): Promise<void> {
-  const root = paths.snapshots(home);
-  const probe = join(root, `.write-test-${process.pid}`);
-  try {
-    await mkdir(root, { recursive: true });
-    await writeFile(probe, "");
-  } catch (err) {
-    const e = fsError(err, root, "write to the snapshot store");
-    throw new StasisError(e.code === "E_IO" ? "E_PERMISSION" : e.code, e.message, {
-      cause: err,
-      hint: e.hint ?? "point STASIS_HOME at a writable folder",
-    });
-  } finally {
-    await rm(probe, { force: true }).catch(() => undefined); // no store: nothing to remove
-  }
-}
 
