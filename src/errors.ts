@@ -80,6 +80,9 @@ const CODES = {
   E_NOT_A_FILE: [2, 400],
   E_DAEMON: [6, 500],
   E_TOO_LARGE: [2, 413],
+  E_REMOTE: [6, 502],
+  E_REMOTE_AUTH: [5, 403],
+  E_REMOTE_NOT_FOUND: [3, 404],
 } as const satisfies Record<string, readonly [number, number]>;
 
 export type ErrorCode = keyof typeof CODES;

@@ -67,13 +67,23 @@ export const COMMANDS: Entry[] = [
     summary: "stop an instance and its whole process tree",
     load: () => import("./cmd/stop.js").then(mod),
   },
-  { name: "ls", summary: "list snapshots", load: () => import("./cmd/ls.js").then(mod) },
+  { name: "ls", summary: "list snapshots (here, or in s3://bucket/prefix)", load: () => import("./cmd/ls.js").then(mod) },
   {
     name: "inspect",
     summary: "show a snapshot's manifest, files and fingerprint (--verify checks digests)",
     load: () => import("./cmd/inspect.js").then(mod),
   },
   { name: "rm", summary: "remove snapshots", load: () => import("./cmd/rm.js").then(mod) },
+  {
+    name: "push",
+    summary: "send a snapshot to an S3-compatible store (content-addressed chunks)",
+    load: () => import("./cmd/push.js").then(mod),
+  },
+  {
+    name: "pull",
+    summary: "fetch a snapshot from an S3-compatible store into this machine's store",
+    load: () => import("./cmd/pull.js").then(mod),
+  },
   {
     name: "prefetch",
     summary: "read files or a snapshot into the page cache, in parallel",

@@ -1,0 +1,1 @@
+export { pull, type PullOptions, type PullResult } from "../remote/pull.js";

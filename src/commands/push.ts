@@ -1,0 +1,1 @@
+export { push, type PushOptions, type PushResult } from "../remote/push.js";

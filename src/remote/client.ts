@@ -1,0 +1,172 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { StasisError, type ErrorCode } from "../errors.js";
+import type { RemoteStore } from "./url.js";
+
+/** Where the client reaches the store, and where its credentials come from (for errors that must say so). */
+export interface RemoteOptions {
+  /** `--endpoint`; else AWS_ENDPOINT_URL; else AWS's own endpoint for the region. */
+  endpoint?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The few object-store calls stasis makes; `S3Remote` implements them with the AWS SDK. */
+export interface Remote {
+  readonly endpoint: string;
+  readonly credentialSource: string;
+  /** Size of the object, or undefined where there is none. */
+  head(key: string): Promise<number | undefined>;
+  get(key: string): Promise<Buffer>;
+  /** Undefined where there is no such object. */
+  getIfExists(key: string): Promise<Buffer | undefined>;
+  put(key: string, body: Buffer): Promise<void>;
+  /** The common prefixes one level under `prefix` (the "folders"). */
+  folders(prefix: string): Promise<string[]>;
+}
+
+/** Names where the credentials come from, as the SDK's default chain picks them, for an error to say. */
+export function credentialSource(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.AWS_ACCESS_KEY_ID) return "the environment (AWS_ACCESS_KEY_ID)";
+  const file = env.AWS_SHARED_CREDENTIALS_FILE ?? join(homedir(), ".aws", "credentials");
+  return `profile "${env.AWS_PROFILE ?? "default"}" of ${file}`;
+}
+
+/** Opens a client for a store. Nothing is sent until the first call. */
+export async function openRemote(store: RemoteStore, opts: RemoteOptions = {}): Promise<Remote> {
+  const env = opts.env ?? process.env;
+  // The pinned SDK runs on Node 20 (stasis's floor); its warning is about later releases, which the lock file keeps out.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  const sdk = await import("@aws-sdk/client-s3"); // loaded only by the commands that reach a store
+  const endpoint = opts.endpoint ?? env.AWS_ENDPOINT_URL ?? env.AWS_ENDPOINT_URL_S3;
+  if (endpoint !== undefined && !/^https?:\/\/[^/]+/.test(endpoint)) {
+    throw new StasisError("E_USAGE", `endpoint "${endpoint}" is not a URL`, {
+      hint: "write http://HOST:PORT or https://HOST (--endpoint or AWS_ENDPOINT_URL)",
+    });
+  }
+  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1";
+  const client = new sdk.S3Client({
+    region,
+    ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+    // Keys in `env` are used as given; without them the SDK's own chain looks (~/.aws/credentials, AWS_PROFILE, ...).
+    ...(env.AWS_ACCESS_KEY_ID
+      ? {
+          credentials: {
+            accessKeyId: env.AWS_ACCESS_KEY_ID,
+            secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? "",
+            ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+          },
+        }
+      : {}),
+    // Every chunk is checked against its sha256 by stasis itself; S3-compatible servers differ in the checksums
+    // they take, so the SDK adds none where the API does not require one.
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  });
+  const where = endpoint ?? `AWS S3 (${region})`;
+  const source = credentialSource(env);
+  const fail = (err: unknown, what: string, key: string): never => {
+    throw remoteError(err, { endpoint: where, credentialSource: source, bucket: store.bucket, what, key });
+  };
+  const notFound = (err: unknown) => {
+    const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+    return e.name === "NotFound" || e.name === "NoSuchKey" || e.$metadata?.httpStatusCode === 404;
+  };
+  const get = async (key: string): Promise<Buffer> => {
+    const res = await client.send(new sdk.GetObjectCommand({ Bucket: store.bucket, Key: key }));
+    return Buffer.from(await res.Body!.transformToByteArray());
+  };
+  return {
+    endpoint: where,
+    credentialSource: source,
+    async head(key) {
+      try {
+        const res = await client.send(new sdk.HeadObjectCommand({ Bucket: store.bucket, Key: key }));
+        return res.ContentLength ?? 0;
+      } catch (err) {
+        if (notFound(err) && (err as { name?: string }).name !== "NoSuchBucket") return undefined;
+        return fail(err, "look up", key);
+      }
+    },
+    async get(key) {
+      try {
+        return await get(key);
+      } catch (err) {
+        return fail(err, "read", key);
+      }
+    },
+    async getIfExists(key) {
+      try {
+        return await get(key);
+      } catch (err) {
+        if ((err as { name?: string }).name === "NoSuchKey") return undefined;
+        return fail(err, "read", key);
+      }
+    },
+    async put(key, body) {
+      try {
+        await client.send(
+          new sdk.PutObjectCommand({ Bucket: store.bucket, Key: key, Body: body, ContentLength: body.length }),
+        );
+      } catch (err) {
+        fail(err, "write", key);
+      }
+    },
+    async folders(prefix) {
+      const out: string[] = [];
+      let token: string | undefined;
+      try {
+        do {
+          const res = await client.send(
+            new sdk.ListObjectsV2Command({ Bucket: store.bucket, Prefix: prefix, Delimiter: "/", ContinuationToken: token }),
+          );
+          for (const p of res.CommonPrefixes ?? []) if (p.Prefix) out.push(p.Prefix.slice(prefix.length).replace(/\/$/, ""));
+          token = res.IsTruncated ? res.NextContinuationToken : undefined;
+        } while (token);
+      } catch (err) {
+        fail(err, "list", prefix);
+      }
+      return out;
+    },
+  };
+}
+
+const AUTH = new Set([
+  "InvalidAccessKeyId",
+  "SignatureDoesNotMatch",
+  "AccessDenied",
+  "InvalidToken",
+  "ExpiredToken",
+  "CredentialsProviderError",
+]);
+
+/**
+ * Turns an SDK failure into a StasisError that names the endpoint (and, for a refusal, where the credentials came
+ * from): E_REMOTE_AUTH, E_REMOTE_NOT_FOUND (no bucket) or E_REMOTE.
+ */
+export function remoteError(
+  err: unknown,
+  at: { endpoint: string; credentialSource: string; bucket: string; what: string; key: string },
+): StasisError {
+  if (err instanceof StasisError) return err;
+  const e = err as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  // A HEAD's refusal has no body to name it: the SDK calls it "Unknown"; the status says more.
+  const named = e.name && e.name !== "Unknown" ? e.name : undefined;
+  const name = named ?? (status ? `HTTP ${status}` : (e.code ?? "Error"));
+  const details = { endpoint: at.endpoint, bucket: at.bucket, key: at.key, status, error: name };
+  let code: ErrorCode = "E_REMOTE";
+  let message = `${at.endpoint}: could not ${at.what} s3://${at.bucket}/${at.key}: ${name}${e.message ? ` (${e.message})` : ""}`;
+  let hint = "check the endpoint (--endpoint or AWS_ENDPOINT_URL) and that the store is up; then run it again";
+  if (AUTH.has(name) || status === 403 || status === 401) {
+    code = "E_REMOTE_AUTH";
+    message = `${at.endpoint} refused the credentials from ${at.credentialSource} (${name}) to ${at.what} s3://${at.bucket}/${at.key}`;
+    hint = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) or a profile in ~/.aws/credentials that this store accepts";
+  } else if (name === "NoSuchBucket") {
+    code = "E_REMOTE_NOT_FOUND";
+    message = `${at.endpoint} has no bucket "${at.bucket}"`;
+    hint = "create the bucket first, or check its name";
+  } else if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|ECONNRESET/.test(`${e.code ?? ""} ${e.message ?? ""}`)) {
+    message = `cannot reach ${at.endpoint} to ${at.what} s3://${at.bucket}/${at.key}: ${e.code ?? e.message}`;
+  }
+  return new StasisError(code, message, { hint, cause: err, details });
+}
