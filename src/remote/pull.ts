@@ -9,7 +9,8 @@ import { gpuIdentityFromProc } from "../cuda/gpus.js";
 import { checkFingerprint } from "../restore/fingerprint-check.js";
 import { parseManifest } from "../store/manifest.js";
 import { PRIVATE_DIR, PRIVATE_FILE } from "../store/private.js";
-import { Staging, checkName } from "../store/store.js";
+import { Staging, checkName, openSnapshot } from "../store/store.js";
+import type { Manifest } from "../store/manifest.js";
 import { ChunkCache, sha256 } from "./cache.js";
 import { openRemote, type Remote, type RemoteOptions } from "./client.js";
 import { distinctChunks, remoteConcurrency, type ChunkRef } from "./push.js";
@@ -23,6 +24,8 @@ export interface PullOptions extends RemoteOptions {
   as?: string;
   /** Skip the fingerprint check (a snapshot of another kind of machine is pulled anyway). */
   force?: boolean;
+  /** A snapshot of that name here with the same files is used as it is (`restore s3://...`); else E_SNAPSHOT_EXISTS. */
+  reuse?: boolean;
   home?: string;
 }
 
@@ -38,7 +41,7 @@ export interface PullResult {
   bytesFetched: number;
   bytesFromCache: number;
   bytes: number;
-  ms: number;
+  durationMs: number;
 }
 
 /**
@@ -60,16 +63,32 @@ export async function pull(opts: PullOptions, events: Events): Promise<PullResul
     });
   }
   const manifest = parseManifest(text.toString("utf8"), formatRemote(src, src.name));
+  const local = await openSnapshot(name, home).catch(() => undefined);
+  if (local && opts.reuse && sameFiles(local.manifest, manifest)) {
+    return {
+      snapshot: name,
+      remote: formatRemote(src, src.name),
+      snapshotDir: local.dir,
+      pulled: false,
+      chunks: distinctChunks(manifest).size,
+      fetched: 0,
+      fromCache: 0,
+      bytesFetched: 0,
+      bytesFromCache: 0,
+      bytes: manifest.files.reduce((a, f) => a + f.size, 0),
+      durationMs: events.t() - started,
+    };
+  }
+  if (local || (await exists(paths.snapshot(name, home)))) {
+    throw new StasisError("E_SNAPSHOT_EXISTS", `a snapshot named "${name}" already exists here${opts.reuse ? ", with other files" : ""}`, {
+      hint: `remove it first with \`stasis rm ${name}\`, or pull under another name: stasis pull ${opts.from} NEWNAME`,
+    });
+  }
   if (!opts.force) {
     await events.phase("fingerprint", async () => {
       const criu = await locateCriu();
       const gpu = manifest.fingerprint.gpu ? await gpuIdentityFromProc() : undefined;
       await checkFingerprint(manifest, { force: false, criuVersion: criu.version, gpu }, events);
-    });
-  }
-  if (await exists(paths.snapshot(name, home))) {
-    throw new StasisError("E_SNAPSHOT_EXISTS", `a snapshot named "${name}" already exists here`, {
-      hint: `remove it first with \`stasis rm ${name}\`, or pull under another name: stasis pull ${opts.from} NEWNAME`,
     });
   }
   const cache = await ChunkCache.open(home);
@@ -113,7 +132,7 @@ export async function pull(opts: PullOptions, events: Events): Promise<PullResul
       chunks: chunks.size,
       ...r,
       bytes,
-      ms: events.t() - started,
+      durationMs: events.t() - started,
     };
   } catch (err) {
     await staging.abort(); // no half snapshot; the cache keeps the checked chunks for the next try
@@ -157,4 +176,10 @@ async function chunkBytes(
   ctx.r.fetched++;
   ctx.r.bytesFetched += ref.length;
   return buf;
+}
+
+/** True where two manifests list the same files with the same contents (the same snapshot, whatever its name). */
+export function sameFiles(a: Manifest, b: Manifest): boolean {
+  const key = (m: Manifest) => JSON.stringify(m.files.map((f) => [f.path, f.size, f.sha256]).sort());
+  return key(a) === key(b);
 }

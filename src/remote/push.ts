@@ -26,7 +26,7 @@ export interface PushResult {
   skipped: number;
   bytesUploaded: number;
   bytesSkipped: number;
-  ms: number;
+  durationMs: number;
 }
 
 /** Transfers at once (STASIS_REMOTE_CONCURRENCY, 4 by default): each holds one 64 MiB chunk in memory. */
@@ -105,7 +105,7 @@ export async function push(opts: PushOptions, events: Events): Promise<PushResul
   };
   await remote.put(keys.index(store, opts.name), Buffer.from(JSON.stringify(index) + "\n"));
   await remote.put(keys.manifest(store, opts.name), manifestText);
-  return { snapshot: opts.name, remote: formatRemote(store, opts.name), chunks: chunks.size, ...r, ms: events.t() - started };
+  return { snapshot: opts.name, remote: formatRemote(store, opts.name), chunks: chunks.size, ...r, durationMs: events.t() - started };
 }
 
 /** Reads one chunk of a snapshot's file and checks it against the manifest: a changed file is never pushed. */

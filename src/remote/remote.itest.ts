@@ -16,6 +16,7 @@ import { httpOk } from "../engines/http-client.js";
 import { freePort } from "../commands/demo.js";
 import { openRemote } from "./client.js";
 import { keys } from "./url.js";
+import { assertValidDocument } from "../testing/schemas.js";
 
 const { env: homeEnv, home, teardown } = tempHome();
 let s3: S3Server;
@@ -50,7 +51,7 @@ after(async () => {
 test("push sends each distinct chunk once, a second push sends none, and ls lists the snapshot in the bucket", async () => {
   const first = await stasis(["push", "slow", store, "--json"], env);
   assert.equal(first.code, 0, first.output);
-  assert.equal(first.json.schema, "stasis.push/v1");
+  assertValidDocument(first.json, "stasis.push/v1");
   assert.ok(first.json.chunks >= 4, `${first.json.chunks} chunks for 200 MiB of memory`);
   assert.equal(first.json.uploaded, first.json.chunks);
   const again = await stasis(["push", "slow", store, "--json"], env);
@@ -59,6 +60,7 @@ test("push sends each distinct chunk once, a second push sends none, and ls list
   assert.equal(again.json.skipped, first.json.chunks);
   const ls = await stasis(["ls", store, "--json"], env);
   assert.equal(ls.code, 0, ls.output);
+  assertValidDocument(ls.json, "stasis.ls/v1");
   assert.deepEqual(ls.json.snapshots.map((s: { name: string; url: string }) => [s.name, s.url]), [["slow", `${store}/slow`]]);
 });
 
@@ -66,7 +68,7 @@ test("a snapshot removed here is pulled back whole, root's alone, verified, and 
   assert.equal((await stasis(["rm", "slow"], env)).code, 0);
   const pulled = await stasis(["pull", `${store}/slow`, "--json"], env);
   assert.equal(pulled.code, 0, pulled.output);
-  assert.equal(pulled.json.schema, "stasis.pull/v1");
+  assertValidDocument(pulled.json, "stasis.pull/v1");
   assert.equal(pulled.json.fetched + pulled.json.fromCache, pulled.json.chunks);
   const dir = pulled.json.snapshotDir as string;
   for (const p of walk(dir)) {
@@ -153,6 +155,21 @@ test("a snapshot of another machine is refused before any chunk moves (its chunk
   const r = await stasis(["pull", `${store}/alien`, "--json"], env);
   assert.equal(r.json.error.code, "E_FINGERPRINT_MISMATCH", r.output);
   assert.match(r.json.error.message, /0\.0\.1-elsewhere/);
+});
+
+test("restore s3://.../NAME pulls the snapshot when the store here lacks it, then restores it; later ones pull nothing", async () => {
+  assert.equal((await stasis(["rm", "slow"], env)).code, 0);
+  const first = await stasis(["restore", `${store}/slow`, "--json"], env);
+  assert.equal(first.code, 0, first.output);
+  assertValidDocument(first.json, "stasis.restore/v1");
+  assert.equal(first.json.pull.pulled, true);
+  assert.equal((await httpOk(`${first.json.instance.url}/ballast`)).body, canary);
+  assert.equal((await stasis(["stop", first.json.instance.id], env)).code, 0);
+  const again = await stasis(["restore", `${store}/slow`, "--json"], env);
+  assert.equal(again.code, 0, again.output);
+  assert.equal(again.json.pull.pulled, false);
+  assert.equal((await httpOk(`${again.json.instance.url}/ballast`)).body, canary);
+  assert.equal((await stasis(["stop", again.json.instance.id], env)).code, 0);
 });
 
 function chunksCached(): string[] {

@@ -4,6 +4,7 @@ import { interruptSignal } from "../interrupt.js";
 import { renderTimeline } from "../render/timeline.js";
 import { formatBytes, formatMs } from "../render/format.js";
 import type { RestoreRequest } from "../../serve/protocol.js";
+import { endpointOption } from "./push.js";
 import {
   DEFAULT_MEMORY,
   DEFAULT_PREFETCH,
@@ -15,12 +16,13 @@ import {
 } from "../../restore/modes.js";
 
 export const command: CliCommand = {
-  args: ["<name>"],
+  args: ["<name|s3://bucket/prefix/name>"],
   help: [
     "Restores a snapshot detached (it keeps serving after stasis exits), checks its canary, and prints the",
     "timeline of the restore. Refuses a snapshot captured on a different machine (see `stasis inspect`).",
     "A running `stasis serve` does the restore when there is one (STASIS_NO_DAEMON=1: never); --json says which",
-    '("via": "daemon" or "process").',
+    '("via": "daemon" or "process"). From s3://bucket/prefix/NAME, the snapshot is pulled first (see `stasis',
+    "pull`) unless the store here has it already.",
   ].join("\n"),
   options: {
     verify: {
@@ -86,9 +88,18 @@ export const command: CliCommand = {
       ].join("\n"),
     },
     "ready-timeout": { type: "string", arg: "S", help: "seconds to wait for the restored server (default 120)" },
+    endpoint: endpointOption,
   },
   async run({ values, positionals, events }) {
-    const name = positionals[0]!;
+    let name = positionals[0]!;
+    let pulled: object | undefined;
+    if (name.startsWith("s3://")) {
+      // The snapshot comes from a store first, unless this machine has it already (same files).
+      const { pull } = await import("../../remote/pull.js");
+      const p = await pull({ from: name, reuse: true, force: Boolean(values.force), endpoint: str(values, "endpoint") }, events);
+      name = p.snapshot;
+      pulled = p;
+    }
     const { signal, dispose } = interruptSignal();
     try {
       const request: RestoreRequest = {
@@ -118,7 +129,7 @@ export const command: CliCommand = {
           `NOT restored: ${r.fallback.reason}`,
           `started "${name}"'s server the ordinary way with its compile caches instead (--fallback warm): instance ${r.instance.id}, ready in ${formatMs(r.readyMs)}; canary ${r.fallback.canaryMatched ? "matched" : "differs (expected on other hardware)"}`,
         ].join("\n");
-        return { data: { ...r, via }, text };
+        return { data: { ...r, via, ...(pulled ? { pull: pulled } : {}) }, text };
       }
       const text = [
         renderTimeline(r.phases, r.readyMs),
@@ -129,7 +140,7 @@ export const command: CliCommand = {
           `stop it with \`stasis stop ${r.instance.id}\``,
         ...(via === "daemon" ? ["(restored by `stasis serve`)"] : []),
       ].join("\n");
-      return { data: { ...r, via }, text };
+      return { data: { ...r, via, ...(pulled ? { pull: pulled } : {}) }, text };
     } finally {
       dispose();
     }

@@ -9,6 +9,21 @@ import { bytes, error, fileRange, instance, manifest, ms, phase } from "./_parts
 const doc = <T extends z.core.$ZodLooseShape>(command: string, shape: T) =>
   z.looseObject({ schema: z.literal(`stasis.${command}/v1`), ...shape });
 
+/** What a pull did (`stasis pull`, and `stasis restore s3://...` before its restore). */
+const pulled = {
+  snapshot: z.string(),
+  remote: z.string(),
+  snapshotDir: z.string(),
+  pulled: z.boolean(),
+  chunks: z.number().int(),
+  fetched: z.number().int(),
+  fromCache: z.number().int(),
+  bytesFetched: bytes,
+  bytesFromCache: bytes,
+  bytes,
+  durationMs: ms,
+};
+
 const restored = {
   snapshot: z.string(),
   instance,
@@ -17,6 +32,7 @@ const restored = {
   reads: z.looseObject({ bytesRead: bytes, bytesAlreadyResident: bytes, bytesVerified: bytes }),
   fallback: z.looseObject({ reason: z.string(), canaryMatched: z.boolean() }).optional(),
   via: z.enum(["daemon", "process"]),
+  pull: z.looseObject(pulled).optional().describe("restore s3://...: what the pull before the restore did"),
 };
 
 export const SCHEMAS = {
@@ -78,21 +94,9 @@ export const SCHEMAS = {
     skipped: z.number().int().describe("chunks the bucket had already"),
     bytesUploaded: bytes,
     bytesSkipped: bytes,
-    ms,
+    durationMs: ms,
   }),
-  pull: doc("pull", {
-    snapshot: z.string(),
-    remote: z.string(),
-    snapshotDir: z.string(),
-    pulled: z.boolean(),
-    chunks: z.number().int(),
-    fetched: z.number().int(),
-    fromCache: z.number().int(),
-    bytesFetched: bytes,
-    bytesFromCache: bytes,
-    bytes,
-    ms,
-  }),
+  pull: doc("pull", pulled),
   rm: doc("rm", { removed: z.array(z.string()), instancesStillRunning: z.array(z.string()) }),
   prefetch: doc("prefetch", {
     snapshot: z.string().optional(),
