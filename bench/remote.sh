@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Snapshots from object storage, measured: the example server (examples/slow_server.py with BALLAST_MB MiB of random
+# memory, default 1024) captured, pushed to a real S3 server on loopback (versitygw over a folder,
+# scripts/s3-server.sh), then, REPEAT times (default 3), side by side on the same bytes:
+#   pull-cold        stasis pull, the server's files not in the page cache, the node's chunk cache empty
+#   pull-hot         stasis pull, the server's files in the page cache, the chunk cache empty
+#   pull-cache       stasis pull, every chunk from the node's chunk cache
+#   read-disk        the pulled snapshot's files read (cat) from disk, not in the page cache
+#   read-pagecache   the same files read from the page cache
+#   restore-remote   stasis restore s3://... (pull, cache empty, server's files in the page cache, then restore)
+#   restore-local    stasis restore of the snapshot already in the store (in the page cache)
+# Only the files measured are dropped from the page cache (stasis evict), not the whole machine's.
+#   bench/remote.sh [OUT_DIR]      (default bench/results/<date>-<host>/remote)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-bench/results/$(date -u +%F)-$(hostname)/remote}
+REPEAT=${REPEAT:-3}
+BALLAST_MB=${BALLAST_MB:-1024}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+export STASIS_HOME=$(mktemp -d /tmp/stasis-bench-home.XXXXXX)
+S3_DIR=$(mktemp -d /tmp/stasis-bench-s3.XXXXXX)
+stasis() { node "$PWD/dist/cli/main.js" "$@"; }
+cleanup() {
+  stasis stop --all --grace 1 >/dev/null 2>&1 || true
+  scripts/s3-server.sh stop "$S3_DIR" || true
+  rm -rf "$STASIS_HOME" "$S3_DIR"
+}
+trap cleanup EXIT
+set -a
+# shellcheck disable=SC1091
+eval "$(scripts/s3-server.sh start "$S3_DIR" bench)"
+set +a
+STORE=s3://bench/fleet
+now_ms() { date +%s%3N; }
+RESULTS="$OUT/runs.jsonl"
+: >"$RESULTS"
+record() { # case, run, wall ms, bytes, extra json
+  echo "{\"case\":\"$1\",\"run\":$2,\"wallMs\":$3,\"bytes\":$4${5:+,$5}}" >>"$RESULTS"
+  echo "$1 run $2: $3 ms" >&2
+}
+evict_bucket() { sync; stasis evict "$S3_DIR/data" --quiet >/dev/null; }
+fresh() { stasis rm p >/dev/null 2>&1 || true; rm -rf "$STASIS_HOME/cache/chunks"; }
+
+PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+stasis capture slow --quiet --ready-url "http://127.0.0.1:$PORT/health" --canary-url "http://127.0.0.1:$PORT/ballast" \
+  -- python3 "$PWD/examples/slow_server.py" --port "$PORT" --startup-seconds 0 --ballast-mb "$BALLAST_MB" >/dev/null
+stasis push slow "$STORE" --json >"$OUT/push.json"
+stasis rm slow >/dev/null
+
+for run in $(seq "$REPEAT"); do
+  fresh; evict_bucket
+  t=$(now_ms); stasis pull "$STORE/slow" p --json >"$OUT/pull.json"; t2=$(now_ms)
+  BYTES=$(node -e 'console.log(require(process.argv[1]).bytes)' "$OUT/pull.json")
+  record pull-cold "$run" $((t2 - t)) "$BYTES"
+
+  fresh; cat "$S3_DIR"/data/bench/fleet/chunks/* >/dev/null
+  t=$(now_ms); stasis pull "$STORE/slow" p --quiet >/dev/null; t2=$(now_ms)
+  record pull-hot "$run" $((t2 - t)) "$BYTES"
+
+  stasis rm p >/dev/null
+  t=$(now_ms); stasis pull "$STORE/slow" p --json >"$OUT/pull-cache.json"; t2=$(now_ms)
+  record pull-cache "$run" $((t2 - t)) "$BYTES" "\"fromCache\":$(node -e 'console.log(require(process.argv[1]).fromCache)' "$OUT/pull-cache.json")"
+
+  sync; stasis evict --snapshot p --quiet >/dev/null
+  t=$(now_ms); find "$STASIS_HOME/snapshots/p" -type f -exec cat {} + >/dev/null; t2=$(now_ms)
+  record read-disk "$run" $((t2 - t)) "$BYTES"
+  t=$(now_ms); find "$STASIS_HOME/snapshots/p" -type f -exec cat {} + >/dev/null; t2=$(now_ms)
+  record read-pagecache "$run" $((t2 - t)) "$BYTES"
+
+  fresh; cat "$S3_DIR"/data/bench/fleet/chunks/* >/dev/null
+  t=$(now_ms); stasis restore "$STORE/slow" --json >"$OUT/restore-remote.json"; t2=$(now_ms)
+  ID=$(node -e 'const r=require(process.argv[1]);console.log(r.instance.id)' "$OUT/restore-remote.json")
+  READY=$(node -e 'console.log(require(process.argv[1]).readyMs)' "$OUT/restore-remote.json")
+  record restore-remote "$run" $((t2 - t)) "$BYTES" "\"restoreReadyMs\":$READY"
+  stasis stop "$ID" >/dev/null
+
+  t=$(now_ms); stasis restore slow --json >"$OUT/restore-local.json"; t2=$(now_ms)
+  ID=$(node -e 'const r=require(process.argv[1]);console.log(r.instance.id)' "$OUT/restore-local.json")
+  READY=$(node -e 'console.log(require(process.argv[1]).readyMs)' "$OUT/restore-local.json")
+  record restore-local "$run" $((t2 - t)) "$BYTES" "\"restoreReadyMs\":$READY"
+  stasis stop "$ID" >/dev/null
+  stasis rm slow >/dev/null
+done
+
+node - "$RESULTS" "$OUT/README.md" "$BALLAST_MB" <<'JS'
+const fs = require("fs");
+const [file, out, mb] = process.argv.slice(2);
+const runs = fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+const cases = [...new Set(runs.map((r) => r.case))];
+const med = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const rows = cases.map((c) => {
+  const rs = runs.filter((r) => r.case === c);
+  const ms = med(rs.map((r) => r.wallMs));
+  const bytes = rs[0].bytes;
+  return `| ${c} | ${rs.map((r) => r.wallMs).join(", ")} | ${ms} | ${(bytes / 1e6 / (ms / 1000)).toFixed(0)} |`;
+});
+fs.writeFileSync(out, [
+  `# Snapshots from object storage over loopback (bench/remote.sh)`,
+  ``,
+  `The example server with ${mb} MiB of random memory: a snapshot of ${(runs[0].bytes / 1e6).toFixed(0)} MB, pushed to`,
+  `versitygw (posix backend) on 127.0.0.1, then each case run ${Math.max(...runs.map((r) => r.run))} times, side by side.`,
+  `Wall time of the whole command (a node process each: ~0.2-0.3 s of it is start-up). MB/s over the snapshot's bytes.`,
+  ``,
+  `| case | runs (ms) | median (ms) | MB/s |`,
+  `| --- | --- | --- | --- |`,
+  ...rows,
+  ``,
+  `runs.jsonl: every run; push.json, pull*.json, restore-*.json: the last run's --json documents.`,
+  ``,
+].join("\n"));
+JS
+cat "$OUT/README.md"
