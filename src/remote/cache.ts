@@ -46,6 +46,11 @@ export class ChunkCache {
     return buf;
   }
 
+  /** Whether the cache holds a chunk of that digest (unchecked: `get` checks it). */
+  async has(digest: string): Promise<boolean> {
+    return this.limitBytes > 0 && (await stat(join(this.dir, digest)).catch(() => undefined)) !== undefined;
+  }
+
   /** Keeps a chunk whose digest the caller checked. Written aside then renamed: a killed pull leaves no half chunk. */
   async put(digest: string, buf: Buffer): Promise<void> {
     if (this.limitBytes === 0) return;

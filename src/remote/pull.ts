@@ -12,6 +12,8 @@ import { PRIVATE_DIR, PRIVATE_FILE } from "../store/private.js";
 import { Staging, checkName, openSnapshot } from "../store/store.js";
 import type { Manifest } from "../store/manifest.js";
 import { ChunkCache, sha256 } from "./cache.js";
+import { freeBytes } from "../store/space.js";
+import { formatBytes } from "../cli/render/format.js";
 import { openRemote, type Remote, type RemoteOptions } from "./client.js";
 import { distinctChunks, remoteConcurrency, type ChunkRef } from "./push.js";
 import { eachLimit } from "./_pool.js";
@@ -98,6 +100,7 @@ export async function pull(opts: PullOptions, events: Events): Promise<PullResul
   const bytes = manifest.files.reduce((a, f) => a + f.size, 0);
   const handles = new Map<string, FileHandle>();
   try {
+    await checkSpace(staging.dir, home, bytes, cache, chunks);
     for (const f of manifest.files) {
       const path = join(staging.dir, f.path);
       await mkdir(dirname(path), { recursive: true, mode: PRIVATE_DIR });
@@ -182,4 +185,28 @@ async function chunkBytes(
 export function sameFiles(a: Manifest, b: Manifest): boolean {
   const key = (m: Manifest) => JSON.stringify(m.files.map((f) => [f.path, f.size, f.sha256]).sort());
   return key(a) === key(b);
+}
+
+/**
+ * Refuses a pull the disk cannot hold before any chunk moves: the snapshot's bytes, plus the chunks the cache will
+ * keep that it lacks (the cache is trimmed only after the pull).
+ */
+async function checkSpace(dir: string, home: string, bytes: number, cache: ChunkCache, chunks: Map<string, ChunkRef[]>) {
+  let cached = 0;
+  if (cache.limitBytes > 0) {
+    for (const [digest, refs] of chunks) cached += (await cache.has(digest)) ? 0 : refs[0]!.length;
+  }
+  const need = bytes + cached;
+  const free = await freeBytes(dir).catch(() => undefined);
+  if (free !== undefined && free < need) {
+    throw new StasisError(
+      "E_NO_SPACE",
+      `the store at ${home} has ${formatBytes(free)} free; this pull needs ${formatBytes(need)} ` +
+        `(the snapshot, ${formatBytes(bytes)}, and the chunks the node's cache keeps, ${formatBytes(cached)})`,
+      {
+        hint: "free space there, point STASIS_HOME at a larger disk, or make the chunk cache smaller (STASIS_CHUNK_CACHE_GB, 0: off)",
+        details: { home, freeBytes: free, neededBytes: need },
+      },
+    );
+  }
 }

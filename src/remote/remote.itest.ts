@@ -6,9 +6,10 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
 import { startS3Server, type S3Server } from "../testing/s3-server.js";
@@ -170,6 +171,20 @@ test("restore s3://.../NAME pulls the snapshot when the store here lacks it, the
   assert.equal(again.json.pull.pulled, false);
   assert.equal((await httpOk(`${again.json.instance.url}/ballast`)).body, canary);
   assert.equal((await stasis(["stop", again.json.instance.id], env)).code, 0);
+});
+
+test("a pull the disk cannot hold is refused before any chunk moves, saying how much it needs", async () => {
+  const small = mkdtempSync(join(tmpdir(), "stasis-small-home-"));
+  execFileSync("mount", ["-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", small]);
+  try {
+    const r = await stasis(["pull", `${store}/slow`, "--json"], { ...env, STASIS_HOME: small });
+    assert.equal(r.json.error.code, "E_NO_SPACE", r.output);
+    assert.match(r.json.error.message, /this pull needs/);
+    assert.deepEqual(readdirSync(join(small, "snapshots")), [], "no staging folder left");
+  } finally {
+    execFileSync("umount", [small]);
+    rmSync(small, { recursive: true, force: true });
+  }
 });
 
 function chunksCached(): string[] {
