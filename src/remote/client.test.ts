@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { credentialSource, remoteError } from "./client.js";
+import { credentialSource, readBody, remoteError } from "./client.js";
+import { StasisError } from "../errors.js";
 import { distinctChunks } from "./push.js";
 import { sameFiles } from "./pull.js";
 import { sampleManifest } from "../testing/fixtures.js";
@@ -45,4 +46,13 @@ test("sameFiles: the same files under another snapshot name match; a changed dig
   assert.ok(sameFiles(a, b));
   b.files = [{ ...b.files[0]!, sha256: "c".repeat(64) }];
   assert.ok(!sameFiles(a, b));
+});
+
+test("an object's body is read whole at its announced length; a short one is an error, not a short chunk", async () => {
+  async function* parts(...xs: string[]) {
+    for (const x of xs) yield Buffer.from(x);
+  }
+  assert.equal((await readBody(parts("ab", "cd"), 4, "k")).toString(), "abcd");
+  assert.equal((await readBody(parts("ab", "c"), undefined, "k")).toString(), "abc");
+  await assert.rejects(readBody(parts("ab"), 4, "chunks/x"), (e: StasisError) => e.code === "E_REMOTE" && /2 bytes of chunks\/x, 4 announced/.test(e.message));
 });

@@ -134,7 +134,7 @@ export async function openRemote(store: RemoteStore, opts: RemoteOptions = {}): 
  * An object's body read into one buffer of its announced length: the SDK's own collector (`transformToByteArray`)
  * copied a 64 MiB chunk over and over as it grew, a third of a pull's CPU time.
  */
-async function readBody(body: AsyncIterable<Uint8Array>, length: number | undefined, key: string): Promise<Buffer> {
+export async function readBody(body: AsyncIterable<Uint8Array>, length: number | undefined, key: string): Promise<Buffer> {
   if (length === undefined) {
     const parts: Uint8Array[] = [];
     for await (const part of body) parts.push(part);
