@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
@@ -145,6 +145,28 @@ test("wrong credentials: a clear error naming the endpoint and where the credent
   assert.equal(r.json.error.code, "E_REMOTE_AUTH");
   assert.match(r.json.error.message, new RegExp(s3.endpoint.replace(/[.]/g, "\\.")));
   assert.match(r.json.error.message, /the environment \(AWS_ACCESS_KEY_ID\)/);
+});
+
+test("credentials from a profile in a credentials file (no keys in the environment); a wrong one names that file", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "stasis-aws-"));
+  try {
+    const file = join(dir, "credentials");
+    writeFileSync(
+      file,
+      `[fleet]\naws_access_key_id = ${s3.env.AWS_ACCESS_KEY_ID}\naws_secret_access_key = ${s3.env.AWS_SECRET_ACCESS_KEY}\n` +
+        `[stale]\naws_access_key_id = ${s3.env.AWS_ACCESS_KEY_ID}\naws_secret_access_key = not-the-secret\n`,
+      { mode: 0o600 },
+    );
+    const profileEnv = { ...env, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SHARED_CREDENTIALS_FILE: file, AWS_CONFIG_FILE: join(dir, "config") };
+    const ok = await stasis(["ls", store, "--json"], { ...profileEnv, AWS_PROFILE: "fleet" });
+    assert.equal(ok.code, 0, ok.output);
+    assert.ok(ok.json.snapshots.some((s: { name: string }) => s.name === "slow"));
+    const bad = await stasis(["ls", store, "--json"], { ...profileEnv, AWS_PROFILE: "stale" });
+    assert.equal(bad.json.error.code, "E_REMOTE_AUTH", bad.output);
+    assert.ok(bad.json.error.message.includes(`profile "stale" of ${file}`), bad.json.error.message);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a snapshot of another machine is refused before any chunk moves (its chunks need not even exist)", async () => {
