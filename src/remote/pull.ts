@@ -13,6 +13,7 @@ import { Staging, checkName, openSnapshot } from "../store/store.js";
 import type { Manifest } from "../store/manifest.js";
 import { ChunkCache, sha256 } from "./cache.js";
 import { freeBytes } from "../store/space.js";
+import { recordVerified, stampFiles } from "../store/verified.js";
 import { formatBytes } from "../cli/render/format.js";
 import { openRemote, type Remote, type RemoteOptions } from "./client.js";
 import { distinctChunks, remoteConcurrency, type ChunkRef } from "./push.js";
@@ -126,7 +127,11 @@ export async function pull(opts: PullOptions, events: Events): Promise<PullResul
       () => ({ bytes: r.bytesFetched, detail: { ...r } }),
     );
     for (const fh of handles.values()) await fh.sync();
+    const stamps = await stampFiles(staging.dir, manifest.files);
     const dir = await staging.commit({ ...manifest, name });
+    // Every byte written was checked against its digest: the first restore need not hash the files again
+    // (as after a capture; a file changed since loses its stamp).
+    await recordVerified(dir, stamps);
     return {
       snapshot: name,
       remote: formatRemote(src, src.name),

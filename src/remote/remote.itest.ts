@@ -186,6 +186,7 @@ test("restore s3://.../NAME pulls the snapshot when the store here lacks it, the
   assert.equal(first.code, 0, first.output);
   assertValidDocument(first.json, "stasis.restore/v1");
   assert.equal(first.json.pull.pulled, true);
+  assert.equal(first.json.reads.bytesVerified, 0, "the pull checked every chunk: the restore hashes nothing again");
   assert.equal((await httpOk(`${first.json.instance.url}/ballast`)).body, canary);
   assert.equal((await stasis(["stop", first.json.instance.id], env)).code, 0);
   const again = await stasis(["restore", `${store}/slow`, "--json"], env);
