@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { credentialSource, readBody, remoteError } from "./client.js";
 import { StasisError } from "../errors.js";
 import { distinctChunks } from "./push.js";
-import { sameFiles } from "./pull.js";
+import { checkChunkPlan, sameFiles } from "./pull.js";
+import { combine } from "../store/digest.js";
 import { sampleManifest } from "../testing/fixtures.js";
 
 const at = { endpoint: "http://127.0.0.1:9", credentialSource: "the environment (AWS_ACCESS_KEY_ID)", bucket: "b", what: "read", key: "k" };
@@ -55,4 +56,15 @@ test("an object's body is read whole at its announced length; a short one is an 
   assert.equal((await readBody(parts("ab", "cd"), 4, "k")).toString(), "abcd");
   assert.equal((await readBody(parts("ab", "c"), undefined, "k")).toString(), "abc");
   await assert.rejects(readBody(parts("ab"), 4, "chunks/x"), (e: StasisError) => e.code === "E_REMOTE" && /2 bytes of chunks\/x, 4 announced/.test(e.message));
+});
+
+test("a manifest whose chunks do not cover a file, or do not make up its digest, is refused before a pull", () => {
+  const m = sampleManifest();
+  const [a, b] = ["a".repeat(64), "b".repeat(64)];
+  m.files = [{ path: "images/pages-1.img", role: "image", size: 150, sha256: combine([a, b]), chunkSize: 100, chunks: [a, b] }];
+  assert.equal(checkChunkPlan(m, "s3://b/p/s"), m);
+  const short = { ...m, files: [{ ...m.files[0]!, chunks: [a], sha256: combine([a]) }] };
+  assert.throws(() => checkChunkPlan(short, "s3://b/p/s"), (e: StasisError) => e.code === "E_MANIFEST_INVALID" && /1 chunks of 100 bytes for 150 bytes \(2 expected\)/.test(e.message));
+  const forged = { ...m, files: [{ ...m.files[0]!, sha256: a }] };
+  assert.throws(() => checkChunkPlan(forged, "s3://b/p/s"), (e: StasisError) => e.code === "E_MANIFEST_INVALID" && /not that of its chunks/.test(e.message));
 });

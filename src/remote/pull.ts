@@ -8,6 +8,7 @@ import { locateCriu } from "../criu/locate.js";
 import { gpuIdentityFromProc } from "../cuda/gpus.js";
 import { checkFingerprint } from "../restore/fingerprint-check.js";
 import { parseManifest } from "../store/manifest.js";
+import { combine } from "../store/digest.js";
 import { PRIVATE_DIR, PRIVATE_FILE } from "../store/private.js";
 import { Staging, checkName, openSnapshot } from "../store/store.js";
 import type { Manifest } from "../store/manifest.js";
@@ -65,7 +66,7 @@ export async function pull(opts: PullOptions, events: Events): Promise<PullResul
       hint: `list what is there with \`stasis ls ${formatRemote(src)}\``,
     });
   }
-  const manifest = parseManifest(text.toString("utf8"), formatRemote(src, src.name));
+  const manifest = checkChunkPlan(parseManifest(text.toString("utf8"), formatRemote(src, src.name)), formatRemote(src, src.name));
   const local = await openSnapshot(name, home).catch(() => undefined);
   if (local && opts.reuse && sameFiles(local.manifest, manifest)) {
     return {
@@ -118,7 +119,12 @@ export async function pull(opts: PullOptions, events: Events): Promise<PullResul
         eachLimit([...chunks.values()], remoteConcurrency(), async (refs) => {
           const buf = await chunkBytes(refs[0]!, { remote, src, cache, r });
           for (const ref of refs) {
-            const { bytesWritten } = await handles.get(ref.path)!.write(buf, 0, ref.length, ref.offset);
+            const { bytesWritten } = await handles
+              .get(ref.path)!
+              .write(buf, 0, ref.length, ref.offset)
+              .catch((err) => {
+                throw fsError(err, join(staging.dir, ref.path), "write pulled file");
+              });
             if (bytesWritten !== ref.length) throw new StasisError("E_IO", `short write to ${ref.path} of the pulled snapshot`);
             done += ref.length;
           }
@@ -214,4 +220,27 @@ async function checkSpace(dir: string, home: string, bytes: number, cache: Chunk
       },
     );
   }
+}
+
+/**
+ * Checks that each file's chunks cover it exactly and make up its digest, as a capture writes them: the pull
+ * checks every byte it writes against these chunks and stamps the files verified, so a manifest whose chunks
+ * left part of a file uncovered would have that part pass unchecked.
+ */
+export function checkChunkPlan(m: Manifest, where: string): Manifest {
+  for (const f of m.files) {
+    const count = Math.max(1, Math.ceil(f.size / f.chunkSize));
+    const why =
+      f.chunks.length !== count
+        ? `${f.chunks.length} chunks of ${f.chunkSize} bytes for ${f.size} bytes (${count} expected)`
+        : combine(f.chunks) !== f.sha256
+          ? "its digest is not that of its chunks"
+          : undefined;
+    if (why) {
+      throw new StasisError("E_MANIFEST_INVALID", `${where}: file ${f.path}: ${why}`, {
+        hint: "the manifest in the store is damaged: push the snapshot again from a machine that has it",
+      });
+    }
+  }
+  return m;
 }

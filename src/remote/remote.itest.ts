@@ -17,6 +17,7 @@ import { httpOk } from "../engines/http-client.js";
 import { freePort } from "../commands/demo.js";
 import { openRemote } from "./client.js";
 import { keys } from "./url.js";
+import { combine } from "../store/digest.js";
 import { assertValidDocument } from "../testing/schemas.js";
 
 const { env: homeEnv, home, teardown } = tempHome();
@@ -174,6 +175,7 @@ test("a snapshot of another machine is refused before any chunk moves (its chunk
   const m = JSON.parse(readFileSync(join(home, "snapshots", "slow", "manifest.json"), "utf8"));
   m.fingerprint.kernel = "0.0.1-elsewhere";
   m.files[0].chunks[0] = "0".repeat(64); // not in the bucket: only a check after the transfer would find it
+  m.files[0].sha256 = combine(m.files[0].chunks);
   await remote.put(keys.manifest({ bucket: s3.bucket, prefix: "fleet" }, "alien"), Buffer.from(JSON.stringify(m)));
   const r = await stasis(["pull", `${store}/alien`, "--json"], env);
   assert.equal(r.json.error.code, "E_FINGERPRINT_MISMATCH", r.output);
