@@ -2,7 +2,11 @@
  * Runs `work` over `items`, at most `limit` at a time. The first failure stops new work from starting and is
  * thrown once the running ones have settled (nothing is left running behind the caller's back).
  */
-export async function eachLimit<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+export async function eachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   let failed: { err: unknown } | undefined;
   const worker = async () => {

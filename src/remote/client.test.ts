@@ -7,12 +7,24 @@ import { checkChunkPlan, sameFiles } from "./pull.js";
 import { combine } from "../store/digest.js";
 import { sampleManifest } from "../testing/fixtures.js";
 
-const at = { endpoint: "http://127.0.0.1:9", credentialSource: "the environment (AWS_ACCESS_KEY_ID)", bucket: "b", what: "read", key: "k" };
+const at = {
+  endpoint: "http://127.0.0.1:9",
+  credentialSource: "the environment (AWS_ACCESS_KEY_ID)",
+  bucket: "b",
+  what: "read",
+  key: "k",
+};
 
 test("a refusal names the endpoint and where the credentials came from", () => {
-  const e = remoteError(Object.assign(new Error("denied"), { name: "Unknown", $metadata: { httpStatusCode: 403 } }), at);
+  const e = remoteError(
+    Object.assign(new Error("denied"), { name: "Unknown", $metadata: { httpStatusCode: 403 } }),
+    at,
+  );
   assert.equal(e.code, "E_REMOTE_AUTH");
-  assert.match(e.message, /http:\/\/127\.0\.0\.1:9 refused the credentials from the environment \(AWS_ACCESS_KEY_ID\) \(HTTP 403\)/);
+  assert.match(
+    e.message,
+    /http:\/\/127\.0\.0\.1:9 refused the credentials from the environment \(AWS_ACCESS_KEY_ID\) \(HTTP 403\)/,
+  );
   assert.ok(e.hint);
 });
 
@@ -37,8 +49,17 @@ test("distinct chunks: a chunk that repeats (zero pages, one weights file in two
   ];
   const d = distinctChunks(m);
   assert.deepEqual([...d.keys()], [a, b]);
-  assert.deepEqual(d.get(a)!.map((r) => [r.offset, r.length]), [[0, 100], [200, 50]]);
-  assert.deepEqual(d.get(b)!.map((r) => r.path), ["images/pages-1.img", "weights.bin"]);
+  assert.deepEqual(
+    d.get(a)!.map((r) => [r.offset, r.length]),
+    [
+      [0, 100],
+      [200, 50],
+    ],
+  );
+  assert.deepEqual(
+    d.get(b)!.map((r) => r.path),
+    ["images/pages-1.img", "weights.bin"],
+  );
 });
 
 test("sameFiles: the same files under another snapshot name match; a changed digest does not", () => {
@@ -55,16 +76,28 @@ test("an object's body is read whole at its announced length; a short one is an 
   }
   assert.equal((await readBody(parts("ab", "cd"), 4, "k")).toString(), "abcd");
   assert.equal((await readBody(parts("ab", "c"), undefined, "k")).toString(), "abc");
-  await assert.rejects(readBody(parts("ab"), 4, "chunks/x"), (e: StasisError) => e.code === "E_REMOTE" && /2 bytes of chunks\/x, 4 announced/.test(e.message));
+  await assert.rejects(
+    readBody(parts("ab"), 4, "chunks/x"),
+    (e: StasisError) => e.code === "E_REMOTE" && /2 bytes of chunks\/x, 4 announced/.test(e.message),
+  );
 });
 
 test("a manifest whose chunks do not cover a file, or do not make up its digest, is refused before a pull", () => {
   const m = sampleManifest();
   const [a, b] = ["a".repeat(64), "b".repeat(64)];
-  m.files = [{ path: "images/pages-1.img", role: "image", size: 150, sha256: combine([a, b]), chunkSize: 100, chunks: [a, b] }];
+  m.files = [
+    { path: "images/pages-1.img", role: "image", size: 150, sha256: combine([a, b]), chunkSize: 100, chunks: [a, b] },
+  ];
   assert.equal(checkChunkPlan(m, "s3://b/p/s"), m);
   const short = { ...m, files: [{ ...m.files[0]!, chunks: [a], sha256: combine([a]) }] };
-  assert.throws(() => checkChunkPlan(short, "s3://b/p/s"), (e: StasisError) => e.code === "E_MANIFEST_INVALID" && /1 chunks of 100 bytes for 150 bytes \(2 expected\)/.test(e.message));
+  assert.throws(
+    () => checkChunkPlan(short, "s3://b/p/s"),
+    (e: StasisError) =>
+      e.code === "E_MANIFEST_INVALID" && /1 chunks of 100 bytes for 150 bytes \(2 expected\)/.test(e.message),
+  );
   const forged = { ...m, files: [{ ...m.files[0]!, sha256: a }] };
-  assert.throws(() => checkChunkPlan(forged, "s3://b/p/s"), (e: StasisError) => e.code === "E_MANIFEST_INVALID" && /not that of its chunks/.test(e.message));
+  assert.throws(
+    () => checkChunkPlan(forged, "s3://b/p/s"),
+    (e: StasisError) => e.code === "E_MANIFEST_INVALID" && /not that of its chunks/.test(e.message),
+  );
 });

@@ -34,7 +34,8 @@ export function credentialSource(env: NodeJS.ProcessEnv = process.env): string {
 /** Opens a client for a store. Nothing is sent until the first call. */
 export async function openRemote(store: RemoteStore, opts: RemoteOptions = {}): Promise<Remote> {
   const env = opts.env ?? process.env;
-  // The pinned SDK runs on Node 20 (stasis's floor); its warning is about later releases, which the lock file keeps out.
+  // The pinned SDK runs on Node 20 (stasis's floor); its warning is about later releases, which the lock file
+  // keeps out.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   const sdk = await import("@aws-sdk/client-s3"); // loaded only by the commands that reach a store
   const endpoint = opts.endpoint ?? env.AWS_ENDPOINT_URL ?? env.AWS_ENDPOINT_URL_S3;
@@ -117,9 +118,15 @@ export async function openRemote(store: RemoteStore, opts: RemoteOptions = {}): 
       try {
         do {
           const res = await client.send(
-            new sdk.ListObjectsV2Command({ Bucket: store.bucket, Prefix: prefix, Delimiter: "/", ContinuationToken: token }),
+            new sdk.ListObjectsV2Command({
+              Bucket: store.bucket,
+              Prefix: prefix,
+              Delimiter: "/",
+              ContinuationToken: token,
+            }),
           );
-          for (const p of res.CommonPrefixes ?? []) if (p.Prefix) out.push(p.Prefix.slice(prefix.length).replace(/\/$/, ""));
+          for (const p of res.CommonPrefixes ?? [])
+            if (p.Prefix) out.push(p.Prefix.slice(prefix.length).replace(/\/$/, ""));
           token = res.IsTruncated ? res.NextContinuationToken : undefined;
         } while (token);
       } catch (err) {
@@ -134,7 +141,11 @@ export async function openRemote(store: RemoteStore, opts: RemoteOptions = {}): 
  * An object's body read into one buffer of its announced length: the SDK's own collector (`transformToByteArray`)
  * copied a 64 MiB chunk over and over as it grew, a third of a pull's CPU time.
  */
-export async function readBody(body: AsyncIterable<Uint8Array>, length: number | undefined, key: string): Promise<Buffer> {
+export async function readBody(
+  body: AsyncIterable<Uint8Array>,
+  length: number | undefined,
+  key: string,
+): Promise<Buffer> {
   if (length === undefined) {
     const parts: Uint8Array[] = [];
     for await (const part of body) parts.push(part);
@@ -180,18 +191,21 @@ export function remoteError(
   const name = named ?? (status ? `HTTP ${status}` : (e.code ?? "Error"));
   const details = { endpoint: at.endpoint, bucket: at.bucket, key: at.key, status, error: name };
   let code: ErrorCode = "E_REMOTE";
-  let message = `${at.endpoint}: could not ${at.what} s3://${at.bucket}/${at.key}: ${name}${e.message ? ` (${e.message})` : ""}`;
+  const object = `s3://${at.bucket}/${at.key}`;
+  let message = `${at.endpoint}: could not ${at.what} ${object}: ${name}${e.message ? ` (${e.message})` : ""}`;
   let hint = "check the endpoint (--endpoint or AWS_ENDPOINT_URL) and that the store is up; then run it again";
   if (AUTH.has(name) || status === 403 || status === 401) {
     code = "E_REMOTE_AUTH";
-    message = `${at.endpoint} refused the credentials from ${at.credentialSource} (${name}) to ${at.what} s3://${at.bucket}/${at.key}`;
-    hint = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) or a profile in ~/.aws/credentials that this store accepts";
+    message = `${at.endpoint} refused the credentials from ${at.credentialSource} (${name}) to ${at.what} ${object}`;
+    hint =
+      "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or a profile in ~/.aws/credentials, " +
+      "that this store accepts";
   } else if (name === "NoSuchBucket") {
     code = "E_REMOTE_NOT_FOUND";
     message = `${at.endpoint} has no bucket "${at.bucket}"`;
     hint = "create the bucket first, or check its name";
   } else if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|ECONNRESET/.test(`${e.code ?? ""} ${e.message ?? ""}`)) {
-    message = `cannot reach ${at.endpoint} to ${at.what} s3://${at.bucket}/${at.key}: ${e.code ?? e.message}`;
+    message = `cannot reach ${at.endpoint} to ${at.what} ${object}: ${e.code ?? e.message}`;
   }
   return new StasisError(code, message, { hint, cause: err, details });
 }

@@ -62,11 +62,18 @@ export async function pull(opts: PullOptions, events: Events): Promise<PullResul
   const remote = await openRemote(src, opts);
   const text = await events.phase("pull-manifest", () => remote.getIfExists(keys.manifest(src, src.name)));
   if (!text) {
-    throw new StasisError("E_SNAPSHOT_NOT_FOUND", `no snapshot at ${formatRemote(src, src.name)} (${remote.endpoint})`, {
-      hint: `list what is there with \`stasis ls ${formatRemote(src)}\``,
-    });
+    throw new StasisError(
+      "E_SNAPSHOT_NOT_FOUND",
+      `no snapshot at ${formatRemote(src, src.name)} (${remote.endpoint})`,
+      {
+        hint: `list what is there with \`stasis ls ${formatRemote(src)}\``,
+      },
+    );
   }
-  const manifest = checkChunkPlan(parseManifest(text.toString("utf8"), formatRemote(src, src.name)), formatRemote(src, src.name));
+  const manifest = checkChunkPlan(
+    parseManifest(text.toString("utf8"), formatRemote(src, src.name)),
+    formatRemote(src, src.name),
+  );
   const local = await openSnapshot(name, home).catch(() => undefined);
   if (local && opts.reuse && sameFiles(local.manifest, manifest)) {
     return {
@@ -84,9 +91,13 @@ export async function pull(opts: PullOptions, events: Events): Promise<PullResul
     };
   }
   if (local || (await exists(paths.snapshot(name, home)))) {
-    throw new StasisError("E_SNAPSHOT_EXISTS", `a snapshot named "${name}" already exists here${opts.reuse ? ", with other files" : ""}`, {
-      hint: `remove it first with \`stasis rm ${name}\`, or pull under another name: stasis pull ${opts.from} NEWNAME`,
-    });
+    throw new StasisError(
+      "E_SNAPSHOT_EXISTS",
+      `a snapshot named "${name}" already exists here${opts.reuse ? ", with other files" : ""}`,
+      {
+        hint: `remove it first with \`stasis rm ${name}\`, or pull it under another name: stasis pull ${opts.from} NEW`,
+      },
+    );
   }
   if (!opts.force) {
     await events.phase("fingerprint", async () => {
@@ -125,7 +136,8 @@ export async function pull(opts: PullOptions, events: Events): Promise<PullResul
               .catch((err) => {
                 throw fsError(err, join(staging.dir, ref.path), "write pulled file");
               });
-            if (bytesWritten !== ref.length) throw new StasisError("E_IO", `short write to ${ref.path} of the pulled snapshot`);
+            if (bytesWritten !== ref.length)
+              throw new StasisError("E_IO", `short write to ${ref.path} of the pulled snapshot`);
             done += ref.length;
           }
           events.progress("pull-chunks", done, bytes);
@@ -160,7 +172,12 @@ export async function pull(opts: PullOptions, events: Events): Promise<PullResul
 /** A chunk's bytes, from the cache or the bucket, its digest checked either way. */
 async function chunkBytes(
   ref: ChunkRef,
-  ctx: { remote: Remote; src: RemoteStore; cache: ChunkCache; r: { fetched: number; fromCache: number; bytesFetched: number; bytesFromCache: number } },
+  ctx: {
+    remote: Remote;
+    src: RemoteStore;
+    cache: ChunkCache;
+    r: { fetched: number; fromCache: number; bytesFetched: number; bytesFromCache: number };
+  },
 ): Promise<Buffer> {
   const cached = await ctx.cache.get(ref.digest);
   if (cached && cached.length === ref.length) {
@@ -171,9 +188,13 @@ async function chunkBytes(
   const key = keys.chunk(ctx.src, ref.digest);
   const buf = await ctx.remote.getIfExists(key);
   if (!buf) {
-    throw new StasisError("E_REMOTE_NOT_FOUND", `chunk ${ref.digest} of ${ref.path} is missing from s3://${ctx.src.bucket}/${key}`, {
-      hint: "push the snapshot again from a machine that has it: a push sends the chunks the bucket lacks",
-    });
+    throw new StasisError(
+      "E_REMOTE_NOT_FOUND",
+      `chunk ${ref.digest} of ${ref.path} is missing from s3://${ctx.src.bucket}/${key}`,
+      {
+        hint: "push the snapshot again from a machine that has it: a push sends the chunks the bucket lacks",
+      },
+    );
   }
   const got = sha256(buf);
   if (got !== ref.digest || buf.length !== ref.length) {
@@ -181,7 +202,7 @@ async function chunkBytes(
       "E_DIGEST_MISMATCH",
       `chunk s3://${ctx.src.bucket}/${key} (${ref.path} at offset ${ref.offset}) is damaged: its sha256 is ${got}`,
       {
-        hint: "delete that object and push the snapshot again from a machine that has it; nothing was kept from this pull's damaged chunk",
+        hint: "delete that object, then push the snapshot again from a machine that has it (nothing of it was kept)",
         details: { key, expected: ref.digest, got, bytes: buf.length },
       },
     );
@@ -202,7 +223,13 @@ export function sameFiles(a: Manifest, b: Manifest): boolean {
  * Refuses a pull the disk cannot hold before any chunk moves: the snapshot's bytes, plus the chunks the cache will
  * keep that it lacks (the cache is trimmed only after the pull).
  */
-async function checkSpace(dir: string, home: string, bytes: number, cache: ChunkCache, chunks: Map<string, ChunkRef[]>) {
+async function checkSpace(
+  dir: string,
+  home: string,
+  bytes: number,
+  cache: ChunkCache,
+  chunks: Map<string, ChunkRef[]>,
+) {
   let cached = 0;
   if (cache.limitBytes > 0) {
     for (const [digest, refs] of chunks) cached += (await cache.has(digest)) ? 0 : refs[0]!.length;
@@ -215,7 +242,9 @@ async function checkSpace(dir: string, home: string, bytes: number, cache: Chunk
       `the store at ${home} has ${formatBytes(free)} free; this pull needs ${formatBytes(need)} ` +
         `(the snapshot, ${formatBytes(bytes)}, and the chunks the node's cache keeps, ${formatBytes(cached)})`,
       {
-        hint: "free space there, point STASIS_HOME at a larger disk, or make the chunk cache smaller (STASIS_CHUNK_CACHE_GB, 0: off)",
+        hint:
+          "free space there, point STASIS_HOME at a larger disk, or make the chunk cache smaller " +
+          "(STASIS_CHUNK_CACHE_GB, 0: off)",
         details: { home, freeBytes: free, neededBytes: need },
       },
     );

@@ -30,7 +30,8 @@ export interface PushResult {
 }
 
 /** Transfers at once (STASIS_REMOTE_CONCURRENCY, 4 by default): each holds one 64 MiB chunk in memory. */
-export const remoteConcurrency = (env: NodeJS.ProcessEnv = process.env) => envInt("STASIS_REMOTE_CONCURRENCY", 1, 64, env) ?? 4;
+export const remoteConcurrency = (env: NodeJS.ProcessEnv = process.env) =>
+  envInt("STASIS_REMOTE_CONCURRENCY", 1, 64, env) ?? 4;
 
 /** One stored chunk and a place in the snapshot that holds it. */
 export interface ChunkRef {
@@ -40,7 +41,7 @@ export interface ChunkRef {
   length: number;
 }
 
-/** Every distinct chunk of a snapshot, with the places that hold it (zero-filled chunks repeat, weights across files). */
+/** Every distinct chunk of a snapshot, with the places that hold it (zero-filled chunks repeat, and weights). */
 export function distinctChunks(m: Manifest): Map<string, ChunkRef[]> {
   const out = new Map<string, ChunkRef[]>();
   for (const f of m.files) {
@@ -68,9 +69,13 @@ export async function push(opts: PushOptions, events: Events): Promise<PushResul
   const manifestText = await readFile(join(snap.dir, "manifest.json"));
   const already = await remote.getIfExists(keys.manifest(store, opts.name));
   if (already && !already.equals(manifestText)) {
-    throw new StasisError("E_SNAPSHOT_EXISTS", `${formatRemote(store, opts.name)} holds another snapshot of that name`, {
-      hint: "push under another prefix, or rename the snapshot here (pull it under a new name)",
-    });
+    throw new StasisError(
+      "E_SNAPSHOT_EXISTS",
+      `${formatRemote(store, opts.name)} holds another snapshot of that name`,
+      {
+        hint: "push under another prefix, or rename the snapshot here (pull it under a new name)",
+      },
+    );
   }
   const chunks = distinctChunks(snap.manifest);
   const total = [...chunks.values()].reduce((a, refs) => a + refs[0]!.length, 0);
@@ -105,7 +110,13 @@ export async function push(opts: PushOptions, events: Events): Promise<PushResul
   };
   await remote.put(keys.index(store, opts.name), Buffer.from(JSON.stringify(index) + "\n"));
   await remote.put(keys.manifest(store, opts.name), manifestText);
-  return { snapshot: opts.name, remote: formatRemote(store, opts.name), chunks: chunks.size, ...r, durationMs: events.t() - started };
+  return {
+    snapshot: opts.name,
+    remote: formatRemote(store, opts.name),
+    chunks: chunks.size,
+    ...r,
+    durationMs: events.t() - started,
+  };
 }
 
 /** Reads one chunk of a snapshot's file and checks it against the manifest: a changed file is never pushed. */
@@ -118,9 +129,13 @@ async function readChunk(dir: string, ref: ChunkRef): Promise<Buffer> {
   try {
     const { bytesRead } = await fh.read(buf, 0, ref.length, ref.offset);
     if (bytesRead !== ref.length || sha256(buf) !== ref.digest) {
-      throw new StasisError("E_DIGEST_MISMATCH", `${path} differs from its manifest at offset ${ref.offset}: not pushed`, {
-        hint: "check the snapshot with `stasis inspect --verify NAME`; capture it again if it is damaged",
-      });
+      throw new StasisError(
+        "E_DIGEST_MISMATCH",
+        `${path} differs from its manifest at offset ${ref.offset}: not pushed`,
+        {
+          hint: "check the snapshot with `stasis inspect --verify NAME`; capture it again if it is damaged",
+        },
+      );
     }
     return buf;
   } finally {

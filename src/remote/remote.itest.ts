@@ -35,9 +35,22 @@ before(async () => {
   const base = `http://127.0.0.1:${port}`;
   const cap = await stasis(
     [
-      "capture", "slow", "--json", "--ready-url", `${base}/health`, "--canary-url", `${base}/ballast`,
-      "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(port), "--startup-seconds", "0",
-      "--ballast-mb", "200",
+      "capture",
+      "slow",
+      "--json",
+      "--ready-url",
+      `${base}/health`,
+      "--canary-url",
+      `${base}/ballast`,
+      "--",
+      "python3",
+      join(EXAMPLES, "slow_server.py"),
+      "--port",
+      String(port),
+      "--startup-seconds",
+      "0",
+      "--ballast-mb",
+      "200",
     ],
     env,
   );
@@ -50,7 +63,7 @@ after(async () => {
   await s3?.stop();
 });
 
-test("push sends each distinct chunk once, a second push sends none, and ls lists the snapshot in the bucket", async () => {
+test("push sends each distinct chunk once, a second push none, and ls lists the snapshot in the bucket", async () => {
   const first = await stasis(["push", "slow", store, "--json"], env);
   assert.equal(first.code, 0, first.output);
   assertValidDocument(first.json, "stasis.push/v1");
@@ -63,10 +76,13 @@ test("push sends each distinct chunk once, a second push sends none, and ls list
   const ls = await stasis(["ls", store, "--json"], env);
   assert.equal(ls.code, 0, ls.output);
   assertValidDocument(ls.json, "stasis.ls/v1");
-  assert.deepEqual(ls.json.snapshots.map((s: { name: string; url: string }) => [s.name, s.url]), [["slow", `${store}/slow`]]);
+  assert.deepEqual(
+    ls.json.snapshots.map((s: { name: string; url: string }) => [s.name, s.url]),
+    [["slow", `${store}/slow`]],
+  );
 });
 
-test("a snapshot removed here is pulled back whole, root's alone, verified, and restores serving its memory", async () => {
+test("a snapshot removed here is pulled back whole, root's alone, verified, and restores with its memory", async () => {
   assert.equal((await stasis(["rm", "slow"], env)).code, 0);
   const pulled = await stasis(["pull", `${store}/slow`, "--json"], env);
   assert.equal(pulled.code, 0, pulled.output);
@@ -85,7 +101,7 @@ test("a snapshot removed here is pulled back whole, root's alone, verified, and 
   assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
 });
 
-test("a second pull of the same chunks (under another name) fetches none: they come from the node's cache", async () => {
+test("a second pull of the same chunks (another name) fetches none: they come from the node's cache", async () => {
   const r = await stasis(["pull", `${store}/slow`, "slow-copy", "--json"], env);
   assert.equal(r.code, 0, r.output);
   assert.equal(r.json.fetched, 0);
@@ -93,7 +109,7 @@ test("a second pull of the same chunks (under another name) fetches none: they c
   assert.equal((await stasis(["inspect", "slow-copy", "--verify"], env)).code, 0);
 });
 
-test("a pull killed half-way leaves no snapshot, and the next pull resumes from the chunks it had fetched", async () => {
+test("a pull killed half-way leaves no snapshot, and the next pull resumes from the chunks it fetched", async () => {
   rmSync(cacheDir, { recursive: true, force: true });
   const child = spawn(process.execPath, [MAIN, "pull", `${store}/slow`, "killed", "--quiet"], {
     env: { ...process.env, ...env, STASIS_REMOTE_CONCURRENCY: "1" },
@@ -114,7 +130,7 @@ test("a pull killed half-way leaves no snapshot, and the next pull resumes from 
   assert.equal((await stasis(["inspect", "killed", "--verify"], env)).code, 0);
 });
 
-test("a damaged chunk in the bucket is refused by name, no snapshot appears, and the cache keeps only good chunks", async () => {
+test("a damaged chunk in the bucket is refused by name, no snapshot appears, the cache keeps good chunks", async () => {
   rmSync(cacheDir, { recursive: true, force: true });
   const remote = await openRemote({ bucket: s3.bucket, prefix: "fleet" }, { env: { ...process.env, ...env } });
   const m = JSON.parse(readFileSync(join(home, "snapshots", "slow", "manifest.json"), "utf8"));
@@ -130,10 +146,17 @@ test("a damaged chunk in the bucket is refused by name, no snapshot appears, and
     assert.notEqual(r.code, 0);
     assert.equal(r.json.error.code, "E_DIGEST_MISMATCH", r.output);
     assert.match(r.json.error.message, new RegExp(digest));
-    assert.ok(!(await stasis(["ls", "--json"], env)).json.snapshots.some((s: { name: string }) => s.name === "damaged"));
+    assert.ok(
+      !(await stasis(["ls", "--json"], env)).json.snapshots.some((s: { name: string }) => s.name === "damaged"),
+    );
     assert.ok(!chunksCached().includes(digest), "the damaged chunk was not cached");
     for (const name of chunksCached()) {
-      assert.equal(createHash("sha256").update(readFileSync(join(cacheDir, name))).digest("hex"), name);
+      assert.equal(
+        createHash("sha256")
+          .update(readFileSync(join(cacheDir, name)))
+          .digest("hex"),
+        name,
+      );
     }
   } finally {
     await remote.put(key, good);
@@ -141,24 +164,34 @@ test("a damaged chunk in the bucket is refused by name, no snapshot appears, and
 });
 
 test("wrong credentials: a clear error naming the endpoint and where the credentials came from", async () => {
-  const r = await stasis(["pull", `${store}/slow`, "wrong", "--json"], { ...env, AWS_SECRET_ACCESS_KEY: "not-the-secret" });
+  const r = await stasis(["pull", `${store}/slow`, "wrong", "--json"], {
+    ...env,
+    AWS_SECRET_ACCESS_KEY: "not-the-secret",
+  });
   assert.equal(r.code, 5, r.output);
   assert.equal(r.json.error.code, "E_REMOTE_AUTH");
   assert.match(r.json.error.message, new RegExp(s3.endpoint.replace(/[.]/g, "\\.")));
   assert.match(r.json.error.message, /the environment \(AWS_ACCESS_KEY_ID\)/);
 });
 
-test("credentials from a profile in a credentials file (no keys in the environment); a wrong one names that file", async () => {
+test("credentials from a profile of a credentials file (no keys in the environment); a bad one names it", async () => {
   const dir = mkdtempSync(join(tmpdir(), "stasis-aws-"));
   try {
     const file = join(dir, "credentials");
     writeFileSync(
       file,
-      `[fleet]\naws_access_key_id = ${s3.env.AWS_ACCESS_KEY_ID}\naws_secret_access_key = ${s3.env.AWS_SECRET_ACCESS_KEY}\n` +
+      `[fleet]\naws_access_key_id = ${s3.env.AWS_ACCESS_KEY_ID}\n` +
+        `aws_secret_access_key = ${s3.env.AWS_SECRET_ACCESS_KEY}\n` +
         `[stale]\naws_access_key_id = ${s3.env.AWS_ACCESS_KEY_ID}\naws_secret_access_key = not-the-secret\n`,
       { mode: 0o600 },
     );
-    const profileEnv = { ...env, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SHARED_CREDENTIALS_FILE: file, AWS_CONFIG_FILE: join(dir, "config") };
+    const profileEnv = {
+      ...env,
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_SECRET_ACCESS_KEY: undefined,
+      AWS_SHARED_CREDENTIALS_FILE: file,
+      AWS_CONFIG_FILE: join(dir, "config"),
+    };
     const ok = await stasis(["ls", store, "--json"], { ...profileEnv, AWS_PROFILE: "fleet" });
     assert.equal(ok.code, 0, ok.output);
     assert.ok(ok.json.snapshots.some((s: { name: string }) => s.name === "slow"));
@@ -182,7 +215,7 @@ test("a snapshot of another machine is refused before any chunk moves (its chunk
   assert.match(r.json.error.message, /0\.0\.1-elsewhere/);
 });
 
-test("restore s3://.../NAME pulls the snapshot when the store here lacks it, then restores it; later ones pull nothing", async () => {
+test("restore s3://.../NAME pulls the snapshot the store lacks, then restores; later ones pull nothing", async () => {
   assert.equal((await stasis(["rm", "slow"], env)).code, 0);
   const first = await stasis(["restore", `${store}/slow`, "--json"], env);
   assert.equal(first.code, 0, first.output);

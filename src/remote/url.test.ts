@@ -12,14 +12,28 @@ test("a store's URL gives its bucket and prefix, with or without a prefix and a 
 });
 
 test("a snapshot's URL ends in its name, checked like a local snapshot name", () => {
-  assert.deepEqual(parseRemoteSnapshot("s3://models/fleet/llama-3b"), { bucket: "models", prefix: "fleet", name: "llama-3b" });
+  assert.deepEqual(parseRemoteSnapshot("s3://models/fleet/llama-3b"), {
+    bucket: "models",
+    prefix: "fleet",
+    name: "llama-3b",
+  });
   assert.deepEqual(parseRemoteSnapshot("s3://models/llama"), { bucket: "models", prefix: "", name: "llama" });
-  assert.throws(() => parseRemoteSnapshot("s3://models"), (e: StasisError) => e.code === "E_USAGE" && /names no snapshot/.test(e.message));
-  assert.throws(() => parseRemoteSnapshot("s3://models/x/bad name"), (e: StasisError) => e.code === "E_INVALID_NAME");
+  assert.throws(
+    () => parseRemoteSnapshot("s3://models"),
+    (e: StasisError) => e.code === "E_USAGE" && /names no snapshot/.test(e.message),
+  );
+  assert.throws(
+    () => parseRemoteSnapshot("s3://models/x/bad name"),
+    (e: StasisError) => e.code === "E_INVALID_NAME",
+  );
 });
 
 test("what is not an S3 location is refused with what was expected", () => {
   for (const bad of ["models/x", "s3://", "s3://UPPER/x", "s3://m/a//b", "s3://mm/../x"]) {
-    assert.throws(() => parseRemoteStore(bad), (e: StasisError) => e.code === "E_USAGE" && e.hint !== undefined, bad);
+    assert.throws(
+      () => parseRemoteStore(bad),
+      (e: StasisError) => e.code === "E_USAGE" && e.hint !== undefined,
+      bad,
+    );
   }
 });

@@ -27,7 +27,8 @@ export const command: CliCommand = {
       events,
     );
     const text =
-      `pulled ${r.remote} as ${r.snapshot} in ${formatMs(r.durationMs)}: ${formatBytes(r.bytes)}, ${r.fetched} chunks fetched ` +
+      `pulled ${r.remote} as ${r.snapshot} in ${formatMs(r.durationMs)}: ${formatBytes(r.bytes)}, ` +
+      `${r.fetched} chunks fetched ` +
       `(${formatBytes(r.bytesFetched)}), ${r.fromCache} from the cache (${formatBytes(r.bytesFromCache)})`;
     return { data: r, text };
   },

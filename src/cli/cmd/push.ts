@@ -24,7 +24,8 @@ export const command: CliCommand = {
       events,
     );
     const text =
-      `pushed ${r.snapshot} to ${r.remote} in ${formatMs(r.durationMs)}: ${r.uploaded} chunks sent (${formatBytes(r.bytesUploaded)}), ` +
+      `pushed ${r.snapshot} to ${r.remote} in ${formatMs(r.durationMs)}: ` +
+      `${r.uploaded} chunks sent (${formatBytes(r.bytesUploaded)}), ` +
       `${r.skipped} already there (${formatBytes(r.bytesSkipped)})`;
     return { data: r, text };
   },

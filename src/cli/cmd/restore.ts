@@ -96,7 +96,8 @@ export const command: CliCommand = {
     if (name.startsWith("s3://")) {
       // The snapshot comes from a store first, unless this machine has it already (same files).
       const { pull } = await import("../../remote/pull.js");
-      const p = await pull({ from: name, reuse: true, force: Boolean(values.force), endpoint: str(values, "endpoint") }, events);
+      const force = Boolean(values.force);
+      const p = await pull({ from: name, reuse: true, force, endpoint: str(values, "endpoint") }, events);
       name = p.snapshot;
       pulled = p;
     }
