@@ -4,13 +4,16 @@
 Start-up spends --startup-seconds building a table in memory (standing in for an engine loading weights and
 compiling). The state that must survive a snapshot round trip:
   GET  /health          200 once ready
-  GET  /answer?q=TEXT   a deterministic answer computed from the in-memory table (the canary)
+  GET  /answer?q=TEXT   a deterministic answer computed from the in-memory table (the canary); &delay_ms=N
+                        answers N ms late (tests hold a restore in its canary phase with it)
   PUT  /kv/KEY          store a value in memory (body = value; POST works too)
   GET  /kv/KEY          read it back
   GET  /stats           {"requests": n, "pid": ..., "keys": n, "io_uring": whether it holds one (--io-uring)}
   GET  /timer           {"ticks": n}: expiries of the periodic timerfd of --timer-ms (0: none) read so far
   GET  /ballast         sha256 of --ballast-mb MiB of memory filled at start (0: none), to check that much
                         memory comes back intact from a snapshot
+  GET  /ghost           what the server wrote into its unlinked file (--ghost-file: a file in /tmp it keeps open
+                        after removing its name, which CRIU carries in the images as a "ghost" file)
 Only the standard library is used.
 """
 import argparse
@@ -69,7 +72,18 @@ def main() -> None:
     ap.add_argument("--io-uring", action="store_true",
                     help="open an io_uring instance at start and hold it, as libuv 1.50+ (uvloop 0.23) does at every "
                          "loop start, where the system lets it (CRIU cannot dump one)")
+    ap.add_argument("--ghost-file", action="store_true",
+                    help="keep an unlinked file in /tmp open (CRIU carries its contents as a ghost file)")
     args = ap.parse_args()
+    ghost = None
+    if args.ghost_file:
+        import tempfile
+
+        fd, name = tempfile.mkstemp(prefix="slow-server-", dir="/tmp")
+        os.unlink(name)  # open, with no name left
+        ghost = os.fdopen(fd, "w+b")
+        ghost.write(f"ghost of {os.getpid()}".encode())
+        ghost.flush()
     ring = open_io_uring() if args.io_uring else -1
     timer = start_timer(args.timer_ms) if args.timer_ms > 0 else {"ticks": 0}
     t0 = time.monotonic()
@@ -100,6 +114,7 @@ def main() -> None:
                 return self.reply(200, {"ok": True})
             if url.path == "/answer":
                 q = parse_qs(url.query).get("q", [""])[0]
+                time.sleep(float(parse_qs(url.query).get("delay_ms", ["0"])[0]) / 1000)
                 h = hashlib.sha256(q.encode())
                 for row in table[: 1 + len(q) * 7 % 1024]:
                     h.update(row)
@@ -111,6 +126,11 @@ def main() -> None:
                 return self.reply(200, {"ticks": timer["ticks"]})
             if url.path == "/ballast":
                 return self.reply(200, {"mb": args.ballast_mb, "sha256": hashlib.sha256(ballast).hexdigest()})
+            if url.path == "/ghost":
+                if ghost is None:
+                    return self.reply(404, {"error": "started without --ghost-file"})
+                ghost.seek(0)
+                return self.reply(200, {"text": ghost.read().decode()})
             if url.path == "/stats":
                 return self.reply(200, {"requests": stats["requests"], "pid": os.getpid(), "keys": len(kv),
                                         "io_uring": ring >= 0})

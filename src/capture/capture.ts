@@ -19,13 +19,14 @@ import { canaryRecord, checkStableCanary } from "../engines/canary.js";
 import { engineFor } from "../engines/engines.js";
 import type { CanaryRequest, EngineContext } from "../engines/engine.js";
 import { machineFingerprint } from "../fingerprint/fingerprint.js";
-import { instanceDir, killTree, newInstanceId, recordInstance, type Instance } from "../instances/instances.js";
+import { dropRecord, instanceDir, killTree, newInstanceId, recordInstance, selfAsOwner, type Instance } from "../instances/instances.js";
+import { supervise } from "../instances/supervisor.js";
 import { checkBeforeLaunch, refuseUndumpable } from "./preflight.js";
 import { closeAhead, cudaWorkerAhead, gpuCheckpoint, type GpuCapture } from "./gpu.js";
 import type { CudaDriver } from "../cuda/driver.js";
 import { cudaCandidates } from "../cuda/tree.js";
 import { captureCaches } from "./caches.js";
-import { stasisHome } from "../home.js";
+import { paths, stasisHome } from "../home.js";
 import { PRIVATE_DIR, restrictTree } from "../store/private.js";
 import { outOfSpace } from "../store/space.js";
 import { removeDeadCaptures } from "./leftovers.js";
@@ -67,7 +68,9 @@ export interface CaptureResult {
  * Starts a server, warms it up, records its canary and snapshots it:
  * launch -> ready -> warm-up -> canary -> engine prepare (vLLM: dump weights, sleep) -> CUDA checkpoint ->
  * CRIU dump -> link-remap files -> digests -> manifest. The snapshot appears only when all of it succeeded;
- * on any failure the server is stopped and the half-written snapshot removed.
+ * on any failure the server is stopped and the half-written snapshot removed. While it runs, the server is an
+ * instance in state "capturing" (`stasis ps` lists it) under a supervisor (instances/supervisor.ts) that ends it should
+ * this process die first; with --leave-running it becomes an ordinary instance once the snapshot is committed.
  */
 export async function capture(opts: CaptureOptions, events: Events): Promise<CaptureResult> {
   const timeline = recordTimeline(events);
@@ -82,6 +85,8 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   });
   const staging = await Staging.begin(opts.name);
   const id = newInstanceId();
+  // The supervisor first (it removes the folder too): a capture killed from here on leaves no server or folder.
+  const supervisor = supervise(id, paths.instance(id));
   const inst = await instanceDir(id);
   let server: Awaited<ReturnType<typeof launch>> | undefined;
   let gpu: GpuCapture | undefined;
@@ -94,8 +99,10 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   try {
     const launchedAtMs = Date.now();
     server = await events.phase("launch", () =>
-      launch({ argv: opts.argv, cwd: opts.cwd, env: opts.env, stdout: inst.stdout, stderr: inst.stderr }),
+      launch({ argv: opts.argv, cwd: opts.cwd, env: opts.env, stdout: inst.stdout, stderr: inst.stderr, spawned: (pid) => supervisor.group(pid) }),
     );
+    const owner = await selfAsOwner();
+    await recordInstance({ id, snapshot: opts.name, origin: "capture", pid: server.pid, url: baseUrl, createdAt: new Date().toISOString(), ...inst, state: "capturing", owner });
     const launched = server;
     // Recorded before anything else can happen: a capture killed from here on leaves a server (and soon a CRIU
     // network-lock table) that the next command removes with this folder (leftovers.ts).
@@ -281,6 +288,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
       // (After a commit, abort only removes the lock; the snapshot folder has moved into place.)
       if (server && !server.hasExited()) await killTree(server.pid, 2_000);
       await staging.abort();
+      await dropRecord(inst);
     }
     if (!succeeded && dumpStarted) {
       // Invariant: a dump that committed nothing leaves no network-lock table (CRIU removes its own when it fails,
@@ -289,6 +297,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
       const err = await removeLockTableQuietly(table);
       if (err) events.log(`could not remove the network-lock table ${table} of this dump: ${err.message}`, "warn");
     }
+    supervisor.release();
     // The server's logs stay in the instance folder after a failure (error hints point there); after a
     // success they are in the snapshot, and the folder goes unless the server lives on as an instance.
     if (succeeded && !keepServer) await rm(inst.dir, { recursive: true, force: true });

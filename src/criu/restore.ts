@@ -55,7 +55,7 @@ export async function criuRestore(
   imagesDir: string,
   workDir: string,
   files: RestoreFiles,
-  opts: { timeoutMs?: number; signal?: AbortSignal; memory?: CriuMemory } = {},
+  opts: { timeoutMs?: number; signal?: AbortSignal; memory?: CriuMemory; started?: (pgid: number) => void } = {},
 ): Promise<RestoreResult> {
   const started = performance.now();
   const memory = opts.memory ?? "copy";
@@ -73,7 +73,7 @@ export async function criuRestore(
       ? ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`]
       : ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`, "--inherit-fd", `fd[4]:${inheritKey(files.capturedStderr)}`];
   // With a prefill, the patched restore waits for the daemon's socket itself: both start at once.
-  const lazy = memory === "copy" ? undefined : await startLazyPagesDaemon(criu, imagesDir, workDir, env, memory === "lazy");
+  const lazy = memory === "copy" ? undefined : await startLazyPagesDaemon(criu, imagesDir, workDir, env, memory === "lazy", opts.started);
   const criuArgs = [
     "restore", "-D", imagesDir, "-W", workDir, "-o", logPath, `-v${logLevel()}`, "--pidfile", join(workDir, "criu-restore.pid"),
     "--action-script", script, ...restoreOptions(), ...(lazy ? ["--lazy-pages"] : []), ...inherit,
@@ -101,6 +101,9 @@ export async function criuRestore(
     closeSync(outFd);
     if (errFd !== outFd) closeSync(errFd);
   }
+  // unshare leads its process group, CRIU (the namespace's init) is in it: its supervisor kills the group should
+  // stasis die before the restore is done, and the kernel then ends the namespace.
+  if (holder.pid !== undefined) opts.started?.(holder.pid);
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   holder.on("exit", (code, signal) => (exit = { code, signal }));
   const spawnError = new Promise<Error>((resolve) => holder.on("error", resolve));
@@ -231,6 +234,7 @@ async function startLazyPagesDaemon(
   workDir: string,
   env: NodeJS.ProcessEnv,
   waitForSocket: boolean,
+  started?: (pgid: number) => void,
 ): Promise<{ kill: () => void; failure: () => Promise<StasisError | undefined> }> {
   const socket = join(workDir, "lazy-pages.socket");
   const out = openSync(join(workDir, "criu-lazy-pages.out"), "a", 0o600);
@@ -246,6 +250,7 @@ async function startLazyPagesDaemon(
   } finally {
     closeSync(out);
   }
+  if (daemon.pid !== undefined) started?.(daemon.pid);
   let exited: number | null | undefined;
   daemon.on("exit", (code) => (exited = code));
   daemon.on("error", () => (exited = -1));

@@ -1,11 +1,13 @@
 import { mkdir, readdir, readFile, rm, stat, writeFile, rename } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { StasisError } from "../errors.js";
 import { paths, stasisHome } from "../home.js";
-import { isRunning, processTree, readStat } from "../proc/tree.js";
+import { isRunning, processesNaming, processTree, readStat } from "../proc/tree.js";
 import { removePlaced, type PlacedFile } from "../criu/kept-files.js";
 import { PRIVATE_DIR, PRIVATE_FILE } from "../store/private.js";
+import { removeTempFiles } from "../criu/temp-files.js";
+import { lockFile } from "../store/lockfile.js";
 
 /** A server stasis started (captured with --leave-running) or restored, and still tracks. */
 export interface Instance {
@@ -26,10 +28,25 @@ export interface Instance {
   /** The tree's own shared-memory files (e.g. vLLM's psm_*): put in place by its restore, or created by a captured
    *  server since its start. Removed when the instance is stopped, if still those very files. */
   placedFiles?: PlacedFile[];
+  /** Set while the capture or restore that starts the instance runs; absent once it serves. The record is written
+   *  before anything starts, so `ps` shows the run and `stop` (or the next restore, or the run's supervisor) can
+   *  reap what it leaves should it die half-way. */
+  state?: "capturing" | "restoring";
+  /** The stasis process doing that capture or restore (its pid and start time). */
+  owner?: { pid: number; startTime: number };
+  /** TCP addresses ("address:port") the instance listens on, or will once restored. */
+  listeners?: string[];
+  /** Files CRIU makes while it restores and removes when done (ghost files, ...: criu/temp-files.ts). */
+  criuFiles?: string[];
 }
 
 export interface InstanceStatus extends Instance {
+  /** Its server runs, or its capture or restore is at work. */
   running: boolean;
+  /** serving or exited (its server ended); capturing or restoring; abandoned: the stasis process doing that capture
+   *  or restore died before it finished (`stasis stop ID`, the next restore or the run's supervisor removes what it
+   *  left). */
+  status: "serving" | "exited" | "capturing" | "restoring" | "abandoned";
 }
 
 export function newInstanceId(): string {
@@ -77,9 +94,25 @@ export async function recordInstance(inst: Omit<Instance, "startTime">): Promise
   return full;
 }
 
-async function isSame(inst: Instance): Promise<boolean> {
+async function isSame(inst: Pick<Instance, "pid" | "startTime">): Promise<boolean> {
+  if (!(inst.pid > 0)) return false;
   const stat = await readStat(inst.pid);
   return stat !== undefined && stat.startTime === inst.startTime && (await isRunning(inst.pid));
+}
+
+/** This process as the owner of a capture or restore. */
+export async function selfAsOwner(): Promise<{ pid: number; startTime: number }> {
+  return { pid: process.pid, startTime: (await readStat(process.pid))?.startTime ?? 0 };
+}
+
+async function status(inst: Instance): Promise<Pick<InstanceStatus, "running" | "status">> {
+  if (!inst.state) {
+    const running = await isSame(inst);
+    return { running, status: running ? "serving" : "exited" };
+  }
+  if (inst.owner && (await isSame(inst.owner))) return { running: true, status: inst.state };
+  const running = (await isSame(inst)) || (await processesNaming(inst.dir)).length > 0;
+  return { running, status: "abandoned" };
 }
 
 export async function listInstances(home = stasisHome()): Promise<InstanceStatus[]> {
@@ -91,7 +124,7 @@ export async function listInstances(home = stasisHome()): Promise<InstanceStatus
     if (!text) continue;
     try {
       const inst = JSON.parse(text) as Instance;
-      out.push({ ...inst, running: await isSame(inst) });
+      out.push({ ...inst, ...(await status(inst)) });
     } catch {
       continue;
     }
@@ -147,12 +180,67 @@ export async function killTree(pid: number, graceMs: number, nsInit?: number): P
   return how;
 }
 
-export async function stopInstance(inst: InstanceStatus, graceMs: number): Promise<"terminated" | "killed" | "gone"> {
-  const how = inst.running ? await killTree(inst.pid, graceMs, inst.nsInit) : "gone";
-  // A killed server cannot remove its shared-memory files: in /dev/shm they would hold memory until reboot.
+/**
+ * Runs `body` holding the lock that restores claim their addresses under (instances/claim.ts), in the store whose
+ * instances folder holds `instanceDir` (or STASIS_HOME's).
+ */
+export async function withClaimsLock<T>(body: () => Promise<T>, home = stasisHome()): Promise<T> {
+  await mkdir(join(home, "locks"), { recursive: true, mode: PRIVATE_DIR });
+  const release = await lockFile(join(home, "locks", "claims.lock"), { wait: true });
+  try {
+    return await body();
+  } finally {
+    await release();
+  }
+}
+
+/**
+ * Stops an instance: its tree, the helpers of its restore, its files, its record and folder. An unfinished capture's
+ * or restore's record is stopped under the claims lock and read again there: its supervisor and the next restore
+ * (which reaps it as it claims) may both be at it, and CRIU's temporary files are removed by path, so not once
+ * another restore has claimed it. `claimsHeld`: the caller holds that lock already.
+ */
+export async function stopInstance(inst: InstanceStatus, graceMs: number, opts: { claimsHeld?: boolean } = {}): Promise<"terminated" | "killed" | "gone"> {
+  if (inst.state && !opts.claimsHeld) {
+    return withClaimsLock(async () => {
+      const now = (await listInstances(dirname(dirname(inst.dir)))).find((i) => i.id === inst.id);
+      return now ? stopInstance(now, graceMs, { claimsHeld: true }) : "gone";
+    }, dirname(dirname(inst.dir)));
+  }
+  let how = (await isSame(inst)) ? await killTree(inst.pid, graceMs, inst.nsInit) : "gone";
+  // A restore's unshare, CRIU and lazy-pages daemon name the instance's folder: ended so even where the restore died
+  // before it learnt their pids (CRIU is its namespace's init: the kernel then ends the restored tree with it).
+  if ((await killNaming(inst.dir)) && how === "gone") how = "killed";
+  // A killed server cannot remove its shared-memory files: in /dev/shm they would hold memory until reboot. A
+  // restore killed while CRIU ran leaves its temporary files: the next restore could not make its ghost files.
   await removePlaced(inst.placedFiles ?? []);
+  await removeTempFiles(inst.criuFiles ?? []);
   await forgetInstance(inst);
   return how;
+}
+
+/**
+ * SIGKILLs the processes naming `dir` in their arguments and waits (up to 5 s) until they and their trees are gone:
+ * a restored server still exiting after its namespace's init holds its listener, and the restore that reaps it
+ * would find the port taken.
+ */
+async function killNaming(dir: string): Promise<boolean> {
+  const named = await processesNaming(dir);
+  const pids = [...new Set((await Promise.all(named.map(processTree))).flat().map((p) => p.pid))];
+  for (const p of named) {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      /* already gone */
+    }
+  }
+  for (let i = 0; i < 250 && (await Promise.all(pids.map(isRunning))).some(Boolean); i++) await new Promise((r) => setTimeout(r, 20));
+  return pids.length > 0;
+}
+
+/** Removes a record of a run that did not finish (its folder stays: the logs that error hints point to). */
+export async function dropRecord(inst: Pick<Instance, "dir">): Promise<void> {
+  await rm(join(inst.dir, "instance.json"), { force: true });
 }
 
 /** Removes the instance's record and logs. */

@@ -20,6 +20,8 @@ export interface LaunchOptions {
   env: Record<string, string>;
   stdout: string;
   stderr: string;
+  /** Called with the server's pid (its process group's id) as soon as it is spawned, before anything else runs. */
+  spawned?: (pid: number) => void;
 }
 
 export interface Launched {
@@ -60,6 +62,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
     closeSync(out);
     closeSync(err);
   }
+  if (child.pid !== undefined) opts.spawned?.(child.pid);
   let done = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
     child.on("error", (e: NodeJS.ErrnoException) => {

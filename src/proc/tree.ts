@@ -68,3 +68,18 @@ export async function isRunning(pid: number): Promise<boolean> {
   const stat = await readStat(pid);
   return stat !== undefined && stat.state !== "Z" && stat.state !== "X";
 }
+
+/**
+ * Processes one of whose arguments is `arg` exactly (a scan of /proc/*\/cmdline). A restore's unshare, CRIU and
+ * lazy-pages daemon all name the instance's folder (`-W DIR`): that finds them even where the restore that started
+ * them died before it could note their pids.
+ */
+export async function processesNaming(arg: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const cmdline = await readFile(`/proc/${name}/cmdline`, "utf8").catch(() => "");
+    if (cmdline.split("\0").includes(arg) && (await isRunning(Number(name)))) out.push(Number(name));
+  }
+  return out;
+}

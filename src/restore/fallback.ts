@@ -22,12 +22,14 @@ export async function warmStart(
   inst: { id: string; dir: string; stdout: string; stderr: string },
   opts: { readyTimeoutMs: number; signal?: AbortSignal },
   events: Events,
+  launched?: (pgid: number) => void,
 ): Promise<FallbackResult> {
   const m = snap.manifest;
   const cacheEnv = await events.phase("unpack-caches", () => unpackCaches(snap.dir, m.caches, join(inst.dir, "caches")));
   const server = await events.phase("launch", () =>
     launch({ argv: m.command.argv, cwd: m.command.cwd, env: { ...m.command.env, ...cacheEnv }, stdout: inst.stdout, stderr: inst.stderr }),
   );
+  launched?.(server.pid); // it leads its own process group
   try {
     const engine = engineFor(m.engine.kind);
     const ctx = { baseUrl: m.server.url, events, signal: opts.signal, alive: () => !server.hasExited(), logPath: inst.stderr };

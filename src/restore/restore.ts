@@ -12,7 +12,8 @@ import { openSnapshot, type Snapshot } from "../store/store.js";
 import { engineFor } from "../engines/engines.js";
 import { checkCanary } from "../engines/canary.js";
 import type { EngineContext } from "../engines/engine.js";
-import { instanceDir, killTree, newInstanceId, recordInstance, type Instance } from "../instances/instances.js";
+import { dropRecord, killTree, recordInstance, type Instance } from "../instances/instances.js";
+import { openClaimed, type Claimed } from "./claimed.js";
 import { isRunning, processTree } from "../proc/tree.js";
 import { checkFingerprint } from "./fingerprint-check.js";
 import { startBackgroundReads, type BackgroundReads, type PrefetchMode, type VerifyMode } from "./background-reads.js";
@@ -23,13 +24,10 @@ import type { GpuInventory } from "../cuda/gpus.js";
 import { CudaDriver } from "../cuda/driver.js";
 import { gpuIdentityFromProc } from "../cuda/gpus.js";
 import { withRestoreLock } from "./lock.js";
-import { checkSnapshotFiles } from "../store/check-files.js";
-import { prepareHome } from "../store/home-guard.js";
 import { envChoice } from "../env.js";
 import { warmStart } from "./fallback.js";
-import { removeDeadCaptures } from "../capture/leftovers.js";
 import { rearmTimers } from "./timers.js";
-import { refuseTakenAddress, timeWaitOn, waitForTimeWait } from "./address.js";
+import { timeWaitOn, waitForTimeWait } from "./address.js";
 import { loadWorkingSet, recordWorkingSet, saveWorkingSet, startWorkingSet } from "./working-set.js";
 
 export interface RestoreOptions {
@@ -74,22 +72,39 @@ export interface RestoreResult {
  * background) -> CRIU restore -> CUDA restore -> engine resume (vLLM: adopt the staged weights, or wake and
  * refill them; wake KV, reset prefix cache) -> ready -> canary must match. A failure at any step kills what was
  * restored (the stager too) and records no instance.
+ *
+ * Before any of it starts, the restore claims the snapshot's addresses with its instance record (state "restoring",
+ * instances/claim.ts: a second restore of the snapshot meanwhile is refused, naming this one) and starts its
+ * supervisor (instances/supervisor.ts): should this process die before the restore is done, the supervisor ends
+ * what it started and removes its record and files. Once the instance serves, the record says so and the restored
+ * server outlives this process.
  */
 export async function restore(opts: RestoreOptions, events: Events, deps: RestoreDeps = {}): Promise<RestoreResult> {
-  let gpu: GpuRestore | undefined;
   const timeline = recordTimeline(events);
   const started = events.t();
-  const snap: Snapshot = await events.phase("open", async () => {
-    await prepareHome((m) => events.log(m, "warn"));
-    const s = await openSnapshot(opts.name);
-    // A dead capture's server may hold the address (and its staging folder the disk): removed first.
-    await removeDeadCaptures(events);
-    // Before CRIU ever starts: every file where the manifest says, at its size (a stat each, whatever --verify).
-    await Promise.all([checkSnapshotFiles(s.dir, s.manifest.files), refuseTakenAddress(s.manifest.server.url)]);
-    return s;
-  });
+  const claimed = await events.phase("open", () => openClaimed(opts.name, events));
+  let served = false;
+  try {
+    const r = await restoreClaimed(claimed, opts, events, deps, { timeline, started });
+    served = true;
+    return r;
+  } finally {
+    // Invariant: a restore that did not finish leaves no record (restoreClaimed ends what it started).
+    if (!served) await dropRecord(claimed.claim);
+    claimed.supervisor.release();
+  }
+}
+
+async function restoreClaimed(
+  { snap, claim, supervisor }: Claimed,
+  opts: RestoreOptions,
+  events: Events,
+  deps: RestoreDeps,
+  { timeline, started }: { timeline: ReturnType<typeof recordTimeline>; started: number },
+): Promise<RestoreResult> {
+  let gpu: GpuRestore | undefined;
   const m = snap.manifest;
-  const id = newInstanceId();
+  const id = claim.id;
   // The CUDA worker starts first; its cuInit, and NVML's look at the GPUs' free memory, run alongside CRIU.
   // Nothing on the path to CRIU waits for either: the fingerprint's GPU facts are read from /proc.
   const lease = m.gpu ? events.phase("cuda-worker", () => (deps.cudaDriver ?? ownCudaDriver)()) : undefined;
@@ -127,8 +142,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     void lease?.then((l) => l.release());
     if (!(opts.fallback === "warm" && err instanceof StasisError && err.code === "E_FINGERPRINT_MISMATCH")) throw err;
     events.log(`cannot restore here (${err.message}); starting the server with the snapshot's compile caches instead (--fallback warm)`, "warn");
-    const inst = await instanceDir(id);
-    const warm = await warmStart(snap, { id, ...inst }, opts, events);
+    const warm = await warmStart(snap, claim, opts, events, (pgid) => supervisor.group(pgid));
     timeline.stop();
     return {
       instance: warm.instance,
@@ -139,7 +153,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
       fallback: { reason: err.message, canaryMatched: warm.canaryMatched },
     };
   }
-  const inst = await instanceDir(id);
+  const inst = claim;
   const engine = engineFor(m.engine.kind);
   let alive = true;
   const ctx: EngineContext = {
@@ -180,6 +194,9 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
       // link_remap files only while it restores.
       shmPlaced = (await placeFiles(snap.dir, m.shmFiles, "shm")).placed;
       let linkRemaps = await placeFiles(snap.dir, m.linkRemaps, "link-remap");
+      // The record names them before CRIU runs: a restore killed from here on leaves files its reaper removes.
+      const noteFiles = () => recordInstance({ ...claim, placedFiles: [...shmPlaced, ...linkRemaps.placed] });
+      await noteFiles();
       const runCriu = () =>
         events.phase(
           "criu-restore",
@@ -189,7 +206,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
               join(snap.dir, "images"),
               inst.dir,
               { capturedStdout: m.server.stdoutPath, capturedStderr: m.server.stderrPath, stdout: inst.stdout, stderr: inst.stderr },
-              { signal: opts.signal, memory },
+              { signal: opts.signal, memory, started: (pgid) => supervisor.group(pgid) },
             ),
           (r) => (r.prefill ? { bytes: r.prefill.bytes, detail: { memory, prefetch, prefill: r.prefill } } : { detail: { memory, prefetch } }),
         );
@@ -204,6 +221,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
           await waitForTimeWait(m.listeners, events, { signal: opts.signal });
           await linkRemaps.remove(); // fresh copies: the failed attempt may have used them
           linkRemaps = await placeFiles(snap.dir, m.linkRemaps, "link-remap");
+          await noteFiles();
           return await runCriu();
         }
       } finally {
@@ -250,6 +268,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
       dir: inst.dir,
       stdout: inst.stdout,
       stderr: inst.stderr,
+      listeners: m.listeners,
       ...(shmPlaced.length > 0 ? { placedFiles: shmPlaced } : {}),
     });
     ok = true;

@@ -3,6 +3,10 @@ import { table } from "../render/format.js";
 
 export const command: CliCommand = {
   args: [],
+  help: [
+    "state: serving; capturing or restoring (a stasis process is at work on it); abandoned (that process died",
+    "half-way: `stasis stop ID`, the next restore or the run's supervisor removes what it left); exited",
+  ].join("\n"),
   options: { all: { type: "boolean", help: "include instances whose process has ended" } },
   async run({ values }) {
     const { ps } = await import("../../commands/ps.js");
@@ -16,7 +20,7 @@ export const command: CliCommand = {
         i.origin,
         String(i.pid),
         i.url,
-        i.running ? "running" : "exited",
+        i.status,
         i.createdAt.replace("T", " ").slice(0, 19),
       ]),
     ]);

@@ -62,7 +62,16 @@ export const SCHEMAS = {
     running: z.boolean(),
     logs: z.array(z.looseObject({ stream: z.enum(["stderr", "stdout", "criu"]), path: z.string(), text: z.string() })),
   }),
-  ps: doc("ps", { instances: z.array(instance.extend({ running: z.boolean() })) }),
+  ps: doc("ps", {
+    instances: z.array(
+      instance.extend({
+        running: z.boolean(),
+        status: z
+          .enum(["serving", "exited", "capturing", "restoring", "abandoned"])
+          .describe("capturing/restoring: a stasis process is at work on it; abandoned: that process died half-way"),
+      }),
+    ),
+  }),
   stop: doc("stop", { stopped: z.array(z.looseObject({ id: z.string(), result: z.string() })) }),
   ls: doc("ls", {
     snapshots: z.array(

@@ -1,0 +1,58 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { claimRestore, holdsPartOf, portsOf, type Claim } from "./claim.js";
+import { instanceDir, listInstances, recordInstance, selfAsOwner } from "./instances.js";
+import { Events } from "../events.js";
+import { StasisError } from "../errors.js";
+
+const claimFor = async (home: string, id: string, port: number, owner: { pid: number; startTime: number }): Promise<Claim> => ({
+  id,
+  snapshot: "s",
+  origin: "restore",
+  pid: 0,
+  url: `http://127.0.0.1:${port}`,
+  createdAt: new Date().toISOString(),
+  ...(await instanceDir(id, home)),
+  state: "restoring",
+  owner,
+  listeners: [`127.0.0.1:${port}`, `127.0.0.1:${port + 1}`],
+  criuFiles: [`/tmp/x-${id}.cr.1.ghost`],
+});
+
+test("an instance's ports are its listeners' and its URL's", () => {
+  assert.deepEqual([...portsOf({ url: "http://127.0.0.1:8000/v1", listeners: ["127.0.0.1:8000", "::1:9000"] })].sort(), [8000, 9000]);
+  assert.deepEqual([...portsOf({ url: "https://example" })], [443]);
+});
+
+test("a claim overlaps another on any shared port or ghost file", async () => {
+  const c = { url: "http://127.0.0.1:8000", listeners: ["127.0.0.1:8001"], criuFiles: ["/tmp/a.cr.1.ghost"] } as Claim;
+  assert.equal(holdsPartOf({ url: "http://127.0.0.1:8001" }, c), true);
+  assert.equal(holdsPartOf({ url: "http://127.0.0.1:9000", criuFiles: ["/tmp/a.cr.1.ghost"] }, c), true);
+  assert.equal(holdsPartOf({ url: "http://127.0.0.1:9000", listeners: ["0.0.0.0:9001"] }, c), false);
+});
+
+test("a second restore on a claimed address is refused naming the restore at work; a dead restore's claim is reaped", async (t) => {
+  const home = mkdtempSync(join(tmpdir(), "stasis-claim-"));
+  t.after(() => rmSync(home, { recursive: true, force: true }));
+  const events = new Events();
+  const logs: string[] = [];
+  events.on((e) => void (e.type === "log" && logs.push(e.message)));
+  // The record's owner is this process: a live restore.
+  await recordInstance(await claimFor(home, "first", 41000, await selfAsOwner()));
+  await assert.rejects(claimRestore(await claimFor(home, "second", 41001, await selfAsOwner()), events, home), (e: unknown) => {
+    assert.ok(e instanceof StasisError && e.code === "E_ADDRESS_IN_USE");
+    assert.match(e.message, /port 41001 is taken: instance first is restoring snapshot "s"/);
+    assert.match(e.hint ?? "", /stasis stop first/);
+    return true;
+  });
+  // Its owner "dies" (a pid that is not there): the next claim removes its record and folder and goes ahead.
+  await recordInstance(await claimFor(home, "first", 41000, { pid: 2 ** 22 + 7, startTime: 1 }));
+  assert.equal((await listInstances(home))[0]?.status, "abandoned");
+  await claimRestore(await claimFor(home, "third", 41000, await selfAsOwner()), events, home);
+  assert.equal(existsSync(join(home, "instances", "first")), false);
+  assert.deepEqual((await listInstances(home)).map((i) => [i.id, i.status]), [["third", "restoring"]]);
+  assert.ok(logs.some((l) => /removed what an unfinished restore \(instance first/.test(l)), logs.join("\n"));
+});

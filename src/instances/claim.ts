@@ -1,0 +1,94 @@
+import { stat } from "node:fs/promises";
+import { StasisError } from "../errors.js";
+import type { Events } from "../events.js";
+import { stasisHome } from "../home.js";
+import { refuseTakenAddress } from "../restore/address.js";
+import { isGhostFile, removeTempFiles } from "../criu/temp-files.js";
+import { listInstances, recordInstance, stopInstance, withClaimsLock, type Instance, type InstanceStatus } from "./instances.js";
+
+/** What a restore is about to hold: its record (state "restoring"), the server's URL and listeners, CRIU's temporary
+ *  files (criu/temp-files.ts). */
+export type Claim = Omit<Instance, "startTime"> & { state: "restoring"; listeners: string[]; criuFiles: string[] };
+
+/**
+ * Claims what a restore will hold, before anything of it starts: the snapshot's listening addresses (CRIU binds a
+ * restored listener even where another socket listens, so two restores of one snapshot at once would both "succeed"
+ * on one port) and the paths of CRIU's temporary files (a ghost file is created exclusively). Under one lock for every claim (held
+ * for the check and the record's write, milliseconds), it refuses, naming the holder, where a live instance or a
+ * restore at work holds one of them, or any other process listens on the port; reaps what a dead restore left there
+ * (its record, processes and files); removes temporary files no live restore owns; then writes the restore's record,
+ * which is its claim from then on (`ps` lists it as restoring; it becomes the instance's record once it serves).
+ */
+export async function claimRestore(claim: Claim, events: Events, home = stasisHome()): Promise<Instance> {
+  return withClaimsLock(async () => {
+    for (const other of await listInstances(home)) {
+      if (other.id === claim.id || !holdsPartOf(other, claim)) continue;
+      if (other.status === "abandoned") {
+        await stopInstance(other, 0, { claimsHeld: true });
+        events.log(`removed what an unfinished ${other.origin} (instance ${other.id}, its stasis process gone) left on ${describe(claim)}`, "warn");
+        continue;
+      }
+      if (other.status === "exited") continue; // an ended server holds no address
+      throw refusal(other, claim);
+    }
+    // Any other process listening on one of the ports (the captured original, a server stasis did not start).
+    await refuseTakenAddress(claim.url);
+    for (const port of listenerPorts(claim.listeners)) await refuseTakenAddress(`http://127.0.0.1:${port}`);
+    // A ghost file is CRIU's alone: one found here is a dead restore's. A link_remap file's old name may be another
+    // program's file: left alone (CRIU then says it exists), and not this restore's to remove later either.
+    const ghosts = claim.criuFiles.filter(isGhostFile);
+    const stale = await removeTempFiles(ghosts);
+    if (stale.length > 0) events.log(`removed file(s) an interrupted restore left: ${stale.join(", ")}`, "warn");
+    const others = claim.criuFiles.filter((f) => !isGhostFile(f));
+    const present = new Set(await Promise.all(others.map(async (f) => ((await stat(f).catch(() => undefined)) ? f : ""))));
+    claim.criuFiles = [...ghosts, ...others.filter((f) => !present.has(f))];
+    return await recordInstance(claim);
+  }, home);
+}
+
+/** The TCP ports an instance holds: its listeners', and its URL's. */
+export function portsOf(inst: Pick<Instance, "url" | "listeners">): Set<number> {
+  const ports = new Set(listenerPorts(inst.listeners));
+  try {
+    const u = new URL(inst.url);
+    ports.add(Number(u.port || (u.protocol === "https:" ? 443 : 80)));
+  } catch {
+    /* a record without a usable URL claims only its listeners */
+  }
+  return ports;
+}
+
+/** The ports of TCP addresses ("address:port", IPv6 addresses included). */
+function listenerPorts(listeners: string[] = []): number[] {
+  return listeners.map((l) => Number(l.slice(l.lastIndexOf(":") + 1))).filter((p) => p > 0);
+}
+
+/** Whether `other` holds a port or a temporary file's path the claim wants. */
+export function holdsPartOf(other: Pick<Instance, "url" | "listeners" | "criuFiles">, claim: Claim): boolean {
+  const mine = portsOf(claim);
+  return [...portsOf(other)].some((p) => mine.has(p)) || sharesGhosts(other, claim);
+}
+
+function sharesGhosts(other: Pick<Instance, "criuFiles">, claim: Claim): boolean {
+  return (other.criuFiles ?? []).some((g) => claim.criuFiles.includes(g));
+}
+
+function describe(claim: Claim): string {
+  return `port ${[...portsOf(claim)].join(", ")}`;
+}
+
+function refusal(other: InstanceStatus, claim: Claim): StasisError {
+  const doing =
+    other.status === "serving" || other.status === "exited"
+      ? `instance ${other.id} (snapshot "${other.snapshot}", pid ${other.pid}) serves there`
+      : `instance ${other.id} is ${other.status} snapshot "${other.snapshot}" there (stasis process ${other.owner?.pid ?? "?"})`;
+  const shared = [...portsOf(other)].filter((p) => portsOf(claim).has(p));
+  return new StasisError(
+    "E_ADDRESS_IN_USE",
+    `${shared.length > 0 ? `port ${shared.join(", ")}` : `${claim.criuFiles.find((f) => other.criuFiles?.includes(f))}`} is taken: ${doing}, and the restored server would need it too`,
+    {
+      hint: `one instance per snapshot and address on a machine: stop it first (\`stasis stop ${other.id}\`), or wait for its restore to end`,
+      details: { holder: other.id, status: other.status, ...(other.owner ? { ownerPid: other.owner.pid } : {}), pid: other.pid },
+    },
+  );
+}
