@@ -106,11 +106,12 @@ async function criuRunning(): Promise<boolean> {
 test("kill -9 of `stasis capture` during the readiness wait leaves no server running", async () => {
   const p = await freePort();
   const run = background(
-    ["capture", "never", "--ready-url", `http://127.0.0.1:${p}/health`, "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(p), "--startup-seconds", "30"],
+    ["capture", "never", "--ready-url", `http://127.0.0.1:${p}/health`, "--canary-url", `http://127.0.0.1:${p}/answer?q=x`, "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(p), "--startup-seconds", "30"],
     env,
   );
   let pid = 0;
   await waitFor("the capture's record", async () => {
+    if (run.child.exitCode !== null) throw new Error(`the capture ended early: ${run.err()}`);
     const ps = await stasis(["ps", "--json"], env);
     pid = ps.json.instances.find((i: { snapshot: string; status: string }) => i.snapshot === "never" && i.status === "capturing")?.pid ?? 0;
     return pid > 0;
