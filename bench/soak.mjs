@@ -93,6 +93,10 @@ const sha256 = (s) => createHash("sha256").update(s).digest("hex");
 
 /** One restore: killed at a random moment, or awaited, its canary asked again and the instance stopped. */
 async function oneRestore(snap) {
+  return { at: new Date().toISOString(), ...(await restoreOnce(snap)) };
+}
+
+async function restoreOnce(snap) {
   const after = KILL_POINTS[Math.floor(Math.random() * KILL_POINTS.length)];
   const kill = Math.random() < killRate ? { after, ms: Math.floor(Math.random() * (after === "start" ? 500 : 60)) } : undefined;
   // Not --json: the phases' progress lines on stderr say where a kill landed.
@@ -160,9 +164,15 @@ while (!stoppedEarly && results.length < total) {
   if (rs.some((r) => r.outcome === "killed")) await stopServing();
 }
 
-// Leftovers: the supervisors of killed restores reap in the background; give them a moment, then look.
-await sleep(5_000);
-const ps = await cli(["ps", "--all", "--json"]);
+// Leftovers: the supervisors of killed restores reap in the background (a `stasis stop` each): wait until no record is
+// left, up to 60 s, and say how long that took; what is left then is a leak.
+const settleStarted = Date.now();
+let ps = await cli(["ps", "--all", "--json"]);
+while ((ps.json?.instances ?? []).length > 0 && Date.now() - settleStarted < 60_000) {
+  await sleep(1_000);
+  ps = await cli(["ps", "--all", "--json"]);
+}
+const settleMs = Date.now() - settleStarted;
 const strays = [];
 for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n) && Number(n) !== process.pid)) {
   let cmd = "";
@@ -178,6 +188,7 @@ for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n) && Number(n) 
 }
 const instanceDirs = [...listing(join(home, "instances"))];
 const withRecord = instanceDirs.filter((d) => existsSync(join(home, "instances", d, "instance.json")));
+const leakedRecords = withRecord.map((d) => ({ id: d, record: JSON.parse(readFileSync(join(home, "instances", d, "instance.json"), "utf8")) }));
 const now = { tmp: listing("/tmp"), shm: listing("/dev/shm"), nft: nftTables() };
 const added = (a, b) => [...b].filter((x) => !a.has(x));
 // The machine is shared: files others made meanwhile show up too. Ours are those a restore of these snapshots puts in
@@ -192,7 +203,7 @@ for (const s of snaps) {
 const ours = (dir) => (n) => ownPaths.has(join(dir, n)) || /^\.stasis-[0-9a-f]{8}$|\.cr\.[0-9a-f]+\.ghost$/.test(n);
 const leaks = {
   processes: strays,
-  records: withRecord,
+  records: leakedRecords,
   failedRunFolders: instanceDirs.filter((d) => !withRecord.includes(d)),
   nftTables: added(before.nft, now.nft),
   tmp: added(afterCapture.tmp, now.tmp).filter(ours("/tmp")),
@@ -201,7 +212,8 @@ const leaks = {
   tmpOther: added(afterCapture.tmp, now.tmp).filter((n) => !ours("/tmp")(n)).length,
   devShmOther: added(afterCapture.shm, now.shm).filter((n) => !ours("/dev/shm")(n)).length,
   paths: [...ownPaths].sort(),
-  instancesListed: (ps.json?.instances ?? []).length,
+  instancesListed: (ps.json?.instances ?? []).map((i) => ({ id: i.id, snapshot: i.snapshot, status: i.status, state: i.state, pid: i.pid, owner: i.owner })),
+  settleMs,
 };
 
 const count = (f) => results.filter(f).length;
