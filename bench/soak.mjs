@@ -35,7 +35,13 @@ const home = mkdtempSync(join(tmpdir(), "stasis-soak-"));
 const env = { ...process.env, STASIS_HOME: home, STASIS_NO_DAEMON: "1" };
 const started = Date.now();
 
-const freePort = () => new Promise((r) => { const s = createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => r(p)); }); });
+const freePort = () =>
+  new Promise((r) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => r(p));
+    });
+  });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const listing = (dir) => new Set(existsSync(dir) ? readdirSync(dir) : []);
 const nftTables = () => {
@@ -81,7 +87,16 @@ function cli(args, kill) {
       } catch {
         json = undefined;
       }
-      resolveRun({ code, signal, killed: killed && signal === "SIGKILL", phase, json, stdout, stderr, ms: Date.now() - t0 });
+      resolveRun({
+        code,
+        signal,
+        killed: killed && signal === "SIGKILL",
+        phase,
+        json,
+        stdout,
+        stderr,
+        ms: Date.now() - t0,
+      });
     });
   });
 }
@@ -98,12 +113,19 @@ async function oneRestore(snap) {
 
 async function restoreOnce(snap) {
   const after = KILL_POINTS[Math.floor(Math.random() * KILL_POINTS.length)];
-  const kill = Math.random() < killRate ? { after, ms: Math.floor(Math.random() * (after === "start" ? 500 : 60)) } : undefined;
+  const kill =
+    Math.random() < killRate ? { after, ms: Math.floor(Math.random() * (after === "start" ? 500 : 60)) } : undefined;
   // Not --json: the phases' progress lines on stderr say where a kill landed.
   const r = await cli(["restore", snap.name], kill);
   if (r.killed) return { snapshot: snap.name, outcome: "killed", phase: `after ${r.phase}`, killAtMs: kill };
   const error = /stasis: error (E_[A-Z_]+): (.*)/.exec(r.stderr);
-  if (r.code !== 0) return { snapshot: snap.name, outcome: "failed", code: error?.[1] ?? `exit ${r.code}`, message: error?.[2] ?? r.stderr.slice(-300) };
+  if (r.code !== 0)
+    return {
+      snapshot: snap.name,
+      outcome: "failed",
+      code: error?.[1] ?? `exit ${r.code}`,
+      message: error?.[2] ?? r.stderr.slice(-300),
+    };
   const done = /as instance ([0-9a-f]+) .* in ([\d.]+ m?s)/.exec(r.stdout);
   let matched = false;
   try {
@@ -119,8 +141,25 @@ async function restoreOnce(snap) {
 async function capture(name, server, extra) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const r = await cli(["capture", name, "--json", "--warmup", "1", "--ready-url", `${base}/health`, "--canary-url", `${base}/answer?q=soak`,
-    "--", "python3", join(REPO, "examples", server), "--port", String(port), "--startup-seconds", "0.5", ...extra]);
+  const r = await cli([
+    "capture",
+    name,
+    "--json",
+    "--warmup",
+    "1",
+    "--ready-url",
+    `${base}/health`,
+    "--canary-url",
+    `${base}/answer?q=soak`,
+    "--",
+    "python3",
+    join(REPO, "examples", server),
+    "--port",
+    String(port),
+    "--startup-seconds",
+    "0.5",
+    ...extra,
+  ]);
   if (r.code !== 0) throw new Error(`capture ${name} failed: ${r.stderr.slice(-2000)}`);
   return { name, canaryUrl: `${base}/answer?q=soak`, canary: r.json.manifest.engine.canary, port };
 }
@@ -151,16 +190,23 @@ async function stopServing() {
 const results = [];
 let stoppedEarly = false;
 for (let i = 0; i < Math.ceil(total / 2); i++) {
-  if (Date.now() > deadline) { stoppedEarly = true; break; }
+  if (Date.now() > deadline) {
+    stoppedEarly = true;
+    break;
+  }
   results.push({ mode: "sequential", ...(await oneRestore(pick())) });
   if (results.at(-1).outcome === "killed") await stopServing();
 }
 while (!stoppedEarly && results.length < total) {
-  if (Date.now() > deadline) { stoppedEarly = true; break; }
+  if (Date.now() > deadline) {
+    stoppedEarly = true;
+    break;
+  }
   const batch = Array.from({ length: Math.min(width, total - results.length) }, pick);
   const names = batch.map((s) => s.name);
   const rs = await Promise.all(batch.map(oneRestore));
-  for (const r of rs) results.push({ mode: `${width} at a time`, twiceInBatch: names.filter((n) => n === r.snapshot).length > 1, ...r });
+  for (const r of rs)
+    results.push({ mode: `${width} at a time`, twiceInBatch: names.filter((n) => n === r.snapshot).length > 1, ...r });
   if (rs.some((r) => r.outcome === "killed")) await stopServing();
 }
 
@@ -183,12 +229,16 @@ for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n) && Number(n) 
   } catch {
     continue;
   }
-  const ours = cmd.includes(home) || snaps.some((s) => cmd.includes(`--port ${s.port} `) || cmd.endsWith(`--port ${s.port} `));
+  const ours =
+    cmd.includes(home) || snaps.some((s) => cmd.includes(`--port ${s.port} `) || cmd.endsWith(`--port ${s.port} `));
   if (ours && state !== "Z") strays.push(`${p}: ${cmd.slice(0, 200)}`);
 }
 const instanceDirs = [...listing(join(home, "instances"))];
 const withRecord = instanceDirs.filter((d) => existsSync(join(home, "instances", d, "instance.json")));
-const leakedRecords = withRecord.map((d) => ({ id: d, record: JSON.parse(readFileSync(join(home, "instances", d, "instance.json"), "utf8")) }));
+const leakedRecords = withRecord.map((d) => ({
+  id: d,
+  record: JSON.parse(readFileSync(join(home, "instances", d, "instance.json"), "utf8")),
+}));
 const now = { tmp: listing("/tmp"), shm: listing("/dev/shm"), nft: nftTables() };
 const added = (a, b) => [...b].filter((x) => !a.has(x));
 // The machine is shared: files others made meanwhile show up too. Ours are those a restore of these snapshots puts in
@@ -212,7 +262,14 @@ const leaks = {
   tmpOther: added(afterCapture.tmp, now.tmp).filter((n) => !ours("/tmp")(n)).length,
   devShmOther: added(afterCapture.shm, now.shm).filter((n) => !ours("/dev/shm")(n)).length,
   paths: [...ownPaths].sort(),
-  instancesListed: (ps.json?.instances ?? []).map((i) => ({ id: i.id, snapshot: i.snapshot, status: i.status, state: i.state, pid: i.pid, owner: i.owner })),
+  instancesListed: (ps.json?.instances ?? []).map((i) => ({
+    id: i.id,
+    snapshot: i.snapshot,
+    status: i.status,
+    state: i.state,
+    pid: i.pid,
+    owner: i.owner,
+  })),
   settleMs,
 };
 
@@ -221,7 +278,10 @@ const attempted = count((r) => r.outcome !== "killed");
 const matched = count((r) => r.outcome === "ok");
 const byCode = {};
 for (const r of results.filter((x) => x.outcome === "failed" || x.outcome === "canary-mismatch")) {
-  const key = r.outcome === "failed" ? `${r.code}${r.twiceInBatch && r.code === "E_ADDRESS_IN_USE" ? " (its snapshot twice in the batch: expected)" : ""}` : "canary mismatch";
+  const key =
+    r.outcome === "failed"
+      ? r.code + (r.twiceInBatch && r.code === "E_ADDRESS_IN_USE" ? " (its snapshot twice in the batch: expected)" : "")
+      : "canary mismatch";
   byCode[key] = (byCode[key] ?? 0) + 1;
 }
 const expectedRefusals = count((r) => r.outcome === "failed" && r.code === "E_ADDRESS_IN_USE" && r.twiceInBatch);
@@ -243,7 +303,12 @@ const summary = {
   successRate: +(matched / Math.max(1, attempted - expectedRefusals)).toFixed(4),
   failuresByCode: byCode,
   leaks,
-  clean: strays.length === 0 && withRecord.length === 0 && leaks.nftTables.length === 0 && leaks.tmp.length === 0 && leaks.devShm.length === 0,
+  clean:
+    strays.length === 0 &&
+    withRecord.length === 0 &&
+    leaks.nftTables.length === 0 &&
+    leaks.tmp.length === 0 &&
+    leaks.devShm.length === 0,
 };
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, "soak.json"), JSON.stringify({ summary, results }, null, 2) + "\n");

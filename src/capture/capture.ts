@@ -19,7 +19,8 @@ import { canaryRecord, checkStableCanary } from "../engines/canary.js";
 import { engineFor } from "../engines/engines.js";
 import type { CanaryRequest, EngineContext } from "../engines/engine.js";
 import { machineFingerprint } from "../fingerprint/fingerprint.js";
-import { dropRecord, instanceDir, killTree, newInstanceId, recordInstance, selfAsOwner, type Instance } from "../instances/instances.js";
+import { dropRecord, instanceDir, killTree, newInstanceId, recordInstance } from "../instances/instances.js";
+import { selfAsOwner, type Instance } from "../instances/instances.js";
 import { supervise } from "../instances/supervisor.js";
 import { checkBeforeLaunch, refuseUndumpable } from "./preflight.js";
 import { closeAhead, cudaWorkerAhead, gpuCheckpoint, type GpuCapture } from "./gpu.js";
@@ -99,10 +100,19 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   try {
     const launchedAtMs = Date.now();
     server = await events.phase("launch", () =>
-      launch({ argv: opts.argv, cwd: opts.cwd, env: opts.env, stdout: inst.stdout, stderr: inst.stderr, spawned: (pid) => supervisor.group(pid) }),
+      launch({
+        argv: opts.argv,
+        cwd: opts.cwd,
+        env: opts.env,
+        stdout: inst.stdout,
+        stderr: inst.stderr,
+        spawned: (pid) => supervisor.group(pid),
+      }),
     );
     const owner = await selfAsOwner();
-    await recordInstance({ id, snapshot: opts.name, origin: "capture", pid: server.pid, url: baseUrl, createdAt: new Date().toISOString(), ...inst, state: "capturing", owner });
+    const createdAt = new Date().toISOString();
+    const record = { id, snapshot: opts.name, origin: "capture" as const, pid: server.pid, url: baseUrl, createdAt };
+    await recordInstance({ ...record, ...inst, state: "capturing", owner });
     const launched = server;
     // Recorded before anything else can happen: a capture killed from here on leaves a server (and soon a CRIU
     // network-lock table) that the next command removes with this folder (leftovers.ts).

@@ -73,7 +73,8 @@ export async function criuRestore(
       ? ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`]
       : ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`, "--inherit-fd", `fd[4]:${inheritKey(files.capturedStderr)}`];
   // With a prefill, the patched restore waits for the daemon's socket itself: both start at once.
-  const lazy = memory === "copy" ? undefined : await startLazyPagesDaemon(criu, imagesDir, workDir, env, memory === "lazy", opts.started);
+  const lazy =
+    memory === "copy" ? undefined : await startLazyPagesDaemon(criu, imagesDir, workDir, env, memory === "lazy", opts.started);
   const criuArgs = [
     "restore", "-D", imagesDir, "-W", workDir, "-o", logPath, `-v${logLevel()}`, "--pidfile", join(workDir, "criu-restore.pid"),
     "--action-script", script, ...restoreOptions(), ...(lazy ? ["--lazy-pages"] : []), ...inherit,

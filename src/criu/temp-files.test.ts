@@ -10,7 +10,7 @@ import { StasisError } from "../errors.js";
 const varint = (n: number): number[] => {
   const out: number[] = [];
   while (n >= 128) {
-    out.push((n % 128) | 128);
+    out.push(n % 128 | 128);
     n = Math.floor(n / 128);
   }
   return [...out, n];
@@ -22,13 +22,22 @@ const image = (magic: number[], ...entries: number[][]) => {
   for (const e of entries) parts.push(Buffer.from(Uint32Array.from([e.length]).buffer), Buffer.from(e));
   return Buffer.concat(parts);
 };
-const reg = (id: number, name: string) => bfield(3, [...vfield(1, id), ...vfield(2, 0x8002), ...vfield(3, 0), ...bfield(6, [...Buffer.from(name)])]);
+const reg = (id: number, name: string) =>
+  bfield(3, [...vfield(1, id), ...vfield(2, 0x8002), ...vfield(3, 0), ...bfield(6, [...Buffer.from(name)])]);
 
-test("CRIU's temporary files come from the images: <path>.cr.<remap id in hex>.ghost for a ghost, the path for a link_remap", async (t) => {
+test("CRIU's temporary files from the images: <path>.cr.<hex id>.ghost, a link_remap's path", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "stasis-ghosts-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const common = 0x54564319;
-  writeFileSync(join(dir, "files.img"), image([common, 0x56303138], [...vfield(1, 1), ...vfield(2, 7), ...reg(7, "/tmp/gone")], [...vfield(1, 1), ...vfield(2, 9), ...reg(9, "/dev/shm/sem.x")], [...vfield(1, 1), ...vfield(2, 11), ...reg(11, "/tmp/old")]));
+  writeFileSync(
+    join(dir, "files.img"),
+    image(
+      [common, 0x56303138],
+      [...vfield(1, 1), ...vfield(2, 7), ...reg(7, "/tmp/gone")],
+      [...vfield(1, 1), ...vfield(2, 9), ...reg(9, "/dev/shm/sem.x")],
+      [...vfield(1, 1), ...vfield(2, 11), ...reg(11, "/tmp/old")],
+    ),
+  );
   writeFileSync(
     join(dir, "remap-fpath.img"),
     image(
@@ -45,12 +54,20 @@ test("a snapshot without remaps has no temporary files; a truncated image is a c
   const dir = mkdtempSync(join(tmpdir(), "stasis-ghosts-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   assert.deepEqual(await criuTempFiles(dir), []);
-  writeFileSync(join(dir, "remap-fpath.img"), image([0x54564319, 0x59133954], [...vfield(1, 7), ...vfield(2, 1), ...vfield(3, 1)]).subarray(0, 14));
-  await assert.rejects(criuTempFiles(dir), (e: unknown) => e instanceof StasisError && e.code === "E_MANIFEST_INVALID" && /runs past the end/.test(e.message));
+  writeFileSync(
+    join(dir, "remap-fpath.img"),
+    image([0x54564319, 0x59133954], [...vfield(1, 7), ...vfield(2, 1), ...vfield(3, 1)]).subarray(0, 14),
+  );
+  await assert.rejects(
+    criuTempFiles(dir),
+    (e: unknown) => e instanceof StasisError && e.code === "E_MANIFEST_INVALID" && /runs past the end/.test(e.message),
+  );
 });
 
 test("fields reads varints past 2^31 and skips fixed-width fields", () => {
-  const f = fields(Buffer.from([...vfield(2, 0x80000002), 0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x25, 1, 2, 3, 4, ...bfield(6, [104, 105])]));
+  const f = fields(
+    Buffer.from([...vfield(2, 0x80000002), 0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x25, 1, 2, 3, 4, ...bfield(6, [104, 105])]),
+  );
   assert.equal(f.varint.get(2), 0x80000002);
   assert.equal(f.bytes.get(6)?.toString(), "hi");
 });
@@ -59,6 +76,8 @@ test("removeTempFiles removes what is there and says which", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "stasis-ghosts-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, "a.cr.1.ghost"), "x");
-  assert.deepEqual(await removeTempFiles([join(dir, "a.cr.1.ghost"), join(dir, "b.cr.2.ghost")]), [join(dir, "a.cr.1.ghost")]);
+  assert.deepEqual(await removeTempFiles([join(dir, "a.cr.1.ghost"), join(dir, "b.cr.2.ghost")]), [
+    join(dir, "a.cr.1.ghost"),
+  ]);
   assert.equal(existsSync(join(dir, "a.cr.1.ghost")), false);
 });

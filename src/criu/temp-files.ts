@@ -8,10 +8,10 @@ import { StasisError } from "../errors.js";
  *   the images (ghost-file-N.img), is written back as `<its old path>.cr.<remap id, hex>.ghost`, created exclusively;
  * - the names link_remap files are linked to: a file kept as `link_remap.N` (criu/kept-files.ts) is linked back under
  *   the name the tree opened it by (`/dev/shm/sem.XXXXXX`), opened, and that name removed again.
- * A restore killed half-way leaves them behind, and every later restore of the snapshot failed on its ghost file ("Can't
- * create ghost regfile: File exists"); two restores at once failed on each other's. So a restore learns the paths from
- * the images before CRIU runs, records them in its instance record (their owner), and refuses or removes what it finds
- * there (instances/claim.ts).
+ * A restore killed half-way leaves them behind, and every later restore of the snapshot failed on its ghost file
+ * ("Can't create ghost regfile: File exists"); two restores at once failed on each other's. So a restore learns the
+ * paths from the images before CRIU runs, records them in its instance record (their owner), and refuses or removes
+ * what it finds there (instances/claim.ts).
  */
 export async function criuTempFiles(imagesDir: string): Promise<string[]> {
   try {

@@ -8,7 +8,12 @@ import { instanceDir, listInstances, recordInstance, selfAsOwner } from "./insta
 import { Events } from "../events.js";
 import { StasisError } from "../errors.js";
 
-const claimFor = async (home: string, id: string, port: number, owner: { pid: number; startTime: number }): Promise<Claim> => ({
+const claimFor = async (
+  home: string,
+  id: string,
+  port: number,
+  owner: { pid: number; startTime: number },
+): Promise<Claim> => ({
   id,
   snapshot: "s",
   origin: "restore",
@@ -23,7 +28,10 @@ const claimFor = async (home: string, id: string, port: number, owner: { pid: nu
 });
 
 test("an instance's ports are its listeners' and its URL's", () => {
-  assert.deepEqual([...portsOf({ url: "http://127.0.0.1:8000/v1", listeners: ["127.0.0.1:8000", "::1:9000"] })].sort(), [8000, 9000]);
+  assert.deepEqual(
+    [...portsOf({ url: "http://127.0.0.1:8000/v1", listeners: ["127.0.0.1:8000", "::1:9000"] })].sort(),
+    [8000, 9000],
+  );
   assert.deepEqual([...portsOf({ url: "https://example" })], [443]);
 });
 
@@ -34,7 +42,7 @@ test("a claim overlaps another on any shared port or ghost file", async () => {
   assert.equal(holdsPartOf({ url: "http://127.0.0.1:9000", listeners: ["0.0.0.0:9001"] }, c), false);
 });
 
-test("a second restore on a claimed address is refused naming the restore at work; a dead restore's claim is reaped", async (t) => {
+test("a restore on a claimed address is refused, naming the one at work; a dead one's claim is reaped", async (t) => {
   const home = mkdtempSync(join(tmpdir(), "stasis-claim-"));
   t.after(() => rmSync(home, { recursive: true, force: true }));
   const events = new Events();
@@ -42,17 +50,26 @@ test("a second restore on a claimed address is refused naming the restore at wor
   events.on((e) => void (e.type === "log" && logs.push(e.message)));
   // The record's owner is this process: a live restore.
   await recordInstance(await claimFor(home, "first", 41000, await selfAsOwner()));
-  await assert.rejects(claimRestore(await claimFor(home, "second", 41001, await selfAsOwner()), events, home), (e: unknown) => {
-    assert.ok(e instanceof StasisError && e.code === "E_ADDRESS_IN_USE");
-    assert.match(e.message, /port 41001 is taken: instance first is restoring snapshot "s"/);
-    assert.match(e.hint ?? "", /stasis stop first/);
-    return true;
-  });
+  await assert.rejects(
+    claimRestore(await claimFor(home, "second", 41001, await selfAsOwner()), events, home),
+    (e: unknown) => {
+      assert.ok(e instanceof StasisError && e.code === "E_ADDRESS_IN_USE");
+      assert.match(e.message, /port 41001 is taken: instance first is restoring snapshot "s"/);
+      assert.match(e.hint ?? "", /stasis stop first/);
+      return true;
+    },
+  );
   // Its owner "dies" (a pid that is not there): the next claim removes its record and folder and goes ahead.
   await recordInstance(await claimFor(home, "first", 41000, { pid: 2 ** 22 + 7, startTime: 1 }));
   assert.equal((await listInstances(home))[0]?.status, "abandoned");
   await claimRestore(await claimFor(home, "third", 41000, await selfAsOwner()), events, home);
   assert.equal(existsSync(join(home, "instances", "first")), false);
-  assert.deepEqual((await listInstances(home)).map((i) => [i.id, i.status]), [["third", "restoring"]]);
-  assert.ok(logs.some((l) => /removed what an unfinished restore \(instance first/.test(l)), logs.join("\n"));
+  assert.deepEqual(
+    (await listInstances(home)).map((i) => [i.id, i.status]),
+    [["third", "restoring"]],
+  );
+  assert.ok(
+    logs.some((l) => /removed what an unfinished restore \(instance first/.test(l)),
+    logs.join("\n"),
+  );
 });

@@ -4,7 +4,14 @@ import type { Events } from "../events.js";
 import { stasisHome } from "../home.js";
 import { refuseTakenAddress } from "../restore/address.js";
 import { isGhostFile, removeTempFiles } from "../criu/temp-files.js";
-import { listInstances, recordInstance, stopInstance, withClaimsLock, type Instance, type InstanceStatus } from "./instances.js";
+import {
+  listInstances,
+  recordInstance,
+  stopInstance,
+  withClaimsLock,
+  type Instance,
+  type InstanceStatus,
+} from "./instances.js";
 
 /** What a restore is about to hold: its record (state "restoring"), the server's URL and listeners, CRIU's temporary
  *  files (criu/temp-files.ts). */
@@ -13,11 +20,12 @@ export type Claim = Omit<Instance, "startTime"> & { state: "restoring"; listener
 /**
  * Claims what a restore will hold, before anything of it starts: the snapshot's listening addresses (CRIU binds a
  * restored listener even where another socket listens, so two restores of one snapshot at once would both "succeed"
- * on one port) and the paths of CRIU's temporary files (a ghost file is created exclusively). Under one lock for every claim (held
- * for the check and the record's write, milliseconds), it refuses, naming the holder, where a live instance or a
- * restore at work holds one of them, or any other process listens on the port; reaps what a dead restore left there
- * (its record, processes and files); removes temporary files no live restore owns; then writes the restore's record,
- * which is its claim from then on (`ps` lists it as restoring; it becomes the instance's record once it serves).
+ * on one port) and the paths of CRIU's temporary files (a ghost file is created exclusively). Under one lock for
+ * every claim (held for the check and the record's write, milliseconds), it refuses, naming the holder, where a live
+ * instance or a restore at work holds one of them, or any other process listens on the port; reaps what a dead
+ * restore left there (its record, processes and files); removes ghost files no live restore owns; then writes the
+ * restore's record, which is its claim from then on (`ps` lists it as restoring; it becomes the instance's record once
+ * it serves).
  */
 export async function claimRestore(claim: Claim, events: Events, home = stasisHome()): Promise<Instance> {
   return withClaimsLock(async () => {
@@ -25,7 +33,11 @@ export async function claimRestore(claim: Claim, events: Events, home = stasisHo
       if (other.id === claim.id || !holdsPartOf(other, claim)) continue;
       if (other.status === "abandoned") {
         await stopInstance(other, 0, { claimsHeld: true });
-        events.log(`removed what an unfinished ${other.origin} (instance ${other.id}, its stasis process gone) left on ${describe(claim)}`, "warn");
+        events.log(
+          `removed what an unfinished ${other.origin} (instance ${other.id}, its stasis process gone) left on ` +
+            describe(claim),
+          "warn",
+        );
         continue;
       }
       if (other.status === "exited") continue; // an ended server holds no address
@@ -40,7 +52,9 @@ export async function claimRestore(claim: Claim, events: Events, home = stasisHo
     const stale = await removeTempFiles(ghosts);
     if (stale.length > 0) events.log(`removed file(s) an interrupted restore left: ${stale.join(", ")}`, "warn");
     const others = claim.criuFiles.filter((f) => !isGhostFile(f));
-    const present = new Set(await Promise.all(others.map(async (f) => ((await stat(f).catch(() => undefined)) ? f : ""))));
+    const present = new Set(
+      await Promise.all(others.map(async (f) => ((await stat(f).catch(() => undefined)) ? f : ""))),
+    );
     claim.criuFiles = [...ghosts, ...others.filter((f) => !present.has(f))];
     return await recordInstance(claim);
   }, home);
@@ -78,17 +92,23 @@ function describe(claim: Claim): string {
 }
 
 function refusal(other: InstanceStatus, claim: Claim): StasisError {
+  const by = other.owner?.pid ?? "?";
   const doing =
     other.status === "serving" || other.status === "exited"
       ? `instance ${other.id} (snapshot "${other.snapshot}", pid ${other.pid}) serves there`
-      : `instance ${other.id} is ${other.status} snapshot "${other.snapshot}" there (stasis process ${other.owner?.pid ?? "?"})`;
+      : `instance ${other.id} is ${other.status} snapshot "${other.snapshot}" there (stasis process ${by})`;
   const shared = [...portsOf(other)].filter((p) => portsOf(claim).has(p));
-  return new StasisError(
-    "E_ADDRESS_IN_USE",
-    `${shared.length > 0 ? `port ${shared.join(", ")}` : `${claim.criuFiles.find((f) => other.criuFiles?.includes(f))}`} is taken: ${doing}, and the restored server would need it too`,
-    {
-      hint: `one instance per snapshot and address on a machine: stop it first (\`stasis stop ${other.id}\`), or wait for its restore to end`,
-      details: { holder: other.id, status: other.status, ...(other.owner ? { ownerPid: other.owner.pid } : {}), pid: other.pid },
+  const what =
+    shared.length > 0 ? `port ${shared.join(", ")}` : `${claim.criuFiles.find((f) => other.criuFiles?.includes(f))}`;
+  return new StasisError("E_ADDRESS_IN_USE", `${what} is taken: ${doing}, and the restored server would need it too`, {
+    hint:
+      `one instance per snapshot and address on a machine: stop it first (\`stasis stop ${other.id}\`), ` +
+      "or wait for its restore to end",
+    details: {
+      holder: other.id,
+      status: other.status,
+      ...(other.owner ? { ownerPid: other.owner.pid } : {}),
+      pid: other.pid,
     },
-  );
+  });
 }

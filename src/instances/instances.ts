@@ -200,7 +200,11 @@ export async function withClaimsLock<T>(body: () => Promise<T>, home = stasisHom
  * (which reaps it as it claims) may both be at it, and CRIU's temporary files are removed by path, so not once
  * another restore has claimed it. `claimsHeld`: the caller holds that lock already.
  */
-export async function stopInstance(inst: InstanceStatus, graceMs: number, opts: { claimsHeld?: boolean } = {}): Promise<"terminated" | "killed" | "gone"> {
+export async function stopInstance(
+  inst: InstanceStatus,
+  graceMs: number,
+  opts: { claimsHeld?: boolean } = {},
+): Promise<"terminated" | "killed" | "gone"> {
   if (inst.state && !opts.claimsHeld) {
     return withClaimsLock(async () => {
       const now = (await listInstances(dirname(dirname(inst.dir)))).find((i) => i.id === inst.id);
@@ -234,7 +238,8 @@ async function killNaming(dir: string): Promise<boolean> {
       /* already gone */
     }
   }
-  for (let i = 0; i < 250 && (await Promise.all(pids.map(isRunning))).some(Boolean); i++) await new Promise((r) => setTimeout(r, 20));
+  const alive = async () => (await Promise.all(pids.map(isRunning))).some(Boolean);
+  for (let i = 0; i < 250 && (await alive()); i++) await new Promise((r) => setTimeout(r, 20));
   return pids.length > 0;
 }
 

@@ -30,8 +30,27 @@ before(async () => {
   // A ghost file (CRIU makes it exclusively at restore), 200 MiB that CRIU takes a while to restore, and a canary
   // answered 1.5 s late: each phase of a restore lasts long enough to be killed in.
   const cap = await stasis(
-    ["capture", "ghostly", "--json", "--warmup", "0", "--ready-url", `${base}/health`, "--canary-url", `${base}/answer?q=x&delay_ms=1500`,
-      "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(port), "--startup-seconds", "0.2", "--ghost-file", "--ballast-mb", "200"],
+    [
+      "capture",
+      "ghostly",
+      "--json",
+      "--warmup",
+      "0",
+      "--ready-url",
+      `${base}/health`,
+      "--canary-url",
+      `${base}/answer?q=x&delay_ms=1500`,
+      "--",
+      "python3",
+      join(EXAMPLES, "slow_server.py"),
+      "--port",
+      String(port),
+      "--startup-seconds",
+      "0.2",
+      "--ghost-file",
+      "--ballast-mb",
+      "200",
+    ],
     env,
   );
   assert.equal(cap.code, 0, cap.output);
@@ -41,8 +60,14 @@ before(async () => {
 });
 
 /** A stasis command in the background, its stderr (the phases as they end) collected. */
-function background(args: string[], e: NodeJS.ProcessEnv): { child: ChildProcess; err: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...e }, stdio: ["ignore", "ignore", "pipe"] });
+function background(
+  args: string[],
+  e: NodeJS.ProcessEnv,
+): { child: ChildProcess; err: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    env: { ...process.env, ...e },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let err = "";
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
   return { child, err: () => err, exited: new Promise((r) => child.on("exit", (code) => r(code))) };
@@ -106,29 +131,54 @@ async function criuRunning(): Promise<boolean> {
 test("kill -9 of `stasis capture` during the readiness wait leaves no server running", async () => {
   const p = await freePort();
   const run = background(
-    ["capture", "never", "--ready-url", `http://127.0.0.1:${p}/health`, "--canary-url", `http://127.0.0.1:${p}/answer?q=x`, "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(p), "--startup-seconds", "30"],
+    [
+      "capture",
+      "never",
+      "--ready-url",
+      `http://127.0.0.1:${p}/health`,
+      "--canary-url",
+      `http://127.0.0.1:${p}/answer?q=x`,
+      "--",
+      "python3",
+      join(EXAMPLES, "slow_server.py"),
+      "--port",
+      String(p),
+      "--startup-seconds",
+      "30",
+    ],
     env,
   );
   let pid = 0;
   await waitFor("the capture's record", async () => {
     if (run.child.exitCode !== null) throw new Error(`the capture ended early: ${run.err()}`);
     const ps = await stasis(["ps", "--json"], env);
-    pid = ps.json.instances.find((i: { snapshot: string; status: string }) => i.snapshot === "never" && i.status === "capturing")?.pid ?? 0;
+    pid =
+      ps.json.instances.find(
+        (i: { snapshot: string; status: string }) => i.snapshot === "never" && i.status === "capturing",
+      )?.pid ?? 0;
     return pid > 0;
   });
   assert.ok(await isRunning(pid), "the server is starting");
   run.child.kill("SIGKILL");
   await run.exited;
   await waitFor("the server to be ended", async () => !(await isRunning(pid)), 10_000);
-  await waitFor("the capture's record to go", async () => (await stasis(["ps", "--all", "--json"], env)).json.instances.length === 0, 10_000);
+  await waitFor(
+    "the capture's record to go",
+    async () => (await stasis(["ps", "--all", "--json"], env)).json.instances.length === 0,
+    10_000,
+  );
 });
 
 for (const phase of ["claimed", "criu", "canary"] as const) {
-  test(`kill -9 of \`stasis restore\` (${phase}) leaves no unshare, CRIU, server, record or ghost file, and the next restore works`, async () => {
+  const title = `kill -9 of \`stasis restore\` (${phase}) leaves no unshare, CRIU, server, record or ghost file`;
+  test(`${title}, and the next restore works`, async () => {
     const run = background(["restore", "ghostly"], local);
     if (phase === "claimed") {
       const dir = join(home, "instances");
-      await waitFor("the restore's record", () => existsSync(dir) && readdirSync(dir).some((d) => existsSync(join(dir, d, "instance.json"))));
+      await waitFor(
+        "the restore's record",
+        () => existsSync(dir) && readdirSync(dir).some((d) => existsSync(join(dir, d, "instance.json"))),
+      );
     } else if (phase === "criu") {
       await waitFor("CRIU", criuRunning);
     } else {
@@ -164,7 +214,11 @@ test("four restores of one snapshot at once: one instance, three refusals naming
   const id = ok[0]!.json.instance.id;
   for (const r of runs.filter((x) => x.code !== 0)) {
     assert.equal(r.json.error.code, "E_ADDRESS_IN_USE", r.output);
-    assert.match(r.json.error.message, new RegExp(`instance ${id}|pid ${ok[0]!.json.instance.pid}\\b`), "names the holder");
+    assert.match(
+      r.json.error.message,
+      new RegExp(`instance ${id}|pid ${ok[0]!.json.instance.pid}\\b`),
+      "names the holder",
+    );
   }
   assert.equal((await listenersOn(port)).length, 1, "one listener on the port");
   assert.equal((await httpOk(`http://127.0.0.1:${port}/answer?q=x`)).body, canaryText);
@@ -189,7 +243,7 @@ test("five restores at once through `stasis serve`: one instance, the others ref
   await assertClean("after restores through the daemon");
 });
 
-test("what a dead restore left (its supervisor killed too) and a stray ghost file are removed by the next restore", async () => {
+test("the next restore removes a dead restore's leftovers (its supervisor killed too), a stray ghost file", async () => {
   const run = background(["restore", "ghostly"], local);
   await waitFor("CRIU", criuRunning);
   // The supervisor and the client both die: as after an OOM kill of both, or a crash of the machine's session.
@@ -226,24 +280,44 @@ test("what a dead restore left (its supervisor killed too) and a stray ghost fil
   await assertClean("at the end");
 });
 
-test("two snapshots whose link_remap files share a path restore at once: both serve (CRIU's step waits on the path)", async () => {
+test("two snapshots sharing a link_remap path restore at once: both serve (CRIU waits on the path)", async () => {
   const caps: { linkRemaps: { original: string }[]; engine: { canary: { text: string } } }[] = [];
   for (const name of ["pair-a", "pair-b"]) {
     const p = await freePort();
     const cap = await stasis(
-      ["capture", name, "--json", "--ready-url", `http://127.0.0.1:${p}/health`, "--canary-url", `http://127.0.0.1:${p}/answer?q=pair`,
-        "--", "python3", join(EXAMPLES, "two_process_server.py"), "--port", String(p), "--startup-seconds", "0.3"],
+      [
+        "capture",
+        name,
+        "--json",
+        "--ready-url",
+        `http://127.0.0.1:${p}/health`,
+        "--canary-url",
+        `http://127.0.0.1:${p}/answer?q=pair`,
+        "--",
+        "python3",
+        join(EXAMPLES, "two_process_server.py"),
+        "--port",
+        String(p),
+        "--startup-seconds",
+        "0.3",
+      ],
       env,
     );
     assert.equal(cap.code, 0, cap.output);
     caps.push(cap.json.manifest);
   }
-  const shared = caps[0]!.linkRemaps.map((r) => r.original).filter((o) => caps[1]!.linkRemaps.some((r) => r.original === o));
-  assert.ok(shared.length > 0, `CRIU numbered both snapshots' link_remap files alike (${JSON.stringify(caps.map((m) => m.linkRemaps))})`);
+  const shared = caps[0]!.linkRemaps
+    .map((r) => r.original)
+    .filter((o) => caps[1]!.linkRemaps.some((r) => r.original === o));
+  assert.ok(
+    shared.length > 0,
+    `CRIU numbered both snapshots' link_remap files alike (${JSON.stringify(caps.map((m) => m.linkRemaps))})`,
+  );
   for (let round = 0; round < 2; round++) {
     const runs = await Promise.all(["pair-a", "pair-b"].map((n) => stasis(["restore", n, "--json"], local)));
     for (const r of runs) assert.equal(r.code, 0, r.output);
-    for (const [i, r] of runs.entries()) assert.equal((await httpOk(`${r.json.instance.url}/answer?q=pair`)).body, caps[i]!.engine.canary.text);
+    for (const [i, r] of runs.entries())
+      assert.equal((await httpOk(`${r.json.instance.url}/answer?q=pair`)).body, caps[i]!.engine.canary.text);
     for (const r of runs) assert.equal((await stasis(["stop", r.json.instance.id, "--grace", "1"], env)).code, 0);
   }
   for (const o of shared) assert.equal(existsSync(o), false, `${o} is removed once both are done`);

@@ -37,18 +37,22 @@ export interface Supervisor {
 }
 
 /**
- * Ties an unfinished capture or restore (instance `id`, its folder `dir`) to a process that outlives it: a small shell in a session of
- * its own whose input is a pipe from this process. The kernel closes that pipe however this process ends, kill -9
- * included, and the supervisor then reaps what the run left. A finished run (a restored server, a capture's original
- * kept with --leave-running) calls release() first and keeps running on its own. In `stasis serve` each restore has
- * its own supervisor, so a killed daemon leaves none of its unfinished restores behind either.
+ * Ties an unfinished capture or restore (instance `id`, its folder `dir`) to a process that outlives it: a small shell
+ * in a session of its own whose input is a pipe from this process. The kernel closes that pipe however this process
+ * ends, kill -9 included, and the supervisor then reaps what the run left. A finished run (a restored server, a
+ * capture's original kept with --leave-running) calls release() first and keeps running on its own. In `stasis serve`
+ * each restore has its own supervisor, so a killed daemon leaves none of its unfinished restores behind either.
  */
 export function supervise(id: string, dir: string, home = stasisHome()): Supervisor {
-  const child = spawn("sh", ["-c", PROGRAM, "stasis-supervisor", dir, process.execPath, CLI, "stop", "--grace", "0", id], {
-    detached: true,
-    stdio: ["pipe", "ignore", "ignore"],
-    env: { ...process.env, STASIS_HOME: home, STASIS_NO_DAEMON: "1" },
-  });
+  const child = spawn(
+    "sh",
+    ["-c", PROGRAM, "stasis-supervisor", dir, process.execPath, CLI, "stop", "--grace", "0", id],
+    {
+      detached: true,
+      stdio: ["pipe", "ignore", "ignore"],
+      env: { ...process.env, STASIS_HOME: home, STASIS_NO_DAEMON: "1" },
+    },
+  );
   child.on("error", () => undefined); // no sh: the run goes on unsupervised, as before
   child.stdin!.on("error", () => undefined); // a supervisor that is gone cannot be told anything
   child.unref();
