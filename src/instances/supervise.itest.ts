@@ -243,7 +243,7 @@ test("five restores at once through `stasis serve`: one instance, the others ref
   await assertClean("after restores through the daemon");
 });
 
-test("the next restore removes a dead restore's leftovers (its supervisor killed too), a stray ghost file", async () => {
+test("the next restore removes a dead restore's leftovers (supervisor killed too), a stray ghost file", async () => {
   const run = background(["restore", "ghostly"], local);
   await waitFor("CRIU", criuRunning);
   // The supervisor and the client both die: as after an OOM kill of both, or a crash of the machine's session.
