@@ -27,7 +27,7 @@ import { closeAhead, cudaWorkerAhead, gpuCheckpoint, type GpuCapture } from "./g
 import type { CudaDriver } from "../cuda/driver.js";
 import { cudaCandidates } from "../cuda/tree.js";
 import { captureCaches } from "./caches.js";
-import { paths, stasisHome } from "../home.js";
+import { stasisHome } from "../home.js";
 import { PRIVATE_DIR, restrictTree } from "../store/private.js";
 import { outOfSpace } from "../store/space.js";
 import { removeDeadCaptures } from "./leftovers.js";
@@ -86,8 +86,10 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
   });
   const staging = await Staging.begin(opts.name);
   const id = newInstanceId();
-  // The supervisor first (it removes the folder too): a capture killed from here on leaves no server or folder.
-  const supervisor = supervise(id, paths.instance(id));
+  // The supervisor first: a capture killed from here on leaves no server. Its folder stays, as after any failed
+  // capture: its logs, and the dump log that names the network-lock table a dead capture's reaper removes
+  // (leftovers.ts).
+  const supervisor = supervise(id, "");
   const inst = await instanceDir(id);
   let server: Awaited<ReturnType<typeof launch>> | undefined;
   let gpu: GpuCapture | undefined;

@@ -219,7 +219,9 @@ export async function stopInstance(
   // restore killed while CRIU ran leaves its temporary files: the next restore could not make its ghost files.
   await removePlaced(inst.placedFiles ?? []);
   await removeTempFiles(inst.criuFiles ?? []);
-  await forgetInstance(inst);
+  // An unfinished capture's folder stays, as after any failed capture (capture/leftovers.ts reads its dump log).
+  if (inst.state === "capturing") await dropRecord(inst);
+  else await forgetInstance(inst);
   return how;
 }
 

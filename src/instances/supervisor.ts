@@ -10,8 +10,8 @@ const CLI = fileURLToPath(new URL("../cli/main.js", import.meta.url));
  * process group to kill if that run dies), `done` (the run finished or undid itself: exit). The end of its input
  * without `done` means the run's process died (kill -9, a crash): it kills the groups at once, then runs `stasis
  * stop --grace 0 ID`, which ends the rest of the run's processes and removes its record and files, and removes the
- * run's folder (there is no record to stop where the run died before writing it). It ignores the terminal's signals,
- * which are for the run.
+ * run's folder where it was given one (there is no record to stop where the run died before writing it). It ignores
+ * the terminal's signals, which are for the run.
  */
 const PROGRAM = `
 trap '' INT TERM HUP QUIT
@@ -26,7 +26,7 @@ while read -r what arg; do
 done
 for g in $groups; do kill -9 -"$g" 2>/dev/null; done
 "$@" >/dev/null 2>&1 </dev/null
-rm -rf -- "$dir"
+[ -z "$dir" ] || rm -rf -- "$dir"
 `;
 
 export interface Supervisor {
@@ -37,11 +37,12 @@ export interface Supervisor {
 }
 
 /**
- * Ties an unfinished capture or restore (instance `id`, its folder `dir`) to a process that outlives it: a small shell
- * in a session of its own whose input is a pipe from this process. The kernel closes that pipe however this process
- * ends, kill -9 included, and the supervisor then reaps what the run left. A finished run (a restored server, a
- * capture's original kept with --leave-running) calls release() first and keeps running on its own. In `stasis serve`
- * each restore has its own supervisor, so a killed daemon leaves none of its unfinished restores behind either.
+ * Ties an unfinished capture or restore (instance `id`; `dir`, its folder to remove, or "" to keep it) to a process
+ * that outlives it: a small shell in a session of its own whose input is a pipe from this process. The kernel closes
+ * that pipe however this process ends, kill -9 included, and the supervisor then reaps what the run left. A finished
+ * run (a restored server, a capture's original kept with --leave-running) calls release() first and keeps running on
+ * its own. In `stasis serve` each restore has its own supervisor, so a killed daemon leaves none of its unfinished
+ * restores behind either.
  */
 export function supervise(id: string, dir: string, home = stasisHome()): Supervisor {
   const child = spawn(
