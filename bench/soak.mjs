@@ -250,7 +250,8 @@ for (const s of snaps) {
   for (const f of [...m.linkRemaps, ...m.shmFiles]) ownPaths.add(f.original);
   for (const f of await criuTempFiles(join(home, "snapshots", s.name, "images"))) ownPaths.add(f);
 }
-const ours = (dir) => (n) => ownPaths.has(join(dir, n)) || /^\.stasis-[0-9a-f]{8}$|\.cr\.[0-9a-f]+\.ghost$/.test(n);
+const ours = (dir) => (n) =>
+  ownPaths.has(join(dir, n)) || /^\.stasis-(\d+-)?[0-9a-f]{8}$|^\.stasis-lock-|\.cr\.[0-9a-f]+\.ghost$/.test(n);
 const leaks = {
   processes: strays,
   records: leakedRecords,

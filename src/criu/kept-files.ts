@@ -5,6 +5,7 @@ import { basename, dirname, join } from "node:path";
 import { readMaps } from "../proc/maps.js";
 import { checkPlacedPath, isPlainName, resolveInSnapshot, SHM_ROOT } from "../store/confine.js";
 import { PRIVATE_DIR, PRIVATE_FILE } from "../store/private.js";
+import { isAlive } from "../store/lockfile.js";
 
 /**
  * Files a snapshot must carry because CRIU's images refer to them by path only.
@@ -191,7 +192,9 @@ export async function placeFiles(
   try {
     for (const [i, k] of kept.entries()) {
       await mkdir(dirname(k.original), { recursive: true });
-      const tmp = join(dirname(k.original), `.stasis-${randomBytes(4).toString("hex")}`);
+      await removeDeadTemps(dirname(k.original));
+      // Named after this process: one killed between the copy and the rename leaves a file the next one removes.
+      const tmp = join(dirname(k.original), `.stasis-${process.pid}-${randomBytes(4).toString("hex")}`);
       const mode = k.mode ?? (await stat(sources[i]!)).mode & 0o7777;
       // Exclusive: never through a symlink someone put at that name. The mode is set through the file's own fd.
       await copyFile(sources[i]!, tmp, constants.COPYFILE_EXCL);
@@ -214,6 +217,14 @@ export async function placeFiles(
     throw err;
   }
   return { placed, remove: () => removePlaced(placed) };
+}
+
+/** Removes placeFiles' temporary files in `dir` whose process is gone (killed between its copy and its rename). */
+async function removeDeadTemps(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const m = /^\.stasis-(\d+)-[0-9a-f]{8}$/.exec(name);
+    if (m && !isAlive(Number(m[1]))) await rm(join(dir, name), { force: true });
+  }
 }
 
 /** Those of `paths` created at or after `sinceMs` (epoch ms), by identity: a server's own files, not older ones it opened. */
