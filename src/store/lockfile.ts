@@ -1,4 +1,4 @@
-import { link, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { link, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { StasisError, fsError } from "../errors.js";
@@ -10,9 +10,8 @@ import { StasisError, fsError } from "../errors.js";
  *
  * The lock appears with its pid already in it: written to a file of this process's own, then hard-linked into place
  * (atomic, and it fails if the lock exists). A lock created empty and then written let a second process read it
- * empty, judge it stale and take it too: two restores claimed one address at once that way. A stale lock is moved
- * aside under a name of this process's own before it is judged again, so a fresh lock that replaced it meanwhile is
- * put back, not removed.
+ * empty, judge it stale and take it too: two restores claimed one address at once that way. A stale lock is judged
+ * again, by one taker at a time, before it is removed (removeStale).
  */
 export async function lockFile(
   path: string,
@@ -34,9 +33,11 @@ export async function lockFile(
         };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw fsError(err, path, "take lock");
-        const owner = Number((await readFile(path, "utf8").catch(() => "")).trim());
+        const text = await readFile(path, "utf8").catch(() => undefined);
+        if (text === undefined) continue; // released meanwhile: try again
+        const owner = Number(text.trim());
         if (!(owner > 0 && isAlive(owner))) {
-          await takeOverStale(path, owner);
+          await removeStale(path, text);
           continue;
         }
         if (!opts.wait) {
@@ -50,28 +51,37 @@ export async function lockFile(
   }
 }
 
-/** Removes the files of this kind (`<lock>.<pid>.<hex>`, `<lock>.stale.<pid>.<hex>`) a process killed mid-way left. */
+/** Removes the files of this kind (`<lock>.<pid>.<hex>`) a process killed mid-way left. */
 async function removeDeadOwnFiles(path: string): Promise<void> {
   const dir = dirname(path);
   const prefix = `${basename(path)}.`;
   for (const name of await readdir(dir).catch(() => [] as string[])) {
-    const m = /^(?:stale\.)?(\d+)\.[0-9a-f]{8}$/.exec(name.startsWith(prefix) ? name.slice(prefix.length) : "");
+    const m = /^(\d+)\.[0-9a-f]{8}$/.exec(name.startsWith(prefix) ? name.slice(prefix.length) : "");
     if (m && !isAlive(Number(m[1]))) await rm(join(dir, name), { force: true });
   }
 }
 
-/** Removes the stale lock at `path` (judged to be dead `owner`'s), unless another took its place meanwhile. */
-async function takeOverStale(path: string, owner: number): Promise<void> {
-  const aside = `${path}.stale.${process.pid}.${randomBytes(4).toString("hex")}`;
+/**
+ * Removes the stale lock at `path` if it still says `judged`. One taker at a time does (a `.takeover` file, created
+ * exclusively; one older than 5 s is a killed taker's), and only dead owners' locks are removed, which no one else
+ * removes: so the lock read again here cannot have been replaced by a fresh one before it is removed.
+ */
+async function removeStale(path: string, judged: string): Promise<void> {
+  const marker = `${path}.takeover`;
   try {
-    await rename(path, aside);
-  } catch {
-    return; // gone already: another waiter took it over
+    await writeFile(marker, String(process.pid), { flag: "wx", mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw fsError(err, path, "take over a stale lock");
+    const st = await stat(marker).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > 5_000) await rm(marker, { force: true });
+    await new Promise((r) => setTimeout(r, 5)); // another taker is at it: look again
+    return;
   }
-  const found = Number((await readFile(aside, "utf8").catch(() => "")).trim());
-  // A live process's fresh lock, moved aside by mistake: back in place (it is free, or taken by a third: rare).
-  if (found !== owner && found > 0 && isAlive(found)) await link(aside, path).catch(() => undefined);
-  await rm(aside, { force: true });
+  try {
+    if ((await readFile(path, "utf8").catch(() => undefined)) === judged) await rm(path, { force: true });
+  } finally {
+    await rm(marker, { force: true });
+  }
 }
 
 export function isAlive(pid: number): boolean {
