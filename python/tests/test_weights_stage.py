@@ -480,14 +480,24 @@ def test_a_held_job_reads_its_cold_file_only_after_its_go(tmp_path: Path, capsys
                               "tensors": [{"name": "w", "offset": 0, "nbytes": 4096, "dtype": "float32", "shape": [1024]}]}))
     r, wfd = os.pipe()
     lines = stage.Lines(r)
-    t = threading.Thread(target=keeper.serve, args=(j, lambda s: lines.wait_for(stage.go_line("j1"), s)))
+    held_from: list[float] = []  # when the job began to hold (its gate), measured here rather than assumed
+
+    def hold(seconds: float) -> bool:
+        held_from.append(time.monotonic())
+        return lines.wait_for(stage.go_line("j1"), seconds)
+
+    t = threading.Thread(target=keeper.serve, args=(j, hold))
     t.start()
     try:
-        threading.Event().wait(0.3)
-        assert reads == [] and loads and os.path.exists(sock)  # listening, memory made, load set up, nothing read
+        # Waits for the job's gate (bounded) instead of a fixed pause, which a busy machine can overrun.
+        deadline = time.monotonic() + 10
+        while not held_from and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        assert reads == [] and loads and held_from and os.path.exists(sock)  # listening, set up, holding, nothing read
         os.write(wfd, b'{"op": "release", "id": "r1"}\n{"op": "go", "id": "j0"}\n')
         threading.Event().wait(0.1)
         assert reads == []  # another job's go is not this one's
+        threading.Event().wait(0.3)
         went = time.monotonic()
         os.write(wfd, b'{"op": "go", "id": "j1"}\n')
         engine = ReadingEngine()
