@@ -190,3 +190,25 @@ test("a vLLM layout with its stager facts is staged as extents, one allocation e
   assert.deepEqual(source?.info.extents?.map((e) => e.size), [4 << 20, 2 << 20]);
   assert.deepEqual(source?.info.tensors, []);
 });
+
+test("a snapshot whose sleep released the CUDA graphs' memory wakes it with the KV cache", async () => {
+  const server = await fakeServer((m) => [200, m === "stasis_adopt_weights" ? { results: [{ ok: true, rank: 0, bytes: 6_000 }] } : {}]);
+  try {
+    const { ctx } = context(server.url);
+    await vllmEngine.resume(ctx, { ...LEVEL2, wakeTags: ["default"] }, "/snap", staged({ socket: "/run/x.sock" }));
+    assert.deepEqual(server.methods, ["stasis_adopt_weights", "POST /wake_up?tags=kv_cache&tags=default", "POST /reset_prefix_cache"]);
+  } finally {
+    await server.close();
+  }
+});
+
+test("a manifest whose wake tags are not tag names is refused before anything is woken", async () => {
+  const server = await fakeServer(() => [200, {}]);
+  try {
+    const { ctx } = context(server.url);
+    await assert.rejects(vllmEngine.resume(ctx, { ...LEVEL2, wakeTags: ["kv_cache&x=1"] }, "/snap", staged({ reason: "none" })), /wakeTags/);
+    assert.deepEqual(server.methods, []);
+  } finally {
+    await server.close();
+  }
+});

@@ -86,6 +86,47 @@ export async function trimHostMemory(ctx: EngineContext): Promise<void> {
   }
 }
 
+/**
+ * What each worker holds on the GPU once asleep (what the CUDA checkpoint copies), logged in the capture's events,
+ * and the sleep pool's tags other than the weights and KV cache that the sleep released: a restore must wake them
+ * too (the CUDA graphs' memory with STASIS_VLLM_GRAPHS=sleep). Best effort, as the host trim.
+ */
+async function sleepingExtraTags(ctx: EngineContext): Promise<string[]> {
+  let results: RankResult[];
+  try {
+    results = await ctx.events.phase("gpu-memory", () => rpc(ctx, "stasis_gpu_memory"), (r) => ({ detail: { ranks: r } }));
+  } catch (err) {
+    if (ctx.signal?.aborted) throw err;
+    ctx.events.log(`the workers' GPU memory was not read: ${(err as Error).message}`, "warn");
+    return [];
+  }
+  const tags = new Set<string>();
+  for (const r of results) {
+    const byTag = (r.sleep_pool_tags ?? {}) as Record<string, { asleep?: number }>;
+    for (const [tag, t] of Object.entries(byTag)) if (!KNOWN_TAGS.has(tag) && (t.asleep ?? 0) > 0) tags.add(tag);
+    ctx.events.log(`rank ${r.rank ?? "?"} on the GPU asleep: ${gib(r.device_used)} used (torch ${gib(r.torch_reserved)}, ` +
+      `outside torch ${gib(r.outside_torch)}; CUDA graphs ${r.graphs === "sleep" ? "in the sleep pool" : "on the GPU"})`);
+  }
+  return [...tags].sort();
+}
+
+const KNOWN_TAGS = new Set(["weights", "kv_cache", "stasis-adopted-weights"]);
+
+function extraWakeTags(state: Record<string, unknown>): string[] {
+  const tags = state.wakeTags;
+  if (tags === undefined) return [];
+  if (!Array.isArray(tags) || !tags.every((t) => typeof t === "string" && /^[A-Za-z0-9_.-]{1,64}$/.test(t))) {
+    throw new StasisError("E_MANIFEST_INVALID", `the snapshot's engine wakeTags ${JSON.stringify(tags)} are not a list of tag names`, {
+      hint: "the manifest was altered; capture the snapshot again",
+    });
+  }
+  return tags as string[];
+}
+
+function gib(v: unknown): string {
+  return typeof v === "number" ? `${(v / 2 ** 30).toFixed(2)} GiB` : "?";
+}
+
 /** Per rank: the trim's ms and private dirty bytes before and after; `freedBytes` summed over ranks. */
 function trimDetail(results: RankResult[]): Record<string, unknown> {
   const num = (v: unknown): number | undefined => (typeof v === "number" ? v : undefined);
@@ -209,8 +250,12 @@ export const vllmEngine: Engine = {
     await ctx.events.phase("sleep", () => post(ctx, "/sleep?level=2"));
     if (!(await isSleeping(ctx))) throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
     await trimHostMemory(ctx);
+    const wakeTags = await sleepingExtraTags(ctx);
     const stage = stageInfo(layout);
-    return { sleepLevel: 2, ranks, weights: WEIGHTS_TEMPLATE, ...(key ? { reuseKey: key } : {}), ...(stage ? { stage } : {}), files };
+    return {
+      sleepLevel: 2, ranks, weights: WEIGHTS_TEMPLATE, ...(key ? { reuseKey: key } : {}), ...(stage ? { stage } : {}),
+      ...(wakeTags.length ? { wakeTags } : {}), files,
+    };
   },
   stageSource(state, snapshotDir) {
     const info = StageInfo.safeParse(state.stage);
@@ -219,6 +264,7 @@ export const vllmEngine: Engine = {
   },
   async resume(ctx, state, snapshotDir, staged) {
     if (state.sleepLevel !== 2) return;
+    const extraTags = extraWakeTags(state);
     if (!(staged && (await adoptStaged(ctx, staged)))) {
       await ctx.events.phase("wake-weights", () => post(ctx, "/wake_up?tags=weights"));
       await ctx.events.phase(
@@ -227,7 +273,9 @@ export const vllmEngine: Engine = {
         (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }),
       );
     }
-    await ctx.events.phase("wake-kv-cache", () => post(ctx, "/wake_up?tags=kv_cache"));
+    // Other pools the sleep released (the CUDA graphs' memory with STASIS_VLLM_GRAPHS=sleep) wake with the KV cache.
+    const tags = ["kv_cache", ...extraTags].map((t) => `tags=${encodeURIComponent(t)}`).join("&");
+    await ctx.events.phase("wake-kv-cache", () => post(ctx, `/wake_up?${tags}`));
     await ctx.events.phase("reset-prefix-cache", () => post(ctx, "/reset_prefix_cache"));
   },
   async identify(ctx) {

@@ -15,6 +15,8 @@ is the worker. Arguments are strings (collective_rpc passes strings only).
   waking empty memory and refilling it. vLLM's own bookkeeping is kept true: the adopted allocations are hidden
   from the allocator until ``POST /wake_up?tags=weights`` has run (which then maps nothing, restores the model's
   buffers and marks the weights awake), and ``stasis_adopt_settle()`` gives them back their tag.
+- ``stasis_gpu_memory()``: the worker's GPU memory by owner (torch's pools, the sleep-mode pool by tag, the
+  rest: CUDA context and libraries), which is what the CUDA checkpoint copies when asked after a level-2 sleep.
 - ``stasis_trim_host_memory()``: give the worker's freed host memory back (Python garbage, torch's pinned cache,
   glibc's free lists) after ``POST /sleep?level=2`` and before the checkpoint, so it is not in the image;
   answers ``ms``, ``trimmed`` and private dirty bytes before and after. The API server process is not trimmed.
@@ -106,6 +108,12 @@ class StasisWorkerExtension:
 
     def stasis_adopt_settle(self) -> dict[str, Any]:
         return self._stasis_call(lambda: {"allocations": _pool.settle(self._stasis_pool())})
+
+    def stasis_gpu_memory(self) -> dict[str, Any]:
+        from . import _graphs
+
+        return self._stasis_call(lambda: {**_graphs.gpu_memory(self._stasis_pool()),
+                                          "graphs": "sleep" if _graphs.installed() else "gpu"})
 
     def stasis_trim_host_memory(self) -> dict[str, Any]:
         from ..host_trim import trim_host_memory
