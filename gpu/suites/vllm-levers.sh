@@ -66,6 +66,18 @@ if [ "${BENCH:-1}" = 1 ] && [ ${#names[@]} -gt 0 ]; then
     done
   done
 fi
+# What the restored tree of the first variant holds in host memory, by mapping (what CRIU's image is made of, less
+# the CUDA checkpoint's copy of the GPU state, which the driver frees once restored).
+if [ "${SMAPS:-1}" = 1 ] && [ ${#names[@]} -gt 0 ]; then
+  stasis restore "${names[0]}" --json > "$LOGS/smaps-restore.json" 2> "$LOGS/smaps-restore.err" || true
+  pid=$(node -e 'try { const r = require(process.argv[1]); console.log(r.instance.pid ?? "") } catch { }' \
+    "$LOGS/smaps-restore.json")
+  id=$(node -e 'try { const r = require(process.argv[1]); console.log(r.instance.id ?? "") } catch { }' \
+    "$LOGS/smaps-restore.json")
+  if [ -n "$pid" ]; then python3 bench/smaps_summary.py "$pid" 14 > "$OUT/smaps.txt" 2>&1 || true; fi
+  [ -n "$id" ] && stasis stop "$id" >/dev/null 2>&1 || true
+  tail -5 "$LOGS/smaps-restore.err" >> "$OUT/smaps.txt" 2>/dev/null || true
+fi
 if [ "${KEEP:-0}" != 1 ]; then for name in "${names[@]}"; do stasis rm $name >/dev/null 2>&1 || true; done; fi
 echo; echo "== results"; cat "$OUT/snapshots.txt" 2>/dev/null || true
 for name in "${names[@]}"; do
@@ -75,4 +87,5 @@ for name in "${names[@]}"; do
       2>/dev/null || true
   done
 done
+echo; echo "== smaps"; cat "$OUT/smaps.txt" 2>/dev/null || true
 echo; cat "$OUT/steps.txt"
