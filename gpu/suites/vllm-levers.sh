@@ -1,7 +1,7 @@
 # Capture-time levers of the real vLLM side by side: one snapshot per variant of the server's environment, then
 # restore-hot of every variant through one `stasis serve --pin-weights`, interleaved round by round (these machines
 # are noisy). vLLM is installed by an earlier call (gpu/vllm/README.md).
-# Knobs: SHAPE (3b|8b), VARIANTS ("label|ENV=V ...;..."; default: base against the CUDA graphs in the sleep pool),
+# Knobs: SHAPE (3b|8b), VARIANTS ("label|ENV=V ...;..."; default: the CUDA graphs' pool on the GPU against in the sleep pool),
 # ROUNDS (2), REPEAT (3 restores a bench), BENCH=0 (captures only), KEEP=1 (keep the snapshots for the next call),
 # CAPTURE_LIMIT, SERVER_ARGS.
 set -euo pipefail
@@ -18,7 +18,7 @@ source gpu/vllm/env.sh
 SERVE=(vllm serve $MODEL --host 127.0.0.1 --port $PORT --enable-sleep-mode
        --worker-extension-cls stasis_engine.vllm.StasisWorkerExtension --max-model-len 4096 --gpu-memory-utilization 0.5
        ${SERVER_ARGS:-})
-IFS=';' read -ra variants <<< "${VARIANTS:-base|;graphs|STASIS_VLLM_GRAPHS=sleep}"
+IFS=';' read -ra variants <<< "${VARIANTS:-gpu|STASIS_VLLM_GRAPHS=gpu;sleep|STASIS_VLLM_GRAPHS=sleep}"
 names=()
 for v in "${variants[@]}"; do
   IFS='|' read -r label envs <<< "$v"

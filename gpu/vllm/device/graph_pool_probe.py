@@ -9,7 +9,6 @@ import time
 import torch
 import vllm  # noqa: F401  (install_from_env acts only where vLLM is loaded)
 from vllm.device_allocator.cumem import CuMemAllocator
-from vllm.platforms import current_platform
 
 sys.path.insert(0, "python")
 from stasis_engine.vllm import _graphs  # noqa: E402
@@ -24,13 +23,12 @@ def used() -> int:
 def main() -> int:
     torch.cuda.set_device(0)
     allocator = CuMemAllocator.get_instance()
-    _graphs.install()
     with allocator.use_memory_pool(tag="weights"):
         w = [torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16) / 64 for _ in range(8)]
     with allocator.use_memory_pool(tag="kv_cache"):
         kv = torch.zeros(256 << 20, dtype=torch.uint8, device="cuda")
     x = torch.randn(512, 4096, device="cuda", dtype=torch.bfloat16)
-    pool = current_platform.get_global_graph_pool()
+    pool = _graphs._sleep_pool_id()  # what the hook gives vLLM's graph wrappers in a sleep-mode server
 
     def forward(inp: torch.Tensor) -> torch.Tensor:
         h = inp

@@ -2,14 +2,15 @@
 
 A sleeping vLLM keeps its CUDA graphs' memory pool on the GPU (0.8 GiB for the 3B shape), so the CUDA checkpoint
 copies it out and the restore copies it back, though what it holds is scratch: each replay writes the activations
-it later reads. With ``STASIS_VLLM_GRAPHS=sleep`` in the server's environment, vLLM's global graph pool is made a
-``MemPool`` of its own sleep-mode allocator (``CuMemAllocator``), so a level-2 sleep releases it with the KV cache
-(its allocations carry the allocator's default tag, which vLLM itself never uses) and a wake maps fresh memory at
-the same addresses before the next replay. Why: docs/decisions/ (the graph-pool record).
+it later reads. So by default vLLM's global graph pool is made a ``MemPool`` of its own sleep-mode allocator
+(``CuMemAllocator``): a level-2 sleep releases it with the KV cache (its allocations carry the allocator's default
+tag, which vLLM itself never uses) and a wake maps fresh memory at the same addresses before the next replay.
+``STASIS_VLLM_GRAPHS=gpu`` in the server's environment keeps vLLM's own pool. Why: docs/decisions/ (graph pool).
 
 The hook must be in place before the model is loaded (the graph wrappers ask for the pool then); vLLM imports the
 worker extension while it builds the worker, which is early enough, so ``install_from_env`` runs at that import.
-It does nothing outside a process that has imported vLLM already.
+It does nothing outside a process that has imported vLLM, and falls back to vLLM's own pool where the server runs
+without sleep mode or off CUDA.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ _POOL_KEY = "stasis-graphs"
 
 
 def install_from_env() -> bool:
-    """Puts the graph pool in the sleep pool when ``STASIS_VLLM_GRAPHS=sleep`` and vLLM is loaded; whether it did."""
-    mode = os.environ.get(ENV, "").strip().lower()
-    if mode in ("", "gpu", "0", "off"):
+    """Puts the graph pool in the sleep pool unless ``STASIS_VLLM_GRAPHS=gpu``, where vLLM is loaded; whether it did.
+    A stasis restore wakes it (the capture records the tag); anyone else waking this server's sleep must include
+    the tag, or wake every tag at once (``POST /wake_up`` without tags)."""
+    mode = os.environ.get(ENV, "sleep").strip().lower() or "sleep"
+    if mode == "gpu":
         return False
     if mode != "sleep":
-        raise ValueError(f"{ENV}={mode!r}: expected 'sleep' or 'gpu'")
+        raise ValueError(f"{ENV}={mode!r}: expected 'sleep' (the default) or 'gpu'")
     if "vllm" not in sys.modules:
         return False
     install()
@@ -46,23 +49,34 @@ def install() -> None:
     if getattr(cls, "_stasis_graphs", False):
         return
 
+    original = cls.get_global_graph_pool
+
     def get_global_graph_pool(self: Any) -> Any:
         owner = type(self)
-        if owner._global_graph_pool is None:
+        if owner._global_graph_pool is None and _sleep_mode(self):
             owner._global_graph_pool = _sleep_pool_id()
-        return owner._global_graph_pool
+        return original(self)
 
     cls.get_global_graph_pool = get_global_graph_pool
     cls._stasis_graphs = True
 
 
-def installed() -> bool:
-    """Whether this process's graph pool is in the sleep pool (``install`` ran)."""
-    if "vllm.platforms" not in sys.modules:
-        return False
-    from vllm.platforms import current_platform
+_created = False
 
-    return bool(getattr(type(current_platform), "_stasis_graphs", False))
+
+def installed() -> bool:
+    """Whether this process's CUDA graphs' pool is in the sleep pool (made by ``install``'s hook)."""
+    return _created
+
+
+def _sleep_mode(platform: Any) -> bool:
+    """Whether this server's graphs can live in the sleep pool: CUDA, and vLLM started with sleep mode."""
+    try:
+        from vllm.config import get_current_vllm_config
+
+        return bool(platform.is_cuda() and get_current_vllm_config().model_config.enable_sleep_mode)
+    except (ImportError, AttributeError, AssertionError):
+        return False
 
 
 def _sleep_pool_id() -> Any:
@@ -74,6 +88,8 @@ def _sleep_pool_id() -> Any:
     pool = torch.cuda.MemPool(pluggable._allocator)
     # Kept alive with the allocator's own pools (vLLM holds them the same way, for the same torch reasons).
     allocator.allocator_and_pools[_POOL_KEY] = (pool, pluggable)
+    global _created
+    _created = True
     return pool.id
 
 
