@@ -10,11 +10,12 @@ source gpu/suites/_common.sh
 export STASIS_HOME=/var/tmp/stasis-home LOGS=/tmp/stasis-logs
 mkdir -p "$LOGS"
 SHAPE=${SHAPE:-3b}
-MODEL=/var/tmp/model-$SHAPE
+MODEL=/var/tmp/model-$SHAPE${LAYERS:+-L$LAYERS}
 PORT=8000
 step vllm-install 300 bash gpu/vllm/device/install.sh
 source gpu/vllm/env.sh
-[ -f $MODEL/config.json ] || step "make-model-$SHAPE" 240 python3 gpu/vllm/device/make_model.py $MODEL --shape "$SHAPE"
+[ -f $MODEL/config.json ] || step "make-model-$SHAPE" 240 python3 gpu/vllm/device/make_model.py $MODEL --shape "$SHAPE" \
+  ${LAYERS:+--layers $LAYERS}
 SERVE=(vllm serve $MODEL --host 127.0.0.1 --port $PORT --enable-sleep-mode
        --worker-extension-cls stasis_engine.vllm.StasisWorkerExtension --max-model-len 4096 --gpu-memory-utilization 0.5
        ${SERVER_ARGS:-})
@@ -29,7 +30,7 @@ for v in "${variants[@]}"; do
     step "capture-$label" "${CAPTURE_LIMIT:-300}" stasis capture $name --engine vllm \
       --ready-url http://127.0.0.1:$PORT/health --ready-timeout 280 --warmup 3 --env VLLM_SERVER_DEV_MODE=1 \
       --env PYTHONPATH=$PWD/python:$VLLM_SITE --env VLLM_NO_USAGE_STATS=1 --env HF_HUB_OFFLINE=1 \
-      --env VLLM_USE_FLASHINFER_SAMPLER=0 "${extra[@]}" -- "${SERVE[@]}"
+      --env VLLM_USE_FLASHINFER_SAMPLER=0 "${extra[@]}" --json -- "${SERVE[@]}"
   fi
   if [ ! -d $STASIS_HOME/snapshots/$name ]; then
     dir=$(newest_instance)
@@ -44,7 +45,11 @@ for v in "${variants[@]}"; do
       "  engine: " + JSON.stringify({wakeTags: m.engine.state.wakeTags}))' $STASIS_HOME/snapshots/$name/manifest.json
     grep -hE "Graph capturing finished|sleep freed|still in use" $STASIS_HOME/snapshots/$name/logs/*.log 2>/dev/null |
       sed 's/^.*\] //' | cut -c1-160 || true
-    grep -hE "on the GPU asleep" "$LOGS/capture-$label.log" 2>/dev/null | cut -c1-200 || true
+    # The workers' GPU memory once asleep (the capture's gpu-memory phase), and any warning of the capture.
+    node -e 'const fs = require("fs"); const t = fs.readFileSync(process.argv[1], "utf8"); const j = JSON.parse(t.slice(t.search(/^\{/m)));
+      for (const p of j.phases ?? []) if (p.name === "gpu-memory") console.log("gpu-memory: " + JSON.stringify(p.detail ?? p));' \
+      "$LOGS/capture-$label.log" 2>&1 | cut -c1-1500 || true
+    grep -h "^warning" "$LOGS/capture-$label.log" 2>/dev/null | cut -c1-300 || true
   } >> "$OUT/snapshots.txt" 2>&1
 done
 cat "$OUT/snapshots.txt" 2>/dev/null || true
