@@ -27,6 +27,8 @@ export interface Pipeline {
   readonly signal: AbortSignal | undefined;
   /** Runs `body` as the phase `name`; refused (E_INTERRUPTED) once the signal has fired. */
   step<T>(name: string, body: () => Promise<T> | T, report?: (value: T) => PhaseResult): Promise<T>;
+  /** Throws the interrupt's error once the signal has fired: a point past which a cancellation must not go. */
+  throwIfInterrupted(): void;
   /** Pushes the undo of a resource just taken (cleanup.ts). */
   defer(name: string, undo: () => Promise<unknown> | unknown, opts?: { timeoutMs?: number }): Deferred;
 }
@@ -54,6 +56,9 @@ export async function runPipeline<T>(
     step: (name, run, report) => {
       if (opts.signal?.aborted) return Promise.reject(interrupted());
       return events.phase(name, run, report);
+    },
+    throwIfInterrupted: () => {
+      if (opts.signal?.aborted) throw interrupted();
     },
     defer: (name, undo, o) => stack.defer(name, undo, o),
   };

@@ -23,8 +23,20 @@ before(async () => {
   base = `http://127.0.0.1:${port}`;
   const cap = await stasis(
     [
-      "capture", "unwind", "--json", "--ready-url", `${base}/health`, "--canary-url", `${base}/answer?q=canary`,
-      "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(port), "--startup-seconds", "1",
+      "capture",
+      "unwind",
+      "--json",
+      "--ready-url",
+      `${base}/health`,
+      "--canary-url",
+      `${base}/answer?q=canary`,
+      "--",
+      "python3",
+      join(EXAMPLES, "slow_server.py"),
+      "--port",
+      String(port),
+      "--startup-seconds",
+      "1",
     ],
     env,
   );
@@ -82,7 +94,10 @@ test("a restore whose canary does not match ends the restored tree; the next res
   m.engine.canary.sha256 = "0".repeat(64);
   writeFileSync(manifestPath, JSON.stringify(m));
   try {
-    await assert.rejects(restore(opts, new Events()), (e: unknown) => e instanceof StasisError && e.code === "E_CANARY_MISMATCH");
+    await assert.rejects(
+      restore(opts, new Events()),
+      (e: unknown) => e instanceof StasisError && e.code === "E_CANARY_MISMATCH",
+    );
   } finally {
     writeFileSync(manifestPath, original);
   }
