@@ -1,4 +1,4 @@
-import { asStasisError, type StasisError } from "../errors.js";
+import { StasisError, asStasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import { recordTimeline, type TimelinePhase } from "../events.js";
 import type { StageLauncher } from "../engines/weights-stager.js";
@@ -84,7 +84,9 @@ export interface RestoreDeps {
 export async function restore(opts: RestoreOptions, events: Events, deps: RestoreDeps = {}): Promise<RestoreResult> {
   const timeline = recordTimeline(events);
   const started = events.t();
-  return runPipeline(events, { signal: opts.signal }, async (p) => {
+  const interrupted = () =>
+    new StasisError("E_INTERRUPTED", "restore interrupted", { hint: "nothing half-done was kept; run it again" });
+  return runPipeline(events, { signal: opts.signal, interrupted }, async (p) => {
     p.defer("the timeline", timeline.stop);
     const claimed = await p.step("open", () => claimSnapshot(p, opts.name));
     const m = claimed.snap.manifest;
