@@ -15,6 +15,8 @@ import torch
 
 from stasis_engine.errors import StasisEngineError
 from stasis_engine.weights import Extent, _native, dump, load_into, read_header
+from stasis_engine.weights._targets import from_source
+from stasis_engine.weights.load import LoadTuning, load_targets
 
 METHODS = ["auto", "cpu", "pinned-ring", "hostreg", "hybrid", "lanes", "direct"]
 # Tiny ring/registration windows so extents straddle windows and the ring wraps many times.
@@ -278,6 +280,31 @@ def test_weights_extent_file_needs_extent_targets(wfile: Path) -> None:
 def test_weights_bad_arguments(wfile: Path, src: dict[str, torch.Tensor], kwargs: dict, words: str) -> None:  # type: ignore[type-arg]
     t = poisoned_like(src)
     expect_untouched(t, lambda: load_into(t, wfile, **kwargs), "bad_argument", words)
+
+
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ({"method": "fast"}, "method='fast', expected one of auto"),
+        ({"lane_slots": 1}, "lane_slots=1, expected an integer between 2 and"),
+        ({"lane_mb": 0}, "lane_mb=0, expected an integer >= 1"),
+        ({"hostreg_share": 1.5}, "hostreg_share=1.5, expected a number between 0 and 1"),
+        ({"read_mb": "4"}, "read_mb='4', expected an integer >= 1"),
+    ],
+)
+def test_load_tuning_is_checked_as_it_is_made(fields: dict[str, Any], words: str) -> None:
+    with pytest.raises(StasisEngineError) as e:
+        LoadTuning(**fields)
+    assert e.value.code == "bad_argument" and words in e.value.message
+
+
+def test_load_targets_reads_as_its_tuning_says(wfile: Path, src: dict[str, torch.Tensor]) -> None:
+    t = poisoned_like(src)
+    kind, tlist, dev = from_source(t, None)
+    stats = load_targets(kind, tlist, dev, wfile, LoadTuning(method="pinned-ring", threads=2, ring_slots=3, slot_mb=1))
+    assert (stats.method, stats.threads) == ("pinned-ring", 2)
+    for name, want in src.items():
+        assert torch.equal(t[name].cpu(), want.cpu()), name
 
 
 def test_weights_bad_target_types(wfile: Path) -> None:
@@ -620,7 +647,7 @@ def test_weights_gate_comes_once_before_any_byte_and_its_wait_is_not_the_loads(
         threading.Event().wait(0.2)
 
     kind, tlist, dev = from_source(fresh, "cpu")
-    stats = load_targets(kind, tlist, dev, wfile, method=method, gate=gate, **SMALL)
+    stats = load_targets(kind, tlist, dev, wfile, LoadTuning(method=method, **SMALL), gate=gate)
     assert calls == [True], "once, before any byte"
     assert all(same_bytes(fresh[k], src[k]) for k in src)
     assert stats.stages["gate"] >= 0.2 and stats.seconds < 0.2
@@ -632,7 +659,7 @@ def test_weights_gate_comes_once_before_any_byte_and_its_wait_is_not_the_loads(
     kept = snapshot(again)
     kind, tlist, dev = from_source(again, "cpu")
     with pytest.raises(StasisEngineError, match="no go"):
-        load_targets(kind, tlist, dev, wfile, method=method, gate=refuse, **SMALL)
+        load_targets(kind, tlist, dev, wfile, LoadTuning(method=method, **SMALL), gate=refuse)
     assert all(same_bytes(again[k], kept[k]) for k in again)
 
 

@@ -19,7 +19,7 @@ from stasis_engine.errors import StasisEngineError
 from stasis_engine.reference.rpc import RpcMethods
 from stasis_engine.weights import dump
 from stasis_engine.weights._targets import Device
-from stasis_engine.weights.load import load_targets
+from stasis_engine.weights.load import LoadTuning, load_targets
 from stasis_engine.weights.stage import hand_off, listen, parse_job, targets_at
 
 
@@ -62,7 +62,7 @@ def test_the_stager_targets_fill_an_arena_at_the_layouts_offsets(tmp_path: Path)
     arena = mmap.mmap(-1, 1 << 16)
     arena.write(b"\xa5" * (1 << 16))
     base = torch.frombuffer(arena, dtype=torch.uint8)
-    stats = load_targets("tensors", targets_at(base.data_ptr(), tensors), Device("cpu"), path, method="cpu")
+    stats = load_targets("tensors", targets_at(base.data_ptr(), tensors), Device("cpu"), path, LoadTuning(method="cpu"))
     assert stats.bytes == sum(t["nbytes"] for t in tensors)
     assert torch.equal(base[0:42000].view(torch.bfloat16).view(300, 70), src["w1"])
     assert torch.equal(base[45056:45056 + 3996].view(torch.float32), src["w2"])
@@ -75,7 +75,7 @@ def test_a_layout_that_differs_from_the_file_is_refused(tmp_path: Path) -> None:
     arena = torch.zeros(64, dtype=torch.uint8)
     with pytest.raises(StasisEngineError) as e:
         load_targets("tensors", targets_at(arena.data_ptr(), [{"name": "w1", "offset": 0, "nbytes": 32}]),
-                     Device("cpu"), path, method="cpu")
+                     Device("cpu"), path, LoadTuning(method="cpu"))
     assert e.value.code == "weights_target"
 
 
@@ -577,7 +577,7 @@ def test_an_extents_job_fills_each_extent_back_to_back_from_an_extents_dump(tmp_
     j = parse_job(extents_job(extents=[{"address": e.address, "size": e.size} for e in sorted(extents)]))
     staged = torch.full((j["arena_size"],), 0xA5, dtype=torch.uint8)
     kind, targets = job_targets(j, staged.data_ptr())
-    load_targets(kind, targets, Device("cpu"), path, method="cpu")
+    load_targets(kind, targets, Device("cpu"), path, LoadTuning(method="cpu"))
     offset = 0
     for e in sorted(extents):
         want = next(t for t in pool if t.data_ptr() == e.address)

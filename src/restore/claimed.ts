@@ -1,6 +1,5 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { Events } from "../events.js";
 import { paths } from "../home.js";
 import { criuTempFiles } from "../criu/temp-files.js";
 import { openSnapshot, type Snapshot } from "../store/store.js";
@@ -8,22 +7,27 @@ import { checkSnapshotFiles } from "../store/check-files.js";
 import { prepareHome } from "../store/home-guard.js";
 import { removeDeadCaptures } from "../capture/leftovers.js";
 import { claimRestore, type Claim } from "../instances/claim.js";
-import { instanceDir, newInstanceId, selfAsOwner } from "../instances/instances.js";
+import { dropRecord, instanceDir, newInstanceId, selfAsOwner } from "../instances/instances.js";
 import { supervise, type Supervisor } from "../instances/supervisor.js";
+import type { Deferred, Pipeline } from "../pipeline/pipeline.js";
 
 /** A snapshot opened for a restore, its claim recorded, the restore's supervisor started. */
 export interface Claimed {
   snap: Snapshot;
   claim: Claim;
   supervisor: Supervisor;
+  /** The claim's record, dropped should the restore fail; kept once the record names the serving instance. */
+  record: Deferred;
 }
 
 /**
- * Opens snapshot `name` for a restore and claims what the restore will hold (instances/claim.ts), under a supervisor
- * started first: a restore killed from then on leaves nothing, not even its folder. A refused claim removes the folder
- * (there is nothing in it to show) and releases the supervisor.
+ * Step "open": opens snapshot `name` for a restore and claims what the restore will hold (instances/claim.ts), under a
+ * supervisor started first: a restore killed from then on leaves nothing, not even its folder. A refused claim removes
+ * the folder (there is nothing in it to show); a restore that fails later drops the record and keeps the folder (its
+ * logs, which error hints name). The supervisor is released when the restore ends, either way.
  */
-export async function openClaimed(name: string, events: Events): Promise<Claimed> {
+export async function claimSnapshot(p: Pipeline, name: string): Promise<Claimed> {
+  const { events } = p;
   await prepareHome((m) => events.log(m, "warn"));
   const snap = await openSnapshot(name);
   // A dead capture's server may hold the address (and its staging folder the disk): removed first.
@@ -32,26 +36,24 @@ export async function openClaimed(name: string, events: Events): Promise<Claimed
   await checkSnapshotFiles(snap.dir, snap.manifest.files);
   const id = newInstanceId();
   const supervisor = supervise(id, paths.instance(id));
-  try {
-    const inst = await instanceDir(id);
-    const claim: Claim = {
-      id,
-      snapshot: name,
-      origin: "restore",
-      pid: 0,
-      url: snap.manifest.server.url,
-      createdAt: new Date().toISOString(),
-      ...inst,
-      state: "restoring",
-      owner: await selfAsOwner(),
-      listeners: snap.manifest.listeners,
-      criuFiles: await criuTempFiles(join(snap.dir, "images")),
-    };
-    await claimRestore(claim, events);
-    return { snap, claim, supervisor };
-  } catch (err) {
-    await rm(paths.instance(id), { recursive: true, force: true });
-    supervisor.release();
-    throw err;
-  }
+  p.defer("the restore's supervisor", () => supervisor.release());
+  const folder = p.defer("the instance folder", () => rm(paths.instance(id), { recursive: true, force: true }));
+  const inst = await instanceDir(id);
+  const claim: Claim = {
+    id,
+    snapshot: name,
+    origin: "restore",
+    pid: 0,
+    url: snap.manifest.server.url,
+    createdAt: new Date().toISOString(),
+    ...inst,
+    state: "restoring",
+    owner: await selfAsOwner(),
+    listeners: snap.manifest.listeners,
+    criuFiles: await criuTempFiles(join(snap.dir, "images")),
+  };
+  await claimRestore(claim, events);
+  folder.keep();
+  const record = p.defer("the restore's claim", () => dropRecord(claim));
+  return { snap, claim, supervisor, record };
 }

@@ -1,11 +1,11 @@
 import { join } from "node:path";
-import type { Events } from "../events.js";
 import { launch } from "../launch/launch.js";
 import { engineFor } from "../engines/engines.js";
 import { sha256 } from "../engines/canary.js";
 import { unpackCaches } from "../capture/caches.js";
 import { killTree, recordInstance, type Instance } from "../instances/instances.js";
-import type { Snapshot } from "../store/store.js";
+import type { Pipeline } from "../pipeline/pipeline.js";
+import type { Claimed } from "./claimed.js";
 
 export interface FallbackResult {
   instance: Instance;
@@ -16,43 +16,56 @@ export interface FallbackResult {
 /**
  * `restore --fallback warm`: the snapshot's process image cannot be used here, so start its command the
  * ordinary way, but with the compile caches captured in the snapshot, so the server skips compilation.
+ * Steps: unpack-caches -> launch -> ready -> canary (a different answer is a warning) -> the instance recorded.
  */
 export async function warmStart(
-  snap: Snapshot,
-  inst: { id: string; dir: string; stdout: string; stderr: string },
-  opts: { readyTimeoutMs: number; signal?: AbortSignal },
-  events: Events,
-  launched?: (pgid: number) => void,
+  p: Pipeline,
+  { snap, claim, supervisor }: Claimed,
+  opts: { readyTimeoutMs: number },
 ): Promise<FallbackResult> {
+  const { events } = p;
   const m = snap.manifest;
-  const cacheEnv = await events.phase("unpack-caches", () => unpackCaches(snap.dir, m.caches, join(inst.dir, "caches")));
-  const server = await events.phase("launch", () =>
-    launch({ argv: m.command.argv, cwd: m.command.cwd, env: { ...m.command.env, ...cacheEnv }, stdout: inst.stdout, stderr: inst.stderr }),
+  const cacheEnv = await p.step("unpack-caches", () => unpackCaches(snap.dir, m.caches, join(claim.dir, "caches")));
+  const server = await p.step("launch", () =>
+    launch({
+      argv: m.command.argv,
+      cwd: m.command.cwd,
+      env: { ...m.command.env, ...cacheEnv },
+      stdout: claim.stdout,
+      stderr: claim.stderr,
+    }),
   );
-  launched?.(server.pid); // it leads its own process group
-  try {
-    const engine = engineFor(m.engine.kind);
-    const ctx = { baseUrl: m.server.url, events, signal: opts.signal, alive: () => !server.hasExited(), logPath: inst.stderr };
-    await events.phase("ready", () => engine.waitReady(ctx, m.server.readyPath, opts.readyTimeoutMs));
-    const c = m.engine.canary;
-    const answer = await events.phase("canary", () => engine.canary(ctx, { method: c.method, path: c.path, body: c.body }));
-    const canaryMatched = answer.status === c.status && sha256(answer.text) === c.sha256;
-    if (!canaryMatched) events.log("the cold-started server answers the canary differently from the snapshot (expected on another GPU or driver)", "warn");
-    const instance = await recordInstance({
-      id: inst.id,
-      snapshot: snap.name,
-      origin: "restore",
-      pid: server.pid,
-      url: m.server.url,
-      createdAt: new Date().toISOString(),
-      dir: inst.dir,
-      stdout: inst.stdout,
-      stderr: inst.stderr,
-    });
-    server.detach();
-    return { instance, canaryMatched };
-  } catch (err) {
-    await killTree(server.pid, 2_000);
-    throw err;
-  }
+  supervisor.group(server.pid); // it leads its own process group
+  const started = p.defer("the started server", () => killTree(server.pid, 2_000));
+  const engine = engineFor(m.engine.kind);
+  const ctx = {
+    baseUrl: m.server.url,
+    events,
+    signal: p.signal,
+    alive: () => !server.hasExited(),
+    logPath: claim.stderr,
+  };
+  await p.step("ready", () => engine.waitReady(ctx, m.server.readyPath, opts.readyTimeoutMs));
+  const c = m.engine.canary;
+  const answer = await p.step("canary", () => engine.canary(ctx, { method: c.method, path: c.path, body: c.body }));
+  const canaryMatched = answer.status === c.status && sha256(answer.text) === c.sha256;
+  if (!canaryMatched)
+    events.log(
+      "the cold-started server answers the canary differently from the snapshot (expected on another GPU or driver)",
+      "warn",
+    );
+  const instance = await recordInstance({
+    id: claim.id,
+    snapshot: snap.name,
+    origin: "restore",
+    pid: server.pid,
+    url: m.server.url,
+    createdAt: new Date().toISOString(),
+    dir: claim.dir,
+    stdout: claim.stdout,
+    stderr: claim.stderr,
+  });
+  server.detach();
+  started.keep();
+  return { instance, canaryMatched };
 }

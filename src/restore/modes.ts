@@ -29,7 +29,7 @@ export function resolvePrefetch(mode: PrefetchMode, imagesResident: boolean): Ex
  * `criu lazy-pages` daemon copy every page in before the tree resumes (needs the "lazy-prefill" patch of
  * the CRIU that set-up builds); lazy: pages come on first touch through `criu lazy-pages` (userfaultfd);
  * auto: parallel where the CRIU has the patch and the images are in the page cache, else copy (why: see
- * criuMemory in restore/restore.ts).
+ * criuMemory in restore/preflight.ts).
  */
 export const MEMORY_MODES = ["auto", "copy", "parallel", "lazy"] as const;
 export type MemoryMode = (typeof MEMORY_MODES)[number];

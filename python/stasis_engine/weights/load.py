@@ -7,6 +7,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import StasisEngineError
@@ -40,6 +41,35 @@ HOT_RESIDENCY, COLD_RESIDENCY = 0.98, 0.02
 # for 16 in the same runs (the disk's noise).
 RING_SLOTS = 8
 _MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class LoadTuning:
+    """How a load reads the file and copies it: ``method`` (see ``load_into``) and its sizes, checked as it is made
+    (``StasisEngineError("bad_argument")`` naming the field and what was expected).
+
+    ``threads``: the readers (lanes), default the machine's (at most ``DEFAULT_LANES`` for lanes); ``ring_slots`` x
+    ``slot_mb`` MiB pinned ring read in ``read_mb`` MiB preads ("pinned-ring", "direct"); ``register_mb`` MiB
+    host-registration windows ("hostreg", "hybrid"); ``hostreg_share``: the bytes "hybrid" registers; every lane
+    reads windows of ``lane_mb`` MiB into its own ``lane_slots`` pinned slots ("lanes", "hybrid").
+
+    Example::
+
+        load_targets(kind, targets, Device("cpu"), path, LoadTuning(method="cpu", threads=16))
+    """
+
+    method: str = "auto"
+    threads: int | None = None
+    ring_slots: int = RING_SLOTS
+    slot_mb: int = 16
+    read_mb: int = 4
+    register_mb: int = 64
+    hostreg_share: float = 0.35
+    lane_slots: int = 2
+    lane_mb: int = 4
+
+    def __post_init__(self) -> None:
+        _check_options(self)
 
 
 def load_into(
@@ -81,11 +111,9 @@ def load_into(
         print(f"{stats.gbps:.1f} GB/s via {stats.method}")
     """
     start = time.perf_counter()
-    _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads, hostreg_share, lane_slots, lane_mb)
+    tuning = LoadTuning(method, threads, ring_slots, slot_mb, read_mb, register_mb, hostreg_share, lane_slots, lane_mb)
     kind, tlist, dev = from_source(targets, device)
-    return load_targets(kind, tlist, dev, path, method=method, verify=verify, threads=threads, strict=strict,
-                        ring_slots=ring_slots, slot_mb=slot_mb, read_mb=read_mb, register_mb=register_mb,
-                        hostreg_share=hostreg_share, lane_slots=lane_slots, lane_mb=lane_mb, started=start)
+    return load_targets(kind, tlist, dev, path, tuning, verify=verify, strict=strict, started=start)
 
 
 def load_targets(
@@ -93,25 +121,18 @@ def load_targets(
     tlist: list[Target],
     dev: Device,
     path: str | os.PathLike[str],
+    tuning: LoadTuning | None = None,
     *,
-    method: str = "auto",
     verify: bool = False,
-    threads: int | None = None,
     strict: bool = True,
-    ring_slots: int = RING_SLOTS,
-    slot_mb: int = 16,
-    read_mb: int = 4,
-    register_mb: int = 64,
-    hostreg_share: float = 0.35,
-    lane_slots: int = 2,
-    lane_mb: int = 4,
     runtime: Any = None,
     started: float | None = None,
     gate: Callable[[], Any] | None = None,
     resident: float | None = None,
 ) -> LoadStats:
-    """``load_into`` for targets already resolved (``kind`` "tensors" or "extents"); ``runtime``: the CUDA calls
-    to make (default: the runtime torch loaded; the stager passes a driver-API one, _cudadrv.DriverRuntime).
+    """``load_into`` for targets already resolved (``kind`` "tensors" or "extents"), read and copied as ``tuning``
+    says; ``runtime``: the CUDA calls to make (default: the runtime torch loaded; the stager passes a driver-API one,
+    _cudadrv.DriverRuntime).
 
     ``gate``: called once everything but the reads of the weights is done (the file checked and opened, the
     method chosen, the pinned ring allocated), right before the first read: the stager's hold waits there for its
@@ -121,7 +142,8 @@ def load_targets(
     start = started if started is not None else time.perf_counter()
     start_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC) - round((time.perf_counter() - start) * 1e9)  # the C clock
     gated = _Gate(gate)
-    _check_options(method, ring_slots, slot_mb, read_mb, register_mb, threads, hostreg_share, lane_slots, lane_mb)
+    tuning = tuning or LoadTuning()
+    method, threads, lane_slots, lane_mb = tuning.method, tuning.threads, tuning.lane_slots, tuning.lane_mb
     if method == "cpu" and dev.kind != "cpu":
         raise StasisEngineError("bad_argument", f'method "cpu" is for host targets, these are on {dev}')
     check_overlaps(tlist)
@@ -181,13 +203,13 @@ def load_targets(
         if chosen not in ("pinned-ring", "direct"):  # the ring's gate is after its allocation, in run_ring
             gated()
         if chosen == "cpu":
-            run_reads(fd, copies, pool, read_mb * _MIB, stats.stages)
+            run_reads(fd, copies, pool, tuning.read_mb * _MIB, stats.stages)
         elif chosen == "hostreg":
-            wins = windows(copies, header.file_size, register_mb * _MIB)
+            wins = windows(copies, header.file_size, tuning.register_mb * _MIB)
             stats.windows = len(wins)
             run_hostreg(fd, header.file_size, wins, copier, pool, stats.stages)
         elif chosen in ("lanes", "hybrid"):
-            registered, laned = split_copies(copies, hostreg_share) if chosen == "hybrid" else ([], copies)
+            registered, laned = split_copies(copies, tuning.hostreg_share) if chosen == "hybrid" else ([], copies)
             t = time.perf_counter()
             while len(lane_copiers) < nthreads - 1:  # a stream (and events) per lane, unless opened with the slots
                 lane_copiers.append(open_copier(dev.kind, dev.index, runtime, synchronize=False))
@@ -204,18 +226,18 @@ def load_targets(
             if not registered:
                 stats.windows = run_rest(stats.stages)
             else:
-                reg_wins = windows(registered, header.file_size, register_mb * _MIB)
+                reg_wins = windows(registered, header.file_size, tuning.register_mb * _MIB)
                 side_copier = open_copier(dev.kind, dev.index, runtime, synchronize=False)
                 side_pool = ThreadPoolExecutor(4, thread_name_prefix="stasis-load-reg",
                                                initializer=side_copier.thread_init)
                 stats.windows = len(reg_wins) + run_hybrid(fd, header.file_size, reg_wins, side_copier, side_pool,
                                                            run_rest, stats.stages)
         else:
-            wins = windows(copies, header.file_size, slot_mb * _MIB)
+            wins = windows(copies, header.file_size, tuning.slot_mb * _MIB)
             stats.windows = len(wins)
             run_ring(
-                fd, wins, copier, pool, slots=ring_slots, slot_bytes=slot_mb * _MIB,
-                read_bytes=min(read_mb, slot_mb) * _MIB, stages=stats.stages, gate=gated,
+                fd, wins, copier, pool, slots=tuning.ring_slots, slot_bytes=tuning.slot_mb * _MIB,
+                read_bytes=min(tuning.read_mb, tuning.slot_mb) * _MIB, stages=stats.stages, gate=gated,
             )
         if slots is not None:
             stats.stages.update(slots.pin_span(start_ns))  # since the load's start
@@ -317,15 +339,15 @@ class _Gate:
             self.seconds = time.perf_counter() - t
 
 
-def _check_options(method: str, slots: int, slot_mb: int, read_mb: int, register_mb: int, threads: int | None,
-                   hostreg_share: float = 0.35, lane_slots: int = 2, lane_mb: int = 4) -> None:
+def _check_options(t: LoadTuning) -> None:
+    method, threads, hostreg_share = t.method, t.threads, t.hostreg_share
     if method not in METHODS:
         raise StasisEngineError("bad_argument", f"method={method!r}, expected one of {', '.join(METHODS)}")
     # The C lanes run at most MAX_LANES lanes of MAX_SLOTS slots (_lanes.c): refused here with the limits named, not as
     # a failed thread start once the load has begun.
-    sizes = (("ring_slots", slots, 2, None), ("slot_mb", slot_mb, 1, None), ("read_mb", read_mb, 1, None),
-             ("register_mb", register_mb, 1, None), ("lane_slots", lane_slots, 2, _native.MAX_SLOTS),
-             ("lane_mb", lane_mb, 1, None))
+    sizes = (("ring_slots", t.ring_slots, 2, None), ("slot_mb", t.slot_mb, 1, None), ("read_mb", t.read_mb, 1, None),
+             ("register_mb", t.register_mb, 1, None), ("lane_slots", t.lane_slots, 2, _native.MAX_SLOTS),
+             ("lane_mb", t.lane_mb, 1, None))
     for name, value, low, high in sizes:
         if not isinstance(value, int) or value < low or (high is not None and value > high):
             expected = f"between {low} and {high}" if high is not None else f">= {low}"

@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 from ..errors import StasisEngineError
 from ._cudadrv import Driver, DriverRuntime, ExportableMemory
-from .load import file_resident, load_targets
+from .load import LoadTuning, file_resident, load_targets
 from ._targets import Device, Target
 from .handoff import send_memory
 
@@ -341,9 +341,9 @@ def fill_from_file(job: dict[str, Any], rt: DriverRuntime, mem: ExportableMemory
             held["held_s"] = round(time.perf_counter() - t, 4)
 
     kind, targets = job_targets(job, mem.address)
-    stats = load_targets(kind, targets, Device("cuda", rt.device), job["file"],
-                         runtime=rt, threads=_threads(resident), method=_method(), gate=gate,
-                         resident=measured).to_dict()
+    tuning = LoadTuning(method=_method(), threads=_threads(resident))
+    stats = load_targets(kind, targets, Device("cuda", rt.device), job["file"], tuning,
+                         runtime=rt, gate=gate, resident=measured).to_dict()
     return {**stats, **held}
 
 
@@ -409,7 +409,7 @@ class Keeper:
             owner.host_free(address)
         host = rt.host_alloc(job["arena_size"])
         try:
-            load_targets(*job_targets(job, host), Device("cpu"), job["file"], method="cpu", threads=16)
+            load_targets(*job_targets(job, host), Device("cpu"), job["file"], LoadTuning(method="cpu", threads=16))
         except BaseException:
             rt.host_free(host)
             raise

@@ -1,0 +1,44 @@
+import { engineFor } from "../engines/engines.js";
+import { checkCanary } from "../engines/canary.js";
+import type { EngineContext } from "../engines/engine.js";
+import type { StagedWeights } from "../engines/weights-stager.js";
+import { isRunning } from "../proc/tree.js";
+import type { Pipeline } from "../pipeline/pipeline.js";
+import { rearmTimers } from "./timers.js";
+import type { Claimed } from "./claimed.js";
+
+/**
+ * Steps engine wake -> "ready" -> "canary" -> "timers": the engine resumes (vLLM: adopts the staged weights, or wakes
+ * and refills them; wakes its KV cache, resets its prefix cache), the server answers its ready URL, the canary answers
+ * as it did at capture, and periodic timers CRIU restored disarmed are re-armed. The engine's waits end early should
+ * the restored tree `root` die meanwhile.
+ */
+export async function wakeEngine(
+  p: Pipeline,
+  { snap, claim }: Claimed,
+  root: number,
+  staged: StagedWeights | undefined,
+  readyTimeoutMs: number,
+): Promise<void> {
+  const m = snap.manifest;
+  const engine = engineFor(m.engine.kind);
+  let alive = true;
+  const watch = setInterval(() => void isRunning(root).then((r) => (alive = r)), 100);
+  const watching = p.defer("the watch on the restored tree", () => clearInterval(watch));
+  const ctx: EngineContext = {
+    baseUrl: m.server.url,
+    events: p.events,
+    signal: p.signal,
+    alive: () => alive,
+    logPath: claim.stderr,
+  };
+  await engine.resume(ctx, m.engine.state, snap.dir, staged);
+  await p.step("ready", () => engine.waitReady(ctx, m.server.readyPath, readyTimeoutMs));
+  const canary = m.engine.canary;
+  await p.step("canary", async () =>
+    checkCanary(canary, await engine.canary(ctx, { method: canary.method, path: canary.path, body: canary.body })),
+  );
+  // Only where the capture saw periodic timers: a restore of any other snapshot pays nothing for it.
+  if (m.periodicTimers.length > 0) await p.step("timers", () => rearmTimers(root, p.events));
+  await watching.now();
+}
