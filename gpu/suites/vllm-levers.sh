@@ -43,7 +43,7 @@ for v in "${variants[@]}"; do
     du -sb $STASIS_HOME/snapshots/$name/images | cut -f1 | sed 's/^/image bytes: /'
     node -e 'const m=require(process.argv[1]); console.log("gpu state bytes: " + m.gpu.totalBytes +
       "  engine: " + JSON.stringify({wakeTags: m.engine.state.wakeTags}))' $STASIS_HOME/snapshots/$name/manifest.json
-    grep -hE "Graph capturing finished|sleep freed|still in use" $STASIS_HOME/snapshots/$name/logs/*.log 2>/dev/null |
+    grep -hE "Graph capturing finished|sleep freed|still in use|stasis: |Available KV cache memory" $STASIS_HOME/snapshots/$name/logs/*.log 2>/dev/null |
       sed 's/^.*\] //' | cut -c1-160 || true
     # The workers' GPU memory once asleep (the capture's gpu-memory phase), and any warning of the capture.
     node -e 'const fs = require("fs"); const t = fs.readFileSync(process.argv[1], "utf8"); const j = JSON.parse(t.slice(t.search(/^\{/m)));

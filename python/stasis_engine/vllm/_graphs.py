@@ -53,8 +53,13 @@ def install() -> None:
 
     def get_global_graph_pool(self: Any) -> Any:
         owner = type(self)
-        if owner._global_graph_pool is None and _sleep_mode(self):
-            owner._global_graph_pool = _sleep_pool_id()
+        if owner._global_graph_pool is None:
+            reason = _unsuitable(self)
+            if reason:
+                _log(f"CUDA graphs stay in vLLM's own pool: {reason}")
+            else:
+                owner._global_graph_pool = _sleep_pool_id()
+                _log("CUDA graphs' pool in the sleep-mode allocator: a level-2 sleep releases it")
         return original(self)
 
     cls.get_global_graph_pool = get_global_graph_pool
@@ -69,14 +74,31 @@ def installed() -> bool:
     return _created
 
 
-def _sleep_mode(platform: Any) -> bool:
-    """Whether this server's graphs can live in the sleep pool: CUDA, and vLLM started with sleep mode."""
+def _unsuitable(platform: Any) -> str:
+    """Why this server's graphs cannot live in the sleep pool, or "": it must run on CUDA with sleep mode (seen in
+    its config, or where no config is current, in weights already allocated in the sleep pool)."""
     try:
-        from vllm.config import get_current_vllm_config
+        if not platform.is_cuda():
+            return "not CUDA"
+        from vllm.config import get_current_vllm_config_or_none
+        from vllm.device_allocator.cumem import CuMemAllocator
 
-        return bool(platform.is_cuda() and get_current_vllm_config().model_config.enable_sleep_mode)
-    except (ImportError, AttributeError, AssertionError):
-        return False
+        config = get_current_vllm_config_or_none()
+        if config is not None:
+            return "" if getattr(config.model_config, "enable_sleep_mode", False) else "no --enable-sleep-mode"
+        pool = CuMemAllocator.get_instance().pointer_to_data
+        return "" if any(getattr(d, "tag", None) == "weights" for d in pool.values()) else "no weights in the sleep pool"
+    except (ImportError, AttributeError, AssertionError) as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def _log(message: str) -> None:
+    try:
+        from vllm.logger import init_logger
+
+        init_logger("vllm.stasis_engine").info("stasis: %s", message)
+    except ImportError:
+        print(f"stasis: {message}", file=sys.stderr, flush=True)
 
 
 def _sleep_pool_id() -> Any:
