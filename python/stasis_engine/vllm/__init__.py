@@ -2,7 +2,7 @@
 
 Importing this package imports neither vLLM nor torch; the worker methods import them when called. Inside a vLLM
 process (vLLM imports the extension while it builds the worker, before the model loads) it puts the CUDA graphs'
-memory into the sleep pool unless the server's environment says ``STASIS_VLLM_GRAPHS=gpu`` (``_graphs``).
+memory into the sleep pool where the server's environment says ``STASIS_VLLM_GRAPHS=sleep`` (``_graphs``).
 """
 
 from . import _graphs

@@ -2,10 +2,11 @@
 
 A sleeping vLLM keeps its CUDA graphs' memory pool on the GPU (0.8 GiB for the 3B shape), so the CUDA checkpoint
 copies it out and the restore copies it back, though what it holds is scratch: each replay writes the activations
-it later reads. So by default vLLM's global graph pool is made a ``MemPool`` of its own sleep-mode allocator
-(``CuMemAllocator``): a level-2 sleep releases it with the KV cache (its allocations carry the allocator's default
-tag, which vLLM itself never uses) and a wake maps fresh memory at the same addresses before the next replay.
-``STASIS_VLLM_GRAPHS=gpu`` in the server's environment keeps vLLM's own pool. Why: docs/decisions/ (graph pool).
+it later reads. With ``STASIS_VLLM_GRAPHS=sleep`` in the server's environment, vLLM's global graph pool is made a
+``MemPool`` of its own sleep-mode allocator (``CuMemAllocator``): a level-2 sleep releases it with the KV cache (its
+allocations carry the allocator's default tag, which vLLM itself never uses) and a wake maps fresh memory at the
+same addresses before the next replay. Off by default until it is proven on the real vLLM end to end (a probe of
+the mechanism passes; why: docs/decisions/0013-vllm-graph-pool.md).
 
 The hook must be in place before the model is loaded (the graph wrappers ask for the pool then); vLLM imports the
 worker extension while it builds the worker, which is early enough, so ``install_from_env`` runs at that import.
@@ -26,14 +27,14 @@ _POOL_KEY = "stasis-graphs"
 
 
 def install_from_env() -> bool:
-    """Puts the graph pool in the sleep pool unless ``STASIS_VLLM_GRAPHS=gpu``, where vLLM is loaded; whether it did.
+    """Puts the graph pool in the sleep pool if ``STASIS_VLLM_GRAPHS=sleep``, where vLLM is loaded; whether it did.
     A stasis restore wakes it (the capture records the tag); anyone else waking this server's sleep must include
     the tag, or wake every tag at once (``POST /wake_up`` without tags)."""
-    mode = os.environ.get(ENV, "sleep").strip().lower() or "sleep"
+    mode = os.environ.get(ENV, "gpu").strip().lower() or "gpu"
     if mode == "gpu":
         return False
     if mode != "sleep":
-        raise ValueError(f"{ENV}={mode!r}: expected 'sleep' (the default) or 'gpu'")
+        raise ValueError(f"{ENV}={mode!r}: expected 'gpu' (the default) or 'sleep'")
     if "vllm" not in sys.modules:
         return False
     install()
