@@ -49,29 +49,6 @@ def coalesce(copies: list[Copy]) -> list[Copy]:
     return out
 
 
-def split_copies(copies: list[Copy], share: float) -> tuple[list[Copy], list[Copy]]:
-    """The first ``share`` of the bytes (in file order, a copy cut where the share ends at a 4 KiB boundary of the
-    file) and the rest. ``copies`` sorted by offset (``coalesce`` output)."""
-    total = sum(c.size for c in copies)
-    cut = min(total, int(total * share))
-    first: list[Copy] = []
-    rest: list[Copy] = []
-    seen = 0
-    for c in copies:
-        if seen + c.size <= cut:
-            first.append(c)
-        elif seen >= cut:
-            rest.append(c)
-        else:
-            n = cut - seen
-            n = min(c.size, -(-(c.offset + n) // ALIGN) * ALIGN - c.offset)  # end the first part on a file page
-            first.append(Copy(c.offset, c.address, n, c.group))
-            if n < c.size:
-                rest.append(Copy(c.offset + n, c.address + n, c.size - n, c.group))
-        seen += c.size
-    return first, rest
-
-
 def spans(copies: list[Copy], file_size: int, merge_gap: int = 1 << 20) -> list[tuple[int, int]]:
     """Aligned ``(start, end)`` file ranges covering the copies; gaps up to ``merge_gap`` are read through."""
     out: list[list[int]] = []
