@@ -45,8 +45,8 @@ export function readOrder(files: FileEntry[]): FileEntry[] {
  * manifest's chunk digests (which also leaves the files in the page cache); auto: the same for every file
  * not verified earlier in this boot and unchanged since (store/verified.ts), sizes for the rest; size: sizes
  * only, up front; none. prefetch=all: every file not yet resident is read beside CRIU; images: only what CRIU
- * reads; weights: only the weights (read while CRIU reads its images, for the refill after it); none (the default: measured fastest on our GPU machine, docs/pagecache.md): only what verification
- * reads. Files that pass a digest check are stamped as verified.
+ * reads; weights: only the weights (read while CRIU reads its images, for the refill after it); none: only what
+ * verification reads (the default, auto: modes.ts). Files that pass a digest check are stamped as verified.
  */
 export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode; prefetch: PrefetchMode; events: Events }): BackgroundReads {
   const controller = new AbortController();

@@ -1,9 +1,8 @@
 /**
  * The restore's working set: the pages of files outside the snapshot (the engine's interpreter and libraries:
  * Python, torch, CUDA) that a restored tree faults in on its way to the canary. CRIU maps those files again but
- * reads none of them, so from a cold page cache each first touch is a small read that the process waits for: on
- * the development machine a restore-cold of the CPU reference engine read 1.05 GB from disk for a snapshot of
- * 0.40 GB. After a restore's canary, the file pages the restored processes have mapped (their page tables, from
+ * reads none of them, so from a cold page cache each first touch is a small read that the process waits for
+ * (docs/decisions/0004-working-set.md). After a restore's canary, the file pages the restored processes have mapped (their page tables, from
  * /proc/PID/pagemap: present, see presentFileRanges) are recorded beside the snapshot (working-set.json); a later
  * restore whose page cache is cold reads them in parallel while CRIU restores. Advisory only: a file that changed
  * since is skipped, a failure is a warning.
@@ -53,7 +52,7 @@ export function fileMappings(maps: FileMapping[]): FileMapping[] {
  * present, bit 62 swapped), as [offset in the file, length] ranges. File pages the tree touched, and also a private
  * mapping's pages written since (anonymous copies now, bit 61 clear): CRIU dumped those and, restoring them, writes
  * into the private mapping, a copy-on-write fault that first reads the file's page; from a cold page cache with
- * the kernel's read-around (8 MiB on the H100's disk) for each.
+ * the kernel's read-around (read_ahead_kb) for each.
  */
 export function presentFileRanges(mapping: Pick<FileMapping, "offset">, pagemap: Buffer): [number, number][] {
   const out: [number, number][] = [];
@@ -99,7 +98,7 @@ export async function recordWorkingSet(pids: number[]): Promise<WorkingSet> {
         const { bytesRead } = await fh.read(buf, 0, buf.length, (mapping.start / PAGE) * 8);
         const ranges = presentFileRanges(mapping, buf.subarray(0, bytesRead));
         // Files with no page touched stay listed: CRIU opens every mapped file, and from a cold cache its path's
-        // directories and inode are disk reads too (150-200 ms each for some on the development machine).
+        // directories and inode are disk reads too.
         const entry = byFile.get(mapping.path) ?? { path: mapping.path, ranges: [] };
         entry.ranges.push(...ranges);
         byFile.set(mapping.path, entry);

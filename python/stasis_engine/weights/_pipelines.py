@@ -127,7 +127,7 @@ def run_lanes(
     """One lane per copier, on the pool: each takes the next unread window (a shared counter), waits until its
     next slot's previous copies are done, reads the window into that slot and issues its copies on its own
     stream. The slots are small so that what the readers write may still be in the CPU's cache when the DMA
-    reads it (a question the H100 benchmark answers), and no Python thread orders the others' work, as the
+    reads it, and no Python thread orders the others' work, as the
     ring's main thread does. The first failure stops every lane after its current window; it is raised once all
     lanes have drained and freed their slots."""
     n = len(wins)
