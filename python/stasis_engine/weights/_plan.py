@@ -1,8 +1,8 @@
 """Turning (file range -> target address) copies into a few large reads and copies.
 
 ``coalesce`` merges copies that are adjacent both in the file and in one target allocation (views of one
-arena become one copy). ``windows`` cuts the file ranges to read into aligned windows (a ring slot, or a
-host-registered chunk) and lists, per window, the pieces to copy out of it.
+arena become one copy). ``windows`` cuts the file ranges to read into aligned windows (a ring's or a lane's slot)
+and lists, per window, the pieces to copy out of it.
 """
 
 from __future__ import annotations
