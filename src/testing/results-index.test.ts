@@ -5,11 +5,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO } from "./cli.js";
-import { citationsIn, citedExists, citedResults, indexedResults, resultsIn } from "./results-index.js";
+import { citationsIn, citedDecisions, citedExists, citedResults, indexedResults, resultsIn } from "./results-index.js";
 
 const RESULTS = join(REPO, "bench", "results");
 const R = ["bench", "results"].join("/"); // the fixtures' citations, not this file's own
@@ -64,4 +64,22 @@ test("the checks find what they are for: citations, a missing result, an unindex
   ].join("\n");
   assert.deepEqual(indexedResults(index), [run, "pagecache-h100", "2026-01-01-h100/alloc"]);
   assert.deepEqual(resultsIn(dir).filter((r) => !indexedResults(index).includes(r)), [lanes], "unindexed");
+});
+
+test("every decision record a comment or document links exists, and the records' README lists each one", () => {
+  const decisions = join(REPO, "docs", "decisions");
+  const links = citationsIn(REPO, citedDecisions);
+  assert.ok([...links.keys()].some((f) => f.startsWith("src")), "product code links its decisions");
+  const missing = [...links].flatMap(([file, cited]) =>
+    cited.filter((c) => !existsSync(join(decisions, c))).map((c) => `${file}: ${c}`));
+  assert.deepEqual(missing, [], "link a record that is there");
+  const records = readdirSync(decisions).filter((f) => /^\d{4}-.*\.md$/.test(f));
+  const readme = readFileSync(join(decisions, "README.md"), "utf8");
+  const listed = citedDecisions(readme.replace(/\]\((\d{4})/g, "](decisions/$1"));
+  assert.deepEqual(records.filter((r) => !listed.includes(r)), [], "list these in docs/decisions/README.md");
+  const d = ["docs", "decisions"].join("/"); // a fixture's link, not this file's own
+  assert.deepEqual(citedDecisions(`// Why: ${d}/0002-stage-hold.md. See [0005](${d.slice(5)}/0005-x.md)`), [
+    "0002-stage-hold.md",
+    "0005-x.md",
+  ]);
 });

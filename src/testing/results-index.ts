@@ -1,8 +1,8 @@
 /**
  * Test support: the benchmark results kept under bench/results/ against what cites them and against their index
- * (bench/results/README.md). A result is a run's folder (`2026-11-27-h100/pipeline-3b-41-judged`; the runs of
- * `weights-lanes/` each count alone) or a loose file named without its extension (`2026-11-27-h100/alloc`, whose
- * `.md` and `.json` go together).
+ * (bench/results/README.md), and the decision records (docs/decisions/) against what links them. A result is a
+ * run's folder (`2026-11-27-h100/pipeline-3b-41-judged`; the runs of `weights-lanes/` each count alone) or a loose
+ * file named without its extension (`2026-11-27-h100/alloc`, whose `.md` and `.json` go together).
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -56,8 +56,13 @@ export function citedExists(dir: string, cited: string): boolean {
   return existsSync(parent) && readdirSync(parent).some((f) => pattern.test(f));
 }
 
+/** The decision records `text` names by path (`docs/decisions/0002-stage-hold.md`, or `decisions/0002-...` in docs). */
+export function citedDecisions(text: string): string[] {
+  return [...text.matchAll(/decisions\/(\d{4}-[a-z0-9-]+\.md)/g)].map((m) => m[1] ?? "");
+}
+
 /** Every citation of bench/results/ in the repository's text files outside it: file -> cited paths. */
-export function citationsIn(repo: string): Map<string, string[]> {
+export function citationsIn(repo: string, cite: (text: string) => string[] = citedResults): Map<string, string[]> {
   const out = new Map<string, string[]>();
   const walk = (abs: string): void => {
     for (const e of readdirSync(abs, { withFileTypes: true })) {
@@ -66,7 +71,7 @@ export function citationsIn(repo: string): Map<string, string[]> {
       if (SKIP.has(e.name) || rel === join("bench", "results")) continue;
       if (e.isDirectory()) walk(path);
       else if (TEXT.test(e.name)) {
-        const cited = citedResults(readFileSync(path, "utf8")).filter((c) => c !== "");
+        const cited = cite(readFileSync(path, "utf8")).filter((c) => c !== "");
         if (cited.length > 0) out.set(rel, cited);
       }
     }

@@ -8,8 +8,8 @@
  * stream. The slots are pinned ahead of the run by pin_slots (a few threads, every lane's first slot before any
  * second one), which stasis_lanes_pin_start starts while Python still checks the load. A lane starts once its first
  * slot is pinned and takes up its other slots as they get pinned: faulting fresh memory in is most of what pinning
- * costs (bench/pin_costs.c measures it), so the first slots are there sooner. Without pinning ahead each lane pins its own
- * when it starts; each lane unpins its own once its copies are done.
+ * costs (bench/pin_costs.c measures it), so the first slots are there sooner. Without pinning ahead each lane pins
+ * its own when it starts; each lane unpins its own once its copies are done.
  * The windows themselves are cut here from the copies and the file ranges to read (plan_windows): in Python the
  * 1,500 windows of a 6.4 GB load cost milliseconds before the first read. Python maps the slots' memory, makes the
  * streams and events, and releases all of it after. Built by

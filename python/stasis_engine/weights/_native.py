@@ -96,8 +96,8 @@ class LaneSlots:
     ``slot(i, s)``, with a pin state per slot shared with the C lanes. ``pin_ahead`` starts pinning them on a few C
     threads (without Python's lock), every lane's first slot first, for a caller that still has checks to make
     before the run: faulting the fresh memory in is most of the cost (docs/decisions/0006-weights-lanes.md), and a
-    lane starts on its first slot. Whatever is still pinned at ``close`` (a failed or cancelled load) is unpinned there, after the
-    copiers' streams have drained; nothing of it outlives the load."""
+    lane starts on its first slot. Whatever is still pinned at ``close`` (a failed or cancelled load) is unpinned
+    there, after the copiers' streams have drained; nothing of it outlives the load."""
 
     def __init__(self, nlanes: int, slots: int, slot_bytes: int) -> None:
         self.nlanes, self.slots, self.slot_bytes = nlanes, slots, slot_bytes
