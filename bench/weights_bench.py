@@ -275,13 +275,7 @@ class Bench:
     def contenders(self) -> list[tuple[str, Callable[[], dict[str, Any]], set[str]]]:
         both, hot = {"hot", "cold"}, {"hot"}
         ours: list[tuple[str, Callable[[], dict[str, Any]], set[str]]] = [("stasis auto", self.ours_fn("auto"), both)]
-        # The lanes' slots pinned when the run begins, each lane its own, instead of ahead (STASIS_PIN_AHEAD=0).
-        pin_at_start = self.with_env(self.ours_fn("auto"), "STASIS_PIN_AHEAD", "0")
-        ours.append(("stasis auto, lanes pin at start", pin_at_start, hot))
-        # The slots pinned ahead by other numbers of threads than the default (STASIS_PIN_THREADS).
-        ours += [(f"stasis auto, {n} pinner{'s' if n > 1 else ''}",
-                  self.with_env(self.ours_fn("auto"), "STASIS_PIN_THREADS", str(n)), hot) for n in (1, 2, 10)]
-        methods = ["pinned-ring", "hostreg", "direct"] if self.cuda else ["cpu", "pinned-ring", "hostreg", "direct"]
+        methods = ["pinned-ring", "direct"] if self.cuda else ["cpu", "pinned-ring", "direct"]
         # O_DIRECT bypasses the page cache, so "direct" is a cold-case method only.
         ours += [(f"stasis {m}", self.ours_fn(m), {"cold"} if m == "direct" else both) for m in methods]
         # The cold method's ring: twice the slots (the default before), or whole-slot reads.
@@ -290,16 +284,8 @@ class Bench:
         ours += [
             ("stasis pinned-ring 16x32M r8M", self.ours_fn("pinned-ring", ring_slots=16, slot_mb=32, read_mb=8), hot),
             ("stasis pinned-ring 8x8M r8M", self.ours_fn("pinned-ring", ring_slots=8, slot_mb=8, read_mb=8), hot),
-            ("stasis hostreg 16M", self.ours_fn("hostreg", register_mb=16), hot),
-            ("stasis hostreg 256M", self.ours_fn("hostreg", register_mb=256), hot),
-            ("stasis hostreg 1G", self.ours_fn("hostreg", register_mb=1024), hot),
             ("stasis pinned-ring 16x16M r4M", self.ours_fn("pinned-ring", ring_slots=16, slot_mb=16, read_mb=4), hot),
             ("stasis pinned-ring 32x8M r8M", self.ours_fn("pinned-ring", ring_slots=32, slot_mb=8, read_mb=8), hot),
-            # Registered page cache and the lanes at once, on disjoint parts: the share registered.
-            ("stasis hybrid 0.1", self.ours_fn("hybrid", hostreg_share=0.1), hot),
-            ("stasis hybrid 0.2", self.ours_fn("hybrid", hostreg_share=0.2), hot),
-            ("stasis hybrid 0.3", self.ours_fn("hybrid", hostreg_share=0.3), hot),
-            ("stasis hybrid 0.2 256M", self.ours_fn("hybrid", hostreg_share=0.2, register_mb=256), hot),
             # A lane per thread (own small slots, own stream): threads x slots x MiB; the C loop unless "py".
             *[(f"stasis lanes {t}x{k}x{m}M", self.ours_fn("lanes", threads=t, lane_slots=k, lane_mb=m), hot)
               for t, k, m in [(16, 2, 4), (16, 2, 2), (16, 2, 1), (12, 2, 2), (8, 2, 2), (8, 3, 4), (6, 2, 4),

@@ -1,7 +1,7 @@
 # The weights loader's hot refill, by where the weights file lives: the disk's page cache (/var/tmp), a tmpfs of 4 KiB
-# pages (/dev/shm) and a tmpfs of 2 MiB pages (mounted here for the run with huge=always, unmounted after:
-# registering the file's memory with the GPU, the cost of the hostreg method, is per page). Also what a torch
-# process holds on the GPU besides its tensors (bench/gpu_context.py: the CUDA checkpoint copies all of it).
+# pages (/dev/shm) and a tmpfs of 2 MiB pages (mounted here for the run with huge=always, unmounted after).
+# Also what a torch process holds on the GPU besides its tensors (bench/gpu_context.py: the CUDA checkpoint copies
+# all of it).
 # Knobs: DIRS (labels, default "var-tmp shm huge"), ONLY (weights_bench --only, default "stasis"), CONTEXT=0 (skip
 # gpu_context.py).
 set -euo pipefail

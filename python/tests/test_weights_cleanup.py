@@ -14,16 +14,14 @@ from stasis_engine.errors import StasisEngineError
 from stasis_engine.weights import _libc, _native, dump, load
 from stasis_engine.weights._copier import HostCopier
 
-SMALL = {"ring_slots": 3, "slot_mb": 1, "read_mb": 1, "register_mb": 1, "lane_mb": 1, "threads": 4}
+SMALL = {"ring_slots": 3, "slot_mb": 1, "read_mb": 1, "lane_mb": 1, "threads": 4}
 
 
 class CountingCopier(HostCopier):
-    def __init__(self, fail_register_at: int = -1) -> None:
+    def __init__(self) -> None:
         self.lock = threading.Lock()
         self.staging: set[int] = set()
-        self.registered: set[int] = set()
-        self.allocs = self.registers = self.closed = 0
-        self.fail_register_at = fail_register_at
+        self.allocs = self.closed = 0
 
     def alloc_staging(self, size: int) -> int:
         address = super().alloc_staging(size)
@@ -36,17 +34,6 @@ class CountingCopier(HostCopier):
         with self.lock:
             self.staging.remove(address)
         super().free_staging(address, size)
-
-    def register_readonly(self, address: int, size: int) -> None:
-        with self.lock:
-            self.registers += 1
-            if self.registers == self.fail_register_at:
-                raise StasisEngineError("cuda_error", "cudaHostRegister failed (injected)")
-            self.registered.add(address)
-
-    def unregister(self, address: int) -> None:
-        with self.lock:
-            self.registered.remove(address)
 
     def close(self) -> None:
         self.closed += 1
@@ -62,24 +49,23 @@ def setup(tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
 
 
 def opened(method: str) -> int:
-    """Copiers (streams) a load opens, all closed at its end: lanes one per thread, hybrid one more for hostreg."""
-    return {"hybrid": SMALL["threads"] + 1, "lanes": SMALL["threads"]}.get(method, 1)
+    """Copiers (streams) a load opens, all closed at its end: lanes one per thread."""
+    return {"lanes": SMALL["threads"]}.get(method, 1)
 
 
-@pytest.mark.parametrize("method", ["pinned-ring", "hostreg", "hybrid", "lanes", "direct"])
+@pytest.mark.parametrize("method", ["pinned-ring", "lanes", "direct"])
 def test_weights_pipeline_releases_everything(setup, monkeypatch: pytest.MonkeyPatch, method: str) -> None:  # type: ignore[no-untyped-def]
     path, targets = setup
     copier = CountingCopier()
     monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None, synchronize=True: copier)
     load.load_into(targets, path, method=method, **SMALL)
     copiers = opened(method)
-    assert copier.staging == set() and copier.registered == set() and copier.closed == copiers
+    assert copier.staging == set() and copier.closed == copiers
     # lanes: the C loop maps its slots itself (test_weights_native_lanes_unmaps_its_slots)
-    assert (copier.allocs > 0) == (method not in ("hostreg", "lanes", "hybrid"))
-    assert (copier.registers > 0) == (method in ("hostreg", "hybrid"))
+    assert (copier.allocs > 0) == (method != "lanes")
 
 
-@pytest.mark.parametrize("method", ["pinned-ring", "hybrid", "lanes", "direct"])
+@pytest.mark.parametrize("method", ["pinned-ring", "lanes", "direct"])
 def test_weights_ring_read_failure_releases_everything(setup, monkeypatch: pytest.MonkeyPatch, method: str) -> None:  # type: ignore[no-untyped-def]
     path, targets = setup
     monkeypatch.setenv("STASIS_NATIVE_LANES", "0")  # lanes: the Python loop, whose reads go through _libc
@@ -101,20 +87,7 @@ def test_weights_ring_read_failure_releases_everything(setup, monkeypatch: pytes
     with pytest.raises(StasisEngineError) as e:
         load.load_into(targets, path, method=method, **SMALL)
     assert "injected" in e.value.message
-    assert copier.staging == set() and copier.registered == set() and copier.closed == opened(method)
-
-
-@pytest.mark.parametrize("method", ["hostreg", "hybrid"])
-def test_weights_hostreg_register_failure_undoes_the_others(setup, monkeypatch: pytest.MonkeyPatch, method: str) -> None:  # type: ignore[no-untyped-def]
-    """hybrid: the registered part fails, the lanes' part still runs to its end; everything is released either way."""
-    path, targets = setup
-    copier = CountingCopier(fail_register_at=3)
-    monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None, synchronize=True: copier)
-    with pytest.raises(StasisEngineError) as e:
-        load.load_into(targets, path, method=method, **{**SMALL, "hostreg_share": 0.6})
-    assert "injected" in e.value.message
-    assert copier.registers >= 3 and copier.registered == set() and copier.staging == set()
-    assert copier.closed == opened(method)
+    assert copier.staging == set() and copier.closed == opened(method)
 
 
 def test_weights_native_lanes_read_failure_releases_everything(setup, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

@@ -18,9 +18,9 @@ from stasis_engine.weights import Extent, _native, dump, load_into, read_header
 from stasis_engine.weights._targets import from_source
 from stasis_engine.weights.load import LoadTuning, load_targets
 
-METHODS = ["auto", "cpu", "pinned-ring", "hostreg", "hybrid", "lanes", "direct"]
+METHODS = ["auto", "cpu", "pinned-ring", "lanes", "direct"]
 # Tiny ring/registration windows so extents straddle windows and the ring wraps many times.
-SMALL = {"ring_slots": 3, "slot_mb": 1, "read_mb": 1, "register_mb": 1}
+SMALL = {"ring_slots": 3, "slot_mb": 1, "read_mb": 1}
 
 
 def model(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -288,7 +288,6 @@ def test_weights_bad_arguments(wfile: Path, src: dict[str, torch.Tensor], kwargs
         ({"method": "fast"}, "method='fast', expected one of auto"),
         ({"lane_slots": 1}, "lane_slots=1, expected an integer between 2 and"),
         ({"lane_mb": 0}, "lane_mb=0, expected an integer >= 1"),
-        ({"hostreg_share": 1.5}, "hostreg_share=1.5, expected a number between 0 and 1"),
         ({"read_mb": "4"}, "read_mb='4', expected an integer >= 1"),
     ],
 )
@@ -315,32 +314,6 @@ def test_weights_bad_target_types(wfile: Path) -> None:
         load_into([(1, 2)], wfile, device="cpu")  # type: ignore[list-item]
     with pytest.raises(StasisEngineError):
         Extent(-1, 5)
-
-
-def test_weights_split_copies_cuts_at_the_share_on_a_file_page() -> None:
-    from stasis_engine.weights._plan import Copy, split_copies
-
-    copies = [Copy(0, 1_000_000, 10_000, 1), Copy(10_000, 2_000_000, 30_000, 2)]
-    first, rest = split_copies(copies, 0.5)  # the cut (20 000 bytes) falls inside the second copy
-    assert first == [Copy(0, 1_000_000, 10_000, 1), Copy(10_000, 2_000_000, 10_480, 2)]  # ends at 20 480, a page
-    assert rest == [Copy(20_480, 2_010_480, 19_520, 2)]
-    assert sum(c.size for c in first + rest) == 40_000
-    assert split_copies(copies, 0.1)[0] == [Copy(0, 1_000_000, 4096, 1)]
-    assert split_copies([], 0.5) == ([], [])
-
-
-@pytest.mark.parametrize("share", [0.01, 0.35, 0.99])
-def test_weights_hybrid_fills_every_byte_whatever_the_share(wfile: Path, src: dict[str, torch.Tensor], share: float) -> None:
-    fresh = poisoned_like(src)
-    stats = load_into(fresh, wfile, method="hybrid", hostreg_share=share, **SMALL)
-    assert all(same_bytes(fresh[k], src[k]) for k in src)
-    assert stats.method == "hybrid" and "hostreg_pipeline" in stats.stages and "lanes_pipeline" in stats.stages
-
-
-@pytest.mark.parametrize("share", [0, 1, -0.5, True, "half"])
-def test_weights_hybrid_share_must_be_between_0_and_1(wfile: Path, src: dict[str, torch.Tensor], share: object) -> None:
-    with pytest.raises(StasisEngineError, match="hostreg_share"):
-        load_into(poisoned_like(src), wfile, method="hybrid", hostreg_share=share, **SMALL)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("loop", ["C", "Python"])

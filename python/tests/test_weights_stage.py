@@ -144,7 +144,7 @@ def test_no_stager_is_a_clear_error(tmp_path: Path) -> None:
     assert e.value.code == "stage_unreachable"
 
 
-def test_the_stager_reads_in_the_idle_io_class_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_stager_reads_in_the_idle_io_class() -> None:
     import platform
     import subprocess
     import sys
@@ -156,10 +156,6 @@ def test_the_stager_reads_in_the_idle_io_class_unless_told_otherwise(monkeypatch
             "ctypes.CDLL(None).syscall(252, 1, 0) >> 13)")
     done, klass = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert (done, klass) == ("idle", "3")
-    monkeypatch.setenv("STASIS_STAGE_IOPRIO", "be")
-    from stasis_engine.weights.stage import lower_io_priority
-
-    assert lower_io_priority() == "default"
 
 
 def test_the_stager_reads_with_fewer_threads_from_memory_than_from_disk(tmp_path: Path,

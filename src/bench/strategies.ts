@@ -122,8 +122,8 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
   } else {
     // Hot: what `stasis prefetch --snapshot` leaves: the snapshot's files in the page cache, its working set (the
     // engine's libraries its restore touches), CRIU's own files and, where `stasis serve --pin-weights` runs, its
-    // weights pinned by the daemon. (The first restore-hot of a bench is still the slowest with all of that in memory,
-    // 1.71 s against 0.56-0.65 s in bench/results/2026-11-27-h100/pipeline-3b-43-judged/: not explained yet.)
+    // weights pinned by the daemon. (The first restore-hot of a bench is still the slowest with all of that in memory:
+    // an open question in docs/benchmarks.md.)
     const hot = await prefetchSnapshot({ paths: [], snapshot: snap.name }, new Events());
     pinned = hot.daemonPin !== undefined && "pinned" in hot.daemonPin;
   }

@@ -73,8 +73,8 @@ export async function dumpServer(
   const shared = await sharedMemoryFiles(pids);
   p.throwIfInterrupted();
 
-  // CRIU's pages images are digested as CRIU appends to them (it writes each front to back, never going back):
-  // on the H100 that leaves 0.12-0.15 s of digest after the dump of a 5.4 GB image instead of 0.7 s.
+  // CRIU's pages images are digested as CRIU appends to them (it writes each front to back, never going back),
+  // so little is left to hash after the dump. Why: docs/decisions/0009-capture-dump.md.
   const concurrency = Math.min(4, Math.ceil(availableParallelism() / 4));
   const follow = followAppends(staging.dir, "images", (n) => /^pages-\d+\.img$/.test(n), { concurrency });
   const followed = p.step(

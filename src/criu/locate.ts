@@ -92,7 +92,7 @@ export async function locateCriu(env: NodeJS.ProcessEnv = process.env): Promise<
 
 /**
  * What `criu --version` says, asked once per binary while it stays the same file (a long-lived `stasis serve`
- * then spends no process start per restore on it: 10-30 ms).
+ * then spends no process start per restore on it: docs/decisions/0010-serve-daemon.md).
  */
 const versions = new Map<string, { key: string; text: string }>();
 async function versionOutput(path: string): Promise<string | undefined> {

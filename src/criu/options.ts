@@ -29,6 +29,7 @@ export function dumpOptions(opts: { leaveRunning: boolean }): string[] {
  * No --restore-detached: CRIU stays as the init of the instance's PID namespace (see criu/restore.ts).
  * STASIS_CRIU_FILE_VALIDATION=filesize|buildid picks how CRIU checks that the files the tree maps are the ones
  * it had (CRIU's default, buildid, reads each mapped ELF file's build-id: a page or more of every library).
+ * Why buildid by default: docs/decisions/0012-criu-file-validation.md.
  */
 export function restoreOptions(env: NodeJS.ProcessEnv = process.env): string[] {
   const validation = env.STASIS_CRIU_FILE_VALIDATION;

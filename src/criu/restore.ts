@@ -209,9 +209,8 @@ function logLevel(): number {
   return envInt("STASIS_CRIU_LOG_LEVEL", 0, 4) ?? 4;
 }
 
-/** Prefill workers unless told (STASIS_PREFILL_WORKERS): one per core, at most 16. On the 16-core H100
- *  machine 16 workers copied the 3B engine's 2.16 GB in 109-118 ms, 8 in 158-164 ms
- *  (bench/results/2026-11-27-h100/pipeline-3b-7-memory-modes/). */
+/** Prefill workers unless told (STASIS_PREFILL_WORKERS): one per core, at most 16.
+ *  Why: docs/decisions/0001-criu-memory.md. */
 export function defaultPrefillWorkers(env: NodeJS.ProcessEnv = process.env): number {
   return envInt("STASIS_PREFILL_WORKERS", 1, 64, env) ?? Math.max(1, Math.min(16, availableParallelism()));
 }

@@ -85,19 +85,6 @@ test("a stager holds its reads for the restore's go: the job says so, go() sends
     }
   }));
 
-test("STASIS_STAGE_HOLD=0: the stager reads at once", () =>
-  withDir(async (dir) => {
-    const python = await fakePython(dir, ['{"event": "ready", "bytes": 4096, "seconds": 0.2}']);
-    process.env.STASIS_STAGE_HOLD = "0";
-    try {
-      const staged = stageWeights(jobFor(python, dir));
-      assert.equal((JSON.parse(await eventually(join(dir, "job.json"))) as { hold: unknown }).hold, false);
-      staged.stop();
-    } finally {
-      delete process.env.STASIS_STAGE_HOLD;
-    }
-  }));
-
 test("a stager's error is the reason there are no staged weights", () =>
   withDir(async (dir) => {
     const python = await fakePython(dir, ['{"event": "error", "error": {"code": "gpu_memory", "message": "1.0 GiB free", "hint": null}}'], "exit 1");

@@ -102,17 +102,8 @@ function jobLine(job: StageJob, socket: string, id?: string): string {
     socket,
     ...layoutFields(job.info),
     reserve_bytes: job.reserveBytes,
-    hold: holdReads(),
+    hold: true, // Why: docs/decisions/0002-stage-hold.md (a cold file's reads wait for the restore's go)
   });
-}
-
-/**
- * Whether a stager holds its reads of a cold weights file until the restore's `go()`: yes, unless
- * STASIS_STAGE_HOLD=0 (for measuring; on the H100 the stager reading from the start made restore-cold ~1.5 s slower,
- * bench/results/2026-11-27-h100/README.md).
- */
-function holdReads(): boolean {
-  return process.env.STASIS_STAGE_HOLD !== "0";
 }
 
 function pythonEnv(info: StageInfo): NodeJS.ProcessEnv {

@@ -57,7 +57,7 @@ function verify(job: Job): JobDone {
 /**
  * mmap + madvise(MADV_POPULATE_READ): the kernel reads the range in and waits for it; nothing is copied to us.
  * With `largeFolios`, MADV_HUGEPAGE first (best effort): each fault then reads two 2 MiB folios, so the disk gets
- * 4 MiB reads instead of requests of scattered 4 KiB pages (1-2.5 MiB each on the H100's disk).
+ * 4 MiB reads instead of requests of scattered 4 KiB pages (docs/pagecache.md, "Large folios").
  */
 function populate(job: Job): JobDone {
   const ps = pageSize();

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { complement, readOrder } from "./background-reads.js";
+import { readOrder } from "./background-reads.js";
 import type { FileEntry } from "../store/manifest.js";
 
 const f = (path: string, role: FileEntry["role"]): FileEntry => ({ path, role, size: 1, sha256: "0".repeat(64), chunkSize: 1, chunks: [] });
@@ -8,12 +8,6 @@ const f = (path: string, role: FileEntry["role"]): FileEntry => ({ path, role, s
 test("files are read in the order the restore needs them: metadata, memory pages, weights, the rest", () => {
   const order = readOrder([f("weights/rank0.stasisw", "weights"), f("images/pages-1.img", "image"), f("logs/x", "log"), f("images/core-1.img", "image"), f("link-remap/0-link_remap.1", "link-remap")]);
   assert.deepEqual(order.map((x) => x.path), ["images/core-1.img", "link-remap/0-link_remap.1", "images/pages-1.img", "weights/rank0.stasisw", "logs/x"]);
-});
-
-test("the rest of a file around some ranges: before, between and after them", () => {
-  assert.deepEqual(complement([[10, 5], [20, 5]], 30), [[0, 10], [15, 5], [25, 5]]);
-  assert.deepEqual(complement([[0, 30]], 30), []);
-  assert.deepEqual(complement([], 7), [[0, 7]]);
 });
 
 test("prefetch images reads what CRIU reads, weights only the weights, all both; none reads nothing", async (t) => {

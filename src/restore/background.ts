@@ -1,4 +1,3 @@
-import { envChoice } from "../env.js";
 import { engineFor } from "../engines/engines.js";
 import { stageWeights, type StagedWeights, type StageLauncher } from "../engines/weights-stager.js";
 import type { GpuInventory } from "../cuda/gpus.js";
@@ -58,22 +57,14 @@ export function startBackground(
       return workingSet;
     });
   }
-  // A stager reading a cold weights file holds its reads until CRIU's images are read, or CRIU is done (whichever
-  // comes first): from the start they slowed CRIU more than they saved. Not also until the working set is read:
-  // that ended 0.1-0.4 s after the images, and the weights, the last thing a cold restore waits for, started that
-  // much later (restore-cold 6.10 s against 6.63 s, four of each alternating:
-  // bench/results/2026-11-27-h100/pipeline-3b-39-go-ab/). For measuring, STASIS_STAGE_GO=working-set: once the
-  // images and the working set are read; criu: only once CRIU is done.
-  const goAfter = envChoice("STASIS_STAGE_GO", ["images", "working-set", "criu"] as const) ?? "images";
-  if (staged && goAfter !== "criu")
-    void Promise.allSettled([reads.done(), goAfter === "working-set" ? workingSet : undefined]).then(() => staged.go());
+  // Why: docs/decisions/0002-stage-hold.md (a held stager's go once CRIU's images are read, or CRIU is done).
+  if (staged) void Promise.allSettled([reads.done()]).then(() => staged.go());
   return { staged, reads, workingSet };
 }
 
 /**
  * The working set (recorded after a restore, read by later cold restores beside the images): on unless
- * STASIS_WORKING_SET=0. On the H100 it takes CRIU's tail and the page faults after the weights (0.3-0.5 s) off a
- * cold restore, now that the stager holds its reads until it is read (docs/ARCHITECTURE.md).
+ * STASIS_WORKING_SET=0. Why: docs/decisions/0004-working-set.md.
  */
 export function workingSetOn(): boolean {
   return process.env.STASIS_WORKING_SET !== "0";

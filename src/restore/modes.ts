@@ -11,9 +11,8 @@ export type PrefetchMode = (typeof PREFETCH_MODES)[number];
 /**
  * What a restore reads beside CRIU unless told otherwise: auto = the images when they are not in the page cache
  * (read at the disk's parallel rate, and CRIU's memory then copied in parallel from the page cache), else
- * nothing. The weights are never prefetched by default: the stager (or the refill) reads them itself, and reading
- * them twice costs a second pass over the disk (bench/results/2026-11-27-h100/pipeline-3b-14-stage-levers/:
- * images + parallel 7.06 s to the first token from a cold disk, none 7.40 s, images + copy 7.65 s).
+ * nothing. The weights are never prefetched by default: the stager (or the refill) reads them itself.
+ * Why: docs/decisions/0005-image-prefetch.md.
  */
 export const DEFAULT_PREFETCH: PrefetchMode = "auto";
 

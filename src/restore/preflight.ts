@@ -45,10 +45,7 @@ function choose(
 
 /**
  * The memory mode CRIU runs with. auto: parallel where this CRIU has stasis's "lazy-prefill" patch and the
- * snapshot's images are in the page cache, copy otherwise. Measured on the H100 with the 3B engine
- * (bench/results/2026-11-27-h100/pipeline-3b-7-memory-modes/): images in memory, 1.50 s to the first token with
- * parallel vs 2.52 s with copy (the copy of 2.16 GB into fresh memory by one thread is the bottleneck); page cache
- * dropped, copy 7.26 s vs parallel 7.92 s (the disk is the bottleneck, and CRIU's reads go faster in one stream).
+ * snapshot's images are in the page cache, copy otherwise. Why: docs/decisions/0001-criu-memory.md.
  * parallel asked for on a CRIU without the patch is refused, not quietly downgraded.
  */
 export function criuMemory(mode: MemoryMode, criu: Criu, imagesResident: boolean): CriuMemory {

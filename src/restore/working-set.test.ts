@@ -87,14 +87,6 @@ test("only files that are still the ones recorded are read; a changed one is ski
   assert.equal(changedFiles, 1);
   assert.equal(bytes, 12288);
   assert.deepEqual(reads.map((r) => [r.path, r.offset, r.length]), [[a, 0, 4096], [a, 200_000, 8192]]);
-  // STASIS_WORKING_SET_GAP_KB: ranges closer than that are read as one.
-  process.env.STASIS_WORKING_SET_GAP_KB = "512";
-  try {
-    const merged = await workingSetReads(ws);
-    assert.deepEqual(merged.reads.map((r) => [r.path, r.offset, r.length]), [[a, 0, 208_192]]);
-  } finally {
-    delete process.env.STASIS_WORKING_SET_GAP_KB;
-  }
   // And the prefetch engine takes them as given (it checks size and mtime itself).
   const { prefetch } = await import("../pagecache/prefetch.js");
   const stats = await prefetch(reads, { events: new Events() });

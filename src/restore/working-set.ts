@@ -1,9 +1,8 @@
 /**
  * The restore's working set: the pages of files outside the snapshot (the engine's interpreter and libraries:
  * Python, torch, CUDA) that a restored tree faults in on its way to the canary. CRIU maps those files again but
- * reads none of them, so from a cold page cache each first touch is a small read that the process waits for: on
- * the development machine a restore-cold of the CPU reference engine read 1.05 GB from disk for a snapshot of
- * 0.40 GB. After a restore's canary, the file pages the restored processes have mapped (their page tables, from
+ * reads none of them, so from a cold page cache each first touch is a small read that the process waits for
+ * (docs/decisions/0004-working-set.md). After a restore's canary, the file pages the restored processes have mapped (their page tables, from
  * /proc/PID/pagemap: present, see presentFileRanges) are recorded beside the snapshot (working-set.json); a later
  * restore whose page cache is cold reads them in parallel while CRIU restores. Advisory only: a file that changed
  * since is skipped, a failure is a warning.
@@ -12,9 +11,8 @@ import { open, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Events } from "../events.js";
-import { prefetch, PREFETCH_STRATEGIES, type PrefetchFile, type PrefetchStrategy } from "../pagecache/prefetch.js";
+import { prefetch, type PrefetchFile } from "../pagecache/prefetch.js";
 import { readMaps, type FileMapping } from "../proc/maps.js";
-import { envChoice, envInt } from "../env.js";
 
 export const WORKING_SET_FILE = "working-set.json";
 const PAGE = 4096;
@@ -54,7 +52,7 @@ export function fileMappings(maps: FileMapping[]): FileMapping[] {
  * present, bit 62 swapped), as [offset in the file, length] ranges. File pages the tree touched, and also a private
  * mapping's pages written since (anonymous copies now, bit 61 clear): CRIU dumped those and, restoring them, writes
  * into the private mapping, a copy-on-write fault that first reads the file's page; from a cold page cache with
- * the kernel's read-around (8 MiB on the H100's disk) for each.
+ * the kernel's read-around (read_ahead_kb) for each.
  */
 export function presentFileRanges(mapping: Pick<FileMapping, "offset">, pagemap: Buffer): [number, number][] {
   const out: [number, number][] = [];
@@ -100,7 +98,7 @@ export async function recordWorkingSet(pids: number[]): Promise<WorkingSet> {
         const { bytesRead } = await fh.read(buf, 0, buf.length, (mapping.start / PAGE) * 8);
         const ranges = presentFileRanges(mapping, buf.subarray(0, bytesRead));
         // Files with no page touched stay listed: CRIU opens every mapped file, and from a cold cache its path's
-        // directories and inode are disk reads too (150-200 ms each for some on the development machine).
+        // directories and inode are disk reads too.
         const entry = byFile.get(mapping.path) ?? { path: mapping.path, ranges: [] };
         entry.ranges.push(...ranges);
         byFile.set(mapping.path, entry);
@@ -146,14 +144,13 @@ export async function workingSetReads(ws: WorkingSet): Promise<{ reads: Prefetch
   let bytes = 0;
   let changedFiles = 0;
   const stats = await Promise.all(ws.files.map((f) => stat(f.path).catch(() => undefined)));
-  const gap = readGap();
   for (const [i, f] of ws.files.entries()) {
     const st = stats[i];
     if (!st || String(st.dev) !== f.dev || String(st.ino) !== f.ino || st.size !== f.size || st.mtimeMs !== f.mtimeMs) {
       changedFiles++;
       continue;
     }
-    for (const [offset, length] of gap > MERGE_GAP ? mergeRanges(f.ranges, f.size, gap) : f.ranges) {
+    for (const [offset, length] of f.ranges) {
       reads.push({ path: f.path, offset, length, expectSize: f.size, expectMtimeMs: f.mtimeMs });
       bytes += length;
     }
@@ -162,20 +159,10 @@ export async function workingSetReads(ws: WorkingSet): Promise<{ reads: Prefetch
 }
 
 /**
- * STASIS_WORKING_SET_GAP_KB (for measuring): ranges closer than this are read as one, over the recorded ones' 256
- * KiB: fewer, larger reads (more bytes) beside the images' large ones, which on the H100 the working set's small
- * reads slow to about half the disk's rate.
- */
-function readGap(): number {
-  return (envInt("STASIS_WORKING_SET_GAP_KB", 1) ?? 0) * 1024;
-}
-
-/**
  * Starts reading the snapshot's working set into the page cache (what is there already is skipped), as the phase
  * "working-set", beside the restore's other reads and with few threads: its ranges are small (tens of MB in all
  * for the 3B engine) and needed only once the engine runs (its wake and canary), but read then, one page fault at a
- * time from a cold disk, they cost the H100's restore 0.4-0.5 s after the weights. (A first version read every
- * file's head before the images, for CRIU's build-id checks, and delayed the images by 0.7 s on the H100.)
+ * time from a cold disk, they would be waited for after the weights. Why: docs/decisions/0004-working-set.md.
  * Settles when all is read; never rejects: a failure is a warning.
  */
 export function startWorkingSet(snapshotDir: string, events: Events, signal?: AbortSignal): Promise<void> {
@@ -187,7 +174,8 @@ export function startWorkingSet(snapshotDir: string, events: Events, signal?: Ab
         "working-set",
         async () => {
           const { reads, changedFiles } = await workingSetReads(ws);
-          const stats = await prefetch(reads, { skipResident: true, concurrency: concurrency(), chunkBytes: 2 << 20, strategy: strategy(), ...(signal ? { signal } : {}) });
+          // Why: docs/decisions/0004-working-set.md (each range read exactly, fadvise WILLNEED, 4 threads).
+          const stats = await prefetch(reads, { skipResident: true, concurrency: 4, chunkBytes: 2 << 20, strategy: "fadvise", ...(signal ? { signal } : {}) });
           return { ...stats, changedFiles };
         },
         (s) => ({ bytes: s.bytesRead, detail: { files: ws.files.length - s.changedFiles, changedFiles: s.changedFiles, bytesAlreadyResident: s.bytesAlreadyResident, bytesTotal: s.bytesTotal } }),
@@ -196,20 +184,4 @@ export function startWorkingSet(snapshotDir: string, events: Events, signal?: Ab
       if (!signal?.aborted) events.log(`reading the restore's working set failed (${(err as Error).message}); the engine reads its pages as it needs them`, "warn");
     }
   })();
-}
-
-/**
- * How the ranges are read: fadvise (WILLNEED: the kernel reads exactly each range, as one request where it can, and
- * the worker waits for it), or STASIS_WORKING_SET_STRATEGY=populate|read (for measuring). Populate faults the range
- * in through a mapping, and each fault from a cold cache reads the kernel's whole read-around window (read_ahead_kb,
- * 8 MiB on the H100's disk) for a range of tens of KiB; it was the default before fadvise, which took restore-cold on
- * the H100 from 7.08 s to 5.88 s (bench/results/2026-11-27-h100/pipeline-3b-41-judged/).
- */
-function strategy(): PrefetchStrategy {
-  return envChoice("STASIS_WORKING_SET_STRATEGY", PREFETCH_STRATEGIES) ?? "fadvise";
-}
-
-/** 4 threads, or STASIS_WORKING_SET_CONCURRENCY (for measuring). */
-function concurrency(): number {
-  return envInt("STASIS_WORKING_SET_CONCURRENCY", 1, 64) ?? 4;
 }

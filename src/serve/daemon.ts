@@ -1,6 +1,6 @@
 /**
  * `stasis serve`: stasis resident on a unix socket, so that a restore starts with its code loaded instead of
- * paying Node's start-up and module loading each time (0.1-0.2 s of a 1.4 s restore on the H100). The CLI's
+ * paying Node's start-up and module loading each time (why: docs/decisions/0010-serve-daemon.md). The CLI's
  * `restore` goes through it whenever it answers (see client.ts); the work is the same `restore()` function.
  * Protocol: protocol.ts. The socket is root's alone (0600): whoever can use it can restore any snapshot.
  */

@@ -4,8 +4,8 @@ A batch of size ``b`` (a captured size) lays its cache out contiguously at the s
 ``[layers, b, kv_heads, max_len, head_dim]``: different batch sizes overlay the same memory in different layouts,
 which is fine because a generation starts from an empty cache and keeps one batch size throughout. Contiguous
 matters: the compiled decode step writes into the cache in place only when its input is contiguous; a write into
-a strided view of a graph input of dynamic size is compiled as a full copy of the input (measured on the H100:
-0.94 GB at batch 4, kept in the CUDA graphs' memory pool and so in every snapshot).
+a strided view of a graph input of dynamic size is compiled as a full copy of the input (kept in the CUDA graphs'
+memory pool and so in every snapshot: "Less GPU state" in docs/benchmarks.md).
 
 ``ArenaCache`` is the transformers ``Cache`` over such a layout. It writes the new keys/values at slots
 ``start + arange(q)``, where ``start`` is one 0-d device tensor advanced by the runner between steps (so a

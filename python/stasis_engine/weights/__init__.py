@@ -3,7 +3,7 @@
     from stasis_engine.weights import dump, load_into, verify, Extent
 
     dump(dict(model.named_parameters()), "/snap/weights.stasisw")
-    stats = load_into(dict(model.named_parameters()), "/snap/weights.stasisw")   # LoadStats, ~50 GB/s hot
+    stats = load_into(dict(model.named_parameters()), "/snap/weights.stasisw")   # LoadStats
 
 The format is described in docs/weights-format.md. Importing this package loads neither torch nor CUDA.
 """

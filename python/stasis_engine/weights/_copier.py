@@ -17,8 +17,6 @@ class Copier(Protocol):
     def thread_init(self) -> None: ...
     def alloc_staging(self, size: int) -> int: ...
     def free_staging(self, address: int, size: int) -> None: ...
-    def register_readonly(self, address: int, size: int) -> None: ...
-    def unregister(self, address: int) -> None: ...
     def copy(self, dst: int, src: int, size: int) -> None: ...
     def copy_to_host(self, dst: int, src: int, size: int) -> None: ...
     def record(self, slot: int) -> None: ...
@@ -36,7 +34,7 @@ class Copier(Protocol):
 
 
 class HostCopier:
-    """Targets in host memory: copies are memmoves, registration and events are no-ops."""
+    """Targets in host memory: copies are memmoves, events are no-ops."""
 
     kind = "cpu"
 
@@ -48,12 +46,6 @@ class HostCopier:
 
     def free_staging(self, address: int, size: int) -> None:
         _libc.unmap(address, size)
-
-    def register_readonly(self, address: int, size: int) -> None:
-        pass
-
-    def unregister(self, address: int) -> None:
-        pass
 
     def copy(self, dst: int, src: int, size: int) -> None:
         ctypes.memmove(dst, src, size)
@@ -137,14 +129,6 @@ class CudaCopier:
             self.rt.host_unregister(address)
         finally:
             _libc.unmap(address, size)
-
-    def register_readonly(self, address: int, size: int) -> None:
-        from ._cudart import HOST_REGISTER_PORTABLE, HOST_REGISTER_READ_ONLY
-
-        self.rt.host_register(address, size, HOST_REGISTER_PORTABLE | HOST_REGISTER_READ_ONLY)
-
-    def unregister(self, address: int) -> None:
-        self.rt.host_unregister(address)
 
     def copy(self, dst: int, src: int, size: int) -> None:
         from ._cudart import MEMCPY_H2D

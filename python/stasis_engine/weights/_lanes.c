@@ -2,17 +2,16 @@
  * The lanes load loop in C: the same work as _pipelines.run_lanes, without Python's lock between the threads.
  *
  * Why: in Python every pread, copy and event call releases and retakes the GIL, and with many lanes the handoffs
- * cost as much as small windows move (on the H100, 2 MiB windows: 13-23 GB/s in Python, 34-43 in C). Here each
+ * cost as much as small windows move (docs/decisions/0006-weights-lanes.md). Here each
  * lane is a pthread that takes the next window (an atomic counter), waits for its slot's previous copies (the
  * slot's event), preads the window into the slot and issues the window's copies and the slot's event on its own
  * stream. The slots are pinned ahead of the run by pin_slots (a few threads, every lane's first slot before any
  * second one), which stasis_lanes_pin_start starts while Python still checks the load. A lane starts once its first
- * slot is pinned and takes up its other slots as they get pinned: on the H100 VM, faulting fresh memory in is what
- * pinning costs (80 MiB of fresh slots took 14 ms with ten threads, 3-4 ms to pin once faulted in:
- * bench/pin_costs.c), so the first slots are there in half the time. Without pinning ahead each lane pins its own
- * when it starts; each lane unpins its own once its copies are done.
+ * slot is pinned and takes up its other slots as they get pinned: faulting fresh memory in is most of what pinning
+ * costs (bench/pin_costs.c measures it), so the first slots are there sooner. Without pinning ahead each lane pins
+ * its own when it starts; each lane unpins its own once its copies are done.
  * The windows themselves are cut here from the copies and the file ranges to read (plan_windows): in Python the
- * 1,500 windows of a 6.4 GB load took 4-5 ms before the first read. Python maps the slots' memory, makes the
+ * 1,500 windows of a 6.4 GB load cost milliseconds before the first read. Python maps the slots' memory, makes the
  * streams and events, and releases all of it after. Built by
  * scripts/python-env.sh (cc -O2 -shared -fPIC -pthread); where it is not built the Python loop runs instead.
  *
@@ -215,8 +214,8 @@ static void *pin_slots(void *arg)
 }
 
 /* Starts pin_slots on a thread of its own and returns: 0 with *thread set, or the pthread_create error. Started from
- * a Python thread instead, the pinning began 2 ms after the call returned on the H100: that thread first waited for
- * Python's lock, which the caller held while it parsed the header. Join it with stasis_lanes_pin_join before the job
+ * a Python thread instead, the pinning would begin late: that thread first waits for Python's lock, which the
+ * caller holds while it parses the header. Join it with stasis_lanes_pin_join before the job
  * goes. */
 int stasis_lanes_pin_start(struct stasis_lanes_pin_job *p, uint64_t *thread)
 {

@@ -83,10 +83,7 @@ def library() -> Any:
 
 MAX_LANES, MAX_SLOTS = 256, 64  # MAX_LANES, MAX_SLOTS in _lanes.c: the most lanes and slots per lane it runs
 _HUGE = 2 << 20
-# Threads pinning the lanes' slots ahead. More at once fault the fresh memory in no faster: on the H100, ten lanes'
-# first slots were pinned 13-14 ms into the load by ten threads, 6-8 ms by two to five, every slot 15-16 ms against
-# 11-15 (bench/results/2026-11-27-h100/weights-lanes/19-pinners/, 20-pinners-sweep/).
-PINNERS = 4
+PINNERS = 4  # threads pinning the lanes' slots ahead. Why: docs/decisions/0006-weights-lanes.md
 # Values per lane in the job's lane_stats (LANE_STATS in _lanes.c): ns reading, ns waiting for a slot, windows, then
 # ns since the run began when the lane's first slot was pinned, its last copy issued, its stream drained and its
 # slots unpinned (whether they still are pinned is their pin state, LaneSlots.pinned).
@@ -98,10 +95,9 @@ class LaneSlots:
     """The lanes' slots: one mapping, aligned to 2 MiB and advised for huge pages, lane ``i``'s slot ``s`` at
     ``slot(i, s)``, with a pin state per slot shared with the C lanes. ``pin_ahead`` starts pinning them on a few C
     threads (without Python's lock), every lane's first slot first, for a caller that still has checks to make
-    before the run: on the H100 VM faulting the fresh memory in is most of the cost (80 MiB took 14 ms with ten
-    threads, pinning it once faulted in 3-4 ms: bench/results/2026-11-27-h100/pin-costs/), and a lane starts on its
-    first slot. Whatever is still pinned at ``close`` (a failed or cancelled load) is unpinned there, after the
-    copiers' streams have drained; nothing of it outlives the load."""
+    before the run: faulting the fresh memory in is most of the cost (docs/decisions/0006-weights-lanes.md), and a
+    lane starts on its first slot. Whatever is still pinned at ``close`` (a failed or cancelled load) is unpinned
+    there, after the copiers' streams have drained; nothing of it outlives the load."""
 
     def __init__(self, nlanes: int, slots: int, slot_bytes: int) -> None:
         self.nlanes, self.slots, self.slot_bytes = nlanes, slots, slot_bytes
@@ -125,11 +121,11 @@ class LaneSlots:
         return self.lane(i) + s * self.slot_bytes
 
     def pin_ahead(self, lib: Any, api: tuple[int, ...]) -> None:
-        """Starts pinning every lane's slots, first slots first, on ``PINNERS`` C threads (or STASIS_PIN_THREADS;
+        """Starts pinning every lane's slots, first slots first, on ``PINNERS`` C threads (at most one per lane;
         ``api``: a copier's ``native_api``), started in C: a Python thread would first wait for Python's lock, which
-        the caller holds while it checks the load (on the H100 the pinning began 2 ms late). If the thread cannot be
+        the caller holds while it checks the load. If the thread cannot be
         started nothing is pinned ahead: each lane pins its own slots when the run begins."""
-        self._pin_job = PinJob(api[0], self.nlanes, self.slots, _pin_threads(self.nlanes), self.slot_bytes, self.base,
+        self._pin_job = PinJob(api[0], self.nlanes, self.slots, min(PINNERS, self.nlanes), self.slot_bytes, self.base,
                                api[4], api[5], api[8], ctypes.addressof(self.state), ctypes.addressof(self.error),
                                ctypes.addressof(self._stop), ctypes.addressof(self.times))
         thread = ctypes.c_uint64(0)
@@ -168,16 +164,6 @@ class LaneSlots:
         unpins = [lambda i=i, s=s: self._unpin(copiers[0], i, s) for i, s in self.pinned()] if copiers else []
         cleanup([*[c.synchronize for c in copiers], *unpins, lambda: _libc.unmap(self._mapping, self._span)],
                 raise_errors=True)
-
-
-def _pin_threads(nlanes: int) -> int:
-    """How many threads pin the lanes' slots ahead: PINNERS, or STASIS_PIN_THREADS (for measuring)."""
-    value = os.environ.get("STASIS_PIN_THREADS", "")
-    if not value:
-        return min(PINNERS, nlanes)
-    if not value.isdigit() or int(value) < 1:
-        raise StasisEngineError("bad_argument", f"STASIS_PIN_THREADS={value!r}, expected an integer >= 1")
-    return int(value)
 
 
 def run_lanes_native(

@@ -3,9 +3,6 @@
 - ``run_reads`` ("cpu"): parallel preads straight into host targets.
 - ``run_ring`` ("pinned-ring", "direct"): reader threads fill a ring of pinned slots, the main thread issues
   one async copy per piece and an event per slot; a slot is reused once its event has fired.
-- ``run_hostreg`` ("hostreg"): mmap the file, register windows of it with the GPU (read-only, on the pool,
-  in parallel), copy from the page cache as each window's registration lands.
-- ``run_hybrid`` ("hybrid"): hostreg and the lanes at once, on disjoint parts of the file.
 - ``run_lanes`` ("lanes"): every thread a lane of its own (a few small pinned slots, a stream, events): it takes
   the next window, reads it into its next slot and issues the slot's copies itself. No thread waits on another.
 """
@@ -123,112 +120,6 @@ def run_ring(
         stages["free"] = time.perf_counter() - t
 
 
-def run_hostreg(
-    fd: int, file_size: int, wins: list[Window], copier: Copier, pool: ThreadPoolExecutor, stages: Stages
-) -> None:
-    if not wins:
-        return
-    t = time.perf_counter()
-    base = _libc.map_file(fd, file_size)
-    stages["map"] = time.perf_counter() - t
-    registrations = [pool.submit(copier.register_readonly, base + w.start, w.length) for w in wins]
-    # Window k is unregistered by a pool thread once its copies are done (event k), overlapping the rest.
-    unregistrations: dict[int, Future[None]] = {}
-
-    def release(k: int) -> None:
-        copier.wait(k)
-        copier.unregister(base + wins[k].start)
-
-    register_wait = 0.0
-    ok = False
-    t0 = time.perf_counter()
-    try:
-        for k, (w, f) in enumerate(zip(wins, registrations)):
-            t = time.perf_counter()
-            f.result()
-            register_wait += time.perf_counter() - t
-            src = base + w.start
-            for off, dst, size in w.pieces:
-                copier.copy(dst, src + off, size)
-            copier.record(k)
-            unregistrations[k] = pool.submit(release, k)
-        t = time.perf_counter()
-        copier.synchronize()
-        stages["drain"] = time.perf_counter() - t
-        t = time.perf_counter()
-        for u in unregistrations.values():
-            u.result()
-        stages["unregister_tail"] = time.perf_counter() - t
-        ok = True
-    finally:
-        stages["pipeline"] = time.perf_counter() - t0
-        stages["register_wait"] = register_wait
-
-        def unregister_rest() -> None:
-            _cancel_and_wait(list(unregistrations.values()))
-            left = [
-                base + w.start
-                for k, (w, f) in enumerate(zip(wins, registrations))
-                if _succeeded(f) and not (k in unregistrations and _succeeded(unregistrations[k]))
-            ]
-            for _ in pool.map(copier.unregister, left):
-                pass
-
-        # Invariant: DMA is drained before a range is unregistered, every registration is undone and the
-        # mapping unmapped: pinned page-cache pages must not outlive the load (checkpoint image, and the
-        # page cache could not evict them).
-        cleanup(
-            [
-                lambda: _cancel_and_wait(registrations),
-                copier.synchronize,
-                unregister_rest,
-                lambda: _libc.unmap(base, file_size),
-            ],
-            raise_errors=ok,
-        )
-
-
-def run_hybrid(
-    fd: int,
-    file_size: int,
-    reg_wins: list[Window],
-    reg_copier: Copier,
-    reg_pool: ThreadPoolExecutor,
-    rest: Callable[[Stages], int],
-    stages: Stages,
-) -> int:
-    """``run_hostreg`` over ``reg_wins`` (its own copier: stream, events; and threads) while ``rest`` (the lanes,
-    over the other part of the file) runs on the caller's thread. The two are limited by different things on the
-    H100: the lanes by host memory traffic (each byte read from the page cache, written to a slot, read by the
-    DMA) and the CPU's copies, registration by the driver pinning page-cache pages (one DMA read per byte); side by
-    side they may add up. Both always run to their end (each keeps its own cleanup invariants); the first failure is
-    raised after. Returns what ``rest`` returns."""
-    reg_stages: Stages = {}
-    rest_stages: Stages = {}
-    failures: list[BaseException] = []
-
-    def hostreg() -> None:
-        try:
-            reg_copier.thread_init()
-            run_hostreg(fd, file_size, reg_wins, reg_copier, reg_pool, reg_stages)
-        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-            failures.append(e)
-
-    t = time.perf_counter()
-    side = threading.Thread(target=hostreg, name="stasis-load-hostreg")
-    side.start()
-    try:
-        n = rest(rest_stages)
-    finally:
-        side.join()
-        stages.update({f"hostreg_{k}": v for k, v in reg_stages.items()})
-        stages.update({f"lanes_{k}": v for k, v in rest_stages.items()})
-        stages["pipeline"] = time.perf_counter() - t
-    if failures:
-        raise failures[0]
-    return n
-
-
 def run_lanes(
     fd: int, wins: list[Window], copiers: list[Copier], pool: ThreadPoolExecutor, *, slots: int, slot_bytes: int,
     stages: Stages,
@@ -236,7 +127,7 @@ def run_lanes(
     """One lane per copier, on the pool: each takes the next unread window (a shared counter), waits until its
     next slot's previous copies are done, reads the window into that slot and issues its copies on its own
     stream. The slots are small so that what the readers write may still be in the CPU's cache when the DMA
-    reads it (a question the H100 benchmark answers), and no Python thread orders the others' work, as the
+    reads it, and no Python thread orders the others' work, as the
     ring's main thread does. The first failure stops every lane after its current window; it is raised once all
     lanes have drained and freed their slots."""
     n = len(wins)
@@ -289,10 +180,6 @@ def run_lanes(
         stages["slot_wait_max"] = max((s for _, s in waits), default=0.0)
     if failures:
         raise failures[0]
-
-
-def _succeeded(f: Future[Any]) -> bool:
-    return f.done() and not f.cancelled() and f.exception() is None
 
 
 def _cancel_and_wait(futures: list[Future[Any]]) -> None:

@@ -1,8 +1,8 @@
 """Turning (file range -> target address) copies into a few large reads and copies.
 
 ``coalesce`` merges copies that are adjacent both in the file and in one target allocation (views of one
-arena become one copy). ``windows`` cuts the file ranges to read into aligned windows (a ring slot, or a
-host-registered chunk) and lists, per window, the pieces to copy out of it.
+arena become one copy). ``windows`` cuts the file ranges to read into aligned windows (a ring's or a lane's slot)
+and lists, per window, the pieces to copy out of it.
 """
 
 from __future__ import annotations
@@ -47,29 +47,6 @@ def coalesce(copies: list[Copy]) -> list[Copy]:
         else:
             out.append(c)
     return out
-
-
-def split_copies(copies: list[Copy], share: float) -> tuple[list[Copy], list[Copy]]:
-    """The first ``share`` of the bytes (in file order, a copy cut where the share ends at a 4 KiB boundary of the
-    file) and the rest. ``copies`` sorted by offset (``coalesce`` output)."""
-    total = sum(c.size for c in copies)
-    cut = min(total, int(total * share))
-    first: list[Copy] = []
-    rest: list[Copy] = []
-    seen = 0
-    for c in copies:
-        if seen + c.size <= cut:
-            first.append(c)
-        elif seen >= cut:
-            rest.append(c)
-        else:
-            n = cut - seen
-            n = min(c.size, -(-(c.offset + n) // ALIGN) * ALIGN - c.offset)  # end the first part on a file page
-            first.append(Copy(c.offset, c.address, n, c.group))
-            if n < c.size:
-                rest.append(Copy(c.offset + n, c.address + n, c.size - n, c.group))
-        seen += c.size
-    return first, rest
 
 
 def spans(copies: list[Copy], file_size: int, merge_gap: int = 1 << 20) -> list[tuple[int, int]]:

@@ -1,8 +1,8 @@
 """Per-extent SHA-256: computed at dump, checked only on demand (``verify``), never on the load's hot path.
 
-SHA-256 because it is SHA-NI accelerated (1.3 GB/s per core on the dev machine, within 1.5x of zlib.crc32),
-strong enough that a match means "same bytes", and computable by any tool (Node's crypto, sha256sum).
-Extents hash in parallel, so verifying takes about max(largest extent / 1.3 GB/s, total / (threads x 1.3 GB/s)).
+SHA-256 because it is SHA-NI accelerated (within 1.5x of zlib.crc32: docs/weights-format.md), strong enough that a
+match means "same bytes", and computable by any tool (Node's crypto, sha256sum). Extents hash in parallel, so
+verifying takes about max(largest extent / R, total / (threads x R)) for a core's hash rate R.
 """
 
 from __future__ import annotations

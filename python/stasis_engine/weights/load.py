@@ -14,31 +14,23 @@ from ..errors import StasisEngineError
 from . import _libc, _native
 from ._copier import open_copier
 from ._native import run_lanes_native
-from ._pipelines import cleanup, run_hostreg, run_hybrid, run_lanes, run_reads, run_ring
-from ._plan import Copy, coalesce, spans, split_copies, windows
+from ._pipelines import cleanup, run_lanes, run_reads, run_ring
+from ._plan import Copy, coalesce, spans, windows
 from ._targets import Device, Target, check_overlaps, from_source, match
 from .checksum import default_threads, verify_records
 from .format import Header, read_header
 from .stats import LoadStats
 
-METHODS = ("auto", "pinned-ring", "hostreg", "hybrid", "lanes", "direct", "cpu")
+METHODS = ("auto", "pinned-ring", "lanes", "direct", "cpu")
 # What "auto" picks for GPU targets, by how much of the file the page cache holds (sampled with mincore).
 # >= HOT_RESIDENCY resident: lanes, every thread reading 4 MiB windows into its own two pinned slots and issuing
-# their copies on its own stream (the loop in C, _lanes.c). On the H100, side by side
-# (bench/results/2026-11-27-h100/weights-lanes/6-judged/): 42.2 GB/s median against 25.5 for the pinned ring (16 x
-# 16 MiB, one thread issuing every copy; the default before) and 17.4 for hostreg (registering the page cache's
-# 4 KiB pages costs as much as it saves); hybrid (hostreg beside the ring, then) 18-20 GB/s in an earlier run.
+# their copies on its own stream (the loop in C, _lanes.c). Why: docs/decisions/0006-weights-lanes.md.
 AUTO_HOT = "lanes"
-# Lanes when the caller names no thread count: 8-10 lanes of 2 x 4 MiB moved the most on the H100 (41.9-44.7 GB/s
-# median with the C loop, against 29.4-40.7 for 16 lanes; weights-lanes/ in the same results folder).
-DEFAULT_LANES = 10
+DEFAULT_LANES = 10  # lanes when the caller names no thread count. Why: docs/decisions/0006-weights-lanes.md
 AUTO_COLD = "direct"  # <= COLD_RESIDENCY resident: O_DIRECT reads, no page-cache round trip
 AUTO_MIXED = "pinned-ring"  # in between: buffered reads take what is cached and read the rest
 HOT_RESIDENCY, COLD_RESIDENCY = 0.98, 0.02
-# The ring's slots (of 16 MiB; "direct" and "pinned-ring"). Fresh memory is slow to fault in on the H100 VM (16
-# slots took 39-45 ms to map and pin, 8 took 15-23, bench/results/2026-11-27-h100/weights-lanes/23-judged/,
-# 24-judged/), and the disk needs no more in flight: cold, 8 slots read at 2.22 and 2.02 GB/s against 2.03 and 2.08
-# for 16 in the same runs (the disk's noise).
+# The ring's slots (of 16 MiB; "direct" and "pinned-ring"). Why: docs/decisions/0007-weights-cold-and-stager.md.
 RING_SLOTS = 8
 _MIB = 1 << 20
 
@@ -49,9 +41,8 @@ class LoadTuning:
     (``StasisEngineError("bad_argument")`` naming the field and what was expected).
 
     ``threads``: the readers (lanes), default the machine's (at most ``DEFAULT_LANES`` for lanes); ``ring_slots`` x
-    ``slot_mb`` MiB pinned ring read in ``read_mb`` MiB preads ("pinned-ring", "direct"); ``register_mb`` MiB
-    host-registration windows ("hostreg", "hybrid"); ``hostreg_share``: the bytes "hybrid" registers; every lane
-    reads windows of ``lane_mb`` MiB into its own ``lane_slots`` pinned slots ("lanes", "hybrid").
+    ``slot_mb`` MiB pinned ring read in ``read_mb`` MiB preads ("pinned-ring", "direct"); every lane reads windows
+    of ``lane_mb`` MiB into its own ``lane_slots`` pinned slots ("lanes").
 
     Example::
 
@@ -63,8 +54,6 @@ class LoadTuning:
     ring_slots: int = RING_SLOTS
     slot_mb: int = 16
     read_mb: int = 4
-    register_mb: int = 64
-    hostreg_share: float = 0.35
     lane_slots: int = 2
     lane_mb: int = 4
 
@@ -84,8 +73,6 @@ def load_into(
     ring_slots: int = RING_SLOTS,
     slot_mb: int = 16,
     read_mb: int = 4,
-    register_mb: int = 64,
-    hostreg_share: float = 0.35,
     lane_slots: int = 2,
     lane_mb: int = 4,
 ) -> LoadStats:
@@ -98,12 +85,10 @@ def load_into(
     device, and with ``verify=True`` every extent's checksum (a separate pass before the load).
 
     ``method``: "auto" (GPU: lanes when the file is in the page cache, direct when it is not, pinned-ring in
-    between; CPU: cpu),
-    "pinned-ring", "hostreg", "hybrid" (hostreg for the first ``hostreg_share`` of the bytes and the lanes for the
-    rest, at the same time), "lanes" (every thread reads windows of ``lane_mb`` MiB into its own
+    between; CPU: cpu), "pinned-ring", "lanes" (every thread reads windows of ``lane_mb`` MiB into its own
     ``lane_slots`` pinned slots and copies them on its own stream), "direct" (O_DIRECT into the ring; buffered where
     O_DIRECT is unsupported), or "cpu" (host targets only). Tuning: ``ring_slots`` x ``slot_mb`` MiB pinned ring
-    read in ``read_mb`` MiB preads; ``register_mb`` MiB host-registration windows.
+    read in ``read_mb`` MiB preads.
 
     Example::
 
@@ -111,7 +96,7 @@ def load_into(
         print(f"{stats.gbps:.1f} GB/s via {stats.method}")
     """
     start = time.perf_counter()
-    tuning = LoadTuning(method, threads, ring_slots, slot_mb, read_mb, register_mb, hostreg_share, lane_slots, lane_mb)
+    tuning = LoadTuning(method, threads, ring_slots, slot_mb, read_mb, lane_slots, lane_mb)
     kind, tlist, dev = from_source(targets, device)
     return load_targets(kind, tlist, dev, path, tuning, verify=verify, strict=strict, started=start)
 
@@ -152,11 +137,9 @@ def load_targets(
     open_s = time.perf_counter() - t
     stats: LoadStats | None = None
     slots: _native.LaneSlots | None = None
-    side_copier: Any = None
     lane_copiers: list[Any] = []
     fd = -1
     pool: ThreadPoolExecutor | None = None
-    side_pool: ThreadPoolExecutor | None = None
     ok = False
     try:
         # Lanes are likely (asked for, or "auto" on a GPU with the file in the page cache): their slots start being
@@ -193,9 +176,9 @@ def load_targets(
             chosen, stats.residency = _choose(path, header, copies, dev.kind, early_resident)
             stats.stages["choose"] = time.perf_counter() - t
         stats.method = chosen
-        if chosen in ("lanes", "hybrid") and threads is None:
+        if chosen == "lanes" and threads is None:
             nthreads = stats.threads = min(DEFAULT_LANES, nthreads)
-        if slots is not None and chosen not in ("lanes", "hybrid"):  # the file was not as cached as it looked: no lanes
+        if slots is not None and chosen != "lanes":  # the file was not as cached as it looked: no lanes
             slots.close([copier])
             slots = None
         fd = _open(path, chosen, stats.notes)
@@ -204,12 +187,7 @@ def load_targets(
             gated()
         if chosen == "cpu":
             run_reads(fd, copies, pool, tuning.read_mb * _MIB, stats.stages)
-        elif chosen == "hostreg":
-            wins = windows(copies, header.file_size, tuning.register_mb * _MIB)
-            stats.windows = len(wins)
-            run_hostreg(fd, header.file_size, wins, copier, pool, stats.stages)
-        elif chosen in ("lanes", "hybrid"):
-            registered, laned = split_copies(copies, tuning.hostreg_share) if chosen == "hybrid" else ([], copies)
+        elif chosen == "lanes":
             t = time.perf_counter()
             while len(lane_copiers) < nthreads - 1:  # a stream (and events) per lane, unless opened with the slots
                 lane_copiers.append(open_copier(dev.kind, dev.index, runtime, synchronize=False))
@@ -217,21 +195,9 @@ def load_targets(
             lanes = [copier, *lane_copiers]
             if slots is None and _native.library() is not None and copier.native_api() is not None:
                 slots = _native.LaneSlots(len(lanes), lane_slots, lane_mb * _MIB)  # not pinned ahead: each lane pins its own
-
-            def run_rest(stages: dict[str, float]) -> int:
-                return _run_lanes(fd, laned, header.file_size, lanes, pool, slots, lane_slots, lane_mb, stages,
-                                  stats.notes)
-
             stats.stages["lanes_at"] = time.perf_counter() - start
-            if not registered:
-                stats.windows = run_rest(stats.stages)
-            else:
-                reg_wins = windows(registered, header.file_size, tuning.register_mb * _MIB)
-                side_copier = open_copier(dev.kind, dev.index, runtime, synchronize=False)
-                side_pool = ThreadPoolExecutor(4, thread_name_prefix="stasis-load-reg",
-                                               initializer=side_copier.thread_init)
-                stats.windows = len(reg_wins) + run_hybrid(fd, header.file_size, reg_wins, side_copier, side_pool,
-                                                           run_rest, stats.stages)
+            stats.windows = _run_lanes(fd, copies, header.file_size, lanes, pool, slots, lane_slots, lane_mb,
+                                       stats.stages, stats.notes)
         else:
             wins = windows(copies, header.file_size, tuning.slot_mb * _MIB)
             stats.windows = len(wins)
@@ -247,15 +213,14 @@ def load_targets(
         # Invariant: no thread, fd, stream, event or pinned slot of the load outlives it (the process is
         # checkpointed later). The lanes' slots go after their streams drained and before the streams do.
         steps: list[Callable[[], Any]] = [lambda p=p: p.shutdown(wait=True, cancel_futures=True)
-                                          for p in (pool, side_pool) if p is not None]
+                                          for p in (pool,) if p is not None]
         if fd >= 0:
             steps.append(lambda: os.close(fd))
         if slots is not None:
             steps.append(lambda s=slots, lanes=[copier, *lane_copiers]: _free_slots(s, lanes, stats))
         # In reverse order of opening (each restores the device that was current before it), every one even if
         # one fails.
-        opened = [copier, *lane_copiers, *([side_copier] if side_copier is not None else [])]
-        steps += [c.close for c in reversed(opened)]
+        steps += [c.close for c in reversed([copier, *lane_copiers])]
         cleanup(steps, raise_errors=ok)  # a failure of the load itself is the one to report
         if stats is not None:
             stats.stages["close"] = time.perf_counter() - t
@@ -294,13 +259,8 @@ def _pin_ahead(path: Any, method: str, dev: Device, copier: Any, nlanes: int, la
     asked for, or "auto" on a GPU with the file in the page cache (then also that fraction, which "auto" then
     chooses by; ``resident``: the caller's measurement of it). ``(None, resident)`` otherwise, and for a file that
     cannot be read (its checks say why). The other lanes' copiers, with their streams and events, are opened into
-    ``lane_copiers`` before the pinning starts: made beside the pinning threads, the streams took 6 ms instead of
-    0.3 ms on the H100 (bench/results/2026-11-27-h100/weights-lanes/11-pin-ahead-threads/), the events 6 ms
-    (``plan`` in weights-lanes/15-judged/). Opened after the pinning began (the pinners now fault the slots in before
-    they register them), they saved nothing: weights-lanes/28-judged/."""
-    if method not in ("lanes", "hybrid", "auto") or (method == "auto" and dev.kind != "cuda"):
-        return None, resident
-    if os.environ.get("STASIS_PIN_AHEAD") == "0":  # for measuring: each lane pins its own when the run begins
+    ``lane_copiers`` before the pinning starts. Why: docs/decisions/0006-weights-lanes.md."""
+    if method not in ("lanes", "auto") or (method == "auto" and dev.kind != "cuda"):
         return None, resident
     lib, api = _native.library(), copier.native_api()
     if lib is None or api is None:
@@ -340,14 +300,13 @@ class _Gate:
 
 
 def _check_options(t: LoadTuning) -> None:
-    method, threads, hostreg_share = t.method, t.threads, t.hostreg_share
+    method, threads = t.method, t.threads
     if method not in METHODS:
         raise StasisEngineError("bad_argument", f"method={method!r}, expected one of {', '.join(METHODS)}")
     # The C lanes run at most MAX_LANES lanes of MAX_SLOTS slots (_lanes.c): refused here with the limits named, not as
     # a failed thread start once the load has begun.
     sizes = (("ring_slots", t.ring_slots, 2, None), ("slot_mb", t.slot_mb, 1, None), ("read_mb", t.read_mb, 1, None),
-             ("register_mb", t.register_mb, 1, None), ("lane_slots", t.lane_slots, 2, _native.MAX_SLOTS),
-             ("lane_mb", t.lane_mb, 1, None))
+             ("lane_slots", t.lane_slots, 2, _native.MAX_SLOTS), ("lane_mb", t.lane_mb, 1, None))
     for name, value, low, high in sizes:
         if not isinstance(value, int) or value < low or (high is not None and value > high):
             expected = f"between {low} and {high}" if high is not None else f">= {low}"
@@ -355,8 +314,6 @@ def _check_options(t: LoadTuning) -> None:
     if threads is not None and (not isinstance(threads, int) or not 1 <= threads <= _native.MAX_LANES):
         raise StasisEngineError("bad_argument",
                                 f"threads={threads!r}, expected an integer between 1 and {_native.MAX_LANES}")
-    if isinstance(hostreg_share, bool) or not isinstance(hostreg_share, (int, float)) or not 0 < hostreg_share < 1:
-        raise StasisEngineError("bad_argument", f"hostreg_share={hostreg_share!r}, expected a number between 0 and 1")
 
 
 def _check_mapped(copier: Any, tlist: list[Any], path: Any) -> None:

@@ -14,9 +14,8 @@ own address. ``reserve_bytes``: GPU memory
 to leave free for the rest of the restore (the CUDA restore of the engine runs at the same time); without it, the
 stager refuses. ``hold``: when the file is not in the page cache, create the memory but read nothing until a line
 ``{"op": "go"}`` (the keeper's: ``{"op": "go", "id": ...}``) comes, stdin closes, or ``wait_s`` passes: the restore
-sends it once its own reads (CRIU's images, the working set) are done or CRIU's restore is, so the two do not share
-the disk while CRIU needs it (on the H100's disk, reading the weights from the start made CRIU's restore end 2-3 s
-later).
+sends it once its prefetch of CRIU's images is done or CRIU's restore is, so the two do not share the disk while
+CRIU needs it (why: docs/decisions/0002-stage-hold.md).
 
 Stdout, one JSON object per line: ``{"event": "ready", "bytes", "seconds", "load": {...}}`` once the memory is
 filled and the socket listens; ``{"event": "handed-off", "seconds"}`` once the engine acknowledged; or
@@ -239,8 +238,8 @@ _IN_MEMORY = 0.98
 
 def _threads(resident: float) -> int:
     """STASIS_STAGE_THREADS, else by where the file is (``resident``: the fraction in the page cache). In the page
-    cache: 8 (copies are CPU work that CRIU and the CUDA restore beside it also need; on the H100, 8 threads: CRIU
-    0.28-0.38 s, 16: 0.34-0.41 s). On disk: 16 (reads wait on the disk; more in flight keep it busy)."""
+    cache: 8 (copies are CPU work that CRIU and the CUDA restore beside it also need). On disk: 16 (reads wait on the
+    disk; more in flight keep it busy). Why: docs/decisions/0007-weights-cold-and-stager.md."""
     value = os.environ.get("STASIS_STAGE_THREADS", "")
     if value.isdigit() and int(value) > 0:
         return int(value)
@@ -253,32 +252,18 @@ def _resident(path: str) -> float | None:
     return file_resident(path)
 
 
-def _method() -> str:
-    """STASIS_STAGE_METHOD: the loader's method (auto, pinned-ring, hostreg, hybrid, lanes, direct); default auto."""
-    return os.environ.get("STASIS_STAGE_METHOD", "auto")
-
-
-def _nice() -> None:
-    """STASIS_STAGE_NICE=N: run the stager at this CPU niceness (default 0: unchanged)."""
-    value = os.environ.get("STASIS_STAGE_NICE", "")
-    if value.lstrip("-").isdigit() and int(value):
-        os.nice(int(value))
-
-
 _IOPRIO_SET = {"x86_64": 251, "aarch64": 30}
 _IOPRIO_CLASS_IDLE = 3
 
 
 def lower_io_priority() -> str:
-    """Puts this process's disk reads in the idle I/O class (STASIS_STAGE_IOPRIO=be keeps the default): from a
-    cold disk, CRIU's many small reads (metadata images, the build-ids of the libraries it maps) otherwise wait
-    behind the stager's deep queue of large reads, and CRIU is what the restore waits for first. The kernel's
+    """Puts this process's disk reads in the idle I/O class: from a cold disk, CRIU's many small reads (metadata
+    images, the build-ids of the libraries it maps) otherwise wait behind the stager's deep queue of large reads, and
+    CRIU is what the restore waits for first (why: docs/decisions/0007-weights-cold-and-stager.md). The kernel's
     mq-deadline and bfq schedulers honour the class; "none" does not. Returns what was done, for the report."""
     import ctypes
     import platform
 
-    if os.environ.get("STASIS_STAGE_IOPRIO", "idle") != "idle":
-        return "default"
     nr = _IOPRIO_SET.get(platform.machine())
     if nr is None:
         return "default (unknown architecture)"
@@ -341,7 +326,7 @@ def fill_from_file(job: dict[str, Any], rt: DriverRuntime, mem: ExportableMemory
             held["held_s"] = round(time.perf_counter() - t, 4)
 
     kind, targets = job_targets(job, mem.address)
-    tuning = LoadTuning(method=_method(), threads=_threads(resident))
+    tuning = LoadTuning(threads=_threads(resident))
     stats = load_targets(kind, targets, Device("cuda", rt.device), job["file"], tuning,
                          runtime=rt, gate=gate, resident=measured).to_dict()
     return {**stats, **held}
@@ -351,7 +336,6 @@ def run(job: dict[str, Any], lines: Lines) -> None:
     """The one-shot stager: fills the memory from the file with the load pipelines (a held job waits for its go
     on ``lines``)."""
     ioprio = lower_io_priority()
-    _nice()
     drv = Driver()
     rt = DriverRuntime(drv, drv.device_by_uuid(job["gpu"]))
     try:
@@ -362,13 +346,13 @@ def run(job: dict[str, Any], lines: Lines) -> None:
 
 
 class Keeper:
-    """``--keep``: a long-lived stager (``stasis serve --pin-weights``). It keeps each weights file it is asked for
-    as an image of the engine's arena in pinned host memory, so a later job only creates the GPU memory and copies
-    that image in with one host-to-GPU copy (the link's speed, no CPU work beside the restore), and it keeps its
-    CUDA contexts, so no start-up either. The first job for a file is filled straight from the file, as the
-    one-shot stager does, and the image is pinned after its hand-off (pinning first cost that restore 2.5 s of
-    6.4 GB on the H100). Jobs come one JSON line at a time on stdin, each with an ``id`` that its answer lines carry.
-    At most STASIS_PIN_WEIGHTS_MAX images (default 2) stay pinned, least recently used freed."""
+    """``--keep``: a long-lived stager (``stasis serve --pin-weights``). It keeps each weights file it is asked for as
+    an image of the engine's arena in pinned host memory, so a later job only creates the GPU memory and copies that
+    image in with one host-to-GPU copy (the link's speed, no CPU work beside the restore), and it keeps its CUDA
+    contexts, so no start-up either. The first job for a file is filled straight from the file, as the one-shot stager
+    does, and the image is pinned after its hand-off (docs/decisions/0003-weights-keeper.md). Jobs come one JSON line at
+    a time on stdin, each with an ``id`` that its answer lines carry. At most STASIS_PIN_WEIGHTS_MAX images (default 2)
+    stay pinned, least recently used freed."""
 
     def __init__(self, open_runtime: Callable[[str], DriverRuntime] | None = None) -> None:
         self._open = open_runtime or self._driver_runtime
