@@ -2,6 +2,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { StasisError, type ErrorCode } from "../errors.js";
 import type { RemoteStore } from "./url.js";
+import { eachLimit } from "./_pool.js";
 
 /** Where the client reaches the store, and where its credentials come from (for errors that must say so). */
 export interface RemoteOptions {
@@ -20,8 +21,18 @@ export interface Remote {
   /** Undefined where there is no such object. */
   getIfExists(key: string): Promise<Buffer | undefined>;
   put(key: string, body: Buffer): Promise<void>;
+  /**
+   * Bytes [start, start + into.length) of an object, read straight into `into`; the object's whole size (from the
+   * answer's Content-Range), or undefined where there is no such object.
+   */
+  getRange(key: string, start: number, into: Buffer): Promise<number | undefined>;
+  /** A multipart upload of `body` in parts of `partSize` bytes, `concurrency` at a time (aborted on failure). */
+  putParts(key: string, body: Buffer, partSize: number, concurrency: number): Promise<void>;
   /** The common prefixes one level under `prefix` (the "folders"). */
   folders(prefix: string): Promise<string[]>;
+  /** Every object under `prefix`, with its size and when it was last written. */
+  list(prefix: string): Promise<{ key: string; size: number; lastModified: Date }[]>;
+  delete(key: string): Promise<void>;
 }
 
 /** Names where the credentials come from, as the SDK's default chain picks them, for an error to say. */
@@ -112,6 +123,83 @@ export async function openRemote(store: RemoteStore, opts: RemoteOptions = {}): 
         fail(err, "write", key);
       }
     },
+    async getRange(key, start, into) {
+      try {
+        const range = `bytes=${start}-${start + into.length - 1}`;
+        const res = await client.send(new sdk.GetObjectCommand({ Bucket: store.bucket, Key: key, Range: range }));
+        await readBody(res.Body as AsyncIterable<Uint8Array>, into.length, key, into);
+        return Number(/\/(\d+)$/.exec(res.ContentRange ?? "")?.[1] ?? NaN);
+      } catch (err) {
+        if ((err as { name?: string }).name === "NoSuchKey") return undefined;
+        return fail(err, "read", key);
+      }
+    },
+    async putParts(key, body, partSize, concurrency) {
+      let uploadId: string | undefined;
+      try {
+        const created = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: store.bucket, Key: key }));
+        uploadId = created.UploadId!;
+        const parts: { PartNumber: number; ETag: string }[] = [];
+        const starts = Array.from({ length: Math.ceil(body.length / partSize) }, (_, i) => i * partSize);
+        await eachLimit(starts, concurrency, async (at) => {
+          const part = body.subarray(at, at + partSize);
+          const PartNumber = at / partSize + 1;
+          const res = await client.send(
+            new sdk.UploadPartCommand({
+              Bucket: store.bucket,
+              Key: key,
+              UploadId: uploadId,
+              PartNumber,
+              Body: part,
+              ContentLength: part.length,
+            }),
+          );
+          parts.push({ PartNumber, ETag: res.ETag! });
+        });
+        parts.sort((a, b) => a.PartNumber - b.PartNumber);
+        await client.send(
+          new sdk.CompleteMultipartUploadCommand({
+            Bucket: store.bucket,
+            Key: key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+          }),
+        );
+      } catch (err) {
+        // Invariant: a failed upload leaves no parts stored (and billed) in the bucket.
+        if (uploadId) {
+          await client
+            .send(new sdk.AbortMultipartUploadCommand({ Bucket: store.bucket, Key: key, UploadId: uploadId }))
+            .catch(() => undefined);
+        }
+        fail(err, "write", key);
+      }
+    },
+    async list(prefix) {
+      const out: { key: string; size: number; lastModified: Date }[] = [];
+      let token: string | undefined;
+      try {
+        do {
+          const res = await client.send(
+            new sdk.ListObjectsV2Command({ Bucket: store.bucket, Prefix: prefix, ContinuationToken: token }),
+          );
+          for (const o of res.Contents ?? []) {
+            if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) });
+          }
+          token = res.IsTruncated ? res.NextContinuationToken : undefined;
+        } while (token);
+      } catch (err) {
+        fail(err, "list", prefix);
+      }
+      return out;
+    },
+    async delete(key) {
+      try {
+        await client.send(new sdk.DeleteObjectCommand({ Bucket: store.bucket, Key: key }));
+      } catch (err) {
+        fail(err, "delete", key);
+      }
+    },
     async folders(prefix) {
       const out: string[] = [];
       let token: string | undefined;
@@ -146,13 +234,14 @@ export async function readBody(
   body: AsyncIterable<Uint8Array>,
   length: number | undefined,
   key: string,
+  into?: Buffer,
 ): Promise<Buffer> {
   if (length === undefined) {
     const parts: Uint8Array[] = [];
     for await (const part of body) parts.push(part);
     return Buffer.concat(parts);
   }
-  const buf = Buffer.allocUnsafe(length);
+  const buf = into ?? Buffer.allocUnsafe(length);
   let at = 0;
   for await (const part of body) {
     if (at + part.length > length) break;

@@ -1,6 +1,4 @@
-import { mkdir, open, type FileHandle } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { StasisError, fsError } from "../errors.js";
+import { StasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import { stasisHome, paths } from "../home.js";
 import { exists } from "../files.js";
@@ -9,17 +7,16 @@ import { gpuIdentityFromProc } from "../cuda/gpus.js";
 import { checkFingerprint } from "../restore/fingerprint-check.js";
 import { parseManifest } from "../store/manifest.js";
 import { combine } from "../store/digest.js";
-import { PRIVATE_DIR, PRIVATE_FILE } from "../store/private.js";
 import { Staging, checkName, openSnapshot } from "../store/store.js";
 import type { Manifest } from "../store/manifest.js";
-import { ChunkCache, sha256 } from "./cache.js";
+import { ChunkCache } from "./cache.js";
 import { freeBytes } from "../store/space.js";
-import { recordVerified, stampFiles } from "../store/verified.js";
 import { formatBytes } from "../cli/render/format.js";
-import { openRemote, type Remote, type RemoteOptions } from "./client.js";
+import { openRemote, type RemoteOptions } from "./client.js";
 import { distinctChunks, remoteConcurrency, type ChunkRef } from "./push.js";
-import { eachLimit } from "./_pool.js";
-import { formatRemote, keys, parseRemoteSnapshot, type RemoteStore } from "./url.js";
+import { noCounts, partBytes } from "./_fetch.js";
+import { PullStream, createFiles } from "./stream.js";
+import { formatRemote, keys, parseRemoteSnapshot } from "./url.js";
 
 export interface PullOptions extends RemoteOptions {
   /** `s3://bucket/prefix/NAME` */
@@ -46,6 +43,8 @@ export interface PullResult {
   bytesFromCache: number;
   bytes: number;
   durationMs: number;
+  /** When (ms on the command's clock, as the restore's phases) the files CRIU reads were whole, and every file. */
+  streamed?: { criuFilesMs?: number; allFilesMs?: number };
 }
 
 /**
@@ -55,6 +54,29 @@ export interface PullResult {
  * A pull that fails or is killed leaves no snapshot; the chunks it had fetched stay in the cache for the next try.
  */
 export async function pull(opts: PullOptions, events: Events): Promise<PullResult> {
+  const begun = await beginPull(opts, events);
+  if ("reused" in begun) return begun.reused;
+  try {
+    return await begun.finish();
+  } catch (err) {
+    await begun.stream.abort(); // no half snapshot; the cache keeps the checked chunks for the next try
+    throw err;
+  }
+}
+
+/** A pull under way: its chunks land in `stream`'s staging folder; `finish` moves it into the store. */
+export interface PullUnderWay {
+  stream: PullStream;
+  finish(): Promise<PullResult>;
+}
+
+/**
+ * Starts a pull: the manifest read and checked (the fingerprint before any chunk moves), the staging folder made
+ * with every file at its size, and the chunks fetched in the order a restore needs them (`PullStream`). Where
+ * `reuse` finds the same snapshot in the store already, nothing moves (`reused`). The caller ends it with
+ * `finish` or `stream.abort()`.
+ */
+export async function beginPull(opts: PullOptions, events: Events): Promise<{ reused: PullResult } | PullUnderWay> {
   const started = events.t();
   const home = opts.home ?? stasisHome();
   const src = parseRemoteSnapshot(opts.from);
@@ -74,21 +96,12 @@ export async function pull(opts: PullOptions, events: Events): Promise<PullResul
     parseManifest(text.toString("utf8"), formatRemote(src, src.name)),
     formatRemote(src, src.name),
   );
+  const chunks = distinctChunks(manifest);
+  const bytes = manifest.files.reduce((a, f) => a + f.size, 0);
   const local = await openSnapshot(name, home).catch(() => undefined);
   if (local && opts.reuse && sameFiles(local.manifest, manifest)) {
-    return {
-      snapshot: name,
-      remote: formatRemote(src, src.name),
-      snapshotDir: local.dir,
-      pulled: false,
-      chunks: distinctChunks(manifest).size,
-      fetched: 0,
-      fromCache: 0,
-      bytesFetched: 0,
-      bytesFromCache: 0,
-      bytes: manifest.files.reduce((a, f) => a + f.size, 0),
-      durationMs: events.t() - started,
-    };
+    const reused = { ...noCounts(), pulled: false, chunks: chunks.size, bytes, durationMs: events.t() - started };
+    return { reused: { snapshot: name, remote: formatRemote(src, src.name), snapshotDir: local.dir, ...reused } };
   }
   if (local || (await exists(paths.snapshot(name, home)))) {
     throw new StasisError(
@@ -108,109 +121,25 @@ export async function pull(opts: PullOptions, events: Events): Promise<PullResul
   }
   const cache = await ChunkCache.open(home);
   const staging = await Staging.begin(name, home);
-  const r = { fetched: 0, fromCache: 0, bytesFetched: 0, bytesFromCache: 0 };
-  const chunks = distinctChunks(manifest);
-  const bytes = manifest.files.reduce((a, f) => a + f.size, 0);
-  const handles = new Map<string, FileHandle>();
+  let stream: PullStream;
   try {
     await checkSpace(staging.dir, home, bytes, cache, chunks);
-    for (const f of manifest.files) {
-      const path = join(staging.dir, f.path);
-      await mkdir(dirname(path), { recursive: true, mode: PRIVATE_DIR });
-      const fh = await open(path, "wx", PRIVATE_FILE).catch((err) => {
-        throw fsError(err, path, "create pulled file");
-      });
-      handles.set(f.path, fh);
-      await fh.truncate(f.size);
-    }
-    let done = 0;
-    await events.phase(
-      "pull-chunks",
-      () =>
-        eachLimit([...chunks.values()], remoteConcurrency(), async (refs) => {
-          const buf = await chunkBytes(refs[0]!, { remote, src, cache, r });
-          for (const ref of refs) {
-            const { bytesWritten } = await handles
-              .get(ref.path)!
-              .write(buf, 0, ref.length, ref.offset)
-              .catch((err) => {
-                throw fsError(err, join(staging.dir, ref.path), "write pulled file");
-              });
-            if (bytesWritten !== ref.length)
-              throw new StasisError("E_IO", `short write to ${ref.path} of the pulled snapshot`);
-            done += ref.length;
-          }
-          events.progress("pull-chunks", done, bytes);
-        }),
-      () => ({ bytes: r.bytesFetched, detail: { ...r } }),
-    );
-    for (const fh of handles.values()) await fh.sync();
-    const stamps = await stampFiles(staging.dir, manifest.files);
-    const dir = await staging.commit({ ...manifest, name });
-    // Every byte written was checked against its digest: the first restore need not hash the files again
-    // (as after a capture; a file changed since loses its stamp).
-    await recordVerified(dir, stamps);
-    return {
-      snapshot: name,
-      remote: formatRemote(src, src.name),
-      snapshotDir: dir,
-      pulled: true,
-      chunks: chunks.size,
-      ...r,
-      bytes,
-      durationMs: events.t() - started,
-    };
+    const handles = await createFiles(staging.dir, manifest.files);
+    const ctx = { remote, src, cache, concurrency: remoteConcurrency(), partSize: partBytes() };
+    stream = new PullStream({ name, dir: staging.dir, manifest: { ...manifest, name } }, staging, handles, ctx, events);
   } catch (err) {
-    await staging.abort(); // no half snapshot; the cache keeps the checked chunks for the next try
+    await staging.abort();
     throw err;
-  } finally {
-    for (const fh of handles.values()) await fh.close().catch(() => undefined);
-    await cache.trim().catch(() => undefined);
   }
-}
-
-/** A chunk's bytes, from the cache or the bucket, its digest checked either way. */
-async function chunkBytes(
-  ref: ChunkRef,
-  ctx: {
-    remote: Remote;
-    src: RemoteStore;
-    cache: ChunkCache;
-    r: { fetched: number; fromCache: number; bytesFetched: number; bytesFromCache: number };
-  },
-): Promise<Buffer> {
-  const cached = await ctx.cache.get(ref.digest);
-  if (cached && cached.length === ref.length) {
-    ctx.r.fromCache++;
-    ctx.r.bytesFromCache += ref.length;
-    return cached;
-  }
-  const key = keys.chunk(ctx.src, ref.digest);
-  const buf = await ctx.remote.getIfExists(key);
-  if (!buf) {
-    throw new StasisError(
-      "E_REMOTE_NOT_FOUND",
-      `chunk ${ref.digest} of ${ref.path} is missing from s3://${ctx.src.bucket}/${key}`,
-      {
-        hint: "push the snapshot again from a machine that has it: a push sends the chunks the bucket lacks",
-      },
-    );
-  }
-  const got = sha256(buf);
-  if (got !== ref.digest || buf.length !== ref.length) {
-    throw new StasisError(
-      "E_DIGEST_MISMATCH",
-      `chunk s3://${ctx.src.bucket}/${key} (${ref.path} at offset ${ref.offset}) is damaged: its sha256 is ${got}`,
-      {
-        hint: "delete that object, then push the snapshot again from a machine that has it (nothing of it was kept)",
-        details: { key, expected: ref.digest, got, bytes: buf.length },
-      },
-    );
-  }
-  await ctx.cache.put(ref.digest, buf);
-  ctx.r.fetched++;
-  ctx.r.bytesFetched += ref.length;
-  return buf;
+  return {
+    stream,
+    finish: async () => {
+      const snapshotDir = await stream.finish();
+      const result = { snapshot: name, remote: formatRemote(src, src.name), snapshotDir, pulled: true };
+      const streamed = { ...stream.wholeAt };
+      return { ...result, chunks: chunks.size, ...stream.counts, bytes, durationMs: events.t() - started, streamed };
+    },
+  };
 }
 
 /** True where two manifests list the same files with the same contents (the same snapshot, whatever its name). */

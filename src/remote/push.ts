@@ -9,6 +9,7 @@ import type { Manifest } from "../store/manifest.js";
 import { sha256 } from "./cache.js";
 import { openRemote, type RemoteOptions } from "./client.js";
 import { eachLimit } from "./_pool.js";
+import { partBytes } from "./_fetch.js";
 import { formatRemote, keys, parseRemoteStore } from "./url.js";
 
 export interface PushOptions extends RemoteOptions {
@@ -80,6 +81,7 @@ export async function push(opts: PushOptions, events: Events): Promise<PushResul
   const chunks = distinctChunks(snap.manifest);
   const total = [...chunks.values()].reduce((a, refs) => a + refs[0]!.length, 0);
   const r = { uploaded: 0, skipped: 0, bytesUploaded: 0, bytesSkipped: 0 };
+  const part = partBytes();
   await events.phase(
     "push-chunks",
     () =>
@@ -90,7 +92,9 @@ export async function push(opts: PushOptions, events: Events): Promise<PushResul
           r.skipped++;
           r.bytesSkipped += ref.length;
         } else {
-          await remote.put(key, await readChunk(snap.dir, ref));
+          const body = await readChunk(snap.dir, ref);
+          if (part > 0 && body.length > part) await remote.putParts(key, body, part, Math.ceil(body.length / part));
+          else await remote.put(key, body);
           r.uploaded++;
           r.bytesUploaded += ref.length;
         }

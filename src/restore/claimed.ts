@@ -24,12 +24,13 @@ export interface Claimed {
  * Step "open": opens snapshot `name` for a restore and claims what the restore will hold (instances/claim.ts), under a
  * supervisor started first: a restore killed from then on leaves nothing, not even its folder. A refused claim removes
  * the folder (there is nothing in it to show); a restore that fails later drops the record and keeps the folder (its
- * logs, which error hints name). The supervisor is released when the restore ends, either way.
+ * logs, which error hints name). The supervisor is released when the restore ends, either way. `given`: a snapshot
+ * still arriving from a store (remote/restore-remote.ts), restored from its staging folder.
  */
-export async function claimSnapshot(p: Pipeline, name: string): Promise<Claimed> {
+export async function claimSnapshot(p: Pipeline, name: string, given?: Snapshot): Promise<Claimed> {
   const { events } = p;
   await prepareHome((m) => events.log(m, "warn"));
-  const snap = await openSnapshot(name);
+  const snap = given ?? (await openSnapshot(name));
   // A dead capture's server may hold the address (and its staging folder the disk): removed first.
   await removeDeadCaptures(events);
   // Before CRIU ever starts: every file where the manifest says, at its size (a stat each, whatever --verify).

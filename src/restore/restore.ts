@@ -3,6 +3,7 @@ import type { Events } from "../events.js";
 import { recordTimeline, type TimelinePhase } from "../events.js";
 import type { StageLauncher } from "../engines/weights-stager.js";
 import type { Instance } from "../instances/instances.js";
+import type { Snapshot } from "../store/store.js";
 import { runPipeline, type Pipeline } from "../pipeline/pipeline.js";
 import type { MemoryMode, WeightsMode } from "./modes.js";
 import type { BackgroundReads, PrefetchMode, VerifyMode } from "./background-reads.js";
@@ -64,6 +65,15 @@ export interface RestoreResult {
 export interface RestoreDeps {
   cudaDriver?: () => Promise<CudaLease>;
   stager?: StageLauncher;
+  /** A snapshot whose files are still arriving (remote/restore-remote.ts): restored from its folder, CRIU once the
+   *  files it reads are whole, the engine woken once every file is (each chunk was checked as it landed). */
+  arriving?: ArrivingSnapshot;
+}
+
+export interface ArrivingSnapshot {
+  snap: Snapshot;
+  criuFiles(): Promise<void>;
+  all(): Promise<void>;
 }
 
 /**
@@ -88,7 +98,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     new StasisError("E_INTERRUPTED", "restore interrupted", { hint: "nothing half-done was kept; run it again" });
   return runPipeline(events, { signal: opts.signal, interrupted }, async (p) => {
     p.defer("the timeline", timeline.stop);
-    const claimed = await p.step("open", () => claimSnapshot(p, opts.name));
+    const claimed = await p.step("open", () => claimSnapshot(p, opts.name, deps.arriving?.snap));
     const m = claimed.snap.manifest;
     const cuda = startCudaWorker(p, m, deps.cudaDriver);
     const here = await p.step("preflight", () => lookAround(claimed.snap, opts));
@@ -106,9 +116,11 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     const gpuPlan = cuda && planGpuRestore(p, m, opts.gpu, cuda.driver);
     const bg = startBackground(p, claimed, here, opts, deps.stager);
     try {
+      if (deps.arriving) await p.step("await-images", () => deps.arriving!.criuFiles());
       const tree = await restoreTree(p, claimed, here);
       bg.staged?.go();
       if (cuda && gpuPlan) await restoreCuda(p, gpuPlan, cuda.driver, tree.pid);
+      if (deps.arriving) await p.step("await-files", () => deps.arriving!.all());
       await wakeEngine(p, claimed, tree.pid, bg.staged, opts.readyTimeoutMs);
       const reads = await bg.reads.done();
       const readyMs = events.t() - started;

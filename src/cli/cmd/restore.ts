@@ -21,8 +21,9 @@ export const command: CliCommand = {
     "Restores a snapshot detached (it keeps serving after stasis exits), checks its canary, and prints the",
     "timeline of the restore. Refuses a snapshot captured on a different machine (see `stasis inspect`).",
     "A running `stasis serve` does the restore when there is one (STASIS_NO_DAEMON=1: never); --json says which",
-    '("via": "daemon" or "process"). From s3://bucket/prefix/NAME, the snapshot is pulled first (see `stasis',
-    "pull`) unless the store here has it already.",
+    '("via": "daemon" or "process"). From s3://bucket/prefix/NAME (unless the store here has it already), the',
+    "restore runs while the snapshot arrives: what it needs first (CRIU's images, then the weights) is fetched",
+    "first, CRIU starts once its images are whole, and the snapshot joins the store once it serves (docs/remote.md).",
   ].join("\n"),
   options: {
     verify: {
@@ -91,16 +92,9 @@ export const command: CliCommand = {
     endpoint: endpointOption,
   },
   async run({ values, positionals, events }) {
-    let name = positionals[0]!;
+    const target = positionals[0]!;
+    let name = target;
     let pulled: object | undefined;
-    if (name.startsWith("s3://")) {
-      // The snapshot comes from a store first, unless this machine has it already (same files).
-      const { pull } = await import("../../remote/pull.js");
-      const force = Boolean(values.force);
-      const p = await pull({ from: name, reuse: true, force, endpoint: str(values, "endpoint") }, events);
-      name = p.snapshot;
-      pulled = p;
-    }
     const { signal, dispose } = interruptSignal();
     try {
       const request: RestoreRequest = {
@@ -114,10 +108,23 @@ export const command: CliCommand = {
         memory: values["lazy-pages"] ? "lazy" : oneOf(values, "memory", MEMORY_MODES, DEFAULT_MEMORY),
         weights: oneOf(values, "weights", WEIGHTS_MODES, DEFAULT_WEIGHTS),
       };
-      // A running `stasis serve` does the work with its code already loaded; else this process does.
+      // A running `stasis serve` does the work with its code already loaded; else this process does. From a store,
+      // this process: the restore runs while the snapshot arrives, unless the store here has it already.
       const { restoreViaDaemon } = await import("../../serve/client.js");
       let via: "daemon" | "process" = "daemon";
-      let r = process.env.STASIS_NO_DAEMON ? undefined : await restoreViaDaemon(request, events, { signal });
+      let r: Awaited<ReturnType<typeof restoreViaDaemon>>;
+      if (target.startsWith("s3://")) {
+        via = "process";
+        const { restoreFromRemote } = await import("../../remote/restore-remote.js");
+        const { name: _, ...rest } = request;
+        const { pull, ...restored } = await restoreFromRemote(
+          { ...rest, from: target, endpoint: str(values, "endpoint"), signal },
+          events,
+        );
+        r = restored;
+        pulled = pull;
+        name = pull.snapshot;
+      } else r = process.env.STASIS_NO_DAEMON ? undefined : await restoreViaDaemon(request, events, { signal });
       if (!r) {
         via = "process";
         const { restore } = await import("../../restore/restore.js");

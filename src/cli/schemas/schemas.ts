@@ -22,6 +22,10 @@ const pulled = {
   bytesFromCache: bytes,
   bytes,
   durationMs: ms,
+  streamed: z
+    .looseObject({ criuFilesMs: ms.optional(), allFilesMs: ms.optional() })
+    .optional()
+    .describe("when the files CRIU reads were whole, and every file (ms on the clock of the restore's phases)"),
 };
 
 const restored = {
