@@ -85,6 +85,11 @@ export const COMMANDS: Entry[] = [
     load: () => import("./cmd/pull.js").then(mod),
   },
   {
+    name: "gc",
+    summary: "remove the chunks no snapshot uses from an S3-compatible store (dry run unless --yes)",
+    load: () => import("./cmd/gc.js").then(mod),
+  },
+  {
     name: "prefetch",
     summary: "read files or a snapshot into the page cache, in parallel",
     load: () => import("./cmd/prefetch.js").then(mod),

@@ -10,6 +10,7 @@ import { sha256 } from "./cache.js";
 import { openRemote, type RemoteOptions } from "./client.js";
 import { eachLimit } from "./_pool.js";
 import { partBytes } from "./_fetch.js";
+import { INDEX_REFRESH_MS } from "./gc.js";
 import { formatRemote, keys, parseRemoteStore } from "./url.js";
 
 export interface PushOptions extends RemoteOptions {
@@ -58,9 +59,10 @@ export function distinctChunks(m: Manifest): Map<string, ChunkRef[]> {
 }
 
 /**
- * Pushes a snapshot of the store to `s3://bucket/prefix`: each distinct chunk that the bucket lacks (a HEAD says)
- * under chunks/<sha256>, then the snapshot's index and, last, its manifest: a snapshot is in the bucket once its
- * manifest is, and a push run again after a failure sends only what is missing.
+ * Pushes a snapshot of the store to `s3://bucket/prefix`: the snapshot's index, then each distinct chunk that the
+ * bucket lacks (a HEAD says) under chunks/<sha256>, then, last, its manifest: a snapshot is in the bucket once its
+ * manifest is, and a push run again after a failure sends only what is missing. Chunks in parts where they are
+ * larger than STASIS_REMOTE_PART_MB (multipart uploads, the parts in parallel).
  */
 export async function push(opts: PushOptions, events: Events): Promise<PushResult> {
   const started = events.t();
@@ -80,28 +82,6 @@ export async function push(opts: PushOptions, events: Events): Promise<PushResul
   }
   const chunks = distinctChunks(snap.manifest);
   const total = [...chunks.values()].reduce((a, refs) => a + refs[0]!.length, 0);
-  const r = { uploaded: 0, skipped: 0, bytesUploaded: 0, bytesSkipped: 0 };
-  const part = partBytes();
-  await events.phase(
-    "push-chunks",
-    () =>
-      eachLimit([...chunks.values()], remoteConcurrency(), async (refs) => {
-        const ref = refs[0]!;
-        const key = keys.chunk(store, ref.digest);
-        if ((await remote.head(key)) === ref.length) {
-          r.skipped++;
-          r.bytesSkipped += ref.length;
-        } else {
-          const body = await readChunk(snap.dir, ref);
-          if (part > 0 && body.length > part) await remote.putParts(key, body, part, Math.ceil(body.length / part));
-          else await remote.put(key, body);
-          r.uploaded++;
-          r.bytesUploaded += ref.length;
-        }
-        events.progress("push-chunks", r.bytesUploaded + r.bytesSkipped, total);
-      }),
-    () => ({ bytes: r.bytesUploaded, detail: { ...r } }),
-  );
   const m = snap.manifest;
   const index = {
     schema: "stasis.remote-index/v1",
@@ -112,8 +92,50 @@ export async function push(opts: PushOptions, events: Events): Promise<PushResul
     distinctChunkBytes: total,
     files: m.files.map((f) => ({ path: f.path, size: f.size, chunkSize: f.chunkSize, chunks: f.chunks })),
   };
-  await remote.put(keys.index(store, opts.name), Buffer.from(JSON.stringify(index) + "\n"));
-  await remote.put(keys.manifest(store, opts.name), manifestText);
+  // The index first, and again every few minutes: `stasis gc` counts the chunks of a push under way (no manifest
+  // yet) as used while its index is recent.
+  const indexBody = Buffer.from(JSON.stringify(index) + "\n");
+  await remote.put(keys.index(store, opts.name), indexBody);
+  const again = () => void remote.put(keys.index(store, opts.name), indexBody).catch(() => undefined);
+  const refresh = setInterval(again, INDEX_REFRESH_MS);
+  refresh.unref();
+  const r = { uploaded: 0, skipped: 0, bytesUploaded: 0, bytesSkipped: 0 };
+  const part = partBytes();
+  const send = async (ref: ChunkRef) => {
+    const body = await readChunk(snap.dir, ref);
+    const key = keys.chunk(store, ref.digest);
+    if (part > 0 && body.length > part) await remote.putParts(key, body, part, Math.ceil(body.length / part));
+    else await remote.put(key, body);
+  };
+  const found: ChunkRef[] = [];
+  try {
+    await events.phase(
+      "push-chunks",
+      () =>
+        eachLimit([...chunks.values()], remoteConcurrency(), async (refs) => {
+          const ref = refs[0]!;
+          if ((await remote.head(keys.chunk(store, ref.digest))) === ref.length) {
+            found.push(ref);
+            r.skipped++;
+            r.bytesSkipped += ref.length;
+          } else {
+            await send(ref);
+            r.uploaded++;
+            r.bytesUploaded += ref.length;
+          }
+          events.progress("push-chunks", r.bytesUploaded + r.bytesSkipped, total);
+        }),
+      () => ({ bytes: r.bytesUploaded, detail: { ...r } }),
+    );
+    await remote.put(keys.manifest(store, opts.name), manifestText);
+    // A chunk found in the bucket may have been removed since by a `stasis gc` that read the references before this
+    // push's index was there: now that the manifest protects them, each is looked at again and sent if it went.
+    await eachLimit(found, remoteConcurrency(), async (ref) => {
+      if ((await remote.head(keys.chunk(store, ref.digest))) !== ref.length) await send(ref);
+    });
+  } finally {
+    clearInterval(refresh);
+  }
   return {
     snapshot: opts.name,
     remote: formatRemote(store, opts.name),

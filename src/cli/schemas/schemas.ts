@@ -110,6 +110,17 @@ export const SCHEMAS = {
     durationMs: ms,
   }),
   pull: doc("pull", pulled),
+  gc: doc("gc", {
+    remote: z.string().describe("s3://bucket/prefix"),
+    dryRun: z.boolean(),
+    snapshots: z.number().int(),
+    abandoned: z.array(z.string()).describe("pushes that never finished, older than the grace period"),
+    chunks: z.number().int(),
+    referenced: z.number().int(),
+    young: z.number().int().describe("unused chunks kept: younger than the grace period"),
+    removed: z.number().int().describe("chunks removed, or that would be (dry run)"),
+    bytesRemoved: bytes,
+  }),
   rm: doc("rm", { removed: z.array(z.string()), instancesStillRunning: z.array(z.string()) }),
   prefetch: doc("prefetch", {
     snapshot: z.string().optional(),
