@@ -77,7 +77,8 @@ async function getChunk(remote: Remote, key: string, length: number, partSize: n
   if (totals.some((t) => t === undefined)) return undefined;
   const other = totals.find((t) => t !== length);
   if (other !== undefined) {
-    throw new StasisError("E_DIGEST_MISMATCH", `chunk ${key} in the store is damaged: ${other} bytes, ${length} expected`, {
+    const what = `chunk ${key} in the store is damaged: ${other} bytes, ${length} expected`;
+    throw new StasisError("E_DIGEST_MISMATCH", what, {
       hint: "delete that object, then push the snapshot again from a machine that has it (nothing of it was kept)",
       details: { key, bytes: other, expectedBytes: length },
     });

@@ -46,7 +46,7 @@ after(async () => {
   await s3?.stop();
 });
 
-test("gc removes the chunks no snapshot uses, after a dry run; a push under way and the snapshot stay whole", async () => {
+test("gc removes chunks no snapshot uses, after a dry run; a push under way and the snapshot stay whole", async () => {
   const store = `s3://${s3.bucket}/fleet`;
   const orphan = randomBytes(4096);
   const digest = createHash("sha256").update(orphan).digest("hex");
@@ -55,7 +55,8 @@ test("gc removes the chunks no snapshot uses, after a dry run; a push under way 
   const pushing = randomBytes(4096);
   const pushingDigest = createHash("sha256").update(pushing).digest("hex");
   await remote.put(keys.chunk(where, pushingDigest), pushing);
-  await remote.put(keys.index(where, "pushing"), Buffer.from(JSON.stringify({ files: [{ chunks: [pushingDigest] }] })));
+  const index = JSON.stringify({ files: [{ chunks: [pushingDigest] }] });
+  await remote.put(keys.index(where, "pushing"), Buffer.from(index));
   const before = (await remote.list(keys.chunk(where, ""))).length;
 
   const young = await stasis(["gc", store, "--json"], env);

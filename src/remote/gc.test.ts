@@ -26,7 +26,9 @@ function bucket(objects: Record<string, { body?: string; age: number }>) {
     putParts: async () => undefined,
     folders: async () => [],
     list: async (prefix) =>
-      [...store].filter(([k]) => k.startsWith(prefix)).map(([key, o]) => ({ key, size: o.body.length, lastModified: o.at })),
+      [...store]
+        .filter(([k]) => k.startsWith(prefix))
+        .map(([key, o]) => ({ key, size: o.body.length, lastModified: o.at })),
     delete: async (k) => void store.delete(k),
   };
   return { remote, store };
@@ -58,7 +60,7 @@ test("a dry run says which unused chunks older than the grace period would go, a
   assert.equal(store.size, 4, "nothing removed");
 });
 
-test("--yes removes unused old chunks and pushes that died; keeps the used, the young, a push under way's", async () => {
+test("--yes removes unused old chunks and dead pushes; keeps the used, the young, a push under way's", async () => {
   const { remote, store } = bucket({
     "p/snapshots/a/manifest.json": { body: manifestOf(d("a")), age: 48 * HOUR },
     "p/snapshots/a/index.json": { body: indexOf(d("a")), age: 48 * HOUR },

@@ -25,7 +25,9 @@ export async function restoreFromRemote(
 ): Promise<RestoreResult & { pull: PullResult }> {
   const { from, endpoint, env, ...request } = opts;
   const begun = await beginPull({ from, endpoint, env, force: request.force, reuse: true }, events);
-  if ("reused" in begun) return { ...(await restore({ ...request, name: begun.reused.snapshot }, events)), pull: begun.reused };
+  if ("reused" in begun) {
+    return { ...(await restore({ ...request, name: begun.reused.snapshot }, events)), pull: begun.reused };
+  }
   const { stream } = begun;
   const name = stream.snapshot.name;
   // The files are written through the page cache: CRIU will read its images there, as --memory auto chooses then.

@@ -56,7 +56,8 @@ before(async () => {
   for (let at = 0; at < data.length; at += DIGEST_CHUNK) digests.push(sha(data.subarray(at, at + DIGEST_CHUNK)));
   weights = { digests };
   const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
-  m.files.push({ path: "weights/model.bin", role: "weights", size: data.length, sha256: combine(digests), chunkSize: DIGEST_CHUNK, chunks: digests });
+  const entry = { path: "weights/model.bin", role: "weights", size: data.length, sha256: combine(digests) };
+  m.files.push({ ...entry, chunkSize: DIGEST_CHUNK, chunks: digests });
   writeFileSync(join(dir, "manifest.json"), JSON.stringify(m, null, 2) + "\n");
   const pushed = await stasis(["push", "slow", store, "--json"], env);
   assert.equal(pushed.code, 0, pushed.output);
@@ -68,7 +69,7 @@ after(async () => {
   await s3?.stop();
 });
 
-test("restore s3:// runs CRIU before the weights have arrived, serves with its canary, and keeps the snapshot", async () => {
+test("restore s3:// runs CRIU before the weights arrive, serves with its canary, and keeps the snapshot", async () => {
   const r = await stasis(["restore", `${store}/slow`, "--json"], env);
   assert.equal(r.code, 0, r.output);
   assertValidDocument(r.json, "stasis.restore/v1");
@@ -76,7 +77,8 @@ test("restore s3:// runs CRIU before the weights have arrived, serves with its c
     assert.equal(r.json.pull.pulled, true);
     assert.equal((await httpOk(`${r.json.instance.url}/ballast`)).body, canary);
     const criu = r.json.phases.find((p: { name: string }) => p.name === "criu-restore");
-    assert.ok(r.json.phases.some((p: { name: string }) => p.name === "await-images"), "the restore waited for the images");
+    const waited = r.json.phases.some((p: { name: string }) => p.name === "await-images");
+    assert.ok(waited, "the restore waited for the images");
     assert.ok(
       criu.startMs < r.json.pull.streamed.allFilesMs,
       `CRIU started at ${criu.startMs} ms, the last file was whole at ${r.json.pull.streamed.allFilesMs} ms`,
@@ -89,7 +91,7 @@ test("restore s3:// runs CRIU before the weights have arrived, serves with its c
   }
 });
 
-test("a streaming restore killed mid-transfer leaves nothing running and no snapshot; run again it resumes", async () => {
+test("a streaming restore killed mid-transfer leaves nothing running, no snapshot; run again it resumes", async () => {
   assert.equal((await stasis(["rm", "slow"], env)).code, 0);
   rmSync(cacheDir, { recursive: true, force: true });
   const child = spawn(process.execPath, [MAIN, "restore", `${store}/slow`, "--quiet"], {
@@ -106,7 +108,8 @@ test("a streaming restore killed mid-transfer leaves nothing running and no snap
   const r = await stasis(["restore", `${store}/slow`, "--json"], env);
   assert.equal(r.code, 0, r.output);
   try {
-    assert.ok(r.json.pull.fromCache >= had, `resumed with ${r.json.pull.fromCache} chunks from the cache, ${had} there`);
+    const from = r.json.pull.fromCache;
+    assert.ok(from >= had, `resumed with ${from} chunks from the cache, ${had} there`);
     assert.ok(r.json.pull.fetched < r.json.pull.chunks);
     assert.equal((await httpOk(`${r.json.instance.url}/ballast`)).body, canary);
   } finally {
@@ -114,7 +117,7 @@ test("a streaming restore killed mid-transfer leaves nothing running and no snap
   }
 });
 
-test("a damaged weights chunk (fetched after CRIU's images) stops the restore: named, nothing left, cache good", async () => {
+test("a damaged weights chunk (after CRIU's images) stops the restore: named, nothing left, cache good", async () => {
   assert.equal((await stasis(["rm", "slow"], env)).code, 0);
   rmSync(cacheDir, { recursive: true, force: true });
   const remote = await openRemote({ bucket: s3.bucket, prefix: "fleet" }, { env: { ...process.env, ...env } });
@@ -149,7 +152,8 @@ async function nothingLeft(what: string) {
   await assert.rejects(httpOk(`${serverUrl}/health`), `${what}: nothing serves at ${serverUrl}`);
   const ls = await stasis(["ls", "--json"], env);
   assert.deepEqual(ls.json.snapshots, [], `${what}: no snapshot`);
-  assert.deepEqual(readdirSync(join(home, "snapshots")).filter((n) => n.startsWith(".staging")), [], "no staging folder");
+  const staging = readdirSync(join(home, "snapshots")).filter((n) => n.startsWith(".staging"));
+  assert.deepEqual(staging, [], "no staging folder");
 }
 
 function chunksCached(): string[] {

@@ -56,7 +56,7 @@ function fakeRemote(objects: Map<string, Buffer>, reads: string[]): Remote {
 
 async function withStream(
   files: (objects: Map<string, Buffer>) => FileEntry[],
-  body: (s: PullStream, ctx: { reads: string[]; objects: Map<string, Buffer>; home: string; m: Manifest }) => Promise<void>,
+  body: (s: PullStream, ctx: { reads: string[]; objects: Map<string, Buffer>; home: string; m: Manifest }) => unknown,
 ) {
   const home = mkdtempSync(join(tmpdir(), "stasis-stream-"));
   try {
@@ -107,7 +107,7 @@ test("the files land whole in the store, and every chunk fetched is kept in the 
     },
   ));
 
-test("a damaged chunk fails every wait with E_DIGEST_MISMATCH; abort leaves no folder, the cache only good chunks", () =>
+test("a damaged chunk fails every wait (E_DIGEST_MISMATCH); abort leaves no folder, the cache only good chunks", () =>
   withStream(
     (o) => [file("images/core-1.img", "image", "good bytes here", o), file("weights.bin", "weights", "damaged", o)],
     async (stream, { objects, m, home }) => {

@@ -13,6 +13,16 @@ import { eachLimit } from "./_pool.js";
 import { distinctChunks, type ChunkRef } from "./push.js";
 import type { RemoteStore } from "./url.js";
 
+export interface StreamContext {
+  remote: Remote;
+  src: RemoteStore;
+  cache: ChunkCache;
+  /** Chunks in flight at once. */
+  concurrency: number;
+  /** Ranged GETs of this size for a larger chunk (0: one GET each). */
+  partSize: number;
+}
+
 /** What a restore reads first: CRIU's images and the files it places (metadata, then memory pages), then weights. */
 export function needRank(f: Pick<FileEntry, "role" | "path">): number {
   if (f.role === "image") return /(^|\/)pages-\d+\.img$/.test(f.path) ? 1 : 0;
@@ -43,7 +53,7 @@ export class PullStream {
     readonly snapshot: Snapshot,
     private readonly staging: Staging,
     private readonly handles: Map<string, FileHandle>,
-    private readonly ctx: { remote: Remote; src: RemoteStore; cache: ChunkCache; concurrency: number; partSize: number },
+    private readonly ctx: StreamContext,
     private readonly events: Events,
   ) {
     const chunks = [...distinctChunks(snapshot.manifest).values()];
