@@ -8,7 +8,8 @@ export const command: CliCommand = {
   help: [
     "Removes from a store the chunks no snapshot there uses any more (a dry run unless --yes). Safe beside a",
     "push: chunks younger than the grace period stay, and so do those of a push under way (its index is",
-    "written first); a push that never finished, older than the grace period, goes. See docs/remote.md",
+    "written first, and again every 10 minutes); a push that never finished goes once its index is older",
+    "than the grace period and an hour. See docs/remote.md",
   ].join("\n"),
   options: {
     endpoint: endpointOption,
