@@ -43,8 +43,9 @@ export interface PullResult {
   bytesFromCache: number;
   bytes: number;
   durationMs: number;
-  /** When (ms on the command's clock, as the restore's phases) the files CRIU reads were whole, and every file. */
-  streamed?: { criuFilesMs?: number; allFilesMs?: number };
+  /** When (ms on the command's clock, as the restore's phases) the transfer began, the files CRIU reads were
+   *  whole, and every file. */
+  streamed?: { transferStartMs: number; criuFilesMs?: number; allFilesMs?: number };
 }
 
 /**

@@ -46,8 +46,8 @@ export class PullStream {
   private readonly stopped = new AbortController();
   private failed: unknown;
   readonly counts: FetchCounts = noCounts();
-  /** When (the events' clock, ms) the files CRIU reads were whole, and every file: what a restore could overlap. */
-  readonly wholeAt: { criuFilesMs?: number; allFilesMs?: number } = {};
+  /** When (the events' clock, ms) the transfer started, the files CRIU reads were whole, and every file. */
+  readonly wholeAt: { transferStartMs: number; criuFilesMs?: number; allFilesMs?: number };
 
   constructor(
     readonly snapshot: Snapshot,
@@ -69,6 +69,7 @@ export class PullStream {
     const rank = new Map(files.map((f, i) => [f.path, needRank(f) * files.length + i]));
     const first = (refs: ChunkRef[]) => Math.min(...refs.map((r) => rank.get(r.path)!));
     chunks.sort((a, b) => first(a) - first(b) || a[0]!.offset - b[0]!.offset);
+    this.wholeAt = { transferStartMs: events.t() };
     this.done = this.run(chunks, snapshot.manifest);
     void this.whole(forCriu).then(() => (this.wholeAt.criuFilesMs = events.t()), () => undefined);
     void this.whole().then(() => (this.wholeAt.allFilesMs = events.t()), () => undefined);

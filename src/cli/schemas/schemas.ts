@@ -23,9 +23,9 @@ const pulled = {
   bytes,
   durationMs: ms,
   streamed: z
-    .looseObject({ criuFilesMs: ms.optional(), allFilesMs: ms.optional() })
+    .looseObject({ transferStartMs: ms, criuFilesMs: ms.optional(), allFilesMs: ms.optional() })
     .optional()
-    .describe("when the files CRIU reads were whole, and every file (ms on the clock of the restore's phases)"),
+    .describe("when the transfer began, the files CRIU reads were whole, every file (ms, the restore's phases' clock)"),
 };
 
 const restored = {
