@@ -14,6 +14,8 @@
 #                    while the snapshot arrives
 #   pull-then-restore  stasis pull, then stasis restore of it (the same conditions): the two steps one after the other
 #   restore-local    stasis restore of the snapshot already in the store (in the page cache)
+# WEIGHTS_MB (default 0): a weights file of that many MiB of random bytes added to the snapshot, as an engine's
+# snapshot has one (this server reads none): what a restore from the store fetches after CRIU's images.
 # Only the files measured are dropped from the page cache (stasis evict), not the whole machine's.
 #   bench/remote.sh [OUT_DIR]      (default bench/results/<date>-<host>/remote)
 set -euo pipefail
@@ -21,6 +23,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-bench/results/$(date -u +%F)-$(hostname)/remote}
 REPEAT=${REPEAT:-3}
 BALLAST_MB=${BALLAST_MB:-1024}
+WEIGHTS_MB=${WEIGHTS_MB:-0}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export STASIS_HOME=$(mktemp -d /tmp/stasis-bench-home.XXXXXX)
@@ -50,6 +53,26 @@ fresh() { stasis rm p >/dev/null 2>&1 || true; rm -rf "$STASIS_HOME/cache/chunks
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 stasis capture slow --quiet --ready-url "http://127.0.0.1:$PORT/health" --canary-url "http://127.0.0.1:$PORT/ballast" \
   -- python3 "$PWD/examples/slow_server.py" --port "$PORT" --startup-seconds 0 --ballast-mb "$BALLAST_MB" >/dev/null
+if [ "$WEIGHTS_MB" -gt 0 ]; then
+  node - "$STASIS_HOME/snapshots/slow" "$WEIGHTS_MB" <<'JS'
+const fs = require("fs"), crypto = require("crypto"), path = require("path");
+const [dir, mb] = process.argv.slice(2);
+const CHUNK = 64 * 1024 * 1024, size = Number(mb) * 1024 * 1024, chunks = [];
+fs.mkdirSync(path.join(dir, "weights"), { mode: 0o700 });
+const fd = fs.openSync(path.join(dir, "weights", "model.bin"), "w", 0o600);
+for (let at = 0; at < size; at += CHUNK) {
+  const buf = crypto.randomBytes(Math.min(CHUNK, size - at));
+  fs.writeSync(fd, buf);
+  chunks.push(crypto.createHash("sha256").update(buf).digest("hex"));
+}
+fs.closeSync(fd);
+const combined = crypto.createHash("sha256");
+for (const c of chunks) combined.update(c); // as store/digest.ts combine()
+const m = JSON.parse(fs.readFileSync(path.join(dir, "manifest.json"), "utf8"));
+m.files.push({ path: "weights/model.bin", role: "weights", size, sha256: combined.digest("hex"), chunkSize: CHUNK, chunks });
+fs.writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(m, null, 2) + "\n");
+JS
+fi
 stasis push slow "$STORE" --json >"$OUT/push.json"
 
 for run in $(seq "$REPEAT"); do
@@ -111,9 +134,10 @@ for run in $(seq "$REPEAT"); do
   stasis stop "$ID" >/dev/null
 done
 
-node - "$RESULTS" "$OUT/README.md" "$BALLAST_MB" <<'JS'
+node - "$RESULTS" "$OUT/README.md" "$BALLAST_MB" "$WEIGHTS_MB" <<'JS'
 const fs = require("fs");
-const [file, out, mb] = process.argv.slice(2);
+const [file, out, mb, weightsMb] = process.argv.slice(2);
+const wmb = Number(weightsMb);
 const runs = fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l));
 const cases = [...new Set(runs.map((r) => r.case))];
 const med = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
@@ -141,7 +165,8 @@ const fmt = (xs) => xs.map((x) => x.toFixed(2)).join(", ");
 fs.writeFileSync(out, [
   `# Snapshots from object storage over loopback (bench/remote.sh)`,
   ``,
-  `The example server with ${mb} MiB of random memory: a snapshot of ${(runs[0].bytes / 1e6).toFixed(0)} MB, pushed to`,
+  `The example server with ${mb} MiB of random memory${wmb > 0 ? ` and a weights file of ${wmb} MiB` : ""}: a snapshot of`,
+  `${(runs[0].bytes / 1e6).toFixed(0)} MB, pushed to`,
   `versitygw (posix backend) on 127.0.0.1, then each case run ${Math.max(...runs.map((r) => r.run))} times, side by side.`,
   `Wall time of the whole command (a node process each: ~0.2-0.3 s of it is start-up). MB/s over the snapshot's bytes.`,
   ``,
