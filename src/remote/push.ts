@@ -9,7 +9,7 @@ import type { Manifest } from "../store/manifest.js";
 import { sha256 } from "./cache.js";
 import { openRemote, type RemoteOptions } from "./client.js";
 import { eachLimit } from "./_pool.js";
-import { partBytes } from "./_fetch.js";
+import { uploadPartBytes } from "./_fetch.js";
 import { INDEX_REFRESH_MS } from "./gc.js";
 import { formatRemote, keys, parseRemoteStore } from "./url.js";
 
@@ -62,7 +62,7 @@ export function distinctChunks(m: Manifest): Map<string, ChunkRef[]> {
  * Pushes a snapshot of the store to `s3://bucket/prefix`: the snapshot's index, then each distinct chunk that the
  * bucket lacks (a HEAD says) under chunks/<sha256>, then, last, its manifest: a snapshot is in the bucket once its
  * manifest is, and a push run again after a failure sends only what is missing. Chunks in parts where they are
- * larger than STASIS_REMOTE_PART_MB (multipart uploads, the parts in parallel).
+ * larger than STASIS_REMOTE_UPLOAD_PART_MB (multipart uploads, the parts in parallel).
  */
 export async function push(opts: PushOptions, events: Events): Promise<PushResult> {
   const started = events.t();
@@ -100,7 +100,7 @@ export async function push(opts: PushOptions, events: Events): Promise<PushResul
   const refresh = setInterval(again, INDEX_REFRESH_MS);
   refresh.unref();
   const r = { uploaded: 0, skipped: 0, bytesUploaded: 0, bytesSkipped: 0 };
-  const part = partBytes();
+  const part = uploadPartBytes();
   const send = async (ref: ChunkRef) => {
     const body = await readChunk(snap.dir, ref);
     const key = keys.chunk(store, ref.digest);
