@@ -116,9 +116,8 @@ export const command: CliCommand = {
       if (target.startsWith("s3://")) {
         via = "process";
         const { restoreFromRemote } = await import("../../remote/restore-remote.js");
-        const { name: _, ...rest } = request;
         const { pull, ...restored } = await restoreFromRemote(
-          { ...rest, from: target, endpoint: str(values, "endpoint"), signal },
+          { ...request, from: target, endpoint: str(values, "endpoint"), signal },
           events,
         );
         r = restored;
