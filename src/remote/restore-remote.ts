@@ -68,9 +68,13 @@ export async function restoreFromRemote(
   }
 }
 
-/** A stager that holds its reads until the weights file is whole (and the restore says go), never before. */
-function afterWeights(staged: StagedWeights, stream: PullStream): StagedWeights {
+/**
+ * A stager that holds its reads until the weights file is whole (and the restore says go), never before; a
+ * transfer that fails ends it (the restore then fails with the transfer's error).
+ */
+export function afterWeights(staged: StagedWeights, stream: Pick<PullStream, "whole">): StagedWeights {
   const weights = stream.whole((f) => f.role === "weights");
+  weights.catch(() => undefined); // a restore that never says go (it failed first) reports the failure itself
   let asked = false;
   return {
     ready: () => staged.ready(),
