@@ -69,7 +69,8 @@ fs.closeSync(fd);
 const combined = crypto.createHash("sha256");
 for (const c of chunks) combined.update(c); // as store/digest.ts combine()
 const m = JSON.parse(fs.readFileSync(path.join(dir, "manifest.json"), "utf8"));
-m.files.push({ path: "weights/model.bin", role: "weights", size, sha256: combined.digest("hex"), chunkSize: CHUNK, chunks });
+const sha256 = combined.digest("hex");
+m.files.push({ path: "weights/model.bin", role: "weights", size, sha256, chunkSize: CHUNK, chunks });
 fs.writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(m, null, 2) + "\n");
 JS
 fi
@@ -163,10 +164,12 @@ const ratios = [...new Set(runs.map((r) => r.run))].map((run) => {
   };
 });
 const fmt = (xs) => xs.map((x) => x.toFixed(2)).join(", ");
+const row = (what, k) => `| ${what} | ${fmt(ratios.map((r) => r[k]))} | ${med(ratios.map((r) => r[k])).toFixed(2)}x |`;
 fs.writeFileSync(out, [
   `# Snapshots from object storage over loopback (bench/remote.sh)`,
   ``,
-  `The example server with ${mb} MiB of random memory${wmb > 0 ? ` and a weights file of ${wmb} MiB` : ""}: a snapshot of`,
+  `The example server with ${mb} MiB of random memory${wmb > 0 ? ` and a weights file of ${wmb} MiB` : ""}:`,
+  `a snapshot of`,
   `${(runs[0].bytes / 1e6).toFixed(0)} MB, pushed to`,
   `versitygw (posix backend) on 127.0.0.1, then each case run ${Math.max(...runs.map((r) => r.run))} times, side by side.`,
   `Wall time of the whole command (a node process each: ~0.2-0.3 s of it is start-up). MB/s over the snapshot's bytes.`,
@@ -179,10 +182,10 @@ fs.writeFileSync(out, [
   ``,
   `| against | runs | median |`,
   `| --- | --- | --- |`,
-  `| pull-hot wall (the pull command, start-up to commit) | ${fmt(ratios.map((r) => r.wall))} | ${med(ratios.map((r) => r.wall)).toFixed(2)}x |`,
-  `| pull-hot's own duration (no process start-up) | ${fmt(ratios.map((r) => r.strict))} | ${med(ratios.map((r) => r.strict)).toFixed(2)}x |`,
-  `| the restore's own transfer (its command's start to serving, against its chunks' transfer time) | ${fmt(ratios.map((r) => r.inRun))} | ${med(ratios.map((r) => r.inRun)).toFixed(2)}x |`,
-  `| (pull-then-restore against pull-hot wall) | ${fmt(ratios.map((r) => r.seq))} | ${med(ratios.map((r) => r.seq)).toFixed(2)}x |`,
+  row("pull-hot wall (the pull command, start-up to commit)", "wall"),
+  row("pull-hot's own duration (no process start-up)", "strict"),
+  row("the restore's own transfer (its command's start to serving, against its chunks' transfer time)", "inRun"),
+  row("(pull-then-restore against pull-hot wall)", "seq"),
   ``,
   `runs.jsonl: every run; push.json, pull*.json, restore-*.json: the last run's --json documents.`,
   ``,
