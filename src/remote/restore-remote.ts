@@ -30,9 +30,6 @@ export async function restoreFromRemote(
   }
   const { stream } = begun;
   const name = stream.snapshot.name;
-  // The files are written through the page cache: CRIU will read its images there, as --memory auto chooses then.
-  const auto = !request.memory || request.memory === "auto";
-  const memory = auto ? criuMemory("auto", await locateCriu(), true) : request.memory;
   // The transfer's failure stops the restore wherever it is (CRIU, the engine's resume), as Ctrl-C would; Ctrl-C
   // stops the transfer too (a restore waiting for its images would wait for them otherwise).
   const stop = new AbortController();
@@ -44,6 +41,9 @@ export async function restoreFromRemote(
   stream.done.catch(() => stop.abort());
   let result: RestoreResult;
   try {
+    // The files are written through the page cache: CRIU reads its images there, as --memory auto chooses then.
+    const auto = !request.memory || request.memory === "auto";
+    const memory = auto ? criuMemory("auto", await locateCriu(), true) : request.memory;
     result = await restore(
       { ...request, name, verify: "size", prefetch: "none", memory, signal: stop.signal },
       events,
