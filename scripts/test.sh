@@ -8,6 +8,10 @@ export STASIS_HOME=${STASIS_HOME:-$(mktemp -d /tmp/stasis-test-home.XXXXXX)}
 npm run --silent build
 # The engine's Python environment: the integration tests run the reference engine from it.
 scripts/python-env.sh
+# The static gates first: a formatting slip or an upward import fails in seconds, not after the integration tests.
+echo "== static gates (format, lint, types)"
+npm run --silent format:check
+npm run --silent lint
 echo "== unit tests"
 node scripts/run-tests.mjs unit
 echo "== the real vLLM (CPU build) for the integration tests: cached venv, ~150 s the first time"

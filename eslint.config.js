@@ -1,0 +1,30 @@
+// The TypeScript linter (npm run lint): typescript-eslint's recommended rules, promises that are neither awaited
+// nor handled, and the layers of src/ with no import cycles (scripts/lint/layers.mjs, docs/ARCHITECTURE.md).
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+import { plugin as stasis } from "./scripts/lint/layers.mjs";
+
+export default tseslint.config(
+  { ignores: ["dist/", "node_modules/", ".gpu-bundle/", "python/", "bench/", "gpu/"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ["src/**/*.ts"],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    plugins: { stasis },
+    rules: {
+      "stasis/layers": "error",
+      "stasis/no-cycle": "error",
+      // node:test's test() and describe() return promises that the runner itself awaits.
+      "@typescript-eslint/no-floating-promises": [
+        "error",
+        { allowForKnownSafeCalls: [{ from: "package", package: "node:test", name: ["test", "describe", "it", "suite"] }] },
+      ],
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", caughtErrors: "none" }],
+    },
+  },
+  {
+    files: ["**/*.mjs", "**/*.js"],
+    languageOptions: { globals: { process: "readonly", console: "readonly", URL: "readonly" } },
+  },
+);
