@@ -8,13 +8,14 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 /** Highest first: a file may import its own layer and those after it. Keys: a folder of src/ or a file of src/. */
 export const LAYERS = [
   ["cli", ["cli"]],
-  ["api", ["commands", "serve"]],
-  ["pipelines", ["capture", "restore", "bench"]],
+  // The benchmark harness drives the commands and the daemon as a user would (`stasis bench --via api`).
+  ["api", ["commands", "serve", "bench"]],
+  ["pipelines", ["capture", "restore"]],
   [
     "adapters",
     ["engines", "criu", "cuda", "pagecache", "remote", "launch", "instances", "doctor", "fingerprint", "contracts"],
   ],
-  ["base", ["store", "native", "proc", "config", "env.ts", "files.ts", "home.ts", "version.ts", "units.ts"]],
+  ["base", ["store", "native", "proc", "config", "env.ts", "files.ts", "home.ts", "version.ts", "text.ts"]],
   ["core", ["errors.ts", "events.ts"]],
 ];
 /** Test support: any test may import it, product code never; it may import anything. */

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { assertValidDocument } from "../testing/schemas.js";
 import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 
 const { env, teardown } = tempHome();
 const out = mkdtempSync(join(tmpdir(), "stasis-bench-out-"));

@@ -1,6 +1,6 @@
 import type { BenchReport } from "./bench.js";
 import type { DiskSample } from "./system.js";
-import { formatMs, table } from "../cli/render/format.js";
+import { formatMs, table } from "../text.js";
 
 /** Disk samples cut into consecutive windows of about `windowMs` (each from one sample to the last within
  *  `windowMs` of it): what the disks read in each (GB/s, reads, their mean size), and the mean of the reads in

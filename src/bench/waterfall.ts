@@ -2,7 +2,7 @@ import type { BenchReport, StrategySummary } from "./bench.js";
 import { fitText, textWidth, wrapText, type Drawing, type Item } from "./drawing.js";
 import { diskWindows, subjectLine } from "./report.js";
 import { niceTicks, rateLabel, speedupLabel, tickLabel } from "./ticks.js";
-import { formatMs } from "../cli/render/format.js";
+import { formatMs } from "../text.js";
 
 const W = 1100;
 const MARGIN = 20;

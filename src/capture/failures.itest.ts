@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readdirSync, writeFileSync, chmodSync, readFileSync, appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, type CliRun } from "../testing/cli.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 import { httpOk } from "../engines/http-client.js";
 import { locateCriu } from "../criu/locate.js";
 

@@ -9,7 +9,7 @@ import { once } from "node:events";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 import { httpOk } from "../engines/http-client.js";
 import { isRunning } from "../proc/tree.js";
 import { criuRunId, lockTableName, lockTables } from "../criu/network-lock.js";

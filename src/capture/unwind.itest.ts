@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { tempHome, EXAMPLES } from "../testing/cli.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 import { Events } from "../events.js";
 import { StasisError } from "../errors.js";
 import { capture, type CaptureOptions } from "./capture.js";

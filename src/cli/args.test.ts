@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { envPairs, num, oneOf } from "./args.js";
-import { table, formatBytes } from "./render/format.js";
+import { table, formatBytes } from "../text.js";
 
 test("option readers name the option and what they expected", () => {
   assert.equal(num({ n: "3" }, "n", 1), 3);

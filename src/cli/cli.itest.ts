@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
 import { assertValidDocument } from "../testing/schemas.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 
 const { env, home, teardown } = tempHome();
 const scratch = mkdtempSync(join(tmpdir(), "stasis-cli-itest-"));

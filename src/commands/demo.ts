@@ -1,5 +1,4 @@
 import { fileURLToPath } from "node:url";
-import { createServer } from "node:net";
 import type { Events } from "../events.js";
 import { capture } from "../capture/capture.js";
 import { DEFAULT_PREFETCH } from "../restore/modes.js";
@@ -8,6 +7,7 @@ import { removeSnapshot } from "../store/store.js";
 import { findInstance, stopInstance } from "../instances/instances.js";
 import { httpOk } from "../engines/http-client.js";
 import { StasisError } from "../errors.js";
+import { freePort } from "../proc/net.js";
 
 export const DEMO_SNAPSHOT = "stasis-demo";
 
@@ -21,18 +21,6 @@ export interface DemoResult {
   answerBeforeCapture: string;
   answerAfterRestore: string;
   match: boolean;
-}
-
-/** A free TCP port on the loopback interface. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Events } from "../events.js";
 import { openSnapshot } from "../store/store.js";
-import { verifyFiles } from "../store/digest.js";
+import { verifyFiles } from "../pagecache/verify.js";
 import { checkSnapshotFiles } from "../store/check-files.js";
 import { recordVerified, stampFiles } from "../store/verified.js";
 import type { Manifest } from "../store/manifest.js";

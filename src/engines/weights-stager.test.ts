@@ -205,7 +205,7 @@ test("a pin sent to a keeper that has ended fails with why", () =>
 
 test("a keeper that dies ends its jobs with the reason, and the daemon's set starts a new one", () =>
   withDir(async (dir) => {
-    const { weightsKeepers } = await import("../serve/weights-keepers.js");
+    const { weightsKeepers } = await import("./weights-keepers.js");
     const dead = await script(join(dir, "dead"), "exit 3");
     let started = 0;
     const set = weightsKeepers(() => undefined, (info) => (started++, WeightsKeeper.start(info)));
@@ -222,7 +222,7 @@ test("a keeper that dies ends its jobs with the reason, and the daemon's set sta
 
 test("releasing the daemon's keepers frees their weights and keeps them up; closing ends them", () =>
   withDir(async (dir) => {
-    const { weightsKeepers } = await import("../serve/weights-keepers.js");
+    const { weightsKeepers } = await import("./weights-keepers.js");
     const python = await fakeKeeper(dir);
     const started: ReturnType<typeof WeightsKeeper.start>[] = [];
     const set = weightsKeepers(() => undefined, (info) => {

@@ -2,7 +2,7 @@ import { stat } from "node:fs/promises";
 import { StasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import { stasisHome } from "../home.js";
-import { refuseTakenAddress } from "../restore/address.js";
+import { refuseTakenAddress } from "../proc/address.js";
 import { isGhostFile, removeTempFiles } from "../criu/temp-files.js";
 import {
   listInstances,

@@ -11,7 +11,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "no
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 import { listenersOn } from "../proc/net.js";
 import { isRunning } from "../proc/tree.js";
 import { criuTempFiles } from "../criu/temp-files.js";
@@ -85,7 +85,7 @@ async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms 
 async function strays(): Promise<string[]> {
   const out: string[] = [];
   for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n) && Number(n) !== process.pid)) {
-    let cmd = "";
+    let cmd: string;
     try {
       cmd = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").join(" ");
     } catch {

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 import { httpOk } from "../engines/http-client.js";
 
 const { home, env, teardown } = tempHome();

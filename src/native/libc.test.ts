@@ -4,7 +4,7 @@ import { closeSync, ftruncateSync, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
 import { FADV, MADV, errnoOf, fadvise, madvise, mincore, pageSize, readahead, withMapping } from "./libc.js";
-import { dropFile, scratch, writeFile } from "../pagecache/_testfs.js";
+import { dropFile, scratch, writeFile } from "../testing/testfs.js";
 
 const resident = (vec: Uint8Array) => vec.reduce((a, v) => a + (v & 1), 0);
 

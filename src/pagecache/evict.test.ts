@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { pageSize } from "../native/libc.js";
 import { evict } from "./evict.js";
 import { residency } from "./residency.js";
-import { scratch, settled, writeFile } from "./_testfs.js";
+import { scratch, settled, writeFile } from "../testing/testfs.js";
 
 function readAll(path: string, size: number): void {
   const fd = openSync(path, "r");

@@ -11,7 +11,7 @@ import { evict } from "./evict.js";
 import { PREFETCH_STRATEGIES, prefetch, type PrefetchOptions } from "./prefetch.js";
 import { residency } from "./residency.js";
 import { residentIn } from "./_files.js";
-import { dropFile, scratch, settled, writeFile } from "./_testfs.js";
+import { dropFile, scratch, settled, writeFile } from "../testing/testfs.js";
 
 const MiB = 1 << 20;
 const code = (c: string, re?: RegExp) => (e: unknown) => e instanceof StasisError && e.code === c && (!re || re.test(e.message));

@@ -8,7 +8,7 @@ import { cachestat, pageSize } from "../native/libc.js";
 import { residency } from "./residency.js";
 import { evict } from "./evict.js";
 import { residentIn } from "./_files.js";
-import { dropFile, scratch, settled, writeFile } from "./_testfs.js";
+import { dropFile, scratch, settled, writeFile } from "../testing/testfs.js";
 
 const FINCORE = "/usr/bin/fincore";
 

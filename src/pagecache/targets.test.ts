@@ -5,7 +5,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
 import { resolveTargets, type SnapshotFiles } from "./targets.js";
-import { scratch } from "./_testfs.js";
+import { scratch } from "../testing/testfs.js";
 
 const code = (c: string, re?: RegExp) => (e: unknown) => e instanceof StasisError && e.code === c && (!re || re.test(e.message));
 

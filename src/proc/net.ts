@@ -1,4 +1,5 @@
 import { readFile, readdir } from "node:fs/promises";
+import { createServer } from "node:net";
 import { fdTargets } from "./tree.js";
 
 /** A TCP socket's local end and inode, from /proc/net/tcp{,6} (this process's network namespace): a listener's when
@@ -91,4 +92,16 @@ export async function socketOwner(inode: number): Promise<number | undefined> {
     if (/^\d+$/.test(pid) && (await fdTargets(Number(pid))).includes(want)) return Number(pid);
   }
   return undefined;
+}
+
+/** A free TCP port on the loopback interface. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
 }

@@ -11,7 +11,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
 import { startS3Server, type S3Server } from "../testing/s3-server.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 import { openRemote, type Remote } from "./client.js";
 import { keys } from "./url.js";
 import { assertValidDocument } from "../testing/schemas.js";

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
 import { startS3Server, type S3Server } from "../testing/s3-server.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 import { openRemote } from "./client.js";
 import { keys } from "./url.js";
 import { combine, DIGEST_CHUNK } from "../store/digest.js";

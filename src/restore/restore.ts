@@ -10,7 +10,7 @@ import type { BackgroundReads, PrefetchMode, VerifyMode } from "./background-rea
 import { claimSnapshot, type Claimed } from "./claimed.js";
 import { startCudaWorker, type CudaLease, type CudaWorker } from "./cuda-worker.js";
 import { lookAround } from "./preflight.js";
-import { checkHere, isMismatch } from "./fingerprint-check.js";
+import { checkHere, isMismatch } from "../fingerprint/check.js";
 import { warmStart } from "./fallback.js";
 import { startBackground } from "./background.js";
 import { restoreTree } from "./tree.js";

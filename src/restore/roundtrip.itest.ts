@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { readFileSync, rmSync } from "node:fs";
 import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 import { processTree } from "../proc/tree.js";
 
 const { env, home, teardown } = tempHome();

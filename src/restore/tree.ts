@@ -4,7 +4,7 @@ import { criuRestore, type RestoreResult as CriuRestored } from "../criu/restore
 import { placeFiles, removePlaced, type PlacedFile } from "../criu/kept-files.js";
 import { killTree, recordInstance } from "../instances/instances.js";
 import type { Deferred, Pipeline } from "../pipeline/pipeline.js";
-import { timeWaitOn, waitForTimeWait } from "./address.js";
+import { timeWaitOn, waitForTimeWait } from "../proc/address.js";
 import { withRestoreLock } from "./lock.js";
 import type { Claimed } from "./claimed.js";
 import type { Here } from "./preflight.js";

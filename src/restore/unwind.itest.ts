@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 import { Events } from "../events.js";
 import { StasisError } from "../errors.js";
 import { restore } from "./restore.js";

@@ -113,3 +113,10 @@ test("a restore's working-set phase reads every recorded range at once; without 
   assert.equal(phase.detail?.bytesTotal, 24576, "the head and the range after it, in one phase");
   assert.equal(phase.detail?.files, 1);
 });
+
+test("ranges as a restore reads them: adjacent ones joined, those closer than the gap read as one", () => {
+  const K = 4096;
+  const ranges: [number, number][] = [[0, 2 * K], [102 * K, K], [103 * K, K]];
+  assert.deepEqual(mergeRanges(ranges, 104 * K, 0), [[0, 2 * K], [102 * K, 2 * K]]);
+  assert.deepEqual(mergeRanges(ranges, 104 * K, 100 * K), [[0, 104 * K]], "closer than the gap: one read");
+});

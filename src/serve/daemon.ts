@@ -14,7 +14,7 @@ import type { z } from "zod";
 import { PinRequestSchema, RestoreRequestSchema, type RestoreRequest } from "./protocol.js";
 import { CudaDriver } from "../cuda/driver.js";
 import { warmCudaWorker } from "./warm-cuda.js";
-import { weightsKeepers } from "./weights-keepers.js";
+import { weightsKeepers } from "../engines/weights-keepers.js";
 import { prepareHome } from "../store/home-guard.js";
 import { withUmask } from "../proc/run.js";
 // Loaded with the daemon, not on the first request: that is the point of it.

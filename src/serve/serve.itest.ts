@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 
 const { home, env, teardown } = tempHome();
 after(() => teardown(1));

@@ -26,14 +26,14 @@ export function warmCudaWorker<D extends WarmDriver>(
     p.then((d) => d.inventory()).catch((err) => log(`no warm CUDA worker: ${asStasisError(err).message}`));
     return p;
   };
-  launch();
+  void launch(); // its failure is logged above; a lease launches again
   return {
     lease: async () => {
       for (let attempt = 0; attempt < 2; attempt++) {
         const p = current ?? launch();
         const driver = await p.catch(() => undefined);
         if (driver?.alive) return { driver: driver as unknown as CudaLease["driver"], release: () => {} };
-        if (current === p) launch(); // the first restore to find it dead replaces it; the others wait for that one
+        if (current === p) void launch(); // the first restore to find it dead replaces it; the others wait for that one
       }
       return { driver: (await current!) as unknown as CudaLease["driver"], release: () => {} }; // cannot start: its error
     },

@@ -1,7 +1,7 @@
 import { lstat, readdir, readFile, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
-import { formatBytes } from "../cli/render/format.js";
+import { formatBytes } from "../text.js";
 
 /** How CRIU's log (strerror) says ENOSPC and EDQUOT. */
 const FULL_DISK = /No space left on device|Disk quota exceeded/;

@@ -39,12 +39,17 @@ function walk(s: string, visit: (i: number, depth: number) => boolean | void): v
     } else if (top === '"') {
       if (c === "\\") i++;
       else if (c === '"') stack.pop();
-      else if (c === "$" && s[i + 1] === "(") (stack.push("("), i++);
+      else if (c === "$" && s[i + 1] === "(") {
+        stack.push("(");
+        i++;
+      }
     } else if (c === "\\") i++;
     else if (c === "'" || c === '"') stack.push(c);
     else if (c === "#" && (i === 0 || /[\s;(]/.test(s[i - 1]!))) return;
-    else if (c === "$" && s[i + 1] === "(") (stack.push("("), i++);
-    else if (c === "(") stack.push("(");
+    else if (c === "$" && s[i + 1] === "(") {
+      stack.push("(");
+      i++;
+    } else if (c === "(") stack.push("(");
     else if (c === ")" && top === "(") {
       if (visit(i, stack.length)) return;
       stack.pop();

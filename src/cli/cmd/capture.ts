@@ -3,7 +3,7 @@ import { StasisError } from "../../errors.js";
 import { envPairs, num, oneOf, str } from "../args.js";
 import { interruptSignal } from "../interrupt.js";
 import { renderTimeline } from "../render/timeline.js";
-import { formatBytes, formatMs } from "../render/format.js";
+import { formatBytes, formatMs } from "../../text.js";
 import type { CanaryRequest } from "../../engines/engine.js";
 
 export const command: CliCommand = {

@@ -1,6 +1,6 @@
 import type { CliCommand } from "../registry.js";
 import { num } from "../args.js";
-import { formatMs } from "../render/format.js";
+import { formatMs } from "../../text.js";
 
 export const command: CliCommand = {
   args: [],

@@ -1,7 +1,7 @@
 import { relative } from "node:path";
 import type { CliCommand } from "../registry.js";
 import { str } from "../args.js";
-import { formatBytes, table } from "../render/format.js";
+import { formatBytes, table } from "../../text.js";
 
 export const command: CliCommand = {
   args: ["[paths...]"],

@@ -1,5 +1,5 @@
 import type { CliCommand } from "../registry.js";
-import { formatBytes } from "../render/format.js";
+import { formatBytes } from "../../text.js";
 import { num } from "../args.js";
 import { endpointOption } from "./push.js";
 

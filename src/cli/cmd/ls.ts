@@ -1,5 +1,5 @@
 import type { CliCommand } from "../registry.js";
-import { formatBytes, formatMs, table } from "../render/format.js";
+import { formatBytes, formatMs, table } from "../../text.js";
 import { endpointOption } from "./push.js";
 
 export const command: CliCommand = {

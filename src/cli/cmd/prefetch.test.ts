@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { stasis, tempHome } from "../../testing/cli.js";
 import { sampleManifest } from "../../testing/fixtures.js";
 import { digestFiles } from "../../store/digest.js";
-import { scratch, settled, writeFile } from "../../pagecache/_testfs.js";
+import { scratch, settled, writeFile } from "../../testing/testfs.js";
 
 const MiB = 1 << 20;
 

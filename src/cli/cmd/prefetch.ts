@@ -1,7 +1,7 @@
 import type { CliCommand } from "../registry.js";
 import { num, oneOf, str } from "../args.js";
 import { interruptSignal } from "../interrupt.js";
-import { formatBytes, formatMs } from "../render/format.js";
+import { formatBytes, formatMs } from "../../text.js";
 import type { DaemonPin } from "../../serve/client.js";
 
 export const command: CliCommand = {

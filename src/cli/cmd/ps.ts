@@ -1,5 +1,5 @@
 import type { CliCommand } from "../registry.js";
-import { table } from "../render/format.js";
+import { table } from "../../text.js";
 
 export const command: CliCommand = {
   args: [],

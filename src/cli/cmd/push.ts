@@ -1,5 +1,5 @@
 import type { CliCommand } from "../registry.js";
-import { formatBytes, formatMs } from "../render/format.js";
+import { formatBytes, formatMs } from "../../text.js";
 
 export const endpointOption = {
   type: "string",

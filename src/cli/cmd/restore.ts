@@ -2,7 +2,7 @@ import type { CliCommand } from "../registry.js";
 import { num, oneOf, str } from "../args.js";
 import { interruptSignal } from "../interrupt.js";
 import { renderTimeline } from "../render/timeline.js";
-import { formatBytes, formatMs } from "../render/format.js";
+import { formatBytes, formatMs } from "../../text.js";
 import type { RestoreRequest } from "../../serve/protocol.js";
 import { endpointOption } from "./push.js";
 import {

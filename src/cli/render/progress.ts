@@ -1,5 +1,5 @@
 import type { Events, StasisEvent } from "../../events.js";
-import { fitLine, formatBytes, formatMs } from "./format.js";
+import { fitLine, formatBytes, formatMs } from "../../text.js";
 
 interface RendererOptions {
   quiet: boolean;

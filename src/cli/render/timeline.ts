@@ -1,5 +1,5 @@
 import type { TimelinePhase } from "../../events.js";
-import { formatBytes, formatMs, table } from "./format.js";
+import { formatBytes, formatMs, table } from "../../text.js";
 
 /** The phases of a pipeline as a table with a bar per phase showing when it ran (phases may overlap). */
 export function renderTimeline(phases: TimelinePhase[], totalMs?: number): string {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fitLine, table, terminalWidth } from "./format.js";
+import { fitLine, table, terminalWidth } from "../../text.js";
 import { waitingLine } from "./progress.js";
 
 test("lines are cut to the terminal's width, and never when piped", () => {

@@ -2,7 +2,7 @@ import { StasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import type { GpuInventory } from "../cuda/gpus.js";
 import type { CudaDriver } from "../cuda/driver.js";
-import { compareFingerprints, machineFingerprint } from "../fingerprint/fingerprint.js";
+import { compareFingerprints, machineFingerprint } from "./fingerprint.js";
 import type { Manifest } from "../store/manifest.js";
 
 /**

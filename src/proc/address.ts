@@ -1,7 +1,7 @@
 import { StasisError } from "../errors.js";
 import type { Events } from "../events.js";
-import { listenersOn, localEnd, socketOwner, tcpSockets, TCP_STATE } from "../proc/net.js";
-import { readStat } from "../proc/tree.js";
+import { listenersOn, localEnd, socketOwner, tcpSockets, TCP_STATE } from "./net.js";
+import { readStat } from "./tree.js";
 
 /**
  * A restored server listens where it was captured: CRIU brings its listening sockets back at the same address

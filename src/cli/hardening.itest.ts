@@ -23,7 +23,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, type CliRun } from "../testing/cli.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 import { httpOk } from "../engines/http-client.js";
 
 const { home, env, teardown } = tempHome();
@@ -103,8 +103,8 @@ async function withDamaged(body: () => Promise<void>): Promise<void> {
   }
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a test that crafts damaged manifests edits any field
 function editManifest(edit: (m: any) => void): void {
-  // eslint-disable-line @typescript-eslint/no-explicit-any
   const file = join(snap(), "manifest.json");
   const m = JSON.parse(readFileSync(file, "utf8"));
   edit(m);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { table } from "./format.js";
+import { table } from "./text.js";
 
 test("table: numeric columns align right, text columns left", () => {
   assert.equal(table([["file", "size"], ["a", "1.0 KiB"], ["long-name", "10.0 MiB"]]), ["file           size", "a           1.0 KiB", "long-name  10.0 MiB"].join("\n"));
