@@ -38,7 +38,8 @@ export class StasisError extends Error {
   }
 }
 
-/** code -> [exit status, HTTP status]. Exit statuses are grouped: 2 usage, 3 not found, 4 bad data, 5 environment, 6 runtime. */
+/** code -> [exit status, HTTP status]. Exit statuses are grouped: 2 usage, 3 not found, 4 bad data, 5 environment,
+ *  6 runtime. */
 const CODES = {
   E_USAGE: [2, 400],
   E_INVALID_NAME: [2, 400],

@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from stasis_engine.errors import StasisEngineError
-from stasis_engine.vllm import StasisWorkerExtension
-from stasis_engine.vllm import _pool
+from stasis_engine.vllm import StasisWorkerExtension, _pool
 from stasis_engine.weights import Extent, read_header
 
 
@@ -30,7 +29,7 @@ class FakeAllocationData:
 class FakeAllocator:
     def __init__(self, buffers: list[torch.Tensor], tags: list[str]) -> None:
         self.pointer_to_data = {
-            b.data_ptr(): FakeAllocationData((0, b.numel(), b.data_ptr(), 0), tag) for b, tag in zip(buffers, tags)
+            b.data_ptr(): FakeAllocationData((0, b.numel(), b.data_ptr(), 0), tag) for b, tag in zip(buffers, tags, strict=True)
         }
 
 
@@ -205,7 +204,7 @@ def _sleeping_pool() -> tuple[dict[int, FakeAllocationData], list[Any]]:
     slots = [ctypes.c_uint64(0) for _ in range(3)]
     sizes = [(0x7F00_0000_0000, 4 << 20), (0x7F00_0040_0000, 2 << 20), (0x7F00_0060_0000, 2 << 20)]
     data = {a: FakeAllocationData((0, n, a, ctypes.addressof(slot)), "weights", is_asleep=True)
-            for (a, n), slot in zip(sizes, slots)}
+            for (a, n), slot in zip(sizes, slots, strict=True)}
     data[0x7E00_0000_0000] = FakeAllocationData((0, 2 << 20, 0x7E00_0000_0000, 0), "kv_cache", is_asleep=True)
     return data, slots
 

@@ -339,7 +339,6 @@ def test_weights_native_lanes_end_of_file_is_weights_truncated(wfile: Path) -> N
     """A window past the end of the file (as if it shrank after the checks): the C loop's EOF becomes the loader's
     ``weights_truncated``, the slots are freed."""
     from stasis_engine.weights._copier import HostCopier
-    from stasis_engine.weights._targets import Device
     from stasis_engine.weights._plan import Copy
 
     lib = _native.library()
@@ -537,7 +536,6 @@ def test_weights_native_lanes_make_the_windows_python_makes(
     assert not any("Python loop" in n for n in got["1"].notes)
 
     from stasis_engine.weights._copier import HostCopier
-    from stasis_engine.weights._targets import Device
     from stasis_engine.weights._plan import Copy, coalesce, spans, windows
 
     header = read_header(wfile)
@@ -571,7 +569,6 @@ def test_weights_native_lanes_make_the_windows_python_makes(
 
 def test_weights_native_lanes_refuse_a_copy_outside_their_spans(wfile: Path) -> None:
     from stasis_engine.weights._copier import HostCopier
-    from stasis_engine.weights._targets import Device
     from stasis_engine.weights._plan import Copy
 
     lib = _native.library()
@@ -608,8 +605,8 @@ def test_weights_gate_comes_once_before_any_byte_and_its_wait_is_not_the_loads(
     """``gate`` (the stager's hold waits there) is called once, with the load set up and nothing of the targets
     written yet; its time is ``stages["gate"]``, outside ``seconds``. A gate that raises ends the load, nothing
     written."""
-    from stasis_engine.weights.load import load_targets
     from stasis_engine.weights._targets import from_source
+    from stasis_engine.weights.load import load_targets
 
     fresh = poisoned_like(src)
     before = snapshot(fresh)
@@ -639,9 +636,9 @@ def test_weights_gate_comes_once_before_any_byte_and_its_wait_is_not_the_loads(
 def test_weights_auto_chooses_by_a_residency_the_caller_measured(wfile: Path) -> None:
     """``load_targets(resident=...)`` (the stager measures it for its own choices): "auto" chooses by that
     fraction, without measuring the file again; the file here is in the page cache, the fraction says otherwise."""
-    from stasis_engine.weights.load import _choose, _pin_ahead
     from stasis_engine.weights._copier import HostCopier
     from stasis_engine.weights._targets import Device
+    from stasis_engine.weights.load import _choose, _pin_ahead
 
     header = read_header(wfile)
     assert _choose(wfile, header, [], "cuda", 0.0) == ("direct", 0.0)

@@ -160,9 +160,7 @@ def test_the_stager_reads_in_the_idle_io_class() -> None:
 
 def test_the_stager_reads_with_fewer_threads_from_memory_than_from_disk(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from stasis_engine.weights.stage import _threads
-
-    from stasis_engine.weights.stage import _resident
+    from stasis_engine.weights.stage import _resident, _threads
 
     path = tmp_path / "w"
     path.write_bytes(b"\\1" * (1 << 20))  # just written: in the page cache
@@ -661,7 +659,7 @@ def test_the_keeper_stages_an_extents_layout_and_hands_over_each_allocation(
                 break
             time.sleep(0.01)
         got = take_memory(sock, lambda pieces, fds: {"pieces": pieces,
-                                                     "bytes": [os.pread(fd, p, 0) for fd, p in zip(fds, pieces)]})
+                                                     "bytes": [os.pread(fd, p, 0) for fd, p in zip(fds, pieces, strict=True)]})
         t.join(30)
         assert got["pieces"] == [e.size for e in extents] and got["bytes"] == want
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]

@@ -49,8 +49,8 @@ export interface FoundRemap {
 const holdPrefix = (tag: string) => `.stasis-keep-${tag}-`;
 
 /**
- * A CRIU action script that, on post-dump, hard-links each `link_remap.N` in `dirs` as `.stasis-keep-<tag>-link_remap.N`
- * (a copy where the file system has no hard links), so that it outlives CRIU's own clean-up.
+ * A CRIU action script that, on post-dump, hard-links each `link_remap.N` in `dirs` as
+ * `.stasis-keep-<tag>-link_remap.N` (a copy where the file system has no hard links), so that it outlives CRIU's own clean-up.
  */
 export function holdLinkRemapsScript(dirs: string[], tag: string): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -69,7 +69,8 @@ export function holdLinkRemapsScript(dirs: string[], tag: string): string {
   ].join("\n");
 }
 
-/** The link_remap files CRIU made for those inodes, found by their own name or by the name `tag`'s script held them under. */
+/** The link_remap files CRIU made for those inodes, found by their own name or by the name `tag`'s script held
+ *  them under. */
 export async function findLinkRemaps(unlinked: Map<string, Set<number>>, tag?: string): Promise<FoundRemap[]> {
   const found = new Map<string, FoundRemap>();
   for (const [dir, inodes] of unlinked) {
@@ -227,7 +228,8 @@ async function removeDeadTemps(dir: string): Promise<void> {
   }
 }
 
-/** Those of `paths` created at or after `sinceMs` (epoch ms), by identity: a server's own files, not older ones it opened. */
+/** Those of `paths` created at or after `sinceMs` (epoch ms), by identity: a server's own files, not older ones it
+ *  opened. */
 export async function createdSince(paths: string[], sinceMs: number): Promise<PlacedFile[]> {
   const out: PlacedFile[] = [];
   for (const path of paths) {

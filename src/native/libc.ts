@@ -1,6 +1,7 @@
 /**
  * The only module that calls libc: the page-cache system calls (posix_fadvise, readahead, mmap, madvise,
- * mincore, cachestat), and re-arming another process's timerfd (pidfd_getfd, timerfd_settime), through koffi. koffi and libc are loaded on the first call, so importing this module
+ * mincore, cachestat), and re-arming another process's timerfd (pidfd_getfd, timerfd_settime), through koffi.
+ * koffi and libc are loaded on the first call, so importing this module
  * costs nothing (`stasis --help` never loads FFI). Every wrapper turns a failed call (-1 and errno, or an error
  * number returned directly) into a StasisError whose `details.errno` names the errno ("EFAULT"); `errnoOf`
  * reads it. Safe to use from worker threads: each thread loads its own handle.

@@ -13,7 +13,8 @@ import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, symlinkSync } from "node:fs";
 import { MAX_BODY_BYTES } from "./daemon.js";
 
-function post(socket: string, body: string, path = "/v1/restore"): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the tests read any field of the answer
+function post(socket: string, body: string, path = "/v1/restore"): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ socketPath: socket, agent: false, method: "POST", path }, (res) => {
       let text = "";
@@ -27,7 +28,8 @@ function post(socket: string, body: string, path = "/v1/restore"): Promise<{ sta
 
 const request = (name: string): RestoreRequest => ({ name, verify: "auto", prefetch: "none", force: false, readyTimeoutMs: 1000 });
 
-/** `body` with a fresh STASIS_HOME and a socket path in it, and a stop signal for the daemon it starts; undone after. */
+/** `body` with a fresh STASIS_HOME and a socket path in it, and a stop signal for the daemon it starts; undone
+ *  after. */
 async function withHome(body: (socket: string, stop: AbortController) => Promise<void>): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), "stasis-serve-"));
   const before = process.env.STASIS_HOME;

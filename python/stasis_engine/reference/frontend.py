@@ -160,7 +160,7 @@ def main(argv: list[str], t0: float) -> int:
     try:
         import uvloop
     except ImportError:
-        uvloop = None
+        uvloop = None  # type: ignore[assignment]
     try:
         return uvloop.run(frontend.run()) if uvloop is not None else asyncio.run(frontend.run())
     except StasisEngineError as e:

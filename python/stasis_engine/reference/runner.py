@@ -23,7 +23,6 @@ import torch
 
 from .kv_cache import KVCache
 
-
 # The decoder layer's index, as dynamo names it inside ``LlamaDecoderLayer.forward``: dynamic from the first
 # compile, so layer 0 gets no graph of its own.
 LAYER_INDEX_SOURCE = "L['self']._modules['self_attn'].layer_idx"
@@ -215,6 +214,7 @@ class Runner:
             prefill.pad.copy_(pads)
             prefill.graph.replay()
             self.prefill_replays += 1
+            assert prefill.out is not None  # set with the graph it replays
             logits, nxt = prefill.out
         else:
             logits, nxt = self._prefill(ids.to(self.device), pads.to(self.device), self.kv.for_batch(b, n))

@@ -116,14 +116,14 @@ def adopt(pointer_to_data: Mapping[int, Any], pieces: list[int], fds: list[int],
         raise StasisEngineError("vllm_weights_awake", f"{len(awake)} weights allocations are mapped already "
                                 f"(first {int(awake[0].handle[2]):#x})", hint="adopt only while the weights sleep")
     if sizes != pieces:
-        first = next((i for i, (a, b) in enumerate(zip(sizes, pieces)) if a != b), min(len(sizes), len(pieces)))
+        first = next((i for i, (a, b) in enumerate(zip(sizes, pieces, strict=False)) if a != b), min(len(sizes), len(pieces)))
         raise StasisEngineError("weights_layout", f"the stager offers {len(pieces)} allocations, the weights pool has "
                                 f"{len(sizes)}; they differ from allocation {first}",
                                 hint="the stager was given another layout than this engine's")
     drv = driver or _cudadrv.Driver()
     mapped: list[tuple[Any, int]] = []
     try:
-        for data, fd in zip(pool, fds):
+        for data, fd in zip(pool, fds, strict=True):
             _, size, address, _ = data.handle
             mapped.append((data, _cudadrv.map_imported(drv, fd, int(address), int(size), device)))
     except BaseException:

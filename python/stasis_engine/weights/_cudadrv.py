@@ -208,7 +208,7 @@ class DriverRuntime:
     def host_free(self, address: int) -> None:
         self.drv.call("cuMemFreeHost", address)
 
-    def exportable(self, size: int, pieces: list[int] | None = None) -> "ExportableMemory":
+    def exportable(self, size: int, pieces: list[int] | None = None) -> ExportableMemory:
         """``size`` bytes of device memory on this device that another process can import (``ExportableMemory``),
         as one allocation or as ``pieces`` (their sizes, adding up to ``size``), mapped back to back."""
         return ExportableMemory(self, size, pieces or [size])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -105,7 +106,7 @@ def _from_tensors(tensors: Mapping[Any, Any]) -> tuple[list[Target], Device]:
 def check_overlaps(targets: list[Target]) -> None:
     """Two targets sharing bytes (tied weights passed twice, say) would be written twice: refuse."""
     live = sorted((t for t in targets if t.size), key=lambda t: t.address)
-    for a, b in zip(live, live[1:]):
+    for a, b in itertools.pairwise(live):
         if a.address + a.size > b.address:
             raise StasisEngineError(
                 "weights_target", f"targets {a.label} and {b.label} overlap in memory",

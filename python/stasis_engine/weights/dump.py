@@ -61,7 +61,7 @@ def dump(
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; a snapshot is read by the restoring process
         os.ftruncate(fd, header.file_size)
-        checksums = _write_extents(fd, dev, list(zip(ordered, header.extents)), threads or default_threads())
+        checksums = _write_extents(fd, dev, list(zip(ordered, header.extents, strict=True)), threads or default_threads())
         final = Header(
             kind, alignment, header.data_offset, header.file_size,
             tuple(_with_checksum(r, checksums[r.index]) for r in header.extents), header.meta,
@@ -116,7 +116,7 @@ def _sized_header(
                 address=t.address if kind == "extents" else None,
                 dtype=t.dtype, shape=t.shape,
             )
-            for i, (t, off) in enumerate(zip(ordered, relative))
+            for i, (t, off) in enumerate(zip(ordered, relative, strict=True))
         )
         header = Header(kind, alignment, data_offset, data_offset + data_len, records, meta)
         need = _align(PREFIX.size + len(encode_body(header)), alignment)

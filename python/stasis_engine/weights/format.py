@@ -18,7 +18,7 @@ import os
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..errors import StasisEngineError
 
@@ -209,7 +209,7 @@ def _record(path: Any, i: int, item: Any, kind: str, data_offset: int, file_size
     return ExtentRecord(i, offset, size, checksum, address=value)
 
 
-def _int(v: Any) -> bool:
+def _int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 

@@ -33,7 +33,8 @@ def send_memory(conn: socket.socket, fds: list[int], pieces: list[int]) -> None:
 def recv_memory(conn: socket.socket) -> tuple[list[int], list[int]]:
     """The allocations' sizes and their descriptors (the caller closes them), as ``send_memory`` sent them.
     Closes whatever it received before raising."""
-    data, fds = b"", []
+    data = b""
+    fds: list[int] = []
     try:
         while b"\n" not in data or len(fds) < len(_pieces(data)):
             msg, got, _, _ = socket.recv_fds(conn, 1 << 16, BATCH + 3)

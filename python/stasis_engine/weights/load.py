@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,12 +213,12 @@ def load_targets(
         t = time.perf_counter()
         # Invariant: no thread, fd, stream, event or pinned slot of the load outlives it (the process is
         # checkpointed later). The lanes' slots go after their streams drained and before the streams do.
-        steps: list[Callable[[], Any]] = [lambda p=p: p.shutdown(wait=True, cancel_futures=True)
+        steps: list[Callable[[], Any]] = [functools.partial(p.shutdown, wait=True, cancel_futures=True)
                                           for p in (pool,) if p is not None]
         if fd >= 0:
             steps.append(lambda: os.close(fd))
         if slots is not None:
-            steps.append(lambda s=slots, lanes=[copier, *lane_copiers]: _free_slots(s, lanes, stats))
+            steps.append(functools.partial(_free_slots, slots, [copier, *lane_copiers], stats))
         # In reverse order of opening (each restores the device that was current before it), every one even if
         # one fails.
         steps += [c.close for c in reversed([copier, *lane_copiers])]
@@ -286,7 +287,8 @@ class _Gate:
     """``gate`` called at most once, its time kept in ``seconds`` (None until called)."""
 
     def __init__(self, gate: Callable[[], Any] | None) -> None:
-        self.gate, self.seconds = gate, None
+        self.gate = gate
+        self.seconds: float | None = None
 
     def __call__(self) -> None:
         if self.seconds is not None:

@@ -33,6 +33,7 @@ the answer is ``pinned`` (with ``"already": true`` where the image was pinned be
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
@@ -40,13 +41,14 @@ import socket
 import sys
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import StasisEngineError
 from ._cudadrv import Driver, DriverRuntime, ExportableMemory
-from .load import LoadTuning, file_resident, load_targets
 from ._targets import Device, Target
 from .handoff import send_memory
+from .load import LoadTuning, file_resident, load_targets
 
 ACK = b"ok"
 
@@ -94,11 +96,16 @@ class Lines:
                 del self.kept[i]
                 return True
         deadline = time.monotonic() + timeout
-        while (line := self._read(deadline)) is not None:
-            if match(line):
+        while (got := self._read(deadline)) is not None:
+            if match(got):
                 return True
-            self.kept.append(line)
+            self.kept.append(got)
         return False
+
+
+def _wait_go(lines: Lines, job_id: Any, timeout: float) -> bool:
+    """Waits for the go line of the job ``job_id`` (a keeper's hold)."""
+    return lines.wait_for(go_line(job_id), timeout)
 
 
 def go_line(job_id: Any) -> Callable[[str], bool]:
@@ -129,7 +136,7 @@ def parse_job(text: str, *, socket_needed: bool = True) -> dict[str, Any]:
     if not isinstance(job, dict):
         raise StasisEngineError("bad_argument", "the stager's job must be a JSON object")
     extents = "extents" in job
-    fields = [("file", str), ("gpu", str), ("socket", str)]
+    fields: list[tuple[str, type]] = [("file", str), ("gpu", str), ("socket", str)]
     fields += [("extents", list)] if extents else [("arena_size", int), ("tensors", list)]
     for key, kind in fields:
         if key == "socket" and not socket_needed:
@@ -499,7 +506,7 @@ def keep() -> int:
                     continue
                 job = parse_job(line)
                 keeper = keeper or Keeper()
-                keeper.serve(job, lambda s, i=job_id: lines.wait_for(go_line(i), s))
+                keeper.serve(job, functools.partial(_wait_go, lines, job_id))
             except StasisEngineError as e:
                 _emit({"event": "error", "id": job_id, "error": e.to_dict()})
             except Exception as e:  # noqa: BLE001 - one job's failure is reported, the keeper goes on

@@ -115,7 +115,7 @@ def test_gpu_raw_extents_refill_bit_exact(tmp_path: Path, method: str) -> None:
     for b in buffers:
         b.fill_(0xA5)
     load_into(extents, path, method=method, **SMALL)
-    assert all(torch.equal(b, w) for b, w in zip(buffers, want))
+    assert all(torch.equal(b, w) for b, w in zip(buffers, want, strict=True))
 
 
 def test_gpu_validation_error_writes_nothing(wfile: Path, src: dict[str, torch.Tensor]) -> None:
@@ -232,7 +232,7 @@ def test_gpu_vmm_pool_sleep_wake_refill(tmp_path: Path, vmm_blocks: list[VmmBloc
     import os
 
     payloads = [os.urandom(b.size) for b in vmm_blocks]
-    for b, p in zip(vmm_blocks, payloads):
+    for b, p in zip(vmm_blocks, payloads, strict=True):
         _h2d(b.address, p)
     extents = [Extent(b.address, b.size) for b in vmm_blocks]
     path = tmp_path / "vmm.stasisw"
@@ -246,4 +246,4 @@ def test_gpu_vmm_pool_sleep_wake_refill(tmp_path: Path, vmm_blocks: list[VmmBloc
         b.map()
         _h2d(b.address, b"\xa5" * b.size)
     load_into(extents, path, method=method)
-    assert all(_d2h(b.address, b.size) == p for b, p in zip(vmm_blocks, payloads))
+    assert all(_d2h(b.address, b.size) == p for b, p in zip(vmm_blocks, payloads, strict=True))
