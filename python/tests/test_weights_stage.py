@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import torch
+from _contracts import stager_lines
 
 from stasis_engine.errors import StasisEngineError
 from stasis_engine.reference.rpc import RpcMethods
@@ -183,7 +184,7 @@ def test_the_keeper_answers_each_job_by_id_and_survives_failures() -> None:
                          input=f"{release}\n{bad}\n\n{good}\n", capture_output=True, text=True, timeout=60,
                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert out.returncode == 0, out.stderr
-    lines = [json.loads(x) for x in out.stdout.splitlines()]
+    lines = stager_lines(out.stdout)
     assert lines[0] == {"event": "released", "id": "r1", "images": 0}
     lines = lines[1:]
     assert [(x["event"], x["id"]) for x in lines] == [("error", "j1"), ("error", "j2")]
@@ -302,7 +303,7 @@ def _keeper_job(keeper: Any, sock: str, file: Path, tensors: list[dict[str, Any]
     RpcMethods(engine).call("stasis_adopt_weights", [sock], {})  # type: ignore[arg-type]
     t.join(30)
     assert not errors, errors
-    return engine.got[0], [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    return engine.got[0], stager_lines(capsys.readouterr().out)
 
 
 def test_the_keeper_fills_a_files_first_job_from_the_file_and_later_ones_from_its_pinned_image(
@@ -373,7 +374,7 @@ def test_a_pin_line_pins_the_image_before_any_job_so_the_first_job_copies_it(
     keeper = Keeper(open_runtime=lambda gpu: rt)  # type: ignore[arg-type, return-value]
     keeper.pin_ahead(parse_job(json.dumps(pin), socket_needed=False))
     keeper.pin_ahead(parse_job(json.dumps({**pin, "id": "p2"}), socket_needed=False))
-    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    lines = stager_lines(capsys.readouterr().out)
     assert [(x["event"], x["id"], x["bytes"], x["already"]) for x in lines] == [
         ("pinned", "p1", 8192, False), ("pinned", "p2", 8192, True)]
     assert len(rt.host) == 1, "pinned once"
@@ -384,7 +385,7 @@ def test_a_pin_line_pins_the_image_before_any_job_so_the_first_job_copies_it(
         parse_job(json.dumps(pin))  # a job (not a pin) still needs its socket
     keeper.pin_ahead(parse_job(json.dumps({**pin, "id": "p3", "file": str(tmp_path / "gone.stasisw")}),
                                socket_needed=False))
-    line = json.loads(capsys.readouterr().out)
+    [line] = stager_lines(capsys.readouterr().out)
     assert line["event"] == "pin-failed" and line["id"] == "p3" and "gone.stasisw" in line["message"]
     keeper.close()
     assert not rt.host
@@ -498,7 +499,7 @@ def test_a_held_job_reads_its_cold_file_only_after_its_go(tmp_path: Path, capsys
         RpcMethods(engine).call("stasis_adopt_weights", [sock], {})  # type: ignore[arg-type]
         t.join(30)
         assert reads and reads[0] >= went and engine.got[0][:4096] == w.numpy().tobytes()
-        ready = json.loads(capsys.readouterr().out.splitlines()[0])
+        ready = stager_lines(capsys.readouterr().out)[0]
         assert ready["event"] == "ready" and ready["load"]["go"] is True and ready["load"]["held_s"] >= 0.35
         assert ready["load"]["stages"]["gate"] >= 0.35 and ready["load"]["seconds"] < 0.35  # the wait is not the load's
         assert json.loads(lines.next() or "") == {"op": "release", "id": "r1"}
@@ -529,7 +530,7 @@ def test_a_held_job_whose_file_is_in_memory_does_not_wait(tmp_path: Path, capsys
     RpcMethods(ReadingEngine()).call("stasis_adopt_weights", [sock], {})  # type: ignore[arg-type]
     t.join(30)
     keeper.close()
-    ready = json.loads(capsys.readouterr().out.splitlines()[0])
+    ready = stager_lines(capsys.readouterr().out)[0]
     assert asked == [] and "held_s" not in ready["load"]
 
 
@@ -662,6 +663,6 @@ def test_the_keeper_stages_an_extents_layout_and_hands_over_each_allocation(
                                                      "bytes": [os.pread(fd, p, 0) for fd, p in zip(fds, pieces, strict=True)]})
         t.join(30)
         assert got["pieces"] == [e.size for e in extents] and got["bytes"] == want
-    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    lines = stager_lines(capsys.readouterr().out)
     assert [x["event"] for x in lines] == ["ready", "handed-off", "pinned", "ready", "handed-off"]
     assert lines[3]["load"]["method"] == "pinned-image"

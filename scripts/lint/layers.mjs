@@ -11,11 +11,11 @@ export const LAYERS = [
   // The benchmark harness drives the commands and the daemon as a user would (`stasis bench --via api`).
   ["api", ["commands", "serve", "bench"]],
   ["pipelines", ["capture", "restore"]],
+  ["adapters", ["engines", "criu", "cuda", "pagecache", "remote", "launch", "instances", "doctor", "fingerprint"]],
   [
-    "adapters",
-    ["engines", "criu", "cuda", "pagecache", "remote", "launch", "instances", "doctor", "fingerprint", "contracts"],
+    "base",
+    ["store", "native", "proc", "config", "contracts", "env.ts", "files.ts", "home.ts", "version.ts", "text.ts"],
   ],
-  ["base", ["store", "native", "proc", "config", "env.ts", "files.ts", "home.ts", "version.ts", "text.ts"]],
   ["core", ["errors.ts", "events.ts"]],
 ];
 /** Test support: any test may import it, product code never; it may import anything. */

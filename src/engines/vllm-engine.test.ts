@@ -212,3 +212,20 @@ test("a manifest whose wake tags are not tag names is refused before anything is
     await server.close();
   }
 });
+
+test("a worker's error code maps to the product's by the contract's table (weights problems: E_WEIGHTS_INVALID)", async () => {
+  for (const [engineCode, expected] of [["weights_checksum", "E_WEIGHTS_INVALID"], ["gpu_memory", "E_ENGINE"]]) {
+    const error = { code: engineCode, message: "extent 3 differs", hint: "dump again" };
+    const server = await fakeServer((m) => [200, m === "stasis_load_weights" ? { results: [{ ok: false, rank: 0, error }] } : {}]);
+    try {
+      await assert.rejects(vllmEngine.resume(context(server.url).ctx, LEVEL2, "/snap"), (err: Error & { code?: string; hint?: string }) => {
+        assert.equal(err.code, expected);
+        assert.match(err.message, /^stasis_load_weights failed in rank 0: extent 3 differs$/);
+        assert.equal(err.hint, "dump again");
+        return true;
+      });
+    } finally {
+      await server.close();
+    }
+  }
+});

@@ -10,6 +10,7 @@ import { StageInfo, type StagedWeights } from "./weights-stager.js";
 import { exists } from "../files.js";
 import { isSnapshotRelative } from "../store/confine.js";
 import { PRIVATE_DIR } from "../store/private.js";
+import { productCode } from "../contracts/engine-errors.js";
 
 /** The weights file of each rank inside a snapshot; `{rank}` is filled in by the worker extension. */
 const WEIGHTS_TEMPLATE = "weights/rank{rank}.stasisw";
@@ -38,8 +39,7 @@ async function rpc(ctx: EngineContext, method: string, args: string[] = []): Pro
   const results = ((JSON.parse(res.body) as RpcResults).results ?? []) as RankResult[];
   const failed = results.find((r) => r && r.ok === false);
   if (failed) {
-    const weights = /WEIGHTS|LAYOUT|EXTENT|FILE/i.test(failed.error?.code ?? "");
-    throw new StasisError(weights ? "E_WEIGHTS_INVALID" : "E_ENGINE", `${method} failed in rank ${failed.rank ?? "?"}: ${failed.error?.message ?? "no message"}`, {
+    throw new StasisError(productCode(failed.error?.code), `${method} failed in rank ${failed.rank ?? "?"}: ${failed.error?.message ?? "no message"}`, {
       hint: failed.error?.hint ?? "see the server's log",
       details: { method, error: failed.error },
     });

@@ -4,7 +4,8 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Events, recordTimeline } from "../events.js";
-import { stageWeights, WeightsKeeper, type StageInfo } from "./weights-stager.js";
+import { jobLine, stageWeights, WeightsKeeper, type StageInfo } from "./weights-stager.js";
+import { assertValidContract } from "../testing/schemas.js";
 
 /** Writes an executable shell script (the stand-ins for the engine's interpreter). */
 async function script(path: string, body: string): Promise<string> {
@@ -254,3 +255,12 @@ test("a keeper's release times out when it does not answer, and resolves 0 once 
     assert.equal(await asked, 0, "ended while asked: its pinned memory is gone with it");
     assert.equal(await keeper.release(), 0, "an ended keeper has nothing to release");
   }));
+
+test("a restore's job lines, for an arena and for extents, are valid against the stage-job contract", () => {
+  const arena = JSON.parse(jobLine(jobFor("/usr/bin/python3", "/run/i"), "/run/i/s.sock")) as unknown;
+  assertValidContract(arena, "stage-job");
+  const pool = { ...info("/usr/bin/python3"), extents: [{ address: 0x7f0000000000, size: 4096 }] };
+  const extents = JSON.parse(jobLine({ ...jobFor("/p", "/d"), info: pool }, "/d/s.sock", "job-1")) as unknown;
+  assertValidContract(extents, "stage-job");
+  assert.deepEqual(Object.keys(extents as object).sort(), ["extents", "file", "gpu", "hold", "id", "reserve_bytes", "socket"]);
+});

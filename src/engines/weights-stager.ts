@@ -2,7 +2,9 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { connect } from "node:net";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
-import { z } from "zod";
+import { StageInfo } from "../contracts/engine-state.js";
+import type { StageControl, StageJob as StageJobLine, StagerLine } from "../contracts/stage.js";
+import { StagerLine as StagerLineSchema } from "../contracts/stage.js";
 import type { Events } from "../events.js";
 
 /**
@@ -26,38 +28,7 @@ export interface StagedWeights {
   stop(): void;
 }
 
-/**
- * What capture records of an engine that can adopt staged weights. Two layouts: `tensors` at offsets of one
- * `arenaSize` allocation (the reference engine's arena), or `extents`: the engine's weights allocations by address
- * and size (vLLM's weights pool), which the stager makes one allocation each and the engine maps back at those
- * addresses. `arenaSize` is the bytes staged either way.
- */
-export const StageInfo = z.object({
-  python: z.string().min(1),
-  /** The folder holding the stasis_engine package, for PYTHONPATH. */
-  path: z.string(),
-  arenaSize: z.number().int().positive(),
-  tensors: z
-    .array(
-      z.object({ name: z.string(), offset: z.number().int().nonnegative(), nbytes: z.number().int().nonnegative(), dtype: z.string().optional(), shape: z.array(z.number().int()).optional() }),
-    )
-    .default([]),
-  extents: z.array(z.object({ address: z.number().int().nonnegative(), size: z.number().int().positive() })).optional(),
-});
-export type StageInfo = z.infer<typeof StageInfo>;
-
-const StagerLine = z.discriminatedUnion("event", [
-  z.object({ event: z.literal("ready"), id: z.string().nullish(), bytes: z.number(), seconds: z.number(), load: z.record(z.unknown()).optional() }),
-  z.object({ event: z.literal("handed-off"), id: z.string().nullish(), seconds: z.number() }),
-  z.object({ event: z.literal("error"), id: z.string().nullish(), error: z.object({ code: z.string(), message: z.string(), hint: z.string().nullish() }) }),
-  // The keeper's, after a job's hand-off: the file's image is pinned for the next job, or could not be.
-  // Also the answer to a pin (with `already` where the image was pinned before).
-  z.object({ event: z.literal("pinned"), id: z.string().nullish(), bytes: z.number(), seconds: z.number(), already: z.boolean().optional() }),
-  z.object({ event: z.literal("pin-failed"), id: z.string().nullish(), message: z.string() }),
-  // The keeper's answer to a release: its pinned images are freed (it keeps running, with its CUDA contexts).
-  z.object({ event: z.literal("released"), id: z.string().nullish(), images: z.number() }),
-]);
-type StagerLine = z.infer<typeof StagerLine>;
+export { StageInfo };
 
 /** What a weights file is staged from: the engine's layout (capture recorded it) and the file. */
 export interface StageSource {
@@ -90,12 +61,15 @@ export interface StageJob extends PinJob {
 export type StageLauncher = (job: StageJob) => StagedWeights;
 
 /** The layout as the stager's job says it: extents, or an arena's size and its tensors. */
-function layoutFields(info: StageInfo): Record<string, unknown> {
+function layoutFields(
+  info: StageInfo,
+): { extents: NonNullable<StageInfo["extents"]> } | { arena_size: number; tensors: StageInfo["tensors"] } {
   return info.extents ? { extents: info.extents } : { arena_size: info.arenaSize, tensors: info.tensors };
 }
 
-function jobLine(job: StageJob, socket: string, id?: string): string {
-  return JSON.stringify({
+/** The job's line on the stager's stdin (contracts/stage-job.schema.json). */
+export function jobLine(job: Omit<StageJob, "events">, socket: string, id?: string): string {
+  const line: StageJobLine = {
     ...(id ? { id } : {}),
     file: job.weightsFile,
     gpu: job.gpu,
@@ -103,7 +77,13 @@ function jobLine(job: StageJob, socket: string, id?: string): string {
     ...layoutFields(job.info),
     reserve_bytes: job.reserveBytes,
     hold: true, // Why: docs/decisions/0002-stage-hold.md (a cold file's reads wait for the restore's go)
-  });
+  };
+  return JSON.stringify(line);
+}
+
+/** A line on the stager's stdin other than a job (contracts/stage-control.schema.json). */
+function controlLine(line: StageControl): string {
+  return JSON.stringify(line) + "\n";
 }
 
 function pythonEnv(info: StageInfo): NodeJS.ProcessEnv {
@@ -173,7 +153,7 @@ export function stageWeights(job: StageJob): StagedWeights {
     job.events,
     socket,
     lines,
-    () => child.stdin.end(JSON.stringify({ op: "go" }) + "\n"),
+    () => child.stdin.end(controlLine({ op: "go" })),
     () => {
       child.stdin.end();
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
@@ -251,7 +231,7 @@ export class WeightsKeeper {
       this.child.stdin.write(jobLine(job, socket, id) + "\n");
     }
     const go = () => {
-      if (this.alive()) this.child.stdin.write(JSON.stringify({ op: "go", id }) + "\n");
+      if (this.alive()) this.child.stdin.write(controlLine({ op: "go", id }));
     };
     return staged(job.events, socket, lines, go, () => {
       // Not taken (the restore failed or refilled instead): make the keeper give up on it now, not after its wait
@@ -281,7 +261,7 @@ export class WeightsKeeper {
         this.releases.delete(id);
         resolve(images);
       });
-      this.child.stdin.write(JSON.stringify({ op: "release", id }) + "\n");
+      this.child.stdin.write(controlLine({ op: "release", id }));
     });
   }
 
@@ -302,8 +282,7 @@ export class WeightsKeeper {
         else resolve(answer);
       };
       this.pins.set(id, settle);
-      const line = { op: "pin", id, file: job.weightsFile, gpu: job.gpu, ...layoutFields(job.info) };
-      this.child.stdin.write(JSON.stringify(line) + "\n");
+      this.child.stdin.write(controlLine({ op: "pin", id, file: job.weightsFile, gpu: job.gpu, ...layoutFields(job.info) }));
     });
   }
 
@@ -341,7 +320,7 @@ function follow(child: ChildProcessWithoutNullStreams, what: string, onLine: (l:
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
   createInterface({ input: child.stdout }).on("line", (text) => {
-    const parsed = StagerLine.safeParse(safeJson(text));
+    const parsed = StagerLineSchema.safeParse(safeJson(text));
     if (parsed.success) onLine(parsed.data);
   });
   child.on("error", (e) => onEnd(`cannot start ${what}: ${e.message}`));

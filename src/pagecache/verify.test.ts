@@ -15,7 +15,14 @@ test("files are digested per chunk, in parallel, and verified; a changed byte or
     const data = randomBytes(10_000);
     writeFileSync(join(root, "images", "a.img"), data);
     writeFileSync(join(root, "empty"), "");
-    const entries = await digestFiles(root, [{ path: "images/a.img", role: "image" }, { path: "empty", role: "other" }], { chunkSize: 4096, concurrency: 3 });
+    const entries = await digestFiles(
+      root,
+      [
+        { path: "images/a.img", role: "image" },
+        { path: "empty", role: "other" },
+      ],
+      { chunkSize: 4096, concurrency: 3 },
+    );
     const a = entries[0]!;
     assert.equal(a.size, 10_000);
     assert.equal(a.chunks.length, 3);
@@ -27,11 +34,20 @@ test("files are digested per chunk, in parallel, and verified; a changed byte or
     const changed = Buffer.from(data);
     changed[5000] = changed[5000]! ^ 1;
     writeFileSync(join(root, "images", "a.img"), changed);
-    await assert.rejects(verifyFiles(root, entries), (e: StasisError) => e.code === "E_DIGEST_MISMATCH" && /bytes 4096\.\.8192/.test(e.message));
+    await assert.rejects(
+      verifyFiles(root, entries),
+      (e: StasisError) => e.code === "E_DIGEST_MISMATCH" && /bytes 4096\.\.8192/.test(e.message),
+    );
     writeFileSync(join(root, "images", "a.img"), data.subarray(1));
-    await assert.rejects(verifyFiles(root, entries), (e: StasisError) => e.code === "E_DIGEST_MISMATCH" && /9999 bytes/.test(e.message));
+    await assert.rejects(
+      verifyFiles(root, entries),
+      (e: StasisError) => e.code === "E_DIGEST_MISMATCH" && /9999 bytes/.test(e.message),
+    );
     rmSync(join(root, "images", "a.img"));
-    await assert.rejects(verifyFiles(root, entries), (e: StasisError) => e.code === "E_DIGEST_MISMATCH" && /missing/.test(e.message));
+    await assert.rejects(
+      verifyFiles(root, entries),
+      (e: StasisError) => e.code === "E_DIGEST_MISMATCH" && /missing/.test(e.message),
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

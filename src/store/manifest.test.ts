@@ -59,3 +59,20 @@ test("a crafted manifest naming host paths is refused as it is parsed (../, abso
   good.linkRemaps = [{ original: "/dev/shm/link_remap.3", file: "link-remap/0-link_remap.3" }];
   assert.deepEqual(parseManifest(JSON.stringify(good), "s"), good, "what captures write still parses (mode optional)");
 });
+
+test("the engine's state is checked against its kind's contract (contracts/engine-state.*.schema.json)", () => {
+  const vllm = (state: Record<string, unknown>) => {
+    const m = sampleManifest();
+    m.engine = { ...m.engine, kind: "vllm", state };
+    return JSON.stringify(m);
+  };
+  const slept = { sleepLevel: 2, ranks: 1, weights: "weights/rank{rank}.stasisw", reuseKey: "k" };
+  assert.equal(parseManifest(vllm(slept), "s").engine.state.ranks, 1);
+  assert.equal(parseManifest(vllm({ sleepLevel: 0, reason: "no sleep mode" }), "s").engine.state.sleepLevel, 0);
+  assert.match(
+    code(() => parseManifest(vllm({ ...slept, ranks: "one" }), "s")),
+    /^E_MANIFEST_INVALID: s: engine\.state\.ranks: not the vllm engine's state/,
+  );
+  const stage = { python: "/usr/bin/python3", path: "/opt/stasis/python", arenaSize: 0, tensors: [] };
+  assert.match(code(() => parseManifest(vllm({ ...slept, stage }), "s")), /engine\.state\.stage\.arenaSize/);
+});

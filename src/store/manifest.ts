@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { StasisError } from "../errors.js";
+import { ENGINE_STATE } from "../contracts/engine-state.js";
 import { isLinkRemapPath, isShmPath, isSnapshotRelative } from "./confine.js";
 
 /** The manifest format's name and version; bump the version on any incompatible change. */
@@ -93,12 +94,23 @@ export const Manifest = z.object({
     stdoutPath: z.string(),
     stderrPath: z.string(),
   }),
-  engine: z.object({
-    kind: z.enum(["http", "vllm"]),
-    canary: Canary,
-    /** Engine-specific facts the restore needs (sleep level, weights file, model). */
-    state: z.record(z.unknown()),
-  }),
+  engine: z
+    .object({
+      kind: z.enum(["http", "vllm"]),
+      canary: Canary,
+      /** Engine-specific facts the restore needs (sleep level, weights file, model): contracts/engine-state. */
+      state: z.record(z.unknown()),
+    })
+    .superRefine((engine, ctx) => {
+      const state = ENGINE_STATE[engine.kind].safeParse(engine.state);
+      if (state.success) return;
+      const issue = state.error.issues[0]!;
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["state", ...issue.path.map(String)],
+        message: `not the ${engine.kind} engine's state: ${issue.message}`,
+      });
+    }),
   fingerprint: Fingerprint,
   tree: z.object({
     /** The server's pid at capture; restored, it has the same pid inside its own PID namespace. */

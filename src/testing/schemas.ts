@@ -17,3 +17,12 @@ export function assertValidDocument(doc: unknown, expected: string): void {
     ajv.getSchema(file) ?? (ajv.addSchema(JSON.parse(readFileSync(file, "utf8")), file), ajv.getSchema(file)!);
   assert.ok(validate(doc), `${expected}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(doc).slice(0, 2000)}`);
 }
+
+/** Asserts that `doc` is valid against contracts/<name>.schema.json, the cross-language contract the engine side's
+ *  tests check too. */
+export function assertValidContract(doc: unknown, name: string): void {
+  const file = join(REPO, "contracts", `${name}.schema.json`);
+  const validate =
+    ajv.getSchema(file) ?? (ajv.addSchema(JSON.parse(readFileSync(file, "utf8")), file), ajv.getSchema(file)!);
+  assert.ok(validate(doc), `${name}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(doc).slice(0, 2000)}`);
+}
