@@ -43,7 +43,7 @@ fi
 
 log "building stasis (npm ci, tsc)"
 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
-npm run --silent build
+npm run --silent build:dist  # the shipped build: no tests, no test support (tsconfig.build.json)
 chmod +x dist/cli/main.js
 ln -sfn "$PWD/dist/cli/main.js" /usr/local/bin/stasis
 

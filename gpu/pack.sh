@@ -18,7 +18,11 @@ tar -C /tmp/stasis-criu-pack -cJf "$B/criu.tar.xz" .
 echo "pack: stasis"
 npm run --silent build
 rm -rf /tmp/stasis-app && mkdir -p /tmp/stasis-app
-cp -a dist package.json package-lock.json /tmp/stasis-app/
+# The built CLI without the unit and integration tests (they run here, not there); the GPU suites run the
+# *.gtest.js files, which need src/testing's helpers, so those two travel.
+tar -cf - --exclude='*.test.js' --exclude='*.test.js.map' --exclude='*.itest.js' --exclude='*.itest.js.map' dist \
+  | tar -C /tmp/stasis-app -xf -
+cp -a package.json package-lock.json /tmp/stasis-app/
 (cd /tmp/stasis-app && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 find /tmp/stasis-app/node_modules/@koromix -mindepth 1 -maxdepth 1 ! -name 'koffi-linux-x64' -exec rm -rf {} +
 # The pictures' renderer and fonts: resvg's Linux x64 binary only (npm picks it; the others are optional and
