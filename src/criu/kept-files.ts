@@ -50,7 +50,8 @@ const holdPrefix = (tag: string) => `.stasis-keep-${tag}-`;
 
 /**
  * A CRIU action script that, on post-dump, hard-links each `link_remap.N` in `dirs` as
- * `.stasis-keep-<tag>-link_remap.N` (a copy where the file system has no hard links), so that it outlives CRIU's own clean-up.
+ * `.stasis-keep-<tag>-link_remap.N` (a copy where the file system has no hard links), so that it outlives CRIU's own
+ * clean-up.
  */
 export function holdLinkRemapsScript(dirs: string[], tag: string): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
