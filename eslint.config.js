@@ -1,11 +1,12 @@
 // The TypeScript linter (npm run lint): typescript-eslint's recommended rules, promises that are neither awaited
 // nor handled, and the layers of src/ with no import cycles (scripts/lint/layers.mjs, docs/ARCHITECTURE.md).
 import js from "@eslint/js";
+import globals from "globals";
 import tseslint from "typescript-eslint";
 import { plugin as stasis } from "./scripts/lint/layers.mjs";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", ".gpu-bundle/", "python/", "bench/", "gpu/"] },
+  { ignores: ["dist/", "node_modules/", ".gpu-bundle/", "python/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -37,6 +38,6 @@ export default tseslint.config(
   },
   {
     files: ["**/*.mjs", "**/*.js"],
-    languageOptions: { globals: { process: "readonly", console: "readonly", URL: "readonly" } },
+    languageOptions: { globals: globals.node },
   },
 );

@@ -127,7 +127,7 @@ async function restoreOnce(snap) {
       message: error?.[2] ?? r.stderr.slice(-300),
     };
   const done = /as instance ([0-9a-f]+) .* in ([\d.]+ m?s)/.exec(r.stdout);
-  let matched = false;
+  let matched;
   try {
     const res = await fetch(snap.canaryUrl, { signal: AbortSignal.timeout(10_000) });
     matched = res.status === snap.canary.status && sha256(await res.text()) === snap.canary.sha256;
@@ -221,8 +221,8 @@ while ((ps.json?.instances ?? []).length > 0 && Date.now() - settleStarted < 60_
 const settleMs = Date.now() - settleStarted;
 const strays = [];
 for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n) && Number(n) !== process.pid)) {
-  let cmd = "";
-  let state = "";
+  let cmd;
+  let state;
   try {
     cmd = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").join(" ");
     state = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]?.[0] ?? "";
