@@ -3,8 +3,7 @@ import { connect } from "node:net";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { StageInfo } from "../contracts/engine-state.js";
-import type { StageControl, StageJob as StageJobLine, StagerLine } from "../contracts/stage.js";
-import { StagerLine as StagerLineSchema } from "../contracts/stage.js";
+import { StagerLine, type StageControl, type StageJob as StageJobLine } from "../contracts/stage.js";
 import type { Events } from "../events.js";
 
 /**
@@ -320,7 +319,7 @@ function follow(child: ChildProcessWithoutNullStreams, what: string, onLine: (l:
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
   createInterface({ input: child.stdout }).on("line", (text) => {
-    const parsed = StagerLineSchema.safeParse(safeJson(text));
+    const parsed = StagerLine.safeParse(safeJson(text));
     if (parsed.success) onLine(parsed.data);
   });
   child.on("error", (e) => onEnd(`cannot start ${what}: ${e.message}`));
