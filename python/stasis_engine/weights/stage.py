@@ -6,6 +6,10 @@ from the weights file with the same pipelines as ``load_into`` (driver API, no t
 then hands the memory to the engine as a file descriptor over a Unix socket. The engine maps it at its arena's
 addresses (``stasis_adopt_weights``): the weights are in place without a copy on the restore's path.
 
+The lines' exact shapes are the contracts ``contracts/stage-job.schema.json``, ``stage-control`` (the other stdin
+lines) and ``stager-line`` (stdout), generated from ``src/contracts/stage.ts``; tests/test_contracts.py and the
+stager's tests check this module against them. What they mean:
+
 Job (one JSON line on stdin): ``{"file": PATH, "gpu": UUID, "socket": PATH, "arena_size": N, "tensors": [{"name",
 "offset", "nbytes", "dtype", "shape"}], "reserve_bytes": N, "wait_s": S, "hold": B}``; an engine whose weights are
 several allocations (vLLM's weights pool) sends ``"extents": [{"address", "size"}]`` instead of ``arena_size`` and
