@@ -14,7 +14,19 @@ export const LAYERS = [
   ["adapters", ["engines", "criu", "cuda", "pagecache", "remote", "launch", "instances", "doctor", "fingerprint"]],
   [
     "base",
-    ["store", "native", "proc", "config", "contracts", "env.ts", "files.ts", "home.ts", "version.ts", "text.ts"],
+    [
+      "store",
+      "native",
+      "proc",
+      "pipeline",
+      "config",
+      "contracts",
+      "env.ts",
+      "files.ts",
+      "home.ts",
+      "version.ts",
+      "text.ts",
+    ],
   ],
   ["core", ["errors.ts", "events.ts"]],
 ];
