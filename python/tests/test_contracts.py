@@ -55,7 +55,9 @@ def _codes_in_source() -> dict[str, str]:
 
 
 def test_every_error_code_the_engine_side_writes_is_in_the_contract() -> None:
-    codes = set(validator("engine-error").schema["properties"]["code"]["enum"])
+    schema = validator("engine-error").schema
+    assert isinstance(schema, dict)
+    codes = set(schema["properties"]["code"]["enum"])
     found = _codes_in_source()
     assert len(found) > 30, f"the scan found only {sorted(found)}"
     missing = {c: w for c, w in found.items() if c not in codes}
