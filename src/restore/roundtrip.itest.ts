@@ -15,7 +15,7 @@ import { httpOk } from "../engines/http-client.js";
 import { freePort } from "../proc/net.js";
 import { processTree } from "../proc/tree.js";
 
-const { env, home, teardown } = tempHome();
+const { env, teardown } = tempHome();
 after(() => teardown(1));
 
 test("(a) slow-start server: cold start >= 5 s, restore much faster, in-memory state and canary survive", async () => {
