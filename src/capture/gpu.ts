@@ -17,7 +17,8 @@ export interface GpuCapture {
 
 /**
  * The CUDA worker, started while the server is warmed up when its tree already maps libcuda, so that the
- * checkpoint does not wait for it (docs/decisions/0009-capture-dump.md). Hand it to `gpuCheckpoint`, or to `closeAhead`.
+ * checkpoint does not wait for it (docs/decisions/0009-capture-dump.md). Hand it to `gpuCheckpoint`, or to
+ * `closeAhead`.
  */
 export function cudaWorkerAhead(pids: number[]): Promise<CudaDriver | undefined> {
   const started = cudaCandidates(pids).then((c) => (c.length === 0 ? undefined : CudaDriver.start()));

@@ -6,8 +6,8 @@ import { WeightsKeeper, type PinJob, type Pinned, type StageInfo, type StageJob,
  * `stasis bench` does so before a restore-cold, which must find no weights in memory), the keepers free their pinned
  * weights and stay up, holding none, with their CUDA contexts: the next restore reads the weights file again but
  * its keeper starts reading at once (a fresh keeper, a Python process and cuInit loaded from a cold disk, starts
- * seconds late: docs/decisions/0003-weights-keeper.md). A keeper that died is replaced by the next restore; one that does
- * not answer a release is ended. A keeper can also be asked to pin a snapshot's weights ahead of any restore
+ * seconds late: docs/decisions/0003-weights-keeper.md). A keeper that died is replaced by the next restore; one
+ * that does not answer a release is ended. A keeper can also be asked to pin a snapshot's weights ahead of any restore
  * (POST /v1/weights/pin, `stasis prefetch --snapshot`): its first restore then finds them pinned.
  */
 export function weightsKeepers(

@@ -2,7 +2,8 @@
  * The restore's working set: the pages of files outside the snapshot (the engine's interpreter and libraries:
  * Python, torch, CUDA) that a restored tree faults in on its way to the canary. CRIU maps those files again but
  * reads none of them, so from a cold page cache each first touch is a small read that the process waits for
- * (docs/decisions/0004-working-set.md). After a restore's canary, the file pages the restored processes have mapped (their page tables, from
+ * (docs/decisions/0004-working-set.md). After a restore's canary, the file pages the restored processes have
+ * mapped (their page tables, from
  * /proc/PID/pagemap: present, see presentFileRanges) are recorded beside the snapshot (working-set.json); a later
  * restore whose page cache is cold reads them in parallel while CRIU restores. Advisory only: a file that changed
  * since is skipped, a failure is a warning.
