@@ -25,7 +25,7 @@ export interface Claimed {
  * supervisor started first: a restore killed from then on leaves nothing, not even its folder. A refused claim removes
  * the folder (there is nothing in it to show); a restore that fails later drops the record and keeps the folder (its
  * logs, which error hints name). The supervisor is released when the restore ends, either way. `given`: a snapshot
- * still arriving from a store (remote/restore-remote.ts), restored from its staging folder.
+ * still arriving from a store (restore/from-remote.ts), restored from its staging folder.
  */
 export async function claimSnapshot(p: Pipeline, name: string, given?: Snapshot): Promise<Claimed> {
   const { events } = p;

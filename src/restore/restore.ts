@@ -65,7 +65,7 @@ export interface RestoreResult {
 export interface RestoreDeps {
   cudaDriver?: () => Promise<CudaLease>;
   stager?: StageLauncher;
-  /** A snapshot whose files are still arriving (remote/restore-remote.ts): restored from its folder, CRIU once the
+  /** A snapshot whose files are still arriving (restore/from-remote.ts): restored from its folder, CRIU once the
    *  files it reads are whole, the engine woken once every file is (each chunk was checked as it landed). */
   arriving?: ArrivingSnapshot;
 }

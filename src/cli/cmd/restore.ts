@@ -115,7 +115,7 @@ export const command: CliCommand = {
       let r: Awaited<ReturnType<typeof restoreViaDaemon>>;
       if (target.startsWith("s3://")) {
         via = "process";
-        const { restoreFromRemote } = await import("../../remote/restore-remote.js");
+        const { restoreFromRemote } = await import("../../restore/from-remote.js");
         const { pull, ...restored } = await restoreFromRemote(
           { ...request, from: target, endpoint: str(values, "endpoint"), signal },
           events,

@@ -1,11 +1,11 @@
 import { asStasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import { findInstance, stopInstance } from "../instances/instances.js";
-import { criuMemory, restore, type RestoreOptions, type RestoreResult } from "../restore/restore.js";
+import { criuMemory, restore, type RestoreOptions, type RestoreResult } from "./restore.js";
 import { locateCriu } from "../criu/locate.js";
 import { stageWeights, type StagedWeights } from "../engines/weights-stager.js";
-import { beginPull, type PullOptions, type PullResult } from "./pull.js";
-import { forCriu, type PullStream } from "./stream.js";
+import { beginPull, type PullOptions, type PullResult } from "../remote/pull.js";
+import { forCriu, type PullStream } from "../remote/stream.js";
 
 export type RemoteRestoreOptions = Omit<RestoreOptions, "name"> & Omit<PullOptions, "reuse" | "as" | "force">;
 

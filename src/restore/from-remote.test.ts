@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { StagedWeights } from "../engines/weights-stager.js";
 import type { FileEntry } from "../store/manifest.js";
-import { afterWeights } from "./restore-remote.js";
+import { afterWeights } from "./from-remote.js";
 
 /** A stager that records what it was told, and a transfer whose weights file lands when `land` is called. */
 function setup() {
