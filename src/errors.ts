@@ -84,6 +84,7 @@ const CODES = {
   E_REMOTE: [6, 502],
   E_REMOTE_AUTH: [5, 403],
   E_REMOTE_NOT_FOUND: [3, 404],
+  E_UNAUTHORIZED: [5, 401],
 } as const satisfies Record<string, readonly [number, number]>;
 
 export type ErrorCode = keyof typeof CODES;

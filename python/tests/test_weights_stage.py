@@ -185,7 +185,7 @@ def test_the_keeper_answers_each_job_by_id_and_survives_failures() -> None:
                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert out.returncode == 0, out.stderr
     lines = stager_lines(out.stdout)
-    assert lines[0] == {"event": "released", "id": "r1", "images": 0}
+    assert lines[0] == {"event": "released", "id": "r1", "images": 0, "held": 0}
     lines = lines[1:]
     assert [(x["event"], x["id"]) for x in lines] == [("error", "j1"), ("error", "j2")]
     assert lines[0]["error"]["code"] == "bad_argument"
@@ -331,7 +331,7 @@ def test_the_keeper_fills_a_files_first_job_from_the_file_and_later_ones_from_it
     assert got[4096:4096 + 16000] == want_a[4096:4096 + 16000]
     assert [x["event"] for x in lines] == ["ready", "handed-off", "pinned"]
     assert lines[0]["load"]["method"] != "pinned-image" and lines[0]["load"]["image"] == "pinned after the hand-off"
-    assert lines[2] == {"event": "pinned", "id": "j1", "bytes": size, "seconds": lines[2]["seconds"]}
+    assert lines[2] == {"event": "pinned", "id": "j1", "bytes": size, "seconds": lines[2]["seconds"], "held": size}
 
     got, lines = _keeper_job(keeper, sock, a, layout, size, capsys, "j2")
     assert got[4096:4096 + 16000] == want_a[4096:4096 + 16000]
@@ -351,6 +351,7 @@ def test_the_keeper_fills_a_files_first_job_from_the_file_and_later_ones_from_it
     _keeper_job(keeper, sock, a, layout, size, capsys, "j5")  # a is now the most recently used
     _keeper_job(keeper, sock, c, layout, size, capsys, "j6")
     assert [k[0] for k in keeper.images] == [str(a.resolve()), str(c.resolve())]
+    assert keeper.held_bytes() == 2 * size, "held: the two images left, not every image ever pinned"
 
     # Released (POST /v1/weights/release): the images are freed, the runtime kept; the next job reads the file.
     held = [address for _, address in keeper.images.values()]
@@ -375,8 +376,8 @@ def test_a_pin_line_pins_the_image_before_any_job_so_the_first_job_copies_it(
     keeper.pin_ahead(parse_job(json.dumps(pin), socket_needed=False))
     keeper.pin_ahead(parse_job(json.dumps({**pin, "id": "p2"}), socket_needed=False))
     lines = stager_lines(capsys.readouterr().out)
-    assert [(x["event"], x["id"], x["bytes"], x["already"]) for x in lines] == [
-        ("pinned", "p1", 8192, False), ("pinned", "p2", 8192, True)]
+    assert [(x["event"], x["id"], x["bytes"], x["already"], x["held"]) for x in lines] == [
+        ("pinned", "p1", 8192, False, 8192), ("pinned", "p2", 8192, True, 8192)]
     assert len(rt.host) == 1, "pinned once"
     got, lines = _keeper_job(keeper, str(tmp_path / "s.sock"), tmp_path / "w.stasisw", layout, 8192, capsys, "j1")
     assert got[4096:] == w.numpy().tobytes()
@@ -401,7 +402,7 @@ def test_a_keeper_that_cannot_pin_has_still_served_the_job(tmp_path: Path, capsy
     got, lines = _keeper_job(keeper, str(tmp_path / "s.sock"), tmp_path / "w.stasisw", layout, 8192, capsys, "j1")
     assert got[:4096] == w.numpy().tobytes()
     assert [x["event"] for x in lines] == ["ready", "handed-off", "pin-failed"]
-    assert "out of memory" in lines[2]["message"] and not keeper.images
+    assert "out of memory" in lines[2]["message"] and not keeper.images and lines[2]["held"] == 0
 
 
 def test_the_stagers_socket_appears_only_once_it_listens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

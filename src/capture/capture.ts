@@ -28,6 +28,8 @@ export interface CaptureOptions {
   cwd: string;
   /** Set on top of the caller's environment (after stasis's own dumpability settings). */
   env: Record<string, string>;
+  /** The caller's environment when it is not this process's (`stasis serve` capturing for a CLI); not recorded. */
+  baseEnv?: Record<string, string>;
   engine: "http" | "vllm";
   /** Full URL that answers 2xx once the server is ready; its origin is the server's base URL. */
   readyUrl: string;

@@ -54,6 +54,8 @@ export interface LaunchPlan {
   argv: string[];
   /** Set for the server on top of stasis's environment. */
   env: Record<string, string>;
+  /** The environment the server starts from, when not stasis's (capture.ts's baseEnv). */
+  baseEnv?: Record<string, string>;
   readyUrl: string;
   /** The canary the user named, if any. */
   canary?: unknown;
@@ -89,7 +91,7 @@ function refuseMissingCanary(plan: LaunchPlan): void {
 
 function refuseVllmWithoutSleep(plan: LaunchPlan): void {
   if (plan.engine !== "vllm" || plan.allowFullImage || !isVllmServer(plan.argv)) return;
-  const problems = vllmCommandProblems(plan.argv, { ...process.env, ...plan.env });
+  const problems = vllmCommandProblems(plan.argv, { ...(plan.baseEnv ?? process.env), ...plan.env });
   if (problems.length === 0) return;
   throw new StasisError(
     "E_USAGE",

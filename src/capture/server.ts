@@ -36,6 +36,7 @@ export async function launchServer(
       argv: opts.argv,
       cwd: opts.cwd,
       env: opts.env,
+      ...(opts.baseEnv ? { baseEnv: opts.baseEnv } : {}),
       stdout: inst.stdout,
       stderr: inst.stderr,
       spawned: (pid) => supervisor.group(pid),

@@ -64,16 +64,18 @@ export const StagerLine = z.discriminatedUnion("event", [
   /** The engine took the memory. */
   z.object({ event: z.literal("handed-off"), id: jobId, seconds: z.number() }),
   z.object({ event: z.literal("error"), id: jobId, error: EngineError }),
-  /** A keeper's, after a job's hand-off or as the answer to a pin: the file's image is pinned for the next job. */
+  /** A keeper's, after a job's hand-off or as the answer to a pin: the file's image is pinned for the next job.
+   *  `held` (here, on pin-failed and on released): the bytes of every image the keeper holds pinned now. */
   z.object({
     event: z.literal("pinned"),
     id: jobId,
     bytes: count,
     seconds: z.number(),
     already: z.boolean().optional(),
+    held: count.optional(),
   }),
-  z.object({ event: z.literal("pin-failed"), id: jobId, message: z.string() }),
+  z.object({ event: z.literal("pin-failed"), id: jobId, message: z.string(), held: count.optional() }),
   /** A keeper's answer to a release: its pinned images are freed (it keeps running, with its CUDA contexts). */
-  z.object({ event: z.literal("released"), id: jobId, images: count }),
+  z.object({ event: z.literal("released"), id: jobId, images: count, held: count.optional() }),
 ]);
 export type StagerLine = z.infer<typeof StagerLine>;

@@ -19,6 +19,8 @@ export function weightsKeepers(
   pin: (job: PinJob) => Promise<Pinned>;
   /** Frees every keeper's pinned weights; resolves with how many keepers held any once they all have answered. */
   release: () => Promise<number>;
+  /** Bytes of weights the keepers hold pinned now. */
+  pinnedBytes: () => number;
   /** Ends every keeper (their pinned weights and CUDA contexts go with them) once their processes have ended: the
    *  daemon does so as it stops. */
   close: () => Promise<void>;
@@ -36,6 +38,7 @@ export function weightsKeepers(
   return {
     stage: (job) => keeperFor(job.info).stage(job),
     pin: (job) => keeperFor(job.info).pin(job),
+    pinnedBytes: () => [...keepers.values()].reduce((sum, k) => sum + k.heldBytes(), 0),
     async release() {
       const freed = await Promise.all(
         [...keepers].map(async ([key, keeper]) => {

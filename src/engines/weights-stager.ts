@@ -175,6 +175,7 @@ export class WeightsKeeper {
   private readonly pins = new Map<string, (answer: Pinned | Error) => void>();
   private seq = 0;
   private exited: string | undefined;
+  private held = 0;
 
   private constructor(
     private readonly child: ChildProcessWithoutNullStreams,
@@ -182,6 +183,7 @@ export class WeightsKeeper {
   ) {
     const onLine = (l: StagerLine) => {
       const id = l.id ?? "";
+      if ((l.event === "pinned" || l.event === "pin-failed" || l.event === "released") && l.held !== undefined) this.held = l.held;
       if (l.event === "released") return this.releases.get(id)?.(l.images);
       const pinned = this.pins.get(id);
       if (pinned && l.event === "pinned") return pinned({ bytes: l.bytes, seconds: l.seconds, already: l.already ?? false });
@@ -283,6 +285,11 @@ export class WeightsKeeper {
       this.pins.set(id, settle);
       this.child.stdin.write(controlLine({ op: "pin", id, file: job.weightsFile, gpu: job.gpu, ...layoutFields(job.info) }));
     });
+  }
+
+  /** Bytes of weights the keeper holds pinned, as it last said (0 once it has ended). */
+  heldBytes(): number {
+    return this.alive() ? this.held : 0;
   }
 
   /** False once the keeper's process has ended. */

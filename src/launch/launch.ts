@@ -18,6 +18,8 @@ export interface LaunchOptions {
   cwd: string;
   /** Added to the caller's environment, after DUMPABLE_ENV (so the user can override it). */
   env: Record<string, string>;
+  /** The environment to start from instead of this process's (a capture that `stasis serve` runs for a CLI). */
+  baseEnv?: Record<string, string>;
   stdout: string;
   stderr: string;
   /** Called with the server's pid (its process group's id) as soon as it is spawned, before anything else runs. */
@@ -49,7 +51,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
   const err = openSync(opts.stderr, "a", 0o600);
   let child;
   try {
-    const env = { ...process.env, ...DUMPABLE_ENV, ...opts.env };
+    const env = { ...(opts.baseEnv ?? process.env), ...DUMPABLE_ENV, ...opts.env };
     const [command, ...args] = withIoUringOff(opts.argv, opts.cwd, env);
     child = spawn(command!, args, {
       cwd: opts.cwd,

@@ -1,34 +1,55 @@
 /**
  * `stasis serve`: stasis resident on a unix socket, so that a restore starts with its code loaded instead of
- * paying Node's start-up and module loading each time (why: docs/decisions/0010-serve-daemon.md). The CLI's
- * `restore` goes through it whenever it answers (see client.ts); the work is the same `restore()` function.
- * Protocol: protocol.ts. The socket is root's alone (0600): whoever can use it can restore any snapshot.
+ * paying Node's start-up and module loading each time (why: docs/decisions/0010-serve-daemon.md), and a controller
+ * (an autoscaler, a node agent) can list, stop, capture and restore over HTTP without a CLI process for each. The
+ * CLI's `restore`, `capture`, `ps` and `stop` go through it whenever it answers (see client.ts); the work is the
+ * same functions. Routes: api.ts (docs/api.md). The socket is root's alone (0600): whoever can use it can restore
+ * any snapshot and capture any command; on TCP (`--listen`) a bearer token stands in for that (auth.ts).
  */
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { request as httpRequest } from "node:http";
 import { chmod, lstat, unlink } from "node:fs/promises";
-import { StasisError, asStasisError, httpStatus } from "../errors.js";
+import type { AddressInfo } from "node:net";
+import { StasisError } from "../errors.js";
 import { Events } from "../events.js";
 import { paths } from "../home.js";
-import { VERSION } from "../version.js";
-import type { z } from "zod";
-import { PinRequestSchema, RestoreRequestSchema, type RestoreRequest } from "./protocol.js";
 import { CudaDriver } from "../cuda/driver.js";
 import { warmCudaWorker } from "./warm-cuda.js";
 import { weightsKeepers } from "../engines/weights-keepers.js";
 import { prepareHome } from "../store/home-guard.js";
-import { withUmask } from "../proc/run.js";
-// Loaded with the daemon, not on the first request: that is the point of it.
-import { ownCudaDriver, pinJobFor, restore } from "../restore/restore.js";
+import { ownCudaDriver } from "../restore/restore.js";
+import { listInstances } from "../instances/instances.js";
+import { buildApp, type DaemonContext } from "./routes.js";
+import { DaemonMetrics } from "./metrics.js";
+import type { DaemonLog } from "./log.js";
+import type { TcpListen } from "./auth.js";
+
+export { MAX_BODY_BYTES } from "./routes.js";
 
 export interface ServeOptions {
   socket?: string;
   signal?: AbortSignal;
   /** Keep the weights of the snapshots restored in pinned host memory, and a stager warm (weights-keepers.ts). */
   pinWeights?: boolean;
+  /** Also serve the API on TCP; every request there must carry `token` (auth.ts). */
+  tcp?: TcpListen & { token: string };
+  /** Where requests and the operations' events are logged (log.ts); the daemon's own lines go to `events` too. */
+  log?: DaemonLog;
+  /** Called once every listener is up, with where (a TCP port of 0 is the one picked). */
+  onListening?: (where: { socket: string; tcp?: { host: string; port: number } }) => void;
 }
 
-/** Serves until `signal` fires; then stops taking requests, lets running restores finish and removes the socket. */
-export async function serve(opts: ServeOptions, events: Events): Promise<{ socket: string; restores: number }> {
+export interface ServeResult {
+  socket: string;
+  tcp?: { host: string; port: number };
+  restores: number;
+  captures: number;
+}
+
+/** Serves until `signal` fires; then stops taking requests, lets running ones finish and removes the socket. */
+export async function serve(opts: ServeOptions, events: Events): Promise<ServeResult> {
+  if (opts.tcp && !opts.tcp.token) {
+    throw new StasisError("E_USAGE", "the daemon is not served on TCP without a token", { hint: "give --token-file with --listen" });
+  }
   await prepareHome((m) => events.log(m, "warn"));
   const socket = opts.socket ?? paths.daemonSocket();
   await claimSocket(socket);
@@ -39,77 +60,56 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
       ? warmCudaWorker(() => CudaDriver.start(), (m) => events.log(m))
       : { lease: ownCudaDriver, close: async () => {} };
   const keepers = opts.pinWeights ? weightsKeepers((m, level) => events.log(m, level)) : undefined;
-  let restores = 0;
-  const server = createServer((req, res) => {
-    void handle(req, res).catch((err) => events.log(`request failed: ${asStasisError(err).message}`, "warn"));
-  });
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.method === "GET" && req.url === "/v1/health") return reply(res, 200, { ok: true, pid: process.pid, version: VERSION });
-    if (req.method === "POST" && req.url === "/v1/weights/release") {
-      const released = (await keepers?.release()) ?? 0;
-      if (released > 0) events.log(`released the pinned weights of ${released} weights keeper(s); the keepers stay up, holding none`);
-      return reply(res, 200, { released });
-    }
-    if (req.method === "POST" && req.url === "/v1/weights/pin") {
-      try {
-        const { name } = parseBody(await readBody(req), PinRequestSchema, "POST /v1/weights/pin takes {\"name\": SNAPSHOT}");
-        if (!keepers) throw new StasisError("E_USAGE", "this stasis serve does not pin weights", { hint: "start it with --pin-weights" });
-        const pinned = await keepers.pin(await pinJobFor(name)).catch((err: Error) => {
-          throw err instanceof StasisError ? err : new StasisError("E_DAEMON", err.message, { hint: "the next restore reads the weights file instead" });
-        });
-        events.log(`pinned the weights of "${name}" (${(pinned.bytes / 1e9).toFixed(2)} GB${pinned.already ? ", already pinned" : ` in ${pinned.seconds.toFixed(2)} s`})`);
-        return reply(res, 200, { pinned });
-      } catch (err) {
-        const e = asStasisError(err);
-        return reply(res, httpStatus(e.code), { error: e.toJSON() });
-      }
-    }
-    if (req.method !== "POST" || req.url !== "/v1/restore") return reply(res, 404, { error: new StasisError("E_USAGE", `no ${req.method} ${req.url} here`).toJSON() });
-    let body: RestoreRequest;
+  const log: DaemonLog = opts.log ?? { event: () => undefined, request: () => undefined };
+  const ctx: DaemonContext = {
+    events,
+    log,
+    cuda,
+    ...(keepers ? { keepers } : {}),
+    metrics: new DaemonMetrics({ instances: () => listInstances(), pinnedBytes: () => keepers?.pinnedBytes() ?? 0 }),
+    counts: { requests: 0, restores: 0, captures: 0 },
+  };
+  const offLog = events.on((e) => log.event(e));
+  const unix = buildApp(ctx, "unix");
+  const tcp = opts.tcp ? buildApp(ctx, "tcp", opts.tcp.token) : undefined;
+  let tcpAt: { host: string; port: number } | undefined;
+  try {
+    // The socket is bound under umask 077: root's alone from its first moment, not only after the chmod (a --socket
+    // outside STASIS_HOME would otherwise be open to anyone for that moment). fastify binds a few ticks into
+    // listen(), so the umask spans it; nothing else of the daemon runs yet.
+    const umask = process.umask(0o077);
     try {
-      body = parseBody(await readBody(req), RestoreRequestSchema, "POST /v1/restore takes a JSON RestoreRequest (src/serve/protocol.ts)");
-    } catch (err) {
-      const e = asStasisError(err);
-      return reply(res, httpStatus(e.code), { error: e.toJSON() });
-    }
-    const abort = new AbortController();
-    res.on("close", () => abort.abort(new Error("the client went away")));
-    res.writeHead(200, { "content-type": "application/x-ndjson" });
-    const local = new Events();
-    const off = local.on((event) => res.write(JSON.stringify({ event }) + "\n"));
-    restores++;
-    events.log(`restore "${body.name}"`);
-    try {
-      const result = await restore({ ...body, signal: abort.signal }, local, { cudaDriver: cuda.lease, ...(keepers ? { stager: keepers.stage } : {}) });
-      res.end(JSON.stringify({ result }) + "\n");
-      events.log(`restored "${body.name}" as instance ${result.instance.id} in ${result.readyMs.toFixed(0)} ms`);
-    } catch (err) {
-      const e = asStasisError(err);
-      res.end(JSON.stringify({ error: e.toJSON() }) + "\n");
-      events.log(`restore "${body.name}" failed: ${e.code}: ${e.message}`, "warn");
+      await unix.listen({ path: socket });
     } finally {
-      off();
+      process.umask(umask);
     }
+    await chmod(socket, 0o600);
+    events.log(`stasis serve: listening on ${socket} (pid ${process.pid})`);
+    if (tcp && opts.tcp) {
+      await tcp.listen({ host: opts.tcp.host, port: opts.tcp.port }).catch((err: NodeJS.ErrnoException) => {
+        throw new StasisError(err.code === "EADDRINUSE" ? "E_ADDRESS_IN_USE" : "E_USAGE", `cannot listen on ${opts.tcp!.host}:${opts.tcp!.port}: ${err.message}`, {
+          hint: "give --listen another address or port",
+          cause: err,
+        });
+      });
+      const a = tcp.server.address() as AddressInfo;
+      tcpAt = { host: a.address, port: a.port };
+      events.log(`stasis serve: listening on tcp ${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port} (bearer token required)`);
+    }
+    opts.onListening?.({ socket, ...(tcpAt ? { tcp: tcpAt } : {}) });
+    await new Promise<void>((resolve) => {
+      if (opts.signal?.aborted) return resolve();
+      opts.signal?.addEventListener("abort", () => resolve(), { once: true });
+    });
+  } finally {
+    // Requests in flight (a restore half-way) finish first: close() waits for them.
+    await Promise.all([unix.close(), tcp?.close()]);
+    await unlink(socket).catch(() => undefined);
+    await cuda.close();
+    await keepers?.close();
+    offLog();
   }
-
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    // The socket is bound inside listen(): under umask 077 it is root's alone from its first moment, not only
-    // after the chmod (a --socket outside STASIS_HOME would otherwise be open to anyone for that moment).
-    withUmask(0o077, () => server.listen(socket, () => resolve()));
-  });
-  await chmod(socket, 0o600);
-  events.log(`stasis serve: listening on ${socket} (pid ${process.pid})`);
-  await new Promise<void>((resolve) => {
-    if (opts.signal?.aborted) return resolve();
-    opts.signal?.addEventListener("abort", () => resolve(), { once: true });
-  });
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  await unlink(socket).catch(() => undefined);
-  await cuda.close();
-  await keepers?.close();
-  return { socket, restores };
+  return { socket, ...(tcpAt ? { tcp: tcpAt } : {}), restores: ctx.counts.restores, captures: ctx.counts.captures };
 }
 
 /**
@@ -146,56 +146,4 @@ async function claimSocket(socket: string): Promise<void> {
     throw new StasisError("E_DAEMON", `a stasis daemon already serves ${socket}`, { hint: "stop it first (it exits on SIGINT or SIGTERM), or give --socket another path" });
   }
   await unlink(socket).catch(() => undefined);
-}
-
-/** The request's JSON body, checked against `schema`; E_USAGE (with `usage` as its hint) when it is not that. */
-function parseBody<T>(text: string, schema: z.ZodType<T, z.ZodTypeDef, unknown>, usage: string): T {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new StasisError("E_USAGE", "the request body is not JSON", { hint: usage });
-  }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new StasisError("E_USAGE", `bad request: ${issue.path.join(".") || "body"}: ${issue.message}`, { hint: usage });
-  }
-  return parsed.data;
-}
-
-/** The most a request body may hold: a RestoreRequest is a few hundred bytes. */
-export const MAX_BODY_BYTES = 1024 * 1024;
-
-/**
- * The request's body, up to `MAX_BODY_BYTES`: a larger one (declared, or as it arrives) is E_TOO_LARGE (413) at
- * once, and never held in memory; Node's server discards the rest of it once the answer is sent.
- */
-function readBody(req: IncomingMessage, max = MAX_BODY_BYTES): Promise<string> {
-  const tooLarge = (bytes: string) =>
-    new StasisError("E_TOO_LARGE", `the request body is ${bytes}; the daemon takes at most ${max} bytes`, {
-      hint: "send a JSON RestoreRequest (src/serve/protocol.ts), a few hundred bytes",
-      details: { maxBytes: max },
-    });
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"] ?? 0);
-    if (declared > max) return reject(tooLarge(`${declared} bytes`));
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (d: Buffer) => {
-      size += d.length;
-      if (size <= max) return void chunks.push(d);
-      req.off("data", onData);
-      chunks.length = 0;
-      reject(tooLarge(`over ${max} bytes`));
-    };
-    req.on("data", onData);
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", reject);
-  });
-}
-
-function reply(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { "content-type": "application/json" });
-  res.end(JSON.stringify(body) + "\n");
 }

@@ -1,20 +1,13 @@
 /**
- * What `stasis serve` and its clients say to each other over $STASIS_HOME/stasisd.sock (HTTP/1.1):
- *
- *   POST /v1/restore   body: RestoreRequest
- *   -> 200, NDJSON lines: {"event": StasisEvent} ... then one {"result": RestoreResult} or {"error": StasisError}
- *   GET  /v1/health    -> {"ok": true, "pid": ..., "version": ...}
- *   POST /v1/weights/release -> {"released": N}: the weights keepers of `--pin-weights` free their pinned
- *                      weights and stay up holding none (no copy of a snapshot left in memory, for `stasis
- *                      bench`'s restore-cold); N keepers held some
- *   POST /v1/weights/pin  body: {"name": SNAPSHOT} -> {"pinned": {"bytes", "seconds", "already"}}: the daemon's
- *                      keeper pins the snapshot's weights now, so that its first restore finds them pinned
- *                      (`stasis prefetch --snapshot`); 400 E_USAGE from a daemon without --pin-weights
- *
- * A client that disconnects aborts its restore, which then unwinds as on Ctrl-C.
+ * What `stasis serve` and its clients say to each other: every request body, query and answer as a zod schema.
+ * Bodies and queries are parsed with these where they arrive (routes.ts); the answers' schemas are the published
+ * contract (schemas/openapi.json, generated from api.ts, which names each route's schemas) and are checked against
+ * real answers in the tests, not at run time.
  */
-import { z } from "zod";
+import { z } from "zod/v4";
 import type { RestoreOptions } from "../restore/restore.js";
+import type { CaptureOptions } from "../capture/capture.js";
+import type { StasisEvent } from "../events.js";
 import { MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../restore/modes.js";
 
 /** A restore's options as they travel: RestoreOptions without the signal (the connection is the signal). */
@@ -22,8 +15,8 @@ export type RestoreRequest = Omit<RestoreOptions, "signal">;
 
 /** What the daemon accepts as a RestoreRequest; parsed once, where the body arrives. */
 export const RestoreRequestSchema = z
-  .object({
-    name: z.string().min(1),
+  .strictObject({
+    name: z.string().min(1).describe("the snapshot"),
     verify: z.enum(VERIFY_MODES),
     prefetch: z.enum(PREFETCH_MODES),
     force: z.boolean().default(false),
@@ -33,9 +26,184 @@ export const RestoreRequestSchema = z
     memory: z.enum(MEMORY_MODES).optional(),
     weights: z.enum(WEIGHTS_MODES).optional(),
   })
-  .strict() satisfies z.ZodType<RestoreRequest, z.ZodTypeDef, unknown>;
+  .meta({ id: "RestoreRequest" }) satisfies z.ZodType<RestoreRequest, unknown>;
 
-export type DaemonLine = { event: unknown } | { result: unknown } | { error: Record<string, unknown> };
+/** The request the server is sent (canary, warm-up): GET without a body, POST with one; a path on its address. */
+const ServerRequest = z.strictObject({
+  method: z.enum(["GET", "POST"]),
+  path: z.string().startsWith("/").describe("path and query on the server's address (the ready URL's origin)"),
+  body: z.string().optional(),
+});
+
+/** A capture's options as they travel: CaptureOptions without the signal (the connection is the signal). */
+export type CaptureRequest = Omit<CaptureOptions, "signal">;
+
+export const CaptureRequestSchema = z
+  .strictObject({
+    name: z.string().min(1).describe("the snapshot to make"),
+    argv: z.array(z.string()).min(1).describe("the server's command"),
+    cwd: z.string().startsWith("/").describe("the server's working directory (absolute)"),
+    env: z.record(z.string(), z.string()).default({}).describe("set on top of the server's environment; recorded"),
+    baseEnv: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe("the environment the server starts from instead of the daemon's (the CLI sends its own); not recorded"),
+    engine: z.enum(["http", "vllm"]).default("http"),
+    readyUrl: z.url({ protocol: /^http$/ }).describe("answers 2xx once the server is ready; its origin is the server's address"),
+    readyTimeoutMs: z.number().int().positive().default(300_000),
+    warmup: z.number().int().nonnegative().default(0),
+    canary: ServerRequest.optional().describe("needed with engine http; vllm defaults to a greedy completion"),
+    warmupRequest: ServerRequest.optional(),
+    leaveRunning: z.boolean().default(false),
+    allowFullImage: z.boolean().optional(),
+  })
+  .meta({ id: "CaptureRequest" }) satisfies z.ZodType<CaptureRequest, unknown>;
 
 /** POST /v1/weights/pin's body. */
-export const PinRequestSchema = z.object({ name: z.string().min(1) }).strict();
+export const PinRequestSchema = z.strictObject({ name: z.string().min(1) }).meta({ id: "PinRequest" });
+
+/** GET /v1/instances's query. */
+export const ListQuerySchema = z.strictObject({
+  all: z.enum(["true", "false"]).default("false").describe("true: also instances whose process has ended"),
+});
+
+/** DELETE /v1/instances/{id}'s query. */
+export const StopQuerySchema = z.strictObject({
+  graceMs: z
+    .string()
+    .regex(/^\d+$/, "expected whole milliseconds")
+    .default("10000")
+    .describe("milliseconds between SIGTERM and SIGKILL"),
+});
+
+export const InstanceIdSchema = z.strictObject({
+  id: z.string().regex(/^[0-9a-f]{1,32}$/, "expected an instance id (hex) or a unique prefix of one"),
+});
+
+export const ErrorSchema = z
+  .looseObject({
+    code: z.string().regex(/^E_[A-Z_]+$/),
+    message: z.string(),
+    hint: z.string().optional(),
+    details: z.record(z.string(), z.unknown()).optional(),
+    cause: z.unknown().optional(),
+  })
+  .meta({ id: "Error" });
+export const ErrorAnswer = z.strictObject({ error: ErrorSchema }).meta({ id: "ErrorAnswer" });
+
+const t = z.number().describe("ms since the operation started");
+/** The events of src/events.ts as they travel. */
+export const EventSchema = z
+  .discriminatedUnion("type", [
+    z.strictObject({ type: z.literal("phase-start"), phase: z.string(), t }),
+    z.strictObject({
+      type: z.literal("phase-end"),
+      phase: z.string(),
+      t,
+      ms: z.number(),
+      ok: z.boolean(),
+      bytes: z.number().optional(),
+      detail: z.record(z.string(), z.unknown()).optional(),
+    }),
+    z.strictObject({
+      type: z.literal("progress"),
+      phase: z.string(),
+      t,
+      done: z.number(),
+      total: z.number(),
+      unit: z.enum(["bytes", "items"]),
+    }),
+    z.strictObject({
+      type: z.literal("process-exit"),
+      t,
+      pid: z.number().int(),
+      command: z.string(),
+      code: z.number().int().nullable(),
+      signal: z.string().nullable(),
+    }),
+    z.strictObject({ type: z.literal("log"), t, level: z.enum(["info", "warn"]), message: z.string() }),
+    z.strictObject({
+      type: z.literal("waiting"),
+      phase: z.string(),
+      t,
+      elapsedMs: z.number(),
+      url: z.string(),
+      last: z.string(),
+      logPath: z.string().optional(),
+    }),
+  ])
+  .meta({ id: "Event" });
+// The schema says what events.ts says, no more and no less: a new event type fails the build until it is here too.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const eventsMatch: Same<z.infer<typeof EventSchema>, StasisEvent> = true;
+void eventsMatch;
+
+const phase = z.looseObject({
+  name: z.string(),
+  startMs: z.number(),
+  endMs: z.number(),
+  ms: z.number(),
+  ok: z.boolean(),
+  bytes: z.number().optional(),
+  gbps: z.number().optional(),
+  detail: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const InstanceSchema = z
+  .looseObject({
+    id: z.string(),
+    snapshot: z.string(),
+    origin: z.enum(["capture", "restore"]),
+    pid: z.number().int(),
+    url: z.string(),
+    createdAt: z.string(),
+    dir: z.string(),
+    stdout: z.string(),
+    stderr: z.string(),
+    listeners: z.array(z.string()).optional(),
+  })
+  .meta({ id: "Instance" });
+
+export const InstanceStatusSchema = InstanceSchema.extend({
+  running: z.boolean(),
+  status: z
+    .enum(["serving", "exited", "capturing", "restoring", "abandoned"])
+    .describe("capturing/restoring: a stasis process is at work on it; abandoned: that process died half-way"),
+}).meta({ id: "InstanceStatus" });
+
+export const RestoreResultSchema = z
+  .looseObject({
+    instance: InstanceSchema,
+    snapshot: z.string(),
+    readyMs: z.number(),
+    phases: z.array(phase),
+    reads: z.looseObject({ bytesRead: z.number(), bytesAlreadyResident: z.number(), bytesVerified: z.number() }),
+    fallback: z.looseObject({ reason: z.string(), canaryMatched: z.boolean() }).optional(),
+  })
+  .meta({ id: "RestoreResult" });
+
+export const CaptureResultSchema = z
+  .looseObject({
+    name: z.string(),
+    dir: z.string(),
+    manifest: z.looseObject({ schema: z.string(), name: z.string() }).describe("the snapshot's manifest.json"),
+    instance: InstanceSchema.optional().describe("with leaveRunning: the original server, still serving"),
+    phases: z.array(phase),
+  })
+  .meta({ id: "CaptureResult" });
+
+/** One line of a streamed answer (restore, capture): events, then one result or one error. */
+const lines = (result: z.ZodType, id: string) =>
+  z.union([z.strictObject({ event: EventSchema }), z.strictObject({ result }), ErrorAnswer]).meta({ id });
+export const RestoreLine = lines(RestoreResultSchema, "RestoreLine");
+export const CaptureLine = lines(CaptureResultSchema, "CaptureLine");
+
+export type DaemonLine = { event: StasisEvent } | { result: unknown } | { error: Record<string, unknown> };
+
+export const HealthAnswer = z.strictObject({ ok: z.literal(true), pid: z.number().int(), version: z.string() });
+export const InstancesAnswer = z.strictObject({ instances: z.array(InstanceStatusSchema) });
+export const StopAnswer = z.strictObject({ id: z.string(), result: z.enum(["terminated", "killed", "gone"]) });
+export const ReleasedAnswer = z.strictObject({ released: z.number().int().describe("keepers that held weights") });
+export const PinnedAnswer = z.strictObject({
+  pinned: z.strictObject({ bytes: z.number(), seconds: z.number(), already: z.boolean() }),
+});

@@ -425,18 +425,23 @@ class Keeper:
 
         self._pin_said(job, pin)
 
-    @staticmethod
-    def _pin_said(job: dict[str, Any], pin: Callable[[], dict[str, Any]]) -> None:
+    def held_bytes(self) -> int:
+        """Bytes of pinned images held now (``stasis serve``'s metrics)."""
+        return sum(int(key[4]) for key in self.images)
+
+    def _pin_said(self, job: dict[str, Any], pin: Callable[[], dict[str, Any]]) -> None:
         """Runs ``pin`` and says how it went: ``pinned`` (the image's size, how long, and what ``pin`` returned) or
-        ``pin-failed`` (why; the keeper goes on, and the next job reads the file)."""
+        ``pin-failed`` (why; the keeper goes on, and the next job reads the file); either with ``held``, the bytes of
+        all the images pinned now (a pin may have freed others)."""
         start = time.perf_counter()
         try:
             said = pin()
         except Exception as e:  # noqa: BLE001 - said to the caller; the keeper goes on
-            _emit({"event": "pin-failed", "id": job.get("id"), "message": f"{type(e).__name__}: {e}"})
+            _emit({"event": "pin-failed", "id": job.get("id"), "message": f"{type(e).__name__}: {e}",
+                   "held": self.held_bytes()})
             return
         _emit({"event": "pinned", "id": job.get("id"), "bytes": job["arena_size"],
-               "seconds": round(time.perf_counter() - start, 4), **said})
+               "seconds": round(time.perf_counter() - start, 4), "held": self.held_bytes(), **said})
 
     def serve(self, job: dict[str, Any], hold: Hold = lambda s: True) -> None:
         """One job; ``hold``: how a held job waits for its go (from the file only: an image is in memory)."""
@@ -500,7 +505,7 @@ def keep() -> int:
                 raw = json.loads(line)
                 job_id = raw.get("id") if isinstance(raw, dict) else None
                 if isinstance(raw, dict) and raw.get("op") == "release":
-                    _emit({"event": "released", "id": job_id, "images": keeper.release_images() if keeper else 0})
+                    _emit({"event": "released", "id": job_id, "images": keeper.release_images() if keeper else 0, "held": 0})
                     continue
                 if isinstance(raw, dict) and raw.get("op") == "go":
                     continue

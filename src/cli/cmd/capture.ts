@@ -5,6 +5,7 @@ import { interruptSignal } from "../interrupt.js";
 import { renderTimeline } from "../render/timeline.js";
 import { formatBytes, formatMs } from "../../text.js";
 import type { CanaryRequest } from "../../engines/engine.js";
+import type { CaptureRequest } from "../../serve/protocol.js";
 
 export const command: CliCommand = {
   args: ["<name>"],
@@ -87,24 +88,25 @@ export const command: CliCommand = {
     const warmupRequest = request(values, "warmup", ready.origin);
     const { signal, dispose } = interruptSignal();
     try {
-      const { capture } = await import("../../capture/capture.js");
-      const result = await capture(
-        {
-          name,
-          argv: passthrough,
-          cwd: str(values, "cwd") ?? process.cwd(),
-          env: envPairs(values, "env"),
-          engine: oneOf(values, "engine", ["http", "vllm"] as const, "http"),
-          readyUrl,
-          readyTimeoutMs: num(values, "ready-timeout", 300, { min: 1 }) * 1000,
-          warmup: num(values, "warmup", 0, { min: 0 }),
-          canary,
-          warmupRequest,
-          leaveRunning: Boolean(values["leave-running"]),
-          allowFullImage: Boolean(values["allow-full-image"]),
-          signal,
-        },
-        events,
+      const captureRequest: CaptureRequest = {
+        name,
+        argv: passthrough,
+        cwd: str(values, "cwd") ?? process.cwd(),
+        env: envPairs(values, "env"),
+        engine: oneOf(values, "engine", ["http", "vllm"] as const, "http"),
+        readyUrl,
+        readyTimeoutMs: num(values, "ready-timeout", 300, { min: 1 }) * 1000,
+        warmup: num(values, "warmup", 0, { min: 0 }),
+        canary,
+        warmupRequest,
+        leaveRunning: Boolean(values["leave-running"]),
+        allowFullImage: Boolean(values["allow-full-image"]),
+      };
+      // A running `stasis serve` does the work; the server still starts from this shell's environment.
+      const { daemonOr, captureViaDaemon } = await import("../../serve/client.js");
+      const { value: result, via } = await daemonOr(
+        () => captureViaDaemon({ ...captureRequest, baseEnv: definedEnv() }, events, { signal }),
+        async () => (await import("../../capture/capture.js")).capture({ ...captureRequest, signal }, events),
       );
       const m = result.manifest;
       const bytes = m.files.reduce((a, f) => a + f.size, 0);
@@ -123,6 +125,7 @@ export const command: CliCommand = {
           instance: result.instance,
           manifest: m,
           phases: result.phases,
+          via,
         },
         text,
       };
@@ -165,4 +168,9 @@ function parseUrl(text: string, option: string): URL {
   } catch {
     throw new StasisError("E_USAGE", `--${option}: expected an http:// URL, got "${text}"`);
   }
+}
+
+/** This process's environment without unset entries, as a capture through the daemon sends it. */
+function definedEnv(): Record<string, string> {
+  return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
 }

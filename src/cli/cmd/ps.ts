@@ -9,9 +9,13 @@ export const command: CliCommand = {
   ].join("\n"),
   options: { all: { type: "boolean", help: "include instances whose process has ended" } },
   async run({ values }) {
-    const { ps } = await import("../../commands/ps.js");
-    const rows = await ps({ all: Boolean(values.all) });
-    if (rows.length === 0) return { data: { instances: rows }, text: "no running instances" };
+    const all = Boolean(values.all);
+    const { daemonOr, listViaDaemon } = await import("../../serve/client.js");
+    const { value: rows, via } = await daemonOr(
+      () => listViaDaemon(all),
+      async () => (await import("../../commands/ps.js")).ps({ all }),
+    );
+    if (rows.length === 0) return { data: { instances: rows, via }, text: "no running instances" };
     const text = table([
       ["id", "snapshot", "origin", "pid", "url", "state", "since"],
       ...rows.map((i) => [
@@ -24,6 +28,6 @@ export const command: CliCommand = {
         i.createdAt.replace("T", " ").slice(0, 19),
       ]),
     ]);
-    return { data: { instances: rows }, text };
+    return { data: { instances: rows, via }, text };
   },
 };

@@ -1,19 +1,43 @@
 import type { CliCommand } from "../registry.js";
-import { str } from "../args.js";
+import { StasisError } from "../../errors.js";
+import { oneOf, str } from "../args.js";
 import { interruptSignal } from "../interrupt.js";
+import { LOG_FORMATS } from "../../serve/log.js";
 
 export const command: CliCommand = {
   args: [],
   help: [
     "Keeps stasis resident on a unix socket (default $STASIS_HOME/stasisd.sock, root only) until SIGINT or",
-    "SIGTERM. `stasis restore` then hands its work to it (set STASIS_NO_DAEMON=1 to restore in-process), which",
-    "saves Node's start-up and module loading on every restore. STASIS_SERVE_CUDA=1 also keeps one CUDA worker",
-    "warm for all restores (cuInit and NVML done once; not yet measured on a GPU, so not the default). Restores",
-    "run with the daemon's environment (STASIS_CRIU, STASIS_PREFILL_WORKERS, ...); each line it logs goes to",
-    "standard error.",
+    "SIGTERM, serving its HTTP API (docs/api.md): list, stop, capture and restore instances, pin and release",
+    "weights, Prometheus metrics at /metrics. `stasis restore`, `capture`, `ps` and `stop` then hand their work",
+    "to it (set STASIS_NO_DAEMON=1 to work in-process), which saves Node's start-up and module loading on every",
+    "restore. STASIS_SERVE_CUDA=1 also keeps one CUDA worker warm for all restores (cuInit and NVML done once; not",
+    "yet measured on a GPU, so not the default). Restores run with the daemon's environment (STASIS_CRIU,",
+    "STASIS_PREFILL_WORKERS, ...); each line it logs goes to standard error.",
   ].join("\n"),
   options: {
     socket: { type: "string", arg: "PATH", help: "listen here instead (a stale socket there is replaced; anything else is refused, never removed)" },
+    listen: {
+      type: "string",
+      arg: "HOST:PORT",
+      help: [
+        "also serve the API on TCP (port 0: any free port, logged); needs --token-file:",
+        "every request there must carry `Authorization: Bearer TOKEN`",
+      ].join("\n"),
+    },
+    "token-file": {
+      type: "string",
+      arg: "FILE",
+      help: "the bearer token for --listen: the file's first line, 16+ characters, mode 0600",
+    },
+    "log-format": {
+      type: "string",
+      arg: "text|json",
+      help: [
+        "text (default): the daemon's lines and one per request; json: one JSON object a",
+        "line, also for every event of each capture and restore (progress ticks aside)",
+      ].join("\n"),
+    },
     "pin-weights": {
       type: "boolean",
       help: [
@@ -27,20 +51,33 @@ export const command: CliCommand = {
       ].join("\n"),
     },
   },
-  async run({ values, events }) {
+  async run({ values }) {
+    const listen = str(values, "listen");
+    const tokenFile = str(values, "token-file");
+    if (listen !== undefined && tokenFile === undefined) {
+      throw new StasisError("E_USAGE", "--listen serves the API on TCP, where only a token guards it: --token-file is needed", {
+        hint: "(umask 077; openssl rand -hex 32 > /etc/stasis/token) and pass --token-file /etc/stasis/token",
+      });
+    }
+    if (tokenFile !== undefined && listen === undefined) {
+      throw new StasisError("E_USAGE", "--token-file is for --listen", { hint: "add --listen HOST:PORT, or drop --token-file" });
+    }
+    const format = oneOf(values, "log-format", LOG_FORMATS, "text");
+    const { daemonLog } = await import("../../serve/log.js");
+    const { parseListen, readToken } = await import("../../serve/auth.js");
+    const tcp = listen === undefined ? undefined : { ...parseListen(listen), token: await readToken(tokenFile!) };
     const { signal, dispose } = interruptSignal();
-    // The daemon's log: every line, to standard error, whatever --quiet says.
-    const off = events.on((e) => {
-      if (e.type === "log")
-        process.stderr.write(`${new Date().toISOString()} ${e.level === "warn" ? "warning: " : ""}${e.message}\n`);
-    });
+    // The daemon's log: every line, to standard error, whatever --quiet says. Its own stream of events, not the
+    // CLI's: the CLI's renderer would write its warnings a second time, and not as JSON.
+    const log = daemonLog(format, (line) => process.stderr.write(line));
+    const { Events } = await import("../../events.js");
     try {
       const { serve } = await import("../../serve/daemon.js");
       const pinWeights = Boolean(values["pin-weights"]) || process.env.STASIS_SERVE_PIN_WEIGHTS === "1";
-      const r = await serve({ socket: str(values, "socket"), signal, pinWeights }, events);
-      return { data: r, text: `stasis serve: stopped after ${r.restores} restore(s); removed ${r.socket}` };
+      const r = await serve({ socket: str(values, "socket"), signal, pinWeights, log, ...(tcp ? { tcp } : {}) }, new Events());
+      const text = `stasis serve: stopped after ${r.restores} restore(s) and ${r.captures} capture(s); removed ${r.socket}`;
+      return { data: r, text };
     } finally {
-      off();
       dispose();
     }
   },

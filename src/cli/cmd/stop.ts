@@ -8,14 +8,13 @@ export const command: CliCommand = {
     grace: { type: "string", arg: "S", help: "seconds between SIGTERM and SIGKILL (default 10)" },
   },
   async run({ values, positionals }) {
-    const { stop } = await import("../../commands/stop.js");
-    const r = await stop({
-      ids: positionals,
-      all: Boolean(values.all),
-      graceMs: num(values, "grace", 10, { min: 0 }) * 1000,
-    });
+    const opts = { ids: positionals, all: Boolean(values.all), graceMs: num(values, "grace", 10, { min: 0 }) * 1000 };
+    const { stop, checkStopArgs } = await import("../../commands/stop.js");
+    checkStopArgs(opts);
+    const { daemonOr, stopViaDaemon } = await import("../../serve/client.js");
+    const { value: r, via } = await daemonOr(() => stopViaDaemon(opts), () => stop(opts));
     return {
-      data: { stopped: r },
+      data: { stopped: r, via },
       text: r.length ? r.map((x) => `${x.id}: ${x.result}`).join("\n") : "nothing to stop",
     };
   },

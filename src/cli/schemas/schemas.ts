@@ -58,6 +58,7 @@ export const SCHEMAS = {
     instance: instance.optional(),
     manifest,
     phases: z.array(phase),
+    via: z.enum(["daemon", "process"]).optional().describe("who captured: a running `stasis serve`, or this process"),
   }),
   restore: doc("restore", restored),
   logs: doc("logs", {
@@ -75,8 +76,12 @@ export const SCHEMAS = {
           .describe("capturing/restoring: a stasis process is at work on it; abandoned: that process died half-way"),
       }),
     ),
+    via: z.enum(["daemon", "process"]).optional(),
   }),
-  stop: doc("stop", { stopped: z.array(z.looseObject({ id: z.string(), result: z.string() })) }),
+  stop: doc("stop", {
+    stopped: z.array(z.looseObject({ id: z.string(), result: z.string() })),
+    via: z.enum(["daemon", "process"]).optional(),
+  }),
   ls: doc("ls", {
     snapshots: z.array(
       z.looseObject({
@@ -166,7 +171,12 @@ export const SCHEMAS = {
       residentBytesAfter: bytes,
     }),
   }),
-  serve: doc("serve", { socket: z.string(), restores: z.number().int() }),
+  serve: doc("serve", {
+    socket: z.string(),
+    tcp: z.looseObject({ host: z.string(), port: z.number().int() }).optional(),
+    restores: z.number().int(),
+    captures: z.number().int().optional(),
+  }),
   bench: doc("bench", {
     date: z.string(),
     snapshot: z.string(),
