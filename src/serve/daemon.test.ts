@@ -12,6 +12,9 @@ import { request as httpRequest } from "node:http";
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, symlinkSync } from "node:fs";
 import { MAX_BODY_BYTES } from "./daemon.js";
+import { daemonLog } from "./log.js";
+import { api, assertAnswer } from "../testing/daemon-api.js";
+import { series } from "../testing/prometheus.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the tests read any field of the answer
 function post(socket: string, body: string, path = "/v1/restore"): Promise<{ status: number; body: any }> {
@@ -190,4 +193,103 @@ test("an oversized request body is answered 413 with the error, and the daemon s
     );
     stop.abort();
     await running;
+  }));
+
+test("the API on the socket: list, stop, an unknown route, a failed restore counted in /metrics, answers as published", () =>
+  withHome(async (socket, stop) => {
+    const logged: string[] = [];
+    const log = daemonLog("json", (l) => logged.push(l));
+    const running = serve({ socket, signal: stop.signal, log }, new Events());
+    await listening(socket);
+    const at = { socket };
+    const health = await api(at, "GET", "/v1/health");
+    assert.equal(health.status, 200);
+    assertAnswer(health.json, "Health");
+    assert.match(String(health.headers["x-request-id"]), /^r\d+$/);
+
+    const list = await api(at, "GET", "/v1/instances?all=true");
+    assert.equal(list.status, 200);
+    assert.deepEqual(list.json, { instances: [] });
+    assertAnswer(list.json, "Instances");
+    const badQuery = await api(at, "GET", "/v1/instances?all=maybe");
+    assert.equal(badQuery.status, 400);
+    assert.match(badQuery.json.error.message, /all/);
+    assert.match(badQuery.json.error.hint, /\{all\?\}/);
+
+    const gone = await api(at, "DELETE", "/v1/instances/abc123");
+    assert.equal(gone.status, 404);
+    assert.equal(gone.json.error.code, "E_INSTANCE_NOT_FOUND");
+    assertAnswer(gone.json, "ErrorAnswer");
+    const badId = await api(at, "DELETE", "/v1/instances/..%2Fetc");
+    assert.equal(badId.status, 400, "an id is hex, nothing else reaches the store");
+
+    const unknown = await api(at, "GET", "/v1/nothing");
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.json.error.message, /no GET \/v1\/nothing here/);
+
+    // A restore that fails: its events and its error come as NDJSON lines, and /metrics counts it by code.
+    const failed = await api(at, "POST", "/v1/restore", request("no-such-snapshot"));
+    assert.equal(failed.status, 200);
+    assert.equal(failed.headers["content-type"], "application/x-ndjson");
+    for (const line of failed.lines) assertAnswer(line, "RestoreLine");
+    assert.equal(failed.lines.at(-1).error.code, "E_SNAPSHOT_NOT_FOUND");
+    const metrics = await api(at, "GET", "/metrics");
+    assert.equal(metrics.status, 200);
+    assert.match(String(metrics.headers["content-type"]), /^text\/plain/);
+    assert.equal(series(metrics.text, "stasis_failures_total", { operation: "restore", code: "E_SNAPSHOT_NOT_FOUND" }), 1);
+    assert.equal(series(metrics.text, "stasis_pinned_weight_bytes"), 0);
+    // A capture refused at its door: the body names what is wrong.
+    const capture = await api(at, "POST", "/v1/captures", { name: "x", argv: [], cwd: "/", readyUrl: "http://127.0.0.1:1/" });
+    assert.equal(capture.status, 400);
+    assert.match(capture.json.error.message, /argv/);
+
+    stop.abort();
+    await running;
+    const records = logged.map((l) => JSON.parse(l));
+    const requests = records.filter((r) => r.kind === "request");
+    assert.deepEqual(
+      requests.map((r) => `${r.method} ${r.url} ${r.status}`).filter((r) => !r.includes("health")).slice(0, 2),
+      ["GET /v1/instances?all=true 200", "GET /v1/instances?all=maybe 400"],
+    );
+    assert.ok(requests.every((r) => r.via === "unix" && typeof r.ms === "number"));
+    const restoreRequest = requests.find((r) => r.url === "/v1/restore")!.id;
+    assert.ok(records.some((r) => r.kind === "event" && r.request === restoreRequest && r.event.type === "phase-end"), "the restore's events, tagged with its request");
+    assert.ok(records.some((r) => r.kind === "log" && /restore failed: E_SNAPSHOT_NOT_FOUND/.test(r.msg)));
+  }));
+
+test("on TCP every request needs the token: none or a wrong one is refused 401, the right one is served", () =>
+  withHome(async (socket, stop) => {
+    const token = "tcp-test-token-0123456789";
+    let port = 0;
+    const running = serve(
+      { socket, signal: stop.signal, tcp: { host: "127.0.0.1", port: 0, token }, onListening: (w) => (port = w.tcp!.port) },
+      new Events(),
+    );
+    await listening(socket);
+    assert.ok(port > 0);
+    for (const [why, at] of [["no token", { port }], ["a wrong token", { port, token: token + "x" }]] as const) {
+      for (const [method, path] of [["GET", "/v1/health"], ["GET", "/v1/instances"], ["GET", "/metrics"], ["POST", "/v1/restore"], ["DELETE", "/v1/instances/ab"]]) {
+        const r = await api(at, method!, path!, method === "POST" ? request("x") : undefined);
+        assert.equal(r.status, 401, `${why}: ${method} ${path}`);
+        assert.equal(r.json.error.code, "E_UNAUTHORIZED");
+        assert.equal(r.headers["www-authenticate"], "Bearer");
+      }
+    }
+    const ok = await api({ port, token }, "GET", "/v1/health");
+    assert.equal(ok.status, 200);
+    assert.equal(ok.json.pid, process.pid);
+    const restore = await api({ port, token }, "POST", "/v1/restore", request("no-such-snapshot"));
+    assert.equal(restore.lines.at(-1).error.code, "E_SNAPSHOT_NOT_FOUND");
+    assert.equal((await api({ socket }, "GET", "/v1/health")).status, 200, "the socket needs no token");
+    stop.abort();
+    await running;
+  }));
+
+test("the daemon is not served on TCP without a token", () =>
+  withHome(async (socket) => {
+    await assert.rejects(
+      serve({ socket, tcp: { host: "127.0.0.1", port: 0, token: "" } }, new Events()),
+      (e: unknown) => e instanceof StasisError && e.code === "E_USAGE" && /without a token/.test(e.message),
+    );
+    assert.equal(existsSync(socket), false, "nothing was listening");
   }));

@@ -10,6 +10,9 @@ import type { CaptureOptions } from "../capture/capture.js";
 import type { StasisEvent } from "../events.js";
 import { MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../restore/modes.js";
 
+/** The schemas the OpenAPI document names (components.schemas), by id. */
+export const API_SCHEMAS = z.registry<{ id: string }>();
+
 /** A restore's options as they travel: RestoreOptions without the signal (the connection is the signal). */
 export type RestoreRequest = Omit<RestoreOptions, "signal">;
 
@@ -26,7 +29,7 @@ export const RestoreRequestSchema = z
     memory: z.enum(MEMORY_MODES).optional(),
     weights: z.enum(WEIGHTS_MODES).optional(),
   })
-  .meta({ id: "RestoreRequest" }) satisfies z.ZodType<RestoreRequest, unknown>;
+  .register(API_SCHEMAS, { id: "RestoreRequest" }) satisfies z.ZodType<RestoreRequest, unknown>;
 
 /** The request the server is sent (canary, warm-up): GET without a body, POST with one; a path on its address. */
 const ServerRequest = z.strictObject({
@@ -57,10 +60,10 @@ export const CaptureRequestSchema = z
     leaveRunning: z.boolean().default(false),
     allowFullImage: z.boolean().optional(),
   })
-  .meta({ id: "CaptureRequest" }) satisfies z.ZodType<CaptureRequest, unknown>;
+  .register(API_SCHEMAS, { id: "CaptureRequest" }) satisfies z.ZodType<CaptureRequest, unknown>;
 
 /** POST /v1/weights/pin's body. */
-export const PinRequestSchema = z.strictObject({ name: z.string().min(1) }).meta({ id: "PinRequest" });
+export const PinRequestSchema = z.strictObject({ name: z.string().min(1) }).register(API_SCHEMAS, { id: "PinRequest" });
 
 /** GET /v1/instances's query. */
 export const ListQuerySchema = z.strictObject({
@@ -88,8 +91,8 @@ export const ErrorSchema = z
     details: z.record(z.string(), z.unknown()).optional(),
     cause: z.unknown().optional(),
   })
-  .meta({ id: "Error" });
-export const ErrorAnswer = z.strictObject({ error: ErrorSchema }).meta({ id: "ErrorAnswer" });
+  .register(API_SCHEMAS, { id: "Error" });
+export const ErrorAnswer = z.strictObject({ error: ErrorSchema }).register(API_SCHEMAS, { id: "ErrorAnswer" });
 
 const t = z.number().describe("ms since the operation started");
 /** The events of src/events.ts as they travel. */
@@ -132,7 +135,7 @@ export const EventSchema = z
       logPath: z.string().optional(),
     }),
   ])
-  .meta({ id: "Event" });
+  .register(API_SCHEMAS, { id: "Event" });
 // The schema says what events.ts says, no more and no less: a new event type fails the build until it is here too.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const eventsMatch: Same<z.infer<typeof EventSchema>, StasisEvent> = true;
@@ -162,14 +165,14 @@ export const InstanceSchema = z
     stderr: z.string(),
     listeners: z.array(z.string()).optional(),
   })
-  .meta({ id: "Instance" });
+  .register(API_SCHEMAS, { id: "Instance" });
 
 export const InstanceStatusSchema = InstanceSchema.extend({
   running: z.boolean(),
   status: z
     .enum(["serving", "exited", "capturing", "restoring", "abandoned"])
     .describe("capturing/restoring: a stasis process is at work on it; abandoned: that process died half-way"),
-}).meta({ id: "InstanceStatus" });
+}).register(API_SCHEMAS, { id: "InstanceStatus" });
 
 export const RestoreResultSchema = z
   .looseObject({
@@ -180,7 +183,7 @@ export const RestoreResultSchema = z
     reads: z.looseObject({ bytesRead: z.number(), bytesAlreadyResident: z.number(), bytesVerified: z.number() }),
     fallback: z.looseObject({ reason: z.string(), canaryMatched: z.boolean() }).optional(),
   })
-  .meta({ id: "RestoreResult" });
+  .register(API_SCHEMAS, { id: "RestoreResult" });
 
 export const CaptureResultSchema = z
   .looseObject({
@@ -190,20 +193,28 @@ export const CaptureResultSchema = z
     instance: InstanceSchema.optional().describe("with leaveRunning: the original server, still serving"),
     phases: z.array(phase),
   })
-  .meta({ id: "CaptureResult" });
+  .register(API_SCHEMAS, { id: "CaptureResult" });
 
 /** One line of a streamed answer (restore, capture): events, then one result or one error. */
 const lines = (result: z.ZodType, id: string) =>
-  z.union([z.strictObject({ event: EventSchema }), z.strictObject({ result }), ErrorAnswer]).meta({ id });
+  z.union([z.strictObject({ event: EventSchema }), z.strictObject({ result }), ErrorAnswer]).register(API_SCHEMAS, { id });
 export const RestoreLine = lines(RestoreResultSchema, "RestoreLine");
 export const CaptureLine = lines(CaptureResultSchema, "CaptureLine");
 
 export type DaemonLine = { event: StasisEvent } | { result: unknown } | { error: Record<string, unknown> };
 
-export const HealthAnswer = z.strictObject({ ok: z.literal(true), pid: z.number().int(), version: z.string() });
-export const InstancesAnswer = z.strictObject({ instances: z.array(InstanceStatusSchema) });
-export const StopAnswer = z.strictObject({ id: z.string(), result: z.enum(["terminated", "killed", "gone"]) });
-export const ReleasedAnswer = z.strictObject({ released: z.number().int().describe("keepers that held weights") });
-export const PinnedAnswer = z.strictObject({
-  pinned: z.strictObject({ bytes: z.number(), seconds: z.number(), already: z.boolean() }),
-});
+export const HealthAnswer = z
+  .strictObject({ ok: z.literal(true), pid: z.number().int(), version: z.string() })
+  .register(API_SCHEMAS, { id: "Health" });
+export const InstancesAnswer = z
+  .strictObject({ instances: z.array(InstanceStatusSchema) })
+  .register(API_SCHEMAS, { id: "Instances" });
+export const StopAnswer = z
+  .strictObject({ id: z.string(), result: z.enum(["terminated", "killed", "gone"]) })
+  .register(API_SCHEMAS, { id: "Stopped" });
+export const ReleasedAnswer = z
+  .strictObject({ released: z.number().int().describe("keepers that held weights") })
+  .register(API_SCHEMAS, { id: "Released" });
+export const PinnedAnswer = z
+  .strictObject({ pinned: z.strictObject({ bytes: z.number(), seconds: z.number(), already: z.boolean() }) })
+  .register(API_SCHEMAS, { id: "Pinned" });
