@@ -106,7 +106,7 @@ export const COMMANDS: Entry[] = [
   },
   {
     name: "serve",
-    summary: "stay resident on a unix socket; `stasis restore` then starts without loading stasis",
+    summary: "stay resident, serving the HTTP API (restore, capture, list, stop, metrics) on a unix socket",
     load: () => import("./cmd/serve.js").then(mod),
   },
   {

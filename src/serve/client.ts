@@ -98,6 +98,14 @@ function expect(answer: Answer, field: string, opts: DaemonAt): unknown {
   });
 }
 
+/**
+ * No daemon to use: nobody listens (ENOENT, ECONNREFUSED), or the socket is root's and this user is not (EACCES:
+ * the command then runs here and says plainly what it needs).
+ */
+function noDaemon(err: NodeJS.ErrnoException): boolean {
+  return err.code === "ENOENT" || err.code === "ECONNREFUSED" || err.code === "EACCES";
+}
+
 /** A daemon that does not know the route (an older stasis) answers 404 E_USAGE "no METHOD PATH here". */
 function unknownRoute(status: number, body: unknown): boolean {
   const e = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
@@ -124,7 +132,7 @@ function call(method: string, path: string, body: unknown, opts: DaemonAt): Prom
       res.on("error", reject);
     });
     http.on("error", (err: NodeJS.ErrnoException) => {
-      if (err.code === "ENOENT" || err.code === "ECONNREFUSED") return resolve(undefined);
+      if (noDaemon(err)) return resolve(undefined);
       reject(new StasisError("E_DAEMON", `the stasis daemon at ${socketOf(opts)}: ${err.message}`));
     });
   });
@@ -192,9 +200,9 @@ function streamed<T>(path: string, body: unknown, events: Events, opts: DaemonAt
       res.on("error", (err) => finish(err));
     });
     http.on("error", (err: NodeJS.ErrnoException) => {
-      // No daemon: nobody listens (ENOENT, ECONNREFUSED). Once it answered, the response's end decides.
+      // Once it answered, the response's end decides.
       if (answered) return;
-      if (err.code === "ENOENT" || err.code === "ECONNREFUSED") return done(() => resolve(undefined));
+      if (noDaemon(err)) return done(() => resolve(undefined));
       done(() => reject(new StasisError("E_DAEMON", `the stasis daemon at ${socket}: ${err.message}`)));
     });
   });

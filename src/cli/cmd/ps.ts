@@ -5,7 +5,8 @@ export const command: CliCommand = {
   args: [],
   help: [
     "state: serving; capturing or restoring (a stasis process is at work on it); abandoned (that process died",
-    "half-way: `stasis stop ID`, the next restore or the run's supervisor removes what it left); exited",
+    "half-way: `stasis stop ID`, the next restore or the run's supervisor removes what it left); exited.",
+    'A running `stasis serve` answers when there is one (STASIS_NO_DAEMON=1: never); --json says which ("via").',
   ].join("\n"),
   options: { all: { type: "boolean", help: "include instances whose process has ended" } },
   async run({ values }) {

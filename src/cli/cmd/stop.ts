@@ -3,6 +3,7 @@ import { num } from "../args.js";
 
 export const command: CliCommand = {
   args: ["[id...]"],
+  help: 'A running `stasis serve` does the stopping when there is one (STASIS_NO_DAEMON=1: never); --json says which ("via").',
   options: {
     all: { type: "boolean", help: "stop every instance" },
     grace: { type: "string", arg: "S", help: "seconds between SIGTERM and SIGKILL (default 10)" },
