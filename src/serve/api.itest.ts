@@ -22,10 +22,14 @@ test("capture, restore, list, stop and metrics over HTTP, on the socket and on T
   const token = "itest-token-0123456789abcdef";
   const tokenFile = join(home, "token");
   writeFileSync(tokenFile, token + "\n", { mode: 0o600 });
-  const daemon = spawn(process.execPath, [MAIN, "serve", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--log-format", "json"], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  const daemon = spawn(
+    process.execPath,
+    [MAIN, "serve", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--log-format", "json"],
+    {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
   let log = "";
   daemon.stderr.on("data", (d: Buffer) => (log += d.toString()));
   const exited = new Promise<number | null>((resolve) => daemon.on("exit", (code) => resolve(code)));
@@ -58,21 +62,36 @@ test("capture, restore, list, stop and metrics over HTTP, on the socket and on T
 
     // Refused without the token, or with a wrong one; nothing restored.
     for (const bad of [{ port }, { port, token: "x".repeat(token.length) }]) {
-      const r = await api(bad, "POST", "/v1/restore", { name: "api", verify: "auto", prefetch: "auto", readyTimeoutMs: 60_000 });
+      const r = await api(bad, "POST", "/v1/restore", {
+        name: "api",
+        verify: "auto",
+        prefetch: "auto",
+        readyTimeoutMs: 60_000,
+      });
       assert.equal(r.status, 401);
       assert.equal(r.json.error.code, "E_UNAUTHORIZED");
     }
     assert.deepEqual((await api(unix, "GET", "/v1/instances")).json.instances, []);
 
     // A restore over TCP with the token: serving, its canary the captured one.
-    const restored = await api(tcp, "POST", "/v1/restore", { name: "api", verify: "auto", prefetch: "auto", readyTimeoutMs: 60_000 });
+    const restored = await api(tcp, "POST", "/v1/restore", {
+      name: "api",
+      verify: "auto",
+      prefetch: "auto",
+      readyTimeoutMs: 60_000,
+    });
     for (const line of restored.lines) assertAnswer(line, "RestoreLine");
     const restore = restored.lines.at(-1).result;
     assert.ok(restore, restored.text.slice(-2000));
     assert.equal((await httpOk(`${base}/answer?q=api`)).body, capture.manifest.engine.canary.text);
 
     // A second restore of it while it serves fails: counted by its code.
-    const second = await api(unix, "POST", "/v1/restore", { name: "api", verify: "auto", prefetch: "none", readyTimeoutMs: 60_000 });
+    const second = await api(unix, "POST", "/v1/restore", {
+      name: "api",
+      verify: "auto",
+      prefetch: "none",
+      readyTimeoutMs: 60_000,
+    });
     const code = second.lines.at(-1).error?.code;
     assert.ok(code, second.text.slice(-2000));
 
@@ -86,11 +105,17 @@ test("capture, restore, list, stop and metrics over HTTP, on the socket and on T
     const metrics = await api(tcp, "GET", "/metrics");
     assert.equal(metrics.status, 200);
     for (const p of restore.phases.filter((x: { ok: boolean }) => x.ok)) {
-      assert.ok(series(metrics.text, "stasis_restore_phase_seconds_count", { phase: p.name })! >= 1, `restore phase ${p.name}`);
+      assert.ok(
+        series(metrics.text, "stasis_restore_phase_seconds_count", { phase: p.name })! >= 1,
+        `restore phase ${p.name}`,
+      );
     }
     assert.ok(series(metrics.text, "stasis_restore_phase_seconds_count", { phase: "criu-restore" })! >= 1);
     for (const p of capture.phases.filter((x: { ok: boolean }) => x.ok)) {
-      assert.ok(series(metrics.text, "stasis_capture_phase_seconds_count", { phase: p.name })! >= 1, `capture phase ${p.name}`);
+      assert.ok(
+        series(metrics.text, "stasis_capture_phase_seconds_count", { phase: p.name })! >= 1,
+        `capture phase ${p.name}`,
+      );
     }
     assert.equal(series(metrics.text, "stasis_restore_seconds_count"), 1);
     assert.equal(series(metrics.text, "stasis_capture_seconds_count"), 1);
@@ -108,16 +133,32 @@ test("capture, restore, list, stop and metrics over HTTP, on the socket and on T
     // API_ITEST_PORT), kept running, listed by `ps` and stopped by `stop`, all "via": "daemon".
     const cliPort = await freePort();
     const cliCapture = await stasis(
-      ["capture", "api-cli", "--json", "--leave-running", "--ready-url", `http://127.0.0.1:${cliPort}/health`,
-        "--canary-url", `http://127.0.0.1:${cliPort}/answer?q=cli`, "--cwd", EXAMPLES, "--",
-        "sh", "-c", 'exec python3 slow_server.py --port "$API_ITEST_PORT" --startup-seconds 0.2'],
+      [
+        "capture",
+        "api-cli",
+        "--json",
+        "--leave-running",
+        "--ready-url",
+        `http://127.0.0.1:${cliPort}/health`,
+        "--canary-url",
+        `http://127.0.0.1:${cliPort}/answer?q=cli`,
+        "--cwd",
+        EXAMPLES,
+        "--",
+        "sh",
+        "-c",
+        'exec python3 slow_server.py --port "$API_ITEST_PORT" --startup-seconds 0.2',
+      ],
       { ...env, API_ITEST_PORT: String(cliPort) },
     );
     assert.equal(cliCapture.code, 0, cliCapture.output);
     assert.equal(cliCapture.json.via, "daemon");
     const ps = await stasis(["ps", "--json"], env);
     assert.equal(ps.json.via, "daemon");
-    assert.deepEqual(ps.json.instances.map((i: { id: string }) => i.id), [cliCapture.json.instance.id]);
+    assert.deepEqual(
+      ps.json.instances.map((i: { id: string }) => i.id),
+      [cliCapture.json.instance.id],
+    );
     const stop = await stasis(["stop", cliCapture.json.instance.id, "--json"], env);
     assert.equal(stop.code, 0, stop.output);
     assert.equal(stop.json.via, "daemon");
@@ -127,7 +168,10 @@ test("capture, restore, list, stop and metrics over HTTP, on the socket and on T
   }
   assert.equal(await exited, 0, log.slice(-3000));
   // The log: one JSON object a line, the requests among them with where they came from.
-  const records = log.trim().split("\n").map((l) => JSON.parse(l));
+  const records = log
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
   const requests = records.filter((r) => r.kind === "request");
   assert.ok(requests.some((r) => r.url === "/v1/restore" && r.via === "tcp" && r.status === 401));
   assert.ok(requests.some((r) => r.url === "/v1/captures" && r.via === "unix" && r.status === 200));

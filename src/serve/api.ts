@@ -47,7 +47,8 @@ export const API = {
   capture: {
     method: "POST",
     path: "/v1/captures",
-    summary: "Captures a snapshot: starts the server, warms it up, checks its canary, snapshots it (as `stasis capture`)",
+    summary:
+      "Captures a snapshot: starts the server, warms it up, checks its canary, snapshots it (as `stasis capture`)",
     description:
       "Streams the capture's events as they happen, then its result or its error. A client that disconnects " +
       "aborts the capture, which then unwinds as on Ctrl-C.",

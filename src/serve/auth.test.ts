@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { checkBearer, parseListen, readToken } from "./auth.js";
 import { StasisError } from "../errors.js";
 
-const refused = (code: string, message: RegExp) => (e: unknown) => e instanceof StasisError && e.code === code && message.test(e.message) && !!e.hint;
+const refused = (code: string, message: RegExp) => (e: unknown) =>
+  e instanceof StasisError && e.code === code && message.test(e.message) && !!e.hint;
 
 test("--listen takes HOST:PORT and [IPv6]:PORT, and names what it expected otherwise", () => {
   assert.deepEqual(parseListen("127.0.0.1:7070"), { host: "127.0.0.1", port: 7070 });

@@ -35,16 +35,24 @@ export const MIN_TOKEN_CHARS = 16;
 export async function readToken(file: string): Promise<string> {
   const hint = `write one with: (umask 077; openssl rand -hex 32 > ${file})`;
   const st = await stat(file).catch((err: NodeJS.ErrnoException) => {
-    throw new StasisError("E_USAGE", `--token-file ${file}: ${err.code === "ENOENT" ? "no such file" : err.message}`, { hint });
+    throw new StasisError("E_USAGE", `--token-file ${file}: ${err.code === "ENOENT" ? "no such file" : err.message}`, {
+      hint,
+    });
   });
   if (!st.isFile()) throw new StasisError("E_USAGE", `--token-file ${file}: not a file`, { hint });
   if (st.mode & 0o077) {
     const mode = (st.mode & 0o777).toString(8);
-    throw new StasisError("E_PERMISSION", `--token-file ${file} is open to others (mode ${mode})`, { hint: `chmod 600 ${file}` });
+    throw new StasisError("E_PERMISSION", `--token-file ${file} is open to others (mode ${mode})`, {
+      hint: `chmod 600 ${file}`,
+    });
   }
   const token = (await readFile(file, "utf8")).split("\n")[0]!.trim();
   if (token.length < MIN_TOKEN_CHARS) {
-    throw new StasisError("E_USAGE", `--token-file ${file}: the token has ${token.length} characters; at least ${MIN_TOKEN_CHARS} needed`, { hint });
+    throw new StasisError(
+      "E_USAGE",
+      `--token-file ${file}: the token has ${token.length} characters; at least ${MIN_TOKEN_CHARS} needed`,
+      { hint },
+    );
   }
   return token;
 }
@@ -58,6 +66,7 @@ export function checkBearer(header: string | undefined, token: string): StasisEr
   const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!m) return new StasisError("E_UNAUTHORIZED", "this request carries no bearer token", { hint });
   const digest = (s: string) => createHash("sha256").update(s).digest();
-  if (!timingSafeEqual(digest(m[1]!), digest(token))) return new StasisError("E_UNAUTHORIZED", "wrong bearer token", { hint });
+  if (!timingSafeEqual(digest(m[1]!), digest(token)))
+    return new StasisError("E_UNAUTHORIZED", "wrong bearer token", { hint });
   return undefined;
 }

@@ -20,12 +20,20 @@ export interface DaemonAt {
 }
 
 /** Restores through the daemon; undefined when none answers. A daemon that answers and fails throws its error. */
-export function restoreViaDaemon(req: RestoreRequest, events: Events, opts: DaemonAt = {}): Promise<RestoreResult | undefined> {
+export function restoreViaDaemon(
+  req: RestoreRequest,
+  events: Events,
+  opts: DaemonAt = {},
+): Promise<RestoreResult | undefined> {
   return streamed<RestoreResult>("/v1/restore", req, events, opts);
 }
 
 /** Captures through the daemon; undefined when none answers (or it is too old to capture). */
-export function captureViaDaemon(req: CaptureRequest, events: Events, opts: DaemonAt = {}): Promise<CaptureResult | undefined> {
+export function captureViaDaemon(
+  req: CaptureRequest,
+  events: Events,
+  opts: DaemonAt = {},
+): Promise<CaptureResult | undefined> {
   return streamed<CaptureResult>("/v1/captures", req, events, opts);
 }
 
@@ -44,9 +52,15 @@ export async function stopViaDaemon(
   if (!ids) return undefined;
   const out: { id: string; result: string }[] = [];
   for (const id of ids) {
-    const answer = await call("DELETE", `/v1/instances/${encodeURIComponent(id)}?graceMs=${Math.round(o.graceMs)}`, undefined, opts);
+    const answer = await call(
+      "DELETE",
+      `/v1/instances/${encodeURIComponent(id)}?graceMs=${Math.round(o.graceMs)}`,
+      undefined,
+      opts,
+    );
     if (!answer && out.length === 0) return undefined;
-    if (!answer) throw new StasisError("E_DAEMON", `the stasis daemon at ${socketOf(opts)} went away`, { hint: "run it again" });
+    if (!answer)
+      throw new StasisError("E_DAEMON", `the stasis daemon at ${socketOf(opts)} went away`, { hint: "run it again" });
     expect(answer, "result", opts);
     out.push(answer.body as { id: string; result: string });
   }
@@ -77,7 +91,9 @@ export async function pinDaemonWeights(name: string, opts: DaemonAt = {}): Promi
   const body = answer.body as { pinned?: Pinned; error?: Record<string, unknown> };
   if (answer.status === 200 && body.pinned) return { pinned: body.pinned };
   if (body.error) return { notPinned: stasisErrorFromJSON(body.error).message };
-  return { notPinned: `the stasis daemon at ${socketOf(opts)} answered ${answer.status}: ${answer.text.trim()} (an older stasis? restart \`stasis serve\`)` };
+  return {
+    notPinned: `the stasis daemon at ${socketOf(opts)} answered ${answer.status}: ${answer.text.trim()} (an older stasis? restart \`stasis serve\`)`,
+  };
 }
 
 interface Answer {
@@ -93,9 +109,13 @@ function expect(answer: Answer, field: string, opts: DaemonAt): unknown {
   const body = answer.body as Record<string, unknown>;
   if (answer.status === 200 && field in body) return body[field];
   if (body.error && typeof body.error === "object") throw stasisErrorFromJSON(body.error as Record<string, unknown>);
-  throw new StasisError("E_DAEMON", `the stasis daemon at ${socketOf(opts)} answered ${answer.status}: ${answer.text.trim().slice(0, 200)}`, {
-    hint: "a daemon of an older stasis? restart `stasis serve`",
-  });
+  throw new StasisError(
+    "E_DAEMON",
+    `the stasis daemon at ${socketOf(opts)} answered ${answer.status}: ${answer.text.trim().slice(0, 200)}`,
+    {
+      hint: "a daemon of an older stasis? restart `stasis serve`",
+    },
+  );
 }
 
 /**
@@ -109,7 +129,9 @@ function noDaemon(err: NodeJS.ErrnoException): boolean {
 /** A daemon that does not know the route (an older stasis) answers 404 E_USAGE "no METHOD PATH here". */
 function unknownRoute(status: number, body: unknown): boolean {
   const e = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-  return status === 404 && e?.code === "E_USAGE" && typeof e.message === "string" && /^no [A-Z]+ \S+ here$/.test(e.message);
+  return (
+    status === 404 && e?.code === "E_USAGE" && typeof e.message === "string" && /^no [A-Z]+ \S+ here$/.test(e.message)
+  );
 }
 
 /** Sends one request to the daemon; its answer (JSON parsed, {} where it is not), or undefined when none answers. */
@@ -192,7 +214,9 @@ function streamed<T>(path: string, body: unknown, events: Events, opts: DaemonAt
         if (unknownRoute(res.statusCode ?? 0, end)) return done(() => resolve(undefined));
         if (end && "result" in end) return done(() => resolve(end.result as T));
         if (end && "error" in end) return done(() => reject(stasisErrorFromJSON(end.error)));
-        const why = err ? `lost the stasis daemon at ${socket}: ${err.message}` : `the stasis daemon at ${socket} ended the request without an answer`;
+        const why = err
+          ? `lost the stasis daemon at ${socket}: ${err.message}`
+          : `the stasis daemon at ${socket} ended the request without an answer`;
         done(() => reject(new StasisError("E_DAEMON", why, { hint: "see the daemon's output" })));
       };
       res.on("end", () => finish());

@@ -16,8 +16,8 @@ import { daemonLog } from "./log.js";
 import { api, assertAnswer } from "../testing/daemon-api.js";
 import { series } from "../testing/prometheus.js";
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the tests read any field of the answer
 function post(socket: string, body: string, path = "/v1/restore"): Promise<{ status: number; body: any }> {
+  // eslint-disable-line @typescript-eslint/no-explicit-any
   return new Promise((resolve, reject) => {
     const req = httpRequest({ socketPath: socket, agent: false, method: "POST", path }, (res) => {
       let text = "";
@@ -29,10 +29,15 @@ function post(socket: string, body: string, path = "/v1/restore"): Promise<{ sta
   });
 }
 
-const request = (name: string): RestoreRequest => ({ name, verify: "auto", prefetch: "none", force: false, readyTimeoutMs: 1000 });
+const request = (name: string): RestoreRequest => ({
+  name,
+  verify: "auto",
+  prefetch: "none",
+  force: false,
+  readyTimeoutMs: 1000,
+});
 
-/** `body` with a fresh STASIS_HOME and a socket path in it, and a stop signal for the daemon it starts; undone
- *  after. */
+/** `body` with a fresh STASIS_HOME and a socket path in it, and a stop signal for the daemon it starts; undone after. */
 async function withHome(body: (socket: string, stop: AbortController) => Promise<void>): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), "stasis-serve-"));
   const before = process.env.STASIS_HOME;
@@ -82,7 +87,11 @@ test("the daemon runs restores for clients: its events replay in the client, its
     const running = serve({ socket, signal: stop.signal }, new Events());
     await listening(socket);
     assert.equal(statSync(socket).mode & 0o777, 0o600, "root's alone");
-    await assert.rejects(serve({ socket }, new Events()), (e: unknown) => e instanceof StasisError && e.code === "E_DAEMON", "one daemon per socket");
+    await assert.rejects(
+      serve({ socket }, new Events()),
+      (e: unknown) => e instanceof StasisError && e.code === "E_DAEMON",
+      "one daemon per socket",
+    );
 
     const events = new Events();
     const seen: StasisEvent[] = [];
@@ -91,7 +100,10 @@ test("the daemon runs restores for clients: its events replay in the client, its
       restoreViaDaemon(request("no-such-snapshot"), events, { socket }),
       (e: unknown) => e instanceof StasisError && e.code === "E_SNAPSHOT_NOT_FOUND" && Boolean(e.hint),
     );
-    assert.ok(seen.some((e) => e.type === "phase-end" && e.phase === "open" && !e.ok), "the daemon's failed open phase reached the client");
+    assert.ok(
+      seen.some((e) => e.type === "phase-end" && e.phase === "open" && !e.ok),
+      "the daemon's failed open phase reached the client",
+    );
 
     // A bad body is refused at the door, naming the field.
     const bad = await post(socket, JSON.stringify({ ...request("x"), verify: "sometimes" }));
@@ -108,7 +120,11 @@ test("the daemon runs restores for clients: its events replay in the client, its
     const r = await running;
     assert.equal(r.restores, 1);
     assert.equal(existsSync(socket), false, "the socket is removed on the way out");
-    assert.equal(await restoreViaDaemon(request("x"), new Events(), { socket }), undefined, "no daemon: the caller restores itself");
+    assert.equal(
+      await restoreViaDaemon(request("x"), new Events(), { socket }),
+      undefined,
+      "no daemon: the caller restores itself",
+    );
     assert.equal(await releaseDaemonWeights({ socket }), undefined, "no daemon: nothing pinned to release");
     assert.equal(await pinDaemonWeights("x", { socket }), undefined, "no daemon: nobody to pin");
   }));
@@ -236,10 +252,18 @@ test("the API on the socket: list, stop, an unknown route, a failed restore coun
     const metrics = await api(at, "GET", "/metrics");
     assert.equal(metrics.status, 200);
     assert.match(String(metrics.headers["content-type"]), /^text\/plain/);
-    assert.equal(series(metrics.text, "stasis_failures_total", { operation: "restore", code: "E_SNAPSHOT_NOT_FOUND" }), 1);
+    assert.equal(
+      series(metrics.text, "stasis_failures_total", { operation: "restore", code: "E_SNAPSHOT_NOT_FOUND" }),
+      1,
+    );
     assert.equal(series(metrics.text, "stasis_pinned_weight_bytes"), 0);
     // A capture refused at its door: the body names what is wrong.
-    const capture = await api(at, "POST", "/v1/captures", { name: "x", argv: [], cwd: "/", readyUrl: "http://127.0.0.1:1/" });
+    const capture = await api(at, "POST", "/v1/captures", {
+      name: "x",
+      argv: [],
+      cwd: "/",
+      readyUrl: "http://127.0.0.1:1/",
+    });
     assert.equal(capture.status, 400);
     assert.match(capture.json.error.message, /argv/);
 
@@ -248,12 +272,18 @@ test("the API on the socket: list, stop, an unknown route, a failed restore coun
     const records = logged.map((l) => JSON.parse(l));
     const requests = records.filter((r) => r.kind === "request");
     assert.deepEqual(
-      requests.map((r) => `${r.method} ${r.url} ${r.status}`).filter((r) => !r.includes("health")).slice(0, 2),
+      requests
+        .map((r) => `${r.method} ${r.url} ${r.status}`)
+        .filter((r) => !r.includes("health"))
+        .slice(0, 2),
       ["GET /v1/instances?all=true 200", "GET /v1/instances?all=maybe 400"],
     );
     assert.ok(requests.every((r) => r.via === "unix" && typeof r.ms === "number"));
     const restoreRequest = requests.find((r) => r.url === "/v1/restore")!.id;
-    assert.ok(records.some((r) => r.kind === "event" && r.request === restoreRequest && r.event.type === "phase-end"), "the restore's events, tagged with its request");
+    assert.ok(
+      records.some((r) => r.kind === "event" && r.request === restoreRequest && r.event.type === "phase-end"),
+      "the restore's events, tagged with its request",
+    );
     assert.ok(records.some((r) => r.kind === "log" && /restore failed: E_SNAPSHOT_NOT_FOUND/.test(r.msg)));
   }));
 
@@ -262,13 +292,27 @@ test("on TCP every request needs the token: none or a wrong one is refused 401, 
     const token = "tcp-test-token-0123456789";
     let port = 0;
     const running = serve(
-      { socket, signal: stop.signal, tcp: { host: "127.0.0.1", port: 0, token }, onListening: (w) => (port = w.tcp!.port) },
+      {
+        socket,
+        signal: stop.signal,
+        tcp: { host: "127.0.0.1", port: 0, token },
+        onListening: (w) => (port = w.tcp!.port),
+      },
       new Events(),
     );
     await listening(socket);
     assert.ok(port > 0);
-    for (const [why, at] of [["no token", { port }], ["a wrong token", { port, token: token + "x" }]] as const) {
-      for (const [method, path] of [["GET", "/v1/health"], ["GET", "/v1/instances"], ["GET", "/metrics"], ["POST", "/v1/restore"], ["DELETE", "/v1/instances/ab"]]) {
+    for (const [why, at] of [
+      ["no token", { port }],
+      ["a wrong token", { port, token: token + "x" }],
+    ] as const) {
+      for (const [method, path] of [
+        ["GET", "/v1/health"],
+        ["GET", "/v1/instances"],
+        ["GET", "/metrics"],
+        ["POST", "/v1/restore"],
+        ["DELETE", "/v1/instances/ab"],
+      ]) {
         const r = await api(at, method!, path!, method === "POST" ? request("x") : undefined);
         assert.equal(r.status, 401, `${why}: ${method} ${path}`);
         assert.equal(r.json.error.code, "E_UNAUTHORIZED");

@@ -48,7 +48,9 @@ export interface ServeResult {
 /** Serves until `signal` fires; then stops taking requests, lets running ones finish and removes the socket. */
 export async function serve(opts: ServeOptions, events: Events): Promise<ServeResult> {
   if (opts.tcp && !opts.tcp.token) {
-    throw new StasisError("E_USAGE", "the daemon is not served on TCP without a token", { hint: "give --token-file with --listen" });
+    throw new StasisError("E_USAGE", "the daemon is not served on TCP without a token", {
+      hint: "give --token-file with --listen",
+    });
   }
   await prepareHome((m) => events.log(m, "warn"));
   const socket = opts.socket ?? paths.daemonSocket();
@@ -57,7 +59,10 @@ export async function serve(opts: ServeOptions, events: Events): Promise<ServeRe
   // worker, as in-process restores do, off the critical path beside CRIU.
   const cuda =
     process.env.STASIS_SERVE_CUDA === "1"
-      ? warmCudaWorker(() => CudaDriver.start(), (m) => events.log(m))
+      ? warmCudaWorker(
+          () => CudaDriver.start(),
+          (m) => events.log(m),
+        )
       : { lease: ownCudaDriver, close: async () => {} };
   const keepers = opts.pinWeights ? weightsKeepers((m, level) => events.log(m, level)) : undefined;
   const log: DaemonLog = opts.log ?? { event: () => undefined, request: () => undefined };
@@ -87,14 +92,20 @@ export async function serve(opts: ServeOptions, events: Events): Promise<ServeRe
     events.log(`stasis serve: listening on ${socket} (pid ${process.pid})`);
     if (tcp && opts.tcp) {
       await tcp.listen({ host: opts.tcp.host, port: opts.tcp.port }).catch((err: NodeJS.ErrnoException) => {
-        throw new StasisError(err.code === "EADDRINUSE" ? "E_ADDRESS_IN_USE" : "E_USAGE", `cannot listen on ${opts.tcp!.host}:${opts.tcp!.port}: ${err.message}`, {
-          hint: "give --listen another address or port",
-          cause: err,
-        });
+        throw new StasisError(
+          err.code === "EADDRINUSE" ? "E_ADDRESS_IN_USE" : "E_USAGE",
+          `cannot listen on ${opts.tcp!.host}:${opts.tcp!.port}: ${err.message}`,
+          {
+            hint: "give --listen another address or port",
+            cause: err,
+          },
+        );
       });
       const a = tcp.server.address() as AddressInfo;
       tcpAt = { host: a.address, port: a.port };
-      events.log(`stasis serve: listening on tcp ${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port} (bearer token required)`);
+      events.log(
+        `stasis serve: listening on tcp ${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port} (bearer token required)`,
+      );
     }
     opts.onListening?.({ socket, ...(tcpAt ? { tcp: tcpAt } : {}) });
     await new Promise<void>((resolve) => {
@@ -143,7 +154,9 @@ async function claimSocket(socket: string): Promise<void> {
     req.end();
   });
   if (alive) {
-    throw new StasisError("E_DAEMON", `a stasis daemon already serves ${socket}`, { hint: "stop it first (it exits on SIGINT or SIGTERM), or give --socket another path" });
+    throw new StasisError("E_DAEMON", `a stasis daemon already serves ${socket}`, {
+      hint: "stop it first (it exits on SIGINT or SIGTERM), or give --socket another path",
+    });
   }
   await unlink(socket).catch(() => undefined);
 }

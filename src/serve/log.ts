@@ -47,7 +47,9 @@ export function daemonLog(format: LogFormat, write: (line: string) => void, now 
       if (!op && e.type === "log") line(`${e.level === "warn" ? "warning: " : ""}${e.message}`);
     },
     request(r) {
-      line(`${r.method} ${r.url} ${r.status} ${r.ms.toFixed(0)} ms (${r.via}${r.remote ? ` ${r.remote}` : ""}, ${r.id})`);
+      line(
+        `${r.method} ${r.url} ${r.status} ${r.ms.toFixed(0)} ms (${r.via}${r.remote ? ` ${r.remote}` : ""}, ${r.id})`,
+      );
     },
   };
 }

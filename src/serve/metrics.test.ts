@@ -9,7 +9,9 @@ test("phases, totals and failures come from an operation's lines; instances and 
     instances: async () => [{ status: "serving" }, { status: "serving" }, { status: "restoring" }],
     pinnedBytes: () => pinned,
   });
-  const end = (phase: string, ms: number, ok = true) => ({ event: { type: "phase-end" as const, phase, t: ms, ms, ok } });
+  const end = (phase: string, ms: number, ok = true) => ({
+    event: { type: "phase-end" as const, phase, t: ms, ms, ok },
+  });
   m.follow("restore", { event: { type: "phase-start", phase: "criu-restore", t: 0 } });
   m.follow("restore", end("criu-restore", 420));
   m.follow("restore", end("canary", 3));
@@ -24,7 +26,11 @@ test("phases, totals and failures come from an operation's lines; instances and 
   assert.equal(series(text, "stasis_restore_phase_seconds_sum", { phase: "criu-restore" }), 0.42);
   assert.equal(series(text, "stasis_restore_phase_seconds_bucket", { phase: "criu-restore", le: "0.25" }), 0);
   assert.equal(series(text, "stasis_restore_phase_seconds_bucket", { phase: "criu-restore", le: "0.5" }), 1);
-  assert.equal(series(text, "stasis_restore_phase_seconds_count", { phase: "open" }), undefined, "a failed phase is counted as a failure, not timed");
+  assert.equal(
+    series(text, "stasis_restore_phase_seconds_count", { phase: "open" }),
+    undefined,
+    "a failed phase is counted as a failure, not timed",
+  );
   assert.equal(series(text, "stasis_restore_seconds_sum"), 0.512);
   assert.equal(series(text, "stasis_capture_phase_seconds_count", { phase: "launch" }), 1);
   assert.equal(series(text, "stasis_capture_seconds_count"), 0);

@@ -15,10 +15,15 @@ import { Events } from "../events.js";
 import { DaemonMetrics } from "./metrics.js";
 import { API } from "./api.js";
 
-const published = () => JSON.parse(readFileSync(join(REPO, "schemas", "openapi.json"), "utf8")) as Record<string, unknown>;
+const published = () =>
+  JSON.parse(readFileSync(join(REPO, "schemas", "openapi.json"), "utf8")) as Record<string, unknown>;
 
 test("schemas/openapi.json is the one generated from the code (node scripts/gen-openapi.mjs)", () => {
-  assert.deepEqual(published(), openApiDocument(), "schemas/openapi.json is stale: npm run build && node scripts/gen-openapi.mjs");
+  assert.deepEqual(
+    published(),
+    openApiDocument(),
+    "schemas/openapi.json is stale: npm run build && node scripts/gen-openapi.mjs",
+  );
 });
 
 test("schemas/openapi.json is a valid OpenAPI 3.1 document", async () => {
@@ -48,7 +53,10 @@ test("the daemon serves every operation of the document, and the document names 
   );
   assert.deepEqual(operations.map((o) => o.id).sort(), Object.keys(API).sort());
   for (const o of operations) {
-    assert.ok(app.hasRoute({ method: o.method as "GET", url: o.path.replace(/\{(\w+)\}/g, ":$1") }), `${o.method} ${o.path}`);
+    assert.ok(
+      app.hasRoute({ method: o.method as "GET", url: o.path.replace(/\{(\w+)\}/g, ":$1") }),
+      `${o.method} ${o.path}`,
+    );
   }
   await app.close();
 });

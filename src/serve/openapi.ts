@@ -25,7 +25,10 @@ function schemaOf(schema: z.ZodType, io: "input" | "output"): Record<string, unk
 
 function parameters(spec: RouteSpec): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
-  for (const [where, schema] of [["path", spec.params], ["query", spec.query]] as const) {
+  for (const [where, schema] of [
+    ["path", spec.params],
+    ["query", spec.query],
+  ] as const) {
     for (const [name, field] of Object.entries(schema?.shape ?? {}) as [string, z.ZodType][]) {
       const s = schemaOf(field, "input");
       const { description, ...rest } = s;
@@ -43,9 +46,11 @@ function parameters(spec: RouteSpec): Record<string, unknown>[] {
 
 function answer(spec: RouteSpec): Record<string, unknown> {
   const a = spec.answer;
-  if ("json" in a) return { description: "OK", content: { "application/json": { schema: schemaOf(a.json, "output") } } };
+  if ("json" in a)
+    return { description: "OK", content: { "application/json": { schema: schemaOf(a.json, "output") } } };
   if ("ndjson" in a) {
-    const description = "OK: newline-delimited JSON, each line one of the schema's kinds: events, then one result or error";
+    const description =
+      "OK: newline-delimited JSON, each line one of the schema's kinds: events, then one result or error";
     return { description, content: { "application/x-ndjson": { schema: schemaOf(a.ndjson, "output") } } };
   }
   return { description: "OK", content: { [a.text.split(";")[0]!]: { schema: { type: "string" } } } };
@@ -62,13 +67,19 @@ export function openApiDocument(): Record<string, unknown> {
       summary: spec.summary,
       ...(spec.description ? { description: spec.description } : {}),
       ...(params.length ? { parameters: params } : {}),
-      ...(spec.body ? { requestBody: { required: true, content: { "application/json": { schema: schemaOf(spec.body, "input") } } } } : {}),
+      ...(spec.body
+        ? { requestBody: { required: true, content: { "application/json": { schema: schemaOf(spec.body, "input") } } } }
+        : {}),
       responses: { "200": answer(spec), default: { $ref: "#/components/responses/Error" } },
     };
   }
   // Bodies as the client writes them (a default may be left out), answers as the daemon writes them.
   const generated = (io: "input" | "output") =>
-    (z.toJSONSchema(API_SCHEMAS, { target: "draft-2020-12", io, uri }) as { schemas: Record<string, Record<string, unknown>> }).schemas;
+    (
+      z.toJSONSchema(API_SCHEMAS, { target: "draft-2020-12", io, uri }) as {
+        schemas: Record<string, Record<string, unknown>>;
+      }
+    ).schemas;
   const input = generated("input");
   const output = generated("output");
   const requestIds = new Set([...bodies].map((b) => API_SCHEMAS.get(b)?.id));
@@ -89,13 +100,21 @@ export function openApiDocument(): Record<string, unknown> {
         "Errors answer with the HTTP status of their code and a body {error: {code, message, hint}} (docs/api.md).",
       license: { name: "Apache-2.0", identifier: "Apache-2.0" },
     },
-    servers: [{ url: "http://localhost", description: "curl --unix-socket $STASIS_HOME/stasisd.sock http://localhost/v1/health" }],
+    servers: [
+      {
+        url: "http://localhost",
+        description: "curl --unix-socket $STASIS_HOME/stasisd.sock http://localhost/v1/health",
+      },
+    ],
     security: [{}, { bearer: [] }],
     paths,
     components: {
       schemas,
       responses: {
-        Error: { description: "The error: its code, message and hint", content: { "application/json": { schema: { $ref: uri("ErrorAnswer") } } } },
+        Error: {
+          description: "The error: its code, message and hint",
+          content: { "application/json": { schema: { $ref: uri("ErrorAnswer") } } },
+        },
       },
       securitySchemes: {
         bearer: { type: "http", scheme: "bearer", description: "TCP only (--listen): the token of --token-file" },

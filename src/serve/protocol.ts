@@ -52,7 +52,9 @@ export const CaptureRequestSchema = z
       .optional()
       .describe("the environment the server starts from instead of the daemon's (the CLI sends its own); not recorded"),
     engine: z.enum(["http", "vllm"]).default("http"),
-    readyUrl: z.url({ protocol: /^http$/ }).describe("answers 2xx once the server is ready; its origin is the server's address"),
+    readyUrl: z
+      .url({ protocol: /^http$/ })
+      .describe("answers 2xx once the server is ready; its origin is the server's address"),
     readyTimeoutMs: z.number().int().positive().default(300_000),
     warmup: z.number().int().nonnegative().default(0),
     canary: ServerRequest.optional().describe("needed with engine http; vllm defaults to a greedy completion"),
@@ -197,7 +199,9 @@ export const CaptureResultSchema = z
 
 /** One line of a streamed answer (restore, capture): events, then one result or one error. */
 const lines = (result: z.ZodType, id: string) =>
-  z.union([z.strictObject({ event: EventSchema }), z.strictObject({ result }), ErrorAnswer]).register(API_SCHEMAS, { id });
+  z
+    .union([z.strictObject({ event: EventSchema }), z.strictObject({ result }), ErrorAnswer])
+    .register(API_SCHEMAS, { id });
 export const RestoreLine = lines(RestoreResultSchema, "RestoreLine");
 export const CaptureLine = lines(CaptureResultSchema, "CaptureLine");
 

@@ -54,7 +54,8 @@ type Handler<R extends RouteSpec> = (input: Input<R>, ctx: DaemonContext) => Pro
 const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
   health: async () => ({ ok: true, pid: process.pid, version: VERSION }),
   listInstances: async ({ query }) => ({ instances: await ps({ all: query.all === "true" }) }),
-  stopInstance: async ({ params, query }) => (await stop({ ids: [params.id], all: false, graceMs: Number(query.graceMs) }))[0],
+  stopInstance: async ({ params, query }) =>
+    (await stop({ ids: [params.id], all: false, graceMs: Number(query.graceMs) }))[0],
   capture: async ({ body, reply, request }, ctx) => {
     ctx.counts.captures++;
     ctx.events.log(`capture "${body.name}"`);
@@ -76,13 +77,19 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
   },
   releaseWeights: async (_, ctx) => {
     const released = (await ctx.keepers?.release()) ?? 0;
-    if (released > 0) ctx.events.log(`released the pinned weights of ${released} weights keeper(s); the keepers stay up, holding none`);
+    if (released > 0)
+      ctx.events.log(`released the pinned weights of ${released} weights keeper(s); the keepers stay up, holding none`);
     return { released };
   },
   pinWeights: async ({ body: { name } }, ctx) => {
-    if (!ctx.keepers) throw new StasisError("E_USAGE", "this stasis serve does not pin weights", { hint: "start it with --pin-weights" });
+    if (!ctx.keepers)
+      throw new StasisError("E_USAGE", "this stasis serve does not pin weights", {
+        hint: "start it with --pin-weights",
+      });
     const pinned = await ctx.keepers.pin(await pinJobFor(name)).catch((err: Error) => {
-      throw err instanceof StasisError ? err : new StasisError("E_DAEMON", err.message, { hint: "the next restore reads the weights file instead" });
+      throw err instanceof StasisError
+        ? err
+        : new StasisError("E_DAEMON", err.message, { hint: "the next restore reads the weights file instead" });
     });
     const how = pinned.already ? ", already pinned" : ` in ${pinned.seconds.toFixed(2)} s`;
     ctx.events.log(`pinned the weights of "${name}" (${(pinned.bytes / 1e9).toFixed(2)} GB${how})`);
@@ -150,14 +157,24 @@ export function buildApp(ctx: DaemonContext, via: "unix" | "tcp", token?: string
   });
   app.addHook("onResponse", async (request, reply) => {
     const remote = via === "tcp" ? request.ip : undefined;
-    ctx.log.request({ id: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime, via, ...(remote ? { remote } : {}) });
+    ctx.log.request({
+      id: request.id,
+      method: request.method,
+      url: request.url,
+      status: reply.statusCode,
+      ms: reply.elapsedTime,
+      via,
+      ...(remote ? { remote } : {}),
+    });
   });
   app.setErrorHandler((err: FastifyError, _request, reply) => {
     const e = fromFastify(err);
     return reply.code(httpStatus(e.code)).send({ error: e.toJSON() });
   });
   app.setNotFoundHandler((request, reply) => {
-    const e = new StasisError("E_USAGE", `no ${request.method} ${request.url.split("?")[0]} here`, { hint: "docs/api.md lists the daemon's routes (or GET it from schemas/openapi.json)" });
+    const e = new StasisError("E_USAGE", `no ${request.method} ${request.url.split("?")[0]} here`, {
+      hint: "docs/api.md lists the daemon's routes (or GET it from schemas/openapi.json)",
+    });
     return reply.code(404).send({ error: e.toJSON() });
   });
   for (const name of Object.keys(API) as RouteName[]) {
@@ -187,7 +204,9 @@ function json(body: unknown, what: string): unknown {
   try {
     return JSON.parse(typeof body === "string" ? body : "");
   } catch {
-    throw new StasisError("E_USAGE", "the request body is not JSON", { hint: `${what} takes a JSON body (docs/api.md)` });
+    throw new StasisError("E_USAGE", "the request body is not JSON", {
+      hint: `${what} takes a JSON body (docs/api.md)`,
+    });
   }
 }
 
@@ -213,11 +232,16 @@ function fields(schema: z.ZodType): string {
 function fromFastify(err: FastifyError): StasisError {
   if (err instanceof StasisError) return err;
   if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-    return new StasisError("E_TOO_LARGE", `the request body is over ${MAX_BODY_BYTES} bytes; the daemon takes at most ${MAX_BODY_BYTES} bytes`, {
-      hint: "send a JSON request (docs/api.md), a few hundred bytes",
-      details: { maxBytes: MAX_BODY_BYTES },
-    });
+    return new StasisError(
+      "E_TOO_LARGE",
+      `the request body is over ${MAX_BODY_BYTES} bytes; the daemon takes at most ${MAX_BODY_BYTES} bytes`,
+      {
+        hint: "send a JSON request (docs/api.md), a few hundred bytes",
+        details: { maxBytes: MAX_BODY_BYTES },
+      },
+    );
   }
-  if (typeof err.statusCode === "number" && err.statusCode < 500) return new StasisError("E_USAGE", err.message, { hint: "docs/api.md" });
+  if (typeof err.statusCode === "number" && err.statusCode < 500)
+    return new StasisError("E_USAGE", err.message, { hint: "docs/api.md" });
   return asStasisError(err);
 }

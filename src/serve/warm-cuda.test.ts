@@ -18,11 +18,14 @@ class FakeDriver implements WarmDriver {
 
 test("one warm worker serves every lease, warmed (inventory) before the first; a dead one is replaced once", async () => {
   const started: FakeDriver[] = [];
-  const warm = warmCudaWorker(async () => {
-    const d = new FakeDriver(started.length);
-    started.push(d);
-    return d;
-  }, () => {});
+  const warm = warmCudaWorker(
+    async () => {
+      const d = new FakeDriver(started.length);
+      started.push(d);
+      return d;
+    },
+    () => {},
+  );
   const a = await warm.lease();
   const b = await warm.lease();
   assert.equal(started.length, 1, "started once, at creation");
@@ -43,9 +46,12 @@ test("one warm worker serves every lease, warmed (inventory) before the first; a
 
 test("no GPU driver: the start's failure is logged, and a lease gives its error", async () => {
   const logged: string[] = [];
-  const warm = warmCudaWorker<FakeDriver>(async () => {
-    throw new Error("libcuda.so.1: cannot open shared object file");
-  }, (m) => logged.push(m));
+  const warm = warmCudaWorker<FakeDriver>(
+    async () => {
+      throw new Error("libcuda.so.1: cannot open shared object file");
+    },
+    (m) => logged.push(m),
+  );
   await assert.rejects(warm.lease(), /libcuda/);
   assert.match(logged[0] ?? "", /no warm CUDA worker: .*libcuda/);
   await warm.close();

@@ -19,12 +19,26 @@ export interface ApiAnswer {
   lines: any[]; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
-export function api(at: At, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiAnswer> {
+export function api(
+  at: At,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<ApiAnswer> {
   const where =
     "socket" in at
       ? { socketPath: at.socket }
-      : { host: at.host ?? "127.0.0.1", port: at.port, headers: at.token ? { authorization: `Bearer ${at.token}` } : {} };
-  const allHeaders = { ...("headers" in where ? where.headers : {}), ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers };
+      : {
+          host: at.host ?? "127.0.0.1",
+          port: at.port,
+          headers: at.token ? { authorization: `Bearer ${at.token}` } : {},
+        };
+  const allHeaders = {
+    ...("headers" in where ? where.headers : {}),
+    ...(body === undefined ? {} : { "content-type": "application/json" }),
+    ...headers,
+  };
   return new Promise((resolve, reject) => {
     const req = request({ ...where, agent: false, method, path, headers: allHeaders }, (res) => {
       let text = "";
@@ -32,7 +46,12 @@ export function api(at: At, method: string, path: string, body?: unknown, header
       res.on("data", (d: string) => (text += d));
       res.on("end", () => {
         const ndjson = (res.headers["content-type"] ?? "").includes("ndjson");
-        const lines = ndjson ? text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l)) : [];
+        const lines = ndjson
+          ? text
+              .split("\n")
+              .filter((l) => l.trim())
+              .map((l) => JSON.parse(l))
+          : [];
         let json = null;
         try {
           json = JSON.parse(text);

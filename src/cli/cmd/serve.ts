@@ -16,7 +16,11 @@ export const command: CliCommand = {
     "STASIS_PREFILL_WORKERS, ...); each line it logs goes to standard error.",
   ].join("\n"),
   options: {
-    socket: { type: "string", arg: "PATH", help: "listen here instead (a stale socket there is replaced; anything else is refused, never removed)" },
+    socket: {
+      type: "string",
+      arg: "PATH",
+      help: "listen here instead (a stale socket there is replaced; anything else is refused, never removed)",
+    },
     listen: {
       type: "string",
       arg: "HOST:PORT",
@@ -55,12 +59,18 @@ export const command: CliCommand = {
     const listen = str(values, "listen");
     const tokenFile = str(values, "token-file");
     if (listen !== undefined && tokenFile === undefined) {
-      throw new StasisError("E_USAGE", "--listen serves the API on TCP, where only a token guards it: --token-file is needed", {
-        hint: "(umask 077; openssl rand -hex 32 > /etc/stasis/token) and pass --token-file /etc/stasis/token",
-      });
+      throw new StasisError(
+        "E_USAGE",
+        "--listen serves the API on TCP, where only a token guards it: --token-file is needed",
+        {
+          hint: "(umask 077; openssl rand -hex 32 > /etc/stasis/token) and pass --token-file /etc/stasis/token",
+        },
+      );
     }
     if (tokenFile !== undefined && listen === undefined) {
-      throw new StasisError("E_USAGE", "--token-file is for --listen", { hint: "add --listen HOST:PORT, or drop --token-file" });
+      throw new StasisError("E_USAGE", "--token-file is for --listen", {
+        hint: "add --listen HOST:PORT, or drop --token-file",
+      });
     }
     const format = oneOf(values, "log-format", LOG_FORMATS, "text");
     const { daemonLog } = await import("../../serve/log.js");
@@ -74,7 +84,10 @@ export const command: CliCommand = {
     try {
       const { serve } = await import("../../serve/daemon.js");
       const pinWeights = Boolean(values["pin-weights"]) || process.env.STASIS_SERVE_PIN_WEIGHTS === "1";
-      const r = await serve({ socket: str(values, "socket"), signal, pinWeights, log, ...(tcp ? { tcp } : {}) }, new Events());
+      const r = await serve(
+        { socket: str(values, "socket"), signal, pinWeights, log, ...(tcp ? { tcp } : {}) },
+        new Events(),
+      );
       const text = `stasis serve: stopped after ${r.restores} restore(s) and ${r.captures} capture(s); removed ${r.socket}`;
       return { data: r, text };
     } finally {
