@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import type { CliCommand } from "../registry.js";
 import { StasisError } from "../../errors.js";
 import { envPairs, num, oneOf, str } from "../args.js";
@@ -93,7 +94,8 @@ export const command: CliCommand = {
       const captureRequest: CaptureRequest = {
         name,
         argv: passthrough,
-        cwd: str(values, "cwd") ?? process.cwd(),
+        // Absolute: a daemon doing the capture resolves nothing against its own working directory.
+        cwd: resolve(str(values, "cwd") ?? "."),
         env: envPairs(values, "env"),
         engine: oneOf(values, "engine", ["http", "vllm"] as const, "http"),
         readyUrl,
