@@ -7,6 +7,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { request } from "node:http";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
@@ -14,6 +15,7 @@ import { api, assertAnswer, type At } from "../testing/daemon-api.js";
 import { series } from "../testing/prometheus.js";
 import { httpOk } from "../engines/http-client.js";
 import { freePort } from "../commands/demo.js";
+import { listenersOn } from "../proc/net.js";
 
 const { home, env, teardown } = tempHome();
 after(() => teardown(1));
@@ -176,4 +178,55 @@ test("capture, restore, list, stop and metrics over HTTP, on the socket and on T
   assert.ok(requests.some((r) => r.url === "/v1/restore" && r.via === "tcp" && r.status === 401));
   assert.ok(requests.some((r) => r.url === "/v1/captures" && r.via === "unix" && r.status === 200));
   assert.ok(records.some((r) => r.kind === "event" && r.operation === "capture" && r.event.phase === "criu-dump"));
+});
+
+test("a client that goes away mid-capture aborts it: the server is stopped, nothing is kept", async () => {
+  const daemon = spawn(process.execPath, [MAIN, "serve", "--log-format", "json"], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  daemon.stderr.on("data", (d: Buffer) => (log += d.toString()));
+  const exited = new Promise<number | null>((resolve) => daemon.on("exit", (code) => resolve(code)));
+  const socket = join(home, "stasisd.sock");
+  try {
+    for (let i = 0; i < 500 && !log.includes("listening on"); i++) await new Promise((r) => setTimeout(r, 20));
+    const port = await freePort();
+    const body = JSON.stringify({
+      name: "abandoned",
+      argv: ["python3", "slow_server.py", "--port", String(port), "--startup-seconds", "30"],
+      cwd: EXAMPLES,
+      readyUrl: `http://127.0.0.1:${port}/health`,
+      canary: { method: "GET", path: "/answer?q=x" },
+    });
+    // Hang up once the server is launched and the capture waits for it to be ready.
+    await new Promise<void>((resolve, reject) => {
+      const req = request({ socketPath: socket, method: "POST", path: "/v1/captures", agent: false }, (res) => {
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => {
+          if (d.includes('"phase":"launch"') && d.includes('"phase-end"')) {
+            req.destroy();
+            resolve();
+          }
+        });
+      });
+      req.on("error", (err) => (req.destroyed ? undefined : reject(err)));
+      req.end(body);
+    });
+    for (let i = 0; i < 250 && !/capture failed: E_INTERRUPTED/.test(log); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    assert.match(log, /capture failed: E_INTERRUPTED/);
+    assert.deepEqual((await api({ socket }, "GET", "/v1/instances?all=true")).json.instances, [], "no record left");
+    assert.equal((await listenersOn(port)).length, 0, "the server is stopped");
+    const metrics = await api({ socket }, "GET", "/metrics");
+    assert.equal(series(metrics.text, "stasis_failures_total", { operation: "capture", code: "E_INTERRUPTED" }), 1);
+    assert.equal(
+      (await stasis(["ls", "--json"], env)).json.snapshots.filter((x: { name: string }) => x.name === "abandoned")
+        .length,
+      0,
+    );
+  } finally {
+    daemon.kill("SIGTERM");
+  }
+  assert.equal(await exited, 0, log.slice(-3000));
 });
