@@ -79,6 +79,12 @@ export const API = {
     body: p.PinRequestSchema,
     answer: { json: p.PinnedAnswer },
   },
+  openapi: {
+    method: "GET",
+    path: "/v1/openapi.json",
+    summary: "This document: the daemon's OpenAPI 3.1 description, as published in schemas/openapi.json",
+    answer: { json: p.OpenApiAnswer },
+  },
   metrics: {
     method: "GET",
     path: "/metrics",

@@ -15,6 +15,7 @@ import { MAX_BODY_BYTES } from "./daemon.js";
 import { daemonLog } from "./log.js";
 import { api, assertAnswer } from "../testing/daemon-api.js";
 import { series } from "../testing/prometheus.js";
+import { REPO } from "../testing/cli.js";
 
 function post(socket: string, body: string, path = "/v1/restore"): Promise<{ status: number; body: any }> {
   // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -238,6 +239,13 @@ test("the API on the socket: list, stop, an unknown route, a failed restore coun
     assertAnswer(gone.json, "ErrorAnswer");
     const badId = await api(at, "DELETE", "/v1/instances/..%2Fetc");
     assert.equal(badId.status, 400, "an id is hex, nothing else reaches the store");
+
+    const served = await api(at, "GET", "/v1/openapi.json");
+    assert.deepEqual(
+      served.json,
+      JSON.parse(readFileSync(join(REPO, "schemas", "openapi.json"), "utf8")),
+      "as published",
+    );
 
     const unknown = await api(at, "GET", "/v1/nothing");
     assert.equal(unknown.status, 404);

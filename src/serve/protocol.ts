@@ -222,3 +222,6 @@ export const ReleasedAnswer = z
 export const PinnedAnswer = z
   .strictObject({ pinned: z.strictObject({ bytes: z.number(), seconds: z.number(), already: z.boolean() }) })
   .register(API_SCHEMAS, { id: "Pinned" });
+export const OpenApiAnswer = z
+  .looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.looseObject({}) })
+  .register(API_SCHEMAS, { id: "OpenApiDocument" });

@@ -19,6 +19,7 @@ import type { DaemonLine } from "./protocol.js";
 import type { DaemonMetrics, Operation } from "./metrics.js";
 import type { DaemonLog } from "./log.js";
 import { checkBearer } from "./auth.js";
+import { openApiDocument } from "./openapi.js";
 import type { weightsKeepers } from "./weights-keepers.js";
 import type { CudaLease } from "../restore/restore.js";
 import { ps } from "../commands/ps.js";
@@ -50,6 +51,8 @@ interface Input<R extends RouteSpec> {
   request: FastifyRequest;
 }
 type Handler<R extends RouteSpec> = (input: Input<R>, ctx: DaemonContext) => Promise<unknown>;
+
+let document: Record<string, unknown> | undefined;
 
 const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
   health: async () => ({ ok: true, pid: process.pid, version: VERSION }),
@@ -95,6 +98,7 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
     ctx.events.log(`pinned the weights of "${name}" (${(pinned.bytes / 1e9).toFixed(2)} GB${how})`);
     return { pinned };
   },
+  openapi: async () => (document ??= openApiDocument()),
   metrics: async ({ reply }, ctx) => {
     void reply.type(ctx.metrics.contentType);
     return ctx.metrics.text();
@@ -173,7 +177,7 @@ export function buildApp(ctx: DaemonContext, via: "unix" | "tcp", token?: string
   });
   app.setNotFoundHandler((request, reply) => {
     const e = new StasisError("E_USAGE", `no ${request.method} ${request.url.split("?")[0]} here`, {
-      hint: "docs/api.md lists the daemon's routes (or GET it from schemas/openapi.json)",
+      hint: "GET /v1/openapi.json (or docs/api.md) lists the daemon's routes",
     });
     return reply.code(404).send({ error: e.toJSON() });
   });
