@@ -4,9 +4,7 @@
  * the same functions the CLI calls (src/commands/, capture(), restore()) and answer what those return. Captures and
  * restores stream their events as NDJSON lines; the same lines feed the metrics and the JSON log.
  *
- * Why fastify and not node:http by hand: the same API is served on TCP to other machines, and there the edges of
- * HTTP (bodies over the limit or declared so, malformed headers, slow clients, keep-alive, closing with requests in
- * flight) are fastify's tested code rather than ours; routes with path parameters come from its router.
+ * fastify rather than node:http by hand: why: docs/decisions/0014-daemon-http.md.
  */
 import { PassThrough } from "node:stream";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
