@@ -2,7 +2,11 @@ import { findInstance, listInstances, stopInstance } from "../instances/instance
 import { StasisError } from "../errors.js";
 
 /** Stops instances (their whole process trees): SIGTERM, then SIGKILL after `graceMs`. */
-export async function stop(opts: { ids: string[]; all: boolean; graceMs: number }): Promise<{ id: string; result: string }[]> {
+export async function stop(opts: {
+  ids: string[];
+  all: boolean;
+  graceMs: number;
+}): Promise<{ id: string; result: string }[]> {
   checkStopArgs(opts);
   const targets = opts.all ? await listInstances() : await Promise.all(opts.ids.map((id) => findInstance(id)));
   const out: { id: string; result: string }[] = [];

@@ -14,7 +14,7 @@ import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
 import { api, assertAnswer, type At } from "../testing/daemon-api.js";
 import { series } from "../testing/prometheus.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 import { listenersOn } from "../proc/net.js";
 
 const { home, env, teardown } = tempHome();

@@ -17,8 +17,8 @@ import { api, assertAnswer } from "../testing/daemon-api.js";
 import { series } from "../testing/prometheus.js";
 import { REPO } from "../testing/cli.js";
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the tests read any field of the answer
 function post(socket: string, body: string, path = "/v1/restore"): Promise<{ status: number; body: any }> {
-  // eslint-disable-line @typescript-eslint/no-explicit-any
   return new Promise((resolve, reject) => {
     const req = httpRequest({ socketPath: socket, agent: false, method: "POST", path }, (res) => {
       let text = "";
@@ -38,7 +38,8 @@ const request = (name: string): RestoreRequest => ({
   readyTimeoutMs: 1000,
 });
 
-/** `body` with a fresh STASIS_HOME and a socket path in it, and a stop signal for the daemon it starts; undone after. */
+/** `body` with a fresh STASIS_HOME and a socket path in it, and a stop signal for the daemon it starts; undone
+ *  after. */
 async function withHome(body: (socket: string, stop: AbortController) => Promise<void>): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), "stasis-serve-"));
   const before = process.env.STASIS_HOME;

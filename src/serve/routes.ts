@@ -18,7 +18,7 @@ import type { DaemonMetrics, Operation } from "./metrics.js";
 import type { DaemonLog } from "./log.js";
 import { checkBearer } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
-import type { weightsKeepers } from "./weights-keepers.js";
+import type { weightsKeepers } from "../engines/weights-keepers.js";
 import type { CudaLease } from "../restore/restore.js";
 import { ps } from "../commands/ps.js";
 import { stop } from "../commands/stop.js";
