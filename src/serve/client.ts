@@ -7,6 +7,7 @@ import { StasisError, stasisErrorFromJSON } from "../errors.js";
 import type { Events, StasisEvent } from "../events.js";
 import { paths } from "../home.js";
 import type { RestoreResult } from "../restore/restore.js";
+import type { TakeResult } from "../restore/take.js";
 import type { DaemonLine, RestoreRequest } from "./protocol.js";
 import type { Pinned } from "../engines/weights-stager.js";
 
@@ -18,7 +19,7 @@ export async function restoreViaDaemon(
   req: RestoreRequest,
   events: Events,
   opts: { socket?: string; signal?: AbortSignal } = {},
-): Promise<RestoreResult | undefined> {
+): Promise<(RestoreResult & Partial<Pick<TakeResult, "taken">>) | undefined> {
   const socket = opts.socket ?? paths.daemonSocket();
   return new Promise((resolve, reject) => {
     let answered = false;
@@ -111,6 +112,39 @@ export async function pinDaemonWeights(name: string, opts: { socket?: string } =
   if (answer.status === 200 && body.pinned) return { pinned: body.pinned };
   if (body.error) return { notPinned: stasisErrorFromJSON(body.error).message };
   return { notPinned: `the stasis daemon at ${socket} answered ${answer.status}: ${answer.text.trim()} (an older stasis? restart \`stasis serve\`)` };
+}
+
+/**
+ * Calls the daemon's `path` with `body` and returns its answer's JSON; the daemon's error as the CLI's own. E_DAEMON
+ * when no daemon answers: parked instances live in `stasis serve` alone.
+ */
+export async function callDaemon<T>(path: string, body: unknown, what: string, opts: { socket?: string } = {}): Promise<T> {
+  const socket = opts.socket ?? paths.daemonSocket();
+  const answer = await postJson(socket, path, body);
+  if (!answer) {
+    throw new StasisError("E_DAEMON", `${what} needs a running stasis daemon, and none answers at ${socket}`, {
+      hint: "start one with `stasis serve` (parked instances live in the daemon)",
+    });
+  }
+  const json = answer.body as { error?: Record<string, unknown> };
+  if (json.error) throw stasisErrorFromJSON(json.error);
+  if (answer.status !== 200) {
+    throw new StasisError("E_DAEMON", `the stasis daemon at ${socket} answered ${answer.status}: ${answer.text.trim()}`, {
+      hint: "a daemon of an older stasis? restart `stasis serve`",
+    });
+  }
+  return json as T;
+}
+
+/**
+ * Asks the daemon to end parked instance `id`: true where it held it, false where it holds none of that id, and
+ * undefined where no daemon answers.
+ */
+export async function stopParkedViaDaemon(id: string, opts: { socket?: string } = {}): Promise<boolean | undefined> {
+  const socket = opts.socket ?? paths.daemonSocket();
+  const answer = await postJson(socket, "/v1/parked/stop", { id });
+  if (!answer) return undefined;
+  return (answer.body as { stopped?: unknown }).stopped === true;
 }
 
 /** POSTs `body` (JSON) to the daemon; its status, text and parsed JSON ({} where it is not), or undefined when no

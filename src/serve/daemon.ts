@@ -11,7 +11,18 @@ import { Events } from "../events.js";
 import { paths } from "../home.js";
 import { VERSION } from "../version.js";
 import type { z } from "zod";
-import { PinRequestSchema, RestoreRequestSchema, type RestoreRequest } from "./protocol.js";
+import {
+  InstanceRequestSchema,
+  ParkRequestSchema,
+  PinRequestSchema,
+  RestoreRequestSchema,
+  type ParkedView,
+  type RestoreRequest,
+} from "./protocol.js";
+import { ParkedPool } from "./parked.js";
+import { parkedOps } from "./parked-ops.js";
+import type { Parked } from "../restore/park.js";
+import { take } from "../restore/take.js";
 import { CudaDriver } from "../cuda/driver.js";
 import { warmCudaWorker } from "./warm-cuda.js";
 import { weightsKeepers } from "../engines/weights-keepers.js";
@@ -39,6 +50,7 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
       ? warmCudaWorker(() => CudaDriver.start(), (m) => events.log(m))
       : { lease: ownCudaDriver, close: async () => {} };
   const keepers = opts.pinWeights ? weightsKeepers((m, level) => events.log(m, level)) : undefined;
+  const pool = new ParkedPool(parkedOps(events, { cudaDriver: cuda.lease }));
   let restores = 0;
   const server = createServer((req, res) => {
     void handle(req, res).catch((err) => events.log(`request failed: ${asStasisError(err).message}`, "warn"));
@@ -65,6 +77,26 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
         return reply(res, httpStatus(e.code), { error: e.toJSON() });
       }
     }
+    if (req.method === "POST" && req.url === "/v1/park") {
+      return answer(res, async () => {
+        const { name, count } = parseBody(await readBody(req), ParkRequestSchema, 'POST /v1/park takes {"name": SNAPSHOT, "count": N}');
+        return { parked: (await pool.setTarget(name, count)).map(view) };
+      });
+    }
+    if (req.method === "POST" && req.url === "/v1/hibernate") {
+      return answer(res, async () => {
+        const { id } = parseBody(await readBody(req), InstanceRequestSchema, 'POST /v1/hibernate takes {"id": INSTANCE}');
+        const p = await pool.hibernate(id);
+        events.log(`hibernated instance ${p.record.id} ("${p.snapshot}") in ${p.parkMs.toFixed(0)} ms`);
+        return { parked: view(p) };
+      });
+    }
+    if (req.method === "POST" && req.url === "/v1/parked/stop") {
+      return answer(res, async () => {
+        const { id } = parseBody(await readBody(req), InstanceRequestSchema, 'POST /v1/parked/stop takes {"id": INSTANCE}');
+        return { stopped: await pool.stop(id) };
+      });
+    }
     if (req.method !== "POST" || req.url !== "/v1/restore") return reply(res, 404, { error: new StasisError("E_USAGE", `no ${req.method} ${req.url} here`).toJSON() });
     let body: RestoreRequest;
     try {
@@ -81,7 +113,10 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
     restores++;
     events.log(`restore "${body.name}"`);
     try {
-      const result = await restore({ ...body, signal: abort.signal }, local, { cudaDriver: cuda.lease, ...(keepers ? { stager: keepers.stage } : {}) });
+      const opts = { ...body, signal: abort.signal };
+      const deps = { cudaDriver: cuda.lease, ...(keepers ? { stager: keepers.stage } : {}) };
+      const result =
+        (await pool.take(body.name, (p) => take(p, opts, local, deps))) ?? (await restore(opts, local, deps));
       res.end(JSON.stringify({ result }) + "\n");
       events.log(`restored "${body.name}" as instance ${result.instance.id} in ${result.readyMs.toFixed(0)} ms`);
     } catch (err) {
@@ -107,6 +142,8 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
   });
   await new Promise<void>((resolve) => server.close(() => resolve()));
   await unlink(socket).catch(() => undefined);
+  // Invariant: a daemon that exits leaves no parked tree (each would hold memory and an address for nobody).
+  await pool.close();
   await cuda.close();
   await keepers?.close();
   return { socket, restores };
@@ -193,6 +230,29 @@ function readBody(req: IncomingMessage, max = MAX_BODY_BYTES): Promise<string> {
     req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     req.on("error", reject);
   });
+}
+
+/** Answers with `body()`'s value (200), or its error with the code's HTTP status. */
+async function answer(res: ServerResponse, body: () => Promise<unknown>): Promise<void> {
+  try {
+    reply(res, 200, await body());
+  } catch (err) {
+    const e = asStasisError(err);
+    reply(res, httpStatus(e.code), { error: e.toJSON() });
+  }
+}
+
+function view(p: Parked): ParkedView {
+  const r = p.record;
+  return {
+    id: r.id,
+    snapshot: p.snapshot,
+    pid: r.pid,
+    url: r.url,
+    hibernated: p.hibernated !== undefined,
+    parkMs: Math.round(p.parkMs * 10) / 10,
+    parkedAt: r.parked?.parkedAt ?? r.createdAt,
+  };
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {

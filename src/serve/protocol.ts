@@ -10,7 +10,13 @@
  *   POST /v1/weights/pin  body: {"name": SNAPSHOT} -> {"pinned": {"bytes", "seconds", "already"}}: the daemon's
  *                      keeper pins the snapshot's weights now, so that its first restore finds them pinned
  *                      (`stasis prefetch --snapshot`); 400 E_USAGE from a daemon without --pin-weights
+ *   POST /v1/park      body: ParkRequest -> {"parked": [ParkedView]}: keep `count` instances of the snapshot parked
+ *                      (restored, stopped before the GPU) and answer once they are (docs/parking.md)
+ *   POST /v1/hibernate body: {"id": INSTANCE} -> {"parked": ParkedView}: take a serving instance off the GPU and park it
+ *   POST /v1/parked/stop body: {"id": INSTANCE} -> {"stopped": boolean}: end a parked instance the daemon holds
+ *                      (false: it holds none of that id), one fewer of its snapshot kept parked
  *
+ * A restore of a snapshot with a parked instance takes it (its result has `taken`), then a replacement is parked.
  * A client that disconnects aborts its restore, which then unwinds as on Ctrl-C.
  */
 import { z } from "zod";
@@ -39,3 +45,22 @@ export type DaemonLine = { event: unknown } | { result: unknown } | { error: Rec
 
 /** POST /v1/weights/pin's body. */
 export const PinRequestSchema = z.object({ name: z.string().min(1) }).strict();
+
+/** POST /v1/park's body. */
+export const ParkRequestSchema = z.object({ name: z.string().min(1), count: z.number().int().min(0).default(1) }).strict();
+export type ParkRequest = z.infer<typeof ParkRequestSchema>;
+
+/** POST /v1/hibernate's and /v1/parked/stop's body. */
+export const InstanceRequestSchema = z.object({ id: z.string().min(1) }).strict();
+
+/** A parked instance as the daemon describes it. */
+export interface ParkedView {
+  id: string;
+  snapshot: string;
+  pid: number;
+  url: string;
+  hibernated: boolean;
+  /** How long parking it took (CRIU, reads, checks; for a hibernated one: sleep, checkpoint, stop), ms. */
+  parkMs: number;
+  parkedAt: string;
+}

@@ -1,11 +1,13 @@
 import type { CliCommand } from "../registry.js";
-import { table } from "../../text.js";
+import { formatBytes, table } from "../../text.js";
 
 export const command: CliCommand = {
   args: [],
   help: [
-    "state: serving; capturing or restoring (a stasis process is at work on it); abandoned (that process died",
-    "half-way: `stasis stop ID`, the next restore or the run's supervisor removes what it left); exited",
+    "state: serving; capturing or restoring (a stasis process is at work on it); parked (restored ahead or",
+    "hibernated, its tree stopped, held by `stasis serve`: `stasis park`, `stasis hibernate`); abandoned (that",
+    "process died half-way: `stasis stop ID`, the next restore or the run's supervisor removes what it left);",
+    "exited. memory: the host memory its process tree holds, resident (proportional)",
   ].join("\n"),
   options: { all: { type: "boolean", help: "include instances whose process has ended" } },
   async run({ values }) {
@@ -13,7 +15,7 @@ export const command: CliCommand = {
     const rows = await ps({ all: Boolean(values.all) });
     if (rows.length === 0) return { data: { instances: rows }, text: "no running instances" };
     const text = table([
-      ["id", "snapshot", "origin", "pid", "url", "state", "since"],
+      ["id", "snapshot", "origin", "pid", "url", "state", "memory", "since"],
       ...rows.map((i) => [
         i.id,
         i.snapshot,
@@ -21,6 +23,7 @@ export const command: CliCommand = {
         String(i.pid),
         i.url,
         i.status,
+        i.memory ? `${formatBytes(i.memory.rssBytes)} (${formatBytes(i.memory.pssBytes)})` : "-",
         i.createdAt.replace("T", " ").slice(0, 19),
       ]),
     ]);
