@@ -13,6 +13,10 @@ import { httpOk } from "../engines/http-client.js";
 import { freePort } from "../commands/demo.js";
 import { isRunning, processesNaming, readStat } from "../proc/tree.js";
 import { assertValidDocument } from "../testing/schemas.js";
+import { Events } from "../events.js";
+import { StasisError } from "../errors.js";
+import { park } from "./park.js";
+import { endParked, take } from "./take.js";
 
 const { home, env, teardown } = tempHome();
 let base = "";
@@ -56,9 +60,10 @@ async function ps(): Promise<Row[]> {
 
 /** Nothing of instance `row` is left: its tree, the processes naming its folder, the folder itself. */
 async function assertGone(row: Row): Promise<void> {
-  await until(`instance ${row.id} to be gone`, async () => !(await isRunning(row.pid)), 5_000);
+  // Whoever ends it (a stop, the daemon, its supervisor) kills the tree first and removes the folder last.
+  const over = async () => !(await isRunning(row.pid)) && !existsSync(row.dir);
+  await until(`instance ${row.id} to be gone, its folder too`, over, 5_000);
   assert.deepEqual(await processesNaming(row.dir), [], "no CRIU or unshare left for it");
-  assert.equal(existsSync(row.dir), false, "its folder is removed");
 }
 
 /** Each process of a parked tree is stopped (T), and its server does not answer. */
@@ -232,7 +237,31 @@ test("a take whose canary does not match fails and ends that parked instance", a
     );
   } finally {
     writeFileSync(file, original);
+    // The replacement parked meanwhile is of the manifest changed above: none kept for the next test.
+    assert.equal((await stasis(["park", "pk", "--count", "0"], env)).code, 0);
   }
+});
+
+test("take refuses a parked instance whose snapshot changed since, leaving it to its holder to end", async () => {
+  // park() and take() in this process (the daemon holds none of "pk" now): the take-time check itself.
+  process.env.STASIS_HOME = home;
+  const parked = await park({ name: "pk", verify: "auto", prefetch: "auto" }, new Events());
+  const file = join(home, "snapshots", "pk", "manifest.json");
+  const original = readFileSync(file, "utf8");
+  writeFileSync(file, JSON.stringify({ ...JSON.parse(original), createdAt: new Date().toISOString() }, null, 2) + "\n");
+  try {
+    await assert.rejects(take(parked, { readyTimeoutMs: 10_000 }, new Events()), (e: StasisError) => {
+      assert.equal(e.code, "E_SNAPSHOT_CHANGED");
+      assert.match(e.message, /has changed since it was parked/);
+      return true;
+    });
+    assert.equal((await readStat(parked.record.pid))?.state, "T", "left as it was, stopped");
+  } finally {
+    writeFileSync(file, original);
+    await endParked(parked);
+    parked.supervisor.release();
+  }
+  await assertGone({ ...parked.record, status: "parked" });
 });
 
 test("stopping the daemon ends its parked instances", async () => {
@@ -259,13 +288,15 @@ test("a daemon killed outright leaves no parked tree: its supervisor ends it", a
   assert.deepEqual(await ps(), []);
 });
 
-test("a parked instance of a removed snapshot is ended, not served", async () => {
+test("a parked instance of a removed snapshot is ended, without waiting for a restore", async () => {
   await startDaemon();
   assert.equal((await stasis(["park", "pk"], env)).code, 0);
   const [row] = await ps();
   assert.equal((await stasis(["rm", "pk"], env)).code, 0);
+  await until("the daemon to end it", async () => !(await isRunning(row!.pid)), 10_000);
+  await assertGone(row!);
+  assert.match(daemon!.log(), new RegExp(`parked instance ${row!.id} of "pk": .*; ending it`));
   const r = await stasis(["restore", "pk", "--json"], env);
   assert.equal(r.json.error.code, "E_SNAPSHOT_NOT_FOUND", r.output);
-  await assertGone(row!);
   await stopDaemon();
 });

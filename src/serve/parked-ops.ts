@@ -4,7 +4,7 @@ import { listInstances } from "../instances/instances.js";
 import { portsOf } from "../instances/claim.js";
 import { refuseTakenAddress } from "../restore/address.js";
 import { park, type Parked } from "../restore/park.js";
-import { endParked } from "../restore/take.js";
+import { endParked, servable } from "../restore/take.js";
 import { hibernate } from "../restore/hibernate.js";
 import { openSnapshot } from "../store/store.js";
 import type { RestoreDeps } from "../restore/restore.js";
@@ -21,6 +21,11 @@ export function parkedOps(events: Events, deps: Pick<RestoreDeps, "cudaDriver">)
       }
     },
     hibernate: (id) => hibernate(id, events),
+    stale: (p) =>
+      servable(p).then(
+        () => undefined,
+        (err: Error) => err.message.replace(/^parked instance \S+ is not served: /, ""),
+      ),
     addressFree,
     log: (message, level) => events.log(message, level),
   };

@@ -34,7 +34,14 @@ function fakeParked(snapshot: string, hibernated = false): Parked & { released: 
 
 /** A pool over fakes: parks resolve when `parks` says (default: at once), ends are recorded, the address is free
  *  when `free` says. */
-function fakePool(opts: { free?: () => boolean; gate?: Promise<void>; failPark?: boolean } = {}) {
+function fakePool(
+  opts: {
+    free?: () => boolean;
+    gate?: Promise<void>;
+    failPark?: boolean;
+    stale?: (p: Parked) => string | undefined;
+  } = {},
+) {
   const ended: string[] = [];
   const parkedNames: string[] = [];
   const logs: string[] = [];
@@ -56,6 +63,7 @@ function fakePool(opts: { free?: () => boolean; gate?: Promise<void>; failPark?:
       return { ...p, hibernated: { engineState: {}, engineDir: "" } };
     },
     addressFree: async () => opts.free?.() ?? true,
+    stale: async (p) => opts.stale?.(p),
     log: (m) => logs.push(m),
   };
   // A retry interval no test waits for: replenish() is called by hand.
@@ -237,5 +245,23 @@ test("park --count 0 while a replacement is being parked: none is left parked on
   assert.equal(pool.list("a").length, 0);
   assert.equal(ended.length, 1, "the replacement was ended before the answer");
   await replacing;
+  await pool.close();
+});
+
+test("sweep: a parked instance whose snapshot was removed or changed is ended without waiting for a take", async () => {
+  let gone = false;
+  const { pool, ended, logs } = fakePool({ free: () => false, stale: () => (gone ? "snapshot removed" : undefined) });
+  const [p] = await pool.setTarget("a", 1);
+  await pool.sweep();
+  assert.equal(pool.list("a").length, 1, "kept while its snapshot is there");
+  gone = true;
+  await pool.sweep();
+  assert.equal(pool.list("a").length, 0);
+  assert.deepEqual(ended, [p!.record.id]);
+  assert.ok(
+    logs.some((l) => /snapshot removed; ending it/.test(l)),
+    logs.join("\n"),
+  );
+  assert.equal(pool.target("a"), 1, "the count stays: a snapshot captured again is parked again");
   await pool.close();
 });

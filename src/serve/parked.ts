@@ -14,6 +14,8 @@ export interface PoolOps {
   /** Ends `p` (its tree, files, record) and releases its supervisor. */
   end(p: Parked): Promise<void>;
   hibernate(id: string): Promise<Parked>;
+  /** Why `p` must not be served any more (its snapshot removed or changed, its tree gone), or undefined. */
+  stale(p: Parked): Promise<string | undefined>;
   /** Whether a park of `name` could claim its addresses now (no instance serves or is parked there). */
   addressFree(name: string): Promise<boolean>;
   log(message: string, level?: "info" | "warn"): void;
@@ -29,14 +31,17 @@ export class ParkedPool {
   private readonly abort = new AbortController();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
+  private sweeping = false;
 
   constructor(
     private readonly ops: PoolOps,
     retryMs = 1_000,
   ) {
     // A replacement waits for its address (the taken instance serves there until stopped): looked at again
-    // every `retryMs` while a snapshot has fewer parked instances than asked for.
+    // every `retryMs` while a snapshot has fewer parked instances than asked for. A parked instance of a snapshot
+    // removed or changed since is ended then too, rather than hold its memory until a take finds it stale.
     this.timer = setInterval(() => {
+      void this.sweep();
       for (const name of this.targets.keys()) void this.replenish(name);
     }, retryMs);
     this.timer.unref();
@@ -154,6 +159,23 @@ export class ParkedPool {
     this.abort.abort(new Error("the daemon is stopping"));
     await Promise.allSettled([...this.parking.values()]);
     for (const p of this.list()) await this.remove(p);
+  }
+
+  /** Ends the parked instances that must not be served any more (PoolOps.stale). */
+  async sweep(): Promise<void> {
+    if (this.sweeping || this.closed) return;
+    this.sweeping = true;
+    try {
+      for (const p of this.list()) {
+        const why = await this.ops.stale(p).catch(() => undefined);
+        // A take may have taken it meanwhile: then it is the take's to judge.
+        if (!why || !this.list(p.snapshot).includes(p)) continue;
+        this.ops.log(`parked instance ${p.record.id} of "${p.snapshot}": ${why}; ending it`, "warn");
+        await this.remove(p);
+      }
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   /** Parks one more of `name` where it has fewer than its target, none is being parked and its address is free. */
