@@ -36,6 +36,8 @@ export interface ServeOptions {
   signal?: AbortSignal;
   /** Keep the weights of the snapshots restored in pinned host memory, and a stager warm (weights-keepers.ts). */
   pinWeights?: boolean;
+  /** Snapshots to keep one instance of parked from the start (docs/parking.md), as `stasis park NAME` would. */
+  park?: string[];
 }
 
 /** Serves until `signal` fires; then stops taking requests, lets running restores finish and removes the socket. */
@@ -136,6 +138,9 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
   });
   await chmod(socket, 0o600);
   events.log(`stasis serve: listening on ${socket} (pid ${process.pid})`);
+  for (const name of opts.park ?? []) {
+    pool.setTarget(name, 1).catch((err) => events.log(`could not park "${name}": ${asStasisError(err).message}`, "warn"));
+  }
   await new Promise<void>((resolve) => {
     if (opts.signal?.aborted) return resolve();
     opts.signal?.addEventListener("abort", () => resolve(), { once: true });

@@ -26,6 +26,14 @@ export const command: CliCommand = {
         "socket frees that locked RAM; the keepers stay up, holding none (docs/ARCHITECTURE.md)",
       ].join("\n"),
     },
+    park: {
+      type: "string",
+      arg: "NAME[,NAME]",
+      help: [
+        "keep one instance of each of these snapshots parked from the start, as `stasis park NAME`",
+        "would: restored up to the GPU, its tree stopped; a restore of it takes it (docs/parking.md)",
+      ].join("\n"),
+    },
   },
   async run({ values, events }) {
     const { signal, dispose } = interruptSignal();
@@ -37,7 +45,8 @@ export const command: CliCommand = {
     try {
       const { serve } = await import("../../serve/daemon.js");
       const pinWeights = Boolean(values["pin-weights"]) || process.env.STASIS_SERVE_PIN_WEIGHTS === "1";
-      const r = await serve({ socket: str(values, "socket"), signal, pinWeights }, events);
+      const park = (str(values, "park") ?? "").split(",").filter((n) => n !== "");
+      const r = await serve({ socket: str(values, "socket"), signal, pinWeights, park }, events);
       return { data: r, text: `stasis serve: stopped after ${r.restores} restore(s); removed ${r.socket}` };
     } finally {
       off();
