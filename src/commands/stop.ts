@@ -3,8 +3,13 @@ import { StasisError } from "../errors.js";
 
 /** Stops instances (their whole process trees): SIGTERM, then SIGKILL after `graceMs`. A parked instance is ended
  *  through the daemon holding it, which then keeps one fewer of its snapshot parked. */
-export async function stop(opts: { ids: string[]; all: boolean; graceMs: number }): Promise<{ id: string; result: string }[]> {
-  if (!opts.all && opts.ids.length === 0) throw new StasisError("E_USAGE", "name the instances to stop, or pass --all", { hint: "`stasis ps` lists them" });
+export async function stop(opts: {
+  ids: string[];
+  all: boolean;
+  graceMs: number;
+}): Promise<{ id: string; result: string }[]> {
+  if (!opts.all && opts.ids.length === 0)
+    throw new StasisError("E_USAGE", "name the instances to stop, or pass --all", { hint: "`stasis ps` lists them" });
   const targets = opts.all ? await listInstances() : await Promise.all(opts.ids.map((id) => findInstance(id)));
   const out: { id: string; result: string }[] = [];
   for (const inst of targets) out.push({ id: inst.id, result: await stopOne(inst, opts.graceMs) });

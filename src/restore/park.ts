@@ -17,7 +17,7 @@ import { runPipeline } from "../pipeline/pipeline.js";
 import { claimSnapshot } from "./claimed.js";
 import { startCudaWorker } from "./cuda-worker.js";
 import { lookAround } from "./preflight.js";
-import { checkHere } from "./fingerprint-check.js";
+import { checkHere } from "../fingerprint/check.js";
 import { startBackground } from "./background.js";
 import { restoreTree } from "./tree.js";
 import type { PrefetchMode, VerifyMode } from "./background-reads.js";

@@ -118,7 +118,12 @@ export async function pinDaemonWeights(name: string, opts: { socket?: string } =
  * Calls the daemon's `path` with `body` and returns its answer's JSON; the daemon's error as the CLI's own. E_DAEMON
  * when no daemon answers: parked instances live in `stasis serve` alone.
  */
-export async function callDaemon<T>(path: string, body: unknown, what: string, opts: { socket?: string } = {}): Promise<T> {
+export async function callDaemon<T>(
+  path: string,
+  body: unknown,
+  what: string,
+  opts: { socket?: string } = {},
+): Promise<T> {
   const socket = opts.socket ?? paths.daemonSocket();
   const answer = await postJson(socket, path, body);
   if (!answer) {

@@ -2,7 +2,7 @@
 import { Events } from "../events.js";
 import { listInstances } from "../instances/instances.js";
 import { portsOf } from "../instances/claim.js";
-import { refuseTakenAddress } from "../restore/address.js";
+import { refuseTakenAddress } from "../proc/address.js";
 import { park, type Parked } from "../restore/park.js";
 import { endParked, servable } from "../restore/take.js";
 import { hibernate } from "../restore/hibernate.js";

@@ -12,7 +12,7 @@
  *                      (`stasis prefetch --snapshot`); 400 E_USAGE from a daemon without --pin-weights
  *   POST /v1/park      body: ParkRequest -> {"parked": [ParkedView]}: keep `count` instances of the snapshot parked
  *                      (restored, stopped before the GPU) and answer once they are (docs/parking.md)
- *   POST /v1/hibernate body: {"id": INSTANCE} -> {"parked": ParkedView}: take a serving instance off the GPU and park it
+ *   POST /v1/hibernate body: {"id": INSTANCE} -> {"parked": ParkedView}: a serving instance off the GPU, parked
  *   POST /v1/parked/stop body: {"id": INSTANCE} -> {"stopped": boolean}: end a parked instance the daemon holds
  *                      (false: it holds none of that id), one fewer of its snapshot kept parked
  *
@@ -47,7 +47,9 @@ export type DaemonLine = { event: unknown } | { result: unknown } | { error: Rec
 export const PinRequestSchema = z.object({ name: z.string().min(1) }).strict();
 
 /** POST /v1/park's body. */
-export const ParkRequestSchema = z.object({ name: z.string().min(1), count: z.number().int().min(0).default(1) }).strict();
+export const ParkRequestSchema = z
+  .object({ name: z.string().min(1), count: z.number().int().min(0).default(1) })
+  .strict();
 export type ParkRequest = z.infer<typeof ParkRequestSchema>;
 
 /** POST /v1/hibernate's and /v1/parked/stop's body. */
