@@ -67,6 +67,16 @@ export const COMMANDS: Entry[] = [
     summary: "stop an instance and its whole process tree",
     load: () => import("./cmd/stop.js").then(mod),
   },
+  {
+    name: "park",
+    summary: "keep a snapshot restored ahead of demand, stopped before the GPU (needs `stasis serve`)",
+    load: () => import("./cmd/park.js").then(mod),
+  },
+  {
+    name: "hibernate",
+    summary: "take a serving instance off the GPU and keep it parked (needs `stasis serve`)",
+    load: () => import("./cmd/hibernate.js").then(mod),
+  },
   { name: "ls", summary: "list snapshots (here, or in s3://bucket/prefix)", load: () => import("./cmd/ls.js").then(mod) },
   {
     name: "inspect",

@@ -1,7 +1,8 @@
-import { findInstance, listInstances, stopInstance } from "../instances/instances.js";
+import { findInstance, listInstances, stopInstance, type InstanceStatus } from "../instances/instances.js";
 import { StasisError } from "../errors.js";
 
-/** Stops instances (their whole process trees): SIGTERM, then SIGKILL after `graceMs`. */
+/** Stops instances (their whole process trees): SIGTERM, then SIGKILL after `graceMs`. A parked instance is ended
+ *  through the daemon holding it, which then keeps one fewer of its snapshot parked. */
 export async function stop(opts: {
   ids: string[];
   all: boolean;
@@ -10,11 +11,20 @@ export async function stop(opts: {
   checkStopArgs(opts);
   const targets = opts.all ? await listInstances() : await Promise.all(opts.ids.map((id) => findInstance(id)));
   const out: { id: string; result: string }[] = [];
-  for (const inst of targets) out.push({ id: inst.id, result: await stopInstance(inst, opts.graceMs) });
+  for (const inst of targets) out.push({ id: inst.id, result: await stopOne(inst, opts.graceMs) });
   return out;
 }
 
 /** Something to stop must be named (or --all). */
 export function checkStopArgs(opts: { ids: string[]; all: boolean }): void {
   if (!opts.all && opts.ids.length === 0) throw new StasisError("E_USAGE", "name the instances to stop, or pass --all", { hint: "`stasis ps` lists them" });
+}
+
+async function stopOne(inst: InstanceStatus, graceMs: number): Promise<string> {
+  if (inst.status === "parked" && process.env.STASIS_NO_DAEMON !== "1") {
+    const { stopParkedViaDaemon } = await import("../serve/client.js");
+    // A daemon that does not hold it (or none): its record is stopped here like any other.
+    if (await stopParkedViaDaemon(inst.id)) return "killed";
+  }
+  return stopInstance(inst, graceMs);
 }

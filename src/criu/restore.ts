@@ -55,7 +55,14 @@ export async function criuRestore(
   imagesDir: string,
   workDir: string,
   files: RestoreFiles,
-  opts: { timeoutMs?: number; signal?: AbortSignal; memory?: CriuMemory; started?: (pgid: number) => void } = {},
+  opts: {
+    timeoutMs?: number;
+    signal?: AbortSignal;
+    memory?: CriuMemory;
+    started?: (pgid: number) => void;
+    /** Leave the restored tree stopped (SIGSTOP): a parked instance, resumed later with SIGCONT (restore/park.ts). */
+    leaveStopped?: boolean;
+  } = {},
 ): Promise<RestoreResult> {
   const started = performance.now();
   const memory = opts.memory ?? "copy";
@@ -77,7 +84,8 @@ export async function criuRestore(
     memory === "copy" ? undefined : await startLazyPagesDaemon(criu, imagesDir, workDir, env, memory === "lazy", opts.started);
   const criuArgs = [
     "restore", "-D", imagesDir, "-W", workDir, "-o", logPath, `-v${logLevel()}`, "--pidfile", join(workDir, "criu-restore.pid"),
-    "--action-script", script, ...restoreOptions(), ...(lazy ? ["--lazy-pages"] : []), ...inherit,
+    "--action-script", script, ...restoreOptions(), ...(lazy ? ["--lazy-pages"] : []),
+    ...(opts.leaveStopped ? ["--leave-stopped"] : []), ...inherit,
   ];
   // The fds are opened here and passed as fd 3 and 4 (unshare and CRIU inherit them); closed in finally,
   // because the child has its own copies once spawned.

@@ -73,3 +73,20 @@ test("a restore on a claimed address is refused, naming the one at work; a dead 
     logs.join("\n"),
   );
 });
+
+test("a restore on a parked instance's address is refused, saying it is parked by stasis serve", async (t) => {
+  const home = mkdtempSync(join(tmpdir(), "stasis-claim-"));
+  t.after(() => rmSync(home, { recursive: true, force: true }));
+  // Its owner (the daemon) is this process.
+  const parked = { ...(await claimFor(home, "parked1", 41100, await selfAsOwner())), state: "parked" as const };
+  await recordInstance({ ...parked, parked: { manifestDigest: "d", parkedAt: new Date().toISOString() } });
+  assert.equal((await listInstances(home))[0]?.status, "parked");
+  await assert.rejects(
+    claimRestore(await claimFor(home, "next", 41100, await selfAsOwner()), new Events(), home),
+    (e: unknown) => {
+      assert.ok(e instanceof StasisError && e.code === "E_ADDRESS_IN_USE");
+      assert.match(e.message, /instance parked1 \(snapshot "s"\) is parked there by stasis serve/);
+      return true;
+    },
+  );
+});

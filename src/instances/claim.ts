@@ -96,7 +96,9 @@ function refusal(other: InstanceStatus, claim: Claim): StasisError {
   const doing =
     other.status === "serving" || other.status === "exited"
       ? `instance ${other.id} (snapshot "${other.snapshot}", pid ${other.pid}) serves there`
-      : `instance ${other.id} is ${other.status} snapshot "${other.snapshot}" there (stasis process ${by})`;
+      : other.status === "parked"
+        ? `instance ${other.id} (snapshot "${other.snapshot}") is parked there by stasis serve (pid ${by})`
+        : `instance ${other.id} is ${other.status} snapshot "${other.snapshot}" there (stasis process ${by})`;
   const shared = [...portsOf(other)].filter((p) => portsOf(claim).has(p));
   const what =
     shared.length > 0 ? `port ${shared.join(", ")}` : `${claim.criuFiles.find((f) => other.criuFiles?.includes(f))}`;

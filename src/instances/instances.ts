@@ -31,8 +31,11 @@ export interface Instance {
   /** Set while the capture or restore that starts the instance runs; absent once it serves. The record is written
    *  before anything starts, so `ps` shows the run and `stop` (or the next restore, or the run's supervisor) can
    *  reap what it leaves should it die half-way. */
-  state?: "capturing" | "restoring";
-  /** The stasis process doing that capture or restore (its pid and start time). */
+  state?: "capturing" | "restoring" | "parked";
+  /** Set while parked (restore/park.ts): the tree restored or hibernated and left stopped, held by `stasis serve`
+   *  (its owner) until a restore of the snapshot takes it. */
+  parked?: ParkedFacts;
+  /** The stasis process doing that capture or restore, or the daemon holding a parked tree (its pid and start time). */
   owner?: { pid: number; startTime: number };
   /** TCP addresses ("address:port") the instance listens on, or will once restored. */
   listeners?: string[];
@@ -46,7 +49,18 @@ export interface InstanceStatus extends Instance {
   /** serving or exited (its server ended); capturing or restoring; abandoned: the stasis process doing that capture
    *  or restore died before it finished (`stasis stop ID`, the next restore or the run's supervisor removes what it
    *  left). */
-  status: "serving" | "exited" | "capturing" | "restoring" | "abandoned";
+  status: "serving" | "exited" | "capturing" | "restoring" | "parked" | "abandoned";
+}
+
+/** What a parked instance's record says of it. */
+export interface ParkedFacts {
+  /** sha256 of the snapshot's manifest.json when it was parked: a snapshot removed or captured again since is not
+   *  served from it. */
+  manifestDigest: string;
+  /** Parked by `stasis hibernate` from a serving instance (its engine asleep, its GPU state checkpointed), rather
+   *  than restored ahead of demand. */
+  hibernated?: boolean;
+  parkedAt: string;
 }
 
 export function newInstanceId(): string {
@@ -211,7 +225,10 @@ export async function stopInstance(
       return now ? stopInstance(now, graceMs, { claimsHeld: true }) : "gone";
     }, dirname(dirname(inst.dir)));
   }
-  let how = (await isSame(inst)) ? await killTree(inst.pid, graceMs, inst.nsInit) : "gone";
+  // A parked tree is stopped (SIGSTOP): it would act on SIGTERM only once continued, and continuing it would let a
+  // tree whose GPU state is checkpointed run. It is killed at once; its shared-memory files are removed below.
+  const grace = inst.state === "parked" ? 0 : graceMs;
+  let how = (await isSame(inst)) ? await killTree(inst.pid, grace, inst.nsInit) : "gone";
   // A restore's unshare, CRIU and lazy-pages daemon name the instance's folder: ended so even where the restore died
   // before it learnt their pids (CRIU is its namespace's init: the kernel then ends the restored tree with it).
   if ((await killNaming(inst.dir)) && how === "gone") how = "killed";

@@ -18,6 +18,9 @@ export interface Claimed {
   supervisor: Supervisor;
   /** The claim's record, dropped should the restore fail; kept once the record names the serving instance. */
   record: Deferred;
+  /** The supervisor's release as the restore ends; kept where the restore's result still needs it (a parked tree,
+   *  restore/park.ts, whose supervisor ends it should the daemon holding it die). */
+  supervised: Deferred;
 }
 
 /**
@@ -37,7 +40,7 @@ export async function claimSnapshot(p: Pipeline, name: string, given?: Snapshot)
   await checkSnapshotFiles(snap.dir, snap.manifest.files);
   const id = newInstanceId();
   const supervisor = supervise(id, paths.instance(id));
-  p.defer("the restore's supervisor", () => supervisor.release());
+  const supervised = p.defer("the restore's supervisor", () => supervisor.release());
   const folder = p.defer("the instance folder", () => rm(paths.instance(id), { recursive: true, force: true }));
   const inst = await instanceDir(id);
   const claim: Claim = {
@@ -56,5 +59,5 @@ export async function claimSnapshot(p: Pipeline, name: string, given?: Snapshot)
   await claimRestore(claim, events);
   folder.keep();
   const record = p.defer("the restore's claim", () => dropRecord(claim));
-  return { snap, claim, supervisor, record };
+  return { snap, claim, supervisor, record, supervised };
 }

@@ -24,9 +24,15 @@ export interface RestoredTree {
 /**
  * Step "criu-restore": puts the snapshot's link_remap and shared-memory files where its images expect them (under a
  * lock per path, lock.ts) and has CRIU restore the tree. A listener CRIU could not bind because a server stopped
- * moments ago left connections in TIME_WAIT on its port is waited out and the restore run once more.
+ * moments ago left connections in TIME_WAIT on its port is waited out and the restore run once more. `leaveStopped`:
+ * the tree is left stopped (a parked instance, park.ts).
  */
-export async function restoreTree(p: Pipeline, claimed: Claimed, here: Here): Promise<RestoredTree> {
+export async function restoreTree(
+  p: Pipeline,
+  claimed: Claimed,
+  here: Here,
+  opts: { leaveStopped?: boolean } = {},
+): Promise<RestoredTree> {
   const { snap, claim } = claimed;
   const m = snap.manifest;
   return withRestoreLock(snap, async () => {
@@ -40,7 +46,7 @@ export async function restoreTree(p: Pipeline, claimed: Claimed, here: Here): Pr
       await noteFiles();
       let restored: CriuRestored;
       try {
-        restored = await runCriu(p, claimed, here);
+        restored = await runCriu(p, claimed, here, opts);
       } catch (err) {
         // A failed CRIU restore leaves nothing: after the wait, the same restore with fresh copies of the files.
         if (!(await addressInTimeWait(err, m.listeners))) throw err;
@@ -48,7 +54,7 @@ export async function restoreTree(p: Pipeline, claimed: Claimed, here: Here): Pr
         await linkRemaps.remove(); // the failed attempt may have used them
         linkRemaps = await placeFiles(snap.dir, m.linkRemaps, "link-remap");
         await noteFiles();
-        restored = await runCriu(p, claimed, here);
+        restored = await runCriu(p, claimed, here, opts);
       }
       const tree = p.defer("the restored process tree", () => killTree(restored.pid, 1_000, restored.nsInit));
       return { pid: restored.pid, nsInit: restored.nsInit, shmFiles: shm.placed, held: [shmHeld, tree] };
@@ -62,6 +68,7 @@ function runCriu(
   p: Pipeline,
   { snap, claim, supervisor }: Claimed,
   { criu, memory, prefetch }: Here,
+  { leaveStopped }: { leaveStopped?: boolean },
 ): Promise<CriuRestored> {
   const m = snap.manifest;
   const logs = {
@@ -76,6 +83,7 @@ function runCriu(
       criuRestore(criu, join(snap.dir, "images"), claim.dir, logs, {
         signal: p.signal,
         memory,
+        leaveStopped,
         started: (pgid) => supervisor.group(pgid),
       }),
     (r) =>

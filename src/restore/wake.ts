@@ -1,11 +1,19 @@
 import { engineFor } from "../engines/engines.js";
 import { checkCanary } from "../engines/canary.js";
-import type { EngineContext } from "../engines/engine.js";
+import type { EngineContext, EngineState } from "../engines/engine.js";
 import type { StagedWeights } from "../engines/weights-stager.js";
 import { isRunning } from "../proc/tree.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import { rearmTimers } from "./timers.js";
 import type { Claimed } from "./claimed.js";
+
+/** How the engine went to sleep: the snapshot's (its capture), or a hibernate's (restore/hibernate.ts: its state and
+ *  folder, and no timers to re-arm, since CRIU did not restore them). */
+export interface Asleep {
+  state: EngineState;
+  dir: string;
+  timers: boolean;
+}
 
 /**
  * Steps engine wake -> "ready" -> "canary" -> "timers": the engine resumes (vLLM: adopts the staged weights, or wakes
@@ -15,10 +23,11 @@ import type { Claimed } from "./claimed.js";
  */
 export async function wakeEngine(
   p: Pipeline,
-  { snap, claim }: Claimed,
+  { snap, claim }: Pick<Claimed, "snap"> & { claim: Pick<Claimed["claim"], "stderr"> },
   root: number,
   staged: StagedWeights | undefined,
   readyTimeoutMs: number,
+  asleep: Asleep = { state: snap.manifest.engine.state, dir: snap.dir, timers: true },
 ): Promise<void> {
   const m = snap.manifest;
   const engine = engineFor(m.engine.kind);
@@ -32,13 +41,13 @@ export async function wakeEngine(
     alive: () => alive,
     logPath: claim.stderr,
   };
-  await engine.resume(ctx, m.engine.state, snap.dir, staged);
+  await engine.resume(ctx, asleep.state, asleep.dir, staged);
   await p.step("ready", () => engine.waitReady(ctx, m.server.readyPath, readyTimeoutMs));
   const canary = m.engine.canary;
   await p.step("canary", async () =>
     checkCanary(canary, await engine.canary(ctx, { method: canary.method, path: canary.path, body: canary.body })),
   );
   // Only where the capture saw periodic timers: a restore of any other snapshot pays nothing for it.
-  if (m.periodicTimers.length > 0) await p.step("timers", () => rearmTimers(root, p.events));
+  if (asleep.timers && m.periodicTimers.length > 0) await p.step("timers", () => rearmTimers(root, p.events));
   await watching.now();
 }

@@ -79,6 +79,31 @@ export const API = {
     body: p.PinRequestSchema,
     answer: { json: p.PinnedAnswer },
   },
+  park: {
+    method: "POST",
+    path: "/v1/park",
+    summary: "Keeps `count` instances of a snapshot parked: restored up to the GPU, their trees stopped",
+    description:
+      "Answers once they are parked. A restore of the snapshot then takes one and does only the GPU's part; a " +
+      "replacement is parked once the address is free again (docs/parking.md).",
+    body: p.ParkRequestSchema,
+    answer: { json: p.ParkedAnswer },
+  },
+  hibernate: {
+    method: "POST",
+    path: "/v1/hibernate",
+    summary: "Takes a serving instance off the GPU (sleep, CUDA checkpoint, tree stopped) and keeps it parked",
+    body: p.InstanceRequestSchema,
+    answer: { json: p.HibernatedAnswer },
+  },
+  stopParked: {
+    method: "POST",
+    path: "/v1/parked/stop",
+    summary: "Ends a parked instance the daemon holds; one fewer of its snapshot is kept parked",
+    description: "stopped: false where the daemon holds no parked instance of that id.",
+    body: p.InstanceRequestSchema,
+    answer: { json: p.ParkedStopAnswer },
+  },
   openapi: {
     method: "GET",
     path: "/v1/openapi.json",

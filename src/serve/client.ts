@@ -8,9 +8,11 @@ import { request, type IncomingMessage } from "node:http";
 import { StasisError, stasisErrorFromJSON } from "../errors.js";
 import type { Events, StasisEvent } from "../events.js";
 import { paths } from "../home.js";
+import type { TakeResult } from "../restore/take.js";
 import type { RestoreResult } from "../restore/restore.js";
 import type { CaptureResult } from "../capture/capture.js";
 import type { InstanceStatus } from "../instances/instances.js";
+import type { TreeMemory } from "../proc/memory.js";
 import type { CaptureRequest, DaemonLine, RestoreRequest } from "./protocol.js";
 import type { Pinned } from "../engines/weights-stager.js";
 
@@ -24,8 +26,8 @@ export function restoreViaDaemon(
   req: RestoreRequest,
   events: Events,
   opts: DaemonAt = {},
-): Promise<RestoreResult | undefined> {
-  return streamed<RestoreResult>("/v1/restore", req, events, opts);
+): Promise<(RestoreResult & Partial<Pick<TakeResult, "taken">>) | undefined> {
+  return streamed<RestoreResult & Partial<Pick<TakeResult, "taken">>>("/v1/restore", req, events, opts);
 }
 
 /** Captures through the daemon; undefined when none answers (or it is too old to capture). */
@@ -38,9 +40,12 @@ export function captureViaDaemon(
 }
 
 /** The daemon's instances (`stasis ps`); undefined when no daemon answers. */
-export async function listViaDaemon(all: boolean, opts: DaemonAt = {}): Promise<InstanceStatus[] | undefined> {
+export async function listViaDaemon(
+  all: boolean,
+  opts: DaemonAt = {},
+): Promise<(InstanceStatus & { memory?: TreeMemory })[] | undefined> {
   const answer = await call("GET", `/v1/instances?all=${all}`, undefined, opts);
-  return answer && (expect(answer, "instances", opts) as InstanceStatus[]);
+  return answer && (expect(answer, "instances", opts) as (InstanceStatus & { memory?: TreeMemory })[]);
 }
 
 /** Stops instances through the daemon (`stasis stop`), one request each; undefined when no daemon answers. */
@@ -243,4 +248,42 @@ export async function daemonOr<T>(
 ): Promise<{ value: T; via: "daemon" | "process" }> {
   const answered = process.env.STASIS_NO_DAEMON ? undefined : await viaDaemon();
   return answered === undefined ? { value: await here(), via: "process" } : { value: answered, via: "daemon" };
+}
+
+/**
+ * Calls the daemon's `path` with `body` (POST) and returns its answer's JSON; the daemon's error as the CLI's own.
+ * E_DAEMON when no daemon answers: parked instances live in `stasis serve` alone.
+ */
+export async function callDaemon<T>(
+  path: string,
+  body: unknown,
+  what: string,
+  opts: DaemonAt = {},
+): Promise<T> {
+  const answer = await call("POST", path, body, opts);
+  if (!answer) {
+    throw new StasisError("E_DAEMON", `${what} needs a running stasis daemon, and none answers at ${socketOf(opts)}`, {
+      hint: "start one with `stasis serve` (parked instances live in the daemon)",
+    });
+  }
+  const json = answer.body as { error?: Record<string, unknown> };
+  if (json.error) throw stasisErrorFromJSON(json.error);
+  if (answer.status !== 200) {
+    throw new StasisError(
+      "E_DAEMON",
+      `the stasis daemon at ${socketOf(opts)} answered ${answer.status}: ${answer.text.trim().slice(0, 200)}`,
+      { hint: "a daemon of an older stasis? restart `stasis serve`" },
+    );
+  }
+  return json as T;
+}
+
+/**
+ * Asks the daemon to end parked instance `id`: true where it held it, false where it holds none of that id, and
+ * undefined where no daemon answers.
+ */
+export async function stopParkedViaDaemon(id: string, opts: DaemonAt = {}): Promise<boolean | undefined> {
+  const answer = await call("POST", "/v1/parked/stop", { id }, opts);
+  if (!answer) return undefined;
+  return (answer.body as { stopped?: unknown }).stopped === true;
 }

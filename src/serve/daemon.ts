@@ -9,7 +9,9 @@
 import { request as httpRequest } from "node:http";
 import { chmod, lstat, unlink } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
-import { StasisError } from "../errors.js";
+import { StasisError, asStasisError } from "../errors.js";
+import { ParkedPool } from "./parked.js";
+import { parkedOps } from "./parked-ops.js";
 import { Events } from "../events.js";
 import { paths } from "../home.js";
 import { CudaDriver } from "../cuda/driver.js";
@@ -34,6 +36,8 @@ export interface ServeOptions {
   tcp?: TcpListen & { token: string };
   /** Where requests and the operations' events are logged (log.ts); the daemon's own lines go to `events` too. */
   log?: DaemonLog;
+  /** Snapshots to keep one instance of parked from the start (docs/parking.md), as `stasis park NAME` would. */
+  park?: string[];
   /** Called once every listener is up, with where (a TCP port of 0 is the one picked). */
   onListening?: (where: { socket: string; tcp?: { host: string; port: number } }) => void;
 }
@@ -73,6 +77,7 @@ export async function serve(opts: ServeOptions, events: Events): Promise<ServeRe
     ...(keepers ? { keepers } : {}),
     metrics: new DaemonMetrics({ instances: () => listInstances(), pinnedBytes: () => keepers?.pinnedBytes() ?? 0 }),
     counts: { requests: 0, restores: 0, captures: 0 },
+    pool: new ParkedPool(parkedOps(events, { cudaDriver: cuda.lease })),
   };
   const offLog = events.on((e) => log.event(e));
   const unix = buildApp(ctx, "unix");
@@ -107,6 +112,11 @@ export async function serve(opts: ServeOptions, events: Events): Promise<ServeRe
         `stasis serve: listening on tcp ${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port} (bearer token required)`,
       );
     }
+    for (const name of opts.park ?? []) {
+      ctx.pool
+        .setTarget(name, 1)
+        .catch((err) => events.log(`could not park "${name}": ${asStasisError(err).message}`, "warn"));
+    }
     opts.onListening?.({ socket, ...(tcpAt ? { tcp: tcpAt } : {}) });
     await new Promise<void>((resolve) => {
       if (opts.signal?.aborted) return resolve();
@@ -116,6 +126,8 @@ export async function serve(opts: ServeOptions, events: Events): Promise<ServeRe
     // Requests in flight (a restore half-way) finish first: close() waits for them.
     await Promise.all([unix.close(), tcp?.close()]);
     await unlink(socket).catch(() => undefined);
+    // Invariant: a daemon that exits leaves no parked tree (each would hold memory and an address for nobody).
+    await ctx.pool.close();
     await cuda.close();
     await keepers?.close();
     offLog();

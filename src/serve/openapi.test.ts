@@ -11,6 +11,8 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { openApiDocument } from "./openapi.js";
 import { REPO } from "../testing/cli.js";
 import { buildApp, type DaemonContext } from "./routes.js";
+import { ParkedPool } from "./parked.js";
+import { parkedOps } from "./parked-ops.js";
 import { Events } from "../events.js";
 import { DaemonMetrics } from "./metrics.js";
 import { API } from "./api.js";
@@ -44,6 +46,7 @@ test("the daemon serves every operation of the document, and the document names 
     metrics: new DaemonMetrics({ instances: async () => [], pinnedBytes: () => 0 }),
     cuda: { lease: async () => assert.fail("no restore here") },
     counts: { requests: 0, restores: 0, captures: 0 },
+    pool: new ParkedPool(parkedOps(new Events(), {})),
   };
   const app = buildApp(ctx, "unix");
   await app.ready();

@@ -172,8 +172,15 @@ export const InstanceSchema = z
 export const InstanceStatusSchema = InstanceSchema.extend({
   running: z.boolean(),
   status: z
-    .enum(["serving", "exited", "capturing", "restoring", "abandoned"])
-    .describe("capturing/restoring: a stasis process is at work on it; abandoned: that process died half-way"),
+    .enum(["serving", "exited", "capturing", "restoring", "parked", "abandoned"])
+    .describe(
+      "capturing/restoring: a stasis process is at work on it; parked: restored or hibernated, its tree stopped, " +
+        "held by `stasis serve`; abandoned: that process died half-way",
+    ),
+  memory: z
+    .looseObject({ rssBytes: z.number(), pssBytes: z.number() })
+    .optional()
+    .describe("host memory its process tree holds (running instances)"),
 }).register(API_SCHEMAS, { id: "InstanceStatus" });
 
 export const RestoreResultSchema = z
@@ -184,8 +191,40 @@ export const RestoreResultSchema = z
     phases: z.array(phase),
     reads: z.looseObject({ bytesRead: z.number(), bytesAlreadyResident: z.number(), bytesVerified: z.number() }),
     fallback: z.looseObject({ reason: z.string(), canaryMatched: z.boolean() }).optional(),
+    taken: z
+      .looseObject({ id: z.string(), hibernated: z.boolean(), parkMs: z.number() })
+      .optional()
+      .describe("the parked instance this restore took (docs/parking.md)"),
   })
   .register(API_SCHEMAS, { id: "RestoreResult" });
+
+/** POST /v1/park's body: keep `count` instances of snapshot `name` parked (docs/parking.md). */
+export const ParkRequestSchema = z
+  .strictObject({ name: z.string().min(1), count: z.number().int().min(0).default(1) })
+  .register(API_SCHEMAS, { id: "ParkRequest" });
+export type ParkRequest = z.infer<typeof ParkRequestSchema>;
+
+/** POST /v1/hibernate's and /v1/parked/stop's body. */
+export const InstanceRequestSchema = z
+  .strictObject({ id: z.string().min(1) })
+  .register(API_SCHEMAS, { id: "InstanceRequest" });
+
+/** A parked instance as the daemon describes it. */
+export const ParkedViewSchema = z
+  .looseObject({
+    id: z.string(),
+    snapshot: z.string(),
+    pid: z.number().int(),
+    url: z.string(),
+    hibernated: z.boolean(),
+    parkMs: z.number().describe("how long parking it took (CRIU, reads, checks; hibernated: sleep, checkpoint, stop)"),
+    parkedAt: z.string(),
+  })
+  .register(API_SCHEMAS, { id: "ParkedView" });
+export type ParkedView = z.infer<typeof ParkedViewSchema>;
+export const ParkedAnswer = z.strictObject({ parked: z.array(ParkedViewSchema) });
+export const HibernatedAnswer = z.strictObject({ parked: ParkedViewSchema });
+export const ParkedStopAnswer = z.strictObject({ stopped: z.boolean() });
 
 export const CaptureResultSchema = z
   .looseObject({

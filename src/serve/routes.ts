@@ -21,10 +21,15 @@ import { openApiDocument } from "./openapi.js";
 import type { weightsKeepers } from "../engines/weights-keepers.js";
 import type { CudaLease } from "../restore/restore.js";
 import { ps } from "../commands/ps.js";
+import { findInstance } from "../instances/instances.js";
 import { stop } from "../commands/stop.js";
 // Loaded with the daemon, not on the first request: that is the point of it.
 import { pinJobFor, restore } from "../restore/restore.js";
 import { capture } from "../capture/capture.js";
+import { take } from "../restore/take.js";
+import type { Parked } from "../restore/park.js";
+import type { ParkedPool } from "./parked.js";
+import type { ParkedView } from "./protocol.js";
 
 /** What every listener of one daemon shares. */
 export interface DaemonContext {
@@ -35,6 +40,8 @@ export interface DaemonContext {
   cuda: { lease: () => Promise<CudaLease> };
   keepers?: ReturnType<typeof weightsKeepers>;
   counts: { requests: number; restores: number; captures: number };
+  /** The parked instances this daemon holds (docs/parking.md). */
+  pool: ParkedPool;
 }
 
 /** The most a request body may hold: a RestoreRequest is a few hundred bytes. */
@@ -55,8 +62,12 @@ let document: Record<string, unknown> | undefined;
 const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
   health: async () => ({ ok: true, pid: process.pid, version: VERSION }),
   listInstances: async ({ query }) => ({ instances: await ps({ all: query.all === "true" }) }),
-  stopInstance: async ({ params, query }) =>
-    (await stop({ ids: [params.id], all: false, graceMs: Number(query.graceMs) }))[0],
+  stopInstance: async ({ params, query }, ctx) => {
+    // A parked instance this daemon holds is ended by its pool, which then keeps one fewer parked.
+    const inst = await findInstance(params.id);
+    if (inst.status === "parked" && (await ctx.pool.stop(inst.id))) return { id: inst.id, result: "killed" };
+    return (await stop({ ids: [inst.id], all: false, graceMs: Number(query.graceMs) }))[0];
+  },
   capture: async ({ body, reply, request }, ctx) => {
     ctx.counts.captures++;
     ctx.events.log(`capture "${body.name}"`);
@@ -71,7 +82,9 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
     ctx.events.log(`restore "${body.name}"`);
     const deps = { cudaDriver: ctx.cuda.lease, ...(ctx.keepers ? { stager: ctx.keepers.stage } : {}) };
     return streamOperation(reply, ctx, "restore", request.id, async (events, signal) => {
-      const r = await restore({ ...body, signal }, events, deps);
+      const opts = { ...body, signal };
+      // A parked instance of the snapshot is taken when there is one: only the GPU's part is left to do.
+      const r = (await ctx.pool.take(body.name, (p) => take(p, opts, events, deps))) ?? (await restore(opts, events, deps));
       ctx.events.log(`restored "${body.name}" as instance ${r.instance.id} in ${r.readyMs.toFixed(0)} ms`);
       return r;
     });
@@ -96,6 +109,13 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
     ctx.events.log(`pinned the weights of "${name}" (${(pinned.bytes / 1e9).toFixed(2)} GB${how})`);
     return { pinned };
   },
+  park: async ({ body: { name, count } }, ctx) => ({ parked: (await ctx.pool.setTarget(name, count)).map(view) }),
+  hibernate: async ({ body: { id } }, ctx) => {
+    const p = await ctx.pool.hibernate(id);
+    ctx.events.log(`hibernated instance ${p.record.id} ("${p.snapshot}") in ${p.parkMs.toFixed(0)} ms`);
+    return { parked: view(p) };
+  },
+  stopParked: async ({ body: { id } }, ctx) => ({ stopped: await ctx.pool.stop(id) }),
   openapi: async () => (document ??= openApiDocument()),
   metrics: async ({ reply }, ctx) => {
     void reply.type(ctx.metrics.contentType);
@@ -246,4 +266,18 @@ function fromFastify(err: FastifyError): StasisError {
   if (typeof err.statusCode === "number" && err.statusCode < 500)
     return new StasisError("E_USAGE", err.message, { hint: "docs/api.md" });
   return asStasisError(err);
+}
+
+/** A parked instance as the API describes it. */
+function view(p: Parked): ParkedView {
+  const r = p.record;
+  return {
+    id: r.id,
+    snapshot: p.snapshot,
+    pid: r.pid,
+    url: r.url,
+    hibernated: p.hibernated !== undefined,
+    parkMs: Math.round(p.parkMs * 10) / 10,
+    parkedAt: r.parked?.parkedAt ?? r.createdAt,
+  };
 }

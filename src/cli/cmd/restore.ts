@@ -146,6 +146,7 @@ export const command: CliCommand = {
         `logs: \`stasis logs ${r.instance.id}\` (${r.instance.stderr}, ${r.instance.stdout}); ` +
           `stop it with \`stasis stop ${r.instance.id}\``,
         ...(via === "daemon" ? ["(restored by `stasis serve`)"] : []),
+        ...(r.taken ? [takenLine(r.taken)] : []),
       ].join("\n");
       return { data: { ...r, via, ...(pulled ? { pull: pulled } : {}) }, text };
     } finally {
@@ -153,3 +154,9 @@ export const command: CliCommand = {
     }
   },
 };
+
+/** What served a restore from a parked instance (docs/parking.md). */
+function takenLine(t: { id: string; hibernated: boolean; parkMs: number }): string {
+  const how = t.hibernated ? `woken from hibernation (hibernating took ${formatMs(t.parkMs)})` : `taken parked (parking took ${formatMs(t.parkMs)}, ahead)`;
+  return `served by parked instance ${t.id}: ${how}`;
+}

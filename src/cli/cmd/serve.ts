@@ -54,6 +54,14 @@ export const command: CliCommand = {
         "socket frees that locked RAM; the keepers stay up, holding none (docs/ARCHITECTURE.md)",
       ].join("\n"),
     },
+    park: {
+      type: "string",
+      arg: "NAME[,NAME]",
+      help: [
+        "keep one instance of each of these snapshots parked from the start, as `stasis park NAME`",
+        "would: restored up to the GPU, its tree stopped; a restore of it takes it (docs/parking.md)",
+      ].join("\n"),
+    },
   },
   async run({ values }) {
     const listen = str(values, "listen");
@@ -84,8 +92,9 @@ export const command: CliCommand = {
     try {
       const { serve } = await import("../../serve/daemon.js");
       const pinWeights = Boolean(values["pin-weights"]) || process.env.STASIS_SERVE_PIN_WEIGHTS === "1";
+      const park = (str(values, "park") ?? "").split(",").filter((n) => n !== "");
       const r = await serve(
-        { socket: str(values, "socket"), signal, pinWeights, log, ...(tcp ? { tcp } : {}) },
+        { socket: str(values, "socket"), signal, pinWeights, log, park, ...(tcp ? { tcp } : {}) },
         new Events(),
       );
       const text = `stasis serve: stopped after ${r.restores} restore(s) and ${r.captures} capture(s); removed ${r.socket}`;

@@ -36,8 +36,23 @@ const restored = {
   reads: z.looseObject({ bytesRead: bytes, bytesAlreadyResident: bytes, bytesVerified: bytes }),
   fallback: z.looseObject({ reason: z.string(), canaryMatched: z.boolean() }).optional(),
   via: z.enum(["daemon", "process"]),
+  taken: z
+    .looseObject({ id: z.string(), hibernated: z.boolean(), parkMs: ms })
+    .optional()
+    .describe("set when a parked instance served the restore (`stasis park`, `stasis hibernate`): readyMs is the take's"),
   pull: z.looseObject(pulled).optional().describe("restore s3://...: what the pull before the restore did"),
 };
+
+/** A parked instance, as `stasis serve` holds it (src/serve/protocol.ts's ParkedView). */
+const parkedView = z.looseObject({
+  id: z.string(),
+  snapshot: z.string(),
+  pid: z.number().int(),
+  url: z.string(),
+  hibernated: z.boolean().describe("parked by `stasis hibernate` from a serving instance"),
+  parkMs: ms,
+  parkedAt: z.string(),
+});
 
 export const SCHEMAS = {
   error: doc("error", { error }),
@@ -72,8 +87,15 @@ export const SCHEMAS = {
       instance.extend({
         running: z.boolean(),
         status: z
-          .enum(["serving", "exited", "capturing", "restoring", "abandoned"])
-          .describe("capturing/restoring: a stasis process is at work on it; abandoned: that process died half-way"),
+          .enum(["serving", "exited", "capturing", "restoring", "parked", "abandoned"])
+          .describe(
+            "capturing/restoring: a stasis process is at work on it; parked: restored or hibernated, its tree " +
+              "stopped, held by `stasis serve`; abandoned: that process died half-way",
+          ),
+        memory: z
+          .looseObject({ rssBytes: bytes, pssBytes: bytes })
+          .optional()
+          .describe("host memory its process tree holds (running instances)"),
       }),
     ),
     via: z.enum(["daemon", "process"]).optional(),
@@ -82,6 +104,8 @@ export const SCHEMAS = {
     stopped: z.array(z.looseObject({ id: z.string(), result: z.string() })),
     via: z.enum(["daemon", "process"]).optional(),
   }),
+  park: doc("park", { parked: z.array(parkedView) }),
+  hibernate: doc("hibernate", { parked: parkedView }),
   ls: doc("ls", {
     snapshots: z.array(
       z.looseObject({

@@ -1,0 +1,84 @@
+/**
+ * `stasis hibernate ID`: a serving instance taken off the GPU and parked in place: its engine put to sleep (the
+ * adapter's prepare, as before a capture), its GPU state checkpointed (the CUDA checkpoint API; the GPU's memory is
+ * free once it is), its tree stopped. A take (take.ts) wakes it: resume + CUDA restore + engine wake + canary. With
+ * a take of another snapshot's parked instance, that is a swap of the GPU from one model to another.
+ */
+import { join } from "node:path";
+import { mkdir, rm } from "node:fs/promises";
+import { StasisError } from "../errors.js";
+import type { Events } from "../events.js";
+import { engineFor } from "../engines/engines.js";
+import type { EngineContext } from "../engines/engine.js";
+import {
+  findInstance,
+  recordInstance,
+  selfAsOwner,
+  withClaimsLock,
+  type InstanceStatus,
+} from "../instances/instances.js";
+import { supervise } from "../instances/supervisor.js";
+import { gpuCheckpoint } from "../capture/gpu.js";
+import { runPipeline } from "../pipeline/pipeline.js";
+import { continueTree, stopTree } from "../proc/freeze.js";
+import { processTree } from "../proc/tree.js";
+import { PRIVATE_DIR } from "../store/private.js";
+import { openSnapshot } from "../store/store.js";
+import { manifestDigest, type Parked } from "./park.js";
+
+/**
+ * Hibernates serving instance `id` (or a unique prefix of it). Refused (E_USAGE) for an instance that is not serving.
+ * Its steps each push their undo (src/pipeline/): a failure part-way gives the instance back its GPU state and engine
+ * and leaves it serving.
+ */
+export async function hibernate(id: string, events: Events): Promise<Parked> {
+  const started = events.t();
+  return runPipeline(events, {}, async (p) => {
+    const inst = await findInstance(id);
+    if (inst.status !== "serving") {
+      throw new StasisError("E_USAGE", `instance ${inst.id} is ${inst.status}; only a serving instance can hibernate`, {
+        hint: "`stasis ps` shows each instance's state",
+      });
+    }
+    const snap = await openSnapshot(inst.snapshot);
+    const digest = await manifestDigest(snap.dir);
+    const engine = engineFor(snap.manifest.engine.kind);
+    const ctx: EngineContext = { baseUrl: inst.url, events, alive: () => true, logPath: inst.stderr };
+    // The engine's sleep state lives in the instance's folder (vLLM: its weights, hard-linked where it can).
+    const dir = join(inst.dir, "hibernate");
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { mode: PRIVATE_DIR });
+    const pids = (await processTree(inst.pid)).map((x) => x.pid);
+    // Each step's undo gives the instance back what the step took: a hibernate that fails leaves it serving.
+    const engineState = await p.step("engine-sleep", () => engine.prepareCapture(ctx, dir));
+    const awake = p.defer("the engine's sleep", () => engine.resume(ctx, engineState, dir));
+    const gpu = await gpuCheckpoint(pids, events);
+    const onGpu =
+      gpu &&
+      p.defer("the GPU state", async () => {
+        await gpu.resume(events);
+        gpu.close();
+      });
+    await p.step("stop-tree", () => stopTree(inst.pid));
+    const running = p.defer("the stopped tree", () => continueTree(inst.pid));
+    // From here the daemon holds it: should the daemon die, its supervisor ends the stopped tree.
+    const supervisor = supervise(inst.id, "");
+    const supervised = p.defer("the hibernate's supervisor", () => supervisor.release());
+    const record = await withClaimsLock(async () =>
+      recordInstance({
+        ...withoutStatus(inst),
+        state: "parked",
+        owner: await selfAsOwner(),
+        parked: { manifestDigest: digest, hibernated: true, parkedAt: new Date().toISOString() },
+      }),
+    );
+    for (const held of [awake, onGpu, running, supervised]) held?.keep();
+    const hibernated = { engineState, engineDir: dir, ...(gpu ? { gpu } : {}) };
+    return { record, snapshot: inst.snapshot, supervisor, hibernated, parkMs: events.t() - started };
+  });
+}
+
+function withoutStatus(inst: InstanceStatus): Omit<InstanceStatus, "running" | "status" | "startTime"> {
+  const { running: _r, status: _s, startTime: _t, ...rest } = inst;
+  return rest;
+}
