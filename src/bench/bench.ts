@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { unpackCaches } from "../capture/caches.js";
 import { hostname, cpus, release } from "node:os";
@@ -23,6 +24,8 @@ export interface BenchOptions {
   weights?: WeightsMode;
   /** How each restore is asked for: a `stasis restore` process (cli, default) or a request to `stasis serve` (api). */
   via?: "cli" | "api";
+  /** The STASIS_* settings: the cold and warm starts launch as a capture would, the hot restores prefetch CRIU. */
+  config: Config;
 }
 
 export interface StrategySummary {
@@ -90,6 +93,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
     memory: opts.memory ?? DEFAULT_MEMORY,
     weights: opts.weights ?? DEFAULT_WEIGHTS,
     via: opts.via ?? "cli",
+    config: opts.config,
   };
   try {
     if (strategies.includes("warm")) {
@@ -99,7 +103,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
         // Unpacked as <dir>/<variable>, the layout cacheEnv() points the server at.
         await unpackCaches(snap.dir, snap.manifest.caches, warmCaches);
       } else {
-        await events.phase("warm-caches", () => startServer(snap, "warm", warmCaches));
+        await events.phase("warm-caches", () => startServer(snap, "warm", warmCaches, opts.config));
       }
     }
     if (strategies.includes("restore-cold")) {
@@ -115,7 +119,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
       for (const s of strategies) {
         if (round >= runsOf(s)) continue;
         const run = await events.phase(`${s} #${round + 1}`, () =>
-          s === "cold" || s === "warm" ? startServer(snap, s, warmCaches) : restoreServer(snap, s, restoreArgs),
+          s === "cold" || s === "warm" ? startServer(snap, s, warmCaches, opts.config) : restoreServer(snap, s, restoreArgs),
         );
         runs.get(s)!.push(run);
         events.progress("bench", ++done, total, "items");

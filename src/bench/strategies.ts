@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -46,7 +47,7 @@ function canaryOf(snap: Snapshot): CanaryRequest {
  * unmeasured start first) and the page cache as it is. Ready = the readiness URL answers; first token = the
  * first answer to a real request.
  */
-export async function startServer(snap: Snapshot, strategy: "cold" | "warm", warmCacheDir: string): Promise<Run> {
+export async function startServer(snap: Snapshot, strategy: "cold" | "warm", warmCacheDir: string, config: Pick<Config, "ioUringFilter">): Promise<Run> {
   const m = snap.manifest;
   const scratch = await mkdtemp(join(tmpdir(), "stasis-bench-"));
   const caches = strategy === "cold" ? join(scratch, "caches") : warmCacheDir;
@@ -61,6 +62,7 @@ export async function startServer(snap: Snapshot, strategy: "cold" | "warm", war
       argv: m.command.argv,
       cwd: m.command.cwd,
       env: { ...m.command.env, ...cacheEnv(caches) },
+      ioUringFilter: config.ioUringFilter,
       stdout: join(scratch, "stdout.log"),
       stderr: join(scratch, "stderr.log"),
     }),
@@ -98,6 +100,7 @@ export interface RestoreArgs {
   memory: MemoryMode;
   weights: WeightsMode;
   via: "cli" | "api";
+  config: Config;
 }
 
 interface Restored {
@@ -124,7 +127,7 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
     // engine's libraries its restore touches), CRIU's own files and, where `stasis serve --pin-weights` runs, its
     // weights pinned by the daemon. (The first restore-hot of a bench is still the slowest with all of that in memory:
     // an open question in docs/benchmarks.md.)
-    const hot = await prefetchSnapshot({ paths: [], snapshot: snap.name }, new Events());
+    const hot = await prefetchSnapshot({ paths: [], snapshot: snap.name, config: args.config }, new Events());
     pinned = hot.daemonPin !== undefined && "pinned" in hot.daemonPin;
   }
   const readBefore = strategy === "restore-cold" ? await diskBytesRead() : undefined;

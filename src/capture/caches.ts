@@ -19,9 +19,6 @@ export const CACHE_DIRS: { variable: string; fallback: (env: NodeJS.ProcessEnv) 
   { variable: "FLASHINFER_WORKSPACE_BASE", fallback: () => join(homedir(), ".cache", "flashinfer") },
 ];
 
-/** Caches larger than this are left out (with a warning): a snapshot should not carry a whole home cache. */
-const MAX_CACHE_BYTES = Number(process.env.STASIS_MAX_CACHE_BYTES ?? 4 * 2 ** 30);
-
 export interface CapturedCache {
   variable: string;
   /** Where the server had it. */
@@ -43,8 +40,11 @@ async function duBytes(dir: string): Promise<number> {
   return total;
 }
 
-/** Tars each compile cache the server used (by its variable, or the default place) into `<snapshot>/caches/`. */
-export async function captureCaches(serverEnv: NodeJS.ProcessEnv, snapshotDir: string, events: Events): Promise<CapturedCache[]> {
+/**
+ * Tars each compile cache the server used (by its variable, or the default place) into `<snapshot>/caches/`. Caches
+ * larger than `maxBytes` are left out (with a warning): a snapshot should not carry a whole home cache.
+ */
+export async function captureCaches(serverEnv: NodeJS.ProcessEnv, snapshotDir: string, maxBytes: number, events: Events): Promise<CapturedCache[]> {
   const out: CapturedCache[] = [];
   for (const c of CACHE_DIRS) {
     const dir = serverEnv[c.variable] || c.fallback(serverEnv);
@@ -52,7 +52,7 @@ export async function captureCaches(serverEnv: NodeJS.ProcessEnv, snapshotDir: s
     if (!st?.isDirectory()) continue;
     const bytes = await duBytes(dir);
     if (bytes === 0) continue;
-    if (bytes > MAX_CACHE_BYTES) {
+    if (bytes > maxBytes) {
       events.log(`${c.variable} (${dir}) holds ${(bytes / 2 ** 30).toFixed(1)} GiB: not captured (limit STASIS_MAX_CACHE_BYTES)`, "warn");
       continue;
     }

@@ -158,7 +158,7 @@ test("criu missing or too old", async () => {
 });
 
 test("a parallel restore whose lazy-pages daemon fails: one clear error, fast, nothing left running", async () => {
-  const real = (await locateCriu()).path;
+  const real = (await locateCriu(undefined)).path;
   const fake = join(home, "criu-no-lazy");
   writeFileSync(fake, `#!/bin/sh\n[ "$1" = lazy-pages ] && exit 3\nexec ${real} "$@"\n`);
   chmodSync(fake, 0o755);

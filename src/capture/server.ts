@@ -36,6 +36,7 @@ export async function launchServer(
       argv: opts.argv,
       cwd: opts.cwd,
       env: opts.env,
+      ioUringFilter: opts.config.ioUringFilter,
       stdout: inst.stdout,
       stderr: inst.stderr,
       spawned: (pid) => supervisor.group(pid),

@@ -1,4 +1,5 @@
 import type { Events } from "../events.js";
+import type { Config, Settings } from "../config/config.js";
 import type { ArgumentSpec, OptionSpecs, OptionValues } from "./parse.js";
 
 /**
@@ -21,6 +22,10 @@ export interface CliContext {
   passthrough: string[];
   events: Events;
   json: boolean;
+  /** The STASIS_* settings, read from the environment once, before the command ran. */
+  config: Config;
+  /** The same, with where each value came from (`stasis doctor` shows them). */
+  settings: Settings;
 }
 
 export interface CliResult {

@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import { StasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import { prefetch as prefetchFiles, type PrefetchFile, type PrefetchStats, type PrefetchStrategy } from "../pagecache/prefetch.js";
@@ -21,6 +22,8 @@ export interface PrefetchOptions {
   /** The page cache in 2 MiB folios (see pagecache/prefetch.ts). */
   largeFolios?: boolean;
   signal?: AbortSignal;
+  /** The CRIU whose files a whole snapshot's prefetch reads too (`Config.criu`). */
+  config: Pick<Config, "criu">;
 }
 
 export interface PrefetchResult extends PrefetchStats {
@@ -65,7 +68,7 @@ export async function prefetch(opts: PrefetchOptions, events: Events): Promise<P
   const whole = targets.snapshot !== undefined && opts.paths.length === 0;
   if (whole) {
     await startWorkingSet(targets.snapshot!.dir, events, opts.signal);
-    await readCriu(events, opts.signal);
+    await readCriu(opts.config.criu, events, opts.signal);
   }
   // Only where a daemon's socket is there: without one there is nobody to ask, and no phase to show.
   const daemonPin =
@@ -81,9 +84,9 @@ export async function prefetch(opts: PrefetchOptions, events: Events): Promise<P
 }
 
 /** CRIU's own files into the page cache (best effort: a restore without them reads them itself). */
-async function readCriu(events: Events, signal?: AbortSignal): Promise<void> {
+async function readCriu(chosen: string | undefined, events: Events, signal?: AbortSignal): Promise<void> {
   try {
-    const criu = await locateCriu();
+    const criu = await locateCriu(chosen);
     const { files } = await resolveTargets({ paths: criuInstallPaths(criu) }, "prefetch");
     await events.phase(
       "criu-files",

@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
@@ -21,6 +22,8 @@ export async function criuDump(
   imagesDir: string,
   opts: {
     leaveRunning: boolean;
+    /** CRIU's network lock (`Config.criuNetworkLock`). */
+    networkLock: Config["criuNetworkLock"];
     logDir: string;
     timeoutMs?: number;
     /** Folders of files open under unlinked names: their link_remap files are held (kept-files.ts) under `tag`. */
@@ -30,7 +33,7 @@ export async function criuDump(
   },
 ): Promise<DumpResult> {
   await mkdir(imagesDir, { recursive: true, mode: PRIVATE_DIR });
-  const options = dumpOptions({ leaveRunning: opts.leaveRunning });
+  const options = dumpOptions({ leaveRunning: opts.leaveRunning, networkLock: opts.networkLock });
   const logPath = join(opts.logDir, "criu-dump.log");
   await writeFile(logPath, "", { mode: PRIVATE_FILE }); // CRIU truncates it and keeps its mode
   const args = ["dump", "-t", String(pid), "-D", imagesDir, "-o", logPath, "-v4", ...options];

@@ -23,7 +23,7 @@ test("the features of stasis's CRIU patches come from `criu --version`; other bu
 });
 
 test("STASIS_CRIU is the only candidate when set; its version decides", async () => {
-  assert.deepEqual(criuCandidates({ STASIS_CRIU: "/x/criu", PATH: "/usr/bin" }), [{ path: "/x/criu", source: "env" }]);
+  assert.deepEqual(criuCandidates("/x/criu", { PATH: "/usr/bin" }), [{ path: "/x/criu", source: "env" }]);
   const dir = mkdtempSync(join(tmpdir(), "stasis-criu-"));
   try {
     const fake = (name: string, version: string) => {
@@ -32,10 +32,10 @@ test("STASIS_CRIU is the only candidate when set; its version decides", async ()
       chmodSync(p, 0o755);
       return p;
     };
-    const good = await locateCriu({ STASIS_CRIU: fake("new", "4.2.1") });
+    const good = await locateCriu(fake("new", "4.2.1"));
     assert.deepEqual([good.version, good.source], ["4.2.1", "env"]);
-    await assert.rejects(locateCriu({ STASIS_CRIU: fake("old", "3.17.1") }), (e: StasisError) => e.code === "E_CRIU_TOO_OLD" && /3\.17\.1/.test(e.message));
-    await assert.rejects(locateCriu({ STASIS_CRIU: join(dir, "none") }), (e: StasisError) => e.code === "E_CRIU_MISSING" && e.hint !== undefined);
+    await assert.rejects(locateCriu(fake("old", "3.17.1")), (e: StasisError) => e.code === "E_CRIU_TOO_OLD" && /3\.17\.1/.test(e.message));
+    await assert.rejects(locateCriu(join(dir, "none")), (e: StasisError) => e.code === "E_CRIU_MISSING" && e.hint !== undefined);
 
     // Asked once while the binary stays the same file; a replaced binary is asked again.
     const counted = join(dir, "counted");
@@ -45,10 +45,10 @@ echo 'Version: ${version}'
 `;
     writeFileSync(counted, script("4.2.1"));
     chmodSync(counted, 0o755);
-    for (let i = 0; i < 3; i++) assert.equal((await locateCriu({ STASIS_CRIU: counted })).version, "4.2.1");
+    for (let i = 0; i < 3; i++) assert.equal((await locateCriu(counted)).version, "4.2.1");
     assert.equal(readFileSync(`${counted}.calls`, "utf8"), "x\n");
     writeFileSync(counted, script("4.3"));
-    assert.equal((await locateCriu({ STASIS_CRIU: counted })).version, "4.3");
+    assert.equal((await locateCriu(counted)).version, "4.3");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

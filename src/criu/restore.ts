@@ -1,5 +1,4 @@
 import { spawn } from "node:child_process";
-import { availableParallelism } from "node:os";
 import { openSync, closeSync } from "node:fs";
 import { readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -10,7 +9,10 @@ import type { Criu } from "./locate.js";
 import { firstError, hintFor } from "./dump.js";
 import { inheritKey, restoreOptions } from "./options.js";
 import { exists } from "../files.js";
-import { envInt } from "../env.js";
+import type { Config } from "../config/config.js";
+
+/** The settings a CRIU restore reads. */
+export type CriuRestoreSettings = Pick<Config, "criuNetworkLock" | "criuFileValidation" | "criuLogMaxMb" | "prefillWorkers">;
 
 export interface RestoreFiles {
   /** Paths of stdout/stderr as the images hold them. */
@@ -55,6 +57,7 @@ export async function criuRestore(
   imagesDir: string,
   workDir: string,
   files: RestoreFiles,
+  settings: CriuRestoreSettings,
   opts: { timeoutMs?: number; signal?: AbortSignal; memory?: CriuMemory; started?: (pgid: number) => void } = {},
 ): Promise<RestoreResult> {
   const started = performance.now();
@@ -62,7 +65,7 @@ export async function criuRestore(
   // The daemon and the restore both read CRIU_LAZY_PREFILL: the restore waits for the prefill only if asked.
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.CRIU_LAZY_PREFILL;
-  if (memory === "parallel") env.CRIU_LAZY_PREFILL = String(defaultPrefillWorkers());
+  if (memory === "parallel") env.CRIU_LAZY_PREFILL = String(settings.prefillWorkers);
   const logPath = join(workDir, "criu-restore.log");
   const script = join(workDir, "criu-action.sh");
   await writeFile(script, ACTION_SCRIPT, { mode: 0o700 });
@@ -76,8 +79,8 @@ export async function criuRestore(
   const lazy =
     memory === "copy" ? undefined : await startLazyPagesDaemon(criu, imagesDir, workDir, env, memory === "lazy", opts.started);
   const criuArgs = [
-    "restore", "-D", imagesDir, "-W", workDir, "-o", logPath, `-v${logLevel()}`, "--pidfile", join(workDir, "criu-restore.pid"),
-    "--action-script", script, ...restoreOptions(), ...(lazy ? ["--lazy-pages"] : []), ...inherit,
+    "restore", "-D", imagesDir, "-W", workDir, "-o", logPath, `-v${LOG_LEVEL}`, "--pidfile", join(workDir, "criu-restore.pid"),
+    "--action-script", script, ...restoreOptions(settings), ...(lazy ? ["--lazy-pages"] : []), ...inherit,
   ];
   // The fds are opened here and passed as fd 3 and 4 (unshare and CRIU inherit them); closed in finally,
   // because the child has its own copies once spawned.
@@ -119,7 +122,7 @@ export async function criuRestore(
     }
   };
   const deadline = Date.now() + (opts.timeoutMs ?? 600_000);
-  const logLimit = logLimitBytes();
+  const logLimit = settings.criuLogMaxMb * 2 ** 20;
   let logCheckedAt = 0;
   try {
     for (;;) {
@@ -186,14 +189,11 @@ export async function criuRestore(
 }
 
 /**
- * The most a restore's CRIU log may grow to (STASIS_CRIU_LOG_MAX_MB, default 256 MiB): a normal restore writes a few
- * MB at -v4; one that passes this is looping (a damaged image made CRIU retry for ever, filling the disk).
+ * The most a restore's CRIU log may grow to is `Config.criuLogMaxMb` (STASIS_CRIU_LOG_MAX_MB, default 256 MiB): a
+ * normal restore writes a few MB at -v4; one that passes it is looping (a damaged image made CRIU retry for ever,
+ * filling the disk).
  */
 const LOG_KEPT_BYTES = 16 * 2 ** 20;
-
-function logLimitBytes(): number {
-  return (envInt("STASIS_CRIU_LOG_MAX_MB", 1) ?? 256) * 2 ** 20;
-}
 
 /** The first of `logs` larger than `limit` bytes, if any. */
 async function logOverLimit(logs: string[], limit: number): Promise<string | undefined> {
@@ -202,18 +202,11 @@ async function logOverLimit(logs: string[], limit: number): Promise<string | und
 }
 
 /**
- * CRIU's verbosity for restores (STASIS_CRIU_LOG_LEVEL, 0-4, default 4). Level 4 timestamps every step, which
- * is what finding a slow restore needs; the GPU runs measure what it costs.
+ * CRIU's verbosity for restores. Level 4 timestamps every step, which is what finding a slow restore needs.
+ * (The prefill's workers are `Config.prefillWorkers`: one per core, at most 16, unless set. Why:
+ * docs/decisions/0001-criu-memory.md.)
  */
-function logLevel(): number {
-  return envInt("STASIS_CRIU_LOG_LEVEL", 0, 4) ?? 4;
-}
-
-/** Prefill workers unless told (STASIS_PREFILL_WORKERS): one per core, at most 16.
- *  Why: docs/decisions/0001-criu-memory.md. */
-export function defaultPrefillWorkers(env: NodeJS.ProcessEnv = process.env): number {
-  return envInt("STASIS_PREFILL_WORKERS", 1, 64, env) ?? Math.max(1, Math.min(16, availableParallelism()));
-}
+const LOG_LEVEL = 4;
 
 /** The lazy-pages daemon's own account of a prefill: "prefill: B bytes (P pages) with N workers in T ms". */
 export function parsePrefill(log: string): { bytes: number; workers: number; ms: number } | undefined {
@@ -241,7 +234,7 @@ async function startLazyPagesDaemon(
   await writeFile(join(workDir, "criu-lazy-pages.log"), "", { mode: 0o600 });
   let daemon;
   try {
-    daemon = spawn(criu.path, ["lazy-pages", "-D", imagesDir, "-W", workDir, "-o", join(workDir, "criu-lazy-pages.log"), `-v${logLevel()}`], {
+    daemon = spawn(criu.path, ["lazy-pages", "-D", imagesDir, "-W", workDir, "-o", join(workDir, "criu-lazy-pages.log"), `-v${LOG_LEVEL}`], {
       stdio: ["ignore", out, out],
       detached: true,
       cwd: workDir,

@@ -12,7 +12,7 @@ import type { WorkerRequest, WorkerAnswer } from "./_protocol.js";
 let cuda: LibCuda | undefined;
 let loadError: Error | undefined;
 try {
-  cuda = loadLibCuda(process.env.STASIS_LIBCUDA ?? "libcuda.so.1");
+  cuda = loadLibCuda("libcuda.so.1");
 } catch (err) {
   loadError = err as Error;
 }
@@ -28,7 +28,7 @@ function answer(a: WorkerAnswer): void {
 
 let nvml: LibNvml | undefined;
 function nvmlLib(): LibNvml {
-  nvml ??= loadLibNvml(process.env.STASIS_LIBNVML ?? "libnvidia-ml.so.1");
+  nvml ??= loadLibNvml("libnvidia-ml.so.1");
   return nvml;
 }
 

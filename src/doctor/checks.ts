@@ -5,6 +5,7 @@ import { locateCriu, MIN_CRIU } from "../criu/locate.js";
 import { run } from "../proc/run.js";
 import { StasisError } from "../errors.js";
 import { filterPython } from "../launch/io-uring-off.js";
+import type { Config } from "../config/config.js";
 
 export type Status = "pass" | "warn" | "fail";
 
@@ -16,7 +17,7 @@ export interface Check {
   fix?: string;
 }
 
-type Probe = () => Promise<Omit<Check, "name">>;
+type Probe = (config: Config) => Promise<Omit<Check, "name">>;
 
 const MIN_FREE_BYTES = 10 * 2 ** 30;
 
@@ -43,9 +44,9 @@ export const CHECKS: { name: string; probe: Probe }[] = [
   },
   {
     name: "criu",
-    probe: async () => {
+    probe: async (config) => {
       try {
-        const criu = await locateCriu();
+        const criu = await locateCriu(config.criu);
         const check = await run(criu.path, ["check"], { timeoutMs: 60_000 });
         const text = (check.stdout + check.stderr).trim();
         if (check.code !== 0) {
@@ -64,14 +65,14 @@ export const CHECKS: { name: string; probe: Probe }[] = [
   },
   {
     name: "io_uring",
-    probe: async () => {
+    probe: async (config) => {
       const v = (await readFile("/proc/sys/kernel/io_uring_disabled", "utf8").catch(() => "")).trim();
       const state = v === "" ? "not present" : v === "0" ? "enabled" : v === "1" ? "restricted" : "disabled";
       const shared = `io_uring is ${state} host-wide; stasis leaves that setting alone and refuses to dump a process holding an io_uring`;
-      if (process.env.STASIS_IO_URING_FILTER === "0") {
+      if (!config.ioUringFilter) {
         return { status: "warn", detail: `${shared}; STASIS_IO_URING_FILTER=0: servers start unfiltered`, fix: "unset STASIS_IO_URING_FILTER" };
       }
-      if (!filterPython()) {
+      if (!filterPython(true)) {
         return {
           status: "warn",
           detail: `${shared}; no python3 on the PATH, so servers start without the seccomp filter that makes io_uring unavailable to them: one on libuv 1.50+ (uvloop 0.23) opens a ring at start and cannot be captured`,
@@ -109,12 +110,13 @@ export const CHECKS: { name: string; probe: Probe }[] = [
   },
   {
     name: "lock tables",
-    probe: async () => {
-      const { lockMethod, lockTables } = await import("../criu/network-lock.js");
-      if (lockMethod() !== "nftables") return { status: "pass", detail: `CRIU locks the network with ${lockMethod()}` };
+    probe: async (config) => {
+      const { lockTables } = await import("../criu/network-lock.js");
+      const method = config.criuNetworkLock;
+      if (method !== "nftables") return { status: "pass", detail: `CRIU locks the network with ${method}` };
       let tables: string[];
       try {
-        tables = await lockTables();
+        tables = await lockTables(config.criu);
       } catch (err) {
         return { status: "warn", detail: `cannot list nftables tables: ${(err as Error).message}` };
       }

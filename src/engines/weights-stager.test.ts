@@ -209,7 +209,7 @@ test("a keeper that dies ends its jobs with the reason, and the daemon's set sta
     const { weightsKeepers } = await import("./weights-keepers.js");
     const dead = await script(join(dir, "dead"), "exit 3");
     let started = 0;
-    const set = weightsKeepers(() => undefined, (info) => (started++, WeightsKeeper.start(info)));
+    const set = weightsKeepers(() => undefined, 2, (info) => (started++, WeightsKeeper.start(info)));
     try {
       const job = jobFor(dead, dir);
       const first = await set.stage(job).ready();
@@ -226,7 +226,7 @@ test("releasing the daemon's keepers frees their weights and keeps them up; clos
     const { weightsKeepers } = await import("./weights-keepers.js");
     const python = await fakeKeeper(dir);
     const started: ReturnType<typeof WeightsKeeper.start>[] = [];
-    const set = weightsKeepers(() => undefined, (info) => {
+    const set = weightsKeepers(() => undefined, 2, (info) => {
       const k = WeightsKeeper.start(info);
       started.push(k);
       return k;

@@ -214,8 +214,17 @@ export class WeightsKeeper {
     for (const done of this.pins.values()) done(new Error(`the weights keeper ended (${this.exited ?? "exited"})`));
   }
 
-  static start(info: StageInfo, log: (message: string, level: "info" | "warn") => void = () => undefined): WeightsKeeper {
-    const child = spawn(info.python, ["-m", "stasis_engine.weights.stage", "--keep"], { stdio: ["pipe", "pipe", "pipe"], env: pythonEnv(info) });
+  /** `maxImages`: how many weights images it keeps pinned (its own default, 2, where not given). */
+  static start(
+    info: StageInfo,
+    log: (message: string, level: "info" | "warn") => void = () => undefined,
+    maxImages?: number,
+  ): WeightsKeeper {
+    const keep = ["--keep", ...(maxImages === undefined ? [] : ["--max-images", String(maxImages)])];
+    const child = spawn(info.python, ["-m", "stasis_engine.weights.stage", ...keep], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: pythonEnv(info),
+    });
     return new WeightsKeeper(child, log);
   }
 

@@ -18,6 +18,8 @@ export interface LaunchOptions {
   cwd: string;
   /** Added to the caller's environment, after DUMPABLE_ENV (so the user can override it). */
   env: Record<string, string>;
+  /** Start it under the filter that keeps io_uring from it (`Config.ioUringFilter`; io-uring-off.ts). */
+  ioUringFilter: boolean;
   stdout: string;
   stderr: string;
   /** Called with the server's pid (its process group's id) as soon as it is spawned, before anything else runs. */
@@ -50,7 +52,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
   let child;
   try {
     const env = { ...process.env, ...DUMPABLE_ENV, ...opts.env };
-    const [command, ...args] = withIoUringOff(opts.argv, opts.cwd, env);
+    const [command, ...args] = withIoUringOff(opts.argv, opts.cwd, opts.ioUringFilter, env);
     child = spawn(command!, args, {
       cwd: opts.cwd,
       env,

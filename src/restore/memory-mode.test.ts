@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { criuMemory, imagesInMemory } from "./restore.js";
 import { evict } from "../pagecache/evict.js";
 import type { Snapshot } from "../store/store.js";
-import { defaultPrefillWorkers, parsePrefill } from "../criu/restore.js";
+import { parsePrefill } from "../criu/restore.js";
+import { loadConfig } from "../config/config.js";
 import { StasisError } from "../errors.js";
 import type { Criu } from "../criu/locate.js";
 
@@ -45,11 +46,13 @@ test("the prefill's account is read from the lazy-pages log", () => {
   assert.equal(parsePrefill("no prefill here"), undefined);
 });
 
-test("prefill workers: STASIS_PREFILL_WORKERS when it is a sane number, else min(16, cores)", () => {
-  assert.equal(defaultPrefillWorkers({ STASIS_PREFILL_WORKERS: "3" }), 3);
-  const dflt = defaultPrefillWorkers({});
+test("prefill workers: STASIS_PREFILL_WORKERS when it is a sane number, else min(16, cores); a bad one is refused", () => {
+  assert.equal(loadConfig({ STASIS_PREFILL_WORKERS: "3" }).prefillWorkers, 3);
+  const dflt = loadConfig({}).prefillWorkers;
   assert.ok(dflt >= 1 && dflt <= 16);
-  for (const bad of ["0", "-1", "x", "65", "2.5"]) assert.equal(defaultPrefillWorkers({ STASIS_PREFILL_WORKERS: bad }), dflt);
+  for (const bad of ["0", "-1", "x", "65", "2.5"]) {
+    assert.throws(() => loadConfig({ STASIS_PREFILL_WORKERS: bad }), (e: Error & { code?: string }) => e.code === "E_USAGE");
+  }
 });
 
 test("images in memory: judged by the page-cache residency of the snapshot's image files only", async () => {

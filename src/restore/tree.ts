@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
-import { criuRestore, type RestoreResult as CriuRestored } from "../criu/restore.js";
+import { criuRestore, type CriuRestoreSettings, type RestoreResult as CriuRestored } from "../criu/restore.js";
 import { placeFiles, removePlaced, type PlacedFile } from "../criu/kept-files.js";
 import { killTree, recordInstance } from "../instances/instances.js";
 import type { Deferred, Pipeline } from "../pipeline/pipeline.js";
@@ -26,7 +26,12 @@ export interface RestoredTree {
  * lock per path, lock.ts) and has CRIU restore the tree. A listener CRIU could not bind because a server stopped
  * moments ago left connections in TIME_WAIT on its port is waited out and the restore run once more.
  */
-export async function restoreTree(p: Pipeline, claimed: Claimed, here: Here): Promise<RestoredTree> {
+export async function restoreTree(
+  p: Pipeline,
+  claimed: Claimed,
+  here: Here,
+  settings: CriuRestoreSettings,
+): Promise<RestoredTree> {
   const { snap, claim } = claimed;
   const m = snap.manifest;
   return withRestoreLock(snap, async () => {
@@ -40,7 +45,7 @@ export async function restoreTree(p: Pipeline, claimed: Claimed, here: Here): Pr
       await noteFiles();
       let restored: CriuRestored;
       try {
-        restored = await runCriu(p, claimed, here);
+        restored = await runCriu(p, claimed, here, settings);
       } catch (err) {
         // A failed CRIU restore leaves nothing: after the wait, the same restore with fresh copies of the files.
         if (!(await addressInTimeWait(err, m.listeners))) throw err;
@@ -48,7 +53,7 @@ export async function restoreTree(p: Pipeline, claimed: Claimed, here: Here): Pr
         await linkRemaps.remove(); // the failed attempt may have used them
         linkRemaps = await placeFiles(snap.dir, m.linkRemaps, "link-remap");
         await noteFiles();
-        restored = await runCriu(p, claimed, here);
+        restored = await runCriu(p, claimed, here, settings);
       }
       const tree = p.defer("the restored process tree", () => killTree(restored.pid, 1_000, restored.nsInit));
       return { pid: restored.pid, nsInit: restored.nsInit, shmFiles: shm.placed, held: [shmHeld, tree] };
@@ -62,6 +67,7 @@ function runCriu(
   p: Pipeline,
   { snap, claim, supervisor }: Claimed,
   { criu, memory, prefetch }: Here,
+  settings: CriuRestoreSettings,
 ): Promise<CriuRestored> {
   const m = snap.manifest;
   const logs = {
@@ -73,7 +79,7 @@ function runCriu(
   return p.step(
     "criu-restore",
     () =>
-      criuRestore(criu, join(snap.dir, "images"), claim.dir, logs, {
+      criuRestore(criu, join(snap.dir, "images"), claim.dir, logs, settings, {
         signal: p.signal,
         memory,
         started: (pgid) => supervisor.group(pgid),

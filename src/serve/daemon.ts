@@ -17,6 +17,7 @@ import { warmCudaWorker } from "./warm-cuda.js";
 import { weightsKeepers } from "../engines/weights-keepers.js";
 import { prepareHome } from "../store/home-guard.js";
 import { withUmask } from "../proc/run.js";
+import { describeRequest, withRequest, type Settings } from "../config/config.js";
 // Loaded with the daemon, not on the first request: that is the point of it.
 import { ownCudaDriver, pinJobFor, restore } from "../restore/restore.js";
 
@@ -25,6 +26,10 @@ export interface ServeOptions {
   signal?: AbortSignal;
   /** Keep the weights of the snapshots restored in pinned host memory, and a stager warm (weights-keepers.ts). */
   pinWeights?: boolean;
+  /** Keep one CUDA worker warm for all restores (warm-cuda.ts) instead of one per restore. */
+  warmCuda?: boolean;
+  /** The daemon's own settings, read where it started; a request's knobs are laid over them for that restore. */
+  settings: Settings;
 }
 
 /** Serves until `signal` fires; then stops taking requests, lets running restores finish and removes the socket. */
@@ -32,13 +37,13 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
   await prepareHome((m) => events.log(m, "warn"));
   const socket = opts.socket ?? paths.daemonSocket();
   await claimSocket(socket);
-  // Opt-in (STASIS_SERVE_CUDA=1) until it has been measured on a GPU: otherwise each restore starts its own
-  // worker, as in-process restores do, off the critical path beside CRIU.
+  // Opt-in (--warm-cuda) until it has been measured on a GPU: otherwise each restore starts its own worker, as
+  // in-process restores do, off the critical path beside CRIU.
   const cuda =
-    process.env.STASIS_SERVE_CUDA === "1"
+    opts.warmCuda
       ? warmCudaWorker(() => CudaDriver.start(), (m) => events.log(m))
       : { lease: ownCudaDriver, close: async () => {} };
-  const keepers = opts.pinWeights ? weightsKeepers((m, level) => events.log(m, level)) : undefined;
+  const keepers = opts.pinWeights ? weightsKeepers((m, level) => events.log(m, level), opts.settings.config.pinWeightsMax) : undefined;
   let restores = 0;
   const server = createServer((req, res) => {
     void handle(req, res).catch((err) => events.log(`request failed: ${asStasisError(err).message}`, "warn"));
@@ -67,8 +72,10 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
     }
     if (req.method !== "POST" || req.url !== "/v1/restore") return reply(res, 404, { error: new StasisError("E_USAGE", `no ${req.method} ${req.url} here`).toJSON() });
     let body: RestoreRequest;
+    let settings: Settings;
     try {
       body = parseBody(await readBody(req), RestoreRequestSchema, "POST /v1/restore takes a JSON RestoreRequest (src/serve/protocol.ts)");
+      settings = withRequest(opts.settings, body.config);
     } catch (err) {
       const e = asStasisError(err);
       return reply(res, httpStatus(e.code), { error: e.toJSON() });
@@ -79,9 +86,11 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
     const local = new Events();
     const off = local.on((event) => res.write(JSON.stringify({ event }) + "\n"));
     restores++;
-    events.log(`restore "${body.name}"`);
+    const knobs = describeRequest(body.config);
+    events.log(`restore "${body.name}"${knobs ? ` with ${knobs} from the request` : ""}`);
     try {
-      const result = await restore({ ...body, signal: abort.signal }, local, { cudaDriver: cuda.lease, ...(keepers ? { stager: keepers.stage } : {}) });
+      const { config: _sent, ...options } = body;
+      const result = await restore({ ...options, config: settings.config, signal: abort.signal }, local, { cudaDriver: cuda.lease, ...(keepers ? { stager: keepers.stage } : {}) });
       res.end(JSON.stringify({ result }) + "\n");
       events.log(`restored "${body.name}" as instance ${result.instance.id} in ${result.readyMs.toFixed(0)} ms`);
     } catch (err) {

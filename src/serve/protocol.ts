@@ -15,10 +15,15 @@
  */
 import { z } from "zod";
 import type { RestoreOptions } from "../restore/restore.js";
+import type { RequestKnobs } from "../config/config.js";
 import { MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../restore/modes.js";
 
-/** A restore's options as they travel: RestoreOptions without the signal (the connection is the signal). */
-export type RestoreRequest = Omit<RestoreOptions, "signal">;
+/**
+ * A restore's options as they travel: RestoreOptions without the signal (the connection is the signal), and instead
+ * of the whole configuration the STASIS_* knobs the client's user set (`requestKnobs`, raw text by variable name:
+ * `{"STASIS_WORKING_SET": "0"}`), which the daemon lays over its own settings for this restore (`withRequest`).
+ */
+export type RestoreRequest = Omit<RestoreOptions, "signal" | "config"> & { config?: RequestKnobs };
 
 /** What the daemon accepts as a RestoreRequest; parsed once, where the body arrives. */
 export const RestoreRequestSchema = z
@@ -32,6 +37,8 @@ export const RestoreRequestSchema = z
     readyTimeoutMs: z.number().int().positive(),
     memory: z.enum(MEMORY_MODES).optional(),
     weights: z.enum(WEIGHTS_MODES).optional(),
+    // Checked knob by knob where the daemon lays them over its own (config.ts `withRequest`).
+    config: z.record(z.string()).optional(),
   })
   .strict() satisfies z.ZodType<RestoreRequest, z.ZodTypeDef, unknown>;
 

@@ -71,7 +71,7 @@ export const command: CliCommand = {
       help: "keep the original server running after the snapshot (listed by `stasis ps`)",
     },
   },
-  async run({ values, positionals, passthrough, events }) {
+  async run({ values, positionals, passthrough, events, config }) {
     const name = positionals[0]!;
     if (passthrough.length === 0)
       throw new StasisError("E_USAGE", "missing the server's command", {
@@ -103,6 +103,7 @@ export const command: CliCommand = {
           leaveRunning: Boolean(values["leave-running"]),
           allowFullImage: Boolean(values["allow-full-image"]),
           signal,
+          config,
         },
         events,
       );
