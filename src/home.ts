@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { KNOBS } from "./config/knobs.js";
+import { knobValue } from "./config/config.js";
 
 /**
  * Where stasis keeps its state: `STASIS_HOME` (default /var/lib/stasis; `Config.home`). Read here each time rather
@@ -11,8 +11,7 @@ import { KNOBS } from "./config/knobs.js";
  *   stasisd.sock           `stasis serve`'s socket, while it runs
  */
 export function stasisHome(env: NodeJS.ProcessEnv = process.env): string {
-  const raw = env[KNOBS.home.env];
-  return (raw && KNOBS.home.parse(raw)) || KNOBS.home.default;
+  return knobValue("home", env);
 }
 
 export const paths = {

@@ -46,6 +46,13 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Settings {
   return { config: config as Config, sources, given };
 }
 
+/** One knob's value in `env` (its default where unset), checked like `readConfig`'s. */
+export function knobValue<K extends KnobKey>(key: K, env: NodeJS.ProcessEnv = process.env): Config[K] {
+  const knob: Knob<unknown> = KNOBS[key];
+  const raw = env[knob.env];
+  return (raw !== undefined && raw !== "" ? parseKnob(knob, raw, "the environment") : knob.default) as Config[K];
+}
+
 /** `readConfig(env).config`. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return readConfig(env).config;

@@ -37,16 +37,16 @@ const OFF = ["0", "false", "no", "off"];
 function flag(k: Common & { default: boolean }): Knob<boolean> {
   return {
     ...k,
-    expected: "1 or 0 (also true/false, yes/no, on/off)",
+    expected: "1 or 0 (or true/false, yes/no, on/off)",
     parse: (raw) => (ON.includes(raw.toLowerCase()) ? true : OFF.includes(raw.toLowerCase()) ? false : undefined),
   };
 }
 
-function int(k: Common & { default: number; min: number; max: number }): Knob<number> {
-  const { min, max, ...rest } = k;
+function int(k: Common & { default: number; min: number; max?: number }): Knob<number> {
+  const { min, max = Number.MAX_SAFE_INTEGER, ...rest } = k;
   return {
     ...rest,
-    expected: `an integer from ${min} to ${max}`,
+    expected: max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`,
     parse: (raw) => {
       const n = /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
       return Number.isSafeInteger(n) && n >= min && n <= max ? n : undefined;
@@ -99,7 +99,6 @@ export const KNOBS = {
     default: 4 * 2 ** 30,
     defaultText: "4294967296 (4 GiB)",
     min: 0,
-    max: Number.MAX_SAFE_INTEGER,
     doc: "the largest compile cache (bytes) a capture keeps for `--fallback warm`",
     for: "capture",
     perRequest: false,
@@ -133,7 +132,7 @@ export const KNOBS = {
     env: "STASIS_CRIU_FILE_VALIDATION",
     choices: ["buildid", "filesize"] as const,
     default: undefined,
-    defaultText: "CRIU's (buildid)",
+    defaultText: "CRIU's: buildid",
     doc: "how CRIU checks that the files the tree maps are the ones it had (filesize reads no build-ids)",
     for: "restore",
     perRequest: true,
@@ -142,7 +141,6 @@ export const KNOBS = {
     env: "STASIS_CRIU_LOG_MAX_MB",
     default: 256,
     min: 1,
-    max: 1 << 20,
     doc: "a restore whose CRIU log grows past this many MiB is stopped and reported",
     for: "restore",
     perRequest: true,
@@ -160,7 +158,6 @@ export const KNOBS = {
     env: "STASIS_CHUNK_CACHE_GB",
     default: 64,
     min: 0,
-    max: 1 << 20,
     doc: "the size of the cache of chunks pulled from S3 stores (GiB; 0: no cache)",
     for: "remote",
     perRequest: false,
