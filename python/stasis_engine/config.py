@@ -42,6 +42,13 @@ def _flag(raw: str) -> bool:
     return raw == "1"
 
 
+def _graphs(raw: str) -> str:
+    mode = raw.strip().lower()
+    if mode not in ("sleep", "gpu"):
+        raise ValueError
+    return mode
+
+
 VARIABLES: dict[str, Variable] = {
     v.name: v
     for v in [
@@ -50,6 +57,9 @@ VARIABLES: dict[str, Variable] = {
         Variable("STASIS_NATIVE_LANES", "0 or 1", True, "0: the lanes' Python loop instead of the C one", _flag),
         Variable("STASIS_REFERENCE_COMPILE_THREADS", "an integer >= 1", None,
                  "the reference engine's compile workers (default: every core)", _positive),
+        Variable("STASIS_VLLM_GRAPHS", "sleep or gpu", "gpu",
+                 "sleep: vLLM's CUDA graph pool in its sleep-mode allocator, released with the KV cache (opt-in)",
+                 _graphs),
         Variable("STASIS_REFERENCE_COMPILE_BACKEND", "a torch.compile backend", "inductor",
                  "the reference engine's torch.compile backend (the CPU tests use eager)", str),
     ]

@@ -23,12 +23,12 @@ export const INTERNAL: readonly InternalVariable[] = [
   { env: "STASIS_VLLM_PYTHON", readBy: "set-up scripts", doc: "the Python scripts/vllm-cpu-env.sh builds the vLLM CPU venv with" },
   { env: "STASIS_PYTHON_DIR", readBy: "set-up scripts", doc: "the engine package the GPU machine's vLLM environment adds" },
   { env: "STASIS_STAGE_THREADS", readBy: "engine side", doc: "the weights stager's reading threads (8 hot, 16 cold)" },
-  { env: "STASIS_STAGE_METHOD", readBy: "engine side", doc: "the weights stager's loader method (auto)" },
-  { env: "STASIS_STAGE_NICE", readBy: "engine side", doc: "the weights stager's CPU niceness (0: unchanged)" },
-  { env: "STASIS_STAGE_IOPRIO", readBy: "engine side", doc: "the weights stager's I/O class (idle; be: the default class)" },
-  { env: "STASIS_PIN_THREADS", readBy: "engine side", doc: "threads pinning the weights loader's lane slots ahead" },
-  { env: "STASIS_PIN_AHEAD", readBy: "engine side", doc: "0: each lane pins its own slots when the run begins" },
   { env: "STASIS_NATIVE_LANES", readBy: "engine side", doc: "0: the weights loader's Python loop instead of its C one" },
   { env: "STASIS_REFERENCE_COMPILE_THREADS", readBy: "engine side", doc: "the reference engine's compile workers (every core)" },
+  {
+    env: "STASIS_VLLM_GRAPHS",
+    readBy: "engine side",
+    doc: "sleep: vLLM's CUDA graph pool released by the sleep with the KV cache (opt-in; default gpu)",
+  },
   { env: "STASIS_REFERENCE_COMPILE_BACKEND", readBy: "engine side", doc: "the reference engine's torch.compile backend (inductor)" },
 ];
