@@ -12,7 +12,7 @@ const out = process.argv[3];
 
 async function once(filtered) {
   const t = performance.now();
-  const s = await launch({ argv: ["true"], cwd: "/", env: filtered ? {} : { STASIS_IO_URING_FILTER: "0" }, stdout: "/dev/null", stderr: "/dev/null" });
+  const s = await launch({ argv: ["true"], cwd: "/", env: {}, ioUringFilter: filtered, stdout: "/dev/null", stderr: "/dev/null" });
   await s.exited;
   return performance.now() - t;
 }
