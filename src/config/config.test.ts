@@ -85,9 +85,6 @@ test("the engine side's variables are the ones python/stasis_engine/config.py re
 const MAY_READ = (path: string) =>
   path.startsWith("config/") || path.startsWith("testing/") || /(^|\/)_test[a-z]*\.ts$/.test(path) || /\.[gi]?test\.ts$/.test(path);
 
-/** Two finished experiments' switches, whose code is on its way out of the tree with them: not settings. */
-const LEAVING = /STASIS_STAGE_GO|STASIS_PREFETCH_EAGER_FIRST/;
-
 test("no code in src/ reads a STASIS_* variable but the config module (and test support)", () => {
   const src = join(root, "src");
   const reads = /(process\.)?env(\.STASIS_|\[\s*["'`]STASIS_)|env(Int|Choice)\(\s*["'`]STASIS_/;
@@ -99,7 +96,7 @@ test("no code in src/ reads a STASIS_* variable but the config module (and test 
       else if (name.endsWith(".ts") && !MAY_READ(relative(src, path))) {
         readFileSync(path, "utf8")
           .split("\n")
-          .forEach((line, i) => reads.test(line) && !LEAVING.test(line) && offenders.push(`${relative(src, path)}:${i + 1}: ${line.trim()}`));
+          .forEach((line, i) => reads.test(line) && offenders.push(`${relative(src, path)}:${i + 1}: ${line.trim()}`));
       }
     }
   })(src);
