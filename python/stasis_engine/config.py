@@ -57,7 +57,7 @@ VARIABLES: dict[str, Variable] = {
         Variable("STASIS_NATIVE_LANES", "0 or 1", True, "0: the lanes' Python loop instead of the C one", _flag),
         Variable("STASIS_REFERENCE_COMPILE_THREADS", "an integer >= 1", None,
                  "the reference engine's compile workers (default: every core)", _positive),
-        Variable("STASIS_VLLM_GRAPHS", "sleep or gpu", "gpu",
+        Variable("STASIS_VLLM_GRAPHS", "gpu (the default) or sleep", "gpu",
                  "sleep: vLLM's CUDA graph pool in its sleep-mode allocator, released with the KV cache (opt-in)",
                  _graphs),
         Variable("STASIS_REFERENCE_COMPILE_BACKEND", "a torch.compile backend", "inductor",
