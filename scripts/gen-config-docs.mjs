@@ -11,7 +11,8 @@ const START = "<!-- config:table -->";
 const END = "<!-- config:end -->";
 const cell = (s) => String(s).replaceAll("|", "\\|");
 const shown = (k) =>
-  k.defaultText ?? (k.default === undefined ? "none" : typeof k.default === "boolean" ? (k.default ? "1" : "0") : String(k.default));
+  k.defaultText ??
+  (k.default === undefined ? "none" : typeof k.default === "boolean" ? (k.default ? "1" : "0") : String(k.default));
 
 /** The user's settings as a Markdown table. */
 export function table(KNOBS) {
@@ -19,7 +20,9 @@ export function table(KNOBS) {
     (k) =>
       `| \`${k.env}\` | ${cell(shown(k))} | ${cell(k.doc)} | ${cell(k.expected)} | ${k.for}${k.perRequest ? " (sent to `stasis serve`)" : ""} |`,
   );
-  return ["| variable | default | what it sets | value | read by |", "| --- | --- | --- | --- | --- |", ...rows].join("\n");
+  return ["| variable | default | what it sets | value | read by |", "| --- | --- | --- | --- | --- |", ...rows].join(
+    "\n",
+  );
 }
 
 /** docs/configuration.md, whole. */

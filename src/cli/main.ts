@@ -18,7 +18,8 @@ export async function main(argv: string[]): Promise<number> {
   // `stasis --json ps` is `stasis ps --json`: global options may come before the command too.
   let lead = 0;
   while (argv[lead] === "--json" || argv[lead] === "--quiet") lead++;
-  const [name, ...rest] = lead > 0 && lead < argv.length ? [argv[lead]!, ...argv.slice(0, lead), ...argv.slice(lead + 1)] : argv;
+  const [name, ...rest] =
+    lead > 0 && lead < argv.length ? [argv[lead]!, ...argv.slice(0, lead), ...argv.slice(lead + 1)] : argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     const target = name === "help" ? rest[0] : undefined;
     if (target) return main([target, "--help"]);

@@ -72,7 +72,11 @@ export const COMMANDS: Entry[] = [
     summary: "stop an instance and its whole process tree",
     load: () => import("./cmd/stop.js").then(mod),
   },
-  { name: "ls", summary: "list snapshots (here, or in s3://bucket/prefix)", load: () => import("./cmd/ls.js").then(mod) },
+  {
+    name: "ls",
+    summary: "list snapshots (here, or in s3://bucket/prefix)",
+    load: () => import("./cmd/ls.js").then(mod),
+  },
   {
     name: "inspect",
     summary: "show a snapshot's manifest, files and fingerprint (--verify checks digests)",

@@ -53,7 +53,17 @@ export async function demo(opts: { startupSeconds: number; config: Config }, eve
     },
     events,
   );
-  const r = await restore({ name: DEMO_SNAPSHOT, verify: "auto", prefetch: DEFAULT_PREFETCH, force: false, readyTimeoutMs: 60_000, config: opts.config }, events);
+  const r = await restore(
+    {
+      name: DEMO_SNAPSHOT,
+      verify: "auto",
+      prefetch: DEFAULT_PREFETCH,
+      force: false,
+      readyTimeoutMs: 60_000,
+      config: opts.config,
+    },
+    events,
+  );
   try {
     const after = (await httpOk(base + canaryPath)).body;
     const before = cap.manifest.engine.canary.text ?? "";

@@ -1,7 +1,12 @@
 import type { Config } from "../config/config.js";
 import { StasisError } from "../errors.js";
 import type { Events } from "../events.js";
-import { prefetch as prefetchFiles, type PrefetchFile, type PrefetchStats, type PrefetchStrategy } from "../pagecache/prefetch.js";
+import {
+  prefetch as prefetchFiles,
+  type PrefetchFile,
+  type PrefetchStats,
+  type PrefetchStrategy,
+} from "../pagecache/prefetch.js";
 import { resolveTargets } from "../pagecache/targets.js";
 import { pinDaemonWeights, type DaemonPin } from "../serve/client.js";
 import { startWorkingSet } from "../restore/working-set.js";
@@ -48,7 +53,9 @@ export async function prefetch(opts: PrefetchOptions, events: Events): Promise<P
   const files: PrefetchFile[] = targets.files.map((f) => ({
     path: f.path,
     ...(f.size !== undefined ? { expectSize: f.size } : {}),
-    ...(opts.verify && f.chunkSize !== undefined && f.sha256Chunks ? { verify: { chunkSize: f.chunkSize, sha256: f.sha256Chunks } } : {}),
+    ...(opts.verify && f.chunkSize !== undefined && f.sha256Chunks
+      ? { verify: { chunkSize: f.chunkSize, sha256: f.sha256Chunks } }
+      : {}),
   }));
   const stats = await events.phase(
     "prefetch",
@@ -73,7 +80,11 @@ export async function prefetch(opts: PrefetchOptions, events: Events): Promise<P
   // Only where a daemon's socket is there: without one there is nobody to ask, and no phase to show.
   const daemonPin =
     whole && (await exists(paths.daemonSocket()))
-      ? await events.phase("pin-weights", () => pinDaemonWeights(targets.snapshot!.name), (p) => (p && "pinned" in p ? { bytes: p.pinned.bytes } : {}))
+      ? await events.phase(
+          "pin-weights",
+          () => pinDaemonWeights(targets.snapshot!.name),
+          (p) => (p && "pinned" in p ? { bytes: p.pinned.bytes } : {}),
+        )
       : undefined;
   return {
     ...stats,
@@ -90,10 +101,15 @@ async function readCriu(chosen: string | undefined, events: Events, signal?: Abo
     const { files } = await resolveTargets({ paths: criuInstallPaths(criu) }, "prefetch");
     await events.phase(
       "criu-files",
-      () => prefetchFiles(files.map((f) => ({ path: f.path })), { skipResident: true, ...(signal ? { signal } : {}) }),
+      () =>
+        prefetchFiles(
+          files.map((f) => ({ path: f.path })),
+          { skipResident: true, ...(signal ? { signal } : {}) },
+        ),
       (st) => ({ bytes: st.bytesRead }),
     );
   } catch (err) {
-    if (!signal?.aborted) events.log(`CRIU's files were not read ahead (${(err as Error).message}); a restore reads them itself`, "warn");
+    if (!signal?.aborted)
+      events.log(`CRIU's files were not read ahead (${(err as Error).message}); a restore reads them itself`, "warn");
   }
 }

@@ -11,7 +11,11 @@ import { INTERNAL } from "./internal.js";
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
 test("every knob has its default where unset or empty, and its value where set", () => {
-  const { config, sources } = readConfig({ STASIS_WORKING_SET: "", STASIS_CRIU_LOG_MAX_MB: "8", STASIS_CRIU_NETWORK_LOCK: "iptables" });
+  const { config, sources } = readConfig({
+    STASIS_WORKING_SET: "",
+    STASIS_CRIU_LOG_MAX_MB: "8",
+    STASIS_CRIU_NETWORK_LOCK: "iptables",
+  });
   assert.equal(config.workingSet, true);
   assert.equal(sources.workingSet, "default");
   assert.equal(config.criuLogMaxMb, 8);
@@ -19,7 +23,12 @@ test("every knob has its default where unset or empty, and its value where set",
   assert.equal(config.criuNetworkLock, "iptables");
   assert.equal(config.criuFileValidation, undefined);
   assert.equal(config.home, "/var/lib/stasis");
-  for (const [off, on] of [["0", "1"], ["false", "true"], ["no", "yes"], ["OFF", "On"]]) {
+  for (const [off, on] of [
+    ["0", "1"],
+    ["false", "true"],
+    ["no", "yes"],
+    ["OFF", "On"],
+  ]) {
     assert.equal(loadConfig({ STASIS_WORKING_SET: off }).workingSet, false);
     assert.equal(loadConfig({ STASIS_WORKING_SET: on }).workingSet, true);
   }
@@ -61,7 +70,10 @@ test("a request carries the restore knobs its user set; the daemon lays them ove
   assert.equal(merged.sources.criuLogMaxMb, "env");
   assert.equal(daemon.config.workingSet, true, "the daemon's own settings are left as they were");
   assert.equal(withRequest(daemon, undefined), daemon);
-  assert.throws(() => withRequest(daemon, { STASIS_HOME: "/tmp" }), (e: unknown) => e instanceof StasisError && e.code === "E_USAGE");
+  assert.throws(
+    () => withRequest(daemon, { STASIS_HOME: "/tmp" }),
+    (e: unknown) => e instanceof StasisError && e.code === "E_USAGE",
+  );
   assert.throws(() => withRequest(daemon, { STASIS_NOPE: "1" }), /cannot set STASIS_NOPE/);
   assert.throws(() => withRequest(daemon, { STASIS_WORKING_SET: "2" }), /from the request/);
 });
@@ -77,13 +89,18 @@ test("the knobs: about ten a user sets, each documented, none also listed as int
 test("the engine side's variables are the ones python/stasis_engine/config.py reads, by the same names", () => {
   const py = readFileSync(join(root, "python", "stasis_engine", "config.py"), "utf8");
   const read = [...py.matchAll(/Variable\("(STASIS_[A-Z0-9_]+)"/g)].map((m) => m[1]).sort();
-  const listed = INTERNAL.filter((v) => v.readBy === "engine side").map((v) => v.env).sort();
+  const listed = INTERNAL.filter((v) => v.readBy === "engine side")
+    .map((v) => v.env)
+    .sort();
   assert.deepEqual(read, listed);
 });
 
 /** Where src/ may read a STASIS_* variable itself: the config module and test support. */
 const MAY_READ = (path: string) =>
-  path.startsWith("config/") || path.startsWith("testing/") || /(^|\/)_test[a-z]*\.ts$/.test(path) || /\.[gi]?test\.ts$/.test(path);
+  path.startsWith("config/") ||
+  path.startsWith("testing/") ||
+  /(^|\/)_test[a-z]*\.ts$/.test(path) ||
+  /\.[gi]?test\.ts$/.test(path);
 
 test("no code in src/ reads a STASIS_* variable but the config module (and test support)", () => {
   const src = join(root, "src");

@@ -105,8 +105,12 @@ export function describeRequest(request: RequestKnobs | undefined): string {
 function parseKnob(knob: Knob<unknown>, raw: string, where: string): unknown {
   const value = knob.parse(raw);
   if (value !== undefined) return value;
-  throw new StasisError("E_USAGE", `${knob.env}=${JSON.stringify(raw)} (from ${where}) is not valid: expected ${knob.expected}`, {
-    hint: `set ${knob.env} to ${knob.expected}, or unset it for the default (docs/configuration.md)`,
-    details: { knob: knob.env, value: raw, expected: knob.expected },
-  });
+  throw new StasisError(
+    "E_USAGE",
+    `${knob.env}=${JSON.stringify(raw)} (from ${where}) is not valid: expected ${knob.expected}`,
+    {
+      hint: `set ${knob.env} to ${knob.expected}, or unset it for the default (docs/configuration.md)`,
+      details: { knob: knob.env, value: raw, expected: knob.expected },
+    },
+  );
 }

@@ -7,7 +7,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 type Gen = { staleFiles(root: string, dist?: string): Promise<string[]>; table(knobs: unknown): string };
-const gen = async (): Promise<Gen> => (await import(pathToFileURL(join(root, "scripts", "gen-config-docs.mjs")).href)) as Gen;
+const gen = async (): Promise<Gen> =>
+  (await import(pathToFileURL(join(root, "scripts", "gen-config-docs.mjs")).href)) as Gen;
 
 test("docs/configuration.md and every config:table in the docs are what the schema makes (gen-config-docs.mjs)", async () => {
   const stale = await (await gen()).staleFiles(root);

@@ -54,7 +54,9 @@ function int(k: Common & { default: number; min: number; max?: number }): Knob<n
   };
 }
 
-function oneOf<C extends string, D extends C | undefined>(k: Common & { choices: readonly C[]; default: D }): Knob<C | D> {
+function oneOf<C extends string, D extends C | undefined>(
+  k: Common & { choices: readonly C[]; default: D },
+): Knob<C | D> {
   const { choices, ...rest } = k;
   return { ...rest, expected: `one of ${choices.join(", ")}`, parse: (raw) => choices.find((c) => c === raw) };
 }
@@ -194,4 +196,6 @@ export const KNOBS = {
 export type KnobKey = keyof typeof KNOBS;
 
 /** Every setting's effective value. */
-export type Config = { readonly [K in KnobKey]: (typeof KNOBS)[K]["default"] | NonNullable<ReturnType<(typeof KNOBS)[K]["parse"]>> };
+export type Config = {
+  readonly [K in KnobKey]: (typeof KNOBS)[K]["default"] | NonNullable<ReturnType<(typeof KNOBS)[K]["parse"]>>;
+};

@@ -20,7 +20,10 @@ export interface Criu {
  * Candidate criu binaries, best first. `chosen` (the STASIS_CRIU setting, `Config.criu`), when set, is the only one:
  * an explicit choice. `env` gives the PATH.
  */
-export function criuCandidates(chosen: string | undefined, env: NodeJS.ProcessEnv = process.env): { path: string; source: Criu["source"] }[] {
+export function criuCandidates(
+  chosen: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): { path: string; source: Criu["source"] }[] {
   if (chosen) return [{ path: chosen, source: "env" }];
   const out: { path: string; source: Criu["source"] }[] = [];
   out.push({ path: join(paths.tools(), "criu", "bin", "criu"), source: "stasis-home" });
@@ -83,14 +86,19 @@ export async function locateCriu(chosen: string | undefined, env: NodeJS.Process
     }
     return { path: c.path, version, source: c.source, features: parseCriuFeatures(said) };
   }
-  const hint = "run the set-up script (`./setup.sh`), which builds CRIU 4.2.1 into $STASIS_HOME/tools/criu, or set STASIS_CRIU";
+  const hint =
+    "run the set-up script (`./setup.sh`), which builds CRIU 4.2.1 into $STASIS_HOME/tools/criu, or set STASIS_CRIU";
   if (tooOld.length > 0) {
     throw new StasisError("E_CRIU_TOO_OLD", `CRIU >= ${MIN_CRIU} is needed; found only ${tooOld.join(", ")}`, { hint });
   }
   if (chosen) {
-    throw new StasisError("E_CRIU_MISSING", `STASIS_CRIU=${chosen} is not an executable CRIU`, { hint: "point STASIS_CRIU at a criu binary, or unset it" });
+    throw new StasisError("E_CRIU_MISSING", `STASIS_CRIU=${chosen} is not an executable CRIU`, {
+      hint: "point STASIS_CRIU at a criu binary, or unset it",
+    });
   }
-  throw new StasisError("E_CRIU_MISSING", "CRIU is not installed (no criu in $STASIS_HOME/tools or on the PATH)", { hint });
+  throw new StasisError("E_CRIU_MISSING", "CRIU is not installed (no criu in $STASIS_HOME/tools or on the PATH)", {
+    hint,
+  });
 }
 
 /**

@@ -15,7 +15,14 @@ import type { Config } from "../config/config.js";
  *   `Config.criuNetworkLock` (STASIS_CRIU_NETWORK_LOCK=iptables) switches back.
  */
 export function commonOptions(networkLock: Config["criuNetworkLock"]): string[] {
-  return ["--tcp-established", "--ext-unix-sk", "--file-locks", "--manage-cgroups=ignore", "--network-lock", networkLock];
+  return [
+    "--tcp-established",
+    "--ext-unix-sk",
+    "--file-locks",
+    "--manage-cgroups=ignore",
+    "--network-lock",
+    networkLock,
+  ];
 }
 
 export function dumpOptions(opts: { leaveRunning: boolean; networkLock: Config["criuNetworkLock"] }): string[] {

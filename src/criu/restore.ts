@@ -12,7 +12,10 @@ import { exists } from "../files.js";
 import type { Config } from "../config/config.js";
 
 /** The settings a CRIU restore reads. */
-export type CriuRestoreSettings = Pick<Config, "criuNetworkLock" | "criuFileValidation" | "criuLogMaxMb" | "prefillWorkers">;
+export type CriuRestoreSettings = Pick<
+  Config,
+  "criuNetworkLock" | "criuFileValidation" | "criuLogMaxMb" | "prefillWorkers"
+>;
 
 export interface RestoreFiles {
   /** Paths of stdout/stderr as the images hold them. */
@@ -74,13 +77,33 @@ export async function criuRestore(
   const inherit =
     files.capturedStderr === files.capturedStdout
       ? ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`]
-      : ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`, "--inherit-fd", `fd[4]:${inheritKey(files.capturedStderr)}`];
+      : [
+          "--inherit-fd",
+          `fd[3]:${inheritKey(files.capturedStdout)}`,
+          "--inherit-fd",
+          `fd[4]:${inheritKey(files.capturedStderr)}`,
+        ];
   // With a prefill, the patched restore waits for the daemon's socket itself: both start at once.
   const lazy =
-    memory === "copy" ? undefined : await startLazyPagesDaemon(criu, imagesDir, workDir, env, memory === "lazy", opts.started);
+    memory === "copy"
+      ? undefined
+      : await startLazyPagesDaemon(criu, imagesDir, workDir, env, memory === "lazy", opts.started);
   const criuArgs = [
-    "restore", "-D", imagesDir, "-W", workDir, "-o", logPath, `-v${LOG_LEVEL}`, "--pidfile", join(workDir, "criu-restore.pid"),
-    "--action-script", script, ...restoreOptions(settings), ...(lazy ? ["--lazy-pages"] : []), ...inherit,
+    "restore",
+    "-D",
+    imagesDir,
+    "-W",
+    workDir,
+    "-o",
+    logPath,
+    `-v${LOG_LEVEL}`,
+    "--pidfile",
+    join(workDir, "criu-restore.pid"),
+    "--action-script",
+    script,
+    ...restoreOptions(settings),
+    ...(lazy ? ["--lazy-pages"] : []),
+    ...inherit,
   ];
   // The fds are opened here and passed as fd 3 and 4 (unshare and CRIU inherit them); closed in finally,
   // because the child has its own copies once spawned.
@@ -126,16 +149,27 @@ export async function criuRestore(
   let logCheckedAt = 0;
   try {
     for (;;) {
-      if (failed) throw new StasisError("E_TOOL_MISSING", `cannot start unshare: ${failed.message}`, { hint: "stasis needs util-linux's unshare" });
+      if (failed)
+        throw new StasisError("E_TOOL_MISSING", `cannot start unshare: ${failed.message}`, {
+          hint: "stasis needs util-linux's unshare",
+        });
       if (await exists(script + ".resumed")) break;
       const restoreFailed = async (): Promise<StasisError> => {
         const log = await readFile(logPath, "utf8").catch(() => "");
         const output = await readFile(ownOutput, "utf8").catch(() => "");
-        const how = exit ? (exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`) : "failed";
-        return new StasisError("E_CRIU_RESTORE", `criu restore ${how}: ${firstError(log) ?? (tail(output, 3) || "no error in its log")}`, {
-          hint: `${hintFor(log)}see the full log: ${logPath}`,
-          details: { logPath, command: [criu.path, ...criuArgs].join(" ") },
-        });
+        const how = exit
+          ? exit.signal
+            ? `was killed by ${exit.signal}`
+            : `exited with status ${exit.code}`
+          : "failed";
+        return new StasisError(
+          "E_CRIU_RESTORE",
+          `criu restore ${how}: ${firstError(log) ?? (tail(output, 3) || "no error in its log")}`,
+          {
+            hint: `${hintFor(log)}see the full log: ${logPath}`,
+            details: { logPath, command: [criu.path, ...criuArgs].join(" ") },
+          },
+        );
       };
       const daemonError = await lazy?.failure();
       if (daemonError) {
@@ -147,7 +181,10 @@ export async function criuRestore(
       }
       if (exit) throw await restoreFailed();
       if (opts.signal?.aborted) throw new StasisError("E_INTERRUPTED", "restore interrupted");
-      if (Date.now() > deadline) throw new StasisError("E_CRIU_RESTORE", `criu restore did not finish within ${opts.timeoutMs ?? 600_000} ms`, { hint: `see the log: ${logPath}` });
+      if (Date.now() > deadline)
+        throw new StasisError("E_CRIU_RESTORE", `criu restore did not finish within ${opts.timeoutMs ?? 600_000} ms`, {
+          hint: `see the log: ${logPath}`,
+        });
       if (Date.now() - logCheckedAt >= 100) {
         logCheckedAt = Date.now();
         const grown = await logOverLimit([logPath, join(workDir, "criu-lazy-pages.log")], logLimit);
@@ -172,7 +209,9 @@ export async function criuRestore(
     const nsInit = (await childrenOf(holder.pid!))[0];
     const pid = nsInit === undefined ? undefined : (await childrenOf(nsInit))[0];
     if (nsInit === undefined || pid === undefined) {
-      throw new StasisError("E_CRIU_RESTORE", "criu reported the tree resumed, but it is not there", { hint: `see the log: ${logPath}` });
+      throw new StasisError("E_CRIU_RESTORE", "criu reported the tree resumed, but it is not there", {
+        hint: `see the log: ${logPath}`,
+      });
     }
     // CRIU and unshare stay as the namespace's keepers; stasis must be free to exit.
     holder.unref();
@@ -234,12 +273,16 @@ async function startLazyPagesDaemon(
   await writeFile(join(workDir, "criu-lazy-pages.log"), "", { mode: 0o600 });
   let daemon;
   try {
-    daemon = spawn(criu.path, ["lazy-pages", "-D", imagesDir, "-W", workDir, "-o", join(workDir, "criu-lazy-pages.log"), `-v${LOG_LEVEL}`], {
-      stdio: ["ignore", out, out],
-      detached: true,
-      cwd: workDir,
-      env,
-    });
+    daemon = spawn(
+      criu.path,
+      ["lazy-pages", "-D", imagesDir, "-W", workDir, "-o", join(workDir, "criu-lazy-pages.log"), `-v${LOG_LEVEL}`],
+      {
+        stdio: ["ignore", out, out],
+        detached: true,
+        cwd: workDir,
+        env,
+      },
+    );
   } finally {
     closeSync(out);
   }

@@ -63,7 +63,12 @@ async function handle(req: WorkerRequest): Promise<unknown> {
   }
 }
 
-answer({ id: 0, ok: loadError === undefined, result: "ready", error: loadError ? { name: "LoadError", message: loadError.message } : undefined });
+answer({
+  id: 0,
+  ok: loadError === undefined,
+  result: "ready",
+  error: loadError ? { name: "LoadError", message: loadError.message } : undefined,
+});
 
 createInterface({ input: process.stdin }).on("line", (line) => {
   let req: WorkerRequest;
@@ -80,7 +85,11 @@ createInterface({ input: process.stdin }).on("line", (line) => {
         id: req.id,
         ok: false,
         ms: performance.now() - started,
-        error: { name: err instanceof CudaCallError ? err.errorName : err.name, message: err.message, result: err instanceof CudaCallError ? err.result : undefined },
+        error: {
+          name: err instanceof CudaCallError ? err.errorName : err.name,
+          message: err.message,
+          result: err instanceof CudaCallError ? err.result : undefined,
+        },
       }),
   );
 });

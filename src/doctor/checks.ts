@@ -28,7 +28,11 @@ export const CHECKS: { name: string; probe: Probe }[] = [
     probe: async () =>
       process.getuid?.() === 0
         ? { status: "pass", detail: "running as root" }
-        : { status: "fail", detail: `running as uid ${process.getuid?.()}`, fix: "run stasis as root: CRIU and PID namespaces need it" },
+        : {
+            status: "fail",
+            detail: `running as uid ${process.getuid?.()}`,
+            fix: "run stasis as root: CRIU and PID namespaces need it",
+          },
   },
   {
     name: "kernel",
@@ -39,7 +43,11 @@ export const CHECKS: { name: string; probe: Probe }[] = [
       );
       return nsLastPid
         ? { status: "pass", detail: `Linux ${release()}, checkpoint/restore support present (ns_last_pid)` }
-        : { status: "fail", detail: `Linux ${release()} lacks /proc/sys/kernel/ns_last_pid`, fix: "use a kernel built with CONFIG_CHECKPOINT_RESTORE=y" };
+        : {
+            status: "fail",
+            detail: `Linux ${release()} lacks /proc/sys/kernel/ns_last_pid`,
+            fix: "use a kernel built with CONFIG_CHECKPOINT_RESTORE=y",
+          };
     },
   },
   {
@@ -50,7 +58,11 @@ export const CHECKS: { name: string; probe: Probe }[] = [
         const check = await run(criu.path, ["check"], { timeoutMs: 60_000 });
         const text = (check.stdout + check.stderr).trim();
         if (check.code !== 0) {
-          return { status: "fail", detail: `criu ${criu.version} at ${criu.path}: \`criu check\` failed: ${text.split("\n").pop()}`, fix: "see `criu check` output" };
+          return {
+            status: "fail",
+            detail: `criu ${criu.version} at ${criu.path}: \`criu check\` failed: ${text.split("\n").pop()}`,
+            fix: "see `criu check` output",
+          };
         }
         const lazy = await run(criu.path, ["check", "--feature", "uffd-noncoop"], { timeoutMs: 30_000 });
         return {
@@ -70,7 +82,11 @@ export const CHECKS: { name: string; probe: Probe }[] = [
       const state = v === "" ? "not present" : v === "0" ? "enabled" : v === "1" ? "restricted" : "disabled";
       const shared = `io_uring is ${state} host-wide; stasis leaves that setting alone and refuses to dump a process holding an io_uring`;
       if (!config.ioUringFilter) {
-        return { status: "warn", detail: `${shared}; STASIS_IO_URING_FILTER=0: servers start unfiltered`, fix: "unset STASIS_IO_URING_FILTER" };
+        return {
+          status: "warn",
+          detail: `${shared}; STASIS_IO_URING_FILTER=0: servers start unfiltered`,
+          fix: "unset STASIS_IO_URING_FILTER",
+        };
       }
       if (!filterPython(true)) {
         return {
@@ -79,17 +95,27 @@ export const CHECKS: { name: string; probe: Probe }[] = [
           fix: "install python3",
         };
       }
-      return { status: "pass", detail: `${shared}; servers start with io_uring unavailable to them (a seccomp filter on io_uring_setup) and UV_USE_IO_URING=0` };
+      return {
+        status: "pass",
+        detail: `${shared}; servers start with io_uring unavailable to them (a seccomp filter on io_uring_setup) and UV_USE_IO_URING=0`,
+      };
     },
   },
   {
     name: "namespaces",
     probe: async () => {
-      const out = await run("unshare", ["--pid", "--fork", "setsid", "true"], { timeoutMs: 10_000 }).catch((e: Error) => e);
-      if (out instanceof Error) return { status: "fail", detail: out.message, fix: "install util-linux (unshare, setsid)" };
+      const out = await run("unshare", ["--pid", "--fork", "setsid", "true"], { timeoutMs: 10_000 }).catch(
+        (e: Error) => e,
+      );
+      if (out instanceof Error)
+        return { status: "fail", detail: out.message, fix: "install util-linux (unshare, setsid)" };
       return out.code === 0
         ? { status: "pass", detail: "unshare --pid and setsid work" }
-        : { status: "fail", detail: `unshare --pid failed: ${out.stderr.trim()}`, fix: "run as root on a kernel with PID namespaces" };
+        : {
+            status: "fail",
+            detail: `unshare --pid failed: ${out.stderr.trim()}`,
+            fix: "run as root on a kernel with PID namespaces",
+          };
     },
   },
   {
@@ -148,7 +174,11 @@ export const CHECKS: { name: string; probe: Probe }[] = [
         const gib = (free / 2 ** 30).toFixed(1);
         return free >= MIN_FREE_BYTES
           ? { status: "pass", detail: `${home}: ${gib} GiB free` }
-          : { status: "warn", detail: `${home}: only ${gib} GiB free`, fix: "free space or point STASIS_HOME at a larger disk; a snapshot holds the process images and weights" };
+          : {
+              status: "warn",
+              detail: `${home}: only ${gib} GiB free`,
+              fix: "free space or point STASIS_HOME at a larger disk; a snapshot holds the process images and weights",
+            };
       } catch (err) {
         return { status: "fail", detail: `${home}: ${(err as Error).message}`, fix: "make STASIS_HOME writable" };
       }

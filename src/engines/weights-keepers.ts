@@ -1,4 +1,11 @@
-import { WeightsKeeper, type PinJob, type Pinned, type StageInfo, type StageJob, type StagedWeights } from "./weights-stager.js";
+import {
+  WeightsKeeper,
+  type PinJob,
+  type Pinned,
+  type StageInfo,
+  type StageJob,
+  type StagedWeights,
+} from "./weights-stager.js";
 
 /**
  * `stasis serve --pin-weights`: one weights keeper per engine interpreter (and import path), started by the first

@@ -70,9 +70,16 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
     child.on("error", (e: NodeJS.ErrnoException) => {
       done = true;
       reject(
-        new StasisError(e.code === "ENOENT" ? "E_TOOL_MISSING" : "E_SERVER_EXITED", `cannot start ${opts.argv[0]}: ${e.message}`, {
-          hint: e.code === "ENOENT" ? `check the server's command: ${opts.argv.join(" ")}` : `its output is in ${opts.stderr}`,
-        }),
+        new StasisError(
+          e.code === "ENOENT" ? "E_TOOL_MISSING" : "E_SERVER_EXITED",
+          `cannot start ${opts.argv[0]}: ${e.message}`,
+          {
+            hint:
+              e.code === "ENOENT"
+                ? `check the server's command: ${opts.argv.join(" ")}`
+                : `its output is in ${opts.stderr}`,
+          },
+        ),
       );
     });
     child.on("exit", (code, signal) => {

@@ -33,7 +33,6 @@ export interface PushResult {
   durationMs: number;
 }
 
-
 /** One stored chunk and a place in the snapshot that holds it. */
 export interface ChunkRef {
   digest: string;

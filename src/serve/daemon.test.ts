@@ -27,7 +27,13 @@ function post(socket: string, body: string, path = "/v1/restore"): Promise<{ sta
   });
 }
 
-const request = (name: string): RestoreRequest => ({ name, verify: "auto", prefetch: "none", force: false, readyTimeoutMs: 1000 });
+const request = (name: string): RestoreRequest => ({
+  name,
+  verify: "auto",
+  prefetch: "none",
+  force: false,
+  readyTimeoutMs: 1000,
+});
 
 /** `body` with a fresh STASIS_HOME and a socket path in it, and a stop signal for the daemon it starts; undone
  *  after. */
@@ -80,7 +86,11 @@ test("the daemon runs restores for clients: its events replay in the client, its
     const running = serve({ settings: readConfig(), socket, signal: stop.signal }, new Events());
     await listening(socket);
     assert.equal(statSync(socket).mode & 0o777, 0o600, "root's alone");
-    await assert.rejects(serve({ settings: readConfig(), socket }, new Events()), (e: unknown) => e instanceof StasisError && e.code === "E_DAEMON", "one daemon per socket");
+    await assert.rejects(
+      serve({ settings: readConfig(), socket }, new Events()),
+      (e: unknown) => e instanceof StasisError && e.code === "E_DAEMON",
+      "one daemon per socket",
+    );
 
     const events = new Events();
     const seen: StasisEvent[] = [];
@@ -89,7 +99,10 @@ test("the daemon runs restores for clients: its events replay in the client, its
       restoreViaDaemon(request("no-such-snapshot"), events, { socket }),
       (e: unknown) => e instanceof StasisError && e.code === "E_SNAPSHOT_NOT_FOUND" && Boolean(e.hint),
     );
-    assert.ok(seen.some((e) => e.type === "phase-end" && e.phase === "open" && !e.ok), "the daemon's failed open phase reached the client");
+    assert.ok(
+      seen.some((e) => e.type === "phase-end" && e.phase === "open" && !e.ok),
+      "the daemon's failed open phase reached the client",
+    );
 
     // A bad body is refused at the door, naming the field.
     const bad = await post(socket, JSON.stringify({ ...request("x"), verify: "sometimes" }));
@@ -103,7 +116,10 @@ test("the daemon runs restores for clients: its events replay in the client, its
     assert.match(home.body.error.hint, /STASIS_WORKING_SET/);
     const value = await post(socket, JSON.stringify({ ...request("x"), config: { STASIS_WORKING_SET: "sometimes" } }));
     assert.equal(value.status, 400);
-    assert.match(value.body.error.message, /STASIS_WORKING_SET="sometimes" \(from the request\) is not valid: expected 1 or 0/);
+    assert.match(
+      value.body.error.message,
+      /STASIS_WORKING_SET="sometimes" \(from the request\) is not valid: expected 1 or 0/,
+    );
 
     // Releasing pinned weights: a daemon without --pin-weights has none, and pins none.
     assert.equal(await releaseDaemonWeights({ socket }), 0);
@@ -114,7 +130,11 @@ test("the daemon runs restores for clients: its events replay in the client, its
     const r = await running;
     assert.equal(r.restores, 1);
     assert.equal(existsSync(socket), false, "the socket is removed on the way out");
-    assert.equal(await restoreViaDaemon(request("x"), new Events(), { socket }), undefined, "no daemon: the caller restores itself");
+    assert.equal(
+      await restoreViaDaemon(request("x"), new Events(), { socket }),
+      undefined,
+      "no daemon: the caller restores itself",
+    );
     assert.equal(await releaseDaemonWeights({ socket }), undefined, "no daemon: nothing pinned to release");
     assert.equal(await pinDaemonWeights("x", { socket }), undefined, "no daemon: nobody to pin");
   }));

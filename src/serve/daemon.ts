@@ -39,42 +39,64 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
   await claimSocket(socket);
   // Opt-in (--warm-cuda) until it has been measured on a GPU: otherwise each restore starts its own worker, as
   // in-process restores do, off the critical path beside CRIU.
-  const cuda =
-    opts.warmCuda
-      ? warmCudaWorker(() => CudaDriver.start(), (m) => events.log(m))
-      : { lease: ownCudaDriver, close: async () => {} };
-  const keepers = opts.pinWeights ? weightsKeepers((m, level) => events.log(m, level), opts.settings.config.pinWeightsMax) : undefined;
+  const cuda = opts.warmCuda
+    ? warmCudaWorker(
+        () => CudaDriver.start(),
+        (m) => events.log(m),
+      )
+    : { lease: ownCudaDriver, close: async () => {} };
+  const keepers = opts.pinWeights
+    ? weightsKeepers((m, level) => events.log(m, level), opts.settings.config.pinWeightsMax)
+    : undefined;
   let restores = 0;
   const server = createServer((req, res) => {
     void handle(req, res).catch((err) => events.log(`request failed: ${asStasisError(err).message}`, "warn"));
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.method === "GET" && req.url === "/v1/health") return reply(res, 200, { ok: true, pid: process.pid, version: VERSION });
+    if (req.method === "GET" && req.url === "/v1/health")
+      return reply(res, 200, { ok: true, pid: process.pid, version: VERSION });
     if (req.method === "POST" && req.url === "/v1/weights/release") {
       const released = (await keepers?.release()) ?? 0;
-      if (released > 0) events.log(`released the pinned weights of ${released} weights keeper(s); the keepers stay up, holding none`);
+      if (released > 0)
+        events.log(`released the pinned weights of ${released} weights keeper(s); the keepers stay up, holding none`);
       return reply(res, 200, { released });
     }
     if (req.method === "POST" && req.url === "/v1/weights/pin") {
       try {
-        const { name } = parseBody(await readBody(req), PinRequestSchema, "POST /v1/weights/pin takes {\"name\": SNAPSHOT}");
-        if (!keepers) throw new StasisError("E_USAGE", "this stasis serve does not pin weights", { hint: "start it with --pin-weights" });
+        const { name } = parseBody(
+          await readBody(req),
+          PinRequestSchema,
+          'POST /v1/weights/pin takes {"name": SNAPSHOT}',
+        );
+        if (!keepers)
+          throw new StasisError("E_USAGE", "this stasis serve does not pin weights", {
+            hint: "start it with --pin-weights",
+          });
         const pinned = await keepers.pin(await pinJobFor(name)).catch((err: Error) => {
-          throw err instanceof StasisError ? err : new StasisError("E_DAEMON", err.message, { hint: "the next restore reads the weights file instead" });
+          throw err instanceof StasisError
+            ? err
+            : new StasisError("E_DAEMON", err.message, { hint: "the next restore reads the weights file instead" });
         });
-        events.log(`pinned the weights of "${name}" (${(pinned.bytes / 1e9).toFixed(2)} GB${pinned.already ? ", already pinned" : ` in ${pinned.seconds.toFixed(2)} s`})`);
+        events.log(
+          `pinned the weights of "${name}" (${(pinned.bytes / 1e9).toFixed(2)} GB${pinned.already ? ", already pinned" : ` in ${pinned.seconds.toFixed(2)} s`})`,
+        );
         return reply(res, 200, { pinned });
       } catch (err) {
         const e = asStasisError(err);
         return reply(res, httpStatus(e.code), { error: e.toJSON() });
       }
     }
-    if (req.method !== "POST" || req.url !== "/v1/restore") return reply(res, 404, { error: new StasisError("E_USAGE", `no ${req.method} ${req.url} here`).toJSON() });
+    if (req.method !== "POST" || req.url !== "/v1/restore")
+      return reply(res, 404, { error: new StasisError("E_USAGE", `no ${req.method} ${req.url} here`).toJSON() });
     let body: RestoreRequest;
     let settings: Settings;
     try {
-      body = parseBody(await readBody(req), RestoreRequestSchema, "POST /v1/restore takes a JSON RestoreRequest (src/serve/protocol.ts)");
+      body = parseBody(
+        await readBody(req),
+        RestoreRequestSchema,
+        "POST /v1/restore takes a JSON RestoreRequest (src/serve/protocol.ts)",
+      );
       settings = withRequest(opts.settings, body.config);
     } catch (err) {
       const e = asStasisError(err);
@@ -90,7 +112,10 @@ export async function serve(opts: ServeOptions, events: Events): Promise<{ socke
     events.log(`restore "${body.name}"${knobs ? ` with ${knobs} from the request` : ""}`);
     try {
       const { config: _sent, ...options } = body;
-      const result = await restore({ ...options, config: settings.config, signal: abort.signal }, local, { cudaDriver: cuda.lease, ...(keepers ? { stager: keepers.stage } : {}) });
+      const result = await restore({ ...options, config: settings.config, signal: abort.signal }, local, {
+        cudaDriver: cuda.lease,
+        ...(keepers ? { stager: keepers.stage } : {}),
+      });
       res.end(JSON.stringify({ result }) + "\n");
       events.log(`restored "${body.name}" as instance ${result.instance.id} in ${result.readyMs.toFixed(0)} ms`);
     } catch (err) {
@@ -152,7 +177,9 @@ async function claimSocket(socket: string): Promise<void> {
     req.end();
   });
   if (alive) {
-    throw new StasisError("E_DAEMON", `a stasis daemon already serves ${socket}`, { hint: "stop it first (it exits on SIGINT or SIGTERM), or give --socket another path" });
+    throw new StasisError("E_DAEMON", `a stasis daemon already serves ${socket}`, {
+      hint: "stop it first (it exits on SIGINT or SIGTERM), or give --socket another path",
+    });
   }
   await unlink(socket).catch(() => undefined);
 }
@@ -168,7 +195,9 @@ function parseBody<T>(text: string, schema: z.ZodType<T, z.ZodTypeDef, unknown>,
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new StasisError("E_USAGE", `bad request: ${issue.path.join(".") || "body"}: ${issue.message}`, { hint: usage });
+    throw new StasisError("E_USAGE", `bad request: ${issue.path.join(".") || "body"}: ${issue.message}`, {
+      hint: usage,
+    });
   }
   return parsed.data;
 }

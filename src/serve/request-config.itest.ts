@@ -10,7 +10,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, MAIN, type CliRun } from "../testing/cli.js";
-import { freePort } from "../commands/demo.js";
+import { freePort } from "../proc/net.js";
 
 const { home, env, teardown } = tempHome();
 after(() => teardown(1));
@@ -21,14 +21,31 @@ test("STASIS_WORKING_SET=0 stasis restore, done by `stasis serve`, restores with
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const cap = await stasis(
-    ["capture", "knobs", "--json", "--ready-url", `${base}/health`, "--canary-url", `${base}/answer?q=knobs`,
-      "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(port), "--startup-seconds", "0.3"],
+    [
+      "capture",
+      "knobs",
+      "--json",
+      "--ready-url",
+      `${base}/health`,
+      "--canary-url",
+      `${base}/answer?q=knobs`,
+      "--",
+      "python3",
+      join(EXAMPLES, "slow_server.py"),
+      "--port",
+      String(port),
+      "--startup-seconds",
+      "0.3",
+    ],
     env,
   );
   assert.equal(cap.code, 0, cap.output);
   const workingSet = join(home, "snapshots", "knobs", "working-set.json");
 
-  const daemon = spawn(process.execPath, [MAIN, "serve"], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  const daemon = spawn(process.execPath, [MAIN, "serve"], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let log = "";
   daemon.stderr.on("data", (d: Buffer) => (log += d.toString()));
   const exited = new Promise<number | null>((resolve) => daemon.on("exit", (code) => resolve(code)));

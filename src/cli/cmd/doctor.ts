@@ -27,6 +27,12 @@ export const command: CliCommand = {
 function settingLine(s: SettingReport): string {
   const knob = Object.values(KNOBS).find((k) => k.env === s.knob);
   const value =
-    s.value === null ? `(${knob?.defaultText ?? "none"})` : typeof s.value === "boolean" ? (s.value ? "1" : "0") : String(s.value);
+    s.value === null
+      ? `(${knob?.defaultText ?? "none"})`
+      : typeof s.value === "boolean"
+        ? s.value
+          ? "1"
+          : "0"
+        : String(s.value);
   return `  ${s.knob.padEnd(28)} ${value.padEnd(32)} ${s.source}`;
 }

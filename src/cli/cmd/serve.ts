@@ -12,7 +12,11 @@ export const command: CliCommand = {
     "user set, which come with its request; each line it logs goes to standard error.",
   ].join("\n"),
   options: {
-    socket: { type: "string", arg: "PATH", help: "listen here instead (a stale socket there is replaced; anything else is refused, never removed)" },
+    socket: {
+      type: "string",
+      arg: "PATH",
+      help: "listen here instead (a stale socket there is replaced; anything else is refused, never removed)",
+    },
     "pin-weights": {
       type: "boolean",
       help: [
