@@ -12,7 +12,14 @@ const out = process.argv[3];
 
 async function once(filtered) {
   const t = performance.now();
-  const s = await launch({ argv: ["true"], cwd: "/", env: filtered ? {} : { STASIS_IO_URING_FILTER: "0" }, stdout: "/dev/null", stderr: "/dev/null" });
+  const s = await launch({
+    argv: ["true"],
+    cwd: "/",
+    env: {},
+    ioUringFilter: filtered,
+    stdout: "/dev/null",
+    stderr: "/dev/null",
+  });
   await s.exited;
   return performance.now() - t;
 }
@@ -23,9 +30,15 @@ for (let i = 0; i < rounds; i++) {
   times.direct.push(await once(false));
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const rows = Object.entries(times).map(([k, xs]) => ({ case: k, medianMs: +median(xs).toFixed(1), minMs: +Math.min(...xs).toFixed(1), maxMs: +Math.max(...xs).toFixed(1) }));
+const rows = Object.entries(times).map(([k, xs]) => ({
+  case: k,
+  medianMs: +median(xs).toFixed(1),
+  minMs: +Math.min(...xs).toFixed(1),
+  maxMs: +Math.max(...xs).toFixed(1),
+}));
 const machine = `${hostname()}: ${cpus().length} x ${cpus()[0]?.model}, kernel ${release()}`;
 console.log(`${new Date().toISOString()} ${machine}, ${rounds} rounds each, alternating`);
 console.log("| case | median | min | max |\n| --- | ---: | ---: | ---: |");
 for (const r of rows) console.log(`| ${r.case} | ${r.medianMs} ms | ${r.minMs} ms | ${r.maxMs} ms |`);
-if (out) writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, rounds, rows, times }, null, 2) + "\n");
+if (out)
+  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, rounds, rows, times }, null, 2) + "\n");

@@ -1,7 +1,9 @@
 import { join } from "node:path";
+import { knobValue } from "./config/config.js";
 
 /**
- * Where stasis keeps its state: `STASIS_HOME` (default /var/lib/stasis).
+ * Where stasis keeps its state: `STASIS_HOME` (default /var/lib/stasis; `Config.home`). Read here each time rather
+ * than passed down: every part of stasis, and a daemon and its clients alike, must agree on one store.
  *   snapshots/<name>/      one folder per snapshot (manifest.json, images/, logs/, ...)
  *   snapshots/.staging-*   captures in progress; never listed, removed when a capture fails
  *   instances/<id>/        one folder per running instance (instance.json, stdout.log, stderr.log, criu logs)
@@ -9,7 +11,7 @@ import { join } from "node:path";
  *   stasisd.sock           `stasis serve`'s socket, while it runs
  */
 export function stasisHome(env: NodeJS.ProcessEnv = process.env): string {
-  return env.STASIS_HOME && env.STASIS_HOME !== "" ? env.STASIS_HOME : "/var/lib/stasis";
+  return knobValue("home", env);
 }
 
 export const paths = {

@@ -1,5 +1,5 @@
 # The restore's levers, measured on one capture of the 3B reference engine (one CUDA graph size, for a shorter
-# compile): restores with digest verification full vs none, CRIU's log level, lazy pages (userfaultfd); what the
+# compile): restores with digest verification full vs none, lazy pages (userfaultfd); what the
 # restored tree holds in memory; where CRIU's restore spends its time; sleep 1 and sleep 2 + refill on the 3B
 # server with answers compared. Table printed last.
 set -euo pipefail
@@ -49,7 +49,7 @@ for v in "${list[@]}"; do
   label=${head%%:*}; thp=""; [ "$head" != "$label" ] && thp=${head#*:}
   [ -n "$thp" ] && echo "note: transparent_hugepage set to $thp for restore $label, then back to madvise"
   # shellcheck disable=SC2086
-  THP=$thp variant "$label" STASIS_CRIU_LOG_LEVEL=4 $envs -- $args
+  THP=$thp variant "$label" $envs -- $args
 done
 {
   echo "== restores"; node bench/phase-table.mjs "${rows[@]}"; cat "$LOGS/wall.txt"

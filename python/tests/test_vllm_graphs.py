@@ -8,6 +8,7 @@ import types
 
 import pytest
 
+from stasis_engine.errors import StasisEngineError
 from stasis_engine.vllm import _graphs
 
 
@@ -26,7 +27,7 @@ def test_sleep_outside_a_vllm_process_does_nothing(monkeypatch: pytest.MonkeyPat
 
 def test_a_bad_value_names_the_variable_and_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(_graphs.ENV, "on")
-    with pytest.raises(ValueError, match=r"STASIS_VLLM_GRAPHS='on'.*'gpu'.*'sleep'"):
+    with pytest.raises(StasisEngineError, match=r"STASIS_VLLM_GRAPHS='on'.*gpu.*sleep"):
         _graphs.install_from_env()
 
 

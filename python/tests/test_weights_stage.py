@@ -310,7 +310,6 @@ def test_the_keeper_fills_a_files_first_job_from_the_file_and_later_ones_from_it
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from stasis_engine.weights.stage import Keeper
 
-    monkeypatch.setenv("STASIS_PIN_WEIGHTS_MAX", "2")
     size = 1 << 16
     layout = [{"name": "w", "offset": 4096, "nbytes": 4000 * 4, "dtype": "float32", "shape": [4000]}]
 
@@ -322,7 +321,7 @@ def test_the_keeper_fills_a_files_first_job_from_the_file_and_later_ones_from_it
         return bytes(arena)
 
     rt = FakeRuntime()
-    keeper = Keeper(open_runtime=lambda gpu: rt)  # type: ignore[arg-type, return-value]
+    keeper = Keeper(open_runtime=lambda gpu: rt, max_images=2)  # type: ignore[arg-type, return-value]
     sock = str(tmp_path / "s.sock")
     a, b, c = tmp_path / "a.stasisw", tmp_path / "b.stasisw", tmp_path / "c.stasisw"
     want_a = weights(a, 1)

@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { unpackCaches } from "../capture/caches.js";
 import { hostname, cpus, release } from "node:os";
@@ -9,7 +10,15 @@ import { gpuInventory } from "../cuda/gpus.js";
 import { benchSubject, type BenchSubject } from "./subject.js";
 import { diskRate, type DiskRate } from "./disk.js";
 import { STRATEGIES, restoreServer, startServer, type RestoreArgs, type Run, type Strategy } from "./strategies.js";
-import { DEFAULT_MEMORY, DEFAULT_PREFETCH, DEFAULT_WEIGHTS, type MemoryMode, type PrefetchMode, type VerifyMode, type WeightsMode } from "../restore/modes.js";
+import {
+  DEFAULT_MEMORY,
+  DEFAULT_PREFETCH,
+  DEFAULT_WEIGHTS,
+  type MemoryMode,
+  type PrefetchMode,
+  type VerifyMode,
+  type WeightsMode,
+} from "../restore/modes.js";
 
 export interface BenchOptions {
   snapshot: string;
@@ -23,6 +32,8 @@ export interface BenchOptions {
   weights?: WeightsMode;
   /** How each restore is asked for: a `stasis restore` process (cli, default) or a request to `stasis serve` (api). */
   via?: "cli" | "api";
+  /** The STASIS_* settings: the cold and warm starts launch as a capture would, the hot restores prefetch CRIU. */
+  config: Config;
 }
 
 export interface StrategySummary {
@@ -90,6 +101,7 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
     memory: opts.memory ?? DEFAULT_MEMORY,
     weights: opts.weights ?? DEFAULT_WEIGHTS,
     via: opts.via ?? "cli",
+    config: opts.config,
   };
   try {
     if (strategies.includes("warm")) {
@@ -99,12 +111,19 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
         // Unpacked as <dir>/<variable>, the layout cacheEnv() points the server at.
         await unpackCaches(snap.dir, snap.manifest.caches, warmCaches);
       } else {
-        await events.phase("warm-caches", () => startServer(snap, "warm", warmCaches));
+        await events.phase("warm-caches", () => startServer(snap, "warm", warmCaches, opts.config));
       }
     }
     if (strategies.includes("restore-cold")) {
-      const readFirst = snap.manifest.files.filter((f) => READ_BEFORE_FIRST_TOKEN.has(f.role)).map((f) => ({ path: join(snap.dir, f.path), size: f.size }));
-      if (readFirst.length > 0) disk = await events.phase("disk-rate", () => diskRate(readFirst), (d) => ({ bytes: d.bytes }));
+      const readFirst = snap.manifest.files
+        .filter((f) => READ_BEFORE_FIRST_TOKEN.has(f.role))
+        .map((f) => ({ path: join(snap.dir, f.path), size: f.size }));
+      if (readFirst.length > 0)
+        disk = await events.phase(
+          "disk-rate",
+          () => diskRate(readFirst),
+          (d) => ({ bytes: d.bytes }),
+        );
     }
     const starts = opts.repeatStarts ?? opts.repeat;
     const rounds = Math.max(opts.repeat, starts);
@@ -115,7 +134,9 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
       for (const s of strategies) {
         if (round >= runsOf(s)) continue;
         const run = await events.phase(`${s} #${round + 1}`, () =>
-          s === "cold" || s === "warm" ? startServer(snap, s, warmCaches) : restoreServer(snap, s, restoreArgs),
+          s === "cold" || s === "warm"
+            ? startServer(snap, s, warmCaches, opts.config)
+            : restoreServer(snap, s, restoreArgs),
         );
         runs.get(s)!.push(run);
         events.progress("bench", ++done, total, "items");
@@ -127,7 +148,10 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
   const summaries: StrategySummary[] = strategies.map((s) => {
     const rs = runs.get(s)!;
     const mid = median(rs.map((r) => r.firstTokenMs));
-    const rep = rs.reduce((best, r) => (Math.abs(r.firstTokenMs - mid) < Math.abs(best.firstTokenMs - mid) ? r : best), rs[0]!);
+    const rep = rs.reduce(
+      (best, r) => (Math.abs(r.firstTokenMs - mid) < Math.abs(best.firstTokenMs - mid) ? r : best),
+      rs[0]!,
+    );
     return {
       strategy: s,
       setup: rs[0]!.setup,
@@ -136,7 +160,9 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
       medianFirstTokenMs: mid,
       phases: rep.phases,
       ...(rep.disk ? { disk: rep.disk } : {}),
-      ...(rs.every((r) => r.diskBytesRead !== undefined) ? { medianDiskBytesRead: median(rs.map((r) => r.diskBytesRead!)) } : {}),
+      ...(rs.every((r) => r.diskBytesRead !== undefined)
+        ? { medianDiskBytesRead: median(rs.map((r) => r.diskBytesRead!)) }
+        : {}),
     };
   });
   const inv = await gpuInventory();
@@ -144,7 +170,8 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
   const hot = summaries.find((s) => s.strategy === "restore-hot");
   const restoreCold = summaries.find((s) => s.strategy === "restore-cold");
   // restore-cold's disk bytes at the disk's measured rate: the fastest those bytes could have been read.
-  const coldReadMs = disk && restoreCold?.medianDiskBytesRead ? (restoreCold.medianDiskBytesRead / disk.bytes) * disk.ms : undefined;
+  const coldReadMs =
+    disk && restoreCold?.medianDiskBytesRead ? (restoreCold.medianDiskBytesRead / disk.bytes) * disk.ms : undefined;
   return {
     date: new Date().toISOString(),
     machine: {
@@ -165,7 +192,13 @@ export async function bench(opts: BenchOptions, events: Events, command: string)
     ...(disk ? { disk } : {}),
     ...(disk && restoreCold ? { coldRatio: restoreCold.medianFirstTokenMs / disk.ms } : {}),
     ...(coldReadMs !== undefined && restoreCold?.medianDiskBytesRead
-      ? { coldDiskRead: { bytes: restoreCold.medianDiskBytesRead, ms: coldReadMs, ratio: restoreCold.medianFirstTokenMs / coldReadMs } }
+      ? {
+          coldDiskRead: {
+            bytes: restoreCold.medianDiskBytesRead,
+            ms: coldReadMs,
+            ratio: restoreCold.medianFirstTokenMs / coldReadMs,
+          },
+        }
       : {}),
   };
 }

@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -46,7 +47,12 @@ function canaryOf(snap: Snapshot): CanaryRequest {
  * unmeasured start first) and the page cache as it is. Ready = the readiness URL answers; first token = the
  * first answer to a real request.
  */
-export async function startServer(snap: Snapshot, strategy: "cold" | "warm", warmCacheDir: string): Promise<Run> {
+export async function startServer(
+  snap: Snapshot,
+  strategy: "cold" | "warm",
+  warmCacheDir: string,
+  config: Pick<Config, "ioUringFilter">,
+): Promise<Run> {
   const m = snap.manifest;
   const scratch = await mkdtemp(join(tmpdir(), "stasis-bench-"));
   const caches = strategy === "cold" ? join(scratch, "caches") : warmCacheDir;
@@ -61,12 +67,18 @@ export async function startServer(snap: Snapshot, strategy: "cold" | "warm", war
       argv: m.command.argv,
       cwd: m.command.cwd,
       env: { ...m.command.env, ...cacheEnv(caches) },
+      ioUringFilter: config.ioUringFilter,
       stdout: join(scratch, "stdout.log"),
       stderr: join(scratch, "stderr.log"),
     }),
   );
   try {
-    const ctx: EngineContext = { baseUrl: m.server.url, events, alive: () => !server.hasExited(), logPath: join(scratch, "stderr.log") };
+    const ctx: EngineContext = {
+      baseUrl: m.server.url,
+      events,
+      alive: () => !server.hasExited(),
+      logPath: join(scratch, "stderr.log"),
+    };
     await events.phase("ready", () => engine.waitReady(ctx, m.server.readyPath, 900_000));
     const readyMs = events.t();
     await events.phase("first-token", () => engine.firstToken(ctx, canaryOf(snap)));
@@ -77,14 +89,18 @@ export async function startServer(snap: Snapshot, strategy: "cold" | "warm", war
       readyMs,
       firstTokenMs,
       phases: timeline.phases,
-      setup: strategy === "cold" ? "page cache dropped, compile caches empty" : "compile caches filled, page cache warm",
+      setup:
+        strategy === "cold" ? "page cache dropped, compile caches empty" : "compile caches filled, page cache warm",
       ...(diskRead === undefined ? {} : { diskBytesRead: diskRead }),
     };
   } finally {
     timeline.stop();
     // Its own shared-memory files (vLLM's psm_*, hundreds of MB of RAM each) outlive a server whose children are
     // killed: noted before, removed after.
-    const own = await createdSince(await sharedMemoryFiles((await processTree(server.pid)).map((p) => p.pid)), launchedAtMs);
+    const own = await createdSince(
+      await sharedMemoryFiles((await processTree(server.pid)).map((p) => p.pid)),
+      launchedAtMs,
+    );
     await killTree(server.pid, 10_000);
     await removePlaced(own);
     await rm(scratch, { recursive: true, force: true });
@@ -98,6 +114,7 @@ export interface RestoreArgs {
   memory: MemoryMode;
   weights: WeightsMode;
   via: "cli" | "api";
+  config: Config;
 }
 
 interface Restored {
@@ -110,7 +127,11 @@ interface Restored {
  * "api", a restore request to the running `stasis serve` as a fleet's controller sends it (no CLI process),
  * timed from the request. The first gap of the timeline is then "cli-overhead" or "request".
  */
-export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "restore-cold", args: RestoreArgs): Promise<Run> {
+export async function restoreServer(
+  snap: Snapshot,
+  strategy: "restore-hot" | "restore-cold",
+  args: RestoreArgs,
+): Promise<Run> {
   const m = snap.manifest;
   let released: number | undefined;
   let pinned = false;
@@ -124,18 +145,18 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
     // engine's libraries its restore touches), CRIU's own files and, where `stasis serve --pin-weights` runs, its
     // weights pinned by the daemon. (The first restore-hot of a bench is still the slowest with all of that in memory:
     // an open question in docs/benchmarks.md.)
-    const hot = await prefetchSnapshot({ paths: [], snapshot: snap.name }, new Events());
+    const hot = await prefetchSnapshot({ paths: [], snapshot: snap.name, config: args.config }, new Events());
     pinned = hot.daemonPin !== undefined && "pinned" in hot.daemonPin;
   }
   const readBefore = strategy === "restore-cold" ? await diskBytesRead() : undefined;
   const sampler = strategy === "restore-cold" ? sampleDisk() : undefined;
   const started = performance.now();
-  const { readyMs, result } = await (args.via === "api" ? restoreByRequest(snap, args, started) : restoreByCli(snap, args, started)).catch(
-    async (e: unknown) => {
-      await sampler?.stop();
-      throw e;
-    },
-  );
+  const { readyMs, result } = await (
+    args.via === "api" ? restoreByRequest(snap, args, started) : restoreByCli(snap, args, started)
+  ).catch(async (e: unknown) => {
+    await sampler?.stop();
+    throw e;
+  });
   try {
     const events = new Events();
     const ctx: EngineContext = { baseUrl: m.server.url, events, alive: () => true, logPath: "" };
@@ -146,7 +167,13 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
     // The CLI's own phases are relative to its start, which is a little after the spawn: shift them onto this clock.
     const offset = readyMs - Math.max(0, ...(result.phases ?? []).map((p) => p.endMs));
     const phases = [
-      { name: args.via === "api" ? "request" : "cli-overhead", startMs: 0, endMs: Math.max(0, offset), ms: Math.max(0, offset), ok: true },
+      {
+        name: args.via === "api" ? "request" : "cli-overhead",
+        startMs: 0,
+        endMs: Math.max(0, offset),
+        ms: Math.max(0, offset),
+        ok: true,
+      },
       ...(result.phases ?? []).map((p) => ({ ...p, startMs: p.startMs + offset, endMs: p.endMs + offset })),
       { name: "first-token", startMs: readyMs, endMs: firstTokenMs, ms: firstTokenMs - readyMs, ok: true },
     ];
@@ -167,7 +194,19 @@ export async function restoreServer(snap: Snapshot, strategy: "restore-hot" | "r
 
 async function restoreByCli(snap: Snapshot, args: RestoreArgs, started: number): Promise<Restored> {
   const main = fileURLToPath(new URL("../cli/main.js", import.meta.url));
-  const cli = ["restore", snap.name, "--json", "--verify", args.verify, "--prefetch", args.prefetch, "--memory", args.memory, "--weights", args.weights];
+  const cli = [
+    "restore",
+    snap.name,
+    "--json",
+    "--verify",
+    args.verify,
+    "--prefetch",
+    args.prefetch,
+    "--memory",
+    args.memory,
+    "--weights",
+    args.weights,
+  ];
   const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
     const child = spawn(process.execPath, [main, ...cli], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -180,10 +219,16 @@ async function restoreByCli(snap: Snapshot, args: RestoreArgs, started: number):
   const readyMs = performance.now() - started;
   // The CLI's document (stasis.restore/v1) names a phase's duration durationMs; the report's phases say ms.
   type DocPhase = Omit<TimelinePhase, "ms"> & { durationMs: number };
-  type Doc = Partial<Omit<Restored["result"], "phases">> & { phases?: DocPhase[]; error?: { code: string; message: string } };
+  type Doc = Partial<Omit<Restored["result"], "phases">> & {
+    phases?: DocPhase[];
+    error?: { code: string; message: string };
+  };
   const result = JSON.parse(out.stdout || "{}") as Doc;
   if (out.code !== 0 || !result.instance) {
-    throw new StasisError("E_CRIU_RESTORE", `restore for the benchmark failed: ${result.error?.message ?? out.stderr.trim().split("\n").pop()}`);
+    throw new StasisError(
+      "E_CRIU_RESTORE",
+      `restore for the benchmark failed: ${result.error?.message ?? out.stderr.trim().split("\n").pop()}`,
+    );
   }
   const phases = (result.phases ?? []).map(({ durationMs, ...p }) => ({ ...p, ms: durationMs }));
   return { readyMs, result: { instance: result.instance, phases, via: result.via } };
@@ -191,9 +236,20 @@ async function restoreByCli(snap: Snapshot, args: RestoreArgs, started: number):
 
 async function restoreByRequest(snap: Snapshot, args: RestoreArgs, started: number): Promise<Restored> {
   const r = await restoreViaDaemon(
-    { name: snap.name, verify: args.verify, prefetch: args.prefetch, memory: args.memory, weights: args.weights, force: false, readyTimeoutMs: 120_000 },
+    {
+      name: snap.name,
+      verify: args.verify,
+      prefetch: args.prefetch,
+      memory: args.memory,
+      weights: args.weights,
+      force: false,
+      readyTimeoutMs: 120_000,
+    },
     new Events(),
   );
-  if (!r) throw new StasisError("E_USAGE", "--via api: no `stasis serve` answers on this machine", { hint: "start `stasis serve` first, or bench --via cli" });
+  if (!r)
+    throw new StasisError("E_USAGE", "--via api: no `stasis serve` answers on this machine", {
+      hint: "start `stasis serve` first, or bench --via cli",
+    });
   return { readyMs: performance.now() - started, result: { instance: r.instance, phases: r.phases, via: "daemon" } };
 }

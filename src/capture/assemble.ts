@@ -45,7 +45,10 @@ export async function assembleManifest(
 ): Promise<{ manifest: Manifest; stamps: Map<string, Stamp> }> {
   const { staging, inst } = run;
   const env = { ...(opts.baseEnv ?? process.env), ...DUMPABLE_ENV, ...opts.env };
-  const caches = opts.engine === "vllm" ? await p.step("caches", () => captureCaches(env, staging.dir, p.events)) : [];
+  const caches =
+    opts.engine === "vllm"
+      ? await p.step("caches", () => captureCaches(env, staging.dir, opts.config.maxCacheBytes, p.events))
+      : [];
   await restrictTree(staging.dir); // tar wrote the caches with stasis's own umask
   await mkdir(join(staging.dir, "logs"), { recursive: true, mode: PRIVATE_DIR });
   await copyFile(inst.stdout, join(staging.dir, "logs", "capture-stdout.log"));

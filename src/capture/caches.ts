@@ -19,9 +19,6 @@ export const CACHE_DIRS: { variable: string; fallback: (env: NodeJS.ProcessEnv) 
   { variable: "FLASHINFER_WORKSPACE_BASE", fallback: () => join(homedir(), ".cache", "flashinfer") },
 ];
 
-/** Caches larger than this are left out (with a warning): a snapshot should not carry a whole home cache. */
-const MAX_CACHE_BYTES = Number(process.env.STASIS_MAX_CACHE_BYTES ?? 4 * 2 ** 30);
-
 export interface CapturedCache {
   variable: string;
   /** Where the server had it. */
@@ -43,8 +40,16 @@ async function duBytes(dir: string): Promise<number> {
   return total;
 }
 
-/** Tars each compile cache the server used (by its variable, or the default place) into `<snapshot>/caches/`. */
-export async function captureCaches(serverEnv: NodeJS.ProcessEnv, snapshotDir: string, events: Events): Promise<CapturedCache[]> {
+/**
+ * Tars each compile cache the server used (by its variable, or the default place) into `<snapshot>/caches/`. Caches
+ * larger than `maxBytes` are left out (with a warning): a snapshot should not carry a whole home cache.
+ */
+export async function captureCaches(
+  serverEnv: NodeJS.ProcessEnv,
+  snapshotDir: string,
+  maxBytes: number,
+  events: Events,
+): Promise<CapturedCache[]> {
   const out: CapturedCache[] = [];
   for (const c of CACHE_DIRS) {
     const dir = serverEnv[c.variable] || c.fallback(serverEnv);
@@ -52,20 +57,31 @@ export async function captureCaches(serverEnv: NodeJS.ProcessEnv, snapshotDir: s
     if (!st?.isDirectory()) continue;
     const bytes = await duBytes(dir);
     if (bytes === 0) continue;
-    if (bytes > MAX_CACHE_BYTES) {
-      events.log(`${c.variable} (${dir}) holds ${(bytes / 2 ** 30).toFixed(1)} GiB: not captured (limit STASIS_MAX_CACHE_BYTES)`, "warn");
+    if (bytes > maxBytes) {
+      events.log(
+        `${c.variable} (${dir}) holds ${(bytes / 2 ** 30).toFixed(1)} GiB: not captured (limit STASIS_MAX_CACHE_BYTES)`,
+        "warn",
+      );
       continue;
     }
     await mkdir(join(snapshotDir, "caches"), { recursive: true, mode: PRIVATE_DIR });
     const file = join("caches", `${c.variable.toLowerCase()}.tar`);
-    check(await run("tar", ["-C", dir, "-cf", join(snapshotDir, file), "."], { timeoutMs: 600_000 }), "E_IO", `archiving ${dir}`);
+    check(
+      await run("tar", ["-C", dir, "-cf", join(snapshotDir, file), "."], { timeoutMs: 600_000 }),
+      "E_IO",
+      `archiving ${dir}`,
+    );
     out.push({ variable: c.variable, dir, file });
   }
   return out;
 }
 
 /** Unpacks captured caches under `into`; returns the environment that points the server at them. */
-export async function unpackCaches(snapshotDir: string, caches: CapturedCache[], into: string): Promise<Record<string, string>> {
+export async function unpackCaches(
+  snapshotDir: string,
+  caches: CapturedCache[],
+  into: string,
+): Promise<Record<string, string>> {
   const env: Record<string, string> = {};
   for (const c of caches) {
     const dir = join(into, c.variable.toLowerCase());

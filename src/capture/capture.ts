@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import { StasisError, asStasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import { recordTimeline } from "../events.js";
@@ -43,6 +44,8 @@ export interface CaptureOptions {
   /** vllm: capture a GPU server that cannot sleep at level 2 anyway, its weights and KV cache in the image. */
   allowFullImage?: boolean;
   signal?: AbortSignal;
+  /** The STASIS_* settings (config/knobs.ts). */
+  config: Config;
 }
 
 export interface CaptureResult {
@@ -81,7 +84,7 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
     const criu = await p.step("preflight", async () => {
       await checkBeforeLaunch(opts, { warn: (m) => events.log(m, "warn") });
       await removeDeadCaptures(events);
-      return locateCriu();
+      return locateCriu(opts.config.criu);
     });
     const run = await beginCapture(p, opts.name);
     try {

@@ -85,15 +85,17 @@ export async function dumpServer(
   settleFirst(p, "digest-pages", followed);
   // Invariant: a dump that committed nothing leaves no network-lock table (CRIU removes its own when it fails, not
   // when it is killed or when the capture fails after it).
+  const nftLock = opts.config.criuNetworkLock === "nftables";
   const lockTable = p.defer("the dump's network-lock table", async () => {
-    const table = await lockTableOfLog(dumpLog);
-    const err = await removeLockTableQuietly(table);
+    const table = nftLock ? await lockTableOfLog(dumpLog) : undefined;
+    const err = await removeLockTableQuietly(table, opts.config.criu);
     if (err) p.events.log(`could not remove the network-lock table ${table} of this dump: ${err.message}`, "warn");
   });
   const dump = await p
     .step("criu-dump", () =>
       criuDump(criu, root, join(staging.dir, "images"), {
         leaveRunning: opts.leaveRunning,
+        networkLock: opts.config.criuNetworkLock,
         logDir: inst.dir,
         holdLinkRemaps: { dirs: [...unlinked.keys()], tag: run.id },
         signal: p.signal,
@@ -101,7 +103,7 @@ export async function dumpServer(
     )
     .finally(() => follow.stop());
   // Left running, the tree's connections were unlocked by CRIU; otherwise the snapshot owns the lock's table.
-  const networkLockTable = opts.leaveRunning ? undefined : await lockTableOfLog(dump.logPath);
+  const networkLockTable = opts.leaveRunning || !nftLock ? undefined : await lockTableOfLog(dump.logPath);
   const { known } = await followed;
   const linkRemaps = await keepLinkRemaps(await findLinkRemaps(unlinked, run.id), staging.dir);
   // The tree is gone unless it was left running: then its shared-memory files are its own leftovers.

@@ -19,8 +19,20 @@ before(async () => {
   port = await freePort();
   const cap = await stasis(
     [
-      "capture", "good", "--json", "--ready-url", `http://127.0.0.1:${port}/health`, "--canary-url", `http://127.0.0.1:${port}/answer?q=x`,
-      "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(port), "--startup-seconds", "0",
+      "capture",
+      "good",
+      "--json",
+      "--ready-url",
+      `http://127.0.0.1:${port}/health`,
+      "--canary-url",
+      `http://127.0.0.1:${port}/answer?q=x`,
+      "--",
+      "python3",
+      join(EXAMPLES, "slow_server.py"),
+      "--port",
+      String(port),
+      "--startup-seconds",
+      "0",
     ],
     env,
   );
@@ -31,7 +43,10 @@ after(() => teardown(1));
 /** One error line with the code, a hint line, the expected exit status. */
 function assertFails(r: CliRun, code: string, exit: number): void {
   assert.equal(r.code, exit, `exit status (stderr: ${r.stderr})`);
-  const lines = r.stderr.trim().split("\n").filter((l) => l.startsWith("stasis: error") || l.startsWith("  hint:"));
+  const lines = r.stderr
+    .trim()
+    .split("\n")
+    .filter((l) => l.startsWith("stasis: error") || l.startsWith("  hint:"));
   assert.match(lines[0] ?? "", new RegExp(`^stasis: error ${code}: `));
   assert.match(lines[1] ?? "", /^ {2}hint: \S/);
 }
@@ -102,26 +117,54 @@ test("readiness timeout: no snapshot, no server left", async () => {
   // An unusual duration, so that no other `sleep` on the machine passes for the server below.
   const p = await freePort();
   const r = await stasis(
-    ["capture", "never-ready", "--ready-url", `http://127.0.0.1:${p}/health`, "--ready-timeout", "2", "--canary-url", `http://127.0.0.1:${p}/`, "--", "sleep", "6017"],
+    [
+      "capture",
+      "never-ready",
+      "--ready-url",
+      `http://127.0.0.1:${p}/health`,
+      "--ready-timeout",
+      "2",
+      "--canary-url",
+      `http://127.0.0.1:${p}/`,
+      "--",
+      "sleep",
+      "6017",
+    ],
     env,
   );
   assertFails(r, "E_READY_TIMEOUT", 6);
   assert.deepEqual(snapshots(), ["good"]);
-  const sleeping = readdirSync("/proc").filter((d) => /^\d+$/.test(d)).filter((d) => {
-    try {
-      return readFileSync(`/proc/${d}/cmdline`, "utf8").replace(/\0/g, " ").trim() === "sleep 6017";
-    } catch {
-      return false;
-    }
-  });
+  const sleeping = readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, "utf8").replace(/\0/g, " ").trim() === "sleep 6017";
+      } catch {
+        return false;
+      }
+    });
   assert.deepEqual(sleeping, [], "the server was stopped");
 });
 
 test("a canary the server does not answer successfully: no snapshot, and the hint says where the server's output is", async () => {
   const p = await freePort();
   const r = await stasis(
-    ["capture", "bad-canary", "--json", "--ready-url", `http://127.0.0.1:${p}/health`, "--canary-url", `http://127.0.0.1:${p}/no-such-page`,
-      "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(p), "--startup-seconds", "0"],
+    [
+      "capture",
+      "bad-canary",
+      "--json",
+      "--ready-url",
+      `http://127.0.0.1:${p}/health`,
+      "--canary-url",
+      `http://127.0.0.1:${p}/no-such-page`,
+      "--",
+      "python3",
+      join(EXAMPLES, "slow_server.py"),
+      "--port",
+      String(p),
+      "--startup-seconds",
+      "0",
+    ],
     env,
   );
   assert.deepEqual([r.code, r.json.error.code], [6, "E_ENGINE"]);
@@ -136,7 +179,18 @@ test("a canary the server does not answer successfully: no snapshot, and the hin
 test("a server that exits during capture", async () => {
   const p = await freePort();
   const r = await stasis(
-    ["capture", "dies", "--ready-url", `http://127.0.0.1:${p}/health`, "--canary-url", `http://127.0.0.1:${p}/`, "--", "python3", "-c", "import sys; print('bye'); sys.exit(3)"],
+    [
+      "capture",
+      "dies",
+      "--ready-url",
+      `http://127.0.0.1:${p}/health`,
+      "--canary-url",
+      `http://127.0.0.1:${p}/`,
+      "--",
+      "python3",
+      "-c",
+      "import sys; print('bye'); sys.exit(3)",
+    ],
     env,
   );
   assertFails(r, "E_SERVER_EXITED", 6);
@@ -148,7 +202,17 @@ test("criu missing or too old", async () => {
   writeFileSync(fake, "#!/bin/sh\necho 'Version: 3.17.1'\n");
   chmodSync(fake, 0o755);
   const p = await freePort();
-  const args = ["capture", "x", "--ready-url", `http://127.0.0.1:${p}/health`, "--canary-url", `http://127.0.0.1:${p}/`, "--", "sleep", "1"];
+  const args = [
+    "capture",
+    "x",
+    "--ready-url",
+    `http://127.0.0.1:${p}/health`,
+    "--canary-url",
+    `http://127.0.0.1:${p}/`,
+    "--",
+    "sleep",
+    "1",
+  ];
   const old = await stasis(args, { ...env, STASIS_CRIU: fake });
   assertFails(old, "E_CRIU_TOO_OLD", 5);
   assert.match(old.stderr, /3\.17\.1/);
@@ -158,7 +222,7 @@ test("criu missing or too old", async () => {
 });
 
 test("a parallel restore whose lazy-pages daemon fails: one clear error, fast, nothing left running", async () => {
-  const real = (await locateCriu()).path;
+  const real = (await locateCriu(undefined)).path;
   const fake = join(home, "criu-no-lazy");
   writeFileSync(fake, `#!/bin/sh\n[ "$1" = lazy-pages ] && exit 3\nexec ${real} "$@"\n`);
   chmodSync(fake, 0o755);

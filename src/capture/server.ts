@@ -37,6 +37,7 @@ export async function launchServer(
       cwd: opts.cwd,
       env: opts.env,
       ...(opts.baseEnv ? { baseEnv: opts.baseEnv } : {}),
+      ioUringFilter: opts.config.ioUringFilter,
       stdout: inst.stdout,
       stderr: inst.stderr,
       spawned: (pid) => supervisor.group(pid),

@@ -12,6 +12,7 @@ import { freePort } from "../proc/net.js";
 import { Events } from "../events.js";
 import { StasisError } from "../errors.js";
 import { capture, type CaptureOptions } from "./capture.js";
+import { loadConfig } from "../config/config.js";
 
 const { home, teardown } = tempHome();
 process.env.STASIS_HOME = home; // capture() runs in this process
@@ -55,6 +56,7 @@ async function interruptedAt(phase: string, name: string): Promise<void> {
     warmup: 0,
     canary: { method: "GET", path: "/answer?q=canary" },
     leaveRunning: false,
+    config: loadConfig(),
   };
   const abort = new AbortController();
   const events = new Events();

@@ -17,7 +17,7 @@ export function usage(): string {
       .map(([n, s]) => `--${n} (${s.help.replace(/ \(.*$/, "")})`)
       .join(", ")}`,
     "`stasis <command> --help` shows a command's options",
-    "environment: STASIS_HOME (snapshot store and state; default /var/lib/stasis)",
+    "environment: STASIS_HOME (snapshot store and state; default /var/lib/stasis); every setting: docs/configuration.md",
   ].join("\n");
 }
 

@@ -12,12 +12,14 @@ import { commandHelp, usage } from "./help.js";
 import { suggest } from "./suggest.js";
 import { jsonDocument } from "./json.js";
 import { VERSION } from "../version.js";
+import { readConfig } from "../config/config.js";
 
 export async function main(argv: string[]): Promise<number> {
   // `stasis --json ps` is `stasis ps --json`: global options may come before the command too.
   let lead = 0;
   while (argv[lead] === "--json" || argv[lead] === "--quiet") lead++;
-  const [name, ...rest] = lead > 0 && lead < argv.length ? [argv[lead]!, ...argv.slice(0, lead), ...argv.slice(lead + 1)] : argv;
+  const [name, ...rest] =
+    lead > 0 && lead < argv.length ? [argv[lead]!, ...argv.slice(0, lead), ...argv.slice(lead + 1)] : argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     const target = name === "help" ? rest[0] : undefined;
     if (target) return main([target, "--help"]);
@@ -50,11 +52,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(commandHelp(name, entry.summary, cmd) + "\n");
       return 0;
     }
+    // Read and checked once, before the command starts anything: a bad value is E_USAGE naming it.
+    const settings = readConfig(process.env);
     const events = new Events();
     const quiet = Boolean(parsed.values.quiet) || json;
     const detach = attachRenderer(events, { quiet, stream: process.stderr });
     try {
-      const result = await cmd.run({ ...parsed, events, json });
+      const result = await cmd.run({ ...parsed, events, json, config: settings.config, settings });
       detach();
       if (json) process.stdout.write(JSON.stringify(jsonDocument(name, result.data), null, 2) + "\n");
       else if (result.text) process.stdout.write(result.text.endsWith("\n") ? result.text : result.text + "\n");

@@ -1,4 +1,5 @@
 import type { Events } from "../events.js";
+import type { Config, Settings } from "../config/config.js";
 import type { ArgumentSpec, OptionSpecs, OptionValues } from "./parse.js";
 
 /**
@@ -21,6 +22,10 @@ export interface CliContext {
   passthrough: string[];
   events: Events;
   json: boolean;
+  /** The STASIS_* settings, read from the environment once, before the command ran. */
+  config: Config;
+  /** The same, with where each value came from (`stasis doctor` shows them). */
+  settings: Settings;
 }
 
 export interface CliResult {
@@ -77,7 +82,11 @@ export const COMMANDS: Entry[] = [
     summary: "take a serving instance off the GPU and keep it parked (needs `stasis serve`)",
     load: () => import("./cmd/hibernate.js").then(mod),
   },
-  { name: "ls", summary: "list snapshots (here, or in s3://bucket/prefix)", load: () => import("./cmd/ls.js").then(mod) },
+  {
+    name: "ls",
+    summary: "list snapshots (here, or in s3://bucket/prefix)",
+    load: () => import("./cmd/ls.js").then(mod),
+  },
   {
     name: "inspect",
     summary: "show a snapshot's manifest, files and fingerprint (--verify checks digests)",

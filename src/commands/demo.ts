@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import { fileURLToPath } from "node:url";
 import type { Events } from "../events.js";
 import { capture } from "../capture/capture.js";
@@ -27,7 +28,7 @@ export interface DemoResult {
  * The built-in default job: captures the bundled example server (examples/slow_server.py, 5 s to start),
  * restores it, and compares its cold start with the restore and its answers before and after.
  */
-export async function demo(opts: { startupSeconds: number }, events: Events): Promise<DemoResult> {
+export async function demo(opts: { startupSeconds: number; config: Config }, events: Events): Promise<DemoResult> {
   const server = fileURLToPath(new URL("../../examples/slow_server.py", import.meta.url));
   const port = await freePort();
   const question = "what survives a snapshot?";
@@ -48,10 +49,21 @@ export async function demo(opts: { startupSeconds: number }, events: Events): Pr
       warmup: 3,
       canary: { method: "GET", path: canaryPath },
       leaveRunning: false,
+      config: opts.config,
     },
     events,
   );
-  const r = await restore({ name: DEMO_SNAPSHOT, verify: "auto", prefetch: DEFAULT_PREFETCH, force: false, readyTimeoutMs: 60_000 }, events);
+  const r = await restore(
+    {
+      name: DEMO_SNAPSHOT,
+      verify: "auto",
+      prefetch: DEFAULT_PREFETCH,
+      force: false,
+      readyTimeoutMs: 60_000,
+      config: opts.config,
+    },
+    events,
+  );
   try {
     const after = (await httpOk(base + canaryPath)).body;
     const before = cap.manifest.engine.canary.text ?? "";

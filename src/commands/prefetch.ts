@@ -1,6 +1,12 @@
+import type { Config } from "../config/config.js";
 import { StasisError } from "../errors.js";
 import type { Events } from "../events.js";
-import { prefetch as prefetchFiles, type PrefetchFile, type PrefetchStats, type PrefetchStrategy } from "../pagecache/prefetch.js";
+import {
+  prefetch as prefetchFiles,
+  type PrefetchFile,
+  type PrefetchStats,
+  type PrefetchStrategy,
+} from "../pagecache/prefetch.js";
 import { resolveTargets } from "../pagecache/targets.js";
 import { pinDaemonWeights, type DaemonPin } from "../serve/client.js";
 import { startWorkingSet } from "../restore/working-set.js";
@@ -21,6 +27,8 @@ export interface PrefetchOptions {
   /** The page cache in 2 MiB folios (see pagecache/prefetch.ts). */
   largeFolios?: boolean;
   signal?: AbortSignal;
+  /** The CRIU whose files a whole snapshot's prefetch reads too (`Config.criu`). */
+  config: Pick<Config, "criu">;
 }
 
 export interface PrefetchResult extends PrefetchStats {
@@ -45,7 +53,9 @@ export async function prefetch(opts: PrefetchOptions, events: Events): Promise<P
   const files: PrefetchFile[] = targets.files.map((f) => ({
     path: f.path,
     ...(f.size !== undefined ? { expectSize: f.size } : {}),
-    ...(opts.verify && f.chunkSize !== undefined && f.sha256Chunks ? { verify: { chunkSize: f.chunkSize, sha256: f.sha256Chunks } } : {}),
+    ...(opts.verify && f.chunkSize !== undefined && f.sha256Chunks
+      ? { verify: { chunkSize: f.chunkSize, sha256: f.sha256Chunks } }
+      : {}),
   }));
   const stats = await events.phase(
     "prefetch",
@@ -65,12 +75,16 @@ export async function prefetch(opts: PrefetchOptions, events: Events): Promise<P
   const whole = targets.snapshot !== undefined && opts.paths.length === 0;
   if (whole) {
     await startWorkingSet(targets.snapshot!.dir, events, opts.signal);
-    await readCriu(events, opts.signal);
+    await readCriu(opts.config.criu, events, opts.signal);
   }
   // Only where a daemon's socket is there: without one there is nobody to ask, and no phase to show.
   const daemonPin =
     whole && (await exists(paths.daemonSocket()))
-      ? await events.phase("pin-weights", () => pinDaemonWeights(targets.snapshot!.name), (p) => (p && "pinned" in p ? { bytes: p.pinned.bytes } : {}))
+      ? await events.phase(
+          "pin-weights",
+          () => pinDaemonWeights(targets.snapshot!.name),
+          (p) => (p && "pinned" in p ? { bytes: p.pinned.bytes } : {}),
+        )
       : undefined;
   return {
     ...stats,
@@ -81,16 +95,21 @@ export async function prefetch(opts: PrefetchOptions, events: Events): Promise<P
 }
 
 /** CRIU's own files into the page cache (best effort: a restore without them reads them itself). */
-async function readCriu(events: Events, signal?: AbortSignal): Promise<void> {
+async function readCriu(chosen: string | undefined, events: Events, signal?: AbortSignal): Promise<void> {
   try {
-    const criu = await locateCriu();
+    const criu = await locateCriu(chosen);
     const { files } = await resolveTargets({ paths: criuInstallPaths(criu) }, "prefetch");
     await events.phase(
       "criu-files",
-      () => prefetchFiles(files.map((f) => ({ path: f.path })), { skipResident: true, ...(signal ? { signal } : {}) }),
+      () =>
+        prefetchFiles(
+          files.map((f) => ({ path: f.path })),
+          { skipResident: true, ...(signal ? { signal } : {}) },
+        ),
       (st) => ({ bytes: st.bytesRead }),
     );
   } catch (err) {
-    if (!signal?.aborted) events.log(`CRIU's files were not read ahead (${(err as Error).message}); a restore reads them itself`, "warn");
+    if (!signal?.aborted)
+      events.log(`CRIU's files were not read ahead (${(err as Error).message}); a restore reads them itself`, "warn");
   }
 }

@@ -1,5 +1,6 @@
 import { findInstance, listInstances, stopInstance, type InstanceStatus } from "../instances/instances.js";
 import { StasisError } from "../errors.js";
+import { knobValue } from "../config/config.js";
 
 /** Stops instances (their whole process trees): SIGTERM, then SIGKILL after `graceMs`. A parked instance is ended
  *  through the daemon holding it, which then keeps one fewer of its snapshot parked. */
@@ -21,7 +22,7 @@ export function checkStopArgs(opts: { ids: string[]; all: boolean }): void {
 }
 
 async function stopOne(inst: InstanceStatus, graceMs: number): Promise<string> {
-  if (inst.status === "parked" && process.env.STASIS_NO_DAEMON !== "1") {
+  if (inst.status === "parked" && !knobValue("noDaemon")) {
     const { stopParkedViaDaemon } = await import("../serve/client.js");
     // A daemon that does not hold it (or none): its record is stopped here like any other.
     if (await stopParkedViaDaemon(inst.id)) return "killed";

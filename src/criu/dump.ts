@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
@@ -21,6 +22,8 @@ export async function criuDump(
   imagesDir: string,
   opts: {
     leaveRunning: boolean;
+    /** CRIU's network lock (`Config.criuNetworkLock`). */
+    networkLock: Config["criuNetworkLock"];
     logDir: string;
     timeoutMs?: number;
     /** Folders of files open under unlinked names: their link_remap files are held (kept-files.ts) under `tag`. */
@@ -30,7 +33,7 @@ export async function criuDump(
   },
 ): Promise<DumpResult> {
   await mkdir(imagesDir, { recursive: true, mode: PRIVATE_DIR });
-  const options = dumpOptions({ leaveRunning: opts.leaveRunning });
+  const options = dumpOptions({ leaveRunning: opts.leaveRunning, networkLock: opts.networkLock });
   const logPath = join(opts.logDir, "criu-dump.log");
   await writeFile(logPath, "", { mode: PRIVATE_FILE }); // CRIU truncates it and keeps its mode
   const args = ["dump", "-t", String(pid), "-D", imagesDir, "-o", logPath, "-v4", ...options];
@@ -49,14 +52,23 @@ export async function criuDump(
   // Every cancellation reaches CRIU: run() kills its process group on abort (CRIU runs in a group of its own, so a
   // terminal's Ctrl-C reaches only stasis, which must pass it on), and the dump is not taken for a success.
   // The images hold the server's memory (its secrets): CRIU writes them root's alone.
-  const out = await run(criu.path, args, { timeoutMs: opts.timeoutMs ?? 600_000, logPath, signal: opts.signal, umask: PRIVATE_UMASK });
+  const out = await run(criu.path, args, {
+    timeoutMs: opts.timeoutMs ?? 600_000,
+    logPath,
+    signal: opts.signal,
+    umask: PRIVATE_UMASK,
+  });
   if (opts.signal?.aborted) throw interrupted();
   if (out.code !== 0 || out.timedOut) {
     const log = await readFile(logPath, "utf8").catch(() => "");
-    throw new StasisError("E_CRIU_DUMP", `criu dump of process ${pid} ${describeExit(out)}: ${firstError(log) ?? tail(out.stderr, 3)}`, {
-      hint: `${hintFor(log)}see the full log: ${logPath}`,
-      details: { pid, logPath, command: [criu.path, ...args].join(" ") },
-    });
+    throw new StasisError(
+      "E_CRIU_DUMP",
+      `criu dump of process ${pid} ${describeExit(out)}: ${firstError(log) ?? tail(out.stderr, 3)}`,
+      {
+        hint: `${hintFor(log)}see the full log: ${logPath}`,
+        details: { pid, logPath, command: [criu.path, ...args].join(" ") },
+      },
+    );
   }
   return { imagesDir, logPath, ms: out.ms, options };
 }
@@ -72,7 +84,8 @@ export function firstError(log: string): string | undefined {
 
 /** Turns well-known CRIU failures into advice. */
 export function hintFor(log: string): string {
-  if (/io_uring/.test(log)) return "the server uses io_uring, which CRIU cannot dump: start it with UV_USE_IO_URING=0; ";
+  if (/io_uring/.test(log))
+    return "the server uses io_uring, which CRIU cannot dump: start it with UV_USE_IO_URING=0; ";
   if (/Connected TCP socket|tcp.*established/i.test(log) && /external/i.test(log))
     return "a TCP connection to outside the process tree is open: close clients before capture; ";
   if (/Can't dump half of stream unix connection|unix.*external/i.test(log))

@@ -16,9 +16,15 @@ export interface Criu {
   features: string[];
 }
 
-/** Candidate criu binaries, best first. STASIS_CRIU, when set, is the only one: an explicit choice. */
-export function criuCandidates(env: NodeJS.ProcessEnv = process.env): { path: string; source: Criu["source"] }[] {
-  if (env.STASIS_CRIU) return [{ path: env.STASIS_CRIU, source: "env" }];
+/**
+ * Candidate criu binaries, best first. `chosen` (the STASIS_CRIU setting, `Config.criu`), when set, is the only one:
+ * an explicit choice. `env` gives the PATH.
+ */
+export function criuCandidates(
+  chosen: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): { path: string; source: Criu["source"] }[] {
+  if (chosen) return [{ path: chosen, source: "env" }];
   const out: { path: string; source: Criu["source"] }[] = [];
   out.push({ path: join(paths.tools(), "criu", "bin", "criu"), source: "stasis-home" });
   // Set-up installs into the default home; a store moved elsewhere with STASIS_HOME still finds that build.
@@ -63,9 +69,9 @@ export function compareVersions(a: string, b: string): number {
  * Finds a usable CRIU (>= MIN_CRIU). Throws E_CRIU_MISSING when there is none and E_CRIU_TOO_OLD when the only
  * ones found are older, naming them.
  */
-export async function locateCriu(env: NodeJS.ProcessEnv = process.env): Promise<Criu> {
+export async function locateCriu(chosen: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<Criu> {
   const tooOld: string[] = [];
-  for (const c of criuCandidates(env)) {
+  for (const c of criuCandidates(chosen, env)) {
     try {
       await access(c.path, constants.X_OK);
     } catch {
@@ -80,14 +86,19 @@ export async function locateCriu(env: NodeJS.ProcessEnv = process.env): Promise<
     }
     return { path: c.path, version, source: c.source, features: parseCriuFeatures(said) };
   }
-  const hint = "run the set-up script (`./setup.sh`), which builds CRIU 4.2.1 into $STASIS_HOME/tools/criu, or set STASIS_CRIU";
+  const hint =
+    "run the set-up script (`./setup.sh`), which builds CRIU 4.2.1 into $STASIS_HOME/tools/criu, or set STASIS_CRIU";
   if (tooOld.length > 0) {
     throw new StasisError("E_CRIU_TOO_OLD", `CRIU >= ${MIN_CRIU} is needed; found only ${tooOld.join(", ")}`, { hint });
   }
-  if (env.STASIS_CRIU) {
-    throw new StasisError("E_CRIU_MISSING", `STASIS_CRIU=${env.STASIS_CRIU} is not an executable CRIU`, { hint: "point STASIS_CRIU at a criu binary, or unset it" });
+  if (chosen) {
+    throw new StasisError("E_CRIU_MISSING", `STASIS_CRIU=${chosen} is not an executable CRIU`, {
+      hint: "point STASIS_CRIU at a criu binary, or unset it",
+    });
   }
-  throw new StasisError("E_CRIU_MISSING", "CRIU is not installed (no criu in $STASIS_HOME/tools or on the PATH)", { hint });
+  throw new StasisError("E_CRIU_MISSING", "CRIU is not installed (no criu in $STASIS_HOME/tools or on the PATH)", {
+    hint,
+  });
 }
 
 /**

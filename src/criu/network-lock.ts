@@ -25,22 +25,20 @@ export function criuRunId(log: string): string | undefined {
   return /CRIU run id = ([0-9a-f-]{8,})/.exec(log)?.[1];
 }
 
-/** The lock table of the CRIU run that wrote `logPath` (undefined where it used no nftables lock, or never ran). */
-export async function lockTableOfLog(logPath: string, env = process.env): Promise<string | undefined> {
-  if (lockMethod(env) !== "nftables") return undefined;
+/**
+ * The lock table the CRIU run that wrote `logPath` made if it locked the network with nftables (the default;
+ * undefined where it never ran). A run that used iptables made none: removing a table that is not there is no error.
+ */
+export async function lockTableOfLog(logPath: string): Promise<string | undefined> {
   const log = await readFile(logPath, "utf8").catch(() => "");
   const id = criuRunId(log.slice(0, 4096));
   return id ? lockTableName(id) : undefined;
 }
 
-export function lockMethod(env: NodeJS.ProcessEnv = process.env): string {
-  return env.STASIS_CRIU_NETWORK_LOCK ?? "nftables";
-}
-
 /** CRIU's lock tables present now (names: "CRIU-..."). */
-export async function lockTables(): Promise<string[]> {
+export async function lockTables(criu?: string): Promise<string[]> {
   const { nftCommand } = await import("../native/libnftables.js");
-  const out = nftCommand("list tables", libDirs());
+  const out = nftCommand("list tables", libDirs(criu));
   return [...out.matchAll(/^table inet (CRIU-\S+)$/gm)].map((m) => m[1]!);
 }
 
@@ -48,7 +46,7 @@ export async function lockTables(): Promise<string[]> {
  * Deletes the lock table `name` ("CRIU-..."); true if it was there. A table already gone (a restore unlocked it)
  * is not an error.
  */
-export async function removeLockTable(name: string): Promise<boolean> {
+export async function removeLockTable(name: string, criu?: string): Promise<boolean> {
   if (!/^CRIU-[0-9a-f-]+$/.test(name)) {
     throw new StasisError("E_INTERNAL", `"${name}" is not the name of a CRIU network-lock table`, {
       hint: "expected CRIU- and a run id",
@@ -56,7 +54,7 @@ export async function removeLockTable(name: string): Promise<boolean> {
   }
   const { nftCommand } = await import("../native/libnftables.js");
   try {
-    nftCommand(`delete table inet ${name}`, libDirs());
+    nftCommand(`delete table inet ${name}`, libDirs(criu));
     return true;
   } catch (err) {
     if (err instanceof StasisError && /No such file or directory/.test(String(err.details?.nftError))) return false;
@@ -65,17 +63,20 @@ export async function removeLockTable(name: string): Promise<boolean> {
 }
 
 /** Removes `name` if set, never throwing: for cleanup paths, which must go on. The error, if any, is returned. */
-export async function removeLockTableQuietly(name: string | undefined): Promise<Error | undefined> {
+export async function removeLockTableQuietly(name: string | undefined, criu?: string): Promise<Error | undefined> {
   if (!name) return undefined;
-  return removeLockTable(name).then(
+  return removeLockTable(name, criu).then(
     () => undefined,
     (err: Error) => err,
   );
 }
 
-/** The library folders of the private CRIU builds stasis would use (their libnftables is CRIU's own). */
-function libDirs(): string[] {
-  return criuCandidates()
+/**
+ * The library folders of the private CRIU builds stasis would use (their libnftables is CRIU's own): `criu`'s
+ * (`Config.criu`, where the caller has it), else set-up's.
+ */
+function libDirs(criu: string | undefined): string[] {
+  return criuCandidates(criu)
     .filter((c) => c.path.endsWith("/bin/criu"))
     .map((c) => join(dirname(dirname(c.path)), "lib"));
 }

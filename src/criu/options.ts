@@ -1,3 +1,5 @@
+import type { Config } from "../config/config.js";
+
 /**
  * The CRIU options a real inference server needs, in one place so capture and restore agree:
  * - --tcp-established: loopback connections inside the tree (torch.distributed's TCPStore, a front end
@@ -10,30 +12,32 @@
  *   not exist on restore, e.g. a CI job's cgroup);
  * - --network-lock nftables: while established connections are dumped or restored, CRIU blocks their traffic;
  *   its nftables method needs only the kernel (the default, iptables, needs the iptables tool installed).
- *   STASIS_CRIU_NETWORK_LOCK=iptables switches back.
+ *   `Config.criuNetworkLock` (STASIS_CRIU_NETWORK_LOCK=iptables) switches back.
  */
-export const COMMON_OPTIONS = [
-  "--tcp-established",
-  "--ext-unix-sk",
-  "--file-locks",
-  "--manage-cgroups=ignore",
-  "--network-lock",
-  process.env.STASIS_CRIU_NETWORK_LOCK ?? "nftables",
-];
+export function commonOptions(networkLock: Config["criuNetworkLock"]): string[] {
+  return [
+    "--tcp-established",
+    "--ext-unix-sk",
+    "--file-locks",
+    "--manage-cgroups=ignore",
+    "--network-lock",
+    networkLock,
+  ];
+}
 
-export function dumpOptions(opts: { leaveRunning: boolean }): string[] {
-  return [...COMMON_OPTIONS, "--link-remap", ...(opts.leaveRunning ? ["--leave-running"] : [])];
+export function dumpOptions(opts: { leaveRunning: boolean; networkLock: Config["criuNetworkLock"] }): string[] {
+  return [...commonOptions(opts.networkLock), "--link-remap", ...(opts.leaveRunning ? ["--leave-running"] : [])];
 }
 
 /**
  * No --restore-detached: CRIU stays as the init of the instance's PID namespace (see criu/restore.ts).
- * STASIS_CRIU_FILE_VALIDATION=filesize|buildid picks how CRIU checks that the files the tree maps are the ones
- * it had (CRIU's default, buildid, reads each mapped ELF file's build-id: a page or more of every library).
+ * `fileValidation` (STASIS_CRIU_FILE_VALIDATION) picks how CRIU checks that the files the tree maps are the ones it
+ * had (CRIU's default, buildid, reads each mapped ELF file's build-id: a page or more of every library).
  * Why buildid by default: docs/decisions/0012-criu-file-validation.md.
  */
-export function restoreOptions(env: NodeJS.ProcessEnv = process.env): string[] {
-  const validation = env.STASIS_CRIU_FILE_VALIDATION;
-  return [...COMMON_OPTIONS, ...(validation === "filesize" || validation === "buildid" ? ["--file-validation", validation] : [])];
+export function restoreOptions(settings: Pick<Config, "criuNetworkLock" | "criuFileValidation">): string[] {
+  const validation = settings.criuFileValidation;
+  return [...commonOptions(settings.criuNetworkLock), ...(validation ? ["--file-validation", validation] : [])];
 }
 
 /**

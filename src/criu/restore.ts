@@ -1,5 +1,4 @@
 import { spawn } from "node:child_process";
-import { availableParallelism } from "node:os";
 import { openSync, closeSync } from "node:fs";
 import { readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -10,7 +9,13 @@ import type { Criu } from "./locate.js";
 import { firstError, hintFor } from "./dump.js";
 import { inheritKey, restoreOptions } from "./options.js";
 import { exists } from "../files.js";
-import { envInt } from "../env.js";
+import type { Config } from "../config/config.js";
+
+/** The settings a CRIU restore reads. */
+export type CriuRestoreSettings = Pick<
+  Config,
+  "criuNetworkLock" | "criuFileValidation" | "criuLogMaxMb" | "prefillWorkers"
+>;
 
 export interface RestoreFiles {
   /** Paths of stdout/stderr as the images hold them. */
@@ -55,6 +60,7 @@ export async function criuRestore(
   imagesDir: string,
   workDir: string,
   files: RestoreFiles,
+  settings: CriuRestoreSettings,
   opts: {
     timeoutMs?: number;
     signal?: AbortSignal;
@@ -69,7 +75,7 @@ export async function criuRestore(
   // The daemon and the restore both read CRIU_LAZY_PREFILL: the restore waits for the prefill only if asked.
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.CRIU_LAZY_PREFILL;
-  if (memory === "parallel") env.CRIU_LAZY_PREFILL = String(defaultPrefillWorkers());
+  if (memory === "parallel") env.CRIU_LAZY_PREFILL = String(settings.prefillWorkers);
   const logPath = join(workDir, "criu-restore.log");
   const script = join(workDir, "criu-action.sh");
   await writeFile(script, ACTION_SCRIPT, { mode: 0o700 });
@@ -78,14 +84,34 @@ export async function criuRestore(
   const inherit =
     files.capturedStderr === files.capturedStdout
       ? ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`]
-      : ["--inherit-fd", `fd[3]:${inheritKey(files.capturedStdout)}`, "--inherit-fd", `fd[4]:${inheritKey(files.capturedStderr)}`];
+      : [
+          "--inherit-fd",
+          `fd[3]:${inheritKey(files.capturedStdout)}`,
+          "--inherit-fd",
+          `fd[4]:${inheritKey(files.capturedStderr)}`,
+        ];
   // With a prefill, the patched restore waits for the daemon's socket itself: both start at once.
   const lazy =
-    memory === "copy" ? undefined : await startLazyPagesDaemon(criu, imagesDir, workDir, env, memory === "lazy", opts.started);
+    memory === "copy"
+      ? undefined
+      : await startLazyPagesDaemon(criu, imagesDir, workDir, env, memory === "lazy", opts.started);
   const criuArgs = [
-    "restore", "-D", imagesDir, "-W", workDir, "-o", logPath, `-v${logLevel()}`, "--pidfile", join(workDir, "criu-restore.pid"),
-    "--action-script", script, ...restoreOptions(), ...(lazy ? ["--lazy-pages"] : []),
-    ...(opts.leaveStopped ? ["--leave-stopped"] : []), ...inherit,
+    "restore",
+    "-D",
+    imagesDir,
+    "-W",
+    workDir,
+    "-o",
+    logPath,
+    `-v${LOG_LEVEL}`,
+    "--pidfile",
+    join(workDir, "criu-restore.pid"),
+    "--action-script",
+    script,
+    ...restoreOptions(settings),
+    ...(lazy ? ["--lazy-pages"] : []),
+    ...(opts.leaveStopped ? ["--leave-stopped"] : []),
+    ...inherit,
   ];
   // The fds are opened here and passed as fd 3 and 4 (unshare and CRIU inherit them); closed in finally,
   // because the child has its own copies once spawned.
@@ -127,20 +153,31 @@ export async function criuRestore(
     }
   };
   const deadline = Date.now() + (opts.timeoutMs ?? 600_000);
-  const logLimit = logLimitBytes();
+  const logLimit = settings.criuLogMaxMb * 2 ** 20;
   let logCheckedAt = 0;
   try {
     for (;;) {
-      if (failed) throw new StasisError("E_TOOL_MISSING", `cannot start unshare: ${failed.message}`, { hint: "stasis needs util-linux's unshare" });
+      if (failed)
+        throw new StasisError("E_TOOL_MISSING", `cannot start unshare: ${failed.message}`, {
+          hint: "stasis needs util-linux's unshare",
+        });
       if (await exists(script + ".resumed")) break;
       const restoreFailed = async (): Promise<StasisError> => {
         const log = await readFile(logPath, "utf8").catch(() => "");
         const output = await readFile(ownOutput, "utf8").catch(() => "");
-        const how = exit ? (exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`) : "failed";
-        return new StasisError("E_CRIU_RESTORE", `criu restore ${how}: ${firstError(log) ?? (tail(output, 3) || "no error in its log")}`, {
-          hint: `${hintFor(log)}see the full log: ${logPath}`,
-          details: { logPath, command: [criu.path, ...criuArgs].join(" ") },
-        });
+        const how = exit
+          ? exit.signal
+            ? `was killed by ${exit.signal}`
+            : `exited with status ${exit.code}`
+          : "failed";
+        return new StasisError(
+          "E_CRIU_RESTORE",
+          `criu restore ${how}: ${firstError(log) ?? (tail(output, 3) || "no error in its log")}`,
+          {
+            hint: `${hintFor(log)}see the full log: ${logPath}`,
+            details: { logPath, command: [criu.path, ...criuArgs].join(" ") },
+          },
+        );
       };
       const daemonError = await lazy?.failure();
       if (daemonError) {
@@ -152,7 +189,10 @@ export async function criuRestore(
       }
       if (exit) throw await restoreFailed();
       if (opts.signal?.aborted) throw new StasisError("E_INTERRUPTED", "restore interrupted");
-      if (Date.now() > deadline) throw new StasisError("E_CRIU_RESTORE", `criu restore did not finish within ${opts.timeoutMs ?? 600_000} ms`, { hint: `see the log: ${logPath}` });
+      if (Date.now() > deadline)
+        throw new StasisError("E_CRIU_RESTORE", `criu restore did not finish within ${opts.timeoutMs ?? 600_000} ms`, {
+          hint: `see the log: ${logPath}`,
+        });
       if (Date.now() - logCheckedAt >= 100) {
         logCheckedAt = Date.now();
         const grown = await logOverLimit([logPath, join(workDir, "criu-lazy-pages.log")], logLimit);
@@ -177,7 +217,9 @@ export async function criuRestore(
     const nsInit = (await childrenOf(holder.pid!))[0];
     const pid = nsInit === undefined ? undefined : (await childrenOf(nsInit))[0];
     if (nsInit === undefined || pid === undefined) {
-      throw new StasisError("E_CRIU_RESTORE", "criu reported the tree resumed, but it is not there", { hint: `see the log: ${logPath}` });
+      throw new StasisError("E_CRIU_RESTORE", "criu reported the tree resumed, but it is not there", {
+        hint: `see the log: ${logPath}`,
+      });
     }
     // CRIU and unshare stay as the namespace's keepers; stasis must be free to exit.
     holder.unref();
@@ -194,14 +236,11 @@ export async function criuRestore(
 }
 
 /**
- * The most a restore's CRIU log may grow to (STASIS_CRIU_LOG_MAX_MB, default 256 MiB): a normal restore writes a few
- * MB at -v4; one that passes this is looping (a damaged image made CRIU retry for ever, filling the disk).
+ * The most a restore's CRIU log may grow to is `Config.criuLogMaxMb` (STASIS_CRIU_LOG_MAX_MB, default 256 MiB): a
+ * normal restore writes a few MB at -v4; one that passes it is looping (a damaged image made CRIU retry for ever,
+ * filling the disk).
  */
 const LOG_KEPT_BYTES = 16 * 2 ** 20;
-
-function logLimitBytes(): number {
-  return (envInt("STASIS_CRIU_LOG_MAX_MB", 1) ?? 256) * 2 ** 20;
-}
 
 /** The first of `logs` larger than `limit` bytes, if any. */
 async function logOverLimit(logs: string[], limit: number): Promise<string | undefined> {
@@ -210,18 +249,11 @@ async function logOverLimit(logs: string[], limit: number): Promise<string | und
 }
 
 /**
- * CRIU's verbosity for restores (STASIS_CRIU_LOG_LEVEL, 0-4, default 4). Level 4 timestamps every step, which
- * is what finding a slow restore needs; the GPU runs measure what it costs.
+ * CRIU's verbosity for restores. Level 4 timestamps every step, which is what finding a slow restore needs.
+ * (The prefill's workers are `Config.prefillWorkers`: one per core, at most 16, unless set. Why:
+ * docs/decisions/0001-criu-memory.md.)
  */
-function logLevel(): number {
-  return envInt("STASIS_CRIU_LOG_LEVEL", 0, 4) ?? 4;
-}
-
-/** Prefill workers unless told (STASIS_PREFILL_WORKERS): one per core, at most 16.
- *  Why: docs/decisions/0001-criu-memory.md. */
-export function defaultPrefillWorkers(env: NodeJS.ProcessEnv = process.env): number {
-  return envInt("STASIS_PREFILL_WORKERS", 1, 64, env) ?? Math.max(1, Math.min(16, availableParallelism()));
-}
+const LOG_LEVEL = 4;
 
 /** The lazy-pages daemon's own account of a prefill: "prefill: B bytes (P pages) with N workers in T ms". */
 export function parsePrefill(log: string): { bytes: number; workers: number; ms: number } | undefined {
@@ -249,12 +281,16 @@ async function startLazyPagesDaemon(
   await writeFile(join(workDir, "criu-lazy-pages.log"), "", { mode: 0o600 });
   let daemon;
   try {
-    daemon = spawn(criu.path, ["lazy-pages", "-D", imagesDir, "-W", workDir, "-o", join(workDir, "criu-lazy-pages.log"), `-v${logLevel()}`], {
-      stdio: ["ignore", out, out],
-      detached: true,
-      cwd: workDir,
-      env,
-    });
+    daemon = spawn(
+      criu.path,
+      ["lazy-pages", "-D", imagesDir, "-W", workDir, "-o", join(workDir, "criu-lazy-pages.log"), `-v${LOG_LEVEL}`],
+      {
+        stdio: ["ignore", out, out],
+        detached: true,
+        cwd: workDir,
+        env,
+      },
+    );
   } finally {
     closeSync(out);
   }

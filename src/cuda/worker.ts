@@ -12,7 +12,7 @@ import type { WorkerRequest, WorkerAnswer } from "./_protocol.js";
 let cuda: LibCuda | undefined;
 let loadError: Error | undefined;
 try {
-  cuda = loadLibCuda(process.env.STASIS_LIBCUDA ?? "libcuda.so.1");
+  cuda = loadLibCuda("libcuda.so.1");
 } catch (err) {
   loadError = err as Error;
 }
@@ -28,7 +28,7 @@ function answer(a: WorkerAnswer): void {
 
 let nvml: LibNvml | undefined;
 function nvmlLib(): LibNvml {
-  nvml ??= loadLibNvml(process.env.STASIS_LIBNVML ?? "libnvidia-ml.so.1");
+  nvml ??= loadLibNvml("libnvidia-ml.so.1");
   return nvml;
 }
 
@@ -63,7 +63,12 @@ async function handle(req: WorkerRequest): Promise<unknown> {
   }
 }
 
-answer({ id: 0, ok: loadError === undefined, result: "ready", error: loadError ? { name: "LoadError", message: loadError.message } : undefined });
+answer({
+  id: 0,
+  ok: loadError === undefined,
+  result: "ready",
+  error: loadError ? { name: "LoadError", message: loadError.message } : undefined,
+});
 
 createInterface({ input: process.stdin }).on("line", (line) => {
   let req: WorkerRequest;
@@ -80,7 +85,11 @@ createInterface({ input: process.stdin }).on("line", (line) => {
         id: req.id,
         ok: false,
         ms: performance.now() - started,
-        error: { name: err instanceof CudaCallError ? err.errorName : err.name, message: err.message, result: err instanceof CudaCallError ? err.result : undefined },
+        error: {
+          name: err instanceof CudaCallError ? err.errorName : err.name,
+          message: err.message,
+          result: err instanceof CudaCallError ? err.result : undefined,
+        },
       }),
   );
 });

@@ -5,6 +5,7 @@ import { locateCriu, MIN_CRIU } from "../criu/locate.js";
 import { run } from "../proc/run.js";
 import { StasisError } from "../errors.js";
 import { filterPython } from "../launch/io-uring-off.js";
+import type { Config } from "../config/config.js";
 
 export type Status = "pass" | "warn" | "fail";
 
@@ -16,7 +17,7 @@ export interface Check {
   fix?: string;
 }
 
-type Probe = () => Promise<Omit<Check, "name">>;
+type Probe = (config: Config) => Promise<Omit<Check, "name">>;
 
 const MIN_FREE_BYTES = 10 * 2 ** 30;
 
@@ -27,7 +28,11 @@ export const CHECKS: { name: string; probe: Probe }[] = [
     probe: async () =>
       process.getuid?.() === 0
         ? { status: "pass", detail: "running as root" }
-        : { status: "fail", detail: `running as uid ${process.getuid?.()}`, fix: "run stasis as root: CRIU and PID namespaces need it" },
+        : {
+            status: "fail",
+            detail: `running as uid ${process.getuid?.()}`,
+            fix: "run stasis as root: CRIU and PID namespaces need it",
+          },
   },
   {
     name: "kernel",
@@ -38,18 +43,26 @@ export const CHECKS: { name: string; probe: Probe }[] = [
       );
       return nsLastPid
         ? { status: "pass", detail: `Linux ${release()}, checkpoint/restore support present (ns_last_pid)` }
-        : { status: "fail", detail: `Linux ${release()} lacks /proc/sys/kernel/ns_last_pid`, fix: "use a kernel built with CONFIG_CHECKPOINT_RESTORE=y" };
+        : {
+            status: "fail",
+            detail: `Linux ${release()} lacks /proc/sys/kernel/ns_last_pid`,
+            fix: "use a kernel built with CONFIG_CHECKPOINT_RESTORE=y",
+          };
     },
   },
   {
     name: "criu",
-    probe: async () => {
+    probe: async (config) => {
       try {
-        const criu = await locateCriu();
+        const criu = await locateCriu(config.criu);
         const check = await run(criu.path, ["check"], { timeoutMs: 60_000 });
         const text = (check.stdout + check.stderr).trim();
         if (check.code !== 0) {
-          return { status: "fail", detail: `criu ${criu.version} at ${criu.path}: \`criu check\` failed: ${text.split("\n").pop()}`, fix: "see `criu check` output" };
+          return {
+            status: "fail",
+            detail: `criu ${criu.version} at ${criu.path}: \`criu check\` failed: ${text.split("\n").pop()}`,
+            fix: "see `criu check` output",
+          };
         }
         const lazy = await run(criu.path, ["check", "--feature", "uffd-noncoop"], { timeoutMs: 30_000 });
         return {
@@ -64,31 +77,45 @@ export const CHECKS: { name: string; probe: Probe }[] = [
   },
   {
     name: "io_uring",
-    probe: async () => {
+    probe: async (config) => {
       const v = (await readFile("/proc/sys/kernel/io_uring_disabled", "utf8").catch(() => "")).trim();
       const state = v === "" ? "not present" : v === "0" ? "enabled" : v === "1" ? "restricted" : "disabled";
       const shared = `io_uring is ${state} host-wide; stasis leaves that setting alone and refuses to dump a process holding an io_uring`;
-      if (process.env.STASIS_IO_URING_FILTER === "0") {
-        return { status: "warn", detail: `${shared}; STASIS_IO_URING_FILTER=0: servers start unfiltered`, fix: "unset STASIS_IO_URING_FILTER" };
+      if (!config.ioUringFilter) {
+        return {
+          status: "warn",
+          detail: `${shared}; STASIS_IO_URING_FILTER=0: servers start unfiltered`,
+          fix: "unset STASIS_IO_URING_FILTER",
+        };
       }
-      if (!filterPython()) {
+      if (!filterPython(true)) {
         return {
           status: "warn",
           detail: `${shared}; no python3 on the PATH, so servers start without the seccomp filter that makes io_uring unavailable to them: one on libuv 1.50+ (uvloop 0.23) opens a ring at start and cannot be captured`,
           fix: "install python3",
         };
       }
-      return { status: "pass", detail: `${shared}; servers start with io_uring unavailable to them (a seccomp filter on io_uring_setup) and UV_USE_IO_URING=0` };
+      return {
+        status: "pass",
+        detail: `${shared}; servers start with io_uring unavailable to them (a seccomp filter on io_uring_setup) and UV_USE_IO_URING=0`,
+      };
     },
   },
   {
     name: "namespaces",
     probe: async () => {
-      const out = await run("unshare", ["--pid", "--fork", "setsid", "true"], { timeoutMs: 10_000 }).catch((e: Error) => e);
-      if (out instanceof Error) return { status: "fail", detail: out.message, fix: "install util-linux (unshare, setsid)" };
+      const out = await run("unshare", ["--pid", "--fork", "setsid", "true"], { timeoutMs: 10_000 }).catch(
+        (e: Error) => e,
+      );
+      if (out instanceof Error)
+        return { status: "fail", detail: out.message, fix: "install util-linux (unshare, setsid)" };
       return out.code === 0
         ? { status: "pass", detail: "unshare --pid and setsid work" }
-        : { status: "fail", detail: `unshare --pid failed: ${out.stderr.trim()}`, fix: "run as root on a kernel with PID namespaces" };
+        : {
+            status: "fail",
+            detail: `unshare --pid failed: ${out.stderr.trim()}`,
+            fix: "run as root on a kernel with PID namespaces",
+          };
     },
   },
   {
@@ -109,12 +136,13 @@ export const CHECKS: { name: string; probe: Probe }[] = [
   },
   {
     name: "lock tables",
-    probe: async () => {
-      const { lockMethod, lockTables } = await import("../criu/network-lock.js");
-      if (lockMethod() !== "nftables") return { status: "pass", detail: `CRIU locks the network with ${lockMethod()}` };
+    probe: async (config) => {
+      const { lockTables } = await import("../criu/network-lock.js");
+      const method = config.criuNetworkLock;
+      if (method !== "nftables") return { status: "pass", detail: `CRIU locks the network with ${method}` };
       let tables: string[];
       try {
-        tables = await lockTables();
+        tables = await lockTables(config.criu);
       } catch (err) {
         return { status: "warn", detail: `cannot list nftables tables: ${(err as Error).message}` };
       }
@@ -146,7 +174,11 @@ export const CHECKS: { name: string; probe: Probe }[] = [
         const gib = (free / 2 ** 30).toFixed(1);
         return free >= MIN_FREE_BYTES
           ? { status: "pass", detail: `${home}: ${gib} GiB free` }
-          : { status: "warn", detail: `${home}: only ${gib} GiB free`, fix: "free space or point STASIS_HOME at a larger disk; a snapshot holds the process images and weights" };
+          : {
+              status: "warn",
+              detail: `${home}: only ${gib} GiB free`,
+              fix: "free space or point STASIS_HOME at a larger disk; a snapshot holds the process images and weights",
+            };
       } catch (err) {
         return { status: "fail", detail: `${home}: ${(err as Error).message}`, fix: "make STASIS_HOME writable" };
       }

@@ -1,4 +1,11 @@
-import { WeightsKeeper, type PinJob, type Pinned, type StageInfo, type StageJob, type StagedWeights } from "./weights-stager.js";
+import {
+  WeightsKeeper,
+  type PinJob,
+  type Pinned,
+  type StageInfo,
+  type StageJob,
+  type StagedWeights,
+} from "./weights-stager.js";
 
 /**
  * `stasis serve --pin-weights`: one weights keeper per engine interpreter (and import path), started by the first
@@ -12,7 +19,9 @@ import { WeightsKeeper, type PinJob, type Pinned, type StageInfo, type StageJob,
  */
 export function weightsKeepers(
   log: (message: string, level: "info" | "warn") => void,
-  start: (info: StageInfo) => WeightsKeeper = (info) => WeightsKeeper.start(info, log),
+  /** Weights images each keeper keeps pinned (`Config.pinWeightsMax`). */
+  maxImages: number,
+  start: (info: StageInfo) => WeightsKeeper = (info) => WeightsKeeper.start(info, log, maxImages),
 ): {
   stage: (job: StageJob) => StagedWeights;
   /** Pins `job`'s weights now, in the keeper of its engine's interpreter (started if none runs). */

@@ -21,7 +21,10 @@ async function script(path: string, body: string): Promise<string> {
 function fakePython(dir: string, lines: string[], then = "exit 0"): Promise<string> {
   const keep = `read -r job; printf '%s\\n' "$job" > ${join(dir, "job.json")}`;
   const rest = `cat > ${join(dir, "rest.tmp")}; mv ${join(dir, "rest.tmp")} ${join(dir, "rest.txt")}`;
-  return script(join(dir, "python"), `${keep}\n${lines.map((l) => `echo '${l}'`).join("\n")}\n${then.replace("REST", rest)}`);
+  return script(
+    join(dir, "python"),
+    `${keep}\n${lines.map((l) => `echo '${l}'`).join("\n")}\n${then.replace("REST", rest)}`,
+  );
 }
 
 /** The file's text once it exists (a stand-in writes it when its stdin closes). */
@@ -35,7 +38,12 @@ async function eventually(path: string): Promise<string> {
 }
 
 function info(python: string): StageInfo {
-  return { python, path: "/opt/engine", arenaSize: 4096, tensors: [{ name: "w", offset: 0, nbytes: 4096, dtype: "bfloat16", shape: [2048] }] };
+  return {
+    python,
+    path: "/opt/engine",
+    arenaSize: 4096,
+    tensors: [{ name: "w", offset: 0, nbytes: 4096, dtype: "bfloat16", shape: [2048] }],
+  };
 }
 
 /** A job for a stand-in interpreter, its socket in `dir`. */
@@ -57,7 +65,14 @@ test("a stager that fills the memory gives its socket, and its fill is a phase w
     const python = await fakePython(dir, ['{"event": "ready", "bytes": 4096, "seconds": 0.2}'], "exec sleep 30");
     const events = new Events();
     const timeline = recordTimeline(events);
-    const staged = stageWeights({ info: info(python), weightsFile: "/snap/w", gpu: "GPU-1", dir, reserveBytes: 99, events });
+    const staged = stageWeights({
+      info: info(python),
+      weightsFile: "/snap/w",
+      gpu: "GPU-1",
+      dir,
+      reserveBytes: 99,
+      events,
+    });
     try {
       assert.deepEqual(await staged.ready(), { socket: join(dir, "weights-stage.sock") });
       const job = JSON.parse(await readFile(join(dir, "job.json"), "utf8")) as Record<string, unknown>;
@@ -88,7 +103,11 @@ test("a stager holds its reads for the restore's go: the job says so, go() sends
 
 test("a stager's error is the reason there are no staged weights", () =>
   withDir(async (dir) => {
-    const python = await fakePython(dir, ['{"event": "error", "error": {"code": "gpu_memory", "message": "1.0 GiB free", "hint": null}}'], "exit 1");
+    const python = await fakePython(
+      dir,
+      ['{"event": "error", "error": {"code": "gpu_memory", "message": "1.0 GiB free", "hint": null}}'],
+      "exit 1",
+    );
     const staged = stageWeights(jobFor(python, dir));
     assert.deepEqual(await staged.ready(), { reason: "gpu_memory: 1.0 GiB free" });
   }));
@@ -121,7 +140,6 @@ function fakeKeeper(dir: string): Promise<string> {
   );
 }
 
-
 /** A keeper on the stand-in (fakeKeeper) for `body`, closed after it. */
 function withFakeKeeper(body: (keeper: WeightsKeeper, python: string, dir: string) => Promise<void>): Promise<void> {
   return withDir(async (dir) => {
@@ -152,7 +170,8 @@ test("a keeper's job gets its go by its id, and a job given up is sent its go be
     assert.equal(await eventually(join(dir, "go.txt")), '{"op":"go","id":"job-1"}\n');
     const b = keeper.stage(jobFor(python, join(dir, "b")));
     b.stop(); // before its ready: given up
-    for (let i = 0; i < 100 && !(await readFile(join(dir, "go.txt"), "utf8")).includes("job-2"); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && !(await readFile(join(dir, "go.txt"), "utf8")).includes("job-2"); i++)
+      await new Promise((r) => setTimeout(r, 20));
     assert.equal(await readFile(join(dir, "go.txt"), "utf8"), '{"op":"go","id":"job-1"}\n{"op":"go","id":"job-2"}\n');
   }));
 
@@ -190,7 +209,10 @@ test("a keeper pins a file ahead when asked, answers by the pin's id, and says w
   withFakeKeeper(async (keeper, python) => {
     const job = { info: info(python), weightsFile: "/w", gpu: "GPU-1" };
     assert.deepEqual(await keeper.pin(job), { bytes: 4096, seconds: 0.2, already: false });
-    await assert.rejects(keeper.pin({ ...job, weightsFile: "/missing" }), /could not pin the weights: FileNotFoundError: \/missing/);
+    await assert.rejects(
+      keeper.pin({ ...job, weightsFile: "/missing" }),
+      /could not pin the weights: FileNotFoundError: \/missing/,
+    );
     assert.equal(keeper.alive(), true, "a failed pin leaves the keeper up");
   }));
 
@@ -209,7 +231,11 @@ test("a keeper that dies ends its jobs with the reason, and the daemon's set sta
     const { weightsKeepers } = await import("./weights-keepers.js");
     const dead = await script(join(dir, "dead"), "exit 3");
     let started = 0;
-    const set = weightsKeepers(() => undefined, (info) => (started++, WeightsKeeper.start(info)));
+    const set = weightsKeepers(
+      () => undefined,
+      2,
+      (info) => (started++, WeightsKeeper.start(info)),
+    );
     try {
       const job = jobFor(dead, dir);
       const first = await set.stage(job).ready();
@@ -226,11 +252,15 @@ test("releasing the daemon's keepers frees their weights and keeps them up; clos
     const { weightsKeepers } = await import("./weights-keepers.js");
     const python = await fakeKeeper(dir);
     const started: ReturnType<typeof WeightsKeeper.start>[] = [];
-    const set = weightsKeepers(() => undefined, (info) => {
-      const k = WeightsKeeper.start(info);
-      started.push(k);
-      return k;
-    });
+    const set = weightsKeepers(
+      () => undefined,
+      2,
+      (info) => {
+        const k = WeightsKeeper.start(info);
+        started.push(k);
+        return k;
+      },
+    );
     try {
       assert.equal(await set.release(), 0, "nothing to release before a restore");
       assert.ok("socket" in (await set.stage(jobFor(python, join(dir, "a"))).ready()));
@@ -262,5 +292,13 @@ test("a restore's job lines, for an arena and for extents, are valid against the
   const pool = { ...info("/usr/bin/python3"), extents: [{ address: 0x7f0000000000, size: 4096 }] };
   const extents = JSON.parse(jobLine({ ...jobFor("/p", "/d"), info: pool }, "/d/s.sock", "job-1")) as unknown;
   assertValidContract(extents, "stage-job");
-  assert.deepEqual(Object.keys(extents as object).sort(), ["extents", "file", "gpu", "hold", "id", "reserve_bytes", "socket"]);
+  assert.deepEqual(Object.keys(extents as object).sort(), [
+    "extents",
+    "file",
+    "gpu",
+    "hold",
+    "id",
+    "reserve_bytes",
+    "socket",
+  ]);
 });

@@ -143,9 +143,17 @@ function staged(events: Events, socket: string, lines: JobLines, go: () => void,
 /** Starts a stager of the restore's own; its fill is the phase "stage-weights" (bytes: the weights). */
 export function stageWeights(job: StageJob): StagedWeights {
   const socket = join(job.dir, "weights-stage.sock");
-  const child = spawn(job.info.python, ["-m", "stasis_engine.weights.stage"], { stdio: ["pipe", "pipe", "pipe"], env: pythonEnv(job.info) });
+  const child = spawn(job.info.python, ["-m", "stasis_engine.weights.stage"], {
+    stdio: ["pipe", "pipe", "pipe"],
+    env: pythonEnv(job.info),
+  });
   const lines = new JobLines();
-  follow(child, "the stager", (l) => lines.push(l), (why) => lines.end(why));
+  follow(
+    child,
+    "the stager",
+    (l) => lines.push(l),
+    (why) => lines.end(why),
+  );
   // Its stdin stays open for the go line (its end is a go too).
   child.stdin.write(jobLine(job, socket) + "\n");
   return staged(
@@ -186,11 +194,22 @@ export class WeightsKeeper {
       if ((l.event === "pinned" || l.event === "pin-failed" || l.event === "released") && l.held !== undefined) this.held = l.held;
       if (l.event === "released") return this.releases.get(id)?.(l.images);
       const pinned = this.pins.get(id);
-      if (pinned && l.event === "pinned") return pinned({ bytes: l.bytes, seconds: l.seconds, already: l.already ?? false });
-      if (pinned && l.event === "pin-failed") return pinned(new Error(`the weights keeper could not pin the weights: ${l.message}`));
-      if (pinned && l.event === "error") return pinned(new Error(`the weights keeper refused the pin: ${l.error.code}: ${l.error.message}`));
-      if (l.event === "pinned") return log(`weights keeper: pinned ${(l.bytes / 1e9).toFixed(2)} GB of weights in ${l.seconds.toFixed(2)} s, for the next restore`, "info");
-      if (l.event === "pin-failed") return log(`weights keeper: could not pin the weights (${l.message}); the next restore reads the file again`, "warn");
+      if (pinned && l.event === "pinned")
+        return pinned({ bytes: l.bytes, seconds: l.seconds, already: l.already ?? false });
+      if (pinned && l.event === "pin-failed")
+        return pinned(new Error(`the weights keeper could not pin the weights: ${l.message}`));
+      if (pinned && l.event === "error")
+        return pinned(new Error(`the weights keeper refused the pin: ${l.error.code}: ${l.error.message}`));
+      if (l.event === "pinned")
+        return log(
+          `weights keeper: pinned ${(l.bytes / 1e9).toFixed(2)} GB of weights in ${l.seconds.toFixed(2)} s, for the next restore`,
+          "info",
+        );
+      if (l.event === "pin-failed")
+        return log(
+          `weights keeper: could not pin the weights (${l.message}); the next restore reads the file again`,
+          "warn",
+        );
       if (l.event === "ready" && this.cancelled.has(id)) pokeSocket(this.sockets.get(id));
       this.jobs.get(id)?.push(l);
       if (l.event !== "ready") {
@@ -216,8 +235,17 @@ export class WeightsKeeper {
     for (const done of this.pins.values()) done(new Error(`the weights keeper ended (${this.exited ?? "exited"})`));
   }
 
-  static start(info: StageInfo, log: (message: string, level: "info" | "warn") => void = () => undefined): WeightsKeeper {
-    const child = spawn(info.python, ["-m", "stasis_engine.weights.stage", "--keep"], { stdio: ["pipe", "pipe", "pipe"], env: pythonEnv(info) });
+  /** `maxImages`: how many weights images it keeps pinned (its own default, 2, where not given). */
+  static start(
+    info: StageInfo,
+    log: (message: string, level: "info" | "warn") => void = () => undefined,
+    maxImages?: number,
+  ): WeightsKeeper {
+    const keep = ["--keep", ...(maxImages === undefined ? [] : ["--max-images", String(maxImages)])];
+    const child = spawn(info.python, ["-m", "stasis_engine.weights.stage", ...keep], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: pythonEnv(info),
+    });
     return new WeightsKeeper(child, log);
   }
 
@@ -275,7 +303,10 @@ export class WeightsKeeper {
     if (!this.alive()) return Promise.reject(new Error(`the weights keeper ended (${this.exited ?? "exited"})`));
     const id = `pin-${++this.seq}`;
     return new Promise<Pinned>((resolve, reject) => {
-      const timer = setTimeout(() => settle(new Error(`the weights keeper did not pin the weights within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => settle(new Error(`the weights keeper did not pin the weights within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       const settle = (answer: Pinned | Error) => {
         clearTimeout(timer);
         this.pins.delete(id);
@@ -283,7 +314,9 @@ export class WeightsKeeper {
         else resolve(answer);
       };
       this.pins.set(id, settle);
-      this.child.stdin.write(controlLine({ op: "pin", id, file: job.weightsFile, gpu: job.gpu, ...layoutFields(job.info) }));
+      this.child.stdin.write(
+        controlLine({ op: "pin", id, file: job.weightsFile, gpu: job.gpu, ...layoutFields(job.info) }),
+      );
     });
   }
 
@@ -322,7 +355,12 @@ function pokeSocket(path: string | undefined): void {
  * Follows a stager process (one-shot or keeper): each answer line it writes, and once it has ended (after its
  * output is read: "close", not "exit"), why, with the last line of its standard error.
  */
-function follow(child: ChildProcessWithoutNullStreams, what: string, onLine: (l: StagerLine) => void, onEnd: (why: string) => void): void {
+function follow(
+  child: ChildProcessWithoutNullStreams,
+  what: string,
+  onLine: (l: StagerLine) => void,
+  onEnd: (why: string) => void,
+): void {
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
   createInterface({ input: child.stdout }).on("line", (text) => {
@@ -330,7 +368,9 @@ function follow(child: ChildProcessWithoutNullStreams, what: string, onLine: (l:
     if (parsed.success) onLine(parsed.data);
   });
   child.on("error", (e) => onEnd(`cannot start ${what}: ${e.message}`));
-  child.on("close", (code, signal) => onEnd(`${what} exited (${signal ?? `status ${code}`})${stderr ? `: ${stderr.trim().split("\n").pop()}` : ""}`));
+  child.on("close", (code, signal) =>
+    onEnd(`${what} exited (${signal ?? `status ${code}`})${stderr ? `: ${stderr.trim().split("\n").pop()}` : ""}`),
+  );
   child.stdin.on("error", () => undefined);
 }
 

@@ -9,24 +9,31 @@ import { delimiter, join, resolve } from "node:path";
  * at every loop start whatever UV_USE_IO_URING says, and a vLLM server on uvloop 0.23 could not be captured. Only
  * that one system call is filtered; nothing host-wide changes.
  *
- * Off with STASIS_IO_URING_FILTER=0, or where there is no python3 on the PATH (the command then runs as it is, and the
- * capture's preflight refuses a tree that holds a ring). A filter the kernel refuses is reported on the server's
- * stderr, and the command runs unfiltered.
+ * Off with `filter` false (STASIS_IO_URING_FILTER=0), or where there is no python3 on the PATH (the command then runs
+ * as it is, and the capture's preflight refuses a tree that holds a ring). A filter the kernel refuses is reported on
+ * the server's stderr, and the command runs unfiltered.
  */
-export function withIoUringOff(argv: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): string[] {
-  const python = filterPython(env);
+export function withIoUringOff(
+  argv: string[],
+  cwd: string,
+  filter: boolean,
+  env: NodeJS.ProcessEnv = process.env,
+): string[] {
+  const python = filterPython(filter, env);
   if (!python || argv.length === 0) return argv;
   // A command that cannot be found runs as it is: its spawn then fails with the usual clear error.
   const command = argv[0]!;
-  const found = command.includes("/") ? executable(resolve(cwd, command)) : onPath(command, env.PATH ?? "") !== undefined;
+  const found = command.includes("/")
+    ? executable(resolve(cwd, command))
+    : onPath(command, env.PATH ?? "") !== undefined;
   // -I -S: no site packages, no PYTHON* variables for the shim itself (the command still gets the whole
   // environment): it starts faster (bench/launch-overhead.mjs).
   return found ? [python, "-I", "-S", "-c", SHIM, ...argv] : argv;
 }
 
 /** The python3 that installs the filter, or undefined where servers start unfiltered (turned off, or none). */
-export function filterPython(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return env.STASIS_IO_URING_FILTER === "0" ? undefined : onPath("python3", env.PATH ?? "");
+export function filterPython(filter: boolean, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return filter ? onPath("python3", env.PATH ?? "") : undefined;
 }
 
 function executable(path: string): boolean {

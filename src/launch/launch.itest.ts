@@ -11,11 +11,19 @@ import { killTree } from "../instances/instances.js";
 test("the server leads its own session, gets stasis's environment settings, and logs to files", async () => {
   const dir = mkdtempSync(join(tmpdir(), "stasis-launch-"));
   try {
-    const server = await launch({ argv: ["sh", "-c", "echo out; echo err >&2; exec sleep 30"], cwd: dir, env: { FOO: "bar" }, stdout: join(dir, "o"), stderr: join(dir, "e") });
+    const server = await launch({
+      argv: ["sh", "-c", "echo out; echo err >&2; exec sleep 30"],
+      cwd: dir,
+      env: { FOO: "bar" },
+      ioUringFilter: true,
+      stdout: join(dir, "o"),
+      stderr: join(dir, "e"),
+    });
     try {
       // The python3 shim that filters io_uring runs before the command: on a busy machine it can take longer than
       // any fixed pause, so wait (bounded) for the command's output instead.
-      for (let i = 0; i < 100 && readFileSync(join(dir, "e"), "utf8") === ""; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 100 && readFileSync(join(dir, "e"), "utf8") === ""; i++)
+        await new Promise((r) => setTimeout(r, 50));
       const stat = readFileSync(`/proc/${server.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
       assert.equal(Number(stat[3]), server.pid, "session id is its own pid");
       const environ = readFileSync(`/proc/${server.pid}/environ`, "utf8").split("\0");

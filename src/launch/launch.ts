@@ -20,6 +20,8 @@ export interface LaunchOptions {
   env: Record<string, string>;
   /** The environment to start from instead of this process's (a capture that `stasis serve` runs for a CLI). */
   baseEnv?: Record<string, string>;
+  /** Start it under the filter that keeps io_uring from it (`Config.ioUringFilter`; io-uring-off.ts). */
+  ioUringFilter: boolean;
   stdout: string;
   stderr: string;
   /** Called with the server's pid (its process group's id) as soon as it is spawned, before anything else runs. */
@@ -52,7 +54,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
   let child;
   try {
     const env = { ...(opts.baseEnv ?? process.env), ...DUMPABLE_ENV, ...opts.env };
-    const [command, ...args] = withIoUringOff(opts.argv, opts.cwd, env);
+    const [command, ...args] = withIoUringOff(opts.argv, opts.cwd, opts.ioUringFilter, env);
     child = spawn(command!, args, {
       cwd: opts.cwd,
       env,
@@ -70,9 +72,16 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
     child.on("error", (e: NodeJS.ErrnoException) => {
       done = true;
       reject(
-        new StasisError(e.code === "ENOENT" ? "E_TOOL_MISSING" : "E_SERVER_EXITED", `cannot start ${opts.argv[0]}: ${e.message}`, {
-          hint: e.code === "ENOENT" ? `check the server's command: ${opts.argv.join(" ")}` : `its output is in ${opts.stderr}`,
-        }),
+        new StasisError(
+          e.code === "ENOENT" ? "E_TOOL_MISSING" : "E_SERVER_EXITED",
+          `cannot start ${opts.argv[0]}: ${e.message}`,
+          {
+            hint:
+              e.code === "ENOENT"
+                ? `check the server's command: ${opts.argv.join(" ")}`
+                : `its output is in ${opts.stderr}`,
+          },
+        ),
       );
     });
     child.on("exit", (code, signal) => {

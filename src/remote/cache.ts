@@ -1,16 +1,14 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { envInt } from "../env.js";
 import { stasisHome } from "../home.js";
 import { PRIVATE_DIR, PRIVATE_FILE } from "../store/private.js";
 
 /** The node's cache of chunks pulled from stores, by sha256: $STASIS_HOME/cache/chunks/<sha256>. */
 export const cacheDir = (home = stasisHome()) => join(home, "cache", "chunks");
 
-/** The cache's size limit: STASIS_CHUNK_CACHE_GB (0 turns the cache off), 64 GiB by default. */
-export const cacheLimitBytes = (env: NodeJS.ProcessEnv = process.env): number =>
-  (envInt("STASIS_CHUNK_CACHE_GB", 0, 1 << 20, env) ?? 64) * 1024 ** 3;
+/** The cache's size limit from `Config.chunkCacheGb` (STASIS_CHUNK_CACHE_GB; 0 turns the cache off). */
+export const cacheLimitBytes = (gib: number): number => gib * 1024 ** 3;
 
 export const sha256 = (buf: Buffer): string => createHash("sha256").update(buf).digest("hex");
 
@@ -25,7 +23,7 @@ export class ChunkCache {
     readonly limitBytes: number,
   ) {}
 
-  static async open(home = stasisHome(), limitBytes = cacheLimitBytes()): Promise<ChunkCache> {
+  static async open(home: string, limitBytes: number): Promise<ChunkCache> {
     const dir = cacheDir(home);
     if (limitBytes > 0) await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
     return new ChunkCache(dir, limitBytes);

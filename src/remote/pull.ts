@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import { StasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import { stasisHome, paths } from "../home.js";
@@ -9,11 +10,11 @@ import { parseManifest } from "../store/manifest.js";
 import { combine } from "../store/digest.js";
 import { Staging, checkName, openSnapshot } from "../store/store.js";
 import type { Manifest } from "../store/manifest.js";
-import { ChunkCache } from "./cache.js";
+import { cacheLimitBytes, ChunkCache } from "./cache.js";
 import { freeBytes } from "../store/space.js";
 import { formatBytes } from "../text.js";
 import { openRemote, type RemoteOptions } from "./client.js";
-import { distinctChunks, remoteConcurrency, type ChunkRef } from "./push.js";
+import { distinctChunks, type ChunkRef } from "./push.js";
 import { noCounts, partBytes } from "./_fetch.js";
 import { PullStream, createFiles } from "./stream.js";
 import { formatRemote, keys, parseRemoteSnapshot } from "./url.js";
@@ -28,6 +29,8 @@ export interface PullOptions extends RemoteOptions {
   /** A snapshot of that name here with the same files is used as it is (`restore s3://...`); else E_SNAPSHOT_EXISTS. */
   reuse?: boolean;
   home?: string;
+  /** Transfers at once and their parts, the chunk cache's size, the CRIU the fingerprint check compares. */
+  config: Pick<Config, "remoteConcurrency" | "remotePartMb" | "chunkCacheGb" | "criu">;
 }
 
 export interface PullResult {
@@ -115,18 +118,18 @@ export async function beginPull(opts: PullOptions, events: Events): Promise<{ re
   }
   if (!opts.force) {
     await events.phase("fingerprint", async () => {
-      const criu = await locateCriu();
+      const criu = await locateCriu(opts.config.criu);
       const gpu = manifest.fingerprint.gpu ? await gpuIdentityFromProc() : undefined;
       await checkFingerprint(manifest, { force: false, criuVersion: criu.version, gpu }, events);
     });
   }
-  const cache = await ChunkCache.open(home);
+  const cache = await ChunkCache.open(home, cacheLimitBytes(opts.config.chunkCacheGb));
   const staging = await Staging.begin(name, home);
   let stream: PullStream;
   try {
     await checkSpace(staging.dir, home, bytes, cache, chunks);
     const handles = await createFiles(staging.dir, manifest.files);
-    const ctx = { remote, src, cache, concurrency: remoteConcurrency(), partSize: partBytes() };
+    const ctx = { remote, src, cache, concurrency: opts.config.remoteConcurrency, partSize: partBytes(opts.config) };
     stream = new PullStream({ name, dir: staging.dir, manifest: { ...manifest, name } }, staging, handles, ctx, events);
   } catch (err) {
     await staging.abort();

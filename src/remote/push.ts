@@ -1,6 +1,6 @@
 import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { envInt } from "../env.js";
+import type { Config } from "../config/config.js";
 import { StasisError, fsError } from "../errors.js";
 import type { Events } from "../events.js";
 import { stasisHome } from "../home.js";
@@ -18,6 +18,8 @@ export interface PushOptions extends RemoteOptions {
   /** `s3://bucket/prefix` */
   to: string;
   home?: string;
+  /** Transfers at once and the upload part size. */
+  config: Pick<Config, "remoteConcurrency" | "remoteUploadPartMb">;
 }
 
 export interface PushResult {
@@ -30,10 +32,6 @@ export interface PushResult {
   bytesSkipped: number;
   durationMs: number;
 }
-
-/** Transfers at once (STASIS_REMOTE_CONCURRENCY, 4 by default): each holds one 64 MiB chunk in memory. */
-export const remoteConcurrency = (env: NodeJS.ProcessEnv = process.env) =>
-  envInt("STASIS_REMOTE_CONCURRENCY", 1, 64, env) ?? 4;
 
 /** One stored chunk and a place in the snapshot that holds it. */
 export interface ChunkRef {
@@ -100,7 +98,7 @@ export async function push(opts: PushOptions, events: Events): Promise<PushResul
   const refresh = setInterval(again, INDEX_REFRESH_MS);
   refresh.unref();
   const r = { uploaded: 0, skipped: 0, bytesUploaded: 0, bytesSkipped: 0 };
-  const part = uploadPartBytes();
+  const part = uploadPartBytes(opts.config);
   const send = async (ref: ChunkRef) => {
     const body = await readChunk(snap.dir, ref);
     const key = keys.chunk(store, ref.digest);
@@ -112,7 +110,7 @@ export async function push(opts: PushOptions, events: Events): Promise<PushResul
     await events.phase(
       "push-chunks",
       () =>
-        eachLimit([...chunks.values()], remoteConcurrency(), async (refs) => {
+        eachLimit([...chunks.values()], opts.config.remoteConcurrency, async (refs) => {
           const ref = refs[0]!;
           if ((await remote.head(keys.chunk(store, ref.digest))) === ref.length) {
             found.push(ref);
@@ -130,7 +128,7 @@ export async function push(opts: PushOptions, events: Events): Promise<PushResul
     await remote.put(keys.manifest(store, opts.name), manifestText);
     // A chunk found in the bucket may have been removed since by a `stasis gc` that read the references before this
     // push's index was there: now that the manifest protects them, each is looked at again and sent if it went.
-    await eachLimit(found, remoteConcurrency(), async (ref) => {
+    await eachLimit(found, opts.config.remoteConcurrency, async (ref) => {
       if ((await remote.head(keys.chunk(store, ref.digest))) !== ref.length) await send(ref);
     });
   } finally {

@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import { engineFor } from "../engines/engines.js";
 import { stageWeights, type StagedWeights, type StageLauncher } from "../engines/weights-stager.js";
 import type { GpuInventory } from "../cuda/gpus.js";
@@ -28,7 +29,7 @@ export function startBackground(
   p: Pipeline,
   { snap, claim }: Claimed,
   here: Here,
-  opts: { verify: VerifyMode; weights?: WeightsMode; gpu?: string },
+  opts: { verify: VerifyMode; weights?: WeightsMode; gpu?: string; config: Pick<Config, "workingSet"> },
   stager: StageLauncher = stageWeights,
 ): Background {
   const m = snap.manifest;
@@ -50,7 +51,8 @@ export function startBackground(
   p.defer("the background reads", () => reads.cancel()); // a no-op once they are done
   const cold = here.prefetch === "images" || here.prefetch === "all";
   const abort = new AbortController();
-  const workingSet = workingSetOn() && cold ? startWorkingSet(snap.dir, events, abort.signal) : undefined;
+  // The working set: on unless STASIS_WORKING_SET=0. Why: docs/decisions/0004-working-set.md.
+  const workingSet = opts.config.workingSet && cold ? startWorkingSet(snap.dir, events, abort.signal) : undefined;
   if (workingSet) {
     p.defer("the working set's reads", () => {
       abort.abort();
@@ -60,14 +62,6 @@ export function startBackground(
   // Why: docs/decisions/0002-stage-hold.md (a held stager's go once CRIU's images are read, or CRIU is done).
   if (staged) void Promise.allSettled([reads.done()]).then(() => staged.go());
   return { staged, reads, workingSet };
-}
-
-/**
- * The working set (recorded after a restore, read by later cold restores beside the images): on unless
- * STASIS_WORKING_SET=0. Why: docs/decisions/0004-working-set.md.
- */
-export function workingSetOn(): boolean {
-  return process.env.STASIS_WORKING_SET !== "0";
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import { join } from "node:path";
 import { launch } from "../launch/launch.js";
 import { engineFor } from "../engines/engines.js";
@@ -21,7 +22,7 @@ export interface FallbackResult {
 export async function warmStart(
   p: Pipeline,
   { snap, claim, supervisor }: Claimed,
-  opts: { readyTimeoutMs: number },
+  opts: { readyTimeoutMs: number; config: Pick<Config, "ioUringFilter"> },
 ): Promise<FallbackResult> {
   const { events } = p;
   const m = snap.manifest;
@@ -31,6 +32,7 @@ export async function warmStart(
       argv: m.command.argv,
       cwd: m.command.cwd,
       env: { ...m.command.env, ...cacheEnv },
+      ioUringFilter: opts.config.ioUringFilter,
       stdout: claim.stdout,
       stderr: claim.stderr,
     }),

@@ -24,7 +24,8 @@ export async function restoreFromRemote(
   events: Events,
 ): Promise<RestoreResult & { pull: PullResult }> {
   const { from, endpoint, env, ...request } = opts;
-  const begun = await beginPull({ from, endpoint, env, force: request.force, reuse: true }, events);
+  const pullOptions = { from, endpoint, env, force: request.force, reuse: true, config: request.config };
+  const begun = await beginPull(pullOptions, events);
   if ("reused" in begun) {
     return { ...(await restore({ ...request, name: begun.reused.snapshot }, events)), pull: begun.reused };
   }
@@ -43,7 +44,7 @@ export async function restoreFromRemote(
   try {
     // The files are written through the page cache: CRIU reads its images there, as --memory auto chooses then.
     const auto = !request.memory || request.memory === "auto";
-    const memory = auto ? criuMemory("auto", await locateCriu(), true) : request.memory;
+    const memory = auto ? criuMemory("auto", await locateCriu(request.config.criu), true) : request.memory;
     result = await restore(
       { ...request, name, verify: "size", prefetch: "none", memory, signal: stop.signal },
       events,

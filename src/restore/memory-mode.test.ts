@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { criuMemory, imagesInMemory } from "./restore.js";
 import { evict } from "../pagecache/evict.js";
 import type { Snapshot } from "../store/store.js";
-import { defaultPrefillWorkers, parsePrefill } from "../criu/restore.js";
+import { parsePrefill } from "../criu/restore.js";
+import { loadConfig } from "../config/config.js";
 import { StasisError } from "../errors.js";
 import type { Criu } from "../criu/locate.js";
 
@@ -15,7 +16,11 @@ const plain: Criu = { ...patched, source: "path", features: [] };
 
 test("memory auto is parallel with stasis's CRIU patch and the images in memory, else copy; explicit modes are kept", () => {
   assert.equal(criuMemory("auto", patched, true), "parallel");
-  assert.equal(criuMemory("auto", patched, false), "copy", "images on disk: the disk is the bottleneck, copy reads faster");
+  assert.equal(
+    criuMemory("auto", patched, false),
+    "copy",
+    "images on disk: the disk is the bottleneck, copy reads faster",
+  );
   assert.equal(criuMemory("auto", plain, true), "copy");
   for (const m of ["copy", "lazy", "parallel"] as const) {
     assert.equal(criuMemory(m, patched, true), m);
@@ -40,16 +45,22 @@ test("memory parallel on a CRIU without the patch is refused with a hint, not do
 });
 
 test("the prefill's account is read from the lazy-pages log", () => {
-  const log = "(00.101) uffd: 512: x\n(00.300) uffd: prefill: 2159108096 bytes (527126 pages) with 8 workers in 212 ms\n";
+  const log =
+    "(00.101) uffd: 512: x\n(00.300) uffd: prefill: 2159108096 bytes (527126 pages) with 8 workers in 212 ms\n";
   assert.deepEqual(parsePrefill(log), { bytes: 2159108096, workers: 8, ms: 212 });
   assert.equal(parsePrefill("no prefill here"), undefined);
 });
 
-test("prefill workers: STASIS_PREFILL_WORKERS when it is a sane number, else min(16, cores)", () => {
-  assert.equal(defaultPrefillWorkers({ STASIS_PREFILL_WORKERS: "3" }), 3);
-  const dflt = defaultPrefillWorkers({});
+test("prefill workers: STASIS_PREFILL_WORKERS when it is a sane number, else min(16, cores); a bad one is refused", () => {
+  assert.equal(loadConfig({ STASIS_PREFILL_WORKERS: "3" }).prefillWorkers, 3);
+  const dflt = loadConfig({}).prefillWorkers;
   assert.ok(dflt >= 1 && dflt <= 16);
-  for (const bad of ["0", "-1", "x", "65", "2.5"]) assert.equal(defaultPrefillWorkers({ STASIS_PREFILL_WORKERS: bad }), dflt);
+  for (const bad of ["0", "-1", "x", "65", "2.5"]) {
+    assert.throws(
+      () => loadConfig({ STASIS_PREFILL_WORKERS: bad }),
+      (e: Error & { code?: string }) => e.code === "E_USAGE",
+    );
+  }
 });
 
 test("images in memory: judged by the page-cache residency of the snapshot's image files only", async () => {
@@ -62,12 +73,24 @@ test("images in memory: judged by the page-cache residency of the snapshot's ima
     closeSync(fd);
     const snap = {
       dir,
-      manifest: { files: [{ path: "images/pages-1.img", role: "image", size: 4 << 20 }, { path: "weights/w", role: "weights", size: 1 << 30 }] },
+      manifest: {
+        files: [
+          { path: "images/pages-1.img", role: "image", size: 4 << 20 },
+          { path: "weights/w", role: "weights", size: 1 << 30 },
+        ],
+      },
     } as unknown as Snapshot;
-    assert.equal(await imagesInMemory(snap), true, "just written: in the page cache (the weights file, absent, is not looked at)");
+    assert.equal(
+      await imagesInMemory(snap),
+      true,
+      "just written: in the page cache (the weights file, absent, is not looked at)",
+    );
     await evict([join(dir, "images", "pages-1.img")]);
     assert.equal(await imagesInMemory(snap), false, "evicted");
-    const missing = { dir, manifest: { files: [{ path: "images/gone.img", role: "image", size: 10 }] } } as unknown as Snapshot;
+    const missing = {
+      dir,
+      manifest: { files: [{ path: "images/gone.img", role: "image", size: 10 }] },
+    } as unknown as Snapshot;
     assert.equal(await imagesInMemory(missing), false);
   } finally {
     rmSync(dir, { recursive: true, force: true });

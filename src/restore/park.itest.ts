@@ -17,6 +17,7 @@ import { Events } from "../events.js";
 import { StasisError } from "../errors.js";
 import { park } from "./park.js";
 import { endParked, take } from "./take.js";
+import { loadConfig } from "../config/config.js";
 
 const { home, env, teardown } = tempHome();
 let base = "";
@@ -245,7 +246,7 @@ test("a take whose canary does not match fails and ends that parked instance", a
 test("take refuses a parked instance whose snapshot changed since, leaving it to its holder to end", async () => {
   // park() and take() in this process (the daemon holds none of "pk" now): the take-time check itself.
   process.env.STASIS_HOME = home;
-  const parked = await park({ name: "pk", verify: "auto", prefetch: "auto" }, new Events());
+  const parked = await park({ name: "pk", verify: "auto", prefetch: "auto", config: loadConfig() }, new Events());
   const file = join(home, "snapshots", "pk", "manifest.json");
   const original = readFileSync(file, "utf8");
   writeFileSync(file, JSON.stringify({ ...JSON.parse(original), createdAt: new Date().toISOString() }, null, 2) + "\n");

@@ -23,6 +23,7 @@ import { restoreTree } from "./tree.js";
 import type { PrefetchMode, VerifyMode } from "./background-reads.js";
 import type { MemoryMode } from "./modes.js";
 import type { RestoreDeps } from "./restore.js";
+import type { Config } from "../config/config.js";
 
 export interface ParkOptions {
   name: string;
@@ -31,6 +32,8 @@ export interface ParkOptions {
   memory?: MemoryMode;
   force?: boolean;
   signal?: AbortSignal;
+  /** The STASIS_* settings (config/knobs.ts): the daemon's that parks it. */
+  config: Config;
 }
 
 /** A stopped tree held for a later take: its record (state "parked") and the supervisor that ends it should the
@@ -78,9 +81,9 @@ export async function park(
       events,
     );
     // No weights staged: they would hold GPU memory while parked (take.ts stages them).
-    const bg = startBackground(p, claimed, here, { verify: opts.verify, weights: "refill" });
+    const bg = startBackground(p, claimed, here, { verify: opts.verify, weights: "refill", config: opts.config });
     try {
-      const tree = await restoreTree(p, claimed, here, { leaveStopped: true });
+      const tree = await restoreTree(p, claimed, here, opts.config, { leaveStopped: true });
       // A parked tree is served later without another look at the files: the verify must be over and good now.
       await bg.reads.done();
       await bg.workingSet;

@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import { join } from "node:path";
 import { residency } from "../pagecache/residency.js";
 import { StasisError } from "../errors.js";
@@ -21,11 +22,14 @@ export interface Here {
  * Step "preflight": finds CRIU, this machine's GPUs (from /proc) and, where a choice depends on it, whether the
  * snapshot's images are in the page cache; then resolves --prefetch and --memory.
  */
-export async function lookAround(snap: Snapshot, opts: { prefetch: PrefetchMode; memory?: MemoryMode }): Promise<Here> {
+export async function lookAround(
+  snap: Snapshot,
+  opts: { prefetch: PrefetchMode; memory?: MemoryMode; config: Pick<Config, "criu"> },
+): Promise<Here> {
   const m = snap.manifest;
   const wanted = opts.memory ?? DEFAULT_MEMORY;
   const [criu, procGpu, imagesResident] = await Promise.all([
-    locateCriu(),
+    locateCriu(opts.config.criu),
     m.gpu ? gpuIdentityFromProc() : Promise.resolve(undefined),
     wanted === "auto" || opts.prefetch === "auto" ? imagesInMemory(snap) : Promise.resolve(false),
   ]);

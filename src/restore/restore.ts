@@ -1,3 +1,4 @@
+import type { Config } from "../config/config.js";
 import { StasisError, asStasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import { recordTimeline, type TimelinePhase } from "../events.js";
@@ -47,6 +48,8 @@ export interface RestoreOptions {
    *  can adopt them, else refilled in place after the wake). */
   weights?: WeightsMode;
   signal?: AbortSignal;
+  /** The STASIS_* settings (config/knobs.ts): the process's, or a daemon's with a request's laid over them. */
+  config: Config;
 }
 
 export interface RestoreResult {
@@ -117,14 +120,14 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     const bg = startBackground(p, claimed, here, opts, deps.stager);
     try {
       if (deps.arriving) await p.step("await-images", () => deps.arriving!.criuFiles());
-      const tree = await restoreTree(p, claimed, here);
+      const tree = await restoreTree(p, claimed, here, opts.config);
       bg.staged?.go();
       if (cuda && gpuPlan) await restoreCuda(p, gpuPlan, cuda.driver, tree.pid);
       if (deps.arriving) await p.step("await-files", () => deps.arriving!.all());
       await wakeEngine(p, claimed, tree.pid, bg.staged, opts.readyTimeoutMs);
       const reads = await bg.reads.done();
       const readyMs = events.t() - started;
-      const instance = await handOver(p, claimed, tree, bg);
+      const instance = await handOver(p, claimed, tree, bg, opts.config);
       return { instance, snapshot: opts.name, readyMs, phases: timeline.phases, reads };
     } catch (err) {
       throw await explain(err, bg.reads);

@@ -1,9 +1,9 @@
+import type { Config } from "../config/config.js";
 import type { Events } from "../events.js";
 import { recordInstance, type Instance } from "../instances/instances.js";
 import { processTree } from "../proc/tree.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import { loadWorkingSet, recordWorkingSet, saveWorkingSet } from "./working-set.js";
-import { workingSetOn } from "./background.js";
 import type { Background } from "./background.js";
 import type { Claimed } from "./claimed.js";
 import type { RestoredTree } from "./tree.js";
@@ -13,11 +13,17 @@ import type { RestoredTree } from "./tree.js";
  * shared-memory files leave the restore's cleanup stack (the supervisor is released as the restore ends). Before
  * that, the first restore of a snapshot records its working set (advisory: it only saves later restores page faults).
  */
-export async function handOver(p: Pipeline, claimed: Claimed, tree: RestoredTree, bg: Background): Promise<Instance> {
+export async function handOver(
+  p: Pipeline,
+  claimed: Claimed,
+  tree: RestoredTree,
+  bg: Background,
+  config: Pick<Config, "workingSet">,
+): Promise<Instance> {
   const { snap, claim } = claimed;
   const m = snap.manifest;
   await bg.workingSet;
-  if (workingSetOn() && !(await loadWorkingSet(snap.dir))) await recordTreeWorkingSet(snap.dir, tree.pid, p.events);
+  if (config.workingSet && !(await loadWorkingSet(snap.dir))) await recordTreeWorkingSet(snap.dir, tree.pid, p.events);
   const instance = await recordInstance({
     id: claim.id,
     snapshot: claim.snapshot,

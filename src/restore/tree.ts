@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
-import { criuRestore, type RestoreResult as CriuRestored } from "../criu/restore.js";
+import { criuRestore, type CriuRestoreSettings, type RestoreResult as CriuRestored } from "../criu/restore.js";
 import { placeFiles, removePlaced, type PlacedFile } from "../criu/kept-files.js";
 import { killTree, recordInstance } from "../instances/instances.js";
 import type { Deferred, Pipeline } from "../pipeline/pipeline.js";
@@ -31,6 +31,7 @@ export async function restoreTree(
   p: Pipeline,
   claimed: Claimed,
   here: Here,
+  settings: CriuRestoreSettings,
   opts: { leaveStopped?: boolean } = {},
 ): Promise<RestoredTree> {
   const { snap, claim } = claimed;
@@ -46,7 +47,7 @@ export async function restoreTree(
       await noteFiles();
       let restored: CriuRestored;
       try {
-        restored = await runCriu(p, claimed, here, opts);
+        restored = await runCriu(p, claimed, here, settings, opts);
       } catch (err) {
         // A failed CRIU restore leaves nothing: after the wait, the same restore with fresh copies of the files.
         if (!(await addressInTimeWait(err, m.listeners))) throw err;
@@ -54,7 +55,7 @@ export async function restoreTree(
         await linkRemaps.remove(); // the failed attempt may have used them
         linkRemaps = await placeFiles(snap.dir, m.linkRemaps, "link-remap");
         await noteFiles();
-        restored = await runCriu(p, claimed, here, opts);
+        restored = await runCriu(p, claimed, here, settings, opts);
       }
       const tree = p.defer("the restored process tree", () => killTree(restored.pid, 1_000, restored.nsInit));
       return { pid: restored.pid, nsInit: restored.nsInit, shmFiles: shm.placed, held: [shmHeld, tree] };
@@ -68,6 +69,7 @@ function runCriu(
   p: Pipeline,
   { snap, claim, supervisor }: Claimed,
   { criu, memory, prefetch }: Here,
+  settings: CriuRestoreSettings,
   { leaveStopped }: { leaveStopped?: boolean },
 ): Promise<CriuRestored> {
   const m = snap.manifest;
@@ -80,7 +82,7 @@ function runCriu(
   return p.step(
     "criu-restore",
     () =>
-      criuRestore(criu, join(snap.dir, "images"), claim.dir, logs, {
+      criuRestore(criu, join(snap.dir, "images"), claim.dir, logs, settings, {
         signal: p.signal,
         memory,
         leaveStopped,

@@ -12,6 +12,7 @@ import { freePort } from "../proc/net.js";
 import { Events } from "../events.js";
 import { StasisError } from "../errors.js";
 import { restore } from "./restore.js";
+import { loadConfig } from "../config/config.js";
 
 const { env, home, teardown } = tempHome();
 process.env.STASIS_HOME = home; // restore() runs in this process
@@ -65,7 +66,14 @@ function recordsLeft(): string[] {
   return readdirSync(dir).filter((id) => existsSync(join(dir, id, "instance.json")));
 }
 
-const opts = { name: "unwind", verify: "auto", prefetch: "auto", force: false, readyTimeoutMs: 30_000 } as const;
+const opts = {
+  name: "unwind",
+  verify: "auto",
+  prefetch: "auto",
+  force: false,
+  readyTimeoutMs: 30_000,
+  config: loadConfig(),
+} as const;
 
 test("a restore interrupted after CRIU brought the tree back ends it: no process, no record, no claim", async () => {
   const abort = new AbortController();

@@ -15,6 +15,7 @@ import type { InstanceStatus } from "../instances/instances.js";
 import type { TreeMemory } from "../proc/memory.js";
 import type { CaptureRequest, DaemonLine, RestoreRequest } from "./protocol.js";
 import type { Pinned } from "../engines/weights-stager.js";
+import { knobValue } from "../config/config.js";
 
 export interface DaemonAt {
   socket?: string;
@@ -246,7 +247,7 @@ export async function daemonOr<T>(
   viaDaemon: () => Promise<T | undefined>,
   here: () => Promise<T>,
 ): Promise<{ value: T; via: "daemon" | "process" }> {
-  const answered = process.env.STASIS_NO_DAEMON ? undefined : await viaDaemon();
+  const answered = knobValue("noDaemon") ? undefined : await viaDaemon();
   return answered === undefined ? { value: await here(), via: "process" } : { value: answered, via: "daemon" };
 }
 

@@ -1,3 +1,4 @@
+import { readConfig } from "../config/config.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync, existsSync, statSync } from "node:fs";
@@ -86,11 +87,11 @@ function health(socket: string): Promise<number> {
 test("the daemon runs restores for clients: its events replay in the client, its errors come back whole", () =>
   withHome(async (socket, stop) => {
     await staleSocket(socket); // the socket of a daemon that died: taken over
-    const running = serve({ socket, signal: stop.signal }, new Events());
+    const running = serve({ settings: readConfig(), socket, signal: stop.signal }, new Events());
     await listening(socket);
     assert.equal(statSync(socket).mode & 0o777, 0o600, "root's alone");
     await assert.rejects(
-      serve({ socket }, new Events()),
+      serve({ settings: readConfig(), socket }, new Events()),
       (e: unknown) => e instanceof StasisError && e.code === "E_DAEMON",
       "one daemon per socket",
     );
@@ -112,6 +113,17 @@ test("the daemon runs restores for clients: its events replay in the client, its
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.code, "E_USAGE");
     assert.match(bad.body.error.message, /verify/);
+    // So are knobs a request cannot set, or bad values, naming the knob.
+    const home = await post(socket, JSON.stringify({ ...request("x"), config: { STASIS_HOME: "/tmp" } }));
+    assert.equal(home.status, 400);
+    assert.match(home.body.error.message, /cannot set STASIS_HOME/);
+    assert.match(home.body.error.hint, /STASIS_WORKING_SET/);
+    const value = await post(socket, JSON.stringify({ ...request("x"), config: { STASIS_WORKING_SET: "sometimes" } }));
+    assert.equal(value.status, 400);
+    assert.match(
+      value.body.error.message,
+      /STASIS_WORKING_SET="sometimes" \(from the request\) is not valid: expected 1 or 0/,
+    );
 
     // Releasing pinned weights: a daemon without --pin-weights has none, and pins none.
     assert.equal(await releaseDaemonWeights({ socket }), 0);
@@ -133,7 +145,7 @@ test("the daemon runs restores for clients: its events replay in the client, its
 
 test("a daemon with --pin-weights pins a snapshot's weights on request, and says why it cannot", () =>
   withHome(async (socket, stop) => {
-    const running = serve({ socket, signal: stop.signal, pinWeights: true }, new Events());
+    const running = serve({ settings: readConfig(), socket, signal: stop.signal, pinWeights: true }, new Events());
     await listening(socket);
     const missing = await pinDaemonWeights("no-such-snapshot", { socket });
     assert.ok(missing && "notPinned" in missing && /no-such-snapshot/.test(missing.notPinned), JSON.stringify(missing));
@@ -150,15 +162,15 @@ test("serve --socket never deletes what it is given: a file, a folder or a symli
     const refused = (e: unknown) =>
       e instanceof StasisError && e.code === "E_USAGE" && /only replaces a stale socket/.test(e.message) && !!e.hint;
     writeFileSync(socket, "someone's data");
-    await assert.rejects(serve({ socket }, new Events()), refused);
+    await assert.rejects(serve({ settings: readConfig(), socket }, new Events()), refused);
     assert.equal(readFileSync(socket, "utf8"), "someone's data");
     const folder = socket + ".d";
     mkdirSync(folder);
-    await assert.rejects(serve({ socket: folder }, new Events()), refused);
+    await assert.rejects(serve({ settings: readConfig(), socket: folder }, new Events()), refused);
     assert.ok(statSync(folder).isDirectory());
     const link = socket + ".link";
     symlinkSync(socket, link);
-    await assert.rejects(serve({ socket: link }, new Events()), refused);
+    await assert.rejects(serve({ settings: readConfig(), socket: link }, new Events()), refused);
     assert.equal(readFileSync(link, "utf8"), "someone's data");
   }));
 
@@ -190,7 +202,7 @@ function postLarge(socket: string, bytes: number, declared?: number): Promise<{ 
 
 test("an oversized request body is answered 413 with the error, and the daemon stays up", () =>
   withHome(async (socket, stop) => {
-    const running = serve({ socket, signal: stop.signal }, new Events());
+    const running = serve({ settings: readConfig(), socket, signal: stop.signal }, new Events());
     await listening(socket);
     const rssBefore = process.memoryUsage().rss;
     const big = await postLarge(socket, 64 * 2 ** 20);
@@ -217,7 +229,7 @@ test("the API on the socket: list, stop, an unknown route, a failed restore coun
   withHome(async (socket, stop) => {
     const logged: string[] = [];
     const log = daemonLog("json", (l) => logged.push(l));
-    const running = serve({ socket, signal: stop.signal, log }, new Events());
+    const running = serve({ settings: readConfig(), socket, signal: stop.signal, log }, new Events());
     await listening(socket);
     const at = { socket };
     const health = await api(at, "GET", "/v1/health");
@@ -302,6 +314,7 @@ test("on TCP every request needs the token: none or a wrong one is refused 401, 
     let port = 0;
     const running = serve(
       {
+        settings: readConfig(),
         socket,
         signal: stop.signal,
         tcp: { host: "127.0.0.1", port: 0, token },
@@ -341,7 +354,7 @@ test("on TCP every request needs the token: none or a wrong one is refused 401, 
 test("the daemon is not served on TCP without a token", () =>
   withHome(async (socket) => {
     await assert.rejects(
-      serve({ socket, tcp: { host: "127.0.0.1", port: 0, token: "" } }, new Events()),
+      serve({ settings: readConfig(), socket, tcp: { host: "127.0.0.1", port: 0, token: "" } }, new Events()),
       (e: unknown) => e instanceof StasisError && e.code === "E_USAGE" && /without a token/.test(e.message),
     );
     assert.equal(existsSync(socket), false, "nothing was listening");

@@ -22,6 +22,7 @@ import { ownCudaDriver } from "../restore/restore.js";
 import { listInstances } from "../instances/instances.js";
 import { buildApp, type DaemonContext } from "./routes.js";
 import { DaemonMetrics } from "./metrics.js";
+import type { Settings } from "../config/config.js";
 import type { DaemonLog } from "./log.js";
 import type { TcpListen } from "./auth.js";
 
@@ -40,6 +41,10 @@ export interface ServeOptions {
   park?: string[];
   /** Called once every listener is up, with where (a TCP port of 0 is the one picked). */
   onListening?: (where: { socket: string; tcp?: { host: string; port: number } }) => void;
+  /** Keep one CUDA worker warm for all restores (warm-cuda.ts) instead of one per restore. */
+  warmCuda?: boolean;
+  /** The daemon's own settings, read where it started; a request's knobs are laid over them for that request. */
+  settings: Settings;
 }
 
 export interface ServeResult {
@@ -59,25 +64,27 @@ export async function serve(opts: ServeOptions, events: Events): Promise<ServeRe
   await prepareHome((m) => events.log(m, "warn"));
   const socket = opts.socket ?? paths.daemonSocket();
   await claimSocket(socket);
-  // Opt-in (STASIS_SERVE_CUDA=1) until it has been measured on a GPU: otherwise each restore starts its own
-  // worker, as in-process restores do, off the critical path beside CRIU.
-  const cuda =
-    process.env.STASIS_SERVE_CUDA === "1"
-      ? warmCudaWorker(
-          () => CudaDriver.start(),
-          (m) => events.log(m),
-        )
-      : { lease: ownCudaDriver, close: async () => {} };
-  const keepers = opts.pinWeights ? weightsKeepers((m, level) => events.log(m, level)) : undefined;
+  // Opt-in (--warm-cuda) until it has been measured on a GPU: otherwise each restore starts its own worker, as
+  // in-process restores do, off the critical path beside CRIU.
+  const cuda = opts.warmCuda
+    ? warmCudaWorker(
+        () => CudaDriver.start(),
+        (m) => events.log(m),
+      )
+    : { lease: ownCudaDriver, close: async () => {} };
+  const keepers = opts.pinWeights
+    ? weightsKeepers((m, level) => events.log(m, level), opts.settings.config.pinWeightsMax)
+    : undefined;
   const log: DaemonLog = opts.log ?? { event: () => undefined, request: () => undefined };
   const ctx: DaemonContext = {
     events,
     log,
     cuda,
+    settings: opts.settings,
     ...(keepers ? { keepers } : {}),
     metrics: new DaemonMetrics({ instances: () => listInstances(), pinnedBytes: () => keepers?.pinnedBytes() ?? 0 }),
     counts: { requests: 0, restores: 0, captures: 0 },
-    pool: new ParkedPool(parkedOps(events, { cudaDriver: cuda.lease })),
+    pool: new ParkedPool(parkedOps(events, opts.settings.config, { cudaDriver: cuda.lease })),
   };
   const offLog = events.on((e) => log.event(e));
   const unix = buildApp(ctx, "unix");

@@ -16,6 +16,7 @@ import { parkedOps } from "./parked-ops.js";
 import { Events } from "../events.js";
 import { DaemonMetrics } from "./metrics.js";
 import { API } from "./api.js";
+import { readConfig } from "../config/config.js";
 
 const published = () =>
   JSON.parse(readFileSync(join(REPO, "schemas", "openapi.json"), "utf8")) as Record<string, unknown>;
@@ -46,7 +47,8 @@ test("the daemon serves every operation of the document, and the document names 
     metrics: new DaemonMetrics({ instances: async () => [], pinnedBytes: () => 0 }),
     cuda: { lease: async () => assert.fail("no restore here") },
     counts: { requests: 0, restores: 0, captures: 0 },
-    pool: new ParkedPool(parkedOps(new Events(), {})),
+    pool: new ParkedPool(parkedOps(new Events(), readConfig().config, {})),
+    settings: readConfig(),
   };
   const app = buildApp(ctx, "unix");
   await app.ready();

@@ -9,10 +9,12 @@ import { hibernate } from "../restore/hibernate.js";
 import { openSnapshot } from "../store/store.js";
 import type { RestoreDeps } from "../restore/restore.js";
 import type { PoolOps } from "./parked.js";
+import type { Config } from "../config/config.js";
 
-export function parkedOps(events: Events, deps: Pick<RestoreDeps, "cudaDriver">): PoolOps {
+/** `config`: the daemon's settings, which every park uses (a park is the daemon's own, asked by no one request). */
+export function parkedOps(events: Events, config: Config, deps: Pick<RestoreDeps, "cudaDriver">): PoolOps {
   return {
-    park: (name, signal) => park({ name, verify: "auto", prefetch: "auto", signal }, warningsOnly(events), deps),
+    park: (name, signal) => park({ name, verify: "auto", prefetch: "auto", signal, config }, warningsOnly(events), deps),
     end: async (p: Parked) => {
       try {
         await endParked(p);

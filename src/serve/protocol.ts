@@ -8,13 +8,23 @@ import { z } from "zod/v4";
 import type { RestoreOptions } from "../restore/restore.js";
 import type { CaptureOptions } from "../capture/capture.js";
 import type { StasisEvent } from "../events.js";
+import type { RequestKnobs } from "../config/config.js";
 import { MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../restore/modes.js";
 
 /** The schemas the OpenAPI document names (components.schemas), by id. */
 export const API_SCHEMAS = z.registry<{ id: string }>();
 
-/** A restore's options as they travel: RestoreOptions without the signal (the connection is the signal). */
-export type RestoreRequest = Omit<RestoreOptions, "signal">;
+/**
+ * A restore's options as they travel: RestoreOptions without the signal (the connection is the signal), and instead
+ * of the whole configuration the STASIS_* knobs the client's user set (`requestKnobs`, raw text by variable name:
+ * `{"STASIS_WORKING_SET": "0"}`), which the daemon lays over its own settings for this restore (`withRequest`).
+ */
+export type RestoreRequest = Omit<RestoreOptions, "signal" | "config"> & { config?: RequestKnobs };
+
+/** The STASIS_* knobs a client's user set, raw text by variable name; checked where the daemon lays them over. */
+const RequestKnobsSchema = z
+  .record(z.string(), z.string())
+  .describe("STASIS_* settings the client's user set (e.g. STASIS_WORKING_SET: \"0\"), over the daemon's own");
 
 /** What the daemon accepts as a RestoreRequest; parsed once, where the body arrives. */
 export const RestoreRequestSchema = z
@@ -28,6 +38,8 @@ export const RestoreRequestSchema = z
     readyTimeoutMs: z.number().int().positive(),
     memory: z.enum(MEMORY_MODES).optional(),
     weights: z.enum(WEIGHTS_MODES).optional(),
+    // Checked knob by knob where the daemon lays them over its own (config.ts `withRequest`).
+    config: RequestKnobsSchema.optional(),
   })
   .register(API_SCHEMAS, { id: "RestoreRequest" }) satisfies z.ZodType<RestoreRequest, unknown>;
 
@@ -38,8 +50,11 @@ const ServerRequest = z.strictObject({
   body: z.string().optional(),
 });
 
-/** A capture's options as they travel: CaptureOptions without the signal (the connection is the signal). */
-export type CaptureRequest = Omit<CaptureOptions, "signal">;
+/**
+ * A capture's options as they travel: CaptureOptions without the signal (the connection is the signal), and the
+ * knobs the client's user set instead of the whole configuration, as with a restore.
+ */
+export type CaptureRequest = Omit<CaptureOptions, "signal" | "config"> & { config?: RequestKnobs };
 
 export const CaptureRequestSchema = z
   .strictObject({
@@ -61,6 +76,7 @@ export const CaptureRequestSchema = z
     warmupRequest: ServerRequest.optional(),
     leaveRunning: z.boolean().default(false),
     allowFullImage: z.boolean().optional(),
+    config: RequestKnobsSchema.optional(),
   })
   .register(API_SCHEMAS, { id: "CaptureRequest" }) satisfies z.ZodType<CaptureRequest, unknown>;
 

@@ -30,6 +30,7 @@ import { take } from "../restore/take.js";
 import type { Parked } from "../restore/park.js";
 import type { ParkedPool } from "./parked.js";
 import type { ParkedView } from "./protocol.js";
+import { describeRequest, withRequest, type RequestKnobs, type Settings } from "../config/config.js";
 
 /** What every listener of one daemon shares. */
 export interface DaemonContext {
@@ -42,6 +43,8 @@ export interface DaemonContext {
   counts: { requests: number; restores: number; captures: number };
   /** The parked instances this daemon holds (docs/parking.md). */
   pool: ParkedPool;
+  /** The daemon's own settings; a request's knobs are laid over them for that request (`forRequest`). */
+  settings: Settings;
 }
 
 /** The most a request body may hold: a RestoreRequest is a few hundred bytes. */
@@ -69,20 +72,24 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
     return (await stop({ ids: [inst.id], all: false, graceMs: Number(query.graceMs) }))[0];
   },
   capture: async ({ body, reply, request }, ctx) => {
+    const { config: knobs, ...options } = body;
+    const config = forRequest(ctx, knobs);
     ctx.counts.captures++;
-    ctx.events.log(`capture "${body.name}"`);
+    ctx.events.log(`capture "${body.name}"${fromRequest(knobs)}`);
     return streamOperation(reply, ctx, "capture", request.id, async (events, signal) => {
-      const r = await capture({ ...body, signal }, events);
+      const r = await capture({ ...options, config, signal }, events);
       ctx.events.log(`captured "${body.name}" in ${((r.manifest.timings.totalMs ?? 0) / 1000).toFixed(1)} s`);
       return r;
     });
   },
   restore: async ({ body, reply, request }, ctx) => {
+    const { config: knobs, ...options } = body;
+    const config = forRequest(ctx, knobs);
     ctx.counts.restores++;
-    ctx.events.log(`restore "${body.name}"`);
+    ctx.events.log(`restore "${body.name}"${fromRequest(knobs)}`);
     const deps = { cudaDriver: ctx.cuda.lease, ...(ctx.keepers ? { stager: ctx.keepers.stage } : {}) };
     return streamOperation(reply, ctx, "restore", request.id, async (events, signal) => {
-      const opts = { ...body, signal };
+      const opts = { ...options, config, signal };
       // A parked instance of the snapshot is taken when there is one: only the GPU's part is left to do.
       const r = (await ctx.pool.take(body.name, (p) => take(p, opts, events, deps))) ?? (await restore(opts, events, deps));
       ctx.events.log(`restored "${body.name}" as instance ${r.instance.id} in ${r.readyMs.toFixed(0)} ms`);
@@ -122,6 +129,20 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
     return ctx.metrics.text();
   },
 };
+
+/**
+ * The daemon's settings with the knobs a request set laid over them, for that request; a knob a request may not set,
+ * or a bad value, is E_USAGE (400) before any work starts.
+ */
+function forRequest(ctx: DaemonContext, knobs: RequestKnobs | undefined): Settings["config"] {
+  return withRequest(ctx.settings, knobs).config;
+}
+
+/** The log's note of the knobs a request set (none: nothing). */
+function fromRequest(knobs: RequestKnobs | undefined): string {
+  const text = describeRequest(knobs);
+  return text ? ` with ${text} from the request` : "";
+}
 
 /**
  * Runs a capture or restore for one request and answers with its stream: each event as a line as it happens, then

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from .. import config
 from .kv_cache import KVCache
 
 # The decoder layer's index, as dynamo names it inside ``LlamaDecoderLayer.forward``: dynamic from the first
@@ -105,7 +106,7 @@ class Runner:
         info: dict[str, Any] = {"enabled": True, "ok": True, "scope": "decoder_layer", "ms_per_size": {}}
         layers = list(self._decoder_layers())
         graphs_before = counters["stats"]["unique_graphs"]
-        backend = os.environ.get("STASIS_REFERENCE_COMPILE_BACKEND") or "inductor"  # tests: "eager", no compiler
+        backend = config.get("STASIS_REFERENCE_COMPILE_BACKEND")  # tests: "eager", no compiler
         info["backend"] = backend
         for layer in layers:
             layer.compile(backend=backend, fullgraph=True)

@@ -16,9 +16,10 @@ without sleep mode or off CUDA.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
+
+from .. import config
 
 ENV = "STASIS_VLLM_GRAPHS"
 # The tag the sleep-mode allocator gives allocations made outside ``use_memory_pool``: only the graph pool's here.
@@ -30,12 +31,7 @@ def install_from_env() -> bool:
     """Puts the graph pool in the sleep pool if ``STASIS_VLLM_GRAPHS=sleep``, where vLLM is loaded; whether it did.
     A stasis restore wakes it (the capture records the tag); anyone else waking this server's sleep must include
     the tag, or wake every tag at once (``POST /wake_up`` without tags)."""
-    mode = os.environ.get(ENV, "gpu").strip().lower() or "gpu"
-    if mode == "gpu":
-        return False
-    if mode != "sleep":
-        raise ValueError(f"{ENV}={mode!r}: expected 'gpu' (the default) or 'sleep'")
-    if "vllm" not in sys.modules:
+    if config.get(ENV) != "sleep" or "vllm" not in sys.modules:
         return False
     install()
     return True

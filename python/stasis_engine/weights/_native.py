@@ -15,6 +15,7 @@ import os
 import time
 from typing import Any
 
+from .. import config
 from ..errors import StasisEngineError
 from . import _libc
 from ._copier import Copier
@@ -61,7 +62,7 @@ _loaded: Any = None
 def library() -> Any:
     """The loaded helper, or None (not built, not loadable, or STASIS_NATIVE_LANES=0)."""
     global _loaded
-    if os.environ.get("STASIS_NATIVE_LANES", "1") == "0":
+    if not config.get("STASIS_NATIVE_LANES"):
         return None
     if _loaded is None:
         try:

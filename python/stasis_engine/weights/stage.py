@@ -48,6 +48,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .. import config
 from ..errors import StasisEngineError
 from ._cudadrv import Driver, DriverRuntime, ExportableMemory
 from ._targets import Device, Target
@@ -251,9 +252,9 @@ def _threads(resident: float) -> int:
     """STASIS_STAGE_THREADS, else by where the file is (``resident``: the fraction in the page cache). In the page
     cache: 8 (copies are CPU work that CRIU and the CUDA restore beside it also need). On disk: 16 (reads wait on the
     disk; more in flight keep it busy). Why: docs/decisions/0007-weights-cold-and-stager.md."""
-    value = os.environ.get("STASIS_STAGE_THREADS", "")
-    if value.isdigit() and int(value) > 0:
-        return int(value)
+    threads: int | None = config.get("STASIS_STAGE_THREADS")
+    if threads is not None:
+        return threads
     return 8 if resident >= _IN_MEMORY else 16
 
 
@@ -365,14 +366,13 @@ class Keeper:
     a time on stdin, each with an ``id`` that its answer lines carry. At most STASIS_PIN_WEIGHTS_MAX images (default 2)
     stay pinned, least recently used freed."""
 
-    def __init__(self, open_runtime: Callable[[str], DriverRuntime] | None = None) -> None:
+    def __init__(self, open_runtime: Callable[[str], DriverRuntime] | None = None, max_images: int = 2) -> None:
         self._open = open_runtime or self._driver_runtime
         self.drv: Driver | None = None
         self.runtimes: dict[str, DriverRuntime] = {}
         self.streams: dict[str, int] = {}
         self.images: dict[tuple[Any, ...], tuple[DriverRuntime, int]] = {}  # key -> (its runtime, pinned address)
-        max_images = os.environ.get("STASIS_PIN_WEIGHTS_MAX", "")
-        self.max_images = int(max_images) if max_images.isdigit() and int(max_images) > 0 else 2
+        self.max_images = max_images
 
     def _driver_runtime(self, gpu: str) -> DriverRuntime:
         self.drv = self.drv or Driver()
@@ -487,7 +487,7 @@ class Keeper:
             rt.release()
 
 
-def keep() -> int:
+def keep(max_images: int = 2) -> int:
     """The keeper's loop: one job per stdin line until stdin closes; a failed job answers an error line and the
     keeper goes on with the next. A pin line pins a file's image ahead (``Keeper.pin_ahead``). A line
     ``{"op": "release", "id": ...}`` frees the pinned images instead and
@@ -510,11 +510,11 @@ def keep() -> int:
                 if isinstance(raw, dict) and raw.get("op") == "go":
                     continue
                 if isinstance(raw, dict) and raw.get("op") == "pin":
-                    keeper = keeper or Keeper()
+                    keeper = keeper or Keeper(max_images=max_images)
                     keeper.pin_ahead(parse_job(line, socket_needed=False))
                     continue
                 job = parse_job(line)
-                keeper = keeper or Keeper()
+                keeper = keeper or Keeper(max_images=max_images)
                 keeper.serve(job, functools.partial(_wait_go, lines, job_id))
             except StasisEngineError as e:
                 _emit({"event": "error", "id": job_id, "error": e.to_dict()})
@@ -527,9 +527,19 @@ def keep() -> int:
     return 0
 
 
+def _max_images(args: list[str]) -> int:
+    """``--max-images N`` (the daemon passes its STASIS_PIN_WEIGHTS_MAX), else 2."""
+    if not args:
+        return 2
+    if len(args) == 2 and args[0] == "--max-images" and args[1].isdigit() and int(args[1]) > 0:
+        return int(args[1])
+    raise StasisEngineError("bad_argument", f"stage --keep takes --max-images N (N >= 1), not {' '.join(args)!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    if (sys.argv[1:] if argv is None else argv) == ["--keep"]:
-        return keep()
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--keep"]:
+        return keep(_max_images(args[1:]))
     try:
         lines = Lines(sys.stdin.fileno())
         run(parse_job(lines.next() or ""), lines)

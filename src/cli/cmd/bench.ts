@@ -48,7 +48,7 @@ export const command: CliCommand = {
     out: { type: "string", arg: "DIR", help: "also write results.json, results.md and the waterfall pictures here" },
     from: { type: "string", arg: "FILE", help: "draw an earlier run's results.json again (needs --out)" },
   },
-  async run({ values, positionals, events }) {
+  async run({ values, positionals, events, config }) {
     const from = str(values, "from");
     if (from) {
       const out = str(values, "out");
@@ -83,6 +83,7 @@ export const command: CliCommand = {
         weights: oneOf(values, "weights", WEIGHTS_MODES, DEFAULT_WEIGHTS),
         via: oneOf(values, "via", ["cli", "api"] as const, "cli"),
         out: str(values, "out"),
+        config,
         command: ["stasis", "bench", ...process.argv.slice(3)].join(" "),
       },
       events,

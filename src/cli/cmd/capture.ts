@@ -7,6 +7,7 @@ import { renderTimeline } from "../render/timeline.js";
 import { formatBytes, formatMs } from "../../text.js";
 import type { CanaryRequest } from "../../engines/engine.js";
 import type { CaptureRequest } from "../../serve/protocol.js";
+import { requestKnobs } from "../../config/config.js";
 
 export const command: CliCommand = {
   args: ["<name>"],
@@ -75,7 +76,7 @@ export const command: CliCommand = {
       help: "keep the original server running after the snapshot (listed by `stasis ps`)",
     },
   },
-  async run({ values, positionals, passthrough, events }) {
+  async run({ values, positionals, passthrough, events, config, settings }) {
     const name = positionals[0]!;
     if (passthrough.length === 0)
       throw new StasisError("E_USAGE", "missing the server's command", {
@@ -105,12 +106,16 @@ export const command: CliCommand = {
         warmupRequest,
         leaveRunning: Boolean(values["leave-running"]),
         allowFullImage: Boolean(values["allow-full-image"]),
+        // The knobs this command's user set: a daemon's capture uses them over its own settings.
+        config: requestKnobs(settings),
       };
+      // In this process, the settings read as it started.
+      const { config: _sent, ...options } = captureRequest;
       // A running `stasis serve` does the work; the server still starts from this shell's environment.
       const { daemonOr, captureViaDaemon } = await import("../../serve/client.js");
       const { value: result, via } = await daemonOr(
         () => captureViaDaemon({ ...captureRequest, baseEnv: definedEnv() }, events, { signal }),
-        async () => (await import("../../capture/capture.js")).capture({ ...captureRequest, signal }, events),
+        async () => (await import("../../capture/capture.js")).capture({ ...options, config, signal }, events),
       );
       const m = result.manifest;
       const bytes = m.files.reduce((a, f) => a + f.size, 0);

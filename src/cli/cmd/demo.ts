@@ -6,9 +6,9 @@ export const command: CliCommand = {
   args: [],
   help: "Captures the bundled example server (5 s cold start), restores it, and compares start times and answers.",
   options: { "startup-seconds": { type: "string", arg: "S", help: "the example server's start-up time (default 5)" } },
-  async run({ values, events }) {
+  async run({ values, events, config }) {
     const { demo } = await import("../../commands/demo.js");
-    const r = await demo({ startupSeconds: num(values, "startup-seconds", 5, { min: 0 }) }, events);
+    const r = await demo({ startupSeconds: num(values, "startup-seconds", 5, { min: 0 }), config }, events);
     const text = [
       "",
       `cold start of the example server: ${formatMs(r.coldStartMs).padStart(9)}`,

@@ -42,7 +42,7 @@ export const command: CliCommand = {
       ].join("\n"),
     },
   },
-  async run({ values, positionals, events }) {
+  async run({ values, positionals, events, config }) {
     const { signal, dispose } = interruptSignal();
     try {
       const { prefetch } = await import("../../commands/prefetch.js");
@@ -50,6 +50,7 @@ export const command: CliCommand = {
         {
           paths: positionals,
           snapshot: str(values, "snapshot"),
+          config,
           concurrency:
             values.concurrency === undefined ? undefined : num(values, "concurrency", 0, { min: 1, max: 256 }),
           chunkBytes:

@@ -15,7 +15,7 @@ export const command: CliCommand = {
     endpoint: endpointOption,
     force: { type: "boolean", help: "pull despite a fingerprint mismatch" },
   },
-  async run({ values, positionals, events }) {
+  async run({ values, positionals, events, config }) {
     const { pull } = await import("../../commands/pull.js");
     const r = await pull(
       {
@@ -23,6 +23,7 @@ export const command: CliCommand = {
         as: positionals[1],
         endpoint: values.endpoint as string | undefined,
         force: Boolean(values.force),
+        config,
       },
       events,
     );

@@ -17,10 +17,10 @@ export const command: CliCommand = {
     "AWS_REGION, or ~/.aws/credentials (AWS_PROFILE). See docs/remote.md",
   ].join("\n"),
   options: { endpoint: endpointOption },
-  async run({ values, positionals, events }) {
+  async run({ values, positionals, events, config }) {
     const { push } = await import("../../commands/push.js");
     const r = await push(
-      { name: positionals[0]!, to: positionals[1]!, endpoint: values.endpoint as string | undefined },
+      { name: positionals[0]!, to: positionals[1]!, endpoint: values.endpoint as string | undefined, config },
       events,
     );
     const text =

@@ -4,6 +4,7 @@ import { interruptSignal } from "../interrupt.js";
 import { renderTimeline } from "../render/timeline.js";
 import { formatBytes, formatMs } from "../../text.js";
 import type { RestoreRequest } from "../../serve/protocol.js";
+import { requestKnobs } from "../../config/config.js";
 import { endpointOption } from "./push.js";
 import {
   DEFAULT_MEMORY,
@@ -91,7 +92,7 @@ export const command: CliCommand = {
     "ready-timeout": { type: "string", arg: "S", help: "seconds to wait for the restored server (default 120)" },
     endpoint: endpointOption,
   },
-  async run({ values, positionals, events }) {
+  async run({ values, positionals, events, config, settings }) {
     const target = positionals[0]!;
     let name = target;
     let pulled: object | undefined;
@@ -107,7 +108,11 @@ export const command: CliCommand = {
         readyTimeoutMs: num(values, "ready-timeout", 120, { min: 1 }) * 1000,
         memory: values["lazy-pages"] ? "lazy" : oneOf(values, "memory", MEMORY_MODES, DEFAULT_MEMORY),
         weights: oneOf(values, "weights", WEIGHTS_MODES, DEFAULT_WEIGHTS),
+        // The knobs this command's user set: a daemon's restore uses them over its own settings.
+        config: requestKnobs(settings),
       };
+      // In this process, the settings read as it started.
+      const { config: _sent, ...options } = request;
       // A running `stasis serve` does the work with its code already loaded; else this process does. From a store,
       // this process: the restore runs while the snapshot arrives, unless the store here has it already.
       const { restoreViaDaemon } = await import("../../serve/client.js");
@@ -117,17 +122,17 @@ export const command: CliCommand = {
         via = "process";
         const { restoreFromRemote } = await import("../../restore/from-remote.js");
         const { pull, ...restored } = await restoreFromRemote(
-          { ...request, from: target, endpoint: str(values, "endpoint"), signal },
+          { ...options, config, from: target, endpoint: str(values, "endpoint"), signal },
           events,
         );
         r = restored;
         pulled = pull;
         name = pull.snapshot;
-      } else r = process.env.STASIS_NO_DAEMON ? undefined : await restoreViaDaemon(request, events, { signal });
+      } else r = config.noDaemon ? undefined : await restoreViaDaemon(request, events, { signal });
       if (!r) {
         via = "process";
         const { restore } = await import("../../restore/restore.js");
-        r = await restore({ ...request, signal }, events);
+        r = await restore({ ...options, config, signal }, events);
       }
       if (r.fallback) {
         const text = [

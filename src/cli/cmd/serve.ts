@@ -11,9 +11,9 @@ export const command: CliCommand = {
     "SIGTERM, serving its HTTP API (docs/api.md): list, stop, capture and restore instances, pin and release",
     "weights, Prometheus metrics at /metrics. `stasis restore`, `capture`, `ps` and `stop` then hand their work",
     "to it (set STASIS_NO_DAEMON=1 to work in-process), which saves Node's start-up and module loading on every",
-    "restore. STASIS_SERVE_CUDA=1 also keeps one CUDA worker warm for all restores (cuInit and NVML done once; not",
-    "yet measured on a GPU, so not the default). Restores run with the daemon's environment (STASIS_CRIU,",
-    "STASIS_PREFILL_WORKERS, ...); each line it logs goes to standard error.",
+    "restore. Restores and captures run with the daemon's settings (STASIS_CRIU, STASIS_PREFILL_WORKERS, ...:",
+    "docs/configuration.md), except those the command's user set, which come with its request; each line it logs",
+    "goes to standard error.",
   ].join("\n"),
   options: {
     socket: {
@@ -50,8 +50,8 @@ export const command: CliCommand = {
         "host-to-GPU copy (no file reads, no start-up); the first restore reads the file, and the",
         "image is pinned after it, unless `stasis prefetch --snapshot NAME` (POST /v1/weights/pin)",
         "pinned it ahead. Costs their size in locked RAM and a CUDA context (~0.6 GB) on",
-        "each GPU used; STASIS_SERVE_PIN_WEIGHTS=1 is the same. POST /v1/weights/release on the",
-        "socket frees that locked RAM; the keepers stay up, holding none (docs/ARCHITECTURE.md)",
+        "each GPU used (STASIS_PIN_WEIGHTS_MAX: how many it keeps). POST /v1/weights/release on",
+        "the socket frees that locked RAM; the keepers stay up, holding none (docs/ARCHITECTURE.md)",
       ].join("\n"),
     },
     park: {
@@ -62,8 +62,12 @@ export const command: CliCommand = {
         "would: restored up to the GPU, its tree stopped; a restore of it takes it (docs/parking.md)",
       ].join("\n"),
     },
+    "warm-cuda": {
+      type: "boolean",
+      help: "keep one CUDA worker warm for all restores (cuInit and NVML done once; not yet measured on a GPU)",
+    },
   },
-  async run({ values }) {
+  async run({ values, settings }) {
     const listen = str(values, "listen");
     const tokenFile = str(values, "token-file");
     if (listen !== undefined && tokenFile === undefined) {
@@ -91,10 +95,11 @@ export const command: CliCommand = {
     const { Events } = await import("../../events.js");
     try {
       const { serve } = await import("../../serve/daemon.js");
-      const pinWeights = Boolean(values["pin-weights"]) || process.env.STASIS_SERVE_PIN_WEIGHTS === "1";
+      const pinWeights = Boolean(values["pin-weights"]);
+      const warmCuda = Boolean(values["warm-cuda"]);
       const park = (str(values, "park") ?? "").split(",").filter((n) => n !== "");
       const r = await serve(
-        { socket: str(values, "socket"), signal, pinWeights, log, park, ...(tcp ? { tcp } : {}) },
+        { socket: str(values, "socket"), signal, pinWeights, warmCuda, settings, log, park, ...(tcp ? { tcp } : {}) },
         new Events(),
       );
       const text = `stasis serve: stopped after ${r.restores} restore(s) and ${r.captures} capture(s); removed ${r.socket}`;

@@ -66,6 +66,14 @@ export const SCHEMAS = {
         fix: z.string().optional(),
       }),
     ),
+    settings: z.array(
+      z.looseObject({
+        knob: z.string().describe("the STASIS_* variable"),
+        value: z.union([z.string(), z.number(), z.boolean(), z.null()]).describe("effective; null: the built-in choice"),
+        source: z.enum(["default", "env", "request"]),
+        doc: z.string(),
+      }),
+    ),
   }),
   capture: doc("capture", {
     snapshot: z.string(),
