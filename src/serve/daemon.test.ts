@@ -124,6 +124,25 @@ test("the daemon runs restores for clients: its events replay in the client, its
       value.body.error.message,
       /STASIS_WORKING_SET="sometimes" \(from the request\) is not valid: expected 1 or 0/,
     );
+    // A capture's knobs are checked the same way, before any server starts.
+    const capture = {
+      name: "x",
+      argv: ["false"],
+      cwd: "/",
+      readyUrl: "http://127.0.0.1:9/health",
+      canary: { method: "GET", path: "/" },
+    };
+    const capHome = await post(socket, JSON.stringify({ ...capture, config: { STASIS_HOME: "/tmp" } }), "/v1/captures");
+    assert.equal(capHome.status, 400);
+    assert.equal(capHome.body.error.code, "E_USAGE");
+    assert.match(capHome.body.error.message, /cannot set STASIS_HOME/);
+    const capValue = await post(
+      socket,
+      JSON.stringify({ ...capture, config: { STASIS_IO_URING_FILTER: "maybe" } }),
+      "/v1/captures",
+    );
+    assert.equal(capValue.status, 400);
+    assert.match(capValue.body.error.message, /STASIS_IO_URING_FILTER="maybe" \(from the request\) is not valid/);
 
     // Releasing pinned weights: a daemon without --pin-weights has none, and pins none.
     assert.equal(await releaseDaemonWeights({ socket }), 0);

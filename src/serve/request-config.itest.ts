@@ -3,6 +3,7 @@
  * with the working set on (its default), and `STASIS_WORKING_SET=0 stasis restore` through it records and reads
  * none, where the daemon's own environment used to decide alone. Then the same command without the variable
  * records one (so it was the request that turned it off), and a later restore reads it, unless the request says 0.
+ * A capture through the daemon is the same: `STASIS_IO_URING_FILTER=0 stasis capture` starts its server unfiltered.
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -78,6 +79,35 @@ test("STASIS_WORKING_SET=0 stasis restore, done by `stasis serve`, restores with
     assert.equal(bad.code, 2);
     assert.equal(bad.json.error.code, "E_USAGE");
     assert.match(bad.json.error.message, /STASIS_WORKING_SET="sometimes"/);
+
+    // A capture through the daemon gets its user's knobs too: with STASIS_IO_URING_FILTER=0 the daemon starts the
+    // server without the filter, so a server that opens an io_uring holds one and the capture is refused.
+    const ringPort = await freePort();
+    const ring = `http://127.0.0.1:${ringPort}`;
+    const unfiltered = await stasis(
+      [
+        "capture",
+        "ring-off",
+        "--json",
+        "--ready-url",
+        `${ring}/health`,
+        "--canary-url",
+        `${ring}/answer?q=ring`,
+        "--",
+        "python3",
+        join(EXAMPLES, "slow_server.py"),
+        "--port",
+        String(ringPort),
+        "--startup-seconds",
+        "0",
+        "--io-uring",
+      ],
+      { ...env, STASIS_IO_URING_FILTER: "0" },
+    );
+    assert.match(log, /capture "ring-off" with STASIS_IO_URING_FILTER=0 from the request/, "the daemon captured");
+    // Where this kernel refuses io_uring to everyone the server held no ring to be refused for.
+    if (unfiltered.code !== 0) assert.equal(unfiltered.json.error.code, "E_IO_URING", unfiltered.output);
+    assert.equal(existsSync(join(home, "snapshots", "ring-off")), unfiltered.code === 0);
   } finally {
     daemon.kill("SIGTERM");
   }
