@@ -14,7 +14,7 @@ import { MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../re
 export const API_SCHEMAS = z.registry<{ id: string }>();
 
 /** A restore's options as they travel: RestoreOptions without the signal (the connection is the signal). */
-export type RestoreRequest = Omit<RestoreOptions, "signal">;
+export type RestoreRequest = Omit<RestoreOptions, "signal" | "foreground">;
 
 /** What the daemon accepts as a RestoreRequest; parsed once, where the body arrives. */
 export const RestoreRequestSchema = z
@@ -28,6 +28,8 @@ export const RestoreRequestSchema = z
     readyTimeoutMs: z.number().int().positive(),
     memory: z.enum(MEMORY_MODES).optional(),
     weights: z.enum(WEIGHTS_MODES).optional(),
+    publish: z.string().min(1).optional(),
+    netns: z.string().min(1).optional(),
   })
   .register(API_SCHEMAS, { id: "RestoreRequest" }) satisfies z.ZodType<RestoreRequest, unknown>;
 
