@@ -11,7 +11,10 @@ export const LAYERS = [
   // The benchmark harness drives the commands and the daemon as a user would (`stasis bench --via api`).
   ["api", ["commands", "serve", "bench"]],
   ["pipelines", ["capture", "restore"]],
-  ["adapters", ["engines", "criu", "cuda", "pagecache", "remote", "launch", "instances", "doctor", "fingerprint"]],
+  [
+    "adapters",
+    ["engines", "criu", "cuda", "pagecache", "remote", "launch", "instances", "doctor", "fingerprint", "netns"],
+  ],
   [
     "base",
     [

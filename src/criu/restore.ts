@@ -40,6 +40,9 @@ export interface RestoreResult {
 /** How CRIU brings back anonymous memory; see MEMORY_MODES in restore/modes.ts. */
 export type CriuMemory = "copy" | "parallel" | "lazy";
 
+/** unshare's arguments for a restore: CRIU as the init of a new PID namespace, /proc and mounts its own. */
+export const UNSHARE_ARGS = ["--pid", "--fork", "--mount-proc", "--propagation", "slave"];
+
 /** Run by CRIU at each stage of the restore; tells stasis the tree has resumed. */
 const ACTION_SCRIPT = `#!/bin/sh
 umask 077
@@ -68,6 +71,12 @@ export async function criuRestore(
     started?: (pgid: number) => void;
     /** Leave the restored tree stopped (SIGSTOP): a parked instance, resumed later with SIGCONT (restore/park.ts). */
     leaveStopped?: boolean;
+    /** The command line to run CRIU's under (netns/private-shm.ts: namespaced restores); default `unshare` with
+     *  UNSHARE_ARGS. */
+    command?: (criuArgv: string[]) => string[];
+    /** Once the tree is restored, CRIU execs this in its place (`--exec-cmd`), as the namespace's init and the tree's
+     *  parent (restore/reaper.ts: a --foreground restore learns the server's exit status from it). */
+    execCmd?: string[];
   } = {},
 ): Promise<RestoreResult> {
   const started = performance.now();
@@ -112,6 +121,7 @@ export async function criuRestore(
     ...(lazy ? ["--lazy-pages"] : []),
     ...(opts.leaveStopped ? ["--leave-stopped"] : []),
     ...inherit,
+    ...(opts.execCmd ? ["--exec-cmd", "--", ...opts.execCmd] : []),
   ];
   // The fds are opened here and passed as fd 3 and 4 (unshare and CRIU inherit them); closed in finally,
   // because the child has its own copies once spawned.
@@ -122,7 +132,8 @@ export async function criuRestore(
   const ownFd = openSync(ownOutput, "a", 0o600);
   let holder;
   try {
-    holder = spawn("unshare", ["--pid", "--fork", "--mount-proc", "--propagation", "slave", criu.path, ...criuArgs], {
+    const argv = (opts.command ?? ((a) => ["unshare", ...UNSHARE_ARGS, ...a]))([criu.path, ...criuArgs]);
+    holder = spawn(argv[0]!, argv.slice(1), {
       stdio: ["ignore", ownFd, ownFd, outFd, errFd],
       detached: true,
       cwd: workDir,

@@ -2,8 +2,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createServer, type AddressInfo } from "node:net";
+import { once } from "node:events";
 import { join } from "node:path";
-import { claimRestore, holdsPartOf, portsOf, type Claim } from "./claim.js";
+import { addressesOf, claimRestore, holdsPartOf, portsOf, type Claim } from "./claim.js";
 import { instanceDir, listInstances, recordInstance, selfAsOwner } from "./instances.js";
 import { Events } from "../events.js";
 import { StasisError } from "../errors.js";
@@ -89,4 +91,37 @@ test("a restore on a parked instance's address is refused, saying it is parked b
       return true;
     },
   );
+});
+
+test("a replica in a namespace of its own holds its published port; one in a given namespace, its ports there", () => {
+  const own = { url: "http://127.0.0.1:9001", listeners: ["127.0.0.1:8000"] };
+  const placement = { netns: "own", netnsId: "own", published: "127.0.0.1:9001", innerUrl: "http://127.0.0.1:8000" };
+  assert.deepEqual([...addressesOf({ ...own, placement })], ["host:9001"]);
+  const given = { ...placement, netns: "/run/netns/a", netnsId: "net:[7]" };
+  assert.deepEqual([...addressesOf({ ...own, placement: given })].sort(), ["host:9001", "net:[7]:8000"]);
+  // Host-network instances on the captured port do not collide with a replica in a namespace of its own.
+  assert.deepEqual([...addressesOf({ url: "http://127.0.0.1:8000" })], ["host:8000"]);
+});
+
+test("--publish at a port something listens on is refused, naming it; none given, a free one is picked", async (t) => {
+  const home = mkdtempSync(join(tmpdir(), "stasis-claim-"));
+  const server = createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  t.after(() => (server.close(), rmSync(home, { recursive: true, force: true })));
+  const taken = (server.address() as AddressInfo).port;
+  const placed = async (id: string, published: string): Promise<Claim> => ({
+    ...(await claimFor(home, id, 41000, await selfAsOwner())),
+    placement: { netns: "own", netnsId: "own", published, innerUrl: "http://127.0.0.1:41000" },
+  });
+  await assert.rejects(claimRestore(await placed("a", `127.0.0.1:${taken}`), new Events(), home), (e: unknown) => {
+    assert.ok(e instanceof StasisError && e.code === "E_ADDRESS_IN_USE");
+    assert.match(e.message, new RegExp(`port ${taken} is taken`));
+    assert.match(e.hint ?? "", /--publish HOST:PORT/);
+    return true;
+  });
+  const picked = await claimRestore(await placed("b", "127.0.0.1:0"), new Events(), home);
+  assert.match(picked.placement!.published, /^127\.0\.0\.1:[1-9]\d*$/);
+  // A second restore at once picks another port: the first one's claim holds its port.
+  const other = await claimRestore(await placed("c", "127.0.0.1:0"), new Events(), home);
+  assert.notEqual(other.placement!.published, picked.placement!.published);
 });

@@ -4,6 +4,7 @@ import type { Events } from "../events.js";
 import { stasisHome } from "../home.js";
 import { refuseTakenAddress } from "../proc/address.js";
 import { isGhostFile, removeTempFiles } from "../criu/temp-files.js";
+import { freePortOn, formatAddress, parsePublish } from "../netns/publish.js";
 import {
   listInstances,
   recordInstance,
@@ -43,9 +44,13 @@ export async function claimRestore(claim: Claim, events: Events, home = stasisHo
       if (other.status === "exited") continue; // an ended server holds no address
       throw refusal(other, claim);
     }
-    // Any other process listening on one of the ports (the captured original, a server stasis did not start).
-    await refuseTakenAddress(claim.url);
-    for (const port of listenerPorts(claim.listeners)) await refuseTakenAddress(`http://127.0.0.1:${port}`);
+    // Any other process listening on one of the ports (the captured original, a server stasis did not start). A
+    // namespaced restore's server listens in its namespace: on the host it needs only its published port.
+    if (claim.placement) await claimPublished(claim, home);
+    else {
+      await refuseTakenAddress(claim.url);
+      for (const port of listenerPorts(claim.listeners)) await refuseTakenAddress(`http://127.0.0.1:${port}`);
+    }
     // A ghost file is CRIU's alone: one found here is a dead restore's. A link_remap file's old name may be another
     // program's file: left alone (CRIU then says it exists), and not this restore's to remove later either.
     const ghosts = claim.criuFiles.filter(isGhostFile);
@@ -58,6 +63,54 @@ export async function claimRestore(claim: Claim, events: Events, home = stasisHo
     claim.criuFiles = [...ghosts, ...others.filter((f) => !present.has(f))];
     return await recordInstance(claim);
   }, home);
+}
+
+/**
+ * The published address of a namespaced restore: the one asked for, refused where something listens there, or (port
+ * 0) a port free on the host that no other instance holds, picked here under the claims lock so that restores
+ * started at once never pick the same.
+ */
+async function claimPublished(claim: Claim, home: string): Promise<void> {
+  const asked = parsePublish(claim.placement!.published);
+  if (asked.port !== 0) {
+    await refuseTakenAddress(`http://${claim.placement!.published}`).catch((err: unknown) => {
+      if (!(err instanceof StasisError)) throw err;
+      throw new StasisError(err.code, err.message.replace(/, and the restored server would listen at .*$/, ""), {
+        hint: "publish the instance elsewhere (--publish HOST:PORT), or give HOST alone: stasis picks a free port",
+        details: err.details,
+      });
+    });
+    return;
+  }
+  const held = new Set<string>();
+  for (const other of await listInstances(home)) {
+    if (other.id !== claim.id) for (const a of addressesOf(other)) held.add(a);
+  }
+  for (let i = 0; i < 50; i++) {
+    const port = await freePortOn(asked.host);
+    if (held.has(`host:${port}`)) continue;
+    claim.placement!.published = formatAddress({ host: asked.host, port });
+    return;
+  }
+  throw new StasisError("E_ADDRESS_IN_USE", `found no free port on ${asked.host} to publish the instance at`, {
+    hint: "give one with --publish HOST:PORT",
+  });
+}
+
+/**
+ * The addresses an instance holds, as "SPACE:PORT": SPACE is "host" for the host's network, or the network namespace
+ * ("net:[INODE]") a restore was given with --netns. A server in a namespace of its own holds only its published port
+ * on the host: its captured ports are its namespace's alone, so replicas of one snapshot never collide there.
+ */
+export function addressesOf(inst: Pick<Instance, "url" | "listeners" | "placement">): Set<string> {
+  const p = inst.placement;
+  if (!p) return new Set([...portsOf(inst)].map((port) => `host:${port}`));
+  const out = new Set<string>();
+  const published = parsePublish(p.published).port;
+  if (published !== 0) out.add(`host:${published}`);
+  if (p.netnsId === "own") return out;
+  for (const port of portsOf({ url: p.innerUrl, listeners: inst.listeners })) out.add(`${p.netnsId}:${port}`);
+  return out;
 }
 
 /** The TCP ports an instance holds: its listeners', and its URL's. */
@@ -78,9 +131,12 @@ function listenerPorts(listeners: string[] = []): number[] {
 }
 
 /** Whether `other` holds a port or a temporary file's path the claim wants. */
-export function holdsPartOf(other: Pick<Instance, "url" | "listeners" | "criuFiles">, claim: Claim): boolean {
-  const mine = portsOf(claim);
-  return [...portsOf(other)].some((p) => mine.has(p)) || sharesGhosts(other, claim);
+export function holdsPartOf(
+  other: Pick<Instance, "url" | "listeners" | "criuFiles" | "placement">,
+  claim: Claim,
+): boolean {
+  const mine = addressesOf(claim);
+  return [...addressesOf(other)].some((a) => mine.has(a)) || sharesGhosts(other, claim);
 }
 
 function sharesGhosts(other: Pick<Instance, "criuFiles">, claim: Claim): boolean {
@@ -88,7 +144,13 @@ function sharesGhosts(other: Pick<Instance, "criuFiles">, claim: Claim): boolean
 }
 
 function describe(claim: Claim): string {
-  return `port ${[...portsOf(claim)].join(", ")}`;
+  return `port ${[...addressesOf(claim)].map(portOfAddress).join(", ")}`;
+}
+
+/** "host:8000" -> "8000"; "net:[4026532]:8000" -> "8000 in net:[4026532]". */
+function portOfAddress(a: string): string {
+  const i = a.lastIndexOf(":");
+  return a.startsWith("host:") ? a.slice(i + 1) : `${a.slice(i + 1)} in ${a.slice(0, i)}`;
 }
 
 function refusal(other: InstanceStatus, claim: Claim): StasisError {
@@ -99,7 +161,8 @@ function refusal(other: InstanceStatus, claim: Claim): StasisError {
       : other.status === "parked"
         ? `instance ${other.id} (snapshot "${other.snapshot}") is parked there by stasis serve (pid ${by})`
         : `instance ${other.id} is ${other.status} snapshot "${other.snapshot}" there (stasis process ${by})`;
-  const shared = [...portsOf(other)].filter((p) => portsOf(claim).has(p));
+  const mine = addressesOf(claim);
+  const shared = [...addressesOf(other)].filter((a) => mine.has(a)).map(portOfAddress);
   const what =
     shared.length > 0 ? `port ${shared.join(", ")}` : `${claim.criuFiles.find((f) => other.criuFiles?.includes(f))}`;
   return new StasisError("E_ADDRESS_IN_USE", `${what} is taken: ${doing}, and the restored server would need it too`, {

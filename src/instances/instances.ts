@@ -8,6 +8,7 @@ import { removePlaced, type PlacedFile } from "../criu/kept-files.js";
 import { PRIVATE_DIR, PRIVATE_FILE } from "../store/private.js";
 import { removeTempFiles } from "../criu/temp-files.js";
 import { lockFile } from "../store/lockfile.js";
+import type { InstancePlacement } from "../netns/placement.js";
 
 /** A server stasis started (captured with --leave-running) or restored, and still tracks. */
 export interface Instance {
@@ -41,6 +42,9 @@ export interface Instance {
   listeners?: string[];
   /** Files CRIU makes while it restores and removes when done (ghost files, ...: criu/temp-files.ts). */
   criuFiles?: string[];
+  /** A restore into a network namespace (`--publish`, `--netns`): the namespace, the published address and its
+   *  forwarder (netns/placement.ts). `url` is then the published one. */
+  placement?: InstancePlacement;
 }
 
 export interface InstanceStatus extends Instance {

@@ -10,6 +10,8 @@ import { claimRestore, type Claim } from "../instances/claim.js";
 import { dropRecord, instanceDir, newInstanceId, selfAsOwner } from "../instances/instances.js";
 import { supervise, type Supervisor } from "../instances/supervisor.js";
 import type { Deferred, Pipeline } from "../pipeline/pipeline.js";
+import { claimedPlacement, type Placement } from "../netns/placement.js";
+import { SHM_ROOT } from "../store/confine.js";
 
 /** A snapshot opened for a restore, its claim recorded, the restore's supervisor started. */
 export interface Claimed {
@@ -30,7 +32,12 @@ export interface Claimed {
  * logs, which error hints name). The supervisor is released when the restore ends, either way. `given`: a snapshot
  * still arriving from a store (restore/from-remote.ts), restored from its staging folder.
  */
-export async function claimSnapshot(p: Pipeline, name: string, given?: Snapshot): Promise<Claimed> {
+export async function claimSnapshot(
+  p: Pipeline,
+  name: string,
+  given?: Snapshot,
+  placement?: Placement,
+): Promise<Claimed> {
   const { events } = p;
   await prepareHome((m) => events.log(m, "warn"));
   const snap = given ?? (await openSnapshot(name));
@@ -56,6 +63,11 @@ export async function claimSnapshot(p: Pipeline, name: string, given?: Snapshot)
     listeners: snap.manifest.listeners,
     criuFiles: await criuTempFiles(join(snap.dir, "images")),
   };
+  if (placement) {
+    claim.placement = claimedPlacement(placement, snap.manifest.server.url);
+    // Its /dev/shm is its own (netns/private-shm.ts): CRIU's files there are no other restore's business.
+    claim.criuFiles = claim.criuFiles.filter((f) => !f.startsWith(SHM_ROOT + "/"));
+  }
   await claimRestore(claim, events);
   folder.keep();
   const record = p.defer("the restore's claim", () => dropRecord(claim));

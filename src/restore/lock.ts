@@ -2,6 +2,7 @@ import { stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { lockFile } from "../store/lockfile.js";
 import type { Snapshot } from "../store/store.js";
+import type { KeptFile } from "../criu/kept-files.js";
 
 /**
  * Serialises the CRIU step of concurrent restores that put files at the same paths: each restore puts its own copy of
@@ -12,8 +13,13 @@ import type { Snapshot } from "../store/store.js";
  * snapshots without such files restore concurrently. The lock file sits beside the path (`.stasis-lock-<name>`): the
  * path is the machine's, whatever STASIS_HOME each restore uses.
  */
-export async function withRestoreLock<T>(snap: Snapshot, body: () => Promise<T>): Promise<T> {
-  const files = [...new Set([...snap.manifest.linkRemaps, ...snap.manifest.shmFiles].map((f) => f.original))].sort();
+export async function withRestoreLock<T>(
+  snap: Snapshot,
+  body: () => Promise<T>,
+  onHost: KeptFile[] = [...snap.manifest.linkRemaps, ...snap.manifest.shmFiles],
+): Promise<T> {
+  // `onHost`: the kept files this restore puts on the host's paths (a namespaced one has its own /dev/shm).
+  const files = [...new Set(onHost.map((f) => f.original))].sort();
   if (files.length === 0) return body();
   const releases: (() => Promise<void>)[] = [];
   try {

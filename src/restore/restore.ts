@@ -18,6 +18,7 @@ import { restoreTree } from "./tree.js";
 import { planGpuRestore, restoreCuda } from "./cuda-restore.js";
 import { wakeEngine } from "./wake.js";
 import { handOver } from "./serving.js";
+import { resolvePlacement } from "../netns/placement.js";
 
 export { criuMemory, imagesInMemory } from "./preflight.js";
 export { stagingGpu } from "./background.js";
@@ -47,6 +48,13 @@ export interface RestoreOptions {
   /** How the weights come back (restore/modes.ts); default auto (staged beside the restore where the engine
    *  can adopt them, else refilled in place after the wake). */
   weights?: WeightsMode;
+  /** Restore into a network namespace of its own (unless `netns` gives one), published at this host address
+   *  ("HOST:PORT"; no port: a free one, netns/publish.ts). Each such restore has its own /dev/shm too. */
+  publish?: string;
+  /** Restore into this network namespace: a file (/proc/PID/ns/net, /run/netns/NAME), a pid, or net:[INODE]. */
+  netns?: string;
+  /** The server's exit status is recorded as it ends (restore/foreground.ts: `stasis restore --foreground`). */
+  foreground?: boolean;
   signal?: AbortSignal;
   /** The STASIS_* settings (config/knobs.ts): the process's, or a daemon's with a request's laid over them. */
   config: Config;
@@ -97,11 +105,12 @@ export interface ArrivingSnapshot {
 export async function restore(opts: RestoreOptions, events: Events, deps: RestoreDeps = {}): Promise<RestoreResult> {
   const timeline = recordTimeline(events);
   const started = events.t();
+  const placement = await resolvePlacement(opts);
   const interrupted = () =>
     new StasisError("E_INTERRUPTED", "restore interrupted", { hint: "nothing half-done was kept; run it again" });
   return runPipeline(events, { signal: opts.signal, interrupted }, async (p) => {
     p.defer("the timeline", timeline.stop);
-    const claimed = await p.step("open", () => claimSnapshot(p, opts.name, deps.arriving?.snap));
+    const claimed = await p.step("open", () => claimSnapshot(p, opts.name, deps.arriving?.snap, placement));
     const m = claimed.snap.manifest;
     const cuda = startCudaWorker(p, m, deps.cudaDriver);
     const here = await p.step("preflight", () => lookAround(claimed.snap, opts));
@@ -120,11 +129,11 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     const bg = startBackground(p, claimed, here, opts, deps.stager);
     try {
       if (deps.arriving) await p.step("await-images", () => deps.arriving!.criuFiles());
-      const tree = await restoreTree(p, claimed, here, opts.config);
+      const tree = await restoreTree(p, claimed, here, opts.config, opts);
       bg.staged?.go();
       if (cuda && gpuPlan) await restoreCuda(p, gpuPlan, cuda.driver, tree.pid);
       if (deps.arriving) await p.step("await-files", () => deps.arriving!.all());
-      await wakeEngine(p, claimed, tree.pid, bg.staged, opts.readyTimeoutMs);
+      await wakeEngine(p, claimed, tree.pid, bg.staged, opts.readyTimeoutMs, undefined, tree.url);
       const reads = await bg.reads.done();
       const readyMs = events.t() - started;
       const instance = await handOver(p, claimed, tree, bg, opts.config);

@@ -30,13 +30,14 @@ export async function handOver(
     origin: "restore",
     pid: tree.pid,
     nsInit: tree.nsInit,
-    url: m.server.url,
+    url: tree.url ?? m.server.url,
     createdAt: new Date().toISOString(),
     dir: claim.dir,
     stdout: claim.stdout,
     stderr: claim.stderr,
     listeners: m.listeners,
     ...(tree.shmFiles.length > 0 ? { placedFiles: tree.shmFiles } : {}),
+    ...(tree.placement ? { placement: tree.placement } : {}),
   });
   claimed.record.keep();
   for (const held of tree.held) held.keep();

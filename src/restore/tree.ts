@@ -8,6 +8,9 @@ import { timeWaitOn, waitForTimeWait } from "../proc/address.js";
 import { withRestoreLock } from "./lock.js";
 import type { Claimed } from "./claimed.js";
 import type { Here } from "./preflight.js";
+import { prepareNamespacedCriu, unixPathRaced } from "../netns/placement.js";
+import type { InstancePlacement, NamespacedRestore } from "../netns/placement.js";
+import { reaperCommand } from "./foreground.js";
 
 /** The process tree CRIU restored, and what it holds; ended should the restore fail, kept once it serves. */
 export interface RestoredTree {
@@ -19,6 +22,9 @@ export interface RestoredTree {
   shmFiles: PlacedFile[];
   /** The tree and its files, on the restore's cleanup stack. */
   held: Deferred[];
+  /** A namespaced restore (`--publish`, `--netns`): the URL it answers at from here, and its placement. */
+  url?: string;
+  placement?: InstancePlacement;
 }
 
 /**
@@ -32,45 +38,74 @@ export async function restoreTree(
   claimed: Claimed,
   here: Here,
   settings: CriuRestoreSettings,
-  opts: { leaveStopped?: boolean } = {},
+  opts: { leaveStopped?: boolean; foreground?: boolean } = {},
 ): Promise<RestoredTree> {
   const { snap, claim } = claimed;
   const m = snap.manifest;
-  return withRestoreLock(snap, async () => {
+  // A namespaced restore's /dev/shm files go to its own /dev/shm (netns/private-shm.ts), the rest to the host's; its
+  // forwarder starts now, to be told the namespace once CRIU is done.
+  let ns: NamespacedRestore | undefined;
+  let forwarder: Deferred | undefined;
+  if (claim.placement) {
+    ns = await prepareNamespacedCriu(claim.placement, snap.dir, [...m.shmFiles, ...m.linkRemaps], claim.dir);
+    forwarder = p.defer("the forwarder", ns.abort);
+  }
+  const [shmFiles, remapFiles] = ns ? [[], ns.rest] : [m.shmFiles, m.linkRemaps];
+  const criu = {
+    ...(ns ? { command: ns.command } : {}),
+    ...(opts.foreground ? { execCmd: reaperCommand(claim.dir) } : {}),
+  };
+  const restored = await withRestoreLock(snap, async () => {
     // CRIU needs the link_remap files only while it restores; the shared-memory ones while the instance lives.
-    const shm = await placeFiles(snap.dir, m.shmFiles, "shm");
+    const shm = await placeFiles(snap.dir, shmFiles, "shm");
     const shmHeld = p.defer("the shared-memory files", () => removePlaced(shm.placed));
-    let linkRemaps = await placeFiles(snap.dir, m.linkRemaps, "link-remap");
+    let linkRemaps = await placeFiles(snap.dir, remapFiles, "link-remap");
     // The record names them before CRIU runs: a restore killed from here on leaves files its reaper removes.
     const noteFiles = () => recordInstance({ ...claim, placedFiles: [...shm.placed, ...linkRemaps.placed] });
     try {
       await noteFiles();
-      let restored: CriuRestored;
-      try {
-        restored = await runCriu(p, claimed, here, settings, opts);
-      } catch (err) {
-        // A failed CRIU restore leaves nothing: after the wait, the same restore with fresh copies of the files.
-        if (!(await addressInTimeWait(err, m.listeners))) throw err;
-        await waitForTimeWait(m.listeners, p.events, { signal: p.signal });
-        await linkRemaps.remove(); // the failed attempt may have used them
-        linkRemaps = await placeFiles(snap.dir, m.linkRemaps, "link-remap");
-        await noteFiles();
-        restored = await runCriu(p, claimed, here, settings, opts);
+      let restored: CriuRestored | undefined;
+      for (let attempt = 1; !restored; attempt++) {
+        try {
+          restored = await runCriu(p, claimed, here, settings, { ...criu, leaveStopped: opts.leaveStopped });
+        } catch (err) {
+          // A failed CRIU restore leaves nothing: after the wait, the same restore with fresh copies of the files. Or
+          // a replica's CRIU raced another's on a unix socket's path (placement.ts): again after a moment, a few
+          // times (three or more replicas at once can collide more than once).
+          const raced = ns !== undefined && attempt < RACED_ATTEMPTS && unixPathRaced(err);
+          if (!raced && (attempt > 1 || !(await addressInTimeWait(err, m.listeners)))) throw err;
+          if (raced) await new Promise((r) => setTimeout(r, 50 + Math.random() * 200));
+          else await waitForTimeWait(m.listeners, p.events, { signal: p.signal });
+          await linkRemaps.remove(); // the failed attempt may have used them
+          linkRemaps = await placeFiles(snap.dir, remapFiles, "link-remap");
+          await noteFiles();
+        }
       }
       const tree = p.defer("the restored process tree", () => killTree(restored.pid, 1_000, restored.nsInit));
       return { pid: restored.pid, nsInit: restored.nsInit, shmFiles: shm.placed, held: [shmHeld, tree] };
     } finally {
       await linkRemaps.remove();
+      await ns?.done();
     }
-  });
+  }, [...shmFiles, ...remapFiles]);
+  if (!ns) return restored;
+  const published = await ns.publish(restored.nsInit, p.events);
+  return { ...restored, ...published, held: [...restored.held, forwarder!] };
 }
+
+/** How many times a namespaced restore runs CRIU while it keeps racing other replicas on a unix socket's path. */
+const RACED_ATTEMPTS = 5;
 
 function runCriu(
   p: Pipeline,
   { snap, claim, supervisor }: Claimed,
   { criu, memory, prefetch }: Here,
   settings: CriuRestoreSettings,
-  { leaveStopped }: { leaveStopped?: boolean },
+  { leaveStopped, ...how }: {
+    leaveStopped?: boolean;
+    command?: (criuArgv: string[]) => string[];
+    execCmd?: string[];
+  },
 ): Promise<CriuRestored> {
   const m = snap.manifest;
   const logs = {
@@ -85,8 +120,9 @@ function runCriu(
       criuRestore(criu, join(snap.dir, "images"), claim.dir, logs, settings, {
         signal: p.signal,
         memory,
-        leaveStopped,
         started: (pgid) => supervisor.group(pgid),
+        leaveStopped,
+        ...how,
       }),
     (r) =>
       r.prefill

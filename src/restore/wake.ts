@@ -28,6 +28,8 @@ export async function wakeEngine(
   staged: StagedWeights | undefined,
   readyTimeoutMs: number,
   asleep: Asleep = { state: snap.manifest.engine.state, dir: snap.dir, timers: true },
+  /** Where the server answers from here: the captured URL, or the published one of a namespaced restore. */
+  baseUrl = snap.manifest.server.url,
 ): Promise<void> {
   const m = snap.manifest;
   const engine = engineFor(m.engine.kind);
@@ -35,7 +37,7 @@ export async function wakeEngine(
   const watch = setInterval(() => void isRunning(root).then((r) => (alive = r)), 100);
   const watching = p.defer("the watch on the restored tree", () => clearInterval(watch));
   const ctx: EngineContext = {
-    baseUrl: m.server.url,
+    baseUrl,
     events: p.events,
     signal: p.signal,
     alive: () => alive,

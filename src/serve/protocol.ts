@@ -15,11 +15,11 @@ import { MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../re
 export const API_SCHEMAS = z.registry<{ id: string }>();
 
 /**
- * A restore's options as they travel: RestoreOptions without the signal (the connection is the signal), and instead
- * of the whole configuration the STASIS_* knobs the client's user set (`requestKnobs`, raw text by variable name:
- * `{"STASIS_WORKING_SET": "0"}`), which the daemon lays over its own settings for this restore (`withRequest`).
+ * A restore's options as they travel: RestoreOptions without the signal (the connection is the signal) or foreground,
+ * and instead of the whole configuration the STASIS_* knobs the client's user set (`requestKnobs`, raw text by
+ * variable name: `{"STASIS_WORKING_SET": "0"}`), which the daemon lays over its own settings (`withRequest`).
  */
-export type RestoreRequest = Omit<RestoreOptions, "signal" | "config"> & { config?: RequestKnobs };
+export type RestoreRequest = Omit<RestoreOptions, "signal" | "foreground" | "config"> & { config?: RequestKnobs };
 
 /** The STASIS_* knobs a client's user set, raw text by variable name; checked where the daemon lays them over. */
 const RequestKnobsSchema = z
@@ -38,6 +38,8 @@ export const RestoreRequestSchema = z
     readyTimeoutMs: z.number().int().positive(),
     memory: z.enum(MEMORY_MODES).optional(),
     weights: z.enum(WEIGHTS_MODES).optional(),
+    publish: z.string().min(1).optional(),
+    netns: z.string().min(1).optional(),
     // Checked knob by knob where the daemon lays them over its own (config.ts `withRequest`).
     config: RequestKnobsSchema.optional(),
   })

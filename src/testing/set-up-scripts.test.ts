@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { REPO } from "./cli.js";
 import { earlyReaders } from "./pipefail-lint.js";
 
-const SCRIPT_DIRS = ["scripts", "gpu", "gpu/suites", "gpu/vllm", "gpu/vllm/device", "bench", "examples/vllm-tiny"];
+const SCRIPT_DIRS = ["scripts", "gpu", "gpu/suites", "gpu/vllm", "gpu/vllm/device", "bench", "examples/vllm-tiny", "deploy/container"];
 const scripts = [
   "setup.sh",
   ".ci/run",

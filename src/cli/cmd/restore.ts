@@ -5,6 +5,9 @@ import { renderTimeline } from "../render/timeline.js";
 import { formatBytes, formatMs } from "../../text.js";
 import type { RestoreRequest } from "../../serve/protocol.js";
 import { requestKnobs } from "../../config/config.js";
+import type { Events } from "../../events.js";
+import type { CliResult } from "../registry.js";
+import type { RestoreOptions } from "../../restore/restore.js";
 import { endpointOption } from "./push.js";
 import {
   DEFAULT_MEMORY,
@@ -90,6 +93,34 @@ export const command: CliCommand = {
       ].join("\n"),
     },
     "ready-timeout": { type: "string", arg: "S", help: "seconds to wait for the restored server (default 120)" },
+    publish: {
+      type: "string",
+      arg: "ADDR",
+      help: [
+        "restore into a network namespace (and /dev/shm) of its own, reachable at host address",
+        "ADDR (HOST:PORT; a forwarder relays to the captured address inside): many replicas of",
+        "one snapshot side by side. HOST alone (or HOST:0): a free port, in the instance's URL",
+      ].join("\n"),
+    },
+    netns: {
+      type: "string",
+      arg: "PATH|PID",
+      help: [
+        "restore into this network namespace (/proc/PID/ns/net, /run/netns/NAME, a pid, or",
+        "net:[INODE]: a Kubernetes pod's, a container's), with a /dev/shm of its own; it answers",
+        "at the namespace's addresses. With --publish also at that host address, else on",
+        "a free 127.0.0.1 port (for the canary and `stasis ps`). See docs/kubernetes.md",
+      ].join("\n"),
+    },
+    foreground: {
+      type: "boolean",
+      help: [
+        "stay with the restored server: pass SIGTERM/SIGINT/SIGHUP on to it, exit with its",
+        "exit status (128+N for signal N), tell systemd READY=1 after the canary",
+        "($NOTIFY_SOCKET). For a systemd service or a container's main process. Restores in",
+        "this process, never through `stasis serve`",
+      ].join("\n"),
+    },
     endpoint: endpointOption,
   },
   async run({ values, positionals, events, config, settings }) {
@@ -108,11 +139,22 @@ export const command: CliCommand = {
         readyTimeoutMs: num(values, "ready-timeout", 120, { min: 1 }) * 1000,
         memory: values["lazy-pages"] ? "lazy" : oneOf(values, "memory", MEMORY_MODES, DEFAULT_MEMORY),
         weights: oneOf(values, "weights", WEIGHTS_MODES, DEFAULT_WEIGHTS),
+        ...(values.publish === undefined ? {} : { publish: str(values, "publish") }),
+        ...(values.netns === undefined ? {} : { netns: str(values, "netns") }),
         // The knobs this command's user set: a daemon's restore uses them over its own settings.
         config: requestKnobs(settings),
       };
       // In this process, the settings read as it started.
       const { config: _sent, ...options } = request;
+      if (values.foreground) {
+        if (target.startsWith("s3://")) {
+          const { StasisError } = await import("../../errors.js");
+          throw new StasisError("E_USAGE", "--foreground restores a snapshot of this store, not one from s3://", {
+            hint: "`stasis pull` it first, then `stasis restore NAME --foreground`",
+          });
+        }
+        return await restoreInForeground({ ...options, config }, signal, events, dispose);
+      }
       // A running `stasis serve` does the work with its code already loaded; else this process does. From a store,
       // this process: the restore runs while the snapshot arrives, unless the store here has it already.
       const { restoreViaDaemon } = await import("../../serve/client.js");
@@ -164,4 +206,44 @@ export const command: CliCommand = {
 function takenLine(t: { id: string; hibernated: boolean; parkMs: number }): string {
   const how = t.hibernated ? `woken from hibernation (hibernating took ${formatMs(t.parkMs)})` : `taken parked (parking took ${formatMs(t.parkMs)}, ahead)`;
   return `served by parked instance ${t.id}: ${how}`;
+}
+
+/**
+ * `--foreground`: restores in this process (the server's exit status reaches this process only from the reaper that
+ * its restore sets up), then stays with the server until it ends and exits with its status.
+ */
+async function restoreInForeground(
+  request: Omit<RestoreOptions, "signal" | "foreground">,
+  signal: AbortSignal,
+  events: Events,
+  dispose: () => void,
+): Promise<CliResult> {
+  const { restore } = await import("../../restore/restore.js");
+  const { stayInForeground, exitStatusOf } = await import("../../restore/foreground.js");
+  const r = await restore({ ...request, foreground: true, signal }, events);
+  if (r.fallback) {
+    // A server started the ordinary way has no reaper: it is stopped, and the failure to restore said.
+    const { stopInstance, findInstance } = await import("../../instances/instances.js");
+    await stopInstance(await findInstance(r.instance.id), 10_000);
+    const { StasisError } = await import("../../errors.js");
+    throw new StasisError("E_USAGE", `--foreground cannot follow a --fallback warm start (${r.fallback.reason})`, {
+      hint: "leave out --fallback with --foreground",
+    });
+  }
+  dispose(); // from here on, SIGINT and SIGTERM are the server's
+  events.log(
+    `restored "${request.name}" as instance ${r.instance.id} (pid ${r.instance.pid}) serving at ${r.instance.url}: ` +
+      `ready and canary matched in ${formatMs(r.readyMs)}; staying in the foreground`,
+  );
+  const exit = await stayInForeground(r.instance, events);
+  const how = exit.lost
+    ? "its namespace ended without a status (killed)"
+    : exit.signal !== undefined
+      ? `killed by signal ${exit.signal}`
+      : `exited with status ${exit.code}`;
+  return {
+    data: { ...r, via: "process", exit },
+    text: `${renderTimeline(r.phases, r.readyMs)}\n\nthe server of instance ${r.instance.id} ${how}`,
+    exitCode: exitStatusOf(exit),
+  };
 }

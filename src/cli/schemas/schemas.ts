@@ -41,6 +41,14 @@ const restored = {
     .optional()
     .describe("set when a parked instance served the restore (`stasis park`, `stasis hibernate`): readyMs is the take's"),
   pull: z.looseObject(pulled).optional().describe("restore s3://...: what the pull before the restore did"),
+  exit: z
+    .looseObject({
+      code: z.number().int().optional(),
+      signal: z.number().int().optional(),
+      lost: z.boolean().optional(),
+    })
+    .optional()
+    .describe("restore --foreground: how the server ended (stasis exits with code, or 128 + signal)"),
 };
 
 /** A parked instance, as `stasis serve` holds it (src/serve/protocol.ts's ParkedView). */

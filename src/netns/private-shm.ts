@@ -1,0 +1,64 @@
+import { chmod, copyFile, mkdir } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import type { KeptFile } from "../criu/kept-files.js";
+import { isPlainName, resolveInSnapshot, SHM_ROOT } from "../store/confine.js";
+import { PRIVATE_DIR } from "../store/private.js";
+import { UNSHARE_ARGS } from "../criu/restore.js";
+
+/**
+ * A namespaced restore's /dev/shm is a tmpfs of its own, mounted in the restore's mount namespace before CRIU runs:
+ * vLLM names its shared-memory queues after nothing a second replica would change, so two replicas of one snapshot
+ * sharing the host's /dev/shm would open each other's queues. The snapshot's files for /dev/shm (its shared-memory
+ * files, and link_remap files kept there) are copied into `stageDir` here; the restore's set-up script copies them
+ * into the fresh tmpfs (criuIsolation), and the namespace's end takes them all away.
+ *
+ * Returns the files staged and the rest (kept files elsewhere, placed on the host as ever).
+ */
+export async function stageSharedMemory(
+  snapshotDir: string,
+  kept: KeptFile[],
+  stageDir: string,
+): Promise<{ staged: KeptFile[]; rest: KeptFile[] }> {
+  const staged = kept.filter((k) => dirname(k.original) === SHM_ROOT && isPlainName(basename(k.original)));
+  const rest = kept.filter((k) => !staged.includes(k));
+  await mkdir(stageDir, { recursive: true, mode: PRIVATE_DIR });
+  for (const k of staged) {
+    const to = join(stageDir, basename(k.original));
+    await copyFile(await resolveInSnapshot(snapshotDir, k.file), to);
+    if (k.mode !== undefined) await chmod(to, k.mode); // CRIU checks the mode against the one it dumped
+  }
+  return { staged, rest };
+}
+
+/** What criu/restore.ts runs CRIU inside, for a namespaced restore. */
+export interface CriuIsolation {
+  /** Join this network namespace (a file); without it the restore makes a new one. */
+  joinNetns?: string;
+  /** Files to copy into the private /dev/shm. */
+  shmFrom: string;
+}
+
+/**
+ * The shell script run as the new PID namespace's init before it becomes CRIU (`exec "$@"`): loopback up (a fresh
+ * namespace has it down, and the server's 127.0.0.1 listener could not be restored), a tmpfs of its own on /dev/shm
+ * in the restore's mount namespace (private to it: unshare made the host's mounts its slaves), the snapshot's
+ * shared-memory files copied in.
+ */
+export function isolationScript(iso: CriuIsolation): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return [
+    "set -e",
+    "ip link set lo up",
+    "mount -t tmpfs -o mode=1777,nosuid,nodev stasis-shm /dev/shm",
+    `cp -a ${q(iso.shmFrom)}/. /dev/shm/`,
+    'exec "$@"',
+  ].join("\n");
+}
+
+/** The command CRIU's restore runs under: unshare (PID, mount and, unless joining one, network namespaces). */
+export function isolatedCommand(iso: CriuIsolation, criuArgv: string[]): string[] {
+  const unshare = ["unshare", ...(iso.joinNetns ? [] : ["--net"]), ...UNSHARE_ARGS];
+  const inner = ["sh", "-c", isolationScript(iso), "stasis-restore", ...criuArgv];
+  // nsenter execs unshare (no --fork: only entering a PID namespace needs one), so the holder's pid stays unshare's.
+  return iso.joinNetns ? ["nsenter", `--net=${iso.joinNetns}`, "--", ...unshare, ...inner] : [...unshare, ...inner];
+}
