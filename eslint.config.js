@@ -6,7 +6,13 @@ import tseslint from "typescript-eslint";
 import { plugin as stasis } from "./scripts/lint/layers.mjs";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", ".gpu-bundle/", "python/"] },
+  // What git ignores holds no code of ours (.venv has torch's own JavaScript): left alone, as prettier leaves it.
+  {
+    ignores: [
+      "dist/", "node_modules/", ".gpu-bundle/", "python/", ".venv/", ".cache/", ".whl/", ".gl/", ".vllm-gpu/",
+      ".mypy_cache/", ".ruff_cache/", ".pytest_cache/",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
