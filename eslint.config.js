@@ -9,8 +9,18 @@ export default tseslint.config(
   // What git ignores holds no code of ours (.venv has torch's own JavaScript): left alone, as prettier leaves it.
   {
     ignores: [
-      "dist/", "node_modules/", ".gpu-bundle/", "python/", ".venv/", ".cache/", ".whl/", ".gl/", ".vllm-gpu/",
-      ".mypy_cache/", ".ruff_cache/", ".pytest_cache/",
+      "dist/",
+      "node_modules/",
+      ".gpu-bundle/",
+      "python/",
+      ".venv/",
+      ".cache/",
+      ".whl/",
+      ".gl/",
+      ".vllm-gpu/",
+      ".mypy_cache/",
+      ".ruff_cache/",
+      ".pytest_cache/",
     ],
   },
   js.configs.recommended,

@@ -19,9 +19,13 @@ if (stamped.length < 2) {
   console.log(`${path}: no timestamped lines (CRIU logs them at -v4)`);
   process.exit(0);
 }
-const gaps = stamped.slice(1).map((l, i) => ({ ms: (l.t - stamped[i].t) * 1000, at: stamped[i].t, before: stamped[i].text, line: l.text }));
+const gaps = stamped
+  .slice(1)
+  .map((l, i) => ({ ms: (l.t - stamped[i].t) * 1000, at: stamped[i].t, before: stamped[i].text, line: l.text }));
 gaps.sort((a, b) => b.ms - a.ms);
 console.log(`${path}: ${stamped.length} lines over ${((stamped.at(-1).t - stamped[0].t) * 1000).toFixed(1)} ms`);
 for (const g of gaps.slice(0, Number(topArg ?? 12))) {
-  console.log(`${g.ms.toFixed(1).padStart(8)} ms at ${g.at.toFixed(3)}s  after: ${g.before.slice(0, 90)}\n${" ".repeat(22)}until: ${g.line.slice(0, 90)}`);
+  console.log(
+    `${g.ms.toFixed(1).padStart(8)} ms at ${g.at.toFixed(3)}s  after: ${g.before.slice(0, 90)}\n${" ".repeat(22)}until: ${g.line.slice(0, 90)}`,
+  );
 }

@@ -6,7 +6,10 @@
 import { readFileSync } from "node:fs";
 
 const rows = process.argv.slice(2).flatMap((f) =>
-  readFileSync(f, "utf8").split("\n").filter(Boolean).map((l) => ({ file: f, ...JSON.parse(l) })),
+  readFileSync(f, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => ({ file: f, ...JSON.parse(l) })),
 );
 const ms = (x) => (x === undefined ? "" : x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x} ms`);
 const phase = (list, name) => (list ?? []).find((p) => p.name === name);

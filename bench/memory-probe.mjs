@@ -5,7 +5,9 @@
 import { existsSync, readFileSync } from "node:fs";
 
 // The built CLI: this checkout's dist/, or the GPU harness's unpacked copy (gpu/run.sh).
-const dist = [new URL("../dist/", import.meta.url).pathname, "/opt/stasis/app/dist/"].find((d) => existsSync(d + "cuda/driver.js"));
+const dist = [new URL("../dist/", import.meta.url).pathname, "/opt/stasis/app/dist/"].find((d) =>
+  existsSync(d + "cuda/driver.js"),
+);
 if (!dist) throw new Error("no built stasis found: run `npm run build` first");
 const { CudaDriver } = await import(dist + "cuda/driver.js");
 const { cudaProcesses, checkpointAll, restoreAll } = await import(dist + "cuda/tree.js");
@@ -28,7 +30,8 @@ const show = (title, vmas, top = 12) => {
   const list = [...vmas.values()].sort((a, b) => b.dirty - a.dirty);
   const total = list.reduce((a, v) => a + v.dirty, 0);
   console.log(`${title}: private dirty ${(total / 1e6).toFixed(0)} MB in ${list.length} mappings; largest:`);
-  for (const v of list.slice(0, top)) if (v.dirty > 1e6) console.log(`  ${(v.dirty / 1e6).toFixed(1).padStart(8)} MB  ${v.range}  ${v.name}`);
+  for (const v of list.slice(0, top))
+    if (v.dirty > 1e6) console.log(`  ${(v.dirty / 1e6).toFixed(1).padStart(8)} MB  ${v.range}  ${v.name}`);
   return total;
 };
 const driver = await CudaDriver.start();

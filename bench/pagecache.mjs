@@ -18,7 +18,19 @@
 // --concurrency N,M (stasis's default only), --chunk-mib N,M (stasis's default only), --dd-streams N,M (files,
 // 2 x files), --no-hot, --keep (keep the set).
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { randomFillSync } from "node:crypto";
 import { availableParallelism, cpus, hostname, release, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -65,7 +77,8 @@ function die(msg) {
 }
 function sh(cmd) {
   const r = spawnSync("sh", ["-c", cmd], { encoding: "utf8", maxBuffer: 64 * MiB });
-  if (r.status !== 0) throw new Error(`\`${cmd}\` failed (${r.status}): ${r.stderr.trim().split("\n").slice(-3).join(" / ")}`);
+  if (r.status !== 0)
+    throw new Error(`\`${cmd}\` failed (${r.status}): ${r.stderr.trim().split("\n").slice(-3).join(" / ")}`);
   return r.stdout;
 }
 const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
@@ -81,9 +94,11 @@ try {
   die(`cannot drop the page cache (${err.code}): run as root, cold cases need \`${DROP}\``);
 }
 mkdirSync(a.dir, { recursive: true });
-if (statfsSync(a.dir).type === TMPFS_MAGIC) die(`${a.dir} is on tmpfs: it is always "in memory"; pick a folder on a disk with --dir`);
+if (statfsSync(a.dir).type === TMPFS_MAGIC)
+  die(`${a.dir} is on tmpfs: it is always "in memory"; pick a folder on a disk with --dir`);
 const stasisCmd = a.stasis ?? `${q(process.execPath)} ${q(join(REPO, "dist", "cli", "main.js"))}`;
-if (!a.stasis && !existsSync(join(REPO, "dist", "cli", "main.js"))) die("dist/cli/main.js is missing: run `npm run build`, or pass --stasis CMD");
+if (!a.stasis && !existsSync(join(REPO, "dist", "cli", "main.js")))
+  die("dist/cli/main.js is missing: run `npm run build`, or pass --stasis CMD");
 const vmtouch = a.vmtouch ?? which("vmtouch");
 if (a.vmtouch && !existsSync(a.vmtouch)) die(`--vmtouch ${a.vmtouch}: no such file`);
 
@@ -100,7 +115,13 @@ function blockDevice(dir) {
   } catch {
     /* keep MAJ:MIN */
   }
-  return { device: name, readAheadKb: Number(read("read_ahead_kb")), maxSectorsKb: Number(read("max_sectors_kb")), rotational: read("rotational") === "1", scheduler: read("scheduler") };
+  return {
+    device: name,
+    readAheadKb: Number(read("read_ahead_kb")),
+    maxSectorsKb: Number(read("max_sectors_kb")),
+    rotational: read("rotational") === "1",
+    scheduler: read("scheduler"),
+  };
 }
 
 const system = {
@@ -121,7 +142,10 @@ const files = Array.from({ length: nFiles }, (_, i) => join(a.dir, `f${String(i)
 const need = files.filter((f) => !existsSync(f) || statSync(f).size !== fileBytes);
 if (need.length > 0) {
   const free = statfsSync(a.dir).bavail * statfsSync(a.dir).bsize;
-  if (free < need.length * fileBytes + 1024 * MiB) die(`${a.dir} has ${(free / 2 ** 30).toFixed(1)} GiB free; the set needs ${((need.length * fileBytes) / 2 ** 30).toFixed(1)} GiB more`);
+  if (free < need.length * fileBytes + 1024 * MiB)
+    die(
+      `${a.dir} has ${(free / 2 ** 30).toFixed(1)} GiB free; the set needs ${((need.length * fileBytes) / 2 ** 30).toFixed(1)} GiB more`,
+    );
   console.error(`writing ${need.length} x ${sizeMiB} MiB of random data to ${a.dir} ...`);
   const block = Buffer.alloc(8 * MiB);
   for (const f of need) {
@@ -143,7 +167,11 @@ function ddCommand(streams) {
   const slices = Math.max(1, Math.round(streams / nFiles));
   const slice = Math.ceil(fileBytes / slices);
   const parts = files.flatMap((f) =>
-    Array.from({ length: slices }, (_, k) => `dd if=${q(f)} of=/dev/null bs=8M iflag=skip_bytes,count_bytes skip=${k * slice} count=${slice} status=none &`),
+    Array.from(
+      { length: slices },
+      (_, k) =>
+        `dd if=${q(f)} of=/dev/null bs=8M iflag=skip_bytes,count_bytes skip=${k * slice} count=${slice} status=none &`,
+    ),
   );
   return { streams: files.length * slices, cmd: `${parts.join(" ")} wait` };
 }
@@ -165,11 +193,16 @@ for (const kind of a["no-hot"] ? ["cold"] : ["cold", "hot"]) {
         // "populate-large": populate with --large-folios (the page cache in 2 MiB folios).
         const how = s === "populate-large" ? "--strategy populate --large-folios" : `--strategy ${s}`;
         const flags = `${how}${c ? ` --concurrency ${c}` : ""}${m ? ` --chunk-mib ${m}` : ""}`;
-        addCase(`stasis prefetch ${flags}`, kind, `${stasisCmd} prefetch ${fileList} ${flags} --json`, { stasis: true });
+        addCase(`stasis prefetch ${flags}`, kind, `${stasisCmd} prefetch ${fileList} ${flags} --json`, {
+          stasis: true,
+        });
       }
     }
   }
-  if (kind === "hot") addCase("stasis prefetch --skip-resident", kind, `${stasisCmd} prefetch ${fileList} --skip-resident --json`, { stasis: true });
+  if (kind === "hot")
+    addCase("stasis prefetch --skip-resident", kind, `${stasisCmd} prefetch ${fileList} --skip-resident --json`, {
+      stasis: true,
+    });
 }
 
 function residentFraction() {
@@ -178,7 +211,10 @@ function residentFraction() {
 }
 /** The set's disk's reads so far, from /proc/diskstats: [reads completed, bytes]. */
 function diskReads() {
-  const line = readFileSync("/proc/diskstats", "utf8").split("\n").map((l) => l.trim().split(/\s+/)).find((f) => f[2] === system.disk.device);
+  const line = readFileSync("/proc/diskstats", "utf8")
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .find((f) => f[2] === system.disk.device);
   return line ? [Number(line[3]), Number(line[5]) * 512] : undefined;
 }
 function runCase(c) {
@@ -195,13 +231,22 @@ function runCase(c) {
   if (c.stasis) {
     const j = JSON.parse(out);
     const stasisMs = j.durationMs ?? j.ms; // `ms` before stasis.prefetch/v1
-    Object.assign(run, { stasisMs, threads: j.concurrency, bytesRead: j.bytesRead, bytesAlreadyResident: j.bytesAlreadyResident });
+    Object.assign(run, {
+      stasisMs,
+      threads: j.concurrency,
+      bytesRead: j.bytesRead,
+      bytesAlreadyResident: j.bytesAlreadyResident,
+    });
   }
   c.runs.push(run);
-  console.error(`  ${c.kind.padEnd(4)} ${c.name.padEnd(44)} ${(ms / 1000).toFixed(2).padStart(6)} s ${run.gbps.toFixed(2).padStart(7)} GB/s  resident after ${(run.residentAfter * 100).toFixed(0)}%`);
+  console.error(
+    `  ${c.kind.padEnd(4)} ${c.name.padEnd(44)} ${(ms / 1000).toFixed(2).padStart(6)} s ${run.gbps.toFixed(2).padStart(7)} GB/s  resident after ${(run.residentAfter * 100).toFixed(0)}%`,
+  );
 }
 
-console.error(`${system.label}: ${system.cores} cores, kernel ${system.kernel}, ${system.disk.device} (read_ahead_kb ${system.disk.readAheadKb})`);
+console.error(
+  `${system.label}: ${system.cores} cores, kernel ${system.kernel}, ${system.disk.device} (read_ahead_kb ${system.disk.readAheadKb})`,
+);
 console.error(`set: ${nFiles} x ${sizeMiB} MiB in ${a.dir}; cold cases run after \`${DROP}\``);
 for (let round = 1; round <= repeat; round++) {
   console.error(`round ${round}/${repeat}`);
@@ -241,11 +286,21 @@ for (const kind of ["cold", "hot"]) {
     if (vm) c.vsVmtouch = c.medianGbps / vm.medianGbps;
   }
 }
-const result = { system, set: { dir: a.dir, files: nFiles, fileBytes, totalBytes }, repeat, dropCaches: DROP, stasis: stasisCmd, vmtouch: vmtouch ?? null, cases, summary };
+const result = {
+  system,
+  set: { dir: a.dir, files: nFiles, fileBytes, totalBytes },
+  repeat,
+  dropCaches: DROP,
+  stasis: stasisCmd,
+  vmtouch: vmtouch ?? null,
+  cases,
+  summary,
+};
 
 const f2 = (x) => (x === undefined ? "" : x.toFixed(2));
-const rows = cases.map((c) =>
-  `| ${c.kind} | ${c.name} | ${f2(c.medianMs / 1000)} | ${f2(c.medianGbps)} | ${f2(c.bestGbps)} | ${c.medianStasisMs === undefined ? "" : f2(c.medianStasisMs / 1000)} | ${f2(c.vsBestParallel)}x | ${c.vsVmtouch === undefined ? "" : `${f2(c.vsVmtouch)}x`} | ${(c.minResidentAfter * 100).toFixed(0)}% | ${c.kind === "cold" && c.medianMeanReadKiB !== undefined ? c.medianMeanReadKiB.toFixed(0) : ""} |`,
+const rows = cases.map(
+  (c) =>
+    `| ${c.kind} | ${c.name} | ${f2(c.medianMs / 1000)} | ${f2(c.medianGbps)} | ${f2(c.bestGbps)} | ${c.medianStasisMs === undefined ? "" : f2(c.medianStasisMs / 1000)} | ${f2(c.vsBestParallel)}x | ${c.vsVmtouch === undefined ? "" : `${f2(c.vsVmtouch)}x`} | ${(c.minResidentAfter * 100).toFixed(0)}% | ${c.kind === "cold" && c.medianMeanReadKiB !== undefined ? c.medianMeanReadKiB.toFixed(0) : ""} |`,
 );
 const verdict = (kind) => {
   const s = summary[kind];

@@ -3,7 +3,16 @@
 //   node bench/phase-table.mjs label=file.json ...
 import { readFileSync } from "node:fs";
 
-const cols = ["open", "criu-restore", "prefetch+verify", "cuda-restore", "wake-weights", "refill-weights", "wake-kv-cache", "canary"];
+const cols = [
+  "open",
+  "criu-restore",
+  "prefetch+verify",
+  "cuda-restore",
+  "wake-weights",
+  "refill-weights",
+  "wake-kv-cache",
+  "canary",
+];
 const rows = [["variant", "ready", ...cols]];
 for (const arg of process.argv.slice(2)) {
   const [label, file] = arg.includes("=") ? arg.split("=") : [arg, arg];
@@ -25,5 +34,6 @@ for (const arg of process.argv.slice(2)) {
   rows.push([label, `${Math.round(r.readyMs)}`, ...cols.map(ms)]);
 }
 const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-for (const r of rows) console.log(r.map((c, i) => (c ?? "").padStart(i ? widths[i] : 0).padEnd(i ? 0 : widths[0])).join("  "));
+for (const r of rows)
+  console.log(r.map((c, i) => (c ?? "").padStart(i ? widths[i] : 0).padEnd(i ? 0 : widths[0])).join("  "));
 console.log("(ms; ready is the CLI's own clock, without Node's start-up)");

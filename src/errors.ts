@@ -112,7 +112,10 @@ export function stasisErrorFromJSON(j: Record<string, unknown>): StasisError {
 export function asStasisError(err: unknown): StasisError {
   if (err instanceof StasisError) return err;
   if (err instanceof Error && err.name === "AbortError") {
-    return new StasisError("E_INTERRUPTED", "interrupted", { cause: err, hint: "nothing half-done was kept; run it again" });
+    return new StasisError("E_INTERRUPTED", "interrupted", {
+      cause: err,
+      hint: "nothing half-done was kept; run it again",
+    });
   }
   const errno = (err as NodeJS.ErrnoException | undefined)?.code;
   if (errno === "ENOSPC" || errno === "EDQUOT") {

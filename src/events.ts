@@ -11,7 +11,15 @@
  */
 export type StasisEvent =
   | { type: "phase-start"; phase: string; t: number }
-  | { type: "phase-end"; phase: string; t: number; ms: number; ok: boolean; bytes?: number; detail?: Record<string, unknown> }
+  | {
+      type: "phase-end";
+      phase: string;
+      t: number;
+      ms: number;
+      ok: boolean;
+      bytes?: number;
+      detail?: Record<string, unknown>;
+    }
   | { type: "progress"; phase: string; t: number; done: number; total: number; unit: "bytes" | "items" }
   | { type: "process-exit"; t: number; pid: number; command: string; code: number | null; signal: string | null }
   | { type: "log"; t: number; level: "info" | "warn"; message: string }

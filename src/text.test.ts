@@ -3,7 +3,14 @@ import { test } from "node:test";
 import { table } from "./text.js";
 
 test("table: numeric columns align right, text columns left", () => {
-  assert.equal(table([["file", "size"], ["a", "1.0 KiB"], ["long-name", "10.0 MiB"]]), ["file           size", "a           1.0 KiB", "long-name  10.0 MiB"].join("\n"));
+  assert.equal(
+    table([
+      ["file", "size"],
+      ["a", "1.0 KiB"],
+      ["long-name", "10.0 MiB"],
+    ]),
+    ["file           size", "a           1.0 KiB", "long-name  10.0 MiB"].join("\n"),
+  );
 });
 
 test("table: 200,000 rows (a residency of /usr) render without overflowing the call stack", () => {

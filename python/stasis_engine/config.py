@@ -52,16 +52,31 @@ def _graphs(raw: str) -> str:
 VARIABLES: dict[str, Variable] = {
     v.name: v
     for v in [
-        Variable("STASIS_STAGE_THREADS", "an integer >= 1", None, "the stager's reading threads (8 hot, 16 cold)",
-                 _positive),
+        Variable(
+            "STASIS_STAGE_THREADS", "an integer >= 1", None, "the stager's reading threads (8 hot, 16 cold)", _positive
+        ),
         Variable("STASIS_NATIVE_LANES", "0 or 1", True, "0: the lanes' Python loop instead of the C one", _flag),
-        Variable("STASIS_REFERENCE_COMPILE_THREADS", "an integer >= 1", None,
-                 "the reference engine's compile workers (default: every core)", _positive),
-        Variable("STASIS_VLLM_GRAPHS", "gpu (the default) or sleep", "gpu",
-                 "sleep: vLLM's CUDA graph pool in its sleep-mode allocator, released with the KV cache (opt-in)",
-                 _graphs),
-        Variable("STASIS_REFERENCE_COMPILE_BACKEND", "a torch.compile backend", "inductor",
-                 "the reference engine's torch.compile backend (the CPU tests use eager)", str),
+        Variable(
+            "STASIS_REFERENCE_COMPILE_THREADS",
+            "an integer >= 1",
+            None,
+            "the reference engine's compile workers (default: every core)",
+            _positive,
+        ),
+        Variable(
+            "STASIS_VLLM_GRAPHS",
+            "gpu (the default) or sleep",
+            "gpu",
+            "sleep: vLLM's CUDA graph pool in its sleep-mode allocator, released with the KV cache (opt-in)",
+            _graphs,
+        ),
+        Variable(
+            "STASIS_REFERENCE_COMPILE_BACKEND",
+            "a torch.compile backend",
+            "inductor",
+            "the reference engine's torch.compile backend (the CPU tests use eager)",
+            str,
+        ),
     ]
 }
 
@@ -76,5 +91,8 @@ def get(name: str, env: Mapping[str, str] | None = None) -> Any:
     try:
         return var.parse(raw)
     except ValueError:
-        raise StasisEngineError("bad_argument", f"{name}={raw!r} is not valid: expected {var.expected}",
-                                hint=f"set {name} to {var.expected}, or unset it") from None
+        raise StasisEngineError(
+            "bad_argument",
+            f"{name}={raw!r} is not valid: expected {var.expected}",
+            hint=f"set {name} to {var.expected}, or unset it",
+        ) from None

@@ -21,8 +21,15 @@ def test_an_unset_or_empty_variable_is_its_default_and_a_set_one_is_parsed() -> 
     assert config.get("STASIS_VLLM_GRAPHS", {"STASIS_VLLM_GRAPHS": " Sleep"}) == "sleep"
 
 
-@pytest.mark.parametrize(("name", "value"), [("STASIS_STAGE_THREADS", "many"), ("STASIS_STAGE_THREADS", "0"),
-                                             ("STASIS_NATIVE_LANES", "yes"), ("STASIS_VLLM_GRAPHS", "cpu")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STASIS_STAGE_THREADS", "many"),
+        ("STASIS_STAGE_THREADS", "0"),
+        ("STASIS_NATIVE_LANES", "yes"),
+        ("STASIS_VLLM_GRAPHS", "cpu"),
+    ],
+)
 def test_a_bad_value_is_an_error_naming_the_variable_the_value_and_what_was_expected(name: str, value: str) -> None:
     with pytest.raises(StasisEngineError) as e:
         config.get(name, {name: value})
@@ -41,6 +48,9 @@ def test_the_keeper_takes_its_pinned_images_limit_on_its_command_line() -> None:
 def test_no_module_but_config_reads_a_stasis_variable_from_the_environment() -> None:
     package = Path(__file__).resolve().parents[1] / "stasis_engine"
     reads = re.compile(r"""os\.environ(\.get\(|\[)\s*["']STASIS_|getenv\(\s*["']STASIS_""")
-    offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
-                 if p.name != "config.py" and reads.search(p.read_text())]
+    offenders = [
+        str(p.relative_to(package))
+        for p in package.rglob("*.py")
+        if p.name != "config.py" and reads.search(p.read_text())
+    ]
     assert offenders == []

@@ -60,7 +60,9 @@ def test_private_dirty_bytes_is_page_precise() -> None:
 
 def test_trim_loads_neither_torch_nor_cuda() -> None:
     # The frontends and a CPU engine must not get a CUDA context (or torch) from a trim before their checkpoint.
-    code = ("import sys; from stasis_engine.host_trim import trim_host_memory; "
-            "trim_host_memory(measure=True); print('torch' in sys.modules)")
+    code = (
+        "import sys; from stasis_engine.host_trim import trim_host_memory; "
+        "trim_host_memory(measure=True); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.split() == ["False"]

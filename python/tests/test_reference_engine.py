@@ -23,9 +23,10 @@ PROMPTS = [[BOS_ID, *b"Hello, world"], [BOS_ID, *b"The quick brown fox jumps"], 
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     model_dir = tmp_path_factory.mktemp("tiny")
     make_model("tiny", model_dir)
-    e = Engine(ServeOptions(model_dir=str(model_dir), port=0, device="cpu", cuda_graph_sizes=(1, 2, 4),
-                            max_model_len=128),
-               Phases(printer=lambda tag, rec: None))
+    e = Engine(
+        ServeOptions(model_dir=str(model_dir), port=0, device="cpu", cuda_graph_sizes=(1, 2, 4), max_model_len=128),
+        Phases(printer=lambda tag, rec: None),
+    )
     e.start()
     return e
 
@@ -41,7 +42,7 @@ def naive_greedy(e: Engine, prompt: list[int], n: int) -> list[int]:
         for _ in range(n):
             logits = e.model(input_ids=torch.tensor([seq]), use_cache=False).logits[0, -1]
             seq.append(int(logits.argmax()))
-    return seq[len(prompt):]
+    return seq[len(prompt) :]
 
 
 def test_startup_runs_the_phases_in_order(engine: Engine) -> None:
@@ -167,13 +168,21 @@ def _can_build_cpu_kernels() -> bool:
     return shutil.which("g++") is not None and Path(include, "Python.h").exists()
 
 
-@pytest.mark.parametrize("backend", [
-    "eager",
-    pytest.param("inductor", marks=pytest.mark.skipif(not _can_build_cpu_kernels(),
-                                                      reason="inductor on the CPU needs g++ and Python headers")),
-])
-def test_compile_compiles_one_decoder_layer_for_all_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           backend: str) -> None:
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "eager",
+        pytest.param(
+            "inductor",
+            marks=pytest.mark.skipif(
+                not _can_build_cpu_kernels(), reason="inductor on the CPU needs g++ and Python headers"
+            ),
+        ),
+    ],
+)
+def test_compile_compiles_one_decoder_layer_for_all_layers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
     """Compiled decode answers as eager does, with at most three graphs however many layers the model has: batch 4
     (static), batch dynamic, batch 1 (two when an earlier compile in this process already saw the batch vary).
     Were the layer index a constant, layer 1 would double them."""
@@ -182,8 +191,17 @@ def test_compile_compiles_one_decoder_layer_for_all_layers(tmp_path: Path, monke
     make_model("tiny", model_dir)
     answers = []
     for compile_ in (False, True):
-        e = Engine(ServeOptions(model_dir=str(model_dir), port=0, device="cpu", cuda_graph_sizes=(1, 2, 4),
-                                max_model_len=64, compile=compile_), Phases(printer=lambda tag, rec: None))
+        e = Engine(
+            ServeOptions(
+                model_dir=str(model_dir),
+                port=0,
+                device="cpu",
+                cuda_graph_sizes=(1, 2, 4),
+                max_model_len=64,
+                compile=compile_,
+            ),
+            Phases(printer=lambda tag, rec: None),
+        )
         e.start()
         answers.append(greedy(e, n=6) + greedy(e, PROMPTS[:1], 6))
     info = e.runner.info.compile
@@ -193,8 +211,9 @@ def test_compile_compiles_one_decoder_layer_for_all_layers(tmp_path: Path, monke
     assert answers[0] == answers[1]
 
 
-def test_single_prompt_prefill_padded_to_a_graph_width_answers_the_same(engine: Engine,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_single_prompt_prefill_padded_to_a_graph_width_answers_the_same(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The prefill-graph path on the CPU: a stand-in "graph" runs the eager step over the width's static inputs,
     so what is checked is the padding (a prompt left-padded to the graph's width answers as unpadded), the choice
     of width, and when the path is not taken (batches, too wide, no room left for the answer after padding)."""

@@ -50,11 +50,14 @@ def test_make_model_is_deterministic_and_not_zero(tmp_path: Path) -> None:
 
 def test_bf16_model_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tiny = presets.PRESETS["tiny"]
-    monkeypatch.setitem(presets.PRESETS, "tiny-bf16",
-                        presets.Preset({**tiny.config, "torch_dtype": "bfloat16"}, tiny.init_std))
+    monkeypatch.setitem(
+        presets.PRESETS, "tiny-bf16", presets.Preset({**tiny.config, "torch_dtype": "bfloat16"}, tiny.init_std)
+    )
     make_model("tiny-bf16", tmp_path)
-    e = Engine(ServeOptions(model_dir=str(tmp_path), port=0, device="cpu", cuda_graph_sizes=(1,), max_model_len=64),
-               Phases(printer=lambda tag, rec: None))
+    e = Engine(
+        ServeOptions(model_dir=str(tmp_path), port=0, device="cpu", cuda_graph_sizes=(1,), max_model_len=64),
+        Phases(printer=lambda tag, rec: None),
+    )
     e.start()
     assert e.views["model.embed_tokens.weight"].dtype == torch.bfloat16
     before = e.generate([[256, 1, 2, 3]], 8, None, [])
@@ -71,11 +74,16 @@ def test_kv_cache_lays_each_batch_size_out_contiguously(tmp_path: Path) -> None:
 
     from stasis_engine.reference.kv_cache import KVCache
 
-    config = types.SimpleNamespace(num_hidden_layers=3, num_key_value_heads=2, head_dim=4, hidden_size=8,
-                                   num_attention_heads=2)
+    config = types.SimpleNamespace(
+        num_hidden_layers=3, num_key_value_heads=2, head_dim=4, hidden_size=8, num_attention_heads=2
+    )
     shape = KVShape(config, 4, 64)
-    kv = KVCache(torch.zeros(shape.arena_bytes(torch.float32), dtype=torch.uint8), shape, torch.float32,
-                 torch.zeros((), dtype=torch.long))
+    kv = KVCache(
+        torch.zeros(shape.arena_bytes(torch.float32), dtype=torch.uint8),
+        shape,
+        torch.float32,
+        torch.zeros((), dtype=torch.long),
+    )
     for b in (1, 2, 4):
         cache = kv.for_batch(b)
         assert cache.stacked_keys.shape == (3, b, 2, 64, 4) and cache.stacked_keys.is_contiguous()

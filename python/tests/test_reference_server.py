@@ -27,8 +27,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def server(model_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     log = tmp_path_factory.mktemp("logs") / "server.log"
-    s = ServerProcess.start(model_dir, log_path=str(log), device="cpu",
-                            args=["--max-model-len", "128", "--served-model-name", "tiny"])
+    s = ServerProcess.start(
+        model_dir, log_path=str(log), device="cpu", args=["--max-model-len", "128", "--served-model-name", "tiny"]
+    )
     try:
         s.wait_ready(120)
         yield s
@@ -115,20 +116,23 @@ def test_sleep_2_without_refill_is_refused_then_slow_reload(api: Client) -> None
     assert answer(api) == before
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status", "code"), [
-    ("POST", "/v1/completions", b"{not json", 400, "bad_request"),
-    ("POST", "/v1/completions", b'{"model": "gpt-9", "prompt": "a"}', 404, "model_not_found"),
-    ("POST", "/v1/completions", b'{"prompt": "a", "max_tokens": 500}', 400, "bad_request"),
-    ("POST", "/v1/completions", b'{"prompt": [1, 99999]}', 400, "bad_request"),
-    ("POST", "/v1/completions", b'{"prompt": "a", "temperature": 1.0}', 400, "unsupported"),
-    ("POST", "/v1/completions", b'{"prompt": "a", "logprobs": -1}', 400, "bad_request"),
-    ("POST", "/sleep?level=3", None, 400, "bad_request"),
-    ("POST", "/wake_up?tags=nonsense", None, 400, "bad_request"),
-    ("POST", "/collective_rpc", b'{"method": "no_such"}', 400, "rpc_unknown_method"),
-    ("POST", "/collective_rpc", b"[]", 400, "bad_request"),
-    ("GET", "/v1/nothing", None, 404, "not_found"),
-    ("GET", "/v1/completions", None, 405, "method_not_allowed"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("POST", "/v1/completions", b"{not json", 400, "bad_request"),
+        ("POST", "/v1/completions", b'{"model": "gpt-9", "prompt": "a"}', 404, "model_not_found"),
+        ("POST", "/v1/completions", b'{"prompt": "a", "max_tokens": 500}', 400, "bad_request"),
+        ("POST", "/v1/completions", b'{"prompt": [1, 99999]}', 400, "bad_request"),
+        ("POST", "/v1/completions", b'{"prompt": "a", "temperature": 1.0}', 400, "unsupported"),
+        ("POST", "/v1/completions", b'{"prompt": "a", "logprobs": -1}', 400, "bad_request"),
+        ("POST", "/sleep?level=3", None, 400, "bad_request"),
+        ("POST", "/wake_up?tags=nonsense", None, 400, "bad_request"),
+        ("POST", "/collective_rpc", b'{"method": "no_such"}', 400, "rpc_unknown_method"),
+        ("POST", "/collective_rpc", b"[]", 400, "bad_request"),
+        ("GET", "/v1/nothing", None, 404, "not_found"),
+        ("GET", "/v1/completions", None, 405, "method_not_allowed"),
+    ],
+)
 def test_api_errors(api: Client, method: str, path: str, body: bytes | None, status: int, code: str) -> None:
     got, payload = api.request(method, path, raw=body)
     assert got == status, payload
@@ -175,7 +179,6 @@ def test_a_taken_port_fails_at_once(model_dir: str, tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
-        s = ServerProcess.start(model_dir, log_path=str(tmp_path / "log"), device="cpu",
-                                port=taken.getsockname()[1])
+        s = ServerProcess.start(model_dir, log_path=str(tmp_path / "log"), device="cpu", port=taken.getsockname()[1])
         assert s.proc.wait(30) == 2
     assert "cannot listen" in s.log_tail() and "spawn_engine" not in s.log_tail()

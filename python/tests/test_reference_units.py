@@ -70,19 +70,22 @@ def test_completion_validation_accepts_the_prompt_forms() -> None:
     assert EOS_ID not in parse_completion(b'{"prompt": "a", "ignore_eos": true}', INFO).stop_token_ids
 
 
-@pytest.mark.parametrize(("body", "code", "status"), [
-    (b"{bad", "bad_request", 400),
-    (b"[1]", "bad_request", 400),
-    (b'{"prompt": "a", "model": "other"}', "model_not_found", 404),
-    (b'{"prompt": "a", "max_tokens": 0}', "bad_request", 400),
-    (b'{"prompt": "a", "max_tokens": 100}', "bad_request", 400),
-    (b'{"prompt": [1, 512]}', "bad_request", 400),
-    (b'{"prompt": []}', "bad_request", 400),
-    (b'{"prompt": "a", "temperature": 0.8}', "unsupported", 400),
-    (b'{"prompt": "a", "logprobs": 21}', "bad_request", 400),
-    (b'{"prompt": "a", "n": 2}', "unsupported", 400),
-    (b'{"prompt": "a", "stream": true}', "unsupported", 400),
-])
+@pytest.mark.parametrize(
+    ("body", "code", "status"),
+    [
+        (b"{bad", "bad_request", 400),
+        (b"[1]", "bad_request", 400),
+        (b'{"prompt": "a", "model": "other"}', "model_not_found", 404),
+        (b'{"prompt": "a", "max_tokens": 0}', "bad_request", 400),
+        (b'{"prompt": "a", "max_tokens": 100}', "bad_request", 400),
+        (b'{"prompt": [1, 512]}', "bad_request", 400),
+        (b'{"prompt": []}', "bad_request", 400),
+        (b'{"prompt": "a", "temperature": 0.8}', "unsupported", 400),
+        (b'{"prompt": "a", "logprobs": 21}', "bad_request", 400),
+        (b'{"prompt": "a", "n": 2}', "unsupported", 400),
+        (b'{"prompt": "a", "stream": true}', "unsupported", 400),
+    ],
+)
 def test_completion_validation_rejects_with_code_and_status(body: bytes, code: str, status: int) -> None:
     with pytest.raises(StasisEngineError) as e:
         parse_completion(body, INFO)
@@ -91,9 +94,17 @@ def test_completion_validation_rejects_with_code_and_status(body: bytes, code: s
 
 def test_completion_response_shape() -> None:
     req = parse_completion(b'{"prompt": "hi", "logprobs": 1}', INFO)
-    res = [{"token_ids": [72, EOS_ID], "finish_reason": "stop", "stop_reason": EOS_ID,
-            "logprobs": [{"token": 72, "logprob": -0.5, "top": [[72, -0.5]]},
-                         {"token": EOS_ID, "logprob": -1.0, "top": [[EOS_ID, -1.0]]}]}]
+    res = [
+        {
+            "token_ids": [72, EOS_ID],
+            "finish_reason": "stop",
+            "stop_reason": EOS_ID,
+            "logprobs": [
+                {"token": 72, "logprob": -0.5, "top": [[72, -0.5]]},
+                {"token": EOS_ID, "logprob": -1.0, "top": [[EOS_ID, -1.0]]},
+            ],
+        }
+    ]
     out = completion_response(req, res, INFO)
     choice = out["choices"][0]
     assert choice["text"] == "H" and choice["token_ids"] == [72, EOS_ID] and choice["finish_reason"] == "stop"

@@ -29,7 +29,8 @@ class FakeAllocationData:
 class FakeAllocator:
     def __init__(self, buffers: list[torch.Tensor], tags: list[str]) -> None:
         self.pointer_to_data = {
-            b.data_ptr(): FakeAllocationData((0, b.numel(), b.data_ptr(), 0), tag) for b, tag in zip(buffers, tags, strict=True)
+            b.data_ptr(): FakeAllocationData((0, b.numel(), b.data_ptr(), 0), tag)
+            for b, tag in zip(buffers, tags, strict=True)
         }
 
 
@@ -203,8 +204,10 @@ def _sleeping_pool() -> tuple[dict[int, FakeAllocationData], list[Any]]:
 
     slots = [ctypes.c_uint64(0) for _ in range(3)]
     sizes = [(0x7F00_0000_0000, 4 << 20), (0x7F00_0040_0000, 2 << 20), (0x7F00_0060_0000, 2 << 20)]
-    data = {a: FakeAllocationData((0, n, a, ctypes.addressof(slot)), "weights", is_asleep=True)
-            for (a, n), slot in zip(sizes, slots, strict=True)}
+    data = {
+        a: FakeAllocationData((0, n, a, ctypes.addressof(slot)), "weights", is_asleep=True)
+        for (a, n), slot in zip(sizes, slots, strict=True)
+    }
     data[0x7E00_0000_0000] = FakeAllocationData((0, 2 << 20, 0x7E00_0000_0000, 0), "kv_cache", is_asleep=True)
     return data, slots
 
@@ -215,8 +218,11 @@ def test_vllm_ext_adopts_staged_weights_at_the_pools_addresses_and_vllm_can_rele
     out = _pool.adopt(data, [4 << 20, 2 << 20, 2 << 20], [7, 8, 9], device=0, driver=drv)
     assert out == {"bytes": 8 << 20, "allocations": 3}
     maps = [c for c in drv.calls if c[0] == "cuMemMap"]
-    assert [(c[1], c[2]) for c in maps] == [(0x7F00_0000_0000, 4 << 20), (0x7F00_0040_0000, 2 << 20),
-                                           (0x7F00_0060_0000, 2 << 20)]
+    assert [(c[1], c[2]) for c in maps] == [
+        (0x7F00_0000_0000, 4 << 20),
+        (0x7F00_0040_0000, 2 << 20),
+        (0x7F00_0060_0000, 2 << 20),
+    ]
     # vLLM's next sleep releases the handle it finds in p_memHandle: the imported one.
     assert [s.value for s in slots] == [100, 101, 102]
     weights = [d for d in data.values() if d.handle[2] >= 0x7F00_0000_0000]
@@ -236,10 +242,13 @@ def test_vllm_ext_a_failed_adoption_leaves_the_pool_asleep_as_it_was() -> None:
     assert all(d.is_asleep and d.tag in ("weights", "kv_cache") for d in data.values())
 
 
-@pytest.mark.parametrize("pieces, words", [
-    ([4 << 20, 2 << 20], "offers 2 allocations, the weights pool has 3"),
-    ([2 << 20, 4 << 20, 2 << 20], "differ from allocation 0"),
-])
+@pytest.mark.parametrize(
+    "pieces, words",
+    [
+        ([4 << 20, 2 << 20], "offers 2 allocations, the weights pool has 3"),
+        ([2 << 20, 4 << 20, 2 << 20], "differ from allocation 0"),
+    ],
+)
 def test_vllm_ext_refuses_staged_weights_of_another_layout(pieces: list[int], words: str) -> None:
     data, _ = _sleeping_pool()
     drv = FakeDriver()

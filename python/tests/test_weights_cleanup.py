@@ -135,7 +135,6 @@ def test_weights_native_lanes_unmaps_its_slots(setup, monkeypatch: pytest.Monkey
     assert mapped == {}
 
 
-
 def test_weights_lanes_wait_for_the_device_once(setup, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """Every lane has a copier of its own (a stream, its events), but only the load's first waits for the device to
     be idle: one wait per load, not one per lane (each a driver round trip on the hot path)."""

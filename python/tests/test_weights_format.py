@@ -179,10 +179,17 @@ def test_weights_checksum_is_plain_sha256(wfile: Path) -> None:
 def test_weights_cli_info_and_verify(wfile: Path) -> None:
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    info = subprocess.run([sys.executable, "-m", "stasis_engine.weights", "info", str(wfile)], capture_output=True, text=True, env=env)
+    info = subprocess.run(
+        [sys.executable, "-m", "stasis_engine.weights", "info", str(wfile)], capture_output=True, text=True, env=env
+    )
     assert info.returncode == 0, info.stderr
     assert len(json.loads(info.stdout)["extents"]) == 3
-    bad = subprocess.run([sys.executable, "-m", "stasis_engine.weights", "verify", str(wfile) + ".x"], capture_output=True, text=True, env=env)
+    bad = subprocess.run(
+        [sys.executable, "-m", "stasis_engine.weights", "verify", str(wfile) + ".x"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert bad.returncode == 1 and json.loads(bad.stderr)["error"]["code"] == "weights_missing"
 
 

@@ -193,7 +193,9 @@ def test_weights_corrupt_extent_detected_by_verify(wfile: Path, src: dict[str, t
 def test_weights_wrong_dtype(wfile: Path, src: dict[str, torch.Tensor]) -> None:
     t = poisoned_like(src)
     t["q"] = torch.full((300, 150), 7, dtype=torch.float32)  # same byte size, other dtype/shape
-    expect_untouched(t, lambda: load_into(t, wfile), "weights_target", "'q': dtype float16 in the file, target is float32")
+    expect_untouched(
+        t, lambda: load_into(t, wfile), "weights_target", "'q': dtype float16 in the file, target is float32"
+    )
 
 
 def test_weights_wrong_shape(wfile: Path, src: dict[str, torch.Tensor]) -> None:
@@ -318,9 +320,15 @@ def test_weights_bad_target_types(wfile: Path) -> None:
 
 @pytest.mark.parametrize("loop", ["C", "Python"])
 @pytest.mark.parametrize(("threads", "lane_slots", "lane_mb"), [(1, 2, 1), (4, 2, 1), (3, 5, 2), (8, 2, 64)])
-def test_weights_lanes_fill_every_byte_whatever_the_geometry(wfile: Path, src: dict[str, torch.Tensor], threads: int,
-                                                             lane_slots: int, lane_mb: int, loop: str,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_weights_lanes_fill_every_byte_whatever_the_geometry(
+    wfile: Path,
+    src: dict[str, torch.Tensor],
+    threads: int,
+    lane_slots: int,
+    lane_mb: int,
+    loop: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("STASIS_NATIVE_LANES", "1" if loop == "C" else "0")
     fresh = poisoned_like(src)
     stats = load_into(fresh, wfile, method="lanes", threads=threads, lane_slots=lane_slots, lane_mb=lane_mb)
@@ -355,8 +363,9 @@ def test_weights_native_lanes_end_of_file_is_weights_truncated(wfile: Path) -> N
             past = size - size % 4096 + 4096
             slots = _native.LaneSlots(2, 2, 4096)
             try:
-                _native.run_lanes_native(lib, api, fd, [Copy(past, address, 4096)], [(past, past + 4096)], copiers,
-                                         slots=slots, stages={})
+                _native.run_lanes_native(
+                    lib, api, fd, [Copy(past, address, 4096)], [(past, past + 4096)], copiers, slots=slots, stages={}
+                )
             finally:
                 slots.close(copiers)
     finally:
@@ -404,9 +413,16 @@ def test_weights_lane_slots_pinned_ahead_are_used_by_the_run_and_given_back(wfil
         assert slots.pinned() == every, "pinned ahead, before any run"
         assert set(slots.pin_span(0)) == {"pins_began", "pins_first", "pins_done"}
         stages: dict[str, float] = {}
-        n = _native.run_lanes_native(lib, api, fd, [Copy(extent.offset, address, extent.size)],
-                                     [(extent.offset, extent.offset + -(-extent.size // 4096) * 4096)], copiers,
-                                     slots=slots, stages=stages)
+        n = _native.run_lanes_native(
+            lib,
+            api,
+            fd,
+            [Copy(extent.offset, address, extent.size)],
+            [(extent.offset, extent.offset + -(-extent.size // 4096) * 4096)],
+            copiers,
+            slots=slots,
+            stages=stages,
+        )
         assert n == -(-extent.size // 8192)
         assert slots.pinned() == []
     finally:
@@ -464,8 +480,9 @@ def test_weights_lanes_fail_cleanly_when_a_lane_could_not_be_pinned(wfile: Path)
     fd = os.open(wfile, os.O_RDONLY)
     try:
         with pytest.raises(StasisEngineError) as e:
-            _native.run_lanes_native(lib, api, fd, [Copy(4096, address, 4096)], [(4096, 8192)], copiers,
-                                     slots=slots, stages={})
+            _native.run_lanes_native(
+                lib, api, fd, [Copy(4096, address, 4096)], [(4096, 8192)], copiers, slots=slots, stages={}
+            )
     finally:
         os.close(fd)
         slots.close(copiers)
@@ -486,9 +503,16 @@ def _one_lane_over_the_largest_extent(wfile: Path, slots: Any) -> tuple[int, byt
     address = ctypes.addressof((ctypes.c_char * extent.size).from_buffer(target))
     fd = os.open(wfile, os.O_RDONLY)
     try:
-        n = _native.run_lanes_native(lib, api, fd, [Copy(extent.offset, address, extent.size)],
-                                     [(extent.offset, extent.offset + -(-extent.size // 4096) * 4096)], copiers,
-                                     slots=slots, stages={})
+        n = _native.run_lanes_native(
+            lib,
+            api,
+            fd,
+            [Copy(extent.offset, address, extent.size)],
+            [(extent.offset, extent.offset + -(-extent.size // 4096) * 4096)],
+            copiers,
+            slots=slots,
+            stages={},
+        )
     finally:
         os.close(fd)
         slots.close(copiers)
@@ -580,8 +604,10 @@ def test_weights_native_lanes_refuse_a_copy_outside_their_spans(wfile: Path) -> 
     api = copiers[0].native_api()
     assert api is not None
     try:
-        for copies, spans in (([Copy(8192, address, 4096)], [(0, 4096)]),  # outside
-                              ([Copy(4096, address, 4096), Copy(0, address + 4096, 4096)], [(0, 8192)])):  # unsorted
+        for copies, spans in (
+            ([Copy(8192, address, 4096)], [(0, 4096)]),  # outside
+            ([Copy(4096, address, 4096), Copy(0, address + 4096, 4096)], [(0, 8192)]),
+        ):  # unsorted
             slots = _native.LaneSlots(1, 2, 4096)
             with pytest.raises(StasisEngineError, match="planning the lanes' windows failed"):
                 _native.run_lanes_native(lib, api, fd, copies, spans, copiers, slots=slots, stages={})
@@ -591,8 +617,9 @@ def test_weights_native_lanes_refuse_a_copy_outside_their_spans(wfile: Path) -> 
     assert target == bytearray(8192), "nothing read"
 
 
-@pytest.mark.parametrize(("name", "value"),
-                         [("lane_slots", 1), ("lane_mb", 0), ("lane_slots", 2.5), ("lane_slots", 65)])
+@pytest.mark.parametrize(
+    ("name", "value"), [("lane_slots", 1), ("lane_mb", 0), ("lane_slots", 2.5), ("lane_slots", 65)]
+)
 def test_weights_lanes_geometry_is_checked(wfile: Path, src: dict[str, torch.Tensor], name: str, value: object) -> None:
     with pytest.raises(StasisEngineError, match=name):
         load_into(poisoned_like(src), wfile, method="lanes", **{name: value})  # type: ignore[arg-type]

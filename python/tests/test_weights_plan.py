@@ -29,7 +29,13 @@ def test_weights_spans_merge_small_gaps_and_align() -> None:
 
 
 def test_weights_windows_cover_every_byte_once() -> None:
-    copies = coalesce([Copy(4096, 10_000_000, 3 * MIB + 5), Copy(4096 + 3 * MIB + 5, 50_000_000, 123, 1), Copy(8 * MIB, 90_000_000, MIB)])
+    copies = coalesce(
+        [
+            Copy(4096, 10_000_000, 3 * MIB + 5),
+            Copy(4096 + 3 * MIB + 5, 50_000_000, 123, 1),
+            Copy(8 * MIB, 90_000_000, MIB),
+        ]
+    )
     wins = windows(copies, file_size=16 * MIB, window_bytes=MIB)
     seen: dict[int, int] = {}
     for w in wins:

@@ -25,8 +25,13 @@ from stasis_engine.weights.stage import hand_off, listen, parse_job, targets_at
 
 
 def job(**over: Any) -> str:
-    base = {"file": "/w", "gpu": "GPU-1", "socket": "/s", "arena_size": 4096,
-            "tensors": [{"name": "a", "offset": 0, "nbytes": 1024}, {"name": "b", "offset": 1024, "nbytes": 2048}]}
+    base = {
+        "file": "/w",
+        "gpu": "GPU-1",
+        "socket": "/s",
+        "arena_size": 4096,
+        "tensors": [{"name": "a", "offset": 0, "nbytes": 1024}, {"name": "b", "offset": 1024, "nbytes": 2048}],
+    }
     base.update(over)
     return json.dumps(base)
 
@@ -36,16 +41,22 @@ def test_a_good_job_gets_defaults() -> None:
     assert j["reserve_bytes"] == 0 and j["wait_s"] == 120 and j["hold"] is False and len(j["tensors"]) == 2
 
 
-@pytest.mark.parametrize("text, words", [
-    ("not json", "not JSON"),
-    ("[1]", "JSON object"),
-    (job(gpu=None), "'gpu'"),
-    (job(arena_size="4096"), "'arena_size'"),
-    (job(tensors=[{"name": "a", "offset": -1, "nbytes": 4}]), "bad tensor"),
-    (job(tensors=[{"name": "a", "offset": 0, "nbytes": 2048}, {"name": "b", "offset": 1024, "nbytes": 8}]), "overlaps"),
-    (job(tensors=[{"name": "a", "offset": 4000, "nbytes": 200}]), "leaves the arena"),
-    (job(hold="yes"), "'hold'"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("not json", "not JSON"),
+        ("[1]", "JSON object"),
+        (job(gpu=None), "'gpu'"),
+        (job(arena_size="4096"), "'arena_size'"),
+        (job(tensors=[{"name": "a", "offset": -1, "nbytes": 4}]), "bad tensor"),
+        (
+            job(tensors=[{"name": "a", "offset": 0, "nbytes": 2048}, {"name": "b", "offset": 1024, "nbytes": 8}]),
+            "overlaps",
+        ),
+        (job(tensors=[{"name": "a", "offset": 4000, "nbytes": 200}]), "leaves the arena"),
+        (job(hold="yes"), "'hold'"),
+    ],
+)
 def test_bad_jobs_are_refused_before_anything_runs(text: str, words: str) -> None:
     with pytest.raises(StasisEngineError) as e:
         parse_job(text)
@@ -58,15 +69,17 @@ def test_the_stager_targets_fill_an_arena_at_the_layouts_offsets(tmp_path: Path)
     path = tmp_path / "w.stasisw"
     dump(src, path)
     # The layout an engine reports: each tensor at an offset of its arena (256-byte aligned), a gap between them.
-    tensors = [{"name": "w1", "offset": 0, "nbytes": src["w1"].numel() * 2, "dtype": "bfloat16", "shape": [300, 70]},
-               {"name": "w2", "offset": 45056, "nbytes": 999 * 4, "dtype": "float32", "shape": [999]}]
+    tensors = [
+        {"name": "w1", "offset": 0, "nbytes": src["w1"].numel() * 2, "dtype": "bfloat16", "shape": [300, 70]},
+        {"name": "w2", "offset": 45056, "nbytes": 999 * 4, "dtype": "float32", "shape": [999]},
+    ]
     arena = mmap.mmap(-1, 1 << 16)
     arena.write(b"\xa5" * (1 << 16))
     base = torch.frombuffer(arena, dtype=torch.uint8)
     stats = load_targets("tensors", targets_at(base.data_ptr(), tensors), Device("cpu"), path, LoadTuning(method="cpu"))
     assert stats.bytes == sum(t["nbytes"] for t in tensors)
     assert torch.equal(base[0:42000].view(torch.bfloat16).view(300, 70), src["w1"])
-    assert torch.equal(base[45056:45056 + 3996].view(torch.float32), src["w2"])
+    assert torch.equal(base[45056 : 45056 + 3996].view(torch.float32), src["w2"])
     assert set(base[42000:45056].tolist()) == {0xA5}  # the gap is not written
 
 
@@ -75,8 +88,13 @@ def test_a_layout_that_differs_from_the_file_is_refused(tmp_path: Path) -> None:
     dump({"w1": torch.zeros(16)}, path)
     arena = torch.zeros(64, dtype=torch.uint8)
     with pytest.raises(StasisEngineError) as e:
-        load_targets("tensors", targets_at(arena.data_ptr(), [{"name": "w1", "offset": 0, "nbytes": 32}]),
-                     Device("cpu"), path, LoadTuning(method="cpu"))
+        load_targets(
+            "tensors",
+            targets_at(arena.data_ptr(), [{"name": "w1", "offset": 0, "nbytes": 32}]),
+            Device("cpu"),
+            path,
+            LoadTuning(method="cpu"),
+        )
     assert e.value.code == "weights_target"
 
 
@@ -153,14 +171,19 @@ def test_the_stager_reads_in_the_idle_io_class() -> None:
     if platform.machine() != "x86_64":
         pytest.skip("checks the class with x86_64's ioprio_get")
     # In a child (the class is per process): set it, then read it back from the kernel (ioprio_get = 252).
-    code = ("import ctypes; from stasis_engine.weights.stage import lower_io_priority as low; print(low(), "
-            "ctypes.CDLL(None).syscall(252, 1, 0) >> 13)")
-    done, klass = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    code = (
+        "import ctypes; from stasis_engine.weights.stage import lower_io_priority as low; print(low(), "
+        "ctypes.CDLL(None).syscall(252, 1, 0) >> 13)"
+    )
+    done, klass = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert (done, klass) == ("idle", "3")
 
 
-def test_the_stager_reads_with_fewer_threads_from_memory_than_from_disk(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_stager_reads_with_fewer_threads_from_memory_than_from_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from stasis_engine.weights.stage import _resident, _threads
 
     path = tmp_path / "w"
@@ -180,9 +203,14 @@ def test_the_keeper_answers_each_job_by_id_and_survives_failures() -> None:
     bad = json.dumps({"id": "j1", "file": "/w"})
     good = json.dumps({**json.loads(job()), "id": "j2"})
     release = json.dumps({"op": "release", "id": "r1"})
-    out = subprocess.run([sys.executable, "-m", "stasis_engine.weights.stage", "--keep"],
-                         input=f"{release}\n{bad}\n\n{good}\n", capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    out = subprocess.run(
+        [sys.executable, "-m", "stasis_engine.weights.stage", "--keep"],
+        input=f"{release}\n{bad}\n\n{good}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
     assert out.returncode == 0, out.stderr
     lines = stager_lines(out.stdout)
     assert lines[0] == {"event": "released", "id": "r1", "images": 0, "held": 0}
@@ -205,19 +233,29 @@ class FakeRuntime:
         self.copies_from_host: list[int] = []
 
     def set_device(self, index: int) -> None: ...
-    def get_device(self) -> int: return 0
+    def get_device(self) -> int:
+        return 0
+
     def device_synchronize(self) -> None: ...
     def host_register(self, address: int, size: int, flags: int) -> None: ...
     def host_unregister(self, address: int) -> None: ...
-    def stream_create(self) -> int: return 1
+    def stream_create(self) -> int:
+        return 1
+
     def stream_destroy(self, stream: int) -> None: ...
     def stream_synchronize(self, stream: int) -> None: ...
-    def event_create(self) -> int: return 1
+    def event_create(self) -> int:
+        return 1
+
     def event_record(self, event: int, stream: int) -> None: ...
     def event_synchronize(self, event: int) -> None: ...
     def event_destroy(self, event: int) -> None: ...
-    def pointer_device(self, address: int) -> None: return None
-    def free_bytes(self) -> int: return 1 << 40
+    def pointer_device(self, address: int) -> None:
+        return None
+
+    def free_bytes(self) -> int:
+        return 1 << 40
+
     def release(self) -> None: ...
 
     def memcpy_async(self, dst: int, src: int, size: int, kind: int, stream: int) -> None:
@@ -257,7 +295,7 @@ class FakeRuntime:
                 out, offset = [], 0
                 for piece in pieces:
                     one = os.memfd_create("fake-gpu-piece")
-                    os.write(one, view[offset:offset + piece])
+                    os.write(one, view[offset : offset + piece])
                     out.append(one)
                     offset += piece
                 return out
@@ -280,12 +318,30 @@ class ReadingEngine:
         return {"bytes": size, "ms": 0.1, "weights": "ready"}
 
 
-def _keeper_job(keeper: Any, sock: str, file: Path, tensors: list[dict[str, Any]], size: int,
-                capsys: pytest.CaptureFixture[str], job_id: str) -> tuple[bytes, list[dict[str, Any]]]:
+def _keeper_job(
+    keeper: Any,
+    sock: str,
+    file: Path,
+    tensors: list[dict[str, Any]],
+    size: int,
+    capsys: pytest.CaptureFixture[str],
+    job_id: str,
+) -> tuple[bytes, list[dict[str, Any]]]:
     """Runs one keeper job with an engine that adopts its memory; what the engine got, and the lines written."""
     engine = ReadingEngine()
-    job_ = parse_job(json.dumps({"id": job_id, "file": str(file), "gpu": "GPU-1", "socket": sock, "arena_size": size,
-                                 "tensors": tensors, "wait_s": 10}))
+    job_ = parse_job(
+        json.dumps(
+            {
+                "id": job_id,
+                "file": str(file),
+                "gpu": "GPU-1",
+                "socket": sock,
+                "arena_size": size,
+                "tensors": tensors,
+                "wait_s": 10,
+            }
+        )
+    )
     errors: list[BaseException] = []
 
     def serve() -> None:
@@ -307,7 +363,8 @@ def _keeper_job(keeper: Any, sock: str, file: Path, tensors: list[dict[str, Any]
 
 
 def test_the_keeper_fills_a_files_first_job_from_the_file_and_later_ones_from_its_pinned_image(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from stasis_engine.weights.stage import Keeper
 
     size = 1 << 16
@@ -317,7 +374,7 @@ def test_the_keeper_fills_a_files_first_job_from_the_file_and_later_ones_from_it
         w = torch.randn(4000, generator=torch.Generator().manual_seed(seed))
         dump({"w": w}, path)
         arena = bytearray(size)
-        arena[4096:4096 + 16000] = w.numpy().tobytes()
+        arena[4096 : 4096 + 16000] = w.numpy().tobytes()
         return bytes(arena)
 
     rt = FakeRuntime()
@@ -327,13 +384,13 @@ def test_the_keeper_fills_a_files_first_job_from_the_file_and_later_ones_from_it
     want_a = weights(a, 1)
 
     got, lines = _keeper_job(keeper, sock, a, layout, size, capsys, "j1")
-    assert got[4096:4096 + 16000] == want_a[4096:4096 + 16000]
+    assert got[4096 : 4096 + 16000] == want_a[4096 : 4096 + 16000]
     assert [x["event"] for x in lines] == ["ready", "handed-off", "pinned"]
     assert lines[0]["load"]["method"] != "pinned-image" and lines[0]["load"]["image"] == "pinned after the hand-off"
     assert lines[2] == {"event": "pinned", "id": "j1", "bytes": size, "seconds": lines[2]["seconds"], "held": size}
 
     got, lines = _keeper_job(keeper, sock, a, layout, size, capsys, "j2")
-    assert got[4096:4096 + 16000] == want_a[4096:4096 + 16000]
+    assert got[4096 : 4096 + 16000] == want_a[4096 : 4096 + 16000]
     assert [x["event"] for x in lines] == ["ready", "handed-off"]
     assert lines[0]["load"]["method"] == "pinned-image" and len(rt.copies_from_host) == 1
 
@@ -342,7 +399,7 @@ def test_the_keeper_fills_a_files_first_job_from_the_file_and_later_ones_from_it
     os.utime(a, ns=(1, 1))
     want_a = weights(a, 2)
     got, lines = _keeper_job(keeper, sock, a, layout, size, capsys, "j3")
-    assert got[4096:4096 + 16000] == want_a[4096:4096 + 16000] and lines[-1]["event"] == "pinned"
+    assert got[4096 : 4096 + 16000] == want_a[4096 : 4096 + 16000] and lines[-1]["event"] == "pinned"
     assert rt.freed == [image_a] and len(keeper.images) == 1
     weights(b, 3)
     weights(c, 4)
@@ -356,14 +413,19 @@ def test_the_keeper_fills_a_files_first_job_from_the_file_and_later_ones_from_it
     held = [address for _, address in keeper.images.values()]
     assert keeper.release_images() == 2 and keeper.images == {} and rt.freed[-2:] == held
     got, lines = _keeper_job(keeper, sock, c, layout, size, capsys, "j7")
-    assert lines[0]["load"]["method"] != "pinned-image" and [x["event"] for x in lines] == ["ready", "handed-off", "pinned"]
+    assert lines[0]["load"]["method"] != "pinned-image" and [x["event"] for x in lines] == [
+        "ready",
+        "handed-off",
+        "pinned",
+    ]
     assert keeper.runtimes == {"GPU-1": rt}
     keeper.close()
     assert not rt.host
 
 
 def test_a_pin_line_pins_the_image_before_any_job_so_the_first_job_copies_it(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from stasis_engine.weights.stage import Keeper
 
     w = torch.randn(1024, generator=torch.Generator().manual_seed(5))
@@ -376,15 +438,18 @@ def test_a_pin_line_pins_the_image_before_any_job_so_the_first_job_copies_it(
     keeper.pin_ahead(parse_job(json.dumps({**pin, "id": "p2"}), socket_needed=False))
     lines = stager_lines(capsys.readouterr().out)
     assert [(x["event"], x["id"], x["bytes"], x["already"], x["held"]) for x in lines] == [
-        ("pinned", "p1", 8192, False, 8192), ("pinned", "p2", 8192, True, 8192)]
+        ("pinned", "p1", 8192, False, 8192),
+        ("pinned", "p2", 8192, True, 8192),
+    ]
     assert len(rt.host) == 1, "pinned once"
     got, lines = _keeper_job(keeper, str(tmp_path / "s.sock"), tmp_path / "w.stasisw", layout, 8192, capsys, "j1")
     assert got[4096:] == w.numpy().tobytes()
     assert lines[0]["load"]["method"] == "pinned-image" and [x["event"] for x in lines] == ["ready", "handed-off"]
     with pytest.raises(StasisEngineError, match="socket"):
         parse_job(json.dumps(pin))  # a job (not a pin) still needs its socket
-    keeper.pin_ahead(parse_job(json.dumps({**pin, "id": "p3", "file": str(tmp_path / "gone.stasisw")}),
-                               socket_needed=False))
+    keeper.pin_ahead(
+        parse_job(json.dumps({**pin, "id": "p3", "file": str(tmp_path / "gone.stasisw")}), socket_needed=False)
+    )
     [line] = stager_lines(capsys.readouterr().out)
     assert line["event"] == "pin-failed" and line["id"] == "p3" and "gone.stasisw" in line["message"]
     keeper.close()
@@ -451,8 +516,9 @@ def test_lines_wait_for_one_line_and_keep_the_others_in_order() -> None:
             os.close(w)
 
 
-def test_a_held_job_reads_its_cold_file_only_after_its_go(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_held_job_reads_its_cold_file_only_after_its_go(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The keeper creates the memory and sets the load up at once (its header read, its file opened), reads none
     of the weights of a file that is not in the page cache until the go line of its job comes (a release sent
     meanwhile waits its turn), and says how long it held."""
@@ -470,9 +536,20 @@ def test_a_held_job_reads_its_cold_file_only_after_its_go(tmp_path: Path, capsys
     rt = FakeRuntime()
     keeper = stage.Keeper(open_runtime=lambda gpu: rt)  # type: ignore[arg-type, return-value]
     sock = str(tmp_path / "s.sock")
-    j = parse_job(json.dumps({"id": "j1", "file": str(tmp_path / "w.stasisw"), "gpu": "GPU-1", "socket": sock,
-                              "arena_size": 8192, "hold": True, "wait_s": 30,
-                              "tensors": [{"name": "w", "offset": 0, "nbytes": 4096, "dtype": "float32", "shape": [1024]}]}))
+    j = parse_job(
+        json.dumps(
+            {
+                "id": "j1",
+                "file": str(tmp_path / "w.stasisw"),
+                "gpu": "GPU-1",
+                "socket": sock,
+                "arena_size": 8192,
+                "hold": True,
+                "wait_s": 30,
+                "tensors": [{"name": "w", "offset": 0, "nbytes": 4096, "dtype": "float32", "shape": [1024]}],
+            }
+        )
+    )
     r, wfd = os.pipe()
     lines = stage.Lines(r)
     held_from: list[float] = []  # when the job began to hold (its gate), measured here rather than assumed
@@ -518,9 +595,20 @@ def test_a_held_job_whose_file_is_in_memory_does_not_wait(tmp_path: Path, capsys
     keeper = Keeper(open_runtime=lambda gpu: FakeRuntime())  # type: ignore[arg-type, return-value]
     asked: list[float] = []
     sock = str(tmp_path / "s.sock")
-    j = parse_job(json.dumps({"id": "j1", "file": str(tmp_path / "w.stasisw"), "gpu": "GPU-1", "socket": sock,
-                              "arena_size": 8192, "hold": True, "wait_s": 30,
-                              "tensors": [{"name": "w", "offset": 0, "nbytes": 4096, "dtype": "float32", "shape": [1024]}]}))
+    j = parse_job(
+        json.dumps(
+            {
+                "id": "j1",
+                "file": str(tmp_path / "w.stasisw"),
+                "gpu": "GPU-1",
+                "socket": sock,
+                "arena_size": 8192,
+                "hold": True,
+                "wait_s": 30,
+                "tensors": [{"name": "w", "offset": 0, "nbytes": 4096, "dtype": "float32", "shape": [1024]}],
+            }
+        )
+    )
     t = threading.Thread(target=keeper.serve, args=(j, lambda s: asked.append(s) or True))
     t.start()
     for _ in range(1000):
@@ -535,8 +623,12 @@ def test_a_held_job_whose_file_is_in_memory_does_not_wait(tmp_path: Path, capsys
 
 
 def extents_job(**over: Any) -> str:
-    base = {"file": "/w", "gpu": "GPU-1", "socket": "/s",
-            "extents": [{"address": 0x10000, "size": 4096}, {"address": 0x30000, "size": 8192}]}
+    base = {
+        "file": "/w",
+        "gpu": "GPU-1",
+        "socket": "/s",
+        "extents": [{"address": 0x10000, "size": 4096}, {"address": 0x30000, "size": 8192}],
+    }
     base.update(over)
     return json.dumps(base)
 
@@ -546,13 +638,16 @@ def test_an_extents_job_is_one_allocation_per_extent() -> None:
     assert j["pieces"] == [4096, 8192] and j["arena_size"] == 12288
 
 
-@pytest.mark.parametrize("extents, words", [
-    ([], "no extents"),
-    ([{"address": 0x10000, "size": 0}], "bad extent"),
-    ([{"address": 0x10000, "size": True}], "bad extent"),
-    ([{"address": 0x30000, "size": 4096}, {"address": 0x10000, "size": 4096}], "out of address order"),
-    ([{"address": 0x10000, "size": 0x30000}, {"address": 0x30000, "size": 4096}], "overlaps"),
-])
+@pytest.mark.parametrize(
+    "extents, words",
+    [
+        ([], "no extents"),
+        ([{"address": 0x10000, "size": 0}], "bad extent"),
+        ([{"address": 0x10000, "size": True}], "bad extent"),
+        ([{"address": 0x30000, "size": 4096}, {"address": 0x10000, "size": 4096}], "out of address order"),
+        ([{"address": 0x10000, "size": 0x30000}, {"address": 0x30000, "size": 4096}], "overlaps"),
+    ],
+)
 def test_bad_extents_jobs_are_refused_before_anything_runs(extents: list[Any], words: str) -> None:
     with pytest.raises(StasisEngineError) as e:
         parse_job(extents_job(extents=extents))
@@ -564,8 +659,10 @@ def test_an_extents_job_fills_each_extent_back_to_back_from_an_extents_dump(tmp_
     from stasis_engine.weights.stage import job_targets
 
     # An engine's weights pool: allocations at scattered addresses, dumped by (address, size).
-    pool = [torch.randint(0, 256, (n,), dtype=torch.uint8, generator=torch.Generator().manual_seed(n))
-            for n in (8192, 4096, 12288)]
+    pool = [
+        torch.randint(0, 256, (n,), dtype=torch.uint8, generator=torch.Generator().manual_seed(n))
+        for n in (8192, 4096, 12288)
+    ]
     extents = [Extent(t.data_ptr(), t.numel()) for t in pool]
     path = tmp_path / "w.stasisw"
     dump(extents, path, device="cpu")
@@ -576,7 +673,7 @@ def test_an_extents_job_fills_each_extent_back_to_back_from_an_extents_dump(tmp_
     offset = 0
     for e in sorted(extents):
         want = next(t for t in pool if t.data_ptr() == e.address)
-        assert torch.equal(staged[offset:offset + e.size], want)
+        assert torch.equal(staged[offset : offset + e.size], want)
         offset += e.size
 
 
@@ -635,15 +732,17 @@ def test_a_hand_off_whose_header_lies_is_refused_and_leaks_no_descriptor(tmp_pat
 
 
 def test_the_keeper_stages_an_extents_layout_and_hands_over_each_allocation(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A vLLM-style layout through the keeper: first job from the file, second from the pinned image; the engine
     gets one allocation per extent, each holding that extent's bytes."""
     from stasis_engine.weights import Extent
     from stasis_engine.weights.handoff import take_memory
     from stasis_engine.weights.stage import Keeper
 
-    pool = [torch.randint(0, 256, (n,), dtype=torch.uint8, generator=torch.Generator().manual_seed(n))
-            for n in (8192, 4096)]
+    pool = [
+        torch.randint(0, 256, (n,), dtype=torch.uint8, generator=torch.Generator().manual_seed(n)) for n in (8192, 4096)
+    ]
     extents = sorted(Extent(t.data_ptr(), t.numel()) for t in pool)
     path = tmp_path / "w.stasisw"
     dump(list(extents), path, device="cpu")
@@ -651,16 +750,31 @@ def test_the_keeper_stages_an_extents_layout_and_hands_over_each_allocation(
     keeper = Keeper(open_runtime=lambda gpu: FakeRuntime())  # type: ignore[arg-type, return-value]
     sock = str(tmp_path / "s.sock")
     for job_id in ("j1", "j2"):
-        j = parse_job(json.dumps({"id": job_id, "file": str(path), "gpu": "GPU-1", "socket": sock, "wait_s": 10,
-                                  "extents": [{"address": e.address, "size": e.size} for e in extents]}))
+        j = parse_job(
+            json.dumps(
+                {
+                    "id": job_id,
+                    "file": str(path),
+                    "gpu": "GPU-1",
+                    "socket": sock,
+                    "wait_s": 10,
+                    "extents": [{"address": e.address, "size": e.size} for e in extents],
+                }
+            )
+        )
         t = threading.Thread(target=keeper.serve, args=(j,))
         t.start()
         for _ in range(1000):
             if os.path.exists(sock):
                 break
             time.sleep(0.01)
-        got = take_memory(sock, lambda pieces, fds: {"pieces": pieces,
-                                                     "bytes": [os.pread(fd, p, 0) for fd, p in zip(fds, pieces, strict=True)]})
+        got = take_memory(
+            sock,
+            lambda pieces, fds: {
+                "pieces": pieces,
+                "bytes": [os.pread(fd, p, 0) for fd, p in zip(fds, pieces, strict=True)],
+            },
+        )
         t.join(30)
         assert got["pieces"] == [e.size for e in extents] and got["bytes"] == want
     lines = stager_lines(capsys.readouterr().out)

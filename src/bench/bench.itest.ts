@@ -20,23 +20,52 @@ test("bench: cold, restore-hot and restore-cold side by side, with the disk's ra
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const cap = await stasis(
-    ["capture", "b", "--json", "--ready-url", `${base}/health`, "--canary-url", `${base}/answer?q=bench`,
-      "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(port), "--startup-seconds", "2"],
+    [
+      "capture",
+      "b",
+      "--json",
+      "--ready-url",
+      `${base}/health`,
+      "--canary-url",
+      `${base}/answer?q=bench`,
+      "--",
+      "python3",
+      join(EXAMPLES, "slow_server.py"),
+      "--port",
+      String(port),
+      "--startup-seconds",
+      "2",
+    ],
     env,
   );
   assert.equal(cap.code, 0, cap.output);
-  const r = await stasis(["bench", "b", "--strategies", "cold,restore-hot,restore-cold", "--repeat", "1", "--out", out, "--json"], env, 600_000);
+  const r = await stasis(
+    ["bench", "b", "--strategies", "cold,restore-hot,restore-cold", "--repeat", "1", "--out", out, "--json"],
+    env,
+    600_000,
+  );
   assert.equal(r.code, 0, r.output);
   assertValidDocument(r.json, "stasis.bench/v1");
   const report = JSON.parse(readFileSync(join(out, "results.json"), "utf8"));
-  assert.deepEqual(report.strategies.map((s: { strategy: string }) => s.strategy), ["cold", "restore-hot", "restore-cold"]);
-  const byName = Object.fromEntries(report.strategies.map((s: { strategy: string; medianFirstTokenMs: number }) => [s.strategy, s]));
+  assert.deepEqual(
+    report.strategies.map((s: { strategy: string }) => s.strategy),
+    ["cold", "restore-hot", "restore-cold"],
+  );
+  const byName = Object.fromEntries(
+    report.strategies.map((s: { strategy: string; medianFirstTokenMs: number }) => [s.strategy, s]),
+  );
   assert.ok(byName.cold.medianFirstTokenMs >= 2000, "the cold start includes the server's 2 s start-up");
   assert.ok(byName["restore-hot"].medianFirstTokenMs < byName.cold.medianFirstTokenMs);
   assert.ok(report.speedup > 1);
   const hotPhases = byName["restore-hot"].phases.map((p: { name: string }) => p.name);
-  for (const p of ["cli-overhead", "criu-restore", "canary", "first-token"]) assert.ok(hotPhases.includes(p), `restore-hot has a ${p} phase`);
-  assert.equal(report.disk.bytes, cap.json.manifest.files.filter((f: { role: string }) => f.role === "image").reduce((a: number, f: { size: number }) => a + f.size, 0));
+  for (const p of ["cli-overhead", "criu-restore", "canary", "first-token"])
+    assert.ok(hotPhases.includes(p), `restore-hot has a ${p} phase`);
+  assert.equal(
+    report.disk.bytes,
+    cap.json.manifest.files
+      .filter((f: { role: string }) => f.role === "image")
+      .reduce((a: number, f: { size: number }) => a + f.size, 0),
+  );
   assert.ok(report.disk.gbps > 0 && report.coldRatio > 0);
   for (const f of ["results.md", "waterfall.svg", "waterfall.png"]) assert.ok(existsSync(join(out, f)), f);
   assert.match(readFileSync(join(out, "results.md"), "utf8"), /restore-cold's first token took/);

@@ -3,12 +3,33 @@ import assert from "node:assert/strict";
 import { slices } from "./disk.js";
 
 test("the files are cut into about as many equal slices as streams, never across a file; small files go together", () => {
-  const cut = slices([{ path: "a", size: 10 }, { path: "b", size: 25 }, { path: "c", size: 0 }], 7); // 5 bytes each
-  assert.deepEqual(cut.slices.map((x) => `${x.path}:${x.offset}+${x.length}`), ["a:0+5", "a:5+5", "b:0+5", "b:5+5", "b:10+5", "b:15+5", "b:20+5"]);
+  const cut = slices(
+    [
+      { path: "a", size: 10 },
+      { path: "b", size: 25 },
+      { path: "c", size: 0 },
+    ],
+    7,
+  ); // 5 bytes each
+  assert.deepEqual(
+    cut.slices.map((x) => `${x.path}:${x.offset}+${x.length}`),
+    ["a:0+5", "a:5+5", "b:0+5", "b:5+5", "b:10+5", "b:15+5", "b:20+5"],
+  );
   assert.deepEqual(cut.small, []);
-  const mixed = slices([{ path: "big", size: 1000 }, { path: "tiny1", size: 10 }, { path: "tiny2", size: 20 }], 4);
+  const mixed = slices(
+    [
+      { path: "big", size: 1000 },
+      { path: "tiny1", size: 10 },
+      { path: "tiny2", size: 20 },
+    ],
+    4,
+  );
   assert.deepEqual(mixed.small, ["tiny1", "tiny2"], "under a quarter of a slice: read by one extra stream");
-  assert.equal(mixed.slices.reduce((n, x) => n + x.length, 0), 1000, "every byte of the big file once");
+  assert.equal(
+    mixed.slices.reduce((n, x) => n + x.length, 0),
+    1000,
+    "every byte of the big file once",
+  );
   assert.ok(mixed.slices.every((x) => x.path === "big"));
 });
 
@@ -31,7 +52,12 @@ test("what the disks read comes from /proc/diskstats' sectors, of the named devi
 test("the disks' samples become windows: rate, reads, their mean size and what was in flight", async () => {
   const { diskWindows } = await import("./report.js");
   const mb = 1e6;
-  const samples = [0, 100, 200, 300, 400, 500, 600, 700].map((ms, k) => ({ ms, bytes: k <= 5 ? k * 100 * mb : 500 * mb, reads: k <= 5 ? k * 100 : 500, inFlight: k <= 5 ? 8 : 0 }));
+  const samples = [0, 100, 200, 300, 400, 500, 600, 700].map((ms, k) => ({
+    ms,
+    bytes: k <= 5 ? k * 100 * mb : 500 * mb,
+    reads: k <= 5 ? k * 100 : 500,
+    inFlight: k <= 5 ? 8 : 0,
+  }));
   const w = diskWindows(samples, 500);
   assert.equal(w.length, 2);
   assert.deepEqual([w[0]!.fromMs, w[1]!.fromMs], [0, 500]);

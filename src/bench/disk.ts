@@ -30,7 +30,8 @@ export function slices(files: { path: string; size: number }[], streams: number)
       small.push(f.path);
       continue;
     }
-    for (let at = 0; at < f.size; at += want) out.push({ path: f.path, offset: at, length: Math.min(want, f.size - at) });
+    for (let at = 0; at < f.size; at += want)
+      out.push({ path: f.path, offset: at, length: Math.min(want, f.size - at) });
   }
   return { slices: out, small };
 }
@@ -47,7 +48,18 @@ export async function diskRate(files: { path: string; size: number }[], streams 
   const started = performance.now();
   const outs = await Promise.all([
     ...parts.map((s) =>
-      run("dd", [`if=${s.path}`, "of=/dev/null", "bs=8M", "iflag=skip_bytes,count_bytes", `skip=${s.offset}`, `count=${s.length}`], { timeoutMs: 600_000 }),
+      run(
+        "dd",
+        [
+          `if=${s.path}`,
+          "of=/dev/null",
+          "bs=8M",
+          "iflag=skip_bytes,count_bytes",
+          `skip=${s.offset}`,
+          `count=${s.length}`,
+        ],
+        { timeoutMs: 600_000 },
+      ),
     ),
     ...(small.length > 0 ? [run("sh", ["-c", 'cat "$@" > /dev/null', "sh", ...small], { timeoutMs: 600_000 })] : []),
   ]);
@@ -55,5 +67,11 @@ export async function diskRate(files: { path: string; size: number }[], streams 
   outs.forEach((o) => check(o, "E_IO", "reading the snapshot for the disk's read rate"));
   const bytes = files.reduce((a, f) => a + f.size, 0);
   const n = parts.length + (small.length > 0 ? 1 : 0);
-  return { bytes, ms, gbps: bytes / ms / 1e6, streams: n, how: `page cache dropped, ${n} parallel dd streams, 8 MiB blocks` };
+  return {
+    bytes,
+    ms,
+    gbps: bytes / ms / 1e6,
+    streams: n,
+    how: `page cache dropped, ${n} parallel dd streams, 8 MiB blocks`,
+  };
 }

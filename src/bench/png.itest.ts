@@ -19,7 +19,9 @@ const results = join(REPO, "bench/results/2026-11-27-h100/pipeline-3b-43-judged/
 function draw(out: string, cpu?: string): Buffer {
   const argv = [process.execPath, join(REPO, "dist/cli/main.js"), "bench", "--from", results, "--out", out];
   const r = spawnSync(cpu ? "qemu-x86_64" : argv[0]!, cpu ? ["-cpu", cpu, ...argv] : argv.slice(1), {
-    encoding: "utf8", timeout: 300_000, killSignal: "SIGKILL",
+    encoding: "utf8",
+    timeout: 300_000,
+    killSignal: "SIGKILL",
   });
   assert.equal(r.status, 0, `${cpu ?? "here"}: ${r.error?.message ?? ""} ${r.stderr.slice(-2000)}`);
   return readFileSync(join(out, "waterfall.png"));

@@ -5,9 +5,12 @@ import { formatMs, table } from "../text.js";
 /** Disk samples cut into consecutive windows of about `windowMs` (each from one sample to the last within
  *  `windowMs` of it): what the disks read in each (GB/s, reads, their mean size), and the mean of the reads in
  *  flight at the samples that end inside it. */
-export function diskWindows(samples: DiskSample[], windowMs: number): { fromMs: number; gbps: number; reads: number; meanReadKiB: number; inFlight: number }[] {
+export function diskWindows(
+  samples: DiskSample[],
+  windowMs: number,
+): { fromMs: number; gbps: number; reads: number; meanReadKiB: number; inFlight: number }[] {
   const out = [];
-  for (let i = 0; i < samples.length - 1; ) {
+  for (let i = 0; i < samples.length - 1;) {
     const first = samples[i]!;
     let j = i + 1;
     while (j + 1 < samples.length && samples[j + 1]!.ms <= first.ms + windowMs) j++;
@@ -58,14 +61,21 @@ export function benchTable(r: BenchReport, style: "text" | "markdown"): string {
       : []),
   ];
   if (style === "text") return [...facts, "", table(rows)].join("\n");
-  const md = [`| ${rows[0]!.join(" | ")} |`, `|${rows[0]!.map(() => " --- ").join("|")}|`, ...rows.slice(1).map((row) => `| ${row.join(" | ")} |`)];
+  const md = [
+    `| ${rows[0]!.join(" | ")} |`,
+    `|${rows[0]!.map(() => " --- ").join("|")}|`,
+    ...rows.slice(1).map((row) => `| ${row.join(" | ")} |`),
+  ];
   const phases = r.strategies.flatMap((s) => [
     "",
     `**${s.strategy}** phases (median run):`,
     "",
     "| phase | start | took | bytes | rate |",
     "| --- | --- | --- | --- | --- |",
-    ...s.phases.map((p) => `| ${p.name} | ${formatMs(p.startMs)} | ${formatMs(p.ms)} | ${p.bytes ?? ""} | ${p.gbps ? `${p.gbps.toFixed(2)} GB/s` : ""} |`),
+    ...s.phases.map(
+      (p) =>
+        `| ${p.name} | ${formatMs(p.startMs)} | ${formatMs(p.ms)} | ${p.bytes ?? ""} | ${p.gbps ? `${p.gbps.toFixed(2)} GB/s` : ""} |`,
+    ),
     ...(s.disk && s.disk.length > 1
       ? [
           "",
@@ -73,7 +83,10 @@ export function benchTable(r: BenchReport, style: "text" | "markdown"): string {
           "",
           "| from | read | reads | mean read | in flight |",
           "| --- | --- | --- | --- | --- |",
-          ...diskWindows(s.disk, 500).map((w) => `| ${formatMs(w.fromMs)} | ${w.gbps.toFixed(2)} GB/s | ${w.reads} | ${w.meanReadKiB.toFixed(0)} KiB | ${w.inFlight.toFixed(1)} |`),
+          ...diskWindows(s.disk, 500).map(
+            (w) =>
+              `| ${formatMs(w.fromMs)} | ${w.gbps.toFixed(2)} GB/s | ${w.reads} | ${w.meanReadKiB.toFixed(0)} KiB | ${w.inFlight.toFixed(1)} |`,
+          ),
         ]
       : []),
   ]);
@@ -87,7 +100,9 @@ export function subjectLine(r: BenchReport): string {
   const shape = m?.shape as { architectures?: string[]; hidden_size?: number; num_hidden_layers?: number } | undefined;
   const parts = [
     shape?.architectures?.[0],
-    shape?.hidden_size && shape.num_hidden_layers ? `hidden ${shape.hidden_size} x ${shape.num_hidden_layers} layers` : undefined,
+    shape?.hidden_size && shape.num_hidden_layers
+      ? `hidden ${shape.hidden_size} x ${shape.num_hidden_layers} layers`
+      : undefined,
     m && m.weightsBytes > 0 ? `${(m.weightsBytes / 1e9).toFixed(2)} GB of weights` : undefined,
     m?.gpuStateBytes !== undefined ? `${(m.gpuStateBytes / 1e9).toFixed(2)} GB of GPU state` : undefined,
     m ? `${(m.imageBytes / 1e9).toFixed(2)} GB image` : undefined,

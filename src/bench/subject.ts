@@ -18,8 +18,16 @@ export interface BenchSubject {
 }
 
 const SHAPE_KEYS = [
-  "architectures", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
-  "vocab_size", "tie_word_embeddings", "torch_dtype", "dtype",
+  "architectures",
+  "hidden_size",
+  "num_hidden_layers",
+  "num_attention_heads",
+  "num_key_value_heads",
+  "intermediate_size",
+  "vocab_size",
+  "tie_word_embeddings",
+  "torch_dtype",
+  "dtype",
 ];
 
 /**
@@ -54,7 +62,9 @@ async function modelShape(argv: string[], cwd: string): Promise<{ shape: Record<
     if (arg.startsWith("-")) continue;
     let config: Record<string, unknown>;
     try {
-      config = JSON.parse(await readFile(join(arg.startsWith("/") ? arg : join(cwd, arg), "config.json"), "utf8")) as Record<string, unknown>;
+      config = JSON.parse(
+        await readFile(join(arg.startsWith("/") ? arg : join(cwd, arg), "config.json"), "utf8"),
+      ) as Record<string, unknown>;
     } catch {
       continue;
     }

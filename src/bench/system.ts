@@ -30,7 +30,14 @@ export function cacheEnv(dir: string): Record<string, string> {
 async function diskNames(): Promise<string[]> {
   const names = await readdir("/sys/block").catch(() => [] as string[]);
   const disks: string[] = [];
-  for (const n of names) if (await access(`/sys/block/${n}/device`).then(() => true, () => false)) disks.push(n);
+  for (const n of names)
+    if (
+      await access(`/sys/block/${n}/device`).then(
+        () => true,
+        () => false,
+      )
+    )
+      disks.push(n);
   return disks;
 }
 
@@ -50,7 +57,10 @@ export async function diskReadSince(before: number | undefined): Promise<number 
 
 /** The read counters of the devices `disks` in /proc/diskstats text, summed: bytes (field 6: sectors read, 512
  *  bytes each), reads completed (field 4) and I/Os in flight at that instant (field 12). */
-export function diskCounters(diskstats: string, disks: string[]): { bytes: number; reads: number; inFlight: number } | undefined {
+export function diskCounters(
+  diskstats: string,
+  disks: string[],
+): { bytes: number; reads: number; inFlight: number } | undefined {
   let c: { bytes: number; reads: number; inFlight: number } | undefined;
   for (const line of diskstats.split("\n")) {
     const f = line.trim().split(/\s+/);
@@ -94,7 +104,12 @@ export function sampleDisk(intervalMs = 100): { stop(): Promise<DiskSample[]> } 
       const c = diskCounters(await readFile("/proc/diskstats", "utf8").catch(() => ""), await disks);
       if (!c) return;
       base ??= c;
-      samples.push({ ms: Math.round(ms * 10) / 10, bytes: c.bytes - base.bytes, reads: c.reads - base.reads, inFlight: c.inFlight });
+      samples.push({
+        ms: Math.round(ms * 10) / 10,
+        bytes: c.bytes - base.bytes,
+        reads: c.reads - base.reads,
+        inFlight: c.inFlight,
+      });
     }));
   void take();
   const timer = setInterval(() => void take(), intervalMs);

@@ -56,7 +56,8 @@ export function waterfall(r: BenchReport): Drawing {
   text(MARGIN, y, fitText(`stasis bench: ${r.snapshot}`, 20, wide), { size: 20, bold: true });
   const starts = r.strategies.map((s) => s.strategy).filter((s) => !s.startsWith("restore"));
   const startRuns = starts.length > 0 && r.repeatStarts !== undefined && r.repeatStarts !== r.repeat;
-  const runs = `median of ${r.repeat} run${r.repeat === 1 ? "" : "s"}` +
+  const runs =
+    `median of ${r.repeat} run${r.repeat === 1 ? "" : "s"}` +
     (startRuns ? ` (${r.repeatStarts} of ${starts.join(" and ")})` : "");
   const facts = [r.date.slice(0, 16).replace("T", " "), r.machine.gpu ?? r.machine.cpuModel, runs].join(" · ");
   // What ran (engine and model), where the results recorded it.
@@ -76,9 +77,8 @@ export function waterfall(r: BenchReport): Drawing {
     text(MARGIN, y + 11, s.strategy);
     const bar = s.strategy.startsWith("restore") ? "#4e79a7" : OTHER.color;
     rect(LEFT, y, w, 14, bar);
-    const faster = cold && s !== cold
-      ? ` · ${speedupLabel(cold.medianFirstTokenMs, s.medianFirstTokenMs)} faster than cold`
-      : "";
+    const faster =
+      cold && s !== cold ? ` · ${speedupLabel(cold.medianFirstTokenMs, s.medianFirstTokenMs)} faster than cold` : "";
     barLabel(LEFT, w, y + 11, `${formatMs(s.medianFirstTokenMs)}${faster}`, bar, INK);
     y += 22;
   }

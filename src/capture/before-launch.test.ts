@@ -122,9 +122,15 @@ test("a capture as a user other than root is refused before anything starts", as
 test("a store that cannot be created is refused before the launch, and nothing is written", async () => {
   const file = join(home, "a-file");
   writeFileSync(file, "");
-  await refused(plan({}), "E_STORE_UNUSABLE", /cannot hold the store: a part of .* is a file, not a folder/, /STASIS_HOME/, {
-    home: join(file, "home"),
-  });
+  await refused(
+    plan({}),
+    "E_STORE_UNUSABLE",
+    /cannot hold the store: a part of .* is a file, not a folder/,
+    /STASIS_HOME/,
+    {
+      home: join(file, "home"),
+    },
+  );
   assert.deepEqual(readdirSync(home), ["a-file"]); // nothing was created, in the refused store or beside it
 });
 

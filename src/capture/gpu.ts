@@ -28,7 +28,10 @@ export function cudaWorkerAhead(pids: number[]): Promise<CudaDriver | undefined>
 
 /** Ends a worker started ahead that no checkpoint took. */
 export function closeAhead(ahead: Promise<CudaDriver | undefined> | undefined): void {
-  ahead?.then((d) => d?.close(), () => undefined);
+  ahead?.then(
+    (d) => d?.close(),
+    () => undefined,
+  );
 }
 
 /**
@@ -36,7 +39,11 @@ export function closeAhead(ahead: Promise<CudaDriver | undefined> | undefined): 
  * for a tree without CUDA (no libcuda mapped): then no driver is touched at all. A worker started ahead
  * (`cudaWorkerAhead`) is used, or closed, here.
  */
-export async function gpuCheckpoint(pids: number[], events: Events, ahead?: Promise<CudaDriver | undefined>): Promise<GpuCapture | undefined> {
+export async function gpuCheckpoint(
+  pids: number[],
+  events: Events,
+  ahead?: Promise<CudaDriver | undefined>,
+): Promise<GpuCapture | undefined> {
   if ((await cudaCandidates(pids)).length === 0) {
     closeAhead(ahead);
     return undefined;

@@ -25,10 +25,22 @@ after(async () => {
 
 const SLOW = join(EXAMPLES, "slow_server.py");
 const storeEntries = () => (existsSync(join(home, "snapshots")) ? readdirSync(join(home, "snapshots")).sort() : []);
-const server = (port: number, ...extra: string[]) =>
-  ["--", "python3", SLOW, "--port", String(port), "--startup-seconds", "0", ...extra];
-const urls = (port: number, canary = "/answer?q=x") =>
-  ["--ready-url", `http://127.0.0.1:${port}/health`, "--canary-url", `http://127.0.0.1:${port}${canary}`];
+const server = (port: number, ...extra: string[]) => [
+  "--",
+  "python3",
+  SLOW,
+  "--port",
+  String(port),
+  "--startup-seconds",
+  "0",
+  ...extra,
+];
+const urls = (port: number, canary = "/answer?q=x") => [
+  "--ready-url",
+  `http://127.0.0.1:${port}/health`,
+  "--canary-url",
+  `http://127.0.0.1:${port}${canary}`,
+];
 
 function killQuietly(pid: number): void {
   try {
@@ -146,7 +158,10 @@ test("a canary that changes between requests is refused at capture with a hint t
   assert.equal(r.code, 6, r.output);
   assert.equal(r.json.error.code, "E_CANARY_UNSTABLE");
   const requests = /\\"requests\\": \d+}/.source;
-  assert.match(r.json.error.message, new RegExp(`GET /stats answered differently twice in a row: .*${requests}.*, then .*${requests}`));
+  assert.match(
+    r.json.error.message,
+    new RegExp(`GET /stats answered differently twice in a row: .*${requests}.*, then .*${requests}`),
+  );
   assert.match(r.json.error.hint, /deterministic.*temperature 0.*--canary-body/);
   assert.deepEqual(storeEntries(), []);
   assert.equal(await answering(port), false, "the server was stopped");
@@ -163,7 +178,9 @@ test("a periodic timerfd: the manifest records it; rm removes the snapshot's nft
   const table = m.criu.networkLockTable as string;
   assert.match(table, /^CRIU-[0-9a-f-]+$/);
   assert.ok((await lockTables()).includes(table), `${table} is listed after the capture`);
-  const doctor = (await stasis(["doctor", "--json"], env)).json.checks.find((c: { name: string }) => c.name === "lock tables");
+  const doctor = (await stasis(["doctor", "--json"], env)).json.checks.find(
+    (c: { name: string }) => c.name === "lock tables",
+  );
   assert.match(doctor.detail, /^CRIU lock tables: 1 kept for snapshots not restored yet/);
   assert.doesNotMatch(doctor.detail, new RegExp(table), "doctor matches the table to its snapshot");
   const rm = await stasis(["rm", "timer", "--json"], env);
@@ -178,7 +195,11 @@ test("a periodic timerfd that expired while frozen comes back disarmed: the rest
   const cap = await stasis(["capture", "ticking", "--json", ...urls(port), ...server(port, "--timer-ms", "1")], env);
   assert.equal(cap.code, 0, cap.output);
   const dumpLog = readFileSync(join(home, "snapshots", "ticking", "logs", "criu-dump.log"), "utf8");
-  assert.match(dumpLog, /timerfd: Dumping id \S+ clockid 1 it_value\(0, 0\) it_interval\(0, 1000000\)/, "dumped disarmed");
+  assert.match(
+    dumpLog,
+    /timerfd: Dumping id \S+ clockid 1 it_value\(0, 0\) it_interval\(0, 1000000\)/,
+    "dumped disarmed",
+  );
   const res = await stasis(["restore", "ticking", "--json"], env);
   assert.equal(res.code, 0, res.output);
   assert.ok(res.json.phases.some((p: { name: string }) => p.name === "timers"));
@@ -246,7 +267,10 @@ test("a killed capture's server is ended by its supervisor, its staging folder b
   assert.equal(storeEntries().filter((n) => n.startsWith(".")).length, 2, "its staging folder and lock are there");
   const ls = await stasis(["ls", "--json"], env);
   assert.equal(ls.code, 0, ls.output);
-  assert.deepEqual(storeEntries().filter((n) => n.startsWith(".staging")), []);
+  assert.deepEqual(
+    storeEntries().filter((n) => n.startsWith(".staging")),
+    [],
+  );
 });
 
 test("a capture killed during its dump: the next ls removes its staging folder and the dump's nftables table", async () => {
@@ -263,6 +287,9 @@ test("a capture killed during its dump: the next ls removes its staging folder a
   // own lock, or, had it read the whole tree already, ends and leaves it. Either way the next ls leaves none.
   assert.equal(storeEntries().filter((n) => n.startsWith(".staging-killed-dump-")).length, 1);
   assert.equal((await stasis(["ls", "--json"], env)).code, 0);
-  assert.deepEqual(storeEntries().filter((n) => n.startsWith(".staging")), []);
+  assert.deepEqual(
+    storeEntries().filter((n) => n.startsWith(".staging")),
+    [],
+  );
   assert.equal((await lockTables()).includes(table), false, `${table} was removed with the dead capture's folder`);
 });

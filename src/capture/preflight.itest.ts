@@ -26,7 +26,12 @@ test("a process holding an io_uring is refused, naming the process, its command 
     await assert.rejects(refuseUndumpable([process.pid, child.pid!]), (err: unknown) => {
       assert.ok(err instanceof StasisError);
       assert.equal(err.code, "E_IO_URING");
-      assert.match(err.message, new RegExp(`^process ${child.pid} \\(python3\\) of the server holds an io_uring instance \\(fd ${fd}\\).*: \\S*python3 -c import ctypes`));
+      assert.match(
+        err.message,
+        new RegExp(
+          `^process ${child.pid} \\(python3\\) of the server holds an io_uring instance \\(fd ${fd}\\).*: \\S*python3 -c import ctypes`,
+        ),
+      );
       assert.match(String(err.details?.cmdline), /ring-holder$/);
       assert.deepEqual(err.details?.fds, [Number(fd)]);
       return true;

@@ -111,5 +111,3 @@ function refuseNonRoot(uid: number): void {
     hint: "CRIU dumps other processes' memory and the CUDA checkpoint needs root: run it with sudo, as root",
   });
 }
-
-

@@ -6,18 +6,36 @@ export function str(values: Record<string, unknown>, name: string): string | und
   return typeof v === "string" ? v : undefined;
 }
 
-export function num(values: Record<string, unknown>, name: string, dflt: number, opts: { min?: number; max?: number } = {}): number {
+export function num(
+  values: Record<string, unknown>,
+  name: string,
+  dflt: number,
+  opts: { min?: number; max?: number } = {},
+): number {
   const v = values[name];
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)) {
-    const range = [opts.min !== undefined ? `>= ${opts.min}` : "", opts.max !== undefined ? `<= ${opts.max}` : ""].filter(Boolean).join(" and ");
+  if (
+    typeof v !== "string" ||
+    v.trim() === "" ||
+    !Number.isFinite(n) ||
+    (opts.min !== undefined && n < opts.min) ||
+    (opts.max !== undefined && n > opts.max)
+  ) {
+    const range = [opts.min !== undefined ? `>= ${opts.min}` : "", opts.max !== undefined ? `<= ${opts.max}` : ""]
+      .filter(Boolean)
+      .join(" and ");
     throw new StasisError("E_USAGE", `--${name}: expected a number${range ? ` ${range}` : ""}, got "${String(v)}"`);
   }
   return n;
 }
 
-export function oneOf<T extends string>(values: Record<string, unknown>, name: string, allowed: readonly T[], dflt: T): T {
+export function oneOf<T extends string>(
+  values: Record<string, unknown>,
+  name: string,
+  allowed: readonly T[],
+  dflt: T,
+): T {
   const v = values[name];
   if (v === undefined) return dflt;
   if (typeof v === "string" && (allowed as readonly string[]).includes(v)) return v as T;

@@ -116,7 +116,10 @@ test("stasis's own CLI: a typo of a command or option gets a suggestion; --json 
   assert.match(command.stderr, /unknown command "restre"\n {2}hint: did you mean `stasis restore`\?/);
   const option = await stasis(["restore", "x", "--verfy", "full"]);
   assert.equal(option.code, 2);
-  assert.match(option.stderr, /^stasis: error E_USAGE: unknown option --verfy for `stasis restore`\n {2}hint: did you mean --verify\?/);
+  assert.match(
+    option.stderr,
+    /^stasis: error E_USAGE: unknown option --verfy for `stasis restore`\n {2}hint: did you mean --verify\?/,
+  );
   assert.doesNotMatch(option.stderr, /ERR_PARSE_ARGS|Unknown option '--verfy'/, "not Node's parse error");
   const before = await stasis(["--json", "ps"]);
   assert.equal(before.json.schema, "stasis.ps/v1");

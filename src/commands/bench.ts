@@ -10,8 +10,14 @@ import { toSvg } from "../bench/svg.js";
 import { toPng } from "../bench/png.js";
 
 /** Runs the benchmark; with `out`, writes results.json, results.md, waterfall.svg and waterfall.png there. */
-export async function runBench(opts: BenchOptions & { out?: string; command: string }, events: Events): Promise<{ report: BenchReport; files: string[] }> {
-  events.log("cold cases drop the page cache first (sync; echo 3 > /proc/sys/vm/drop_caches): a one-off action, no setting is changed", "warn");
+export async function runBench(
+  opts: BenchOptions & { out?: string; command: string },
+  events: Events,
+): Promise<{ report: BenchReport; files: string[] }> {
+  events.log(
+    "cold cases drop the page cache first (sync; echo 3 > /proc/sys/vm/drop_caches): a one-off action, no setting is changed",
+    "warn",
+  );
   const report = await bench(opts, events, opts.command);
   return { report, files: opts.out ? await writeBench(report, opts.out, events) : [] };
 }

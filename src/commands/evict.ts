@@ -26,5 +26,9 @@ export async function evict(opts: EvictOptions, events: Events): Promise<EvictRe
     total.residentBytesBefore += f.residentBytesBefore;
     total.residentBytesAfter += f.residentBytesAfter;
   }
-  return { ...(targets.snapshot ? { snapshot: targets.snapshot.name, snapshotDir: targets.snapshot.dir } : {}), files, total };
+  return {
+    ...(targets.snapshot ? { snapshot: targets.snapshot.name, snapshotDir: targets.snapshot.dir } : {}),
+    files,
+    total,
+  };
 }

@@ -27,5 +27,9 @@ export async function residency(opts: ResidencyOptions, _events: Events): Promis
     total.pages += f.pages;
     total.residentPages += f.residentPages;
   }
-  return { ...(targets.snapshot ? { snapshot: targets.snapshot.name, snapshotDir: targets.snapshot.dir } : {}), files, total };
+  return {
+    ...(targets.snapshot ? { snapshot: targets.snapshot.name, snapshotDir: targets.snapshot.dir } : {}),
+    files,
+    total,
+  };
 }

@@ -18,7 +18,8 @@ export async function stop(opts: {
 
 /** Something to stop must be named (or --all). */
 export function checkStopArgs(opts: { ids: string[]; all: boolean }): void {
-  if (!opts.all && opts.ids.length === 0) throw new StasisError("E_USAGE", "name the instances to stop, or pass --all", { hint: "`stasis ps` lists them" });
+  if (!opts.all && opts.ids.length === 0)
+    throw new StasisError("E_USAGE", "name the instances to stop, or pass --all", { hint: "`stasis ps` lists them" });
 }
 
 async function stopOne(inst: InstanceStatus, graceMs: number): Promise<string> {

@@ -88,7 +88,7 @@ test("the knobs: about ten a user sets, each documented, none also listed as int
 
 test("the engine side's variables are the ones python/stasis_engine/config.py reads, by the same names", () => {
   const py = readFileSync(join(root, "python", "stasis_engine", "config.py"), "utf8");
-  const read = [...py.matchAll(/Variable\("(STASIS_[A-Z0-9_]+)"/g)].map((m) => m[1]).sort();
+  const read = [...py.matchAll(/Variable\(\s*"(STASIS_[A-Z0-9_]+)"/g)].map((m) => m[1]).sort();
   const listed = INTERNAL.filter((v) => v.readBy === "engine side")
     .map((v) => v.env)
     .sort();

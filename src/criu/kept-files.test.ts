@@ -1,6 +1,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync, linkSync, statSync, readFileSync, existsSync, openSync, closeSync, unlinkSync } from "node:fs";
+import {
+  mkdtempSync,
+  rmSync,
+  writeFileSync,
+  linkSync,
+  statSync,
+  readFileSync,
+  existsSync,
+  openSync,
+  closeSync,
+  unlinkSync,
+} from "node:fs";
 import { chmodSync, lstatSync, mkdirSync, readdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,7 +44,13 @@ test("link_remap files are found by inode, kept in the snapshot, and put back as
     assert.equal(readFileSync(join(dir, "link_remap.7"), "utf8"), "semaphore");
     assert.equal(statSync(join(dir, "link_remap.7")).mode & 0o7777, 0o640, "put back with the mode CRIU dumped");
     assert.notEqual(statSync(join(dir, "link_remap.7")).ino, liveIno);
-    assert.deepEqual(first.placed, [{ path: join(dir, "link_remap.7"), dev: statSync(join(dir, "link_remap.7")).dev, ino: statSync(join(dir, "link_remap.7")).ino }]);
+    assert.deepEqual(first.placed, [
+      {
+        path: join(dir, "link_remap.7"),
+        dev: statSync(join(dir, "link_remap.7")).dev,
+        ino: statSync(join(dir, "link_remap.7")).ino,
+      },
+    ]);
     // A second placing (another restore of the same snapshot) takes the name: the first one's remove leaves it.
     const second = await placeFiles(snap, kept, "link-remap");
     await first.remove();
@@ -96,7 +113,9 @@ test("createdSince keeps the files created at or after a time (a server's own), 
   writeFileSync(join(dir, "own"), "y");
   const st = statSync(join(dir, "own"));
   if (!(st.birthtimeMs > 0)) return t.skip("this file system records no creation time");
-  assert.deepEqual(await createdSince([join(dir, "older"), join(dir, "own"), join(dir, "missing")], since), [{ path: join(dir, "own"), dev: st.dev, ino: st.ino }]);
+  assert.deepEqual(await createdSince([join(dir, "older"), join(dir, "own"), join(dir, "missing")], since), [
+    { path: join(dir, "own"), dev: st.dev, ino: st.ino },
+  ]);
 });
 
 const refused = (re?: RegExp) => (e: unknown) =>

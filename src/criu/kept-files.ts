@@ -77,7 +77,10 @@ export async function findLinkRemaps(unlinked: Map<string, Set<number>>, tag?: s
   for (const [dir, inodes] of unlinked) {
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const own = /^link_remap\.\d+$/.test(name);
-      const held = tag !== undefined && name.startsWith(holdPrefix(tag)) && /^link_remap\.\d+$/.test(name.slice(holdPrefix(tag).length));
+      const held =
+        tag !== undefined &&
+        name.startsWith(holdPrefix(tag)) &&
+        /^link_remap\.\d+$/.test(name.slice(holdPrefix(tag).length));
       if (!own && !held) continue;
       const st = await stat(join(dir, name)).catch(() => undefined);
       if (!st || !inodes.has(st.ino)) continue;
@@ -148,7 +151,12 @@ async function keepCopy(from: string, to: string): Promise<number> {
 }
 
 /** Copies files into `<snapshotDir>/<sub>/`; with `remove`, deletes the originals (a dead tree's leftovers). */
-export async function keepFiles(paths: string[], snapshotDir: string, sub: string, remove: boolean): Promise<KeptFile[]> {
+export async function keepFiles(
+  paths: string[],
+  snapshotDir: string,
+  sub: string,
+  remove: boolean,
+): Promise<KeptFile[]> {
   if (paths.length === 0) return [];
   await mkdir(join(snapshotDir, sub), { recursive: true, mode: PRIVATE_DIR });
   const kept: KeptFile[] = [];

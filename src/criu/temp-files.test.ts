@@ -10,7 +10,7 @@ import { StasisError } from "../errors.js";
 const varint = (n: number): number[] => {
   const out: number[] = [];
   while (n >= 128) {
-    out.push(n % 128 | 128);
+    out.push((n % 128) | 128);
     n = Math.floor(n / 128);
   }
   return [...out, n];

@@ -47,7 +47,10 @@ export class CudaDriver {
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     child.on("exit", (code, signal) => {
-      this.dead = new StasisError("E_CUDA", `the CUDA worker exited (${signal ?? `status ${code}`})${stderr ? `: ${stderr.trim().split("\n").pop()}` : ""}`);
+      this.dead = new StasisError(
+        "E_CUDA",
+        `the CUDA worker exited (${signal ?? `status ${code}`})${stderr ? `: ${stderr.trim().split("\n").pop()}` : ""}`,
+      );
       for (const p of this.pending.values()) p.reject(this.dead);
       this.pending.clear();
     });
@@ -76,10 +79,14 @@ export class CudaDriver {
         // The driver call is stuck; the only way to stop it is to end the process making it.
         this.child.kill("SIGKILL");
         reject(
-          new StasisError("E_CUDA_TIMEOUT", `${what}${pid === undefined ? "" : ` of process ${pid}`} did not finish within ${timeoutMs} ms`, {
-            hint: "the GPU or driver may be busy or stuck; check `nvidia-smi`",
-            details: { pid, call: what },
-          }),
+          new StasisError(
+            "E_CUDA_TIMEOUT",
+            `${what}${pid === undefined ? "" : ` of process ${pid}`} did not finish within ${timeoutMs} ms`,
+            {
+              hint: "the GPU or driver may be busy or stuck; check `nvidia-smi`",
+              details: { pid, call: what },
+            },
+          ),
         );
       }, timeoutMs);
       this.pending.set(id, {
@@ -95,7 +102,11 @@ export class CudaDriver {
     });
   }
 
-  async call<O extends Op>(op: O, args: OpArgs[O], timeoutMs = DEFAULT_TIMEOUT_MS[op]): Promise<{ result: unknown; ms: number }> {
+  async call<O extends Op>(
+    op: O,
+    args: OpArgs[O],
+    timeoutMs = DEFAULT_TIMEOUT_MS[op],
+  ): Promise<{ result: unknown; ms: number }> {
     const id = this.nextId++;
     const pid = (args as { pid?: number }).pid;
     const answer = this.await(id, callName(op), pid, timeoutMs);
@@ -103,17 +114,25 @@ export class CudaDriver {
     const a = await answer;
     if (!a.ok) {
       const outOfMemory = /OUT_OF_MEMORY/.test(a.error?.name ?? "");
-      throw new StasisError(outOfMemory ? "E_GPU_MEMORY" : "E_CUDA", `${callName(op)}${pid === undefined ? "" : ` of process ${pid}`} failed: ${a.error?.message}`, {
-        hint: outOfMemory ? "free GPU memory on the target GPU (stop other instances) and retry" : undefined,
-        details: { pid, call: callName(op), result: a.error?.result },
-      });
+      throw new StasisError(
+        outOfMemory ? "E_GPU_MEMORY" : "E_CUDA",
+        `${callName(op)}${pid === undefined ? "" : ` of process ${pid}`} failed: ${a.error?.message}`,
+        {
+          hint: outOfMemory ? "free GPU memory on the target GPU (stop other instances) and retry" : undefined,
+          details: { pid, call: callName(op), result: a.error?.result },
+        },
+      );
     }
     return { result: a.result, ms: a.ms ?? 0 };
   }
 
   /** The GPUs, from NVML (fast; nvidia-smi takes hundreds of ms). */
   async inventory(): Promise<GpuInventory> {
-    const r = (await this.call("inventory", {})).result as { driver: string; cuda: string; gpus: Omit<GpuState, "driver">[] };
+    const r = (await this.call("inventory", {})).result as {
+      driver: string;
+      cuda: string;
+      gpus: Omit<GpuState, "driver">[];
+    };
     return { driver: r.driver, cuda: r.cuda, gpus: r.gpus.map((g) => ({ ...g, driver: r.driver })) };
   }
 

@@ -16,9 +16,13 @@ export interface GpuInventory {
 
 /** The GPUs of this machine through nvidia-smi; undefined where there is no NVIDIA driver. */
 export async function gpuInventory(): Promise<GpuInventory | undefined> {
-  const q = await run("nvidia-smi", ["--query-gpu=index,uuid,name,memory.total,memory.used,driver_version", "--format=csv,noheader,nounits"], {
-    timeoutMs: 20_000,
-  }).catch(() => undefined);
+  const q = await run(
+    "nvidia-smi",
+    ["--query-gpu=index,uuid,name,memory.total,memory.used,driver_version", "--format=csv,noheader,nounits"],
+    {
+      timeoutMs: 20_000,
+    },
+  ).catch(() => undefined);
   if (!q || q.code !== 0) return undefined;
   const gpus = parseGpuCsv(q.stdout);
   const head = await run("nvidia-smi", [], { timeoutMs: 20_000 }).catch(() => undefined);
@@ -57,7 +61,14 @@ export async function gpuIdentityFromProc(root = "/proc/driver/nvidia"): Promise
   for (const bus of (await readdir(join(root, "gpus")).catch(() => [] as string[])).sort()) {
     const info = await readFile(join(root, "gpus", bus, "information"), "utf8").catch(() => "");
     const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(info)?.[1]?.trim() ?? "";
-    gpus.push({ index: gpus.length, uuid: field("GPU UUID"), name: field("Model"), memoryMiB: 0, memoryUsedMiB: 0, driver });
+    gpus.push({
+      index: gpus.length,
+      uuid: field("GPU UUID"),
+      name: field("Model"),
+      memoryMiB: 0,
+      memoryUsedMiB: 0,
+      driver,
+    });
   }
   return { driver, cuda: "unknown", gpus };
 }

@@ -59,7 +59,10 @@ test("every process is locked, then checkpointed; restore and unlock bring all b
 
 test("a failed lock unlocks the processes already locked, and names the process and the call", async () => {
   const { driver, state } = fakeDriver([{ op: "lock", pid: 11 }]);
-  await assert.rejects(checkpointAll(driver, procs, new Events()), (e: StasisError) => e.code === "E_CUDA" && /process 11/.test(e.message) && /lock/.test(e.message));
+  await assert.rejects(
+    checkpointAll(driver, procs, new Events()),
+    (e: StasisError) => e.code === "E_CUDA" && /process 11/.test(e.message) && /lock/.test(e.message),
+  );
   assert.deepEqual([state.get(10), state.get(11)], ["running", undefined]);
 });
 
@@ -74,5 +77,8 @@ test("problems while undoing are reported with the original error", async () => 
     { op: "checkpoint", pid: 10 },
     { op: "unlock", pid: 11 },
   ]);
-  await assert.rejects(checkpointAll(driver, procs, new Events()), (e: StasisError) => /process 10/.test(e.message) && /while undoing: .*process 11/.test(e.message));
+  await assert.rejects(
+    checkpointAll(driver, procs, new Events()),
+    (e: StasisError) => /process 10/.test(e.message) && /while undoing: .*process 11/.test(e.message),
+  );
 });

@@ -51,7 +51,12 @@ export async function cudaProcesses(driver: Driver, pids: number[]): Promise<Cud
         });
       }
     } catch (err) {
-      if (err instanceof StasisError && err.code === "E_CUDA" && /NOT_INITIALIZED|INVALID_VALUE|NOT_FOUND/.test(err.message)) continue;
+      if (
+        err instanceof StasisError &&
+        err.code === "E_CUDA" &&
+        /NOT_INITIALIZED|INVALID_VALUE|NOT_FOUND/.test(err.message)
+      )
+        continue;
       throw err;
     }
     const m = mem.get(pid);
@@ -66,7 +71,12 @@ export async function cudaProcesses(driver: Driver, pids: number[]): Promise<Cud
  * what was done is undone (checkpointed processes restored, locked ones unlocked), and the error names the
  * process and the call.
  */
-export async function checkpointAll(driver: Driver, procs: CudaProcess[], events: Events, lockTimeoutMs = 30_000): Promise<void> {
+export async function checkpointAll(
+  driver: Driver,
+  procs: CudaProcess[],
+  events: Events,
+  lockTimeoutMs = 30_000,
+): Promise<void> {
   const locked: CudaProcess[] = [];
   const checkpointed: CudaProcess[] = [];
   try {

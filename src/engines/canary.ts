@@ -12,9 +12,13 @@ export function sha256(text: string): string {
 /** What the manifest keeps of a canary: the request, and the answer's status and digest (and text when small). */
 export function canaryRecord(req: CanaryRequest, answer: CanaryAnswer): Canary {
   if (answer.status < 200 || answer.status >= 300) {
-    throw new StasisError("E_ENGINE", `the canary request ${req.method} ${req.path} answered ${answer.status}: ${answer.text.slice(0, 200)}`, {
-      hint: "the canary must be a request the server answers successfully; check --canary-url / --canary-body",
-    });
+    throw new StasisError(
+      "E_ENGINE",
+      `the canary request ${req.method} ${req.path} answered ${answer.status}: ${answer.text.slice(0, 200)}`,
+      {
+        hint: "the canary must be a request the server answers successfully; check --canary-url / --canary-body",
+      },
+    );
   }
   return {
     method: req.method,
@@ -33,7 +37,9 @@ export function checkCanary(recorded: Canary, answer: CanaryAnswer): void {
   throw new StasisError(
     "E_CANARY_MISMATCH",
     `the restored server answered the canary differently: status ${answer.status} (expected ${recorded.status}), got ${JSON.stringify(answer.text.slice(0, 160))}${was}`,
-    { hint: "the restored state is not the captured one; the instance was stopped. Capture the snapshot again, and report this if it repeats" },
+    {
+      hint: "the restored state is not the captured one; the instance was stopped. Capture the snapshot again, and report this if it repeats",
+    },
   );
 }
 

@@ -20,12 +20,16 @@ export function httpRequest(
       headers["Content-Type"] = "application/json";
       headers["Content-Length"] = String(Buffer.byteLength(opts.body));
     }
-    const req = http.request(url, { method: opts.method ?? (opts.body === undefined ? "GET" : "POST"), headers, agent: false, signal: opts.signal }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
-      res.on("error", reject);
-    });
+    const req = http.request(
+      url,
+      { method: opts.method ?? (opts.body === undefined ? "GET" : "POST"), headers, agent: false, signal: opts.signal },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+        res.on("error", reject);
+      },
+    );
     req.setTimeout(opts.timeoutMs ?? 60_000, () => {
       req.destroy(new StasisError("E_ENGINE", `no answer from ${url} within ${opts.timeoutMs ?? 60_000} ms`));
     });
@@ -39,9 +43,13 @@ export function httpRequest(
 export async function httpOk(url: string, opts: Parameters<typeof httpRequest>[1] = {}): Promise<HttpResponse> {
   const res = await httpRequest(url, opts);
   if (res.status < 200 || res.status >= 300) {
-    throw new StasisError("E_ENGINE", `${opts.method ?? (opts.body === undefined ? "GET" : "POST")} ${url} answered ${res.status}: ${res.body.slice(0, 300)}`, {
-      details: { status: res.status },
-    });
+    throw new StasisError(
+      "E_ENGINE",
+      `${opts.method ?? (opts.body === undefined ? "GET" : "POST")} ${url} answered ${res.status}: ${res.body.slice(0, 300)}`,
+      {
+        details: { status: res.status },
+      },
+    );
   }
   return res;
 }

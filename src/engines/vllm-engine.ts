@@ -39,10 +39,14 @@ async function rpc(ctx: EngineContext, method: string, args: string[] = []): Pro
   const results = ((JSON.parse(res.body) as RpcResults).results ?? []) as RankResult[];
   const failed = results.find((r) => r && r.ok === false);
   if (failed) {
-    throw new StasisError(productCode(failed.error?.code), `${method} failed in rank ${failed.rank ?? "?"}: ${failed.error?.message ?? "no message"}`, {
-      hint: failed.error?.hint ?? "see the server's log",
-      details: { method, error: failed.error },
-    });
+    throw new StasisError(
+      productCode(failed.error?.code),
+      `${method} failed in rank ${failed.rank ?? "?"}: ${failed.error?.message ?? "no message"}`,
+      {
+        hint: failed.error?.hint ?? "see the server's log",
+        details: { method, error: failed.error },
+      },
+    );
   }
   return results;
 }
@@ -57,8 +61,11 @@ async function post(ctx: EngineContext, path: string): Promise<void> {
  * extension, or without VLLM_SERVER_DEV_MODE=1 (no /collective_rpc). Then everything stays in the image.
  */
 async function weightsLayout(ctx: EngineContext): Promise<{ layout: RankResult[] } | { reason: string }> {
-  const sleepProbe = await httpRequest(ctx.baseUrl + "/is_sleeping", { timeoutMs: 10_000, signal: ctx.signal }).catch(() => undefined);
-  if (!sleepProbe || sleepProbe.status !== 200) return { reason: "the server has no /is_sleeping (start it with VLLM_SERVER_DEV_MODE=1 and --enable-sleep-mode)" };
+  const sleepProbe = await httpRequest(ctx.baseUrl + "/is_sleeping", { timeoutMs: 10_000, signal: ctx.signal }).catch(
+    () => undefined,
+  );
+  if (!sleepProbe || sleepProbe.status !== 200)
+    return { reason: "the server has no /is_sleeping (start it with VLLM_SERVER_DEV_MODE=1 and --enable-sleep-mode)" };
   try {
     return { layout: await rpc(ctx, "stasis_weights_layout") };
   } catch (err) {
@@ -79,10 +86,17 @@ async function isSleeping(ctx: EngineContext): Promise<boolean> {
  */
 export async function trimHostMemory(ctx: EngineContext): Promise<void> {
   try {
-    await ctx.events.phase("host-trim", () => rpc(ctx, "stasis_trim_host_memory"), (results) => ({ detail: trimDetail(results) }));
+    await ctx.events.phase(
+      "host-trim",
+      () => rpc(ctx, "stasis_trim_host_memory"),
+      (results) => ({ detail: trimDetail(results) }),
+    );
   } catch (err) {
     if (ctx.signal?.aborted) throw err;
-    ctx.events.log(`freed host memory not trimmed before the checkpoint (it stays in the image): ${(err as Error).message}`, "warn");
+    ctx.events.log(
+      `freed host memory not trimmed before the checkpoint (it stays in the image): ${(err as Error).message}`,
+      "warn",
+    );
   }
 }
 
@@ -94,7 +108,11 @@ export async function trimHostMemory(ctx: EngineContext): Promise<void> {
 async function sleepingExtraTags(ctx: EngineContext): Promise<string[]> {
   let results: RankResult[];
   try {
-    results = await ctx.events.phase("gpu-memory", () => rpc(ctx, "stasis_gpu_memory"), (r) => ({ detail: { ranks: r } }));
+    results = await ctx.events.phase(
+      "gpu-memory",
+      () => rpc(ctx, "stasis_gpu_memory"),
+      (r) => ({ detail: { ranks: r } }),
+    );
   } catch (err) {
     if (ctx.signal?.aborted) throw err;
     ctx.events.log(`the workers' GPU memory was not read: ${(err as Error).message}`, "warn");
@@ -104,8 +122,10 @@ async function sleepingExtraTags(ctx: EngineContext): Promise<string[]> {
   for (const r of results) {
     const byTag = (r.sleep_pool_tags ?? {}) as Record<string, { asleep?: number }>;
     for (const [tag, t] of Object.entries(byTag)) if (!KNOWN_TAGS.has(tag) && (t.asleep ?? 0) > 0) tags.add(tag);
-    ctx.events.log(`rank ${r.rank ?? "?"} on the GPU asleep: ${gib(r.device_used)} used (torch ${gib(r.torch_reserved)}, ` +
-      `outside torch ${gib(r.outside_torch)}; CUDA graphs ${r.graphs === "sleep" ? "in the sleep pool" : "on the GPU"})`);
+    ctx.events.log(
+      `rank ${r.rank ?? "?"} on the GPU asleep: ${gib(r.device_used)} used (torch ${gib(r.torch_reserved)}, ` +
+        `outside torch ${gib(r.outside_torch)}; CUDA graphs ${r.graphs === "sleep" ? "in the sleep pool" : "on the GPU"})`,
+    );
   }
   return [...tags].sort();
 }
@@ -116,9 +136,13 @@ function extraWakeTags(state: Record<string, unknown>): string[] {
   const tags = state.wakeTags;
   if (tags === undefined) return [];
   if (!Array.isArray(tags) || !tags.every((t) => typeof t === "string" && /^[A-Za-z0-9_.-]{1,64}$/.test(t))) {
-    throw new StasisError("E_MANIFEST_INVALID", `the snapshot's engine wakeTags ${JSON.stringify(tags)} are not a list of tag names`, {
-      hint: "the manifest was altered; capture the snapshot again",
-    });
+    throw new StasisError(
+      "E_MANIFEST_INVALID",
+      `the snapshot's engine wakeTags ${JSON.stringify(tags)} are not a list of tag names`,
+      {
+        hint: "the manifest was altered; capture the snapshot again",
+      },
+    );
   }
   return tags as string[];
 }
@@ -137,7 +161,10 @@ function trimDetail(results: RankResult[]): Record<string, unknown> {
     privateDirtyBeforeBytes: num(r.private_dirty_before_bytes),
     privateDirtyAfterBytes: num(r.private_dirty_after_bytes),
   }));
-  const freedBytes = ranks.reduce((a, r) => a + Math.max(0, (r.privateDirtyBeforeBytes ?? 0) - (r.privateDirtyAfterBytes ?? 0)), 0);
+  const freedBytes = ranks.reduce(
+    (a, r) => a + Math.max(0, (r.privateDirtyBeforeBytes ?? 0) - (r.privateDirtyAfterBytes ?? 0)),
+    0,
+  );
   return { freedBytes, ranks };
 }
 
@@ -181,9 +208,14 @@ export const vllmEngine: Engine = {
     await pollReady(ctx, "/v1/models", Math.max(1_000, timeoutMs));
   },
   async defaultCanary(ctx): Promise<CanaryRequest> {
-    const models = JSON.parse((await httpOk(ctx.baseUrl + "/v1/models", { signal: ctx.signal })).body) as { data?: { id: string }[] };
+    const models = JSON.parse((await httpOk(ctx.baseUrl + "/v1/models", { signal: ctx.signal })).body) as {
+      data?: { id: string }[];
+    };
     const model = models.data?.[0]?.id;
-    if (!model) throw new StasisError("E_ENGINE", "the server lists no model at /v1/models", { hint: "is it a vLLM-compatible server?" });
+    if (!model)
+      throw new StasisError("E_ENGINE", "the server lists no model at /v1/models", {
+        hint: "is it a vLLM-compatible server?",
+      });
     // Four greedy tokens with their logprobs: every weight takes part in each token and the logprob floats show
     // any difference; each further token would be one more decode step on every restore's critical path.
     return {
@@ -223,13 +255,18 @@ export const vllmEngine: Engine = {
     const ranks = layout.length;
     await mkdir(join(snapshotDir, "weights"), { recursive: true, mode: PRIVATE_DIR });
     const files: EngineState["files"] = [];
-    for (let rank = 0; rank < ranks; rank++) files.push({ path: WEIGHTS_TEMPLATE.replace("{rank}", String(rank)), role: "weights" });
+    for (let rank = 0; rank < ranks; rank++)
+      files.push({ path: WEIGHTS_TEMPLATE.replace("{rank}", String(rank)), role: "weights" });
     // An engine that says which dumps it can share (`reuse_key`: same tensors from the same model files) gets
     // one dump per key in $STASIS_HOME/weights, hard-linked into each snapshot; others dump every time.
     const keys = layout.map((r) => r.reuse_key);
     const key = keys.every((k) => typeof k === "string" && k !== "") ? sha256(keys.join("/")).slice(0, 24) : undefined;
     if (!key) {
-      await ctx.events.phase("weights-dump", () => rpc(ctx, "stasis_dump_weights", [join(snapshotDir, WEIGHTS_TEMPLATE)]), (r) => ({ bytes: sumBytes(r) }));
+      await ctx.events.phase(
+        "weights-dump",
+        () => rpc(ctx, "stasis_dump_weights", [join(snapshotDir, WEIGHTS_TEMPLATE)]),
+        (r) => ({ bytes: sumBytes(r) }),
+      );
     } else {
       const cache = join(stasisHome(), "weights", key);
       if (!(await exists(join(cache, "complete")))) {
@@ -237,7 +274,11 @@ export const vllmEngine: Engine = {
         const tmp = `${cache}.tmp-${process.pid}`;
         await rm(tmp, { recursive: true, force: true });
         await mkdir(join(tmp, "weights"), { recursive: true, mode: PRIVATE_DIR }); // $STASIS_HOME/weights too
-        await ctx.events.phase("weights-dump", () => rpc(ctx, "stasis_dump_weights", [join(tmp, WEIGHTS_TEMPLATE)]), (r) => ({ bytes: sumBytes(r) }));
+        await ctx.events.phase(
+          "weights-dump",
+          () => rpc(ctx, "stasis_dump_weights", [join(tmp, WEIGHTS_TEMPLATE)]),
+          (r) => ({ bytes: sumBytes(r) }),
+        );
         await mkdir(join(tmp, "complete"), { mode: PRIVATE_DIR });
         await rm(cache, { recursive: true, force: true });
         await rename(tmp, cache);
@@ -248,13 +289,19 @@ export const vllmEngine: Engine = {
       for (const f of files) await linkOrCopy(join(cache, f.path), join(snapshotDir, f.path));
     }
     await ctx.events.phase("sleep", () => post(ctx, "/sleep?level=2"));
-    if (!(await isSleeping(ctx))) throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
+    if (!(await isSleeping(ctx)))
+      throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
     await trimHostMemory(ctx);
     const wakeTags = await sleepingExtraTags(ctx);
     const stage = stageInfo(layout);
     return {
-      sleepLevel: 2, ranks, weights: WEIGHTS_TEMPLATE, ...(key ? { reuseKey: key } : {}), ...(stage ? { stage } : {}),
-      ...(wakeTags.length ? { wakeTags } : {}), files,
+      sleepLevel: 2,
+      ranks,
+      weights: WEIGHTS_TEMPLATE,
+      ...(key ? { reuseKey: key } : {}),
+      ...(stage ? { stage } : {}),
+      ...(wakeTags.length ? { wakeTags } : {}),
+      files,
     };
   },
   stageSource(state, snapshotDir) {
@@ -279,7 +326,9 @@ export const vllmEngine: Engine = {
     await ctx.events.phase("reset-prefix-cache", () => post(ctx, "/reset_prefix_cache"));
   },
   async identify(ctx) {
-    const res = await httpRequest(ctx.baseUrl + "/version", { timeoutMs: 10_000, signal: ctx.signal }).catch(() => undefined);
+    const res = await httpRequest(ctx.baseUrl + "/version", { timeoutMs: 10_000, signal: ctx.signal }).catch(
+      () => undefined,
+    );
     if (!res || res.status !== 200) return { name: "vllm-api", version: "unknown" };
     try {
       const v = JSON.parse(res.body) as { version?: string; engine?: string };
@@ -331,10 +380,17 @@ async function adoptStaged(ctx: EngineContext, staged: StagedWeights): Promise<b
   }
   let adopted: RankResult[];
   try {
-    adopted = await ctx.events.phase("adopt-weights", () => rpc(ctx, "stasis_adopt_weights", [got.socket]), (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }));
+    adopted = await ctx.events.phase(
+      "adopt-weights",
+      () => rpc(ctx, "stasis_adopt_weights", [got.socket]),
+      (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }),
+    );
   } catch (err) {
     if (ctx.signal?.aborted) throw err;
-    ctx.events.log(`the engine did not take the staged weights (${(err as Error).message}); refilling them in place`, "warn");
+    ctx.events.log(
+      `the engine did not take the staged weights (${(err as Error).message}); refilling them in place`,
+      "warn",
+    );
     return false;
   } finally {
     staged.stop();

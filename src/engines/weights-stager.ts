@@ -191,7 +191,8 @@ export class WeightsKeeper {
   ) {
     const onLine = (l: StagerLine) => {
       const id = l.id ?? "";
-      if ((l.event === "pinned" || l.event === "pin-failed" || l.event === "released") && l.held !== undefined) this.held = l.held;
+      if ((l.event === "pinned" || l.event === "pin-failed" || l.event === "released") && l.held !== undefined)
+        this.held = l.held;
       if (l.event === "released") return this.releases.get(id)?.(l.images);
       const pinned = this.pins.get(id);
       if (pinned && l.event === "pinned")

@@ -20,9 +20,24 @@ test("mismatches that break a restore are listed; a different CRIU version is no
   );
   const gpu: Fingerprint = {
     ...base,
-    gpu: { driver: "580.1", cuda: "13.0", models: ["NVIDIA H100 80GB HBM3"], used: [{ index: 0, uuid: "GPU-a", name: "NVIDIA H100 80GB HBM3", memoryMiB: 81559 }] },
+    gpu: {
+      driver: "580.1",
+      cuda: "13.0",
+      models: ["NVIDIA H100 80GB HBM3"],
+      used: [{ index: 0, uuid: "GPU-a", name: "NVIDIA H100 80GB HBM3", memoryMiB: 81559 }],
+    },
   };
-  assert.deepEqual(compareFingerprints(gpu, { ...gpu, gpu: { ...gpu.gpu!, used: [] } }), [], "which GPUs are in use here does not matter");
-  assert.deepEqual(compareFingerprints(gpu, base).map((m) => m.field), ["gpu.driver", "gpu.model"]);
-  assert.deepEqual(compareFingerprints(gpu, { ...gpu, gpu: { ...gpu.gpu!, driver: "570.1" } }).map((m) => m.field), ["gpu.driver"]);
+  assert.deepEqual(
+    compareFingerprints(gpu, { ...gpu, gpu: { ...gpu.gpu!, used: [] } }),
+    [],
+    "which GPUs are in use here does not matter",
+  );
+  assert.deepEqual(
+    compareFingerprints(gpu, base).map((m) => m.field),
+    ["gpu.driver", "gpu.model"],
+  );
+  assert.deepEqual(
+    compareFingerprints(gpu, { ...gpu, gpu: { ...gpu.gpu!, driver: "570.1" } }).map((m) => m.field),
+    ["gpu.driver"],
+  );
 });

@@ -60,7 +60,8 @@ export function compareFingerprints(captured: Fingerprint, here: Fingerprint): M
     const neededModels = [...new Set(captured.gpu.used.map((g) => g.name))].sort().join(", ");
     const haveModels = (here.gpu?.models ?? []).slice().sort().join(", ");
     for (const model of new Set(captured.gpu.used.map((g) => g.name))) {
-      if (!(here.gpu?.models ?? []).includes(model)) out.push({ field: "gpu.model", captured: neededModels, here: haveModels || "(no GPU)" });
+      if (!(here.gpu?.models ?? []).includes(model))
+        out.push({ field: "gpu.model", captured: neededModels, here: haveModels || "(no GPU)" });
     }
   }
   return out;

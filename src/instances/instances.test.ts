@@ -17,7 +17,10 @@ test("the folders of failed runs (no instance.json) go after a week; recorded in
   writeFileSync(join(root, "running-old", "instance.json"), "{}");
   for (const id of ["failed-old", "running-old"]) utimesSync(join(root, id), old, old);
   assert.deepEqual(await pruneFailedRuns(home), ["failed-old"]);
-  assert.deepEqual(["failed-old", "failed-new", "running-old"].map((id) => existsSync(join(root, id))), [false, true, true]);
+  assert.deepEqual(
+    ["failed-old", "failed-new", "running-old"].map((id) => existsSync(join(root, id))),
+    [false, true, true],
+  );
   utimesSync(join(root, "failed-new"), old, old);
   const fresh = await instanceDir("next", home);
   assert.equal(existsSync(fresh.dir), true);

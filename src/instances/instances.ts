@@ -76,7 +76,10 @@ export function newInstanceId(): string {
  * (the server's output, CRIU's logs: error hints point there) without a record; such folders are removed here
  * once they are a week old.
  */
-export async function instanceDir(id: string, home = stasisHome()): Promise<{ dir: string; stdout: string; stderr: string }> {
+export async function instanceDir(
+  id: string,
+  home = stasisHome(),
+): Promise<{ dir: string; stdout: string; stderr: string }> {
   await pruneFailedRuns(home);
   const dir = paths.instance(id, home);
   await mkdir(paths.instances(home), { recursive: true, mode: PRIVATE_DIR });
@@ -96,7 +99,13 @@ export async function pruneFailedRuns(home = stasisHome(), maxAgeMs = FAILED_RUN
     const dir = join(root, id);
     const st = await stat(dir).catch(() => undefined);
     if (!st?.isDirectory() || Date.now() - st.mtimeMs < maxAgeMs) continue;
-    if (await stat(join(dir, "instance.json")).then(() => true, () => false)) continue;
+    if (
+      await stat(join(dir, "instance.json")).then(
+        () => true,
+        () => false,
+      )
+    )
+      continue;
     await rm(dir, { recursive: true, force: true });
     removed.push(id);
   }
@@ -156,9 +165,13 @@ export async function findInstance(idOrPrefix: string, home = stasisHome()): Pro
   const hits = all.filter((i) => i.id === idOrPrefix || i.id.startsWith(idOrPrefix));
   if (hits.length === 1) return hits[0]!;
   if (hits.length > 1) {
-    throw new StasisError("E_USAGE", `"${idOrPrefix}" names ${hits.length} instances`, { hint: "give more of the id (`stasis ps` lists them)" });
+    throw new StasisError("E_USAGE", `"${idOrPrefix}" names ${hits.length} instances`, {
+      hint: "give more of the id (`stasis ps` lists them)",
+    });
   }
-  throw new StasisError("E_INSTANCE_NOT_FOUND", `no instance "${idOrPrefix}"`, { hint: "`stasis ps` lists running instances" });
+  throw new StasisError("E_INSTANCE_NOT_FOUND", `no instance "${idOrPrefix}"`, {
+    hint: "`stasis ps` lists running instances",
+  });
 }
 
 /**
@@ -166,7 +179,11 @@ export async function findInstance(idOrPrefix: string, home = stasisHome()): Pro
  * SIGKILL to whatever of the tree is left, and to the init of its PID namespace when it has one (CRIU, for a
  * restored instance: when it dies the kernel ends everything left in the namespace).
  */
-export async function killTree(pid: number, graceMs: number, nsInit?: number): Promise<"terminated" | "killed" | "gone"> {
+export async function killTree(
+  pid: number,
+  graceMs: number,
+  nsInit?: number,
+): Promise<"terminated" | "killed" | "gone"> {
   const tree = (await processTree(pid)).map((p) => p.pid);
   const signal = (p: number, s: NodeJS.Signals) => {
     try {
@@ -193,7 +210,8 @@ export async function killTree(pid: number, graceMs: number, nsInit?: number): P
   if (nsInit !== undefined) signal(nsInit, "SIGKILL");
   // Done only when every process of the tree is: one still exiting holds its sockets, and a restore of the same
   // snapshot right after could not bind them (seen: 2 restores in 5 failed, "Address already in use").
-  const alive = async () => (await Promise.all([...tree, ...(nsInit === undefined ? [] : [nsInit])].map(isRunning))).some(Boolean);
+  const alive = async () =>
+    (await Promise.all([...tree, ...(nsInit === undefined ? [] : [nsInit])].map(isRunning))).some(Boolean);
   for (let i = 0; i < 250 && (await alive()); i++) await new Promise((r) => setTimeout(r, 20));
   return how;
 }
@@ -224,10 +242,13 @@ export async function stopInstance(
   opts: { claimsHeld?: boolean } = {},
 ): Promise<"terminated" | "killed" | "gone"> {
   if (inst.state && !opts.claimsHeld) {
-    return withClaimsLock(async () => {
-      const now = (await listInstances(dirname(dirname(inst.dir)))).find((i) => i.id === inst.id);
-      return now ? stopInstance(now, graceMs, { claimsHeld: true }) : "gone";
-    }, dirname(dirname(inst.dir)));
+    return withClaimsLock(
+      async () => {
+        const now = (await listInstances(dirname(dirname(inst.dir)))).find((i) => i.id === inst.id);
+        return now ? stopInstance(now, graceMs, { claimsHeld: true }) : "gone";
+      },
+      dirname(dirname(inst.dir)),
+    );
   }
   // A parked tree is stopped (SIGSTOP): it would act on SIGTERM only once continued, and continuing it would let a
   // tree whose GPU state is checkpointed run. It is killed at once; its shared-memory files are removed below.

@@ -323,7 +323,9 @@ test("two snapshots sharing a link_remap path restore at once: both serve (CRIU 
   }
   const shared = sharedPaths(caps[0]!, caps[1]!);
   if (shared.length === 0) {
-    t.skip(`CRIU numbered the two snapshots' link_remap files apart in 5 captures: ${JSON.stringify(caps.map((m) => m.linkRemaps))}`);
+    t.skip(
+      `CRIU numbered the two snapshots' link_remap files apart in 5 captures: ${JSON.stringify(caps.map((m) => m.linkRemaps))}`,
+    );
     return;
   }
   for (let round = 0; round < 2; round++) {

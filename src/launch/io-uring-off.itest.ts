@@ -18,8 +18,21 @@ async function capture(name: string, port: number, extraEnv: NodeJS.ProcessEnv =
   const base = `http://127.0.0.1:${port}`;
   return stasis(
     [
-      "capture", name, "--json", "--ready-url", `${base}/health`, "--canary-url", `${base}/answer?q=ring`,
-      "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(port), "--startup-seconds", "0", "--io-uring",
+      "capture",
+      name,
+      "--json",
+      "--ready-url",
+      `${base}/health`,
+      "--canary-url",
+      `${base}/answer?q=ring`,
+      "--",
+      "python3",
+      join(EXAMPLES, "slow_server.py"),
+      "--port",
+      String(port),
+      "--startup-seconds",
+      "0",
+      "--io-uring",
     ],
     { ...env, ...extraEnv },
   );
@@ -46,7 +59,10 @@ test("with the filter off (STASIS_IO_URING_FILTER=0) it holds a ring: the captur
     return t.skip("io_uring is unavailable on this machine");
   }
   assert.equal(cap.json.error.code, "E_IO_URING", cap.output);
-  assert.match(cap.json.error.message, /\(python3\) of the server holds an io_uring instance \(fd \d+\).*slow_server\.py/);
+  assert.match(
+    cap.json.error.message,
+    /\(python3\) of the server holds an io_uring instance \(fd \d+\).*slow_server\.py/,
+  );
   assert.equal(existsSync(join(home, "snapshots", "ring-off")), false, "no snapshot");
   assert.deepEqual((await stasis(["ps", "--json"], env)).json.instances, [], "no server left running");
 });

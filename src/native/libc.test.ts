@@ -41,10 +41,20 @@ test("mincore sees pages arrive after a read and leave after POSIX_FADV_DONTNEED
 test("a failed call becomes a StasisError naming the call and its errno", () => {
   assert.throws(
     () => fadvise(987654, 0, 0, FADV.WILLNEED, "/nowhere"),
-    (e: unknown) => e instanceof StasisError && e.code === "E_IO" && errnoOf(e) === "EBADF" && /posix_fadvise on \/nowhere failed: EBADF/.test(e.message),
+    (e: unknown) =>
+      e instanceof StasisError &&
+      e.code === "E_IO" &&
+      errnoOf(e) === "EBADF" &&
+      /posix_fadvise on \/nowhere failed: EBADF/.test(e.message),
   );
-  assert.throws(() => withMapping(987654, 0, 4096, undefined, () => 0), (e: unknown) => errnoOf(e) === "EBADF");
-  assert.throws(() => withMapping(0, 1, 4096, undefined, () => 0), (e: unknown) => e instanceof StasisError && e.code === "E_INTERNAL");
+  assert.throws(
+    () => withMapping(987654, 0, 4096, undefined, () => 0),
+    (e: unknown) => errnoOf(e) === "EBADF",
+  );
+  assert.throws(
+    () => withMapping(0, 1, 4096, undefined, () => 0),
+    (e: unknown) => e instanceof StasisError && e.code === "E_INTERNAL",
+  );
 });
 
 test("MADV_POPULATE_READ past the end of a file that shrank is EFAULT, not SIGBUS", (t) => {

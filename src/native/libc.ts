@@ -101,7 +101,8 @@ function fail(call: string, errno: number, path: string | undefined): StasisErro
   const l = libc();
   const name = l.errnoNames.get(errno) ?? `errno ${errno}`;
   const what = `${call}${path ? ` on ${path}` : ""} failed: ${name} (${String(l.strerror(errno))})`;
-  const code: ErrorCode = name === "ENOENT" ? "E_FILE_NOT_FOUND" : name === "EACCES" || name === "EPERM" ? "E_PERMISSION" : "E_IO";
+  const code: ErrorCode =
+    name === "ENOENT" ? "E_FILE_NOT_FOUND" : name === "EACCES" || name === "EPERM" ? "E_PERMISSION" : "E_IO";
   return new StasisError(code, what, {
     hint: code === "E_PERMISSION" ? "stasis runs as root (CRIU needs it); check the file's owner and mode" : undefined,
     details: { call, errno: name, ...(path ? { path } : {}) },
@@ -145,9 +146,16 @@ export interface Mapping {
  * Touching the memory of a mapping past the end of a file that shrank raises SIGBUS, so the mapping never
  * leaves this module as memory: callers only pass it to `madvise` and `mincore`, which report EFAULT instead.
  */
-export function withMapping<T>(fd: number, offset: number, length: number, path: string | undefined, body: (m: Mapping) => T): T {
+export function withMapping<T>(
+  fd: number,
+  offset: number,
+  length: number,
+  path: string | undefined,
+  body: (m: Mapping) => T,
+): T {
   const l = libc();
-  if (offset % l.pageSize !== 0) throw new StasisError("E_INTERNAL", `mmap offset ${offset} is not a multiple of the page size ${l.pageSize}`);
+  if (offset % l.pageSize !== 0)
+    throw new StasisError("E_INTERNAL", `mmap offset ${offset} is not a multiple of the page size ${l.pageSize}`);
   const ptr = l.mmap(null, length, PROT_READ, MAP_SHARED, fd, offset) as unknown;
   if (ptr === null || l.koffi.address(ptr) === MAP_FAILED) throw fail("mmap", l.koffi.errno(), path);
   try {
@@ -168,7 +176,8 @@ export function madvise(m: Mapping, advice: number): void {
 export function mincore(m: Mapping, vec: Uint8Array): void {
   const l = libc();
   const pages = Math.ceil(m.length / l.pageSize);
-  if (vec.length < pages) throw new StasisError("E_INTERNAL", `mincore needs ${pages} bytes of vector, got ${vec.length}`);
+  if (vec.length < pages)
+    throw new StasisError("E_INTERNAL", `mincore needs ${pages} bytes of vector, got ${vec.length}`);
   if ((l.mincore(m.ptr, m.length, vec) as number) !== 0) throw fail("mincore", l.koffi.errno(), m.path);
 }
 

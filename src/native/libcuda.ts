@@ -20,7 +20,11 @@ export class CudaCallError extends Error {
 }
 
 // Every args struct is 64 bytes; reserved fields must be zero (koffi zero-fills omitted members).
-const LockArgs = koffi.struct("CUcheckpointLockArgs", { timeoutMs: "uint32", reserved0: "uint32", reserved1: koffi.array("uint64", 7) });
+const LockArgs = koffi.struct("CUcheckpointLockArgs", {
+  timeoutMs: "uint32",
+  reserved0: "uint32",
+  reserved1: koffi.array("uint64", 7),
+});
 const CheckpointArgs = koffi.struct("CUcheckpointCheckpointArgs", { reserved: koffi.array("uint64", 8) });
 const UnlockArgs = koffi.struct("CUcheckpointUnlockArgs", { reserved: koffi.array("uint64", 8) });
 const Uuid = koffi.struct("CUuuid", { bytes: koffi.array("uint8", 16) });
@@ -101,14 +105,21 @@ export function loadLibCuda(path = "libcuda.so.1"): LibCuda {
       checkSync("cuCheckpointProcessGetRestoreThreadId", getTid(pid, t));
       return t[0]!;
     },
-    lock: (pid, timeoutMs) => callAsync("cuCheckpointProcessLock", lock, pid, { timeoutMs, reserved0: 0, reserved1: [0, 0, 0, 0, 0, 0, 0] }),
+    lock: (pid, timeoutMs) =>
+      callAsync("cuCheckpointProcessLock", lock, pid, { timeoutMs, reserved0: 0, reserved1: [0, 0, 0, 0, 0, 0, 0] }),
     checkpoint: (pid) => callAsync("cuCheckpointProcessCheckpoint", checkpoint, pid, null),
     restore(pid, gpuPairs) {
       if (!gpuPairs || gpuPairs.length === 0) return callAsync("cuCheckpointProcessRestore", restore, pid, null);
-      const pairs = gpuPairs.map((p) => ({ oldUuid: { bytes: uuidBytes(p.from) }, newUuid: { bytes: uuidBytes(p.to) } }));
+      const pairs = gpuPairs.map((p) => ({
+        oldUuid: { bytes: uuidBytes(p.from) },
+        newUuid: { bytes: uuidBytes(p.to) },
+      }));
       const buf = koffi.alloc(GpuPair, pairs.length);
       koffi.encode(buf, koffi.array(GpuPair, pairs.length), pairs);
-      return callAsync("cuCheckpointProcessRestore", restore, pid, { gpuPairs: buf, gpuPairsCount: pairs.length }).finally(() => koffi.free(buf));
+      return callAsync("cuCheckpointProcessRestore", restore, pid, {
+        gpuPairs: buf,
+        gpuPairsCount: pairs.length,
+      }).finally(() => koffi.free(buf));
     },
     unlock: (pid) => callAsync("cuCheckpointProcessUnlock", unlock, pid, null),
   };

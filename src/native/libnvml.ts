@@ -5,7 +5,12 @@
 import koffi from "koffi";
 
 const Memory = koffi.struct("nvmlMemory_t", { total: "uint64", free: "uint64", used: "uint64" });
-const ProcessInfo = koffi.struct("nvmlProcessInfo_t", { pid: "uint32", usedGpuMemory: "uint64", gpuInstanceId: "uint32", computeInstanceId: "uint32" });
+const ProcessInfo = koffi.struct("nvmlProcessInfo_t", {
+  pid: "uint32",
+  usedGpuMemory: "uint64",
+  gpuInstanceId: "uint32",
+  computeInstanceId: "uint32",
+});
 
 export interface NvmlGpu {
   index: number;
@@ -34,7 +39,9 @@ export function loadLibNvml(path = "libnvidia-ml.so.1"): LibNvml {
   const name = lib.func("int nvmlDeviceGetName(void *device, _Out_ char *name, unsigned int length)");
   const uuid = lib.func("int nvmlDeviceGetUUID(void *device, _Out_ char *uuid, unsigned int length)");
   const memInfo = lib.func("int nvmlDeviceGetMemoryInfo(void *device, _Out_ nvmlMemory_t *memory)");
-  const procs = lib.func("int nvmlDeviceGetComputeRunningProcesses_v3(void *device, _Inout_ unsigned int *count, void *infos)");
+  const procs = lib.func(
+    "int nvmlDeviceGetComputeRunningProcesses_v3(void *device, _Inout_ unsigned int *count, void *infos)",
+  );
 
   const ok = (call: string, r: number) => {
     if (r !== 0) throw new Error(`${call} failed: ${errorString(r) as string} (${r})`);
@@ -82,7 +89,10 @@ export function loadLibNvml(path = "libnvidia-ml.so.1"): LibNvml {
         try {
           ok("nvmlDeviceGetComputeRunningProcesses_v3", procs(h, n, buf));
           if (n[0] === 0) continue;
-          const decoded = koffi.decode(buf, koffi.array(ProcessInfo, n[0]!)) as { pid: number; usedGpuMemory: number | bigint }[];
+          const decoded = koffi.decode(buf, koffi.array(ProcessInfo, n[0]!)) as {
+            pid: number;
+            usedGpuMemory: number | bigint;
+          }[];
           for (const p of decoded) out.push({ pid: p.pid, bytes: Number(p.usedGpuMemory), uuid: id });
         } finally {
           koffi.free(buf);

@@ -13,9 +13,17 @@ export interface FileRange {
 }
 
 export function notAFile(path: string, st: Stats, doing: string): StasisError {
-  const what = st.isDirectory() ? "a directory" : st.isFIFO() ? "a FIFO" : st.isSocket() ? "a socket" : "not a regular file";
+  const what = st.isDirectory()
+    ? "a directory"
+    : st.isFIFO()
+      ? "a FIFO"
+      : st.isSocket()
+        ? "a socket"
+        : "not a regular file";
   return new StasisError("E_NOT_A_FILE", `${doing}: ${path} is ${what}`, {
-    hint: st.isDirectory() ? "pass the files under it (the CLI expands directories)" : "only regular files can be read into the page cache",
+    hint: st.isDirectory()
+      ? "pass the files under it (the CLI expands directories)"
+      : "only regular files can be read into the page cache",
     details: { path },
   });
 }
@@ -114,7 +122,13 @@ export interface ResidentCount {
  * kernel has it (6.5+; one call for the whole pages, one for each partial page at the ends; about 2 ms per
  * GiB), else with mincore. `via: "mincore"` forces the latter (tests compare the two).
  */
-export function residentIn(fd: number, offset: number, length: number, path: string, via: "auto" | "mincore" = "auto"): ResidentCount {
+export function residentIn(
+  fd: number,
+  offset: number,
+  length: number,
+  path: string,
+  via: "auto" | "mincore" = "auto",
+): ResidentCount {
   if (length === 0) return { pages: 0, residentPages: 0, residentBytes: 0 };
   const ps = pageSize();
   const end = offset + length;

@@ -59,9 +59,16 @@ export class ReaderPool {
         slot.pending.clear();
       };
       worker.on("error", (err) =>
-        failAll(new StasisError("E_INTERNAL", `prefetch worker failed: ${err.message}`, { cause: err, hint: "this is a bug in stasis; please report it" })),
+        failAll(
+          new StasisError("E_INTERNAL", `prefetch worker failed: ${err.message}`, {
+            cause: err,
+            hint: "this is a bug in stasis; please report it",
+          }),
+        ),
       );
-      worker.on("exit", (code) => failAll(new StasisError("E_INTERNAL", `prefetch worker exited (status ${code}) with jobs pending`)));
+      worker.on("exit", (code) =>
+        failAll(new StasisError("E_INTERNAL", `prefetch worker exited (status ${code}) with jobs pending`)),
+      );
       return slot;
     });
   }

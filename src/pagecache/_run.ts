@@ -171,8 +171,10 @@ async function checkUnchanged(path: string, was: Stats): Promise<void> {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") throw changed(path, "vanished while it was being read");
     throw fsError(err, path, "prefetch");
   }
-  if (now.ino !== was.ino || now.dev !== was.dev) throw changed(path, "was replaced by another file while it was being read");
-  if (now.size !== was.size) throw changed(path, `changed size while it was being read (${was.size} -> ${now.size} bytes)`, { size: now.size });
+  if (now.ino !== was.ino || now.dev !== was.dev)
+    throw changed(path, "was replaced by another file while it was being read");
+  if (now.size !== was.size)
+    throw changed(path, `changed size while it was being read (${was.size} -> ${now.size} bytes)`, { size: now.size });
   if (now.mtimeMs !== was.mtimeMs) throw changed(path, "was modified while it was being read");
 }
 
@@ -184,10 +186,14 @@ function checkDigests(plan: Plan, offset: number, digests: string[]): void {
     if (got === sha256[chunk]) return;
     const start = chunk * chunkSize;
     const end = Math.min(plan.st.size, start + chunkSize);
-    throw new StasisError("E_DIGEST_MISMATCH", `${plan.path}: chunk ${chunk} (bytes ${start}..${end}) does not match its sha256`, {
-      hint: "the file was modified or damaged after its digests were taken; if it belongs to a snapshot, capture it again",
-      details: { path: plan.path, chunk, offset: start, length: end - start, expected: sha256[chunk], got },
-    });
+    throw new StasisError(
+      "E_DIGEST_MISMATCH",
+      `${plan.path}: chunk ${chunk} (bytes ${start}..${end}) does not match its sha256`,
+      {
+        hint: "the file was modified or damaged after its digests were taken; if it belongs to a snapshot, capture it again",
+        details: { path: plan.path, chunk, offset: start, length: end - start, expected: sha256[chunk], got },
+      },
+    );
   });
 }
 

@@ -2,7 +2,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, truncateSync, unlinkSync, writeSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  truncateSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { StasisError } from "../errors.js";
@@ -14,13 +24,18 @@ import { residentIn } from "./_files.js";
 import { dropFile, scratch, settled, writeFile } from "../testing/testfs.js";
 
 const MiB = 1 << 20;
-const code = (c: string, re?: RegExp) => (e: unknown) => e instanceof StasisError && e.code === c && (!re || re.test(e.message));
+const code = (c: string, re?: RegExp) => (e: unknown) =>
+  e instanceof StasisError && e.code === c && (!re || re.test(e.message));
 
 function digests(path: string, chunkSize: number): string[] {
   const data = readFileSync(path);
   const out: string[] = [];
   for (let at = 0; at < data.length || out.length === 0; at += chunkSize) {
-    out.push(createHash("sha256").update(data.subarray(at, at + chunkSize)).digest("hex"));
+    out.push(
+      createHash("sha256")
+        .update(data.subarray(at, at + chunkSize))
+        .digest("hex"),
+    );
   }
   return out;
 }
@@ -71,7 +86,11 @@ for (const { strategy, largeFolios } of WAYS) {
     assert.equal(stats.strategy, strategy);
     assert.equal(stats.concurrency, 3);
     assert.equal(progress.at(-1), stats.bytesTotal);
-    assert.deepEqual([...progress].sort((a, b) => a - b), progress, "progress only grows");
+    assert.deepEqual(
+      [...progress].sort((a, b) => a - b),
+      progress,
+      "progress only grows",
+    );
     for (const r of resident) assert.equal(r.residentBytes, r.size, r.path);
   });
 }
@@ -93,7 +112,10 @@ test("prefetch reads files in the order given: the first is resident before the 
       events.on((e) => {
         if (e.type === "progress" && e.done >= 4 * MiB && !seen) seen = [resident(0), resident(2)];
       });
-      await prefetch(files.map((path) => ({ path })), { concurrency: 1, chunkBytes: MiB, events });
+      await prefetch(
+        files.map((path) => ({ path })),
+        { concurrency: 1, chunkBytes: MiB, events },
+      );
       return { seen, after: [0, 1, 2].map(resident) };
     },
     (r) => r.seen?.[0] === 4 * MiB && r.after.every((b) => b === 4 * MiB),
@@ -139,10 +161,24 @@ test("skipResident reads only what is missing and counts the rest as already res
   assert.deepEqual([skipped.bytesAlreadyResident, skipped.bytesRead, skipped.bytesTotal], [8 * MiB, 8 * MiB, 16 * MiB]);
   // Now everything is resident, so nothing is read and no thread starts. The kernel may still drop a few pages
   // on its own in between (seen once in 20 runs: 24 KiB), so the file is topped up until a pass finds it whole.
-  const again = await settled(() => prefetch([{ path }], { skipResident: true }), (r) => r.bytesRead === 0);
-  assert.deepEqual([again.bytesAlreadyResident, again.bytesRead, again.concurrency], [16 * MiB, 0, 0], "no thread started");
-  const full = await settled(() => prefetch([{ path }]), (r) => r.bytesAlreadyResident === 16 * MiB);
-  assert.deepEqual([full.bytesAlreadyResident, full.bytesRead], [16 * MiB, 16 * MiB], "without skipResident everything is read");
+  const again = await settled(
+    () => prefetch([{ path }], { skipResident: true }),
+    (r) => r.bytesRead === 0,
+  );
+  assert.deepEqual(
+    [again.bytesAlreadyResident, again.bytesRead, again.concurrency],
+    [16 * MiB, 0, 0],
+    "no thread started",
+  );
+  const full = await settled(
+    () => prefetch([{ path }]),
+    (r) => r.bytesAlreadyResident === 16 * MiB,
+  );
+  assert.deepEqual(
+    [full.bytesAlreadyResident, full.bytesRead],
+    [16 * MiB, 16 * MiB],
+    "without skipResident everything is read",
+  );
 });
 
 test("verify passes intact files (the last chunk shorter, an empty file) and reads every byte even if resident", async (t) => {
@@ -174,9 +210,13 @@ test("verify names the file and the chunk that does not match", async (t) => {
   closeSync(fd);
   await assert.rejects(
     prefetch([{ path, verify: { chunkSize: MiB, sha256 } }], { concurrency: 2 }),
-    (e: unknown) => code("E_DIGEST_MISMATCH", /chunk 4 \(bytes 4194304\.\.5242880\)/)(e) && (e as StasisError).message.includes(path),
+    (e: unknown) =>
+      code("E_DIGEST_MISMATCH", /chunk 4 \(bytes 4194304\.\.5242880\)/)(e) && (e as StasisError).message.includes(path),
   );
-  await assert.rejects(prefetch([{ path, verify: { chunkSize: MiB, sha256: sha256.slice(1) } }]), code("E_DIGEST_MISMATCH", /5 chunk digests/));
+  await assert.rejects(
+    prefetch([{ path, verify: { chunkSize: MiB, sha256: sha256.slice(1) } }]),
+    code("E_DIGEST_MISMATCH", /5 chunk digests/),
+  );
 });
 
 for (const strategy of PREFETCH_STRATEGIES) {
@@ -187,13 +227,20 @@ for (const strategy of PREFETCH_STRATEGIES) {
     writeFile(path, 16 * MiB);
     dropFile(path);
     const events = afterFirstChunk(() => truncateSync(path, 2 * MiB));
-    await assert.rejects(prefetch([{ path }], { strategy, concurrency: 1, chunkBytes: MiB, events }), code("E_FILE_CHANGED", /shrank while it was being read \(at byte 2097152\)/));
+    await assert.rejects(
+      prefetch([{ path }], { strategy, concurrency: 1, chunkBytes: MiB, events }),
+      code("E_FILE_CHANGED", /shrank while it was being read \(at byte 2097152\)/),
+    );
   });
 }
 
 const midway: [string, (path: string, dir: string) => void, RegExp][] = [
   ["vanishes", (path) => unlinkSync(path), /vanished/],
-  ["is replaced", (path, dir) => (writeFile(join(dir, "other"), 8 * MiB), renameSync(join(dir, "other"), path)), /replaced/],
+  [
+    "is replaced",
+    (path, dir) => (writeFile(join(dir, "other"), 8 * MiB), renameSync(join(dir, "other"), path)),
+    /replaced/,
+  ],
   [
     "is modified in place",
     (path) => {
@@ -241,7 +288,10 @@ test("an abort stops prefetch with E_INTERRUPTED (and leaves no thread behind)",
   const controller = new AbortController();
   await assert.rejects(prefetch([{ path }], { signal: AbortSignal.abort() }), code("E_INTERRUPTED"));
   const events = afterFirstChunk(() => controller.abort());
-  await assert.rejects(prefetch([{ path }], { concurrency: 1, chunkBytes: MiB, events, signal: controller.signal }), code("E_INTERRUPTED"));
+  await assert.rejects(
+    prefetch([{ path }], { concurrency: 1, chunkBytes: MiB, events, signal: controller.signal }),
+    code("E_INTERRUPTED"),
+  );
 });
 
 test("an unreadable file is E_PERMISSION (as root: read by an unprivileged child)", async (t) => {
@@ -258,8 +308,13 @@ test("an unreadable file is E_PERMISSION (as root: read by an unprivileged child
   chmodSync(s.dir, 0o755);
   const mod = fileURLToPath(new URL("./prefetch.js", import.meta.url));
   const script = `import(${JSON.stringify(mod)}).then((m) => m.prefetch([{ path: ${JSON.stringify(path)} }])).then(() => console.log("READ"), (e) => console.log(e.code, e.message))`;
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { uid: 65534, gid: 65534, encoding: "utf8" });
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+    uid: 65534,
+    gid: 65534,
+    encoding: "utf8",
+  });
   if (r.error) return t.skip(`cannot run a child as nobody: ${r.error.message}`);
-  if (/Cannot find module|EACCES.*dist/.test(r.stdout + r.stderr)) return t.skip(`nobody cannot load stasis from ${mod}`);
+  if (/Cannot find module|EACCES.*dist/.test(r.stdout + r.stderr))
+    return t.skip(`nobody cannot load stasis from ${mod}`);
   assert.match(r.stdout, /^E_PERMISSION prefetch: permission denied on /, r.stderr);
 });

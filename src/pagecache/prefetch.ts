@@ -104,7 +104,10 @@ export async function prefetch(files: PrefetchFile[], opts: PrefetchOptions = {}
   const chunkBytes = checkInt("chunkBytes", opts.chunkBytes ?? DEFAULT_CHUNK_BYTES, 64 << 10, 1 << 30);
   const strategy = opts.strategy ?? "populate";
   if (!PREFETCH_STRATEGIES.includes(strategy)) {
-    throw new StasisError("E_USAGE", `prefetch strategy must be one of ${PREFETCH_STRATEGIES.join(", ")}, got "${String(strategy)}"`);
+    throw new StasisError(
+      "E_USAGE",
+      `prefetch strategy must be one of ${PREFETCH_STRATEGIES.join(", ")}, got "${String(strategy)}"`,
+    );
   }
   if (opts.signal?.aborted) throw interrupted();
   const plans = await planFiles(files);
@@ -140,5 +143,7 @@ function checkInt(name: string, v: number, min: number, max: number): number {
 }
 
 function interrupted(): StasisError {
-  return new StasisError("E_INTERRUPTED", "prefetch was interrupted", { hint: "run it again; what was read stays in the page cache" });
+  return new StasisError("E_INTERRUPTED", "prefetch was interrupted", {
+    hint: "run it again; what was read stays in the page cache",
+  });
 }

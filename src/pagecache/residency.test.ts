@@ -70,7 +70,14 @@ test("residency of a byte range counts the pages it touches and only its own byt
   readRange(path, 0, 10 * ps);
   const [r] = await residency([{ path, offset: ps + 100, length: 2 * ps }]);
   assert.deepEqual(
-    { size: r!.size, offset: r!.offset, length: r!.length, pages: r!.pages, residentPages: r!.residentPages, residentBytes: r!.residentBytes },
+    {
+      size: r!.size,
+      offset: r!.offset,
+      length: r!.length,
+      pages: r!.pages,
+      residentPages: r!.residentPages,
+      residentBytes: r!.residentBytes,
+    },
     { size: 10 * ps, offset: ps + 100, length: 2 * ps, pages: 3, residentPages: 3, residentBytes: 2 * ps },
   );
 });
@@ -81,9 +88,15 @@ test("residency errors: missing file, directory, FIFO, range past the end", asyn
   const code = (c: string) => (e: unknown) => e instanceof StasisError && e.code === c;
   await assert.rejects(residency([join(s.dir, "nope")]), code("E_FILE_NOT_FOUND"));
   mkdirSync(join(s.dir, "d"));
-  await assert.rejects(residency([join(s.dir, "d")]), (e: unknown) => code("E_NOT_A_FILE")(e) && /is a directory/.test((e as Error).message));
+  await assert.rejects(
+    residency([join(s.dir, "d")]),
+    (e: unknown) => code("E_NOT_A_FILE")(e) && /is a directory/.test((e as Error).message),
+  );
   if (spawnSync("mkfifo", [join(s.dir, "fifo")]).status === 0) {
-    await assert.rejects(residency([join(s.dir, "fifo")]), (e: unknown) => code("E_NOT_A_FILE")(e) && /FIFO/.test((e as Error).message));
+    await assert.rejects(
+      residency([join(s.dir, "fifo")]),
+      (e: unknown) => code("E_NOT_A_FILE")(e) && /FIFO/.test((e as Error).message),
+    );
   }
   writeFile(join(s.dir, "f"), 1000);
   await assert.rejects(residency([{ path: join(s.dir, "f"), offset: 900, length: 200 }]), code("E_USAGE"));
@@ -100,7 +113,8 @@ test("cachestat and mincore count the same pages and bytes for ranges of every s
   writeFile(path, size);
   const fd = openSync(path, "r");
   t.after(() => closeSync(fd));
-  if (cachestat(fd, 0, size) === undefined) return t.skip("this kernel has no cachestat (before 6.5): mincore is all there is");
+  if (cachestat(fd, 0, size) === undefined)
+    return t.skip("this kernel has no cachestat (before 6.5): mincore is all there is");
   // The kernel may reclaim a page of its own accord when memory is short: then the file is read again.
   const resident = await settled(
     async () => {
@@ -123,7 +137,8 @@ test("cachestat and mincore count the same pages and bytes for ranges of every s
     [size - 200, 150],
   ];
   for (const [offset, length] of ranges) {
-    const both = () => [residentIn(fd, offset!, length!, path), residentIn(fd, offset!, length!, path, "mincore")] as const;
+    const both = () =>
+      [residentIn(fd, offset!, length!, path), residentIn(fd, offset!, length!, path, "mincore")] as const;
     const [cs, mc] = await settled(both, ([a, b]) => JSON.stringify(a) === JSON.stringify(b), 3);
     assert.deepEqual(cs, mc, `range ${offset}+${length}`);
   }

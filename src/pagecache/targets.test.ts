@@ -7,7 +7,8 @@ import { StasisError } from "../errors.js";
 import { resolveTargets, type SnapshotFiles } from "./targets.js";
 import { scratch } from "../testing/testfs.js";
 
-const code = (c: string, re?: RegExp) => (e: unknown) => e instanceof StasisError && e.code === c && (!re || re.test(e.message));
+const code = (c: string, re?: RegExp) => (e: unknown) =>
+  e instanceof StasisError && e.code === c && (!re || re.test(e.message));
 
 test("paths: directories expand to the regular files under them, sorted, once each", async (t) => {
   const s = scratch("targets");
@@ -45,18 +46,31 @@ test("snapshot: all its files in manifest order, or those at or under paths insi
   for (const n of names) writeFileSync(join(dir, n), n);
   writeFileSync(join(s.dir, "outside"), "x");
   symlinkSync(join(s.dir, "outside"), join(dir, "escape"));
-  const files = names.map((n) => ({ path: join(dir, n), size: n.length, chunkSize: 64, sha256Chunks: ["0".repeat(64)] }));
+  const files = names.map((n) => ({
+    path: join(dir, n),
+    size: n.length,
+    chunkSize: 64,
+    sha256Chunks: ["0".repeat(64)],
+  }));
   const snapshotFiles: SnapshotFiles = async (name) => {
     assert.equal(name, "llama");
     return { dir, files };
   };
-  const pick = async (paths: string[]) => (await resolveTargets({ paths, snapshot: "llama" }, "prefetch", { snapshotFiles })).files.map((f) => f.path);
+  const pick = async (paths: string[]) =>
+    (await resolveTargets({ paths, snapshot: "llama" }, "prefetch", { snapshotFiles })).files.map((f) => f.path);
   const all = await resolveTargets({ paths: [], snapshot: "llama" }, "prefetch", { snapshotFiles });
   assert.deepEqual(all.files, files);
   assert.deepEqual(all.snapshot, { name: "llama", dir });
-  assert.deepEqual(await pick(["weights.bin", "images"]), files.map((f) => f.path), "manifest order, not argument order");
+  assert.deepEqual(
+    await pick(["weights.bin", "images"]),
+    files.map((f) => f.path),
+    "manifest order, not argument order",
+  );
   assert.deepEqual(await pick([join(dir, "images", "pages-1.img")]), [files[1]!.path]);
-  assert.deepEqual(await pick(["."]), files.map((f) => f.path));
+  assert.deepEqual(
+    await pick(["."]),
+    files.map((f) => f.path),
+  );
   await assert.rejects(pick(["../outside"]), code("E_PATH_OUTSIDE_SNAPSHOT", /not inside snapshot "llama"/));
   await assert.rejects(pick([join(s.dir, "outside")]), code("E_PATH_OUTSIDE_SNAPSHOT"));
   await assert.rejects(pick(["escape"]), code("E_PATH_OUTSIDE_SNAPSHOT"), "a symlink leading outside");

@@ -19,7 +19,9 @@ export interface Targets {
 }
 
 /** What the store's `snapshotFiles` returns (src/store/store.ts); injectable for tests. */
-export type SnapshotFiles = (name: string) => Promise<{ dir: string; files: { path: string; size: number; chunkSize?: number; sha256Chunks?: string[] }[] }>;
+export type SnapshotFiles = (
+  name: string,
+) => Promise<{ dir: string; files: { path: string; size: number; chunkSize?: number; sha256Chunks?: string[] }[] }>;
 
 const loadSnapshotFiles: SnapshotFiles = async (name) => (await import("../store/store.js")).snapshotFiles(name);
 
@@ -119,7 +121,14 @@ async function expand(path: string, doing: string): Promise<string[]> {
       if (e.isDirectory()) await walk(p);
       else if (e.isFile()) out.push(p);
       // A symlink counts if it leads to a regular file; symlinked directories are not followed (no loops).
-      else if (e.isSymbolicLink() && (await stat(p).then((s) => s.isFile(), () => false))) out.push(p);
+      else if (
+        e.isSymbolicLink() &&
+        (await stat(p).then(
+          (s) => s.isFile(),
+          () => false,
+        ))
+      )
+        out.push(p);
     }
   };
   await walk(path);

@@ -18,4 +18,3 @@ test("a server address whose port something listens on is refused, naming the pr
   await new Promise((r) => setTimeout(r, 50));
   await refuseTakenAddress(`http://127.0.0.1:${port}/health`);
 });
-

@@ -39,13 +39,23 @@ export async function timeWaitOn(listeners: string[]): Promise<number> {
 }
 
 /** Waits, as the phase "time-wait", until no TIME_WAIT socket is left on `listeners` (at most `maxMs`). */
-export async function waitForTimeWait(listeners: string[], events: Events, opts: { signal?: AbortSignal; maxMs?: number } = {}): Promise<void> {
+export async function waitForTimeWait(
+  listeners: string[],
+  events: Events,
+  opts: { signal?: AbortSignal; maxMs?: number } = {},
+): Promise<void> {
   const n = await timeWaitOn(listeners);
   if (n === 0) return;
-  events.log(`${n} connection(s) a stopped server closed are in TIME_WAIT on the snapshot's listening ports; waiting for the kernel to free them (up to 60 s), then restoring again`);
+  events.log(
+    `${n} connection(s) a stopped server closed are in TIME_WAIT on the snapshot's listening ports; waiting for the kernel to free them (up to 60 s), then restoring again`,
+  );
   const started = Date.now();
   await events.phase("time-wait", async () => {
-    while ((await timeWaitOn(listeners)) > 0 && Date.now() - started < (opts.maxMs ?? 65_000) && !opts.signal?.aborted) {
+    while (
+      (await timeWaitOn(listeners)) > 0 &&
+      Date.now() - started < (opts.maxMs ?? 65_000) &&
+      !opts.signal?.aborted
+    ) {
       await new Promise((r) => setTimeout(r, 250));
     }
   });

@@ -12,7 +12,14 @@ test("file mappings of /proc/PID/maps: addresses, offset and inode in numbers, a
   ].join("\n");
   assert.deepEqual(parseMaps(text), [
     { start: 0x55d0c0a00000, end: 0x55d0c0a2a000, offset: 0, inode: 1234, path: "/usr/bin/python3.11", deleted: false },
-    { start: 0x7f2c0fa00000, end: 0x7f2c11ff9000, offset: 0x1000, inode: 5334319, path: "/opt/lib/lib with space.so", deleted: false },
+    {
+      start: 0x7f2c0fa00000,
+      end: 0x7f2c11ff9000,
+      offset: 0x1000,
+      inode: 5334319,
+      path: "/opt/lib/lib with space.so",
+      deleted: false,
+    },
     { start: 0x7f2c66600000, end: 0x7f2c6661f000, offset: 0, inode: 99, path: "/dev/shm/sem.abc", deleted: true },
   ]);
 });

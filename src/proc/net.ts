@@ -36,7 +36,9 @@ export function parseTcp(text: string, v6: boolean): TcpSocket[] {
 
 /** The listening sockets among `sockets`. */
 function listening(sockets: TcpSocket[]): Listener[] {
-  return sockets.filter((s) => s.state === TCP_STATE.LISTEN).map(({ address, port, inode }) => ({ address, port, inode }));
+  return sockets
+    .filter((s) => s.state === TCP_STATE.LISTEN)
+    .map(({ address, port, inode }) => ({ address, port, inode }));
 }
 
 /** The listening sockets in the text of /proc/net/tcp (`v6`: /proc/net/tcp6). */
@@ -46,7 +48,9 @@ export function parseListeners(text: string, v6: boolean): Listener[] {
 
 /** Every TCP socket of this network namespace, IPv4 and IPv6. */
 export async function tcpSockets(): Promise<TcpSocket[]> {
-  const [v4, v6] = await Promise.all(["/proc/net/tcp", "/proc/net/tcp6"].map((p) => readFile(p, "utf8").catch(() => "")));
+  const [v4, v6] = await Promise.all(
+    ["/proc/net/tcp", "/proc/net/tcp6"].map((p) => readFile(p, "utf8").catch(() => "")),
+  );
   return [...parseTcp(v4!, false), ...parseTcp(v6!, true)];
 }
 
@@ -77,7 +81,13 @@ export async function listenersOf(pids: number[]): Promise<string[]> {
       if (m) inodes.add(Number(m[1]));
     }
   }
-  return [...new Set(listening(await tcpSockets()).filter((l) => inodes.has(l.inode)).map(localEnd))].sort();
+  return [
+    ...new Set(
+      listening(await tcpSockets())
+        .filter((l) => inodes.has(l.inode))
+        .map(localEnd),
+    ),
+  ].sort();
 }
 
 /** The sockets listening on TCP `port`, IPv4 and IPv6. */

@@ -37,7 +37,12 @@ const TAIL_BYTES = 64 * 1024;
  */
 export function run(command: string, args: string[], opts: RunOptions = {}): Promise<ProcessOutput> {
   const started = performance.now();
-  const stdio: SpawnOptions["stdio"] = [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe", ...(opts.extraFds ?? [])];
+  const stdio: SpawnOptions["stdio"] = [
+    opts.input === undefined ? "ignore" : "pipe",
+    "pipe",
+    "pipe",
+    ...(opts.extraFds ?? []),
+  ];
   return new Promise((resolve, reject) => {
     // detached: the child leads its own process group, so a timeout can kill everything it started.
     const start = () => spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio, detached: true });
@@ -57,7 +62,8 @@ export function run(command: string, args: string[], opts: RunOptions = {}): Pro
         }
       }
     };
-    const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), killGroup()), opts.timeoutMs);
+    const timer =
+      opts.timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), killGroup()), opts.timeoutMs);
     const onAbort = () => killGroup();
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     if (opts.signal?.aborted) killGroup(); // aborted before it started: no abort event will come
@@ -68,14 +74,27 @@ export function run(command: string, args: string[], opts: RunOptions = {}): Pro
       reject(
         new StasisError(code === "ENOENT" ? "E_TOOL_MISSING" : "E_IO", `cannot start ${command}: ${err.message}`, {
           cause: err,
-          hint: code === "ENOENT" ? `install ${command} or put it on the PATH (\`stasis doctor\` checks the tools)` : undefined,
+          hint:
+            code === "ENOENT"
+              ? `install ${command} or put it on the PATH (\`stasis doctor\` checks the tools)`
+              : undefined,
         }),
       );
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onAbort);
-      resolve({ command, args, code, signal, stdout, stderr, ms: performance.now() - started, timedOut, logPath: opts.logPath });
+      resolve({
+        command,
+        args,
+        code,
+        signal,
+        stdout,
+        stderr,
+        ms: performance.now() - started,
+        timedOut,
+        logPath: opts.logPath,
+      });
     });
   });
 }
@@ -101,7 +120,11 @@ function keepTail(s: string): string {
 
 /** The last `lines` non-empty lines of a text, for error messages. */
 export function tail(text: string, lines = 12): string {
-  return text.split("\n").filter((l) => l.trim() !== "").slice(-lines).join("\n");
+  return text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .slice(-lines)
+    .join("\n");
 }
 
 /** One line saying how a process ended: "exited with status 1", "killed by SIGKILL", "timed out after 5000 ms". */
@@ -117,6 +140,11 @@ export function check(out: ProcessOutput, code: ErrorCode, what: string, hint?: 
   const lines = tail(out.stderr || out.stdout, 6);
   throw new StasisError(code, `${what}: ${out.command} ${describeExit(out)}${lines ? `\n${lines}` : ""}`, {
     hint: hint ?? (out.logPath ? `see the full log: ${out.logPath}` : undefined),
-    details: { command: [out.command, ...out.args].join(" "), code: out.code, signal: out.signal, logPath: out.logPath },
+    details: {
+      command: [out.command, ...out.args].join(" "),
+      code: out.code,
+      signal: out.signal,
+      logPath: out.logPath,
+    },
   });
 }

@@ -3,8 +3,16 @@ import assert from "node:assert/strict";
 import { parseTimerFdinfo } from "./timerfd.js";
 
 const FDINFO = [
-  "pos:\t0", "flags:\t02", "mnt_id:\t17", "ino:\t1039", "clockid: 1", "ticks: 0", "settime flags: 00",
-  "it_value: (0, 25349978)", "it_interval: (0, 50000000)", "",
+  "pos:\t0",
+  "flags:\t02",
+  "mnt_id:\t17",
+  "ino:\t1039",
+  "clockid: 1",
+  "ticks: 0",
+  "settime flags: 00",
+  "it_value: (0, 25349978)",
+  "it_interval: (0, 50000000)",
+  "",
 ].join("\n");
 
 test("a timerfd's fdinfo gives its clock, time to expiry, period and pending expiries", () => {

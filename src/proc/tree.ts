@@ -32,7 +32,9 @@ export async function processTree(root: number): Promise<ProcInfo[]> {
 }
 
 /** Fields of /proc/<pid>/stat; `comm` may hold spaces and parentheses, so parse from the last ')'. */
-export async function readStat(pid: number): Promise<{ comm: string; state: string; ppid: number; startTime: number } | undefined> {
+export async function readStat(
+  pid: number,
+): Promise<{ comm: string; state: string; ppid: number; startTime: number } | undefined> {
   const text = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
   if (!text) return undefined;
   return parseStat(text);

@@ -71,8 +71,14 @@ export class PullStream {
     chunks.sort((a, b) => first(a) - first(b) || a[0]!.offset - b[0]!.offset);
     this.wholeAt = { transferStartMs: events.t() };
     this.done = this.run(chunks, snapshot.manifest);
-    void this.whole(forCriu).then(() => (this.wholeAt.criuFilesMs = events.t()), () => undefined);
-    void this.whole().then(() => (this.wholeAt.allFilesMs = events.t()), () => undefined);
+    void this.whole(forCriu).then(
+      () => (this.wholeAt.criuFilesMs = events.t()),
+      () => undefined,
+    );
+    void this.whole().then(
+      () => (this.wholeAt.allFilesMs = events.t()),
+      () => undefined,
+    );
     this.done.catch(() => undefined); // its failure reaches the caller through `whole` and `finish`
   }
 

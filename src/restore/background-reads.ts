@@ -48,18 +48,25 @@ export function readOrder(files: FileEntry[]): FileEntry[] {
  * reads; weights: only the weights (read while CRIU reads its images, for the refill after it); none: only what
  * verification reads (the default, auto: modes.ts). Files that pass a digest check are stamped as verified.
  */
-export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode; prefetch: PrefetchMode; events: Events }): BackgroundReads {
+export function startBackgroundReads(
+  snap: Snapshot,
+  opts: { verify: VerifyMode; prefetch: PrefetchMode; events: Events },
+): BackgroundReads {
   const controller = new AbortController();
   const files = readOrder(snap.manifest.files);
   const work = (async (): Promise<ReadStats> => {
     // Sizes (and where each file leads) were checked before CRIU started: restore.ts, store/check-files.ts.
     // Stamped before any byte is read: what then passes its digests is recorded with these stamps.
-    const stamps = opts.verify === "full" || opts.verify === "auto" ? await stampFiles(snap.dir, files) : new Map<string, Stamp>();
+    const stamps =
+      opts.verify === "full" || opts.verify === "auto" ? await stampFiles(snap.dir, files) : new Map<string, Stamp>();
     const known = opts.verify === "auto" ? await stillVerified(snap.dir, stamps) : new Set<string>();
     const toVerify = opts.verify === "full" || opts.verify === "auto" ? files.filter((f) => !known.has(f.path)) : [];
     const prefetching = (f: FileEntry) =>
-      opts.prefetch === "all" || (opts.prefetch === "images" && CRIU_READS.has(f.role)) || (opts.prefetch === "weights" && f.role === "weights");
-    if (toVerify.length === 0 && !files.some(prefetching)) return { bytesRead: 0, bytesAlreadyResident: 0, bytesVerified: 0 };
+      opts.prefetch === "all" ||
+      (opts.prefetch === "images" && CRIU_READS.has(f.role)) ||
+      (opts.prefetch === "weights" && f.role === "weights");
+    if (toVerify.length === 0 && !files.some(prefetching))
+      return { bytesRead: 0, bytesAlreadyResident: 0, bytesVerified: 0 };
     const verifying = new Set(toVerify.map((f) => f.path));
     const phase = toVerify.length > 0 ? "prefetch+verify" : "prefetch";
     const stats = await opts.events.phase(
@@ -77,10 +84,16 @@ export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode;
         ),
       (s) => ({
         bytes: s.bytesRead,
-        detail: { bytesAlreadyResident: s.bytesAlreadyResident, bytesTotal: s.bytesTotal, filesVerified: toVerify.length, filesKnownGood: known.size },
+        detail: {
+          bytesAlreadyResident: s.bytesAlreadyResident,
+          bytesTotal: s.bytesTotal,
+          filesVerified: toVerify.length,
+          filesKnownGood: known.size,
+        },
       }),
     );
-    if (toVerify.length > 0) await recordVerified(snap.dir, new Map([...stamps].filter(([path]) => verifying.has(path))));
+    if (toVerify.length > 0)
+      await recordVerified(snap.dir, new Map([...stamps].filter(([path]) => verifying.has(path))));
     return {
       bytesRead: stats.bytesRead,
       bytesAlreadyResident: stats.bytesAlreadyResident,
@@ -89,7 +102,10 @@ export function startBackgroundReads(snap: Snapshot, opts: { verify: VerifyMode;
   })();
   const settled = work.then(
     () => undefined,
-    (err: unknown) => (err instanceof StasisError ? err : new StasisError("E_IO", String((err as Error)?.message ?? err), { cause: err })),
+    (err: unknown) =>
+      err instanceof StasisError
+        ? err
+        : new StasisError("E_IO", String((err as Error)?.message ?? err), { cause: err }),
   );
   return {
     done: () => work,

@@ -28,14 +28,22 @@ export function planGpus(
     }
     const to = here.find((g) => g.uuid === target || String(g.index) === target);
     if (!to) {
-      throw new StasisError("E_GPU_UNAVAILABLE", `no GPU "${target}" here (GPUs: ${here.map((g) => `${g.index} ${g.uuid}`).join(", ") || "none"})`, {
-        hint: "name a GPU by its index or UUID as nvidia-smi lists it",
-      });
+      throw new StasisError(
+        "E_GPU_UNAVAILABLE",
+        `no GPU "${target}" here (GPUs: ${here.map((g) => `${g.index} ${g.uuid}`).join(", ") || "none"})`,
+        {
+          hint: "name a GPU by its index or UUID as nvidia-smi lists it",
+        },
+      );
     }
     if (to.name !== captured[0]!.name) {
-      throw new StasisError("E_GPU_UNAVAILABLE", `GPU ${target} is a ${to.name}; the snapshot was captured on a ${captured[0]!.name}`, {
-        hint: "the CUDA checkpoint restores onto the same GPU model only",
-      });
+      throw new StasisError(
+        "E_GPU_UNAVAILABLE",
+        `GPU ${target} is a ${to.name}; the snapshot was captured on a ${captured[0]!.name}`,
+        {
+          hint: "the CUDA checkpoint restores onto the same GPU model only",
+        },
+      );
     }
     return [{ from: captured[0]!.uuid, to }];
   }
@@ -92,13 +100,16 @@ export async function prepareGpuRestore(
   const captured = m.fingerprint.gpu?.used ?? [];
   const plan = planGpus(captured, inventory?.gpus ?? [], target);
   for (const p of plan) {
-    const need = gpuInfo.processes.filter((x) => x.gpuUuids.includes(p.from)).reduce((a, x) => a + x.gpuBytes, 0) + MARGIN_BYTES;
+    const need =
+      gpuInfo.processes.filter((x) => x.gpuUuids.includes(p.from)).reduce((a, x) => a + x.gpuBytes, 0) + MARGIN_BYTES;
     const free = (p.to.memoryMiB - p.to.memoryUsedMiB) * 1024 * 1024;
     if (free < need) {
       throw new StasisError(
         "E_GPU_MEMORY",
         `GPU ${p.to.index} (${p.to.uuid}) has ${(free / 2 ** 30).toFixed(1)} GiB free; restoring needs ${(need / 2 ** 30).toFixed(1)} GiB`,
-        { hint: "stop other instances on that GPU (`stasis ps`, `stasis stop`) or restore onto another one with --gpu" },
+        {
+          hint: "stop other instances on that GPU (`stasis ps`, `stasis stop`) or restore onto another one with --gpu",
+        },
       );
     }
   }
@@ -110,7 +121,8 @@ export async function prepareGpuRestore(
       for (const t of tree) byNsPid.set(await nsPidOf(t.pid), t.pid);
       const procs = gpuInfo.processes.map((p) => {
         const pid = byNsPid.get(p.nsPid);
-        if (pid === undefined) throw new StasisError("E_CUDA", `the restored tree has no process ${p.nsPid} (a CUDA process at capture)`);
+        if (pid === undefined)
+          throw new StasisError("E_CUDA", `the restored tree has no process ${p.nsPid} (a CUDA process at capture)`);
         return { pid, gpuBytes: p.gpuBytes };
       });
       await restoreAll(driver, procs, ev, pairs.length ? pairs : undefined);

@@ -23,11 +23,26 @@ test("(a) slow-start server: cold start >= 5 s, restore much faster, in-memory s
   const base = `http://127.0.0.1:${port}`;
   const cap = await stasis(
     [
-      "capture", "slow", "--json",
-      "--ready-url", `${base}/health`,
-      "--canary-url", `${base}/answer?q=canary`,
-      "--warmup", "3", "--warmup-url", `${base}/kv/greeting`, "--warmup-body", '"hello from before the snapshot"',
-      "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(port), "--startup-seconds", "5",
+      "capture",
+      "slow",
+      "--json",
+      "--ready-url",
+      `${base}/health`,
+      "--canary-url",
+      `${base}/answer?q=canary`,
+      "--warmup",
+      "3",
+      "--warmup-url",
+      `${base}/kv/greeting`,
+      "--warmup-body",
+      '"hello from before the snapshot"',
+      "--",
+      "python3",
+      join(EXAMPLES, "slow_server.py"),
+      "--port",
+      String(port),
+      "--startup-seconds",
+      "5",
     ],
     env,
   );
@@ -47,12 +62,19 @@ test("(a) slow-start server: cold start >= 5 s, restore much faster, in-memory s
   assert.equal(kv.value, '"hello from before the snapshot"');
   const stats = JSON.parse((await httpOk(`${base}/stats`)).body);
   assert.ok(stats.requests >= 6, `request counter ${stats.requests}`);
-  assert.equal(stats.pid, cap.json.manifest.tree.rootPid, "the server has its pid from capture, in a PID namespace of its own");
+  assert.equal(
+    stats.pid,
+    cap.json.manifest.tree.rootPid,
+    "the server has its pid from capture, in a PID namespace of its own",
+  );
   const answer = (await httpOk(`${base}/answer?q=canary`)).body;
   assert.equal(answer, cap.json.manifest.engine.canary.text);
 
   const ps = await stasis(["ps", "--json"], env);
-  assert.deepEqual(ps.json.instances.map((i: { id: string }) => i.id), [res.json.instance.id]);
+  assert.deepEqual(
+    ps.json.instances.map((i: { id: string }) => i.id),
+    [res.json.instance.id],
+  );
   const stop = await stasis(["stop", res.json.instance.id, "--json"], env);
   assert.equal(stop.code, 0, stop.output);
   await assert.rejects(httpOk(`${base}/health`, { timeoutMs: 1000 }));
@@ -64,8 +86,22 @@ test("(b) two-process server (front end + engine over a unix socket, semaphore, 
   const base = `http://127.0.0.1:${port}`;
   const cap = await stasis(
     [
-      "capture", "twoproc", "--json", "--ready-url", `${base}/health`, "--canary-url", `${base}/answer?q=engine`, "--warmup", "2",
-      "--", "python3", join(EXAMPLES, "two_process_server.py"), "--port", String(port), "--startup-seconds", "1",
+      "capture",
+      "twoproc",
+      "--json",
+      "--ready-url",
+      `${base}/health`,
+      "--canary-url",
+      `${base}/answer?q=engine`,
+      "--warmup",
+      "2",
+      "--",
+      "python3",
+      join(EXAMPLES, "two_process_server.py"),
+      "--port",
+      String(port),
+      "--startup-seconds",
+      "1",
     ],
     env,
   );
@@ -80,7 +116,8 @@ test("(b) two-process server (front end + engine over a unix socket, semaphore, 
   const pids = JSON.parse((await httpOk(`${base}/pids`)).body);
   assert.equal(pids.frontend, cap.json.manifest.tree.rootPid);
   // The engine answers through the restored unix socket, taking the restored semaphore.
-  for (let i = 0; i < 3; i++) assert.equal((await httpOk(`${base}/answer?q=engine`)).body, cap.json.manifest.engine.canary.text);
+  for (let i = 0; i < 3; i++)
+    assert.equal((await httpOk(`${base}/answer?q=engine`)).body, cap.json.manifest.engine.canary.text);
   assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
 });
 
@@ -89,8 +126,20 @@ test("(c) one snapshot restored four times, one after the other (default: parall
   const base = `http://127.0.0.1:${port}`;
   const cap = await stasis(
     [
-      "capture", "twice", "--json", "--ready-url", `${base}/health`, "--canary-url", `${base}/answer?q=again`,
-      "--", "python3", join(EXAMPLES, "two_process_server.py"), "--port", String(port), "--startup-seconds", "0.5",
+      "capture",
+      "twice",
+      "--json",
+      "--ready-url",
+      `${base}/health`,
+      "--canary-url",
+      `${base}/answer?q=again`,
+      "--",
+      "python3",
+      join(EXAMPLES, "two_process_server.py"),
+      "--port",
+      String(port),
+      "--startup-seconds",
+      "0.5",
     ],
     env,
   );
@@ -106,15 +155,30 @@ test("(c) one snapshot restored four times, one after the other (default: parall
       // The set-up's CRIU has stasis's patch: by default its lazy-pages workers copy the memory in, all of it
       // before the tree resumed (the daemon counted it; CRIU copied none itself).
       assert.equal(criu.detail.memory, "parallel");
-      assert.ok(criu.detail.prefill.bytes > 1_000_000 && criu.bytes === criu.detail.prefill.bytes, JSON.stringify(criu.detail));
+      assert.ok(
+        criu.detail.prefill.bytes > 1_000_000 && criu.bytes === criu.detail.prefill.bytes,
+        JSON.stringify(criu.detail),
+      );
       assert.doesNotMatch(readFileSync(join(res.json.instance.dir, "criu-restore.log"), "utf8"), /pie: \d+: Preadv/);
       // Every byte straight from the mapped pages image (one copy), none read into a buffer first.
-      const fromImage = [...readFileSync(join(res.json.instance.dir, "criu-lazy-pages.log"), "utf8").matchAll(/worker \d+ copied (\d+) bytes from the mapped images/g)];
-      assert.equal(fromImage.reduce((n, m) => n + Number(m[1]), 0), criu.detail.prefill.bytes, "the workers copied from the mapped image");
+      const fromImage = [
+        ...readFileSync(join(res.json.instance.dir, "criu-lazy-pages.log"), "utf8").matchAll(
+          /worker \d+ copied (\d+) bytes from the mapped images/g,
+        ),
+      ];
+      assert.equal(
+        fromImage.reduce((n, m) => n + Number(m[1]), 0),
+        criu.detail.prefill.bytes,
+        "the workers copied from the mapped image",
+      );
     }
     if (round === 1) {
       assert.equal(criu.detail.memory, "copy");
-      assert.match(readFileSync(join(res.json.instance.dir, "criu-restore.log"), "utf8"), /pie: \d+: Preadv/, "CRIU copied the memory itself");
+      assert.match(
+        readFileSync(join(res.json.instance.dir, "criu-restore.log"), "utf8"),
+        /pie: \d+: Preadv/,
+        "CRIU copied the memory itself",
+      );
     }
     if (extra.includes("--lazy-pages")) {
       // The memory came through criu lazy-pages (userfaultfd), not with the restore.
@@ -130,15 +194,21 @@ test("(c) one snapshot restored four times, one after the other (default: parall
 
 test("(d) the working set: a restore records the pages of files its tree touched; a later one with prefetch reads them", async () => {
   const on = env;
-  const phase = (res: { json: { phases: { name: string }[] } }, name: string) => res.json.phases.find((p) => p.name === name) as { bytes?: number; detail?: Record<string, number> } | undefined;
+  const phase = (res: { json: { phases: { name: string }[] } }, name: string) =>
+    res.json.phases.find((p) => p.name === name) as { bytes?: number; detail?: Record<string, number> } | undefined;
   const inspect = await stasis(["inspect", "twice", "--json"], env);
   rmSync(join(inspect.json.snapshotDir, "working-set.json"), { force: true }); // the restores of (c) recorded one
   const first = await stasis(["restore", "twice", "--json"], on);
   assert.equal(first.code, 0, first.output);
   const recorded = phase(first, "record-working-set");
   assert.ok(recorded && recorded.bytes! > 0 && recorded.detail!.files! > 0, JSON.stringify(recorded));
-  const ws = JSON.parse(readFileSync(join(first.json.instance.dir, "..", "..", "snapshots", "twice", "working-set.json"), "utf8"));
-  assert.ok(ws.files.some((f: { path: string }) => /python3/.test(f.path)), "the interpreter is in it");
+  const ws = JSON.parse(
+    readFileSync(join(first.json.instance.dir, "..", "..", "snapshots", "twice", "working-set.json"), "utf8"),
+  );
+  assert.ok(
+    ws.files.some((f: { path: string }) => /python3/.test(f.path)),
+    "the interpreter is in it",
+  );
   assert.equal((await stasis(["stop", first.json.instance.id], env)).code, 0);
   const second = await stasis(["restore", "twice", "--json", "--prefetch", "images"], on);
   assert.equal(second.code, 0, second.output);
@@ -157,11 +227,19 @@ test("(e) a second restore of a snapshot whose server is still running is refuse
   assert.equal(first.code, 0, first.output);
   const second = await stasis(["restore", "twice", "--json"], env);
   assert.deepEqual([second.code, second.json.error.code], [4, "E_ADDRESS_IN_USE"]);
-  assert.match(second.json.error.message, new RegExp(`pid ${first.json.instance.pid}\\b`), "names the process listening there");
+  assert.match(
+    second.json.error.message,
+    new RegExp(`pid ${first.json.instance.pid}\\b`),
+    "names the process listening there",
+  );
   const url = first.json.instance.url;
   assert.equal((await httpOk(`${url}/answer?q=again`)).body.length > 0, true);
   const ps = await stasis(["ps", "--json"], env);
-  assert.equal(ps.json.instances.filter((i: { snapshot: string }) => i.snapshot === "twice").length, 1, "no second instance recorded");
+  assert.equal(
+    ps.json.instances.filter((i: { snapshot: string }) => i.snapshot === "twice").length,
+    1,
+    "no second instance recorded",
+  );
   assert.equal((await stasis(["stop", first.json.instance.id], env)).code, 0);
 });
 
@@ -170,24 +248,52 @@ test("(f) 300 MiB of random memory comes back bit for bit, and the pages image's
   const base = `http://127.0.0.1:${port}`;
   const cap = await stasis(
     [
-      "capture", "writers", "--json", "--ready-url", `${base}/health`, "--canary-url", `${base}/ballast`,
-      "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(port), "--startup-seconds", "0", "--ballast-mb", "300",
+      "capture",
+      "writers",
+      "--json",
+      "--ready-url",
+      `${base}/health`,
+      "--canary-url",
+      `${base}/ballast`,
+      "--",
+      "python3",
+      join(EXAMPLES, "slow_server.py"),
+      "--port",
+      String(port),
+      "--startup-seconds",
+      "0",
+      "--ballast-mb",
+      "300",
     ],
     env,
   );
   assert.equal(cap.code, 0, cap.output);
-  assert.ok(cap.json.phases.some((p: { name: string; ok: boolean }) => p.name === "digest-pages" && p.ok), "the pages image was followed during the dump");
+  assert.ok(
+    cap.json.phases.some((p: { name: string; ok: boolean }) => p.name === "digest-pages" && p.ok),
+    "the pages image was followed during the dump",
+  );
   // Every chunk read back against the manifest's digests (those of the chunks hashed during the dump included).
   const res = await stasis(["restore", "writers", "--json", "--verify", "full"], env);
   assert.equal(res.code, 0, res.output);
-  assert.equal((await httpOk(`${base}/ballast`)).body, cap.json.manifest.engine.canary.text, "the ballast's digest, as captured");
+  assert.equal(
+    (await httpOk(`${base}/ballast`)).body,
+    cap.json.manifest.engine.canary.text,
+    "the ballast's digest, as captured",
+  );
   assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
   // From a cold page cache (the snapshot evicted): the images are read ahead beside CRIU.
   assert.equal((await stasis(["evict", "--snapshot", "writers", "--json"], env)).code, 0);
   const cold = await stasis(["restore", "writers", "--json"], env);
   assert.equal(cold.code, 0, cold.output);
-  assert.ok(cold.json.phases.some((p: { name: string }) => p.name === "prefetch"), "the images were read ahead");
-  assert.equal((await httpOk(`${base}/ballast`)).body, cap.json.manifest.engine.canary.text, "the ballast's digest, after a cold restore");
+  assert.ok(
+    cold.json.phases.some((p: { name: string }) => p.name === "prefetch"),
+    "the images were read ahead",
+  );
+  assert.equal(
+    (await httpOk(`${base}/ballast`)).body,
+    cap.json.manifest.engine.canary.text,
+    "the ballast's digest, after a cold restore",
+  );
   assert.equal((await stasis(["stop", cold.json.instance.id], env)).code, 0);
 });
 
@@ -196,14 +302,31 @@ test("(g) --leave-running: the original keeps serving, its semaphore's link_rema
   const base = `http://127.0.0.1:${port}`;
   const cap = await stasis(
     [
-      "capture", "alive", "--json", "--leave-running", "--ready-url", `${base}/health`, "--canary-url", `${base}/answer?q=alive`,
-      "--", "python3", join(EXAMPLES, "two_process_server.py"), "--port", String(port), "--startup-seconds", "0.5",
+      "capture",
+      "alive",
+      "--json",
+      "--leave-running",
+      "--ready-url",
+      `${base}/health`,
+      "--canary-url",
+      `${base}/answer?q=alive`,
+      "--",
+      "python3",
+      join(EXAMPLES, "two_process_server.py"),
+      "--port",
+      String(port),
+      "--startup-seconds",
+      "0.5",
     ],
     env,
   );
   assert.equal(cap.code, 0, cap.output);
   assert.ok(cap.json.manifest.linkRemaps.length > 0, "the semaphore's link_remap file is in the snapshot");
-  assert.equal((await httpOk(`${base}/answer?q=alive`)).body, cap.json.manifest.engine.canary.text, "the original still answers");
+  assert.equal(
+    (await httpOk(`${base}/answer?q=alive`)).body,
+    cap.json.manifest.engine.canary.text,
+    "the original still answers",
+  );
   const refused = await stasis(["restore", "alive", "--json"], env);
   assert.equal(refused.json.error.code, "E_ADDRESS_IN_USE", "not while the original listens");
   assert.ok(cap.json.manifest.listeners.length >= 2, "the front end listens for clients and for its engine");
@@ -212,7 +335,10 @@ test("(g) --leave-running: the original keeps serving, its semaphore's link_rema
   // port, where CRIU cannot bind the restored listener meanwhile. The restore fails on that, waits, and succeeds.
   const res = await stasis(["restore", "alive", "--json"], env);
   assert.equal(res.code, 0, res.output);
-  assert.ok(res.json.phases.some((p: { name: string }) => p.name === "time-wait"), "it waited for TIME_WAIT");
+  assert.ok(
+    res.json.phases.some((p: { name: string }) => p.name === "time-wait"),
+    "it waited for TIME_WAIT",
+  );
   assert.equal((await httpOk(`${base}/answer?q=alive`)).body, cap.json.manifest.engine.canary.text);
   assert.equal((await stasis(["stop", res.json.instance.id], env)).code, 0);
 });

@@ -35,7 +35,10 @@ export async function rearmTimers(root: number, events: Events, settleMs = 200):
       rearmed.push(t);
     } catch (err) {
       const why = (err as Error).message;
-      events.log(`a periodic timerfd (pid ${t.pid} fd ${t.fd}) came back disarmed and could not be re-armed: ${why}`, "warn");
+      events.log(
+        `a periodic timerfd (pid ${t.pid} fd ${t.fd}) came back disarmed and could not be re-armed: ${why}`,
+        "warn",
+      );
     }
   }
   if (rearmed.length > 0) {

@@ -101,7 +101,10 @@ function runCriu(
   { snap, claim, supervisor }: Claimed,
   { criu, memory, prefetch }: Here,
   settings: CriuRestoreSettings,
-  { leaveStopped, ...how }: {
+  {
+    leaveStopped,
+    ...how
+  }: {
     leaveStopped?: boolean;
     command?: (criuArgv: string[]) => string[];
     execCmd?: string[];

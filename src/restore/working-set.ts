@@ -113,7 +113,14 @@ export async function recordWorkingSet(pids: number[]): Promise<WorkingSet> {
     const st = await stat(path).catch(() => undefined);
     if (!st || !st.isFile()) continue;
     const head: [number, number] = [0, Math.min(HEAD_BYTES, st.size)];
-    files.push({ path, dev: String(st.dev), ino: String(st.ino), size: st.size, mtimeMs: st.mtimeMs, ranges: mergeRanges([head, ...ranges], st.size) });
+    files.push({
+      path,
+      dev: String(st.dev),
+      ino: String(st.ino),
+      size: st.size,
+      mtimeMs: st.mtimeMs,
+      ranges: mergeRanges([head, ...ranges], st.size),
+    });
   }
   files.sort((a, b) => a.path.localeCompare(b.path));
   const bytes = files.reduce((n, f) => n + f.ranges.reduce((m, r) => m + r[1], 0), 0);
@@ -140,7 +147,9 @@ export async function loadWorkingSet(snapshotDir: string): Promise<WorkingSet | 
  * The ranges to read of the files that are still the ones recorded (same device, inode, size and mtime). Every
  * file is looked up at once, which also brings its path's directories and inode into memory before CRIU opens it.
  */
-export async function workingSetReads(ws: WorkingSet): Promise<{ reads: PrefetchFile[]; bytes: number; changedFiles: number }> {
+export async function workingSetReads(
+  ws: WorkingSet,
+): Promise<{ reads: PrefetchFile[]; bytes: number; changedFiles: number }> {
   const reads: PrefetchFile[] = [];
   let bytes = 0;
   let changedFiles = 0;
@@ -176,13 +185,31 @@ export function startWorkingSet(snapshotDir: string, events: Events, signal?: Ab
         async () => {
           const { reads, changedFiles } = await workingSetReads(ws);
           // Why: docs/decisions/0004-working-set.md (each range read exactly, fadvise WILLNEED, 4 threads).
-          const stats = await prefetch(reads, { skipResident: true, concurrency: 4, chunkBytes: 2 << 20, strategy: "fadvise", ...(signal ? { signal } : {}) });
+          const stats = await prefetch(reads, {
+            skipResident: true,
+            concurrency: 4,
+            chunkBytes: 2 << 20,
+            strategy: "fadvise",
+            ...(signal ? { signal } : {}),
+          });
           return { ...stats, changedFiles };
         },
-        (s) => ({ bytes: s.bytesRead, detail: { files: ws.files.length - s.changedFiles, changedFiles: s.changedFiles, bytesAlreadyResident: s.bytesAlreadyResident, bytesTotal: s.bytesTotal } }),
+        (s) => ({
+          bytes: s.bytesRead,
+          detail: {
+            files: ws.files.length - s.changedFiles,
+            changedFiles: s.changedFiles,
+            bytesAlreadyResident: s.bytesAlreadyResident,
+            bytesTotal: s.bytesTotal,
+          },
+        }),
       );
     } catch (err) {
-      if (!signal?.aborted) events.log(`reading the restore's working set failed (${(err as Error).message}); the engine reads its pages as it needs them`, "warn");
+      if (!signal?.aborted)
+        events.log(
+          `reading the restore's working set failed (${(err as Error).message}); the engine reads its pages as it needs them`,
+          "warn",
+        );
     }
   })();
 }

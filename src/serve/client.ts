@@ -255,12 +255,7 @@ export async function daemonOr<T>(
  * Calls the daemon's `path` with `body` (POST) and returns its answer's JSON; the daemon's error as the CLI's own.
  * E_DAEMON when no daemon answers: parked instances live in `stasis serve` alone.
  */
-export async function callDaemon<T>(
-  path: string,
-  body: unknown,
-  what: string,
-  opts: DaemonAt = {},
-): Promise<T> {
+export async function callDaemon<T>(path: string, body: unknown, what: string, opts: DaemonAt = {}): Promise<T> {
   const answer = await call("POST", path, body, opts);
   if (!answer) {
     throw new StasisError("E_DAEMON", `${what} needs a running stasis daemon, and none answers at ${socketOf(opts)}`, {

@@ -14,7 +14,8 @@ import type { Config } from "../config/config.js";
 /** `config`: the daemon's settings, which every park uses (a park is the daemon's own, asked by no one request). */
 export function parkedOps(events: Events, config: Config, deps: Pick<RestoreDeps, "cudaDriver">): PoolOps {
   return {
-    park: (name, signal) => park({ name, verify: "auto", prefetch: "auto", signal, config }, warningsOnly(events), deps),
+    park: (name, signal) =>
+      park({ name, verify: "auto", prefetch: "auto", signal, config }, warningsOnly(events), deps),
     end: async (p: Parked) => {
       try {
         await endParked(p);

@@ -91,7 +91,8 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
     return streamOperation(reply, ctx, "restore", request.id, async (events, signal) => {
       const opts = { ...options, config, signal };
       // A parked instance of the snapshot is taken when there is one: only the GPU's part is left to do.
-      const r = (await ctx.pool.take(body.name, (p) => take(p, opts, events, deps))) ?? (await restore(opts, events, deps));
+      const r =
+        (await ctx.pool.take(body.name, (p) => take(p, opts, events, deps))) ?? (await restore(opts, events, deps));
       ctx.events.log(`restored "${body.name}" as instance ${r.instance.id} in ${r.readyMs.toFixed(0)} ms`);
       return r;
     });

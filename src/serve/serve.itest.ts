@@ -19,15 +19,32 @@ test("restore goes through a running `stasis serve`, and in-process once it is s
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const cap = await stasis(
-    ["capture", "served", "--json", "--ready-url", `${base}/health`, "--canary-url", `${base}/answer?q=served`,
-      "--", "python3", join(EXAMPLES, "slow_server.py"), "--port", String(port), "--startup-seconds", "0.3"],
+    [
+      "capture",
+      "served",
+      "--json",
+      "--ready-url",
+      `${base}/health`,
+      "--canary-url",
+      `${base}/answer?q=served`,
+      "--",
+      "python3",
+      join(EXAMPLES, "slow_server.py"),
+      "--port",
+      String(port),
+      "--startup-seconds",
+      "0.3",
+    ],
     env,
   );
   assert.equal(cap.code, 0, cap.output);
 
   const socket = join(home, "stasisd.sock");
   // --pin-weights: the CPU example server stages no weights, so the flag must change nothing here.
-  const daemon = spawn(process.execPath, [MAIN, "serve", "--pin-weights"], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  const daemon = spawn(process.execPath, [MAIN, "serve", "--pin-weights"], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let log = "";
   daemon.stderr.on("data", (d: Buffer) => (log += d.toString()));
   const exited = new Promise<number | null>((resolve) => daemon.on("exit", (code) => resolve(code)));
@@ -38,13 +55,19 @@ test("restore goes through a running `stasis serve`, and in-process once it is s
     const viaDaemon = await stasis(["restore", "served", "--json"], env);
     assert.equal(viaDaemon.code, 0, viaDaemon.output);
     assert.equal(viaDaemon.json.via, "daemon");
-    assert.ok(viaDaemon.json.phases.some((p: { name: string }) => p.name === "criu-restore"), "the daemon's timeline came back");
+    assert.ok(
+      viaDaemon.json.phases.some((p: { name: string }) => p.name === "criu-restore"),
+      "the daemon's timeline came back",
+    );
     assert.equal((await httpOk(`${base}/answer?q=served`)).body, cap.json.manifest.engine.canary.text);
     assert.match(log, /restored "served" as instance/);
     assert.equal((await stasis(["stop", viaDaemon.json.instance.id], env)).code, 0);
 
     // `stasis bench --via api` restores with requests to the daemon, timed from the request.
-    const bench = await stasis(["bench", "served", "--strategies", "restore-hot", "--repeat", "1", "--via", "api", "--json"], env);
+    const bench = await stasis(
+      ["bench", "served", "--strategies", "restore-hot", "--repeat", "1", "--via", "api", "--json"],
+      env,
+    );
     assert.equal(bench.code, 0, bench.output);
     const hot = bench.json.strategies[0];
     assert.equal(hot.runs[0].phases[0].name, "request");

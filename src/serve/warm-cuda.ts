@@ -39,7 +39,10 @@ export function warmCudaWorker<D extends WarmDriver>(
     },
     // Not awaited: a worker still starting is closed once it is up (or gone by its own start timeout).
     close: async () => {
-      void current?.then((d) => d.close(), () => undefined);
+      void current?.then(
+        (d) => d.close(),
+        () => undefined,
+      );
     },
   };
 }

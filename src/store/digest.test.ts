@@ -12,7 +12,11 @@ test("files digested while a writer appends to them give the digests of the fini
     mkdirSync(join(root, "images"));
     const pages = randomBytes(40 * 4096 + 100);
     const other = randomBytes(9000);
-    const follow = followAppends(root, "images", (n) => n.startsWith("pages-"), { concurrency: 2, chunkSize: 4096, intervalMs: 2 });
+    const follow = followAppends(root, "images", (n) => n.startsWith("pages-"), {
+      concurrency: 2,
+      chunkSize: 4096,
+      intervalMs: 2,
+    });
     // A writer that appends in pieces that do not end on chunk boundaries; a file that does not match is ignored.
     for (let at = 0; at < pages.length; at += 3000) {
       appendFileSync(join(root, "images", "pages-1.img"), pages.subarray(at, at + 3000));
@@ -27,18 +31,29 @@ test("files digested while a writer appends to them give the digests of the fini
     assert.equal(bytes, 40 * 4096);
     assert.equal(known.has("images/core-1.img"), false);
 
-    const inputs = [{ path: "images/pages-1.img", role: "image" as const }, { path: "images/core-1.img", role: "image" as const }];
+    const inputs = [
+      { path: "images/pages-1.img", role: "image" as const },
+      { path: "images/core-1.img", role: "image" as const },
+    ];
     const plain = await digestFiles(root, inputs, { chunkSize: 4096 });
     let hashed = 0;
-    const events = { progress: (_p: string, done: number) => (hashed = done) } as unknown as import("../events.js").Events;
+    const events = {
+      progress: (_p: string, done: number) => (hashed = done),
+    } as unknown as import("../events.js").Events;
     assert.deepEqual(await digestFiles(root, inputs, { chunkSize: 4096, known, events }), plain);
     assert.equal(hashed, 100 + 9000, "only the tail and the other file were read again");
 
     // Digests of a file that has since shrunk below them are not trusted.
     truncateSync(join(root, "images", "pages-1.img"), 4096 * 10);
-    assert.deepEqual(await digestFiles(root, inputs, { chunkSize: 4096, known }), await digestFiles(root, inputs, { chunkSize: 4096 }));
+    assert.deepEqual(
+      await digestFiles(root, inputs, { chunkSize: 4096, known }),
+      await digestFiles(root, inputs, { chunkSize: 4096 }),
+    );
     // Digests made with another chunk size are not used.
-    assert.deepEqual(await digestFiles(root, inputs, { chunkSize: 8192, known }), await digestFiles(root, inputs, { chunkSize: 8192 }));
+    assert.deepEqual(
+      await digestFiles(root, inputs, { chunkSize: 8192, known }),
+      await digestFiles(root, inputs, { chunkSize: 8192 }),
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -63,14 +78,21 @@ test("chunks still queued when the writer is done are left to digestFiles, which
   try {
     mkdirSync(join(root, "images"));
     writeFileSync(join(root, "images", "pages-1.img"), randomBytes(200 * 4096));
-    const follow = followAppends(root, "images", (n) => n.startsWith("pages-"), { concurrency: 1, chunkSize: 4096, intervalMs: 1 });
+    const follow = followAppends(root, "images", (n) => n.startsWith("pages-"), {
+      concurrency: 1,
+      chunkSize: 4096,
+      intervalMs: 1,
+    });
     await new Promise((r) => setTimeout(r, 5));
     follow.stop();
     const { known, bytes } = await follow.result;
     const k = known.get("images/pages-1.img")?.chunks.length ?? 0;
     assert.equal(bytes, k * 4096, "the known digests are a prefix of whole chunks, nothing else was hashed");
     const inputs = [{ path: "images/pages-1.img", role: "image" as const }];
-    assert.deepEqual(await digestFiles(root, inputs, { chunkSize: 4096, known }), await digestFiles(root, inputs, { chunkSize: 4096 }));
+    assert.deepEqual(
+      await digestFiles(root, inputs, { chunkSize: 4096, known }),
+      await digestFiles(root, inputs, { chunkSize: 4096 }),
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -37,7 +37,10 @@ class HashPool {
   private alive: number;
 
   constructor(size: number) {
-    this.workers = Array.from({ length: Math.max(1, size) }, () => new Worker(new URL("./_digest-worker.js", import.meta.url)));
+    this.workers = Array.from(
+      { length: Math.max(1, size) },
+      () => new Worker(new URL("./_digest-worker.js", import.meta.url)),
+    );
     this.idle = [...this.workers];
     this.alive = this.workers.length;
     for (const w of this.workers) {
@@ -62,7 +65,9 @@ class HashPool {
     return new Promise((resolve, reject) => {
       if (this.alive === 0) return reject(new Error("no hashing thread is left"));
       const done = (r: ChunkResult) =>
-        r.error !== undefined ? reject(fsError(Object.assign(new Error(r.error), { code: r.code }), job.path, "digest")) : resolve({ sha256: r.sha256!, bytes: r.bytes! });
+        r.error !== undefined
+          ? reject(fsError(Object.assign(new Error(r.error), { code: r.code }), job.path, "digest"))
+          : resolve({ sha256: r.sha256!, bytes: r.bytes! });
       this.queue.push({ job, done, failed: reject });
       this.next();
     });
@@ -87,7 +92,11 @@ class HashPool {
   }
 }
 
-async function hashChunks(jobs: ChunkJob[], onBytes: (n: number) => void, concurrency: number): Promise<Map<number, string>> {
+async function hashChunks(
+  jobs: ChunkJob[],
+  onBytes: (n: number) => void,
+  concurrency: number,
+): Promise<Map<number, string>> {
   const results = new Map<number, string>();
   if (jobs.length === 0) return results;
   const pool = new HashPool(Math.min(concurrency, jobs.length));
@@ -136,7 +145,10 @@ export function followAppends(
     }
     for (const name of names) {
       const path = join(dir, name);
-      const size = await stat(join(root, path)).then((s) => s.size, () => 0);
+      const size = await stat(join(root, path)).then(
+        (s) => s.size,
+        () => 0,
+      );
       const f = files.get(path) ?? { chunks: [], failed: false };
       files.set(path, f);
       while (!f.failed && (f.chunks.length + 1) * chunkSize <= size) {
@@ -216,7 +228,12 @@ export async function digestFiles(
     const count = Math.max(1, Math.ceil(size / chunkSize));
     for (let c = known[i]!.length; c < count; c++) {
       owners.push({ file: i, chunk: c });
-      jobs.push({ id: jobs.length, path: join(root, f.path), offset: c * chunkSize, length: Math.min(chunkSize, size - c * chunkSize) });
+      jobs.push({
+        id: jobs.length,
+        path: join(root, f.path),
+        offset: c * chunkSize,
+        length: Math.min(chunkSize, size - c * chunkSize),
+      });
     }
   });
   const total = jobs.reduce((a, j) => a + j.length, 0);

@@ -19,22 +19,43 @@ test("a valid manifest parses", () => {
 });
 
 test("bad manifests are E_MANIFEST_INVALID naming the field", () => {
-  assert.match(code(() => parseManifest("{", "snap")), /^E_MANIFEST_INVALID: snap: not valid JSON/);
-  assert.match(code(() => parseManifest(JSON.stringify({ ...sampleManifest(), schema: "stasis.snapshot/v9" }), "s")), /schema "stasis.snapshot\/v9"/);
+  assert.match(
+    code(() => parseManifest("{", "snap")),
+    /^E_MANIFEST_INVALID: snap: not valid JSON/,
+  );
+  assert.match(
+    code(() => parseManifest(JSON.stringify({ ...sampleManifest(), schema: "stasis.snapshot/v9" }), "s")),
+    /schema "stasis.snapshot\/v9"/,
+  );
   const noFiles = { ...sampleManifest(), files: "x" };
-  assert.match(code(() => parseManifest(JSON.stringify(noFiles), "s")), /^E_MANIFEST_INVALID: s: files: Expected array/);
+  assert.match(
+    code(() => parseManifest(JSON.stringify(noFiles), "s")),
+    /^E_MANIFEST_INVALID: s: files: Expected array/,
+  );
   const escape = sampleManifest();
   escape.files[0]!.path = "../etc/passwd";
-  assert.match(code(() => parseManifest(JSON.stringify(escape), "s")), /files\.0\.path: a relative path inside the snapshot/);
+  assert.match(
+    code(() => parseManifest(JSON.stringify(escape), "s")),
+    /files\.0\.path: a relative path inside the snapshot/,
+  );
   const badDigest = sampleManifest();
   badDigest.files[0]!.sha256 = "xyz";
-  assert.match(code(() => parseManifest(JSON.stringify(badDigest), "s")), /sha256 hex digest/);
+  assert.match(
+    code(() => parseManifest(JSON.stringify(badDigest), "s")),
+    /sha256 hex digest/,
+  );
 });
 
 test("a crafted manifest naming host paths is refused as it is parsed (../, absolute, other names)", () => {
   type M = ReturnType<typeof sampleManifest>;
-  const shm = (original: string, file = "shm/0-x") => (m: M) => (m.shmFiles = [{ original, file }]);
-  const remap = (original: string, file = "link-remap/0-x") => (m: M) => (m.linkRemaps = [{ original, file }]);
+  const shm =
+    (original: string, file = "shm/0-x") =>
+    (m: M) =>
+      (m.shmFiles = [{ original, file }]);
+  const remap =
+    (original: string, file = "link-remap/0-x") =>
+    (m: M) =>
+      (m.linkRemaps = [{ original, file }]);
   const cache = (variable: string, file: string) => (m: M) => (m.caches = [{ variable, dir: "/x", file }]);
   const crafted: [string, (m: M) => void, RegExp][] = [
     ["file ../", (m) => (m.files[0]!.path = "images/../../../etc/shadow"), /files\.0\.path: a relative path inside/],
@@ -74,5 +95,8 @@ test("the engine's state is checked against its kind's contract (contracts/engin
     /^E_MANIFEST_INVALID: s: engine\.state\.ranks: not the vllm engine's state/,
   );
   const stage = { python: "/usr/bin/python3", path: "/opt/stasis/python", arenaSize: 0, tensors: [] };
-  assert.match(code(() => parseManifest(vllm({ ...slept, stage }), "s")), /engine\.state\.stage\.arenaSize/);
+  assert.match(
+    code(() => parseManifest(vllm({ ...slept, stage }), "s")),
+    /engine\.state\.stage\.arenaSize/,
+  );
 });

@@ -121,7 +121,13 @@ export const Manifest = z.object({
   /** The CUDA processes of the tree, by their pid inside the instance's PID namespace. */
   gpu: z
     .object({
-      processes: z.array(z.object({ nsPid: z.number().int().positive(), gpuBytes: z.number().nonnegative(), gpuUuids: z.array(z.string()) })),
+      processes: z.array(
+        z.object({
+          nsPid: z.number().int().positive(),
+          gpuBytes: z.number().nonnegative(),
+          gpuUuids: z.array(z.string()),
+        }),
+      ),
       totalBytes: z.number().nonnegative(),
     })
     .optional(),
@@ -177,9 +183,13 @@ export function parseManifest(text: string, where: string): Manifest {
   }
   const schema = (raw as { schema?: unknown } | null)?.schema;
   if (typeof schema === "string" && schema !== MANIFEST_SCHEMA) {
-    throw new StasisError("E_MANIFEST_INVALID", `${where}: manifest schema "${schema}", this stasis reads "${MANIFEST_SCHEMA}"`, {
-      hint: "capture the snapshot again with this version of stasis",
-    });
+    throw new StasisError(
+      "E_MANIFEST_INVALID",
+      `${where}: manifest schema "${schema}", this stasis reads "${MANIFEST_SCHEMA}"`,
+      {
+        hint: "capture the snapshot again with this version of stasis",
+      },
+    );
   }
   const parsed = Manifest.safeParse(raw);
   if (!parsed.success) {

@@ -11,7 +11,11 @@ let home: string;
 beforeEach(() => (home = mkdtempSync(join(tmpdir(), "stasis-store-"))));
 afterEach(() => rmSync(home, { recursive: true, force: true }));
 
-const codeOf = async (p: Promise<unknown>) => p.then(() => "ok", (e: StasisError) => e.code);
+const codeOf = async (p: Promise<unknown>) =>
+  p.then(
+    () => "ok",
+    (e: StasisError) => e.code,
+  );
 
 test("a snapshot being written is invisible until commit, then appears whole", async () => {
   const staging = await Staging.begin("snap", home);
@@ -67,7 +71,13 @@ test("names are checked; damaged snapshots are listed as such; rm removes", asyn
   mkdirSync(join(home, "snapshots", "broken"));
   writeFileSync(join(home, "snapshots", "broken", "manifest.json"), "{");
   const list = await listSnapshots(home);
-  assert.deepEqual(list.map((l) => [l.name, l.error === undefined]), [["broken", false], ["ok", true]]);
+  assert.deepEqual(
+    list.map((l) => [l.name, l.error === undefined]),
+    [
+      ["broken", false],
+      ["ok", true],
+    ],
+  );
   await removeSnapshot("ok", home);
   assert.equal(await codeOf(removeSnapshot("ok", home)), "E_SNAPSHOT_NOT_FOUND");
   assert.deepEqual(readdirSync(join(home, "snapshots")), ["broken"]);

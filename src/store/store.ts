@@ -83,7 +83,9 @@ export async function removeSnapshot(name: string, home = stasisHome()): Promise
   try {
     await stat(dir);
   } catch {
-    throw new StasisError("E_SNAPSHOT_NOT_FOUND", `no snapshot named "${name}"`, { hint: "list snapshots with `stasis ls`" });
+    throw new StasisError("E_SNAPSHOT_NOT_FOUND", `no snapshot named "${name}"`, {
+      hint: "list snapshots with `stasis ls`",
+    });
   }
   const trash = join(paths.snapshots(home), `.trash-${name}-${randomBytes(4).toString("hex")}`);
   await rename(dir, trash).catch((err) => {
@@ -96,7 +98,10 @@ export async function removeSnapshot(name: string, home = stasisHome()): Promise
 export async function snapshotFiles(
   name: string,
   home = stasisHome(),
-): Promise<{ dir: string; files: { path: string; size: number; role: string; chunkSize: number; sha256Chunks: string[] }[] }> {
+): Promise<{
+  dir: string;
+  files: { path: string; size: number; role: string; chunkSize: number; sha256Chunks: string[] }[];
+}> {
   const snap = await openSnapshot(name, home);
   return {
     dir: snap.dir,
@@ -139,7 +144,10 @@ export class Staging {
     const lockFile = join(root, `.lock-${name}`);
     await lockFile_(lockFile, {
       wait: false,
-      busy: (owner) => new StasisError("E_SNAPSHOT_BUSY", `snapshot "${name}" is being captured by process ${owner}`, { hint: "wait for that capture to finish, or stop it" }),
+      busy: (owner) =>
+        new StasisError("E_SNAPSHOT_BUSY", `snapshot "${name}" is being captured by process ${owner}`, {
+          hint: "wait for that capture to finish, or stop it",
+        }),
     });
     const dir = join(root, `.staging-${name}-${process.pid}-${randomBytes(4).toString("hex")}`);
     await mkdir(dir, { mode: PRIVATE_DIR });

@@ -31,7 +31,13 @@ export async function bootId(): Promise<string> {
 async function stampOf(path: string): Promise<Stamp | undefined> {
   const s = await stat(path, { bigint: true }).catch(() => undefined);
   if (!s) return undefined;
-  return { dev: String(s.dev), ino: String(s.ino), size: Number(s.size), mtimeNs: String(s.mtimeNs), ctimeNs: String(s.ctimeNs) };
+  return {
+    dev: String(s.dev),
+    ino: String(s.ino),
+    size: Number(s.size),
+    mtimeNs: String(s.mtimeNs),
+    ctimeNs: String(s.ctimeNs),
+  };
 }
 
 async function readStamps(dir: string): Promise<StampFile | undefined> {
@@ -51,7 +57,15 @@ export async function stillVerified(dir: string, now: Map<string, Stamp>): Promi
 }
 
 function sameStamp(a: Stamp | undefined, b: Stamp | undefined): boolean {
-  return !!a && !!b && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+  return (
+    !!a &&
+    !!b &&
+    a.dev === b.dev &&
+    a.ino === b.ino &&
+    a.size === b.size &&
+    a.mtimeNs === b.mtimeNs &&
+    a.ctimeNs === b.ctimeNs
+  );
 }
 
 /**

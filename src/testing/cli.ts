@@ -21,7 +21,10 @@ export interface CliRun {
 
 export function stasis(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 300_000): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -36,7 +39,16 @@ export function stasis(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 
       } catch {
         // A test that reads .json of a run whose output is not JSON fails with the output in the message.
         json = args.includes("--json")
-          ? new Proxy({}, { get: (_t, key) => { throw new Error(`stasis ${args.join(" ")} (exit ${code}) printed no JSON (reading .${String(key)})\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`); } })
+          ? new Proxy(
+              {},
+              {
+                get: (_t, key) => {
+                  throw new Error(
+                    `stasis ${args.join(" ")} (exit ${code}) printed no JSON (reading .${String(key)})\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`,
+                  );
+                },
+              },
+            )
           : undefined;
       }
       resolve({ code: code ?? -1, stdout, stderr, output: `${stderr}\n${stdout.slice(-4000)}`, json });
@@ -61,7 +73,9 @@ export function tempHome(): {
   const teardown = async (graceSeconds: number, ...alsoRemove: string[]) => {
     await stasis(["stop", "--all", "--grace", String(graceSeconds)], env);
     // `rm`, not just the folder's removal: a snapshot never restored owns CRIU's network-lock table.
-    const names = ((await stasis(["ls", "--json"], env)).json as { snapshots: { name: string }[] }).snapshots.map((s) => s.name);
+    const names = ((await stasis(["ls", "--json"], env)).json as { snapshots: { name: string }[] }).snapshots.map(
+      (s) => s.name,
+    );
     if (names.length > 0) await stasis(["rm", ...names], env);
     cleanup();
     for (const dir of alsoRemove) rmSync(dir, { recursive: true, force: true });

@@ -9,7 +9,12 @@ export function sampleManifest(): Manifest {
     createdAt: new Date(0).toISOString(),
     stasisVersion: "0.1.0",
     command: { argv: ["python3", "server.py"], cwd: "/", env: { UV_USE_IO_URING: "0" } },
-    server: { url: "http://127.0.0.1:8000", readyPath: "/health", stdoutPath: "/x/stdout.log", stderrPath: "/x/stderr.log" },
+    server: {
+      url: "http://127.0.0.1:8000",
+      readyPath: "/health",
+      stdoutPath: "/x/stdout.log",
+      stderrPath: "/x/stderr.log",
+    },
     engine: { kind: "http", canary: { method: "GET", path: "/a", status: 200, sha256: digest }, state: {} },
     fingerprint: { arch: "x64", kernel: "6.1", cpuModel: "cpu", cpuFlags: "f", criuVersion: "4.2.1" },
     tree: { rootPid: 100, processes: 1, cudaProcesses: 0 },
@@ -23,4 +28,3 @@ export function sampleManifest(): Manifest {
     timings: { totalMs: 1 },
   };
 }
-

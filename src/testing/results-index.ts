@@ -43,7 +43,8 @@ export function resultsIn(dir: string): string[] {
 /** The results an index names: the first cell of each table row, `folder/` or `file.ext` or `file.{a,b}`. */
 export function indexedResults(index: string): string[] {
   return [...index.matchAll(/^\| `([^`]+)` \|/gm)].map((m) =>
-    (m[1] ?? "").replace(/\/$/, "").replace(/\.(\{[^}]*\}|[A-Za-z0-9]+)$/, ""));
+    (m[1] ?? "").replace(/\/$/, "").replace(/\.(\{[^}]*\}|[A-Za-z0-9]+)$/, ""),
+  );
 }
 
 /** Whether a cited path exists under `dir`; a `*` in its last part matches any run of characters. */
@@ -51,7 +52,10 @@ export function citedExists(dir: string, cited: string): boolean {
   if (!cited.includes("*")) return existsSync(join(dir, cited));
   const at = cited.lastIndexOf("/");
   const parent = join(dir, cited.slice(0, at + 1));
-  const escaped = cited.slice(at + 1).split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
+  const escaped = cited
+    .slice(at + 1)
+    .split("*")
+    .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
   const pattern = new RegExp(`^${escaped.join(".*")}$`);
   return existsSync(parent) && readdirSync(parent).some((f) => pattern.test(f));
 }

@@ -11,18 +11,32 @@ import { join } from "node:path";
 import { REPO } from "./cli.js";
 import { earlyReaders } from "./pipefail-lint.js";
 
-const SCRIPT_DIRS = ["scripts", "gpu", "gpu/suites", "gpu/vllm", "gpu/vllm/device", "bench", "examples/vllm-tiny", "deploy/container"];
+const SCRIPT_DIRS = [
+  "scripts",
+  "gpu",
+  "gpu/suites",
+  "gpu/vllm",
+  "gpu/vllm/device",
+  "bench",
+  "examples/vllm-tiny",
+  "deploy/container",
+];
 const scripts = [
   "setup.sh",
   ".ci/run",
-  ...SCRIPT_DIRS.flatMap((d) => readdirSync(join(REPO, d)).filter((f) => f.endsWith(".sh")).map((f) => `${d}/${f}`)),
+  ...SCRIPT_DIRS.flatMap((d) =>
+    readdirSync(join(REPO, d))
+      .filter((f) => f.endsWith(".sh"))
+      .map((f) => `${d}/${f}`),
+  ),
 ];
 
 test("no set-up, CI or harness script pipes into a reader that leaves early under pipefail", () => {
   assert.ok(scripts.length >= 20, `found ${scripts.length} scripts`);
   const bad = scripts.flatMap((f) =>
-    earlyReaders(readFileSync(join(REPO, f), "utf8")).map((r) => `${f}:${r.line}: ${r.reader}`));
-  const fix = "capture the output first (x=$(cmd); grep -q ... <<<\"$x\") or read to the end (grep -c, sed -n 1p)";
+    earlyReaders(readFileSync(join(REPO, f), "utf8")).map((r) => `${f}:${r.line}: ${r.reader}`),
+  );
+  const fix = 'capture the output first (x=$(cmd); grep -q ... <<<"$x") or read to the end (grep -c, sed -n 1p)';
   assert.deepEqual(bad, [], fix);
 });
 
@@ -32,13 +46,14 @@ test("the pipefail lint finds the early readers it is for, and passes the reader
     "if ! ldconfig -p | grep -q 'libnuma\\.so\\.1 '; then",
     "v=$(ls -d x/*/ 2>/dev/null | head -1)",
     "x=$(printf '%s\\n4.1\\n' \"$v\" | sort -V | head -n1)",
-    "dpkg-query -W -f='${Status}\\n' \"$p\" | grep -Eq \"ok installed\" || echo \"$p\"",
+    'dpkg-query -W -f=\'${Status}\\n\' "$p" | grep -Eq "ok installed" || echo "$p"',
     "cat f | grep -m1 x",
     "} | awk '$2 ~ /x/ {print $1; exit}'",
     "ls | sed 1q",
     "pgrep -f engine | head -1",
     "ldconfig -p \\\n  | grep --quiet numa",
-  ]) assert.equal(lint(bad).length, 1, bad);
+  ])
+    assert.equal(lint(bad).length, 1, bad);
   for (const good of [
     "grep -q 'libnuma' <<<\"$libs\"",
     "ldconfig -p | grep -c numa",
@@ -49,7 +64,8 @@ test("the pipefail lint finds the early readers it is for, and passes the reader
     "grep -q x file  # not piped | head",
     "ldd x | awk '/=> \\// {print $3}' | while read -r lib; do",
     "sed -n 's/^quick: //p' f | cut -c1-3",
-  ]) assert.deepEqual(lint(good), [], good);
+  ])
+    assert.deepEqual(lint(good), [], good);
   assert.deepEqual(earlyReaders("ls | head -1\n"), [], "without pipefail an early reader fails nothing");
 });
 
@@ -57,12 +73,15 @@ test("the pipefail lint finds the early readers it is for, and passes the reader
  *  machine with many libraries prints, in an order that lets `grep -q` leave at once. */
 function fakeLdconfig(dir: string): void {
   const f = join(dir, "ldconfig");
-  writeFileSync(f, [
-    "#!/bin/bash",
-    "printf '\\tlibnuma.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libnuma.so.1\\n'",
-    "seq -f '\\tlibother%g.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libother.so.1' 20000",
-    "",
-  ].join("\n"));
+  writeFileSync(
+    f,
+    [
+      "#!/bin/bash",
+      "printf '\\tlibnuma.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libnuma.so.1\\n'",
+      "seq -f '\\tlibother%g.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libother.so.1' 20000",
+      "",
+    ].join("\n"),
+  );
   chmodSync(f, 0o755);
 }
 

@@ -15,10 +15,20 @@ from .tokenizer import ByteTokenizer
 MAX_LOGPROBS = 20
 MAX_PROMPTS = 64
 _STATUS = {
-    "bad_request": 400, "bad_argument": 400, "unsupported": 400, "rpc_unknown_method": 400, "rpc_bad_args": 400,
-    "not_found": 404, "model_not_found": 404, "method_not_allowed": 405,
-    "weights_io": 500, "cuda_error": 500,
-    "engine_asleep": 503, "weights_not_loaded": 503, "engine_dead": 503, "engine_busy": 503,
+    "bad_request": 400,
+    "bad_argument": 400,
+    "unsupported": 400,
+    "rpc_unknown_method": 400,
+    "rpc_bad_args": 400,
+    "not_found": 404,
+    "model_not_found": 404,
+    "method_not_allowed": 405,
+    "weights_io": 500,
+    "cuda_error": 500,
+    "engine_asleep": 503,
+    "weights_not_loaded": 503,
+    "engine_dead": 503,
+    "engine_busy": 503,
 }
 
 
@@ -32,8 +42,16 @@ def status_for(code: str) -> int:
 def error_body(status: int, code: str, message: str, hint: str | None = None) -> dict[str, Any]:
     """vLLM's error shape (``{"error": {message, type, param, code}}``) plus our stable code and hint."""
     phrase = HTTPStatus(status).phrase.replace(" ", "") if status in HTTPStatus._value2member_map_ else "Unknown"
-    return {"error": {"message": message, "type": f"{phrase}Error", "param": None, "code": status,
-                      "stasis_code": code, "hint": hint}}
+    return {
+        "error": {
+            "message": message,
+            "type": f"{phrase}Error",
+            "param": None,
+            "code": status,
+            "stasis_code": code,
+            "hint": hint,
+        }
+    }
 
 
 @dataclass(frozen=True)
@@ -74,8 +92,11 @@ def parse_completion(raw: bytes, info: ModelInfo) -> CompletionRequest:
         raise _bad("request body must be a JSON object")
     model = body.get("model")
     if model is not None and model != info.served_name:
-        raise StasisEngineError("model_not_found", f"The model `{model}` does not exist.",
-                                f"this server serves {info.served_name!r} (GET /v1/models)")
+        raise StasisEngineError(
+            "model_not_found",
+            f"The model `{model}` does not exist.",
+            f"this server serves {info.served_name!r} (GET /v1/models)",
+        )
     _check_unsupported(body)
     prompts = _prompts(body.get("prompt"), info)
     max_tokens = body.get("max_tokens", 16)
@@ -85,9 +106,11 @@ def parse_completion(raw: bytes, info: ModelInfo) -> CompletionRequest:
         raise _bad(f"max_tokens={max_tokens!r}, expected an integer >= 1")
     longest = max(len(p) for p in prompts)
     if longest + max_tokens > info.max_model_len:
-        raise _bad(f"This model's maximum context length is {info.max_model_len} tokens. However, you requested "
-                   f"{longest + max_tokens} tokens ({longest} in the prompt, {max_tokens} in the completion).",
-                   "shorten the prompt or lower max_tokens")
+        raise _bad(
+            f"This model's maximum context length is {info.max_model_len} tokens. However, you requested "
+            f"{longest + max_tokens} tokens ({longest} in the prompt, {max_tokens} in the completion).",
+            "shorten the prompt or lower max_tokens",
+        )
     logprobs = body.get("logprobs")
     if logprobs is not None and (not _is_int(logprobs) or not 0 <= logprobs <= MAX_LOGPROBS):
         raise _bad(f"logprobs={logprobs!r}, expected null or an integer in [0, {MAX_LOGPROBS}]")
@@ -107,13 +130,19 @@ def _check_unsupported(body: dict[str, Any]) -> None:
     if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))):
         raise _bad(f"temperature={temperature!r}, expected a number")
     if temperature not in (None, 0, 0.0):
-        raise _bad(f"temperature={temperature!r}: only greedy decoding (temperature 0) is supported",
-                   "send temperature 0 (or omit it)", "unsupported")
+        raise _bad(
+            f"temperature={temperature!r}: only greedy decoding (temperature 0) is supported",
+            "send temperature 0 (or omit it)",
+            "unsupported",
+        )
     for name, ok in _DEFAULT_ONLY.items():
         value = body.get(name)
         if value is not None and not ok(value):
-            raise _bad(f"{name}={json.dumps(value)} is not supported by the reference engine (greedy, one choice, "
-                       "no streaming, echo, penalties, logit bias or stop strings)", code="unsupported")
+            raise _bad(
+                f"{name}={json.dumps(value)} is not supported by the reference engine (greedy, one choice, "
+                "no streaming, echo, penalties, logit bias or stop strings)",
+                code="unsupported",
+            )
 
 
 def _num(value: Any, target: float) -> bool:
@@ -121,11 +150,16 @@ def _num(value: Any, target: float) -> bool:
 
 
 _DEFAULT_ONLY = {
-    "n": lambda v: _num(v, 1), "best_of": lambda v: _num(v, 1),
-    "stream": lambda v: v is False, "echo": lambda v: v is False,
-    "presence_penalty": lambda v: _num(v, 0), "frequency_penalty": lambda v: _num(v, 0),
+    "n": lambda v: _num(v, 1),
+    "best_of": lambda v: _num(v, 1),
+    "stream": lambda v: v is False,
+    "echo": lambda v: v is False,
+    "presence_penalty": lambda v: _num(v, 0),
+    "frequency_penalty": lambda v: _num(v, 0),
     "repetition_penalty": lambda v: _num(v, 1),
-    "suffix": lambda v: v == "", "logit_bias": lambda v: v == {}, "stop": lambda v: v in ("", []),
+    "suffix": lambda v: v == "",
+    "logit_bias": lambda v: v == {},
+    "stop": lambda v: v in ("", []),
 }
 
 
@@ -137,8 +171,11 @@ def _prompts(prompt: Any, info: ModelInfo) -> list[list[int]]:
         out = [list(prompt)]
     elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
         out = [tok.encode(p) for p in prompt]
-    elif isinstance(prompt, list) and prompt and all(isinstance(p, list) and p and all(_is_int(t) for t in p)
-                                                     for p in prompt):
+    elif (
+        isinstance(prompt, list)
+        and prompt
+        and all(isinstance(p, list) and p and all(_is_int(t) for t in p) for p in prompt)
+    ):
         out = [list(p) for p in prompt]
     else:
         raise _bad("prompt must be a string, a non-empty list of token ids, or a list of either")
@@ -157,15 +194,17 @@ def completion_response(req: CompletionRequest, results: list[dict[str, Any]], i
     choices = []
     for i, (prompt, res) in enumerate(zip(req.prompts, results, strict=True)):
         ids = res["token_ids"]
-        choices.append({
-            "index": i,
-            "text": tok.decode(ids),
-            "logprobs": _logprobs(res["logprobs"], tok) if req.logprobs is not None else None,
-            "finish_reason": res["finish_reason"],
-            "stop_reason": res.get("stop_reason"),
-            "token_ids": ids,
-            "prompt_token_ids": prompt,
-        })
+        choices.append(
+            {
+                "index": i,
+                "text": tok.decode(ids),
+                "logprobs": _logprobs(res["logprobs"], tok) if req.logprobs is not None else None,
+                "finish_reason": res["finish_reason"],
+                "stop_reason": res.get("stop_reason"),
+                "token_ids": ids,
+                "prompt_token_ids": prompt,
+            }
+        )
     prompt_tokens = sum(len(p) for p in req.prompts)
     completion_tokens = sum(len(r["token_ids"]) for r in results)
     return {
@@ -174,8 +213,11 @@ def completion_response(req: CompletionRequest, results: list[dict[str, Any]], i
         "created": int(time.time()),
         "model": info.served_name,
         "choices": choices,
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 

@@ -22,9 +22,16 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 NAME = "stasis_gqa"
 
 
-def gqa_attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                          attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
-                          **kwargs: Any) -> tuple[torch.Tensor, None]:
+def gqa_attention_forward(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
     b, heads, q, d = query.shape
     kv_heads = key.shape[1]
     groups = heads // kv_heads
@@ -37,8 +44,9 @@ def gqa_attention_forward(module: torch.nn.Module, query: torch.Tensor, key: tor
         mask = attention_mask[:, :, None].expand(b, 1, groups, q, t).reshape(b, 1, groups * q, t)
     else:
         mask = attention_mask.expand(b, heads, q, t).reshape(b, kv_heads, groups * q, t)
-    out = torch.nn.functional.scaled_dot_product_attention(grouped, key, value, attn_mask=mask, dropout_p=dropout,
-                                                           scale=scaling)
+    out = torch.nn.functional.scaled_dot_product_attention(
+        grouped, key, value, attn_mask=mask, dropout_p=dropout, scale=scaling
+    )
     return out.reshape(b, heads, q, d).transpose(1, 2).contiguous(), None
 
 

@@ -1,10 +1,10 @@
 """A small client for the reference engine (and any vLLM-API server), plus a launcher: for tests and benches.
 
-    server = ServerProcess.start("/tmp/tiny", device="cpu", log_path="/tmp/serve.log")
-    try:
-        print(server.client.complete("Hello", max_tokens=8)["choices"][0]["text"])
-    finally:
-        server.stop()
+server = ServerProcess.start("/tmp/tiny", device="cpu", log_path="/tmp/serve.log")
+try:
+    print(server.client.complete("Hello", max_tokens=8)["choices"][0]["text"])
+finally:
+    server.stop()
 """
 
 from __future__ import annotations
@@ -34,14 +34,16 @@ class Client:
     base_url: str
     timeout: float = 300.0
 
-    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-                raw: bytes | None = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None, raw: bytes | None = None
+    ) -> tuple[int, Any]:
         url = self.base_url + path
         if query:
             url += "?" + urllib.parse.urlencode(query, doseq=True)
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        req = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data is not None else {})
+        req = urllib.request.Request(
+            url, data=data, method=method, headers={"Content-Type": "application/json"} if data is not None else {}
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
                 status, payload = r.status, r.read()
@@ -56,8 +58,9 @@ class Client:
         return payload
 
     def complete(self, prompt: Any, max_tokens: int = 16, **fields: Any) -> dict[str, Any]:
-        return self.ok("POST", "/v1/completions", {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
-                                                   **fields})
+        return self.ok(
+            "POST", "/v1/completions", {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, **fields}
+        )
 
     def sleep(self, level: int) -> dict[str, Any]:
         return self.ok("POST", "/sleep", query={"level": level})
@@ -85,14 +88,32 @@ class ServerProcess:
         self.ready_s: float | None = None
 
     @staticmethod
-    def start(model_dir: str, *, log_path: str, device: str = "auto", port: int | None = None,
-              args: list[str] | None = None, env: dict[str, str] | None = None) -> ServerProcess:
+    def start(
+        model_dir: str,
+        *,
+        log_path: str,
+        device: str = "auto",
+        port: int | None = None,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> ServerProcess:
         port = port or free_port()
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         full_env = {**os.environ, **(env or {})}
         full_env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, full_env.get("PYTHONPATH")) if p)
-        cmd = [sys.executable, "-m", "stasis_engine.reference", "serve", "--model-dir", model_dir,
-               "--port", str(port), "--device", device, *(args or [])]
+        cmd = [
+            sys.executable,
+            "-m",
+            "stasis_engine.reference",
+            "serve",
+            "--model-dir",
+            model_dir,
+            "--port",
+            str(port),
+            "--device",
+            device,
+            *(args or []),
+        ]
         with open(log_path, "wb") as log:  # the child keeps its own descriptor
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
         return ServerProcess(proc, port, log_path, time.monotonic())

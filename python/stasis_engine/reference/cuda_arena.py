@@ -21,8 +21,11 @@ def _driver() -> Any:
     try:
         from cuda.bindings import driver
     except ImportError as e:  # pragma: no cover - GPU machines have it
-        raise StasisEngineError("cuda_vmm", "cuda-bindings is not installed (import cuda.bindings.driver failed)",
-                                "pip install cuda-bindings, or run with --device cpu") from e
+        raise StasisEngineError(
+            "cuda_vmm",
+            "cuda-bindings is not installed (import cuda.bindings.driver failed)",
+            "pip install cuda-bindings, or run with --device cpu",
+        ) from e
     return driver
 
 
@@ -32,8 +35,11 @@ def _check(cu: Any, call: str, result: Any) -> Any:
     if err != cu.CUresult.CUDA_SUCCESS:
         _, name = cu.cuGetErrorName(err)
         text = name.decode() if isinstance(name, bytes) else str(err)
-        raise StasisEngineError("cuda_vmm", f"{call} failed: {text}",
-                                "check free GPU memory (nvidia-smi) and that the device is not in MIG/MPS mode")
+        raise StasisEngineError(
+            "cuda_vmm",
+            f"{call} failed: {text}",
+            "check free GPU memory (nvidia-smi) and that the device is not in MIG/MPS mode",
+        )
     if not values:
         return None
     return values[0] if len(values) == 1 else tuple(values)
@@ -44,7 +50,11 @@ class _ArrayInterface:
 
     def __init__(self, address: int, size: int) -> None:
         self.__cuda_array_interface__ = {
-            "shape": (size,), "typestr": "|u1", "data": (address, False), "version": 2, "strides": None,
+            "shape": (size,),
+            "typestr": "|u1",
+            "data": (address, False),
+            "version": 2,
+            "strides": None,
         }
 
 
@@ -62,8 +72,15 @@ class CudaArena:
         prop.location.type = cu.CUmemLocationType.CU_MEM_LOCATION_TYPE_DEVICE
         prop.location.id = device_index
         self._prop = prop
-        gran = int(_check(cu, "cuMemGetAllocationGranularity", cu.cuMemGetAllocationGranularity(
-            prop, cu.CUmemAllocationGranularity_flags.CU_MEM_ALLOC_GRANULARITY_RECOMMENDED)))
+        gran = int(
+            _check(
+                cu,
+                "cuMemGetAllocationGranularity",
+                cu.cuMemGetAllocationGranularity(
+                    prop, cu.CUmemAllocationGranularity_flags.CU_MEM_ALLOC_GRANULARITY_RECOMMENDED
+                ),
+            )
+        )
         self.size = max((size + gran - 1) // gran * gran, gran)
         ptr = _check(cu, "cuMemAddressReserve", cu.cuMemAddressReserve(self.size, gran, cu.CUdeviceptr(0), 0))
         self.address = int(ptr)
@@ -74,8 +91,9 @@ class CudaArena:
         # outlives every sleep, since the address does.
         self._tensor = torch.as_tensor(_ArrayInterface(self.address, self.size), device=f"cuda:{device_index}")
         if self._tensor.data_ptr() != self.address:
-            raise StasisEngineError("cuda_vmm", f"arena {name}: torch wrapped {self._tensor.data_ptr():#x}, "
-                                    f"expected {self.address:#x}")
+            raise StasisEngineError(
+                "cuda_vmm", f"arena {name}: torch wrapped {self._tensor.data_ptr():#x}, expected {self.address:#x}"
+            )
 
     def _ensure_context(self, device_index: int) -> None:
         cu = self._cu
@@ -101,11 +119,19 @@ class CudaArena:
         if self.mapped:
             raise StasisEngineError("cuda_vmm", f"arena {self.name} is mapped already", "adopt only while asleep")
         if size != self.size:
-            raise StasisEngineError("weights_layout", f"arena {self.name} has {self.size} bytes, the memory offered "
-                                    f"has {size}", "the stager was given another layout than this engine's")
+            raise StasisEngineError(
+                "weights_layout",
+                f"arena {self.name} has {self.size} bytes, the memory offered has {size}",
+                "the stager was given another layout than this engine's",
+            )
         cu = self._cu
-        handle = _check(cu, "cuMemImportFromShareableHandle", cu.cuMemImportFromShareableHandle(
-            fd, cu.CUmemAllocationHandleType.CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR))
+        handle = _check(
+            cu,
+            "cuMemImportFromShareableHandle",
+            cu.cuMemImportFromShareableHandle(
+                fd, cu.CUmemAllocationHandleType.CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR
+            ),
+        )
         self._map(handle)
 
     def _map(self, handle: Any) -> None:

@@ -67,16 +67,22 @@ class Engine:
         with p.phase("load_weights") as i:
             i.update(read_safetensors(self.opts.model_dir, self.views, bool(self.config.tie_word_embeddings)))
         shape = KVShape(self.config, self.opts.max_batch, self.info.max_model_len)
-        with p.phase("allocate_kv_cache", bytes=shape.arena_bytes(self.dtype), max_batch=shape.max_batch,
-                     max_model_len=self.info.max_model_len, slots=shape.max_len):
+        with p.phase(
+            "allocate_kv_cache",
+            bytes=shape.arena_bytes(self.dtype),
+            max_batch=shape.max_batch,
+            max_model_len=self.info.max_model_len,
+            slots=shape.max_len,
+        ):
             self.kv_arena = self._arena("kv_cache", shape.arena_bytes(self.dtype))
             start = torch.zeros((), dtype=torch.long, device=self.device)
             self.kv = KVCache(self.kv_arena.tensor(), shape, self.dtype, start)
             self.kv.zero_()
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)  # charge the zeroing to this phase
-        self.runner = Runner(self.model, self.kv, self.device, self.opts.cuda_graph_sizes,
-                             self.opts.prefill_graph_widths)
+        self.runner = Runner(
+            self.model, self.kv, self.device, self.opts.cuda_graph_sizes, self.opts.prefill_graph_widths
+        )
         if self._compile_enabled():
             with p.phase("torch_compile") as i:
                 i.update(self.runner.compile())
@@ -102,30 +108,41 @@ class Engine:
 
     def profile_extra(self) -> dict[str, Any]:
         return {
-            "device": str(self.device), "model_dir": self.opts.model_dir, "served_model_name": self.info.served_name,
-            "max_model_len": self.info.max_model_len, "weights_bytes": self.weights.size,
-            "kv_cache_bytes": self.kv_arena.size, "cuda_graph_sizes": list(self.opts.cuda_graph_sizes),
+            "device": str(self.device),
+            "model_dir": self.opts.model_dir,
+            "served_model_name": self.info.served_name,
+            "max_model_len": self.info.max_model_len,
+            "weights_bytes": self.weights.size,
+            "kv_cache_bytes": self.kv_arena.size,
+            "cuda_graph_sizes": list(self.opts.cuda_graph_sizes),
             "prefill_graph_widths": list(self.opts.prefill_graph_widths),
-            "compile": self.runner.info.compile, "cuda_graphs": self.runner.info.cuda_graphs,
+            "compile": self.runner.info.compile,
+            "cuda_graphs": self.runner.info.cuda_graphs,
             "memory": memory.snapshot(self.device, pools=True),
         }
 
     # -- serving --------------------------------------------------------------------------------------------
 
-    def generate(self, prompts: list[list[int]], max_tokens: int, logprobs: int | None,
-                 stop_token_ids: list[int]) -> list[dict[str, Any]]:
+    def generate(
+        self, prompts: list[list[int]], max_tokens: int, logprobs: int | None, stop_token_ids: list[int]
+    ) -> list[dict[str, Any]]:
         self.require_serving()
         return self.runner.generate(prompts, max_tokens, logprobs, stop_token_ids)
 
     def require_serving(self) -> None:
         asleep = [n for n, s in (("weights", self.weights_state), ("kv_cache", self.kv_state)) if s == "asleep"]
         if asleep:
-            raise StasisEngineError("engine_asleep", f"the engine is asleep (level {self.sleep_level}; asleep: "
-                                    f"{', '.join(asleep)})", "POST /wake_up first")
+            raise StasisEngineError(
+                "engine_asleep",
+                f"the engine is asleep (level {self.sleep_level}; asleep: {', '.join(asleep)})",
+                "POST /wake_up first",
+            )
         if self.weights_state == "stale":
-            raise StasisEngineError("weights_not_loaded", "the weights were discarded by sleep level 2 and not "
-                                    "refilled", "POST /collective_rpc with method stasis_load_weights (or "
-                                    "reload_weights), then serve")
+            raise StasisEngineError(
+                "weights_not_loaded",
+                "the weights were discarded by sleep level 2 and not refilled",
+                "POST /collective_rpc with method stasis_load_weights (or reload_weights), then serve",
+            )
 
     def is_sleeping(self) -> bool:
         return "asleep" in (self.weights_state, self.kv_state)
@@ -149,10 +166,14 @@ class Engine:
         self.sleep_level = 1 if self._backup is not None else 2  # no host copy: the weights need a refill
         # The state a snapshot is taken in: what the heap freed must not go into the image as dirty pages.
         host_trim = memory.trim(self.device, measure=True)
-        out = {"level": self.sleep_level, "ms": round((time.perf_counter() - start) * 1000, 1),
-               "backup_bytes": self._backup.numel() if self._backup is not None else 0,
-               "is_sleeping": self.is_sleeping(), "host_trim": host_trim,
-               "memory": memory.snapshot(self.device, pools=True)}
+        out = {
+            "level": self.sleep_level,
+            "ms": round((time.perf_counter() - start) * 1000, 1),
+            "backup_bytes": self._backup.numel() if self._backup is not None else 0,
+            "is_sleeping": self.is_sleeping(),
+            "host_trim": host_trim,
+            "memory": memory.snapshot(self.device, pools=True),
+        }
         emit("stasis-sleep", out)
         return out
 
@@ -180,8 +201,14 @@ class Engine:
             self.sleep_level = 0
         if freed_backup:  # wake is on the restore path: only pay for the trim when there is something to give back
             memory.trim(self.device, collect=False)
-        out = {"tags": tags, "ms": round((time.perf_counter() - start) * 1000, 1), "weights": self.weights_state,
-               "kv_cache": self.kv_state, "is_sleeping": self.is_sleeping(), "memory": memory.snapshot(self.device)}
+        out = {
+            "tags": tags,
+            "ms": round((time.perf_counter() - start) * 1000, 1),
+            "weights": self.weights_state,
+            "kv_cache": self.kv_state,
+            "is_sleeping": self.is_sleeping(),
+            "memory": memory.snapshot(self.device),
+        }
         emit("stasis-wake", out)
         return out
 
@@ -189,12 +216,18 @@ class Engine:
         """Wake the weights on memory another process filled (the stager's file descriptor): wake plus refill,
         without a copy. Only from sleep level 2 with the weights on the GPU; nothing changes on failure."""
         if self.weights_state != "asleep":
-            raise StasisEngineError("weights_awake", f"the weights are {self.weights_state}, not asleep",
-                                    "adopt is instead of /wake_up?tags=weights, on a sleeping engine")
+            raise StasisEngineError(
+                "weights_awake",
+                f"the weights are {self.weights_state}, not asleep",
+                "adopt is instead of /wake_up?tags=weights, on a sleeping engine",
+            )
         adopt = getattr(self.weights, "adopt", None)
         if adopt is None or self._backup is not None:
-            raise StasisEngineError("stage_unsupported", "these weights cannot adopt staged GPU memory "
-                                    "(CPU engine, or a level-1 sleep holding a host copy)", "wake and refill instead")
+            raise StasisEngineError(
+                "stage_unsupported",
+                "these weights cannot adopt staged GPU memory (CPU engine, or a level-1 sleep holding a host copy)",
+                "wake and refill instead",
+            )
         start = time.perf_counter()
         adopt(fd, size)
         self.weights_state = "ready"
@@ -212,5 +245,10 @@ class Engine:
         return t.clone()
 
     def status(self) -> dict[str, Any]:
-        return {"weights": self.weights_state, "kv_cache": self.kv_state, "sleep_level": self.sleep_level,
-                "is_sleeping": self.is_sleeping(), "memory": memory.snapshot(self.device)}
+        return {
+            "weights": self.weights_state,
+            "kv_cache": self.kv_state,
+            "sleep_level": self.sleep_level,
+            "is_sleeping": self.is_sleeping(),
+            "memory": memory.snapshot(self.device),
+        }

@@ -35,8 +35,18 @@ class EngineProcess:
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        cmd = [sys.executable, "-m", "stasis_engine.reference", "engine", "--fd", str(theirs.fileno()),
-               "--options", opts.to_json(), "--t-spawn", repr(time.time())]
+        cmd = [
+            sys.executable,
+            "-m",
+            "stasis_engine.reference",
+            "engine",
+            "--fd",
+            str(theirs.fileno()),
+            "--options",
+            opts.to_json(),
+            "--t-spawn",
+            repr(time.time()),
+        ]
         try:
             proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL)
         finally:
@@ -51,12 +61,16 @@ class EngineProcess:
         msg = await wire.arecv(self._reader)
         if msg is None:
             code = self.proc.wait()
-            raise StasisEngineError("engine_dead", f"the engine process exited during start-up (exit code {code})",
-                                    "see the engine's output above")
+            raise StasisEngineError(
+                "engine_dead",
+                f"the engine process exited during start-up (exit code {code})",
+                "see the engine's output above",
+            )
         if msg.get("event") != "ready":
             err = msg.get("error") or {}
-            raise StasisEngineError(err.get("code", "engine_failed"), err.get("message", "engine failed to start"),
-                                    err.get("hint"))
+            raise StasisEngineError(
+                err.get("code", "engine_failed"), err.get("message", "engine failed to start"), err.get("hint")
+            )
         return msg
 
     async def call(self, op: str, **args: Any) -> Any:

@@ -57,11 +57,18 @@ class Frontend:
                 sock.listen(128)  # only now: until the engine is ready, connections are refused (as vLLM's)
                 server = await asyncio.start_server(self._handle, sock=sock, limit=http11.MAX_HEAD)
             port = server.sockets[0].getsockname()[1]
-            self.profile = {"total_ms": round((time.time() - self.t0) * 1000, 1), "phases": self.phases.records,
-                            **msg["profile"], "frontend_pid": os.getpid(), "engine_pid": self.engine.proc.pid}
+            self.profile = {
+                "total_ms": round((time.time() - self.t0) * 1000, 1),
+                "phases": self.phases.records,
+                **msg["profile"],
+                "frontend_pid": os.getpid(),
+                "engine_pid": self.engine.proc.pid,
+            }
             emit("stasis-startup", self.profile)
-            emit("stasis-ready", {"url": f"http://{self.opts.host}:{port}", "port": port,
-                                  "total_ms": self.profile["total_ms"]})
+            emit(
+                "stasis-ready",
+                {"url": f"http://{self.opts.host}:{port}", "port": port, "total_ms": self.profile["total_ms"]},
+            )
             watch = asyncio.ensure_future(self._watch_engine())
             await self._stop.wait()
             watch.cancel()
@@ -80,8 +87,11 @@ class Frontend:
         assert self.engine is not None
         while self.engine.alive():
             await asyncio.sleep(0.2)
-        print(f"stasis-reference: engine process exited (code {self.engine.proc.poll()}); stopping",
-              file=sys.stderr, flush=True)
+        print(
+            f"stasis-reference: engine process exited (code {self.engine.proc.poll()}); stopping",
+            file=sys.stderr,
+            flush=True,
+        )
         self.exit_code = 1
         self._stop.set()
 
@@ -129,8 +139,13 @@ class Frontend:
 
     async def complete(self, raw: bytes) -> dict[str, Any]:
         req = parse_completion(raw, self.info)
-        results = await self.engine_call("generate", prompts=req.prompts, max_tokens=req.max_tokens,
-                                         logprobs=req.logprobs, stop_token_ids=req.stop_token_ids)
+        results = await self.engine_call(
+            "generate",
+            prompts=req.prompts,
+            max_tokens=req.max_tokens,
+            logprobs=req.logprobs,
+            stop_token_ids=req.stop_token_ids,
+        )
         return completion_response(req, results, self.info)
 
 
@@ -143,8 +158,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except OSError as e:
-        raise StasisEngineError("bad_argument", f"cannot listen on {host}:{port}: {e.strerror or e}",
-                                "pick another --port (0: any free port)") from e
+        raise StasisEngineError(
+            "bad_argument",
+            f"cannot listen on {host}:{port}: {e.strerror or e}",
+            "pick another --port (0: any free port)",
+        ) from e
     sock.setblocking(False)
     return sock
 

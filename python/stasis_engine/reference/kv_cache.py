@@ -43,8 +43,9 @@ class ArenaKVLayer(CacheLayerMixin):
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         raise RuntimeError("ArenaKVLayer is allocated up front")
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         raise RuntimeError("the KV cache is written through ArenaCache.update")
 
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
@@ -64,8 +65,9 @@ class ArenaCache(Cache):
         super().__init__(layers=[ArenaKVLayer(keys[i], values[i]) for i in range(keys.shape[0])])
         self.stacked_keys, self.stacked_values, self.start = keys, values, start
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,
-               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # Written through the stack itself (index_put_), not through a per-layer view of it: a write through a
         # view makes the compiler prove the views of different layers apart, which specializes layer 0.
         slots = torch.arange(key_states.shape[2], device=key_states.device) + self.start
@@ -83,7 +85,7 @@ class KVCache:
         self.start = start
         per = shapes.tensor_bytes(dtype)
         self._keys = arena[:per].view(dtype)
-        self._values = arena[per:2 * per].view(dtype)
+        self._values = arena[per : 2 * per].view(dtype)
         self._caches: dict[tuple[int, int], ArenaCache] = {}
 
     def for_batch(self, b: int, rows: int | None = None) -> ArenaCache:

@@ -35,8 +35,15 @@ def _is_complete(out: Path, preset: str, seed: int) -> bool:
     return meta.get("preset") == preset and meta.get("seed") == seed
 
 
-def make_model(preset: str, out: str | os.PathLike[str], *, seed: int = 0, device: str = "auto",
-               shard_bytes: int = SHARD_BYTES, force: bool = False) -> dict[str, Any]:
+def make_model(
+    preset: str,
+    out: str | os.PathLike[str],
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    shard_bytes: int = SHARD_BYTES,
+    force: bool = False,
+) -> dict[str, Any]:
     """Write the model; returns a summary. Skips (``"skipped": True``) when ``out`` already holds it."""
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r}, expected one of {', '.join(PRESETS)}")
@@ -70,8 +77,11 @@ def make_model(preset: str, out: str | os.PathLike[str], *, seed: int = 0, devic
     path.mkdir(parents=True, exist_ok=True)
     for stale in [*path.glob("*.safetensors"), path / "config.json", path / "model.safetensors.index.json"]:
         stale.unlink(missing_ok=True)
-    names = (["model.safetensors"] if len(shards) == 1
-             else [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))])
+    names = (
+        ["model.safetensors"]
+        if len(shards) == 1
+        else [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    )
     weight_map: dict[str, str] = {}
     total = 0
     for fname, shard in zip(names, shards, strict=True):
@@ -86,14 +96,28 @@ def make_model(preset: str, out: str | os.PathLike[str], *, seed: int = 0, devic
     if len(shards) > 1:
         with open(path / "model.safetensors.index.json", "w") as f:
             json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
-    config = {**spec.config, "stasis": {"preset": preset, "seed": seed, "generator": dev.type,
-                                        "init_std": spec.init_std, "tokenizer": "bytes-v1"}}
+    config = {
+        **spec.config,
+        "stasis": {
+            "preset": preset,
+            "seed": seed,
+            "generator": dev.type,
+            "init_std": spec.init_std,
+            "tokenizer": "bytes-v1",
+        },
+    }
     tmp = path / "config.json.partial"
     with open(tmp, "w") as f:
         json.dump(config, f, indent=2)
     os.replace(tmp, path / "config.json")
-    return {"out": str(path), "skipped": False, "bytes": total, "files": len(names), "generator": dev.type,
-            "seconds": round(time.perf_counter() - start, 2)}
+    return {
+        "out": str(path),
+        "skipped": False,
+        "bytes": total,
+        "files": len(names),
+        "generator": dev.type,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
 
 
 def _draw(torch: Any, name: str, shape: tuple[int, ...], dtype: Any, std: float, seed: int, dev: Any) -> Any:
@@ -112,16 +136,21 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 
 def cli(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m stasis_engine.reference make-model",
-                                description="Write a deterministic random Llama model (safetensors + config.json).")
-    p.add_argument("--config", choices=sorted(PRESETS), default="3b",
-                   help="3b: Llama-3.2-3B's shape (bf16); tiny: CPU tests")
+    p = argparse.ArgumentParser(
+        prog="python -m stasis_engine.reference make-model",
+        description="Write a deterministic random Llama model (safetensors + config.json).",
+    )
+    p.add_argument(
+        "--config", choices=sorted(PRESETS), default="3b", help="3b: Llama-3.2-3B's shape (bf16); tiny: CPU tests"
+    )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="where to draw the weights")
     p.add_argument("--shard-gb", type=float, default=SHARD_BYTES / 1e9, help="shard size in GB (default 2)")
     p.add_argument("--force", action="store_true", help="rewrite even if DIR already holds this model")
     a = p.parse_args(argv)
-    emit("stasis-make-model", make_model(a.config, a.out, seed=a.seed, device=a.device,
-                                         shard_bytes=int(a.shard_gb * 1e9), force=a.force))
+    emit(
+        "stasis-make-model",
+        make_model(a.config, a.out, seed=a.seed, device=a.device, shard_bytes=int(a.shard_gb * 1e9), force=a.force),
+    )
     return 0

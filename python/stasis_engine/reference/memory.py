@@ -42,9 +42,12 @@ def gpu_info(device: torch.device, *, pools: bool = False) -> dict[str, Any]:
     if device.type != "cuda":
         return {}
     free, total = torch.cuda.mem_get_info(device)
-    out = {"device_used_bytes": total - free, "device_total_bytes": total,
-           "torch_allocated_bytes": torch.cuda.memory_allocated(device),
-           "torch_reserved_bytes": torch.cuda.memory_reserved(device)}
+    out = {
+        "device_used_bytes": total - free,
+        "device_total_bytes": total,
+        "torch_allocated_bytes": torch.cuda.memory_allocated(device),
+        "torch_reserved_bytes": torch.cuda.memory_reserved(device),
+    }
     return {**out, "torch_segments": segments(device)} if pools else out
 
 

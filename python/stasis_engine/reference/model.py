@@ -30,8 +30,13 @@ class Slot:
     nbytes: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": str(self.dtype).removeprefix("torch."), "shape": list(self.shape),
-                "offset": self.offset, "nbytes": self.nbytes}
+        return {
+            "name": self.name,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "shape": list(self.shape),
+            "offset": self.offset,
+            "nbytes": self.nbytes,
+        }
 
 
 def load_config(model_dir: str) -> Any:
@@ -73,7 +78,7 @@ def bind_weights(model: torch.nn.Module, arena: torch.Tensor, slots: list[Slot])
     replaced: dict[int, torch.nn.Parameter] = {}
     params = dict(model.named_parameters())
     for s in slots:
-        view = arena[s.offset:s.offset + s.nbytes].view(s.dtype).view(s.shape)
+        view = arena[s.offset : s.offset + s.nbytes].view(s.dtype).view(s.shape)
         views[s.name] = view
         replaced[id(params[s.name])] = torch.nn.Parameter(view, requires_grad=False)
     for module in model.modules():
@@ -89,9 +94,11 @@ def materialize_buffers(model: torch.nn.Module, config: Any, device: torch.devic
     inner.rotary_emb = type(inner.rotary_emb)(config=config).to(device)
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
     if left:
-        raise StasisEngineError("model_invalid", f"{len(left)} tensors still on the meta device after binding: "
-                                f"{', '.join(left[:5])}", "the model has parameters or buffers this loader does "
-                                "not know; only LlamaForCausalLM is supported")
+        raise StasisEngineError(
+            "model_invalid",
+            f"{len(left)} tensors still on the meta device after binding: {', '.join(left[:5])}",
+            "the model has parameters or buffers this loader does not know; only LlamaForCausalLM is supported",
+        )
 
 
 def safetensors_files(model_dir: str) -> list[str]:
@@ -103,8 +110,11 @@ def safetensors_files(model_dir: str) -> list[str]:
     single = os.path.join(model_dir, "model.safetensors")
     if os.path.exists(single):
         return [single]
-    raise StasisEngineError("model_missing", f"no model.safetensors or model.safetensors.index.json in {model_dir}",
-                            "create a model with: python -m stasis_engine.reference make-model")
+    raise StasisEngineError(
+        "model_missing",
+        f"no model.safetensors or model.safetensors.index.json in {model_dir}",
+        "create a model with: python -m stasis_engine.reference make-model",
+    )
 
 
 def read_safetensors(model_dir: str, views: dict[str, torch.Tensor], tied: bool) -> dict[str, Any]:
@@ -129,18 +139,26 @@ def read_safetensors(model_dir: str, views: dict[str, torch.Tensor], tied: bool)
                 src = f.get_tensor(name)
                 if src.dtype != dst.dtype or tuple(src.shape) != tuple(dst.shape):
                     raise StasisEngineError(
-                        "model_invalid", f"{path}: {name} is {src.dtype} {list(src.shape)}, the model expects "
-                        f"{dst.dtype} {list(dst.shape)}")
+                        "model_invalid",
+                        f"{path}: {name} is {src.dtype} {list(src.shape)}, the model expects "
+                        f"{dst.dtype} {list(dst.shape)}",
+                    )
                 dst.copy_(src)
                 nbytes += src.numel() * src.element_size()
                 filled.add(name)
                 del src
     missing = sorted(set(views) - filled)
     if missing:
-        raise StasisEngineError("model_invalid", f"{len(missing)} parameters missing from the safetensors files "
-                                f"of {model_dir}: {', '.join(missing[:5])}")
+        raise StasisEngineError(
+            "model_invalid",
+            f"{len(missing)} parameters missing from the safetensors files of {model_dir}: {', '.join(missing[:5])}",
+        )
     if any(v.is_cuda for v in views.values()):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    return {"bytes": nbytes, "seconds": round(seconds, 3), "gbps": round(nbytes / seconds / 1e9, 3) if seconds else 0,
-            "files": len(safetensors_files(model_dir))}
+    return {
+        "bytes": nbytes,
+        "seconds": round(seconds, 3),
+        "gbps": round(nbytes / seconds / 1e9, 3) if seconds else 0,
+        "files": len(safetensors_files(model_dir)),
+    }

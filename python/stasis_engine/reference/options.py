@@ -79,18 +79,37 @@ def build_parser(prog: str = "python -m stasis_engine.reference serve") -> argpa
     p = argparse.ArgumentParser(prog=prog, description="Serve a Llama model with vLLM's API and sleep mode.")
     p.add_argument("--model-dir", required=True, help="directory with config.json and *.safetensors")
     p.add_argument("--port", type=int, required=True, help="TCP port (0: pick a free one, printed when ready)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; the control "
-                   "endpoints are unauthenticated, keep it on loopback)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; the control endpoints are unauthenticated, keep it on loopback)",
+    )
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
-    p.add_argument("--max-model-len", type=int, default=None,
-                   help=f"context length (default min(max_position_embeddings, {DEFAULT_MAX_MODEL_LEN}))")
-    p.add_argument("--cuda-graph-sizes", type=_sizes, default=DEFAULT_GRAPH_SIZES,
-                   help="decode batch sizes to capture CUDA graphs for; the largest is the maximum batch (1,2,4,8)")
-    p.add_argument("--prefill-graph-widths", type=_widths, default=DEFAULT_PREFILL_WIDTHS,
-                   help="prompt widths a single prompt's prefill is padded to and replayed from a CUDA graph "
-                   "(16,32,64,128; 'none': prefills run eagerly)")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the decode step (default: on for CUDA, off for CPU)")
+    p.add_argument(
+        "--max-model-len",
+        type=int,
+        default=None,
+        help=f"context length (default min(max_position_embeddings, {DEFAULT_MAX_MODEL_LEN}))",
+    )
+    p.add_argument(
+        "--cuda-graph-sizes",
+        type=_sizes,
+        default=DEFAULT_GRAPH_SIZES,
+        help="decode batch sizes to capture CUDA graphs for; the largest is the maximum batch (1,2,4,8)",
+    )
+    p.add_argument(
+        "--prefill-graph-widths",
+        type=_widths,
+        default=DEFAULT_PREFILL_WIDTHS,
+        help="prompt widths a single prompt's prefill is padded to and replayed from a CUDA graph "
+        "(16,32,64,128; 'none': prefills run eagerly)",
+    )
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the decode step (default: on for CUDA, off for CPU)",
+    )
     p.add_argument("--enforce-eager", action="store_true", help="no torch.compile and no CUDA graphs (as vLLM's)")
     p.add_argument("--served-model-name", default=None, help="model name in the API (default: --model-dir)")
     return p
@@ -101,8 +120,15 @@ def parse_serve_args(argv: list[str]) -> ServeOptions:
     if not 0 <= a.port <= 65535:
         raise StasisEngineError("bad_argument", f"--port {a.port}, expected 0..65535")
     return ServeOptions(
-        model_dir=a.model_dir, port=a.port, host=a.host, device=a.device, max_model_len=a.max_model_len,
-        cuda_graph_sizes=a.cuda_graph_sizes, prefill_graph_widths=a.prefill_graph_widths, compile=a.compile, enforce_eager=a.enforce_eager,
+        model_dir=a.model_dir,
+        port=a.port,
+        host=a.host,
+        device=a.device,
+        max_model_len=a.max_model_len,
+        cuda_graph_sizes=a.cuda_graph_sizes,
+        prefill_graph_widths=a.prefill_graph_widths,
+        compile=a.compile,
+        enforce_eager=a.enforce_eager,
         served_model_name=a.served_model_name,
     )
 
@@ -114,8 +140,11 @@ def read_model_config(model_dir: str) -> dict[str, Any]:
         with open(path) as f:
             config = json.load(f)
     except FileNotFoundError as e:
-        raise StasisEngineError("model_missing", f"no config.json in {model_dir}",
-                                "create a model with: python -m stasis_engine.reference make-model") from e
+        raise StasisEngineError(
+            "model_missing",
+            f"no config.json in {model_dir}",
+            "create a model with: python -m stasis_engine.reference make-model",
+        ) from e
     except ValueError as e:
         raise StasisEngineError("model_invalid", f"{path} is not valid JSON: {e}") from e
     if config.get("model_type") != "llama":
@@ -124,8 +153,10 @@ def read_model_config(model_dir: str) -> dict[str, Any]:
         if not isinstance(config.get(key), int):
             raise StasisEngineError("model_invalid", f"{path}: {key}={config.get(key)!r}, expected an integer")
     if config["vocab_size"] < EOS_ID + 1:
-        raise StasisEngineError("model_invalid", f"{path}: vocab_size={config['vocab_size']}, the byte tokenizer "
-                                f"needs at least {EOS_ID + 1}")
+        raise StasisEngineError(
+            "model_invalid",
+            f"{path}: vocab_size={config['vocab_size']}, the byte tokenizer needs at least {EOS_ID + 1}",
+        )
     return config
 
 
@@ -133,8 +164,9 @@ def model_info(opts: ServeOptions, config: dict[str, Any]) -> ModelInfo:
     limit = config["max_position_embeddings"]
     max_len = opts.max_model_len if opts.max_model_len is not None else min(limit, DEFAULT_MAX_MODEL_LEN)
     if not 2 <= max_len <= limit:
-        raise StasisEngineError("bad_argument", f"--max-model-len {max_len}, expected 2..{limit} "
-                                "(max_position_embeddings of the model)")
+        raise StasisEngineError(
+            "bad_argument", f"--max-model-len {max_len}, expected 2..{limit} (max_position_embeddings of the model)"
+        )
     eos = config.get("eos_token_id")
     eos = eos[0] if isinstance(eos, list) and eos else eos
     if not isinstance(eos, int):

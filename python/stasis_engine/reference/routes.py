@@ -25,10 +25,21 @@ async def health(fe: Frontend, req: Request) -> None:
 
 
 async def models(fe: Frontend, req: Request) -> dict[str, Any]:
-    return {"object": "list", "data": [{
-        "id": fe.info.served_name, "object": "model", "created": int(time.time()), "owned_by": "stasis",
-        "root": fe.opts.model_dir, "parent": None, "max_model_len": fe.info.max_model_len, "permission": [],
-    }]}
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": fe.info.served_name,
+                "object": "model",
+                "created": int(time.time()),
+                "owned_by": "stasis",
+                "root": fe.opts.model_dir,
+                "parent": None,
+                "max_model_len": fe.info.max_model_len,
+                "permission": [],
+            }
+        ],
+    }
 
 
 async def completions(fe: Frontend, req: Request) -> dict[str, Any]:

@@ -81,35 +81,50 @@ class RpcMethods:
     def call(self, method: Any, args: Any, kwargs: Any) -> Any:
         fn = self._methods.get(method) if isinstance(method, str) else None
         if fn is None:
-            raise StasisEngineError("rpc_unknown_method", f"unknown collective_rpc method {method!r}",
-                                    f"known: {', '.join(sorted(self._methods))}")
+            raise StasisEngineError(
+                "rpc_unknown_method",
+                f"unknown collective_rpc method {method!r}",
+                f"known: {', '.join(sorted(self._methods))}",
+            )
         if not isinstance(args, list) or not isinstance(kwargs, dict):
             raise StasisEngineError("rpc_bad_args", "collective_rpc needs args as a list and kwargs as an object")
         try:
             inspect.signature(fn).bind(*args, **kwargs)
         except TypeError as e:
-            raise StasisEngineError("rpc_bad_args", f"{method}: {e}",
-                                    f"signature: {method}{inspect.signature(fn)}") from e
+            raise StasisEngineError(
+                "rpc_bad_args", f"{method}: {e}", f"signature: {method}{inspect.signature(fn)}"
+            ) from e
         result = fn(*args, **kwargs)
         # The stasis methods answer like the vLLM worker extension's, one result per worker: {"ok", "rank", ...}.
         return {"ok": True, "rank": 0, **result} if method.startswith("stasis_") else result
 
     def stasis_weights_layout(self) -> dict[str, Any]:
         e = self._e
-        return {"kind": "tensors", "device": str(e.device), "total_bytes": sum(s.nbytes for s in e.slots),
-                "reuse_key": _reuse_key(e),
-                "arena": {"address": e.weights.address, "size": e.weights.size},
-                "extents": [{"address": e.weights.address, "size": e.weights.size}],
-                "tensors": [s.to_dict() for s in e.slots], "state": e.weights_state, "stage": _stage_info(e)}
+        return {
+            "kind": "tensors",
+            "device": str(e.device),
+            "total_bytes": sum(s.nbytes for s in e.slots),
+            "reuse_key": _reuse_key(e),
+            "arena": {"address": e.weights.address, "size": e.weights.size},
+            "extents": [{"address": e.weights.address, "size": e.weights.size}],
+            "tensors": [s.to_dict() for s in e.slots],
+            "state": e.weights_state,
+            "stage": _stage_info(e),
+        }
 
     def stasis_dump_weights(self, path: str) -> dict[str, Any]:
         from ..weights import dump
 
         e = self._e
         if e.weights_state != "ready":
-            raise StasisEngineError("weights_not_loaded", f"cannot dump weights that are {e.weights_state}",
-                                    "dump while the engine is awake with its weights loaded")
-        stats = dump(e.views, _rank_path(path), meta={"model_dir": e.opts.model_dir, "served_model_name": e.info.served_name})
+            raise StasisEngineError(
+                "weights_not_loaded",
+                f"cannot dump weights that are {e.weights_state}",
+                "dump while the engine is awake with its weights loaded",
+            )
+        stats = dump(
+            e.views, _rank_path(path), meta={"model_dir": e.opts.model_dir, "served_model_name": e.info.served_name}
+        )
         return stats.to_dict()
 
     def stasis_load_weights(self, path: str, method: str = "auto", verify: Any = False) -> dict[str, Any]:
@@ -139,8 +154,11 @@ class RpcMethods:
 
         def take(pieces: list[int], fds: list[int]) -> dict[str, Any]:
             if len(pieces) != 1:
-                raise StasisEngineError("weights_layout", f"the stager offers {len(pieces)} allocations, the arena "
-                                        "takes one", "the stager was given another layout than this engine's")
+                raise StasisEngineError(
+                    "weights_layout",
+                    f"the stager offers {len(pieces)} allocations, the arena takes one",
+                    "the stager was given another layout than this engine's",
+                )
             return self._e.adopt_weights(fds[0], pieces[0])
 
         start = time.perf_counter()
@@ -169,5 +187,8 @@ class RpcMethods:
 
     def _require_mapped(self) -> None:
         if self._e.weights_state == "asleep":
-            raise StasisEngineError("engine_asleep", "the weights are asleep (no memory behind them)",
-                                    "POST /wake_up?tags=weights first, then refill")
+            raise StasisEngineError(
+                "engine_asleep",
+                "the weights are asleep (no memory behind them)",
+                "POST /wake_up?tags=weights first, then refill",
+            )

@@ -47,8 +47,14 @@ class RunnerInfo:
 
 
 class Runner:
-    def __init__(self, model: torch.nn.Module, kv: KVCache, device: torch.device, sizes: tuple[int, ...],
-                 prefill_widths: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        kv: KVCache,
+        device: torch.device,
+        sizes: tuple[int, ...],
+        prefill_widths: tuple[int, ...] = (),
+    ) -> None:
         self.model, self.kv, self.device = model, kv, device
         self.start = kv.start
         self.max_len = kv.shape.max_len
@@ -63,24 +69,40 @@ class Runner:
             positions = (qslot[None, :] - pad[:, None]).clamp(min=0)
             kvr, qs = kv_range[None, None, :], qslot[None, :, None]
             visible = ((kvr >= pad[:, None, None]) & (kvr <= qs)) | (kvr == qs)
-            out = model(input_ids=ids, position_ids=positions, attention_mask=visible[:, None],
-                        past_key_values=cache, use_cache=True, logits_to_keep=1)
+            out = model(
+                input_ids=ids,
+                position_ids=positions,
+                attention_mask=visible[:, None],
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
             logits = out.logits[:, -1, :]
             return logits, logits.argmax(dim=-1)
 
         self._step = step
         self._buckets = {
-            b: _Bucket(torch.zeros((b, 1), dtype=torch.long, device=device),
-                       torch.zeros((b,), dtype=torch.long, device=device), kv.for_batch(b))
+            b: _Bucket(
+                torch.zeros((b, 1), dtype=torch.long, device=device),
+                torch.zeros((b,), dtype=torch.long, device=device),
+                kv.for_batch(b),
+            )
             for b in self.sizes
         }
         # Single-prompt prefills: static inputs of each width (batch 1, the cache of batch size 1).
         widths = sorted(w for w in prefill_widths if w <= self.max_len)
-        self._prefills = {
-            w: _Bucket(torch.zeros((1, w), dtype=torch.long, device=device),
-                       torch.zeros((1,), dtype=torch.long, device=device), kv.for_batch(1))
-            for w in widths
-        } if 1 in self.sizes else {}
+        self._prefills = (
+            {
+                w: _Bucket(
+                    torch.zeros((1, w), dtype=torch.long, device=device),
+                    torch.zeros((1,), dtype=torch.long, device=device),
+                    kv.for_batch(1),
+                )
+                for w in widths
+            }
+            if 1 in self.sizes
+            else {}
+        )
         self.prefill_replays = 0
 
     # -- start-up -------------------------------------------------------------------------------------------
@@ -167,8 +189,11 @@ class Runner:
         except Exception as e:  # prefills then run eagerly
             for bucket in self._prefills.values():
                 bucket.graph = bucket.out = None
-            info.update(prefill_widths=[], prefill_error=f"{type(e).__name__}: {e}",
-                        prefill_traceback=traceback.format_exc(limit=8))
+            info.update(
+                prefill_widths=[],
+                prefill_error=f"{type(e).__name__}: {e}",
+                prefill_traceback=traceback.format_exc(limit=8),
+            )
         self.info.cuda_graphs = info
         return info
 
@@ -187,25 +212,29 @@ class Runner:
     # -- serving --------------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def generate(self, prompts: list[list[int]], max_tokens: int, logprobs: int | None,
-                 stop_ids: list[int]) -> list[dict[str, Any]]:
+    def generate(
+        self, prompts: list[list[int]], max_tokens: int, logprobs: int | None, stop_ids: list[int]
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for i in range(0, len(prompts), self.max_batch):
-            out += self._generate_batch(prompts[i:i + self.max_batch], max_tokens, logprobs, set(stop_ids))
+            out += self._generate_batch(prompts[i : i + self.max_batch], max_tokens, logprobs, set(stop_ids))
         return out
 
-    def _generate_batch(self, prompts: list[list[int]], max_tokens: int, k: int | None,
-                        stop_ids: set[int]) -> list[dict[str, Any]]:
+    def _generate_batch(
+        self, prompts: list[list[int]], max_tokens: int, k: int | None, stop_ids: set[int]
+    ) -> list[dict[str, Any]]:
         n, width = len(prompts), max(len(p) for p in prompts)
         prefill = self._prefill_graph(n, width, max_tokens)
         if prefill is not None:
             width = prefill.ids.shape[1]
         ids = torch.zeros((n, width), dtype=torch.long)
         for i, p in enumerate(prompts):
-            ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
         pads = torch.tensor([width - len(p) for p in prompts], dtype=torch.long)
-        results: list[dict[str, Any]] = [{"token_ids": [], "finish_reason": "length", "stop_reason": None,
-                    "logprobs": [] if k is not None else None} for _ in prompts]
+        results: list[dict[str, Any]] = [
+            {"token_ids": [], "finish_reason": "length", "stop_reason": None, "logprobs": [] if k is not None else None}
+            for _ in prompts
+        ]
         done = [False] * n
 
         b = next(b for b in self.sizes if b >= n)
@@ -255,17 +284,28 @@ class Runner:
         return self._step(bucket.ids, bucket.pad, bucket.cache)
 
     @staticmethod
-    def _record(results: list[dict[str, Any]], done: list[bool], logits: torch.Tensor, nxt: torch.Tensor,
-                k: int | None, stop_ids: set[int]) -> None:
+    def _record(
+        results: list[dict[str, Any]],
+        done: list[bool],
+        logits: torch.Tensor,
+        nxt: torch.Tensor,
+        k: int | None,
+        stop_ids: set[int],
+    ) -> None:
         tokens = nxt.tolist()
         steps: list[dict[str, Any]] | None = None
         if k is not None:
             lp = torch.log_softmax(logits.float(), dim=-1)
             chosen = lp.gather(1, nxt.view(-1, 1)).view(-1).tolist()
             top_v, top_i = lp.topk(k, dim=-1) if k else (lp[:, :0], nxt.view(-1, 1)[:, :0])
-            steps = [{"token": tok, "logprob": chosen[i],
-                      "top": [[t, v] for t, v in zip(top_i[i].tolist(), top_v[i].tolist(), strict=True)]}
-                     for i, tok in enumerate(tokens)]
+            steps = [
+                {
+                    "token": tok,
+                    "logprob": chosen[i],
+                    "top": [[t, v] for t, v in zip(top_i[i].tolist(), top_v[i].tolist(), strict=True)],
+                }
+                for i, tok in enumerate(tokens)
+            ]
         for i, tok in enumerate(tokens):
             if done[i]:
                 continue

@@ -84,7 +84,9 @@ def _unsuitable(platform: Any) -> str:
         if config is not None:
             return "" if getattr(config.model_config, "enable_sleep_mode", False) else "no --enable-sleep-mode"
         pool = CuMemAllocator.get_instance().pointer_to_data
-        return "" if any(getattr(d, "tag", None) == "weights" for d in pool.values()) else "no weights in the sleep pool"
+        return (
+            "" if any(getattr(d, "tag", None) == "weights" for d in pool.values()) else "no weights in the sleep pool"
+        )
     except (ImportError, AttributeError, AssertionError) as e:
         return f"{type(e).__name__}: {e}"
 

@@ -34,7 +34,8 @@ def allocator() -> Any:
             return CuMemAllocator.get_instance()
     except (ImportError, AssertionError, AttributeError, RuntimeError) as e:
         raise StasisEngineError(
-            "vllm_unavailable", f"vLLM's sleep-mode allocator is not available here ({type(e).__name__}: {e})",
+            "vllm_unavailable",
+            f"vLLM's sleep-mode allocator is not available here ({type(e).__name__}: {e})",
             hint="run inside a vLLM GPU worker started with --enable-sleep-mode",
         ) from e
 
@@ -66,7 +67,8 @@ def format_path(path: str, rank: int, world_size: int = 1) -> str:
         raise StasisEngineError("bad_argument", f"path must be a non-empty string, got {path!r}")
     if "{rank}" not in path and world_size > 1:
         raise StasisEngineError(
-            "bad_argument", f"path {path!r} has no {{rank}} and {world_size} workers would write it",
+            "bad_argument",
+            f"path {path!r} has no {{rank}} and {world_size} workers would write it",
             hint="put {rank} in the path, e.g. /snap/weights-rank{rank}.stasisw",
         )
     return path.replace("{rank}", str(rank))
@@ -98,8 +100,9 @@ def stage_info() -> dict[str, Any]:
     return {"python": sys.executable, "path": os.path.dirname(package)}
 
 
-def adopt(pointer_to_data: Mapping[int, Any], pieces: list[int], fds: list[int], device: int,
-          driver: Any = None) -> dict[str, Any]:
+def adopt(
+    pointer_to_data: Mapping[int, Any], pieces: list[int], fds: list[int], device: int, driver: Any = None
+) -> dict[str, Any]:
     """Maps the stager's allocations (``fds``, of ``pieces`` bytes, in address order) at the sleeping weights'
     addresses, all or none: the sizes must be the pool's, in order, and on any failure what was mapped is
     unmapped again. Each allocation's handle goes where vLLM's allocator keeps it (``p_memHandle``), so its next
@@ -108,18 +111,28 @@ def adopt(pointer_to_data: Mapping[int, Any], pieces: list[int], fds: list[int],
 
     from ..weights import _cudadrv
 
-    pool = sorted((data for data in pointer_to_data.values() if getattr(data, "tag", None) == WEIGHTS_TAG),
-                  key=lambda d: int(d.handle[2]))
+    pool = sorted(
+        (data for data in pointer_to_data.values() if getattr(data, "tag", None) == WEIGHTS_TAG),
+        key=lambda d: int(d.handle[2]),
+    )
     sizes = [int(d.handle[1]) for d in pool]
     awake = [d for d in pool if not getattr(d, "is_asleep", True)]
     if awake:
-        raise StasisEngineError("vllm_weights_awake", f"{len(awake)} weights allocations are mapped already "
-                                f"(first {int(awake[0].handle[2]):#x})", hint="adopt only while the weights sleep")
+        raise StasisEngineError(
+            "vllm_weights_awake",
+            f"{len(awake)} weights allocations are mapped already (first {int(awake[0].handle[2]):#x})",
+            hint="adopt only while the weights sleep",
+        )
     if sizes != pieces:
-        first = next((i for i, (a, b) in enumerate(zip(sizes, pieces, strict=False)) if a != b), min(len(sizes), len(pieces)))
-        raise StasisEngineError("weights_layout", f"the stager offers {len(pieces)} allocations, the weights pool has "
-                                f"{len(sizes)}; they differ from allocation {first}",
-                                hint="the stager was given another layout than this engine's")
+        first = next(
+            (i for i, (a, b) in enumerate(zip(sizes, pieces, strict=False)) if a != b), min(len(sizes), len(pieces))
+        )
+        raise StasisEngineError(
+            "weights_layout",
+            f"the stager offers {len(pieces)} allocations, the weights pool has "
+            f"{len(sizes)}; they differ from allocation {first}",
+            hint="the stager was given another layout than this engine's",
+        )
     drv = driver or _cudadrv.Driver()
     mapped: list[tuple[Any, int]] = []
     try:

@@ -51,8 +51,11 @@ class StasisWorkerExtension:
     def stasis_weights_layout(self, path: str = "") -> dict[str, Any]:
         def run() -> dict[str, Any]:
             live = self._stasis_live_extents()
-            out: dict[str, Any] = {"device": str(self._stasis_device()), **_pool.layout_json(live),
-                                   "stage": _pool.stage_info()}
+            out: dict[str, Any] = {
+                "device": str(self._stasis_device()),
+                **_pool.layout_json(live),
+                "stage": _pool.stage_info(),
+            }
             if path:
                 target = self._stasis_path(path)
                 problems = _layout_problems(target, live)
@@ -67,7 +70,10 @@ class StasisWorkerExtension:
             live = self._stasis_live_extents()
             _refuse_asleep(self._stasis_asleep())
             meta = {
-                "engine": "vllm", "rank": self._stasis_rank(), "model": self._stasis_model(), "tag": _pool.WEIGHTS_TAG,
+                "engine": "vllm",
+                "rank": self._stasis_rank(),
+                "model": self._stasis_model(),
+                "tag": _pool.WEIGHTS_TAG,
             }
             stats = dump(live, target, device=self._stasis_device(), meta=meta)
             return {"path": target, "stats": stats.to_dict(), **_pool.layout_json(live)}
@@ -84,7 +90,8 @@ class StasisWorkerExtension:
             if problems:
                 more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
                 raise StasisEngineError(
-                    "weights_layout", f"live weights layout differs from the dump {target}: {problems[0]}{more}",
+                    "weights_layout",
+                    f"live weights layout differs from the dump {target}: {problems[0]}{more}",
                     hint="start the engine exactly as at capture (same model, dtype, parallelism, quantization, vLLM)",
                     details={"problems": problems[:20], "count": len(problems)},
                 )
@@ -112,8 +119,9 @@ class StasisWorkerExtension:
     def stasis_gpu_memory(self) -> dict[str, Any]:
         from . import _graphs
 
-        return self._stasis_call(lambda: {**_graphs.gpu_memory(self._stasis_pool()),
-                                          "graphs": "sleep" if _graphs.installed() else "gpu"})
+        return self._stasis_call(
+            lambda: {**_graphs.gpu_memory(self._stasis_pool()), "graphs": "sleep" if _graphs.installed() else "gpu"}
+        )
 
     def stasis_trim_host_memory(self) -> dict[str, Any]:
         from ..host_trim import trim_host_memory
@@ -158,7 +166,8 @@ class StasisWorkerExtension:
         live = _pool.pool_extents(self._stasis_pool())
         if not live:
             raise StasisEngineError(
-                "vllm_no_weights_pool", "vLLM's allocator holds no 'weights' allocations",
+                "vllm_no_weights_pool",
+                "vLLM's allocator holds no 'weights' allocations",
                 hint="start vLLM with --enable-sleep-mode so the weights live in its memory pool",
             )
         return live
@@ -180,7 +189,8 @@ def _layout_problems(path: str, live: list[Extent]) -> list[str]:
 def _refuse_asleep(asleep: list[Extent]) -> None:
     if asleep:
         raise StasisEngineError(
-            "vllm_weights_asleep", f"{len(asleep)} weights allocations are not mapped (first {asleep[0].address:#x})",
+            "vllm_weights_asleep",
+            f"{len(asleep)} weights allocations are not mapped (first {asleep[0].address:#x})",
             hint="POST /wake_up?tags=weights first",
         )
 

@@ -20,8 +20,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "info":
             h = read_header(args.path)
             out = {
-                "kind": h.kind, "alignment": h.alignment, "data_offset": h.data_offset, "file_size": h.file_size,
-                "payload_bytes": h.payload_bytes, "meta": h.meta, "extents": [e.to_json() for e in h.extents],
+                "kind": h.kind,
+                "alignment": h.alignment,
+                "data_offset": h.data_offset,
+                "file_size": h.file_size,
+                "payload_bytes": h.payload_bytes,
+                "meta": h.meta,
+                "extents": [e.to_json() for e in h.extents],
             }
         else:
             out = verify(args.path).to_dict()

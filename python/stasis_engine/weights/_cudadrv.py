@@ -34,8 +34,13 @@ class _Location(ctypes.Structure):
 
 class _AllocationProp(ctypes.Structure):
     # CUmemAllocationProp: type, requestedHandleTypes, location, win32HandleMetaData, allocFlags (8 bytes).
-    _fields_ = [("type", _int), ("requestedHandleTypes", _int), ("location", _Location),
-                ("win32HandleMetaData", _vp), ("allocFlags", _c.c_uint8 * 8)]
+    _fields_ = [
+        ("type", _int),
+        ("requestedHandleTypes", _int),
+        ("location", _Location),
+        ("win32HandleMetaData", _vp),
+        ("allocFlags", _c.c_uint8 * 8),
+    ]
 
 
 class _AccessDesc(ctypes.Structure):
@@ -94,8 +99,9 @@ class Driver:
         try:
             self._lib = ctypes.CDLL(path)
         except OSError as e:
-            raise StasisEngineError("cuda_error", f"cannot load the CUDA driver ({path}): {e}",
-                                    "run where the NVIDIA driver is installed") from e
+            raise StasisEngineError(
+                "cuda_error", f"cannot load the CUDA driver ({path}): {e}", "run where the NVIDIA driver is installed"
+            ) from e
         for name, argtypes in _SIGNATURES.items():
             fn = getattr(self._lib, name)
             fn.argtypes = argtypes
@@ -127,8 +133,11 @@ class Driver:
             seen.append(format_uuid(bytes(raw)))
             if _bare(seen[-1]) == _bare(uuid) or str(ordinal) == uuid:
                 return dev.value
-        raise StasisEngineError("gpu_unavailable", f"no GPU {uuid} here (the driver sees {', '.join(seen) or 'none'})",
-                                "name a GPU by the UUID nvidia-smi -L lists")
+        raise StasisEngineError(
+            "gpu_unavailable",
+            f"no GPU {uuid} here (the driver sees {', '.join(seen) or 'none'})",
+            "name a GPU by the UUID nvidia-smi -L lists",
+        )
 
 
 class DriverRuntime:
@@ -151,7 +160,9 @@ class DriverRuntime:
         self.drv.call("cuCtxSynchronize")
 
     def host_register(self, address: int, size: int, flags: int) -> None:
-        self.drv.check(self.drv._lib.cuMemHostRegister_v2(address, size, flags), f"cuMemHostRegister({address:#x}, {size})")
+        self.drv.check(
+            self.drv._lib.cuMemHostRegister_v2(address, size, flags), f"cuMemHostRegister({address:#x}, {size})"
+        )
 
     def host_unregister(self, address: int) -> None:
         self.drv.call("cuMemHostUnregister", address)
@@ -194,15 +205,24 @@ class DriverRuntime:
 
     def native_api(self, index: int) -> tuple[int, ...]:
         """The calls the C lanes loop makes (_lanes.c, api 1): the driver's, on this primary context."""
-        names = ("cuMemcpyHtoDAsync_v2", "cuEventRecord", "cuEventSynchronize", "cuCtxSetCurrent",
-                 "cuMemHostRegister_v2", "cuMemHostUnregister", "cuStreamSynchronize")
+        names = (
+            "cuMemcpyHtoDAsync_v2",
+            "cuEventRecord",
+            "cuEventSynchronize",
+            "cuCtxSetCurrent",
+            "cuMemHostRegister_v2",
+            "cuMemHostUnregister",
+            "cuStreamSynchronize",
+        )
         lib = self.drv._lib
         return (1, *[int(_c.cast(getattr(lib, n), _vp).value or 0) for n in names], int(self.ctx or 0))
 
     def host_alloc(self, size: int) -> int:
         """Pinned host memory usable from every context (the keeper's copies of weights files)."""
         out = _vp()
-        self.drv.check(self.drv._lib.cuMemHostAlloc(_c.byref(out), size, HOST_REGISTER_PORTABLE), f"cuMemHostAlloc({size})")
+        self.drv.check(
+            self.drv._lib.cuMemHostAlloc(_c.byref(out), size, HOST_REGISTER_PORTABLE), f"cuMemHostAlloc({size})"
+        )
         return int(out.value or 0)
 
     def host_free(self, address: int) -> None:
@@ -245,9 +265,13 @@ class ExportableMemory:
         gran = _sz(0)
         drv.call("cuMemGetAllocationGranularity", _c.byref(gran), _c.byref(prop), _GRANULARITY_RECOMMENDED)
         if sum(pieces) != size or any(p <= 0 or p % gran.value for p in pieces):
-            raise StasisEngineError("weights_layout", f"allocations of {pieces[:4]}{'...' if len(pieces) > 4 else ''}"
-                                    f" bytes (total {size}) are not all multiples of the GPU's granularity "
-                                    f"({gran.value})", "the layout must come from the engine's allocations")
+            raise StasisEngineError(
+                "weights_layout",
+                f"allocations of {pieces[:4]}{'...' if len(pieces) > 4 else ''}"
+                f" bytes (total {size}) are not all multiples of the GPU's granularity "
+                f"({gran.value})",
+                "the layout must come from the engine's allocations",
+            )
         self.size = size
         self.address = 0
         self.handles: list[int] = []

@@ -28,7 +28,11 @@ _vp, _sz, _int, _uint = _c.c_void_p, _c.c_size_t, _c.c_int, _c.c_uint
 class _PointerAttributes(ctypes.Structure):
     # cudaPointerAttributes (CUDA >= 11); the padding leaves room should a later runtime append fields.
     _fields_ = [
-        ("type", _int), ("device", _int), ("devicePointer", _vp), ("hostPointer", _vp), ("_pad", _c.c_long * 16),
+        ("type", _int),
+        ("device", _int),
+        ("devicePointer", _vp),
+        ("hostPointer", _vp),
+        ("_pad", _c.c_long * 16),
     ]
 
 
@@ -124,8 +128,15 @@ class CudaRuntime:
 
     def native_api(self, index: int) -> tuple[int, ...]:
         """The calls the C lanes loop makes (_lanes.c, api 0), as addresses in this very library."""
-        names = ("cudaMemcpyAsync", "cudaEventRecord", "cudaEventSynchronize", "cudaSetDevice", "cudaHostRegister",
-                 "cudaHostUnregister", "cudaStreamSynchronize")
+        names = (
+            "cudaMemcpyAsync",
+            "cudaEventRecord",
+            "cudaEventSynchronize",
+            "cudaSetDevice",
+            "cudaHostRegister",
+            "cudaHostUnregister",
+            "cudaStreamSynchronize",
+        )
         return (0, *[int(_c.cast(getattr(self._lib, n), _vp).value or 0) for n in names], index)
 
     def pointer_device(self, address: int) -> tuple[int, int] | None:

@@ -31,12 +31,32 @@ class Job(ctypes.Structure):
     """``struct stasis_lanes_job`` of _lanes.c."""
 
     _fields_ = [
-        ("fd", _i32), ("api", _i32), ("nwin", _i32), ("nlanes", _i32), ("nslots", _i32), ("ncopies", _i32),
-        ("nspans", _i32), ("ahead", _i32),
-        ("slot_bytes", _i64), ("copies", _vp), ("spans", _vp), ("slots", _vp), ("streams", _vp), ("events", _vp),
-        ("copy", _vp), ("record", _vp), ("sync", _vp), ("init", _vp), ("pin", _vp), ("unpin", _vp),
-        ("stream_sync", _vp), ("init_arg", ctypes.c_ssize_t), ("lane_stats", _vp), ("error", _vp),
-        ("pin_state", _vp), ("pin_error", _vp),
+        ("fd", _i32),
+        ("api", _i32),
+        ("nwin", _i32),
+        ("nlanes", _i32),
+        ("nslots", _i32),
+        ("ncopies", _i32),
+        ("nspans", _i32),
+        ("ahead", _i32),
+        ("slot_bytes", _i64),
+        ("copies", _vp),
+        ("spans", _vp),
+        ("slots", _vp),
+        ("streams", _vp),
+        ("events", _vp),
+        ("copy", _vp),
+        ("record", _vp),
+        ("sync", _vp),
+        ("init", _vp),
+        ("pin", _vp),
+        ("unpin", _vp),
+        ("stream_sync", _vp),
+        ("init_arg", ctypes.c_ssize_t),
+        ("lane_stats", _vp),
+        ("error", _vp),
+        ("pin_state", _vp),
+        ("pin_error", _vp),
     ]
 
 
@@ -44,17 +64,33 @@ class PinJob(ctypes.Structure):
     """``struct stasis_lanes_pin_job`` of _lanes.c."""
 
     _fields_ = [
-        ("api", _i32), ("nlanes", _i32), ("nslots", _i32), ("threads", _i32), ("slot_bytes", _i64), ("base", _vp),
-        ("init", _vp), ("pin", _vp),
-        ("init_arg", ctypes.c_ssize_t), ("pin_state", _vp), ("pin_error", _vp), ("stop", _vp), ("pin_times", _vp),
+        ("api", _i32),
+        ("nlanes", _i32),
+        ("nslots", _i32),
+        ("threads", _i32),
+        ("slot_bytes", _i64),
+        ("base", _vp),
+        ("init", _vp),
+        ("pin", _vp),
+        ("init_arg", ctypes.c_ssize_t),
+        ("pin_state", _vp),
+        ("pin_error", _vp),
+        ("stop", _vp),
+        ("pin_times", _vp),
     ]
 
 
 _PIN_FREE, _PIN_DONE = 0, 2  # a slot's pin states (PIN_* in _lanes.c): not pinned, pinned
 
 
-_ERRORS = {3: "copy", 4: "event record", 5: "event wait", 6: "setting the lane's device", 8: "pinning the lane's slots",
-           9: "unpinning the lane's slots"}
+_ERRORS = {
+    3: "copy",
+    4: "event record",
+    5: "event wait",
+    6: "setting the lane's device",
+    8: "pinning the lane's slots",
+    9: "unpinning the lane's slots",
+}
 _ERR_PLAN = 10
 _loaded: Any = None
 
@@ -126,9 +162,21 @@ class LaneSlots:
         ``api``: a copier's ``native_api``), started in C: a Python thread would first wait for Python's lock, which
         the caller holds while it checks the load. If the thread cannot be
         started nothing is pinned ahead: each lane pins its own slots when the run begins."""
-        self._pin_job = PinJob(api[0], self.nlanes, self.slots, min(PINNERS, self.nlanes), self.slot_bytes, self.base,
-                               api[4], api[5], api[8], ctypes.addressof(self.state), ctypes.addressof(self.error),
-                               ctypes.addressof(self._stop), ctypes.addressof(self.times))
+        self._pin_job = PinJob(
+            api[0],
+            self.nlanes,
+            self.slots,
+            min(PINNERS, self.nlanes),
+            self.slot_bytes,
+            self.base,
+            api[4],
+            api[5],
+            api[8],
+            ctypes.addressof(self.state),
+            ctypes.addressof(self.error),
+            ctypes.addressof(self._stop),
+            ctypes.addressof(self.times),
+        )
         thread = ctypes.c_uint64(0)
         if lib.stasis_lanes_pin_start(ctypes.byref(self._pin_job), ctypes.byref(thread)) == 0:
             self._lib, self._thread, self.ahead = lib, thread.value, True
@@ -150,8 +198,9 @@ class LaneSlots:
 
     def pinned(self) -> list[tuple[int, int]]:
         """The slots (lane, slot) pinned now."""
-        return [(i, s) for i in range(self.nlanes) for s in range(self.slots)
-                if self.state[i * self.slots + s] == _PIN_DONE]
+        return [
+            (i, s) for i in range(self.nlanes) for s in range(self.slots) if self.state[i * self.slots + s] == _PIN_DONE
+        ]
 
     def close(self, copiers: list[Copier]) -> None:
         """Stops the pinning ahead, drains ``copiers`` (one per lane: the unpinning one), unpins what is still pinned
@@ -163,13 +212,22 @@ class LaneSlots:
             self._thread = None
         # Unpinning is a call of the runtime the copiers share: any one of them makes it.
         unpins = [lambda i=i, s=s: self._unpin(copiers[0], i, s) for i, s in self.pinned()] if copiers else []
-        cleanup([*[c.synchronize for c in copiers], *unpins, lambda: _libc.unmap(self._mapping, self._span)],
-                raise_errors=True)
+        cleanup(
+            [*[c.synchronize for c in copiers], *unpins, lambda: _libc.unmap(self._mapping, self._span)],
+            raise_errors=True,
+        )
 
 
 def run_lanes_native(
-    lib: Any, api: tuple[int, ...], fd: int, copies: list[Copy], spans: list[tuple[int, int]], copiers: list[Copier], *,
-    slots: LaneSlots, stages: Stages,
+    lib: Any,
+    api: tuple[int, ...],
+    fd: int,
+    copies: list[Copy],
+    spans: list[tuple[int, int]],
+    copiers: list[Copier],
+    *,
+    slots: LaneSlots,
+    stages: Stages,
 ) -> int:
     """Runs the lanes over ``slots`` (one lane per copier; the caller made them, and may have started pinning them
     ahead, and closes them after). The windows (of ``slot_bytes`` over ``spans``, with the pieces of ``copies``:
@@ -183,12 +241,30 @@ def run_lanes_native(
     ring = [slots.lane(i) + k * slots.slot_bytes for i in range(len(copiers)) for k in range(slots.slots)]
     events = [e for c in copiers for e in c.events(slots.slots)]
     error = (_i64 * 3)()
-    arrays = ((_i64 * (3 * len(copies)))(*[v for c in copies for v in (c.offset, c.address, c.size)]),
-              (_i64 * (2 * len(spans)))(*[v for span in spans for v in span]), (_vp * len(ring))(*ring),
-              (_vp * len(copiers))(*[c.stream_handle() for c in copiers]), (_vp * len(events))(*events))
-    job = Job(fd, api[0], 0, len(copiers), slots.slots, len(copies), len(spans), int(slots.ahead), slots.slot_bytes,
-              *[ctypes.addressof(a) for a in arrays], *api[1:], ctypes.addressof(lane_stats), ctypes.addressof(error),
-              ctypes.addressof(slots.state), ctypes.addressof(slots.error))
+    arrays = (
+        (_i64 * (3 * len(copies)))(*[v for c in copies for v in (c.offset, c.address, c.size)]),
+        (_i64 * (2 * len(spans)))(*[v for span in spans for v in span]),
+        (_vp * len(ring))(*ring),
+        (_vp * len(copiers))(*[c.stream_handle() for c in copiers]),
+        (_vp * len(events))(*events),
+    )
+    job = Job(
+        fd,
+        api[0],
+        0,
+        len(copiers),
+        slots.slots,
+        len(copies),
+        len(spans),
+        int(slots.ahead),
+        slots.slot_bytes,
+        *[ctypes.addressof(a) for a in arrays],
+        *api[1:],
+        ctypes.addressof(lane_stats),
+        ctypes.addressof(error),
+        ctypes.addressof(slots.state),
+        ctypes.addressof(slots.error),
+    )
     stages["plan"] = time.perf_counter() - t
     t = time.perf_counter()
     rc = lib.stasis_lanes_run(ctypes.byref(job))
@@ -208,12 +284,19 @@ def _failure(what: int, code: int, offset: int) -> StasisEngineError:
     if what == 1:
         return StasisEngineError("weights_io", f"pread failed: {os.strerror(code)}{where}")
     if what == 2:
-        return StasisEngineError("weights_truncated", f"end of file at offset {code}{where}",
-                                 hint="the file shrank during the load; the targets are partially written, load again")
+        return StasisEngineError(
+            "weights_truncated",
+            f"end of file at offset {code}{where}",
+            hint="the file shrank during the load; the targets are partially written, load again",
+        )
     if what == 7:
-        return StasisEngineError("weights_io", f"starting a lane thread failed: {os.strerror(code)}",
-                                 hint="too many threads for this process? pass fewer (threads=...)")
+        return StasisEngineError(
+            "weights_io",
+            f"starting a lane thread failed: {os.strerror(code)}",
+            hint="too many threads for this process? pass fewer (threads=...)",
+        )
     if what == _ERR_PLAN:
         return StasisEngineError("bad_argument", f"planning the lanes' windows failed: {os.strerror(code)}")
-    return StasisEngineError("cuda_error", f"{_ERRORS.get(what, 'lane')} failed: CUDA error {code}{where}",
-                             details={"cuda_error": code})
+    return StasisEngineError(
+        "cuda_error", f"{_ERRORS.get(what, 'lane')} failed: CUDA error {code}{where}", details={"cuda_error": code}
+    )

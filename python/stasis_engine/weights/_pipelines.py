@@ -121,7 +121,13 @@ def run_ring(
 
 
 def run_lanes(
-    fd: int, wins: list[Window], copiers: list[Copier], pool: ThreadPoolExecutor, *, slots: int, slot_bytes: int,
+    fd: int,
+    wins: list[Window],
+    copiers: list[Copier],
+    pool: ThreadPoolExecutor,
+    *,
+    slots: int,
+    slot_bytes: int,
     stages: Stages,
 ) -> None:
     """One lane per copier, on the pool: each takes the next unread window (a shared counter), waits until its
@@ -168,8 +174,10 @@ def run_lanes(
         finally:
             waits.append((read_s, slot_s))
             # Invariant: the lane's DMA is drained before its slots are unmapped, and no slot outlives the load.
-            cleanup([copier.synchronize, *[lambda a=a: copier.free_staging(a, slot_bytes) for a in ring]],
-                     raise_errors=False)
+            cleanup(
+                [copier.synchronize, *[lambda a=a: copier.free_staging(a, slot_bytes) for a in ring]],
+                raise_errors=False,
+            )
 
     t = time.perf_counter()
     try:

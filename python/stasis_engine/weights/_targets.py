@@ -42,7 +42,8 @@ def resolve_device(device: Any) -> Device:
 
         if not torch.cuda.is_available():
             raise StasisEngineError(
-                "bad_argument", "raw extents default to the current CUDA device, and CUDA is not available",
+                "bad_argument",
+                "raw extents default to the current CUDA device, and CUDA is not available",
                 hint='pass device="cpu" for host memory',
             )
         return Device("cuda", torch.cuda.current_device())
@@ -97,7 +98,8 @@ def _from_tensors(tensors: Mapping[Any, Any]) -> tuple[list[Target], Device]:
         out.append(Target(name, address, size, tensor_dtype_name(t), tuple(t.shape), group))
     if len(devices) > 1:
         raise StasisEngineError(
-            "weights_target", f"tensors span several devices ({', '.join(sorted(devices))})",
+            "weights_target",
+            f"tensors span several devices ({', '.join(sorted(devices))})",
             hint="load each device's tensors with its own call",
         )
     return out, resolve_device(devices.pop() if devices else "cpu")
@@ -109,7 +111,8 @@ def check_overlaps(targets: list[Target]) -> None:
     for a, b in itertools.pairwise(live):
         if a.address + a.size > b.address:
             raise StasisEngineError(
-                "weights_target", f"targets {a.label} and {b.label} overlap in memory",
+                "weights_target",
+                f"targets {a.label} and {b.label} overlap in memory",
                 hint="pass tied or aliased tensors once",
             )
 
@@ -120,7 +123,8 @@ def match(
     """Pair each target with its extent; raise on the first mismatch, naming the extent."""
     if kind != header.kind:
         raise StasisEngineError(
-            "weights_layout", f"{path} holds {header.kind}, the targets are {kind}",
+            "weights_layout",
+            f"{path} holds {header.kind}, the targets are {kind}",
             hint="load named tensors from a tensor dump and raw extents from an extent dump",
         )
     problems = layout_problems(header.extents, targets, strict)
@@ -128,7 +132,8 @@ def match(
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         code = "weights_target" if problems[0][0] == "target" else "weights_layout"
         raise StasisEngineError(
-            code, f"{path}: {problems[0][1]}{more}",
+            code,
+            f"{path}: {problems[0][1]}{more}",
             hint="refill the same model (same weights layout) the file was dumped from",
             details={"problems": [p for _, p in problems[:20]], "count": len(problems)},
         )

@@ -47,7 +47,9 @@ def verify_records(
     try:
         order = sorted(records, key=lambda r: -r.size)  # longest first: the pool finishes together
         with ThreadPoolExecutor(max_workers=threads or default_threads(), thread_name_prefix="stasis-verify") as pool:
-            digests = dict(zip((r.index for r in order), pool.map(lambda r: _hash_range(fd, r.offset, r.size), order), strict=True))
+            digests = dict(
+                zip((r.index for r in order), pool.map(lambda r: _hash_range(fd, r.offset, r.size), order), strict=True)
+            )
     finally:
         os.close(fd)
     bad = [r for r in records if digests[r.index] != r.checksum]

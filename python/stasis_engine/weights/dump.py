@@ -61,10 +61,16 @@ def dump(
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; a snapshot is read by the restoring process
         os.ftruncate(fd, header.file_size)
-        checksums = _write_extents(fd, dev, list(zip(ordered, header.extents, strict=True)), threads or default_threads())
+        checksums = _write_extents(
+            fd, dev, list(zip(ordered, header.extents, strict=True)), threads or default_threads()
+        )
         final = Header(
-            kind, alignment, header.data_offset, header.file_size,
-            tuple(_with_checksum(r, checksums[r.index]) for r in header.extents), header.meta,
+            kind,
+            alignment,
+            header.data_offset,
+            header.file_size,
+            tuple(_with_checksum(r, checksums[r.index]) for r in header.extents),
+            header.meta,
         )
         _write_bytes(fd, encode_header(final), 0)
         os.fsync(fd)
@@ -111,10 +117,14 @@ def _sized_header(
     while True:
         records = tuple(
             ExtentRecord(
-                i, data_offset + off, t.size, "0" * 64,
+                i,
+                data_offset + off,
+                t.size,
+                "0" * 64,
                 name=t.key if kind == "tensors" else None,  # type: ignore[arg-type]
                 address=t.address if kind == "extents" else None,
-                dtype=t.dtype, shape=t.shape,
+                dtype=t.dtype,
+                shape=t.shape,
             )
             for i, (t, off) in enumerate(zip(ordered, relative, strict=True))
         )

@@ -27,7 +27,7 @@ def send_memory(conn: socket.socket, fds: list[int], pieces: list[int]) -> None:
     header = json.dumps({"size": sum(pieces), "pieces": pieces}).encode() + b"\n"
     socket.send_fds(conn, [header], fds[:BATCH])
     for i in range(BATCH, len(fds), BATCH):
-        socket.send_fds(conn, [b"+"], fds[i:i + BATCH])
+        socket.send_fds(conn, [b"+"], fds[i : i + BATCH])
 
 
 def recv_memory(conn: socket.socket) -> tuple[list[int], list[int]]:
@@ -75,8 +75,11 @@ def connect_stager(path: str, timeout: float = 30) -> socket.socket:
         conn.connect(path)
     except OSError as err:
         conn.close()
-        raise StasisEngineError("stage_unreachable", f"cannot take the staged weights from {path}: {err}",
-                                "the stager exited; wake and refill instead") from err
+        raise StasisEngineError(
+            "stage_unreachable",
+            f"cannot take the staged weights from {path}: {err}",
+            "the stager exited; wake and refill instead",
+        ) from err
     return conn
 
 

@@ -147,8 +147,9 @@ def load_targets(
         # pinned now, beside the checks below, not after them.
         nlanes = threads or min(DEFAULT_LANES, default_threads())
         t = time.perf_counter()
-        slots, early_resident = _pin_ahead(path, method, dev, copier, nlanes, lane_slots, lane_mb * _MIB,
-                                           resident, lane_copiers, runtime)
+        slots, early_resident = _pin_ahead(
+            path, method, dev, copier, nlanes, lane_slots, lane_mb * _MIB, resident, lane_copiers, runtime
+        )
         pin_ahead_s = time.perf_counter() - t
         t = time.perf_counter()
         header = read_header(path)
@@ -195,16 +196,26 @@ def load_targets(
             stats.stages["open_lanes"] = time.perf_counter() - t
             lanes = [copier, *lane_copiers]
             if slots is None and _native.library() is not None and copier.native_api() is not None:
-                slots = _native.LaneSlots(len(lanes), lane_slots, lane_mb * _MIB)  # not pinned ahead: each lane pins its own
+                slots = _native.LaneSlots(
+                    len(lanes), lane_slots, lane_mb * _MIB
+                )  # not pinned ahead: each lane pins its own
             stats.stages["lanes_at"] = time.perf_counter() - start
-            stats.windows = _run_lanes(fd, copies, header.file_size, lanes, pool, slots, lane_slots, lane_mb,
-                                       stats.stages, stats.notes)
+            stats.windows = _run_lanes(
+                fd, copies, header.file_size, lanes, pool, slots, lane_slots, lane_mb, stats.stages, stats.notes
+            )
         else:
             wins = windows(copies, header.file_size, tuning.slot_mb * _MIB)
             stats.windows = len(wins)
             run_ring(
-                fd, wins, copier, pool, slots=tuning.ring_slots, slot_bytes=tuning.slot_mb * _MIB,
-                read_bytes=min(tuning.read_mb, tuning.slot_mb) * _MIB, stages=stats.stages, gate=gated,
+                fd,
+                wins,
+                copier,
+                pool,
+                slots=tuning.ring_slots,
+                slot_bytes=tuning.slot_mb * _MIB,
+                read_bytes=min(tuning.read_mb, tuning.slot_mb) * _MIB,
+                stages=stats.stages,
+                gate=gated,
             )
         if slots is not None:
             stats.stages.update(slots.pin_span(start_ns))  # since the load's start
@@ -213,8 +224,9 @@ def load_targets(
         t = time.perf_counter()
         # Invariant: no thread, fd, stream, event or pinned slot of the load outlives it (the process is
         # checkpointed later). The lanes' slots go after their streams drained and before the streams do.
-        steps: list[Callable[[], Any]] = [functools.partial(p.shutdown, wait=True, cancel_futures=True)
-                                          for p in (pool,) if p is not None]
+        steps: list[Callable[[], Any]] = [
+            functools.partial(p.shutdown, wait=True, cancel_futures=True) for p in (pool,) if p is not None
+        ]
         if fd >= 0:
             steps.append(lambda: os.close(fd))
         if slots is not None:
@@ -231,15 +243,25 @@ def load_targets(
     return stats
 
 
-def _run_lanes(fd: int, copies: list[Copy], file_size: int, lanes: list[Any], pool: ThreadPoolExecutor,
-               slots: _native.LaneSlots | None, lane_slots: int, lane_mb: int, stages: dict[str, float],
-               notes: list[str]) -> int:
+def _run_lanes(
+    fd: int,
+    copies: list[Copy],
+    file_size: int,
+    lanes: list[Any],
+    pool: ThreadPoolExecutor,
+    slots: _native.LaneSlots | None,
+    lane_slots: int,
+    lane_mb: int,
+    stages: dict[str, float],
+    notes: list[str],
+) -> int:
     """The lanes over ``copies``: the C loop over ``slots`` (it makes the windows itself), or the Python loop where
     _lanes.so is not built or is off (``slots`` None). Returns how many windows were read."""
     if slots is not None:
         api = lanes[0].native_api()  # every lane's copier is of one kind, on one runtime
-        return run_lanes_native(_native.library(), api, fd, copies, spans(copies, file_size), lanes, slots=slots,
-                                stages=stages)
+        return run_lanes_native(
+            _native.library(), api, fd, copies, spans(copies, file_size), lanes, slots=slots, stages=stages
+        )
     notes.append("lanes: the Python loop (the C loop, _lanes.so, is not built or is off)")
     wins = windows(copies, file_size, lane_mb * _MIB)
     run_lanes(fd, wins, lanes, pool, slots=lane_slots, slot_bytes=lane_mb * _MIB, stages=stages)
@@ -253,9 +275,18 @@ def _free_slots(slots: _native.LaneSlots, lanes: list[Any], stats: LoadStats | N
         stats.stages["free"] = time.perf_counter() - t
 
 
-def _pin_ahead(path: Any, method: str, dev: Device, copier: Any, nlanes: int, lane_slots: int,
-               slot_bytes: int, resident: float | None, lane_copiers: list[Any],
-               runtime: Any) -> tuple[_native.LaneSlots | None, float | None]:
+def _pin_ahead(
+    path: Any,
+    method: str,
+    dev: Device,
+    copier: Any,
+    nlanes: int,
+    lane_slots: int,
+    slot_bytes: int,
+    resident: float | None,
+    lane_copiers: list[Any],
+    runtime: Any,
+) -> tuple[_native.LaneSlots | None, float | None]:
     """The lanes' slots, already being pinned (``LaneSlots.pin_ahead``), where the load will likely run the C lanes:
     asked for, or "auto" on a GPU with the file in the page cache (then also that fraction, which "auto" then
     chooses by; ``resident``: the caller's measurement of it). ``(None, resident)`` otherwise, and for a file that
@@ -307,15 +338,21 @@ def _check_options(t: LoadTuning) -> None:
         raise StasisEngineError("bad_argument", f"method={method!r}, expected one of {', '.join(METHODS)}")
     # The C lanes run at most MAX_LANES lanes of MAX_SLOTS slots (_lanes.c): refused here with the limits named, not as
     # a failed thread start once the load has begun.
-    sizes = (("ring_slots", t.ring_slots, 2, None), ("slot_mb", t.slot_mb, 1, None), ("read_mb", t.read_mb, 1, None),
-             ("lane_slots", t.lane_slots, 2, _native.MAX_SLOTS), ("lane_mb", t.lane_mb, 1, None))
+    sizes = (
+        ("ring_slots", t.ring_slots, 2, None),
+        ("slot_mb", t.slot_mb, 1, None),
+        ("read_mb", t.read_mb, 1, None),
+        ("lane_slots", t.lane_slots, 2, _native.MAX_SLOTS),
+        ("lane_mb", t.lane_mb, 1, None),
+    )
     for name, value, low, high in sizes:
         if not isinstance(value, int) or value < low or (high is not None and value > high):
             expected = f"between {low} and {high}" if high is not None else f">= {low}"
             raise StasisEngineError("bad_argument", f"{name}={value!r}, expected an integer {expected}")
     if threads is not None and (not isinstance(threads, int) or not 1 <= threads <= _native.MAX_LANES):
-        raise StasisEngineError("bad_argument",
-                                f"threads={threads!r}, expected an integer between 1 and {_native.MAX_LANES}")
+        raise StasisEngineError(
+            "bad_argument", f"threads={threads!r}, expected an integer between 1 and {_native.MAX_LANES}"
+        )
 
 
 def _check_mapped(copier: Any, tlist: list[Any], path: Any) -> None:
@@ -323,13 +360,15 @@ def _check_mapped(copier: Any, tlist: list[Any], path: Any) -> None:
         problem = copier.target_problem(t.address, t.size) if t.size else None
         if problem:
             raise StasisEngineError(
-                "weights_target", f"{path}: extent {t.label}: {problem}",
+                "weights_target",
+                f"{path}: extent {t.label}: {problem}",
                 hint="wake the weights first (POST /wake_up?tags=weights) so their memory is mapped",
             )
 
 
-def _choose(path: Any, header: Header, copies: list[Copy], device_kind: str,
-            resident: float | None = None) -> tuple[str, float | None]:
+def _choose(
+    path: Any, header: Header, copies: list[Copy], device_kind: str, resident: float | None = None
+) -> tuple[str, float | None]:
     """The method "auto" runs, and the file's resident fraction (``resident``: already measured, over the whole
     file; else measured here over the ranges the load reads)."""
     if device_kind == "cpu":

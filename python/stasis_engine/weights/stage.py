@@ -160,12 +160,21 @@ def parse_job(text: str, *, socket_needed: bool = True) -> dict[str, Any]:
         return job
     end = 0
     for t in sorted(job["tensors"], key=lambda t: t.get("offset", -1) if isinstance(t, dict) else -1):
-        if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not isinstance(t.get("offset"), int) \
-                or not isinstance(t.get("nbytes"), int) or t["offset"] < 0 or t["nbytes"] < 0:
+        if (
+            not isinstance(t, dict)
+            or not isinstance(t.get("name"), str)
+            or not isinstance(t.get("offset"), int)
+            or not isinstance(t.get("nbytes"), int)
+            or t["offset"] < 0
+            or t["nbytes"] < 0
+        ):
             raise StasisEngineError("bad_argument", f"bad tensor in the stager's job: {t!r}")
         if t["offset"] < end or t["offset"] + t["nbytes"] > job["arena_size"]:
-            raise StasisEngineError("weights_layout", f"tensor {t['name']!r} overlaps another or leaves the arena "
-                                    f"({t['offset']}+{t['nbytes']} of {job['arena_size']} bytes)")
+            raise StasisEngineError(
+                "weights_layout",
+                f"tensor {t['name']!r} overlaps another or leaves the arena "
+                f"({t['offset']}+{t['nbytes']} of {job['arena_size']} bytes)",
+            )
         end = t["offset"] + t["nbytes"]
     job["pieces"] = [job["arena_size"]]
     return job
@@ -177,19 +186,33 @@ def _check_extents(extents: list[Any]) -> None:
         raise StasisEngineError("bad_argument", "the stager's job has no extents")
     end = 0
     for e in extents:
-        if not isinstance(e, dict) or not all(isinstance(e.get(k), int) and not isinstance(e.get(k), bool)
-                                              for k in ("address", "size")) or e["size"] <= 0 or e["address"] < 0:
+        if (
+            not isinstance(e, dict)
+            or not all(isinstance(e.get(k), int) and not isinstance(e.get(k), bool) for k in ("address", "size"))
+            or e["size"] <= 0
+            or e["address"] < 0
+        ):
             raise StasisEngineError("bad_argument", f"bad extent in the stager's job: {e!r}")
         if e["address"] < end:
-            raise StasisEngineError("weights_layout", f"extent {e['address']:#x} overlaps the one before it or is "
-                                    "out of address order")
+            raise StasisEngineError(
+                "weights_layout", f"extent {e['address']:#x} overlaps the one before it or is out of address order"
+            )
         end = e["address"] + e["size"]
 
 
 def targets_at(base: int, tensors: list[dict[str, Any]]) -> list[Target]:
     """The job's tensors as load targets at ``base``; one group, so neighbours coalesce into long copies."""
-    return [Target(t["name"], base + t["offset"], t["nbytes"], t.get("dtype"),
-                   tuple(t["shape"]) if isinstance(t.get("shape"), list) else None, 0) for t in tensors]
+    return [
+        Target(
+            t["name"],
+            base + t["offset"],
+            t["nbytes"],
+            t.get("dtype"),
+            tuple(t["shape"]) if isinstance(t.get("shape"), list) else None,
+            0,
+        )
+        for t in tensors
+    ]
 
 
 def job_targets(job: dict[str, Any], base: int) -> tuple[str, list[Target]]:
@@ -242,7 +265,9 @@ def hand_off(sock: socket.socket, fds: list[int], pieces: list[int], wait_s: flo
         send_memory(conn, fds, pieces)
         answer = conn.recv(4096)
     if answer != ACK:
-        raise StasisEngineError("stage_refused", f"the engine did not take the weights: {answer.decode(errors='replace') or 'no answer'}")
+        raise StasisEngineError(
+            "stage_refused", f"the engine did not take the weights: {answer.decode(errors='replace') or 'no answer'}"
+        )
 
 
 _IN_MEMORY = 0.98
@@ -297,13 +322,23 @@ def serve_job(job: dict[str, Any], rt: DriverRuntime, fill: Any, extra: dict[str
         free = rt.free_bytes()
         need = job["arena_size"] + job["reserve_bytes"]
         if free < need:
-            raise StasisEngineError("gpu_memory", f"{free / 2**30:.1f} GiB free on {job['gpu']}, staging needs "
-                                    f"{need / 2**30:.1f} GiB beside the restore", "the restore refills in place instead")
+            raise StasisEngineError(
+                "gpu_memory",
+                f"{free / 2**30:.1f} GiB free on {job['gpu']}, staging needs {need / 2**30:.1f} GiB beside the restore",
+                "the restore refills in place instead",
+            )
         mem = rt.exportable(job["arena_size"], job["pieces"])
         stats = fill(mem)
         fds = mem.export_fds()
-        _emit({"event": "ready", **extra, "bytes": stats.get("bytes", job["arena_size"]),
-               "seconds": round(time.perf_counter() - start, 4), "load": stats})
+        _emit(
+            {
+                "event": "ready",
+                **extra,
+                "bytes": stats.get("bytes", job["arena_size"]),
+                "seconds": round(time.perf_counter() - start, 4),
+                "load": stats,
+            }
+        )
         hand_off(sock, fds, job["pieces"], float(job["wait_s"]))
         _emit({"event": "handed-off", **extra, "seconds": round(time.perf_counter() - start, 4)})
     finally:
@@ -339,8 +374,9 @@ def fill_from_file(job: dict[str, Any], rt: DriverRuntime, mem: ExportableMemory
 
     kind, targets = job_targets(job, mem.address)
     tuning = LoadTuning(threads=_threads(resident))
-    stats = load_targets(kind, targets, Device("cuda", rt.device), job["file"], tuning,
-                         runtime=rt, gate=gate, resident=measured).to_dict()
+    stats = load_targets(
+        kind, targets, Device("cuda", rt.device), job["file"], tuning, runtime=rt, gate=gate, resident=measured
+    ).to_dict()
     return {**stats, **held}
 
 
@@ -351,8 +387,12 @@ def run(job: dict[str, Any], lines: Lines) -> None:
     drv = Driver()
     rt = DriverRuntime(drv, drv.device_by_uuid(job["gpu"]))
     try:
-        serve_job(job, rt, lambda mem: fill_from_file(job, rt, mem, lambda s: lines.wait_for(go_line(None), s)),
-                  {"ioprio": ioprio})
+        serve_job(
+            job,
+            rt,
+            lambda mem: fill_from_file(job, rt, mem, lambda s: lines.wait_for(go_line(None), s)),
+            {"ioprio": ioprio},
+        )
     finally:
         rt.release()
 
@@ -398,7 +438,9 @@ class Keeper:
         """Reads the job's file into a new pinned image of its arena, first freeing the images of the same file
         (rewritten since) and the least recently used beyond the limit."""
         changed = [k for k in self.images if k[0] == key[0]]
-        oldest = [k for k in self.images if k not in changed][: max(0, len(self.images) - len(changed) - self.max_images + 1)]
+        oldest = [k for k in self.images if k not in changed][
+            : max(0, len(self.images) - len(changed) - self.max_images + 1)
+        ]
         for old in changed + oldest:
             owner, address = self.images.pop(old)
             owner.host_free(address)
@@ -437,11 +479,25 @@ class Keeper:
         try:
             said = pin()
         except Exception as e:  # noqa: BLE001 - said to the caller; the keeper goes on
-            _emit({"event": "pin-failed", "id": job.get("id"), "message": f"{type(e).__name__}: {e}",
-                   "held": self.held_bytes()})
+            _emit(
+                {
+                    "event": "pin-failed",
+                    "id": job.get("id"),
+                    "message": f"{type(e).__name__}: {e}",
+                    "held": self.held_bytes(),
+                }
+            )
             return
-        _emit({"event": "pinned", "id": job.get("id"), "bytes": job["arena_size"],
-               "seconds": round(time.perf_counter() - start, 4), "held": self.held_bytes(), **said})
+        _emit(
+            {
+                "event": "pinned",
+                "id": job.get("id"),
+                "bytes": job["arena_size"],
+                "seconds": round(time.perf_counter() - start, 4),
+                "held": self.held_bytes(),
+                **said,
+            }
+        )
 
     def serve(self, job: dict[str, Any], hold: Hold = lambda s: True) -> None:
         """One job; ``hold``: how a held job waits for its go (from the file only: an image is in memory)."""
@@ -450,8 +506,12 @@ class Keeper:
         key = self.image_key(job)
         image = self.images.pop(key, None)
         if image is None:
-            serve_job(job, rt, lambda mem: {**fill_from_file(job, rt, mem, hold), "image": "pinned after the hand-off"},
-                      {"id": job.get("id")})
+            serve_job(
+                job,
+                rt,
+                lambda mem: {**fill_from_file(job, rt, mem, hold), "image": "pinned after the hand-off"},
+                {"id": job.get("id")},
+            )
 
             def pin() -> dict[str, Any]:  # the job is done: a failure here only means the next one reads the file
                 self.pin(key, job, rt)
@@ -467,8 +527,12 @@ class Keeper:
             rt.memcpy_async(mem.address, host, job["arena_size"], 1, stream)
             rt.stream_synchronize(stream)
             copy = time.perf_counter() - t
-            return {"bytes": job["arena_size"], "method": "pinned-image", "copy_seconds": round(copy, 4),
-                    "copy_gbps": round(job["arena_size"] / copy / 1e9, 2) if copy > 0 else None}
+            return {
+                "bytes": job["arena_size"],
+                "method": "pinned-image",
+                "copy_seconds": round(copy, 4),
+                "copy_gbps": round(job["arena_size"] / copy / 1e9, 2) if copy > 0 else None,
+            }
 
         serve_job(job, rt, fill, {"id": job.get("id")})
 
@@ -505,7 +569,14 @@ def keep(max_images: int = 2) -> int:
                 raw = json.loads(line)
                 job_id = raw.get("id") if isinstance(raw, dict) else None
                 if isinstance(raw, dict) and raw.get("op") == "release":
-                    _emit({"event": "released", "id": job_id, "images": keeper.release_images() if keeper else 0, "held": 0})
+                    _emit(
+                        {
+                            "event": "released",
+                            "id": job_id,
+                            "images": keeper.release_images() if keeper else 0,
+                            "held": 0,
+                        }
+                    )
                     continue
                 if isinstance(raw, dict) and raw.get("op") == "go":
                     continue
@@ -519,8 +590,13 @@ def keep(max_images: int = 2) -> int:
             except StasisEngineError as e:
                 _emit({"event": "error", "id": job_id, "error": e.to_dict()})
             except Exception as e:  # noqa: BLE001 - one job's failure is reported, the keeper goes on
-                _emit({"event": "error", "id": job_id,
-                       "error": {"code": "stage_failed", "message": f"{type(e).__name__}: {e}", "hint": None}})
+                _emit(
+                    {
+                        "event": "error",
+                        "id": job_id,
+                        "error": {"code": "stage_failed", "message": f"{type(e).__name__}: {e}", "hint": None},
+                    }
+                )
     finally:
         if keeper is not None:
             keeper.close()
@@ -547,7 +623,9 @@ def main(argv: list[str] | None = None) -> int:
         _emit({"event": "error", "error": e.to_dict()})
         return 1
     except Exception as e:  # noqa: BLE001 - the restore reads one error line whatever failed
-        _emit({"event": "error", "error": {"code": "stage_failed", "message": f"{type(e).__name__}: {e}", "hint": None}})
+        _emit(
+            {"event": "error", "error": {"code": "stage_failed", "message": f"{type(e).__name__}: {e}", "hint": None}}
+        )
         return 1
     return 0
 

@@ -69,7 +69,7 @@ def naive_greedy(e: Engine, prompt: list[int], n: int) -> list[int]:
         for _ in range(n):
             logits = e.model(input_ids=torch.tensor([seq], device="cuda"), use_cache=False).logits[0, -1]
             seq.append(int(logits.argmax()))
-    return seq[len(prompt):]
+    return seq[len(prompt) :]
 
 
 def test_startup_compiles_and_captures(engine: Engine) -> None:
@@ -135,10 +135,21 @@ def test_sleep_2_then_adopt_staged_weights_identical(engine: Engine, tmp_path: P
     engine.sleep(2)
     uuid = str(torch.cuda.get_device_properties(engine.device).uuid)  # the stager takes it with or without "GPU-"
     sock = str(tmp_path / "stage.sock")
-    job = {"file": path, "gpu": uuid, "socket": sock, "arena_size": stage["arena_size"], "tensors": layout["tensors"],
-           "reserve_bytes": 0}
-    stager = subprocess.Popen([stage["python"], "-m", "stasis_engine.weights.stage"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": stage["path"]})
+    job = {
+        "file": path,
+        "gpu": uuid,
+        "socket": sock,
+        "arena_size": stage["arena_size"],
+        "tensors": layout["tensors"],
+        "reserve_bytes": 0,
+    }
+    stager = subprocess.Popen(
+        [stage["python"], "-m", "stasis_engine.weights.stage"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": stage["path"]},
+    )
     assert stager.stdin and stager.stdout
     stager.stdin.write(json.dumps(job))
     stager.stdin.close()
@@ -170,15 +181,26 @@ def test_sleep_2_then_adopt_from_the_keeper_twice_identical(engine: Engine, tmp_
     engine.rpc.call("stasis_dump_weights", [path], {})
     layout = engine.rpc.call("stasis_weights_layout", [], {})
     stage = layout["stage"]
-    keeper = subprocess.Popen([stage["python"], "-m", "stasis_engine.weights.stage", "--keep"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": stage["path"]})
+    keeper = subprocess.Popen(
+        [stage["python"], "-m", "stasis_engine.weights.stage", "--keep"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": stage["path"]},
+    )
     assert keeper.stdin and keeper.stdout
     try:
         for n in (1, 2):
             engine.sleep(2)
             sock = str(tmp_path / f"keep{n}.sock")
-            job = {"id": f"j{n}", "file": path, "gpu": "0", "socket": sock, "arena_size": stage["arena_size"],
-                   "tensors": layout["tensors"]}
+            job = {
+                "id": f"j{n}",
+                "file": path,
+                "gpu": "0",
+                "socket": sock,
+                "arena_size": stage["arena_size"],
+                "tensors": layout["tensors"],
+            }
             keeper.stdin.write(json.dumps(job) + "\n")
             keeper.stdin.flush()
             ready = json.loads(keeper.stdout.readline())

@@ -35,8 +35,12 @@ def instance_id(restored: dict[str, Any]) -> str:
 
 
 def gpu_processes() -> list[str]:
-    out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader"],
-                         capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run(
+        ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
     return [line for line in out.splitlines() if line.strip()]
 
 

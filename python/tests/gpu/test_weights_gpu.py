@@ -164,7 +164,9 @@ class VmmBlock:
         prop.location.type = cu.CUmemLocationType.CU_MEM_LOCATION_TYPE_DEVICE
         prop.location.id = self.dev
         self.prop = prop
-        gran = self._ok(cu.cuMemGetAllocationGranularity(prop, cu.CUmemAllocationGranularity_flags.CU_MEM_ALLOC_GRANULARITY_MINIMUM))
+        gran = self._ok(
+            cu.cuMemGetAllocationGranularity(prop, cu.CUmemAllocationGranularity_flags.CU_MEM_ALLOC_GRANULARITY_MINIMUM)
+        )
         self.size = -(-size // int(gran)) * int(gran)
         self.ptr = self._ok(cu.cuMemAddressReserve(self.size, 0, 0, 0))
         self.handle = None

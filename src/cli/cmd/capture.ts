@@ -18,7 +18,7 @@ export const command: CliCommand = {
     "tree (GPU state too) into $STASIS_HOME/snapshots/<name>. The snapshot appears only if everything succeeded.",
     "Everything that can be checked before the server starts is (root, the store, the ready URL's port, the",
     "canary, vLLM's flags), so a mistake costs no model load. Nothing after `--` is read by stasis. A running",
-    "`stasis serve` does the capture when there is one (STASIS_NO_DAEMON=1: never; --json says which, \"via\");",
+    '`stasis serve` does the capture when there is one (STASIS_NO_DAEMON=1: never; --json says which, "via");',
     "the server starts from this shell's environment and working directory either way.",
   ].join("\n"),
   options: {

@@ -204,7 +204,9 @@ export const command: CliCommand = {
 
 /** What served a restore from a parked instance (docs/parking.md). */
 function takenLine(t: { id: string; hibernated: boolean; parkMs: number }): string {
-  const how = t.hibernated ? `woken from hibernation (hibernating took ${formatMs(t.parkMs)})` : `taken parked (parking took ${formatMs(t.parkMs)}, ahead)`;
+  const how = t.hibernated
+    ? `woken from hibernation (hibernating took ${formatMs(t.parkMs)})`
+    : `taken parked (parking took ${formatMs(t.parkMs)}, ahead)`;
   return `served by parked instance ${t.id}: ${how}`;
 }
 

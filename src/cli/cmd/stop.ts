@@ -13,7 +13,10 @@ export const command: CliCommand = {
     const { stop, checkStopArgs } = await import("../../commands/stop.js");
     checkStopArgs(opts);
     const { daemonOr, stopViaDaemon } = await import("../../serve/client.js");
-    const { value: r, via } = await daemonOr(() => stopViaDaemon(opts), () => stop(opts));
+    const { value: r, via } = await daemonOr(
+      () => stopViaDaemon(opts),
+      () => stop(opts),
+    );
     return {
       data: { stopped: r, via },
       text: r.length ? r.map((x) => `${x.id}: ${x.result}`).join("\n") : "nothing to stop",

@@ -2,7 +2,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { progressLine } from "./progress.js";
 
-const ev = (t: number, done: number, total = 4e9) => ({ type: "progress" as const, phase: "prefetch-test", t, done, total, unit: "bytes" as const });
+const ev = (t: number, done: number, total = 4e9) => ({
+  type: "progress" as const,
+  phase: "prefetch-test",
+  t,
+  done,
+  total,
+  unit: "bytes" as const,
+});
 
 test("progressLine shows bytes, GB/s and ETA, with no ETA before a rate is known", () => {
   assert.match(progressLine(ev(0, 0)), /0 B\/3\.7 GiB {2}0\.00 GB\/s {2}ETA -$/);
