@@ -2,14 +2,15 @@
  * The libc calls about processes and namespaces, through koffi: setns (the forwarder of a namespaced instance
  * connects inside the instance's network namespace), waitpid (the reaper of a `--foreground` restore, the init of its
  * PID namespace, learns the server's exit status), and a unix datagram sent to a path (sd_notify: Node has no unix
- * datagram sockets). koffi and libc load on the first call, so importing this module costs nothing.
+ * datagram sockets). koffi and libc load on the first call (`libcBase`, shared with libc.ts), so importing this
+ * module costs nothing.
  *
  * @example
  *   const fd = openSync("/proc/1234/ns/net", "r");
  *   setns(fd, CLONE_NEWNET); // sockets this thread makes from now on are in 1234's network namespace
  */
-import { createRequire } from "node:module";
 import { StasisError } from "../errors.js";
+import { libcBase, type LibcBase } from "./libc.js";
 
 type Koffi = typeof import("koffi");
 type Fn = ReturnType<ReturnType<Koffi["load"]>["func"]>;
@@ -22,41 +23,26 @@ const SOCK_CLOEXEC = 0o2000000;
 /** sizeof(struct sockaddr_un): a 2-byte family and 108 bytes of path. */
 const SOCKADDR_UN_SIZE = 110;
 
-interface LibcProc {
-  koffi: Koffi;
+interface LibcProc extends LibcBase {
   setns: Fn;
   waitpid: Fn;
   socket: Fn;
   sendto: Fn;
-  close: Fn;
-  strerror: Fn;
-  errnoNames: Map<number, string>;
 }
 
 let loaded: LibcProc | undefined;
 
 function libc(): LibcProc {
   if (loaded) return loaded;
-  let koffi: Koffi;
-  let lib: ReturnType<Koffi["load"]>;
-  try {
-    koffi = createRequire(import.meta.url)("koffi") as Koffi;
-    lib = koffi.load("libc.so.6");
-  } catch (err) {
-    throw new StasisError("E_TOOL_MISSING", `cannot load libc through koffi: ${(err as Error).message}`, {
-      cause: err,
-      hint: "reinstall stasis's dependencies (`npm ci --ignore-scripts`); koffi's prebuilt binary must be present",
-    });
-  }
+  const base = libcBase();
   loaded = {
-    koffi,
-    setns: lib.func("int setns(int fd, int nstype)"),
-    waitpid: lib.func("int waitpid(int pid, _Out_ int *status, int options)"),
-    socket: lib.func("int socket(int domain, int type, int protocol)"),
-    sendto: lib.func("long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)"),
-    close: lib.func("int close(int fd)"),
-    strerror: lib.func("const char *strerror(int errnum)"),
-    errnoNames: new Map(Object.entries(koffi.os.errno).map(([name, n]) => [n, name])),
+    ...base,
+    setns: base.lib.func("int setns(int fd, int nstype)"),
+    waitpid: base.lib.func("int waitpid(int pid, _Out_ int *status, int options)"),
+    socket: base.lib.func("int socket(int domain, int type, int protocol)"),
+    sendto: base.lib.func(
+      "long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)",
+    ),
   };
   return loaded;
 }

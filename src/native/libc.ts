@@ -56,10 +56,20 @@ interface Libc {
   errnoNames: Map<number, string>;
 }
 
-let loaded: Libc | undefined;
+/** koffi and libc as every libc wrapper here needs them: the library, errno's names, strerror and close. */
+export interface LibcBase {
+  koffi: Koffi;
+  lib: ReturnType<Koffi["load"]>;
+  strerror: Fn;
+  close: Fn;
+  errnoNames: Map<number, string>;
+}
 
-function libc(): Libc {
-  if (loaded) return loaded;
+let base: LibcBase | undefined;
+
+/** Loads koffi and libc once (per thread), for this module and the others in src/native that call libc. */
+export function libcBase(): LibcBase {
+  if (base) return base;
   let koffi: Koffi;
   let lib: ReturnType<Koffi["load"]>;
   try {
@@ -71,6 +81,21 @@ function libc(): Libc {
       hint: "reinstall stasis's dependencies (`npm ci --ignore-scripts`); koffi's prebuilt binary for this platform must be present",
     });
   }
+  base = {
+    koffi,
+    lib,
+    strerror: lib.func("const char *strerror(int errnum)"),
+    close: lib.func("int close(int fd)"),
+    errnoNames: new Map(Object.entries(koffi.os.errno).map(([name, n]) => [n, name])),
+  };
+  return base;
+}
+
+let loaded: Libc | undefined;
+
+function libc(): Libc {
+  if (loaded) return loaded;
+  const { koffi, lib, strerror, close, errnoNames } = libcBase();
   const sysconf = lib.func("long sysconf(int name)");
   loaded = {
     koffi,
@@ -80,7 +105,7 @@ function libc(): Libc {
     munmap: lib.func("int munmap(void *addr, size_t length)"),
     madvise: lib.func("int madvise(void *addr, size_t length, int advice)"),
     mincore: lib.func("int mincore(void *addr, size_t length, void *vec)"),
-    strerror: lib.func("const char *strerror(int errnum)"),
+    strerror,
     // glibc has no cachestat() wrapper. syscall() is variadic, but a fixed prototype of integers and
     // pointers is called the same way on x86-64 and arm64, and is much cheaper to call through koffi.
     cachestat: lib.func("syscall", "long", ["long", "int", "void *", "void *", "unsigned int"]),
@@ -89,10 +114,10 @@ function libc(): Libc {
     timerfdSettime: lib.func("int timerfd_settime(int fd, int flags, void *new_value, void *old_value)"),
     // ioctl is variadic; one pointer argument is passed the same way as a fixed one on x86-64 and arm64.
     ioctl: lib.func("ioctl", "int", ["int", "unsigned long", "void *"]),
-    close: lib.func("int close(int fd)"),
+    close,
     hasCachestat: true,
     pageSize: Number(sysconf(SC_PAGESIZE)),
-    errnoNames: new Map(Object.entries(koffi.os.errno).map(([name, n]) => [n, name])),
+    errnoNames,
   };
   return loaded;
 }
