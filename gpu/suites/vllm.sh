@@ -12,7 +12,7 @@ source gpu/suites/_common.sh
 export STASIS_HOME=/var/tmp/stasis-home LOGS=/tmp/stasis-logs
 mkdir -p "$LOGS"
 SHAPE=${SHAPE:-3b}
-NAME=vllm$SHAPE
+NAME=${NAME:-vllm$SHAPE} # NAME: a snapshot an earlier call kept (KEEP=1) is benched without a capture
 MODEL=/var/tmp/model-$SHAPE
 PORT=8000
 step vllm-install 300 bash gpu/vllm/device/install.sh

@@ -67,8 +67,15 @@ VARIABLES: dict[str, Variable] = {
             "STASIS_VLLM_GRAPHS",
             "gpu (the default) or sleep",
             "gpu",
-            "sleep: vLLM's CUDA graph pool in its sleep-mode allocator, released with the KV cache (opt-in)",
+            "sleep: vLLM's CUDA graph pool in its sleep-mode allocator (experimental: such snapshots do not serve yet)",
             _graphs,
+        ),
+        Variable(
+            "STASIS_VLLM_GPU_TRIM",
+            "0 or 1",
+            True,
+            "0: leave vLLM's stale CUDA graph pools on the GPU at capture (for measuring what freeing them saves)",
+            _flag,
         ),
         Variable(
             "STASIS_REFERENCE_COMPILE_BACKEND",

@@ -60,7 +60,12 @@ export const INTERNAL: readonly InternalVariable[] = [
   {
     env: "STASIS_VLLM_GRAPHS",
     readBy: "engine side",
-    doc: "sleep: vLLM's CUDA graph pool released by the sleep with the KV cache (opt-in; default gpu)",
+    doc: "sleep: vLLM's CUDA graph pool released by the sleep (experimental: such snapshots do not serve yet)",
+  },
+  {
+    env: "STASIS_VLLM_GPU_TRIM",
+    readBy: "engine side",
+    doc: "0: leave vLLM's stale CUDA graph pools on the GPU at capture (to measure what freeing them saves)",
   },
   {
     env: "STASIS_REFERENCE_COMPILE_BACKEND",

@@ -4,7 +4,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Events, recordTimeline, type StasisEvent } from "../events.js";
 import type { EngineContext } from "./engine.js";
-import { trimHostMemory, vllmEngine } from "./vllm-engine.js";
+import { trimGpuMemory, trimHostMemory, vllmEngine } from "./vllm-engine.js";
 import type { StagedWeights } from "./weights-stager.js";
 
 /** A server whose /collective_rpc answers `answer` (status, body) and records the methods called. */
@@ -81,6 +81,39 @@ test("the host trim's numbers per worker land in the host-trim phase", async () 
     assert.deepEqual(logs, []);
   } finally {
     await server.close();
+  }
+});
+
+test("the GPU trim's freed bytes per worker land in the gpu-trim phase; a failure only warns", async () => {
+  const server = await fakeServer(() => [
+    200,
+    {
+      results: [
+        { ok: true, rank: 0, freed: 788_529_152, graphs_reset: 51 },
+        { ok: true, rank: 1, freed: 0, graphs_reset: 0 },
+      ],
+    },
+  ]);
+  try {
+    const { ctx, logs } = context(server.url);
+    const timeline = recordTimeline(ctx.events);
+    await trimGpuMemory(ctx);
+    assert.deepEqual(server.methods, ["stasis_trim_gpu_memory"]);
+    const [phase] = timeline.phases;
+    assert.equal(phase?.name, "gpu-trim");
+    assert.equal(phase?.bytes, 788_529_152);
+    assert.deepEqual(logs, []);
+  } finally {
+    await server.close();
+  }
+  const failing = await fakeServer(() => [500, { error: { message: "AttributeError: no stasis_trim_gpu_memory" } }]);
+  try {
+    const { ctx, logs } = context(failing.url);
+    await trimGpuMemory(ctx);
+    assert.equal(logs.length, 1);
+    assert.match((logs[0] as { message: string }).message, /GPU memory not trimmed/);
+  } finally {
+    await failing.close();
   }
 });
 
@@ -263,7 +296,7 @@ test("a vLLM layout with its stager facts is staged as extents, one allocation e
   assert.deepEqual(source?.info.tensors, []);
 });
 
-test("a snapshot whose sleep released the CUDA graphs' memory wakes it with the KV cache", async () => {
+test("a snapshot whose sleep released the CUDA graphs' memory has the workers map it before the KV cache wakes", async () => {
   const server = await fakeServer((m) => [
     200,
     m === "stasis_adopt_weights" ? { results: [{ ok: true, rank: 0, bytes: 6_000 }] } : {},
@@ -273,7 +306,8 @@ test("a snapshot whose sleep released the CUDA graphs' memory wakes it with the 
     await vllmEngine.resume(ctx, { ...LEVEL2, wakeTags: ["default"] }, "/snap", staged({ socket: "/run/x.sock" }));
     assert.deepEqual(server.methods, [
       "stasis_adopt_weights",
-      "POST /wake_up?tags=kv_cache&tags=default",
+      "stasis_wake_tags",
+      "POST /wake_up?tags=kv_cache",
       "POST /reset_prefix_cache",
     ]);
   } finally {

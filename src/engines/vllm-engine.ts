@@ -79,6 +79,31 @@ async function isSleeping(ctx: EngineContext): Promise<boolean> {
 }
 
 /**
+ * Asks every worker to free what it keeps on the GPU for nothing once asleep (the private pool of the CUDA graphs
+ * vLLM captured to measure their memory at start-up: python/stasis_engine/vllm/_gpu_trim.py): every byte left is
+ * copied out by the CUDA checkpoint and back by every restore (docs/decisions/0015-vllm-stale-graph-pools.md).
+ * Best effort, as the host trim: without it the snapshot is only larger.
+ */
+export async function trimGpuMemory(ctx: EngineContext): Promise<void> {
+  try {
+    await ctx.events.phase(
+      "gpu-trim",
+      () => rpc(ctx, "stasis_trim_gpu_memory"),
+      (results) => {
+        const freedBytes = results.reduce((a, r) => a + (typeof r.freed === "number" ? Math.max(0, r.freed) : 0), 0);
+        return { bytes: freedBytes, detail: { freedBytes, ranks: results } };
+      },
+    );
+  } catch (err) {
+    if (ctx.signal?.aborted) throw err;
+    ctx.events.log(
+      `GPU memory not trimmed before the checkpoint (it stays in the snapshot): ${(err as Error).message}`,
+      "warn",
+    );
+  }
+}
+
+/**
  * Asks every worker to give its freed host memory back (glibc's free lists, torch's pinned cache) once asleep:
  * what the heap freed is otherwise dumped as dirty pages and written back on every restore. Best effort: a
  * worker extension without the method (an older stasis_engine) or a failing worker only costs image size, so
@@ -291,6 +316,7 @@ export const vllmEngine: Engine = {
     await ctx.events.phase("sleep", () => post(ctx, "/sleep?level=2"));
     if (!(await isSleeping(ctx)))
       throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
+    await trimGpuMemory(ctx);
     await trimHostMemory(ctx);
     const wakeTags = await sleepingExtraTags(ctx);
     const stage = stageInfo(layout);
@@ -320,9 +346,11 @@ export const vllmEngine: Engine = {
         (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }),
       );
     }
-    // Other pools the sleep released (the CUDA graphs' memory with STASIS_VLLM_GRAPHS=sleep) wake with the KV cache.
-    const tags = ["kv_cache", ...extraTags].map((t) => `tags=${encodeURIComponent(t)}`).join("&");
-    await ctx.events.phase("wake-kv-cache", () => post(ctx, `/wake_up?${tags}`));
+    // Other pools the sleep released (the CUDA graphs' memory with STASIS_VLLM_GRAPHS=sleep) are mapped by the workers
+    // themselves: vLLM's /wake_up wakes nothing at all when asked for a tag it did not put to sleep itself.
+    if (extraTags.length)
+      await ctx.events.phase("wake-graphs", () => rpc(ctx, "stasis_wake_tags", [extraTags.join(",")]));
+    await ctx.events.phase("wake-kv-cache", () => post(ctx, "/wake_up?tags=kv_cache"));
     await ctx.events.phase("reset-prefix-cache", () => post(ctx, "/reset_prefix_cache"));
   },
   async identify(ctx) {

@@ -9,12 +9,12 @@ export interface ProcInfo {
 /** The children of `pid` (all its threads' children), from /proc. */
 export async function childrenOf(pid: number): Promise<number[]> {
   const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
-  const kids: number[] = [];
-  for (const tid of tasks) {
-    const text = await readFile(`/proc/${pid}/task/${tid}/children`, "utf8").catch(() => "");
-    for (const k of text.trim().split(/\s+/)) if (k) kids.push(Number(k));
-  }
-  return kids;
+  // All threads' files at once: an inference engine runs a hundred threads, and this sits between CRIU and the CUDA
+  // restore on a restore's critical path.
+  const texts = await Promise.all(
+    tasks.map((tid) => readFile(`/proc/${pid}/task/${tid}/children`, "utf8").catch(() => "")),
+  );
+  return texts.flatMap((text) => text.trim().split(/\s+/).filter(Boolean).map(Number));
 }
 
 /** Every process in the tree rooted at `root`, root first, parents before children. */

@@ -5,8 +5,8 @@ copies it out and the restore copies it back, though what it holds is scratch: e
 it later reads. With ``STASIS_VLLM_GRAPHS=sleep`` in the server's environment, vLLM's global graph pool is made a
 ``MemPool`` of its own sleep-mode allocator (``CuMemAllocator``): a level-2 sleep releases it with the KV cache (its
 allocations carry the allocator's default tag, which vLLM itself never uses) and a wake maps fresh memory at the
-same addresses before the next replay. Off by default until it is proven on the real vLLM end to end (a probe of
-the mechanism passes; why: docs/decisions/0013-vllm-graph-pool.md).
+same addresses before the next replay. Off by default and experimental: a probe of the mechanism passes, but a
+restore of the real vLLM captured with it hangs at its first request (docs/decisions/0013-vllm-graph-pool.md).
 
 The hook must be in place before the model is loaded (the graph wrappers ask for the pool then); vLLM imports the
 worker extension while it builds the worker, which is early enough, so ``install_from_env`` runs at that import.
@@ -61,6 +61,9 @@ def install() -> None:
 
     cls.get_global_graph_pool = get_global_graph_pool
     cls._stasis_graphs = True
+    # Said once per process, so a server's log shows the hook was in place before its graph wrappers asked for a pool.
+    chosen = cls._global_graph_pool is not None
+    _log(f"CUDA graphs' pool hook installed on {cls.__name__} (pool already chosen: {chosen})")
 
 
 _created = False

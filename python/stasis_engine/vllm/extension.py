@@ -17,6 +17,11 @@ is the worker. Arguments are strings (collective_rpc passes strings only).
   buffers and marks the weights awake), and ``stasis_adopt_settle()`` gives them back their tag.
 - ``stasis_gpu_memory()``: the worker's GPU memory by owner (torch's pools, the sleep-mode pool by tag, the
   rest: CUDA context and libraries), which is what the CUDA checkpoint copies when asked after a level-2 sleep.
+- ``stasis_wake_tags(tags)``: map again the sleep pool's allocations of other tags (comma-separated) than vLLM's
+  own two: vLLM's ``POST /wake_up`` wakes nothing when asked for a tag it did not put to sleep itself.
+- ``stasis_trim_gpu_memory()``: free what a sleeping vLLM keeps on the GPU for nothing (the private pool of the
+  CUDA graphs it captured to measure their memory at start-up; ``_gpu_trim``), after ``POST /sleep?level=2`` and
+  before the checkpoint; answers the device memory before and after.
 - ``stasis_trim_host_memory()``: give the worker's freed host memory back (Python garbage, torch's pinned cache,
   glibc's free lists) after ``POST /sleep?level=2`` and before the checkpoint, so it is not in the image;
   answers ``ms``, ``trimmed`` and private dirty bytes before and after. The API server process is not trimmed.
@@ -122,6 +127,28 @@ class StasisWorkerExtension:
         return self._stasis_call(
             lambda: {**_graphs.gpu_memory(self._stasis_pool()), "graphs": "sleep" if _graphs.installed() else "gpu"}
         )
+
+    def stasis_wake_tags(self, tags: str) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            names = [t for t in tags.split(",") if t]
+            if not names or any(t in ("weights", "kv_cache") for t in names):
+                raise StasisEngineError(
+                    "bad_argument",
+                    f"tags={tags!r}: expected a comma-separated list of tags other than weights and kv_cache",
+                    hint="wake weights and kv_cache through vLLM's POST /wake_up, which keeps its own account of them",
+                )
+            _pool.allocator().wake_up(tags=names)
+            return {"woken": names}
+
+        return self._stasis_call(run)
+
+    def stasis_trim_gpu_memory(self) -> dict[str, Any]:
+        from .. import config
+        from ._gpu_trim import release_stale_graph_pools
+
+        if not config.get("STASIS_VLLM_GPU_TRIM"):
+            return self._stasis_call(lambda: {"skipped": "STASIS_VLLM_GPU_TRIM=0"})
+        return self._stasis_call(release_stale_graph_pools)
 
     def stasis_trim_host_memory(self) -> dict[str, Any]:
         from ..host_trim import trim_host_memory
