@@ -2,8 +2,8 @@
 # Snapshots from object storage, measured: the example server (examples/slow_server.py with BALLAST_MB MiB of random
 # memory, default 1024) captured, pushed to a real S3 server on loopback (versitygw over a folder,
 # scripts/s3-server.sh), then, REPEAT times (default 3), side by side on the same bytes:
-#   push             stasis push to a fresh prefix, chunks in parallel parts of 16 MiB (STASIS_REMOTE_UPLOAD_PART_MB=16)
-#   push-whole       the same, each chunk one PUT (STASIS_REMOTE_UPLOAD_PART_MB=0, the default)
+#   push             stasis push to a fresh prefix, chunks in parallel parts of 16 MiB (STASIS_REMOTE_PART_MB=16)
+#   push-whole       the same, each chunk one PUT (STASIS_REMOTE_PART_MB=0; unset pushes whole too)
 #   pull-cold        stasis pull, the server's files not in the page cache, the node's chunk cache empty
 #   pull-hot         stasis pull, the server's files in the page cache, the chunk cache empty
 #   pull-hot-whole   the same, each chunk one GET (STASIS_REMOTE_PART_MB=0)
@@ -79,9 +79,9 @@ stasis push slow "$STORE" --json >"$OUT/push.json"
 for run in $(seq "$REPEAT"); do
   BYTES=$(node -e 'const m=require(process.argv[1]);console.log(m.files.reduce((a,f)=>a+f.size,0))' \
     "$STASIS_HOME/snapshots/slow/manifest.json")
-  t=$(now_ms); STASIS_REMOTE_UPLOAD_PART_MB=16 stasis push slow "s3://bench/push-$run" --quiet >/dev/null; t2=$(now_ms)
+  t=$(now_ms); STASIS_REMOTE_PART_MB=16 stasis push slow "s3://bench/push-$run" --quiet >/dev/null; t2=$(now_ms)
   record push "$run" $((t2 - t)) "$BYTES"
-  t=$(now_ms); STASIS_REMOTE_UPLOAD_PART_MB=0 stasis push slow "s3://bench/push-whole-$run" --quiet >/dev/null
+  t=$(now_ms); STASIS_REMOTE_PART_MB=0 stasis push slow "s3://bench/push-whole-$run" --quiet >/dev/null
   t2=$(now_ms)
   record push-whole "$run" $((t2 - t)) "$BYTES"
   stasis rm slow >/dev/null

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
 import torch  # noqa: E402
 
-from stasis_engine.weights import _libc, dump, load_into, read_header, verify  # noqa: E402
+from stasis_engine.weights import _libc, _native, dump, load_into, read_header, verify  # noqa: E402
 
 LLAMA_3B = {"layers": 28, "hidden": 3072, "inter": 8192, "heads": 24, "kv_heads": 8, "head_dim": 128, "vocab": 128256}
 FULL_BYTES = 6.4e9
@@ -178,21 +178,18 @@ class Bench:
 
         return run
 
-    def with_env(self, fn: Callable[[], dict[str, Any]], name: str, value: str) -> Callable[[], dict[str, Any]]:
-        """``fn`` with ``name=value`` in the environment (a loader knob for measuring)."""
+    def python_loop(self, fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        """``fn`` with the lanes' C loop off: the same lanes, looped in Python (as where the helper is not built)."""
 
         def run() -> dict[str, Any]:
-            os.environ[name] = value
+            real = _native.library
+            _native.library = lambda: None
             try:
                 return fn()
             finally:
-                del os.environ[name]
+                _native.library = real
 
         return run
-
-    def python_loop(self, fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-        """``fn`` with the lanes' C loop off (STASIS_NATIVE_LANES=0): the same lanes, looped in Python."""
-        return self.with_env(fn, "STASIS_NATIVE_LANES", "0")
 
     def link(self, streams: int = 1, mib: int | None = None) -> Callable[[], dict[str, Any]]:
         """The link's rate in this run: the file's bytes already in pinned host memory (read and registered first,

@@ -26,8 +26,9 @@ export function table(KNOBS) {
 }
 
 /** docs/configuration.md, whole. */
-export function configurationDoc(KNOBS, INTERNAL) {
+export function configurationDoc(KNOBS, INTERNAL, REMOVED = []) {
   const internal = INTERNAL.map((v) => `| \`${v.env}\` | ${v.readBy} | ${cell(v.doc)} |`);
+  const removed = REMOVED.map((v) => `| \`${v.env}\` | ${cell(v.instead)} |`);
   return [
     "# Configuration",
     "",
@@ -36,7 +37,8 @@ export function configurationDoc(KNOBS, INTERNAL) {
     "stasis reads its settings from `STASIS_*` environment variables, once, as a command starts",
     "(`src/config/`). A value that is not one the setting takes is an error (`E_USAGE`) naming the variable, the",
     "value and what was expected; an empty variable counts as unset. `stasis doctor` (and `stasis doctor --json`)",
-    "shows each setting's effective value and where it came from (`default` or `env`).",
+    "shows each setting's effective value and where it came from (`default` or `env`), and warns of a `STASIS_*`",
+    "variable set that is none of them.",
     "",
     "A capture or restore done by `stasis serve` runs with the daemon's settings, except the ones marked *sent to",
     "`stasis serve`*: those the command's user set travel with its request and win for that capture or restore",
@@ -55,6 +57,15 @@ export function configurationDoc(KNOBS, INTERNAL) {
     "| variable | read by | what it does |",
     "| --- | --- | --- |",
     ...internal,
+    "",
+    "## Removed",
+    "",
+    "Settings stasis no longer reads, and what took their place. `stasis doctor` warns of any `STASIS_*` variable set",
+    "that stasis does not read, naming these.",
+    "",
+    "| variable | instead |",
+    "| --- | --- |",
+    ...removed,
     "",
   ].join("\n");
 }
@@ -75,8 +86,8 @@ export function withTable(text, KNOBS) {
 /** Every file's wanted text (path -> text), under `root`, from the schema compiled into `root`/dist. */
 export async function wanted(root, dist = root) {
   const { KNOBS } = await import(pathToFileURL(join(dist, "dist/config/knobs.js")).href);
-  const { INTERNAL } = await import(pathToFileURL(join(dist, "dist/config/internal.js")).href);
-  const out = new Map([[join(root, "docs", "configuration.md"), configurationDoc(KNOBS, INTERNAL)]]);
+  const { INTERNAL, REMOVED } = await import(pathToFileURL(join(dist, "dist/config/internal.js")).href);
+  const out = new Map([[join(root, "docs", "configuration.md"), configurationDoc(KNOBS, INTERNAL, REMOVED)]]);
   for (const dir of [root, join(root, "docs")]) {
     for (const name of readdirSync(dir)) {
       const path = join(dir, name);

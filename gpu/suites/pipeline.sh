@@ -40,7 +40,7 @@ fi
 step bench-3b "${BENCH_LIMIT:-420}" stasis bench ref3b --strategies "${STRATEGIES:-cold,warm,restore-hot,restore-cold}" --repeat "${REPEAT:-2}" --repeat-starts 1 --verify "${VERIFY:-auto}" ${BENCH_ARGS:-} --out "$OUT/bench"
 # COMPARE="label|bench args|ENV=V ...|strategies;...": benches of the same snapshot right after (strategies: that
 # bench's, else COMPARE_STRATEGIES, else restore-hot,restore-cold), e.g.
-# "copy|--memory copy" or "w16||STASIS_PREFILL_WORKERS=16" or "serve||" (a label starting with "serve" runs a
+# "copy|--memory copy" or "ws0||STASIS_WORKING_SET=0" or "serve||" (a label starting with "serve" runs a
 # `stasis serve` for that bench) (one tarball each in $OUT, to keep the number of files the device tool brings
 # back small). CONTEXT=1: bench/gpu_context.py first (what a bare CUDA context holds, and smaller stack limits).
 IFS=';' read -ra compare <<< "${COMPARE:-}"

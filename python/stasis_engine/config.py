@@ -2,13 +2,12 @@
 
 What a restore or capture decides (which weights file, on which GPU, how many images a keeper keeps pinned) comes
 in the job or on the command line from the TypeScript side (``src/config/knobs.ts`` holds the user's settings).
-What is left here are alternatives for measuring and for the tests, not settings a user needs: each is read when
-it is used (nothing at import time), and a bad value is a ``StasisEngineError`` naming the variable, the value and
-what was expected.
+What is left here is an alternative being measured, not a setting a user needs: read when it is used (nothing at
+import time), a bad value a ``StasisEngineError`` naming the variable, the value and what was expected.
 
 Example::
 
-    threads = config.get("STASIS_STAGE_THREADS")   # None: unset, the caller's default
+    mode = config.get("STASIS_VLLM_GRAPHS")   # "gpu" unless set
 """
 
 from __future__ import annotations
@@ -30,12 +29,6 @@ class Variable:
     parse: Callable[[str], Any]
 
 
-def _positive(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError
-    return int(raw)
-
-
 def _flag(raw: str) -> bool:
     if raw not in ("0", "1"):
         raise ValueError
@@ -53,17 +46,6 @@ VARIABLES: dict[str, Variable] = {
     v.name: v
     for v in [
         Variable(
-            "STASIS_STAGE_THREADS", "an integer >= 1", None, "the stager's reading threads (8 hot, 16 cold)", _positive
-        ),
-        Variable("STASIS_NATIVE_LANES", "0 or 1", True, "0: the lanes' Python loop instead of the C one", _flag),
-        Variable(
-            "STASIS_REFERENCE_COMPILE_THREADS",
-            "an integer >= 1",
-            None,
-            "the reference engine's compile workers (default: every core)",
-            _positive,
-        ),
-        Variable(
             "STASIS_VLLM_GRAPHS",
             "gpu (the default) or sleep",
             "gpu",
@@ -76,13 +58,6 @@ VARIABLES: dict[str, Variable] = {
             True,
             "0: leave vLLM's stale CUDA graph pools on the GPU at capture (for measuring what freeing them saves)",
             _flag,
-        ),
-        Variable(
-            "STASIS_REFERENCE_COMPILE_BACKEND",
-            "a torch.compile backend",
-            "inductor",
-            "the reference engine's torch.compile backend (the CPU tests use eager)",
-            str,
         ),
     ]
 }

@@ -13,22 +13,14 @@ from stasis_engine.weights.stage import _max_images
 
 
 def test_an_unset_or_empty_variable_is_its_default_and_a_set_one_is_parsed() -> None:
-    assert config.get("STASIS_STAGE_THREADS", {}) is None
-    assert config.get("STASIS_STAGE_THREADS", {"STASIS_STAGE_THREADS": ""}) is None
-    assert config.get("STASIS_STAGE_THREADS", {"STASIS_STAGE_THREADS": "3"}) == 3
-    assert config.get("STASIS_NATIVE_LANES", {"STASIS_NATIVE_LANES": "0"}) is False
     assert config.get("STASIS_VLLM_GRAPHS", {}) == "gpu"
+    assert config.get("STASIS_VLLM_GRAPHS", {"STASIS_VLLM_GRAPHS": ""}) == "gpu"
     assert config.get("STASIS_VLLM_GRAPHS", {"STASIS_VLLM_GRAPHS": " Sleep"}) == "sleep"
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [
-        ("STASIS_STAGE_THREADS", "many"),
-        ("STASIS_STAGE_THREADS", "0"),
-        ("STASIS_NATIVE_LANES", "yes"),
-        ("STASIS_VLLM_GRAPHS", "cpu"),
-    ],
+    [("STASIS_VLLM_GRAPHS", "cpu"), ("STASIS_VLLM_GRAPHS", "1")],
 )
 def test_a_bad_value_is_an_error_naming_the_variable_the_value_and_what_was_expected(name: str, value: str) -> None:
     with pytest.raises(StasisEngineError) as e:

@@ -180,13 +180,10 @@ def _can_build_cpu_kernels() -> bool:
         ),
     ],
 )
-def test_compile_compiles_one_decoder_layer_for_all_layers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
-) -> None:
+def test_compile_compiles_one_decoder_layer_for_all_layers(tmp_path: Path, backend: str) -> None:
     """Compiled decode answers as eager does, with at most three graphs however many layers the model has: batch 4
     (static), batch dynamic, batch 1 (two when an earlier compile in this process already saw the batch vary).
     Were the layer index a constant, layer 1 would double them."""
-    monkeypatch.setenv("STASIS_REFERENCE_COMPILE_BACKEND", backend)
     model_dir = tmp_path / "tiny"
     make_model("tiny", model_dir)
     answers = []
@@ -199,6 +196,7 @@ def test_compile_compiles_one_decoder_layer_for_all_layers(
                 cuda_graph_sizes=(1, 2, 4),
                 max_model_len=64,
                 compile=compile_,
+                compile_backend=backend,
             ),
             Phases(printer=lambda tag, rec: None),
         )

@@ -68,7 +68,7 @@ def test_weights_pipeline_releases_everything(setup, monkeypatch: pytest.MonkeyP
 @pytest.mark.parametrize("method", ["pinned-ring", "lanes", "direct"])
 def test_weights_ring_read_failure_releases_everything(setup, monkeypatch: pytest.MonkeyPatch, method: str) -> None:  # type: ignore[no-untyped-def]
     path, targets = setup
-    monkeypatch.setenv("STASIS_NATIVE_LANES", "0")  # lanes: the Python loop, whose reads go through _libc
+    monkeypatch.setattr(_native, "library", lambda: None)  # lanes: the Python loop, whose reads go through _libc
     copier = CountingCopier()
     monkeypatch.setattr(load, "open_copier", lambda kind, index, rt=None, synchronize=True: copier)
     calls = {"n": 0}

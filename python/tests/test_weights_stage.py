@@ -181,17 +181,13 @@ def test_the_stager_reads_in_the_idle_io_class() -> None:
     assert (done, klass) == ("idle", "3")
 
 
-def test_the_stager_reads_with_fewer_threads_from_memory_than_from_disk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_stager_reads_with_fewer_threads_from_memory_than_from_disk(tmp_path: Path) -> None:
     from stasis_engine.weights.stage import _resident, _threads
 
     path = tmp_path / "w"
     path.write_bytes(b"\\1" * (1 << 20))  # just written: in the page cache
     assert _resident(str(path)) == 1.0
     assert _threads(1.0) == 8 and _threads(0.5) == 16
-    monkeypatch.setenv("STASIS_STAGE_THREADS", "3")
-    assert _threads(1.0) == 3
 
 
 def test_the_keeper_answers_each_job_by_id_and_survives_failures() -> None:

@@ -6,8 +6,9 @@ import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, writeFileSync, chmodSync, readFileSync, appendFileSync } from "node:fs";
 import { join } from "node:path";
-import { stasis, tempHome, EXAMPLES, type CliRun } from "../testing/cli.js";
+import { stasis, tempHome, type CliRun } from "../testing/cli.js";
 import { freePort } from "../proc/net.js";
+import { captureExample } from "../testing/example.js";
 import { httpOk } from "../engines/http-client.js";
 import { locateCriu } from "../criu/locate.js";
 
@@ -16,27 +17,7 @@ let port = 0;
 const snapshots = () => readdirSync(join(home, "snapshots")).sort();
 
 before(async () => {
-  port = await freePort();
-  const cap = await stasis(
-    [
-      "capture",
-      "good",
-      "--json",
-      "--ready-url",
-      `http://127.0.0.1:${port}/health`,
-      "--canary-url",
-      `http://127.0.0.1:${port}/answer?q=x`,
-      "--",
-      "python3",
-      join(EXAMPLES, "slow_server.py"),
-      "--port",
-      String(port),
-      "--startup-seconds",
-      "0",
-    ],
-    env,
-  );
-  assert.equal(cap.code, 0, cap.output);
+  ({ port } = await captureExample("good", env, { canary: "/answer?q=x" }));
 });
 after(() => teardown(1));
 
@@ -147,26 +128,7 @@ test("readiness timeout: no snapshot, no server left", async () => {
 });
 
 test("a canary the server does not answer successfully: no snapshot, and the hint says where the server's output is", async () => {
-  const p = await freePort();
-  const r = await stasis(
-    [
-      "capture",
-      "bad-canary",
-      "--json",
-      "--ready-url",
-      `http://127.0.0.1:${p}/health`,
-      "--canary-url",
-      `http://127.0.0.1:${p}/no-such-page`,
-      "--",
-      "python3",
-      join(EXAMPLES, "slow_server.py"),
-      "--port",
-      String(p),
-      "--startup-seconds",
-      "0",
-    ],
-    env,
-  );
+  const { cap: r, port: p } = await captureExample("bad-canary", env, { canary: "/no-such-page", mustSucceed: false });
   assert.deepEqual([r.code, r.json.error.code], [6, "E_ENGINE"]);
   assert.match(r.json.error.message, /answered 404/);
   const [stdout, stderr] = r.json.error.details.serverLogs as string[];

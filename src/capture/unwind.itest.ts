@@ -6,9 +6,10 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { tempHome, EXAMPLES } from "../testing/cli.js";
 import { freePort } from "../proc/net.js";
+import { examplesOn } from "../testing/example.js";
 import { Events } from "../events.js";
 import { StasisError } from "../errors.js";
 import { capture, type CaptureOptions } from "./capture.js";
@@ -17,20 +18,6 @@ import { loadConfig } from "../config/config.js";
 const { home, teardown } = tempHome();
 process.env.STASIS_HOME = home; // capture() runs in this process
 after(() => teardown(1));
-
-/** Processes whose command line names the example server on `port`. */
-function serversOn(port: number): number[] {
-  const pids: number[] = [];
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-      if (cmd.some((a) => a.endsWith("slow_server.py")) && cmd.includes(String(port))) pids.push(Number(pid));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
 
 /** What a capture may leave in the home: snapshots (or staging folders) and instance records. */
 function leftInHome(): { snapshots: string[]; records: string[] } {
@@ -63,7 +50,7 @@ async function interruptedAt(phase: string, name: string): Promise<void> {
   let serverUp = false;
   events.on((e) => {
     if (e.type === "phase-start" && e.phase === phase) {
-      serverUp = serversOn(port).length > 0;
+      serverUp = examplesOn(port).length > 0;
       abort.abort();
     }
   });
@@ -73,7 +60,7 @@ async function interruptedAt(phase: string, name: string): Promise<void> {
     return true;
   });
   assert.ok(serverUp, `the server ran when ${phase} started`);
-  assert.deepEqual(serversOn(port), []);
+  assert.deepEqual(examplesOn(port), []);
   assert.deepEqual(leftInHome(), { snapshots: [], records: [] });
 }
 

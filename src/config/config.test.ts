@@ -6,22 +6,22 @@ import { fileURLToPath } from "node:url";
 import { StasisError } from "../errors.js";
 import { knobValue, loadConfig, readConfig, requestKnobs, withRequest } from "./config.js";
 import { KNOBS } from "./knobs.js";
-import { INTERNAL } from "./internal.js";
+import { INTERNAL, REMOVED } from "./internal.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
 test("every knob has its default where unset or empty, and its value where set", () => {
   const { config, sources } = readConfig({
     STASIS_WORKING_SET: "",
-    STASIS_CRIU_LOG_MAX_MB: "8",
+    STASIS_CHUNK_CACHE_GB: "8",
     STASIS_CRIU_NETWORK_LOCK: "iptables",
   });
   assert.equal(config.workingSet, true);
   assert.equal(sources.workingSet, "default");
-  assert.equal(config.criuLogMaxMb, 8);
-  assert.equal(sources.criuLogMaxMb, "env");
+  assert.equal(config.chunkCacheGb, 8);
+  assert.equal(sources.chunkCacheGb, "env");
   assert.equal(config.criuNetworkLock, "iptables");
-  assert.equal(config.criuFileValidation, undefined);
+  assert.equal(config.remotePartMb, undefined, "no default of its own: pulls and pushes each have theirs");
   assert.equal(config.home, "/var/lib/stasis");
   for (const [off, on] of [
     ["0", "1"],
@@ -38,7 +38,7 @@ test("a bad value is E_USAGE naming the knob, the value and what was expected (i
   const cases: [string, string, RegExp][] = [
     ["STASIS_MAX_CACHE_BYTES", "4G", /an integer >= 0/],
     ["STASIS_WORKING_SET", "maybe", /1 or 0/],
-    ["STASIS_PREFILL_WORKERS", "65", /from 1 to 64/],
+    ["STASIS_REMOTE_CONCURRENCY", "65", /from 1 to 64/],
     ["STASIS_CRIU_NETWORK_LOCK", "pf", /one of nftables, iptables/],
     ["STASIS_HOME", "relative/home", /an absolute path/],
     ["STASIS_CHUNK_CACHE_GB", "1.5", /an integer >= 0/],
@@ -62,12 +62,12 @@ test("a bad value is E_USAGE naming the knob, the value and what was expected (i
 test("a request carries the restore knobs its user set; the daemon lays them over its own, and refuses the others", () => {
   const client = readConfig({ STASIS_WORKING_SET: "0", STASIS_HOME: "/srv/stasis", STASIS_NO_DAEMON: "" });
   assert.deepEqual(requestKnobs(client), { STASIS_WORKING_SET: "0" }, "not STASIS_HOME: the daemon's store is its own");
-  const daemon = readConfig({ STASIS_CRIU_LOG_MAX_MB: "64" });
+  const daemon = readConfig({ STASIS_CRIU_NETWORK_LOCK: "iptables" });
   const merged = withRequest(daemon, requestKnobs(client));
   assert.equal(merged.config.workingSet, false);
   assert.equal(merged.sources.workingSet, "request");
-  assert.equal(merged.config.criuLogMaxMb, 64);
-  assert.equal(merged.sources.criuLogMaxMb, "env");
+  assert.equal(merged.config.criuNetworkLock, "iptables");
+  assert.equal(merged.sources.criuNetworkLock, "env");
   assert.equal(daemon.config.workingSet, true, "the daemon's own settings are left as they were");
   assert.equal(withRequest(daemon, undefined), daemon);
   assert.throws(
@@ -80,10 +80,11 @@ test("a request carries the restore knobs its user set; the daemon lays them ove
 
 test("the knobs: about ten a user sets, each documented, none also listed as internal", () => {
   const names = Object.values(KNOBS).map((k) => k.env);
-  assert.ok(names.length <= 15, `${names.length} knobs`);
+  assert.ok(names.length <= 11, `${names.length} knobs`);
   assert.equal(new Set(names).size, names.length);
   for (const k of Object.values(KNOBS)) assert.ok(k.doc.length > 10 && k.expected.length > 0, k.env);
   for (const v of INTERNAL) assert.ok(!names.includes(v.env), `${v.env} is both a knob and internal`);
+  for (const v of REMOVED) assert.ok(!names.includes(v.env) && v.instead.length > 0, `${v.env} is removed`);
 });
 
 test("the engine side's variables are the ones python/stasis_engine/config.py reads, by the same names", () => {

@@ -12,6 +12,7 @@
  */
 import { StasisError } from "../errors.js";
 import { KNOBS, type Config, type Knob, type KnobKey } from "./knobs.js";
+import { INTERNAL } from "./internal.js";
 
 export type { Config, KnobKey } from "./knobs.js";
 
@@ -93,6 +94,17 @@ export function withRequest(base: Settings, request: RequestKnobs | undefined): 
     given[name] = raw;
   }
   return { config: config as Config, sources, given };
+}
+
+/**
+ * The STASIS_* variables set in `env` that stasis does not read: a typo, or a setting since removed, which would
+ * otherwise be ignored without a word (`stasis doctor` warns of them).
+ */
+export function unknownVariables(env: NodeJS.ProcessEnv = process.env): string[] {
+  const known = new Set([...Object.values(KNOBS).map((k) => k.env), ...INTERNAL.map((v) => v.env)]);
+  return Object.keys(env)
+    .filter((name) => name.startsWith("STASIS_") && env[name] !== "" && !known.has(name as `STASIS_${string}`))
+    .sort();
 }
 
 /** The knobs a request set, as NAME=VALUE, for the daemon's log. */

@@ -22,10 +22,10 @@ test("a stale table between the markers is found, and only there", async (t) => 
   const { staleFiles, table } = await gen();
   const { KNOBS } = await import("./knobs.js");
   const { configurationDoc } = (await import(pathToFileURL(join(root, "scripts", "gen-config-docs.mjs")).href)) as {
-    configurationDoc(k: unknown, i: unknown): string;
+    configurationDoc(k: unknown, i: unknown, r: unknown): string;
   };
-  const { INTERNAL } = await import("./internal.js");
-  writeFileSync(join(dir, "docs", "configuration.md"), configurationDoc(KNOBS, INTERNAL));
+  const { INTERNAL, REMOVED } = await import("./internal.js");
+  writeFileSync(join(dir, "docs", "configuration.md"), configurationDoc(KNOBS, INTERNAL, REMOVED));
   writeFileSync(join(dir, "README.md"), `# x\n<!-- config:table -->\n${table(KNOBS)}\n<!-- config:end -->\nafter\n`);
   writeFileSync(join(dir, "docs", "other.md"), "no markers here\n");
   assert.deepEqual(await staleFiles(dir, root), []);

@@ -1,6 +1,7 @@
 /**
  * STASIS_* variables that are not settings a user gives stasis: the tests', the benchmarks' and the set-up scripts',
- * and the engine side's alternatives for measuring (read by python/stasis_engine/config.py, same names). Listed so
+ * and the engine side's alternative being measured (read by python/stasis_engine/config.py, same name). A setting
+ * only tests need is no variable: they pass it explicitly. Listed so
  * that docs/configuration.md names every one of them apart from the user's settings (`KNOBS`); nothing reads them
  * from here.
  */
@@ -46,17 +47,6 @@ export const INTERNAL: readonly InternalVariable[] = [
     readBy: "set-up scripts",
     doc: "the engine package the GPU machine's vLLM environment adds",
   },
-  { env: "STASIS_STAGE_THREADS", readBy: "engine side", doc: "the weights stager's reading threads (8 hot, 16 cold)" },
-  {
-    env: "STASIS_NATIVE_LANES",
-    readBy: "engine side",
-    doc: "0: the weights loader's Python loop instead of its C one",
-  },
-  {
-    env: "STASIS_REFERENCE_COMPILE_THREADS",
-    readBy: "engine side",
-    doc: "the reference engine's compile workers (every core)",
-  },
   {
     env: "STASIS_VLLM_GRAPHS",
     readBy: "engine side",
@@ -67,9 +57,37 @@ export const INTERNAL: readonly InternalVariable[] = [
     readBy: "engine side",
     doc: "0: leave vLLM's stale CUDA graph pools on the GPU at capture (to measure what freeing them saves)",
   },
+];
+
+/** A setting stasis no longer reads, and what took its place: `stasis doctor` names it where it is still set. */
+export interface RemovedVariable {
+  env: `STASIS_${string}`;
+  instead: string;
+}
+
+export const REMOVED: readonly RemovedVariable[] = [
+  {
+    env: "STASIS_PREFILL_WORKERS",
+    instead: "nothing: `--memory parallel` copies with one worker per core, at most 16",
+  },
+  {
+    env: "STASIS_CRIU_FILE_VALIDATION",
+    instead: "nothing: CRIU checks the mapped files' build-ids (docs/decisions/0012-criu-file-validation.md)",
+  },
+  { env: "STASIS_CRIU_LOG_MAX_MB", instead: "nothing: a restore whose CRIU log passes 256 MiB is stopped" },
+  { env: "STASIS_PIN_WEIGHTS_MAX", instead: "`stasis serve --pin-weights --pin-weights-max N`" },
+  { env: "STASIS_REMOTE_UPLOAD_PART_MB", instead: "`STASIS_REMOTE_PART_MB`, which sets a push's parts too" },
+  {
+    env: "STASIS_STAGE_THREADS",
+    instead: "nothing: the stager reads with 8 threads from the page cache, 16 from disk",
+  },
+  { env: "STASIS_NATIVE_LANES", instead: "nothing: the weights loader's C loop wherever it is built" },
+  {
+    env: "STASIS_REFERENCE_COMPILE_THREADS",
+    instead: "nothing: the reference engine compiles with one worker per core",
+  },
   {
     env: "STASIS_REFERENCE_COMPILE_BACKEND",
-    readBy: "engine side",
-    doc: "the reference engine's torch.compile backend (inductor)",
+    instead: "nothing: the reference engine compiles with inductor (tests pass another backend in its options)",
   },
 ];

@@ -5,8 +5,6 @@
  *
  * Settings that only tests and benchmarks read are not here: `internal.ts` lists them.
  */
-import { availableParallelism } from "node:os";
-
 /** Who sets a knob: the part of stasis that reads it. */
 export type Audience = "everyone" | "capture" | "restore" | "capture, restore" | "daemon" | "remote";
 
@@ -43,7 +41,7 @@ function flag(k: Common & { default: boolean }): Knob<boolean> {
   };
 }
 
-function int(k: Common & { default: number; min: number; max?: number }): Knob<number> {
+function int<D extends number | undefined>(k: Common & { default: D; min: number; max?: number }): Knob<number | D> {
   const { min, max = Number.MAX_SAFE_INTEGER, ...rest } = k;
   return {
     ...rest,
@@ -113,16 +111,6 @@ export const KNOBS = {
     for: "restore",
     perRequest: true,
   }),
-  prefillWorkers: int({
-    env: "STASIS_PREFILL_WORKERS",
-    default: Math.max(1, Math.min(16, availableParallelism())),
-    defaultText: "min(16, cores)",
-    min: 1,
-    max: 64,
-    doc: "workers copying CRIU's memory in with `--memory parallel`",
-    for: "restore",
-    perRequest: true,
-  }),
   criuNetworkLock: oneOf({
     env: "STASIS_CRIU_NETWORK_LOCK",
     choices: ["nftables", "iptables"] as const,
@@ -130,32 +118,6 @@ export const KNOBS = {
     doc: "how CRIU blocks the tree's connections while it dumps or restores them (iptables needs iptables installed)",
     for: "capture, restore",
     perRequest: true,
-  }),
-  criuFileValidation: oneOf({
-    env: "STASIS_CRIU_FILE_VALIDATION",
-    choices: ["buildid", "filesize"] as const,
-    default: undefined,
-    defaultText: "CRIU's: buildid",
-    doc: "how CRIU checks that the files the tree maps are the ones it had (filesize reads no build-ids)",
-    for: "restore",
-    perRequest: true,
-  }),
-  criuLogMaxMb: int({
-    env: "STASIS_CRIU_LOG_MAX_MB",
-    default: 256,
-    min: 1,
-    doc: "a restore whose CRIU log grows past this many MiB is stopped and reported",
-    for: "restore",
-    perRequest: true,
-  }),
-  pinWeightsMax: int({
-    env: "STASIS_PIN_WEIGHTS_MAX",
-    default: 2,
-    min: 1,
-    max: 64,
-    doc: "weights images each keeper of `stasis serve --pin-weights` keeps pinned (least recently used freed)",
-    for: "daemon",
-    perRequest: false,
   }),
   chunkCacheGb: int({
     env: "STASIS_CHUNK_CACHE_GB",
@@ -176,19 +138,11 @@ export const KNOBS = {
   }),
   remotePartMb: int({
     env: "STASIS_REMOTE_PART_MB",
-    default: 16,
+    default: undefined,
+    defaultText: "pulls 16, pushes whole",
     min: 0,
     max: 5120,
-    doc: "a chunk larger than this many MiB is fetched as ranged GETs in parallel (0: one GET per chunk)",
-    for: "remote",
-    perRequest: false,
-  }),
-  remoteUploadPartMb: int({
-    env: "STASIS_REMOTE_UPLOAD_PART_MB",
-    default: 0,
-    min: 0,
-    max: 5120,
-    doc: "a chunk larger than this many MiB is pushed as a multipart upload (0: one PUT per chunk)",
+    doc: "chunks over this many MiB move in parallel parts: ranged GETs to pull, a multipart upload to push (0: whole)",
     for: "remote",
     perRequest: false,
   }),

@@ -31,13 +31,12 @@ export function dumpOptions(opts: { leaveRunning: boolean; networkLock: Config["
 
 /**
  * No --restore-detached: CRIU stays as the init of the instance's PID namespace (see criu/restore.ts).
- * `fileValidation` (STASIS_CRIU_FILE_VALIDATION) picks how CRIU checks that the files the tree maps are the ones it
- * had (CRIU's default, buildid, reads each mapped ELF file's build-id: a page or more of every library).
- * Why buildid by default: docs/decisions/0012-criu-file-validation.md.
+ * No --file-validation: CRIU's default, buildid, checks each mapped ELF file's build-id (a page or more of every
+ * library), the only check that catches a library replaced by another of the same size. Why:
+ * docs/decisions/0012-criu-file-validation.md.
  */
-export function restoreOptions(settings: Pick<Config, "criuNetworkLock" | "criuFileValidation">): string[] {
-  const validation = settings.criuFileValidation;
-  return [...commonOptions(settings.criuNetworkLock), ...(validation ? ["--file-validation", validation] : [])];
+export function restoreOptions(settings: Pick<Config, "criuNetworkLock">): string[] {
+  return commonOptions(settings.criuNetworkLock);
 }
 
 /**

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { openSync, closeSync } from "node:fs";
 import { readFile, stat, truncate, writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
 import { tail } from "../proc/run.js";
@@ -12,10 +13,7 @@ import { exists } from "../files.js";
 import type { Config } from "../config/config.js";
 
 /** The settings a CRIU restore reads. */
-export type CriuRestoreSettings = Pick<
-  Config,
-  "criuNetworkLock" | "criuFileValidation" | "criuLogMaxMb" | "prefillWorkers"
->;
+export type CriuRestoreSettings = Pick<Config, "criuNetworkLock">;
 
 export interface RestoreFiles {
   /** Paths of stdout/stderr as the images hold them. */
@@ -84,7 +82,7 @@ export async function criuRestore(
   // The daemon and the restore both read CRIU_LAZY_PREFILL: the restore waits for the prefill only if asked.
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.CRIU_LAZY_PREFILL;
-  if (memory === "parallel") env.CRIU_LAZY_PREFILL = String(settings.prefillWorkers);
+  if (memory === "parallel") env.CRIU_LAZY_PREFILL = String(defaultPrefillWorkers());
   const logPath = join(workDir, "criu-restore.log");
   const script = join(workDir, "criu-action.sh");
   await writeFile(script, ACTION_SCRIPT, { mode: 0o700 });
@@ -164,7 +162,7 @@ export async function criuRestore(
     }
   };
   const deadline = Date.now() + (opts.timeoutMs ?? 600_000);
-  const logLimit = settings.criuLogMaxMb * 2 ** 20;
+  const logLimit = LOG_LIMIT_BYTES;
   let logCheckedAt = 0;
   try {
     for (;;) {
@@ -247,10 +245,11 @@ export async function criuRestore(
 }
 
 /**
- * The most a restore's CRIU log may grow to is `Config.criuLogMaxMb` (STASIS_CRIU_LOG_MAX_MB, default 256 MiB): a
- * normal restore writes a few MB at -v4; one that passes it is looping (a damaged image made CRIU retry for ever,
- * filling the disk).
+ * The most a restore's CRIU log may grow to: a normal restore writes a few MB at -v4; one that passes 256 MiB is
+ * looping (a damaged image made CRIU retry for ever, filling the disk). Past it the restore is stopped, and the log
+ * cut back to its first LOG_KEPT_BYTES (where the first error is).
  */
+const LOG_LIMIT_BYTES = 256 * 2 ** 20;
 const LOG_KEPT_BYTES = 16 * 2 ** 20;
 
 /** The first of `logs` larger than `limit` bytes, if any. */
@@ -259,12 +258,16 @@ async function logOverLimit(logs: string[], limit: number): Promise<string | und
   return undefined;
 }
 
-/**
- * CRIU's verbosity for restores. Level 4 timestamps every step, which is what finding a slow restore needs.
- * (The prefill's workers are `Config.prefillWorkers`: one per core, at most 16, unless set. Why:
- * docs/decisions/0001-criu-memory.md.)
- */
+/** CRIU's verbosity for restores. Level 4 timestamps every step, which is what finding a slow restore needs. */
 const LOG_LEVEL = 4;
+
+/**
+ * The prefill's workers (`--memory parallel`): one per core, at most 16 (more would not pay: the copy is already a
+ * small part of a restore). Why: docs/decisions/0001-criu-memory.md.
+ */
+export function defaultPrefillWorkers(): number {
+  return Math.max(1, Math.min(16, availableParallelism()));
+}
 
 /** The lazy-pages daemon's own account of a prefill: "prefill: B bytes (P pages) with N workers in T ms". */
 export function parsePrefill(log: string): { bytes: number; workers: number; ms: number } | undefined {

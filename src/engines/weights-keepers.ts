@@ -7,6 +7,9 @@ import {
   type StagedWeights,
 } from "./weights-stager.js";
 
+/** Weights images a keeper keeps pinned unless told (`stasis serve --pin-weights-max`): the last two restored. */
+export const DEFAULT_PINNED_IMAGES = 2;
+
 /**
  * `stasis serve --pin-weights`: one weights keeper per engine interpreter (and import path), started by the first
  * restore that stages with it and kept until the daemon stops. Asked to release (POST /v1/weights/release:
@@ -19,7 +22,7 @@ import {
  */
 export function weightsKeepers(
   log: (message: string, level: "info" | "warn") => void,
-  /** Weights images each keeper keeps pinned (`Config.pinWeightsMax`). */
+  /** Weights images each keeper keeps pinned (`stasis serve --pin-weights-max`). */
   maxImages: number,
   start: (info: StageInfo) => WeightsKeeper = (info) => WeightsKeeper.start(info, log, maxImages),
 ): {

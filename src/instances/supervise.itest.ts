@@ -11,8 +11,8 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "no
 import { join } from "node:path";
 import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../proc/net.js";
-import { listenersOn } from "../proc/net.js";
+import { freePort, listenersOn } from "../proc/net.js";
+import { captureExample } from "../testing/example.js";
 import { isRunning } from "../proc/tree.js";
 import { criuTempFiles } from "../criu/temp-files.js";
 
@@ -25,36 +25,16 @@ let ghosts: string[] = [];
 let canaryText = "";
 
 before(async () => {
-  port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
   // A ghost file (CRIU makes it exclusively at restore), 200 MiB that CRIU takes a while to restore, and a canary
   // answered 1.5 s late: each phase of a restore lasts long enough to be killed in.
-  const cap = await stasis(
-    [
-      "capture",
-      "ghostly",
-      "--json",
-      "--warmup",
-      "0",
-      "--ready-url",
-      `${base}/health`,
-      "--canary-url",
-      `${base}/answer?q=x&delay_ms=1500`,
-      "--",
-      "python3",
-      join(EXAMPLES, "slow_server.py"),
-      "--port",
-      String(port),
-      "--startup-seconds",
-      "0.2",
-      "--ghost-file",
-      "--ballast-mb",
-      "200",
-    ],
-    env,
-  );
-  assert.equal(cap.code, 0, cap.output);
-  canaryText = cap.json.manifest.engine.canary.text;
+  const example = await captureExample("ghostly", env, {
+    startupSeconds: 0.2,
+    serverArgs: ["--ghost-file", "--ballast-mb", "200"],
+    canary: "/answer?q=x&delay_ms=1500",
+    options: ["--warmup", "0"],
+  });
+  port = example.port;
+  canaryText = example.cap.json.manifest.engine.canary.text;
   ghosts = await criuTempFiles(join(home, "snapshots", "ghostly", "images"));
   assert.equal(ghosts.length, 1, "the snapshot carries one ghost file");
 });
@@ -289,27 +269,11 @@ test("the next restore removes a dead restore's leftovers (supervisor killed too
 test("two snapshots sharing a link_remap path restore at once: both serve (CRIU waits on the path)", async (t) => {
   type Captured = { linkRemaps: { original: string }[]; engine: { canary: { text: string } } };
   const capture = async (name: string): Promise<Captured> => {
-    const p = await freePort();
-    const cap = await stasis(
-      [
-        "capture",
-        name,
-        "--json",
-        "--ready-url",
-        `http://127.0.0.1:${p}/health`,
-        "--canary-url",
-        `http://127.0.0.1:${p}/answer?q=pair`,
-        "--",
-        "python3",
-        join(EXAMPLES, "two_process_server.py"),
-        "--port",
-        String(p),
-        "--startup-seconds",
-        "0.3",
-      ],
-      env,
-    );
-    assert.equal(cap.code, 0, cap.output);
+    const { cap } = await captureExample(name, env, {
+      server: "two_process_server.py",
+      startupSeconds: 0.3,
+      canary: "/answer?q=pair",
+    });
     return cap.json.manifest;
   };
   const sharedPaths = (a: Captured, b: Captured) =>

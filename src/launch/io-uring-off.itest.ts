@@ -7,40 +7,23 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
-import { freePort } from "../proc/net.js";
+import { stasis, tempHome } from "../testing/cli.js";
+import { captureExample } from "../testing/example.js";
 import { httpOk } from "../engines/http-client.js";
 
 const { home, env, teardown } = tempHome();
 after(() => teardown(1));
 
-async function capture(name: string, port: number, extraEnv: NodeJS.ProcessEnv = {}) {
-  const base = `http://127.0.0.1:${port}`;
-  return stasis(
-    [
-      "capture",
-      name,
-      "--json",
-      "--ready-url",
-      `${base}/health`,
-      "--canary-url",
-      `${base}/answer?q=ring`,
-      "--",
-      "python3",
-      join(EXAMPLES, "slow_server.py"),
-      "--port",
-      String(port),
-      "--startup-seconds",
-      "0",
-      "--io-uring",
-    ],
+/** The example server, opening an io_uring as it starts, captured through the CLI (a failed capture returned). */
+const capture = (name: string, extraEnv: NodeJS.ProcessEnv = {}) =>
+  captureExample(
+    name,
     { ...env, ...extraEnv },
+    { canary: "/answer?q=ring", serverArgs: ["--io-uring"], mustSucceed: false },
   );
-}
 
 test("a server opening an io_uring at start is captured and restored: under stasis it gets none", async () => {
-  const port = await freePort();
-  const cap = await capture("ring", port);
+  const { cap, port } = await capture("ring");
   assert.equal(cap.code, 0, cap.output);
   const res = await stasis(["restore", "ring", "--json"], env);
   assert.equal(res.code, 0, res.output);
@@ -51,8 +34,7 @@ test("a server opening an io_uring at start is captured and restored: under stas
 });
 
 test("with the filter off (STASIS_IO_URING_FILTER=0) it holds a ring: the capture is refused, naming it, and nothing is left", async (t) => {
-  const port = await freePort();
-  const cap = await capture("ring-off", port, { STASIS_IO_URING_FILTER: "0" });
+  const { cap } = await capture("ring-off", { STASIS_IO_URING_FILTER: "0" });
   if (cap.code === 0) {
     // This kernel or its seccomp profile refuses io_uring to everyone: the server had no ring to hold.
     await stasis(["rm", "ring-off"], env);

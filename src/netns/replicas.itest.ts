@@ -13,9 +13,9 @@ import { readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
-import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
+import { stasis, tempHome, MAIN } from "../testing/cli.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../proc/net.js";
+import { captureExample } from "../testing/example.js";
 import { processesNaming } from "../proc/tree.js";
 
 const { env, home, teardown } = tempHome();
@@ -26,29 +26,14 @@ let canaryPath = "";
 after(() => teardown(1));
 
 before(async () => {
-  port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
   canaryPath = "/answer?q=canary";
-  const cap = await stasis(
-    [
-      "capture",
-      "rep",
-      "--json",
-      "--ready-url",
-      `${base}/health`,
-      "--canary-url",
-      `${base}${canaryPath}`,
-      "--",
-      "python3",
-      join(EXAMPLES, "two_process_server.py"),
-      "--port",
-      String(port),
-      "--startup-seconds",
-      "0.5",
-    ],
-    env,
-  );
-  assert.equal(cap.code, 0, cap.output);
+  const example = await captureExample("rep", env, {
+    server: "two_process_server.py",
+    startupSeconds: 0.5,
+    canary: canaryPath,
+  });
+  port = example.port;
+  const cap = example.cap;
   canaryText = cap.json.manifest.engine.canary.text;
   const remaps = cap.json.manifest.linkRemaps as { original: string }[];
   assert.ok(

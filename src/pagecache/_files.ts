@@ -61,6 +61,35 @@ export async function openRegular(path: string, doing: string): Promise<{ fh: Fi
   }
 }
 
+/** A target of `eachRange`: its file open read-only, its range checked against the file's size. */
+export interface OpenRange {
+  path: string;
+  fh: FileHandle;
+  size: number;
+  offset: number;
+  length: number;
+}
+
+/** `fn` over each target in turn (a path: the whole file), each file opened for it and closed after. */
+export async function eachRange<T>(
+  targets: (string | FileRange)[],
+  doing: string,
+  fn: (r: OpenRange) => Promise<T> | T,
+): Promise<T[]> {
+  const out: T[] = [];
+  for (const t of targets) {
+    const r = typeof t === "string" ? { path: t } : t;
+    const { fh, st } = await openRegular(r.path, doing);
+    try {
+      out.push(await fn({ path: r.path, fh, size: st.size, ...resolveRange(r, st.size) }));
+    } finally {
+      // Invariant: no descriptor outlives its target, whatever `fn` threw.
+      await fh.close();
+    }
+  }
+  return out;
+}
+
 /** Checks a range against a file's size; defaults to the whole file. */
 export function resolveRange(r: FileRange, size: number): { offset: number; length: number } {
   const offset = r.offset ?? 0;

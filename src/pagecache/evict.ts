@@ -1,6 +1,6 @@
 import { fsError } from "../errors.js";
 import { fadvise, FADV } from "../native/libc.js";
-import { openRegular, resolveRange, residentIn, type FileRange } from "./_files.js";
+import { eachRange, residentIn, type FileRange } from "./_files.js";
 
 /** What evicting one file (or range) did. */
 export interface Eviction {
@@ -22,30 +22,21 @@ export interface Eviction {
  *   const [e] = await evict(["/data/model.safetensors"]); // the next read of it comes from disk
  *   e.residentBytesAfter; // 0 unless a process has it mapped
  */
-export async function evict(targets: (string | FileRange)[]): Promise<Eviction[]> {
-  const out: Eviction[] = [];
-  for (const t of targets) {
-    const r = typeof t === "string" ? { path: t } : t;
-    const { fh, st } = await openRegular(r.path, "evict");
-    try {
-      const { offset, length } = resolveRange(r, st.size);
-      const resident = () => residentIn(fh.fd, offset, length, r.path).residentBytes;
-      const before = resident();
-      // length 0 means "to the end of the file" to fadvise, which an empty range must not turn into.
-      const drop = () => length > 0 && fadvise(fh.fd, offset, length, FADV.DONTNEED, r.path);
+export function evict(targets: (string | FileRange)[]): Promise<Eviction[]> {
+  return eachRange(targets, "evict", async ({ path, fh, size, offset, length }) => {
+    const resident = () => residentIn(fh.fd, offset, length, path).residentBytes;
+    const before = resident();
+    // length 0 means "to the end of the file" to fadvise, which an empty range must not turn into.
+    const drop = () => length > 0 && fadvise(fh.fd, offset, length, FADV.DONTNEED, path);
+    drop();
+    let after = before > 0 ? resident() : 0;
+    if (after > 0) {
+      await fh.datasync().catch((err: unknown) => {
+        throw fsError(err, path, "evict");
+      });
       drop();
-      let after = before > 0 ? resident() : 0;
-      if (after > 0) {
-        await fh.datasync().catch((err: unknown) => {
-          throw fsError(err, r.path, "evict");
-        });
-        drop();
-        after = resident();
-      }
-      out.push({ path: r.path, size: st.size, offset, length, residentBytesBefore: before, residentBytesAfter: after });
-    } finally {
-      await fh.close();
+      after = resident();
     }
-  }
-  return out;
+    return { path, size, offset, length, residentBytesBefore: before, residentBytesAfter: after };
+  });
 }

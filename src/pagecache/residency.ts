@@ -1,4 +1,4 @@
-import { openRegular, resolveRange, residentIn, type FileRange } from "./_files.js";
+import { eachRange, residentIn, type FileRange } from "./_files.js";
 
 /** How much of a file (or of a byte range of it) is in the page cache. */
 export interface Residency {
@@ -22,18 +22,12 @@ export interface Residency {
  *   const [r] = await residency(["/var/lib/stasis/snapshots/llama/images/pages-1.img"]);
  *   console.log(`${r.residentBytes} of ${r.size} bytes in memory`);
  */
-export async function residency(targets: (string | FileRange)[]): Promise<Residency[]> {
-  const out: Residency[] = [];
-  for (const t of targets) {
-    const r = typeof t === "string" ? { path: t } : t;
-    const { fh, st } = await openRegular(r.path, "residency");
-    try {
-      const { offset, length } = resolveRange(r, st.size);
-      const counts = residentIn(fh.fd, offset, length, r.path);
-      out.push({ path: r.path, size: st.size, offset, length, ...counts });
-    } finally {
-      await fh.close();
-    }
-  }
-  return out;
+export function residency(targets: (string | FileRange)[]): Promise<Residency[]> {
+  return eachRange(targets, "residency", ({ path, fh, size, offset, length }) => ({
+    path,
+    size,
+    offset,
+    length,
+    ...residentIn(fh.fd, offset, length, path),
+  }));
 }

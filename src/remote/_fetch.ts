@@ -6,21 +6,21 @@ import type { ChunkRef } from "./push.js";
 import { keys, type RemoteStore } from "./url.js";
 
 /**
- * The part size of a download (`Config.remotePartMb`, STASIS_REMOTE_PART_MB, 16 by default; 0: whole objects): a
+ * The part size of a download (`Config.remotePartMb`, STASIS_REMOTE_PART_MB; unset: 16 MiB; 0: whole objects): a
  * chunk larger than that is fetched as ranged GETs, its parts in parallel, so that one chunk (a snapshot's last, or
  * the only one a restore still waits for) moves on several connections. On loopback it neither gained nor cost
  * (docs/remote.md).
  */
-export const partBytes = (config: Pick<Config, "remotePartMb">): number => config.remotePartMb * 1024 * 1024;
+export const partBytes = (config: Pick<Config, "remotePartMb">): number => (config.remotePartMb ?? 16) * 1024 * 1024;
 
 /**
- * The part size of an upload (`Config.remoteUploadPartMb`, STASIS_REMOTE_UPLOAD_PART_MB; 0, the default: one PUT
- * per chunk): a chunk larger than that is sent as a multipart upload, its parts in parallel. Off by default:
- * measured slower against versitygw on loopback (the server copies the parts into the object at the end), and a
- * chunk is at most 64 MiB, well within one PUT's 5 GB; for a store whose single connection is slower than the network.
+ * The part size of an upload (the same STASIS_REMOTE_PART_MB; unset: one PUT per chunk): a chunk larger than that
+ * is sent as a multipart upload, its parts in parallel. Whole by default: multipart was slower against versitygw on
+ * loopback (the server copies the parts into the object at the end), and a chunk is at most 64 MiB, well within one
+ * PUT's 5 GB; parts are for a store whose single connection is slower than the network.
  */
-export const uploadPartBytes = (config: Pick<Config, "remoteUploadPartMb">): number =>
-  config.remoteUploadPartMb * 1024 * 1024;
+export const uploadPartBytes = (config: Pick<Config, "remotePartMb">): number =>
+  (config.remotePartMb ?? 0) * 1024 * 1024;
 
 /** What a transfer counts: chunks and bytes fetched from the store, and taken from the node's cache. */
 export interface FetchCounts {

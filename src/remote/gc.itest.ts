@@ -8,10 +8,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { join } from "node:path";
-import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
+import { stasis, tempHome, MAIN } from "../testing/cli.js";
 import { startS3Server, type S3Server } from "../testing/s3-server.js";
-import { freePort } from "../proc/net.js";
+import { captureExample } from "../testing/example.js";
 import { openRemote, type Remote } from "./client.js";
 import { keys } from "./url.js";
 import { assertValidDocument } from "../testing/schemas.js";
@@ -27,16 +26,7 @@ before(async () => {
   env = { ...homeEnv, ...s3.env, AWS_PROFILE: undefined, AWS_SESSION_TOKEN: undefined };
   where.bucket = s3.bucket;
   remote = await openRemote(where, { env: { ...process.env, ...env } });
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const cap = await stasis(
-    ["capture", "slow", "--quiet", "--ready-url", `${base}/health`, "--canary-url", `${base}/ballast`, "--"].concat(
-      ["python3", join(EXAMPLES, "slow_server.py"), "--port", String(port), "--startup-seconds", "0"],
-      ["--ballast-mb", "96"],
-    ),
-    env,
-  );
-  assert.equal(cap.code, 0, cap.output);
+  await captureExample("slow", env, { canary: "/ballast", serverArgs: ["--ballast-mb", "96"] });
   const pushed = await stasis(["push", "slow", `s3://${s3.bucket}/fleet`, "--quiet"], env);
   assert.equal(pushed.code, 0, pushed.output);
 });

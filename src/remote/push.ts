@@ -19,7 +19,7 @@ export interface PushOptions extends RemoteOptions {
   to: string;
   home?: string;
   /** Transfers at once and the upload part size. */
-  config: Pick<Config, "remoteConcurrency" | "remoteUploadPartMb">;
+  config: Pick<Config, "remoteConcurrency" | "remotePartMb">;
 }
 
 export interface PushResult {
@@ -60,7 +60,7 @@ export function distinctChunks(m: Manifest): Map<string, ChunkRef[]> {
  * Pushes a snapshot of the store to `s3://bucket/prefix`: the snapshot's index, then each distinct chunk that the
  * bucket lacks (a HEAD says) under chunks/<sha256>, then, last, its manifest: a snapshot is in the bucket once its
  * manifest is, and a push run again after a failure sends only what is missing. Chunks in parts where they are
- * larger than STASIS_REMOTE_UPLOAD_PART_MB (multipart uploads, the parts in parallel).
+ * larger than STASIS_REMOTE_PART_MB where it is set (multipart uploads, the parts in parallel).
  */
 export async function push(opts: PushOptions, events: Events): Promise<PushResult> {
   const started = events.t();

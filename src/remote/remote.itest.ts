@@ -6,15 +6,15 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
+import { killWhen, stasis, tempHome } from "../testing/cli.js";
 import { startS3Server, type S3Server } from "../testing/s3-server.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../proc/net.js";
+import { captureExample } from "../testing/example.js";
 import { openRemote } from "./client.js";
 import { keys } from "./url.js";
 import { combine } from "../store/digest.js";
@@ -31,30 +31,7 @@ before(async () => {
   s3 = await startS3Server();
   env = { ...homeEnv, ...s3.env, AWS_PROFILE: undefined, AWS_SESSION_TOKEN: undefined };
   store = `s3://${s3.bucket}/fleet`;
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const cap = await stasis(
-    [
-      "capture",
-      "slow",
-      "--json",
-      "--ready-url",
-      `${base}/health`,
-      "--canary-url",
-      `${base}/ballast`,
-      "--",
-      "python3",
-      join(EXAMPLES, "slow_server.py"),
-      "--port",
-      String(port),
-      "--startup-seconds",
-      "0",
-      "--ballast-mb",
-      "200",
-    ],
-    env,
-  );
-  assert.equal(cap.code, 0, cap.output);
+  const { cap } = await captureExample("slow", env, { canary: "/ballast", serverArgs: ["--ballast-mb", "200"] });
   canary = cap.json.manifest.engine.canary.text;
 });
 
@@ -111,14 +88,8 @@ test("a second pull of the same chunks (another name) fetches none: they come fr
 
 test("a pull killed half-way leaves no snapshot, and the next pull resumes from the chunks it fetched", async () => {
   rmSync(cacheDir, { recursive: true, force: true });
-  const child = spawn(process.execPath, [MAIN, "pull", `${store}/slow`, "killed", "--quiet"], {
-    env: { ...process.env, ...env, STASIS_REMOTE_CONCURRENCY: "1" },
-    stdio: "ignore",
-  });
-  const exited = new Promise((resolve) => child.on("exit", resolve));
-  for (let i = 0; i < 600 && chunksCached().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
-  child.kill("SIGKILL");
-  await exited;
+  const slowly = { ...env, STASIS_REMOTE_CONCURRENCY: "1" };
+  await killWhen(["pull", `${store}/slow`, "killed", "--quiet"], slowly, () => chunksCached().length >= 2);
   const had = chunksCached().length;
   assert.ok(had >= 2, `the pull had fetched ${had} chunks`);
   const ls = await stasis(["ls", "--json"], env);

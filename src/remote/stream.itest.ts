@@ -8,14 +8,13 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
+import { killWhen, stasis, tempHome } from "../testing/cli.js";
 import { startS3Server, type S3Server } from "../testing/s3-server.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../proc/net.js";
+import { captureExample } from "../testing/example.js";
 import { openRemote } from "./client.js";
 import { keys } from "./url.js";
 import { combine, DIGEST_CHUNK } from "../store/digest.js";
@@ -35,16 +34,7 @@ before(async () => {
   s3 = await startS3Server();
   env = { ...homeEnv, ...s3.env, AWS_PROFILE: undefined, AWS_SESSION_TOKEN: undefined };
   store = `s3://${s3.bucket}/fleet`;
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const cap = await stasis(
-    ["capture", "slow", "--json", "--ready-url", `${base}/health`, "--canary-url", `${base}/ballast`, "--"].concat(
-      ["python3", join(EXAMPLES, "slow_server.py"), "--port", String(port), "--startup-seconds", "0"],
-      ["--ballast-mb", "128"],
-    ),
-    env,
-  );
-  assert.equal(cap.code, 0, cap.output);
+  const { cap, base } = await captureExample("slow", env, { canary: "/ballast", serverArgs: ["--ballast-mb", "128"] });
   canary = cap.json.manifest.engine.canary.text;
   serverUrl = base;
   // A weights file as an engine's snapshot has one (this server reads none): 160 MiB the restore needs after CRIU.
@@ -94,14 +84,8 @@ test("restore s3:// runs CRIU before the weights arrive, serves with its canary,
 test("a streaming restore killed mid-transfer leaves nothing running, no snapshot; run again it resumes", async () => {
   assert.equal((await stasis(["rm", "slow"], env)).code, 0);
   rmSync(cacheDir, { recursive: true, force: true });
-  const child = spawn(process.execPath, [MAIN, "restore", `${store}/slow`, "--quiet"], {
-    env: { ...process.env, ...env, STASIS_REMOTE_CONCURRENCY: "1", STASIS_REMOTE_PART_MB: "0" },
-    stdio: "ignore",
-  });
-  const exited = new Promise((resolve) => child.on("exit", resolve));
-  for (let i = 0; i < 600 && chunksCached().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
-  child.kill("SIGKILL");
-  await exited;
+  const slowly = { ...env, STASIS_REMOTE_CONCURRENCY: "1", STASIS_REMOTE_PART_MB: "0" };
+  await killWhen(["restore", `${store}/slow`, "--quiet"], slowly, () => chunksCached().length >= 2);
   const had = chunksCached().length;
   assert.ok(had >= 2, `the restore had fetched ${had} chunks`);
   await nothingLeft("killed");

@@ -5,12 +5,12 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
+import { stasis, tempHome } from "../testing/cli.js";
+import { startDaemon as startServe, type Daemon } from "../testing/daemon.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../proc/net.js";
+import { captureExample } from "../testing/example.js";
 import { isRunning, processesNaming, readStat } from "../proc/tree.js";
 import { assertValidDocument } from "../testing/schemas.js";
 import { Events } from "../events.js";
@@ -22,7 +22,7 @@ import { loadConfig } from "../config/config.js";
 const { home, env, teardown } = tempHome();
 let base = "";
 let canaryText = "";
-let daemon: { child: ChildProcess; log: () => string; exited: Promise<number | null> } | undefined;
+let daemon: Daemon | undefined;
 
 async function until(what: string, ok: () => Promise<boolean>, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -33,21 +33,12 @@ async function until(what: string, ok: () => Promise<boolean>, ms = 20_000): Pro
 }
 
 async function startDaemon(...args: string[]): Promise<void> {
-  const child = spawn(process.execPath, [MAIN, "serve", ...args], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let log = "";
-  child.stderr!.on("data", (d: Buffer) => (log += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  daemon = { child, log: () => log, exited };
-  await until("the daemon to listen", async () => log.includes("listening on"), 10_000);
+  daemon = await startServe(env, args);
 }
 
 async function stopDaemon(): Promise<void> {
   if (!daemon) return;
-  daemon.child.kill("SIGTERM");
-  assert.equal(await daemon.exited, 0, daemon.log());
+  assert.equal(await daemon.stop(), 0, daemon.log());
   daemon = undefined;
 }
 
@@ -74,29 +65,9 @@ async function assertStopped(pid: number): Promise<void> {
 }
 
 before(async () => {
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  const cap = await stasis(
-    [
-      "capture",
-      "pk",
-      "--json",
-      "--ready-url",
-      `${base}/health`,
-      "--canary-url",
-      `${base}/answer?q=parked`,
-      "--",
-      "python3",
-      join(EXAMPLES, "slow_server.py"),
-      "--port",
-      String(port),
-      "--startup-seconds",
-      "0.3",
-    ],
-    env,
-  );
-  assert.equal(cap.code, 0, cap.output);
-  canaryText = cap.json.manifest.engine.canary.text;
+  const example = await captureExample("pk", env, { startupSeconds: 0.3, canary: "/answer?q=parked" });
+  base = example.base;
+  canaryText = example.cap.json.manifest.engine.canary.text;
   await startDaemon();
 });
 

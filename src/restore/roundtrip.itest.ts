@@ -10,43 +10,27 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readFileSync, rmSync } from "node:fs";
-import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
+import { stasis, tempHome } from "../testing/cli.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../proc/net.js";
+import { captureExample } from "../testing/example.js";
 import { processTree } from "../proc/tree.js";
 
 const { env, teardown } = tempHome();
 after(() => teardown(1));
 
 test("(a) slow-start server: cold start >= 5 s, restore much faster, in-memory state and canary survive", async () => {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const cap = await stasis(
-    [
-      "capture",
-      "slow",
-      "--json",
-      "--ready-url",
-      `${base}/health`,
-      "--canary-url",
-      `${base}/answer?q=canary`,
+  const { cap, base } = await captureExample("slow", env, {
+    startupSeconds: 5,
+    canary: "/answer?q=canary",
+    options: (base) => [
       "--warmup",
       "3",
       "--warmup-url",
       `${base}/kv/greeting`,
       "--warmup-body",
       '"hello from before the snapshot"',
-      "--",
-      "python3",
-      join(EXAMPLES, "slow_server.py"),
-      "--port",
-      String(port),
-      "--startup-seconds",
-      "5",
     ],
-    env,
-  );
-  assert.equal(cap.code, 0, cap.output);
+  });
   const coldStartMs = cap.json.manifest.timings.coldStartMs as number;
   assert.ok(coldStartMs >= 5000, `cold start ${coldStartMs} ms`);
   assert.equal(cap.json.manifest.tree.processes, 1);
@@ -82,30 +66,12 @@ test("(a) slow-start server: cold start >= 5 s, restore much faster, in-memory s
 });
 
 test("(b) two-process server (front end + engine over a unix socket, semaphore, loopback TCP) comes back whole", async () => {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const cap = await stasis(
-    [
-      "capture",
-      "twoproc",
-      "--json",
-      "--ready-url",
-      `${base}/health`,
-      "--canary-url",
-      `${base}/answer?q=engine`,
-      "--warmup",
-      "2",
-      "--",
-      "python3",
-      join(EXAMPLES, "two_process_server.py"),
-      "--port",
-      String(port),
-      "--startup-seconds",
-      "1",
-    ],
-    env,
-  );
-  assert.equal(cap.code, 0, cap.output);
+  const { cap, base } = await captureExample("twoproc", env, {
+    server: "two_process_server.py",
+    startupSeconds: 1,
+    canary: "/answer?q=engine",
+    options: ["--warmup", "2"],
+  });
   assert.ok(cap.json.manifest.tree.processes >= 2, `captured ${cap.json.manifest.tree.processes} processes`);
   assert.ok(cap.json.manifest.linkRemaps.length >= 1, "the multiprocessing semaphore needed a link_remap file");
 
@@ -122,28 +88,11 @@ test("(b) two-process server (front end + engine over a unix socket, semaphore, 
 });
 
 test("(c) one snapshot restored four times, one after the other (default: parallel prefill; copy; lazy pages; whole prefetch + full verify): all answer the canary", async () => {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const cap = await stasis(
-    [
-      "capture",
-      "twice",
-      "--json",
-      "--ready-url",
-      `${base}/health`,
-      "--canary-url",
-      `${base}/answer?q=again`,
-      "--",
-      "python3",
-      join(EXAMPLES, "two_process_server.py"),
-      "--port",
-      String(port),
-      "--startup-seconds",
-      "0.5",
-    ],
-    env,
-  );
-  assert.equal(cap.code, 0, cap.output);
+  const { cap, base } = await captureExample("twice", env, {
+    server: "two_process_server.py",
+    startupSeconds: 0.5,
+    canary: "/answer?q=again",
+  });
   const ids: string[] = [];
   const rounds = [[], ["--memory", "copy"], ["--lazy-pages"], ["--prefetch", "all", "--verify", "full"]];
   for (const [round, extra] of rounds.entries()) {
@@ -244,30 +193,10 @@ test("(e) a second restore of a snapshot whose server is still running is refuse
 });
 
 test("(f) 300 MiB of random memory comes back bit for bit, and the pages image's digests, computed while CRIU wrote it, are the file's", async () => {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const cap = await stasis(
-    [
-      "capture",
-      "writers",
-      "--json",
-      "--ready-url",
-      `${base}/health`,
-      "--canary-url",
-      `${base}/ballast`,
-      "--",
-      "python3",
-      join(EXAMPLES, "slow_server.py"),
-      "--port",
-      String(port),
-      "--startup-seconds",
-      "0",
-      "--ballast-mb",
-      "300",
-    ],
-    env,
-  );
-  assert.equal(cap.code, 0, cap.output);
+  const { cap, base } = await captureExample("writers", env, {
+    canary: "/ballast",
+    serverArgs: ["--ballast-mb", "300"],
+  });
   assert.ok(
     cap.json.phases.some((p: { name: string; ok: boolean }) => p.name === "digest-pages" && p.ok),
     "the pages image was followed during the dump",
@@ -298,29 +227,11 @@ test("(f) 300 MiB of random memory comes back bit for bit, and the pages image's
 });
 
 test("(g) --leave-running: the original keeps serving, its semaphore's link_remap file is kept (CRIU deletes it as such a dump ends), and the snapshot restores after the original is stopped (once its connections' TIME_WAIT is over)", async () => {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const cap = await stasis(
-    [
-      "capture",
-      "alive",
-      "--json",
-      "--leave-running",
-      "--ready-url",
-      `${base}/health`,
-      "--canary-url",
-      `${base}/answer?q=alive`,
-      "--",
-      "python3",
-      join(EXAMPLES, "two_process_server.py"),
-      "--port",
-      String(port),
-      "--startup-seconds",
-      "0.5",
-    ],
-    env,
-  );
-  assert.equal(cap.code, 0, cap.output);
+  const { cap, base } = await captureExample("alive", env, {
+    server: "two_process_server.py",
+    startupSeconds: 0.5,
+    options: ["--leave-running"],
+  });
   assert.ok(cap.json.manifest.linkRemaps.length > 0, "the semaphore's link_remap file is in the snapshot");
   assert.equal(
     (await httpOk(`${base}/answer?q=alive`)).body,

@@ -6,9 +6,9 @@ import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
+import { tempHome } from "../testing/cli.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../proc/net.js";
+import { captureExample, examplesOn } from "../testing/example.js";
 import { Events } from "../events.js";
 import { StasisError } from "../errors.js";
 import { restore } from "./restore.js";
@@ -20,44 +20,9 @@ let base = "";
 let port = 0;
 
 before(async () => {
-  port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  const cap = await stasis(
-    [
-      "capture",
-      "unwind",
-      "--json",
-      "--ready-url",
-      `${base}/health`,
-      "--canary-url",
-      `${base}/answer?q=canary`,
-      "--",
-      "python3",
-      join(EXAMPLES, "slow_server.py"),
-      "--port",
-      String(port),
-      "--startup-seconds",
-      "1",
-    ],
-    env,
-  );
-  assert.equal(cap.code, 0, cap.output);
+  ({ port, base } = await captureExample("unwind", env, { startupSeconds: 1, canary: "/answer?q=canary" }));
 });
 after(() => teardown(1));
-
-/** Processes whose command line names the snapshot's server and port. */
-function serversLeft(): number[] {
-  const pids: number[] = [];
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-      if (cmd.some((a) => a.endsWith("slow_server.py")) && cmd.includes(String(port))) pids.push(Number(pid));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
 
 /** Instance records left in the home (a claim is one too). */
 function recordsLeft(): string[] {
@@ -81,7 +46,7 @@ test("a restore interrupted after CRIU brought the tree back ends it: no process
   let restoredTree = false;
   events.on((e) => {
     if (e.type === "phase-end" && e.phase === "criu-restore" && e.ok) {
-      restoredTree = serversLeft().length > 0;
+      restoredTree = examplesOn(port).length > 0;
       abort.abort();
     }
   });
@@ -90,7 +55,7 @@ test("a restore interrupted after CRIU brought the tree back ends it: no process
     (e: unknown) => e instanceof StasisError && e.code === "E_INTERRUPTED",
   );
   assert.ok(restoredTree, "CRIU had restored the server before the interrupt");
-  assert.deepEqual(serversLeft(), []);
+  assert.deepEqual(examplesOn(port), []);
   assert.deepEqual(recordsLeft(), []);
   await assert.rejects(httpOk(`${base}/health`, { timeoutMs: 1000 }));
 });
@@ -109,7 +74,7 @@ test("a restore whose canary does not match ends the restored tree; the next res
   } finally {
     writeFileSync(manifestPath, original);
   }
-  assert.deepEqual(serversLeft(), []);
+  assert.deepEqual(examplesOn(port), []);
   assert.deepEqual(recordsLeft(), []);
   const res = await restore(opts, new Events());
   assert.equal((await httpOk(`${base}/health`)).status, 200);

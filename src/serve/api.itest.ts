@@ -6,16 +6,15 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { request } from "node:http";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { stasis, tempHome, EXAMPLES, MAIN } from "../testing/cli.js";
+import { stasis, tempHome, EXAMPLES } from "../testing/cli.js";
+import { startDaemon } from "../testing/daemon.js";
 import { api, assertAnswer, type At } from "../testing/daemon-api.js";
 import { series } from "../testing/prometheus.js";
 import { httpOk } from "../engines/http-client.js";
-import { freePort } from "../proc/net.js";
-import { listenersOn } from "../proc/net.js";
+import { freePort, listenersOn } from "../proc/net.js";
 
 const { home, env, teardown } = tempHome();
 after(() => teardown(1));
@@ -24,24 +23,13 @@ test("capture, restore, list, stop and metrics over HTTP, on the socket and on T
   const token = "itest-token-0123456789abcdef";
   const tokenFile = join(home, "token");
   writeFileSync(tokenFile, token + "\n", { mode: 0o600 });
-  const daemon = spawn(
-    process.execPath,
-    [MAIN, "serve", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "--log-format", "json"],
-    {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "ignore", "pipe"],
-    },
+  const daemon = await startDaemon(
+    env,
+    ["--listen", "127.0.0.1:0", "--token-file", tokenFile, "--log-format", "json"],
+    /listening on tcp 127\.0\.0\.1:(\d+)/,
   );
-  let log = "";
-  daemon.stderr.on("data", (d: Buffer) => (log += d.toString()));
-  const exited = new Promise<number | null>((resolve) => daemon.on("exit", (code) => resolve(code)));
   try {
-    let port = 0;
-    for (let i = 0; i < 500 && !port; i++) {
-      port = Number(/listening on tcp 127\.0\.0\.1:(\d+)/.exec(log)?.[1] ?? 0);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.ok(port > 0, log);
+    const port = Number(daemon.listening[1]);
     const unix: At = { socket: join(home, "stasisd.sock") };
     const tcp: At = { port, token };
 
@@ -166,11 +154,12 @@ test("capture, restore, list, stop and metrics over HTTP, on the socket and on T
     assert.equal(stop.json.via, "daemon");
     assert.equal(stop.json.stopped[0].id, cliCapture.json.instance.id);
   } finally {
-    daemon.kill("SIGTERM");
+    await daemon.stop();
   }
-  assert.equal(await exited, 0, log.slice(-3000));
+  assert.equal(await daemon.exited, 0, daemon.log().slice(-3000));
   // The log: one JSON object a line, the requests among them with where they came from.
-  const records = log
+  const records = daemon
+    .log()
     .trim()
     .split("\n")
     .map((l) => JSON.parse(l));
@@ -181,16 +170,9 @@ test("capture, restore, list, stop and metrics over HTTP, on the socket and on T
 });
 
 test("a client that goes away mid-capture aborts it: the server is stopped, nothing is kept", async () => {
-  const daemon = spawn(process.execPath, [MAIN, "serve", "--log-format", "json"], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let log = "";
-  daemon.stderr.on("data", (d: Buffer) => (log += d.toString()));
-  const exited = new Promise<number | null>((resolve) => daemon.on("exit", (code) => resolve(code)));
+  const daemon = await startDaemon(env, ["--log-format", "json"]);
   const socket = join(home, "stasisd.sock");
   try {
-    for (let i = 0; i < 500 && !log.includes("listening on"); i++) await new Promise((r) => setTimeout(r, 20));
     const port = await freePort();
     const body = JSON.stringify({
       name: "abandoned",
@@ -213,9 +195,9 @@ test("a client that goes away mid-capture aborts it: the server is stopped, noth
       req.on("error", (err) => (req.destroyed ? undefined : reject(err)));
       req.end(body);
     });
-    for (let i = 0; i < 250 && !/capture failed: E_INTERRUPTED/.test(log); i++)
+    for (let i = 0; i < 250 && !/capture failed: E_INTERRUPTED/.test(daemon.log()); i++)
       await new Promise((r) => setTimeout(r, 20));
-    assert.match(log, /capture failed: E_INTERRUPTED/);
+    assert.match(daemon.log(), /capture failed: E_INTERRUPTED/);
     assert.deepEqual((await api({ socket }, "GET", "/v1/instances?all=true")).json.instances, [], "no record left");
     assert.equal((await listenersOn(port)).length, 0, "the server is stopped");
     const metrics = await api({ socket }, "GET", "/metrics");
@@ -226,7 +208,7 @@ test("a client that goes away mid-capture aborts it: the server is stopped, noth
       0,
     );
   } finally {
-    daemon.kill("SIGTERM");
+    await daemon.stop();
   }
-  assert.equal(await exited, 0, log.slice(-3000));
+  assert.equal(await daemon.exited, 0, daemon.log().slice(-3000));
 });

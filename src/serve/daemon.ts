@@ -16,7 +16,7 @@ import { Events } from "../events.js";
 import { paths } from "../home.js";
 import { CudaDriver } from "../cuda/driver.js";
 import { warmCudaWorker } from "./warm-cuda.js";
-import { weightsKeepers } from "../engines/weights-keepers.js";
+import { DEFAULT_PINNED_IMAGES, weightsKeepers } from "../engines/weights-keepers.js";
 import { prepareHome } from "../store/home-guard.js";
 import { ownCudaDriver } from "../restore/restore.js";
 import { listInstances } from "../instances/instances.js";
@@ -33,6 +33,8 @@ export interface ServeOptions {
   signal?: AbortSignal;
   /** Keep the weights of the snapshots restored in pinned host memory, and a stager warm (weights-keepers.ts). */
   pinWeights?: boolean;
+  /** Weights images each keeper keeps pinned, the least recently used freed (default 2). */
+  pinWeightsMax?: number;
   /** Also serve the API on TCP; every request there must carry `token` (auth.ts). */
   tcp?: TcpListen & { token: string };
   /** Where requests and the operations' events are logged (log.ts); the daemon's own lines go to `events` too. */
@@ -73,7 +75,7 @@ export async function serve(opts: ServeOptions, events: Events): Promise<ServeRe
       )
     : { lease: ownCudaDriver, close: async () => {} };
   const keepers = opts.pinWeights
-    ? weightsKeepers((m, level) => events.log(m, level), opts.settings.config.pinWeightsMax)
+    ? weightsKeepers((m, level) => events.log(m, level), opts.pinWeightsMax ?? DEFAULT_PINNED_IMAGES)
     : undefined;
   const log: DaemonLog = opts.log ?? { event: () => undefined, request: () => undefined };
   const ctx: DaemonContext = {

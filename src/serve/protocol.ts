@@ -10,6 +10,7 @@ import type { CaptureOptions } from "../capture/capture.js";
 import type { StasisEvent } from "../events.js";
 import type { RequestKnobs } from "../config/config.js";
 import { MEMORY_MODES, PREFETCH_MODES, VERIFY_MODES, WEIGHTS_MODES } from "../restore/modes.js";
+import { Instance, InstanceStatus, ParkedView } from "../contracts/instance.js";
 
 /** The schemas the OpenAPI document names (components.schemas), by id. */
 export const API_SCHEMAS = z.registry<{ id: string }>();
@@ -172,34 +173,8 @@ const phase = z.looseObject({
   detail: z.record(z.string(), z.unknown()).optional(),
 });
 
-export const InstanceSchema = z
-  .looseObject({
-    id: z.string(),
-    snapshot: z.string(),
-    origin: z.enum(["capture", "restore"]),
-    pid: z.number().int(),
-    url: z.string(),
-    createdAt: z.string(),
-    dir: z.string(),
-    stdout: z.string(),
-    stderr: z.string(),
-    listeners: z.array(z.string()).optional(),
-  })
-  .register(API_SCHEMAS, { id: "Instance" });
-
-export const InstanceStatusSchema = InstanceSchema.extend({
-  running: z.boolean(),
-  status: z
-    .enum(["serving", "exited", "capturing", "restoring", "parked", "abandoned"])
-    .describe(
-      "capturing/restoring: a stasis process is at work on it; parked: restored or hibernated, its tree stopped, " +
-        "held by `stasis serve`; abandoned: that process died half-way",
-    ),
-  memory: z
-    .looseObject({ rssBytes: z.number(), pssBytes: z.number() })
-    .optional()
-    .describe("host memory its process tree holds (running instances)"),
-}).register(API_SCHEMAS, { id: "InstanceStatus" });
+export const InstanceSchema = Instance.register(API_SCHEMAS, { id: "Instance" });
+export const InstanceStatusSchema = InstanceStatus.register(API_SCHEMAS, { id: "InstanceStatus" });
 
 export const RestoreResultSchema = z
   .looseObject({
@@ -228,18 +203,8 @@ export const InstanceRequestSchema = z
   .register(API_SCHEMAS, { id: "InstanceRequest" });
 
 /** A parked instance as the daemon describes it. */
-export const ParkedViewSchema = z
-  .looseObject({
-    id: z.string(),
-    snapshot: z.string(),
-    pid: z.number().int(),
-    url: z.string(),
-    hibernated: z.boolean(),
-    parkMs: z.number().describe("how long parking it took (CRIU, reads, checks; hibernated: sleep, checkpoint, stop)"),
-    parkedAt: z.string(),
-  })
-  .register(API_SCHEMAS, { id: "ParkedView" });
-export type ParkedView = z.infer<typeof ParkedViewSchema>;
+export const ParkedViewSchema = ParkedView.register(API_SCHEMAS, { id: "ParkedView" });
+export type ParkedView = z.infer<typeof ParkedView>;
 export const ParkedAnswer = z.strictObject({ parked: z.array(ParkedViewSchema) });
 export const HibernatedAnswer = z.strictObject({ parked: ParkedViewSchema });
 export const ParkedStopAnswer = z.strictObject({ stopped: z.boolean() });

@@ -82,3 +82,15 @@ export function tempHome(): {
   };
   return { home, env, cleanup, teardown };
 }
+
+/**
+ * Runs `stasis ARGS` with `env` in the background and kills it (SIGKILL) once `ready()` holds (checked every 50 ms,
+ * 30 s at most): a run killed half-way, as a crash or the OOM killer would.
+ */
+export async function killWhen(args: string[], env: NodeJS.ProcessEnv, ready: () => boolean): Promise<void> {
+  const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, stdio: "ignore" });
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  for (let i = 0; i < 600 && !ready(); i++) await new Promise((r) => setTimeout(r, 50));
+  child.kill("SIGKILL");
+  await exited;
+}

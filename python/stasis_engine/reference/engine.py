@@ -85,7 +85,7 @@ class Engine:
         )
         if self._compile_enabled():
             with p.phase("torch_compile") as i:
-                i.update(self.runner.compile())
+                i.update(self.runner.compile(self.opts.compile_backend))
         if self.device.type == "cuda" and not self.opts.enforce_eager:
             with p.phase("cuda_graph_capture") as i:
                 i.update(self.runner.capture())

@@ -16,12 +16,11 @@ import time
 import traceback
 from typing import Any
 
-from .. import config  # no torch: safe before the settings below
-
-# Before torch is imported. Inductor compiles with a pool of worker processes (STASIS_REFERENCE_COMPILE_THREADS,
-# default: every core; compiling the 3B decode step on one thread takes minutes); the runner shuts the pool
-# down once compiled, so no worker is left in the process tree for CRIU to dump. Nothing reaches for the hub.
-os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = str(config.get("STASIS_REFERENCE_COMPILE_THREADS") or os.cpu_count() or 1)
+# Before torch is imported. Inductor compiles with a pool of worker processes, one per core (compiling the 3B decode
+# step on one thread takes minutes), over the 1 that stasis's launch sets for other servers (src/launch/launch.ts):
+# the runner shuts the pool down once compiled, so no worker is left in the process tree for CRIU to dump. Nothing
+# reaches for the hub.
+os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = str(os.cpu_count() or 1)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -33,6 +33,8 @@ class ServeOptions:
     compile: bool | None = None
     enforce_eager: bool = False
     served_model_name: str | None = None
+    #: torch.compile's backend (the CPU tests pass "eager": no compiler needed).
+    compile_backend: str = "inductor"
 
     @property
     def name(self) -> str:

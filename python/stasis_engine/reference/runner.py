@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 
-from .. import config
 from .kv_cache import KVCache
 
 # The decoder layer's index, as dynamo names it inside ``LlamaDecoderLayer.forward``: dynamic from the first
@@ -107,7 +106,7 @@ class Runner:
 
     # -- start-up -------------------------------------------------------------------------------------------
 
-    def compile(self) -> dict[str, Any]:
+    def compile(self, backend: str = "inductor") -> dict[str, Any]:
         """torch.compile the decoder layer, as vLLM does: one layer's code, compiled once, serves all layers.
 
         ``Module.compile`` on each layer shares one dynamo cache (the layers run the same code), and with
@@ -128,7 +127,6 @@ class Runner:
         info: dict[str, Any] = {"enabled": True, "ok": True, "scope": "decoder_layer", "ms_per_size": {}}
         layers = list(self._decoder_layers())
         graphs_before = counters["stats"]["unique_graphs"]
-        backend = config.get("STASIS_REFERENCE_COMPILE_BACKEND")  # tests: "eager", no compiler
         info["backend"] = backend
         for layer in layers:
             layer.compile(backend=backend, fullgraph=True)

@@ -4,7 +4,7 @@
 Python's lock. Python maps the slots' memory (``LaneSlots``, which can start pinning them ahead of the run) and
 makes the streams and events; each C lane pins what was not pinned ahead and unpins its own slots; Python drains and
 releases whatever a failed lane left, under the same invariants as the Python loop.
-``library()`` is None where the helper is not built (or STASIS_NATIVE_LANES=0): the caller then runs the Python
+``library()`` is None where the helper is not built: the caller then runs the Python
 loop.
 """
 
@@ -15,7 +15,6 @@ import os
 import time
 from typing import Any
 
-from .. import config
 from ..errors import StasisEngineError
 from . import _libc
 from ._copier import Copier
@@ -96,10 +95,9 @@ _loaded: Any = None
 
 
 def library() -> Any:
-    """The loaded helper, or None (not built, not loadable, or STASIS_NATIVE_LANES=0)."""
+    """The loaded helper, or None (not built, not loadable): the lanes then run their Python loop. (The tests and
+    bench/weights_bench.py run that loop where the helper is built by replacing this function.)"""
     global _loaded
-    if not config.get("STASIS_NATIVE_LANES"):
-        return None
     if _loaded is None:
         try:
             lib = ctypes.CDLL(LIBRARY)

@@ -48,7 +48,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .. import config
 from ..errors import StasisEngineError
 from ._cudadrv import Driver, DriverRuntime, ExportableMemory
 from ._targets import Device, Target
@@ -274,12 +273,9 @@ _IN_MEMORY = 0.98
 
 
 def _threads(resident: float) -> int:
-    """STASIS_STAGE_THREADS, else by where the file is (``resident``: the fraction in the page cache). In the page
-    cache: 8 (copies are CPU work that CRIU and the CUDA restore beside it also need). On disk: 16 (reads wait on the
-    disk; more in flight keep it busy). Why: docs/decisions/0007-weights-cold-and-stager.md."""
-    threads: int | None = config.get("STASIS_STAGE_THREADS")
-    if threads is not None:
-        return threads
+    """By where the file is (``resident``: the fraction in the page cache). In the page cache: 8 (copies are CPU work
+    that CRIU and the CUDA restore beside it also need). On disk: 16 (reads wait on the disk; more in flight keep it
+    busy). Why: docs/decisions/0007-weights-cold-and-stager.md."""
     return 8 if resident >= _IN_MEMORY else 16
 
 
@@ -403,7 +399,7 @@ class Keeper:
     image in with one host-to-GPU copy (the link's speed, no CPU work beside the restore), and it keeps its CUDA
     contexts, so no start-up either. The first job for a file is filled straight from the file, as the one-shot stager
     does, and the image is pinned after its hand-off (docs/decisions/0003-weights-keeper.md). Jobs come one JSON line at
-    a time on stdin, each with an ``id`` that its answer lines carry. At most STASIS_PIN_WEIGHTS_MAX images (default 2)
+    a time on stdin, each with an ``id`` that its answer lines carry. At most ``--max-images`` images (default 2)
     stay pinned, least recently used freed."""
 
     def __init__(self, open_runtime: Callable[[str], DriverRuntime] | None = None, max_images: int = 2) -> None:
@@ -604,7 +600,7 @@ def keep(max_images: int = 2) -> int:
 
 
 def _max_images(args: list[str]) -> int:
-    """``--max-images N`` (the daemon passes its STASIS_PIN_WEIGHTS_MAX), else 2."""
+    """``--max-images N`` (the daemon passes its ``--pin-weights-max``), else 2."""
     if not args:
         return 2
     if len(args) == 2 and args[0] == "--max-images" and args[1].isdigit() and int(args[1]) > 0:

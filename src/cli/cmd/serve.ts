@@ -1,6 +1,6 @@
 import type { CliCommand } from "../registry.js";
 import { StasisError } from "../../errors.js";
-import { oneOf, str } from "../args.js";
+import { num, oneOf, str } from "../args.js";
 import { interruptSignal } from "../interrupt.js";
 import { LOG_FORMATS } from "../../serve/log.js";
 
@@ -11,7 +11,7 @@ export const command: CliCommand = {
     "SIGTERM, serving its HTTP API (docs/api.md): list, stop, capture and restore instances, pin and release",
     "weights, Prometheus metrics at /metrics. `stasis restore`, `capture`, `ps` and `stop` then hand their work",
     "to it (set STASIS_NO_DAEMON=1 to work in-process), which saves Node's start-up and module loading on every",
-    "restore. Restores and captures run with the daemon's settings (STASIS_CRIU, STASIS_PREFILL_WORKERS, ...:",
+    "restore. Restores and captures run with the daemon's settings (STASIS_CRIU, STASIS_WORKING_SET, ...:",
     "docs/configuration.md), except those the command's user set, which come with its request; each line it logs",
     "goes to standard error.",
   ].join("\n"),
@@ -50,9 +50,14 @@ export const command: CliCommand = {
         "host-to-GPU copy (no file reads, no start-up); the first restore reads the file, and the",
         "image is pinned after it, unless `stasis prefetch --snapshot NAME` (POST /v1/weights/pin)",
         "pinned it ahead. Costs their size in locked RAM and a CUDA context (~0.6 GB) on",
-        "each GPU used (STASIS_PIN_WEIGHTS_MAX: how many it keeps). POST /v1/weights/release on",
+        "each GPU used (--pin-weights-max: how many it keeps). POST /v1/weights/release on",
         "the socket frees that locked RAM; the keepers stay up, holding none (docs/ARCHITECTURE.md)",
       ].join("\n"),
+    },
+    "pin-weights-max": {
+      type: "string",
+      arg: "N",
+      help: "with --pin-weights: weights images each keeper keeps pinned, the least recently used freed (default 2)",
     },
     park: {
       type: "string",
@@ -96,10 +101,14 @@ export const command: CliCommand = {
     try {
       const { serve } = await import("../../serve/daemon.js");
       const pinWeights = Boolean(values["pin-weights"]);
+      const pinWeightsMax = pinnedImages(values, pinWeights);
       const warmCuda = Boolean(values["warm-cuda"]);
       const park = (str(values, "park") ?? "").split(",").filter((n) => n !== "");
       const r = await serve(
-        { socket: str(values, "socket"), signal, pinWeights, warmCuda, settings, log, park, ...(tcp ? { tcp } : {}) },
+        {
+          ...{ socket: str(values, "socket"), signal, pinWeights, pinWeightsMax, warmCuda, settings, log, park },
+          ...(tcp ? { tcp } : {}),
+        },
         new Events(),
       );
       const text = `stasis serve: stopped after ${r.restores} restore(s) and ${r.captures} capture(s); removed ${r.socket}`;
@@ -109,3 +118,18 @@ export const command: CliCommand = {
     }
   },
 };
+
+/** --pin-weights-max: an integer from 1 to 64, and only beside --pin-weights (undefined: the keepers' default). */
+function pinnedImages(values: Record<string, unknown>, pinWeights: boolean): number | undefined {
+  if (values["pin-weights-max"] === undefined) return undefined;
+  if (!pinWeights) {
+    throw new StasisError("E_USAGE", "--pin-weights-max is for --pin-weights", {
+      hint: "add --pin-weights, or drop --pin-weights-max",
+    });
+  }
+  const n = num(values, "pin-weights-max", 2, { min: 1, max: 64 });
+  if (!Number.isInteger(n)) {
+    throw new StasisError("E_USAGE", `--pin-weights-max: expected an integer from 1 to 64, got "${String(n)}"`);
+  }
+  return n;
+}

@@ -16,29 +16,6 @@ export const phase = z.looseObject({
   detail: z.record(z.string(), z.unknown()).optional(),
 });
 
-/** A server stasis started and tracks (`stasis ps`). `snapshot` is the snapshot's name, as everywhere. */
-export const instance = z.looseObject({
-  id: z.string(),
-  snapshot: z.string(),
-  origin: z.enum(["capture", "restore"]),
-  pid: z.number().int(),
-  url: z.string(),
-  createdAt: z.string(),
-  dir: z.string(),
-  stdout: z.string(),
-  stderr: z.string(),
-  placement: z
-    .looseObject({
-      netns: z.string().describe('"own" (a namespace of its own, --publish) or the --netns file'),
-      netnsId: z.string(),
-      published: z.string().describe("host:port the forwarder listens at (the instance's url)"),
-      innerUrl: z.string().describe("the captured URL, as the server answers inside its namespace"),
-      forwarderPid: z.number().int().optional(),
-    })
-    .optional()
-    .describe("restore --publish / --netns: where the server runs and how it is reached"),
-});
-
 /** A snapshot's manifest (src/store/manifest.ts validates every field; here the ones readers rely on). */
 export const manifest = z.looseObject({
   schema: z.string(),

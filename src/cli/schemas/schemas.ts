@@ -4,7 +4,8 @@
  * are current, and another validates real outputs of each command against the published files.
  */
 import { z } from "zod/v4";
-import { bytes, error, fileRange, instance, manifest, ms, phase } from "./_parts.js";
+import { bytes, error, fileRange, manifest, ms, phase } from "./_parts.js";
+import { Instance, InstanceStatus, ParkedView } from "../../contracts/instance.js";
 
 const doc = <T extends z.core.$ZodLooseShape>(command: string, shape: T) =>
   z.looseObject({ schema: z.literal(`stasis.${command}/v1`), ...shape });
@@ -30,7 +31,7 @@ const pulled = {
 
 const restored = {
   snapshot: z.string(),
-  instance,
+  instance: Instance,
   readyMs: ms,
   phases: z.array(phase),
   reads: z.looseObject({ bytesRead: bytes, bytesAlreadyResident: bytes, bytesVerified: bytes }),
@@ -50,17 +51,6 @@ const restored = {
     .optional()
     .describe("restore --foreground: how the server ended (stasis exits with code, or 128 + signal)"),
 };
-
-/** A parked instance, as `stasis serve` holds it (src/serve/protocol.ts's ParkedView). */
-const parkedView = z.looseObject({
-  id: z.string(),
-  snapshot: z.string(),
-  pid: z.number().int(),
-  url: z.string(),
-  hibernated: z.boolean().describe("parked by `stasis hibernate` from a serving instance"),
-  parkMs: ms,
-  parkedAt: z.string(),
-});
 
 export const SCHEMAS = {
   error: doc("error", { error }),
@@ -86,7 +76,7 @@ export const SCHEMAS = {
   capture: doc("capture", {
     snapshot: z.string(),
     snapshotDir: z.string(),
-    instance: instance.optional(),
+    instance: Instance.optional(),
     manifest,
     phases: z.array(phase),
     via: z.enum(["daemon", "process"]).optional().describe("who captured: a running `stasis serve`, or this process"),
@@ -99,29 +89,15 @@ export const SCHEMAS = {
     logs: z.array(z.looseObject({ stream: z.enum(["stderr", "stdout", "criu"]), path: z.string(), text: z.string() })),
   }),
   ps: doc("ps", {
-    instances: z.array(
-      instance.extend({
-        running: z.boolean(),
-        status: z
-          .enum(["serving", "exited", "capturing", "restoring", "parked", "abandoned"])
-          .describe(
-            "capturing/restoring: a stasis process is at work on it; parked: restored or hibernated, its tree " +
-              "stopped, held by `stasis serve`; abandoned: that process died half-way",
-          ),
-        memory: z
-          .looseObject({ rssBytes: bytes, pssBytes: bytes })
-          .optional()
-          .describe("host memory its process tree holds (running instances)"),
-      }),
-    ),
+    instances: z.array(InstanceStatus),
     via: z.enum(["daemon", "process"]).optional(),
   }),
   stop: doc("stop", {
     stopped: z.array(z.looseObject({ id: z.string(), result: z.string() })),
     via: z.enum(["daemon", "process"]).optional(),
   }),
-  park: doc("park", { parked: z.array(parkedView) }),
-  hibernate: doc("hibernate", { parked: parkedView }),
+  park: doc("park", { parked: z.array(ParkedView) }),
+  hibernate: doc("hibernate", { parked: ParkedView }),
   ls: doc("ls", {
     snapshots: z.array(
       z.looseObject({
