@@ -30,7 +30,7 @@ if has gaps; then
   # Where CRIU's part of one restore goes (its -v4 log's largest gaps), on the host's network, no daemon.
   touch /tmp/gaps-mark
   STASIS_NO_DAEMON=1 stasis restore "$A" --json > "$LOGS/gaps.json" 2>&1 || true
-  log=$(find "$STASIS_HOME" -name criu-restore.log -newer /tmp/gaps-mark 2>/dev/null | head -1)
+  log=$(find "$STASIS_HOME" -name criu-restore.log -newer /tmp/gaps-mark 2>/dev/null | sed -n 1p)
   [ -n "$log" ] && node bench/criu-log-gaps.mjs "$log" 25 > "$OUT/criu-gaps.txt" 2>&1
   STASIS_NO_DAEMON=1 stasis stop --all --grace 10 >/dev/null 2>&1 || true
 fi
@@ -52,7 +52,7 @@ fi
 ask() { # HOST:PORT
   curl -s -m 20 "http://$1/v1/completions" -H 'content-type: application/json' \
     -d '{"model": "'"$(curl -s -m 5 "http://$1/v1/models" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')"'", "prompt": "replica", "max_tokens": 4, "temperature": 0}' |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); print(repr(r["choices"][0]["text"]))' 2>&1 | head -1
+    python3 -c 'import json,sys; r=json.load(sys.stdin); print(repr(r["choices"][0]["text"]))' 2>&1 | sed -n 1p
 }
 # restore --json -> "readyMs criuMs cudaMs published id"
 fields() {
