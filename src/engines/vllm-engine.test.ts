@@ -320,3 +320,67 @@ test("a worker's error code maps to the product's by the contract's table (weigh
     }
   }
 });
+
+/** A TP=2 server's answers: every stasis method answered by both ranks, `stasis_parallel` with these paths live. */
+function tp2(allReduce: Record<string, boolean>, only?: (method: string) => number[]) {
+  return (m: string): [number, unknown] => {
+    if (m === "GET /is_sleeping") return [200, { is_sleeping: false }];
+    if (!m.startsWith("stasis_")) return [200, {}];
+    const ranks = only?.(m) ?? [0, 1];
+    const extra = (rank: number) =>
+      m === "stasis_parallel"
+        ? { tensor_parallel_size: 2, pipeline_parallel_size: 1, all_reduce: { pynccl: true, ...allReduce } }
+        : m === "stasis_weights_layout"
+          ? { extents: [{ address: `0x${(rank + 7).toString(16)}0000000`, size: 4096 }], stage: null }
+          : {};
+    return [200, { results: ranks.map((rank) => ({ ok: true, rank, world_size: 2, ...extra(rank) })) }];
+  };
+}
+
+test("a TP=2 server with custom all-reduce is refused before its weights are dumped or it sleeps", async () => {
+  const server = await fakeServer(tp2({ custom: true }));
+  try {
+    const { ctx } = context(server.url);
+    await assert.rejects(
+      vllmEngine.prepareCapture({ ...ctx, usesGpu: async () => true }, "/nonexistent"),
+      (e: Error & { code?: string; hint?: string }) =>
+        e.code === "E_ENGINE" && /custom all-reduce/.test(e.message) && /--disable-custom-all-reduce/.test(e.hint!),
+    );
+    assert.deepEqual(server.methods, ["GET /is_sleeping", "stasis_weights_layout", "stasis_parallel"]);
+  } finally {
+    await server.close();
+  }
+});
+
+test("a TP=2 restore refills each rank from its own file, and fails where a rank does not answer", async () => {
+  const state = { ...LEVEL2, ranks: 2 };
+  const server = await fakeServer(tp2({}));
+  try {
+    const { ctx } = context(server.url);
+    const timeline = recordTimeline(ctx.events);
+    await vllmEngine.resume(ctx, state, "/snap");
+    assert.deepEqual(server.methods, [
+      "POST /wake_up?tags=weights",
+      "stasis_load_weights",
+      "POST /wake_up?tags=kv_cache",
+      "POST /reset_prefix_cache",
+    ]);
+    const refill = timeline.phases.find((p) => p.name === "refill-weights");
+    assert.deepEqual(
+      (refill?.detail?.ranks as { rank: number }[]).map((r) => r.rank),
+      [0, 1],
+    );
+  } finally {
+    await server.close();
+  }
+  const half = await fakeServer(tp2({}, (m) => (m === "stasis_load_weights" ? [0] : [0, 1])));
+  try {
+    await assert.rejects(
+      vllmEngine.resume(context(half.url).ctx, state, "/snap"),
+      (e: Error & { code?: string }) => e.code === "E_ENGINE" && /no answer from rank 1/.test(e.message),
+    );
+    assert.ok(!half.methods.includes("POST /wake_up?tags=kv_cache"), "nothing more is woken after the failed refill");
+  } finally {
+    await half.close();
+  }
+});

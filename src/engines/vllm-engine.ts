@@ -10,45 +10,32 @@ import { StageInfo, type StagedWeights } from "./weights-stager.js";
 import { exists } from "../files.js";
 import { isSnapshotRelative } from "../store/confine.js";
 import { PRIVATE_DIR } from "../store/private.js";
-import { productCode } from "../contracts/engine-errors.js";
+import { checkRanks, type RankResult } from "./vllm-ranks.js";
+import { parallelSetup, refuseCrossProcessAllReduce } from "./vllm-parallel.js";
 
 /** The weights file of each rank inside a snapshot; `{rank}` is filled in by the worker extension. */
 const WEIGHTS_TEMPLATE = "weights/rank{rank}.stasisw";
 
-interface RpcResults {
-  results: unknown[];
-}
-
-interface RankResult {
-  ok?: boolean;
-  rank?: number;
-  error?: { code?: string; message?: string; hint?: string };
-  [key: string]: unknown;
-}
-
 /**
- * Calls a stasis worker-extension method in every worker through POST /collective_rpc. Each worker answers
- * `{ok, rank, ...}`; a worker that answers `ok: false` fails the call with its own message and hint.
+ * Calls a stasis worker-extension method in every worker through POST /collective_rpc and checks the answer
+ * (`checkRanks`): a worker that answers `ok: false` fails the call with its own message and hint, and so does a
+ * missing worker: `ranks` where the caller knows how many there are.
  */
-async function rpc(ctx: EngineContext, method: string, args: string[] = []): Promise<RankResult[]> {
+async function rpc(ctx: EngineContext, method: string, args: string[] = [], ranks?: number): Promise<RankResult[]> {
   const res = await httpOk(ctx.baseUrl + "/collective_rpc", {
     body: JSON.stringify({ method, args, kwargs: {} }),
     timeoutMs: 600_000,
     signal: ctx.signal,
   });
-  const results = ((JSON.parse(res.body) as RpcResults).results ?? []) as RankResult[];
-  const failed = results.find((r) => r && r.ok === false);
-  if (failed) {
-    throw new StasisError(
-      productCode(failed.error?.code),
-      `${method} failed in rank ${failed.rank ?? "?"}: ${failed.error?.message ?? "no message"}`,
-      {
-        hint: failed.error?.hint ?? "see the server's log",
-        details: { method, error: failed.error },
-      },
-    );
+  let body: { results?: unknown };
+  try {
+    body = JSON.parse(res.body) as { results?: unknown };
+  } catch {
+    throw new StasisError("E_ENGINE", `${method}: /collective_rpc answered ${JSON.stringify(res.body.slice(0, 80))}`, {
+      hint: "is it vLLM with VLLM_SERVER_DEV_MODE=1?",
+    });
   }
-  return results;
+  return checkRanks(method, body?.results, ranks);
 }
 
 async function post(ctx: EngineContext, path: string): Promise<void> {
@@ -84,11 +71,11 @@ async function isSleeping(ctx: EngineContext): Promise<boolean> {
  * worker extension without the method (an older stasis_engine) or a failing worker only costs image size, so
  * the capture goes on with a warning. vLLM's API server process is not trimmed, only the workers.
  */
-export async function trimHostMemory(ctx: EngineContext): Promise<void> {
+export async function trimHostMemory(ctx: EngineContext, ranks?: number): Promise<void> {
   try {
     await ctx.events.phase(
       "host-trim",
-      () => rpc(ctx, "stasis_trim_host_memory"),
+      () => rpc(ctx, "stasis_trim_host_memory", [], ranks),
       (results) => ({ detail: trimDetail(results) }),
     );
   } catch (err) {
@@ -105,12 +92,12 @@ export async function trimHostMemory(ctx: EngineContext): Promise<void> {
  * and the sleep pool's tags other than the weights and KV cache that the sleep released: a restore must wake them
  * too (the CUDA graphs' memory with STASIS_VLLM_GRAPHS=sleep). Best effort, as the host trim.
  */
-async function sleepingExtraTags(ctx: EngineContext): Promise<string[]> {
+async function sleepingExtraTags(ctx: EngineContext, ranks: number): Promise<string[]> {
   let results: RankResult[];
   try {
     results = await ctx.events.phase(
       "gpu-memory",
-      () => rpc(ctx, "stasis_gpu_memory"),
+      () => rpc(ctx, "stasis_gpu_memory", [], ranks),
       (r) => ({ detail: { ranks: r } }),
     );
   } catch (err) {
@@ -145,6 +132,25 @@ function extraWakeTags(state: Record<string, unknown>): string[] {
     );
   }
   return tags as string[];
+}
+
+/**
+ * A multi-worker server (tensor or pipeline parallel): what its workers hold between them, logged, and refused
+ * where the CUDA checkpoint cannot take it, before anything is dumped or put to sleep.
+ */
+async function checkParallel(ctx: EngineContext, ranks: number): Promise<void> {
+  const setup = parallelSetup(await rpc(ctx, "stasis_parallel", [], ranks));
+  const live = Object.entries(setup.live).map(([k, r]) => `${k} in rank ${r.join(",")}`);
+  ctx.events.log(
+    `${ranks} workers (tensor parallel ${setup.tensorParallel}, pipeline parallel ${setup.pipelineParallel}); ` +
+      `all-reduce paths live: ${live.join("; ") || "none"}`,
+  );
+  refuseCrossProcessAllReduce(setup);
+}
+
+/** The snapshot's worker count (the manifest's schema holds it to a positive integer where present). */
+function stateRanks(state: Record<string, unknown>): number | undefined {
+  return typeof state.ranks === "number" ? state.ranks : undefined;
 }
 
 function gib(v: unknown): string {
@@ -253,6 +259,7 @@ export const vllmEngine: Engine = {
     }
     const layout = probe.layout;
     const ranks = layout.length;
+    if (ranks > 1) await checkParallel(ctx, ranks);
     await mkdir(join(snapshotDir, "weights"), { recursive: true, mode: PRIVATE_DIR });
     const files: EngineState["files"] = [];
     for (let rank = 0; rank < ranks; rank++)
@@ -264,7 +271,7 @@ export const vllmEngine: Engine = {
     if (!key) {
       await ctx.events.phase(
         "weights-dump",
-        () => rpc(ctx, "stasis_dump_weights", [join(snapshotDir, WEIGHTS_TEMPLATE)]),
+        () => rpc(ctx, "stasis_dump_weights", [join(snapshotDir, WEIGHTS_TEMPLATE)], ranks),
         (r) => ({ bytes: sumBytes(r) }),
       );
     } else {
@@ -276,7 +283,7 @@ export const vllmEngine: Engine = {
         await mkdir(join(tmp, "weights"), { recursive: true, mode: PRIVATE_DIR }); // $STASIS_HOME/weights too
         await ctx.events.phase(
           "weights-dump",
-          () => rpc(ctx, "stasis_dump_weights", [join(tmp, WEIGHTS_TEMPLATE)]),
+          () => rpc(ctx, "stasis_dump_weights", [join(tmp, WEIGHTS_TEMPLATE)], ranks),
           (r) => ({ bytes: sumBytes(r) }),
         );
         await mkdir(join(tmp, "complete"), { mode: PRIVATE_DIR });
@@ -291,8 +298,8 @@ export const vllmEngine: Engine = {
     await ctx.events.phase("sleep", () => post(ctx, "/sleep?level=2"));
     if (!(await isSleeping(ctx)))
       throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
-    await trimHostMemory(ctx);
-    const wakeTags = await sleepingExtraTags(ctx);
+    await trimHostMemory(ctx, ranks);
+    const wakeTags = await sleepingExtraTags(ctx, ranks);
     const stage = stageInfo(layout);
     return {
       sleepLevel: 2,
@@ -312,11 +319,12 @@ export const vllmEngine: Engine = {
   async resume(ctx, state, snapshotDir, staged) {
     if (state.sleepLevel !== 2) return;
     const extraTags = extraWakeTags(state);
-    if (!(staged && (await adoptStaged(ctx, staged)))) {
+    const ranks = stateRanks(state);
+    if (!(staged && (await adoptStaged(ctx, staged, ranks)))) {
       await ctx.events.phase("wake-weights", () => post(ctx, "/wake_up?tags=weights"));
       await ctx.events.phase(
         "refill-weights",
-        () => rpc(ctx, "stasis_load_weights", [join(snapshotDir, weightsTemplate(state))]),
+        () => rpc(ctx, "stasis_load_weights", [join(snapshotDir, weightsTemplate(state))], ranks),
         (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }),
       );
     }
@@ -372,7 +380,7 @@ function parsed(candidate: unknown): StageInfo | undefined {
  * is nothing to take (the stager failed or was refused memory) or the engine would not take it: the caller then
  * wakes and refills, so staging never fails a restore that refilling would have served.
  */
-async function adoptStaged(ctx: EngineContext, staged: StagedWeights): Promise<boolean> {
+async function adoptStaged(ctx: EngineContext, staged: StagedWeights, ranks?: number): Promise<boolean> {
   const got = await staged.ready();
   if (!("socket" in got)) {
     ctx.events.log(`weights not staged (${got.reason}); refilling them in place`, "warn");
@@ -382,7 +390,7 @@ async function adoptStaged(ctx: EngineContext, staged: StagedWeights): Promise<b
   try {
     adopted = await ctx.events.phase(
       "adopt-weights",
-      () => rpc(ctx, "stasis_adopt_weights", [got.socket]),
+      () => rpc(ctx, "stasis_adopt_weights", [got.socket], ranks),
       (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }),
     );
   } catch (err) {
@@ -399,7 +407,7 @@ async function adoptStaged(ctx: EngineContext, staged: StagedWeights): Promise<b
   // restores the model's buffers (it maps nothing: the adopted allocations are hidden from it until settled).
   if (adopted.some((r) => r.settle === true)) {
     await ctx.events.phase("wake-weights", () => post(ctx, "/wake_up?tags=weights"));
-    await rpc(ctx, "stasis_adopt_settle");
+    await rpc(ctx, "stasis_adopt_settle", [], ranks);
   }
   return true;
 }

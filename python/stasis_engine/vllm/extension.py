@@ -17,12 +17,16 @@ is the worker. Arguments are strings (collective_rpc passes strings only).
   buffers and marks the weights awake), and ``stasis_adopt_settle()`` gives them back their tag.
 - ``stasis_gpu_memory()``: the worker's GPU memory by owner (torch's pools, the sleep-mode pool by tag, the
   rest: CUDA context and libraries), which is what the CUDA checkpoint copies when asked after a level-2 sleep.
+- ``stasis_parallel()``: the worker's place in the parallel layout (world size, tensor/pipeline/data parallel
+  sizes, local rank, device) and which all-reduce paths that map other workers' GPU memory are live in its
+  tensor-parallel group (``_parallel``), for the capture to refuse what the CUDA checkpoint cannot take.
 - ``stasis_trim_host_memory()``: give the worker's freed host memory back (Python garbage, torch's pinned cache,
   glibc's free lists) after ``POST /sleep?level=2`` and before the checkpoint, so it is not in the image;
   answers ``ms``, ``trimmed`` and private dirty bytes before and after. The API server process is not trimmed.
 
-Each returns ``{"ok": true, "rank": r, ...}`` or ``{"ok": false, "rank": r, "error": {code, message, hint}}``,
-so the product gets a structured answer per worker rather than vLLM's generic RPC failure.
+Each returns ``{"ok": true, "rank": r, "world_size": n, ...}`` or ``{"ok": false, "rank": r, "world_size": n,
+"error": {code, message, hint}}``, so the product gets a structured answer per worker rather than vLLM's generic
+RPC failure, and can check that every one of the ``n`` workers answered.
 
 Example::
 
@@ -123,6 +127,11 @@ class StasisWorkerExtension:
             lambda: {**_graphs.gpu_memory(self._stasis_pool()), "graphs": "sleep" if _graphs.installed() else "gpu"}
         )
 
+    def stasis_parallel(self) -> dict[str, Any]:
+        from ._parallel import parallel_facts
+
+        return self._stasis_call(lambda: parallel_facts(self))
+
     def stasis_trim_host_memory(self) -> dict[str, Any]:
         from ..host_trim import trim_host_memory
 
@@ -131,11 +140,11 @@ class StasisWorkerExtension:
     # Helpers: underscore-prefixed and namespaced, since vLLM refuses extension names the worker already has.
 
     def _stasis_call(self, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        rank = self._stasis_rank()
+        who = {"rank": self._stasis_rank(), "world_size": self._stasis_world_size()}
         try:
-            return {"ok": True, "rank": rank, **run()}
+            return {"ok": True, **who, **run()}
         except StasisEngineError as e:
-            return {"ok": False, "rank": rank, "error": e.to_dict()}
+            return {"ok": False, **who, "error": e.to_dict()}
 
     def _stasis_rank(self) -> int:
         return int(getattr(self, "rank", 0) or 0)
