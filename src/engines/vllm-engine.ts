@@ -136,10 +136,20 @@ function extraWakeTags(state: Record<string, unknown>): string[] {
 
 /**
  * A multi-worker server (tensor or pipeline parallel): what its workers hold between them, logged, and refused
- * where the CUDA checkpoint cannot take it, before anything is dumped or put to sleep.
+ * where the CUDA checkpoint cannot take it, before anything is dumped or put to sleep. `bestEffort`: a server
+ * that cannot answer (no worker extension) is let through.
  */
-async function checkParallel(ctx: EngineContext, ranks: number): Promise<void> {
-  const setup = parallelSetup(await rpc(ctx, "stasis_parallel", [], ranks));
+async function checkParallel(ctx: EngineContext, ranks?: number, bestEffort = false): Promise<void> {
+  let results: RankResult[];
+  try {
+    results = await rpc(ctx, "stasis_parallel", [], ranks);
+  } catch (err) {
+    // Without sleep mode the extension may be absent altogether: nothing to learn then, and nothing to refuse.
+    if (!bestEffort || ctx.signal?.aborted) throw err;
+    return;
+  }
+  const setup = parallelSetup(results);
+  if (setup.ranks < 2) return;
   const live = Object.entries(setup.live).map(([k, r]) => `${k} in rank ${r.join(",")}`);
   ctx.events.log(
     `${ranks} workers (tensor parallel ${setup.tensorParallel}, pipeline parallel ${setup.pipelineParallel}); ` +
@@ -254,6 +264,7 @@ export const vllmEngine: Engine = {
         });
       }
       // Never call /sleep here: on the CPU vLLM answers 200, frees nothing, and pauses the engine.
+      await checkParallel(ctx, undefined, true);
       ctx.events.log(`no sleep level 2: ${probe.reason}; weights and KV cache stay in the image`, "warn");
       return { sleepLevel: 0, reason: probe.reason };
     }
