@@ -158,6 +158,30 @@ async function checkParallel(ctx: EngineContext, ranks?: number, bestEffort = fa
   refuseCrossProcessAllReduce(setup);
 }
 
+/** How long every worker may take over each NCCL suspend or resume (a barrier across the workers). */
+const COMM_TIMEOUT_S = 60;
+
+/**
+ * A multi-worker server's NCCL communicators suspended after its sleep, before the CUDA checkpoint (vLLM's sleep
+ * leaves them as they are: docs/tensor-parallel.md); true where any was. Where the NCCL vLLM loaded lacks the call,
+ * the checkpoint meets the communicators as they are, with a warning; any other failure fails the capture.
+ */
+async function suspendComms(ctx: EngineContext, ranks: number): Promise<boolean> {
+  try {
+    const results = await ctx.events.phase(
+      "comm-suspend",
+      () => rpc(ctx, "stasis_comm_suspend", [String(COMM_TIMEOUT_S)], ranks),
+      (r) => ({ detail: { ranks: r } }),
+    );
+    return results.some((r) => typeof r.communicators === "number" && r.communicators > 0);
+  } catch (err) {
+    const code = err instanceof StasisError ? (err.details?.error as { code?: string } | undefined)?.code : undefined;
+    if (code !== "nccl_suspend_unsupported") throw err;
+    ctx.events.log(`NCCL communicators left as they are for the checkpoint: ${(err as Error).message}`, "warn");
+    return false;
+  }
+}
+
 /** The snapshot's worker count (the manifest's schema holds it to a positive integer where present). */
 function stateRanks(state: Record<string, unknown>): number | undefined {
   return typeof state.ranks === "number" ? state.ranks : undefined;
@@ -311,6 +335,7 @@ export const vllmEngine: Engine = {
       throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
     await trimHostMemory(ctx, ranks);
     const wakeTags = await sleepingExtraTags(ctx, ranks);
+    const commsSuspended = ranks > 1 && (await suspendComms(ctx, ranks));
     const stage = stageInfo(layout);
     return {
       sleepLevel: 2,
@@ -319,6 +344,7 @@ export const vllmEngine: Engine = {
       ...(key ? { reuseKey: key } : {}),
       ...(stage ? { stage } : {}),
       ...(wakeTags.length ? { wakeTags } : {}),
+      ...(commsSuspended ? { commsSuspended: true } : {}),
       files,
     };
   },
@@ -331,6 +357,14 @@ export const vllmEngine: Engine = {
     if (state.sleepLevel !== 2) return;
     const extraTags = extraWakeTags(state);
     const ranks = stateRanks(state);
+    // Before anything else talks to the workers: the communicators come back as the capture left them.
+    if (state.commsSuspended === true) {
+      await ctx.events.phase(
+        "comm-resume",
+        () => rpc(ctx, "stasis_comm_resume", [String(COMM_TIMEOUT_S)], ranks),
+        (r) => ({ detail: { ranks: r } }),
+      );
+    }
     if (!(staged && (await adoptStaged(ctx, staged, ranks)))) {
       await ctx.events.phase("wake-weights", () => post(ctx, "/wake_up?tags=weights"));
       await ctx.events.phase(
