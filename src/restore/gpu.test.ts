@@ -164,3 +164,37 @@ test("weights are staged on the GPU the engine goes back to, and on none where t
   );
   assert.equal(stagingGpu({ ...one, gpu: undefined } as Manifest, inv, undefined), undefined);
 });
+
+test("a TP=2 snapshot moved with --gpu: each target GPU must have room for its own rank", async () => {
+  const { prepareGpuRestore } = await import("./gpu.js");
+  const GiB = 2 ** 30;
+  const four = [gpu(0, "GPU-aaa"), gpu(1, "GPU-bbb"), gpu(2, "GPU-ccc"), gpu(3, "GPU-ddd")];
+  four[2]!.memoryUsedMiB = 60 * 1024; // GPU 2 is busy: 19.6 GiB free
+  const used = [
+    { index: 0, uuid: "GPU-aaa", name: H100, memoryMiB: 81559 },
+    { index: 1, uuid: "GPU-bbb", name: H100, memoryMiB: 81559 },
+  ];
+  const manifest = {
+    // The API server (a CUDA process on no GPU) and one worker per GPU, 30 and 10 GiB.
+    gpu: {
+      processes: [
+        { nsPid: 1, gpuBytes: 0, gpuUuids: [] },
+        { nsPid: 5, gpuBytes: 30 * GiB, gpuUuids: ["GPU-aaa"] },
+        { nsPid: 6, gpuBytes: 10 * GiB, gpuUuids: ["GPU-bbb"] },
+      ],
+      totalBytes: 40 * GiB,
+    },
+    fingerprint: {
+      gpu: { used, all: four.map(({ index, uuid, name, memoryMiB }) => ({ index, uuid, name, memoryMiB })) },
+    },
+  } as unknown as Manifest;
+  const inventory = { driver: "580", cuda: "13.0", gpus: four };
+  const driver = {} as Parameters<typeof prepareGpuRestore>[2]; // only the restore itself would call it
+  // Rank 0 (30 GiB) onto the busy GPU 2 is refused, naming it; rank 1 (10 GiB) fits there.
+  await assert.rejects(
+    prepareGpuRestore(manifest, "2,3", driver, inventory),
+    (e: StasisError) =>
+      e.code === "E_GPU_MEMORY" && /^GPU 2 \(GPU-ccc\) has 19\.6 GiB free; restoring needs 30\.5/.test(e.message),
+  );
+  assert.ok(await prepareGpuRestore(manifest, "3,2", driver, inventory));
+});
