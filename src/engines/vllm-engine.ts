@@ -11,7 +11,7 @@ import { exists } from "../files.js";
 import { isSnapshotRelative } from "../store/confine.js";
 import { PRIVATE_DIR } from "../store/private.js";
 import { checkRanks, type RankResult } from "./vllm-ranks.js";
-import { parallelSetup, refuseCrossProcessAllReduce } from "./vllm-parallel.js";
+import { parallelSetup, refuseUnsupported } from "./vllm-parallel.js";
 
 /** The weights file of each rank inside a snapshot; `{rank}` is filled in by the worker extension. */
 const WEIGHTS_TEMPLATE = "weights/rank{rank}.stasisw";
@@ -135,27 +135,32 @@ function extraWakeTags(state: Record<string, unknown>): string[] {
 }
 
 /**
- * A multi-worker server (tensor or pipeline parallel): what its workers hold between them, logged, and refused
- * where the CUDA checkpoint cannot take it, before anything is dumped or put to sleep. `bestEffort`: a server
- * that cannot answer (no worker extension) is let through.
+ * The server's parallel setup, asked of every worker (`stasis_parallel`): logged where there are several workers or
+ * engines, and refused where a capture cannot take it (`refuseUnsupported`), before anything is dumped or put to
+ * sleep. `sleeps`: the capture sleeps at level 2 with weights dumped per rank. `bestEffort`: a server that cannot
+ * answer (no worker extension, or the reference engine) is let through; a multi-worker vLLM must answer.
  */
-async function checkParallel(ctx: EngineContext, ranks?: number, bestEffort = false): Promise<void> {
+async function checkParallel(
+  ctx: EngineContext,
+  opts: { ranks?: number; sleeps: boolean; bestEffort: boolean },
+): Promise<void> {
   let results: RankResult[];
   try {
-    results = await rpc(ctx, "stasis_parallel", [], ranks);
+    results = await rpc(ctx, "stasis_parallel", [], opts.ranks);
   } catch (err) {
-    // Without sleep mode the extension may be absent altogether: nothing to learn then, and nothing to refuse.
-    if (!bestEffort || ctx.signal?.aborted) throw err;
+    if (!opts.bestEffort || ctx.signal?.aborted) throw err;
     return;
   }
   const setup = parallelSetup(results);
-  if (setup.ranks < 2) return;
-  const live = Object.entries(setup.live).map(([k, r]) => `${k} in rank ${r.join(",")}`);
-  ctx.events.log(
-    `${ranks} workers (tensor parallel ${setup.tensorParallel}, pipeline parallel ${setup.pipelineParallel}); ` +
-      `all-reduce paths live: ${live.join("; ") || "none"}`,
-  );
-  refuseCrossProcessAllReduce(setup);
+  if (setup.ranks > 1 || setup.dataParallel > 1) {
+    const live = Object.entries(setup.live).map(([k, r]) => `${k} in rank ${r.join(",")}`);
+    ctx.events.log(
+      `${setup.ranks} workers (tensor parallel ${setup.tensorParallel}, pipeline parallel ${setup.pipelineParallel}` +
+        `${setup.dataParallel > 1 ? `, data parallel ${setup.dataParallel}` : ""}); ` +
+        `all-reduce paths live: ${live.join("; ") || "none"}`,
+    );
+  }
+  refuseUnsupported(setup, opts.sleeps);
 }
 
 /** How long every worker may take over each NCCL suspend or resume (a barrier across the workers). */
@@ -288,13 +293,13 @@ export const vllmEngine: Engine = {
         });
       }
       // Never call /sleep here: on the CPU vLLM answers 200, frees nothing, and pauses the engine.
-      await checkParallel(ctx, undefined, true);
+      await checkParallel(ctx, { sleeps: false, bestEffort: true });
       ctx.events.log(`no sleep level 2: ${probe.reason}; weights and KV cache stay in the image`, "warn");
       return { sleepLevel: 0, reason: probe.reason };
     }
     const layout = probe.layout;
     const ranks = layout.length;
-    if (ranks > 1) await checkParallel(ctx, ranks);
+    await checkParallel(ctx, { ranks, sleeps: true, bestEffort: ranks === 1 });
     await mkdir(join(snapshotDir, "weights"), { recursive: true, mode: PRIVATE_DIR });
     const files: EngineState["files"] = [];
     for (let rank = 0; rank < ranks; rank++)

@@ -29,6 +29,7 @@ export interface ParallelSetup {
   ranks: number;
   tensorParallel: number;
   pipelineParallel: number;
+  dataParallel: number;
   /** Per all-reduce path, the ranks where it is live. */
   live: Record<string, number[]>;
 }
@@ -47,16 +48,33 @@ export function parallelSetup(results: RankResult[]): ParallelSetup {
     ranks: results.length,
     tensorParallel: num(first.tensor_parallel_size),
     pipelineParallel: num(first.pipeline_parallel_size),
+    dataParallel: num(first.data_parallel_size),
     live,
   };
 }
 
 /**
- * Refuses a multi-worker server whose all-reduce maps other workers' GPU memory: the CUDA checkpoint of such a
- * worker fails or hangs, so the capture stops before it dumps or sleeps anything, naming each path and its switch.
- * NCCL itself is let through (what its transports need is for a multi-GPU run to show: docs/tensor-parallel.md).
+ * Refuses what a capture of this server cannot do right, before it dumps or sleeps anything:
+ * - with `sleeps` (weights dumped per rank, the sleep and wake through `/collective_rpc`), data parallelism: vLLM's
+ *   `/collective_rpc` answers for the first engine only (v1/engine/core_client.py: `AsyncMPClient` calls the first
+ *   engine, `DPLBAsyncMPClient.call_utility_async` calls them all and keeps the first answer), so the other engines'
+ *   workers are not checked, and where they run the call their rank r writes the same weights file as the first's;
+ * - with several workers, an all-reduce that maps other workers' GPU memory: the CUDA checkpoint of such a worker
+ *   fails or hangs. Each path is named with its switch. NCCL itself is let through (what its transports need is for
+ *   a multi-GPU run to show: docs/tensor-parallel.md).
  */
-export function refuseCrossProcessAllReduce(setup: ParallelSetup): void {
+export function refuseUnsupported(setup: ParallelSetup, sleeps: boolean): void {
+  if (sleeps && setup.dataParallel > 1) {
+    throw new StasisError(
+      "E_ENGINE",
+      `the server runs ${setup.dataParallel} data-parallel engines; vLLM's /collective_rpc answers for the first ` +
+        "one only, so their weights cannot be dumped and refilled per worker",
+      {
+        hint: "serve each data-parallel replica as a server of its own (--data-parallel-size 1) and capture each",
+        details: { dataParallel: setup.dataParallel },
+      },
+    );
+  }
   if (setup.ranks < 2) return;
   const found = CROSS_PROCESS_ALL_REDUCE.filter((p) => (setup.live[p.key] ?? []).length > 0);
   if (found.length === 0) return;
