@@ -39,9 +39,11 @@ if has facts; then
 fi
 
 # The README's vLLM recipe with tensor parallelism. What a multi-worker capture refuses (docs/tensor-parallel.md):
-# vLLM's custom all-reduce (CUDA IPC) and torch symmetric memory are switched off; NCCL stays as it comes.
+# vLLM's custom all-reduce (CUDA IPC) and torch symmetric memory are switched off; NCCL stays as it comes (the
+# capture suspends its communicators where the NCCL has ncclCommSuspend, and says so in its log when not).
 server_env=(--env VLLM_SERVER_DEV_MODE=1 --env PYTHONPATH=$PWD/python:$VLLM_SITE --env VLLM_NO_USAGE_STATS=1
-            --env HF_HUB_OFFLINE=1 --env VLLM_USE_FLASHINFER_SAMPLER=0 --env NCCL_DEBUG=WARN)
+            --env HF_HUB_OFFLINE=1 --env VLLM_USE_FLASHINFER_SAMPLER=0
+            --env NCCL_DEBUG=INFO --env NCCL_DEBUG_SUBSYS=INIT)  # which transports NCCL chose, in the server's log
 for kv in ${SERVER_ENV:-}; do server_env+=(--env "$kv"); done
 serve() { # TP, then extra vLLM flags: sets SERVE, the server's command line
   local tp=$1; shift
@@ -64,14 +66,20 @@ capture() { # name, TP, extra stasis flags... [-- extra vLLM flags...]
     for f in "$dir"stdout.log "$dir"stderr.log; do [ -f "$f" ] && { echo "== $f"; tail -80 "$f"; }; done
     return 1
   fi
-  local lines
-  lines=$(grep -hE "all_reduce|allreduce|symmetric memory|NCCL|nccl==|sleep freed|still in use|Graph capturing" \
+  local lines nccl ours
+  # What the capture said of the workers: their parallel setup, the NCCL suspend, the CUDA checkpoint's phases.
+  ours=$(grep -hE "workers \(tensor|NCCL communicators|comm-suspend|cuda-lock|cuda-checkpoint" \
+    "$LOGS/capture-$name.log" 2>/dev/null | cut -c1-240) || true
+  lines=$(grep -hE "allreduce|all-reduce|symmetric memory|nccl==|sleep freed|still in use|Graph capturing" \
     "$STASIS_HOME/snapshots/$name"/logs/*.log 2>/dev/null | sed 's/^.*\] //' | cut -c1-200 | sort | uniq -c) || true
+  # NCCL's own account, folded: its version, each transport with how many channels took it, the communicators.
+  nccl=$(grep -ohE "NCCL version [^ ]+|via [A-Za-z/]+|Init COMPLETE|rank [0-9]+ nranks [0-9]+" \
+    "$STASIS_HOME/snapshots/$name"/logs/*.log 2>/dev/null | sort | uniq -c) || true
   { stasis inspect "$name" || true
     node -e 'const m=require(process.argv[1]); console.log(JSON.stringify({gpu: m.gpu, tree: m.tree,
       ranks: m.engine.state.ranks, used: m.fingerprint.gpu && m.fingerprint.gpu.used}, null, 1))' \
       "$STASIS_HOME/snapshots/$name/manifest.json" || true
-    printf '%s\n' "$lines"
+    printf '%s\n' "== stasis" "$ours" "== vLLM" "$lines" "== NCCL" "$nccl"
   } > "$LOGS/snapshot-$name.txt" 2>&1
   cat "$LOGS/snapshot-$name.txt"
 }
