@@ -73,7 +73,7 @@ capture() { # name, TP, extra stasis flags... [-- extra vLLM flags...]
   lines=$(grep -hE "allreduce|all-reduce|symmetric memory|nccl==|sleep freed|still in use|Graph capturing" \
     "$STASIS_HOME/snapshots/$name"/logs/*.log 2>/dev/null | sed 's/^.*\] //' | cut -c1-200 | sort | uniq -c) || true
   # NCCL's own account, folded: its version, each transport with how many channels took it, the communicators.
-  nccl=$(grep -ohE "NCCL version [^ ]+|via [A-Za-z/]+|Init COMPLETE|rank [0-9]+ nranks [0-9]+" \
+  nccl=$(grep -ohE "NCCL version [^ ]+|via [A-Za-z0-9/]+|Init COMPLETE|rank [0-9]+ nranks [0-9]+" \
     "$STASIS_HOME/snapshots/$name"/logs/*.log 2>/dev/null | sort | uniq -c) || true
   { stasis inspect "$name" || true
     node -e 'const m=require(process.argv[1]); console.log(JSON.stringify({gpu: m.gpu, tree: m.tree,
