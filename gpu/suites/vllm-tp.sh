@@ -33,7 +33,7 @@ source gpu/vllm/env.sh
 if has facts; then
   { nvidia-smi topo -m || true
     nvidia-smi --query-gpu=index,uuid,name,driver_version,memory.used --format=csv || true
-    python3 -c 'import torch; print("torch", torch.__version__, "nccl", ".".join(map(str, torch.cuda.nccl.version())))' || true
+    python3 -c 'import torch; print("torch", torch.__version__, "nccl", torch.cuda.nccl.version())' || true
     env | grep -E '^(NCCL|TORCH_SYMM|NVSHMEM|VLLM)_' | sort || true; } > "$OUT/facts.txt" 2>&1
   cat "$OUT/facts.txt"
 fi
@@ -126,7 +126,8 @@ if [ -d "$STASIS_HOME/snapshots/$NAME" ]; then
   # The same GPUs in reverse order: each rank's GPU state onto the other's GPU.
   has move && restore_check reversed --gpu "$(seq -s, $((TP - 1)) -1 0)"
   if has bench; then
-    step "bench-tp$TP" "${BENCH_LIMIT:-400}" stasis bench "$NAME" --strategies "${STRATEGIES:-restore-hot,restore-cold}" \
+    step "bench-tp$TP" "${BENCH_LIMIT:-400}" stasis bench "$NAME" \
+      --strategies "${STRATEGIES:-restore-hot,restore-cold}" \
       --repeat "${REPEAT:-3}" --out "$OUT/bench-tp$TP"
   fi
 fi

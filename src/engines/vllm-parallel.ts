@@ -83,7 +83,9 @@ export function refuseUnsupported(setup: ParallelSetup, sleeps: boolean): void {
     `the ${setup.ranks} workers share GPU memory the CUDA checkpoint cannot take: ` +
       found.map((p) => `${p.what} in rank ${setup.live[p.key]!.join(", ")}`).join("; "),
     {
-      hint: `turn ${found.length === 1 ? "it" : "them"} off: ${found.map((p) => p.fix).join("; ")} (docs/tensor-parallel.md)`,
+      hint:
+        `turn ${found.length === 1 ? "it" : "them"} off: ` +
+        `${found.map((p) => p.fix).join("; ")} (docs/tensor-parallel.md)`,
       details: { live: setup.live },
     },
   );

@@ -44,7 +44,9 @@ export function planGpus(
       `--gpu names ${targets.length} GPU${targets.length === 1 ? "" : "s"}, but the snapshot used ${ordered.length} ` +
         `(${used})`,
       {
-        hint: `name one GPU per captured GPU, comma-separated in the order ${used} (e.g. --gpu ${exampleList(ordered)})`,
+        hint:
+          `name one GPU per captured GPU, comma-separated in the order ${used} ` +
+          `(e.g. --gpu ${exampleList(ordered)})`,
       },
     );
   }
