@@ -139,10 +139,69 @@ def test_vllm_ext_refuses_while_asleep(tmp_path: Path, pool: tuple[FakeAllocator
 def test_vllm_ext_errors_are_results(tmp_path: Path, pool: tuple[FakeAllocator, list[torch.Tensor]]) -> None:
     worker = FakeWorker(rank=1, world_size=2)
     res = worker.stasis_load_weights(str(tmp_path / "missing-{rank}.stasisw"))
-    assert res == {"ok": False, "rank": 1, "error": res["error"]} and res["error"]["code"] == "weights_missing"
+    assert res == {"ok": False, "rank": 1, "world_size": 2, "error": res["error"]}
+    assert res["error"]["code"] == "weights_missing"
     assert "missing-1.stasisw" in res["error"]["message"]
     assert worker.stasis_dump_weights(str(tmp_path / "no-rank.stasisw"))["error"]["code"] == "bad_argument"
     assert worker.stasis_load_weights(str(tmp_path / "x-{rank}"), "warp")["error"]["code"] == "bad_argument"
+
+
+class _Part:
+    """One of vLLM's all-reduce objects: live unless ``disabled`` (vLLM's own verdict after its checks)."""
+
+    def __init__(self, disabled: bool) -> None:
+        self.disabled = disabled
+
+
+class CudaCommunicator:
+    """The shape of vLLM's CudaCommunicator (vllm/distributed/device_communicators/cuda_communicator.py)."""
+
+    def __init__(self, **parts: _Part | None) -> None:
+        for attr in ("ca_comm", "symm_mem_comm", "fi_ar_comm", "pynccl_comm"):
+            setattr(self, attr, parts.get(attr))
+
+
+class FakeParallelState:
+    def __init__(self, comm: Any) -> None:
+        self.comm = comm
+
+    def get_tp_group(self) -> Any:
+        if self.comm is None:
+            raise AssertionError("tensor model parallel group is not initialized")  # what vLLM's assert says
+        return type("GroupCoordinator", (), {"device_communicator": self.comm})()
+
+
+def test_vllm_ext_parallel_facts_read_the_live_all_reduce_paths() -> None:
+    from stasis_engine.vllm._parallel import parallel_facts
+
+    worker = FakeWorker(rank=1, world_size=2)
+    worker.local_rank = 1  # type: ignore[attr-defined]
+    worker.parallel_config.tensor_parallel_size = 2  # type: ignore[attr-defined]
+    comm = CudaCommunicator(ca_comm=_Part(False), symm_mem_comm=_Part(True), pynccl_comm=_Part(False))
+    env = {"NCCL_P2P_DISABLE": "1", "NCCL_DEBUG": "INFO"}
+    facts = parallel_facts(worker, FakeParallelState(comm), env)
+    assert facts["world_size"] == 2 and facts["tensor_parallel_size"] == 2 and facts["local_rank"] == 1
+    assert facts["pipeline_parallel_size"] == 1 and facts["data_parallel_size"] == 1
+    assert facts["all_reduce"] == {
+        "communicator": "CudaCommunicator",
+        "custom": True,
+        "symm_mem": False,  # created, then disabled by vLLM (no multicast): nothing live
+        "flashinfer": False,  # never created
+        "pynccl": True,
+    }
+    assert facts["nccl_env"] == {"NCCL_P2P_DISABLE": "1"}
+    # Before the model-parallel groups exist, or without vLLM: no communicator, nothing live.
+    none = parallel_facts(worker, FakeParallelState(None), {})["all_reduce"]
+    assert none["communicator"] is None and not any(v for k, v in none.items() if k != "communicator")
+
+
+def test_vllm_ext_parallel_is_an_rpc_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # no vLLM here: the facts say no communicator
+    res = FakeWorker(rank=0, world_size=2).stasis_parallel()
+    assert res["ok"] and res["rank"] == 0 and res["world_size"] == 2
+    assert res["all_reduce"]["communicator"] is None
 
 
 def test_vllm_ext_trims_the_workers_host_memory() -> None:

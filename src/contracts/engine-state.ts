@@ -39,6 +39,8 @@ export const VllmEngineState = z.discriminatedUnion("sleepLevel", [
     stage: StageInfo.optional(),
     /** Sleep-pool tags beyond weights and KV cache that the sleep released and the wake must bring back. */
     wakeTags: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/)).optional(),
+    /** The workers' NCCL communicators were suspended before the checkpoint: the restore resumes them first. */
+    commsSuspended: z.boolean().optional(),
   }),
   z.looseObject({
     sleepLevel: z.literal(0),

@@ -21,6 +21,17 @@ const DEFAULT_TIMEOUT_MS: Record<Op, number> = {
 };
 
 /**
+ * The CUDA worker's calls run on libuv's thread pool (koffi's async calls), 4 threads unless told: the checkpoint
+ * of a tensor-parallel tree (a worker per GPU beside the API server) must lock, checkpoint and restore all of its
+ * CUDA processes at once, not 4 at a time. Threads of the pool start once, on its first use.
+ */
+export const WORKER_THREADS = 32;
+
+export function workerEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...base, UV_THREADPOOL_SIZE: String(WORKER_THREADS) };
+}
+
+/**
  * stasis's handle on the CUDA driver's checkpoint API. Calls go to a worker process (src/cuda/worker.ts)
  * that called cuInit once; each call has a time limit, and a call past it kills the worker and fails with
  * E_CUDA_TIMEOUT naming the process and the call. `close()` ends the worker; always call it (in finally).
@@ -59,7 +70,7 @@ export class CudaDriver {
   /** Starts the worker and waits until it has initialised the driver. */
   static async start(): Promise<CudaDriver> {
     const worker = fileURLToPath(new URL("./worker.js", import.meta.url));
-    const child = spawn(process.execPath, [worker], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [worker], { stdio: ["pipe", "pipe", "pipe"], env: workerEnv() });
     const driver = new CudaDriver(child);
     const ready = await driver.await(0, "cuInit", undefined, DEFAULT_TIMEOUT_MS.driverVersion);
     if (!ready.ok) {

@@ -2,6 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Events, recordTimeline, type StasisEvent } from "../events.js";
 import type { EngineContext } from "./engine.js";
 import { trimGpuMemory, trimHostMemory, vllmEngine } from "./vllm-engine.js";
@@ -299,7 +302,11 @@ test("a vLLM layout with its stager facts is staged as extents, one allocation e
 test("a snapshot whose sleep released the CUDA graphs' memory has the workers map it before the KV cache wakes", async () => {
   const server = await fakeServer((m) => [
     200,
-    m === "stasis_adopt_weights" ? { results: [{ ok: true, rank: 0, bytes: 6_000 }] } : {},
+    m === "stasis_adopt_weights"
+      ? { results: [{ ok: true, rank: 0, bytes: 6_000 }] }
+      : m === "stasis_wake_tags"
+        ? { results: [{ ok: true, rank: 0, woken: ["default"] }] }
+        : {},
   ]);
   try {
     const { ctx } = context(server.url);
@@ -352,5 +359,159 @@ test("a worker's error code maps to the product's by the contract's table (weigh
     } finally {
       await server.close();
     }
+  }
+});
+
+/** A TP=2 server's answers: every stasis method answered by both ranks, `stasis_parallel` with these paths live;
+ *  `error` makes every rank fail that method with that engine error. */
+function tp2(
+  allReduce: Record<string, boolean>,
+  only?: (method: string) => number[],
+  error?: { method: string; code: string; message: string },
+) {
+  let asleep = false;
+  return (m: string): [number, unknown] => {
+    if (m === "GET /is_sleeping") return [200, { is_sleeping: asleep }];
+    if (m === "POST /sleep?level=2") asleep = true;
+    if (!m.startsWith("stasis_")) return [200, {}];
+    const ranks = only?.(m) ?? [0, 1];
+    if (error?.method === m) {
+      return [200, { results: ranks.map((rank) => ({ ok: false, rank, world_size: 2, error })) }];
+    }
+    const extra = (rank: number) =>
+      m === "stasis_parallel"
+        ? { tensor_parallel_size: 2, pipeline_parallel_size: 1, all_reduce: { pynccl: true, ...allReduce } }
+        : m === "stasis_weights_layout"
+          ? { extents: [{ address: `0x${(rank + 7).toString(16)}0000000`, size: 4096 }], stage: null }
+          : m === "stasis_comm_suspend"
+            ? { communicators: 1, groups: ["tp:0"] }
+            : {};
+    return [200, { results: ranks.map((rank) => ({ ok: true, rank, world_size: 2, ...extra(rank) })) }];
+  };
+}
+
+test("a TP=2 server with custom all-reduce is refused before its weights are dumped or it sleeps", async () => {
+  const server = await fakeServer(tp2({ custom: true }));
+  try {
+    const { ctx } = context(server.url);
+    await assert.rejects(
+      vllmEngine.prepareCapture({ ...ctx, usesGpu: async () => true }, "/nonexistent"),
+      (e: Error & { code?: string; hint?: string }) =>
+        e.code === "E_ENGINE" && /custom all-reduce/.test(e.message) && /--disable-custom-all-reduce/.test(e.hint!),
+    );
+    assert.deepEqual(server.methods, ["GET /is_sleeping", "stasis_weights_layout", "stasis_parallel"]);
+  } finally {
+    await server.close();
+  }
+});
+
+test("a TP=2 restore refills each rank from its own file, and fails where a rank does not answer", async () => {
+  const state = { ...LEVEL2, ranks: 2 };
+  const server = await fakeServer(tp2({}));
+  try {
+    const { ctx } = context(server.url);
+    const timeline = recordTimeline(ctx.events);
+    await vllmEngine.resume(ctx, state, "/snap");
+    assert.deepEqual(server.methods, [
+      "POST /wake_up?tags=weights",
+      "stasis_load_weights",
+      "POST /wake_up?tags=kv_cache",
+      "POST /reset_prefix_cache",
+    ]);
+    const refill = timeline.phases.find((p) => p.name === "refill-weights");
+    assert.deepEqual(
+      (refill?.detail?.ranks as { rank: number }[]).map((r) => r.rank),
+      [0, 1],
+    );
+  } finally {
+    await server.close();
+  }
+  const half = await fakeServer(tp2({}, (m) => (m === "stasis_load_weights" ? [0] : [0, 1])));
+  try {
+    await assert.rejects(
+      vllmEngine.resume(context(half.url).ctx, state, "/snap"),
+      (e: Error & { code?: string }) => e.code === "E_ENGINE" && /no answer from rank 1/.test(e.message),
+    );
+    assert.ok(!half.methods.includes("POST /wake_up?tags=kv_cache"), "nothing more is woken after the failed refill");
+  } finally {
+    await half.close();
+  }
+});
+
+test("a TP=2 capture suspends the workers' NCCL communicators after the sleep; its restore resumes them first", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "stasis-tp2-"));
+  const server = await fakeServer(tp2({}));
+  try {
+    const { ctx, logs } = context(server.url);
+    const state = await vllmEngine.prepareCapture({ ...ctx, usesGpu: async () => true }, dir);
+    assert.deepEqual(server.methods, [
+      "GET /is_sleeping",
+      "stasis_weights_layout",
+      "stasis_parallel",
+      "stasis_dump_weights",
+      "POST /sleep?level=2",
+      "GET /is_sleeping",
+      "stasis_trim_gpu_memory",
+      "stasis_trim_host_memory",
+      "stasis_gpu_memory",
+      "stasis_comm_suspend",
+    ]);
+    assert.equal(state.ranks, 2);
+    assert.equal(state.commsSuspended, true);
+    assert.equal(state.stage, undefined, "staging is for one worker only: each rank is refilled in place");
+    assert.ok(
+      logs.some((l) =>
+        /2 workers \(tensor parallel 2, pipeline parallel 1\); all-reduce paths live: pynccl/.test(
+          (l as { message: string }).message,
+        ),
+      ),
+    );
+    server.methods.length = 0;
+    await vllmEngine.resume(ctx, state, dir);
+    assert.deepEqual(server.methods.slice(0, 3), [
+      "stasis_comm_resume",
+      "POST /wake_up?tags=weights",
+      "stasis_load_weights",
+    ]);
+  } finally {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("an NCCL without ncclCommSuspend leaves the communicators as they are, with a warning; other failures fail", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "stasis-tp2-"));
+  const unsupported = {
+    method: "stasis_comm_suspend",
+    code: "nccl_suspend_unsupported",
+    message: "no ncclCommSuspend",
+  };
+  const server = await fakeServer(tp2({}, undefined, unsupported));
+  try {
+    const { ctx, logs } = context(server.url);
+    const state = await vllmEngine.prepareCapture({ ...ctx, usesGpu: async () => true }, dir);
+    assert.equal(state.commsSuspended, undefined);
+    assert.ok(
+      logs.some((l) =>
+        /NCCL communicators left as they are .*no ncclCommSuspend/.test((l as { message: string }).message),
+      ),
+    );
+  } finally {
+    await server.close();
+  }
+  const stuck = {
+    method: "stasis_comm_suspend",
+    code: "nccl_timeout",
+    message: "ncclCommSuspend of tp:0 did not return",
+  };
+  const failing = await fakeServer(tp2({}, undefined, stuck));
+  try {
+    await assert.rejects(
+      vllmEngine.prepareCapture({ ...context(failing.url).ctx, usesGpu: async () => true }, dir),
+      (e: Error & { code?: string }) => e.code === "E_CUDA_TIMEOUT" && /did not return/.test(e.message),
+    );
+  } finally {
+    await failing.close();
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -10,45 +10,32 @@ import { StageInfo, type StagedWeights } from "./weights-stager.js";
 import { exists } from "../files.js";
 import { isSnapshotRelative } from "../store/confine.js";
 import { PRIVATE_DIR } from "../store/private.js";
-import { productCode } from "../contracts/engine-errors.js";
+import { checkRanks, type RankResult } from "./vllm-ranks.js";
+import { parallelSetup, refuseUnsupported } from "./vllm-parallel.js";
 
 /** The weights file of each rank inside a snapshot; `{rank}` is filled in by the worker extension. */
 const WEIGHTS_TEMPLATE = "weights/rank{rank}.stasisw";
 
-interface RpcResults {
-  results: unknown[];
-}
-
-interface RankResult {
-  ok?: boolean;
-  rank?: number;
-  error?: { code?: string; message?: string; hint?: string };
-  [key: string]: unknown;
-}
-
 /**
- * Calls a stasis worker-extension method in every worker through POST /collective_rpc. Each worker answers
- * `{ok, rank, ...}`; a worker that answers `ok: false` fails the call with its own message and hint.
+ * Calls a stasis worker-extension method in every worker through POST /collective_rpc and checks the answer
+ * (`checkRanks`): a worker that answers `ok: false` fails the call with its own message and hint, and so does a
+ * missing worker: `ranks` where the caller knows how many there are.
  */
-async function rpc(ctx: EngineContext, method: string, args: string[] = []): Promise<RankResult[]> {
+async function rpc(ctx: EngineContext, method: string, args: string[] = [], ranks?: number): Promise<RankResult[]> {
   const res = await httpOk(ctx.baseUrl + "/collective_rpc", {
     body: JSON.stringify({ method, args, kwargs: {} }),
     timeoutMs: 600_000,
     signal: ctx.signal,
   });
-  const results = ((JSON.parse(res.body) as RpcResults).results ?? []) as RankResult[];
-  const failed = results.find((r) => r && r.ok === false);
-  if (failed) {
-    throw new StasisError(
-      productCode(failed.error?.code),
-      `${method} failed in rank ${failed.rank ?? "?"}: ${failed.error?.message ?? "no message"}`,
-      {
-        hint: failed.error?.hint ?? "see the server's log",
-        details: { method, error: failed.error },
-      },
-    );
+  let body: { results?: unknown };
+  try {
+    body = JSON.parse(res.body) as { results?: unknown };
+  } catch {
+    throw new StasisError("E_ENGINE", `${method}: /collective_rpc answered ${JSON.stringify(res.body.slice(0, 80))}`, {
+      hint: "is it vLLM with VLLM_SERVER_DEV_MODE=1?",
+    });
   }
-  return results;
+  return checkRanks(method, body?.results, ranks);
 }
 
 async function post(ctx: EngineContext, path: string): Promise<void> {
@@ -84,11 +71,11 @@ async function isSleeping(ctx: EngineContext): Promise<boolean> {
  * copied out by the CUDA checkpoint and back by every restore (docs/decisions/0015-vllm-stale-graph-pools.md).
  * Best effort, as the host trim: without it the snapshot is only larger.
  */
-export async function trimGpuMemory(ctx: EngineContext): Promise<void> {
+export async function trimGpuMemory(ctx: EngineContext, ranks?: number): Promise<void> {
   try {
     await ctx.events.phase(
       "gpu-trim",
-      () => rpc(ctx, "stasis_trim_gpu_memory"),
+      () => rpc(ctx, "stasis_trim_gpu_memory", [], ranks),
       (results) => {
         const freedBytes = results.reduce((a, r) => a + (typeof r.freed === "number" ? Math.max(0, r.freed) : 0), 0);
         return { bytes: freedBytes, detail: { freedBytes, ranks: results } };
@@ -109,11 +96,11 @@ export async function trimGpuMemory(ctx: EngineContext): Promise<void> {
  * worker extension without the method (an older stasis_engine) or a failing worker only costs image size, so
  * the capture goes on with a warning. vLLM's API server process is not trimmed, only the workers.
  */
-export async function trimHostMemory(ctx: EngineContext): Promise<void> {
+export async function trimHostMemory(ctx: EngineContext, ranks?: number): Promise<void> {
   try {
     await ctx.events.phase(
       "host-trim",
-      () => rpc(ctx, "stasis_trim_host_memory"),
+      () => rpc(ctx, "stasis_trim_host_memory", [], ranks),
       (results) => ({ detail: trimDetail(results) }),
     );
   } catch (err) {
@@ -130,12 +117,12 @@ export async function trimHostMemory(ctx: EngineContext): Promise<void> {
  * and the sleep pool's tags other than the weights and KV cache that the sleep released: a restore must wake them
  * too (the CUDA graphs' memory with STASIS_VLLM_GRAPHS=sleep). Best effort, as the host trim.
  */
-async function sleepingExtraTags(ctx: EngineContext): Promise<string[]> {
+async function sleepingExtraTags(ctx: EngineContext, ranks: number): Promise<string[]> {
   let results: RankResult[];
   try {
     results = await ctx.events.phase(
       "gpu-memory",
-      () => rpc(ctx, "stasis_gpu_memory"),
+      () => rpc(ctx, "stasis_gpu_memory", [], ranks),
       (r) => ({ detail: { ranks: r } }),
     );
   } catch (err) {
@@ -170,6 +157,64 @@ function extraWakeTags(state: Record<string, unknown>): string[] {
     );
   }
   return tags as string[];
+}
+
+/**
+ * The server's parallel setup, asked of every worker (`stasis_parallel`): logged where there are several workers or
+ * engines, and refused where a capture cannot take it (`refuseUnsupported`), before anything is dumped or put to
+ * sleep. `sleeps`: the capture sleeps at level 2 with weights dumped per rank. `bestEffort`: a server that cannot
+ * answer (no worker extension, or the reference engine) is let through; a multi-worker vLLM must answer.
+ */
+async function checkParallel(
+  ctx: EngineContext,
+  opts: { ranks?: number; sleeps: boolean; bestEffort: boolean },
+): Promise<void> {
+  let results: RankResult[];
+  try {
+    results = await rpc(ctx, "stasis_parallel", [], opts.ranks);
+  } catch (err) {
+    if (!opts.bestEffort || ctx.signal?.aborted) throw err;
+    return;
+  }
+  const setup = parallelSetup(results);
+  if (setup.ranks > 1 || setup.dataParallel > 1) {
+    const live = Object.entries(setup.live).map(([k, r]) => `${k} in rank ${r.join(",")}`);
+    ctx.events.log(
+      `${setup.ranks} workers (tensor parallel ${setup.tensorParallel}, pipeline parallel ${setup.pipelineParallel}` +
+        `${setup.dataParallel > 1 ? `, data parallel ${setup.dataParallel}` : ""}); ` +
+        `all-reduce paths live: ${live.join("; ") || "none"}`,
+    );
+  }
+  refuseUnsupported(setup, opts.sleeps);
+}
+
+/** How long every worker may take over each NCCL suspend or resume (a barrier across the workers). */
+const COMM_TIMEOUT_S = 60;
+
+/**
+ * A multi-worker server's NCCL communicators suspended after its sleep, before the CUDA checkpoint (vLLM's sleep
+ * leaves them as they are: docs/tensor-parallel.md); true where any was. Where the NCCL vLLM loaded lacks the call,
+ * the checkpoint meets the communicators as they are, with a warning; any other failure fails the capture.
+ */
+async function suspendComms(ctx: EngineContext, ranks: number): Promise<boolean> {
+  try {
+    const results = await ctx.events.phase(
+      "comm-suspend",
+      () => rpc(ctx, "stasis_comm_suspend", [String(COMM_TIMEOUT_S)], ranks),
+      (r) => ({ detail: { ranks: r } }),
+    );
+    return results.some((r) => typeof r.communicators === "number" && r.communicators > 0);
+  } catch (err) {
+    const code = err instanceof StasisError ? (err.details?.error as { code?: string } | undefined)?.code : undefined;
+    if (code !== "nccl_suspend_unsupported") throw err;
+    ctx.events.log(`NCCL communicators left as they are for the checkpoint: ${(err as Error).message}`, "warn");
+    return false;
+  }
+}
+
+/** The snapshot's worker count (the manifest's schema holds it to a positive integer where present). */
+function stateRanks(state: Record<string, unknown>): number | undefined {
+  return typeof state.ranks === "number" ? state.ranks : undefined;
 }
 
 function gib(v: unknown): string {
@@ -273,11 +318,13 @@ export const vllmEngine: Engine = {
         });
       }
       // Never call /sleep here: on the CPU vLLM answers 200, frees nothing, and pauses the engine.
+      await checkParallel(ctx, { sleeps: false, bestEffort: true });
       ctx.events.log(`no sleep level 2: ${probe.reason}; weights and KV cache stay in the image`, "warn");
       return { sleepLevel: 0, reason: probe.reason };
     }
     const layout = probe.layout;
     const ranks = layout.length;
+    await checkParallel(ctx, { ranks, sleeps: true, bestEffort: ranks === 1 });
     await mkdir(join(snapshotDir, "weights"), { recursive: true, mode: PRIVATE_DIR });
     const files: EngineState["files"] = [];
     for (let rank = 0; rank < ranks; rank++)
@@ -289,7 +336,7 @@ export const vllmEngine: Engine = {
     if (!key) {
       await ctx.events.phase(
         "weights-dump",
-        () => rpc(ctx, "stasis_dump_weights", [join(snapshotDir, WEIGHTS_TEMPLATE)]),
+        () => rpc(ctx, "stasis_dump_weights", [join(snapshotDir, WEIGHTS_TEMPLATE)], ranks),
         (r) => ({ bytes: sumBytes(r) }),
       );
     } else {
@@ -301,7 +348,7 @@ export const vllmEngine: Engine = {
         await mkdir(join(tmp, "weights"), { recursive: true, mode: PRIVATE_DIR }); // $STASIS_HOME/weights too
         await ctx.events.phase(
           "weights-dump",
-          () => rpc(ctx, "stasis_dump_weights", [join(tmp, WEIGHTS_TEMPLATE)]),
+          () => rpc(ctx, "stasis_dump_weights", [join(tmp, WEIGHTS_TEMPLATE)], ranks),
           (r) => ({ bytes: sumBytes(r) }),
         );
         await mkdir(join(tmp, "complete"), { mode: PRIVATE_DIR });
@@ -316,9 +363,10 @@ export const vllmEngine: Engine = {
     await ctx.events.phase("sleep", () => post(ctx, "/sleep?level=2"));
     if (!(await isSleeping(ctx)))
       throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
-    await trimGpuMemory(ctx);
-    await trimHostMemory(ctx);
-    const wakeTags = await sleepingExtraTags(ctx);
+    await trimGpuMemory(ctx, ranks);
+    await trimHostMemory(ctx, ranks);
+    const wakeTags = await sleepingExtraTags(ctx, ranks);
+    const commsSuspended = ranks > 1 && (await suspendComms(ctx, ranks));
     const stage = stageInfo(layout);
     return {
       sleepLevel: 2,
@@ -327,6 +375,7 @@ export const vllmEngine: Engine = {
       ...(key ? { reuseKey: key } : {}),
       ...(stage ? { stage } : {}),
       ...(wakeTags.length ? { wakeTags } : {}),
+      ...(commsSuspended ? { commsSuspended: true } : {}),
       files,
     };
   },
@@ -338,18 +387,27 @@ export const vllmEngine: Engine = {
   async resume(ctx, state, snapshotDir, staged) {
     if (state.sleepLevel !== 2) return;
     const extraTags = extraWakeTags(state);
-    if (!(staged && (await adoptStaged(ctx, staged)))) {
+    const ranks = stateRanks(state);
+    // Before anything else talks to the workers: the communicators come back as the capture left them.
+    if (state.commsSuspended === true) {
+      await ctx.events.phase(
+        "comm-resume",
+        () => rpc(ctx, "stasis_comm_resume", [String(COMM_TIMEOUT_S)], ranks),
+        (r) => ({ detail: { ranks: r } }),
+      );
+    }
+    if (!(staged && (await adoptStaged(ctx, staged, ranks)))) {
       await ctx.events.phase("wake-weights", () => post(ctx, "/wake_up?tags=weights"));
       await ctx.events.phase(
         "refill-weights",
-        () => rpc(ctx, "stasis_load_weights", [join(snapshotDir, weightsTemplate(state))]),
+        () => rpc(ctx, "stasis_load_weights", [join(snapshotDir, weightsTemplate(state))], ranks),
         (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }),
       );
     }
     // Other pools the sleep released (the CUDA graphs' memory with STASIS_VLLM_GRAPHS=sleep) are mapped by the workers
     // themselves: vLLM's /wake_up wakes nothing at all when asked for a tag it did not put to sleep itself.
     if (extraTags.length)
-      await ctx.events.phase("wake-graphs", () => rpc(ctx, "stasis_wake_tags", [extraTags.join(",")]));
+      await ctx.events.phase("wake-graphs", () => rpc(ctx, "stasis_wake_tags", [extraTags.join(",")], ranks));
     await ctx.events.phase("wake-kv-cache", () => post(ctx, "/wake_up?tags=kv_cache"));
     await ctx.events.phase("reset-prefix-cache", () => post(ctx, "/reset_prefix_cache"));
   },
@@ -400,7 +458,7 @@ function parsed(candidate: unknown): StageInfo | undefined {
  * is nothing to take (the stager failed or was refused memory) or the engine would not take it: the caller then
  * wakes and refills, so staging never fails a restore that refilling would have served.
  */
-async function adoptStaged(ctx: EngineContext, staged: StagedWeights): Promise<boolean> {
+async function adoptStaged(ctx: EngineContext, staged: StagedWeights, ranks?: number): Promise<boolean> {
   const got = await staged.ready();
   if (!("socket" in got)) {
     ctx.events.log(`weights not staged (${got.reason}); refilling them in place`, "warn");
@@ -410,7 +468,7 @@ async function adoptStaged(ctx: EngineContext, staged: StagedWeights): Promise<b
   try {
     adopted = await ctx.events.phase(
       "adopt-weights",
-      () => rpc(ctx, "stasis_adopt_weights", [got.socket]),
+      () => rpc(ctx, "stasis_adopt_weights", [got.socket], ranks),
       (r) => ({ bytes: sumBytes(r), detail: { ranks: r } }),
     );
   } catch (err) {
@@ -427,7 +485,7 @@ async function adoptStaged(ctx: EngineContext, staged: StagedWeights): Promise<b
   // restores the model's buffers (it maps nothing: the adopted allocations are hidden from it until settled).
   if (adopted.some((r) => r.settle === true)) {
     await ctx.events.phase("wake-weights", () => post(ctx, "/wake_up?tags=weights"));
-    await rpc(ctx, "stasis_adopt_settle");
+    await rpc(ctx, "stasis_adopt_settle", [], ranks);
   }
   return true;
 }

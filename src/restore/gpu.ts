@@ -14,48 +14,87 @@ export interface GpuRestore {
   restore(root: number, events: Events): Promise<void>;
 }
 
-/** Picks the GPU for each captured GPU: the one named by --gpu, the same UUID, or the same index and model. */
+/**
+ * Picks the GPU for each captured GPU: the ones named by --gpu, the same UUID, or the same index and model.
+ * `--gpu` names one GPU per captured GPU, comma-separated, in the order of the captured GPUs' indexes (a
+ * tensor-parallel server's rank r on the r-th): `--gpu 2,3` puts a snapshot of GPUs 0 and 1 on 2 and 3.
+ */
 export function planGpus(
   captured: { uuid: string; name: string; index: number }[],
   here: GpuState[],
   target: string | undefined,
 ): { from: string; to: GpuState }[] {
-  if (target !== undefined) {
-    if (captured.length !== 1) {
-      throw new StasisError("E_USAGE", `--gpu names one GPU, but the snapshot used ${captured.length}`, {
-        hint: "restore a multi-GPU snapshot without --gpu",
-      });
-    }
-    const to = here.find((g) => g.uuid === target || String(g.index) === target);
-    if (!to) {
-      throw new StasisError(
-        "E_GPU_UNAVAILABLE",
-        `no GPU "${target}" here (GPUs: ${here.map((g) => `${g.index} ${g.uuid}`).join(", ") || "none"})`,
-        {
-          hint: "name a GPU by its index or UUID as nvidia-smi lists it",
-        },
-      );
-    }
-    if (to.name !== captured[0]!.name) {
-      throw new StasisError(
-        "E_GPU_UNAVAILABLE",
-        `GPU ${target} is a ${to.name}; the snapshot was captured on a ${captured[0]!.name}`,
-        {
-          hint: "the CUDA checkpoint restores onto the same GPU model only",
-        },
-      );
-    }
-    return [{ from: captured[0]!.uuid, to }];
+  if (target === undefined) {
+    return captured.map((c) => {
+      const to = here.find((g) => g.uuid === c.uuid) ?? here.find((g) => g.index === c.index && g.name === c.name);
+      if (!to) {
+        throw new StasisError("E_GPU_UNAVAILABLE", `no ${c.name} here to restore GPU ${c.index} (${c.uuid}) onto`, {
+          hint: "restore on a machine with the same GPUs, or pick them with --gpu",
+        });
+      }
+      return { from: c.uuid, to };
+    });
   }
-  return captured.map((c) => {
-    const to = here.find((g) => g.uuid === c.uuid) ?? here.find((g) => g.index === c.index && g.name === c.name);
+  const targets = parseGpuList(target);
+  const ordered = [...captured].sort((a, b) => a.index - b.index);
+  if (targets.length !== ordered.length) {
+    const used = ordered.map((c) => c.index).join(",");
+    throw new StasisError(
+      "E_USAGE",
+      `--gpu names ${targets.length} GPU${targets.length === 1 ? "" : "s"}, but the snapshot used ${ordered.length} ` +
+        `(${used})`,
+      {
+        hint:
+          `name one GPU per captured GPU, comma-separated in the order ${used} ` +
+          `(e.g. --gpu ${exampleList(ordered)})`,
+      },
+    );
+  }
+  const plan = ordered.map((c, i) => {
+    const name = targets[i]!;
+    const to = here.find((g) => g.uuid === name || String(g.index) === name);
     if (!to) {
-      throw new StasisError("E_GPU_UNAVAILABLE", `no ${c.name} here to restore GPU ${c.index} (${c.uuid}) onto`, {
-        hint: "restore on a machine with the same GPUs, or pick one with --gpu",
-      });
+      throw new StasisError(
+        "E_GPU_UNAVAILABLE",
+        `no GPU "${name}" here (GPUs: ${here.map((g) => `${g.index} ${g.uuid}`).join(", ") || "none"})`,
+        { hint: "name a GPU by its index or UUID as nvidia-smi lists it" },
+      );
+    }
+    if (to.name !== c.name) {
+      throw new StasisError(
+        "E_GPU_UNAVAILABLE",
+        `GPU ${name} is a ${to.name}; the snapshot's GPU ${c.index} was a ${c.name}`,
+        { hint: "the CUDA checkpoint restores onto the same GPU model only" },
+      );
     }
     return { from: c.uuid, to };
   });
+  const twice = plan.find((p, i) => plan.findIndex((q) => q.to.uuid === p.to.uuid) !== i);
+  if (twice) {
+    throw new StasisError("E_USAGE", `--gpu ${target} names GPU ${twice.to.index} (${twice.to.uuid}) twice`, {
+      hint: "each captured GPU needs a GPU of its own",
+    });
+  }
+  return plan;
+}
+
+/** `--gpu`'s value: GPU indexes or UUIDs, comma-separated, none empty. */
+function parseGpuList(value: string): string[] {
+  const names = value.split(",").map((s) => s.trim());
+  if (names.some((n) => n === "")) {
+    throw new StasisError("E_USAGE", `--gpu ${JSON.stringify(value)} has an empty entry`, {
+      hint: "name GPUs by index or UUID, comma-separated: --gpu 1 or --gpu 2,3",
+    });
+  }
+  return names;
+}
+
+/** An example of a full list: the captured indexes reversed (each rank on the other's GPU). */
+function exampleList(captured: { index: number }[]): string {
+  return captured
+    .map((c) => c.index)
+    .reverse()
+    .join(",");
 }
 
 /**

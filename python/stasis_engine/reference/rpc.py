@@ -96,7 +96,7 @@ class RpcMethods:
             ) from e
         result = fn(*args, **kwargs)
         # The stasis methods answer like the vLLM worker extension's, one result per worker: {"ok", "rank", ...}.
-        return {"ok": True, "rank": 0, **result} if method.startswith("stasis_") else result
+        return {"ok": True, "rank": 0, "world_size": 1, **result} if method.startswith("stasis_") else result
 
     def stasis_weights_layout(self) -> dict[str, Any]:
         e = self._e

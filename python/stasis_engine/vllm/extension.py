@@ -22,12 +22,19 @@ is the worker. Arguments are strings (collective_rpc passes strings only).
 - ``stasis_trim_gpu_memory()``: free what a sleeping vLLM keeps on the GPU for nothing (the private pool of the
   CUDA graphs it captured to measure their memory at start-up; ``_gpu_trim``), after ``POST /sleep?level=2`` and
   before the checkpoint; answers the device memory before and after.
+- ``stasis_parallel()``: the worker's place in the parallel layout (world size, tensor/pipeline/data parallel
+  sizes, local rank, device) and which all-reduce paths that map other workers' GPU memory are live in its
+  tensor-parallel group (``_parallel``), for the capture to refuse what the CUDA checkpoint cannot take.
+- ``stasis_comm_suspend(timeout_s="60")`` / ``stasis_comm_resume(timeout_s="60")``: suspend vLLM's NCCL
+  communicators (``ncclCommSuspend``, NCCL 2.29.7+) after the sleep and before the CUDA checkpoint of a
+  multi-worker server, and resume them before its wake (``_comms``); every worker at once, each call bounded.
 - ``stasis_trim_host_memory()``: give the worker's freed host memory back (Python garbage, torch's pinned cache,
   glibc's free lists) after ``POST /sleep?level=2`` and before the checkpoint, so it is not in the image;
   answers ``ms``, ``trimmed`` and private dirty bytes before and after. The API server process is not trimmed.
 
-Each returns ``{"ok": true, "rank": r, ...}`` or ``{"ok": false, "rank": r, "error": {code, message, hint}}``,
-so the product gets a structured answer per worker rather than vLLM's generic RPC failure.
+Each returns ``{"ok": true, "rank": r, "world_size": n, ...}`` or ``{"ok": false, "rank": r, "world_size": n,
+"error": {code, message, hint}}``, so the product gets a structured answer per worker rather than vLLM's generic
+RPC failure, and can check that every one of the ``n`` workers answered.
 
 Example::
 
@@ -150,6 +157,21 @@ class StasisWorkerExtension:
             return self._stasis_call(lambda: {"skipped": "STASIS_VLLM_GPU_TRIM=0"})
         return self._stasis_call(release_stale_graph_pools)
 
+    def stasis_parallel(self) -> dict[str, Any]:
+        from ._parallel import parallel_facts
+
+        return self._stasis_call(lambda: parallel_facts(self))
+
+    def stasis_comm_suspend(self, timeout_s: str = "60") -> dict[str, Any]:
+        from . import _comms
+
+        return self._stasis_call(lambda: _comms.suspend(*_comms_args(timeout_s)))
+
+    def stasis_comm_resume(self, timeout_s: str = "60") -> dict[str, Any]:
+        from . import _comms
+
+        return self._stasis_call(lambda: _comms.resume(*_comms_args(timeout_s)))
+
     def stasis_trim_host_memory(self) -> dict[str, Any]:
         from ..host_trim import trim_host_memory
 
@@ -158,11 +180,11 @@ class StasisWorkerExtension:
     # Helpers: underscore-prefixed and namespaced, since vLLM refuses extension names the worker already has.
 
     def _stasis_call(self, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        rank = self._stasis_rank()
+        who = {"rank": self._stasis_rank(), "world_size": self._stasis_world_size()}
         try:
-            return {"ok": True, "rank": rank, **run()}
+            return {"ok": True, **who, **run()}
         except StasisEngineError as e:
-            return {"ok": False, "rank": rank, "error": e.to_dict()}
+            return {"ok": False, **who, "error": e.to_dict()}
 
     def _stasis_rank(self) -> int:
         return int(getattr(self, "rank", 0) or 0)
@@ -220,6 +242,31 @@ def _refuse_asleep(asleep: list[Extent]) -> None:
             f"{len(asleep)} weights allocations are not mapped (first {asleep[0].address:#x})",
             hint="POST /wake_up?tags=weights first",
         )
+
+
+def _comms_args(timeout_s: str) -> tuple[Any, float]:
+    seconds = _seconds(timeout_s)  # a bad argument is said before anything else
+    return _parallel_state(), seconds
+
+
+def _parallel_state() -> Any:
+    try:
+        from vllm.distributed import parallel_state
+    except ImportError as e:
+        raise StasisEngineError(
+            "vllm_unavailable", f"vLLM's parallel state is not importable here ({e})", hint="run inside a vLLM worker"
+        ) from e
+    return parallel_state
+
+
+def _seconds(value: str | float) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise StasisEngineError("bad_argument", f"timeout_s={value!r}, expected seconds in (0, 3600]")
+    return seconds
 
 
 def _current_device() -> int:

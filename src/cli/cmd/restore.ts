@@ -54,8 +54,12 @@ export const command: CliCommand = {
     "no-prefetch": { type: "boolean", help: "--prefetch none" },
     gpu: {
       type: "string",
-      arg: "INDEX|UUID",
-      help: "restore the GPU state onto this GPU (same model) instead of the captured one",
+      arg: "GPU[,GPU]",
+      help: [
+        "restore the GPU state onto this GPU (index or UUID, same model) instead of the",
+        "captured one; a multi-GPU snapshot (tensor parallel) takes one per captured GPU,",
+        "comma-separated in the order of their indexes: --gpu 2,3",
+      ].join("\n"),
     },
     force: { type: "boolean", help: "restore despite a fingerprint mismatch" },
     fallback: {
