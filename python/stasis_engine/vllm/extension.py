@@ -155,6 +155,8 @@ class StasisWorkerExtension:
 
         if not config.get("STASIS_VLLM_GPU_TRIM"):
             return self._stasis_call(lambda: {"skipped": "STASIS_VLLM_GPU_TRIM=0"})
+        if not _on_cuda():
+            return self._stasis_call(lambda: {"skipped": "no CUDA device (vLLM's CPU build)", "freed": 0})
         return self._stasis_call(release_stale_graph_pools)
 
     def stasis_parallel(self) -> dict[str, Any]:
@@ -267,6 +269,12 @@ def _seconds(value: str | float) -> float:
     if not 0 < seconds <= 3600:
         raise StasisEngineError("bad_argument", f"timeout_s={value!r}, expected seconds in (0, 3600]")
     return seconds
+
+
+def _on_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def _current_device() -> int:
