@@ -60,7 +60,7 @@ export async function startServer(
   const readBefore = strategy === "cold" ? await diskBytesRead() : undefined;
   const events = new Events();
   const timeline = recordTimeline(events);
-  const engine = engineFor(m.engine.kind);
+  const engine = await engineFor(m.engine.kind);
   const launchedAtMs = Date.now();
   const server = await events.phase("launch", () =>
     launch({
@@ -160,7 +160,7 @@ export async function restoreServer(
   try {
     const events = new Events();
     const ctx: EngineContext = { baseUrl: m.server.url, events, alive: () => true, logPath: "" };
-    await engineFor(m.engine.kind).firstToken(ctx, canaryOf(snap));
+    await (await engineFor(m.engine.kind)).firstToken(ctx, canaryOf(snap));
     const firstTokenMs = performance.now() - started;
     const disk = await sampler?.stop();
     const diskRead = await diskReadSince(readBefore);

@@ -74,7 +74,7 @@ export interface CaptureResult {
 export async function capture(opts: CaptureOptions, events: Events): Promise<CaptureResult> {
   const timeline = recordTimeline(events);
   const started = events.t();
-  const engine = engineFor(opts.engine);
+  const engine = await engineFor(opts.engine);
   const baseUrl = new URL(opts.readyUrl).origin;
   const readyPath = new URL(opts.readyUrl).pathname + new URL(opts.readyUrl).search;
   const interrupted = () =>

@@ -4,7 +4,7 @@
  * them (python/tests/test_contracts.py), and the TypeScript side parses with these same schemas.
  */
 import { z } from "zod/v4";
-import { EngineError } from "./engine-errors.js";
+import { EngineError } from "./engine-error.js";
 import { HttpEngineState, VllmEngineState } from "./engine-state.js";
 import { StageControl, StageJob, StagerLine } from "./stage.js";
 

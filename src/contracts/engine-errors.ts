@@ -1,9 +1,10 @@
 /**
  * The engine side's error codes (python/stasis_engine: `StasisEngineError(code, ...)` and the error lines and RPC
  * answers that carry its `to_dict()`), and the product's code for each. python/tests/test_contracts.py fails when
- * the engine side raises a code missing here.
+ * the engine side raises a code missing here. Plain data, no zod: the vLLM adapter maps codes with it on a restore's
+ * path, where the contracts' zod/v4 is not loaded (docs/decisions/0015-restore-fixed-costs.md); the schema of an
+ * engine's error is engine-error.ts.
  */
-import { z } from "zod/v4";
 import type { ErrorCode } from "../errors.js";
 
 /** engine code -> the StasisError code a failure with it becomes (`E_WEIGHTS_INVALID`: a weights file or layout
@@ -54,17 +55,6 @@ export const ENGINE_ERROR_CODES = {
 } as const satisfies Record<string, ErrorCode>;
 
 export type EngineErrorCode = keyof typeof ENGINE_ERROR_CODES;
-
-export const EngineErrorCode = z.enum(Object.keys(ENGINE_ERROR_CODES) as [EngineErrorCode, ...EngineErrorCode[]]);
-
-/** A failure as the engine side reports it (`StasisEngineError.to_dict()`). */
-export const EngineError = z.object({
-  code: EngineErrorCode,
-  message: z.string(),
-  hint: z.string().nullish(),
-  details: z.record(z.string(), z.unknown()).optional(),
-});
-export type EngineError = z.infer<typeof EngineError>;
 
 /** The product's code for an engine's code; one this version does not know (a newer engine side) is E_ENGINE. */
 export function productCode(engineCode: string | undefined): ErrorCode {

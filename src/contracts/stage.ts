@@ -3,7 +3,7 @@
  * the lines a restore or the daemon writes on its stdin, and the lines it answers on its stdout.
  */
 import { z } from "zod/v4";
-import { EngineError } from "./engine-errors.js";
+import { EngineError } from "./engine-error.js";
 
 const count = z.number().int().nonnegative();
 

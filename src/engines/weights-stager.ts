@@ -2,8 +2,8 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { connect } from "node:net";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
-import { StageInfo } from "../contracts/engine-state.js";
-import { StagerLine, type StageControl, type StageJob as StageJobLine } from "../contracts/stage.js";
+import type { StageInfo } from "../contracts/engine-state.js";
+import type { StagerLine, StageControl, StageJob as StageJobLine } from "../contracts/stage.js";
 import type { Events } from "../events.js";
 
 /**
@@ -27,7 +27,7 @@ export interface StagedWeights {
   stop(): void;
 }
 
-export { StageInfo };
+export type { StageInfo };
 
 /** What a weights file is staged from: the engine's layout (capture recorded it) and the file. */
 export interface StageSource {
@@ -364,13 +364,23 @@ function follow(
 ): void {
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-  createInterface({ input: child.stdout }).on("line", (text) => {
-    const parsed = StagerLine.safeParse(safeJson(text));
-    if (parsed.success) onLine(parsed.data);
-  });
-  child.on("error", (e) => onEnd(`cannot start ${what}: ${e.message}`));
+  // The contract (zod/v4) is loaded here, not with this module: a restore with nothing to stage never loads it
+  // (docs/decisions/0015-restore-fixed-costs.md). Lines and the end are handled in order, once it is.
+  const contract = import("../contracts/stage.js");
+  let handled: Promise<void> = Promise.resolve();
+  const inOrder = (f: (c: Awaited<typeof contract>) => void) =>
+    (handled = handled.then(() => contract).then(f, (err: Error) => onEnd(`${what}: ${err.message}`)));
+  createInterface({ input: child.stdout }).on("line", (text) =>
+    inOrder(({ StagerLine }) => {
+      const parsed = StagerLine.safeParse(safeJson(text));
+      if (parsed.success) onLine(parsed.data);
+    }),
+  );
+  child.on("error", (e) => inOrder(() => onEnd(`cannot start ${what}: ${e.message}`)));
   child.on("close", (code, signal) =>
-    onEnd(`${what} exited (${signal ?? `status ${code}`})${stderr ? `: ${stderr.trim().split("\n").pop()}` : ""}`),
+    inOrder(() =>
+      onEnd(`${what} exited (${signal ?? `status ${code}`})${stderr ? `: ${stderr.trim().split("\n").pop()}` : ""}`),
+    ),
   );
   child.stdin.on("error", () => undefined);
 }

@@ -145,7 +145,7 @@ async function chunksOf(remote: Remote, key: string, kind: "manifest" | "index")
   try {
     const files =
       kind === "manifest"
-        ? parseManifest(text.toString("utf8"), where).files
+        ? (await parseManifest(text.toString("utf8"), where)).files
         : (JSON.parse(text.toString("utf8")) as { files: { chunks: string[] }[] }).files;
     return files.flatMap((f) => f.chunks);
   } catch (err) {

@@ -28,7 +28,7 @@ export async function listRemote(url: string, opts: RemoteOptions = {}): Promise
       return;
     }
     try {
-      const m = parseManifest(text.toString("utf8"), entry.url);
+      const m = await parseManifest(text.toString("utf8"), entry.url);
       Object.assign(entry, {
         createdAt: m.createdAt,
         engine: m.engine.kind,

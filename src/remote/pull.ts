@@ -97,7 +97,7 @@ export async function beginPull(opts: PullOptions, events: Events): Promise<{ re
     );
   }
   const manifest = checkChunkPlan(
-    parseManifest(text.toString("utf8"), formatRemote(src, src.name)),
+    await parseManifest(text.toString("utf8"), formatRemote(src, src.name)),
     formatRemote(src, src.name),
   );
   const chunks = distinctChunks(manifest);

@@ -25,17 +25,17 @@ export interface Background {
  * pages of the engine's files its last restore touched (working-set.ts). Each is ended should the restore fail; the
  * stager is ended as the restore ends either way (a no-op once it handed its memory over).
  */
-export function startBackground(
+export async function startBackground(
   p: Pipeline,
   { snap, claim }: Claimed,
   here: Here,
   opts: { verify: VerifyMode; weights?: WeightsMode; gpu?: string; config: Pick<Config, "workingSet"> },
   stager: StageLauncher = stageWeights,
-): Background {
+): Promise<Background> {
   const m = snap.manifest;
   const { events } = p;
   const gpuForStage = (opts.weights ?? DEFAULT_WEIGHTS) === "auto" ? stagingGpu(m, here.procGpu, opts.gpu) : undefined;
-  const source = gpuForStage ? engineFor(m.engine.kind).stageSource?.(m.engine.state, snap.dir) : undefined;
+  const source = gpuForStage ? (await engineFor(m.engine.kind)).stageSource?.(m.engine.state, snap.dir) : undefined;
   const staged =
     gpuForStage && source
       ? stager({

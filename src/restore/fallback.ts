@@ -39,7 +39,7 @@ export async function warmStart(
   );
   supervisor.group(server.pid); // it leads its own process group
   const started = p.defer("the started server", () => killTree(server.pid, 2_000));
-  const engine = engineFor(m.engine.kind);
+  const engine = await engineFor(m.engine.kind);
   const ctx = {
     baseUrl: m.server.url,
     events,

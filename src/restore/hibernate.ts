@@ -42,7 +42,7 @@ export async function hibernate(id: string, events: Events): Promise<Parked> {
     }
     const snap = await openSnapshot(inst.snapshot);
     const digest = await manifestDigest(snap.dir);
-    const engine = engineFor(snap.manifest.engine.kind);
+    const engine = await engineFor(snap.manifest.engine.kind);
     const ctx: EngineContext = { baseUrl: inst.url, events, alive: () => true, logPath: inst.stderr };
     // The engine's sleep state lives in the instance's folder (vLLM: its weights, hard-linked where it can).
     const dir = join(inst.dir, "hibernate");

@@ -81,7 +81,7 @@ export async function park(
       events,
     );
     // No weights staged: they would hold GPU memory while parked (take.ts stages them).
-    const bg = startBackground(p, claimed, here, { verify: opts.verify, weights: "refill", config: opts.config });
+    const bg = await startBackground(p, claimed, here, { verify: opts.verify, weights: "refill", config: opts.config });
     try {
       const tree = await restoreTree(p, claimed, here, opts.config, { leaveStopped: true });
       // A parked tree is served later without another look at the files: the verify must be over and good now.

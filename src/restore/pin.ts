@@ -13,7 +13,7 @@ import { stagingGpu } from "./background.js";
 export async function pinJobFor(name: string): Promise<PinJob> {
   const snap = await openSnapshot(name);
   const m = snap.manifest;
-  const source = engineFor(m.engine.kind).stageSource?.(m.engine.state, snap.dir);
+  const source = (await engineFor(m.engine.kind)).stageSource?.(m.engine.state, snap.dir);
   if (!source) {
     throw new StasisError(
       "E_USAGE",

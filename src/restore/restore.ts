@@ -12,7 +12,6 @@ import { claimSnapshot, type Claimed } from "./claimed.js";
 import { startCudaWorker, type CudaLease, type CudaWorker } from "./cuda-worker.js";
 import { lookAround } from "./preflight.js";
 import { checkHere, isMismatch } from "../fingerprint/check.js";
-import { warmStart } from "./fallback.js";
 import { startBackground } from "./background.js";
 import { restoreTree } from "./tree.js";
 import { planGpuRestore, restoreCuda } from "./cuda-restore.js";
@@ -126,7 +125,7 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
       return { ...warm, snapshot: opts.name, readyMs: events.t() - started, phases: timeline.phases };
     }
     const gpuPlan = cuda && planGpuRestore(p, m, opts.gpu, cuda.driver);
-    const bg = startBackground(p, claimed, here, opts, deps.stager);
+    const bg = await startBackground(p, claimed, here, opts, deps.stager);
     try {
       if (deps.arriving) await p.step("await-images", () => deps.arriving!.criuFiles());
       const tree = await restoreTree(p, claimed, here, opts.config, opts);
@@ -162,6 +161,8 @@ async function fallBack(
     `cannot restore here (${err.message}); starting the server with the snapshot's compile caches instead (--fallback warm)`,
     "warn",
   );
+  // Loaded only here: it brings the launch and the compile caches, which no restore needs otherwise.
+  const { warmStart } = await import("./fallback.js");
   const warm = await warmStart(p, claimed, opts);
   claimed.record.keep();
   return {

@@ -145,7 +145,7 @@ async function stageBeside(
   const m = snap.manifest;
   if (!m.gpu) return undefined;
   const gpu = stagingGpu(m, await gpuIdentityFromProc(), parked.hibernated ? undefined : opts.gpu);
-  const source = gpu ? engineFor(m.engine.kind).stageSource?.(state, dir) : undefined;
+  const source = gpu ? (await engineFor(m.engine.kind)).stageSource?.(state, dir) : undefined;
   if (!gpu || !source) return undefined;
   const reserveBytes = (m.gpu.totalBytes ?? 0) + MARGIN_BYTES;
   const staged = (deps.stager ?? stageWeights)({

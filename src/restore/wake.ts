@@ -32,7 +32,7 @@ export async function wakeEngine(
   baseUrl = snap.manifest.server.url,
 ): Promise<void> {
   const m = snap.manifest;
-  const engine = engineFor(m.engine.kind);
+  const engine = await engineFor(m.engine.kind);
   let alive = true;
   const watch = setInterval(() => void isRunning(root).then((r) => (alive = r)), 100);
   const watching = p.defer("the watch on the restored tree", () => clearInterval(watch));

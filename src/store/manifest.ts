@@ -1,6 +1,7 @@
+// zod v3, not the contracts' zod/v4: a restore reads every manifest, and v4 takes ~3x as long to load. Why:
+// docs/decisions/0015-restore-fixed-costs.md.
 import { z } from "zod";
 import { StasisError } from "../errors.js";
-import { ENGINE_STATE } from "../contracts/engine-state.js";
 import { isLinkRemapPath, isShmPath, isSnapshotRelative } from "./confine.js";
 
 /** The manifest format's name and version; bump the version on any incompatible change. */
@@ -94,23 +95,13 @@ export const Manifest = z.object({
     stdoutPath: z.string(),
     stderrPath: z.string(),
   }),
-  engine: z
-    .object({
-      kind: z.enum(["http", "vllm"]),
-      canary: Canary,
-      /** Engine-specific facts the restore needs (sleep level, weights file, model): contracts/engine-state. */
-      state: z.record(z.unknown()),
-    })
-    .superRefine((engine, ctx) => {
-      const state = ENGINE_STATE[engine.kind].safeParse(engine.state);
-      if (state.success) return;
-      const issue = state.error.issues[0]!;
-      ctx.addIssue({
-        code: z.ZodIssueCode.custom,
-        path: ["state", ...issue.path.map(String)],
-        message: `not the ${engine.kind} engine's state: ${issue.message}`,
-      });
-    }),
+  engine: z.object({
+    kind: z.enum(["http", "vllm"]),
+    canary: Canary,
+    /** Engine-specific facts the restore needs (sleep level, weights file, model): contracts/engine-state, checked by
+     *  parseManifest. */
+    state: z.record(z.unknown()),
+  }),
   fingerprint: Fingerprint,
   tree: z.object({
     /** The server's pid at capture; restored, it has the same pid inside its own PID namespace. */
@@ -170,8 +161,12 @@ export const Manifest = z.object({
 });
 export type Manifest = z.infer<typeof Manifest>;
 
-/** Parses a manifest; a bad one is an E_MANIFEST_INVALID naming the first bad field and what was expected. */
-export function parseManifest(text: string, where: string): Manifest {
+/**
+ * Parses a manifest; a bad one is an E_MANIFEST_INVALID naming the first bad field and what was expected. The engine's
+ * state is checked against its kind's contract (contracts/engine-state.ts), loaded only for a kind whose state has
+ * fields: the http engine's is any object, which the record above has checked, so its restores never load zod/v4.
+ */
+export async function parseManifest(text: string, where: string): Promise<Manifest> {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -192,12 +187,29 @@ export function parseManifest(text: string, where: string): Manifest {
     );
   }
   const parsed = Manifest.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new StasisError("E_MANIFEST_INVALID", `${where}: ${issue.path.join(".") || "(root)"}: ${issue.message}`, {
-      hint: "the snapshot is damaged; remove it with `stasis rm` and capture again",
-      details: { issues: parsed.error.issues.slice(0, 5) },
-    });
+  if (!parsed.success) throw invalid(where, parsed.error.issues);
+  const { engine } = parsed.data;
+  if (engine.kind !== "http") {
+    const { ENGINE_STATE } = await import("../contracts/engine-state.js");
+    const state = ENGINE_STATE[engine.kind].safeParse(engine.state);
+    if (!state.success) {
+      const issue = state.error.issues[0]!;
+      throw invalid(where, [
+        {
+          code: "custom",
+          path: ["engine", "state", ...issue.path.map(String)],
+          message: `not the ${engine.kind} engine's state: ${issue.message}`,
+        },
+      ]);
+    }
   }
   return parsed.data;
+}
+
+function invalid(where: string, issues: { code?: string; path: (string | number)[]; message: string }[]): StasisError {
+  const issue = issues[0]!;
+  return new StasisError("E_MANIFEST_INVALID", `${where}: ${issue.path.join(".") || "(root)"}: ${issue.message}`, {
+    hint: "the snapshot is damaged; remove it with `stasis rm` and capture again",
+    details: { issues: issues.slice(0, 5) },
+  });
 }

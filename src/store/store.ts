@@ -45,7 +45,7 @@ export async function openSnapshot(name: string, home = stasisHome()): Promise<S
     }
     throw fsError(err, file, "read manifest");
   }
-  return { name, dir, manifest: parseManifest(text, `snapshot "${name}"`) };
+  return { name, dir, manifest: await parseManifest(text, `snapshot "${name}"`) };
 }
 
 export interface SnapshotListing {
