@@ -223,8 +223,8 @@ export async function criuRestore(
       await new Promise((r) => setTimeout(r, 2));
     }
     // unshare -> CRIU (the namespace's init) -> the restored root.
-    const nsInit = (await childrenOf(holder.pid!))[0];
-    const pid = nsInit === undefined ? undefined : (await childrenOf(nsInit))[0];
+    const nsInit = childrenOf(holder.pid!)[0];
+    const pid = nsInit === undefined ? undefined : childrenOf(nsInit)[0];
     if (nsInit === undefined || pid === undefined) {
       throw new StasisError("E_CRIU_RESTORE", "criu reported the tree resumed, but it is not there", {
         hint: `see the log: ${logPath}`,

@@ -9,6 +9,7 @@ import { addressesOf, claimRestore, holdsPartOf, portsOf, type Claim } from "./c
 import { instanceDir, listInstances, recordInstance, selfAsOwner } from "./instances.js";
 import { Events } from "../events.js";
 import { StasisError } from "../errors.js";
+import { listeners } from "../proc/net.js";
 
 const claimFor = async (
   home: string,
@@ -124,4 +125,28 @@ test("--publish at a port something listens on is refused, naming it; none given
   // A second restore at once picks another port: the first one's claim holds its port.
   const other = await claimRestore(await placed("c", "127.0.0.1:0"), new Events(), home);
   assert.notEqual(other.placement!.published, picked.placement!.published);
+});
+
+test("the ports are checked once for the URL and every listener; read again once a dead restore was reaped", async (t) => {
+  const home = mkdtempSync(join(tmpdir(), "stasis-claim-"));
+  const server = createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  t.after(() => (server.close(), rmSync(home, { recursive: true, force: true })));
+  const port = (server.address() as AddressInfo).port;
+  // A listener's port (the URL's + 1 in claimFor) is checked too, from the same read.
+  await assert.rejects(
+    claimRestore(await claimFor(home, "a", port - 1, await selfAsOwner()), new Events(), home, listeners()),
+    (e: unknown) => e instanceof StasisError && e.code === "E_ADDRESS_IN_USE" && e.message.includes(`port ${port}`),
+  );
+  // Read while a server listened there, which has gone since, as a dead restore's server goes when it is reaped.
+  const before = listeners();
+  await before;
+  server.close();
+  await once(server, "close");
+  await recordInstance(await claimFor(home, "dead", port, { pid: 2 ** 22 + 7, startTime: 1 }));
+  await claimRestore(await claimFor(home, "b", port, await selfAsOwner()), new Events(), home, before);
+  assert.deepEqual(
+    (await listInstances(home)).map((i) => [i.id, i.status]),
+    [["b", "restoring"]],
+  );
 });

@@ -3,11 +3,13 @@ import { StasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import { stasisHome } from "../home.js";
 import { refuseTakenAddress } from "../proc/address.js";
+import type { Listener } from "../proc/net.js";
 import { isGhostFile, removeTempFiles } from "../criu/temp-files.js";
 import { freePortOn, formatAddress, parsePublish } from "../netns/publish.js";
 import {
-  listInstances,
+  readRecords,
   recordInstance,
+  withStatus,
   stopInstance,
   withClaimsLock,
   type Instance,
@@ -28,12 +30,22 @@ export type Claim = Omit<Instance, "startTime"> & { state: "restoring"; listener
  * restore's record, which is its claim from then on (`ps` lists it as restoring; it becomes the instance's record once
  * it serves).
  */
-export async function claimRestore(claim: Claim, events: Events, home = stasisHome()): Promise<Instance> {
+export async function claimRestore(
+  claim: Claim,
+  events: Events,
+  home = stasisHome(),
+  /** The listening sockets as read before the lock was taken (started beside the restore's other checks). */
+  listening?: Promise<Listener[]>,
+): Promise<Instance> {
   return withClaimsLock(async () => {
-    for (const other of await listInstances(home)) {
-      if (other.id === claim.id || !holdsPartOf(other, claim)) continue;
+    let reaped = false;
+    // Only a record that holds part of the claim is looked at further (its processes; /proc scans for some).
+    for (const record of await readRecords(home)) {
+      if (record.id === claim.id || !holdsPartOf(record, claim)) continue;
+      const other = await withStatus(record);
       if (other.status === "abandoned") {
         await stopInstance(other, 0, { claimsHeld: true });
+        reaped = true;
         events.log(
           `removed what an unfinished ${other.origin} (instance ${other.id}, its stasis process gone) left on ` +
             describe(claim),
@@ -48,8 +60,9 @@ export async function claimRestore(claim: Claim, events: Events, home = stasisHo
     // namespaced restore's server listens in its namespace: on the host it needs only its published port.
     if (claim.placement) await claimPublished(claim, home);
     else {
-      await refuseTakenAddress(claim.url);
-      for (const port of listenerPorts(claim.listeners)) await refuseTakenAddress(`http://127.0.0.1:${port}`);
+      const urls = [claim.url, ...listenerPorts(claim.listeners).map((port) => `http://127.0.0.1:${port}`)];
+      // Read again where a dead restore was reaped just now: its server may have been listening at the first read.
+      await refuseTakenAddress(urls, reaped ? undefined : listening);
     }
     // A ghost file is CRIU's alone: one found here is a dead restore's. A link_remap file's old name may be another
     // program's file: left alone (CRIU then says it exists), and not this restore's to remove later either.
@@ -83,7 +96,7 @@ async function claimPublished(claim: Claim, home: string): Promise<void> {
     return;
   }
   const held = new Set<string>();
-  for (const other of await listInstances(home)) {
+  for (const other of await readRecords(home)) {
     if (other.id !== claim.id) for (const a of addressesOf(other)) held.add(a);
   }
   for (let i = 0; i < 50; i++) {

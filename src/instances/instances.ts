@@ -129,8 +129,11 @@ async function isSame(inst: Pick<Instance, "pid" | "startTime">): Promise<boolea
 
 /** This process as the owner of a capture or restore. */
 export async function selfAsOwner(): Promise<{ pid: number; startTime: number }> {
-  return { pid: process.pid, startTime: (await readStat(process.pid))?.startTime ?? 0 };
+  return { pid: process.pid, startTime: (await (selfStat ??= readStat(process.pid)))?.startTime ?? 0 };
 }
+
+/** This process's /proc stat, read once: its start time never changes. */
+let selfStat: ReturnType<typeof readStat> | undefined;
 
 async function status(inst: Instance): Promise<Pick<InstanceStatus, "running" | "status">> {
   if (!inst.state) {
@@ -143,20 +146,31 @@ async function status(inst: Instance): Promise<Pick<InstanceStatus, "running" | 
 }
 
 export async function listInstances(home = stasisHome()): Promise<InstanceStatus[]> {
-  const root = paths.instances(home);
-  const ids = await readdir(root).catch(() => [] as string[]);
   const out: InstanceStatus[] = [];
-  for (const id of ids.sort()) {
-    const text = await readFile(join(root, id, "instance.json"), "utf8").catch(() => undefined);
+  for (const inst of await readRecords(home)) out.push(await withStatus(inst));
+  return out;
+}
+
+/** The instance records under `home`, by id, without looking at their processes (listInstances does). */
+export async function readRecords(home = stasisHome()): Promise<Instance[]> {
+  const root = paths.instances(home);
+  const ids = (await readdir(root).catch(() => [] as string[])).sort();
+  const texts = await Promise.all(ids.map((id) => readFile(join(root, id, "instance.json"), "utf8").catch(() => "")));
+  const out: Instance[] = [];
+  for (const text of texts) {
     if (!text) continue;
     try {
-      const inst = JSON.parse(text) as Instance;
-      out.push({ ...inst, ...(await status(inst)) });
+      out.push(JSON.parse(text) as Instance);
     } catch {
       continue;
     }
   }
   return out;
+}
+
+/** A record with what its processes say: serving, exited, at work or abandoned. */
+export async function withStatus(inst: Instance): Promise<InstanceStatus> {
+  return { ...inst, ...(await status(inst)) };
 }
 
 /** Finds an instance by id or unique id prefix. */

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Events, recordTimeline, type StasisEvent } from "../events.js";
 import { StasisError } from "../errors.js";
-import { runPipeline } from "./pipeline.js";
+import { allInOrder, runPipeline } from "./pipeline.js";
 
 test("steps are phases on the event stream, under their own names", async () => {
   const events = new Events();
@@ -81,4 +81,20 @@ test("an interrupt: the next step is refused with E_INTERRUPTED and what was tak
     (e: unknown) => e instanceof StasisError && e.code === "E_INTERRUPTED",
   );
   assert.deepEqual(order, ["claim"]);
+});
+
+test("steps side by side: their values in order; the first failure in order, once every one has settled", async () => {
+  const later = (ms: number, v: number) => new Promise<number>((r) => setTimeout(() => r(v), ms));
+  assert.deepEqual(await allInOrder(later(20, 1), later(1, 2)), [1, 2]);
+  const settled: string[] = [];
+  const fail = (ms: number, what: string) =>
+    new Promise<never>((_, reject) =>
+      setTimeout(() => {
+        settled.push(what);
+        reject(new Error(what));
+      }, ms),
+    );
+  const slow = later(40, 3).then((v) => (settled.push("slow"), v));
+  await assert.rejects(allInOrder(fail(30, "first"), fail(1, "second"), slow), /^Error: first$/);
+  assert.deepEqual(settled, ["second", "first", "slow"], "the slow one had settled before the error came");
 });

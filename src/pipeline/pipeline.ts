@@ -10,7 +10,7 @@
  *
  * @example
  *   return runPipeline(events, { signal }, async (p) => {
- *     const claim = await p.step("open", () => claimSnapshot(p, name));
+ *     const claim = await p.step("open", () => claimSnapshot(p, name, snap));
  *     const tree = await p.step("criu-restore", () => restoreTree(p, claim));
  *     tree.handle.keep();
  *     return tree.pid;
@@ -68,4 +68,20 @@ export async function runPipeline<T>(
     // Invariant: what the pipeline did not hand over is given back, whether it failed, was interrupted or finished.
     await stack.unwind();
   }
+}
+
+/**
+ * Waits for steps started side by side and returns their values; where any failed, throws the first failure in the
+ * order given, once all have settled: the error one after the other would have given, and nothing of theirs still
+ * running when the stack unwinds.
+ *
+ * @example
+ *   const [claimed, here] = await allInOrder(p.step("open", claim), p.step("preflight", lookAround));
+ */
+export async function allInOrder<T extends readonly unknown[]>(
+  ...running: { [K in keyof T]: Promise<T[K]> }
+): Promise<T> {
+  const settled = await Promise.allSettled(running);
+  for (const s of settled) if (s.status === "rejected") throw s.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }

@@ -1,29 +1,39 @@
 import { StasisError } from "../errors.js";
 import type { Events } from "../events.js";
-import { listenersOn, localEnd, socketOwner, tcpSockets, TCP_STATE } from "./net.js";
+import { listeners, localEnd, socketOwner, tcpSockets, TCP_STATE, type Listener } from "./net.js";
 import { readStat } from "./tree.js";
 
 /**
  * A restored server listens where it was captured: CRIU brings its listening sockets back at the same address
  * and port, and binds them even where another socket already listens there (its repair mode forces the bind).
  * Two instances of one snapshot on one host would then share the port, and a restore's canary could be answered
- * by the other one. So a restore whose server's port is taken is refused before anything starts.
+ * by the other one. So a restore whose server's port is taken is refused before anything starts. Several URLs (the
+ * server's and each listener's) are checked against one read of the kernel's TCP tables (`read`, or one now), in the
+ * order given: each read of /proc/net/tcp walks the kernel's whole socket hash.
  */
-export async function refuseTakenAddress(url: string): Promise<void> {
-  const u = new URL(url);
-  const port = Number(u.port || (u.protocol === "https:" ? 443 : 80));
-  const [taken] = await listenersOn(port);
-  if (!taken) return;
-  const owner = await socketOwner(taken.inode);
-  const comm = owner === undefined ? undefined : (await readStat(owner))?.comm;
-  throw new StasisError(
-    "E_ADDRESS_IN_USE",
-    `port ${port} is taken: ${taken.address}:${port} is listening${owner === undefined ? "" : ` (pid ${owner}${comm ? `, ${comm}` : ""})`}, and the restored server would listen at ${u.host} too`,
-    {
-      hint: "stop what listens there (`stasis ps` lists the servers stasis runs, `stasis stop ID` stops one), or restore on another machine: a restored server keeps the address it was captured with",
-      details: { port, address: taken.address, ...(owner === undefined ? {} : { pid: owner }) },
-    },
-  );
+export async function refuseTakenAddress(
+  urls: string | string[],
+  read: Promise<Listener[]> = listeners(),
+): Promise<void> {
+  const wanted = [urls].flat().map((url) => {
+    const u = new URL(url);
+    return { u, port: Number(u.port || (u.protocol === "https:" ? 443 : 80)) };
+  });
+  const listening = await read;
+  for (const { u, port } of wanted) {
+    const taken = listening.find((l) => l.port === port);
+    if (!taken) continue;
+    const owner = await socketOwner(taken.inode);
+    const comm = owner === undefined ? undefined : (await readStat(owner))?.comm;
+    throw new StasisError(
+      "E_ADDRESS_IN_USE",
+      `port ${port} is taken: ${taken.address}:${port} is listening${owner === undefined ? "" : ` (pid ${owner}${comm ? `, ${comm}` : ""})`}, and the restored server would listen at ${u.host} too`,
+      {
+        hint: "stop what listens there (`stasis ps` lists the servers stasis runs, `stasis stop ID` stops one), or restore on another machine: a restored server keeps the address it was captured with",
+        details: { port, address: taken.address, ...(owner === undefined ? {} : { pid: owner }) },
+      },
+    );
+  }
 }
 
 /**

@@ -10,7 +10,7 @@ test("stopTree stops a parent and its child (state T); continueTree lets them ru
   try {
     let child: number | undefined;
     for (let i = 0; i < 100 && child === undefined; i++) {
-      child = (await childrenOf(sh.pid!))[0];
+      child = childrenOf(sh.pid!)[0];
       if (child === undefined) await new Promise((r) => setTimeout(r, 10));
     }
     assert.ok(child, "the shell started its child");
@@ -23,7 +23,7 @@ test("stopTree stops a parent and its child (state T); continueTree lets them ru
     assert.equal((await readStat(child))?.state, "S");
   } finally {
     // The sleep is the shell's child: ended with it by its pid, not left for 30 s.
-    for (const c of await childrenOf(sh.pid!)) process.kill(c, "SIGKILL");
+    for (const c of childrenOf(sh.pid!)) process.kill(c, "SIGKILL");
     sh.kill("SIGKILL");
   }
 });

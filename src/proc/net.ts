@@ -90,9 +90,14 @@ export async function listenersOf(pids: number[]): Promise<string[]> {
   ].sort();
 }
 
+/** The sockets listening on TCP, IPv4 and IPv6. */
+export async function listeners(): Promise<Listener[]> {
+  return listening(await tcpSockets());
+}
+
 /** The sockets listening on TCP `port`, IPv4 and IPv6. */
 export async function listenersOn(port: number): Promise<Listener[]> {
-  return listening(await tcpSockets()).filter((l) => l.port === port);
+  return (await listeners()).filter((l) => l.port === port);
 }
 
 /** The process holding the socket with this inode (a scan of /proc/*\/fd: for error messages, not hot paths). */

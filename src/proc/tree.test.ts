@@ -19,3 +19,30 @@ test("the process tree lists a child under its parent", async () => {
     child.kill();
   }
 });
+
+test("the process tree finds a child forked by any thread of a process with many", async () => {
+  // 60 threads; the child is forked by the last one started, not the main thread: /proc lists it under that thread.
+  const py = [
+    "import os, threading, time, sys",
+    "for _ in range(60): threading.Thread(target=time.sleep, args=(30,), daemon=True).start()",
+    "def fork():",
+    "    pid = os.fork()",
+    "    if pid == 0: time.sleep(30); os._exit(0)",
+    "    print(pid, flush=True)",
+    "threading.Thread(target=fork).start()",
+    "time.sleep(30)",
+  ].join("\n");
+  const parent = spawn("python3", ["-c", py], { stdio: ["ignore", "pipe", "inherit"] });
+  let kid = 0;
+  try {
+    kid = Number(await new Promise<string>((r) => parent.stdout.once("data", (d: Buffer) => r(d.toString()))));
+    const tree = await processTree(parent.pid!);
+    assert.deepEqual(
+      tree.map((p) => p.pid),
+      [parent.pid, kid],
+    );
+  } finally {
+    parent.kill("SIGKILL");
+    if (kid > 0) process.kill(kid, "SIGKILL");
+  }
+});

@@ -13,8 +13,8 @@ import { recordInstance, type Instance } from "../instances/instances.js";
 import type { Supervisor } from "../instances/supervisor.js";
 import type { EngineState } from "../engines/engine.js";
 import type { GpuCapture } from "../capture/gpu.js";
-import { runPipeline } from "../pipeline/pipeline.js";
-import { claimSnapshot } from "./claimed.js";
+import { allInOrder, runPipeline } from "../pipeline/pipeline.js";
+import { claimSnapshot, openForRestore } from "./claimed.js";
 import { startCudaWorker } from "./cuda-worker.js";
 import { lookAround } from "./preflight.js";
 import { checkHere } from "../fingerprint/check.js";
@@ -68,13 +68,17 @@ export async function park(
 ): Promise<Parked> {
   const started = events.t();
   return runPipeline(events, { signal: opts.signal }, async (p) => {
-    const claimed = await p.step("open", () => claimSnapshot(p, opts.name));
+    // open ‖ preflight, as in a restore.
+    const opened = openForRestore(p, opts.name);
+    const [claimed, here] = await allInOrder(
+      p.step("open", async () => claimSnapshot(p, opts.name, await opened)),
+      opened.then((snap) => p.step("preflight", () => lookAround(snap, opts))),
+    );
     const { snap, claim } = claimed;
     const m = snap.manifest;
     const digest = await manifestDigest(snap.dir);
     // The fingerprint may need the CUDA driver's word on the GPUs (checkHere); given back as the park ends.
     const cuda = startCudaWorker(p, m, deps.cudaDriver);
-    const here = await p.step("preflight", () => lookAround(snap, opts));
     await checkHere(
       m,
       { force: opts.force ?? false, criuVersion: here.criu.version, procGpu: here.procGpu, driver: cuda?.driver },

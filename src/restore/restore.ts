@@ -5,10 +5,10 @@ import { recordTimeline, type TimelinePhase } from "../events.js";
 import type { StageLauncher } from "../engines/weights-stager.js";
 import type { Instance } from "../instances/instances.js";
 import type { Snapshot } from "../store/store.js";
-import { runPipeline, type Pipeline } from "../pipeline/pipeline.js";
+import { allInOrder, runPipeline, type Pipeline } from "../pipeline/pipeline.js";
 import type { MemoryMode, WeightsMode } from "./modes.js";
 import type { BackgroundReads, PrefetchMode, VerifyMode } from "./background-reads.js";
-import { claimSnapshot, type Claimed } from "./claimed.js";
+import { claimSnapshot, openForRestore, type Claimed } from "./claimed.js";
 import { startCudaWorker, type CudaLease, type CudaWorker } from "./cuda-worker.js";
 import { lookAround } from "./preflight.js";
 import { checkHere, isMismatch } from "../fingerprint/check.js";
@@ -88,11 +88,14 @@ export interface ArrivingSnapshot {
 
 /**
  * Brings a snapshot back, serving. Its steps, each in its own module of src/restore/:
- * open (claimed.ts) -> cuda-worker, in the background (cuda-worker.ts) -> preflight (preflight.ts) ->
- * fingerprint (fingerprint-check.ts; on a mismatch with --fallback warm: fallback.ts) -> gpu-plan, in the
- * background (cuda-restore.ts) -> verify ‖ prefetch ‖ staged weights ‖ working set (background.ts) ‖ criu-restore
- * (tree.ts) -> cuda-init, CUDA restore (cuda-restore.ts) -> engine wake, ready, canary, timers (wake.ts) -> the
- * instance recorded and handed over (serving.ts).
+ * open (claimed.ts) ‖ preflight (preflight.ts), the preflight once the manifest is read -> cuda-worker, in the
+ * background (cuda-worker.ts) -> fingerprint (fingerprint/check.ts; on a mismatch with --fallback warm: fallback.ts)
+ * -> gpu-plan, in the background (cuda-restore.ts) ‖ verify ‖ prefetch ‖ staged weights ‖ working set (background.ts)
+ * ‖ criu-restore (tree.ts) -> cuda-init, CUDA restore (cuda-restore.ts) -> engine wake, ready, canary, timers
+ * (wake.ts) -> the instance recorded and handed over (serving.ts). CRIU waits for the claim, the preflight, the
+ * fingerprint and its own files, nothing else: the CUDA worker and the GPU plan are needed only by the CUDA restore
+ * after it, and the fingerprint asks the worker only where /proc's GPUs do not match. Why:
+ * docs/decisions/0015-restore-fixed-costs.md.
  *
  * Each step that takes something (the claim and its supervisor, the CUDA worker, the stager, the restored tree and
  * its files) pushes its undo on the restore's cleanup stack (src/pipeline/): a failure or an interrupt at any step
@@ -109,10 +112,14 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
     new StasisError("E_INTERRUPTED", "restore interrupted", { hint: "nothing half-done was kept; run it again" });
   return runPipeline(events, { signal: opts.signal, interrupted }, async (p) => {
     p.defer("the timeline", timeline.stop);
-    const claimed = await p.step("open", () => claimSnapshot(p, opts.name, deps.arriving?.snap, placement));
+    // open ‖ preflight: the preflight needs only the manifest; should both fail, the claim's error is the one told.
+    const opened = openForRestore(p, opts.name, deps.arriving?.snap);
+    const [claimed, here] = await allInOrder(
+      p.step("open", async () => claimSnapshot(p, opts.name, await opened, placement)),
+      opened.then((snap) => p.step("preflight", () => lookAround(snap, opts))),
+    );
     const m = claimed.snap.manifest;
     const cuda = startCudaWorker(p, m, deps.cudaDriver);
-    const here = await p.step("preflight", () => lookAround(claimed.snap, opts));
     try {
       await checkHere(
         m,

@@ -11,6 +11,8 @@ import { httpOk } from "../engines/http-client.js";
 import { captureExample, examplesOn } from "../testing/example.js";
 import { Events } from "../events.js";
 import { StasisError } from "../errors.js";
+import { createServer } from "node:net";
+import { once } from "node:events";
 import { restore } from "./restore.js";
 import { loadConfig } from "../config/config.js";
 
@@ -79,4 +81,35 @@ test("a restore whose canary does not match ends the restored tree; the next res
   const res = await restore(opts, new Events());
   assert.equal((await httpOk(`${base}/health`)).status, 200);
   assert.deepEqual(recordsLeft(), [res.instance.id]);
+});
+
+test("the preflight runs beside the claim: its failure gives the claim back; both failing, the claim's error is told", async () => {
+  assert.equal((await stasis(["stop", "--all", "--grace", "1"], env)).code, 0, "the last test's instance stopped");
+  const noCriu = { ...opts, config: { ...opts.config, criu: "/nonexistent/criu" } };
+  const events = new Events();
+  const started = new Map<string, number>();
+  const ended = new Map<string, number>();
+  events.on((e) => {
+    if (e.type === "phase-start") started.set(e.phase, e.t);
+    if (e.type === "phase-end") ended.set(e.phase, e.t);
+  });
+  await assert.rejects(
+    restore(noCriu, events),
+    (e: unknown) => e instanceof StasisError && e.code === "E_CRIU_MISSING",
+  );
+  assert.ok(started.get("preflight")! < ended.get("open")!, "the preflight started before the claim was done");
+  assert.deepEqual(recordsLeft(), [], "the claim was given back");
+  assert.deepEqual(serversLeft(), []);
+  // The snapshot's address taken as well: the claim's refusal is the error, as when the steps ran one by one.
+  const taken = createServer().listen(port, "127.0.0.1");
+  await once(taken, "listening");
+  try {
+    await assert.rejects(
+      restore(noCriu, new Events()),
+      (e: unknown) => e instanceof StasisError && e.code === "E_ADDRESS_IN_USE",
+    );
+  } finally {
+    taken.close();
+  }
+  assert.deepEqual(recordsLeft(), []);
 });
