@@ -16,6 +16,7 @@ import { Events } from "../events.js";
 import { paths } from "../home.js";
 import { CudaDriver } from "../cuda/driver.js";
 import { warmCudaWorker } from "./warm-cuda.js";
+import { engineFor } from "../engines/engines.js";
 import { DEFAULT_PINNED_IMAGES, weightsKeepers } from "../engines/weights-keepers.js";
 import { prepareHome } from "../store/home-guard.js";
 import { ownCudaDriver } from "../restore/restore.js";
@@ -74,6 +75,8 @@ export async function serve(opts: ServeOptions, events: Events): Promise<ServeRe
         (m) => events.log(m),
       )
     : { lease: ownCudaDriver, close: async () => {} };
+  // A restore loads its engine's adapter on first use (engines.ts); the daemon's first restore finds it loaded.
+  await engineFor("vllm");
   const keepers = opts.pinWeights
     ? weightsKeepers((m, level) => events.log(m, level), opts.pinWeightsMax ?? DEFAULT_PINNED_IMAGES)
     : undefined;
