@@ -58,7 +58,7 @@ export async function manifestDigest(snapshotDir: string): Promise<string> {
 
 /**
  * Restores snapshot `opts.name` up to, not including, what needs the GPU, as the restore's own steps (restore.ts):
- * open -> preflight -> fingerprint -> (verify ‖ prefetch ‖ working set ‖ criu-restore, the tree left stopped). The
+ * open ‖ preflight -> fingerprint -> (verify ‖ prefetch ‖ working set ‖ criu-restore, the tree left stopped). The
  * verify must pass before the tree counts as parked. A failure unwinds the steps: no process, no record is left.
  */
 export async function park(
