@@ -2,7 +2,7 @@
  * The engine side's error codes (python/stasis_engine: `StasisEngineError(code, ...)` and the error lines and RPC
  * answers that carry its `to_dict()`), and the product's code for each. python/tests/test_contracts.py fails when
  * the engine side raises a code missing here. Plain data, no zod: the vLLM adapter maps codes with it on a restore's
- * path, where the contracts' zod/v4 is not loaded (docs/decisions/0015-restore-fixed-costs.md); the schema of an
+ * path, where the contracts' zod/v4 is not loaded (docs/decisions/0016-restore-fixed-costs.md); the schema of an
  * engine's error is engine-error.ts.
  */
 import type { ErrorCode } from "../errors.js";

@@ -365,7 +365,7 @@ function follow(
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
   // The contract (zod/v4) is loaded here, not with this module: a restore with nothing to stage never loads it
-  // (docs/decisions/0015-restore-fixed-costs.md). Lines and the end are handled in order, once it is.
+  // (docs/decisions/0016-restore-fixed-costs.md). Lines and the end are handled in order, once it is.
   const contract = import("../contracts/stage.js");
   let handled: Promise<void> = Promise.resolve();
   const inOrder = (f: (c: Awaited<typeof contract>) => void) =>

@@ -10,8 +10,8 @@ export interface ProcInfo {
 /**
  * The children of `pid` (all its threads' children), from /proc. Read synchronously: an inference server's processes
  * have tens to hundreds of threads, a restore waits for its tree before the CUDA restore, and these files answer from
- * memory, where each asynchronous read costs four trips through libuv's thread pool (5 processes of 81 threads: ~35
- * ms read asynchronously, ~4 ms synchronously, on the development machine).
+ * memory, where each asynchronous read costs four trips through libuv's thread pool (5 processes of 81 threads: 30-50
+ * ms read asynchronously, even all at once, ~4 ms synchronously, on the development machine).
  */
 export function childrenOf(pid: number): number[] {
   const kids: number[] = [];

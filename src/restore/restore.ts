@@ -95,7 +95,7 @@ export interface ArrivingSnapshot {
  * (wake.ts) -> the instance recorded and handed over (serving.ts). CRIU waits for the claim, the preflight, the
  * fingerprint and its own files, nothing else: the CUDA worker and the GPU plan are needed only by the CUDA restore
  * after it, and the fingerprint asks the worker only where /proc's GPUs do not match. Why:
- * docs/decisions/0015-restore-fixed-costs.md.
+ * docs/decisions/0016-restore-fixed-costs.md.
  *
  * Each step that takes something (the claim and its supervisor, the CUDA worker, the stager, the restored tree and
  * its files) pushes its undo on the restore's cleanup stack (src/pipeline/): a failure or an interrupt at any step

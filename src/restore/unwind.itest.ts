@@ -6,7 +6,7 @@ import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tempHome } from "../testing/cli.js";
+import { stasis, tempHome } from "../testing/cli.js";
 import { httpOk } from "../engines/http-client.js";
 import { captureExample, examplesOn } from "../testing/example.js";
 import { Events } from "../events.js";
@@ -99,7 +99,7 @@ test("the preflight runs beside the claim: its failure gives the claim back; bot
   );
   assert.ok(started.get("preflight")! < ended.get("open")!, "the preflight started before the claim was done");
   assert.deepEqual(recordsLeft(), [], "the claim was given back");
-  assert.deepEqual(serversLeft(), []);
+  assert.deepEqual(examplesOn(port), []);
   // The snapshot's address taken as well: the claim's refusal is the error, as when the steps ran one by one.
   const taken = createServer().listen(port, "127.0.0.1");
   await once(taken, "listening");

@@ -1,5 +1,5 @@
 // zod v3, not the contracts' zod/v4: a restore reads every manifest, and v4 takes ~3x as long to load. Why:
-// docs/decisions/0015-restore-fixed-costs.md.
+// docs/decisions/0016-restore-fixed-costs.md.
 import { z } from "zod";
 import { StasisError } from "../errors.js";
 import { isLinkRemapPath, isShmPath, isSnapshotRelative } from "./confine.js";
