@@ -5,7 +5,7 @@
 #      answering a completion at its own host port;
 #   3. parked instances and swaps (bench/park-swap.mjs): plain restore against a take of a parked instance, and with
 #      B (a snapshot of another model at another address) swaps both ways (hibernate one, wake the other).
-# Knobs: A (snapshot, required), B (second snapshot for swaps; captured from B_MODEL at port 8001 when missing), ROUNDS (2), REPEAT (3), PARK_REPEAT (5),
+# Knobs: A (snapshot, required), B (second snapshot for swaps; captured from SWAP_MODEL at port 8001 when missing), ROUNDS (2), REPEAT (3), PARK_REPEAT (5),
 # PARTS ("gaps warm replicas park": which parts run; gaps: where CRIU's time goes in one restore), WARM_CUDA (1: the park part's daemon keeps its CUDA worker warm).
 set -euo pipefail
 source gpu/suites/_common.sh
@@ -14,7 +14,7 @@ export STASIS_HOME=/var/tmp/stasis-home LOGS=/tmp/stasis-logs
 mkdir -p "$LOGS"
 source gpu/vllm/env.sh
 A=${A:?A: the snapshot to restore}
-B=${B:-}
+B=${SWAP:-}
 PARTS=${PARTS:-gaps warm replicas park}
 has() { [[ " $PARTS " == *" $1 "* ]]; }
 daemon=
@@ -86,12 +86,12 @@ if has replicas; then
   unset STASIS_NO_DAEMON
 fi
 
-if has park && [ -n "$B" ] && [ -n "${B_MODEL:-}" ] && [ ! -d "$STASIS_HOME/snapshots/$B" ]; then
+if has park && [ -n "$B" ] && [ -n "${SWAP_MODEL:-}" ] && [ ! -d "$STASIS_HOME/snapshots/$B" ]; then
   # The second model of the swaps, at another address (a parked instance holds its captured address).
   step "capture-$B" "${CAPTURE_LIMIT:-240}" stasis capture "$B" --engine vllm --ready-url http://127.0.0.1:8001/health \
     --ready-timeout 230 --warmup 3 --env VLLM_SERVER_DEV_MODE=1 --env PYTHONPATH=$PWD/python:$VLLM_SITE \
     --env VLLM_NO_USAGE_STATS=1 --env HF_HUB_OFFLINE=1 --env VLLM_USE_FLASHINFER_SAMPLER=0 -- \
-    vllm serve "$B_MODEL" --host 127.0.0.1 --port 8001 --enable-sleep-mode \
+    vllm serve "$SWAP_MODEL" --host 127.0.0.1 --port 8001 --enable-sleep-mode \
     --worker-extension-cls stasis_engine.vllm.StasisWorkerExtension --max-model-len 4096 --gpu-memory-utilization 0.45
 fi
 if has park; then

@@ -48,12 +48,22 @@ export function isolationScript(iso: CriuIsolation): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   return [
     "set -e",
-    "ip link set lo up",
+    LOOPBACK_UP,
     "mount -t tmpfs -o mode=1777,nosuid,nodev stasis-shm /dev/shm",
     `cp -a ${q(iso.shmFrom)}/. /dev/shm/`,
     'exec "$@"',
   ].join("\n");
 }
+
+/**
+ * Loopback up (a fresh namespace has it down): with iproute2's `ip` where there is one, else with the SIOCSIFFLAGS
+ * ioctl from Python (GPU machines and slim images often lack iproute2).
+ */
+const LOOPBACK_UP =
+  "if command -v ip >/dev/null 2>&1; then ip link set lo up; else python3 -c '" +
+  'import socket, fcntl, struct; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); ifr = "16sh22x"; ' +
+  'f = struct.unpack(ifr, fcntl.ioctl(s, 0x8913, struct.pack(ifr, b"lo", 0)))[1]; ' +
+  'fcntl.ioctl(s, 0x8914, struct.pack(ifr, b"lo", f | 1))\'; fi';
 
 /** The command CRIU's restore runs under: unshare (PID, mount and, unless joining one, network namespaces). */
 export function isolatedCommand(iso: CriuIsolation, criuArgv: string[]): string[] {
