@@ -39,7 +39,9 @@ async function firstToken(name) {
   const m = (await openSnapshot(name)).manifest;
   const ctx = { baseUrl: m.server.url, events: new Events(), alive: () => true, logPath: "" };
   const c = m.engine.canary;
-  await (await engineFor(m.engine.kind)).firstToken(ctx, {
+  await (
+    await engineFor(m.engine.kind)
+  ).firstToken(ctx, {
     method: c.method,
     path: c.path,
     ...(c.body ? { body: c.body } : {}),

@@ -45,6 +45,13 @@ export interface Engine {
   /** Just before the checkpoint: release what should not be in the image (vLLM: dump weights, sleep). */
   prepareCapture(ctx: EngineContext, snapshotDir: string): Promise<EngineState>;
   /**
+   * A server restored from a snapshot put back to sleep as that snapshot holds it (for `stasis hibernate`): its files
+   * stay the snapshot's, so nothing is dumped again; answers the state a later `resume` takes with the snapshot's
+   * folder. Undefined (the method or its answer) where the engine cannot: hibernation then prepares as a capture
+   * does, into a folder of its own.
+   */
+  resleep?(ctx: EngineContext, state: EngineState): Promise<EngineState | undefined>;
+  /**
    * What of a snapshot can be staged beside its restore (vLLM adapter: its weights, filled into fresh GPU memory
    * while CRIU restores, engines/weights-stager.ts), or pinned ahead by `stasis serve --pin-weights`. Undefined
    * where the engine, or this snapshot of it, offers nothing of the kind.

@@ -515,3 +515,44 @@ test("an NCCL without ncclCommSuspend leaves the communicators as they are, with
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("a hibernate puts a restored server back to sleep as its snapshot holds it, dumping nothing", async () => {
+  const server = await fakeServer((m) => [
+    200,
+    m === "GET /is_sleeping"
+      ? { is_sleeping: true }
+      : m.startsWith("stasis_")
+        ? { results: [{ ok: true, rank: 0, world_size: 1 }] }
+        : {},
+  ]);
+  try {
+    const { ctx } = context(server.url);
+    const state = {
+      ...LEVEL2,
+      ranks: 1,
+      wakeTags: ["default"],
+      files: [{ path: "weights/rank0.stasisw", role: "weights" as const }],
+    };
+    const again = await vllmEngine.resleep!(ctx, state);
+    assert.deepEqual(server.methods, [
+      "POST /sleep?level=2",
+      "GET /is_sleeping",
+      "stasis_trim_gpu_memory",
+      "stasis_trim_host_memory",
+    ]);
+    assert.deepEqual(again, state, "the snapshot's own state: its weights file, its tags to wake");
+  } finally {
+    await server.close();
+  }
+});
+
+test("a server captured without sleep mode has no state to go back to: hibernate prepares as a capture", async () => {
+  const server = await fakeServer(() => [200, {}]);
+  try {
+    const { ctx } = context(server.url);
+    assert.equal(await vllmEngine.resleep!(ctx, { sleepLevel: 0, reason: "no sleep mode" }), undefined);
+    assert.deepEqual(server.methods, [], "nothing asked of the server");
+  } finally {
+    await server.close();
+  }
+});

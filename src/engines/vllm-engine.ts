@@ -380,6 +380,19 @@ export const vllmEngine: Engine = {
       files,
     };
   },
+  async resleep(ctx, state) {
+    // Only a snapshot taken at sleep level 2 has its weights in files beside it; without them, hibernate as a capture.
+    if (state.sleepLevel !== 2) return undefined;
+    const ranks = stateRanks(state) ?? 1;
+    await ctx.events.phase("sleep", () => post(ctx, "/sleep?level=2"));
+    if (!(await isSleeping(ctx)))
+      throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
+    await trimGpuMemory(ctx, ranks);
+    await trimHostMemory(ctx, ranks);
+    const commsSuspended = ranks > 1 && (await suspendComms(ctx, ranks));
+    const { commsSuspended: _was, ...rest } = state;
+    return { ...rest, ...(commsSuspended ? { commsSuspended: true } : {}) };
+  },
   stageSource(state, snapshotDir) {
     const info = StageInfo.safeParse(state.stage);
     if (state.sleepLevel !== 2 || !info.success) return undefined;

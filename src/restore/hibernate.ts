@@ -50,8 +50,15 @@ export async function hibernate(id: string, events: Events): Promise<Parked> {
     await mkdir(dir, { mode: PRIVATE_DIR });
     const pids = (await processTree(inst.pid)).map((x) => x.pid);
     // Each step's undo gives the instance back what the step took: a hibernate that fails leaves it serving.
-    const engineState = await p.step("engine-sleep", () => engine.prepareCapture(ctx, dir));
-    const awake = p.defer("the engine's sleep", () => engine.resume(ctx, engineState, dir));
+    // Put back to sleep as its snapshot holds it where the engine can (the weights stay the snapshot's: nothing is
+    // dumped, and a take stages them from the snapshot, pinned by the daemon); else prepared as for a capture.
+    const { engineState, engineDir } = await p.step("engine-sleep", async () => {
+      const again = await engine.resleep?.(ctx, snap.manifest.engine.state);
+      return again
+        ? { engineState: again, engineDir: snap.dir }
+        : { engineState: await engine.prepareCapture(ctx, dir), engineDir: dir };
+    });
+    const awake = p.defer("the engine's sleep", () => engine.resume(ctx, engineState, engineDir));
     const gpu = await gpuCheckpoint(pids, events);
     const onGpu =
       gpu &&
@@ -73,7 +80,7 @@ export async function hibernate(id: string, events: Events): Promise<Parked> {
       }),
     );
     for (const held of [awake, onGpu, running, supervised]) held?.keep();
-    const hibernated = { engineState, engineDir: dir, ...(gpu ? { gpu } : {}) };
+    const hibernated = { engineState, engineDir, ...(gpu ? { gpu } : {}) };
     return { record, snapshot: inst.snapshot, supervisor, hibernated, parkMs: events.t() - started };
   });
 }
