@@ -7,7 +7,7 @@ import time), a bad value a ``StasisEngineError`` naming the variable, the value
 
 Example::
 
-    mode = config.get("STASIS_VLLM_GRAPHS")   # "gpu" unless set
+    mode = config.get("STASIS_VLLM_GRAPHS")   # "sleep" unless set
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ VARIABLES: dict[str, Variable] = {
     for v in [
         Variable(
             "STASIS_VLLM_GRAPHS",
-            "gpu (the default) or sleep",
-            "gpu",
-            "sleep: vLLM's CUDA graph pool in its sleep-mode allocator (experimental: such snapshots do not serve yet)",
+            "sleep (the default) or gpu",
+            "sleep",
+            "gpu: vLLM's CUDA graph pool left on the GPU asleep instead of in its sleep-mode allocator (for measuring)",
             _graphs,
         ),
         Variable(

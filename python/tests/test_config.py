@@ -13,9 +13,9 @@ from stasis_engine.weights.stage import _max_images
 
 
 def test_an_unset_or_empty_variable_is_its_default_and_a_set_one_is_parsed() -> None:
-    assert config.get("STASIS_VLLM_GRAPHS", {}) == "gpu"
-    assert config.get("STASIS_VLLM_GRAPHS", {"STASIS_VLLM_GRAPHS": ""}) == "gpu"
-    assert config.get("STASIS_VLLM_GRAPHS", {"STASIS_VLLM_GRAPHS": " Sleep"}) == "sleep"
+    assert config.get("STASIS_VLLM_GRAPHS", {}) == "sleep"
+    assert config.get("STASIS_VLLM_GRAPHS", {"STASIS_VLLM_GRAPHS": ""}) == "sleep"
+    assert config.get("STASIS_VLLM_GRAPHS", {"STASIS_VLLM_GRAPHS": " GPU"}) == "gpu"
 
 
 @pytest.mark.parametrize(

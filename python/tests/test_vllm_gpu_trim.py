@@ -96,6 +96,16 @@ def test_the_global_pool_is_kept_even_with_nothing_allocated(monkeypatch: pytest
     assert out["freed"] == 0 and out["graphs_reset"] == 0
 
 
+def test_graphs_the_collector_does_not_track_are_found_through_what_refers_to_them() -> None:
+    import gc
+
+    target = bytes(bytearray(b"stands for a graph torch does not let the collector track"))
+    assert not gc.is_tracked(target)
+    holder = {"entry": [target]}
+    found = _gpu_trim._all_graphs(bytes)
+    assert any(g is holder["entry"][0] for g in found)
+
+
 def test_a_mempool_id_is_read_from_its_id() -> None:
     assert _gpu_trim._as_pool(types.SimpleNamespace(id=(7, 0))) == (7, 0)
     assert _gpu_trim._as_pool((0, 3)) == (0, 3)

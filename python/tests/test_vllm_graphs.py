@@ -12,11 +12,14 @@ from stasis_engine.errors import StasisEngineError
 from stasis_engine.vllm import _graphs
 
 
-def test_off_by_default_and_without_vllm(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_on_by_default_off_with_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(_graphs.ENV, raising=False)
-    assert _graphs.install_from_env() is False
+    monkeypatch.setitem(sys.modules, "vllm", types.ModuleType("vllm"))
+    installed: list[bool] = []
+    monkeypatch.setattr(_graphs, "install", lambda: installed.append(True))
+    assert _graphs.install_from_env() is True and installed == [True]
     monkeypatch.setenv(_graphs.ENV, "gpu")
-    assert _graphs.install_from_env() is False
+    assert _graphs.install_from_env() is False and installed == [True]
 
 
 def test_sleep_outside_a_vllm_process_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,3 +38,32 @@ def test_not_cuda_is_a_reason_to_keep_vllms_pool() -> None:
     platform = types.SimpleNamespace(is_cuda=lambda: False)
     assert _graphs._unsuitable(platform) == "not CUDA"
     assert _graphs.installed() is False
+
+
+def test_waking_the_kv_cache_by_tag_wakes_the_graphs_memory_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    woken: list[list[str] | None] = []
+
+    class Data:
+        def __init__(self, tag: str) -> None:
+            self.tag, self.is_asleep = tag, True
+
+    class FakeAllocator:
+        def __init__(self) -> None:
+            self.pointer_to_data = {1: Data("kv_cache"), 2: Data(_graphs.GRAPHS_TAG)}
+
+        def wake_up(self, tags: list[str] | None = None) -> None:
+            woken.append(tags)
+            for d in self.pointer_to_data.values():
+                if tags is None or d.tag in tags:
+                    d.is_asleep = False
+
+    cumem = types.ModuleType("vllm.device_allocator.cumem")
+    cumem.CuMemAllocator = FakeAllocator  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm.device_allocator.cumem", cumem)
+    _graphs._wake_graphs_with_kv_cache()
+    allocator = FakeAllocator()
+    allocator.wake_up(["weights"])
+    allocator.wake_up(["kv_cache"])
+    assert woken == [["weights"], ["kv_cache"], [_graphs.GRAPHS_TAG]]
+    allocator.wake_up(["kv_cache"])  # the graphs' memory is awake already: not mapped twice
+    assert woken[-1] == ["kv_cache"] and len(woken) == 4

@@ -50,7 +50,7 @@ export const INTERNAL: readonly InternalVariable[] = [
   {
     env: "STASIS_VLLM_GRAPHS",
     readBy: "engine side",
-    doc: "sleep: vLLM's CUDA graph pool released by the sleep (experimental: such snapshots do not serve yet)",
+    doc: "gpu: vLLM's CUDA graph pool left on the GPU asleep, not released by the sleep (default sleep; for measuring)",
   },
   {
     env: "STASIS_VLLM_GPU_TRIM",

@@ -6,7 +6,7 @@ reserved (0.79 GB for the Llama-3.2-3B shape on an H100, nothing allocated in it
 only returned once no graph uses it, which ``torch.cuda.empty_cache()`` in vLLM's sleep cannot do. The CUDA
 checkpoint then copies it out and every restore copies it back: ~45% of the sleeping server's GPU state.
 
-``release_stale_graph_pools`` resets every ``torch.cuda.CUDAGraph`` still alive whose private pool is not vLLM's
+``release_stale_graph_pools`` resets every ``torch.cuda.CUDAGraph`` still referred to whose private pool is not vLLM's
 global graph pool and has nothing allocated in it, then empties torch's cache. Resetting a graph releases its pool;
 it cannot corrupt memory (no live tensor is in such a pool), and a graph reset by mistake fails loudly when replayed
 (torch refuses to replay a graph without a capture), which a restore's canary would show. Why and what it saved:
@@ -29,7 +29,7 @@ def release_stale_graph_pools() -> dict[str, Any]:
     before = _device_used()
     allocated = _allocated_by_pool()
     keep = _global_pool()
-    graphs = [o for o in gc.get_objects() if isinstance(o, torch.cuda.CUDAGraph)]
+    graphs = _all_graphs(torch.cuda.CUDAGraph)
     stale = [g for g in graphs if (p := _pool_of(g)) is not None and p != keep and allocated.get(p, 0) <= 0]
     pools = sorted({p for g in stale if (p := _pool_of(g)) is not None})
     # Who still held them: evidence for the decision record and for vLLM, gathered before the reset.
@@ -54,6 +54,20 @@ def release_stale_graph_pools() -> dict[str, Any]:
         "device_used_after": after,
         "freed": before - after,
     }
+
+
+def _all_graphs(kind: type) -> list[Any]:
+    """Every live graph object: torch's are not tracked by the collector themselves (a first version looking only at
+    ``gc.get_objects()`` found none on the H100), so they are found among what tracked objects refer to."""
+    found: dict[int, Any] = {}
+    for obj in gc.get_objects():
+        if isinstance(obj, kind):
+            found[id(obj)] = obj
+            continue
+        for ref in gc.get_referents(obj):
+            if isinstance(ref, kind):
+                found[id(ref)] = ref
+    return list(found.values())
 
 
 def _device_used() -> int:

@@ -1,12 +1,14 @@
 """vLLM's CUDA graphs' memory kept in its sleep-mode pool, and the worker's GPU memory by owner.
 
-A sleeping vLLM keeps its CUDA graphs' memory pool on the GPU (0.8 GiB for the 3B shape), so the CUDA checkpoint
-copies it out and the restore copies it back, though what it holds is scratch: each replay writes the activations
-it later reads. With ``STASIS_VLLM_GRAPHS=sleep`` in the server's environment, vLLM's global graph pool is made a
-``MemPool`` of its own sleep-mode allocator (``CuMemAllocator``): a level-2 sleep releases it with the KV cache (its
-allocations carry the allocator's default tag, which vLLM itself never uses) and a wake maps fresh memory at the
-same addresses before the next replay. Off by default and experimental: a probe of the mechanism passes, but a
-restore of the real vLLM captured with it hangs at its first request (docs/decisions/0013-vllm-graph-pool.md).
+A sleeping vLLM keeps its CUDA graphs' memory pool on the GPU (0.53 GB for the 3B shape), so the CUDA checkpoint
+copies it out and every restore copies it back, though what it holds is scratch: each replay writes the activations
+it later reads. Here vLLM's global graph pool is made a ``MemPool`` of its own sleep-mode allocator
+(``CuMemAllocator``): a level-2 sleep releases it with the KV cache (its allocations carry the allocator's default
+tag, which vLLM itself never uses) and the restore maps fresh memory at the same addresses before the first replay
+(``stasis_wake_tags``: vLLM's own ``/wake_up`` wakes only the tags it put to sleep). On by default where the server
+runs with sleep mode on CUDA; ``STASIS_VLLM_GRAPHS=gpu`` leaves the pool to vLLM. Why and what it saves:
+docs/decisions/0013-vllm-graph-pool.md. Whoever else wakes such a server must wake every tag (``POST /wake_up``
+without tags) or the graphs replay into unmapped memory.
 
 The hook must be in place before the model is loaded (the graph wrappers ask for the pool then); vLLM imports the
 worker extension while it builds the worker, which is early enough, so ``install_from_env`` runs at that import.
@@ -28,7 +30,7 @@ _POOL_KEY = "stasis-graphs"
 
 
 def install_from_env() -> bool:
-    """Puts the graph pool in the sleep pool if ``STASIS_VLLM_GRAPHS=sleep``, where vLLM is loaded; whether it did.
+    """Puts the graph pool in the sleep pool unless ``STASIS_VLLM_GRAPHS=gpu``, where vLLM is loaded; whether it did.
     A stasis restore wakes it (the capture records the tag); anyone else waking this server's sleep must include
     the tag, or wake every tag at once (``POST /wake_up`` without tags)."""
     if config.get(ENV) != "sleep" or "vllm" not in sys.modules:
@@ -61,9 +63,31 @@ def install() -> None:
 
     cls.get_global_graph_pool = get_global_graph_pool
     cls._stasis_graphs = True
+    _wake_graphs_with_kv_cache()
     # Said once per process, so a server's log shows the hook was in place before its graph wrappers asked for a pool.
     chosen = cls._global_graph_pool is not None
     _log(f"CUDA graphs' pool hook installed on {cls.__name__} (pool already chosen: {chosen})")
+
+
+def _wake_graphs_with_kv_cache() -> None:
+    """Whoever wakes the KV cache by tag (vLLM's ``/wake_up?tags=kv_cache``, as RL frameworks do after refitting the
+    weights) wakes the graphs' memory with it, if still asleep: their next replay must not write unmapped memory."""
+    try:
+        from vllm.device_allocator.cumem import CuMemAllocator
+    except ImportError:
+        return
+    if getattr(CuMemAllocator, "_stasis_graphs", False):
+        return
+    original = CuMemAllocator.wake_up
+
+    def wake_up(self: Any, tags: list[str] | None = None) -> None:
+        original(self, tags)
+        if tags is not None and "kv_cache" in tags and GRAPHS_TAG not in tags:
+            if any(d.tag == GRAPHS_TAG and d.is_asleep for d in self.pointer_to_data.values()):
+                original(self, [GRAPHS_TAG])
+
+    CuMemAllocator.wake_up = wake_up
+    CuMemAllocator._stasis_graphs = True
 
 
 _created = False
