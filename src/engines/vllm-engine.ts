@@ -1,6 +1,7 @@
 import { copyFile, link, mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { StasisError } from "../errors.js";
+import type { PhaseResult } from "../events.js";
 import { stasisHome } from "../home.js";
 import { httpOk, httpRequest } from "./http-client.js";
 import { httpEngine, pollReady, sendCanary } from "./http-engine.js";
@@ -67,72 +68,87 @@ async function isSleeping(ctx: EngineContext): Promise<boolean> {
 }
 
 /**
- * Asks every worker to free what it keeps on the GPU for nothing once asleep (the private pool of the CUDA graphs
- * vLLM captured to measure their memory at start-up: python/stasis_engine/vllm/_gpu_trim.py): every byte left is
- * copied out by the CUDA checkpoint and back by every restore (docs/decisions/0015-vllm-stale-graph-pools.md).
- * Best effort, as the host trim: without it the snapshot is only larger.
+ * A worker call whose failure only costs snapshot size (a worker extension without the method, from an older
+ * stasis_engine, or a failing worker): run as phase `phase`, and where it fails logged as a warning, `unread`
+ * followed by the error, and answered undefined, so the capture goes on. A cancelled capture still stops.
  */
-export async function trimGpuMemory(ctx: EngineContext, ranks?: number): Promise<void> {
+async function bestEffort(
+  ctx: EngineContext,
+  phase: string,
+  method: string,
+  ranks: number | undefined,
+  result: (results: RankResult[]) => PhaseResult,
+  unread: string,
+): Promise<RankResult[] | undefined> {
   try {
-    await ctx.events.phase(
-      "gpu-trim",
-      () => rpc(ctx, "stasis_trim_gpu_memory", [], ranks),
-      (results) => {
-        const freedBytes = results.reduce((a, r) => a + (typeof r.freed === "number" ? Math.max(0, r.freed) : 0), 0);
-        return { bytes: freedBytes, detail: { freedBytes, ranks: results } };
-      },
-    );
+    return await ctx.events.phase(phase, () => rpc(ctx, method, [], ranks), result);
   } catch (err) {
     if (ctx.signal?.aborted) throw err;
-    ctx.events.log(
-      `GPU memory not trimmed before the checkpoint (it stays in the snapshot): ${(err as Error).message}`,
-      "warn",
-    );
+    ctx.events.log(`${unread}: ${(err as Error).message}`, "warn");
+    return undefined;
   }
 }
 
 /**
+ * Asks every worker to free what it keeps on the GPU for nothing once asleep (the private pool of the CUDA graphs
+ * vLLM captured to measure their memory at start-up: python/stasis_engine/vllm/_gpu_trim.py): every byte left is
+ * copied out by the CUDA checkpoint and back by every restore (docs/decisions/0015-vllm-stale-graph-pools.md).
+ */
+export async function trimGpuMemory(ctx: EngineContext, ranks?: number): Promise<void> {
+  await bestEffort(
+    ctx,
+    "gpu-trim",
+    "stasis_trim_gpu_memory",
+    ranks,
+    (results) => {
+      const freedBytes = results.reduce((a, r) => a + (typeof r.freed === "number" ? Math.max(0, r.freed) : 0), 0);
+      return { bytes: freedBytes, detail: { freedBytes, ranks: results } };
+    },
+    "GPU memory not trimmed before the checkpoint (it stays in the snapshot)",
+  );
+}
+
+/**
  * Asks every worker to give its freed host memory back (glibc's free lists, torch's pinned cache) once asleep:
- * what the heap freed is otherwise dumped as dirty pages and written back on every restore. Best effort: a
- * worker extension without the method (an older stasis_engine) or a failing worker only costs image size, so
- * the capture goes on with a warning. vLLM's API server process is not trimmed, only the workers.
+ * what the heap freed is otherwise dumped as dirty pages and written back on every restore. vLLM's API server
+ * process is not trimmed, only the workers.
  */
 export async function trimHostMemory(ctx: EngineContext, ranks?: number): Promise<void> {
-  try {
-    await ctx.events.phase(
-      "host-trim",
-      () => rpc(ctx, "stasis_trim_host_memory", [], ranks),
-      (results) => ({ detail: trimDetail(results) }),
-    );
-  } catch (err) {
-    if (ctx.signal?.aborted) throw err;
-    ctx.events.log(
-      `freed host memory not trimmed before the checkpoint (it stays in the image): ${(err as Error).message}`,
-      "warn",
-    );
-  }
+  await bestEffort(
+    ctx,
+    "host-trim",
+    "stasis_trim_host_memory",
+    ranks,
+    (results) => ({ detail: trimDetail(results) }),
+    "freed host memory not trimmed before the checkpoint (it stays in the image)",
+  );
+}
+
+/** Sleep at level 2, checked, then what the workers hold for nothing freed: the state a CUDA checkpoint copies. */
+async function sleepForCheckpoint(ctx: EngineContext, ranks: number): Promise<void> {
+  await ctx.events.phase("sleep", () => post(ctx, "/sleep?level=2"));
+  if (!(await isSleeping(ctx)))
+    throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
+  await trimGpuMemory(ctx, ranks);
+  await trimHostMemory(ctx, ranks);
 }
 
 /**
  * What each worker holds on the GPU once asleep (what the CUDA checkpoint copies), logged in the capture's events,
  * and the sleep pool's tags other than the weights and KV cache that the sleep released: a restore must wake them
- * too (the CUDA graphs' memory with STASIS_VLLM_GRAPHS=sleep). Best effort, as the host trim.
+ * too (the CUDA graphs' memory, docs/decisions/0013-vllm-graph-pool.md).
  */
 async function sleepingExtraTags(ctx: EngineContext, ranks: number): Promise<string[]> {
-  let results: RankResult[];
-  try {
-    results = await ctx.events.phase(
-      "gpu-memory",
-      () => rpc(ctx, "stasis_gpu_memory", [], ranks),
-      (r) => ({ detail: { ranks: r } }),
-    );
-  } catch (err) {
-    if (ctx.signal?.aborted) throw err;
-    ctx.events.log(`the workers' GPU memory was not read: ${(err as Error).message}`, "warn");
-    return [];
-  }
+  const results = await bestEffort(
+    ctx,
+    "gpu-memory",
+    "stasis_gpu_memory",
+    ranks,
+    (r) => ({ detail: { ranks: r } }),
+    "the workers' GPU memory was not read",
+  );
   const tags = new Set<string>();
-  for (const r of results) {
+  for (const r of results ?? []) {
     const byTag = (r.sleep_pool_tags ?? {}) as Record<string, { asleep?: number }>;
     for (const [tag, t] of Object.entries(byTag)) if (!KNOWN_TAGS.has(tag) && (t.asleep ?? 0) > 0) tags.add(tag);
     ctx.events.log(
@@ -361,11 +377,7 @@ export const vllmEngine: Engine = {
       // Hard links: the snapshot holds the weights without a copy, and removing either keeps the other.
       for (const f of files) await linkOrCopy(join(cache, f.path), join(snapshotDir, f.path));
     }
-    await ctx.events.phase("sleep", () => post(ctx, "/sleep?level=2"));
-    if (!(await isSleeping(ctx)))
-      throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
-    await trimGpuMemory(ctx, ranks);
-    await trimHostMemory(ctx, ranks);
+    await sleepForCheckpoint(ctx, ranks);
     const wakeTags = await sleepingExtraTags(ctx, ranks);
     const commsSuspended = ranks > 1 && (await suspendComms(ctx, ranks));
     const stage = stageInfo(layout);
@@ -384,11 +396,7 @@ export const vllmEngine: Engine = {
     // Only a snapshot taken at sleep level 2 has its weights in files beside it; without them, hibernate as a capture.
     if (state.sleepLevel !== 2) return undefined;
     const ranks = stateRanks(state) ?? 1;
-    await ctx.events.phase("sleep", () => post(ctx, "/sleep?level=2"));
-    if (!(await isSleeping(ctx)))
-      throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
-    await trimGpuMemory(ctx, ranks);
-    await trimHostMemory(ctx, ranks);
+    await sleepForCheckpoint(ctx, ranks);
     const commsSuspended = ranks > 1 && (await suspendComms(ctx, ranks));
     const { commsSuspended: _was, ...rest } = state;
     return { ...rest, ...(commsSuspended ? { commsSuspended: true } : {}) };
