@@ -30,16 +30,19 @@ def release_stale_graph_pools() -> dict[str, Any]:
     allocated = _allocated_by_pool()
     keep = _global_pool()
     graphs = _all_graphs(torch.cuda.CUDAGraph)
-    stale = [g for g in graphs if (p := _pool_of(g)) is not None and p != keep and allocated.get(p, 0) <= 0]
-    pools = sorted({p for g in stale if (p := _pool_of(g)) is not None})
+    # Each graph's pool read once, before any reset (a reset graph has none), keyed by id so nothing holds the graphs.
+    pool_of = {id(g): _pool_of(g) for g in graphs}
+    by_pool = Counter(str(p) for p in pool_of.values())
+    stale = [g for g in graphs if (p := pool_of[id(g)]) is not None and p != keep and allocated.get(p, 0) <= 0]
+    pools = sorted({p for g in stale if (p := pool_of[id(g)]) is not None})
     # Who still held them: evidence for the decision record and for vLLM, gathered before the reset.
-    ours = (graphs, stale)
-    holders = Counter(type(r).__name__ for g in stale for r in gc.get_referrers(g) if not any(r is o for o in ours))
+    holders = Counter(
+        type(r).__name__ for g in stale for r in gc.get_referrers(g) if r is not graphs and r is not stale
+    )
     reset = len(stale)
     for graph in stale:
         graph.reset()
-    by_pool = Counter(str(_pool_of(g)) for g in graphs)
-    del stale, ours, graphs
+    del stale, graphs
     gc.collect()
     torch.cuda.empty_cache()
     torch.cuda.synchronize()
