@@ -44,19 +44,18 @@ export async function hibernate(id: string, events: Events): Promise<Parked> {
     const digest = await manifestDigest(snap.dir);
     const engine = await engineFor(snap.manifest.engine.kind);
     const ctx: EngineContext = { baseUrl: inst.url, events, alive: () => true, logPath: inst.stderr };
-    // The engine's sleep state lives in the instance's folder (vLLM: its weights, hard-linked where it can).
+    // An engine prepared as for a capture keeps its sleep state in the instance's folder (an earlier one's removed).
     const dir = join(inst.dir, "hibernate");
     await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { mode: PRIVATE_DIR });
     const pids = (await processTree(inst.pid)).map((x) => x.pid);
     // Each step's undo gives the instance back what the step took: a hibernate that fails leaves it serving.
     // Put back to sleep as its snapshot holds it where the engine can (the weights stay the snapshot's: nothing is
     // dumped, and a take stages them from the snapshot, pinned by the daemon); else prepared as for a capture.
     const { engineState, engineDir } = await p.step("engine-sleep", async () => {
       const again = await engine.resleep?.(ctx, snap.manifest.engine.state);
-      return again
-        ? { engineState: again, engineDir: snap.dir }
-        : { engineState: await engine.prepareCapture(ctx, dir), engineDir: dir };
+      if (again) return { engineState: again, engineDir: snap.dir };
+      await mkdir(dir, { mode: PRIVATE_DIR });
+      return { engineState: await engine.prepareCapture(ctx, dir), engineDir: dir };
     });
     const awake = p.defer("the engine's sleep", () => engine.resume(ctx, engineState, engineDir));
     const gpu = await gpuCheckpoint(pids, events);
