@@ -3,7 +3,8 @@
 
 The front end (this process) serves HTTP and forwards work to an engine process over a unix socket; the
 engine holds the state. Like vLLM, it uses multiprocessing (a spawned child, a semaphore in /dev/shm that is
-unlinked while open) and a loopback TCP connection inside the tree (like torch.distributed's TCPStore).
+unlinked while open) and a TCP connection inside the tree (like torch.distributed's TCPStore), on loopback or, with
+--store-host, on the address given (vLLM's store uses the host's own address unless VLLM_HOST_IP says otherwise).
   GET /health           200 once the engine answered
   GET /answer?q=TEXT    computed by the engine from its in-memory state (the canary)
   GET /pids             {"frontend": pid, "engine": pid}
@@ -43,14 +44,16 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return buf
 
 
-def engine_main(sock_path: str, tcp_port: int, lock: "mp.synchronize.Lock", startup_seconds: float) -> None:
+def engine_main(
+    sock_path: str, store_host: str, tcp_port: int, lock: "mp.synchronize.Lock", startup_seconds: float
+) -> None:
     # State built slowly, as an engine loads weights.
     state, digest, deadline = [], b"engine", time.monotonic() + startup_seconds
     while time.monotonic() < deadline or len(state) < 512:
         digest = hashlib.sha256(digest).digest()
         state.append(digest)
-    # A loopback TCP connection to the front end that stays open (like a TCPStore client).
-    store = socket.create_connection(("127.0.0.1", tcp_port))
+    # A TCP connection to the front end that stays open (like a TCPStore client).
+    store = socket.create_connection((store_host, tcp_port))
     store.sendall(b"hello")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(sock_path)
@@ -79,15 +82,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=8766)
     ap.add_argument("--startup-seconds", type=float, default=2.0)
+    ap.add_argument("--store-host", default="127.0.0.1", help="the address of the connection between the processes")
     args = ap.parse_args()
     ctx = mp.get_context("spawn")
     lock = ctx.Lock()
     run_dir = tempfile.mkdtemp(prefix="stasis-two-proc-")
     sock_path = os.path.join(run_dir, "engine.sock")
     store = socket.socket()
-    store.bind(("127.0.0.1", 0))
+    store.bind((args.store_host, 0))
     store.listen(1)
-    engine = ctx.Process(target=engine_main, args=(sock_path, store.getsockname()[1], lock, args.startup_seconds), daemon=True)
+    engine_args = (sock_path, args.store_host, store.getsockname()[1], lock, args.startup_seconds)
+    engine = ctx.Process(target=engine_main, args=engine_args, daemon=True)
     engine.start()
     store_conn, _ = store.accept()
     assert store_conn.recv(5) == b"hello"

@@ -82,6 +82,7 @@ export async function assembleManifest(
     linkRemaps: dumped.linkRemaps,
     shmFiles: dumped.shmFiles,
     listeners: dumped.listeners,
+    addresses: dumped.addresses,
     periodicTimers: dumped.timers,
     files: parts.flatMap((d) => d.files),
     timings,

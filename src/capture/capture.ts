@@ -13,6 +13,7 @@ import { outOfSpace } from "../store/space.js";
 import { stasisHome } from "../home.js";
 import { runPipeline } from "../pipeline/pipeline.js";
 import { checkBeforeLaunch } from "./preflight.js";
+import { vllmLaunchDefaults } from "../engines/vllm-command.js";
 import { cudaWorkerAhead } from "./gpu.js";
 import { removeDeadCaptures } from "./leftovers.js";
 import { beginCapture, type CaptureRun } from "./run.js";
@@ -71,7 +72,8 @@ export interface CaptureResult {
  * ps` lists it) under a supervisor (instances/supervisor.ts) that ends it should this process die first; with
  * --leave-running it becomes an ordinary instance once the snapshot is committed.
  */
-export async function capture(opts: CaptureOptions, events: Events): Promise<CaptureResult> {
+export async function capture(given: CaptureOptions, events: Events): Promise<CaptureResult> {
+  const opts = withEngineDefaults(given);
   const timeline = recordTimeline(events);
   const started = events.t();
   const engine = await engineFor(opts.engine);
@@ -121,6 +123,14 @@ export async function capture(opts: CaptureOptions, events: Events): Promise<Cap
       throw await explain(err, run);
     }
   });
+}
+
+/** The caller's options with what the engine's server gets unless told otherwise (vllm-command.ts), recorded in
+ *  the manifest's command like the rest of its environment. */
+function withEngineDefaults(opts: CaptureOptions): CaptureOptions {
+  if (opts.engine !== "vllm") return opts;
+  const defaults = vllmLaunchDefaults(opts.argv, { ...(opts.baseEnv ?? process.env), ...opts.env });
+  return { ...opts, env: { ...defaults, ...opts.env } };
 }
 
 /**

@@ -7,7 +7,7 @@ import { findLinkRemaps, keepFiles, keepLinkRemaps, sharedMemoryFiles, unlinkedF
 import { lockTableOfLog, removeLockTableQuietly } from "../criu/network-lock.js";
 import type { CudaDriver } from "../cuda/driver.js";
 import { processTree, type ProcInfo } from "../proc/tree.js";
-import { listenersOf } from "../proc/net.js";
+import { tcpOf } from "../proc/net.js";
 import { followAppends, type DigestInput } from "../store/digest.js";
 import type { Manifest } from "../store/manifest.js";
 import type { Deferred, Pipeline } from "../pipeline/pipeline.js";
@@ -22,6 +22,8 @@ import type { CaptureOptions } from "./capture.js";
 export interface Dumped {
   tree: ProcInfo[];
   listeners: string[];
+  /** Local addresses other than loopback the tree's TCP sockets are bound to (net.ts tcpOf). */
+  addresses: string[];
   timers: Manifest["periodicTimers"];
   gpu: GpuCapture | undefined;
   dump: DumpResult;
@@ -63,7 +65,8 @@ export async function dumpServer(
   const tree = await processTree(root);
   const pids = tree.map((t) => t.pid);
   await refuseUndumpable(pids);
-  const listeners = await listenersOf(pids);
+  const { listeners, addresses } = await tcpOf(pids);
+  if (addresses.length > 0) p.events.log(boundAddressesNote(addresses), "warn");
   const timers = await periodicTimers(pids);
   if (timers.length > 0) p.events.log(describeTimers(timers));
   ahead.held.keep(); // gpuCheckpoint owns the worker now, whatever happens to it
@@ -112,7 +115,20 @@ export async function dumpServer(
   // without compile caches to pack (any engine but vLLM), nothing runs beside it: all cores.
   const inputs = await imageInputs(staging.dir, linkRemaps, shmFiles);
   const imageFiles = digestBeside(p, staging.dir, inputs, "digest-images", opts.engine !== "vllm", known);
-  return { tree, listeners, timers, gpu, dump, networkLockTable, linkRemaps, shmFiles, shared, imageFiles, lockTable };
+  return {
+    tree,
+    listeners,
+    addresses,
+    timers,
+    gpu,
+    dump,
+    networkLockTable,
+    linkRemaps,
+    shmFiles,
+    shared,
+    imageFiles,
+    lockTable,
+  };
 }
 
 /** CRIU's images, and the link_remap and shared-memory files kept beside them: what "digest-images" reads. */
@@ -139,4 +155,13 @@ async function filesUnder(root: string, sub: string): Promise<string[]> {
   };
   await walk(join(root, sub));
   return out.sort();
+}
+
+/** Why a snapshot whose sockets are bound to this host's own addresses restores only where those exist. */
+export function boundAddressesNote(addresses: string[]): string {
+  return (
+    `the server's TCP sockets are bound to ${addresses.join(", ")} (not loopback): a restore on the host's network ` +
+    "needs that address on the restoring machine; a namespaced restore (--publish, --netns) adds it to the " +
+    "namespace's loopback. A server bound to 127.0.0.1 inside (vLLM: VLLM_HOST_IP=127.0.0.1) restores anywhere"
+  );
 }

@@ -70,3 +70,17 @@ export function vllmCommandProblems(argv: readonly string[], env: NodeJS.Process
   }
   return problems;
 }
+
+/**
+ * What stasis adds to a vLLM server's environment at capture, unless the caller set it: VLLM_HOST_IP=127.0.0.1, so
+ * that the workers' torch.distributed store (and anything else vLLM binds to "this host's address") uses loopback.
+ * Otherwise the snapshot's sockets are bound to the capturing machine's address, and a restore needs that address:
+ * on another machine, or in a network namespace (a replica, a pod), CRIU cannot bind them back. One host only:
+ * a server spread over several machines needs its real address, and the caller says so.
+ */
+export function vllmLaunchDefaults(argv: readonly string[], env: NodeJS.ProcessEnv): Record<string, string> {
+  if (!isVllmServer(argv) || env.VLLM_HOST_IP !== undefined || words(argv).some((w) => w.startsWith("VLLM_HOST_IP="))) {
+    return {};
+  }
+  return { VLLM_HOST_IP: "127.0.0.1" };
+}

@@ -1,4 +1,6 @@
 import { join } from "node:path";
+import { networkInterfaces } from "node:os";
+import { expandIpv6 } from "../proc/net.js";
 import { rm } from "node:fs/promises";
 import type { Events } from "../events.js";
 import type { KeptFile } from "../criu/kept-files.js";
@@ -81,13 +83,16 @@ export interface NamespacedRestore {
  */
 export async function prepareNamespacedCriu(
   p: InstancePlacement,
-  snapshotDir: string,
-  kept: KeptFile[],
+  snap: { dir: string; kept: KeptFile[]; addresses: string[] },
   instanceDir: string,
 ): Promise<NamespacedRestore> {
   const shmFrom = join(instanceDir, "shm");
-  const { rest } = await stageSharedMemory(snapshotDir, kept, shmFrom);
-  const iso: CriuIsolation = { shmFrom, ...(p.netns !== "own" ? { joinNetns: p.netns } : {}) };
+  const { rest } = await stageSharedMemory(snap.dir, snap.kept, shmFrom);
+  const iso: CriuIsolation = {
+    shmFrom,
+    addresses: snap.addresses,
+    ...(p.netns !== "own" ? { joinNetns: p.netns } : {}),
+  };
   const inner = new URL(p.innerUrl);
   const listen = parsePublish(p.published);
   const port = Number(inner.port || (inner.protocol === "https:" ? 443 : 80));
@@ -117,4 +122,31 @@ export async function prepareNamespacedCriu(
 export function unixPathRaced(err: unknown): boolean {
   const raced = /unix: Can't bind .*Address already in use/;
   return err instanceof StasisError && err.code === "E_CRIU_RESTORE" && raced.test(err.message);
+}
+
+/**
+ * A restore on the host's network needs every address the snapshot's sockets were bound to on this machine (CRIU
+ * binds each socket back to its address and fails with "Cannot assign requested address" otherwise): refused here,
+ * before anything starts, with what to do instead.
+ */
+export function refuseMissingAddresses(addresses: string[], here: string[] = localAddresses()): void {
+  const missing = addresses.filter((a) => !here.includes(a));
+  if (missing.length === 0) return;
+  throw new StasisError(
+    "E_ADDRESS_MISSING",
+    `the snapshot's sockets are bound to ${missing.join(", ")}, not an address of this machine`,
+    {
+      hint:
+        "restore it in a network namespace of its own (--publish), where stasis adds the address to the namespace's " +
+        "loopback, or capture the server bound to loopback inside (vLLM: --env VLLM_HOST_IP=127.0.0.1, stasis's default)",
+      details: { missing },
+    },
+  );
+}
+
+/** This machine's addresses (every interface's), as net.ts writes them. */
+function localAddresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flat()
+    .map((i) => (i?.family === "IPv6" ? expandIpv6(i.address.replace(/%.*$/, "")) : (i?.address ?? "")));
 }

@@ -1,7 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
-import { listenersOn, parseListeners, socketOwner } from "./net.js";
+import { connect } from "node:net";
+import { networkInterfaces } from "node:os";
+import { expandIpv6, isLoopbackOrAny, listenersOn, parseListeners, socketOwner, tcpOf, unmapped } from "./net.js";
 
 const TCP = [
   "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
@@ -34,4 +36,38 @@ test("a port this process listens on is found, with this process as its owner", 
   server.close();
   await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(await listenersOn(port), [], "gone once closed");
+});
+
+test("addresses in /proc's form: IPv4-mapped IPv6 as IPv4, '::' expanded, loopback and the wildcard told apart", () => {
+  assert.equal(unmapped("0:0:0:0:0:ffff:a00:5"), "10.0.0.5");
+  assert.equal(unmapped("2001:db8:0:0:0:0:0:7"), "2001:db8:0:0:0:0:0:7");
+  assert.equal(expandIpv6("::1"), "0:0:0:0:0:0:0:1");
+  assert.equal(expandIpv6("fe80::a:0b"), "fe80:0:0:0:0:0:a:b");
+  assert.equal(expandIpv6("2001:db8:0:0:0:0:0:7"), "2001:db8:0:0:0:0:0:7");
+  for (const a of ["127.0.0.1", "127.1.2.3", "0.0.0.0", "0:0:0:0:0:0:0:0", "0:0:0:0:0:0:0:1"])
+    assert.ok(isLoopbackOrAny(a), a);
+  for (const a of ["10.0.0.5", "192.0.2.2", "2001:db8:0:0:0:0:0:1"]) assert.ok(!isLoopbackOrAny(a), a);
+});
+
+test("a process's TCP: its listeners, and the non-loopback address a connection of its is bound to", async (t) => {
+  const own = Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i && i.family === "IPv4" && !i.internal)?.address;
+  if (!own) return t.skip("this machine has no IPv4 address but loopback");
+  const server = createServer((s) => s.on("error", () => {}));
+  await new Promise<void>((resolve) => server.listen(0, "0.0.0.0", resolve));
+  const port = (server.address() as { port: number }).port;
+  const client = connect(port, own);
+  await new Promise<void>((resolve, reject) => client.once("connect", resolve).once("error", reject));
+  t.after(() => {
+    client.destroy();
+    server.close();
+  });
+  const held = await tcpOf([process.pid]);
+  assert.ok(held.listeners.includes(`0.0.0.0:${port}`), JSON.stringify(held));
+  assert.deepEqual(
+    held.addresses,
+    [own],
+    "the connection's two ends are on this address; loopback and 0.0.0.0 are not",
+  );
 });

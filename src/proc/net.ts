@@ -60,6 +60,15 @@ function ipv4(hex: string): string {
   return [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff].join(".");
 }
 
+/** An IPv6 address in the form ipv6() writes: 8 groups, no "::", no leading zeros ("::1" -> "0:0:0:0:0:0:0:1"). */
+export function expandIpv6(address: string): string {
+  const [head, tail] = address.includes("::") ? address.split("::") : [address, undefined];
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
+  return groups.map((g) => parseInt(g, 16).toString(16)).join(":");
+}
+
 /** /proc/net/tcp6's address: four 32-bit words, each in the host's order; written here as 8 hex groups. */
 function ipv6(hex: string): string {
   const bytes: string[] = [];
@@ -72,8 +81,8 @@ function ipv6(hex: string): string {
   return groups.join(":");
 }
 
-/** The TCP addresses ("address:port") the processes `pids` listen on. */
-export async function listenersOf(pids: number[]): Promise<string[]> {
+/** The inodes of the sockets the processes `pids` hold open. */
+async function socketInodesOf(pids: number[]): Promise<Set<number>> {
   const inodes = new Set<number>();
   for (const pid of pids) {
     for (const target of await fdTargets(pid)) {
@@ -81,13 +90,32 @@ export async function listenersOf(pids: number[]): Promise<string[]> {
       if (m) inodes.add(Number(m[1]));
     }
   }
-  return [
-    ...new Set(
-      listening(await tcpSockets())
-        .filter((l) => inodes.has(l.inode))
-        .map(localEnd),
-    ),
-  ].sort();
+  return inodes;
+}
+
+/** What the processes `pids` hold on TCP: the addresses ("address:port") they listen on, and the local addresses,
+ *  other than loopback and the wildcard, their sockets of any state are bound to (a restore needs those on its
+ *  network: CRIU binds every socket back to its address before it connects or listens again). */
+export async function tcpOf(pids: number[]): Promise<{ listeners: string[]; addresses: string[] }> {
+  const [inodes, sockets] = await Promise.all([socketInodesOf(pids), tcpSockets()]);
+  const ours = sockets.filter((s) => inodes.has(s.inode));
+  const listeners = [...new Set(listening(ours).map(localEnd))].sort();
+  const addresses = [...new Set(ours.map((s) => unmapped(s.address)).filter((a) => !isLoopbackOrAny(a)))].sort();
+  return { listeners, addresses };
+}
+
+/** An IPv4-mapped IPv6 address (a dual-stack socket's IPv4 peer, "0:0:0:0:0:ffff:a00:5") as its IPv4 address. */
+export function unmapped(address: string): string {
+  const m = /^0:0:0:0:0:ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(address);
+  if (!m) return address;
+  const hi = parseInt(m[1]!, 16);
+  const lo = parseInt(m[2]!, 16);
+  return [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff].join(".");
+}
+
+/** Loopback (127.0.0.0/8, ::1) or the wildcard (0.0.0.0, ::): there in every network namespace. */
+export function isLoopbackOrAny(address: string): boolean {
+  return address.startsWith("127.") || address === "0.0.0.0" || /^(0:){7}[01]$/.test(address);
 }
 
 /** The sockets listening on TCP, IPv4 and IPv6. */

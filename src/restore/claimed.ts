@@ -10,7 +10,7 @@ import { claimRestore, type Claim } from "../instances/claim.js";
 import { dropRecord, instanceDir, newInstanceId, selfAsOwner } from "../instances/instances.js";
 import { supervise, type Supervisor } from "../instances/supervisor.js";
 import { allInOrder, type Deferred, type Pipeline } from "../pipeline/pipeline.js";
-import { claimedPlacement, type Placement } from "../netns/placement.js";
+import { claimedPlacement, refuseMissingAddresses, type Placement } from "../netns/placement.js";
 import { SHM_ROOT } from "../store/confine.js";
 import { listeners } from "../proc/net.js";
 
@@ -49,6 +49,7 @@ export async function claimSnapshot(
   placement?: Placement,
 ): Promise<Claimed> {
   const { events } = p;
+  if (!placement) refuseMissingAddresses(snap.manifest.addresses);
   // Side by side, none needing another: a dead capture's leftovers removed (its server may hold the address, its
   // staging folder the disk), every file where the manifest says at its size before CRIU ever starts (a stat each,
   // whatever --verify), the files CRIU's restore will make.

@@ -47,7 +47,11 @@ export async function restoreTree(
   let ns: NamespacedRestore | undefined;
   let forwarder: Deferred | undefined;
   if (claim.placement) {
-    ns = await prepareNamespacedCriu(claim.placement, snap.dir, [...m.shmFiles, ...m.linkRemaps], claim.dir);
+    ns = await prepareNamespacedCriu(
+      claim.placement,
+      { dir: snap.dir, kept: [...m.shmFiles, ...m.linkRemaps], addresses: m.addresses },
+      claim.dir,
+    );
     forwarder = p.defer("the forwarder", ns.abort);
   }
   const [shmFiles, remapFiles] = ns ? [[], ns.rest] : [m.shmFiles, m.linkRemaps];

@@ -144,6 +144,9 @@ export const Manifest = z.object({
   shmFiles: z.array(keptFile(z.string().refine(isShmPath, "/dev/shm/NAME, NAME a plain file name"))).default([]),
   /** The TCP addresses the tree listened on at capture ("address:port"), for the restore's TIME_WAIT retry. */
   listeners: z.array(z.string()).default([]),
+  /** Local addresses other than loopback the tree's TCP sockets were bound to: a restore needs them on its network
+   *  (the host's, or a namespace's loopback, where a namespaced restore adds them). */
+  addresses: z.array(z.string().ip()).default([]),
   /** Periodic timerfds the tree had at capture: CRIU may bring them back disarmed (capture/timers.ts). */
   periodicTimers: z
     .array(

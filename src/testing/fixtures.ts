@@ -23,6 +23,7 @@ export function sampleManifest(): Manifest {
     linkRemaps: [],
     shmFiles: [],
     listeners: [],
+    addresses: [],
     periodicTimers: [],
     files: [{ path: "images/pages-1.img", role: "image", size: 3, sha256: digest, chunkSize: 64, chunks: [digest] }],
     timings: { totalMs: 1 },
