@@ -3,7 +3,7 @@
 # are noisy). vLLM is installed by an earlier call (gpu/vllm/README.md).
 # Knobs: SHAPE (3b|8b), VARIANTS ("label|ENV=V ...;..."; default: the CUDA graphs' pool on the GPU against in the sleep pool),
 # ROUNDS (2), REPEAT (3 restores a bench), BENCH=0 (captures only), KEEP=1 (keep the snapshots for the next call),
-# CAPTURE_LIMIT, SERVER_ARGS.
+# CAPTURE_LIMIT, SERVER_ARGS, INSTALL=0 (vLLM installed by this call's caller: skip the install's import check).
 set -euo pipefail
 source gpu/suites/_common.sh
 : > "$OUT/steps.txt"
@@ -12,7 +12,7 @@ mkdir -p "$LOGS"
 SHAPE=${SHAPE:-3b}
 MODEL=/var/tmp/model-$SHAPE${LAYERS:+-L$LAYERS}
 PORT=8000
-step vllm-install 300 bash gpu/vllm/device/install.sh
+[ "${INSTALL:-1}" = 0 ] || step vllm-install 300 bash gpu/vllm/device/install.sh
 source gpu/vllm/env.sh
 [ -f $MODEL/config.json ] || step "make-model-$SHAPE" 240 python3 gpu/vllm/device/make_model.py $MODEL --shape "$SHAPE" \
   ${LAYERS:+--layers $LAYERS}
