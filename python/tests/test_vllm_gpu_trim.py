@@ -37,9 +37,6 @@ class FakeCuda:
         self.used = 1000 * MB
         self.CUDAGraph = FakeGraph
 
-    def current_device(self) -> int:
-        return 0
-
     def synchronize(self) -> None:
         pass
 
@@ -114,57 +111,3 @@ def test_a_mempool_id_is_read_from_its_id() -> None:
     assert _gpu_trim._as_pool((0, 3)) == (0, 3)
     assert _gpu_trim._as_pool(None) is None
     assert _gpu_trim._as_pool("x") is None
-
-
-def test_a_pool_left_without_graphs_is_released_by_its_id_until_its_segments_go(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """What the H100 showed: the profiling pool (0, 1) reserved, nothing allocated, no graph object left, its use
-    count still up (here 2). A live graph's pool and the global pool stay, whatever is allocated in them."""
-    cuda = FakeCuda(
-        [
-            {"segment_pool_id": (0, 1), "total_size": 788 * MB, "allocated_size": 0},
-            {"segment_pool_id": (0, 3), "total_size": 64 * MB, "allocated_size": 8 * MB},  # a live graph's
-            {"segment_pool_id": (0, 5), "total_size": 100 * MB, "allocated_size": 0},  # the global pool
-            {"segment_pool_id": (0, 0), "total_size": 161 * MB, "allocated_size": 138 * MB},
-        ]
-    )
-    uses = {(0, 1): 2, (0, 3): 1, (0, 5): 1}
-    released: list[tuple[int, int]] = []
-
-    def release_pool(device: int, pool: tuple[int, int]) -> None:
-        released.append(pool)
-        uses[pool] -= 1
-        if uses[pool] < 0:
-            raise RuntimeError("INTERNAL ASSERT FAILED: uc >= 0")
-
-    empty = cuda.empty_cache
-
-    def empty_cache() -> None:  # a pool with uses left keeps its segments, whatever graphs there are
-        kept = [s for s in cuda.segments if uses.get(s["segment_pool_id"], 0) > 0]
-        cuda.segments = [s for s in cuda.segments if s not in kept]
-        empty()
-        cuda.segments.extend(kept)
-
-    cuda.empty_cache = empty_cache
-    live = FakeGraph((0, 3))
-    cuda.graphs = [live]
-    torch = types.SimpleNamespace(cuda=cuda, _C=types.SimpleNamespace(_cuda_releasePool=release_pool))
-    monkeypatch.setitem(sys.modules, "torch", torch)
-    monkeypatch.setattr(_gpu_trim, "_global_pool", lambda: (0, 5))
-
-    out = _gpu_trim.release_stale_graph_pools()
-
-    assert released == [(0, 1), (0, 1)]
-    assert out["orphaned_pools"] == {"(0, 1)": {"releases": 2, "gone": True}}
-    assert out["freed"] == 788 * MB
-    assert live.was_reset is False
-
-
-def test_without_a_known_global_pool_nothing_is_released_by_id(monkeypatch: pytest.MonkeyPatch) -> None:
-    cuda = FakeCuda([{"segment_pool_id": (0, 1), "total_size": 788 * MB, "allocated_size": 0}])
-    cuda.graphs = []
-    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda, _C=None))
-    monkeypatch.setattr(_gpu_trim, "_global_pool", lambda: None)
-    out = _gpu_trim.release_stale_graph_pools()
-    assert out["orphaned_pools"] == {"skipped": "no global graph pool"}

@@ -9,13 +9,8 @@ checkpoint then copies it out and every restore copies it back: ~45% of the slee
 ``release_stale_graph_pools`` resets every ``torch.cuda.CUDAGraph`` still referred to whose private pool is not vLLM's
 global graph pool and has nothing allocated in it, then empties torch's cache. Resetting a graph releases its pool;
 it cannot corrupt memory (no live tensor is in such a pool), and a graph reset by mistake fails loudly when replayed
-(torch refuses to replay a graph without a capture), which a restore's canary would show.
-
-On the H100 no such graph object was left (vLLM clears them), yet the pool stayed: its use count outlived its graphs.
-A pool that no live graph uses, that is not the global graph pool, and has nothing allocated, is then released by
-its id (``torch._C._cuda_releasePool``, what a graph's own reset calls), once at a time until its segments go: nothing
-can replay into it (every live graph's pool is known, and vLLM's are in the sleep pool or the global one). Why and
-what it saved: docs/decisions/0015-vllm-stale-graph-pools.md.
+(torch refuses to replay a graph without a capture), which a restore's canary would show. Why and what it saved:
+docs/decisions/0015-vllm-stale-graph-pools.md.
 """
 
 from __future__ import annotations
@@ -47,11 +42,9 @@ def release_stale_graph_pools() -> dict[str, Any]:
     reset = len(stale)
     for graph in stale:
         graph.reset()
-    live = {p for g in graphs if g not in stale and (p := pool_of[id(g)]) is not None}
     del stale, graphs
     gc.collect()
     torch.cuda.empty_cache()
-    orphans = _release_orphaned_pools(torch, keep, live) if keep is not None else {"skipped": "no global graph pool"}
     torch.cuda.synchronize()
     after = _device_used()
     return {
@@ -59,37 +52,11 @@ def release_stale_graph_pools() -> dict[str, Any]:
         "graphs_by_pool": dict(by_pool.most_common(6)),
         "graphs_reset": reset,
         "pools_released": [list(p) for p in pools],
-        "orphaned_pools": orphans,
         "holders": dict(holders.most_common(5)),
         "device_used_before": before,
         "device_used_after": after,
         "freed": before - after,
     }
-
-
-def _release_orphaned_pools(torch: Any, keep: tuple[int, int], live: set[tuple[int, int]]) -> dict[str, Any]:
-    """Private pools with segments, nothing allocated, no live graph, not the global pool: released by id until their
-    segments are gone (at most a few times: each release takes one use away; torch refuses one too many)."""
-    device = torch.cuda.current_device()
-    out: dict[str, Any] = {}
-    for pool, allocated in _allocated_by_pool().items():
-        if pool == (0, 0) or pool == keep or pool in live or allocated > 0:
-            continue
-        releases, error = 0, ""
-        while pool in _allocated_by_pool() and releases < 4:
-            try:
-                torch._C._cuda_releasePool(device, pool)
-            except RuntimeError as e:  # its use count was already down to none
-                error = str(e).splitlines()[0][:200]
-                break
-            releases += 1
-            torch.cuda.empty_cache()
-        out[str(pool)] = {
-            "releases": releases,
-            "gone": pool not in _allocated_by_pool(),
-            **({"error": error} if error else {}),
-        }
-    return out
 
 
 def _all_graphs(kind: type) -> list[Any]:
