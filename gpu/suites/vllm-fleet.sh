@@ -48,10 +48,10 @@ if has warm; then
   done
 fi
 
-# One completion from a replica at its published address: the first token's text, or the error.
-ask() { # HOST:PORT
-  curl -s -m 20 "http://$1/v1/completions" -H 'content-type: application/json' \
-    -d '{"model": "'"$(curl -s -m 5 "http://$1/v1/models" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')"'", "prompt": "replica", "max_tokens": 4, "temperature": 0}' |
+# One completion from a replica at its published URL: the first tokens' text, or the error.
+ask() { # URL (http://HOST:PORT)
+  curl -s -m 20 "$1/v1/completions" -H 'content-type: application/json' \
+    -d '{"model": "'"$(curl -s -m 5 "$1/v1/models" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')"'", "prompt": "replica", "max_tokens": 4, "temperature": 0}' |
     python3 -c 'import json,sys; r=json.load(sys.stdin); print(repr(r["choices"][0]["text"]))' 2>&1 | sed -n 1p
 }
 # restore --json -> "readyMs criuMs cudaMs published id"

@@ -157,12 +157,15 @@ def gpu_memory(pointer_to_data: dict[int, Any]) -> dict[str, Any]:
         entry["count"] += 1
         sleep_pool.add(int(ptr))
     pools: dict[str, dict[str, int]] = {}
+    sizes: dict[str, list[int]] = {}  # the segments of each pool outside the sleep pool, for what owns them
     for seg in torch.cuda.memory_snapshot():
         key = "sleep-pool" if int(seg["address"]) in sleep_pool else f"pool{tuple(seg.get('segment_pool_id', (0, 0)))}"
         entry = pools.setdefault(key, {"segments": 0, "total": 0, "allocated": 0})
         entry["segments"] += 1
         entry["total"] += int(seg["total_size"])
         entry["allocated"] += int(seg["allocated_size"])
+        if key != "sleep-pool":
+            sizes.setdefault(key, []).append(int(seg["total_size"]))
     reserved = int(torch.cuda.memory_reserved())
     mapped_sleep = sum(t["mapped"] for t in tags.values())
     used = int(total - free)
@@ -172,8 +175,22 @@ def gpu_memory(pointer_to_data: dict[int, Any]) -> dict[str, Any]:
         "torch_allocated": int(torch.cuda.memory_allocated()),
         "sleep_pool_tags": tags,
         "torch_pools": pools,
+        # The MemPool each sleep-mode tag allocated in: a pool named here is the sleep allocator's, whatever the
+        # address of its segments (the 0.79 GB pool (0, 1) a sleeping 3B keeps is there even without CUDA graphs).
+        "sleep_tag_pools": _sleep_tag_pools(),
+        "segment_sizes": {k: sorted(v, reverse=True)[:4] for k, v in sizes.items()},
         "outside_torch": used - reserved - max(0, mapped_sleep - _sleep_in_torch(pools)),
     }
+
+
+def _sleep_tag_pools() -> dict[str, Any]:
+    try:
+        from vllm.device_allocator.cumem import CuMemAllocator
+
+        pools = CuMemAllocator.get_instance().allocator_and_pools
+        return {str(tag): list(getattr(pair[0], "id", ())) for tag, pair in pools.items()}
+    except Exception as e:  # a diagnostic: never the reason a capture fails
+        return {"error": f"{type(e).__name__}: {e}"[:200]}
 
 
 def _sleep_in_torch(pools: dict[str, dict[str, int]]) -> int:
