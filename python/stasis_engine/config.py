@@ -52,13 +52,6 @@ VARIABLES: dict[str, Variable] = {
             "gpu: vLLM's CUDA graph pool left on the GPU asleep instead of in its sleep-mode allocator (for measuring)",
             _graphs,
         ),
-        Variable(
-            "STASIS_VLLM_GPU_TRIM",
-            "0 or 1",
-            True,
-            "0: leave vLLM's stale CUDA graph pools on the GPU at capture (for measuring what freeing them saves)",
-            _flag,
-        ),
     ]
 }
 

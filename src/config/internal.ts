@@ -52,11 +52,6 @@ export const INTERNAL: readonly InternalVariable[] = [
     readBy: "engine side",
     doc: "gpu: vLLM's CUDA graph pool left on the GPU asleep, not released by the sleep (default sleep; for measuring)",
   },
-  {
-    env: "STASIS_VLLM_GPU_TRIM",
-    readBy: "engine side",
-    doc: "0: leave vLLM's stale CUDA graph pools on the GPU at capture (to measure what freeing them saves)",
-  },
 ];
 
 /** A setting stasis no longer reads, and what took its place: `stasis doctor` names it where it is still set. */
@@ -73,6 +68,11 @@ export const REMOVED: readonly RemovedVariable[] = [
   {
     env: "STASIS_CRIU_FILE_VALIDATION",
     instead: "nothing: CRIU checks the mapped files' build-ids (docs/decisions/0012-criu-file-validation.md)",
+  },
+  {
+    env: "STASIS_VLLM_GPU_TRIM",
+    instead:
+      "nothing: the capture's GPU trim freed nothing and was removed (docs/decisions/0015-vllm-stale-graph-pools.md)",
   },
   { env: "STASIS_CRIU_LOG_MAX_MB", instead: "nothing: a restore whose CRIU log passes 256 MiB is stopped" },
   { env: "STASIS_PIN_WEIGHTS_MAX", instead: "`stasis serve --pin-weights --pin-weights-max N`" },

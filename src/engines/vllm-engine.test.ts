@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Events, recordTimeline, type StasisEvent } from "../events.js";
 import type { EngineContext } from "./engine.js";
-import { trimGpuMemory, trimHostMemory, vllmEngine } from "./vllm-engine.js";
+import { trimHostMemory, vllmEngine } from "./vllm-engine.js";
 import type { StagedWeights } from "./weights-stager.js";
 
 /** A server whose /collective_rpc answers `answer` (status, body) and records the methods called. */
@@ -84,39 +84,6 @@ test("the host trim's numbers per worker land in the host-trim phase", async () 
     assert.deepEqual(logs, []);
   } finally {
     await server.close();
-  }
-});
-
-test("the GPU trim's freed bytes per worker land in the gpu-trim phase; a failure only warns", async () => {
-  const server = await fakeServer(() => [
-    200,
-    {
-      results: [
-        { ok: true, rank: 0, freed: 788_529_152, graphs_reset: 51 },
-        { ok: true, rank: 1, freed: 0, graphs_reset: 0 },
-      ],
-    },
-  ]);
-  try {
-    const { ctx, logs } = context(server.url);
-    const timeline = recordTimeline(ctx.events);
-    await trimGpuMemory(ctx);
-    assert.deepEqual(server.methods, ["stasis_trim_gpu_memory"]);
-    const [phase] = timeline.phases;
-    assert.equal(phase?.name, "gpu-trim");
-    assert.equal(phase?.bytes, 788_529_152);
-    assert.deepEqual(logs, []);
-  } finally {
-    await server.close();
-  }
-  const failing = await fakeServer(() => [500, { error: { message: "AttributeError: no stasis_trim_gpu_memory" } }]);
-  try {
-    const { ctx, logs } = context(failing.url);
-    await trimGpuMemory(ctx);
-    assert.equal(logs.length, 1);
-    assert.match((logs[0] as { message: string }).message, /GPU memory not trimmed/);
-  } finally {
-    await failing.close();
   }
 });
 
@@ -451,7 +418,6 @@ test("a TP=2 capture suspends the workers' NCCL communicators after the sleep; i
       "stasis_dump_weights",
       "POST /sleep?level=2",
       "GET /is_sleeping",
-      "stasis_trim_gpu_memory",
       "stasis_trim_host_memory",
       "stasis_gpu_memory",
       "stasis_comm_suspend",
@@ -534,12 +500,7 @@ test("a hibernate puts a restored server back to sleep as its snapshot holds it,
       files: [{ path: "weights/rank0.stasisw", role: "weights" as const }],
     };
     const again = await vllmEngine.resleep!(ctx, state);
-    assert.deepEqual(server.methods, [
-      "POST /sleep?level=2",
-      "GET /is_sleeping",
-      "stasis_trim_gpu_memory",
-      "stasis_trim_host_memory",
-    ]);
+    assert.deepEqual(server.methods, ["POST /sleep?level=2", "GET /is_sleeping", "stasis_trim_host_memory"]);
     assert.deepEqual(again, state, "the snapshot's own state: its weights file, its tags to wake");
   } finally {
     await server.close();

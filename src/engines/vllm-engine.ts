@@ -90,25 +90,6 @@ async function bestEffort(
 }
 
 /**
- * Asks every worker to free what it keeps on the GPU for nothing once asleep (the private pool of the CUDA graphs
- * vLLM captured to measure their memory at start-up: python/stasis_engine/vllm/_gpu_trim.py): every byte left is
- * copied out by the CUDA checkpoint and back by every restore (docs/decisions/0015-vllm-stale-graph-pools.md).
- */
-export async function trimGpuMemory(ctx: EngineContext, ranks?: number): Promise<void> {
-  await bestEffort(
-    ctx,
-    "gpu-trim",
-    "stasis_trim_gpu_memory",
-    ranks,
-    (results) => {
-      const freedBytes = results.reduce((a, r) => a + (typeof r.freed === "number" ? Math.max(0, r.freed) : 0), 0);
-      return { bytes: freedBytes, detail: { freedBytes, ranks: results } };
-    },
-    "GPU memory not trimmed before the checkpoint (it stays in the snapshot)",
-  );
-}
-
-/**
  * Asks every worker to give its freed host memory back (glibc's free lists, torch's pinned cache) once asleep:
  * what the heap freed is otherwise dumped as dirty pages and written back on every restore. vLLM's API server
  * process is not trimmed, only the workers.
@@ -124,12 +105,11 @@ export async function trimHostMemory(ctx: EngineContext, ranks?: number): Promis
   );
 }
 
-/** Sleep at level 2, checked, then what the workers hold for nothing freed: the state a CUDA checkpoint copies. */
+/** Sleep at level 2, checked, then the workers' freed host memory given back: the state a checkpoint copies. */
 async function sleepForCheckpoint(ctx: EngineContext, ranks: number): Promise<void> {
   await ctx.events.phase("sleep", () => post(ctx, "/sleep?level=2"));
   if (!(await isSleeping(ctx)))
     throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
-  await trimGpuMemory(ctx, ranks);
   await trimHostMemory(ctx, ranks);
 }
 

@@ -19,9 +19,6 @@ is the worker. Arguments are strings (collective_rpc passes strings only).
   rest: CUDA context and libraries), which is what the CUDA checkpoint copies when asked after a level-2 sleep.
 - ``stasis_wake_tags(tags)``: map again the sleep pool's allocations of other tags (comma-separated) than vLLM's
   own two: vLLM's ``POST /wake_up`` wakes nothing when asked for a tag it did not put to sleep itself.
-- ``stasis_trim_gpu_memory()``: free what a sleeping vLLM keeps on the GPU for nothing (the private pool of the
-  CUDA graphs it captured to measure their memory at start-up; ``_gpu_trim``), after ``POST /sleep?level=2`` and
-  before the checkpoint; answers the device memory before and after.
 - ``stasis_parallel()``: the worker's place in the parallel layout (world size, tensor/pipeline/data parallel
   sizes, local rank, device) and which all-reduce paths that map other workers' GPU memory are live in its
   tensor-parallel group (``_parallel``), for the capture to refuse what the CUDA checkpoint cannot take.
@@ -148,16 +145,6 @@ class StasisWorkerExtension:
             return {"woken": names}
 
         return self._stasis_call(run)
-
-    def stasis_trim_gpu_memory(self) -> dict[str, Any]:
-        from .. import config
-        from ._gpu_trim import release_stale_graph_pools
-
-        if not config.get("STASIS_VLLM_GPU_TRIM"):
-            return self._stasis_call(lambda: {"skipped": "STASIS_VLLM_GPU_TRIM=0"})
-        if not _on_cuda():
-            return self._stasis_call(lambda: {"skipped": "no CUDA device (vLLM's CPU build)", "freed": 0})
-        return self._stasis_call(release_stale_graph_pools)
 
     def stasis_parallel(self) -> dict[str, Any]:
         from ._parallel import parallel_facts
