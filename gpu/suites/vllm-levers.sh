@@ -47,7 +47,7 @@ for v in "${variants[@]}"; do
       sed 's/^.*\] //' | cut -c1-160 || true
     # The workers' GPU memory once asleep (the capture's gpu-memory phase), and any warning of the capture.
     node -e 'const fs = require("fs"); const t = fs.readFileSync(process.argv[1], "utf8"); const j = JSON.parse(t.slice(t.search(/^\{/m)));
-      for (const p of j.phases ?? []) if (p.name === "gpu-memory" || p.name === "gpu-trim") console.log(p.name + ": " + JSON.stringify(p.detail ?? p));' \
+      for (const p of j.phases ?? []) if (p.name === "gpu-memory") console.log(p.name + ": " + JSON.stringify(p.detail ?? p));' \
       "$LOGS/capture-$label.log" 2>&1 | cut -c1-1500 || true
     grep -hE "^warning|on the GPU asleep" "$LOGS/capture-$label.log" 2>/dev/null | cut -c1-300 || true
   } >> "$OUT/snapshots.txt" 2>&1
