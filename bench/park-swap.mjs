@@ -87,11 +87,11 @@ if (b) {
   let [from, to] = [a, b];
   for (let i = 0; i < 2 * repeat; i++) {
     const t0 = performance.now();
-    await callDaemon("/v1/hibernate", { id: serving }, "the bench");
+    const hibernated = await callDaemon("/v1/hibernate", { id: serving }, "the bench");
     const hibernateMs = ms(t0);
     const r = await restoreTimed(to, t0);
     if (!r.taken) throw new Error(`the swap to ${to} was not served by a parked or hibernated instance`);
-    report.swaps.push({ from, to, hibernateMs, ...r });
+    report.swaps.push({ from, to, hibernateMs, hibernatePhases: hibernated.phases, ...r });
     serving = r.id;
     [from, to] = [to, from];
   }

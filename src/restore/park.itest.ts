@@ -148,6 +148,9 @@ test("hibernate a serving instance, then a restore wakes it (canary)", async () 
   assert.equal(hib.code, 0, hib.output);
   assertValidDocument(hib.json, "stasis.hibernate/v1");
   assert.equal(hib.json.parked.hibernated, true);
+  // Where its time went, from its own event stream: the engine's sleep and the tree stopped (no GPU here).
+  const names = hib.json.phases.map((x: { name: string }) => x.name);
+  assert.ok(names.includes("engine-sleep") && names.includes("stop-tree"), JSON.stringify(hib.json.phases));
   assert.equal((await ps())[0]!.status, "parked");
   await assertStopped(restored.json.instance.pid);
 

@@ -20,6 +20,8 @@ test("phases, totals and failures come from an operation's lines; instances and 
   m.follow("restore", { error: { code: "E_SNAPSHOT_NOT_FOUND", message: "no snapshot" } });
   m.follow("capture", end("launch", 2000));
   m.follow("capture", { error: { code: "E_CANARY_UNSTABLE", message: "x" } });
+  m.follow("hibernate", end("cuda-checkpoint", 400));
+  m.follow("hibernate", { result: { parked: { parkMs: 950 }, phases: [] } });
   pinned = 6.4e9;
   const text = await m.text();
   assert.equal(series(text, "stasis_restore_phase_seconds_count", { phase: "criu-restore" }), 1);
@@ -34,6 +36,8 @@ test("phases, totals and failures come from an operation's lines; instances and 
   assert.equal(series(text, "stasis_restore_seconds_sum"), 0.512);
   assert.equal(series(text, "stasis_capture_phase_seconds_count", { phase: "launch" }), 1);
   assert.equal(series(text, "stasis_capture_seconds_count"), 0);
+  assert.equal(series(text, "stasis_hibernate_phase_seconds_count", { phase: "cuda-checkpoint" }), 1);
+  assert.equal(series(text, "stasis_hibernate_seconds_sum"), 0.95);
   assert.equal(series(text, "stasis_failures_total", { operation: "restore", code: "E_SNAPSHOT_NOT_FOUND" }), 1);
   assert.equal(series(text, "stasis_failures_total", { operation: "capture", code: "E_CANARY_UNSTABLE" }), 1);
   assert.equal(series(text, "stasis_instances", { state: "serving" }), 2);

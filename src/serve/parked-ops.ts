@@ -23,7 +23,7 @@ export function parkedOps(events: Events, config: Config, deps: Pick<RestoreDeps
         p.supervisor.release();
       }
     },
-    hibernate: (id) => hibernate(id, events),
+    hibernate: (id, own) => hibernate(id, own ?? events),
     stale: (p) =>
       servable(p).then(
         () => undefined,

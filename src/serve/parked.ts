@@ -4,6 +4,7 @@
  * instances when there is one; the pool parks a replacement in the background once the snapshot's address is free
  * again (a parked tree holds its listening sockets, so it cannot be parked while an instance of it serves there).
  */
+import type { Events } from "../events.js";
 import { StasisError, asStasisError } from "../errors.js";
 import type { Parked } from "../restore/park.js";
 import type { TakeResult } from "../restore/take.js";
@@ -13,7 +14,8 @@ export interface PoolOps {
   park(name: string, signal: AbortSignal): Promise<Parked>;
   /** Ends `p` (its tree, files, record) and releases its supervisor. */
   end(p: Parked): Promise<void>;
-  hibernate(id: string): Promise<Parked>;
+  /** `events`: the request's own, for its timeline (the daemon's where none is given). */
+  hibernate(id: string, events?: Events): Promise<Parked>;
   /** Why `p` must not be served any more (its snapshot removed or changed, its tree gone), or undefined. */
   stale(p: Parked): Promise<string | undefined>;
   /** Whether a park of `name` could claim its addresses now (no instance serves or is parked there). */
@@ -128,10 +130,10 @@ export class ParkedPool {
     }
   }
 
-  /** Hibernates serving instance `id` and keeps it here, under its snapshot. */
-  async hibernate(id: string): Promise<Parked> {
+  /** Hibernates serving instance `id` and keeps it here, under its snapshot; its phases go to `events`. */
+  async hibernate(id: string, events?: Events): Promise<Parked> {
     this.refuseClosed();
-    const p = await this.ops.hibernate(id);
+    const p = await this.ops.hibernate(id, events);
     this.add(p);
     return p;
   }

@@ -206,7 +206,12 @@ export const InstanceRequestSchema = z
 export const ParkedViewSchema = ParkedView.register(API_SCHEMAS, { id: "ParkedView" });
 export type ParkedView = z.infer<typeof ParkedView>;
 export const ParkedAnswer = z.strictObject({ parked: z.array(ParkedViewSchema) });
-export const HibernatedAnswer = z.strictObject({ parked: ParkedViewSchema });
+export const HibernatedAnswer = z.strictObject({
+  parked: ParkedViewSchema,
+  /** Where the hibernate's time went: engine-sleep, the CUDA checkpoint, stop-tree. */
+  phases: z.array(phase),
+});
+export type Hibernated = z.infer<typeof HibernatedAnswer>;
 export const ParkedStopAnswer = z.strictObject({ stopped: z.boolean() });
 
 export const CaptureResultSchema = z

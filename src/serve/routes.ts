@@ -10,7 +10,7 @@ import { PassThrough } from "node:stream";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { z } from "zod/v4";
 import { StasisError, asStasisError, httpStatus } from "../errors.js";
-import { Events } from "../events.js";
+import { Events, recordTimeline } from "../events.js";
 import { VERSION } from "../version.js";
 import { API, type RouteName, type RouteSpec } from "./api.js";
 import type { DaemonLine } from "./protocol.js";
@@ -118,10 +118,26 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
     return { pinned };
   },
   park: async ({ body: { name, count } }, ctx) => ({ parked: (await ctx.pool.setTarget(name, count)).map(view) }),
-  hibernate: async ({ body: { id } }, ctx) => {
-    const p = await ctx.pool.hibernate(id);
-    ctx.events.log(`hibernated instance ${p.record.id} ("${p.snapshot}") in ${p.parkMs.toFixed(0)} ms`);
-    return { parked: view(p) };
+  hibernate: async ({ body: { id }, request }, ctx) => {
+    // Its own event stream, as a restore's: the daemon's log and metrics see its phases, the answer its timeline.
+    const events = new Events();
+    events.on((event) => {
+      ctx.metrics.follow("hibernate", { event });
+      ctx.log.event(event, { request: request.id, operation: "hibernate" });
+    });
+    const timeline = recordTimeline(events);
+    try {
+      const p = await ctx.pool.hibernate(id, events);
+      ctx.events.log(`hibernated instance ${p.record.id} ("${p.snapshot}") in ${p.parkMs.toFixed(0)} ms`);
+      const answer = { parked: view(p), phases: timeline.phases };
+      ctx.metrics.follow("hibernate", { result: answer });
+      return answer;
+    } catch (err) {
+      ctx.metrics.follow("hibernate", { error: asStasisError(err).toJSON() });
+      throw err;
+    } finally {
+      timeline.stop();
+    }
   },
   stopParked: async ({ body: { id } }, ctx) => ({ stopped: await ctx.pool.stop(id) }),
   openapi: async () => (document ??= openApiDocument()),

@@ -13,7 +13,9 @@ export const command: CliCommand = {
     const r = await hibernate({ id: positionals[0]! });
     return {
       data: r,
-      text: `hibernated instance ${r.parked.id} ("${r.parked.snapshot}") in ${r.parked.parkMs.toFixed(0)} ms`,
+      text:
+        `hibernated instance ${r.parked.id} ("${r.parked.snapshot}") in ${r.parked.parkMs.toFixed(0)} ms` +
+        (r.phases.length > 0 ? ` (${r.phases.map((x) => `${x.name} ${Math.round(x.ms)} ms`).join(", ")})` : ""),
     };
   },
 };

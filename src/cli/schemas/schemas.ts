@@ -97,7 +97,7 @@ export const SCHEMAS = {
     via: z.enum(["daemon", "process"]).optional(),
   }),
   park: doc("park", { parked: z.array(ParkedView) }),
-  hibernate: doc("hibernate", { parked: ParkedView }),
+  hibernate: doc("hibernate", { parked: ParkedView, phases: z.array(phase) }),
   ls: doc("ls", {
     snapshots: z.array(
       z.looseObject({
