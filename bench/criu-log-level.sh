@@ -26,7 +26,7 @@ done
 : > "$OUT/runs.jsonl"
 for round in $(seq 1 "$ROUNDS"); do
   for l in $LEVELS; do
-    r=$(STASIS_NO_DAEMON=1 node "$work/v$l/dist/cli/main.js" restore "$SNAP" --json 2>/dev/null) || { echo "restore at -v$l failed: $r" | head -c 2000; exit 1; }
+    r=$(STASIS_NO_DAEMON=1 node "$work/v$l/dist/cli/main.js" restore "$SNAP" --json 2>/dev/null) || { echo "restore at -v$l failed: ${r:0:2000}"; exit 1; }
     node -e '
       const r = JSON.parse(process.argv[1]); const fs = require("fs");
       const ph = (n) => (r.phases.find((p) => p.name === n) || {}).durationMs;
