@@ -120,20 +120,18 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
   park: async ({ body: { name, count } }, ctx) => ({ parked: (await ctx.pool.setTarget(name, count)).map(view) }),
   hibernate: async ({ body: { id }, request }, ctx) => {
     // Its own event stream, as a restore's: the daemon's log and metrics see its phases, the answer its timeline.
+    const report = (line: DaemonLine) => observe(ctx, "hibernate", request.id, line);
     const events = new Events();
-    events.on((event) => {
-      ctx.metrics.follow("hibernate", { event });
-      ctx.log.event(event, { request: request.id, operation: "hibernate" });
-    });
+    events.on((event) => report({ event }));
     const timeline = recordTimeline(events);
     try {
       const p = await ctx.pool.hibernate(id, events);
       ctx.events.log(`hibernated instance ${p.record.id} ("${p.snapshot}") in ${p.parkMs.toFixed(0)} ms`);
       const answer = { parked: view(p), phases: timeline.phases };
-      ctx.metrics.follow("hibernate", { result: answer });
+      report({ result: answer });
       return answer;
     } catch (err) {
-      ctx.metrics.follow("hibernate", { error: asStasisError(err).toJSON() });
+      report({ error: asStasisError(err).toJSON() });
       throw err;
     } finally {
       timeline.stop();
@@ -161,6 +159,13 @@ function fromRequest(knobs: RequestKnobs | undefined): string {
   return text ? ` with ${text} from the request` : "";
 }
 
+/** What the daemon does with each line of an operation (its events, then its result or its error): its metrics,
+ *  and its JSON log, each event marked with the request and the operation. */
+function observe(ctx: DaemonContext, operation: Operation, request: string, line: DaemonLine): void {
+  ctx.metrics.follow(operation, line);
+  if ("event" in line) ctx.log.event(line.event, { request, operation });
+}
+
 /**
  * Runs a capture or restore for one request and answers with its stream: each event as a line as it happens, then
  * one result or error line. A client that goes away aborts the operation (it unwinds as on Ctrl-C).
@@ -177,8 +182,7 @@ function streamOperation(
   const out = new PassThrough();
   out.on("error", () => undefined); // a client gone mid-stream: the abort above is what matters
   const send = (line: DaemonLine) => {
-    ctx.metrics.follow(operation, line);
-    if ("event" in line) ctx.log.event(line.event, { request, operation });
+    observe(ctx, operation, request, line);
     if (!out.destroyed) out.write(JSON.stringify(line) + "\n");
   };
   const events = new Events();
