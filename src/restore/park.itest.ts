@@ -18,6 +18,7 @@ import { StasisError } from "../errors.js";
 import { park } from "./park.js";
 import { endParked, take } from "./take.js";
 import { loadConfig } from "../config/config.js";
+import { listenersOn } from "../proc/net.js";
 
 const { home, env, teardown } = tempHome();
 let base = "";
@@ -214,6 +215,12 @@ test("a take whose canary does not match fails and ends that parked instance", a
     writeFileSync(file, original);
     // The replacement parked meanwhile is of the manifest changed above: none kept for the next test.
     assert.equal((await stasis(["park", "pk", "--count", "0"], env)).code, 0);
+    // The next test parks this snapshot in this process, at its captured port: nothing of this one may hold it.
+    const port = Number(new URL(base).port);
+    await until(
+      `no instance of "pk" and nothing listening at its port ${port}`,
+      async () => (await ps()).length === 0 && (await listenersOn(port)).length === 0,
+    );
   }
 });
 
