@@ -35,6 +35,16 @@ def _flag(raw: str) -> bool:
     return raw == "1"
 
 
+def _stack(raw: str) -> int | None:
+    text = raw.strip().lower()
+    if text == "keep":
+        return None
+    value = int(text)  # a ValueError for anything but a whole number
+    if value < 0 or value > 1 << 20:
+        raise ValueError
+    return value
+
+
 def _graphs(raw: str) -> str:
     mode = raw.strip().lower()
     if mode not in ("sleep", "gpu"):
@@ -51,6 +61,14 @@ VARIABLES: dict[str, Variable] = {
             "sleep",
             "gpu: vLLM's CUDA graph pool left on the GPU asleep instead of in its sleep-mode allocator (for measuring)",
             _graphs,
+        ),
+        Variable(
+            "STASIS_VLLM_CONTEXT_STACK",
+            "keep (the default) or the CUDA stack size per thread in bytes, 0 to 1048576 (the driver's default 1024)",
+            None,
+            "set the CUDA context's stack size to this before a checkpoint (its local memory shrinks with it; for "
+            "measuring, vllm/_context.py)",
+            _stack,
         ),
     ]
 }

@@ -16,11 +16,20 @@ def test_an_unset_or_empty_variable_is_its_default_and_a_set_one_is_parsed() -> 
     assert config.get("STASIS_VLLM_GRAPHS", {}) == "sleep"
     assert config.get("STASIS_VLLM_GRAPHS", {"STASIS_VLLM_GRAPHS": ""}) == "sleep"
     assert config.get("STASIS_VLLM_GRAPHS", {"STASIS_VLLM_GRAPHS": " GPU"}) == "gpu"
+    assert config.get("STASIS_VLLM_CONTEXT_STACK", {}) is None
+    assert config.get("STASIS_VLLM_CONTEXT_STACK", {"STASIS_VLLM_CONTEXT_STACK": "keep"}) is None
+    assert config.get("STASIS_VLLM_CONTEXT_STACK", {"STASIS_VLLM_CONTEXT_STACK": "512"}) == 512
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("STASIS_VLLM_GRAPHS", "cpu"), ("STASIS_VLLM_GRAPHS", "1")],
+    [
+        ("STASIS_VLLM_GRAPHS", "cpu"),
+        ("STASIS_VLLM_GRAPHS", "1"),
+        ("STASIS_VLLM_CONTEXT_STACK", "-1"),
+        ("STASIS_VLLM_CONTEXT_STACK", "1k"),
+        ("STASIS_VLLM_CONTEXT_STACK", "2000000"),
+    ],
 )
 def test_a_bad_value_is_an_error_naming_the_variable_the_value_and_what_was_expected(name: str, value: str) -> None:
     with pytest.raises(StasisEngineError) as e:

@@ -208,6 +208,15 @@ def test_vllm_ext_trims_the_workers_host_memory() -> None:
     res = FakeWorker(rank=1, world_size=2).stasis_trim_host_memory()
     assert res["ok"] and res["rank"] == 1 and res["ms"] >= 0 and isinstance(res["trimmed"], bool)
     assert 0 < res["private_dirty_after_bytes"] <= res["private_dirty_before_bytes"]
+    assert res["context"] == {"applied": False}  # STASIS_VLLM_CONTEXT_STACK unset: the CUDA context left alone
+
+
+def test_vllm_ext_trim_says_why_the_context_stack_was_not_set_and_still_trims(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STASIS_VLLM_CONTEXT_STACK", "512")
+    res = FakeWorker().stasis_trim_host_memory()
+    assert res["ok"] and isinstance(res["trimmed"], bool)
+    if not torch.cuda.is_available():
+        assert res["context"]["applied"] is False and res["context"]["error"]["code"] == "no_cuda"
 
 
 def test_vllm_ext_without_vllm_says_so(monkeypatch: pytest.MonkeyPatch) -> None:

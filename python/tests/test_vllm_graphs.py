@@ -67,3 +67,24 @@ def test_waking_the_kv_cache_by_tag_wakes_the_graphs_memory_once(monkeypatch: py
     assert woken == [["weights"], ["kv_cache"], [_graphs.GRAPHS_TAG]]
     allocator.wake_up(["kv_cache"])  # the graphs' memory is awake already: not mapped twice
     assert woken[-1] == ["kv_cache"] and len(woken) == 4
+
+
+def test_segments_the_sleep_allocator_released_are_not_counted_as_on_the_gpu() -> None:
+    from stasis_engine.vllm._graphs import by_pool
+
+    # A sleeping 3B as the H100 capture listed it: the weights' pool (0, 1) holds the tracked (asleep) allocations
+    # and one 788,529,152-byte segment vLLM unmapped at the end of the load; torch's default pool is real memory.
+    segments = [
+        {"address": 0x1000, "segment_pool_id": (0, 1), "total_size": 7_010_779_136, "allocated_size": 7_010_779_136},
+        {"address": 0x9000, "segment_pool_id": (0, 1), "total_size": 788_529_152, "allocated_size": 0},
+        {"address": 0x5000, "segment_pool_id": (0, 0), "total_size": 104_857_600, "allocated_size": 101_415_424},
+        {"address": 0x6000, "segment_pool_id": (0, 0), "total_size": 2_097_152, "allocated_size": 0},
+    ]
+    pools, sizes = by_pool(segments, sleep_addresses={0x1000}, sleep_pool_ids={(0, 1), (0, 2)})
+    assert pools["sleep-pool"]["total"] == 7_010_779_136
+    assert pools["released"] == {"segments": 1, "total": 788_529_152, "allocated": 0}
+    assert pools["pool(0, 0)"] == {"segments": 2, "total": 106_954_752, "allocated": 101_415_424}
+    assert sizes == {"released": [788_529_152], "pool(0, 0)": [104_857_600, 2_097_152]}
+    # Without the allocator's pool ids (an older vLLM), the segment is listed under its pool id, as before.
+    pools, _ = by_pool(segments, sleep_addresses={0x1000}, sleep_pool_ids=set())
+    assert "released" not in pools and pools["pool(0, 1)"]["total"] == 788_529_152

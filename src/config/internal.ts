@@ -52,6 +52,11 @@ export const INTERNAL: readonly InternalVariable[] = [
     readBy: "engine side",
     doc: "gpu: vLLM's CUDA graph pool left on the GPU asleep, not released by the sleep (default sleep; for measuring)",
   },
+  {
+    env: "STASIS_VLLM_CONTEXT_STACK",
+    readBy: "engine side",
+    doc: "bytes: the CUDA context's stack size per thread set to this before a checkpoint, shrinking its local memory (default keep; for measuring)",
+  },
 ];
 
 /** A setting stasis no longer reads, and what took its place: `stasis doctor` names it where it is still set. */

@@ -56,6 +56,7 @@ test("the host trim's numbers per worker land in the host-trim phase", async () 
           trimmed: true,
           private_dirty_before_bytes: 5_000_000_000,
           private_dirty_after_bytes: 1_000_000_000,
+          context: { applied: true, stack_before: 4096, stack_after: 1024, freed_bytes: 830_472_192 },
         },
         {
           ok: true,
@@ -64,6 +65,7 @@ test("the host trim's numbers per worker land in the host-trim phase", async () 
           trimmed: true,
           private_dirty_before_bytes: 3_000,
           private_dirty_after_bytes: 1_000,
+          context: { applied: false },
         },
       ],
     },
@@ -77,10 +79,14 @@ test("the host trim's numbers per worker land in the host-trim phase", async () 
     assert.equal(phase?.name, "host-trim");
     assert.equal(phase?.ok, true);
     assert.equal(phase?.detail?.freedBytes, 4_000_002_000);
+    const ranks = phase?.detail?.ranks as { rank: number; context?: { freed_bytes: number } }[];
     assert.deepEqual(
-      (phase?.detail?.ranks as { rank: number }[]).map((r) => r.rank),
+      ranks.map((r) => r.rank),
       [0, 1],
     );
+    // The context's stack set back is said where it was (or failed), and left out where nothing was asked.
+    assert.equal(ranks[0]?.context?.freed_bytes, 830_472_192);
+    assert.equal(ranks[1]?.context, undefined);
     assert.deepEqual(logs, []);
   } finally {
     await server.close();

@@ -132,7 +132,7 @@ async function sleepingExtraTags(ctx: EngineContext, ranks: number): Promise<str
     const byTag = (r.sleep_pool_tags ?? {}) as Record<string, { asleep?: number }>;
     for (const [tag, t] of Object.entries(byTag)) if (!KNOWN_TAGS.has(tag) && (t.asleep ?? 0) > 0) tags.add(tag);
     ctx.events.log(
-      `rank ${r.rank ?? "?"} on the GPU asleep: ${gib(r.device_used)} used (torch ${gib(r.torch_reserved)}, ` +
+      `rank ${r.rank ?? "?"} on the GPU asleep: ${gib(r.device_used)} used (torch ${gib(r.torch_on_gpu ?? r.torch_reserved)}, ` +
         `outside torch ${gib(r.outside_torch)}; CUDA graphs ${r.graphs === "sleep" ? "in the sleep pool" : "on the GPU"})`,
     );
   }
@@ -227,12 +227,19 @@ function trimDetail(results: RankResult[]): Record<string, unknown> {
     trimmed: r.trimmed === true,
     privateDirtyBeforeBytes: num(r.private_dirty_before_bytes),
     privateDirtyAfterBytes: num(r.private_dirty_after_bytes),
+    // The CUDA context's stack set back (STASIS_VLLM_CONTEXT_STACK): what it freed on the GPU, or why it was not.
+    ...(contextTrimmed(r.context) ? { context: r.context } : {}),
   }));
   const freedBytes = ranks.reduce(
     (a, r) => a + Math.max(0, (r.privateDirtyBeforeBytes ?? 0) - (r.privateDirtyAfterBytes ?? 0)),
     0,
   );
   return { freedBytes, ranks };
+}
+
+function contextTrimmed(context: unknown): boolean {
+  const c = context as { applied?: unknown; error?: unknown } | undefined;
+  return typeof c === "object" && c !== null && (c.applied === true || c.error !== undefined);
 }
 
 /**

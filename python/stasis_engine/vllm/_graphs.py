@@ -22,6 +22,7 @@ import sys
 from typing import Any
 
 from .. import config
+from . import _context
 
 ENV = "STASIS_VLLM_GRAPHS"
 # The tag the sleep-mode allocator gives allocations made outside ``use_memory_pool``: only the graph pool's here.
@@ -142,8 +143,17 @@ def _sleep_pool_id() -> Any:
 
 
 def gpu_memory(pointer_to_data: dict[int, Any]) -> dict[str, Any]:
-    """The worker's GPU memory by owner: the device's used bytes, torch's caching allocator (reserved, allocated,
-    by pool), vLLM's sleep-mode pool by tag (mapped and asleep), and the rest (CUDA context, libraries)."""
+    """The worker's GPU memory by owner: the device's used bytes, torch's caching allocator by pool, vLLM's
+    sleep-mode pool by tag (mapped and asleep), what torch lists that has no memory behind it, the CUDA context's
+    limits, and the rest (CUDA context, libraries, CUDA graphs' objects).
+
+    torch lists two kinds of segment that hold no GPU memory: the sleep pool's allocations while asleep, and the
+    segments vLLM released itself when a ``use_memory_pool`` block ended (``CuMemAllocator`` unmaps every allocation
+    with nothing left in it, e.g. a load's temporary, and torch keeps listing the segment). Both are left out of
+    ``torch_on_gpu``; the second is ``released``. The 0.79 GB "pool (0, 1)" of a sleeping 3B is, by every sign, one
+    such segment: its size is one vocab x hidden bf16 tensor rounded up to 2 MiB, and a sleeping eager 3B uses 0.90
+    GB of the device in all, 0.10 GB of it torch's default pool, which leaves no room for it
+    (docs/decisions/0015-vllm-stale-graph-pools.md)."""
     import torch
 
     torch.cuda.synchronize()
@@ -156,31 +166,49 @@ def gpu_memory(pointer_to_data: dict[int, Any]) -> dict[str, Any]:
         entry["asleep" if getattr(data, "is_asleep", False) else "mapped"] += size
         entry["count"] += 1
         sleep_pool.add(int(ptr))
+    tag_pools = _sleep_tag_pools()
+    pool_ids = {tuple(v) for v in tag_pools.values() if isinstance(v, list)}
+    pools, sizes = by_pool(torch.cuda.memory_snapshot(), sleep_pool, pool_ids)
+    mapped_sleep = sum(t["mapped"] for t in tags.values())
+    on_gpu = mapped_sleep + sum(v["total"] for k, v in pools.items() if k not in ("sleep-pool", "released"))
+    used = int(total - free)
+    return {
+        "device_used": used,
+        "torch_reserved": int(torch.cuda.memory_reserved()),
+        "torch_allocated": int(torch.cuda.memory_allocated()),
+        "torch_on_gpu": on_gpu,
+        "sleep_pool_tags": tags,
+        "torch_pools": pools,
+        "sleep_tag_pools": tag_pools,
+        "segment_sizes": sizes,
+        "context": _context.limits(),
+        "outside_torch": used - on_gpu,
+    }
+
+
+def by_pool(
+    segments: list[dict[str, Any]], sleep_addresses: set[int], sleep_pool_ids: set[tuple[int, ...]]
+) -> tuple[dict[str, dict[str, int]], dict[str, list[int]]]:
+    """torch's segments summed by owner: ``sleep-pool`` (an allocation the sleep-mode allocator tracks, mapped or
+    asleep), ``released`` (a segment of one of its pools that it no longer tracks: unmapped, no memory behind it),
+    else ``pool(a, b)`` by torch's pool id; and the four largest segment sizes of each owner but the sleep pool."""
     pools: dict[str, dict[str, int]] = {}
-    sizes: dict[str, list[int]] = {}  # the segments of each pool outside the sleep pool, for what owns them
-    for seg in torch.cuda.memory_snapshot():
-        key = "sleep-pool" if int(seg["address"]) in sleep_pool else f"pool{tuple(seg.get('segment_pool_id', (0, 0)))}"
+    sizes: dict[str, list[int]] = {}
+    for seg in segments:
+        pool_id = tuple(seg.get("segment_pool_id", (0, 0)))
+        if int(seg["address"]) in sleep_addresses:
+            key = "sleep-pool"
+        elif pool_id in sleep_pool_ids:
+            key = "released"
+        else:
+            key = f"pool{pool_id}"
         entry = pools.setdefault(key, {"segments": 0, "total": 0, "allocated": 0})
         entry["segments"] += 1
         entry["total"] += int(seg["total_size"])
         entry["allocated"] += int(seg["allocated_size"])
         if key != "sleep-pool":
             sizes.setdefault(key, []).append(int(seg["total_size"]))
-    reserved = int(torch.cuda.memory_reserved())
-    mapped_sleep = sum(t["mapped"] for t in tags.values())
-    used = int(total - free)
-    return {
-        "device_used": used,
-        "torch_reserved": reserved,
-        "torch_allocated": int(torch.cuda.memory_allocated()),
-        "sleep_pool_tags": tags,
-        "torch_pools": pools,
-        # The MemPool each sleep-mode tag allocated in: a pool named here is the sleep allocator's, whatever the
-        # address of its segments (the 0.79 GB pool (0, 1) a sleeping 3B keeps is there even without CUDA graphs).
-        "sleep_tag_pools": _sleep_tag_pools(),
-        "segment_sizes": {k: sorted(v, reverse=True)[:4] for k, v in sizes.items()},
-        "outside_torch": used - reserved - max(0, mapped_sleep - _sleep_in_torch(pools)),
-    }
+    return pools, {k: sorted(v, reverse=True)[:4] for k, v in sizes.items()}
 
 
 def _sleep_tag_pools() -> dict[str, Any]:
@@ -191,7 +219,3 @@ def _sleep_tag_pools() -> dict[str, Any]:
         return {str(tag): list(getattr(pair[0], "id", ())) for tag, pair in pools.items()}
     except Exception as e:  # a diagnostic: never the reason a capture fails
         return {"error": f"{type(e).__name__}: {e}"[:200]}
-
-
-def _sleep_in_torch(pools: dict[str, dict[str, int]]) -> int:
-    return pools.get("sleep-pool", {}).get("total", 0)

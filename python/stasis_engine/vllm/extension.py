@@ -28,6 +28,8 @@ is the worker. Arguments are strings (collective_rpc passes strings only).
 - ``stasis_trim_host_memory()``: give the worker's freed host memory back (Python garbage, torch's pinned cache,
   glibc's free lists) after ``POST /sleep?level=2`` and before the checkpoint, so it is not in the image;
   answers ``ms``, ``trimmed`` and private dirty bytes before and after. The API server process is not trimmed.
+  Where ``STASIS_VLLM_CONTEXT_STACK`` is set, it also sets the CUDA context's stack size back (``_context``:
+  its local memory is in the GPU state the checkpoint copies) and answers what that freed under ``context``.
 
 Each returns ``{"ok": true, "rank": r, "world_size": n, ...}`` or ``{"ok": false, "rank": r, "world_size": n,
 "error": {code, message, hint}}``, so the product gets a structured answer per worker rather than vLLM's generic
@@ -163,8 +165,19 @@ class StasisWorkerExtension:
 
     def stasis_trim_host_memory(self) -> dict[str, Any]:
         from ..host_trim import trim_host_memory
+        from ._context import set_stack_from_env
 
-        return self._stasis_call(lambda: trim_host_memory(measure=True))
+        # One round trip before the checkpoint (a hibernate's time counts): the CUDA context's stack is set back here
+        # too, where STASIS_VLLM_CONTEXT_STACK asks for it; its failure is said, and the host trim stands.
+        def run() -> dict[str, Any]:
+            out = trim_host_memory(measure=True)
+            try:
+                context = set_stack_from_env()
+            except StasisEngineError as e:
+                context = {"applied": False, "error": e.to_dict()}
+            return {**out, "context": context}
+
+        return self._stasis_call(run)
 
     # Helpers: underscore-prefixed and namespaced, since vLLM refuses extension names the worker already has.
 
