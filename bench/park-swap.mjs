@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Parked instances and swaps, timed through a running `stasis serve` (docs/parking.md). Run as root after
 // `npm run build`, with the daemon up on the same STASIS_HOME:
-//   node bench/park-swap.mjs A [B] [--repeat 5] [--out DIR]
+//   node bench/park-swap.mjs A [B] [--repeat 5] [--swaps sequential,overlapped] [--out DIR]
 // For snapshot A, --repeat times each: a plain restore (request to the daemon -> first token), then a park and a
 // restore that takes the parked instance (request -> first token; the park's own time beside it). With B (a snapshot
-// at another address): A serving and B parked, then --repeat swaps each way: hibernate the serving one and restore
-// the other (a take of the parked or hibernated one), request of the hibernate -> first token of the other. Every
+// at another address): A serving and B parked, then --repeat swaps each way by each way of swapping, in turns (one
+// there and back by one way, then by the other), each timed from its first request to the other's first token:
+// "sequential" hibernates the serving one and then restores the other (a take of the parked or hibernated one);
+// "overlapped" is `stasis swap` (POST /v1/swap), whose restore starts once the serving one's engine sleeps. Every
 // take checks the canary (a mismatch fails the run). Prints a table of medians; writes DIR/park-swap.json.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
@@ -14,7 +16,7 @@ import { parseArgs } from "node:util";
 
 const REPO = resolve(import.meta.dirname, "..");
 const dist = (p) => import(join(REPO, "dist", p));
-const { restoreViaDaemon, callDaemon } = await dist("serve/client.js");
+const { restoreViaDaemon, swapViaDaemon, callDaemon } = await dist("serve/client.js");
 const { Events } = await dist("events.js");
 const { openSnapshot } = await dist("store/store.js");
 const { engineFor } = await dist("engines/engines.js");
@@ -22,11 +24,20 @@ const { stop } = await dist("commands/stop.js");
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { repeat: { type: "string", default: "5" }, out: { type: "string" } },
+  options: {
+    repeat: { type: "string", default: "5" },
+    swaps: { type: "string", default: "sequential,overlapped" },
+    out: { type: "string" },
+  },
 });
 const [a, b] = positionals;
 if (!a) {
-  console.error("usage: node bench/park-swap.mjs A [B] [--repeat 5] [--out DIR]");
+  console.error("usage: node bench/park-swap.mjs A [B] [--repeat 5] [--swaps sequential,overlapped] [--out DIR]");
+  process.exit(2);
+}
+const methods = values.swaps.split(",");
+if (methods.length === 0 || methods.some((m) => m !== "sequential" && m !== "overlapped")) {
+  console.error(`--swaps ${values.swaps}: expected sequential, overlapped or both, comma-separated`);
   process.exit(2);
 }
 const repeat = Number(values.repeat);
@@ -85,13 +96,11 @@ if (b) {
   let serving = (await restoreTimed(a)).id;
   await callDaemon("/v1/park", { name: b, count: 1 }, "the bench");
   let [from, to] = [a, b];
-  for (let i = 0; i < 2 * repeat; i++) {
-    const t0 = performance.now();
-    const hibernated = await callDaemon("/v1/hibernate", { id: serving }, "the bench");
-    const hibernateMs = ms(t0);
-    const r = await restoreTimed(to, t0);
+  for (let i = 0; i < 2 * repeat * methods.length; i++) {
+    const method = methods[Math.floor(i / 2) % methods.length];
+    const r = method === "sequential" ? await swapInTurn(serving, to) : await swapAtOnce(serving, to);
     if (!r.taken) throw new Error(`the swap to ${to} was not served by a parked or hibernated instance`);
-    report.swaps.push({ from, to, hibernateMs, hibernatePhases: hibernated.phases, ...r });
+    report.swaps.push({ method, from, to, ...r });
     serving = r.id;
     [from, to] = [to, from];
   }
@@ -99,8 +108,37 @@ if (b) {
   await stop({ ids: [], all: true, graceMs: 10_000 });
 }
 
+/** Hibernate `serving`, then restore `to`: request of the hibernate -> first token of the other. */
+async function swapInTurn(serving, to) {
+  const t0 = performance.now();
+  const hibernated = await callDaemon("/v1/hibernate", { id: serving }, "the bench");
+  const hibernateMs = ms(t0);
+  return { hibernateMs, hibernatePhases: hibernated.phases, ...(await restoreTimed(to, t0)) };
+}
+
+/** `stasis swap`: one request; its restore starts once the serving one's engine sleeps. */
+async function swapAtOnce(serving, to) {
+  const t0 = performance.now();
+  const r = await swapViaDaemon({ ...request(to), off: serving }, new Events());
+  if (!r) throw new Error("no stasis daemon answers: start `stasis serve` on this STASIS_HOME first");
+  const readyMs = ms(t0);
+  await firstToken(to);
+  if (!r.restored.phases.some((p) => p.name === "canary" && p.ok)) throw new Error(`swap to ${to}: no canary`);
+  if (!r.off.hibernated) throw new Error(`swap to ${to}: the instance going off was ended (${r.off.ended})`);
+  return {
+    id: r.restored.instance.id,
+    readyMs,
+    firstTokenMs: ms(t0),
+    handOverMs: r.handOverMs,
+    hibernateMs: r.off.hibernated.parkMs,
+    hibernatePhases: r.off.phases,
+    taken: r.restored.taken,
+    phases: r.restored.phases,
+  };
+}
+
 const row = (label, runs, key) =>
-  `${label.padEnd(34)} ${String(median(runs.map((r) => r[key]))).padStart(9)} ms  (${runs.map((r) => r[key]).join(", ")})`;
+  `${label.padEnd(48)} ${String(median(runs.map((r) => r[key]))).padStart(9)} ms  (${runs.map((r) => r[key]).join(", ")})`;
 console.log(row(`restore ${a}: first token`, report.plain, "firstTokenMs"));
 console.log(row(`park ${a}`, report.parked, "parkMs"));
 console.log(row(`take parked ${a}: first token`, report.parked, "firstTokenMs"));
@@ -109,8 +147,11 @@ if (report.swaps) {
     [a, b],
     [b, a],
   ]) {
-    const runs = report.swaps.filter((s) => s.from === dir[0] && s.to === dir[1]);
-    console.log(row(`swap ${dir[0]} -> ${dir[1]}: first token`, runs, "firstTokenMs"));
+    for (const method of methods) {
+      const runs = report.swaps.filter((s) => s.method === method && s.from === dir[0] && s.to === dir[1]);
+      console.log(row(`swap ${dir[0]} -> ${dir[1]} (${method}): first token`, runs, "firstTokenMs"));
+      if (method === "overlapped") console.log(row(`  its restore began`, runs, "handOverMs"));
+    }
   }
 }
 const out = values.out ?? join(REPO, "bench/results", `${report.date.slice(0, 10)}-${hostname()}`, "park-swap");

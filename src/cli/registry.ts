@@ -83,6 +83,11 @@ export const COMMANDS: Entry[] = [
     load: () => import("./cmd/hibernate.js").then(mod),
   },
   {
+    name: "swap",
+    summary: "hand the GPU from a serving instance to another snapshot (needs `stasis serve`)",
+    load: () => import("./cmd/swap.js").then(mod),
+  },
+  {
     name: "ls",
     summary: "list snapshots (here, or in s3://bucket/prefix)",
     load: () => import("./cmd/ls.js").then(mod),

@@ -14,24 +14,33 @@ import {
   findInstance,
   recordInstance,
   selfAsOwner,
+  stopInstance,
   withClaimsLock,
   type InstanceStatus,
 } from "../instances/instances.js";
 import { supervise } from "../instances/supervisor.js";
-import { gpuCheckpoint } from "../capture/gpu.js";
+import { closeAhead, cudaWorkerAhead, gpuCheckpoint } from "../capture/gpu.js";
 import { runPipeline } from "../pipeline/pipeline.js";
 import { continueTree, stopTree } from "../proc/freeze.js";
-import { processTree } from "../proc/tree.js";
+import { isRunning, processTree } from "../proc/tree.js";
 import { PRIVATE_DIR } from "../store/private.js";
 import { openSnapshot } from "../store/store.js";
 import { manifestDigest, type Parked } from "./park.js";
 
+export interface HibernateOptions {
+  /**
+   * A swap (swap.ts): called once the engine sleeps, its GPU memory free for another server. From then on a failure
+   * ends this instance instead of giving it its GPU state and engine back: that memory may be the other's by then.
+   */
+  handOver?: () => void;
+}
+
 /**
  * Hibernates serving instance `id` (or a unique prefix of it). Refused (E_USAGE) for an instance that is not serving.
  * Its steps each push their undo (src/pipeline/): a failure part-way gives the instance back its GPU state and engine
- * and leaves it serving.
+ * and leaves it serving (with `handOver`, a failure after the sleep ends it).
  */
-export async function hibernate(id: string, events: Events): Promise<Parked> {
+export async function hibernate(id: string, events: Events, opts: HibernateOptions = {}): Promise<Parked> {
   const started = events.t();
   return runPipeline(events, {}, async (p) => {
     const inst = await findInstance(id);
@@ -48,6 +57,9 @@ export async function hibernate(id: string, events: Events): Promise<Parked> {
     const dir = join(inst.dir, "hibernate");
     await rm(dir, { recursive: true, force: true });
     const pids = (await processTree(inst.pid)).map((x) => x.pid);
+    // The CUDA worker starts beside the sleep (where the tree has CUDA processes), not after it.
+    const ahead = cudaWorkerAhead(pids);
+    const worker = p.defer("the CUDA worker started ahead", () => closeAhead(ahead));
     // Each step's undo gives the instance back what the step took: a hibernate that fails leaves it serving.
     // Put back to sleep as its snapshot holds it where the engine can (the weights stay the snapshot's: nothing is
     // dumped, and a take stages them from the snapshot, pinned by the daemon); else prepared as for a capture.
@@ -57,16 +69,31 @@ export async function hibernate(id: string, events: Events): Promise<Parked> {
       await mkdir(dir, { mode: PRIVATE_DIR });
       return { engineState: await engine.prepareCapture(ctx, dir), engineDir: dir };
     });
-    const awake = p.defer("the engine's sleep", () => engine.resume(ctx, engineState, engineDir));
-    const gpu = await gpuCheckpoint(pids, events);
+    const handOver = opts.handOver;
+    // Handed over, the one undo is the end of the instance: nothing of it is given back.
+    const awake = handOver
+      ? p.defer("the instance (its GPU handed over)", () => stopInstance(inst, 0).then(() => undefined))
+      : p.defer("the engine's sleep", () => engine.resume(ctx, engineState, engineDir));
+    handOver?.();
+    const gpu = await gpuCheckpoint(pids, events, ahead);
+    worker.keep(); // the checkpoint took the worker, or closed it
     const onGpu =
       gpu &&
-      p.defer("the GPU state", async () => {
-        await gpu.resume(events);
+      p.defer(handOver ? "the CUDA worker" : "the GPU state", async () => {
+        if (!handOver) await gpu.resume(events);
         gpu.close();
       });
-    await p.step("stop-tree", () => stopTree(inst.pid));
-    const running = p.defer("the stopped tree", () => continueTree(inst.pid));
+    await p.step("stop-tree", async () => {
+      const stopped = await stopTree(inst.pid);
+      // A tree that ended meanwhile stops without complaint: it must not be recorded as parked.
+      if (!(await isRunning(inst.pid))) {
+        throw new StasisError("E_SERVER_EXITED", `the server of instance ${inst.id} exited while it hibernated`, {
+          hint: `\`stasis logs ${inst.id}\` shows its last words`,
+        });
+      }
+      return stopped;
+    });
+    const running = handOver ? undefined : p.defer("the stopped tree", () => continueTree(inst.pid));
     // From here the daemon holds it: should the daemon die, its supervisor ends the stopped tree.
     const supervisor = supervise(inst.id, "");
     const supervised = p.defer("the hibernate's supervisor", () => supervisor.release());

@@ -96,6 +96,17 @@ export const API = {
     body: p.InstanceRequestSchema,
     answer: { json: p.HibernatedAnswer },
   },
+  swap: {
+    method: "POST",
+    path: "/v1/swap",
+    summary: "Hands the GPU from a serving instance to another snapshot: hibernates the one, restores the other",
+    description:
+      "The restore (a take of the snapshot's parked or hibernated instance where there is one) starts once the " +
+      "instance going off sleeps, beside the rest of its hibernate. Streams the restore's events, then the result " +
+      "(both sides, the hibernate's phases) or the error (docs/parking.md).",
+    body: p.SwapRequestSchema,
+    answer: { ndjson: p.SwapLine },
+  },
   stopParked: {
     method: "POST",
     path: "/v1/parked/stop",

@@ -13,7 +13,7 @@ import type { RestoreResult } from "../restore/restore.js";
 import type { CaptureResult } from "../capture/capture.js";
 import type { InstanceStatus } from "../instances/instances.js";
 import type { TreeMemory } from "../proc/memory.js";
-import type { CaptureRequest, DaemonLine, RestoreRequest } from "./protocol.js";
+import type { CaptureRequest, DaemonLine, RestoreRequest, SwapAnswer, SwapRequest } from "./protocol.js";
 import type { Pinned } from "../engines/weights-stager.js";
 import { knobValue } from "../config/config.js";
 
@@ -29,6 +29,11 @@ export function restoreViaDaemon(
   opts: DaemonAt = {},
 ): Promise<(RestoreResult & Partial<Pick<TakeResult, "taken">>) | undefined> {
   return streamed<RestoreResult & Partial<Pick<TakeResult, "taken">>>("/v1/restore", req, events, opts);
+}
+
+/** A swap through the daemon (there is no other way: hibernated instances live there); undefined when none answers. */
+export function swapViaDaemon(req: SwapRequest, events: Events, opts: DaemonAt = {}): Promise<SwapAnswer | undefined> {
+  return streamed<SwapAnswer>("/v1/swap", req, events, opts);
 }
 
 /** Captures through the daemon; undefined when none answers (or it is too old to capture). */
@@ -258,9 +263,7 @@ export async function daemonOr<T>(
 export async function callDaemon<T>(path: string, body: unknown, what: string, opts: DaemonAt = {}): Promise<T> {
   const answer = await call("POST", path, body, opts);
   if (!answer) {
-    throw new StasisError("E_DAEMON", `${what} needs a running stasis daemon, and none answers at ${socketOf(opts)}`, {
-      hint: "start one with `stasis serve` (parked instances live in the daemon)",
-    });
+    throw noDaemonFor(what, opts);
   }
   const json = answer.body as { error?: Record<string, unknown> };
   if (json.error) throw stasisErrorFromJSON(json.error);
@@ -272,6 +275,13 @@ export async function callDaemon<T>(path: string, body: unknown, what: string, o
     );
   }
   return json as T;
+}
+
+/** E_DAEMON for `what`, which only a running daemon does (parked and hibernated instances live there). */
+export function noDaemonFor(what: string, opts: DaemonAt = {}): StasisError {
+  return new StasisError("E_DAEMON", `${what} needs a running stasis daemon, and none answers at ${socketOf(opts)}`, {
+    hint: "start one with `stasis serve` (parked instances live in the daemon)",
+  });
 }
 
 /**

@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { DaemonLine } from "./protocol.js";
 import type { InstanceStatus } from "../instances/instances.js";
 
-export type Operation = "restore" | "capture" | "hibernate";
+export type Operation = "restore" | "capture" | "hibernate" | "swap";
 
 /** Seconds: a phase of a few ms (fingerprint) to a capture's model load of minutes. */
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
@@ -33,15 +33,17 @@ export class DaemonMetrics {
       restore: histogram("stasis_restore_phase_seconds", "Restore phases that finished, by phase", ["phase"]),
       capture: histogram("stasis_capture_phase_seconds", "Capture phases that finished, by phase", ["phase"]),
       hibernate: histogram("stasis_hibernate_phase_seconds", "Hibernate phases that finished, by phase", ["phase"]),
+      swap: histogram("stasis_swap_phase_seconds", "Phases of swaps' restores that finished, by phase", ["phase"]),
     };
     this.totals = {
       restore: histogram("stasis_restore_seconds", "Restores that succeeded: from the request to the canary matched"),
       capture: histogram("stasis_capture_seconds", "Captures that succeeded: from the launch to the manifest"),
       hibernate: histogram("stasis_hibernate_seconds", "Hibernates that succeeded: sleep, checkpoint, tree stopped"),
+      swap: histogram("stasis_swap_seconds", "Swaps that succeeded: from the request to the other's canary matched"),
     };
     this.failures = new Counter({
       name: "stasis_failures_total",
-      help: "Restores, captures and hibernates that failed, by error code",
+      help: "Restores, captures, hibernates and swaps that failed, by error code",
       labelNames: ["operation", "code"],
       registers,
     });
@@ -96,6 +98,11 @@ function totalMs(operation: Operation, result: unknown): number | undefined {
     manifest?: { timings?: { totalMs?: unknown } };
     parked?: { parkMs?: unknown };
   };
-  const ms = { restore: r.readyMs, capture: r.manifest?.timings?.totalMs, hibernate: r.parked?.parkMs }[operation];
+  const ms = {
+    restore: r.readyMs,
+    capture: r.manifest?.timings?.totalMs,
+    hibernate: r.parked?.parkMs,
+    swap: r.readyMs,
+  }[operation];
   return typeof ms === "number" ? ms : undefined;
 }

@@ -23,7 +23,7 @@ export function parkedOps(events: Events, config: Config, deps: Pick<RestoreDeps
         p.supervisor.release();
       }
     },
-    hibernate: (id, own) => hibernate(id, own ?? events),
+    hibernate: (id, own, opts) => hibernate(id, own ?? events, opts),
     stale: (p) =>
       servable(p).then(
         () => undefined,

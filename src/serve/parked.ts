@@ -8,14 +8,15 @@ import type { Events } from "../events.js";
 import { StasisError, asStasisError } from "../errors.js";
 import type { Parked } from "../restore/park.js";
 import type { TakeResult } from "../restore/take.js";
+import type { HibernateOptions } from "../restore/hibernate.js";
 
 /** What the pool does to the world; the daemon passes the real ones (restore/park.ts, take.ts, hibernate.ts). */
 export interface PoolOps {
   park(name: string, signal: AbortSignal): Promise<Parked>;
   /** Ends `p` (its tree, files, record) and releases its supervisor. */
   end(p: Parked): Promise<void>;
-  /** `events`: the request's own, for its timeline (the daemon's where none is given). */
-  hibernate(id: string, events?: Events): Promise<Parked>;
+  /** `events`: the request's own, for its timeline (the daemon's where none is given); `opts`: a swap's hand-over. */
+  hibernate(id: string, events?: Events, opts?: HibernateOptions): Promise<Parked>;
   /** Why `p` must not be served any more (its snapshot removed or changed, its tree gone), or undefined. */
   stale(p: Parked): Promise<string | undefined>;
   /** Whether a park of `name` could claim its addresses now (no instance serves or is parked there). */
@@ -131,9 +132,9 @@ export class ParkedPool {
   }
 
   /** Hibernates serving instance `id` and keeps it here, under its snapshot; its phases go to `events`. */
-  async hibernate(id: string, events?: Events): Promise<Parked> {
+  async hibernate(id: string, events?: Events, opts?: HibernateOptions): Promise<Parked> {
     this.refuseClosed();
-    const p = await this.ops.hibernate(id, events);
+    const p = await this.ops.hibernate(id, events, opts);
     this.add(p);
     return p;
   }

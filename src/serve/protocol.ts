@@ -46,6 +46,12 @@ export const RestoreRequestSchema = z
   })
   .register(API_SCHEMAS, { id: "RestoreRequest" }) satisfies z.ZodType<RestoreRequest, unknown>;
 
+/** POST /v1/swap's body: instance `off` hibernated, snapshot `name` restored as a RestoreRequest says (parking.md). */
+export const SwapRequestSchema = RestoreRequestSchema.extend({
+  off: z.string().min(1).describe("the serving instance to take off the GPU (an id or a unique prefix)"),
+}).register(API_SCHEMAS, { id: "SwapRequest" });
+export type SwapRequest = RestoreRequest & { off: string };
+
 /** The request the server is sent (canary, warm-up): GET without a body, POST with one; a path on its address. */
 const ServerRequest = z.strictObject({
   method: z.enum(["GET", "POST"]),
@@ -214,6 +220,21 @@ export const HibernatedAnswer = z.strictObject({
 export type Hibernated = z.infer<typeof HibernatedAnswer>;
 export const ParkedStopAnswer = z.strictObject({ stopped: z.boolean() });
 
+export const SwapResultSchema = z
+  .looseObject({
+    restored: RestoreResultSchema.describe("the restore of the snapshot coming on; its readyMs is from its own start"),
+    off: z.looseObject({
+      id: z.string(),
+      hibernated: ParkedViewSchema.optional().describe("the instance gone off, hibernated: a restore of it wakes it"),
+      phases: z.array(phase).describe("the hibernate's: engine-sleep, the CUDA checkpoint, stop-tree"),
+      ended: z.string().optional().describe("why the instance was ended instead: its hibernate failed after the sleep"),
+    }),
+    handOverMs: z.number().describe("from the request: the engine going off asleep, when the restore began"),
+    readyMs: z.number().describe("from the request: the snapshot coming on ready, its canary matched"),
+  })
+  .register(API_SCHEMAS, { id: "SwapResult" });
+export type SwapAnswer = z.infer<typeof SwapResultSchema>;
+
 export const CaptureResultSchema = z
   .looseObject({
     name: z.string(),
@@ -231,6 +252,7 @@ const lines = (result: z.ZodType, id: string) =>
     .register(API_SCHEMAS, { id });
 export const RestoreLine = lines(RestoreResultSchema, "RestoreLine");
 export const CaptureLine = lines(CaptureResultSchema, "CaptureLine");
+export const SwapLine = lines(SwapResultSchema, "SwapLine");
 
 export type DaemonLine = { event: StasisEvent } | { result: unknown } | { error: Record<string, unknown> };
 

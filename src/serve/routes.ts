@@ -24,7 +24,8 @@ import { ps } from "../commands/ps.js";
 import { findInstance } from "../instances/instances.js";
 import { stop } from "../commands/stop.js";
 // Loaded with the daemon, not on the first request: that is the point of it.
-import { pinJobFor, restore } from "../restore/restore.js";
+import { pinJobFor, restore, type RestoreOptions, type RestoreResult } from "../restore/restore.js";
+import { checkSwap, swap } from "../restore/swap.js";
 import { capture } from "../capture/capture.js";
 import { take } from "../restore/take.js";
 import type { Parked } from "../restore/park.js";
@@ -87,14 +88,42 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
     const config = forRequest(ctx, knobs);
     ctx.counts.restores++;
     ctx.events.log(`restore "${body.name}"${fromRequest(knobs)}`);
-    const deps = { cudaDriver: ctx.cuda.lease, ...(ctx.keepers ? { stager: ctx.keepers.stage } : {}) };
     return streamOperation(reply, ctx, "restore", request.id, async (events, signal) => {
-      const opts = { ...options, config, signal };
-      // A parked instance of the snapshot is taken when there is one: only the GPU's part is left to do.
-      const r =
-        (await ctx.pool.take(body.name, (p) => take(p, opts, events, deps))) ?? (await restore(opts, events, deps));
+      const r = await restoreOrTake(ctx, { ...options, config, signal }, events);
       ctx.events.log(`restored "${body.name}" as instance ${r.instance.id} in ${r.readyMs.toFixed(0)} ms`);
       return r;
+    });
+  },
+  swap: async ({ body, reply, request }, ctx) => {
+    const { config: knobs, off, ...options } = body;
+    const config = forRequest(ctx, knobs);
+    ctx.counts.restores++;
+    ctx.events.log(`swap: instance ${off} off the GPU, "${body.name}" on${fromRequest(knobs)}`);
+    return streamOperation(reply, ctx, "swap", request.id, async (events, signal) => {
+      const id = await checkSwap(off, body.name);
+      const hib = hibernateStream(ctx, request.id);
+      try {
+        const r = await swap(
+          {
+            off: (handOver) => hib.follow(ctx.pool.hibernate(id, hib.events, { handOver })),
+            on: () => restoreOrTake(ctx, { ...options, config, signal }, events),
+          },
+          events,
+          id,
+        );
+        const { hibernated, ...off } = r.off;
+        const answer = {
+          ...r,
+          off: { ...off, ...(hibernated ? { hibernated: view(hibernated) } : {}), phases: hib.phases() },
+        };
+        ctx.events.log(
+          `swapped instance ${id} off the GPU, "${body.name}" on as instance ${r.restored.instance.id} in ` +
+            `${r.readyMs.toFixed(0)} ms (its restore began at ${r.handOverMs.toFixed(0)} ms)`,
+        );
+        return answer;
+      } finally {
+        hib.stop();
+      }
     });
   },
   releaseWeights: async (_, ctx) => {
@@ -119,22 +148,13 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
   },
   park: async ({ body: { name, count } }, ctx) => ({ parked: (await ctx.pool.setTarget(name, count)).map(view) }),
   hibernate: async ({ body: { id }, request }, ctx) => {
-    // Its own event stream, as a restore's: the daemon's log and metrics see its phases, the answer its timeline.
-    const report = (line: DaemonLine) => observe(ctx, "hibernate", request.id, line);
-    const events = new Events();
-    events.on((event) => report({ event }));
-    const timeline = recordTimeline(events);
+    const hib = hibernateStream(ctx, request.id);
     try {
-      const p = await ctx.pool.hibernate(id, events);
+      const p = await hib.follow(ctx.pool.hibernate(id, hib.events));
       ctx.events.log(`hibernated instance ${p.record.id} ("${p.snapshot}") in ${p.parkMs.toFixed(0)} ms`);
-      const answer = { parked: view(p), phases: timeline.phases };
-      report({ result: answer });
-      return answer;
-    } catch (err) {
-      report({ error: asStasisError(err).toJSON() });
-      throw err;
+      return { parked: view(p), phases: hib.phases() };
     } finally {
-      timeline.stop();
+      hib.stop();
     }
   },
   stopParked: async ({ body: { id } }, ctx) => ({ stopped: await ctx.pool.stop(id) }),
@@ -144,6 +164,36 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
     return ctx.metrics.text();
   },
 };
+
+/** A restore through the daemon: a take of the snapshot's parked instance where there is one (only the GPU's part
+ *  is left to do), else a restore. */
+function restoreOrTake(ctx: DaemonContext, opts: RestoreOptions, events: Events): Promise<RestoreResult> {
+  const deps = { cudaDriver: ctx.cuda.lease, ...(ctx.keepers ? { stager: ctx.keepers.stage } : {}) };
+  return ctx.pool
+    .take(opts.name, (p) => take(p, opts, events, deps))
+    .then((taken) => taken ?? restore(opts, events, deps));
+}
+
+/**
+ * A hibernate's own event stream (a swap's too), as a restore's: the daemon's log and metrics see its phases, result
+ * and failure (as the operation "hibernate": `follow` the hibernate), the answer its timeline; `stop` ends it.
+ */
+function hibernateStream(ctx: DaemonContext, request: string) {
+  const report = (line: DaemonLine) => observe(ctx, "hibernate", request, line);
+  const events = new Events();
+  events.on((event) => report({ event }));
+  const timeline = recordTimeline(events);
+  const phases = () => timeline.phases;
+  const follow = (hibernating: Promise<Parked>) =>
+    hibernating.then(
+      (p) => (report({ result: { parked: view(p), phases: phases() } }), p),
+      (err: unknown) => {
+        report({ error: asStasisError(err).toJSON() });
+        throw err;
+      },
+    );
+  return { events, follow, phases, stop: () => timeline.stop() };
+}
 
 /**
  * The daemon's settings with the knobs a request set laid over them, for that request; a knob a request may not set,

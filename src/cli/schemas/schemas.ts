@@ -98,6 +98,17 @@ export const SCHEMAS = {
   }),
   park: doc("park", { parked: z.array(ParkedView) }),
   hibernate: doc("hibernate", { parked: ParkedView, phases: z.array(phase) }),
+  swap: doc("swap", {
+    restored: z.looseObject(restored).omit({ via: true }).describe("the restore of the snapshot coming on"),
+    off: z.looseObject({
+      id: z.string(),
+      hibernated: ParkedView.optional().describe("the instance gone off, hibernated: a restore of its snapshot wakes it"),
+      phases: z.array(phase).describe("its hibernate's: engine-sleep, the CUDA checkpoint, stop-tree"),
+      ended: z.string().optional().describe("why it was ended instead: its hibernate failed after the sleep"),
+    }),
+    handOverMs: ms.describe("from the request: the engine going off asleep, when the restore began"),
+    readyMs: ms.describe("from the request: the snapshot coming on serving, its canary matched"),
+  }),
   ls: doc("ls", {
     snapshots: z.array(
       z.looseObject({
