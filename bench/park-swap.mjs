@@ -7,7 +7,7 @@
 // at another address): A serving and B parked, then --repeat swaps each way by each way of swapping, in turns (one
 // there and back by one way, then by the other), each timed from its first request to the other's first token:
 // "sequential" hibernates the serving one and then restores the other (a take of the parked or hibernated one);
-// "overlapped" is `stasis swap` (POST /v1/swap), whose restore starts once the serving one's engine sleeps. Every
+// "overlapped" is `stasis swap` (POST /v1/swap): both at once, the other's wake once the serving one sleeps. Every
 // take checks the canary (a mismatch fails the run). Prints a table of medians; writes DIR/park-swap.json.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
@@ -116,7 +116,7 @@ async function swapInTurn(serving, to) {
   return { hibernateMs, hibernatePhases: hibernated.phases, ...(await restoreTimed(to, t0)) };
 }
 
-/** `stasis swap`: one request; its restore starts once the serving one's engine sleeps. */
+/** `stasis swap`: one request; the take beside the hibernate, its wake once the serving one's engine sleeps. */
 async function swapAtOnce(serving, to) {
   const t0 = performance.now();
   const r = await swapViaDaemon({ ...request(to), off: serving }, new Events());
@@ -150,7 +150,7 @@ if (report.swaps) {
     for (const method of methods) {
       const runs = report.swaps.filter((s) => s.method === method && s.from === dir[0] && s.to === dir[1]);
       console.log(row(`swap ${dir[0]} -> ${dir[1]} (${method}): first token`, runs, "firstTokenMs"));
-      if (method === "overlapped") console.log(row(`  its restore began`, runs, "handOverMs"));
+      if (method === "overlapped") console.log(row(`  the engine going off asleep`, runs, "handOverMs"));
     }
   }
 }

@@ -12,6 +12,8 @@ export interface GpuCapture {
   /** --leave-running: give the original its GPU state back. */
   resume(events: Events): Promise<void>;
   manifest(): NonNullable<Manifest["gpu"]>;
+  /** The GPUs as they are now (a hibernated instance's take checks there is room for its state). */
+  inventoryNow(): Promise<GpuInventory>;
   close(): void;
 }
 
@@ -66,6 +68,7 @@ export async function gpuCheckpoint(
         processes: procs.map((p) => ({ nsPid: p.nsPid, gpuBytes: p.gpuBytes, gpuUuids: p.gpuUuids })),
         totalBytes: procs.reduce((a, p) => a + p.gpuBytes, 0),
       }),
+      inventoryNow: () => driver.inventory(),
       close: () => driver.close(),
     };
   } catch (err) {

@@ -73,6 +73,10 @@ test("swap: the GPU from a serving instance to a parked snapshot and back, each 
   const names = there.json.off.phases.map((x: { name: string }) => x.name);
   assert.ok(names.includes("engine-sleep") && names.includes("stop-tree"), JSON.stringify(names));
   assert.ok(there.json.handOverMs <= there.json.readyMs, JSON.stringify(there.json));
+  // The take started at once and waited, before the wake, for the engine going off to sleep.
+  const taken = there.json.restored.phases.map((x: { name: string }) => x.name);
+  assert.ok(taken.indexOf("resume") < taken.indexOf("gpu-wait"), JSON.stringify(taken));
+  assert.ok(taken.indexOf("gpu-wait") < taken.indexOf("canary"), JSON.stringify(taken));
   await answers(B);
   assert.equal((await readStat(a.json.instance.pid))?.state, "T", "the instance gone off is stopped");
 
@@ -90,7 +94,9 @@ test("swap: the GPU from a serving instance to a parked snapshot and back, each 
     ["sa serving", "sb parked"],
     "sa serves, sb is hibernated",
   );
-  console.log(`# swap sa -> sb ready in ${there.json.readyMs} ms (its restore began at ${there.json.handOverMs} ms)`);
+  console.log(
+    `# swap sa -> sb ready in ${there.json.readyMs} ms (the engine going off asleep at ${there.json.handOverMs} ms)`,
+  );
 });
 
 test("a swap is refused before anything is touched: the instance's own snapshot, no such snapshot or instance", async () => {

@@ -18,7 +18,7 @@ function recorder(): { events: Events; warnings: string[] } {
   return { events, warnings };
 }
 
-test("the restore starts once the engine going off sleeps, beside the rest of its hibernate", async () => {
+test("both start at once; the restore's wake waits for the sleep, not for the rest of the hibernate", async () => {
   const order: string[] = [];
   const { events } = recorder();
   const r = await swap(
@@ -32,8 +32,10 @@ test("the restore starts once the engine going off sleeps, beside the rest of it
         order.push("hibernated");
         return parked;
       },
-      on: async () => {
-        order.push("restore begins");
+      on: async (gpuFree) => {
+        order.push("resume, CUDA restore");
+        await gpuFree;
+        order.push("wake");
         await tick(10);
         order.push("restored");
         return restored;
@@ -42,15 +44,16 @@ test("the restore starts once the engine going off sleeps, beside the rest of it
     events,
     "a1",
   );
-  assert.deepEqual(order, ["sleep", "checkpoint begins", "restore begins", "restored", "hibernated"]);
+  assert.deepEqual(order, ["sleep", "resume, CUDA restore", "checkpoint begins", "wake", "restored", "hibernated"]);
   assert.equal(r.restored, restored);
   assert.equal(r.off.hibernated, parked);
   assert.equal(r.off.ended, undefined);
   assert.ok(r.handOverMs >= 15 && r.readyMs >= r.handOverMs + 5, JSON.stringify(r));
 });
 
-test("a hibernate that fails before the sleep ends fails the swap, and nothing is restored", async () => {
-  let restores = 0;
+test("a hibernate that fails before the sleep ends fails the swap, and the restore never wakes", async () => {
+  let woken = 0;
+  let undone: unknown;
   const refused = new StasisError("E_ENGINE", "the server did not report sleeping");
   await assert.rejects(
     swap(
@@ -59,14 +62,31 @@ test("a hibernate that fails before the sleep ends fails the swap, and nothing i
           await tick(5);
           throw refused;
         },
-        on: async () => (restores++, restored),
+        on: async (gpuFree) => {
+          try {
+            await gpuFree;
+          } catch (err) {
+            undone = err; // a take unwinds here: its instance ended
+            throw err;
+          }
+          woken++;
+          return restored;
+        },
       },
       new Events(),
       "a1",
     ),
     (e) => e === refused,
   );
-  assert.equal(restores, 0);
+  assert.equal(woken, 0);
+  assert.equal(undone, refused);
+});
+
+test("a hibernate that ends without handing over fails the restore waiting on it", async () => {
+  await assert.rejects(
+    swap({ off: async () => parked, on: async (gpuFree) => (await gpuFree, restored) }, new Events(), "a1"),
+    (e: StasisError) => e.code === "E_INTERNAL" && /without its engine going to sleep/.test(e.message),
+  );
 });
 
 test("a restore that fails fails the swap with its code, saying the other is hibernated and how to wake it", async () => {

@@ -1,13 +1,15 @@
 /**
  * A swap: the GPU handed from one serving instance to another snapshot in one operation (docs/parking.md). The
  * instance going off is hibernated (hibernate.ts); the snapshot coming on is restored, from its parked or hibernated
- * instance where the daemon holds one (take.ts). The two are not done one after the other: the restore starts as
- * soon as the hibernate's engine sleep has freed the GPU's memory, beside the rest of the hibernate (the CUDA
- * checkpoint of what the sleep leaves, the tree stopped), which the one coming on never waits for.
+ * instance where the daemon holds one (take.ts). The two are not done one after the other: both start at once, and
+ * the restore does beside the engine going to sleep what fits on the GPU beside it (a take's resume, and its CUDA
+ * restore where the GPU has the room), the rest (its weights, its engine's wake; an ordinary restore altogether) once
+ * the sleep has freed the GPU's memory (`gpuFree`), beside the rest of the hibernate (the CUDA checkpoint of what the
+ * sleep leaves, the tree stopped), which the one coming on never waits for.
  *
  * Failures, by when they happen:
- * - before the sleep ends (the instance not serving, its engine refusing to sleep): the instance goes on serving, and
- *   nothing is restored;
+ * - before the sleep ends (its engine refusing to sleep): the instance goes on serving, and the restore under way is
+ *   undone (a take's parked or hibernated instance ended with it);
  * - the restore fails: the swap fails with its error; the instance going off is hibernated all the same (a restore of
  *   its snapshot wakes it), or ended where its hibernate failed too;
  * - the hibernate fails after the sleep: the instance is ended (its memory may be the other's by then), and the swap
@@ -24,8 +26,8 @@ import type { RestoreResult } from "./restore.js";
 export interface SwapSides {
   /** Takes the instance off the GPU, calling `handOver` once its engine sleeps (hibernate.ts). */
   off(handOver: () => void): Promise<Parked>;
-  /** Brings the other snapshot on: serving, its canary matched. */
-  on(): Promise<RestoreResult>;
+  /** Brings the other snapshot on: serving, its canary matched; what needs the GPU's memory waits for `gpuFree`. */
+  on(gpuFree: Promise<void>): Promise<RestoreResult>;
 }
 
 export interface SwapResult<R extends RestoreResult = RestoreResult> {
@@ -38,32 +40,38 @@ export interface SwapResult<R extends RestoreResult = RestoreResult> {
     /** Why the instance was ended instead of hibernated. */
     ended?: string;
   };
-  /** From the swap's start: the engine going off asleep (the restore started then), the other serving. */
+  /** From the swap's start: the engine going off asleep (the GPU's memory free), the other serving. */
   handOverMs: number;
   readyMs: number;
 }
 
 /** Runs `sides` as a swap; `events` gives its clock (the restore's own events go where `sides.on` sends them). */
 export async function swap<R extends RestoreResult>(
-  sides: { off: SwapSides["off"]; on: () => Promise<R> },
+  sides: { off: SwapSides["off"]; on: (gpuFree: Promise<void>) => Promise<R> },
   events: Events,
   offId: string,
 ): Promise<SwapResult<R>> {
   const started = events.t();
   let handOverMs: number | undefined;
   let handedOver!: () => void;
-  const asleep = new Promise<void>((resolve) => (handedOver = resolve));
+  let never!: (err: unknown) => void;
+  const gpuFree = new Promise<void>((resolve, reject) => ((handedOver = resolve), (never = reject)));
+  gpuFree.catch(() => undefined); // the restore's to see
   const off = sides.off(() => {
     handOverMs = Math.round((events.t() - started) * 10) / 10;
     handedOver();
   });
-  // A hibernate that fails before its engine sleeps fails the swap here: that instance still serves.
-  await Promise.race([asleep, off]);
-  if (handOverMs === undefined) {
-    throw new StasisError("E_INTERNAL", `the hibernate of instance ${offId} ended without its engine going to sleep`);
-  }
-  const on = sides.on().then((r) => ({ r, at: Math.round((events.t() - started) * 10) / 10 }));
+  // A hibernate that ends before its engine sleeps frees nothing: the restore waiting for it fails (after the sleep,
+  // the promise is settled and this does nothing).
+  const nothingFreed = new StasisError(
+    "E_INTERNAL",
+    `the hibernate of instance ${offId} ended without its engine going to sleep`,
+  );
+  off.then(() => never(nothingFreed), never);
+  const on = sides.on(gpuFree).then((r) => ({ r, at: Math.round((events.t() - started) * 10) / 10 }));
   const [o, n] = await Promise.allSettled([off, on]);
+  // Before the sleep: the instance still serves, and the restore was undone; the hibernate's error is the swap's.
+  if (handOverMs === undefined) throw o.status === "rejected" ? o.reason : nothingFreed;
   if (n.status === "rejected") {
     const e = asStasisError(n.reason);
     const where =

@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { StasisError } from "../errors.js";
+import { StasisError, asStasisError } from "../errors.js";
 import { recordTimeline, type Events } from "../events.js";
 import { engineFor } from "../engines/engines.js";
 import type { EngineState } from "../engines/engine.js";
@@ -21,6 +21,9 @@ import { MARGIN_BYTES } from "./gpu.js";
 import { stagingGpu } from "./background.js";
 import { startCudaWorker } from "./cuda-worker.js";
 import { planGpuRestore, restoreCuda } from "./cuda-restore.js";
+import type { GpuRestore } from "./gpu.js";
+import type { GpuCapture } from "../capture/gpu.js";
+import type { CudaDriver } from "../cuda/driver.js";
 import { wakeEngine } from "./wake.js";
 import type { RestoreDeps, RestoreResult } from "./restore.js";
 
@@ -29,6 +32,12 @@ export interface TakeOptions {
   /** Restore the GPU state onto this GPU (index or UUID) instead of the one captured (a parked restore only). */
   gpu?: string;
   signal?: AbortSignal;
+  /**
+   * A swap's (swap.ts): resolves once the server going off has freed the GPU's memory (its engine asleep), rejects
+   * if it never will. Until then only what fits beside that server is done: the resume, and the CUDA restore where
+   * the GPU has room for it already; the weights are staged and the engine woken once it resolves.
+   */
+  gpuFree?: Promise<void>;
 }
 
 /** A restore's result, and which parked instance served it. */
@@ -94,25 +103,29 @@ export async function take(
     const hib = parked.hibernated;
     if (hib?.gpu) p.defer("the hibernate's CUDA worker", () => hib.gpu?.close());
     const asleep = hib ? { state: hib.engineState, dir: hib.engineDir, timers: false } : undefined;
-    const staged = await stageBeside(
-      p,
-      snap,
-      parked,
-      asleep?.state ?? m.engine.state,
-      asleep?.dir ?? snap.dir,
-      opts,
-      deps,
-    );
+    // In a swap, a wait (one step, however many ask) for the server going off to free the GPU's memory.
+    let waiting: Promise<void> | undefined;
+    const gpuFree = opts.gpuFree;
+    const room = gpuFree && (() => (waiting ??= p.step("gpu-wait", () => gpuFree)));
+    // The stager takes its GPU memory as it starts: in a swap, once the server going off has freed it.
+    const stage = () =>
+      stageBeside(p, snap, parked, asleep?.state ?? m.engine.state, asleep?.dir ?? snap.dir, opts, deps);
+    const staged = gpuFree ? gpuFree.then(stage) : stage();
+    staged.catch(() => undefined); // awaited before the wake
     const cuda = hib ? undefined : startCudaWorker(p, m, deps.cudaDriver);
-    const gpuPlan = cuda && planGpuRestore(p, m, opts.gpu, cuda.driver);
+    const gpuPlan = cuda && planOrWait(p, m, opts.gpu, cuda.driver, room);
     await p.step(
       "resume",
       () => continueTree(root),
       (pids: number[]) => ({ detail: { processes: pids.length } }),
     );
-    if (hib?.gpu) await p.step("cuda-restore", () => hib.gpu!.resume(events));
+    if (hib?.gpu) {
+      if (room && !(await roomToResume(hib.gpu))) await room();
+      await p.step("cuda-restore", () => hib.gpu!.resume(events));
+    }
     if (cuda && gpuPlan) await restoreCuda(p, gpuPlan, cuda.driver, root);
-    await wakeEngine(p, { snap, claim: parked.record }, root, staged, opts.readyTimeoutMs, asleep);
+    if (room) await room();
+    await wakeEngine(p, { snap, claim: parked.record }, root, await staged, opts.readyTimeoutMs, asleep);
     const readyMs = events.t() - started;
     const { state: _parked, parked: _facts, owner: _daemon, ...serving } = parked.record;
     const record = await recordInstance({ ...serving, createdAt: new Date().toISOString() });
@@ -125,6 +138,38 @@ export async function take(
       reads: { bytesRead: 0, bytesAlreadyResident: 0, bytesVerified: 0 },
       taken: { id: parked.record.id, hibernated: hib !== undefined, parkMs: parked.parkMs },
     };
+  });
+}
+
+/**
+ * The GPU plan of a parked instance's CUDA restore (its free-memory check). In a swap, a GPU without the room yet
+ * (E_GPU_MEMORY: the server going off still holds it) is planned again once that server has freed its memory.
+ */
+function planOrWait(
+  p: Pipeline,
+  m: Snapshot["manifest"],
+  target: string | undefined,
+  driver: Promise<CudaDriver>,
+  room: (() => Promise<void>) | undefined,
+): Promise<GpuRestore | undefined> {
+  const plan = planGpuRestore(p, m, target, driver);
+  if (!room) return plan;
+  const again = plan.catch(async (err: unknown) => {
+    if (asStasisError(err).code !== "E_GPU_MEMORY") throw err;
+    await room();
+    return planGpuRestore(p, m, target, driver);
+  });
+  again.catch(() => undefined); // the CUDA restore's to report
+  return again;
+}
+
+/** Whether the GPUs a hibernated instance used have the memory for its GPU state now (with the usual margin). */
+async function roomToResume(gpu: GpuCapture): Promise<boolean> {
+  const now = await gpu.inventoryNow();
+  return gpu.usedGpuUuids.every((uuid) => {
+    const here = now.gpus.find((g) => g.uuid === uuid);
+    const need = gpu.processes.filter((x) => x.gpuUuids.includes(uuid)).reduce((a, x) => a + x.gpuBytes, 0);
+    return here !== undefined && (here.memoryMiB - here.memoryUsedMiB) * 2 ** 20 >= need + MARGIN_BYTES;
   });
 }
 

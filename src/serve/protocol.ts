@@ -229,7 +229,9 @@ export const SwapResultSchema = z
       phases: z.array(phase).describe("the hibernate's: engine-sleep, the CUDA checkpoint, stop-tree"),
       ended: z.string().optional().describe("why the instance was ended instead: its hibernate failed after the sleep"),
     }),
-    handOverMs: z.number().describe("from the request: the engine going off asleep, when the restore began"),
+    handOverMs: z
+      .number()
+      .describe("from the request: the engine going off asleep, its GPU memory free for the other's wake"),
     readyMs: z.number().describe("from the request: the snapshot coming on ready, its canary matched"),
   })
   .register(API_SCHEMAS, { id: "SwapResult" });

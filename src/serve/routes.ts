@@ -106,7 +106,7 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
         const r = await swap(
           {
             off: (handOver) => hib.follow(ctx.pool.hibernate(id, hib.events, { handOver })),
-            on: () => restoreOrTake(ctx, { ...options, config, signal }, events),
+            on: (gpuFree) => restoreOrTake(ctx, { ...options, config, signal }, events, gpuFree),
           },
           events,
           id,
@@ -118,7 +118,7 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
         };
         ctx.events.log(
           `swapped instance ${id} off the GPU, "${body.name}" on as instance ${r.restored.instance.id} in ` +
-            `${r.readyMs.toFixed(0)} ms (its restore began at ${r.handOverMs.toFixed(0)} ms)`,
+            `${r.readyMs.toFixed(0)} ms (${id}'s engine asleep at ${r.handOverMs.toFixed(0)} ms)`,
         );
         return answer;
       } finally {
@@ -165,13 +165,24 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
   },
 };
 
-/** A restore through the daemon: a take of the snapshot's parked instance where there is one (only the GPU's part
- *  is left to do), else a restore. */
-function restoreOrTake(ctx: DaemonContext, opts: RestoreOptions, events: Events): Promise<RestoreResult> {
+/**
+ * A restore through the daemon: a take of the snapshot's parked instance where there is one (only the GPU's part is
+ * left to do), else a restore. In a swap, `gpuFree`: the take waits for it where it needs the GPU's memory (take.ts),
+ * a restore before it starts.
+ */
+async function restoreOrTake(
+  ctx: DaemonContext,
+  opts: RestoreOptions,
+  events: Events,
+  gpuFree?: Promise<void>,
+): Promise<RestoreResult> {
   const deps = { cudaDriver: ctx.cuda.lease, ...(ctx.keepers ? { stager: ctx.keepers.stage } : {}) };
-  return ctx.pool
-    .take(opts.name, (p) => take(p, opts, events, deps))
-    .then((taken) => taken ?? restore(opts, events, deps));
+  const taken = await ctx.pool.take(opts.name, (p) =>
+    take(p, { ...opts, ...(gpuFree ? { gpuFree } : {}) }, events, deps),
+  );
+  if (taken) return taken;
+  if (gpuFree) await events.phase("gpu-wait", () => gpuFree);
+  return restore(opts, events, deps);
 }
 
 /**

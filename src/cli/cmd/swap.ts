@@ -11,9 +11,10 @@ export const command: CliCommand = {
   help: [
     "Has the running `stasis serve` hand the GPU from serving instance ID to snapshot NAME: ID is hibernated (its",
     "engine asleep, its GPU state checkpointed, its tree stopped) and NAME restored, from its parked or hibernated",
-    "instance where the daemon holds one. NAME's restore starts as soon as ID's engine sleeps, beside the rest of",
-    "ID's hibernate. A restore of ID's snapshot later wakes ID. Prints NAME's restore timeline and when each side",
-    "got where. See docs/parking.md.",
+    "instance where the daemon holds one. Both start at once: NAME's take resumes its tree and restores its CUDA",
+    "state (where the GPU has room) while ID's engine goes to sleep, and wakes its engine once that sleep has freed",
+    "the GPU's memory, beside the rest of ID's hibernate. A restore of ID's snapshot later wakes ID. Prints NAME's",
+    "restore timeline and when each side got where. See docs/parking.md.",
   ].join("\n"),
   options: {
     "ready-timeout": { type: "string", arg: "S", help: "seconds to wait for NAME's server (default 120)" },
@@ -48,8 +49,7 @@ export const command: CliCommand = {
         renderTimeline(on.phases, on.readyMs),
         "",
         `swapped: "${name}" serving as instance ${on.instance.id} at ${on.instance.url}, canary matched, ` +
-          `${formatMs(r.readyMs)} after the request (its restore began ${formatMs(r.handOverMs)} in, once ` +
-          `${r.off.id}'s engine slept)`,
+          `${formatMs(r.readyMs)} after the request (${r.off.id}'s engine asleep ${formatMs(r.handOverMs)} in)`,
         offLine,
       ].join("\n");
       return { data: r, text };

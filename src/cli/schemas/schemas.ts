@@ -106,7 +106,7 @@ export const SCHEMAS = {
       phases: z.array(phase).describe("its hibernate's: engine-sleep, the CUDA checkpoint, stop-tree"),
       ended: z.string().optional().describe("why it was ended instead: its hibernate failed after the sleep"),
     }),
-    handOverMs: ms.describe("from the request: the engine going off asleep, when the restore began"),
+    handOverMs: ms.describe("from the request: the engine going off asleep, its GPU memory free for the other's wake"),
     readyMs: ms.describe("from the request: the snapshot coming on serving, its canary matched"),
   }),
   ls: doc("ls", {
