@@ -105,12 +105,16 @@ export async function trimHostMemory(ctx: EngineContext, ranks?: number): Promis
   );
 }
 
-/** Sleep at level 2, checked, then the workers' freed host memory given back: the state a checkpoint copies. */
-async function sleepForCheckpoint(ctx: EngineContext, ranks: number): Promise<void> {
+/**
+ * Sleep at level 2, checked, then (`trim`) the workers' freed host memory given back: the state a checkpoint copies.
+ * A hibernate does not trim: nothing is dumped (its process stays, stopped), and the trim's garbage collection would
+ * hold up a swap's hand-over of the GPU.
+ */
+async function sleepForCheckpoint(ctx: EngineContext, ranks: number, trim = true): Promise<void> {
   await ctx.events.phase("sleep", () => post(ctx, "/sleep?level=2"));
   if (!(await isSleeping(ctx)))
     throw new StasisError("E_ENGINE", "the server did not report sleeping after /sleep?level=2");
-  await trimHostMemory(ctx, ranks);
+  if (trim) await trimHostMemory(ctx, ranks);
 }
 
 /**
@@ -383,7 +387,7 @@ export const vllmEngine: Engine = {
     // Only a snapshot taken at sleep level 2 has its weights in files beside it; without them, hibernate as a capture.
     if (state.sleepLevel !== 2) return undefined;
     const ranks = stateRanks(state) ?? 1;
-    await sleepForCheckpoint(ctx, ranks);
+    await sleepForCheckpoint(ctx, ranks, false);
     const commsSuspended = ranks > 1 && (await suspendComms(ctx, ranks));
     const { commsSuspended: _was, ...rest } = state;
     return { ...rest, ...(commsSuspended ? { commsSuspended: true } : {}) };
