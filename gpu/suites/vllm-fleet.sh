@@ -112,6 +112,6 @@ if has warm; then
   done
 fi
 has replicas && { echo; echo "== replicas"; cat "$OUT/replicas.txt"; head -c 4000 "$OUT/replicas-errors.txt" 2>/dev/null; }
-has park && { echo; echo "== park-swap"; tail -8 "$LOGS/park-swap.log" 2>/dev/null || true; }
+has park && { echo; echo "== park-swap"; tail -14 "$LOGS/park-swap.log" 2>/dev/null || true; }
 nvidia-smi --query-gpu=memory.used --format=csv,noheader | sed 's/^/GPU memory used at the end: /' | tee -a "$OUT/steps.txt"
 echo; cat "$OUT/steps.txt"
