@@ -89,8 +89,7 @@ fi
 if has park && [ -n "$B" ] && [ -n "${SWAP_MODEL:-}" ] && [ ! -d "$STASIS_HOME/snapshots/$B" ]; then
   # The second model of the swaps, at another address (a parked instance holds its captured address).
   step "capture-$B" "${CAPTURE_LIMIT:-240}" stasis capture "$B" --engine vllm --ready-url http://127.0.0.1:8001/health \
-    --ready-timeout 230 --warmup 3 --env VLLM_SERVER_DEV_MODE=1 --env PYTHONPATH=$PWD/python:$VLLM_SITE \
-    --env VLLM_NO_USAGE_STATS=1 --env HF_HUB_OFFLINE=1 --env VLLM_USE_FLASHINFER_SAMPLER=0 -- \
+    --ready-timeout 230 --warmup 3 "${VLLM_CAPTURE_ENV[@]}" -- \
     vllm serve "$SWAP_MODEL" --host 127.0.0.1 --port 8001 --enable-sleep-mode \
     --worker-extension-cls stasis_engine.vllm.StasisWorkerExtension --max-model-len 4096 --gpu-memory-utilization 0.45
 fi

@@ -28,9 +28,8 @@ for v in "${variants[@]}"; do
     extra=()
     for e in $envs; do extra+=(--env "$e"); done
     step "capture-$label" "${CAPTURE_LIMIT:-300}" stasis capture $name --engine vllm \
-      --ready-url http://127.0.0.1:$PORT/health --ready-timeout 280 --warmup 3 --env VLLM_SERVER_DEV_MODE=1 \
-      --env PYTHONPATH=$PWD/python:$VLLM_SITE --env VLLM_NO_USAGE_STATS=1 --env HF_HUB_OFFLINE=1 \
-      --env VLLM_USE_FLASHINFER_SAMPLER=0 "${extra[@]}" --json -- "${SERVE[@]}"
+      --ready-url http://127.0.0.1:$PORT/health --ready-timeout 280 --warmup 3 "${VLLM_CAPTURE_ENV[@]}" \
+      "${extra[@]}" --json -- "${SERVE[@]}"
   fi
   if [ ! -d $STASIS_HOME/snapshots/$name ]; then
     dir=$(newest_instance)

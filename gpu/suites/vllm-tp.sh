@@ -41,8 +41,7 @@ fi
 # The README's vLLM recipe with tensor parallelism. What a multi-worker capture refuses (docs/tensor-parallel.md):
 # vLLM's custom all-reduce (CUDA IPC) and torch symmetric memory are switched off; NCCL stays as it comes (the
 # capture suspends its communicators where the NCCL has ncclCommSuspend, and says so in its log when not).
-server_env=(--env VLLM_SERVER_DEV_MODE=1 --env PYTHONPATH=$PWD/python:$VLLM_SITE --env VLLM_NO_USAGE_STATS=1
-            --env HF_HUB_OFFLINE=1 --env VLLM_USE_FLASHINFER_SAMPLER=0
+server_env=("${VLLM_CAPTURE_ENV[@]}"
             --env NCCL_DEBUG=INFO --env NCCL_DEBUG_SUBSYS=INIT)  # which transports NCCL chose, in the server's log
 for kv in ${SERVER_ENV:-}; do server_env+=(--env "$kv"); done
 serve() { # TP, then extra vLLM flags: sets SERVE, the server's command line
