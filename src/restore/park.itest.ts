@@ -5,8 +5,7 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { stasis, tempHome } from "../testing/cli.js";
 import { startDaemon as startServe, type Daemon } from "../testing/daemon.js";
 import { httpOk } from "../engines/http-client.js";
@@ -19,6 +18,7 @@ import { park } from "./park.js";
 import { endParked, take } from "./take.js";
 import { loadConfig } from "../config/config.js";
 import { listenersOn } from "../proc/net.js";
+import { canaryNoOneGives, capturedAgain, withManifest } from "../testing/manifest.js";
 
 const { home, env, teardown } = tempHome();
 let base = "";
@@ -174,11 +174,7 @@ test("a parked instance of a snapshot changed since is ended, and the snapshot r
   assert.equal(parked.code, 0, parked.output);
   const old = (await ps())[0]!;
   // Captured again under the same name: its manifest is another one (here: another capture time).
-  const file = join(home, "snapshots", "pk", "manifest.json");
-  const original = readFileSync(file, "utf8");
-  const m = JSON.parse(original);
-  writeFileSync(file, JSON.stringify({ ...m, createdAt: new Date().toISOString() }, null, 2) + "\n");
-  try {
+  await withManifest(home, "pk", capturedAgain, async () => {
     const r = await stasis(["restore", "pk", "--json"], env);
     assert.equal(r.code, 0, r.output);
     assert.equal(r.json.taken, undefined, "not served from the parked instance");
@@ -187,32 +183,26 @@ test("a parked instance of a snapshot changed since is ended, and the snapshot r
     assert.match(daemon!.log(), /has changed since it was parked/);
     assert.equal((await httpOk(`${base}/answer?q=parked`)).body, canaryText);
     assert.equal((await stasis(["stop", r.json.instance.id], env)).code, 0);
-  } finally {
-    writeFileSync(file, original);
-  }
+  });
 });
 
 test("a take whose canary does not match fails and ends that parked instance", async () => {
   assert.equal((await stasis(["park", "pk", "--count", "0"], env)).code, 0);
   assert.deepEqual(await ps(), []);
   // A snapshot whose canary answer is not what its server says: every take of it must fail.
-  const file = join(home, "snapshots", "pk", "manifest.json");
-  const original = readFileSync(file, "utf8");
-  const m = JSON.parse(original);
-  m.engine.canary.sha256 = "0".repeat(64);
-  writeFileSync(file, JSON.stringify(m, null, 2) + "\n");
   try {
-    assert.equal((await stasis(["park", "pk"], env)).code, 0);
-    const [row] = await ps();
-    const r = await stasis(["restore", "pk", "--json"], env);
-    assert.equal(r.json.error.code, "E_CANARY_MISMATCH", r.output);
-    await assertGone(row!);
-    assert.ok(
-      (await ps()).every((x) => x.id !== row!.id && x.status !== "serving"),
-      "nothing of it serves",
-    );
+    await withManifest(home, "pk", canaryNoOneGives, async () => {
+      assert.equal((await stasis(["park", "pk"], env)).code, 0);
+      const [row] = await ps();
+      const r = await stasis(["restore", "pk", "--json"], env);
+      assert.equal(r.json.error.code, "E_CANARY_MISMATCH", r.output);
+      await assertGone(row!);
+      assert.ok(
+        (await ps()).every((x) => x.id !== row!.id && x.status !== "serving"),
+        "nothing of it serves",
+      );
+    });
   } finally {
-    writeFileSync(file, original);
     // The replacement parked meanwhile is of the manifest changed above: none kept for the next test.
     assert.equal((await stasis(["park", "pk", "--count", "0"], env)).code, 0);
     // The next test parks this snapshot in this process, at its captured port: nothing of this one may hold it.
@@ -228,18 +218,16 @@ test("take refuses a parked instance whose snapshot changed since, leaving it to
   // park() and take() in this process (the daemon holds none of "pk" now): the take-time check itself.
   process.env.STASIS_HOME = home;
   const parked = await park({ name: "pk", verify: "auto", prefetch: "auto", config: loadConfig() }, new Events());
-  const file = join(home, "snapshots", "pk", "manifest.json");
-  const original = readFileSync(file, "utf8");
-  writeFileSync(file, JSON.stringify({ ...JSON.parse(original), createdAt: new Date().toISOString() }, null, 2) + "\n");
   try {
-    await assert.rejects(take(parked, { readyTimeoutMs: 10_000 }, new Events()), (e: StasisError) => {
-      assert.equal(e.code, "E_SNAPSHOT_CHANGED");
-      assert.match(e.message, /has changed since it was parked/);
-      return true;
+    await withManifest(home, "pk", capturedAgain, async () => {
+      await assert.rejects(take(parked, { readyTimeoutMs: 10_000 }, new Events()), (e: StasisError) => {
+        assert.equal(e.code, "E_SNAPSHOT_CHANGED");
+        assert.match(e.message, /has changed since it was parked/);
+        return true;
+      });
+      assert.equal((await readStat(parked.record.pid))?.state, "T", "left as it was, stopped");
     });
-    assert.equal((await readStat(parked.record.pid))?.state, "T", "left as it was, stopped");
   } finally {
-    writeFileSync(file, original);
     await endParked(parked);
     parked.supervisor.release();
   }

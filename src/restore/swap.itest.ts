@@ -6,8 +6,7 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { stasis, tempHome } from "../testing/cli.js";
 import { startDaemon, type Daemon } from "../testing/daemon.js";
 import { httpOk } from "../engines/http-client.js";
@@ -17,6 +16,7 @@ import { assertValidDocument } from "../testing/schemas.js";
 import { Events } from "../events.js";
 import { StasisError } from "../errors.js";
 import { hibernate } from "./hibernate.js";
+import { canaryNoOneGives, withManifest } from "../testing/manifest.js";
 
 const { home, env, teardown } = tempHome();
 const A = { base: "", canary: "" };
@@ -117,21 +117,14 @@ test("a swap whose restore fails fails with its error, and the instance gone off
   assert.equal((await stasis(["park", "sb", "--count", "0"], env)).code, 0);
   const a = (await ps()).find((r) => r.status === "serving")!;
   const hibernatedB = (await ps()).find((r) => r.snapshot === "sb")!;
-  const file = join(home, "snapshots", "sb", "manifest.json");
-  const original = readFileSync(file, "utf8");
-  const m = JSON.parse(original);
-  m.engine.canary.sha256 = "0".repeat(64);
-  writeFileSync(file, JSON.stringify(m, null, 2) + "\n");
-  try {
+  await withManifest(home, "sb", canaryNoOneGives, async () => {
     const r = await stasis(["swap", a.id, "sb", "--json"], env);
     assert.ok(r.code !== 0, r.output);
     assert.match(r.json.error.message, new RegExp(`instance ${a.id} is hibernated: a restore of "sa" wakes it`));
     // The hibernated sb was of the manifest before: the take refuses it as changed, the ordinary restore's canary
     // then fails; neither leaves anything of sb.
     await until("nothing of sb left", async () => !(await isRunning(hibernatedB.pid)));
-  } finally {
-    writeFileSync(file, original);
-  }
+  });
   assert.deepEqual(
     (await ps()).map((r) => `${r.snapshot} ${r.status}`),
     ["sa parked"],
