@@ -40,7 +40,8 @@ def _stack(raw: str) -> int | None:
     if text == "keep":
         return None
     value = int(text)  # a ValueError for anything but a whole number
-    if value < 0 or value > 1 << 20:
+    # Below the driver's default the next launch fails (invalid argument: docs/benchmarks.md, measured on the H100).
+    if value < 1024 or value > 1 << 20:
         raise ValueError
     return value
 
@@ -64,7 +65,7 @@ VARIABLES: dict[str, Variable] = {
         ),
         Variable(
             "STASIS_VLLM_CONTEXT_STACK",
-            "keep (the default) or the CUDA stack size per thread in bytes, 0 to 1048576 (the driver's default 1024)",
+            "keep (the default) or the CUDA stack size per thread in bytes, 1024 (the driver's default) to 1048576",
             None,
             "set the CUDA context's stack size to this before a checkpoint (its local memory shrinks with it; for "
             "measuring, vllm/_context.py)",

@@ -18,7 +18,7 @@ def test_an_unset_or_empty_variable_is_its_default_and_a_set_one_is_parsed() -> 
     assert config.get("STASIS_VLLM_GRAPHS", {"STASIS_VLLM_GRAPHS": " GPU"}) == "gpu"
     assert config.get("STASIS_VLLM_CONTEXT_STACK", {}) is None
     assert config.get("STASIS_VLLM_CONTEXT_STACK", {"STASIS_VLLM_CONTEXT_STACK": "keep"}) is None
-    assert config.get("STASIS_VLLM_CONTEXT_STACK", {"STASIS_VLLM_CONTEXT_STACK": "512"}) == 512
+    assert config.get("STASIS_VLLM_CONTEXT_STACK", {"STASIS_VLLM_CONTEXT_STACK": "1024"}) == 1024
 
 
 @pytest.mark.parametrize(
@@ -27,6 +27,7 @@ def test_an_unset_or_empty_variable_is_its_default_and_a_set_one_is_parsed() -> 
         ("STASIS_VLLM_GRAPHS", "cpu"),
         ("STASIS_VLLM_GRAPHS", "1"),
         ("STASIS_VLLM_CONTEXT_STACK", "-1"),
+        ("STASIS_VLLM_CONTEXT_STACK", "512"),
         ("STASIS_VLLM_CONTEXT_STACK", "1k"),
         ("STASIS_VLLM_CONTEXT_STACK", "2000000"),
     ],

@@ -212,7 +212,7 @@ def test_vllm_ext_trims_the_workers_host_memory() -> None:
 
 
 def test_vllm_ext_trim_says_why_the_context_stack_was_not_set_and_still_trims(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STASIS_VLLM_CONTEXT_STACK", "512")
+    monkeypatch.setenv("STASIS_VLLM_CONTEXT_STACK", "1024")
     res = FakeWorker().stasis_trim_host_memory()
     assert res["ok"] and isinstance(res["trimmed"], bool)
     if not torch.cuda.is_available():

@@ -55,7 +55,7 @@ export const INTERNAL: readonly InternalVariable[] = [
   {
     env: "STASIS_VLLM_CONTEXT_STACK",
     readBy: "engine side",
-    doc: "bytes: the CUDA context's stack size per thread set to this before a checkpoint, shrinking its local memory (default keep; for measuring)",
+    doc: "bytes (>= 1024): the CUDA context's stack size per thread set back to this before a checkpoint, shrinking its local memory where kernels raised it (default keep; for measuring)",
   },
 ];
 

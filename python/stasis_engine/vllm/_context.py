@@ -6,10 +6,12 @@ stack size x threads per SM x SMs, 277 MB on an H100 at the default 1 KiB. The d
 any kernel that needs more and never lowers it, and the CUDA checkpoint copies the reservation like any other
 allocation (out at a hibernate, back at every restore).
 
-``STASIS_VLLM_CONTEXT_STACK`` (bytes) sets the stack size to that value right before the checkpoint
-(``cuCtxSetLimit``); the driver raises it again at the launch of a kernel that needs more. An alternative being
-measured, unset by default: whether the bytes it takes off the checkpoint pay for the raise at the first request
-is what the GPU run says (docs/benchmarks.md).
+``STASIS_VLLM_CONTEXT_STACK`` (bytes, at least the driver's default 1 KiB) sets the stack size to that value right
+before the checkpoint (``cuCtxSetLimit``); the driver raises it again at the launch of a kernel that needs more. Below
+1 KiB the next launch fails (``invalid argument``, measured on the H100 with torch's own kernels, which left the stack
+at 1 KiB), so what this can free is only what a server's kernels raised it to above that: the capture's gpu-memory
+phase reports the stack size a sleeping vLLM has (``context``), and whether setting it back pays for the raise at the
+first request is what a GPU run side by side says. An alternative being measured, unset by default.
 """
 
 from __future__ import annotations
