@@ -87,3 +87,17 @@ test("a daemon's refusal comes back as its StasisError", () =>
       );
     },
   ));
+
+test("a swap or a hibernate without a daemon is refused, saying what runs them (no running here instead)", async () => {
+  const { swap } = await import("../commands/swap.js");
+  const { hibernate } = await import("../commands/hibernate.js");
+  const socket = join(tmpdir(), `stasis-none-${process.pid}.sock`);
+  const req = { off: "a1", name: "qwen", verify: "auto", prefetch: "auto", force: false, readyTimeoutMs: 1 } as const;
+  await assert.rejects(swap(req, new Events(), { socket }), (e: StasisError) => {
+    assert.equal(e.code, "E_DAEMON");
+    assert.match(e.message, /stasis swap needs a running stasis daemon, and none answers at/);
+    assert.match(e.hint ?? "", /stasis serve/);
+    return true;
+  });
+  await assert.rejects(hibernate({ id: "a1", socket }), (e: StasisError) => e.code === "E_DAEMON");
+});
