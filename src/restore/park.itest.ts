@@ -5,7 +5,7 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { stasis, tempHome } from "../testing/cli.js";
 import { startDaemon as startServe, type Daemon } from "../testing/daemon.js";
 import { httpOk } from "../engines/http-client.js";
@@ -17,7 +17,7 @@ import { StasisError } from "../errors.js";
 import { park } from "./park.js";
 import { endParked, take } from "./take.js";
 import { loadConfig } from "../config/config.js";
-import { listenersOn } from "../proc/net.js";
+import { listenersOn, socketOwner } from "../proc/net.js";
 import { canaryNoOneGives, capturedAgain, withManifest } from "../testing/manifest.js";
 
 const { home, env, teardown } = tempHome();
@@ -210,7 +210,17 @@ test("a take whose canary does not match fails and ends that parked instance", a
     await until(
       `no instance of "pk" and nothing listening at its port ${port}`,
       async () => (await ps()).length === 0 && (await listenersOn(port)).length === 0,
-    );
+    ).catch(async (err: Error) => {
+      // Who still holds it, for whoever reads the failure: the instances left, and each listener's process.
+      const held = await Promise.all(
+        (await listenersOn(port)).map(async (l) => {
+          const pid = await socketOwner(l.inode);
+          const cmd = pid ? readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim() : "?";
+          return `${l.address}:${l.port} held by pid ${pid ?? "?"} (${cmd})`;
+        }),
+      );
+      throw new Error(`${err.message}; instances: ${JSON.stringify(await ps())}; listening: ${held.join("; ")}`);
+    });
   }
 });
 
