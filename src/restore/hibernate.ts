@@ -27,6 +27,9 @@ import { PRIVATE_DIR } from "../store/private.js";
 import { openSnapshot } from "../store/store.js";
 import { manifestDigest, type Parked } from "./park.js";
 
+/** The instances being hibernated in this process now (the daemon: hibernates and swaps are its alone). */
+const underWay = new Set<string>();
+
 export interface HibernateOptions {
   /**
    * A swap (swap.ts): called once the engine sleeps, its GPU memory free for another server. From then on a failure
@@ -49,6 +52,14 @@ export async function hibernate(id: string, events: Events, opts: HibernateOptio
         hint: "`stasis ps` shows each instance's state",
       });
     }
+    // One at a time: its record says serving until the end, and a second would checkpoint what the first takes off.
+    if (underWay.has(inst.id)) {
+      throw new StasisError("E_USAGE", `instance ${inst.id} is being hibernated already (a hibernate or a swap)`, {
+        hint: "wait for it to end; `stasis ps` then shows it parked",
+      });
+    }
+    underWay.add(inst.id);
+    p.defer("the hibernate under way", () => underWay.delete(inst.id)); // given back on success too: never kept
     const snap = await openSnapshot(inst.snapshot);
     const digest = await manifestDigest(snap.dir);
     const engine = await engineFor(snap.manifest.engine.kind);

@@ -1,14 +1,16 @@
 /**
  * Swaps for real (root, CRIU, two example servers at their own addresses, `stasis serve`): the GPU handed from one
  * serving instance to a parked snapshot and back (the hibernated one woken), each canary checked; what is refused
- * before anything is touched; a swap whose restore fails leaves the other hibernated; a hibernate that fails after
- * the hand-over ends its instance rather than give it back.
+ * before anything is touched; a swap whose restore fails leaves the other hibernated; two hibernates of one instance
+ * at once, one refused; a hibernate that fails after the hand-over ends its instance rather than give it back.
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { stasis, tempHome } from "../testing/cli.js";
 import { startDaemon, type Daemon } from "../testing/daemon.js";
+import { api } from "../testing/daemon-api.js";
 import { httpOk } from "../engines/http-client.js";
 import { captureExample } from "../testing/example.js";
 import { isRunning, processesNaming, readStat } from "../proc/tree.js";
@@ -132,6 +134,21 @@ test("a swap whose restore fails fails with its error, and the instance gone off
   const woken = await stasis(["restore", "sa", "--json"], env);
   assert.equal(woken.code, 0, woken.output);
   assert.equal(woken.json.taken.id, a.id);
+  await answers(A);
+});
+
+test("two hibernates of one instance at once: one takes it off the GPU, the other is refused", async () => {
+  const a = (await ps()).find((r) => r.status === "serving")!;
+  const at = { socket: join(home, "stasisd.sock") };
+  const both = await Promise.all([1, 2].map(() => api(at, "POST", "/v1/hibernate", { id: a.id })));
+  assert.deepEqual(both.map((r) => r.status).sort(), [200, 400], JSON.stringify(both.map((r) => r.json)));
+  const refused = both.find((r) => r.status === 400)!.json.error;
+  assert.equal(refused.code, "E_USAGE");
+  assert.match(refused.message, /being hibernated already|only a serving instance can hibernate/);
+  console.log(`# the other hibernate: ${refused.message}`);
+  const woken = await stasis(["restore", "sa", "--json"], env);
+  assert.equal(woken.code, 0, woken.output);
+  assert.equal(woken.json.taken.id, a.id, "the one hibernate's instance, woken");
   await answers(A);
 });
 
