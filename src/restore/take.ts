@@ -17,11 +17,10 @@ import { continueTree } from "../proc/freeze.js";
 import { isRunning } from "../proc/tree.js";
 import { openSnapshot, type Snapshot } from "../store/store.js";
 import { manifestDigest, type Parked } from "./park.js";
-import { MARGIN_BYTES } from "./gpu.js";
 import { stagingGpu } from "./background.js";
 import { startCudaWorker } from "./cuda-worker.js";
 import { planGpuRestore, restoreCuda } from "./cuda-restore.js";
-import type { GpuRestore } from "./gpu.js";
+import { MARGIN_BYTES, prepareGpuRestore, type GpuRestore } from "./gpu.js";
 import type { GpuCapture } from "../capture/gpu.js";
 import type { CudaDriver } from "../cuda/driver.js";
 import { wakeEngine } from "./wake.js";
@@ -143,24 +142,33 @@ export async function take(
 
 /**
  * The GPU plan of a parked instance's CUDA restore (its free-memory check). In a swap, a GPU without the room yet
- * (E_GPU_MEMORY: the server going off still holds it) is planned again once that server has freed its memory.
+ * (the server going off still holds it) is no failure: the plan is made again once that server has freed its memory.
+ * Exported for its test.
  */
-function planOrWait(
+export function planOrWait(
   p: Pipeline,
   m: Snapshot["manifest"],
   target: string | undefined,
   driver: Promise<CudaDriver>,
   room: (() => Promise<void>) | undefined,
 ): Promise<GpuRestore | undefined> {
-  const plan = planGpuRestore(p, m, target, driver);
-  if (!room) return plan;
-  const again = plan.catch(async (err: unknown) => {
-    if (asStasisError(err).code !== "E_GPU_MEMORY") throw err;
+  if (!room) return planGpuRestore(p, m, target, driver);
+  const first = p.step("gpu-plan", async () => {
+    const d = await driver;
+    try {
+      return { plan: await prepareGpuRestore(m, target, d, await d.inventory()) };
+    } catch (err) {
+      if (asStasisError(err).code !== "E_GPU_MEMORY") throw err;
+      return { noRoomYet: true as const };
+    }
+  });
+  const plan = first.then(async (r) => {
+    if (!("noRoomYet" in r)) return r.plan;
     await room();
     return planGpuRestore(p, m, target, driver);
   });
-  again.catch(() => undefined); // the CUDA restore's to report
-  return again;
+  plan.catch(() => undefined); // the CUDA restore's to report
+  return plan;
 }
 
 /** Whether the GPUs a hibernated instance used have the memory for its GPU state now (with the usual margin). */
