@@ -1,9 +1,9 @@
 /**
  * The other half of a restore, for a parked instance (park.ts, hibernate.ts): (staged weights ‖ cuda-worker ‖ resume
  * the stopped tree) -> CUDA restore where it has GPU state -> engine wake -> ready -> canary. What park() did (CRIU,
- * the verify) is not done again, so a take is a restore without its CRIU time. In a swap (swap.ts), what needs the GPU's
- * memory (the staged weights, the wake, the CUDA restore where the GPU has no room yet) waits for the other server's
- * sleep: `TakeOptions.gpuFree`.
+ * the verify) is not done again, so a take is a restore without its CRIU time. In a swap (swap.ts), what needs the
+ * GPU's memory (the staged weights, the wake, the CUDA restore where the GPU has no room yet) waits for the other
+ * server's sleep: `TakeOptions.gpuFree`.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
