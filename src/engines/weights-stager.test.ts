@@ -302,3 +302,37 @@ test("a restore's job lines, for an arena and for extents, are valid against the
     "socket",
   ]);
 });
+
+test("a stager launched when the GPU is free starts only then, with the go it was given before", async () => {
+  const { launchedWhen } = await import("./weights-stager.js");
+  const calls: string[] = [];
+  const fake = () => ({
+    ready: async () => ({ socket: "/s" }),
+    go: () => void calls.push("go"),
+    stop: () => void calls.push("stop"),
+  });
+  const launch = (() => (calls.push("launch"), fake())) as Parameters<typeof launchedWhen>[1];
+  const job = {} as Parameters<typeof launch>[0];
+
+  let free!: () => void;
+  const staged = launchedWhen(new Promise<void>((r) => (free = r)), launch)(job);
+  staged.go(); // CRIU is done before the other server sleeps
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(calls, [], "nothing started: the GPU's memory is the other's");
+  free();
+  assert.deepEqual(await staged.ready(), { socket: "/s" });
+  assert.deepEqual(calls, ["launch", "go"]);
+
+  // The GPU never freed (the other server's sleep failed): no stager at all, and ready says why.
+  calls.length = 0;
+  const never = Promise.reject(new Error("sleep failed"));
+  const none = launchedWhen(never, launch)(job);
+  assert.match(((await none.ready()) as { reason: string }).reason, /not freed/);
+  // A restore that stops first: none started either.
+  let later!: () => void;
+  const stopped = launchedWhen(new Promise<void>((r) => (later = r)), launch)(job);
+  stopped.stop();
+  later();
+  assert.match(((await stopped.ready()) as { reason: string }).reason, /no stager started/);
+  assert.deepEqual(calls, []);
+});

@@ -59,6 +59,29 @@ export interface StageJob extends PinJob {
 /** How a restore gets its weights staged: a stager of its own (stageWeights), or a keeper's (WeightsKeeper). */
 export type StageLauncher = (job: StageJob) => StagedWeights;
 
+/**
+ * `launch`, once `when` resolves: a stager takes its GPU memory as it starts, and in a swap that memory is the other
+ * server's until it sleeps. Where `when` rejects, or the restore stops first, no stager starts (`ready` says why).
+ */
+export function launchedWhen(when: Promise<void>, launch: StageLauncher): StageLauncher {
+  return (job) => {
+    let stopped = false;
+    const real = when.then(
+      () => (stopped ? undefined : launch(job)),
+      () => undefined,
+    );
+    return {
+      ready: async () =>
+        (await real)?.ready() ?? { reason: "no stager started: the GPU's memory was not freed for it" },
+      go: () => void real.then((s) => s?.go()), // a go given before the launch reaches it once launched
+      stop: () => {
+        stopped = true;
+        void real.then((s) => s?.stop());
+      },
+    };
+  };
+}
+
 /** The layout as the stager's job says it: extents, or an arena's size and its tensors. */
 function layoutFields(
   info: StageInfo,

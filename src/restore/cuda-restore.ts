@@ -2,6 +2,7 @@ import type { CudaDriver } from "../cuda/driver.js";
 import type { Manifest } from "../store/manifest.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import { prepareGpuRestore, type GpuRestore } from "./gpu.js";
+import { asStasisError } from "../errors.js";
 
 /**
  * Step "gpu-plan", in the background beside CRIU: which GPU each captured one goes back to, and whether it has the
@@ -18,6 +19,36 @@ export function planGpuRestore(
     return prepareGpuRestore(m, target, d, await d.inventory());
   });
   plan.catch(() => undefined);
+  return plan;
+}
+
+/**
+ * Step "gpu-plan" as planGpuRestore, in a swap (`room`: the wait for the server going off to free the GPU's memory):
+ * a GPU without the room yet (that server still holds it) is no failure, the plan is made again after the wait.
+ */
+export function planOrWait(
+  p: Pipeline,
+  m: Manifest,
+  target: string | undefined,
+  driver: Promise<CudaDriver>,
+  room: (() => Promise<void>) | undefined,
+): Promise<GpuRestore | undefined> {
+  if (!room) return planGpuRestore(p, m, target, driver);
+  const first = p.step("gpu-plan", async () => {
+    const d = await driver;
+    try {
+      return { plan: await prepareGpuRestore(m, target, d, await d.inventory()) };
+    } catch (err) {
+      if (asStasisError(err).code !== "E_GPU_MEMORY") throw err;
+      return { noRoomYet: true as const };
+    }
+  });
+  const plan = first.then(async (r) => {
+    if (!("noRoomYet" in r)) return r.plan;
+    await room();
+    return planGpuRestore(p, m, target, driver);
+  });
+  plan.catch(() => undefined); // the CUDA restore's to report
   return plan;
 }
 

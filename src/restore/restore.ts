@@ -2,7 +2,7 @@ import type { Config } from "../config/config.js";
 import { StasisError, asStasisError } from "../errors.js";
 import type { Events } from "../events.js";
 import { recordTimeline, type TimelinePhase } from "../events.js";
-import type { StageLauncher } from "../engines/weights-stager.js";
+import { launchedWhen, stageWeights, type StageLauncher } from "../engines/weights-stager.js";
 import type { Instance } from "../instances/instances.js";
 import type { Snapshot } from "../store/store.js";
 import { allInOrder, runPipeline, type Pipeline } from "../pipeline/pipeline.js";
@@ -14,7 +14,7 @@ import { lookAround } from "./preflight.js";
 import { checkHere, isMismatch } from "../fingerprint/check.js";
 import { startBackground } from "./background.js";
 import { restoreTree } from "./tree.js";
-import { planGpuRestore, restoreCuda } from "./cuda-restore.js";
+import { planOrWait, restoreCuda } from "./cuda-restore.js";
 import { wakeEngine } from "./wake.js";
 import { handOver } from "./serving.js";
 import { resolvePlacement } from "../netns/placement.js";
@@ -78,6 +78,12 @@ export interface RestoreDeps {
   /** A snapshot whose files are still arriving (restore/from-remote.ts): restored from its folder, CRIU once the
    *  files it reads are whole, the engine woken once every file is (each chunk was checked as it landed). */
   arriving?: ArrivingSnapshot;
+  /**
+   * A swap's (swap.ts): resolves once the server going off has freed the GPU's memory, rejects if it never will.
+   * CRIU and the reads go ahead; the stager starts, the CUDA restore runs (where the GPU has no room yet) and the
+   * engine wakes only after it.
+   */
+  gpuFree?: Promise<void>;
 }
 
 export interface ArrivingSnapshot {
@@ -131,14 +137,19 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
       const warm = await fallBack(p, claimed, cuda, err, opts);
       return { ...warm, snapshot: opts.name, readyMs: events.t() - started, phases: timeline.phases };
     }
-    const gpuPlan = cuda && planGpuRestore(p, m, opts.gpu, cuda.driver);
-    const bg = await startBackground(p, claimed, here, opts, deps.stager);
+    const gpuFree = deps.gpuFree;
+    let waiting: Promise<void> | undefined;
+    const room = gpuFree && (() => (waiting ??= p.step("gpu-wait", () => gpuFree)));
+    const gpuPlan = cuda && planOrWait(p, m, opts.gpu, cuda.driver, room);
+    const stager = gpuFree ? launchedWhen(gpuFree, deps.stager ?? stageWeights) : deps.stager;
+    const bg = await startBackground(p, claimed, here, opts, stager);
     try {
       if (deps.arriving) await p.step("await-images", () => deps.arriving!.criuFiles());
       const tree = await restoreTree(p, claimed, here, opts.config, opts);
       bg.staged?.go();
       if (cuda && gpuPlan) await restoreCuda(p, gpuPlan, cuda.driver, tree.pid);
       if (deps.arriving) await p.step("await-files", () => deps.arriving!.all());
+      if (room) await room();
       await wakeEngine(p, claimed, tree.pid, bg.staged, opts.readyTimeoutMs, undefined, tree.url);
       const reads = await bg.reads.done();
       const readyMs = events.t() - started;

@@ -137,6 +137,29 @@ test("a swap whose restore fails fails with its error, and the instance gone off
   await answers(A);
 });
 
+test("a swap to a snapshot with nothing parked restores it, CRIU beside the other's sleep, its wake after", async () => {
+  const a = (await ps()).find((r) => r.status === "serving")!;
+  assert.equal((await ps()).filter((r) => r.snapshot === "sb").length, 0, "nothing of sb parked or hibernated");
+  const r = await stasis(["swap", a.id, "sb", "--json"], env);
+  assert.equal(r.code, 0, r.output);
+  assertValidDocument(r.json, "stasis.swap/v1");
+  assert.equal(r.json.restored.taken, undefined, "an ordinary restore");
+  const names = r.json.restored.phases.map((x: { name: string }) => x.name);
+  assert.ok(names.includes("criu-restore"), JSON.stringify(names));
+  assert.ok(
+    names.indexOf("gpu-wait") >= 0 && names.indexOf("gpu-wait") < names.indexOf("canary"),
+    JSON.stringify(names),
+  );
+  await answers(B);
+  assert.equal(r.json.off.hibernated.id, a.id);
+  // Back to sa for the tests below, and nothing of sb kept.
+  const back = await stasis(["swap", r.json.restored.instance.id, "sa", "--json"], env);
+  assert.equal(back.code, 0, back.output);
+  assert.equal(back.json.restored.taken.id, a.id);
+  assert.equal((await stasis(["stop", r.json.restored.instance.id], env)).code, 0);
+  await answers(A);
+});
+
 test("two hibernates of one instance at once: one takes it off the GPU, the other is refused", async () => {
   const a = (await ps()).find((r) => r.status === "serving")!;
   const at = { socket: join(home, "stasisd.sock") };

@@ -2,9 +2,9 @@
  * A swap: the GPU handed from one serving instance to another snapshot in one operation (docs/parking.md). The
  * instance going off is hibernated (hibernate.ts); the snapshot coming on is restored, from its parked or hibernated
  * instance where the daemon holds one (take.ts). The two are not done one after the other: both start at once, and
- * the restore does beside the engine going to sleep what fits on the GPU beside it (a take's resume, and its CUDA
- * restore where the GPU has the room), the rest (its weights, its engine's wake; an ordinary restore altogether) once
- * the sleep has freed the GPU's memory (`gpuFree`), beside the rest of the hibernate (the CUDA checkpoint of what the
+ * the restore does beside the engine going to sleep what fits on the GPU beside it (a take's resume, an ordinary
+ * restore's CRIU, and the CUDA restore where the GPU has the room), the rest (its weights, its engine's wake) once the
+ * sleep has freed the GPU's memory (`gpuFree`), beside the rest of the hibernate (the CUDA checkpoint of what the
  * sleep leaves, the tree stopped), which the one coming on never waits for.
  *
  * Failures, by when they happen:

@@ -7,7 +7,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { StasisError, asStasisError } from "../errors.js";
+import { StasisError } from "../errors.js";
 import { recordTimeline, type Events } from "../events.js";
 import { engineFor } from "../engines/engines.js";
 import type { EngineState } from "../engines/engine.js";
@@ -21,10 +21,9 @@ import { openSnapshot, type Snapshot } from "../store/store.js";
 import { manifestDigest, type Parked } from "./park.js";
 import { stagingGpu } from "./background.js";
 import { startCudaWorker } from "./cuda-worker.js";
-import { planGpuRestore, restoreCuda } from "./cuda-restore.js";
-import { MARGIN_BYTES, prepareGpuRestore, type GpuRestore } from "./gpu.js";
+import { planOrWait, restoreCuda } from "./cuda-restore.js";
+import { MARGIN_BYTES } from "./gpu.js";
 import type { GpuCapture } from "../capture/gpu.js";
-import type { CudaDriver } from "../cuda/driver.js";
 import { wakeEngine } from "./wake.js";
 import type { RestoreDeps, RestoreResult } from "./restore.js";
 
@@ -140,37 +139,6 @@ export async function take(
       taken: { id: parked.record.id, hibernated: hib !== undefined, parkMs: parked.parkMs },
     };
   });
-}
-
-/**
- * The GPU plan of a parked instance's CUDA restore (its free-memory check). In a swap, a GPU without the room yet
- * (the server going off still holds it) is no failure: the plan is made again once that server has freed its memory.
- * Exported for its test.
- */
-export function planOrWait(
-  p: Pipeline,
-  m: Snapshot["manifest"],
-  target: string | undefined,
-  driver: Promise<CudaDriver>,
-  room: (() => Promise<void>) | undefined,
-): Promise<GpuRestore | undefined> {
-  if (!room) return planGpuRestore(p, m, target, driver);
-  const first = p.step("gpu-plan", async () => {
-    const d = await driver;
-    try {
-      return { plan: await prepareGpuRestore(m, target, d, await d.inventory()) };
-    } catch (err) {
-      if (asStasisError(err).code !== "E_GPU_MEMORY") throw err;
-      return { noRoomYet: true as const };
-    }
-  });
-  const plan = first.then(async (r) => {
-    if (!("noRoomYet" in r)) return r.plan;
-    await room();
-    return planGpuRestore(p, m, target, driver);
-  });
-  plan.catch(() => undefined); // the CUDA restore's to report
-  return plan;
 }
 
 /** Whether the GPUs a hibernated instance used have the memory for its GPU state now (with the usual margin). */

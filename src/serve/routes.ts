@@ -167,8 +167,8 @@ const HANDLERS: { [K in RouteName]: Handler<(typeof API)[K]> } = {
 
 /**
  * A restore through the daemon: a take of the snapshot's parked instance where there is one (only the GPU's part is
- * left to do), else a restore. In a swap, `gpuFree`: the take waits for it where it needs the GPU's memory (take.ts),
- * a restore before it starts.
+ * left to do), else a restore. In a swap, `gpuFree`: either waits for it where it needs the GPU's memory (take.ts,
+ * restore.ts), and does the rest (a take's resume, a restore's CRIU) beside the other server's sleep.
  */
 async function restoreOrTake(
   ctx: DaemonContext,
@@ -181,8 +181,7 @@ async function restoreOrTake(
     take(p, { ...opts, ...(gpuFree ? { gpuFree } : {}) }, events, deps),
   );
   if (taken) return taken;
-  if (gpuFree) await events.phase("gpu-wait", () => gpuFree);
-  return restore(opts, events, deps);
+  return restore(opts, events, { ...deps, ...(gpuFree ? { gpuFree } : {}) });
 }
 
 /**

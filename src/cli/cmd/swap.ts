@@ -11,10 +11,10 @@ export const command: CliCommand = {
   help: [
     "Has the running `stasis serve` hand the GPU from serving instance ID to snapshot NAME: ID is hibernated (its",
     "engine asleep, its GPU state checkpointed, its tree stopped) and NAME restored, from its parked or hibernated",
-    "instance where the daemon holds one. Both start at once: NAME's take resumes its tree and restores its CUDA",
-    "state (where the GPU has room) while ID's engine goes to sleep, and wakes its engine once that sleep has freed",
-    "the GPU's memory, beside the rest of ID's hibernate. A restore of ID's snapshot later wakes ID. Prints NAME's",
-    "restore timeline and when each side got where. See docs/parking.md.",
+    "instance where the daemon holds one, else the ordinary way. Both start at once: while ID's engine goes to sleep,",
+    "NAME's tree comes back (resumed, or CRIU) and its CUDA state too where the GPU has room; its weights and wake",
+    "follow once that sleep has freed the GPU's memory, beside the rest of ID's hibernate. A restore of ID's",
+    "snapshot later wakes ID. Prints NAME's restore timeline and when each side got where. See docs/parking.md.",
   ].join("\n"),
   options: {
     "ready-timeout": { type: "string", arg: "S", help: "seconds to wait for NAME's server (default 120)" },

@@ -1,4 +1,4 @@
-/** A take's GPU plan in a swap (planOrWait): planned at once where the GPU has room, else once the other has slept. */
+/** The GPU plan in a swap (planOrWait): made at once where the GPU has room, else once the other server has slept. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Events, recordTimeline } from "../events.js";
@@ -7,7 +7,7 @@ import { runPipeline } from "../pipeline/pipeline.js";
 import type { CudaDriver } from "../cuda/driver.js";
 import type { GpuInventory } from "../cuda/gpus.js";
 import type { Manifest } from "../store/manifest.js";
-import { planOrWait } from "./take.js";
+import { planOrWait } from "./cuda-restore.js";
 
 const H100 = "NVIDIA H100 80GB HBM3";
 const GiB = 2 ** 30;
