@@ -69,7 +69,12 @@ async function staleSocket(path: string): Promise<void> {
 
 /** Until the daemon answers on `socket` (a stale socket file there does not count). */
 async function listening(socket: string): Promise<void> {
-  for (let i = 0; i < 200 && (await health(socket)) !== 200; i++) await new Promise((r) => setTimeout(r, 10));
+  // Generous: a loaded 2-core CI machine runs several test files at once.
+  const deadline = Date.now() + 15_000;
+  while ((await health(socket)) !== 200) {
+    if (Date.now() > deadline) throw new Error(`no daemon answered on ${socket} within 15 s`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** The status of GET /v1/health on `socket`; 0 when nothing answers. */
@@ -330,18 +335,20 @@ test("the API on the socket: list, stop, an unknown route, a failed restore coun
 test("on TCP every request needs the token: none or a wrong one is refused 401, the right one is served", () =>
   withHome(async (socket, stop) => {
     const token = "tcp-test-token-0123456789";
-    let port = 0;
+    // The unix socket answers before the TCP listener is bound: wait for onListening, which comes after both.
+    let bound!: (port: number) => void;
+    const tcpPort = new Promise<number>((resolve) => (bound = resolve));
     const running = serve(
       {
         settings: readConfig(),
         socket,
         signal: stop.signal,
         tcp: { host: "127.0.0.1", port: 0, token },
-        onListening: (w) => (port = w.tcp!.port),
+        onListening: (w) => bound(w.tcp!.port),
       },
       new Events(),
     );
-    await listening(socket);
+    const port = await tcpPort;
     assert.ok(port > 0);
     for (const [why, at] of [
       ["no token", { port }],
