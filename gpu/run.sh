@@ -32,4 +32,7 @@ export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export OUT=${OUT:-/tmp/stasis-out} && mkdir -p "$OUT"
 export STASIS_RESULTS_DIR="$OUT"
 echo "== $(date -u +%FT%TZ) $(hostname): $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | paste -sd';'), $(nproc) cores, kernel $(uname -r)"
+# Which checkpoint entry points this driver exports: cuCheckpointOperationComplete means the custom-storage restore
+# (the caller copies the GPU state in itself, from pinned memory) is there to try (docs/benchmarks.md, open questions).
+echo "== libcuda checkpoint API: $(python3 -c 'import ctypes; l = ctypes.CDLL("libcuda.so.1"); print(" ".join(n for n in ("cuCheckpointProcessRestore", "cuCheckpointOperationComplete") if hasattr(l, n)))' 2>&1 | tail -1)"
 exec bash "gpu/suites/$SUITE.sh" "$@"

@@ -1,11 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { recordInstance } from "../instances/instances.js";
 import { stasis, tempHome } from "../testing/cli.js";
 import { wholeCharacters } from "./logs.js";
+import { until } from "../testing/wait.js";
 
 const { home, env, cleanup } = tempHome();
 test.after(cleanup);
@@ -36,7 +37,8 @@ async function instanceWriting(id: string, script: string) {
 test("stasis logs ID prints the server's stderr; --stdout and --criu add the others under a heading each", async () => {
   const child = await instanceWriting("aaaa11112222", "echo started >&2; sleep 30");
   try {
-    await new Promise((r) => setTimeout(r, 200));
+    const stderr = join(home, "instances", "aaaa11112222", "stderr.log");
+    await until("the server's first line", () => readFileSync(stderr, "utf8").includes("started"));
     const plain = await stasis(["logs", "aaaa"], env);
     assert.equal(plain.code, 0, plain.output);
     assert.equal(plain.stdout, "started\n");

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { Events, recordTimeline } from "../events.js";
 import { jobLine, stageWeights, WeightsKeeper, type StageInfo } from "./weights-stager.js";
 import { assertValidContract } from "../testing/schemas.js";
+import { until } from "../testing/wait.js";
 
 /** Writes an executable shell script (the stand-ins for the engine's interpreter). */
 async function script(path: string, body: string): Promise<string> {
@@ -29,12 +30,12 @@ function fakePython(dir: string, lines: string[], then = "exit 0"): Promise<stri
 
 /** The file's text once it exists (a stand-in writes it when its stdin closes). */
 async function eventually(path: string): Promise<string> {
-  for (let i = 0; i < 250; i++) {
-    const text = await readFile(path, "utf8").catch(() => undefined);
-    if (text !== undefined) return text;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`${path} never appeared`);
+  let text: string | undefined;
+  await until(
+    `${path} to appear`,
+    async () => (text = await readFile(path, "utf8").catch(() => undefined)) !== undefined,
+  );
+  return text!;
 }
 
 function info(python: string): StageInfo {
@@ -170,8 +171,7 @@ test("a keeper's job gets its go by its id, and a job given up is sent its go be
     assert.equal(await eventually(join(dir, "go.txt")), '{"op":"go","id":"job-1"}\n');
     const b = keeper.stage(jobFor(python, join(dir, "b")));
     b.stop(); // before its ready: given up
-    for (let i = 0; i < 100 && !(await readFile(join(dir, "go.txt"), "utf8")).includes("job-2"); i++)
-      await new Promise((r) => setTimeout(r, 20));
+    await until("job-2's go", async () => (await readFile(join(dir, "go.txt"), "utf8")).includes("job-2"));
     assert.equal(await readFile(join(dir, "go.txt"), "utf8"), '{"op":"go","id":"job-1"}\n{"op":"go","id":"job-2"}\n');
   }));
 
@@ -194,7 +194,7 @@ test("what a keeper says after a job's hand-off (its image pinned, or not) is lo
     try {
       const job = keeper.stage(jobFor(python, dir));
       assert.deepEqual(await job.ready(), { socket: join(dir, "weights-stage.sock") });
-      for (let i = 0; i < 100 && logged.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      await until("two lines logged", () => logged.length >= 2);
       assert.deepEqual(logged, [
         "info: weights keeper: pinned 6.40 GB of weights in 2.50 s, for the next restore",
         "warn: weights keeper: could not pin the weights (StasisEngineError: out of memory); the next restore reads the file again",

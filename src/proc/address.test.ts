@@ -14,7 +14,6 @@ test("a server address whose port something listens on is refused, naming the pr
     assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port} is listening \\(pid ${process.pid}, node\\)`));
     return true;
   });
-  server.close();
-  await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => server.close(r));
   await refuseTakenAddress(`http://127.0.0.1:${port}/health`);
 });

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { connect } from "node:net";
 import { networkInterfaces } from "node:os";
+import { until } from "../testing/wait.js";
 import { expandIpv6, isLoopbackOrAny, listenersOn, parseListeners, socketOwner, tcpOf, unmapped } from "./net.js";
 
 const TCP = [
@@ -34,8 +35,7 @@ test("a port this process listens on is found, with this process as its owner", 
   assert.deepEqual([found[0]!.address, found[0]!.port], ["127.0.0.1", port]);
   assert.equal(await socketOwner(found[0]!.inode), process.pid);
   server.close();
-  await new Promise((r) => setTimeout(r, 50));
-  assert.deepEqual(await listenersOn(port), [], "gone once closed");
+  await until("the listener to go once closed", async () => (await listenersOn(port)).length === 0);
 });
 
 test("addresses in /proc's form: IPv4-mapped IPv6 as IPv4, '::' expanded, loopback and the wildcard told apart", () => {

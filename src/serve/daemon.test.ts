@@ -17,6 +17,7 @@ import { daemonLog } from "./log.js";
 import { api, assertAnswer } from "../testing/daemon-api.js";
 import { series } from "../testing/prometheus.js";
 import { REPO } from "../testing/cli.js";
+import { until } from "../testing/wait.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the tests read any field of the answer
 function post(socket: string, body: string, path = "/v1/restore"): Promise<{ status: number; body: any }> {
@@ -68,13 +69,8 @@ async function staleSocket(path: string): Promise<void> {
 }
 
 /** Until the daemon answers on `socket` (a stale socket file there does not count). */
-async function listening(socket: string): Promise<void> {
-  // Generous: a loaded 2-core CI machine runs several test files at once.
-  const deadline = Date.now() + 15_000;
-  while ((await health(socket)) !== 200) {
-    if (Date.now() > deadline) throw new Error(`no daemon answered on ${socket} within 15 s`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+function listening(socket: string): Promise<void> {
+  return until(`the daemon to answer on ${socket}`, async () => (await health(socket)) === 200);
 }
 
 /** The status of GET /v1/health on `socket`; 0 when nothing answers. */
