@@ -1,7 +1,9 @@
 # Capture-time levers of the real vLLM side by side: one snapshot per variant of the server's environment, then
 # restore-hot of every variant through one `stasis serve --pin-weights`, interleaved round by round (these machines
 # are noisy). vLLM is installed by an earlier call (gpu/vllm/README.md).
-# Knobs: SHAPE (3b|8b), VARIANTS ("label|ENV=V ...;..."; default: the CUDA graphs' pool on the GPU against in the sleep pool),
+# Knobs: SHAPE (3b|8b), VARIANTS ("label|ENV=V ...|more vllm serve args;..."; the args field is optional, split on
+# spaces, no globbing, so a JSON without spaces goes whole: `small||--compilation-config={"cudagraph_capture_sizes":[1,2,4]}`;
+# default: the CUDA graphs' pool on the GPU against in the sleep pool),
 # ROUNDS (2), REPEAT (3 restores a bench), BENCH=0 (captures only), KEEP=1 (keep the snapshots for the next call),
 # CAPTURE_LIMIT, SERVER_ARGS, INSTALL=0 (vLLM installed by this call's caller: skip the install's import check).
 set -euo pipefail
@@ -22,14 +24,15 @@ SERVE=(vllm serve $MODEL --host 127.0.0.1 --port $PORT --enable-sleep-mode
 IFS=';' read -ra variants <<< "${VARIANTS:-gpu|STASIS_VLLM_GRAPHS=gpu;sleep|STASIS_VLLM_GRAPHS=sleep}"
 names=()
 for v in "${variants[@]}"; do
-  IFS='|' read -r label envs <<< "$v"
+  IFS='|' read -r label envs args <<< "$v"
   name=vllm$SHAPE-$label
   if [ ! -d $STASIS_HOME/snapshots/$name ]; then
     extra=()
     for e in $envs; do extra+=(--env "$e"); done
+    set -f; read -ra serve_more <<< "${args:-}"; set +f
     step "capture-$label" "${CAPTURE_LIMIT:-300}" stasis capture $name --engine vllm \
       --ready-url http://127.0.0.1:$PORT/health --ready-timeout 280 --warmup 3 "${VLLM_CAPTURE_ENV[@]}" \
-      "${extra[@]}" --json -- "${SERVE[@]}"
+      "${extra[@]}" --json -- "${SERVE[@]}" "${serve_more[@]}"
   fi
   if [ ! -d $STASIS_HOME/snapshots/$name ]; then
     dir=$(newest_instance)
@@ -38,7 +41,7 @@ for v in "${variants[@]}"; do
   fi
   names+=("$name")
   # What each snapshot holds: image and GPU state bytes, and vLLM's and the worker's own account of its GPU memory.
-  { echo "== $name ($envs)"
+  { echo "== $name ($envs${args:+; $args})"
     du -sb $STASIS_HOME/snapshots/$name/images | cut -f1 | sed 's/^/image bytes: /'
     node -e 'const m=require(process.argv[1]); console.log("gpu state bytes: " + m.gpu.totalBytes +
       "  engine: " + JSON.stringify({wakeTags: m.engine.state.wakeTags}))' $STASIS_HOME/snapshots/$name/manifest.json
