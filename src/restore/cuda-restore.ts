@@ -23,6 +23,15 @@ export function planGpuRestore(
 }
 
 /**
+ * In a swap (`gpuFree`: the server going off has freed the GPU's memory), the wait for it as one step "gpu-wait",
+ * however many ask; undefined outside a swap.
+ */
+export function gpuWait(p: Pipeline, gpuFree: Promise<void> | undefined): (() => Promise<void>) | undefined {
+  let waiting: Promise<void> | undefined;
+  return gpuFree && (() => (waiting ??= p.step("gpu-wait", () => gpuFree)));
+}
+
+/**
  * Step "gpu-plan" as planGpuRestore, in a swap (`room`: the wait for the server going off to free the GPU's memory):
  * a GPU without the room yet (that server still holds it) is no failure, the plan is made again after the wait.
  */

@@ -14,7 +14,7 @@ import { lookAround } from "./preflight.js";
 import { checkHere, isMismatch } from "../fingerprint/check.js";
 import { startBackground } from "./background.js";
 import { restoreTree } from "./tree.js";
-import { planOrWait, restoreCuda } from "./cuda-restore.js";
+import { gpuWait, planOrWait, restoreCuda } from "./cuda-restore.js";
 import { wakeEngine } from "./wake.js";
 import { handOver } from "./serving.js";
 import { resolvePlacement } from "../netns/placement.js";
@@ -137,11 +137,9 @@ export async function restore(opts: RestoreOptions, events: Events, deps: Restor
       const warm = await fallBack(p, claimed, cuda, err, opts);
       return { ...warm, snapshot: opts.name, readyMs: events.t() - started, phases: timeline.phases };
     }
-    const gpuFree = deps.gpuFree;
-    let waiting: Promise<void> | undefined;
-    const room = gpuFree && (() => (waiting ??= p.step("gpu-wait", () => gpuFree)));
+    const room = gpuWait(p, deps.gpuFree);
     const gpuPlan = cuda && planOrWait(p, m, opts.gpu, cuda.driver, room);
-    const stager = gpuFree ? launchedWhen(gpuFree, deps.stager ?? stageWeights) : deps.stager;
+    const stager = deps.gpuFree ? launchedWhen(deps.gpuFree, deps.stager ?? stageWeights) : deps.stager;
     const bg = await startBackground(p, claimed, here, opts, stager);
     try {
       if (deps.arriving) await p.step("await-images", () => deps.arriving!.criuFiles());

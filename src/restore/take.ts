@@ -11,7 +11,7 @@ import { StasisError } from "../errors.js";
 import { recordTimeline, type Events } from "../events.js";
 import { engineFor } from "../engines/engines.js";
 import type { EngineState } from "../engines/engine.js";
-import { stageWeights, type StagedWeights } from "../engines/weights-stager.js";
+import { launchedWhen, stageWeights, type StagedWeights } from "../engines/weights-stager.js";
 import { gpuIdentityFromProc } from "../cuda/gpus.js";
 import { recordInstance, stopInstance, type Instance } from "../instances/instances.js";
 import { runPipeline, type Pipeline } from "../pipeline/pipeline.js";
@@ -21,7 +21,7 @@ import { openSnapshot, type Snapshot } from "../store/store.js";
 import { manifestDigest, type Parked } from "./park.js";
 import { stagingGpu } from "./background.js";
 import { startCudaWorker } from "./cuda-worker.js";
-import { planOrWait, restoreCuda } from "./cuda-restore.js";
+import { gpuWait, planOrWait, restoreCuda } from "./cuda-restore.js";
 import { MARGIN_BYTES } from "./gpu.js";
 import type { GpuCapture } from "../capture/gpu.js";
 import { wakeEngine } from "./wake.js";
@@ -103,14 +103,13 @@ export async function take(
     const hib = parked.hibernated;
     if (hib?.gpu) p.defer("the hibernate's CUDA worker", () => hib.gpu?.close());
     const asleep = hib ? { state: hib.engineState, dir: hib.engineDir, timers: false } : undefined;
-    // In a swap, a wait (one step, however many ask) for the server going off to free the GPU's memory.
-    let waiting: Promise<void> | undefined;
-    const gpuFree = opts.gpuFree;
-    const room = gpuFree && (() => (waiting ??= p.step("gpu-wait", () => gpuFree)));
+    const room = gpuWait(p, opts.gpuFree);
     // The stager takes its GPU memory as it starts: in a swap, once the server going off has freed it.
-    const stage = () =>
-      stageBeside(p, snap, parked, asleep?.state ?? m.engine.state, asleep?.dir ?? snap.dir, opts, deps);
-    const staged = gpuFree ? gpuFree.then(stage) : stage();
+    const stager = opts.gpuFree ? launchedWhen(opts.gpuFree, deps.stager ?? stageWeights) : deps.stager;
+    const staged = stageBeside(p, snap, parked, asleep?.state ?? m.engine.state, asleep?.dir ?? snap.dir, opts, {
+      ...deps,
+      stager,
+    });
     staged.catch(() => undefined); // awaited before the wake
     const cuda = hib ? undefined : startCudaWorker(p, m, deps.cudaDriver);
     const gpuPlan = cuda && planOrWait(p, m, opts.gpu, cuda.driver, room);
