@@ -5,6 +5,7 @@ import { StasisError } from "../errors.js";
 import type { Parked } from "../restore/park.js";
 import type { TakeResult } from "../restore/take.js";
 import { ParkedPool, type PoolOps } from "./parked.js";
+import { until } from "../testing/wait.js";
 
 let ids = 0;
 
@@ -81,6 +82,9 @@ const served = (p: Parked): Promise<TakeResult> =>
     taken: { id: p.record.id, hibernated: p.hibernated !== undefined, parkMs: p.parkMs },
   });
 
+/** The ordinary restore a take falls back to; here nothing (undefined). */
+const none = (): Promise<undefined> => Promise.resolve(undefined);
+
 test("park: setTarget parks one and waits for it; --count 0 ends it", async () => {
   const { pool, ended } = fakePool();
   const parked = await pool.setTarget("a", 1);
@@ -114,7 +118,7 @@ test("take: serves from the parked instance, then parks a replacement once the a
   let free = false;
   const { pool, parkedNames } = fakePool({ free: () => free });
   const [first] = await pool.setTarget("a", 1);
-  const r = await pool.take("a", served);
+  const r = await pool.take("a", served, none);
   assert.equal(r?.taken.id, first!.record.id);
   assert.equal(pool.list("a").length, 0);
   // The taken instance serves at the address: no replacement yet.
@@ -128,9 +132,9 @@ test("take: serves from the parked instance, then parks a replacement once the a
   await pool.close();
 });
 
-test("take: none parked -> undefined (the daemon restores the ordinary way)", async () => {
+test("take: none parked -> instead (the daemon restores the ordinary way)", async () => {
   const { pool } = fakePool();
-  assert.equal(await pool.take("a", served), undefined);
+  assert.equal(await pool.take("a", served, none), undefined);
   await pool.close();
 });
 
@@ -139,7 +143,7 @@ test("take: a parked instance of a removed or changed snapshot is ended, not ser
   const [p] = await pool.setTarget("a", 1);
   const stale = () =>
     Promise.reject(new StasisError("E_SNAPSHOT_CHANGED", `parked instance ${p!.record.id} is not served: changed`));
-  assert.equal(await pool.take("a", stale), undefined);
+  assert.equal(await pool.take("a", stale, none), undefined);
   assert.deepEqual(ended, [p!.record.id]);
   assert.ok(
     logs.some((l) => /not served/.test(l)),
@@ -148,11 +152,28 @@ test("take: a parked instance of a removed or changed snapshot is ended, not ser
   await pool.close();
 });
 
+test("take: the restore instead of a stale parked instance runs before its replacement is parked", async () => {
+  // The address is free once the stale one is ended: a replacement begun first would take it from the restore.
+  const { pool, parkedNames } = fakePool({ free: () => true });
+  await pool.setTarget("a", 1);
+  const stale = () => Promise.reject(new StasisError("E_SNAPSHOT_CHANGED", "changed"));
+  const parksWhileRestoring: number[] = [];
+  const r = await pool.take("a", stale, async () => {
+    await new Promise((res) => setTimeout(res, 20));
+    parksWhileRestoring.push(parkedNames.length);
+    return "restored";
+  });
+  assert.equal(r, "restored");
+  assert.deepEqual(parksWhileRestoring, [1], "no replacement park had begun while the restore ran");
+  await until("the replacement park after it", () => parkedNames.length === 2);
+  await pool.close();
+});
+
 test("take: a failed take's error is thrown and the instance is not kept (the take ended it)", async () => {
   const { pool, ended } = fakePool({ free: () => false });
   await pool.setTarget("a", 1);
   const broken = () => Promise.reject(new StasisError("E_CANARY_MISMATCH", "canary differs"));
-  await assert.rejects(pool.take("a", broken), (e: StasisError) => e.code === "E_CANARY_MISMATCH");
+  await assert.rejects(pool.take("a", broken, none), (e: StasisError) => e.code === "E_CANARY_MISMATCH");
   assert.equal(pool.list("a").length, 0);
   assert.deepEqual(ended, [], "ending it was the take's");
   await pool.close();
@@ -163,7 +184,7 @@ test("take: waits for a park of the snapshot under way", async () => {
   const gate = new Promise<void>((r) => (open = r));
   const { pool } = fakePool({ gate });
   const parking = pool.setTarget("a", 1);
-  const taking = pool.take("a", served);
+  const taking = pool.take("a", served, none);
   open();
   await parking;
   assert.ok((await taking)?.taken, "served from the park that was under way");
@@ -175,7 +196,7 @@ test("take: a hibernated instance is served first; stopping one does not lower t
   await pool.setTarget("h", 1);
   const hib = await pool.hibernate("hib1");
   assert.equal(pool.list("h").length, 2);
-  const r = await pool.take("h", served);
+  const r = await pool.take("h", served, none);
   assert.equal(r?.taken.id, hib.record.id);
   assert.equal(r?.taken.hibernated, true);
   const again = await pool.hibernate("hib2");

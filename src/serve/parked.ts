@@ -101,11 +101,16 @@ export class ParkedPool {
 
   /**
    * A restore of `name` from a parked instance by `serve` (restore/take.ts's take: E_SNAPSHOT_CHANGED where the
-   * instance must not be served, and then it is left for the pool to end; any other failure ends it), or undefined
+   * instance must not be served, and then it is left for the pool to end; any other failure ends it), or by `instead`
    * where there is none to serve it (none parked, or the one parked was of a snapshot since removed or changed: that
-   * one is ended). A park of `name` under way is waited for.
+   * one is ended first). A park of `name` under way is waited for. The replacement is parked after either: begun
+   * before `instead`, it would find the address free and take it from the restore.
    */
-  async take(name: string, serve: (p: Parked) => Promise<TakeResult>): Promise<TakeResult | undefined> {
+  async take<R>(
+    name: string,
+    serve: (p: Parked) => Promise<TakeResult>,
+    instead: () => Promise<R>,
+  ): Promise<TakeResult | R> {
     if (!this.parked.get(name)?.length) await this.parking.get(name);
     const list = this.parked.get(name) ?? [];
     // A hibernated instance first: it served already, and no replacement is parked for it.
@@ -114,7 +119,7 @@ export class ParkedPool {
       list.findIndex((p) => p.hibernated),
     );
     const p = list[i];
-    if (!p) return undefined;
+    if (!p) return instead();
     list.splice(i, 1);
     try {
       const result = await serve(p);
@@ -125,7 +130,7 @@ export class ParkedPool {
       if (e.code !== "E_SNAPSHOT_CHANGED") throw e; // the take ended it
       this.ops.log(`${e.message}; ending it`, "warn");
       await this.ops.end(p);
-      return undefined;
+      return await instead();
     } finally {
       void this.replenish(name);
     }

@@ -177,11 +177,11 @@ async function restoreOrTake(
   gpuFree?: Promise<void>,
 ): Promise<RestoreResult> {
   const deps = { cudaDriver: ctx.cuda.lease, ...(ctx.keepers ? { stager: ctx.keepers.stage } : {}) };
-  const taken = await ctx.pool.take(opts.name, (p) =>
-    take(p, { ...opts, ...(gpuFree ? { gpuFree } : {}) }, events, deps),
+  return ctx.pool.take(
+    opts.name,
+    (p) => take(p, { ...opts, ...(gpuFree ? { gpuFree } : {}) }, events, deps),
+    () => restore(opts, events, { ...deps, ...(gpuFree ? { gpuFree } : {}) }),
   );
-  if (taken) return taken;
-  return restore(opts, events, { ...deps, ...(gpuFree ? { gpuFree } : {}) });
 }
 
 /**
